@@ -1,0 +1,100 @@
+"""User-facing errors and QA notes.
+
+Every problem a user can fix is raised as :class:`GeoplanError`. It carries
+where the problem is (file, row/key/field), what was expected and how to fix
+it, so the CLI can print one clear message without a traceback. Text is German
+by default; ``render("en")`` switches the labels (the message itself is written
+by the raiser, German first, an English version may be given as ``message_en``).
+
+Problems that do not stop the run are collected as :class:`QANote` and shown in
+the report's QA section and in ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+_LABELS = {
+    "de": {"file": "Datei", "location": "Stelle", "expected": "Erwartet", "found": "Gefunden", "hint": "Lösung"},
+    "en": {"file": "File", "location": "Location", "expected": "Expected", "found": "Found", "hint": "Fix"},
+}
+
+
+class GeoplanError(Exception):
+    """An error in the user's input or configuration, with a fix.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, in German.
+    file : path-like, optional
+        The input file concerned.
+    location : str, optional
+        Row, key, field or layer, e.g. ``"Zeile 17, Spalte 'EW'"``.
+    expected, found : str, optional
+        What was expected and what was found instead.
+    hint : str, optional
+        What the user should do.
+    message_en, hint_en : str, optional
+        English versions for ``--lang en``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        location: str | None = None,
+        expected: str | None = None,
+        found: str | None = None,
+        hint: str | None = None,
+        message_en: str | None = None,
+        hint_en: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.location = location
+        self.expected = expected
+        self.found = found
+        self.hint = hint
+        self.message_en = message_en
+        self.hint_en = hint_en
+
+    def render(self, lang: str = "de") -> str:
+        labels = _LABELS.get(lang, _LABELS["de"])
+        msg = self.message_en if (lang == "en" and self.message_en) else self.message
+        hint = self.hint_en if (lang == "en" and self.hint_en) else self.hint
+        lines = [msg]
+        for key, value in (
+            ("file", self.file),
+            ("location", self.location),
+            ("expected", self.expected),
+            ("found", self.found),
+            ("hint", hint),
+        ):
+            if value:
+                lines.append(f"  {labels[key]}: {value}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.render("de")
+
+
+@dataclass(frozen=True)
+class QANote:
+    """A finding that does not stop the run (shown in report and manifest).
+
+    level: "info" | "warnung"; stage: pipeline stage name, e.g. "boundaries".
+    """
+
+    stage: str
+    message: str
+    level: str = "warnung"
+    file: str | None = None
+    location: str | None = None
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
