@@ -1,0 +1,295 @@
+"""The YAML configuration: one pydantic schema for ``geoplan run``.
+
+Relative paths in a config are relative to the config file's folder. Every
+model forbids unknown fields, so a typo gets a message that names the field and
+lists what is allowed (see :func:`load_config`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from geoplan.errors import GeoplanError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class BoundariesConfig(_Model):
+    """Sozialraum polygons."""
+
+    path: Path = Field(description="Shapefile, GeoPackage, GeoJSON oder FlatGeobuf mit den Sozialräumen")
+    key: str = Field(description="Spalte mit dem Sozialraum-Schlüssel (wird als Text gelesen)")
+    name: str | None = Field(None, description="Spalte mit dem Namen des Sozialraums")
+    layer: str | None = Field(None, description="Layer (nur GeoPackage mit mehreren Layern)")
+    crs: str | None = Field(None, description="Koordinatenbezug, falls die Datei keinen angibt (z. B. EPSG:25833)")
+    metric_crs: str | None = Field(None, description="metrischer Bezug für Flächen (EPSG:25832/25833); leer = nach Lage")
+    repair: bool = Field(False, description="ungültige Geometrien mit make_valid reparieren")
+    min_sliver_m2: float = Field(1.0, ge=0, description="Lücken/Überlappungen ab dieser Fläche melden (m²)")
+    encoding: str | None = Field(None, description="Zeichenkodierung der DBF (leer = erkennen)")
+
+
+class ValidRows(_Model):
+    column: str
+    values: list[str]
+
+
+class TableConfig(_Model):
+    """One indicator table (CSV or XLSX) on the source geography."""
+
+    path: Path
+    key: str = Field(description="Schlüsselspalte der Tabelle")
+    columns: dict[str, str] = Field(description="Quellspalte -> Name im geoplan-Datensatz")
+    sheet: str | int | None = None
+    header_row: int | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    decimal: str | None = None
+    thousands: str | None = None
+    key_width: int | None = Field(None, description="Schlüssel mit führenden Nullen auf diese Länge auffüllen")
+    sentinels: list[float] = Field(default_factory=list, description="Zahlen, die 'kein Wert' bedeuten, z. B. -9999")
+    valid: ValidRows | None = Field(None, description="Spalte/Werte, die gültige Zeilen kennzeichnen")
+    label: str | None = Field(None, description="Bezeichnung im Bericht")
+    source: str | None = None
+    licence: str | None = None
+    reference_date: str | None = None
+
+
+class AggregateConfig(_Model):
+    """How source-geography rows map to Sozialräume (key hierarchy)."""
+
+    key_table: Path | None = Field(None, description="Schlüsseltabelle Quellraum -> Sozialraum")
+    source_key: str | None = Field(None, description="Spalte der Schlüsseltabelle mit dem Quellschlüssel")
+    target_key: str | None = Field(None, description="Spalte der Schlüsseltabelle mit dem Sozialraum-Schlüssel")
+    group: str | None = Field(None, description="Spalte der Schlüsseltabelle mit der übergeordneten Einheit (Bezirk)")
+    prefix_len: int | None = Field(None, ge=1, description="alternativ: Sozialraum = erste n Zeichen des Quellschlüssels")
+    key_table_encoding: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if self.key_table is None and self.prefix_len is None:
+            raise ValueError("entweder 'key_table' (mit source_key/target_key) oder 'prefix_len' angeben")
+        if self.key_table is not None and not (self.source_key and self.target_key):
+            raise ValueError("zu 'key_table' gehören 'source_key' und 'target_key'")
+        return self
+
+
+class IndicatorsConfig(_Model):
+    catalogue: Path = Field(description="Indikatorenkatalog (YAML)")
+    tables: list[TableConfig] = Field(min_length=1)
+    aggregate: AggregateConfig | None = Field(None, description="leer = Tabellen liegen schon auf Sozialraum-Ebene")
+    derived: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="abgeleitete Zählspalten als gewichtete Summe, z. B. pop_u21: {pop_u6: 1, pop_18_27: 0.333}",
+    )
+    index_method: Literal["gewichtet", "mss", "pca"] = "gewichtet"
+
+
+class KindConfig(_Model):
+    share: float = Field(gt=0, le=1, description="Anteil der Fälle dieser Hilfeart")
+    cost_per_case_eur: float = Field(gt=0, description="mittlere Jahreskosten je Fall (EUR)")
+
+
+class SimulateConfig(_Model):
+    """Seeded simulator for HzE cases/costs where no real data exist (see geoplan.simulate)."""
+
+    seed: int = 2026
+    rate_per_1000: float = Field(30.0, gt=0, description="mittlere Fälle je 1.000 unter 21 (Eckwert)")
+    effects: dict[str, float] = Field(description="log-Effekt je Standardabweichung des Indikators")
+    alpha: float = Field(0.04, ge=0, description="Überdispersion (negativ-binomial), 0 = Poisson")
+    kinds: dict[Literal["ambulant", "teilstationaer", "stationaer"], KindConfig]
+    cost_sd_log: float = Field(0.15, ge=0, description="Streuung der Fallkosten je Sozialraum (log)")
+    trend: float = Field(0.02, description="Veränderung der Fallzahl zum Vorjahr (Anteil)")
+
+
+class HzEConfig(_Model):
+    simulate: SimulateConfig | None = None
+    path: Path | None = Field(None, description="echte Falldaten je Sozialraum (CSV/XLSX) statt Simulation")
+    key: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict, description="Quellspalte -> hze_cases, hze_cases_prev, hze_cost_prev_eur …")
+    budget_kinds: list[Literal["ambulant", "teilstationaer", "stationaer"]] = Field(
+        default_factory=lambda: ["ambulant", "teilstationaer", "stationaer"],
+        description="Hilfearten, deren Kosten das Budget abdeckt",
+    )
+
+    @model_validator(mode="after")
+    def _source(self):
+        if (self.simulate is None) == (self.path is None):
+            raise ValueError("genau eines von 'simulate' oder 'path' angeben")
+        if self.path is not None and not self.key:
+            raise ValueError("zu 'path' gehört 'key'")
+        return self
+
+
+class ModelConfig(_Model):
+    predictors: list[str] = Field(min_length=1, description="Indikatoren (Namen aus dem Katalog) als Prädiktoren")
+    family: Literal["auto", "poisson", "negbin"] = "auto"
+    exposure: str = "pop_u21"
+    cv_folds: int = Field(5, ge=2)
+    n_boot: int = Field(1000, ge=100)
+    seed: int = 0
+
+
+class PrivacyConfig(_Model):
+    k: int = Field(3, ge=2, description="Fallzahlen von 1 bis k-1 werden nie veröffentlicht")
+
+
+class OutputConfig(_Model):
+    tiles: str | None = Field(None, description="Kachel-URL für einen Hintergrund (aus = keine Anfrage an Dritte)")
+    tiles_attribution: str | None = None
+    pdf: bool = True
+
+
+class Config(_Model):
+    title: str = Field("Sozialraumbudget Hilfen zur Erziehung", description="Titel des Berichts")
+    region: str = Field(description="Gebietskörperschaft, z. B. Berlin")
+    budget_year: int = Field(ge=2000, le=2100)
+    lang: Literal["de", "en"] = "de"
+    boundaries: BoundariesConfig
+    indicators: IndicatorsConfig
+    hze: HzEConfig
+    model: ModelConfig
+    allocation: dict[str, Any] = Field(description="Budgetformel (siehe geoplan.allocate.AllocationSpec)")
+    settlement: dict[str, Any] | None = None
+    privacy: PrivacyConfig = PrivacyConfig()
+    output: OutputConfig = OutputConfig()
+    sources: list[dict[str, str]] = Field(default_factory=list, description="Quellenangaben für den Bericht")
+
+    # where the YAML was read from; relative paths resolve against it
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("region")
+    @classmethod
+    def _nonempty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("darf nicht leer sein")
+        return v
+
+    def resolve(self, p: Path | None) -> Path | None:
+        if p is None:
+            return None
+        p = Path(p)
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    def input_paths(self) -> list[Path]:
+        """Every input file the run reads (for the manifest's hashes)."""
+        paths = [self.resolve(self.boundaries.path), self.resolve(self.indicators.catalogue)]
+        paths += [self.resolve(t.path) for t in self.indicators.tables]
+        if self.indicators.aggregate and self.indicators.aggregate.key_table:
+            paths.append(self.resolve(self.indicators.aggregate.key_table))
+        if self.hze.path:
+            paths.append(self.resolve(self.hze.path))
+        return paths
+
+
+def _loc(loc: tuple) -> str:
+    return ".".join(str(x) for x in loc)
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str] | None:
+    """Walk the schema along ``loc`` (minus the last element) to list allowed field names."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        ann = fields[part].annotation
+        current = _unwrap_model(ann)
+        if current is None:
+            return None
+    fields = getattr(current, "model_fields", None)
+    return sorted(k for k in fields if k != "base_dir") if fields else None
+
+
+def _unwrap_model(ann):
+    import typing
+
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in typing.get_args(ann):
+        m = _unwrap_model(arg)
+        if m is not None:
+            return m
+    return None
+
+
+def validation_error_to_geoplan(err: ValidationError, model: type[BaseModel], file: str | Path) -> GeoplanError:
+    """Turn pydantic's errors into one German message naming every bad field."""
+    lines = []
+    first_hint = None
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        where = _loc(loc) or "(oberste Ebene)"
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_fields(model, loc)
+            lines.append(f"- unbekanntes Feld '{where}'" + (f"; erlaubt sind: {', '.join(allowed)}" if allowed else ""))
+            first_hint = first_hint or "Tippfehler im Feldnamen korrigieren oder das Feld entfernen."
+        elif e["type"] == "missing":
+            lines.append(f"- Pflichtfeld '{where}' fehlt")
+            first_hint = first_hint or "Das Feld ergänzen (siehe 'geoplan init' für eine kommentierte Vorlage)."
+        else:
+            msg = e.get("msg", "")
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            lines.append(f"- Feld '{where}': {msg} (gefunden: {e.get('input')!r})")
+            first_hint = first_hint or "Den Wert gemäß der Angabe korrigieren."
+    return GeoplanError(
+        "Die Konfiguration ist ungültig:\n" + "\n".join(lines),
+        file=file,
+        hint=first_hint,
+        message_en="The configuration is invalid:\n" + "\n".join(lines),
+    )
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config; raise GeoplanError with every bad field."""
+    path = Path(path)
+    if not path.is_file():
+        raise GeoplanError(
+            "Konfigurationsdatei nicht gefunden.",
+            file=path,
+            hint="Pfad prüfen oder mit 'geoplan init' eine Vorlage erzeugen.",
+            message_en="Configuration file not found.",
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise GeoplanError(
+            "Die Konfiguration ist nicht UTF-8-kodiert.",
+            file=path,
+            location=f"Byte {exc.start}",
+            hint="Datei als UTF-8 speichern.",
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"Zeile {mark.line + 1}, Spalte {mark.column + 1}" if mark else None
+        raise GeoplanError(
+            f"Die Konfiguration ist kein gültiges YAML: {getattr(exc, 'problem', exc)}",
+            file=path,
+            location=where,
+            hint="Einrückung (Leerzeichen, keine Tabs) und Doppelpunkte prüfen.",
+        ) from None
+    if not isinstance(raw, dict):
+        raise GeoplanError(
+            "Die Konfiguration muss eine YAML-Zuordnung (Schlüssel: Wert) sein.",
+            file=path,
+            found=type(raw).__name__,
+            hint="Mit 'geoplan init' eine Vorlage erzeugen.",
+        )
+    return config_from_dict(raw, base_dir=path.parent, file=path)
+
+
+def config_from_dict(raw: dict, *, base_dir: Path, file: str | Path = "<config>") -> Config:
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as err:
+        raise validation_error_to_geoplan(err, Config, file) from None
+    cfg.base_dir = Path(base_dir).resolve()
+    return cfg

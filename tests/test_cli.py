@@ -1,0 +1,102 @@
+"""CLI: failing inputs stop with a clear message, exit non-zero, leave no output folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from geoplan.cli import EXAMPLE_CONFIG, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config_copy(tmp_path: Path, change=None) -> Path:
+    raw = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    # make paths absolute so the config can live in tmp_path
+    base = EXAMPLE_CONFIG.parent
+    raw["boundaries"]["path"] = str((base / raw["boundaries"]["path"]).resolve())
+    raw["indicators"]["catalogue"] = str((base / raw["indicators"]["catalogue"]).resolve())
+    raw["indicators"]["aggregate"]["key_table"] = str((base / raw["indicators"]["aggregate"]["key_table"]).resolve())
+    for t in raw["indicators"]["tables"]:
+        t["path"] = str((base / t["path"]).resolve())
+    raw["model"]["n_boot"] = 200
+    raw["output"]["pdf"] = False
+    if change:
+        change(raw)
+    p = tmp_path / "cfg.yaml"
+    p.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return p
+
+
+def test_validate_ok(tmp_path, capsys):
+    assert main(["validate", str(_config_copy(tmp_path))]) == 0
+    assert "gültig" in capsys.readouterr().out
+
+
+def test_missing_file(tmp_path, capsys):
+    cfg = _config_copy(tmp_path, lambda r: r["boundaries"].update(path=str(tmp_path / "fehlt.geojson")))
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "fehlt.geojson" in err and "boundaries.path" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_unknown_config_field_names_it_and_lists_allowed(tmp_path, capsys):
+    cfg = _config_copy(tmp_path, lambda r: r["model"].update(predictor=["kinderarmut"]))
+    assert main(["validate", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "model.predictor" in err and "predictors" in err
+
+
+def test_unknown_column_in_table_config(tmp_path, capsys):
+    def change(r):
+        r["indicators"]["tables"][1]["columns"]["S99"] = "phantasie"
+    cfg = _config_copy(tmp_path, change)
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "S99" in err and "mss_2021_index_indikatoren.csv" in err
+    assert not out.exists()
+
+
+def test_key_in_table_but_not_in_polygons(tmp_path, capsys):
+    """Drop one polygon: its Prognoseraum key is then in the indicators only."""
+    import geopandas as gpd
+
+    g = gpd.read_file(ROOT / "boundaries/berlin/prognoseraeume_2021.geojson")
+    g = g[g["id"] != "0110"]
+    poly = tmp_path / "ohne_0110.gpkg"
+    g.to_file(poly, layer="sozialraeume")
+    cfg = _config_copy(tmp_path, lambda r: r["boundaries"].update(path=str(poly)))
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "0110" in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_refuses_non_empty_output_without_force(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "wichtig.txt").write_text("nicht löschen")
+    cfg = _config_copy(tmp_path)
+    assert main(["run", str(cfg), "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (out / "wichtig.txt").read_text() == "nicht löschen"
+
+
+def test_init_writes_a_valid_template(tmp_path):
+    target = tmp_path / "geoplan.yaml"
+    assert main(["init", str(target)]) == 0
+    text = target.read_text(encoding="utf-8")
+    assert text.count("#") > 20  # commented
+    from geoplan.config import Config
+    raw = yaml.safe_load(text)
+    assert set(raw) <= set(Config.model_fields)
+    assert main(["init", str(target)]) == 2  # no silent overwrite
