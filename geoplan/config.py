@@ -39,6 +39,11 @@ class ValidRows(_Model):
     values: list[str]
 
 
+class PeriodCheck(_Model):
+    column: str = Field(description="Spalte mit dem Stichtag/Zeitraum der Zeile, z. B. ZEIT")
+    value: str = Field(description="erwarteter Wert, z. B. 202012")
+
+
 class TableConfig(_Model):
     """One indicator table (CSV or XLSX) on the source geography."""
 
@@ -54,6 +59,7 @@ class TableConfig(_Model):
     key_width: int | None = Field(None, description="Schlüssel mit führenden Nullen auf diese Länge auffüllen")
     sentinels: list[float] = Field(default_factory=list, description="Zahlen, die 'kein Wert' bedeuten, z. B. -9999")
     valid: ValidRows | None = Field(None, description="Spalte/Werte, die gültige Zeilen kennzeichnen")
+    period: PeriodCheck | None = Field(None, description="Prüfung, dass alle Zeilen zum erwarteten Stichtag gehören")
     label: str | None = Field(None, description="Bezeichnung im Bericht")
     source: str | None = None
     licence: str | None = None

@@ -138,8 +138,51 @@ def stage_boundaries(config: Config):
     )
 
 
-def _read_tables(config: Config, inputs: list[InputFile], notes: list[QANote]) -> pd.DataFrame:
-    """Read every indicator table, rename to geoplan names, join on the source key."""
+def _check_values(df: pd.DataFrame, t, path: Path, i: int, percent_columns: set[str]) -> None:
+    """Counts must not be negative, shares in % must lie in 0..100, rows must be of the stated period."""
+    def rows_of(mask) -> str:
+        keys = df.loc[mask, t.key].astype(str).tolist()
+        return ", ".join(keys[:10]) + (" …" if len(keys) > 10 else "")
+
+    if t.period is not None:
+        col = t.period.column
+        if col not in df.columns:
+            raise GeoplanError(
+                f"Spalte '{col}' für die Stichtagsprüfung fehlt.",
+                file=path, location=f"Konfigurationsfeld 'indicators.tables[{i}].period.column'",
+                expected=", ".join(map(str, df.columns)),
+            )
+        vals = df[col].map(lambda v: str(int(v)) if isinstance(v, float) and v == int(v) else str(v))
+        bad = vals != t.period.value
+        if bad.any():
+            found = ", ".join(sorted(set(vals[bad]))[:5])
+            raise GeoplanError(
+                f"Die Tabelle gehört (teilweise) zu einem anderen Stichtag: Spalte '{col}' hat {found}.",
+                file=path, location=f"Schlüssel {rows_of(bad)}", expected=f"{col} = {t.period.value}",
+                found=found,
+                hint="Die Tabelle des richtigen Jahres verwenden oder indicators.tables[].period anpassen.",
+            )
+    for src, dst in t.columns.items():
+        v = df[src]
+        if dst.startswith("pop_") and (v < 0).any():
+            raise GeoplanError(
+                f"Spalte '{src}' enthält negative Einwohnerzahlen.",
+                file=path, location=f"Schlüssel {rows_of(v < 0)}", expected="Zahlen ≥ 0",
+                hint="Die Quelldatei korrigieren (Zählgrößen können nicht negativ sein).",
+            )
+        if dst in percent_columns and ((v < 0) | (v > 100)).any():
+            bad = (v < 0) | (v > 100)
+            raise GeoplanError(
+                f"Spalte '{src}' ({dst}) ist ein Anteil in %, enthält aber Werte außerhalb von 0 bis 100.",
+                file=path, location=f"Schlüssel {rows_of(bad)}", expected="0 ≤ Wert ≤ 100",
+                found=", ".join(str(x) for x in v[bad].head(5)),
+                hint="Prüfen, ob die Spalte wirklich Prozentwerte enthält (nicht Promille oder absolute Zahlen).",
+            )
+
+
+def _read_tables(config: Config, catalogue, inputs: list[InputFile], notes: list[QANote]) -> pd.DataFrame:
+    """Read every indicator table, rename to geoplan names, check values, join on the source key."""
+    percent_columns = {ind.column or ind.name for ind in catalogue.indicators if ind.unit == "%"}
     from geoplan.tables import join_by_key, read_table
 
     merged: pd.DataFrame | None = None
@@ -159,6 +202,7 @@ def _read_tables(config: Config, inputs: list[InputFile], notes: list[QANote]) -
             key_width=t.key_width,
             valid_column=t.valid.column if t.valid else None,
             valid_values=t.valid.values if t.valid else None,
+            text_columns=[t.period.column] if t.period else (),
         )
         notes.extend(res.notes)
         df = res.frame
@@ -171,16 +215,17 @@ def _read_tables(config: Config, inputs: list[InputFile], notes: list[QANote]) -
                 expected=", ".join(map(str, df.columns)),
                 hint="Spaltennamen in der Konfiguration an die Tabelle anpassen.",
             )
-        sub = df[[t.key, *t.columns]].rename(columns={**t.columns, t.key: "_source_key"})
-        for src, dst in t.columns.items():
-            if not pd.api.types.is_numeric_dtype(sub[dst]):
+        for src in t.columns:
+            if not pd.api.types.is_numeric_dtype(df[src]):
                 raise GeoplanError(
                     f"Spalte '{src}' ist keine Zahlenspalte.",
                     file=path,
                     location=f"Spalte '{src}'",
-                    found=str(sub[dst].dropna().astype(str).head(3).tolist()),
+                    found=str(df[src].dropna().astype(str).head(3).tolist()),
                     hint="Nur Zahlenspalten als Indikatoren verwenden.",
                 )
+        _check_values(df, t, path, i, percent_columns)
+        sub = df[[t.key, *t.columns]].rename(columns={**t.columns, t.key: "_source_key"})
         qa = []
         if res.suppressed:
             qa.append("unterdrückt/leer: " + ", ".join(f"{c} {n}" for c, n in res.suppressed.items() if c in t.columns and n))
@@ -244,7 +289,7 @@ def stage_indicators(config: Config, boundaries_gdf: gpd.GeoDataFrame, inputs, n
     catalogue = load_catalogue(cat_path)
     inputs.append(InputFile("Indikatorenkatalog", cat_path, sha256_of(cat_path), label=cat_path.name))
 
-    src = _read_tables(config, inputs, notes)
+    src = _read_tables(config, catalogue, inputs, notes)
     src = _linear_combinations(src, cfg.derived)
     source_rows = {"Quellzeilen": len(src)}
 
