@@ -1,0 +1,97 @@
+"""Config loader: clear errors for every wrong field, and no crash on any input (hypothesis)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geoplan.cli import EXAMPLE_CONFIG
+from geoplan.config import Config, config_from_dict, load_config
+from geoplan.errors import GeoplanError
+
+RAW = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+
+
+def test_example_config_is_valid():
+    cfg = load_config(EXAMPLE_CONFIG)
+    assert cfg.region == "Berlin"
+    assert cfg.resolve(cfg.boundaries.path).is_file()
+    assert all(p.is_file() for p in cfg.input_paths())
+
+
+def test_unknown_field_lists_allowed_fields():
+    raw = copy.deepcopy(RAW)
+    raw["boundaries"]["schluessel"] = "id"
+    with pytest.raises(GeoplanError) as e:
+        config_from_dict(raw, base_dir=EXAMPLE_CONFIG.parent, file="x.yaml")
+    msg = e.value.render()
+    assert "boundaries.schluessel" in msg
+    assert "key" in msg and "layer" in msg and "x.yaml" in msg
+
+
+def test_wrong_literal_names_allowed_values():
+    raw = copy.deepcopy(RAW)
+    raw["model"]["family"] = "gauss"
+    with pytest.raises(GeoplanError) as e:
+        config_from_dict(raw, base_dir=EXAMPLE_CONFIG.parent)
+    msg = e.value.render()
+    assert "model.family" in msg and "poisson" in msg and "gauss" in msg
+
+
+def test_every_error_reported_at_once():
+    raw = copy.deepcopy(RAW)
+    raw["budget_year"] = "nächstes Jahr"
+    raw["privacy"]["k"] = 1
+    with pytest.raises(GeoplanError) as e:
+        config_from_dict(raw, base_dir=EXAMPLE_CONFIG.parent)
+    msg = e.value.render()
+    assert "budget_year" in msg and "privacy.k" in msg
+
+
+def test_english_rendering():
+    with pytest.raises(GeoplanError) as e:
+        load_config(Path("/nonexistent/geoplan.yaml"))
+    assert "not found" in e.value.render("en")
+    assert "nicht gefunden" in e.value.render("de")
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**12), st.floats(allow_nan=True),
+                     st.text(max_size=20))
+_values = st.recursive(_scalars, lambda c: st.one_of(st.lists(c, max_size=4),
+                                                     st.dictionaries(st.text(max_size=12), c, max_size=4)),
+                       max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.lists(st.sampled_from(list(RAW) + ["boundaries", "model", "allocation", "indicators", "hze"]),
+                     min_size=1, max_size=2), value=_values)
+def test_fuzz_mutated_config_never_crashes(path, value):
+    raw = copy.deepcopy(RAW)
+    target = raw
+    for p in path[:-1]:
+        if not isinstance(target.get(p), dict):
+            target[p] = {}
+        target = target[p]
+    target[path[-1]] = value
+    try:
+        cfg = config_from_dict(raw, base_dir=EXAMPLE_CONFIG.parent)
+    except GeoplanError as e:
+        assert e.render()
+    else:
+        assert isinstance(cfg, Config)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=300))
+def test_fuzz_arbitrary_yaml_text(tmp_path_factory, text):
+    p = tmp_path_factory.mktemp("cfg") / "c.yaml"
+    p.write_text(text, encoding="utf-8")
+    try:
+        load_config(p)
+    except GeoplanError as e:
+        assert e.render()
