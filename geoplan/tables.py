@@ -320,7 +320,9 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                 )
             chosen = sheet
         ws = wb[chosen]
-        rows = [list(r) for r in ws.iter_rows(values_only=True)]
+        # Booleans would pass as 1/0 in number columns; Excel shows them as text.
+        rows = [[("WAHR" if c else "FALSCH") if isinstance(c, bool) else c for c in r]
+                for r in ws.iter_rows(values_only=True)]
     finally:
         wb.close()
     dialect = {"encoding": None, "bom": False, "delimiter": None, "sheet": chosen}
@@ -381,12 +383,7 @@ def _detect_separators(shapes: Counter, delimiter: str | None) -> tuple[str, str
 
     Returns (decimal, thousands, ambiguity note or None).
     """
-    comma_dec = shapes["comma_decimal"] + shapes["de_full"]
-    dot_dec = shapes["dot_decimal"] + shapes["en_full"]
-    multi_dot = shapes.get("dot_grouped_multi", 0)
-    multi_comma = shapes.get("comma_grouped_multi", 0)
-    de_evidence = comma_dec + multi_dot
-    en_evidence = dot_dec + multi_comma
+    de_evidence, en_evidence = _evidence(shapes)
     if de_evidence and not en_evidence:
         return ",", ("." if shapes["dot_grouped"] or shapes["de_full"] else None), None
     if en_evidence and not de_evidence:
@@ -408,6 +405,48 @@ def _detect_separators(shapes: Counter, delimiter: str | None) -> tuple[str, str
             "(Dezimalpunkt, Tausenderkomma: 1.234 = 1,234)."
         )
     return ("," if delimiter == ";" else "."), None, None
+
+
+def _evidence(shapes: Counter) -> tuple[int, int]:
+    """Counts of tokens that can only be German (decimal comma) or English."""
+    de = shapes["comma_decimal"] + shapes["de_full"] + shapes["dot_grouped_multi"]
+    en = shapes["dot_decimal"] + shapes["en_full"] + shapes["comma_grouped_multi"]
+    return de, en
+
+
+_MARKER = ("m", None)
+_BAD = ("b", None)
+_OTHER = ("o", None)
+
+
+def _cell_value(cell, markers, decimal, thousands) -> tuple[str, float | None]:
+    """Classify one distinct cell: ("m") marker, ("n", v) number,
+    ("o") number in the other decimal style, ("b") not a number."""
+    if cell is None:
+        return _MARKER
+    if isinstance(cell, str):
+        if cell in markers:
+            return _MARKER
+        v = _to_float(cell, decimal, thousands)
+        if v is not None:
+            return ("n", v)
+        return _OTHER if _classify(cell) is not None else _BAD
+    if isinstance(cell, (int, float, np.integer, np.floating)) and not isinstance(cell, bool):
+        v = float(cell)
+        return _MARKER if math.isnan(v) else ("n", v)
+    return _BAD  # dates, times
+
+
+def _text_cells(cells) -> list:
+    out = []
+    for c in cells:
+        if c is None or c == "":
+            out.append(None)
+        elif isinstance(c, float) and c.is_integer():
+            out.append(str(int(c)))
+        else:
+            out.append(str(c))
+    return out
 
 
 def _to_float(token: str, decimal: str, thousands: str | None) -> float | None:
@@ -448,6 +487,8 @@ def normalize_keys(
     column: str = "key",
     row_numbers: Sequence[int] | None = None,
     numeric_cells: Sequence[bool] | None = None,
+    allow_mixed_lengths: bool = False,
+    notes: list[QANote] | None = None,
 ) -> list[str]:
     """Turn key cells into text keys and check for lost leading zeros.
 
@@ -463,13 +504,21 @@ def normalize_keys(
     numeric_cells : sequence of bool, optional
         True where the cell was stored as a number (Excel), which is where
         leading zeros get lost.
+    allow_mixed_lengths : bool
+        Accept numeric keys of different length even when the longest has
+        four or more digits.
+    notes : list, optional
+        Receives a QANote when short running numbers of mixed length are
+        accepted.
 
     Raises
     ------
     GeoplanError
         Empty keys; keys written as floats or in scientific notation; purely
         numeric keys of mixed length without ``key_width`` (lost zeros);
-        keys longer than ``key_width``.
+        keys longer than ``key_width``. Mixed lengths are only an error
+        when the longest key has four or more digits (hierarchical codes);
+        running numbers such as 1 … 12 pass with a note.
     """
     vals = list(values)
     rows = list(row_numbers) if row_numbers is not None else list(range(1, len(vals) + 1))
@@ -546,8 +595,10 @@ def normalize_keys(
         return [k.zfill(key_width) if _RE_DIGITS.match(k) else k for k in keys]
     if all_digits and keys:
         lengths = Counter(len(k) for k in keys)
-        if len(lengths) > 1:
-            longest = max(lengths)
+        longest = max(lengths)
+        # Plain running numbers (1 … 12) legitimately differ in length;
+        # hierarchical codes (LOR, AGS, Zensus) have a fixed width of 4+.
+        if len(lengths) > 1 and longest >= 4 and not allow_mixed_lengths:
             short = [(r, k) for r, k in zip(rows, keys) if len(k) < longest]
             raise GeoplanError(
                 f"Die Schlüssel in der Spalte {column!r} sind unterschiedlich lang; vermutlich sind führende Nullen verloren gegangen (Excel).",
@@ -556,8 +607,17 @@ def normalize_keys(
                 expected=f"alle Schlüssel {longest}-stellig",
                 found=_fmt_list([k for _, k in short]) + " ("
                 + ", ".join(f"{n}× {ln}-stellig" for ln, n in sorted(lengths.items())) + ")",
-                hint=f"In der Konfiguration key_width: {longest} setzen (füllt mit Nullen auf) oder die Spalte als Text exportieren.",
+                hint=("Die Spalte ist in Excel als Zahl formatiert. " if any(numeric) else "")
+                + f"In der Konfiguration key_width: {longest} setzen (füllt mit Nullen auf) oder die Spalte als Text "
+                "exportieren; sind die Schlüssel wirklich verschieden lang, allow_mixed_key_lengths: true setzen.",
             )
+        if len(lengths) > 1 and notes is not None:
+            notes.append(QANote(
+                STAGE,
+                f"Schlüssel in {column!r} sind Nummern verschiedener Länge ({min(lengths)}–{longest} Stellen); "
+                "sie werden ohne führende Nullen verglichen.",
+                level="info", file=file,
+            ))
     return keys
 
 
@@ -582,6 +642,7 @@ def read_table(
     valid_values: Iterable[str] | None = None,
     allow_duplicates: bool = False,
     text_columns: Iterable[str] = (),
+    allow_mixed_key_lengths: bool = False,
 ) -> TableResult:
     """Read an indicator table (CSV or XLSX) keyed by Sozialraum.
 
@@ -614,6 +675,8 @@ def read_table(
         Keep repeated keys instead of failing.
     text_columns : iterable of str
         Columns to keep as text even if they look numeric.
+    allow_mixed_key_lengths : bool
+        Accept numeric keys of different length (see :func:`normalize_keys`).
 
     A column counts as numeric when most of its non-marker cells are
     numbers; then every other cell in it is an error. Columns of integers
@@ -647,15 +710,12 @@ def read_table(
     sentinel_set = {float(s) for s in sentinels}
     text_cols = {_norm_name(c) for c in text_columns}
 
-    # Strip blanks and drop rows that are completely empty.
-    def clean(c):
-        if isinstance(c, str):
-            c = c.replace("\u00a0", " ").strip()
-            return c
-        return c
-
-    numbered = [(i + 1, [clean(c) for c in r]) for i, r in enumerate(rows)]
-    numbered = [(n, r) for n, r in numbered if any(c not in (None, "") for c in r)]
+    # Strip blanks (incl. no-break spaces from Excel) and drop empty rows.
+    numbered = []
+    for i, r in enumerate(rows):
+        r = [(c.replace("\u00a0", " ").strip() if isinstance(c, str) else c) for c in r]
+        if any(c is not None and c != "" for c in r):
+            numbered.append((i + 1, r))
     if not numbered:
         raise GeoplanError("Die Tabelle ist leer.", file=path, expected="Kopfzeile und Datenzeilen")
     if header_row is None:
@@ -756,29 +816,37 @@ def read_table(
     line_no = [n for n, _ in data]
     cols = {names[j]: [r[j] for _, r in data] for j in range(ncol)}
 
-    # Decide the decimal/thousands convention on all number-like text cells.
-    shapes: Counter = Counter()
+    # The shapes of the distinct number-like texts decide decimal and
+    # thousands separators: per column where the column itself is
+    # unambiguous (``12,5``), else by the file's majority / convention.
+    col_shapes: dict[str, Counter] = {}
+    file_shapes: Counter = Counter()
     for j, name in enumerate(names):
-        if j == kj:
+        if j == kj or _norm_name(name) in text_cols:
             continue
-        for c in cols[name]:
-            if isinstance(c, str) and c not in markers:
-                s = _classify(c)
-                if s:
-                    shapes[s] += 1
-                    if s == "dot_grouped" and c.count(".") > 1:
-                        shapes["dot_grouped_multi"] += 1
-                    if s == "comma_grouped" and c.count(",") > 1:
-                        shapes["comma_grouped_multi"] += 1
-    det_dec, det_thou, ambiguity = _detect_separators(shapes, dialect["delimiter"])
-    dec = decimal or det_dec
-    thou = thousands if thousands is not None else (det_thou if decimal is None else
-                                                     ("." if decimal == "," else ","))
+        cs: Counter = Counter()
+        for tok in set(cols[name]):
+            if isinstance(tok, str) and tok not in markers:
+                shape = _classify(tok)
+                if shape:
+                    cs[shape] += 1
+                    if shape == "dot_grouped" and tok.count(".") > 1:
+                        cs["dot_grouped_multi"] += 1
+                    if shape == "comma_grouped" and tok.count(",") > 1:
+                        cs["comma_grouped_multi"] += 1
+        col_shapes[name] = cs
+        file_shapes.update(cs)
+    det_dec, det_thou, ambiguity = _detect_separators(file_shapes, dialect["delimiter"])
+    if decimal is not None:
+        file_dec = decimal
+        file_thou = thousands if thousands is not None else ("." if decimal == "," else ",")
+    else:
+        file_dec = det_dec
+        file_thou = thousands if thousands is not None else det_thou
     if thousands == "":
-        thou = None
-    if ambiguity and decimal is None:
-        notes.append(QANote(STAGE, ambiguity, level="warnung", file=path,
-                            details={"decimal": dec, "thousands": thou}))
+        file_thou = None
+    used_ambiguous = False
+    per_column: dict[str, dict] = {}
 
     frame_cols: dict[str, Any] = {}
     suppressed: dict[str, int] = {}
@@ -787,74 +855,49 @@ def read_table(
         if j == kj:
             continue
         if _norm_name(name) in text_cols:
-            frame_cols[name] = [None if c in (None, "") else str(c) for c in cells]
+            frame_cols[name] = _text_cells(cells)
             continue
-        non_marker = [c for c in cells if not (c is None or (isinstance(c, str) and c in markers))]
-        parsed = []
-        for c in non_marker:
-            if isinstance(c, bool):
-                parsed.append(None)
-            elif isinstance(c, (int, float)):
-                parsed.append(float(c))
-            elif isinstance(c, str):
-                parsed.append(_to_float(c, dec, thou))
-            else:
-                parsed.append(None)  # dates etc.
-        n_num = sum(v is not None for v in parsed)
-        str_cells = [c for c in non_marker if isinstance(c, str)]
-        leading_zero_code = any(
-            _RE_PLAIN_INT.match(c) and len(c.lstrip("+-")) > 1 and c.lstrip("+-").startswith("0")
-            for c in str_cells
-        ) and all(_RE_PLAIN_INT.match(c) for c in str_cells)
-        if n_num == 0 or n_num * 2 < len(non_marker) or leading_zero_code:
-            frame_cols[name] = [None if c in (None, "") else (c if isinstance(c, str) else
-                                                             (str(int(c)) if isinstance(c, float) and c.is_integer()
-                                                              else str(c))) for c in cells]
+        dec, thou = file_dec, file_thou
+        cs = col_shapes[name]
+        de_ev, en_ev = _evidence(cs)
+        if decimal is None and thousands is None:
+            if de_ev and not en_ev:
+                dec, thou = ",", ("." if cs["dot_grouped"] or cs["de_full"] else None)
+            elif en_ev and not de_ev:
+                dec, thou = ".", ("," if cs["comma_grouped"] or cs["en_full"] else None)
+            elif de_ev and en_ev:
+                dec = "," if de_ev >= en_ev else "."
+                thou = None
+            elif cs["dot_grouped"] or cs["comma_grouped"]:
+                used_ambiguous = True
+        counts = Counter(cells)
+        info = {tok: _cell_value(tok, markers, dec, thou) for tok in counts}
+        n_marker_cells = sum(n for tok, n in counts.items() if info[tok][0] == "m")
+        n_numberlike = sum(n for tok, n in counts.items() if info[tok][0] in ("n", "o"))
+        n_non_marker = len(cells) - n_marker_cells
+        leading_zero_code = False
+        str_tokens = [tok for tok in counts if isinstance(tok, str) and info[tok][0] != "m"]
+        if str_tokens and all(_RE_PLAIN_INT.match(t) for t in str_tokens):
+            leading_zero_code = any(len(t.lstrip("+-")) > 1 and t.lstrip("+-").startswith("0") for t in str_tokens)
+        if n_numberlike == 0 or n_numberlike * 2 < n_non_marker or leading_zero_code:
+            frame_cols[name] = _text_cells(cells)
             continue
-        # Numeric column: every non-marker cell must be a number.
-        values = np.full(len(cells), np.nan)
-        bad: list[tuple[int, Any]] = []
-        other_style: list[int] = []
-        n_marker = 0
-        for i, c in enumerate(cells):
-            if c is None or (isinstance(c, str) and c in markers):
-                n_marker += 1
-                continue
-            if isinstance(c, bool):
-                bad.append((line_no[i], c))
-                continue
-            if isinstance(c, (int, float)):
-                v = float(c)
-            elif isinstance(c, str):
-                v = _to_float(c, dec, thou)
-                if v is None:
-                    shape = _classify(c)
-                    if shape is not None:
-                        other_style.append(line_no[i])
-                    else:
-                        bad.append((line_no[i], c))
-                    continue
-            else:
-                bad.append((line_no[i], c))
-                continue
-            if v in sentinel_set:
-                n_marker += 1
-                continue
-            values[i] = v
+        bad = [(line_no[i], c) for i, c in enumerate(cells) if info[c][0] == "b"]
         if bad:
             r0, v0 = bad[0]
             raise GeoplanError(
                 f"Text in der Zahlenspalte {name!r}.",
                 file=path,
-                location=f"Zeile {r0}, Spalte {name!r}" + (f" (und {_rows_text([r for r, _ in bad[1:]])})" if len(bad) > 1 else ""),
-                expected="eine Zahl oder ein Sperrzeichen (–, -, ., x, /, leer)",
+                location=f"Zeile {r0}, Spalte {name!r}"
+                + (f" (und {_rows_text([r for r, _ in bad[1:]])})" if len(bad) > 1 else ""),
+                expected="eine Zahl oder ein Sperrzeichen (–, -, ., x, /, k.A., leer)",
                 found=repr(v0),
                 hint="Wert in der Datei korrigieren; eigene Sperrzeichen in 'na_markers' angeben.",
             )
+        other_style = [line_no[i] for i, c in enumerate(cells) if info[c][0] == "o"]
         if other_style:
             same_style = [line_no[i] for i, c in enumerate(cells)
-                          if isinstance(c, str) and c not in markers and line_no[i] not in other_style
-                          and _classify(c) not in (None, "int")]
+                          if info[c][0] == "n" and isinstance(c, str) and _classify(c) not in ("int", None)]
             raise GeoplanError(
                 f"In der Spalte {name!r} werden Dezimalkomma und Dezimalpunkt gemischt.",
                 file=path,
@@ -863,12 +906,27 @@ def read_table(
                 + _rows_text(other_style)
                 + (("; Dezimalkomma in " if dec == "," else "; Dezimalpunkt in ") + _rows_text(same_style)
                    if same_style else ""),
-                expected=f"Dezimaltrennzeichen {dec!r} (erkannt)",
+                expected=f"einheitlich Dezimal{'komma' if dec == ',' else 'punkt'} (überwiegt in der Spalte)",
                 hint="Zahlen in der Datei einheitlich schreiben oder 'decimal' und 'thousands' angeben.",
             )
+        valmap = {tok: (v[1] if v[0] == "n" and v[1] not in sentinel_set else np.nan) for tok, v in info.items()}
+        values = np.fromiter((valmap[c] for c in cells), dtype=float, count=len(cells))
         frame_cols[name] = values
-        if n_marker:
-            suppressed[name] = n_marker
+        n_suppressed = int(np.isnan(values).sum())
+        if n_suppressed:
+            suppressed[name] = n_suppressed
+        if (dec, thou) != (file_dec, file_thou):
+            per_column[name] = {"decimal": dec, "thousands": thou}
+    if ambiguity and used_ambiguous and decimal is None:
+        notes.append(QANote(STAGE, ambiguity, level="warnung", file=path,
+                            details={"decimal": file_dec, "thousands": file_thou}))
+    if per_column:
+        notes.append(QANote(
+            STAGE,
+            "Spalten mit abweichendem Zahlenformat: "
+            + ", ".join(f"{c} (Dezimal {d['decimal']!r})" for c, d in per_column.items()) + ".",
+            level="info", file=path, details={"columns": per_column},
+        ))
 
     key_name = names[kj]
     keys = normalize_keys(
@@ -878,6 +936,8 @@ def read_table(
         column=key_name,
         row_numbers=line_no,
         numeric_cells=[isinstance(c, (int, float)) for c in cols[key_name]],
+        allow_mixed_lengths=allow_mixed_key_lengths,
+        notes=notes,
     )
     if key_width is not None and any(isinstance(c, (int, float)) or (isinstance(c, str) and len(c) < key_width)
                                      for c in cols[key_name]):
@@ -949,8 +1009,9 @@ def read_table(
         )
     dialect.update(
         {
-            "decimal": dec,
-            "thousands": thou,
+            "decimal": file_dec,
+            "thousands": file_thou,
+            "columns": per_column,
             "header_row": header_line,
             "key": key_name,
         }

@@ -433,3 +433,44 @@ def test_join_berlin_einwohner_with_key_table():
     assert j.missing_in_left == [] and j.missing_in_right == []
     assert len(j.frame) == 542
     assert j.frame["Gesamt"].sum() == pytest.approx(ew.frame["Gesamt"].sum())
+
+
+def test_running_numbers_of_mixed_length_pass_with_note(tmp_path):
+    text = "Nr;EW\n" + "".join(f"{i};{i * 10}\n" for i in range(1, 13))
+    r = read_table(write(tmp_path, "n.csv", text), key="Nr")
+    assert r.frame["Nr"].tolist()[:2] == ["1", "2"] and r.frame["Nr"].iloc[-1] == "12"
+    assert any("verschiedener Länge" in n.message for n in r.notes)
+    p = write(tmp_path, "ags.csv", "AGS;EW\n1001000;1\n11000000;2\n")
+    with pytest.raises(GeoplanError, match="führende Nullen"):
+        read_table(p, key="AGS")
+    r = read_table(p, key="AGS", allow_mixed_key_lengths=True)
+    assert r.frame["AGS"].tolist() == ["1001000", "11000000"]
+
+
+def test_decimal_style_decided_per_column(tmp_path):
+    # a German file where one column was pasted with decimal points
+    text = "id;Quote;Anteil;EW\n01;1,5;0.25;1.234\n02;2,5;0.5;12.345\n"
+    r = read_table(write(tmp_path, "pc.csv", text), key="id")
+    f = r.frame
+    assert f["Quote"].tolist() == [1.5, 2.5]
+    assert f["Anteil"].tolist() == [0.25, 0.5]
+    assert f["EW"].tolist() == [1234.0, 12345.0]
+    assert r.dialect["decimal"] == ","
+    assert r.dialect["columns"]["Anteil"]["decimal"] == "."
+    assert any("abweichendem Zahlenformat" in n.message for n in r.notes)
+
+
+def test_xlsx_booleans_and_dates_are_not_numbers(tmp_path):
+    import datetime as dt
+
+    p = _xlsx(tmp_path / "b.xlsx", {"T": [["id", "flag", "EW", "Stand"],
+                                           ["01", True, 5, dt.datetime(2022, 12, 31)],
+                                           ["02", False, 6, dt.datetime(2022, 12, 31)]]})
+    r = read_table(p, key="id")
+    assert r.frame["flag"].tolist() == ["WAHR", "FALSCH"]
+    assert r.frame["EW"].tolist() == [5.0, 6.0]
+    assert r.frame["Stand"].iloc[0].startswith("2022-12-31")
+    p2 = _xlsx(tmp_path / "d.xlsx", {"T": [["id", "EW"], ["01", 5], ["02", dt.datetime(2022, 1, 1)], ["03", 7]]})
+    with pytest.raises(GeoplanError, match="Text in der Zahlenspalte") as ei:
+        read_table(p2, key="id")
+    assert "Zeile 3" in ei.value.location
