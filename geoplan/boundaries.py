@@ -44,6 +44,7 @@ __all__ = [
     "check_boundaries",
     "prepare_boundaries",
     "detect_dbf_encoding",
+    "suggest_crs",
 ]
 
 STAGE = "boundaries"
@@ -97,7 +98,38 @@ class BoundaryResult:
 # reading
 
 
-def _check_exists(path: str) -> Path:
+_VECTOR_EXTS = (".shp", ".gpkg", ".geojson", ".json", ".fgb")
+
+
+@dataclass
+class _Source:
+    """A vector dataset as GDAL sees it, plus access to Shapefile sidecars
+    (also inside a .zip, as city GIS departments often send them)."""
+
+    display: str
+    gdal_path: str
+    is_shapefile: bool
+    zip_path: Path | None = None
+    zip_members: dict[str, str] | None = None  # lower-case member name -> name
+
+    def sidecar(self, layer: str | None, ext: str) -> bytes | None:
+        if self.zip_path is None:
+            shp = Path(self.gdal_path)
+            for cand in (shp.with_suffix(ext), shp.with_suffix(ext.upper())):
+                if cand.exists():
+                    return cand.read_bytes()
+            return None
+        import zipfile
+
+        want = [m for low, m in self.zip_members.items()
+                if low.endswith(ext) and Path(low).stem == str(layer).lower()]
+        if not want:
+            return None
+        with zipfile.ZipFile(self.zip_path) as zf:
+            return zf.read(want[0])
+
+
+def _open_source(path: str) -> _Source:
     p = Path(path)
     if not p.exists():
         raise GeoplanError(
@@ -105,8 +137,55 @@ def _check_exists(path: str) -> Path:
             file=path,
             hint="Pfad in der Konfiguration prüfen (relativ zur Konfigurationsdatei).",
         )
-    if p.suffix.lower() == ".shp":
-        missing = [ext for ext in (".shx", ".dbf") if not _sidecar(p, ext)]
+    suffix = p.suffix.lower()
+    if suffix == ".zip":
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(p) as zf:
+                names = [n for n in zf.namelist() if not n.startswith("__MACOSX") and not n.endswith("/")]
+        except zipfile.BadZipFile as exc:
+            raise GeoplanError("Die ZIP-Datei ist beschädigt.", file=path, found=str(exc)) from exc
+        members = {n.lower(): n for n in names}
+        vectors = [n for n in names if Path(n).suffix.lower() in _VECTOR_EXTS]
+        shps = [n for n in vectors if n.lower().endswith(".shp")]
+        others = [n for n in vectors if not n.lower().endswith(".shp")]
+        if shps and not others:
+            dirs = sorted({str(Path(n).parent) for n in shps})
+            if len(dirs) > 1:
+                raise GeoplanError(
+                    "Die ZIP-Datei enthält Shapefiles in mehreren Ordnern.",
+                    file=path,
+                    found=", ".join(shps[:20]),
+                    hint="Das gewünschte Shapefile entpacken und direkt angeben.",
+                )
+            inner = "" if dirs[0] == "." else "/" + dirs[0]
+            src = _Source(path, f"/vsizip/{p.resolve()}{inner}", True, p, members)
+            for shp in shps:
+                stem = Path(shp).stem
+                missing = [e for e in (".shx", ".dbf")
+                           if src.sidecar(stem, e) is None]
+                if missing:
+                    raise GeoplanError(
+                        "Zum Shapefile in der ZIP-Datei fehlen Begleitdateien.",
+                        file=path,
+                        location=shp,
+                        found="fehlt: " + ", ".join(missing),
+                        hint="Alle Dateien des Shapefiles (.shp, .shx, .dbf, .prj, .cpg) zusammen packen.",
+                    )
+            return src
+        if len(others) == 1 and not shps:
+            return _Source(path, f"/vsizip/{p.resolve()}/{others[0]}", False)
+        raise GeoplanError(
+            "Die ZIP-Datei enthält keine oder mehrere verschiedene Geodateien.",
+            file=path,
+            expected="ein GeoPackage, GeoJSON, FlatGeobuf oder Shapefile(s)",
+            found="Inhalt: " + (", ".join(names[:20]) or "leer"),
+            hint="Die gewünschte Datei entpacken und direkt angeben.",
+        )
+    src = _Source(path, path, suffix == ".shp")
+    if src.is_shapefile:
+        missing = [ext for ext in (".shx", ".dbf") if src.sidecar(None, ext) is None]
         if missing:
             raise GeoplanError(
                 "Zum Shapefile fehlen Begleitdateien.",
@@ -115,41 +194,37 @@ def _check_exists(path: str) -> Path:
                 found="fehlt: " + ", ".join(missing),
                 hint="Alle Dateien des Shapefiles kopieren, nicht nur die .shp.",
             )
-    return p
+    return src
 
 
-def _sidecar(shp: Path, ext: str) -> Path | None:
-    for cand in (shp.with_suffix(ext), shp.with_suffix(ext.upper())):
-        if cand.exists():
-            return cand
-    return None
-
-
-def list_layers(path) -> list[str]:
-    """Names of the layers in a vector file (GeoPackage may hold several)."""
-    path = str(path)
-    _check_exists(path)
+def _layers_of(src: _Source) -> list[str]:
     try:
-        layers = pyogrio.list_layers(path)
+        layers = pyogrio.list_layers(src.gdal_path)
     except Exception as exc:
         raise GeoplanError(
             "Die Grenzdatei lässt sich nicht öffnen.",
-            file=path,
+            file=src.display,
             found=f"{type(exc).__name__}: {exc}",
-            hint="Format prüfen: Shapefile, GeoPackage, GeoJSON oder FlatGeobuf.",
+            hint="Format prüfen: Shapefile (auch als .zip), GeoPackage, GeoJSON oder FlatGeobuf.",
         ) from exc
     return [str(row[0]) for row in layers]
 
 
+def list_layers(path) -> list[str]:
+    """Names of the layers in a vector file (GeoPackage or a .zip of
+    Shapefiles may hold several)."""
+    return _layers_of(_open_source(str(path)))
+
+
 def detect_dbf_encoding(dbf_path) -> tuple[str, str]:
-    """Guess the text encoding of a DBF file from its bytes.
+    """Guess the text encoding of a DBF file (path or bytes) from its bytes.
 
     Returns ``(encoding, reason)``. The bytes of all character fields are
     test-decoded: pure ASCII needs no decision; valid UTF-8 with non-ASCII
     bytes is UTF-8 (cp1252 text with umlauts is practically never valid
     UTF-8); otherwise cp1252, or latin-1 when cp1252's undefined bytes occur.
     """
-    raw = Path(dbf_path).read_bytes()
+    raw = dbf_path if isinstance(dbf_path, (bytes, bytearray)) else Path(dbf_path).read_bytes()
     if len(raw) < 32:
         return "utf-8", "leere DBF"
     n_rec = int.from_bytes(raw[4:8], "little")
@@ -187,25 +262,29 @@ def detect_dbf_encoding(dbf_path) -> tuple[str, str]:
         return "latin-1", "kein gültiges UTF-8 und kein cp1252; latin-1"
 
 
-def _shapefile_encoding(p: Path, encoding: str | None, notes: list[QANote]) -> str | None:
+def _shapefile_encoding(src: _Source, layer: str, encoding: str | None, notes: list[QANote]) -> str | None:
     if encoding is not None:
         return encoding
-    dbf = _sidecar(p, ".dbf")
+    dbf = src.sidecar(layer, ".dbf")
     if dbf is None:
         return None
     detected, reason = detect_dbf_encoding(dbf)
-    cpg = _sidecar(p, ".cpg")
+    cpg = src.sidecar(layer, ".cpg")
     if cpg is not None:
-        declared = cpg.read_text(errors="replace").strip()
+        declared = cpg.decode("ascii", errors="replace").strip()
         norm = declared.lower().replace("-", "").replace("_", "")
         declared_utf8 = norm in ("utf8", "65001")
         if declared_utf8 and detected != "utf-8":
             notes.append(QANote(STAGE, f".cpg nennt {declared!r}, die Attribute sind aber kein UTF-8; gelesen als "
-                                f"{detected} ({reason}).", file=str(p)))
+                                f"{detected} ({reason}).", file=src.display))
             return detected
+        if not declared_utf8 and detected == "utf-8" and reason.startswith("gültiges UTF-8"):
+            notes.append(QANote(STAGE, f".cpg nennt {declared!r}, die Attribute sind aber UTF-8; gelesen als UTF-8.",
+                                file=src.display))
+            return "utf-8"
         return None  # GDAL honours the .cpg
     notes.append(QANote(STAGE, f"Shapefile ohne .cpg; Kodierung der Attribute erkannt als {detected} ({reason}).",
-                        level="info", file=str(p), details={"encoding": detected}))
+                        level="info", file=src.display, details={"encoding": detected}))
     return detected
 
 
@@ -236,9 +315,9 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
     holding ``notes``, ``layer``, ``encoding`` and ``source_crs``.
     """
     path = str(path)
-    p = _check_exists(path)
+    src = _open_source(path)
     notes: list[QANote] = []
-    layers = list_layers(path)
+    layers = _layers_of(src)
     if layer is None:
         if len(layers) > 1:
             raise GeoplanError(
@@ -263,11 +342,11 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
                                found="Ebenen: " + ", ".join(repr(n) for n in layers))
         layer = layers[layer]
     read_encoding = encoding
-    if p.suffix.lower() == ".shp":
-        read_encoding = _shapefile_encoding(p, encoding, notes)
+    if src.is_shapefile:
+        read_encoding = _shapefile_encoding(src, layer, encoding, notes)
     try:
-        info = pyogrio.read_info(path, layer=layer, encoding=read_encoding)
-        gdf = gpd.read_file(path, layer=layer, engine="pyogrio", encoding=read_encoding)
+        info = pyogrio.read_info(src.gdal_path, layer=layer, encoding=read_encoding)
+        gdf = gpd.read_file(src.gdal_path, layer=layer, engine="pyogrio", encoding=read_encoding, force_2d=True)
     except GeoplanError:
         raise
     except Exception as exc:
@@ -308,9 +387,10 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
     elif source_crs is None:
         raise GeoplanError(
             "Die Grenzdatei hat kein Koordinatenbezugssystem (KBS)"
-            + (" – die .prj-Datei fehlt." if p.suffix.lower() == ".shp" else "."),
+            + (" – die .prj-Datei fehlt." if src.is_shapefile else "."),
             file=path,
             expected="KBS in der Datei (.prj) oder in der Konfiguration",
+            found=_suggestion_text(gdf.total_bounds),
             hint="In der Konfiguration 'crs' angeben, z. B. 'EPSG:25833' (UTM 33N) oder 'EPSG:25832' (UTM 32N).",
         )
     _check_crs_plausible(gdf, path, notes)
@@ -322,6 +402,53 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
         "fields": fields,
     }
     return gdf
+
+
+# CRSs German municipal data come in: ETRS89/UTM (also with zone prefix),
+# Gauss-Krüger zones 2-5, LAEA Europe (Zensus grid), WGS84, Web Mercator.
+_CANDIDATE_CRS = ("EPSG:25832", "EPSG:25833", "EPSG:4647", "EPSG:5650", "EPSG:31466", "EPSG:31467",
+                  "EPSG:31468", "EPSG:31469", "EPSG:3035", "EPSG:4326", "EPSG:3857")
+_GERMANY_LONLAT = (5.0, 47.0, 16.0, 55.5)  # generous bounding box, degrees
+
+
+def suggest_crs(bounds) -> list[str]:
+    """CRSs under which the bounds ``(minx, miny, maxx, maxy)`` lie in Germany.
+
+    UTM coordinates fit both zone 32 and 33 (each zone extends into its
+    neighbour), so usually two candidates remain; the list narrows the
+    choice, the user decides.
+    """
+    minx, miny, maxx, maxy = (float(v) for v in bounds)
+    if not np.all(np.isfinite([minx, miny, maxx, maxy])):
+        return []
+    xs = [minx, maxx, minx, maxx, (minx + maxx) / 2]
+    ys = [miny, miny, maxy, maxy, (miny + maxy) / 2]
+    w, so, e, n = _GERMANY_LONLAT
+    out = []
+    for code in _CANDIDATE_CRS:
+        c = CRS.from_user_input(code)
+        if c.is_geographic:
+            lon, lat = xs, ys
+        else:
+            try:
+                lon, lat = Transformer.from_crs(c, "EPSG:4326", always_xy=True).transform(xs, ys)
+            except Exception:  # pragma: no cover - projection domain errors
+                continue
+        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        if np.all(np.isfinite(lon)) and np.all(np.isfinite(lat)) and np.all((lon >= w) & (lon <= e)) \
+                and np.all((lat >= so) & (lat <= n)):
+            out.append(code)
+    return out
+
+
+def _suggestion_text(bounds) -> str:
+    minx, miny, maxx, maxy = (float(v) for v in bounds)
+    ext = f"Koordinaten x {minx:,.2f} … {maxx:,.2f}, y {miny:,.2f} … {maxy:,.2f}"
+    cands = suggest_crs(bounds)
+    if not cands:
+        return ext + " (passen zu keinem üblichen KBS in Deutschland)"
+    names = [f"{c} ({CRS.from_user_input(c).name})" for c in cands]
+    return ext + "; passen zu: " + ", ".join(names)
 
 
 def _check_crs_plausible(gdf: gpd.GeoDataFrame, path: str, notes: list[QANote]) -> None:
@@ -339,7 +466,7 @@ def _check_crs_plausible(gdf: gpd.GeoDataFrame, path: str, notes: list[QANote]) 
                 "Die Koordinaten sind als Grad (geographisch) ausgewiesen, sind aber offenbar Meter.",
                 file=path,
                 expected=f"Längen −180…180, Breiten −90…90 ({label})",
-                found=f"Ausdehnung x {minx:.0f}…{maxx:.0f}, y {miny:.0f}…{maxy:.0f}",
+                found=_suggestion_text((minx, miny, maxx, maxy)),
                 hint="Das richtige KBS in der Konfiguration angeben ('crs', z. B. 'EPSG:25833' oder 'EPSG:25832').",
             )
         return
@@ -348,8 +475,10 @@ def _check_crs_plausible(gdf: gpd.GeoDataFrame, path: str, notes: list[QANote]) 
             "Die Koordinaten sind als Meter ausgewiesen, sind aber offenbar Grad (Länge/Breite).",
             file=path,
             expected=f"Meterkoordinaten in {label}",
-            found=f"Ausdehnung x {minx:.4f}…{maxx:.4f}, y {miny:.4f}…{maxy:.4f}",
-            hint="In der Konfiguration crs: 'EPSG:4326' angeben; geoplan rechnet dann in das metrische KBS um.",
+            found=_suggestion_text((minx, miny, maxx, maxy)),
+            hint="In der Konfiguration crs: 'EPSG:4326' angeben; geoplan rechnet dann in das metrische KBS um."
+            if "EPSG:4326" in suggest_crs((minx, miny, maxx, maxy))
+            else "Die Koordinaten liegen nicht in Deutschland: Export in QGIS prüfen und das KBS in 'crs' angeben.",
         )
     aou = c.area_of_use
     if c.is_projected and aou is not None:
@@ -362,10 +491,12 @@ def _check_crs_plausible(gdf: gpd.GeoDataFrame, path: str, notes: list[QANote]) 
         if (min(xs) < aou.west - tol or max(xs) > aou.east + tol
                 or min(ys) < aou.south - tol or max(ys) > aou.north + tol
                 or not np.all(np.isfinite(xs + ys))):
+            cands = [x for x in suggest_crs((minx, miny, maxx, maxy)) if not CRS.from_user_input(x).equals(c)]
             notes.append(QANote(
                 STAGE,
                 f"Die Koordinaten liegen außerhalb des Gültigkeitsbereichs von {label} ({aou.name}); "
-                "ist das KBS richtig angegeben?",
+                "ist das KBS richtig angegeben?"
+                + (f" Die Koordinaten passen zu {', '.join(cands)} ('crs' in der Konfiguration)." if cands else ""),
                 file=path,
                 details={"bounds": [float(minx), float(miny), float(maxx), float(maxy)]},
             ))

@@ -330,3 +330,98 @@ def test_prepare_repairs_when_allowed(tmp_path):
     assert r.gdf.geometry.is_valid.all()
     assert r.qa.count("repaired") == 1
     assert np.isclose(r.gdf["area_km2"].iloc[0], 0.5)
+
+
+# --------------------------------------------------------------------------
+# more formats, encodings and CRS hints
+
+
+def _zip(path, files):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for f in files:
+            zf.write(f, arcname=f"export/{f.name}")
+    return path
+
+
+def test_zipped_shapefile_cp1252_without_cpg(tmp_path):
+    shp = write_shp(grid(), tmp_path / "sozialraeume.shp", "cp1252", cpg=False)
+    z = _zip(tmp_path / "sr.zip", sorted(tmp_path.glob("sozialraeume.*")))
+    assert list_layers(z) == ["sozialraeume"]
+    r = prepare_boundaries(z, key="SR_ID", name="SR_NAME")
+    assert r.gdf["name"].tolist() == NAMES
+    assert shp.exists()
+
+
+def test_zip_with_two_shapefiles_needs_layer(tmp_path):
+    write_shp(grid(), tmp_path / "a.shp", "UTF-8")
+    write_shp(grid().iloc[:2], tmp_path / "b.shp", "UTF-8")
+    z = _zip(tmp_path / "two.zip", sorted(tmp_path.glob("[ab].*")))
+    with pytest.raises(GeoplanError) as ei:
+        read_boundaries(z, key="SR_ID")
+    assert "'a'" in ei.value.found and "'b'" in ei.value.found
+    assert len(read_boundaries(z, key="SR_ID", layer="b")) == 2
+
+
+def test_zip_missing_dbf(tmp_path):
+    write_shp(grid(), tmp_path / "a.shp", "UTF-8")
+    z = _zip(tmp_path / "bad.zip", [f for f in tmp_path.glob("a.*") if f.suffix != ".dbf"])
+    with pytest.raises(GeoplanError, match="Begleitdateien") as ei:
+        read_boundaries(z, key="SR_ID")
+    assert ".dbf" in ei.value.found
+
+
+def test_cpg_claims_utf8_but_bytes_are_cp1252(tmp_path):
+    p = write_shp(grid(), tmp_path / "sr.shp", "cp1252", cpg=False)
+    p.with_suffix(".cpg").write_text("UTF-8")
+    g = read_boundaries(p, key="SR_ID", name="SR_NAME")
+    assert g["SR_NAME"].tolist() == NAMES
+    assert any(".cpg nennt" in n.message for n in g.attrs["geoplan"]["notes"])
+
+
+def test_missing_prj_suggests_crs(tmp_path):
+    p = write_shp(grid(), tmp_path / "sr.shp", "UTF-8", prj=False)
+    with pytest.raises(GeoplanError) as ei:
+        read_boundaries(p, key="SR_ID")
+    assert "EPSG:25833" in ei.value.found and "EPSG:25832" in ei.value.found
+    assert "EPSG:31468" not in ei.value.found
+
+
+def test_gauss_krueger_labelled_as_utm_is_noted(tmp_path):
+    # Gauss-Krüger zone 4 coordinates (Berlin) stored with an UTM 33N label
+    g = grid().to_crs("EPSG:31468").set_crs("EPSG:25833", allow_override=True)
+    p = tmp_path / "gk.gpkg"
+    g.to_file(p, engine="pyogrio")
+    notes = read_boundaries(p, key="SR_ID").attrs["geoplan"]["notes"]
+    msg = [n.message for n in notes if "Gültigkeitsbereichs" in n.message]
+    assert msg and "EPSG:31468" in msg[0]
+    r = prepare_boundaries(p, key="SR_ID", crs="EPSG:31468")
+    assert r.gdf["area_km2"].sum() == pytest.approx(4.0, rel=1e-3)
+
+
+def test_points_are_not_sozialraeume():
+    g = grid()
+    g.loc[0, "geometry"] = shapely.Point(X0, Y0)
+    with pytest.raises(GeoplanError) as ei:
+        check_boundaries(g, key="SR_ID", repair=True)
+    f = ei.value.findings
+    assert f[f["kind"] == "invalid"]["detail"].iloc[0] == "keine Fläche (Point)"
+
+
+def test_3d_polygons_are_read_2d(tmp_path):
+    g = grid()
+    g["geometry"] = shapely.force_3d(g.geometry.array, z=34.0)
+    p = tmp_path / "z.gpkg"
+    g.to_file(p, engine="pyogrio")
+    r = prepare_boundaries(p, key="SR_ID")
+    assert not r.gdf.geometry.has_z.any()
+
+
+def test_check_in_degrees_measures_in_metres():
+    g = grid().to_crs("EPSG:4326")
+    g.loc[1, "geometry"] = grid().to_crs("EPSG:4326").geometry.iloc[1].buffer(0.001)
+    qa = check_boundaries(g, key="SR_ID", min_sliver_m2=1000)
+    ov = qa.findings[qa.findings["kind"] == "overlap"]
+    assert len(ov) == 3  # buffered 0102 now reaches into 0101, 0201 and 0202
+    assert ov["area_m2"].max() > 10_000  # metres, not square degrees
