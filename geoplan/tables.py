@@ -65,6 +65,7 @@ _RE_DE_FULL = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+,\d*$")  # 1.234,5
 _RE_EN_FULL = re.compile(r"^[+-]?\d{1,3}(,\d{3})+\.\d*$")  # 1,234.5
 _RE_SCI = re.compile(r"^[+-]?(\d+[.,]?\d*|[.,]\d+)[eE][+-]?\d+$")
 _RE_DIGITS = re.compile(r"^\d+$")
+_RE_UTF8_UMLAUT = re.compile(rb"\xc3[\x84\x96\x9c\xa4\xb6\xbc\x9f]")  # ÄÖÜäöüß in UTF-8
 _RE_FLOAT_KEY = re.compile(r"^(\d+)[.,]0+$")  # 1100101.0: key went through a float
 
 
@@ -173,8 +174,20 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
             ) from exc
     try:
         return raw.decode("utf-8"), "utf-8", False, notes
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as exc:
+        first_bad = exc.start
+    # UTF-8 umlauts (ä = C3 A4 …) next to single Windows bytes: the file was
+    # pieced together from two sources; any one decoding garbles part of it.
+    if _RE_UTF8_UMLAUT.search(raw):
+        line = raw[:first_bad].count(b"\n") + 1
+        utf8_line = raw[: _RE_UTF8_UMLAUT.search(raw).start()].count(b"\n") + 1
+        raise GeoplanError(
+            "Die Datei mischt zwei Zeichenkodierungen (UTF-8 und Windows/cp1252).",
+            file=path,
+            location=f"Zeile {line} (Windows-Zeichen), Zeile {utf8_line} (UTF-8-Umlaut)",
+            hint="Datei in einem Editor öffnen und einheitlich als UTF-8 speichern; "
+            "meist wurden Zeilen aus zwei Exporten zusammenkopiert.",
+        )
     # Windows files from Excel/SPSS are cp1252; its five undefined bytes
     # (0x81, 0x8D, 0x8F, 0x90, 0x9D) only occur in latin-1 text.
     try:
@@ -879,7 +892,8 @@ def read_table(
         str_tokens = [tok for tok in counts if isinstance(tok, str) and info[tok][0] != "m"]
         if str_tokens and all(_RE_PLAIN_INT.match(t) for t in str_tokens):
             leading_zero_code = any(len(t.lstrip("+-")) > 1 and t.lstrip("+-").startswith("0") for t in str_tokens)
-        if n_numberlike == 0 or n_numberlike * 2 < n_non_marker or leading_zero_code:
+        # A column of markers only is a fully suppressed number column.
+        if (n_numberlike == 0 and n_non_marker > 0) or n_numberlike * 2 < n_non_marker or leading_zero_code:
             frame_cols[name] = _text_cells(cells)
             continue
         bad = [(line_no[i], c) for i, c in enumerate(cells) if info[c][0] == "b"]

@@ -474,3 +474,80 @@ def test_xlsx_booleans_and_dates_are_not_numbers(tmp_path):
     with pytest.raises(GeoplanError, match="Text in der Zahlenspalte") as ei:
         read_table(p2, key="id")
     assert "Zeile 3" in ei.value.location
+
+
+def test_mixed_encodings_in_one_file(tmp_path):
+    raw = "id;Name\n01;Müller\n".encode("utf-8") + "02;Bäcker\n".encode("cp1252")
+    p = tmp_path / "mixed.csv"
+    p.write_bytes(raw)
+    with pytest.raises(GeoplanError, match="mischt") as ei:
+        read_table(p, key="id")
+    assert "Zeile 3" in ei.value.location and "Zeile 2" in ei.value.location
+
+
+def test_comma_file_with_quoted_decimal_commas(tmp_path):
+    text = 'id,Name,Quote\n"01","Nord, Ost","1,5"\n"02","Süd","2,25"\n'
+    r = read_table(write(tmp_path, "q.csv", text), key="id")
+    assert r.dialect["delimiter"] == ","
+    assert r.frame["Quote"].tolist() == [1.5, 2.25]
+    assert r.frame["Name"].tolist() == ["Nord, Ost", "Süd"]
+
+
+def test_berlin_key_table_aggregates_to_prognoseraum_boundaries():
+    """The shipped key table and Prognoseraum layer agree on all 58 keys."""
+    from geoplan.boundaries import prepare_boundaries
+
+    b = prepare_boundaries(ROOT / "boundaries" / "berlin" / "prognoseraeume_2021.geojson", key="id", name="name")
+    kt = read_table(BERLIN / "lor_2021_plr_schluessel.csv", key="Planungsraum (Nummer)")
+    ew = read_table(BERLIN / "einwohner_plr_2022-06.csv", key="PLR-ID")
+    plr = join_by_key(kt, ew, left_key="Planungsraum (Nummer)", right_key="PLR-ID",
+                      left_name="lor_2021_plr_schluessel.csv", right_name="einwohner_plr_2022-06.csv").frame
+    pgr = plr.groupby("Prognoseraum (Nummer)", as_index=False)["Gesamt"].sum(min_count=1)
+    j = join_by_key(b.gdf, pgr, left_key="key", right_key="Prognoseraum (Nummer)",
+                    left_name="prognoseraeume_2021.geojson", right_name="einwohner (Prognoseräume)")
+    assert len(j.frame) == 58 and j.missing_in_left == [] and j.missing_in_right == []
+    assert j.frame.crs.to_epsg() == 25833  # still a GeoDataFrame
+    # Berlin had about 3.7 million residents in mid-2022
+    assert 3.6e6 < j.frame["Gesamt"].sum() < 3.9e6
+
+
+# --------------------------------------------------------------------------
+# property: what a German or English export writes, read_table reads back
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _de(v: float) -> str:
+    s = f"{v:,.3f}"  # 1,234.500
+    return s.replace(",", "X").replace(".", ",").replace("X", ".")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    keys=st.lists(st.integers(0, 99_999_999), min_size=1, max_size=15, unique=True),
+    values=st.lists(st.floats(-1e7, 1e7, allow_nan=False).map(lambda v: round(v, 3)), min_size=15, max_size=15),
+    suppressed=st.lists(st.booleans(), min_size=15, max_size=15),
+    german=st.booleans(),
+)
+def test_roundtrip_exports(tmp_path_factory, keys, values, suppressed, german):
+    tmp = tmp_path_factory.mktemp("rt")
+    rows = []
+    expected = []
+    for i, k in enumerate(keys):
+        v = values[i]
+        if suppressed[i]:
+            cell, exp = "–" if german else "", np.nan
+        else:
+            cell, exp = (_de(v) if german else f'"{v:,.3f}"'), v
+        rows.append((f"{k:08d}", cell))
+        expected.append(exp)
+    sep = ";" if german else ","
+    text = f"PLR{sep}Wert\n" + "".join(f'"{k}"{sep}{c}\n' for k, c in rows)
+    p = tmp / "t.csv"
+    p.write_bytes(text.encode("cp1252" if german else "utf-8"))
+    r = read_table(p, key="PLR")
+    assert r.frame["PLR"].tolist() == [k for k, _ in rows]
+    got = r.frame["Wert"].to_numpy()
+    assert np.allclose(got, np.array(expected, dtype=float), equal_nan=True, rtol=0, atol=1e-9)
+    assert r.suppressed.get("Wert", 0) == sum(suppressed[: len(keys)])
