@@ -78,6 +78,11 @@ class BoundaryQA:
     def count(self, kind: str) -> int:
         return int((self.findings["kind"] == kind).sum())
 
+    def summary(self) -> dict:
+        """Number of findings per kind (all kinds, zeros included)."""
+        kinds = ["invalid", "repaired", "empty", "multipart", "overlap", "gap", "duplicate_key", "missing_key"]
+        return {k: self.count(k) for k in kinds}
+
 
 @dataclass
 class BoundaryResult:
@@ -92,6 +97,23 @@ class BoundaryResult:
     metric_crs: str
     qa: BoundaryQA
     notes: list[QANote] = field(default_factory=list)
+    path: str | None = None
+    layer: str | None = None
+    encoding: str | None = None
+
+    def summary(self) -> dict:
+        """One line of the report's Datengrundlage / manifest.json."""
+        return {
+            "file": self.path,
+            "layer": self.layer,
+            "encoding": self.encoding,
+            "features": int(len(self.gdf)),
+            "source_crs": self.source_crs,
+            "metric_crs": self.metric_crs,
+            "area_km2": float(self.gdf["area_km2"].sum()),
+            "findings": self.qa.summary(),
+            "notes": len(self.notes),
+        }
 
 
 # --------------------------------------------------------------------------
@@ -766,4 +788,5 @@ def prepare_boundaries(path, *, key: str, name: str | None = None, layer=None, c
     notes.extend(qa.notes)
     notes.append(QANote(STAGE, f"{len(result)} Sozialräume gelesen (KBS der Datei {source_crs}, "
                         f"gerechnet in {tcrs.to_string()}).", level="info", file=path))
-    return BoundaryResult(gdf=result, source_crs=source_crs, metric_crs=tcrs.to_string(), qa=qa, notes=notes)
+    return BoundaryResult(gdf=result, source_crs=source_crs, metric_crs=tcrs.to_string(), qa=qa, notes=notes,
+                          path=path, layer=meta.get("layer"), encoding=meta.get("encoding"))

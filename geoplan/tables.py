@@ -100,6 +100,21 @@ class TableResult:
     def key(self) -> str:
         return self.dialect["key"]
 
+    def summary(self) -> dict:
+        """One line of the report's Datengrundlage / manifest.json."""
+        numeric = [c for c in self.frame.columns if self.frame[c].dtype == "float64"]
+        return {
+            "file": self.path,
+            "rows": int(len(self.frame)),
+            "columns": int(self.frame.shape[1]),
+            "numeric_columns": numeric,
+            "key": self.key,
+            **{k: self.dialect.get(k) for k in ("encoding", "bom", "delimiter", "decimal", "thousands",
+                                                 "sheet", "header_row")},
+            "suppressed_cells": int(sum(self.suppressed.values())),
+            "notes": len(self.notes),
+        }
+
 
 @dataclass
 class JoinResult:

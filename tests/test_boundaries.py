@@ -425,3 +425,12 @@ def test_check_in_degrees_measures_in_metres():
     ov = qa.findings[qa.findings["kind"] == "overlap"]
     assert len(ov) == 3  # buffered 0102 now reaches into 0101, 0201 and 0202
     assert ov["area_m2"].max() > 10_000  # metres, not square degrees
+
+
+def test_summary_for_datengrundlage():
+    r = prepare_boundaries(BERLIN, key="id", name="name")
+    s = r.summary()
+    assert s["features"] == 58 and s["metric_crs"] == "EPSG:25833"
+    assert s["layer"] == "prognoseraeume_2021"
+    assert s["findings"] == {k: 0 for k in s["findings"]} and "gap" in s["findings"]
+    assert s["area_km2"] == pytest.approx(891.1, rel=0.01)

@@ -551,3 +551,11 @@ def test_roundtrip_exports(tmp_path_factory, keys, values, suppressed, german):
     got = r.frame["Wert"].to_numpy()
     assert np.allclose(got, np.array(expected, dtype=float), equal_nan=True, rtol=0, atol=1e-9)
     assert r.suppressed.get("Wert", 0) == sum(suppressed[: len(keys)])
+
+
+def test_summary_for_datengrundlage():
+    r = read_table(BERLIN / "einwohner_plr_2022-06.csv", key="PLR-ID")
+    s = r.summary()
+    assert s["rows"] == 542 and s["key"] == "PLR-ID" and s["delimiter"] == ";" and s["bom"] is True
+    assert s["suppressed_cells"] == 30
+    assert "Gesamt" in s["numeric_columns"] and "PLR-ID" not in s["numeric_columns"]
