@@ -59,10 +59,12 @@ _DELIM_NAMES = {";": "Semikolon", ",": "Komma", "\t": "Tabulator", "|": "senkrec
 _RE_PLAIN_INT = re.compile(r"^[+-]?\d+$")
 _RE_DOT_DECIMAL = re.compile(r"^[+-]?(\d+\.\d*|\.\d+)$")
 _RE_COMMA_DECIMAL = re.compile(r"^[+-]?(\d+,\d*|,\d+)$")
-_RE_DOT_GROUPED = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+$")
-_RE_COMMA_GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+$")
-_RE_DE_FULL = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+,\d*$")  # 1.234,5
-_RE_EN_FULL = re.compile(r"^[+-]?\d{1,3}(,\d{3})+\.\d*$")  # 1,234.5
+_RE_DOT_GROUPED = re.compile(r"^[+-]?[1-9]\d{0,2}(\.\d{3})+$")
+_RE_COMMA_GROUPED = re.compile(r"^[+-]?[1-9]\d{0,2}(,\d{3})+$")
+_RE_DE_FULL = re.compile(r"^[+-]?[1-9]\d{0,2}(\.\d{3})+,\d*$")  # 1.234,5
+_RE_EN_FULL = re.compile(r"^[+-]?[1-9]\d{0,2}(,\d{3})+\.\d*$")
+# 1 234 / 1 234,5 with (thin) spaces as thousands separator (DIN 1333)
+_RE_SPACE_GROUPED = re.compile(r"^[+-]?[1-9]\d{0,2}([ \u2009\u202f]\d{3})+([.,]\d+)?$")  # 1,234.5
 _RE_SCI = re.compile(r"^[+-]?(\d+[.,]?\d*|[.,]\d+)[eE][+-]?\d+$")
 _RE_DIGITS = re.compile(r"^\d+$")
 _RE_UTF8_UMLAUT = re.compile(rb"\xc3[\x84\x96\x9c\xa4\xb6\xbc\x9f]")  # ÄÖÜäöüß in UTF-8
@@ -361,16 +363,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
 # header and numbers
 
 
-def _find_header(rows: list[list[Any]], key: str, header_row: int | None, path: str) -> int:
-    """Return the 0-based index of the header row."""
-    if header_row is not None:
-        if not 1 <= header_row <= len(rows):
-            raise GeoplanError(
-                f"Kopfzeile {header_row} liegt außerhalb der Datei ({len(rows)} Zeilen).",
-                file=path,
-                hint="'header_row' prüfen (Zählung ab 1, wie in Excel).",
-            )
-        return header_row - 1
+def _find_header(rows: list[list[Any]], key: str) -> int:
+    """0-based index of the header: the first row naming ``key``."""
     want = _norm_name(key)
     for i, r in enumerate(rows[:50]):
         if any(c is not None and _norm_name(c) == want for c in r):
@@ -385,8 +379,22 @@ def _find_header(rows: list[list[Any]], key: str, header_row: int | None, path: 
     return 0
 
 
+def _num_core(token: str) -> str:
+    """Drop what decorates a number in German tables: a trailing ``%``,
+    the typographic minus, spaces as thousands separator."""
+    t = token
+    if t.endswith("%"):
+        t = t[:-1].rstrip()
+    if "\u2212" in t:
+        t = t.replace("\u2212", "-")
+    if (" " in t or "\u2009" in t or "\u202f" in t) and _RE_SPACE_GROUPED.match(t):
+        t = t.replace(" ", "").replace("\u2009", "").replace("\u202f", "")
+    return t
+
+
 def _classify(token: str) -> str | None:
     """Shape of a numeric token, or None when it is not a number."""
+    token = _num_core(token)
     if _RE_PLAIN_INT.match(token):
         return "int"
     if _RE_DE_FULL.match(token):
@@ -478,10 +486,10 @@ def _text_cells(cells) -> list:
 
 
 def _to_float(token: str, decimal: str, thousands: str | None) -> float | None:
-    shape = _classify(token)
+    t = _num_core(token)
+    shape = _classify(t)
     if shape is None:
         return None
-    t = token
     if shape == "int":
         return float(t)
     if shape == "sci":
@@ -747,7 +755,7 @@ def read_table(
     if not numbered:
         raise GeoplanError("Die Tabelle ist leer.", file=path, expected="Kopfzeile und Datenzeilen")
     if header_row is None:
-        h = _find_header([r for _, r in numbered], key, None, path)
+        h = _find_header([r for _, r in numbered], key)
     else:
         idx = [i for i, (n, _) in enumerate(numbered) if n == header_row]
         if not idx:

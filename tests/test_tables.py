@@ -559,3 +559,13 @@ def test_summary_for_datengrundlage():
     assert s["rows"] == 542 and s["key"] == "PLR-ID" and s["delimiter"] == ";" and s["bom"] is True
     assert s["suppressed_cells"] == 30
     assert "Gesamt" in s["numeric_columns"] and "PLR-ID" not in s["numeric_columns"]
+
+
+def test_number_decorations(tmp_path):
+    text = "id;Quote;EW;Saldo;Anteil\n01;12,5 %;1 234;\u22123;0,500\n02;7 %;12\u202f345;4;0,250\n"
+    r = read_table(write(tmp_path, "deco.csv", text), key="id")
+    f = r.frame
+    assert f["Quote"].tolist() == [12.5, 7.0]
+    assert f["EW"].tolist() == [1234.0, 12345.0]
+    assert f["Saldo"].tolist() == [-3.0, 4.0]
+    assert f["Anteil"].tolist() == [0.5, 0.25]  # 0,500 is never a thousands group
