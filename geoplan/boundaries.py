@@ -646,7 +646,12 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
             repaired_geoms[i] = fixed
             fixed_m = _polygonal(shapely.make_valid(mgeoms[i]))
             mgeoms[i] = fixed_m
-            findings.append(_finding("repaired", labels[i], f"mit make_valid repariert ({reason})", fixed_m.area))
+            if fixed_m.is_empty:
+                # A polygon collapsed to a line has no area left to plan with.
+                findings.append(_finding("empty", labels[i], f"nach Reparatur keine Fläche übrig ({reason})"))
+            else:
+                findings.append(_finding("repaired", labels[i], f"mit make_valid repariert ({reason})",
+                                         fixed_m.area))
     if repair and len(bad):
         out = out.set_geometry(gpd.GeoSeries(repaired_geoms, index=out.index, crs=crs))
         notes.append(QANote(STAGE, f"{len(bad)} ungültige Geometrien mit make_valid repariert: "

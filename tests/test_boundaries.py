@@ -434,3 +434,14 @@ def test_summary_for_datengrundlage():
     assert s["layer"] == "prognoseraeume_2021"
     assert s["findings"] == {k: 0 for k in s["findings"]} and "gap" in s["findings"]
     assert s["area_km2"] == pytest.approx(891.1, rel=0.01)
+
+
+def test_collapsed_polygon_is_empty_after_repair():
+    g = grid()
+    g.loc[2, "geometry"] = Polygon([(X0, Y0), (X0 + 500, Y0 + 500), (X0 + 1000, Y0 + 1000), (X0, Y0)])
+    with pytest.raises(GeoplanError) as ei:
+        check_boundaries(g, key="SR_ID", repair=True)
+    f = ei.value.findings
+    assert f[f["kind"] == "empty"]["key"].tolist() == ["0201"]
+    assert "keine Fläche" in f[f["kind"] == "empty"]["detail"].iloc[0]
+    assert (f["kind"] == "repaired").sum() == 0
