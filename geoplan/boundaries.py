@@ -691,10 +691,13 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
             harr = np.asarray(holes, dtype=object)
             tree = shapely.STRtree(ug)
             for h in harr:
+                near = tree.query(h, predicate="intersects")
+                if len(near):
+                    # Sozialräume lying inside the hole (islands) are not gap.
+                    h = shapely.difference(h, shapely.union_all(ug[near]))
                 ar = h.area
                 if ar <= min_sliver_m2:
                     continue
-                near = tree.query(h, predicate="intersects")
                 neighbours = sorted(labels[idx[j]] for j in near)
                 c = h.representative_point()
                 findings.append(_finding("gap", " / ".join(neighbours),

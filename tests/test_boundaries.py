@@ -6,6 +6,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from shapely.geometry import Polygon, box
@@ -445,3 +446,17 @@ def test_collapsed_polygon_is_empty_after_repair():
     assert f[f["kind"] == "empty"]["key"].tolist() == ["0201"]
     assert "keine Fläche" in f[f["kind"] == "empty"]["detail"].iloc[0]
     assert (f["kind"] == "repaired").sum() == 0
+
+
+def test_gap_excludes_islands_inside_it():
+    g = grid()
+    notch = box(X0 + 950, Y0 + 950, X0 + 1050, Y0 + 1050)  # 10,000 m² hole
+    g["geometry"] = g.geometry.difference(notch)
+    island = gpd.GeoDataFrame({"SR_ID": ["0301"], "SR_NAME": ["Insel"]},
+                              geometry=[box(X0 + 990, Y0 + 990, X0 + 1010, Y0 + 1010)], crs=g.crs)
+    g = gpd.GeoDataFrame(pd.concat([g, island], ignore_index=True), crs=g.crs)
+    qa = check_boundaries(g, key="SR_ID")
+    gaps = qa.findings[qa.findings["kind"] == "gap"]
+    assert len(gaps) == 1
+    assert gaps["area_m2"].iloc[0] == pytest.approx(10_000 - 400)
+    assert "0301" in gaps["key"].iloc[0]
