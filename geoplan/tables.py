@@ -1,0 +1,1216 @@
+"""Readers for indicator tables (CSV, XLSX) as statistics offices deliver them.
+
+A table is read into a :class:`TableResult`: the key column as text (leading
+zeros kept), numeric columns as float, suppressed-value markers (``–``, ``-``,
+``.``, ``x``, ``/``, ``k.A.``, empty) and numeric sentinels (e.g. ``-9999``)
+as NaN and counted per column. The CSV dialect (encoding, BOM, delimiter,
+decimal and thousands separator) is detected from the file itself and
+reported in ``TableResult.dialect`` so it can be shown in the report's
+Datengrundlage section.
+
+Everything the user can fix (wrong key column, lost leading zeros, text in a
+number column, duplicate keys ...) is raised as
+:class:`geoplan.errors.GeoplanError` with the file, the row as the user sees
+it in the file (1-based, header included) and a hint.
+
+:func:`join_by_key` joins two frames on their keys and reports keys missing
+on either side and duplicates.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from geoplan.errors import GeoplanError, QANote
+
+__all__ = [
+    "DEFAULT_NA_MARKERS",
+    "TableResult",
+    "JoinResult",
+    "read_table",
+    "join_by_key",
+    "normalize_keys",
+]
+
+STAGE = "indicators"
+
+#: Markers German statistics offices use for suppressed or missing values.
+#: ``–`` (en dash) and ``-`` "nichts vorhanden / gesperrt", ``.`` "Zahlenwert
+#: unbekannt oder geheim", ``x`` "Tabellenfach gesperrt", ``/`` "keine
+#: Angabe, da Zahlenwert nicht sicher genug", ``k.A.`` "keine Angabe".
+DEFAULT_NA_MARKERS: frozenset[str] = frozenset(
+    {"", "–", "—", "-", ".", "..", "...", "…", "x", "X", "/", "k.A.", "k. A.", "k.a.", "*"}
+)
+
+_CANDIDATE_DELIMITERS = (";", ",", "\t", "|")
+_DELIM_NAMES = {";": "Semikolon", ",": "Komma", "\t": "Tabulator", "|": "senkrechter Strich"}
+
+# Number shapes. "Grouped" tokens use a thousands separator in groups of three.
+_RE_PLAIN_INT = re.compile(r"^[+-]?\d+$")
+_RE_DOT_DECIMAL = re.compile(r"^[+-]?(\d+\.\d*|\.\d+)$")
+_RE_COMMA_DECIMAL = re.compile(r"^[+-]?(\d+,\d*|,\d+)$")
+_RE_DOT_GROUPED = re.compile(r"^[+-]?[1-9]\d{0,2}(\.\d{3})+$")
+_RE_COMMA_GROUPED = re.compile(r"^[+-]?[1-9]\d{0,2}(,\d{3})+$")
+_RE_DE_FULL = re.compile(r"^[+-]?[1-9]\d{0,2}(\.\d{3})+,\d*$")  # 1.234,5
+_RE_EN_FULL = re.compile(r"^[+-]?[1-9]\d{0,2}(,\d{3})+\.\d*$")
+# 1 234 / 1 234,5 with (thin) spaces as thousands separator (DIN 1333)
+_RE_SPACE_GROUPED = re.compile(r"^[+-]?[1-9]\d{0,2}([ \u2009\u202f]\d{3})+([.,]\d+)?$")  # 1,234.5
+_RE_SCI = re.compile(r"^[+-]?(\d+[.,]?\d*|[.,]\d+)[eE][+-]?\d+$")
+_RE_DIGITS = re.compile(r"^\d+$")
+_RE_UTF8_UMLAUT = re.compile(rb"\xc3[\x84\x96\x9c\xa4\xb6\xbc\x9f]")  # ÄÖÜäöüß in UTF-8
+_RE_FLOAT_KEY = re.compile(r"^(\d+)[.,]0+$")  # 1100101.0: key went through a float
+
+
+@dataclass
+class TableResult:
+    """One indicator table as read.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        Key column dtype str (leading zeros kept); numeric columns float64;
+        text columns dtype str (missing as NaN). Suppressed values are NaN.
+    path : str
+        The file read.
+    dialect : dict
+        ``encoding``, ``bom`` (bool), ``delimiter``, ``decimal``, ``thousands``,
+        ``sheet``, ``header_row`` (1-based row of the header in the file),
+        ``key`` (the key column as found in the file).
+    suppressed : dict[str, int]
+        Column -> number of marker or sentinel cells turned into NaN.
+    notes : list[QANote]
+        Findings that do not stop the run.
+    """
+
+    frame: pd.DataFrame
+    path: str
+    dialect: dict
+    suppressed: dict[str, int]
+    notes: list[QANote] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.dialect["key"]
+
+    def summary(self) -> dict:
+        """One line of the report's Datengrundlage / manifest.json."""
+        numeric = [c for c in self.frame.columns if self.frame[c].dtype == "float64"]
+        return {
+            "file": self.path,
+            "rows": int(len(self.frame)),
+            "columns": int(self.frame.shape[1]),
+            "numeric_columns": numeric,
+            "key": self.key,
+            **{k: self.dialect.get(k) for k in ("encoding", "bom", "delimiter", "decimal", "thousands",
+                                                 "sheet", "header_row")},
+            "suppressed_cells": int(sum(self.suppressed.values())),
+            "notes": len(self.notes),
+        }
+
+
+@dataclass
+class JoinResult:
+    """Result of :func:`join_by_key`.
+
+    ``frame`` has all rows of the left frame (in its order) and the columns
+    of both; ``missing_in_left`` are keys of the right frame the left one
+    lacks (their rows are dropped), ``missing_in_right`` keys of the left
+    frame without a row on the right (their right columns are NaN).
+    ``duplicates`` maps the frame name to its repeated keys.
+    """
+
+    frame: pd.DataFrame
+    missing_in_left: list[str]
+    missing_in_right: list[str]
+    duplicates: dict[str, list[str]]
+    notes: list[QANote] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------
+# small helpers
+
+
+def _fmt_list(items: Sequence[Any], limit: int = 10) -> str:
+    items = [str(i) for i in items]
+    if len(items) <= limit:
+        return ", ".join(items)
+    return ", ".join(items[:limit]) + f" … (insgesamt {len(items)})"
+
+
+def _rows_text(rows: Sequence[int], limit: int = 10) -> str:
+    return ("Zeile " if len(rows) == 1 else "Zeilen ") + _fmt_list(rows, limit)
+
+
+def _norm_name(name: str) -> str:
+    return re.sub(r"\s+", " ", str(name)).strip().casefold()
+
+
+# --------------------------------------------------------------------------
+# raw reading: CSV
+
+
+def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool, list[QANote]]:
+    """Return text, encoding name, BOM flag and notes."""
+    notes: list[QANote] = []
+    bom = raw.startswith(b"\xef\xbb\xbf")
+    if encoding is not None:
+        enc = "utf-8-sig" if (bom and encoding.lower().replace("_", "-") in ("utf-8", "utf8")) else encoding
+        try:
+            return raw.decode(enc), encoding, bom, notes
+        except (UnicodeDecodeError, LookupError) as exc:
+            pos = getattr(exc, "start", 0)
+            line = raw[:pos].count(b"\n") + 1
+            raise GeoplanError(
+                f"Die Datei lässt sich nicht mit der Kodierung {encoding!r} lesen.",
+                file=path,
+                location=f"Zeile {line}",
+                expected=f"Text in {encoding}",
+                found=str(exc),
+                hint="Die Angabe 'encoding' weglassen (automatische Erkennung) oder richtig setzen, z. B. 'cp1252'.",
+            ) from exc
+    if bom:
+        try:
+            return raw.decode("utf-8-sig"), "utf-8", True, notes
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise GeoplanError(
+                "Die Datei beginnt mit einer UTF-8-Markierung (BOM), enthält aber Zeichen, die kein UTF-8 sind.",
+                file=path,
+                location=f"Zeile {line}",
+                hint="Datei in Excel oder einem Editor als 'CSV UTF-8' neu speichern.",
+            ) from exc
+    try:
+        return raw.decode("utf-8"), "utf-8", False, notes
+    except UnicodeDecodeError as exc:
+        first_bad = exc.start
+    # UTF-8 umlauts (ä = C3 A4 …) next to single Windows bytes: the file was
+    # pieced together from two sources; any one decoding garbles part of it.
+    if _RE_UTF8_UMLAUT.search(raw):
+        line = raw[:first_bad].count(b"\n") + 1
+        utf8_line = raw[: _RE_UTF8_UMLAUT.search(raw).start()].count(b"\n") + 1
+        raise GeoplanError(
+            "Die Datei mischt zwei Zeichenkodierungen (UTF-8 und Windows/cp1252).",
+            file=path,
+            location=f"Zeile {line} (Windows-Zeichen), Zeile {utf8_line} (UTF-8-Umlaut)",
+            hint="Datei in einem Editor öffnen und einheitlich als UTF-8 speichern; "
+            "meist wurden Zeilen aus zwei Exporten zusammenkopiert.",
+        )
+    # Windows files from Excel/SPSS are cp1252; its five undefined bytes
+    # (0x81, 0x8D, 0x8F, 0x90, 0x9D) only occur in latin-1 text.
+    try:
+        text = raw.decode("cp1252")
+        enc = "cp1252"
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+        enc = "latin-1"
+    notes.append(
+        QANote(
+            STAGE,
+            f"Datei ist nicht UTF-8-kodiert; gelesen als {enc} (Windows-Kodierung).",
+            level="info",
+            file=path,
+            details={"encoding": enc},
+        )
+    )
+    return text, enc, False, notes
+
+
+def _sniff_delimiter(text: str, path: str) -> str:
+    lines = [ln for ln in text.splitlines() if ln.strip()][:200]
+    best: tuple | None = None
+    for cand in _CANDIDATE_DELIMITERS:
+        try:
+            rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=cand, quotechar='"'))
+        except csv.Error:
+            continue
+        counts = [len(r) for r in rows if any(c.strip() for c in r)]
+        if not counts:
+            continue
+        modal, freq = Counter(counts).most_common(1)[0]
+        if modal < 2:
+            continue
+        score = (freq / len(counts), modal)
+        if best is None or score > best[0]:
+            best = (score, cand)
+    if best is None:
+        raise GeoplanError(
+            "Das Trennzeichen der CSV-Datei ist nicht zu erkennen (nur eine Spalte gefunden).",
+            file=path,
+            expected="Spalten getrennt durch ';', ',', Tabulator oder '|'",
+            found=(lines[0][:80] if lines else "leere Datei"),
+            hint="Trennzeichen in der Konfiguration angeben ('delimiter') oder die Datei prüfen.",
+        )
+    return best[1]
+
+
+def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dict, list[QANote]]:
+    raw = Path(path).read_bytes()
+    if not raw.strip(b"\xef\xbb\xbf \t\r\n"):
+        raise GeoplanError(
+            "Die Tabelle ist leer.",
+            file=path,
+            expected="Kopfzeile und mindestens eine Datenzeile",
+            found=f"{len(raw)} Byte ohne Inhalt",
+            hint="Export wiederholen; die Datei wurde vermutlich unvollständig gespeichert.",
+        )
+    text, enc, bom, notes = _decode(raw, path, encoding)
+    delim = delimiter or _sniff_delimiter(text, path)
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim, quotechar='"', strict=False))
+    except csv.Error as exc:  # pragma: no cover - csv is lenient with strict=False
+        raise GeoplanError("Die CSV-Datei ist fehlerhaft.", file=path, found=str(exc)) from exc
+    # A quote that is never closed swallows the rest of the file into one cell.
+    for i, r in enumerate(rows):
+        if any("\n" in c and c.count("\n") > 5 for c in r):
+            raise GeoplanError(
+                "Ein Anführungszeichen wird nicht geschlossen; der Rest der Datei landet in einem Feld.",
+                file=path,
+                location=f"Zeile {i + 1}",
+                hint="Anführungszeichen in dieser Zeile prüfen oder Datei neu exportieren.",
+            )
+    dialect = {"encoding": enc, "bom": bom, "delimiter": delim, "sheet": None}
+    return rows, dialect, notes
+
+
+# --------------------------------------------------------------------------
+# raw reading: XLSX
+
+
+def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, list[QANote]]:
+    try:
+        import openpyxl
+    except ImportError as exc:  # pragma: no cover - declared dependency
+        raise GeoplanError("Zum Lesen von Excel-Dateien wird das Paket openpyxl benötigt.", file=path) from exc
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:
+        raise GeoplanError(
+            "Die Excel-Datei lässt sich nicht öffnen (beschädigt oder kein .xlsx).",
+            file=path,
+            found=f"{type(exc).__name__}: {exc}",
+            hint="Datei in Excel öffnen und erneut als .xlsx speichern; alte .xls-Dateien vorher umwandeln.",
+        ) from exc
+    notes: list[QANote] = []
+    try:
+        names = list(wb.sheetnames)
+        if sheet is None:
+            if len(names) == 1:
+                chosen = names[0]
+            else:
+                # Choose the only sheet whose first rows contain the key column.
+                want = _norm_name(key)
+                hits = []
+                for n in names:
+                    ws = wb[n]
+                    for row in ws.iter_rows(max_row=30, values_only=True):
+                        if any(c is not None and _norm_name(c) == want for c in row):
+                            hits.append(n)
+                            break
+                if len(hits) != 1:
+                    raise GeoplanError(
+                        "Die Excel-Datei hat mehrere Tabellenblätter; welches gelesen werden soll, ist nicht eindeutig.",
+                        file=path,
+                        expected=f"ein Blatt mit der Schlüsselspalte {key!r}",
+                        found="Blätter: " + ", ".join(repr(n) for n in names)
+                        + (f"; Schlüsselspalte in: {', '.join(hits)}" if hits else "; Schlüsselspalte in keinem"),
+                        hint="In der Konfiguration 'sheet' auf eines dieser Blätter setzen.",
+                    )
+                chosen = hits[0]
+                notes.append(
+                    QANote(STAGE, f"Tabellenblatt {chosen!r} gewählt (enthält die Schlüsselspalte {key!r}).",
+                           level="info", file=path)
+                )
+        elif isinstance(sheet, int):
+            if not 0 <= sheet < len(names):
+                raise GeoplanError(
+                    f"Tabellenblatt Nr. {sheet} gibt es nicht (Zählung ab 0).",
+                    file=path,
+                    found="Blätter: " + ", ".join(repr(n) for n in names),
+                    hint="'sheet' auf einen dieser Namen setzen.",
+                )
+            chosen = names[sheet]
+        else:
+            if sheet not in names:
+                raise GeoplanError(
+                    f"Tabellenblatt {sheet!r} gibt es nicht.",
+                    file=path,
+                    expected=repr(sheet),
+                    found="Blätter: " + ", ".join(repr(n) for n in names),
+                    hint="'sheet' auf einen dieser Namen setzen.",
+                )
+            chosen = sheet
+        ws = wb[chosen]
+        # Booleans would pass as 1/0 in number columns; Excel shows them as text.
+        rows = [[("WAHR" if c else "FALSCH") if isinstance(c, bool) else c for c in r]
+                for r in ws.iter_rows(values_only=True)]
+    finally:
+        wb.close()
+    dialect = {"encoding": None, "bom": False, "delimiter": None, "sheet": chosen}
+    return rows, dialect, notes
+
+
+# --------------------------------------------------------------------------
+# header and numbers
+
+
+def _find_header(rows: list[list[Any]], key: str) -> int:
+    """0-based index of the header: the first row naming ``key``."""
+    want = _norm_name(key)
+    for i, r in enumerate(rows[:50]):
+        if any(c is not None and _norm_name(c) == want for c in r):
+            return i
+    # No row names the key: take the first row that is as wide as the data,
+    # so the error about the missing key lists sensible column names.
+    widths = [sum(1 for c in r if c not in (None, "")) for r in rows]
+    modal = Counter(w for w in widths if w > 0).most_common(1)[0][0]
+    for i, w in enumerate(widths):
+        if w >= max(2, modal):
+            return i
+    return 0
+
+
+def _num_core(token: str) -> str:
+    """Drop what decorates a number in German tables: a trailing ``%``,
+    the typographic minus, spaces as thousands separator."""
+    t = token
+    if t.endswith("%"):
+        t = t[:-1].rstrip()
+    if "\u2212" in t:
+        t = t.replace("\u2212", "-")
+    if (" " in t or "\u2009" in t or "\u202f" in t) and _RE_SPACE_GROUPED.match(t):
+        t = t.replace(" ", "").replace("\u2009", "").replace("\u202f", "")
+    return t
+
+
+def _classify(token: str) -> str | None:
+    """Shape of a numeric token, or None when it is not a number."""
+    token = _num_core(token)
+    if _RE_PLAIN_INT.match(token):
+        return "int"
+    if _RE_DE_FULL.match(token):
+        return "de_full"
+    if _RE_EN_FULL.match(token):
+        return "en_full"
+    if _RE_DOT_GROUPED.match(token):
+        return "dot_grouped"  # 1.234 : thousands (de) or decimal (en)
+    if _RE_COMMA_GROUPED.match(token):
+        return "comma_grouped"  # 1,234 : thousands (en) or decimal (de)
+    if _RE_DOT_DECIMAL.match(token):
+        return "dot_decimal"
+    if _RE_COMMA_DECIMAL.match(token):
+        return "comma_decimal"
+    if _RE_SCI.match(token):
+        return "sci"
+    return None
+
+
+def _detect_separators(shapes: Counter, delimiter: str | None) -> tuple[str, str | None, str | None]:
+    """Decide decimal and thousands separators from the token shapes of a file.
+
+    Returns (decimal, thousands, ambiguity note or None).
+    """
+    de_evidence, en_evidence = _evidence(shapes)
+    if de_evidence and not en_evidence:
+        return ",", ("." if shapes["dot_grouped"] or shapes["de_full"] else None), None
+    if en_evidence and not de_evidence:
+        return ".", ("," if shapes["comma_grouped"] or shapes["en_full"] else None), None
+    if de_evidence and en_evidence:
+        # Decided per column later; the majority sets the file default.
+        return ("," if de_evidence >= en_evidence else "."), None, None
+    # Only ambiguous tokens such as 1.234 or 1,234 (or plain integers):
+    # semicolon files and Excel cells follow the German convention, comma
+    # files the English one.
+    if shapes["dot_grouped"] or shapes["comma_grouped"]:
+        if delimiter != ",":
+            return ",", ".", (
+                "Zahlen wie '1.234' sind mehrdeutig; gelesen im deutschen Format "
+                "(Tausenderpunkt, Dezimalkomma: 1.234 = 1234)."
+            )
+        return ".", ",", (
+            "Zahlen wie '1.234' sind mehrdeutig; gelesen im englischen Format "
+            "(Dezimalpunkt, Tausenderkomma: 1.234 = 1,234)."
+        )
+    return ("," if delimiter == ";" else "."), None, None
+
+
+def _evidence(shapes: Counter) -> tuple[int, int]:
+    """Counts of tokens that can only be German (decimal comma) or English."""
+    de = shapes["comma_decimal"] + shapes["de_full"] + shapes["dot_grouped_multi"]
+    en = shapes["dot_decimal"] + shapes["en_full"] + shapes["comma_grouped_multi"]
+    return de, en
+
+
+_MARKER = ("m", None)
+_BAD = ("b", None)
+_OTHER = ("o", None)
+
+
+def _cell_value(cell, markers, decimal, thousands) -> tuple[str, float | None]:
+    """Classify one distinct cell: ("m") marker, ("n", v) number,
+    ("o") number in the other decimal style, ("b") not a number."""
+    if cell is None:
+        return _MARKER
+    if isinstance(cell, str):
+        if cell in markers:
+            return _MARKER
+        v = _to_float(cell, decimal, thousands)
+        if v is not None:
+            return ("n", v)
+        return _OTHER if _classify(cell) is not None else _BAD
+    if isinstance(cell, (int, float, np.integer, np.floating)) and not isinstance(cell, bool):
+        v = float(cell)
+        return _MARKER if math.isnan(v) else ("n", v)
+    return _BAD  # dates, times
+
+
+def _text_cells(cells) -> list:
+    out = []
+    for c in cells:
+        if c is None or c == "":
+            out.append(None)
+        elif isinstance(c, float) and c.is_integer():
+            out.append(str(int(c)))
+        else:
+            out.append(str(c))
+    return out
+
+
+def _to_float(token: str, decimal: str, thousands: str | None) -> float | None:
+    t = _num_core(token)
+    shape = _classify(t)
+    if shape is None:
+        return None
+    if shape == "int":
+        return float(t)
+    if shape == "sci":
+        return float(t.replace(",", ".")) if decimal == "," else (float(t) if "," not in t else None)
+    if decimal == ",":
+        if shape in ("comma_decimal", "comma_grouped"):
+            return float(t.replace(",", "."))
+        if shape in ("dot_grouped", "de_full"):
+            return float(t.replace(".", "").replace(",", "."))
+        return None  # dot decimal or en_full in a comma-decimal column
+    if shape in ("dot_decimal", "dot_grouped"):
+        if shape == "dot_grouped" and thousands == ".":
+            return float(t.replace(".", ""))
+        return float(t)
+    if shape in ("comma_grouped", "en_full"):
+        if thousands == "," or shape == "en_full":
+            return float(t.replace(",", ""))
+        return None
+    return None
+
+
+# --------------------------------------------------------------------------
+# keys
+
+
+def normalize_keys(
+    values: Iterable[Any],
+    *,
+    key_width: int | None = None,
+    file: str | None = None,
+    column: str = "key",
+    row_numbers: Sequence[int] | None = None,
+    numeric_cells: Sequence[bool] | None = None,
+    allow_mixed_lengths: bool = False,
+    notes: list[QANote] | None = None,
+) -> list[str]:
+    """Turn key cells into text keys and check for lost leading zeros.
+
+    Parameters
+    ----------
+    values : iterable
+        Raw key cells (str, int or float from Excel).
+    key_width : int, optional
+        Pad purely numeric keys with leading zeros to this many digits
+        (Berlin LOR Planungsräume: 8, Prognoseräume: 4).
+    row_numbers : sequence of int, optional
+        Row of each value in the file (1-based), used in messages.
+    numeric_cells : sequence of bool, optional
+        True where the cell was stored as a number (Excel), which is where
+        leading zeros get lost.
+    allow_mixed_lengths : bool
+        Accept numeric keys of different length even when the longest has
+        four or more digits.
+    notes : list, optional
+        Receives a QANote when short running numbers of mixed length are
+        accepted.
+
+    Raises
+    ------
+    GeoplanError
+        Empty keys; keys written as floats or in scientific notation; purely
+        numeric keys of mixed length without ``key_width`` (lost zeros);
+        keys longer than ``key_width``. Mixed lengths are only an error
+        when the longest key has four or more digits (hierarchical codes);
+        running numbers such as 1 … 12 pass with a note.
+    """
+    vals = list(values)
+    rows = list(row_numbers) if row_numbers is not None else list(range(1, len(vals) + 1))
+    numeric = list(numeric_cells) if numeric_cells is not None else [False] * len(vals)
+    keys: list[str] = []
+    empty_rows, sci_rows, float_rows = [], [], []
+    for v, r, is_num in zip(vals, rows, numeric):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            empty_rows.append(r)
+            keys.append("")
+            continue
+        if isinstance(v, bool):
+            s = str(v)
+        elif isinstance(v, (int, np.integer)):
+            s = str(int(v))
+        elif isinstance(v, (float, np.floating)):
+            if float(v).is_integer():
+                s = str(int(v))
+            else:
+                s = repr(float(v))
+                float_rows.append(r)
+        else:
+            s = str(v).strip().strip('"').strip()
+            if s.startswith("'") and _RE_DIGITS.match(s[1:] or "x"):
+                s = s[1:]  # Excel's text prefix survives some exports
+        if s == "":
+            empty_rows.append(r)
+        elif _RE_SCI.match(s) and not _RE_DIGITS.match(s):
+            sci_rows.append(r)
+        else:
+            m = _RE_FLOAT_KEY.match(s)
+            if m:
+                if key_width is None:
+                    float_rows.append(r)
+                s = m.group(1)
+        keys.append(s)
+    if empty_rows:
+        raise GeoplanError(
+            f"Leere Schlüssel in der Spalte {column!r}.",
+            file=file,
+            location=_rows_text(empty_rows),
+            expected="in jeder Datenzeile ein Schlüssel",
+            hint="Zeilen ergänzen oder löschen; Fußnoten unter der Tabelle entfernen.",
+        )
+    if sci_rows:
+        bad = [keys[rows.index(r)] for r in sci_rows]
+        raise GeoplanError(
+            f"Schlüssel in der Spalte {column!r} stehen in wissenschaftlicher Schreibweise; Stellen sind verloren.",
+            file=file,
+            location=_rows_text(sci_rows),
+            found=_fmt_list(bad),
+            hint="Die Spalte in Excel als Text formatieren und neu exportieren; die Originalschlüssel sind nicht rekonstruierbar.",
+        )
+    if float_rows:
+        bad = [keys[rows.index(r)] for r in float_rows]
+        raise GeoplanError(
+            f"Schlüssel in der Spalte {column!r} sehen wie Kommazahlen aus (z. B. '1100101.0'); die Spalte wurde als Zahl gespeichert.",
+            file=file,
+            location=_rows_text(float_rows),
+            found=_fmt_list(bad),
+            hint="Spalte als Text exportieren oder 'key_width' setzen (z. B. 8 für LOR-Planungsräume), dann wird mit Nullen aufgefüllt.",
+        )
+    all_digits = all(_RE_DIGITS.match(k) for k in keys)
+    if key_width is not None:
+        too_long = [(r, k) for r, k in zip(rows, keys) if len(k) > key_width]
+        if too_long:
+            raise GeoplanError(
+                f"Schlüssel in der Spalte {column!r} sind länger als key_width={key_width}.",
+                file=file,
+                location=_rows_text([r for r, _ in too_long]),
+                found=_fmt_list([k for _, k in too_long]),
+                hint="'key_width' prüfen.",
+            )
+        return [k.zfill(key_width) if _RE_DIGITS.match(k) else k for k in keys]
+    if all_digits and keys:
+        lengths = Counter(len(k) for k in keys)
+        longest = max(lengths)
+        # Plain running numbers (1 … 12) legitimately differ in length;
+        # hierarchical codes (LOR, AGS, Zensus) have a fixed width of 4+.
+        if len(lengths) > 1 and longest >= 4 and not allow_mixed_lengths:
+            short = [(r, k) for r, k in zip(rows, keys) if len(k) < longest]
+            raise GeoplanError(
+                f"Die Schlüssel in der Spalte {column!r} sind unterschiedlich lang; vermutlich sind führende Nullen verloren gegangen (Excel).",
+                file=file,
+                location=_rows_text([r for r, _ in short]),
+                expected=f"alle Schlüssel {longest}-stellig",
+                found=_fmt_list([k for _, k in short]) + " ("
+                + ", ".join(f"{n}× {ln}-stellig" for ln, n in sorted(lengths.items())) + ")",
+                hint=("Die Spalte ist in Excel als Zahl formatiert. " if any(numeric) else "")
+                + f"In der Konfiguration key_width: {longest} setzen (füllt mit Nullen auf) oder die Spalte als Text "
+                "exportieren; sind die Schlüssel wirklich verschieden lang, allow_mixed_key_lengths: true setzen.",
+            )
+        if len(lengths) > 1 and notes is not None:
+            notes.append(QANote(
+                STAGE,
+                f"Schlüssel in {column!r} sind Nummern verschiedener Länge ({min(lengths)}–{longest} Stellen); "
+                "sie werden ohne führende Nullen verglichen.",
+                level="info", file=file,
+            ))
+    return keys
+
+
+# --------------------------------------------------------------------------
+# the reader
+
+
+def read_table(
+    path,
+    *,
+    key: str,
+    sheet=None,
+    header_row: int | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    decimal: str | None = None,
+    thousands: str | None = None,
+    na_markers: Iterable[str] | None = None,
+    sentinels: Iterable[float] = (),
+    key_width: int | None = None,
+    valid_column: str | None = None,
+    valid_values: Iterable[str] | None = None,
+    allow_duplicates: bool = False,
+    text_columns: Iterable[str] = (),
+    allow_mixed_key_lengths: bool = False,
+) -> TableResult:
+    """Read an indicator table (CSV or XLSX) keyed by Sozialraum.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.csv``/``.txt``/``.tsv`` or ``.xlsx``/``.xlsm``.
+    key : str
+        Name of the key column (matched ignoring case and surrounding
+        blanks). Keys are always text.
+    sheet : str or int, optional
+        XLSX sheet name (or 0-based index). Without it the only sheet, or the
+        only one containing ``key``, is read.
+    header_row : int, optional
+        1-based row of the header. Default: the first row naming ``key``
+        (skips title rows above the table).
+    encoding, delimiter, decimal, thousands : str, optional
+        Override the detected CSV dialect.
+    na_markers : iterable of str, optional
+        Cell texts meaning "suppressed/missing"; default
+        :data:`DEFAULT_NA_MARKERS`. Empty cells are always missing.
+    sentinels : iterable of float
+        Numeric codes meaning missing, e.g. ``(-9999,)`` in the Berlin MSS.
+    key_width : int, optional
+        Zero-pad numeric keys to this width.
+    valid_column, valid_values : optional
+        Rows whose ``valid_column`` is not in ``valid_values`` get all numeric
+        columns set to NaN (Berlin MSS: ``KOM`` = ``gültig``).
+    allow_duplicates : bool
+        Keep repeated keys instead of failing.
+    text_columns : iterable of str
+        Columns to keep as text even if they look numeric.
+    allow_mixed_key_lengths : bool
+        Accept numeric keys of different length (see :func:`normalize_keys`).
+
+    A column counts as numeric when most of its non-marker cells are
+    numbers; then every other cell in it is an error. Columns of integers
+    with leading zeros (codes such as ``BEZ_ID`` = ``01``) stay text.
+    """
+    path = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise GeoplanError(
+            "Die Tabelle wurde nicht gefunden.",
+            file=path,
+            hint="Pfad in der Konfiguration prüfen (relativ zur Konfigurationsdatei).",
+        )
+    if p.is_dir():
+        raise GeoplanError("Der Pfad ist ein Ordner, keine Tabelle.", file=path)
+    suffix = p.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        rows, dialect, notes = _read_xlsx_rows(path, sheet, key)
+    elif suffix == ".xls":
+        raise GeoplanError(
+            "Das alte Excel-Format .xls wird nicht gelesen.",
+            file=path,
+            hint="Datei in Excel als .xlsx oder als CSV (UTF-8) speichern.",
+        )
+    else:
+        if suffix == ".tsv" and delimiter is None:
+            delimiter = "\t"
+        rows, dialect, notes = _read_csv_rows(path, encoding, delimiter)
+
+    markers = set(DEFAULT_NA_MARKERS if na_markers is None else na_markers) | {""}
+    sentinel_set = {float(s) for s in sentinels}
+    text_cols = {_norm_name(c) for c in text_columns}
+
+    # Strip blanks (incl. no-break spaces from Excel) and drop empty rows.
+    numbered = []
+    for i, r in enumerate(rows):
+        r = [(c.replace("\u00a0", " ").strip() if isinstance(c, str) else c) for c in r]
+        if any(c is not None and c != "" for c in r):
+            numbered.append((i + 1, r))
+    if not numbered:
+        raise GeoplanError("Die Tabelle ist leer.", file=path, expected="Kopfzeile und Datenzeilen")
+    if header_row is None:
+        h = _find_header([r for _, r in numbered], key)
+    else:
+        idx = [i for i, (n, _) in enumerate(numbered) if n == header_row]
+        if not idx:
+            raise GeoplanError(
+                f"Kopfzeile {header_row} ist leer oder liegt außerhalb der Datei.",
+                file=path,
+                hint="'header_row' prüfen (Zählung ab 1, wie in Excel/Editor).",
+            )
+        h = idx[0]
+    header_line, header = numbered[h]
+    # Trailing empty header cells come from Excel's used range.
+    while header and header[-1] in (None, ""):
+        header.pop()
+    names: list[str] = []
+    for j, c in enumerate(header):
+        name = "" if c is None else str(c).strip().strip('"')
+        names.append(name if name else f"Spalte_{j + 1}")
+    dup_names = [n for n, k in Counter(names).items() if k > 1]
+    if dup_names:
+        raise GeoplanError(
+            "Spaltennamen kommen mehrfach vor.",
+            file=path,
+            location=f"Kopfzeile (Zeile {header_line})",
+            found=_fmt_list(dup_names),
+            hint="Spalten in der Datei eindeutig benennen.",
+        )
+    want = _norm_name(key)
+    key_idx = [j for j, n in enumerate(names) if _norm_name(n) == want]
+    if not key_idx:
+        raise GeoplanError(
+            f"Die Schlüsselspalte {key!r} fehlt.",
+            file=path,
+            location=f"Kopfzeile (Zeile {header_line})",
+            expected=repr(key),
+            found="Spalten: " + ", ".join(repr(n) for n in names),
+            hint="In der Konfiguration 'key' auf einen dieser Spaltennamen setzen"
+            + (" oder 'header_row' angeben." if header_row is None else "."),
+        )
+    kj = key_idx[0]
+    ncol = len(names)
+    data = numbered[h + 1 :]
+
+    # Footnotes below the table ("Quelle: ...") have no key and one cell.
+    footnotes = []
+    while data:
+        n, r = data[-1]
+        filled = [c for c in r if c not in (None, "")]
+        kcell = r[kj] if kj < len(r) else None
+        # A lone text with blanks or a colon in the key column is a note
+        # ("Quelle: ..."), not a key.
+        note_in_key = isinstance(kcell, str) and (" " in kcell or ":" in kcell)
+        if len(filled) <= 1 and (kcell in (None, "") or note_in_key) and ncol > 2:
+            footnotes.append(n)
+            data.pop()
+        else:
+            break
+    if footnotes:
+        notes.append(QANote(STAGE, f"{len(footnotes)} Fußnotenzeile(n) unter der Tabelle ignoriert.",
+                            level="info", file=path, location=_rows_text(sorted(footnotes))))
+    if not data:
+        raise GeoplanError(
+            "Die Tabelle hat keine Datenzeilen (nur die Kopfzeile).",
+            file=path,
+            location=f"Kopfzeile in Zeile {header_line}",
+            hint="Export wiederholen; die Datei ist vermutlich abgeschnitten.",
+        )
+    # Row width: extra cells must be empty, short rows mean a broken file.
+    short, long_ = [], []
+    for n, r in data:
+        if len(r) < ncol:
+            short.append(n)
+        elif len(r) > ncol and any(c not in (None, "") for c in r[ncol:]):
+            long_.append(n)
+    if short:
+        truncated = short == [data[-1][0]]
+        raise GeoplanError(
+            "Die Datei ist abgeschnitten: die letzte Zeile ist unvollständig." if truncated
+            else "Zeilen haben weniger Felder als die Kopfzeile.",
+            file=path,
+            location=_rows_text(short),
+            expected=f"{ncol} Felder je Zeile (Trennzeichen {_DELIM_NAMES.get(dialect['delimiter'], dialect['delimiter'])!s})",
+            found=f"{min(len(r) for n, r in data if n in short)} Felder",
+            hint="Export wiederholen." if truncated
+            else "Trennzeichen in Textfeldern in Anführungszeichen setzen oder 'delimiter' angeben.",
+        )
+    if long_:
+        raise GeoplanError(
+            "Zeilen haben mehr Felder als die Kopfzeile.",
+            file=path,
+            location=_rows_text(long_),
+            expected=f"{ncol} Felder je Zeile",
+            hint="Trennzeichen in Textfeldern (z. B. Namen mit Komma) in Anführungszeichen setzen oder 'delimiter' angeben.",
+        )
+    line_no = [n for n, _ in data]
+    cols = {names[j]: [r[j] for _, r in data] for j in range(ncol)}
+
+    # The shapes of the distinct number-like texts decide decimal and
+    # thousands separators: per column where the column itself is
+    # unambiguous (``12,5``), else by the file's majority / convention.
+    col_shapes: dict[str, Counter] = {}
+    file_shapes: Counter = Counter()
+    for j, name in enumerate(names):
+        if j == kj or _norm_name(name) in text_cols:
+            continue
+        cs: Counter = Counter()
+        for tok in set(cols[name]):
+            if isinstance(tok, str) and tok not in markers:
+                shape = _classify(tok)
+                if shape:
+                    cs[shape] += 1
+                    if shape == "dot_grouped" and tok.count(".") > 1:
+                        cs["dot_grouped_multi"] += 1
+                    if shape == "comma_grouped" and tok.count(",") > 1:
+                        cs["comma_grouped_multi"] += 1
+        col_shapes[name] = cs
+        file_shapes.update(cs)
+    det_dec, det_thou, ambiguity = _detect_separators(file_shapes, dialect["delimiter"])
+    if decimal is not None:
+        file_dec = decimal
+        file_thou = thousands if thousands is not None else ("." if decimal == "," else ",")
+    else:
+        file_dec = det_dec
+        file_thou = thousands if thousands is not None else det_thou
+    if thousands == "":
+        file_thou = None
+    used_ambiguous = False
+    per_column: dict[str, dict] = {}
+
+    frame_cols: dict[str, Any] = {}
+    suppressed: dict[str, int] = {}
+    for j, name in enumerate(names):
+        cells = cols[name]
+        if j == kj:
+            continue
+        if _norm_name(name) in text_cols:
+            frame_cols[name] = _text_cells(cells)
+            continue
+        dec, thou = file_dec, file_thou
+        cs = col_shapes[name]
+        de_ev, en_ev = _evidence(cs)
+        if decimal is None and thousands is None:
+            if de_ev and not en_ev:
+                dec, thou = ",", ("." if cs["dot_grouped"] or cs["de_full"] else None)
+            elif en_ev and not de_ev:
+                dec, thou = ".", ("," if cs["comma_grouped"] or cs["en_full"] else None)
+            elif de_ev and en_ev:
+                dec = "," if de_ev >= en_ev else "."
+                thou = None
+            elif cs["dot_grouped"] or cs["comma_grouped"]:
+                used_ambiguous = True
+        counts = Counter(cells)
+        info = {tok: _cell_value(tok, markers, dec, thou) for tok in counts}
+        n_marker_cells = sum(n for tok, n in counts.items() if info[tok][0] == "m")
+        n_numberlike = sum(n for tok, n in counts.items() if info[tok][0] in ("n", "o"))
+        n_non_marker = len(cells) - n_marker_cells
+        leading_zero_code = False
+        str_tokens = [tok for tok in counts if isinstance(tok, str) and info[tok][0] != "m"]
+        if str_tokens and all(_RE_PLAIN_INT.match(t) for t in str_tokens):
+            leading_zero_code = any(len(t.lstrip("+-")) > 1 and t.lstrip("+-").startswith("0") for t in str_tokens)
+        # A column of markers only is a fully suppressed number column.
+        if (n_numberlike == 0 and n_non_marker > 0) or n_numberlike * 2 < n_non_marker or leading_zero_code:
+            frame_cols[name] = _text_cells(cells)
+            continue
+        bad = [(line_no[i], c) for i, c in enumerate(cells) if info[c][0] == "b"]
+        if bad:
+            r0, v0 = bad[0]
+            raise GeoplanError(
+                f"Text in der Zahlenspalte {name!r}.",
+                file=path,
+                location=f"Zeile {r0}, Spalte {name!r}"
+                + (f" (und {_rows_text([r for r, _ in bad[1:]])})" if len(bad) > 1 else ""),
+                expected="eine Zahl oder ein Sperrzeichen (–, -, ., x, /, k.A., leer)",
+                found=repr(v0),
+                hint="Wert in der Datei korrigieren; eigene Sperrzeichen in 'na_markers' angeben.",
+            )
+        other_style = [line_no[i] for i, c in enumerate(cells) if info[c][0] == "o"]
+        if other_style:
+            same_style = [line_no[i] for i, c in enumerate(cells)
+                          if info[c][0] == "n" and isinstance(c, str) and _classify(c) not in ("int", None)]
+            raise GeoplanError(
+                f"In der Spalte {name!r} werden Dezimalkomma und Dezimalpunkt gemischt.",
+                file=path,
+                location=f"Spalte {name!r}: "
+                + ("Dezimalpunkt in " if dec == "," else "Dezimalkomma in ")
+                + _rows_text(other_style)
+                + (("; Dezimalkomma in " if dec == "," else "; Dezimalpunkt in ") + _rows_text(same_style)
+                   if same_style else ""),
+                expected=f"einheitlich Dezimal{'komma' if dec == ',' else 'punkt'} (überwiegt in der Spalte)",
+                hint="Zahlen in der Datei einheitlich schreiben oder 'decimal' und 'thousands' angeben.",
+            )
+        valmap = {tok: (v[1] if v[0] == "n" and v[1] not in sentinel_set else np.nan) for tok, v in info.items()}
+        values = np.fromiter((valmap[c] for c in cells), dtype=float, count=len(cells))
+        frame_cols[name] = values
+        n_suppressed = int(np.isnan(values).sum())
+        if n_suppressed:
+            suppressed[name] = n_suppressed
+        if (dec, thou) != (file_dec, file_thou):
+            per_column[name] = {"decimal": dec, "thousands": thou}
+    if ambiguity and used_ambiguous and decimal is None:
+        notes.append(QANote(STAGE, ambiguity, level="warnung", file=path,
+                            details={"decimal": file_dec, "thousands": file_thou}))
+    if per_column:
+        notes.append(QANote(
+            STAGE,
+            "Spalten mit abweichendem Zahlenformat: "
+            + ", ".join(f"{c} (Dezimal {d['decimal']!r})" for c, d in per_column.items()) + ".",
+            level="info", file=path, details={"columns": per_column},
+        ))
+
+    key_name = names[kj]
+    keys = normalize_keys(
+        [c for c in cols[key_name]],
+        key_width=key_width,
+        file=path,
+        column=key_name,
+        row_numbers=line_no,
+        numeric_cells=[isinstance(c, (int, float)) for c in cols[key_name]],
+        allow_mixed_lengths=allow_mixed_key_lengths,
+        notes=notes,
+    )
+    if key_width is not None and any(isinstance(c, (int, float)) or (isinstance(c, str) and len(c) < key_width)
+                                     for c in cols[key_name]):
+        notes.append(QANote(STAGE, f"Schlüssel mit führenden Nullen auf {key_width} Stellen aufgefüllt.",
+                            level="info", file=path))
+    dups = [k for k, n in Counter(keys).items() if n > 1]
+    if dups and not allow_duplicates:
+        rows_of = {k: [line_no[i] for i, kk in enumerate(keys) if kk == k] for k in dups}
+        raise GeoplanError(
+            f"Schlüssel kommen in der Spalte {key_name!r} mehrfach vor.",
+            file=path,
+            location="; ".join(f"{k}: {_rows_text(r)}" for k, r in list(rows_of.items())[:10]),
+            found=f"{len(dups)} doppelte Schlüssel: {_fmt_list(dups)}",
+            hint="Doppelte Zeilen entfernen oder zusammenfassen (z. B. Summen je Schlüssel).",
+        )
+    if dups:
+        notes.append(QANote(STAGE, f"{len(dups)} Schlüssel kommen mehrfach vor: {_fmt_list(dups)}.",
+                            file=path, details={"duplicates": dups}))
+
+    frame = pd.DataFrame({key_name: pd.Series(keys, dtype=str)})
+    for name in names:
+        if name == key_name:
+            continue
+        v = frame_cols[name]
+        frame[name] = pd.Series(v, dtype="float64") if isinstance(v, np.ndarray) else pd.Series(v, dtype=str)
+    frame.index = pd.RangeIndex(len(frame))
+
+    if valid_column is not None:
+        vmatch = [n for n in names if _norm_name(n) == _norm_name(valid_column)]
+        if not vmatch:
+            raise GeoplanError(
+                f"Die Gültigkeitsspalte {valid_column!r} fehlt.",
+                file=path,
+                found="Spalten: " + ", ".join(repr(n) for n in names),
+                hint="'valid_column' prüfen oder weglassen.",
+            )
+        vc = vmatch[0]
+        ok_values = {str(v).strip().casefold() for v in (valid_values if valid_values is not None else ["gültig"])}
+        status = frame[vc].map(lambda s: None if s is None or (isinstance(s, float) and math.isnan(s)) else str(s).strip())
+        invalid = ~status.map(lambda s: s is not None and s.casefold() in ok_values)
+        if invalid.any():
+            numeric_cols = [c for c in frame.columns if frame[c].dtype == "float64" and c != vc]
+            frame.loc[invalid, numeric_cols] = np.nan
+            bad_keys = frame.loc[invalid, key_name].tolist()
+            reasons = Counter(status[invalid].fillna("(leer)"))
+            notes.append(
+                QANote(
+                    STAGE,
+                    f"{len(bad_keys)} Zeilen sind als ungültig markiert ({vc}); ihre Werte werden nicht verwendet: "
+                    + _fmt_list(bad_keys) + ".",
+                    level="warnung",
+                    file=path,
+                    location=f"Spalte {vc!r}",
+                    details={"keys": bad_keys, "reasons": dict(reasons)},
+                )
+            )
+    if suppressed:
+        total = sum(suppressed.values())
+        notes.append(
+            QANote(
+                STAGE,
+                f"{total} gesperrte oder fehlende Werte (Sperrzeichen, leere Felder"
+                + (", Kennzahlen " + ", ".join(f"{s:g}" for s in sorted(sentinel_set)) if sentinel_set else "")
+                + f") in {len(suppressed)} Spalten als fehlend gelesen.",
+                level="info",
+                file=path,
+                details={"suppressed": dict(suppressed)},
+            )
+        )
+    dialect.update(
+        {
+            "decimal": file_dec,
+            "thousands": file_thou,
+            "columns": per_column,
+            "header_row": header_line,
+            "key": key_name,
+        }
+    )
+    return TableResult(frame=frame, path=path, dialect=dialect, suppressed=suppressed, notes=notes)
+
+
+# --------------------------------------------------------------------------
+# joining
+
+
+def _as_frame(x) -> tuple[pd.DataFrame, str | None]:
+    if isinstance(x, TableResult):
+        return x.frame, x.path
+    return x, None
+
+
+def _allowed(spec, keys: list[str]) -> tuple[list[str], list[str]]:
+    """Split keys into (accepted, rejected) by an allow_* spec."""
+    if spec is True:
+        return keys, []
+    if not spec:
+        return [], keys
+    ok = {str(k) for k in spec}
+    return [k for k in keys if k in ok], [k for k in keys if k not in ok]
+
+
+def join_by_key(
+    left,
+    right,
+    *,
+    left_key: str,
+    right_key: str,
+    left_name: str,
+    right_name: str,
+    allow_missing_left: bool | Sequence[str] = False,
+    allow_missing_right: bool | Sequence[str] = False,
+    allow_duplicates: bool = False,
+) -> JoinResult:
+    """Join ``right`` onto ``left`` by text keys and report every mismatch.
+
+    Parameters
+    ----------
+    left, right : DataFrame or TableResult
+        Typically left = Sozialräume (boundaries), right = an indicator table.
+    left_key, right_key : str
+        Key columns; compared as stripped text.
+    left_name, right_name : str
+        File or layer names used in messages and as suffix for clashing
+        column names (``<column>_<right_name stem>``).
+    allow_missing_left : bool or list of str
+        Keys of ``right`` that may be absent from ``left`` (their rows are
+        dropped). ``True`` accepts all.
+    allow_missing_right : bool or list of str
+        Keys of ``left`` that may be absent from ``right`` (their values are
+        NaN). ``True`` accepts all.
+    allow_duplicates : bool
+        Keep the first row of repeated keys instead of failing.
+
+    Raises
+    ------
+    GeoplanError
+        Duplicate keys, or missing keys that are not allowed; the message
+        names the keys, both files and the config field to set.
+    """
+    lf, _ = _as_frame(left)
+    rf, _ = _as_frame(right)
+    for frame, k, nm in ((lf, left_key, left_name), (rf, right_key, right_name)):
+        if k not in frame.columns:
+            raise GeoplanError(
+                f"Schlüsselspalte {k!r} fehlt in {nm}.",
+                file=nm,
+                found="Spalten: " + ", ".join(repr(c) for c in frame.columns if c != "geometry"),
+                hint="Schlüsselspalte in der Konfiguration prüfen.",
+            )
+    notes: list[QANote] = []
+
+    def keys_of(frame, k):
+        s = frame[k]
+        if s.isna().any():
+            raise GeoplanError(f"Leere Schlüssel in {k!r}.", file=None, location=k)
+        return s.map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v).strip())
+
+    lk = keys_of(lf, left_key)
+    rk = keys_of(rf, right_key)
+    duplicates: dict[str, list[str]] = {}
+    for nm, ks in ((left_name, lk), (right_name, rk)):
+        d = sorted(ks[ks.duplicated()].unique().tolist())
+        if d:
+            duplicates[nm] = d
+    if duplicates and not allow_duplicates:
+        raise GeoplanError(
+            "Schlüssel kommen beim Verknüpfen mehrfach vor.",
+            file=", ".join(duplicates),
+            found="; ".join(f"{nm}: {_fmt_list(d)}" for nm, d in duplicates.items()),
+            hint="Doppelte Zeilen entfernen oder zusammenfassen.",
+        )
+    if duplicates:
+        notes.append(QANote(STAGE, "Doppelte Schlüssel; jeweils die erste Zeile verwendet: "
+                            + "; ".join(f"{nm}: {_fmt_list(d)}" for nm, d in duplicates.items()),
+                            details={"duplicates": duplicates}))
+    lset, rset = set(lk), set(rk)
+    missing_in_right = [k for k in dict.fromkeys(lk) if k not in rset]
+    missing_in_left = [k for k in dict.fromkeys(rk) if k not in lset]
+
+    def zero_hint(missing, other):
+        # Keys that match after zero-padding mean lost leading zeros.
+        other_stripped = {o.lstrip("0"): o for o in other if _RE_DIGITS.match(o)}
+        hits = [m for m in missing if _RE_DIGITS.match(m) and m.lstrip("0") in other_stripped]
+        if hits:
+            return (f" Achtung: {len(hits)} Schlüssel passen, wenn man führende Nullen ignoriert "
+                    f"(z. B. {hits[0]!r} ↔ {other_stripped[hits[0].lstrip('0')]!r}); 'key_width' setzen.")
+        return ""
+
+    ok_l, bad_l = _allowed(allow_missing_left, missing_in_left)
+    ok_r, bad_r = _allowed(allow_missing_right, missing_in_right)
+    if bad_l or bad_r:
+        parts = []
+        if bad_r:
+            parts.append(f"{len(bad_r)} Schlüssel aus {left_name} fehlen in {right_name}: {_fmt_list(bad_r)}")
+        if bad_l:
+            parts.append(f"{len(bad_l)} Schlüssel aus {right_name} fehlen in {left_name}: {_fmt_list(bad_l)}")
+        fields = []
+        if bad_r:
+            fields.append("allow_missing_right")
+        if bad_l:
+            fields.append("allow_missing_left")
+        raise GeoplanError(
+            f"Die Schlüssel von {left_name} und {right_name} passen nicht zusammen.",
+            file=f"{left_name}, {right_name}",
+            location=f"Schlüssel {left_key!r} ↔ {right_key!r}",
+            found="; ".join(parts),
+            hint="Schlüssel in den Dateien angleichen oder die hinnehmbaren Schlüssel in der Konfiguration unter "
+            + " bzw. ".join(repr(f) for f in fields)
+            + " eintragen (Liste oder true)."
+            + zero_hint(bad_r, rset) + zero_hint(bad_l, lset),
+        )
+    if ok_r:
+        notes.append(QANote(STAGE, f"{len(ok_r)} Schlüssel aus {left_name} fehlen in {right_name} (zugelassen); "
+                            f"Werte bleiben leer: {_fmt_list(ok_r)}.", file=right_name, details={"keys": ok_r}))
+    if ok_l:
+        notes.append(QANote(STAGE, f"{len(ok_l)} Schlüssel aus {right_name} fehlen in {left_name} (zugelassen); "
+                            f"Zeilen nicht verwendet: {_fmt_list(ok_l)}.", file=right_name, details={"keys": ok_l}))
+
+    lf2 = lf.copy()
+    lf2[left_key] = lk.values
+    rf2 = rf.copy()
+    rf2[right_key] = rk.values
+    if allow_duplicates:
+        rf2 = rf2[~rk.duplicated().values]
+    rf2 = rf2.rename(columns={right_key: "__join_key__"})
+    stem = re.sub(r"\W+", "_", Path(str(right_name)).stem).strip("_") or "right"
+    clash = {c: f"{c}_{stem}" for c in rf2.columns if c in lf2.columns and c != "__join_key__"}
+    rf2 = rf2.rename(columns=clash)
+    if "geometry" in rf2.columns:
+        rf2 = pd.DataFrame(rf2.drop(columns="geometry"))
+    merged = lf2.merge(pd.DataFrame(rf2), how="left", left_on=left_key, right_on="__join_key__", sort=False)
+    merged = merged.drop(columns="__join_key__")
+    if isinstance(lf, pd.DataFrame) and hasattr(lf, "geometry") and "geometry" in lf.columns:
+        import geopandas as gpd
+
+        merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=lf.crs)
+    merged.index = lf.index
+    return JoinResult(frame=merged, missing_in_left=missing_in_left, missing_in_right=missing_in_right,
+                      duplicates=duplicates, notes=notes)
