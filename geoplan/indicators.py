@@ -1,0 +1,874 @@
+"""Indicator catalogue, rates, empirical-Bayes smoothing, need index, map classes.
+
+The pipeline hands this module one row per Sozialraum (the standard frame of
+``docs/architecture.md``) and an indicator catalogue (YAML, see
+``indicators/berlin/katalog.yaml``). Everything here is pure: frames in, new
+frames out, inputs are never modified.
+
+Conventions (documented once, used everywhere below)
+----------------------------------------------------
+* **Rates** are shares in % (``unit: "%"``) or per 1,000 (``unit: "je 1.000"``)
+  of the indicator's *base*, the sum of the catalogue's ``base`` count columns
+  (persons). The base is also the weight when the pipeline aggregates small
+  areas to Sozialräume and the denominator for smoothing.
+* **z-scores** are computed over Sozialräume, *unweighted* by population (every
+  Sozialraum counts once, as in the Berlin Monitoring Soziale Stadtentwicklung,
+  MSS), with the standard deviation with ``ddof=0``: the Sozialräume of a city
+  are the complete set, not a sample, and ``ddof=0`` makes a re-standardised
+  index have sd exactly 1 over the areas shown in the report. With 58 areas the
+  choice scales z by sqrt(57/58) = 0.991; the Berlin MSS 2021 status classes
+  are reproduced exactly under either choice (see tests).
+* **Direction**: ``z_<name>`` is sign-adjusted so that higher always means more
+  need (``"hoch = weniger Bedarf"`` flips the sign).
+
+References
+----------
+* Marshall, R. J. (1991): Mapping disease and mortality rates using empirical
+  Bayes estimators. Applied Statistics 40(2), 283–294.
+* Senatsverwaltung für Stadtentwicklung, Bauen und Wohnen Berlin (2021):
+  Monitoring Soziale Stadtentwicklung 2021, Methodik (Status-/Dynamik-Index).
+* Jenks, G. F. (1967); Fisher, W. D. (1958): natural breaks, as implemented in
+  ``mapclassify.FisherJenks`` (Rey et al., PySAL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pydantic
+import yaml
+
+from geoplan.errors import GeoplanError, QANote
+
+STAGE = "indicators"
+
+Unit = Literal["%", "je 1.000", "Anzahl", "Index", "Prozentpunkte"]
+Direction = Literal["hoch = mehr Bedarf", "hoch = weniger Bedarf"]
+Smoothing = Literal["keine", "eb_global", "eb_lokal"]
+Group = Literal["status", "kontext", "dynamik"]
+
+#: Multiplier from a proportion (events / base) to the unit of a rate.
+RATE_SCALE: dict[str, float] = {"%": 100.0, "je 1.000": 1000.0}
+
+#: MSS-style classes of an index standardised to mean 0, sd 1 (higher = more need).
+#: Rule (reproduces the MSS 2021 Status-Index of all 536 valid Planungsräume):
+#: class 1 if z < -1, 2 if -1 <= z <= 1, 3 if 1 < z <= 1.5, 4 if z > 1.5.
+NEED_CLASS_LABELS: dict[int, str] = {
+    1: "hoher Status (Index unter −1 sd)",
+    2: "mittlerer Status (−1 bis +1 sd)",
+    3: "niedriger Status (über +1 bis +1,5 sd)",
+    4: "sehr niedriger Status (über +1,5 sd)",
+}
+
+#: MSS 2021 Dynamik-Index classes (reproduced on the shipped data): 1 if z < -1
+#: ("positiv", need falling), 3 if -1 <= z <= 1 ("stabil"), 5 if z > 1 ("negativ").
+DYNAMIK_CLASS_LABELS: dict[int, str] = {1: "positiv", 3: "stabil", 5: "negativ"}
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+class Indicator(pydantic.BaseModel, extra="forbid"):
+    """One indicator of the catalogue.
+
+    Either ``column`` (a share/rate already in the frame, e.g. the MSS shares
+    in %) or ``numerator`` (a count column; the rate is numerator / base in
+    ``unit``) must be given. ``base`` lists count columns (persons) whose sum is
+    the population base: the weight when aggregating small areas to
+    Sozialräume and the denominator for smoothing.
+    """
+
+    name: str
+    label: str
+    label_en: str | None = None
+    column: str | None = None
+    numerator: str | None = None
+    base: list[str] = []
+    unit: Unit
+    direction: Direction
+    weight: float = 1.0
+    group: Group = "kontext"
+    source: str
+    reference_date: str
+    licence: str | None = None
+    smoothing: Smoothing = "keine"
+    description: str | None = None
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, v: str) -> str:
+        if not v.isidentifier():
+            raise ValueError("name muss ein Spaltenname aus Buchstaben, Ziffern und _ sein")
+        return v
+
+    @pydantic.field_validator("weight")
+    @classmethod
+    def _weight_nonnegative(cls, v: float) -> float:
+        if not np.isfinite(v) or v < 0:
+            raise ValueError("weight muss eine Zahl >= 0 sein")
+        return v
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> "Indicator":
+        if (self.column is None) == (self.numerator is None):
+            raise ValueError("genau eines von 'column' oder 'numerator' angeben")
+        if self.numerator is not None and not self.base:
+            raise ValueError("'numerator' braucht 'base' (Nenner-Spalten)")
+        if self.numerator is not None and self.unit not in RATE_SCALE:
+            raise ValueError("'numerator' nur mit unit '%' oder 'je 1.000'")
+        if self.smoothing != "keine":
+            if self.unit not in RATE_SCALE:
+                raise ValueError("Glättung nur für Raten (unit '%' oder 'je 1.000')")
+            if not self.base:
+                raise ValueError("Glättung braucht 'base' (Nenner-Spalten)")
+        return self
+
+    @property
+    def need_sign(self) -> float:
+        """+1 if higher values mean more need, -1 otherwise."""
+        return 1.0 if self.direction == "hoch = mehr Bedarf" else -1.0
+
+
+class Catalogue(pydantic.BaseModel, extra="forbid"):
+    """An indicator catalogue (printed in the report as Datengrundlage)."""
+
+    title: str = "Indikatorenkatalog"
+    notes: str | None = None
+    indicators: list[Indicator]
+
+    @pydantic.model_validator(mode="after")
+    def _unique_names(self) -> "Catalogue":
+        names = [i.name for i in self.indicators]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"Indikatornamen doppelt: {', '.join(dup)}")
+        if not self.indicators:
+            raise ValueError("mindestens ein Indikator nötig")
+        return self
+
+    def get(self, name: str) -> Indicator:
+        for ind in self.indicators:
+            if ind.name == name:
+                return ind
+        raise GeoplanError(
+            f"Indikator '{name}' steht nicht im Katalog.",
+            expected=", ".join(i.name for i in self.indicators),
+            found=name,
+        )
+
+    @property
+    def index_indicators(self) -> list[Indicator]:
+        """Indicators with weight > 0 (part of the composite need index)."""
+        return [i for i in self.indicators if i.weight > 0]
+
+
+def _loc(error: dict, raw: object) -> str:
+    """Readable location of a pydantic error, naming the indicator where possible."""
+    loc = list(error.get("loc", ()))
+    parts: list[str] = []
+    if len(loc) >= 2 and loc[0] == "indicators" and isinstance(loc[1], int):
+        name = None
+        try:
+            name = raw["indicators"][loc[1]].get("name")  # type: ignore[index]
+        except Exception:  # noqa: BLE001 - location is best effort
+            name = None
+        parts.append(f"indicators[{loc[1]}]" + (f" ('{name}')" if name else ""))
+        loc = loc[2:]
+    parts.extend(str(p) for p in loc)
+    return ".".join(parts) if parts else "Katalog"
+
+
+def _expected_for(error: dict) -> str | None:
+    ctx = error.get("ctx") or {}
+    if "expected" in ctx:
+        return str(ctx["expected"])
+    if error.get("type") == "extra_forbidden":
+        fields = sorted(Indicator.model_fields) if "indicators" in error.get("loc", ()) else sorted(Catalogue.model_fields)
+        return "eines der Felder: " + ", ".join(fields)
+    if error.get("type") == "missing":
+        return "Pflichtfeld"
+    return None
+
+
+def load_catalogue(path: str | Path) -> Catalogue:
+    """Read and validate an indicator catalogue (YAML, UTF-8).
+
+    Raises
+    ------
+    GeoplanError
+        On a missing file, invalid YAML or any schema problem; the error names
+        the file, the indicator and field, and the allowed values.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GeoplanError(
+            "Indikatorenkatalog nicht gefunden.", file=path, hint="Pfad in der Konfiguration prüfen."
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise GeoplanError(
+            "Indikatorenkatalog ist nicht UTF-8-kodiert.", file=path, found=str(exc),
+            hint="Datei als UTF-8 speichern.",
+        ) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise GeoplanError(
+            "Indikatorenkatalog ist kein gültiges YAML.",
+            file=path,
+            location=f"Zeile {mark.line + 1}, Spalte {mark.column + 1}" if mark else None,
+            found=str(getattr(exc, "problem", exc)),
+            hint="Einrückung und Doppelpunkte prüfen; Texte mit ':' in Anführungszeichen setzen.",
+        ) from None
+    if not isinstance(raw, dict):
+        raise GeoplanError(
+            "Indikatorenkatalog muss eine Zuordnung mit dem Schlüssel 'indicators' sein.",
+            file=path, expected="title:, notes:, indicators: [...]", found=type(raw).__name__,
+        )
+    try:
+        return Catalogue.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        found = first.get("input")
+        more = f" (und {len(errors) - 1} weitere Fehler)" if len(errors) > 1 else ""
+        raise GeoplanError(
+            f"Indikatorenkatalog ungültig: {first.get('msg')}{more}.",
+            file=path,
+            location=_loc(first, raw),
+            expected=_expected_for(first),
+            found=None if isinstance(found, dict) else repr(found),
+            hint="; ".join(f"{_loc(e, raw)}: {e.get('msg')}" for e in errors[:5]),
+        ) from None
+
+
+def catalogue_table(catalogue: Catalogue) -> pd.DataFrame:
+    """The catalogue as a table with German headings (Datengrundlage of the report)."""
+    rows = []
+    for ind in catalogue.indicators:
+        rows.append(
+            {
+                "Indikator": ind.label,
+                "Name": ind.name,
+                "Gruppe": ind.group,
+                "Einheit": ind.unit,
+                "Richtung": ind.direction,
+                "Gewicht im Index": ind.weight,
+                "Bezugsbevölkerung": " + ".join(ind.base) if ind.base else "–",
+                "Glättung": ind.smoothing,
+                "Quelle": ind.source,
+                "Stand": ind.reference_date,
+                "Lizenz": ind.licence or "–",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- frame checks
+
+
+def _require_columns(frame: pd.DataFrame, indicator: Indicator, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise GeoplanError(
+            f"Spalte(n) {', '.join(repr(c) for c in missing)} für Indikator '{indicator.name}' fehlen in der Tabelle.",
+            location=f"Indikator '{indicator.name}'",
+            expected=", ".join(columns),
+            found="vorhandene Spalten: " + ", ".join(map(str, frame.columns)),
+            hint="Spaltenzuordnung (rename) in der Konfiguration oder 'column'/'numerator'/'base' im Katalog prüfen.",
+        )
+
+
+def validate_frame(frame: pd.DataFrame, catalogue: Catalogue) -> None:
+    """Raise GeoplanError if a column named by the catalogue is missing in ``frame``."""
+    for ind in catalogue.indicators:
+        cols = [ind.column] if ind.column else [ind.numerator]  # type: ignore[list-item]
+        _require_columns(frame, ind, [c for c in cols if c] + list(ind.base))
+
+
+def base_of(frame: pd.DataFrame, indicator: Indicator) -> pd.Series:
+    """Population base of an indicator: the sum of its ``base`` count columns (persons).
+
+    NaN if the indicator names no base. Missing cells in a base column count
+    as 0 only when at least one base column of the row has a value.
+    """
+    if not indicator.base:
+        return pd.Series(np.nan, index=frame.index, name=f"{indicator.name}_basis", dtype=float)
+    _require_columns(frame, indicator, list(indicator.base))
+    parts = frame[list(indicator.base)].apply(pd.to_numeric, errors="coerce")
+    return parts.sum(axis=1, min_count=1).astype(float).rename(f"{indicator.name}_basis")
+
+
+def raw_rate(frame: pd.DataFrame, indicator: Indicator) -> pd.Series:
+    """The unsmoothed indicator value in its unit (column as is, or numerator / base × scale)."""
+    if indicator.column is not None:
+        _require_columns(frame, indicator, [indicator.column])
+        return pd.to_numeric(frame[indicator.column], errors="coerce").astype(float).rename(f"{indicator.name}_roh")
+    _require_columns(frame, indicator, [indicator.numerator] + list(indicator.base))  # type: ignore[list-item]
+    num = pd.to_numeric(frame[indicator.numerator], errors="coerce").astype(float)
+    base = base_of(frame, indicator)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = num / base.where(base > 0) * RATE_SCALE[indicator.unit]
+    return rate.rename(f"{indicator.name}_roh")
+
+
+# --------------------------------------------------------------------------- EB smoothing
+
+
+def eb_global(events: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Global empirical-Bayes rates (Marshall 1991, moment estimator).
+
+    Parameters
+    ----------
+    events, base : array (n,)
+        Event counts and population at risk (persons), base > 0.
+
+    Returns
+    -------
+    (rates, shrink) : proportions (events per person) and the credibility
+        weight w_i = s² / (s² + m / b_i) of the raw rate (1 = unchanged, 0 =
+        fully pulled to the mean m). m = Σe / Σb; s² = Σ b_i (r_i − m)² / Σb − m / b̄.
+        A negative s² (less variation than Poisson noise alone) is set to 0, as
+        Marshall recommends, so all areas get the mean; ``esda`` does not clip,
+        and equals this function whenever s² >= 0.
+
+    Totals: Σ b_i r̂_i equals Σ e_i when all bases are equal; in general it
+    differs slightly (reported by :func:`derive_indicators` as a QA note).
+    """
+    e = np.asarray(events, dtype=float)
+    b = np.asarray(base, dtype=float)
+    rate = e / b
+    m = e.sum() / b.sum()
+    if m <= 0:
+        return rate.copy(), np.ones_like(rate)
+    s2 = (b * (rate - m) ** 2).sum() / b.sum() - m / b.mean()
+    s2 = max(s2, 0.0)
+    shrink = s2 / (s2 + m / b)
+    return shrink * rate + (1.0 - shrink) * m, shrink
+
+
+def _neighbour_sets(w, keys: list[str]) -> list[np.ndarray]:
+    """Positions of each area's neighbours in ``keys`` order (binary, from a libpysal W)."""
+    ids = list(w.id_order)
+    as_str = {str(i): i for i in ids}
+    if set(as_str) == set(keys):
+        pos = {k: p for p, k in enumerate(keys)}
+        return [np.array([pos[str(j)] for j in w.neighbors[as_str[k]]], dtype=int) for k in keys]
+    if set(ids) == set(range(len(keys))):
+        return [np.array(list(w.neighbors[i]), dtype=int) for i in range(len(keys))]
+    raise GeoplanError(
+        "Nachbarschaftsmatrix passt nicht zu den Sozialräumen.",
+        location="neighbours",
+        expected=f"{len(keys)} ids = Sozialraum-Schlüssel (z. B. {keys[:3]}) oder 0…{len(keys) - 1}",
+        found=f"{len(ids)} ids (z. B. {ids[:3]})",
+        hint="libpysal.weights.Queen.from_dataframe(gdf, ids=gdf['key'].tolist()) verwenden.",
+    )
+
+
+def eb_local(events: np.ndarray, base: np.ndarray, neighbours: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Local (spatial) empirical-Bayes rates (Marshall 1991, local moment estimator).
+
+    The prior of area i is estimated from its neighbourhood N_i = {i} ∪
+    neighbours(i) (binary contiguity, weights of the W object are ignored):
+    m_i = Σ_{N_i} e / Σ_{N_i} b, s²_i = Σ_{N_i} b_j (r_j − m_i)² / Σ_{N_i} b − m_i / b̄_i
+    with b̄_i the mean base in N_i; s²_i < 0 is set to 0. The smoothed rate is
+    m_i + (r_i − m_i) · s²_i / (s²_i + m_i / b_i). Equals
+    ``esda.smoothing.Spatial_Empirical_Bayes`` with binary weights.
+
+    Returns (rates as proportions, credibility weights).
+    """
+    e = np.asarray(events, dtype=float)
+    b = np.asarray(base, dtype=float)
+    rate = e / b
+    out = np.empty_like(rate)
+    shrink = np.empty_like(rate)
+    for i, ngh in enumerate(neighbours):
+        idx = np.concatenate(([i], ngh[ngh != i])).astype(int)
+        bs = b[idx].sum()
+        m = e[idx].sum() / bs
+        if m <= 0:
+            out[i], shrink[i] = rate[i], 1.0
+            continue
+        s2 = (b[idx] * (rate[idx] - m) ** 2).sum() / bs - m / (bs / len(idx))
+        s2 = max(s2, 0.0)
+        shrink[i] = s2 / (s2 + m / b[i])
+        out[i] = m + (rate[i] - m) * shrink[i]
+    return out, shrink
+
+
+# --------------------------------------------------------------------------- derive
+
+
+@dataclass
+class DerivedIndicators:
+    """Result of :func:`derive_indicators`.
+
+    frame: copy of the input with, per indicator, ``<name>`` (value used
+    downstream: smoothed if the catalogue asks for it, else raw),
+    ``<name>_roh`` (raw) and ``<name>_basis`` (population base, persons).
+    notes: QA notes (smoothing per indicator: which areas moved and by how much;
+    missing values).
+    """
+
+    frame: pd.DataFrame
+    catalogue: Catalogue
+    notes: list[QANote] = field(default_factory=list)
+
+
+def _keys(frame: pd.DataFrame) -> list[str]:
+    if "key" in frame.columns:
+        return frame["key"].astype(str).tolist()
+    return [str(i) for i in frame.index]
+
+
+def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=None) -> DerivedIndicators:
+    """Compute every catalogue indicator per Sozialraum, with base and optional EB smoothing.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per Sozialraum with the columns the catalogue names.
+    catalogue : Catalogue
+    neighbours : libpysal.weights.W, optional
+        Needed for ``smoothing: eb_lokal``; ids are the Sozialraum keys
+        (``frame['key']``) or positions 0…n−1.
+
+    Smoothing works on proportions (value / scale) with events = proportion ×
+    base; areas with missing value or base <= 0 keep the raw value and are
+    named in a note. The smoothed value is written to ``<name>``, the raw one
+    to ``<name>_roh``.
+    """
+    validate_frame(frame, catalogue)
+    out = frame.copy()
+    notes: list[QANote] = []
+    keys = _keys(frame)
+    nsets = None
+    for ind in catalogue.indicators:
+        raw = raw_rate(frame, ind)
+        base = base_of(frame, ind)
+        value = raw.copy()
+        missing = [k for k, v in zip(keys, raw.isna()) if v]
+        if missing:
+            notes.append(
+                QANote(
+                    STAGE,
+                    f"Indikator '{ind.name}': {len(missing)} Sozialraum/-räume ohne Wert.",
+                    location=", ".join(missing[:20]),
+                    details={"indicator": ind.name, "keys": missing},
+                )
+            )
+        if ind.smoothing != "keine":
+            scale = RATE_SCALE[ind.unit]
+            ok = (raw.notna() & base.notna() & (base > 0)).to_numpy()
+            if ind.smoothing == "eb_lokal" and neighbours is None:
+                raise GeoplanError(
+                    f"Indikator '{ind.name}' verlangt lokale EB-Glättung, aber keine Nachbarschaft wurde übergeben.",
+                    location=f"Indikator '{ind.name}', smoothing",
+                    expected="neighbours = libpysal-Gewichte (z. B. Queen-Nachbarschaft)",
+                    found="keine",
+                    hint="smoothing: eb_global verwenden oder Grenzen (Polygone) mitgeben.",
+                )
+            if ok.sum() >= 2:
+                b = base.to_numpy()[ok]
+                e = raw.to_numpy()[ok] / scale * b
+                if ind.smoothing == "eb_global":
+                    sm, shrink = eb_global(e, b)
+                else:
+                    if nsets is None:
+                        nsets = _neighbour_sets(neighbours, keys)
+                    # Neighbourhoods are restricted to areas with a usable rate.
+                    pos = -np.ones(len(keys), dtype=int)
+                    pos[np.flatnonzero(ok)] = np.arange(ok.sum())
+                    sub = [pos[nsets[i]][pos[nsets[i]] >= 0] for i in np.flatnonzero(ok)]
+                    sm, shrink = eb_local(e, b, sub)
+                vals = value.to_numpy().copy()
+                vals[ok] = sm * scale
+                value = pd.Series(vals, index=frame.index)
+                diff = vals[ok] - raw.to_numpy()[ok]
+                ok_keys = [k for k, o in zip(keys, ok) if o]
+                order = np.argsort(-np.abs(diff))
+                moved = {
+                    ok_keys[j]: {
+                        "roh": float(raw.to_numpy()[ok][j]),
+                        "geglaettet": float(vals[ok][j]),
+                        "differenz": float(diff[j]),
+                        "basis": float(b[j]),
+                        "gewicht_roh": float(shrink[j]),
+                    }
+                    for j in order
+                }
+                total_raw, total_sm = float(e.sum()), float((sm * b).sum())
+                top = ", ".join(f"{ok_keys[j]} ({diff[j]:+.2f})" for j in order[:5])
+                notes.append(
+                    QANote(
+                        STAGE,
+                        f"Indikator '{ind.name}' empirisch-bayes-geglättet ({ind.smoothing}): "
+                        f"größte Änderungen {top} {ind.unit}; mittlere absolute Änderung "
+                        f"{np.abs(diff).mean():.3f} {ind.unit}.",
+                        level="info",
+                        details={
+                            "indicator": ind.name,
+                            "method": ind.smoothing,
+                            "areas": moved,
+                            "events_raw": total_raw,
+                            "events_smoothed": total_sm,
+                            "events_rel_diff": (total_sm - total_raw) / total_raw if total_raw else 0.0,
+                        },
+                    )
+                )
+            unusable = [k for k, o in zip(keys, ok) if not o and k not in missing]
+            if unusable:
+                notes.append(
+                    QANote(
+                        STAGE,
+                        f"Indikator '{ind.name}': Sozialräume ohne Bezugsbevölkerung nicht geglättet.",
+                        location=", ".join(unusable[:20]),
+                        details={"indicator": ind.name, "keys": unusable},
+                    )
+                )
+        out[ind.name] = value.to_numpy()
+        out[f"{ind.name}_roh"] = raw.to_numpy()
+        out[f"{ind.name}_basis"] = base.to_numpy()
+    return DerivedIndicators(frame=out, catalogue=catalogue, notes=notes)
+
+
+# --------------------------------------------------------------------------- need index
+
+
+def zscore(values: pd.Series | np.ndarray, *, ddof: int = 0) -> np.ndarray:
+    """Unweighted z-scores over areas (NaN ignored in mean and sd; sd with ``ddof``, default 0)."""
+    x = np.asarray(values, dtype=float)
+    ok = np.isfinite(x)
+    if ok.sum() == 0:
+        return np.full_like(x, np.nan)
+    mean = x[ok].mean()
+    sd = x[ok].std(ddof=ddof) if ok.sum() > ddof else 0.0
+    if not sd > 0:
+        return np.where(ok, 0.0, np.nan)
+    return (x - mean) / sd
+
+
+def sd_classes(z: np.ndarray) -> np.ndarray:
+    """MSS status classes 1–4 of a standardised index (see :data:`NEED_CLASS_LABELS`)."""
+    z = np.asarray(z, dtype=float)
+    return np.select([z < -1.0, z <= 1.0, z <= 1.5], [1, 2, 3], 4).astype(int)
+
+
+def dynamik_classes(z: np.ndarray) -> np.ndarray:
+    """MSS Dynamik classes 1/3/5 of a standardised change index (see :data:`DYNAMIK_CLASS_LABELS`)."""
+    z = np.asarray(z, dtype=float)
+    return np.select([z < -1.0, z <= 1.0], [1, 3], 5).astype(int)
+
+
+@dataclass
+class NeedIndex:
+    """Result of :func:`need_index`.
+
+    frame: copy of the input with ``z_<name>`` per indicator used (sign-adjusted,
+    higher = more need), ``need_index`` (mean 0, sd 1 with ddof=0 over
+    Sozialräume, higher = more need) and ``need_class`` (int 1–4, MSS classes by
+    standard deviation; labels in ``class_labels``).
+    weights: effective weight per indicator (normalised to sum 1; for PCA the
+    first component's coefficients on the z-scores).
+    loadings: PCA only: correlation of each z-score with each component
+    (rows = indicators, columns PC1…PCk).
+    explained_variance: PCA only: share of variance of the first component.
+    """
+
+    frame: pd.DataFrame
+    weights: dict[str, float]
+    method: str
+    class_labels: dict[int, str] = field(default_factory=lambda: dict(NEED_CLASS_LABELS))
+    loadings: pd.DataFrame | None = None
+    explained_variance: float | None = None
+    notes: list[QANote] = field(default_factory=list)
+
+
+def _value_column(frame: pd.DataFrame, ind: Indicator) -> pd.Series:
+    if ind.name in frame.columns:
+        return pd.to_numeric(frame[ind.name], errors="coerce").astype(float)
+    if ind.column and ind.column in frame.columns:
+        return pd.to_numeric(frame[ind.column], errors="coerce").astype(float)
+    raise GeoplanError(
+        f"Spalte für Indikator '{ind.name}' fehlt in der Tabelle.",
+        location=f"Indikator '{ind.name}'",
+        expected=ind.name,
+        found="vorhandene Spalten: " + ", ".join(map(str, frame.columns)),
+        hint="Zuerst derive_indicators() aufrufen.",
+    )
+
+
+def need_index(
+    frame: pd.DataFrame,
+    catalogue: Catalogue,
+    *,
+    method: Literal["gewichtet", "mss", "pca"] = "gewichtet",
+) -> NeedIndex:
+    """Composite need index per Sozialraum.
+
+    Methods
+    -------
+    ``gewichtet``
+        Σ_k w_k z_k over indicators with weight > 0 (weights normalised to sum
+        1), then re-standardised.
+    ``mss``
+        Berlin MSS: unweighted sum of the z-scores of the indicators with
+        ``group: status`` (all indicators with weight > 0 if none is marked),
+        re-standardised. Together with :func:`sd_classes` this reproduces the
+        MSS 2021 Status-Index classes (SenStadt Berlin, MSS 2021 Methodik).
+    ``pca``
+        First principal component (``sklearn.decomposition.PCA``) of the z-scores
+        of the indicators with weight > 0 (their catalogue weights are not used),
+        sign fixed so that the component correlates positively with the
+        unweighted sum of sign-adjusted z-scores (i.e. with need), re-standardised.
+
+    z-scores: unweighted over Sozialräume, sd with ddof=0 (module docstring).
+    A missing indicator value gets z = 0 (the mean) for the index; a note names
+    the areas. need_class: 1 if index < −1, 2 if ≤ 1, 3 if ≤ 1.5, else 4.
+    """
+    if method not in ("gewichtet", "mss", "pca"):
+        raise GeoplanError(
+            "Unbekannte Methode für den Bedarfsindex.", location="need_index.method",
+            expected="gewichtet, mss, pca", found=str(method),
+        )
+    if method == "mss":
+        used = [i for i in catalogue.indicators if i.group == "status"] or catalogue.index_indicators
+    else:
+        used = catalogue.index_indicators
+    if not used:
+        raise GeoplanError(
+            "Kein Indikator für den Bedarfsindex: alle Gewichte sind 0.",
+            location="Katalog, weight", expected="mindestens ein Indikator mit weight > 0", found="0",
+        )
+    out = frame.copy()
+    notes: list[QANote] = []
+    keys = _keys(frame)
+    zcols: dict[str, np.ndarray] = {}
+    for ind in used:
+        x = _value_column(frame, ind).to_numpy()
+        z = zscore(x) * ind.need_sign
+        nan = ~np.isfinite(z)
+        if nan.all():
+            raise GeoplanError(
+                f"Indikator '{ind.name}' hat in keinem Sozialraum einen Wert.",
+                location=f"Indikator '{ind.name}'", hint="Daten oder Spaltenzuordnung prüfen.",
+            )
+        if nan.any():
+            miss = [k for k, n in zip(keys, nan) if n]
+            notes.append(
+                QANote(
+                    STAGE,
+                    f"Bedarfsindex: '{ind.name}' fehlt in {len(miss)} Sozialraum/-räumen; dort mit dem Mittelwert (z = 0) gerechnet.",
+                    location=", ".join(miss[:20]),
+                    details={"indicator": ind.name, "keys": miss},
+                )
+            )
+        elif np.nanstd(x) == 0:
+            notes.append(QANote(STAGE, f"Bedarfsindex: '{ind.name}' ist in allen Sozialräumen gleich (z = 0)."))
+        out[f"z_{ind.name}"] = z
+        zcols[ind.name] = np.where(nan, 0.0, z)
+    Z = np.column_stack([zcols[i.name] for i in used])
+    loadings = None
+    explained = None
+    if method == "gewichtet":
+        w = np.array([i.weight for i in used], dtype=float)
+        w = w / w.sum()
+        raw_index = Z @ w
+    elif method == "mss":
+        w = np.full(len(used), 1.0 / len(used))
+        raw_index = Z.sum(axis=1)
+    else:
+        from sklearn.decomposition import PCA
+
+        if Z.shape[0] < 3 or Z.shape[1] < 2:
+            raise GeoplanError(
+                "PCA-Index braucht mindestens 2 Indikatoren und 3 Sozialräume.",
+                location="need_index.method", found=f"{Z.shape[1]} Indikatoren, {Z.shape[0]} Sozialräume",
+                hint="method: gewichtet verwenden.",
+            )
+        # Re-standardise after mean-imputation so PCA works on a correlation matrix.
+        Zs = np.column_stack([zscore(c) for c in Z.T])
+        pca = PCA(n_components=min(Zs.shape), svd_solver="full").fit(Zs)
+        scores = pca.transform(Zs)
+        sign = 1.0 if np.corrcoef(scores[:, 0], Zs.sum(axis=1))[0, 1] >= 0 else -1.0
+        scores[:, 0] *= sign
+        comps = pca.components_.copy()
+        comps[0] *= sign
+        w = comps[0]
+        raw_index = scores[:, 0]
+        cols = [f"PC{j + 1}" for j in range(scores.shape[1])]
+        corr = np.empty((Zs.shape[1], scores.shape[1]))
+        for a in range(Zs.shape[1]):
+            for c in range(scores.shape[1]):
+                sa, sc = Zs[:, a].std(), scores[:, c].std()
+                corr[a, c] = 0.0 if sa == 0 or sc == 0 else np.corrcoef(Zs[:, a], scores[:, c])[0, 1]
+        loadings = pd.DataFrame(corr, index=[i.name for i in used], columns=cols)
+        loadings.index.name = "indicator"
+        explained = float(pca.explained_variance_ratio_[0])
+        if comps.shape[0] > 1:
+            loadings.attrs["explained_variance_ratio"] = pca.explained_variance_ratio_.tolist()
+    index = zscore(raw_index)
+    out["need_index"] = index
+    out["need_class"] = sd_classes(index)
+    return NeedIndex(
+        frame=out,
+        weights={i.name: float(wi) for i, wi in zip(used, w)},
+        method=method,
+        loadings=loadings,
+        explained_variance=explained,
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------- map classes
+
+
+@dataclass
+class Classification:
+    """Map classes: ``bins`` (upper bounds), ``yb`` (class 0…k−1 per value, −1 if
+    missing), German ``labels`` ("1,2 bis 3,4"), ``counts``, ``scheme``, ``k``."""
+
+    bins: np.ndarray
+    yb: np.ndarray
+    labels: list[str]
+    scheme: str
+    k: int
+    counts: list[int] = field(default_factory=list)
+
+
+def _fmt(x: float, decimals: int) -> str:
+    s = f"{x:,.{decimals}f}"
+    return s.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+
+
+def classify(
+    values,
+    scheme: Literal["quantile", "natural_breaks", "equal_interval", "std_mean"] = "quantile",
+    k: int = 5,
+    *,
+    decimals: int = 1,
+) -> Classification:
+    """Classes for choropleth maps through mapclassify.
+
+    Schemes: ``quantile`` (``Quantiles``), ``natural_breaks`` (``FisherJenks``:
+    the exact, deterministic Jenks optimum; ``NaturalBreaks`` is k-means with a
+    random start), ``equal_interval`` (``EqualInterval``), ``std_mean``
+    (``StdMean`` with multiples −2, −1, +1, +2 sd; ``k`` is ignored, the number
+    of classes follows the data). Missing values get class −1 and no label.
+    Labels use a decimal comma and ``decimals`` places.
+    """
+    import mapclassify
+
+    x = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float)
+    ok = np.isfinite(x)
+    if ok.sum() == 0:
+        raise GeoplanError("Klassenbildung: keine gültigen Werte.", location="classify.values")
+    schemes = {
+        "quantile": lambda y: mapclassify.Quantiles(y, k=k),
+        "natural_breaks": lambda y: mapclassify.FisherJenks(y, k=k),
+        "equal_interval": lambda y: mapclassify.EqualInterval(y, k=k),
+        "std_mean": lambda y: mapclassify.StdMean(y),
+    }
+    if scheme not in schemes:
+        raise GeoplanError(
+            "Unbekanntes Klassifikationsverfahren.", location="classify.scheme",
+            expected=", ".join(schemes), found=str(scheme),
+        )
+    if scheme != "std_mean" and (not isinstance(k, int) or k < 2):
+        raise GeoplanError("Klassenzahl k muss mindestens 2 sein.", location="classify.k", found=str(k))
+    import warnings
+
+    with warnings.catch_warnings():
+        # mapclassify warns when there are fewer distinct values than classes; k is then reduced.
+        warnings.simplefilter("ignore", UserWarning)
+        mc = schemes[scheme](x[ok])
+    bins = np.asarray(mc.bins, dtype=float)
+    yb = np.full(len(x), -1, dtype=int)
+    yb[ok] = np.asarray(mc.yb, dtype=int)
+    lower = [float(x[ok].min())] + bins[:-1].tolist()
+    labels = [f"{_fmt(lo, decimals)} bis {_fmt(hi, decimals)}" for lo, hi in zip(lower, bins)]
+    counts = [int((yb == c).sum()) for c in range(len(bins))]
+    return Classification(bins=bins, yb=yb, labels=labels, scheme=scheme, k=len(bins), counts=counts)
+
+
+# --------------------------------------------------------------------------- Dynamik
+
+
+def dynamik(
+    frame_t0: pd.DataFrame,
+    frame_t1: pd.DataFrame,
+    catalogue: Catalogue,
+    *,
+    key: str = "key",
+) -> pd.DataFrame:
+    """Change of each indicator between two reference dates (Dynamik indicator).
+
+    For every catalogue indicator that is not itself a change (unit
+    "Prozentpunkte" / group "dynamik") and whose columns exist in both frames,
+    returns ``<name>_t0``, ``<name>_t1`` and ``<name>_dyn`` = t1 − t0 (raw,
+    unsmoothed values; percentage points for % shares, else the indicator's
+    unit), plus ``<name>_dyn_z`` (change z-scored, sign-adjusted: higher = need
+    grew) and ``dynamik_index`` / ``dynamik_class`` (MSS way: sum of the change
+    z-scores of indicators with weight > 0, re-standardised; classes 1 positiv,
+    3 stabil, 5 negativ at ∓1 sd). One row per key, in the order of
+    ``frame_t1``. Keys present in only one frame raise GeoplanError.
+    """
+    for f, label in ((frame_t0, "t0"), (frame_t1, "t1")):
+        if key not in f.columns:
+            raise GeoplanError(
+                f"Schlüsselspalte '{key}' fehlt in der Tabelle zum Stichtag {label}.",
+                location=label, expected=key, found=", ".join(map(str, f.columns)),
+            )
+        dup = f[key].astype(str)[f[key].astype(str).duplicated()].unique().tolist()
+        if dup:
+            raise GeoplanError(
+                f"Doppelte Schlüssel in der Tabelle zum Stichtag {label}.",
+                location=label, found=", ".join(dup[:20]),
+            )
+    k0 = frame_t0[key].astype(str)
+    k1 = frame_t1[key].astype(str)
+    only0 = sorted(set(k0) - set(k1))
+    only1 = sorted(set(k1) - set(k0))
+    if only0 or only1:
+        raise GeoplanError(
+            "Die Sozialräume der beiden Stichtage stimmen nicht überein.",
+            location=key,
+            expected="dieselben Schlüssel zu beiden Stichtagen",
+            found=f"nur t0: {', '.join(only0[:10]) or '–'}; nur t1: {', '.join(only1[:10]) or '–'}",
+            hint="Gebietsstand angleichen (Schlüsseltabelle/Umschlüsselung) bevor die Veränderung berechnet wird.",
+        )
+    a = frame_t0.assign(**{key: k0}).set_index(key)
+    b = frame_t1.assign(**{key: k1}).set_index(key)
+    a = a.loc[k1.tolist()]
+    out = pd.DataFrame({key: k1.tolist()})
+    zs = []
+    for ind in catalogue.indicators:
+        if ind.unit == "Prozentpunkte" or ind.group == "dynamik":
+            continue
+        cols = [ind.column] if ind.column else [ind.numerator, *ind.base]
+        if not all(c in a.columns and c in b.columns for c in cols):
+            continue
+        v0 = raw_rate(a.reset_index(), ind).to_numpy()
+        v1 = raw_rate(b.reset_index(), ind).to_numpy()
+        out[f"{ind.name}_t0"] = v0
+        out[f"{ind.name}_t1"] = v1
+        out[f"{ind.name}_dyn"] = v1 - v0
+        z = zscore(v1 - v0) * ind.need_sign
+        out[f"{ind.name}_dyn_z"] = z
+        if ind.weight > 0:
+            zs.append(np.where(np.isfinite(z), z, 0.0))
+    if not zs:
+        raise GeoplanError(
+            "Keine Indikatorspalten in beiden Tabellen gefunden; Veränderung nicht berechenbar.",
+            expected=", ".join(i.column or i.numerator or i.name for i in catalogue.indicators),
+        )
+    idx = zscore(np.sum(zs, axis=0))
+    out["dynamik_index"] = idx
+    out["dynamik_class"] = dynamik_classes(idx)
+    return out

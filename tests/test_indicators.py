@@ -1,0 +1,484 @@
+"""Tests for geoplan.indicators: catalogue, rates, EB smoothing, need index, classes, Dynamik."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mapclassify
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from esda.smoothing import Empirical_Bayes, Spatial_Empirical_Bayes
+from libpysal.weights import W, lat2W
+
+from geoplan.errors import GeoplanError
+from geoplan.indicators import (
+    NEED_CLASS_LABELS,
+    Catalogue,
+    Indicator,
+    base_of,
+    catalogue_table,
+    classify,
+    derive_indicators,
+    dynamik,
+    dynamik_classes,
+    eb_global,
+    eb_local,
+    load_catalogue,
+    need_index,
+    sd_classes,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+BERLIN = ROOT / "indicators" / "berlin"
+SRC = {"source": "Test", "reference_date": "31.12.2020"}
+
+
+def ind(name, **kw) -> Indicator:
+    data = {"label": name, "unit": "%", "direction": "hoch = mehr Bedarf", "column": name, **SRC}
+    data.update(kw)
+    return Indicator(name=name, **data)
+
+
+def small_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "key": ["01", "02", "03", "04"],
+            "a": [1.0, 2.0, 3.0, 6.0],
+            "b": [10.0, 10.0, 40.0, 20.0],
+            "pop": [100.0, 200.0, 300.0, 400.0],
+        }
+    )
+
+
+# --------------------------------------------------------------------------- Berlin data
+
+
+def _read_mss(name: str) -> pd.DataFrame:
+    return pd.read_csv(BERLIN / name, dtype={"PLR_ID": str, "BEZ_ID": str})
+
+
+def berlin_plr() -> pd.DataFrame:
+    """Planungsraum frame with the standard column names (valid MSS rows only)."""
+    idx = _read_mss("mss_2021_index_indikatoren.csv")
+    ki = _read_mss("mss_2021_kontext_indikatoren.csv")
+    si = _read_mss("mss_2021_indizes.csv")
+    ew = pd.read_csv(
+        BERLIN / "einwohner_plr_2022-06.csv", sep=";", encoding="utf-8-sig", dtype={"PLR-ID": str}, na_values=["–"]
+    ).fillna(0)
+    ew = ew.rename(
+        columns={
+            "PLR-ID": "PLR_ID", "Gesamt": "pop_total", "unter6": "pop_u6", "6-15": "pop_6_15",
+            "15-18": "pop_15_18", "18-27": "pop_18_27", "27-45": "pop_27_45", "45-55": "pop_45_55",
+            "55-65": "pop_55_65", "65undmehr": "pop_65plus",
+        }
+    )
+    df = idx[idx["KOM"] == "gültig"].rename(
+        columns={"S1": "arbeitslosigkeit", "S3": "transferbezug", "S4": "kinderarmut",
+                 "D1": "arbeitslosigkeit_dyn", "D3": "transferbezug_dyn", "D4": "kinderarmut_dyn"}
+    )
+    df = df.merge(ki[["PLR_ID", "KI_01", "KI_02"]], on="PLR_ID").rename(
+        columns={"KI_01": "jugendarbeitslosigkeit", "KI_02": "alleinerziehende"}
+    )
+    df = df.merge(si[["PLR_ID", "SI_N", "DI_N"]], on="PLR_ID").merge(ew, on="PLR_ID")
+    return df.rename(columns={"PLR_ID": "key"})
+
+
+def berlin_prognoseraeume(cat: Catalogue) -> pd.DataFrame:
+    """Aggregate Planungsräume to the 58 Prognoseräume, shares weighted by each indicator's base."""
+    plr = berlin_plr()
+    plr["prr"] = plr["key"].str[:4]
+    pops = [c for c in plr.columns if c.startswith("pop_")]
+    out = plr.groupby("prr")[pops].sum()
+    for i in cat.indicators:
+        w = base_of(plr, i)
+        out[i.column] = (plr[i.column] * w).groupby(plr["prr"]).sum() / w.groupby(plr["prr"]).sum()
+    return out.reset_index().rename(columns={"prr": "key"})
+
+
+@pytest.fixture(scope="module")
+def berlin_cat() -> Catalogue:
+    return load_catalogue(BERLIN / "katalog.yaml")
+
+
+def test_shipped_berlin_catalogue(berlin_cat):
+    names = [i.name for i in berlin_cat.indicators]
+    assert names[:5] == ["arbeitslosigkeit", "transferbezug", "kinderarmut", "jugendarbeitslosigkeit", "alleinerziehende"]
+    assert {i.name for i in berlin_cat.index_indicators} == set(names[:5])
+    assert [i.name for i in berlin_cat.indicators if i.group == "status"] == names[:3]
+    dyn = [i for i in berlin_cat.indicators if i.group == "dynamik"]
+    assert len(dyn) == 3 and all(i.weight == 0 and i.unit == "Prozentpunkte" for i in dyn)
+    for i in berlin_cat.indicators:
+        assert i.licence == "dl-de/by-2.0"
+        assert i.reference_date == "31.12.2020"
+        assert "Monitoring Soziale Stadtentwicklung 2021" in i.source
+        assert i.base, i.name
+    assert berlin_cat.get("kinderarmut").base == ["pop_u6", "pop_6_15"]
+    assert berlin_cat.get("arbeitslosigkeit").base == ["pop_15_18", "pop_18_27", "pop_27_45", "pop_45_55", "pop_55_65"]
+    table = catalogue_table(berlin_cat)
+    assert len(table) == 8 and table.loc[2, "Bezugsbevölkerung"] == "pop_u6 + pop_6_15"
+
+
+def test_mss_method_reproduces_official_berlin_status_and_dynamik_index(berlin_cat):
+    plr = berlin_plr()
+    assert len(plr) == 536
+    res = need_index(plr, berlin_cat, method="mss")
+    assert set(res.weights) == {"arbeitslosigkeit", "transferbezug", "kinderarmut"}
+    np.testing.assert_array_equal(res.frame["need_class"].to_numpy(), plr["SI_N"].to_numpy())
+    # Dynamik index: same rule on the change indicators, classes at -1 / +1 sd.
+    dyn_cat = Catalogue(
+        indicators=[ind(n, unit="Prozentpunkte", group="status") for n in
+                    ("arbeitslosigkeit_dyn", "transferbezug_dyn", "kinderarmut_dyn")]
+    )
+    dres = need_index(plr, dyn_cat, method="mss")
+    np.testing.assert_array_equal(dynamik_classes(dres.frame["need_index"]), plr["DI_N"].to_numpy())
+
+
+def test_berlin_prognoseraeume_all_methods(berlin_cat):
+    frame = berlin_prognoseraeume(berlin_cat)
+    assert len(frame) == 58
+    derived = derive_indicators(frame, berlin_cat)
+    for name in ("kinderarmut", "alleinerziehende", "kinderarmut_dyn"):
+        assert {name, f"{name}_roh", f"{name}_basis"} <= set(derived.frame.columns)
+    np.testing.assert_allclose(
+        derived.frame["kinderarmut_basis"], frame["pop_u6"] + frame["pop_6_15"]
+    )
+    results = {m: need_index(derived.frame, berlin_cat, method=m) for m in ("gewichtet", "mss", "pca")}
+    for m, r in results.items():
+        idx = r.frame["need_index"].to_numpy()
+        assert abs(idx.mean()) < 1e-12 and abs(idx.std() - 1) < 1e-12, m
+        assert set(r.frame["need_class"]) <= {1, 2, 3, 4}
+    pca = results["pca"]
+    assert (pca.loadings["PC1"] > 0).all()
+    assert pca.explained_variance > 0.5
+    # All three ways rank the Sozialräume very similarly on Berlin data.
+    assert np.corrcoef(results["gewichtet"].frame["need_index"], results["pca"].frame["need_index"])[0, 1] > 0.95
+    assert np.corrcoef(results["gewichtet"].frame["need_index"], results["mss"].frame["need_index"])[0, 1] > 0.9
+
+
+# --------------------------------------------------------------------------- z-scores, index
+
+
+def test_zscores_and_weighted_index_by_hand():
+    f = small_frame()
+    cat = Catalogue(indicators=[ind("a", weight=1.0), ind("b", weight=3.0)])
+    res = need_index(f, cat)
+    a = np.array([1.0, 2, 3, 6])
+    za = (a - 3) / np.sqrt(((a - 3) ** 2).mean())  # ddof=0
+    b = np.array([10.0, 10, 40, 20])
+    zb = (b - 20) / np.sqrt(((b - 20) ** 2).mean())
+    np.testing.assert_allclose(res.frame["z_a"], za)
+    np.testing.assert_allclose(res.frame["z_b"], zb)
+    s = 0.25 * za + 0.75 * zb
+    np.testing.assert_allclose(res.frame["need_index"], (s - s.mean()) / s.std(ddof=0))
+    assert res.weights == {"a": 0.25, "b": 0.75}
+    assert res.method == "gewichtet" and res.loadings is None
+    assert "need_index" not in f.columns  # input untouched
+
+
+def test_direction_flips_sign_and_weight_zero_excluded():
+    f = small_frame()
+    cat = Catalogue(indicators=[ind("a"), ind("b", direction="hoch = weniger Bedarf"), ind("pop", weight=0)])
+    res = need_index(f, cat)
+    assert "z_pop" not in res.frame.columns and "pop" not in res.weights
+    plain = need_index(f, Catalogue(indicators=[ind("b")]))
+    np.testing.assert_allclose(res.frame["z_b"], -plain.frame["z_b"])
+    # Equal weights: index is the standardised mean of za and -zb.
+    s = res.frame["z_a"] + res.frame["z_b"]
+    np.testing.assert_allclose(res.frame["need_index"], (s - s.mean()) / s.std(ddof=0))
+
+
+def test_mss_method_uses_status_group_unweighted():
+    f = small_frame()
+    cat = Catalogue(indicators=[ind("a", group="status", weight=5), ind("b", group="status"), ind("pop", group="kontext")])
+    res = need_index(f, cat, method="mss")
+    assert set(res.weights) == {"a", "b"} and res.weights["a"] == 0.5
+    s = res.frame["z_a"] + res.frame["z_b"]
+    np.testing.assert_allclose(res.frame["need_index"], (s - s.mean()) / s.std(ddof=0))
+
+
+def test_sd_classes_boundaries_and_labels():
+    z = np.array([-2.0, -1.0, -0.999, 1.0, 1.01, 1.5, 1.51, 3])
+    np.testing.assert_array_equal(sd_classes(z), [1, 2, 2, 2, 3, 3, 4, 4])
+    np.testing.assert_array_equal(dynamik_classes(np.array([-1.2, -1.0, 1.0, 1.2])), [1, 3, 3, 5])
+    assert NEED_CLASS_LABELS[4].startswith("sehr niedriger Status")
+
+
+def test_missing_value_gets_mean_and_note():
+    f = small_frame()
+    f.loc[2, "a"] = np.nan
+    res = need_index(f, Catalogue(indicators=[ind("a"), ind("b")]))
+    assert np.isnan(res.frame.loc[2, "z_a"])
+    assert np.isfinite(res.frame["need_index"]).all()
+    assert any("03" in (n.location or "") for n in res.notes)
+
+
+def test_pca_sign_loadings_and_sklearn_equivalence():
+    rng = np.random.default_rng(3)
+    n = 60
+    latent = rng.normal(size=n)
+    f = pd.DataFrame(
+        {
+            "key": [f"{i:03d}" for i in range(n)],
+            "x1": 10 + 3 * latent + rng.normal(scale=1, size=n),
+            "x2": 5 + 2 * latent + rng.normal(scale=1, size=n),
+            # Higher x3 = less need (e.g. employment rate): negatively tied to need.
+            "x3": 50 - 4 * latent + rng.normal(scale=2, size=n),
+        }
+    )
+    cat = Catalogue(indicators=[ind("x1"), ind("x2"), ind("x3", direction="hoch = weniger Bedarf")])
+    res = need_index(f, cat, method="pca")
+    idx = res.frame["need_index"].to_numpy()
+    assert np.corrcoef(idx, latent)[0, 1] > 0.9  # sign: higher = more need
+    assert (res.loadings["PC1"] > 0.7).all()
+    z = res.frame[["z_x1", "z_x2", "z_x3"]].to_numpy()
+    for j, name in enumerate(["x1", "x2", "x3"]):
+        assert res.loadings.loc[name, "PC1"] == pytest.approx(np.corrcoef(z[:, j], idx)[0, 1])
+    from sklearn.decomposition import PCA
+
+    p = PCA().fit(z)
+    assert res.explained_variance == pytest.approx(p.explained_variance_ratio_[0])
+    pc1 = p.transform(z)[:, 0]
+    assert abs(np.corrcoef(pc1, idx)[0, 1]) == pytest.approx(1.0)
+    assert sum(res.weights.values()) > 0 and all(v > 0 for v in res.weights.values())
+    # Negating the data and the direction gives the same index.
+    f2 = f.assign(x1=-f["x1"])
+    cat2 = Catalogue(indicators=[ind("x1", direction="hoch = weniger Bedarf"), ind("x2"), ind("x3", direction="hoch = weniger Bedarf")])
+    np.testing.assert_allclose(need_index(f2, cat2, method="pca").frame["need_index"], idx, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- classes
+
+
+@pytest.mark.filterwarnings("ignore:Numba not installed")
+@pytest.mark.parametrize(
+    "scheme,mc",
+    [
+        ("quantile", lambda y: mapclassify.Quantiles(y, k=5)),
+        ("natural_breaks", lambda y: mapclassify.FisherJenks(y, k=5)),
+        ("equal_interval", lambda y: mapclassify.EqualInterval(y, k=5)),
+        ("std_mean", lambda y: mapclassify.StdMean(y)),
+    ],
+)
+def test_classify_equals_mapclassify(scheme, mc):
+    y = np.random.default_rng(1).gamma(2.0, 3.0, size=80)
+    c = classify(y, scheme, k=5)
+    ref = mc(y)
+    np.testing.assert_allclose(c.bins, ref.bins)
+    np.testing.assert_array_equal(c.yb, ref.yb)
+    assert len(c.labels) == len(c.bins) == c.k
+    assert sum(c.counts) == 80
+
+
+def test_classify_labels_german_and_missing():
+    y = pd.Series([1.2, 3.4, np.nan, 2.0, 5.55, 4.1])
+    c = classify(y, "equal_interval", k=2, decimals=1)
+    assert c.labels[0] == "1,2 bis 3,4"  # (5.55 - 1.2) / 2 + 1.2 = 3.375
+    assert c.labels[1].endswith("bis 5,6") or c.labels[1].endswith("bis 5,5")
+    assert c.yb[2] == -1
+    assert c.yb.tolist() == [0, 1, -1, 0, 1, 1]
+    assert classify([1234.5, 2000.0, 10.0], "equal_interval", k=2).labels[1] == "1.005,0 bis 2.000,0"
+    with pytest.raises(GeoplanError):
+        classify(y, "kmeans")
+
+
+# --------------------------------------------------------------------------- EB smoothing
+
+
+def test_eb_global_matches_esda_and_shrinks_small_bases():
+    rng = np.random.default_rng(7)
+    b = np.concatenate([np.full(5, 30.0), np.full(25, 5000.0)])
+    true = rng.uniform(0.05, 0.15, size=30)
+    e = rng.poisson(true * b).astype(float)
+    sm, shrink = eb_global(e, b)
+    ref = Empirical_Bayes(e, b).r.ravel()
+    np.testing.assert_allclose(sm, ref, rtol=1e-12)
+    rate = e / b
+    m = e.sum() / b.sum()
+    # Small bases are pulled strongly toward the mean, large bases barely move.
+    assert (shrink[:5] < 0.5).all() and (shrink[5:] > 0.9).all()
+    assert (np.abs(sm[5:] - rate[5:]) < 0.1 * np.abs(rate[5:] - m) + 1e-4).all()
+    assert (np.abs(sm[:5] - m) < np.abs(rate[:5] - m) + 1e-15).all()
+
+
+def test_eb_global_totals_preserved_with_equal_bases_and_clipping():
+    e = np.array([2.0, 9.0, 4.0, 13.0])
+    b = np.full(4, 100.0)
+    sm, _ = eb_global(e, b)
+    assert (sm * b).sum() == pytest.approx(e.sum())
+    # No extra-Poisson variation: variance estimate clipped at 0, every area gets the mean.
+    e2 = np.array([10.0, 10.0, 10.0, 11.0])
+    sm2, shrink2 = eb_global(e2, b)
+    np.testing.assert_allclose(sm2, e2.sum() / b.sum())
+    assert (shrink2 == 0).all()
+
+
+def test_eb_local_matches_esda_spatial_eb():
+    w = lat2W(5, 5, rook=False)  # queen contiguity on a 5x5 grid
+    rng = np.random.default_rng(11)
+    b = rng.integers(50, 3000, size=25).astype(float)
+    trend = np.repeat(np.linspace(0.05, 0.3, 5), 5)
+    e = rng.poisson(trend * b).astype(float)
+    nsets = [np.array(list(w.neighbors[i])) for i in range(25)]
+    sm, _ = eb_local(e, b, nsets)
+    ref = Spatial_Empirical_Bayes(e, b, w).r.ravel()
+    np.testing.assert_allclose(sm, ref, rtol=1e-10)
+
+
+def test_derive_indicators_columns_smoothing_and_notes():
+    f = pd.DataFrame(
+        {
+            "key": ["A", "B", "C", "D", "E", "F"],
+            "faelle": [1.0, 30.0, 60.0, 20.0, 90.0, 4.0],
+            "u21": [10.0, 1000.0, 1200.0, 900.0, 1500.0, 800.0],
+            "u6": [5.0, 100.0, 100.0, 100.0, 100.0, 100.0],
+        }
+    )
+    cat = Catalogue(
+        indicators=[
+            Indicator(name="quote", label="Quote", numerator="faelle", base=["u21", "u6"], unit="je 1.000",
+                      direction="hoch = mehr Bedarf", smoothing="eb_global", **SRC),
+        ]
+    )
+    before = f.copy()
+    res = derive_indicators(f, cat)
+    pd.testing.assert_frame_equal(f, before)
+    out = res.frame
+    base = f["u21"] + f["u6"]
+    np.testing.assert_allclose(out["quote_basis"], base)
+    np.testing.assert_allclose(out["quote_roh"], f["faelle"] / base * 1000)
+    ref = Empirical_Bayes(f["faelle"], base).r.ravel() * 1000
+    np.testing.assert_allclose(out["quote"], ref)
+    # Area A (base 15) moves most.
+    moved = abs(out["quote"] - out["quote_roh"])
+    assert moved.idxmax() == 0
+    note = next(n for n in res.notes if n.details.get("method") == "eb_global")
+    assert list(note.details["areas"])[0] == "A"
+    assert note.details["areas"]["A"]["basis"] == 15.0
+
+
+def test_derive_local_smoothing_with_key_ids_and_errors():
+    keys = [f"k{i}" for i in range(9)]
+    base_w = lat2W(3, 3, rook=False)
+    w = W({keys[i]: [keys[j] for j in base_w.neighbors[i]] for i in range(9)}, id_order=keys)
+    rng = np.random.default_rng(5)
+    pop = rng.integers(20, 2000, size=9).astype(float)
+    share = rng.uniform(5, 30, size=9)
+    f = pd.DataFrame({"key": keys, "anteil": share, "pop": pop})
+    cat = Catalogue(indicators=[ind("anteil", base=["pop"], smoothing="eb_lokal")])
+    res = derive_indicators(f, cat, neighbours=w)
+    e = share / 100 * pop
+    ref = Spatial_Empirical_Bayes(e, pop, base_w).r.ravel() * 100
+    np.testing.assert_allclose(res.frame["anteil"], ref, rtol=1e-10)
+    np.testing.assert_allclose(res.frame["anteil_roh"], share)
+    with pytest.raises(GeoplanError, match="Nachbarschaft"):
+        derive_indicators(f, cat)
+    with pytest.raises(GeoplanError) as exc:
+        derive_indicators(f, cat, neighbours=lat2W(2, 2))
+    assert "Nachbarschaftsmatrix" in exc.value.message
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def write_cat(tmp_path, data) -> Path:
+    p = tmp_path / "katalog.yaml"
+    p.write_text(yaml.safe_dump(data, allow_unicode=True) if not isinstance(data, str) else data, encoding="utf-8")
+    return p
+
+
+def base_entry(**kw) -> dict:
+    e = {"name": "kinderarmut", "label": "Kinderarmut", "column": "kinderarmut", "unit": "%",
+         "direction": "hoch = mehr Bedarf", **SRC}
+    e.update(kw)
+    return e
+
+
+def test_catalogue_unknown_field(tmp_path):
+    p = write_cat(tmp_path, {"indicators": [base_entry(), base_entry(name="x", colour="rot")]})
+    with pytest.raises(GeoplanError) as exc:
+        load_catalogue(p)
+    err = exc.value
+    assert err.file == str(p)
+    assert "indicators[1] ('x').colour" == err.location
+    assert "unit" in err.expected and "base" in err.expected
+
+
+def test_catalogue_bad_unit_lists_allowed_values(tmp_path):
+    p = write_cat(tmp_path, {"indicators": [base_entry(unit="Prozent")]})
+    with pytest.raises(GeoplanError) as exc:
+        load_catalogue(p)
+    err = exc.value
+    assert err.location == "indicators[0] ('kinderarmut').unit"
+    assert "'je 1.000'" in err.expected and "'Prozentpunkte'" in err.expected
+    assert "Prozent" in err.found
+
+
+@pytest.mark.parametrize(
+    "entry,needle",
+    [
+        (base_entry(numerator="faelle"), "genau eines"),
+        (base_entry(column=None, numerator="faelle"), "base"),
+        (base_entry(unit="Prozentpunkte", smoothing="eb_global", base=["p"]), "Glättung"),
+        (base_entry(direction="hoch"), "direction"),
+        (base_entry(weight=-1), "weight"),
+        (base_entry(name="kinder armut"), "name"),
+    ],
+)
+def test_catalogue_semantic_errors(tmp_path, entry, needle):
+    entry = {k: v for k, v in entry.items() if v is not None}
+    p = write_cat(tmp_path, {"indicators": [entry]})
+    with pytest.raises(GeoplanError) as exc:
+        load_catalogue(p)
+    assert needle in exc.value.render()
+
+
+def test_catalogue_yaml_errors_and_duplicates(tmp_path):
+    with pytest.raises(GeoplanError) as exc:
+        load_catalogue(write_cat(tmp_path, "indicators:\n  - name: a\n   label: b\n"))
+    assert "YAML" in exc.value.message and exc.value.location.startswith("Zeile")
+    with pytest.raises(GeoplanError, match="doppelt"):
+        load_catalogue(write_cat(tmp_path, {"indicators": [base_entry(), base_entry()]}))
+    with pytest.raises(GeoplanError, match="nicht gefunden"):
+        load_catalogue(tmp_path / "fehlt.yaml")
+
+
+def test_missing_column_in_frame_names_indicator_and_column():
+    f = small_frame()
+    cat = Catalogue(indicators=[ind("a"), ind("kinderarmut", base=["pop_u6", "pop_6_15"])])
+    with pytest.raises(GeoplanError) as exc:
+        derive_indicators(f, cat)
+    err = exc.value
+    assert "'kinderarmut'" in err.message and "'pop_u6'" in err.message
+    assert err.location == "Indikator 'kinderarmut'"
+    with pytest.raises(GeoplanError, match="derive_indicators"):
+        need_index(f, Catalogue(indicators=[ind("kinderarmut")]))
+
+
+# --------------------------------------------------------------------------- Dynamik
+
+
+def test_dynamik_between_two_dates():
+    t0 = pd.DataFrame({"key": ["01", "02", "03"], "a": [10.0, 20.0, 30.0], "n": [5.0, 10.0, 1.0], "p": [100.0, 200.0, 50.0]})
+    t1 = pd.DataFrame({"key": ["03", "01", "02"], "a": [33.0, 9.0, 20.0], "n": [2.0, 5.0, 12.0], "p": [50.0, 100.0, 200.0]})
+    cat = Catalogue(
+        indicators=[
+            ind("a"),
+            Indicator(name="q", label="Q", numerator="n", base=["p"], unit="je 1.000",
+                      direction="hoch = weniger Bedarf", **SRC),
+            ind("a_dyn", column="a", unit="Prozentpunkte", group="dynamik", weight=0),
+        ]
+    )
+    d = dynamik(t0, t1, cat)
+    assert d["key"].tolist() == ["03", "01", "02"]
+    np.testing.assert_allclose(d["a_dyn"], [3.0, -1.0, 0.0])
+    np.testing.assert_allclose(d["q_dyn"], [20.0, 0.0, 10.0])
+    assert "a_dyn_dyn" not in d.columns
+    dq = np.array([20.0, 0.0, 10.0])
+    np.testing.assert_allclose(d["q_dyn_z"], -(dq - dq.mean()) / dq.std())
+    s = d["a_dyn_z"] + d["q_dyn_z"]
+    np.testing.assert_allclose(d["dynamik_index"], (s - s.mean()) / s.std(ddof=0))
+    with pytest.raises(GeoplanError) as exc:
+        dynamik(t0, t1.iloc[:2], cat)
+    assert "nur t0: 02" in exc.value.found
