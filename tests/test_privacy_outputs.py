@@ -129,4 +129,6 @@ def test_manifest(planted_outputs):
     out, _ = planted_outputs
     m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert m["simulated_hze"] is False
-    assert PLANTED_KEY not in json.dumps(m["qa_notes"]) or "2 Fälle" not in json.dumps(m["qa_notes"])
+    text = json.dumps(m, ensure_ascii=False)
+    assert not re.search(r'"hze_cases[a-z_]*":\s*2\b', text)
+    assert f"{PLANTED_KEY}: {PLANTED}" not in text
