@@ -1013,7 +1013,10 @@ def read_table(
             )
         vc = vmatch[0]
         ok_values = {str(v).strip().casefold() for v in (valid_values if valid_values is not None else ["gültig"])}
-        status = frame[vc].map(lambda s: None if s is None or (isinstance(s, float) and math.isnan(s)) else str(s).strip())
+        status = frame[vc].map(
+            lambda s: None if s is None or (isinstance(s, float) and math.isnan(s))
+            else (str(int(s)) if isinstance(s, float) and s.is_integer() else str(s).strip())
+        )
         invalid = ~status.map(lambda s: s is not None and s.casefold() in ok_values)
         if invalid.any():
             numeric_cols = [c for c in frame.columns if frame[c].dtype == "float64" and c != vc]
@@ -1126,14 +1129,19 @@ def join_by_key(
             )
     notes: list[QANote] = []
 
-    def keys_of(frame, k):
+    def keys_of(frame, k, nm):
         s = frame[k]
         if s.isna().any():
-            raise GeoplanError(f"Leere Schlüssel in {k!r}.", file=None, location=k)
+            raise GeoplanError(
+                f"Leere Schlüssel in der Spalte {k!r}.",
+                file=nm,
+                location=f"{int(s.isna().sum())} Zeilen",
+                hint="Zeilen ohne Schlüssel ergänzen oder entfernen.",
+            )
         return s.map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v).strip())
 
-    lk = keys_of(lf, left_key)
-    rk = keys_of(rf, right_key)
+    lk = keys_of(lf, left_key, left_name)
+    rk = keys_of(rf, right_key, right_name)
     duplicates: dict[str, list[str]] = {}
     for nm, ks in ((left_name, lk), (right_name, rk)):
         d = sorted(ks[ks.duplicated()].unique().tolist())
@@ -1207,10 +1215,10 @@ def join_by_key(
         rf2 = pd.DataFrame(rf2.drop(columns="geometry"))
     merged = lf2.merge(pd.DataFrame(rf2), how="left", left_on=left_key, right_on="__join_key__", sort=False)
     merged = merged.drop(columns="__join_key__")
-    if isinstance(lf, pd.DataFrame) and hasattr(lf, "geometry") and "geometry" in lf.columns:
+    if type(lf).__name__ == "GeoDataFrame" and type(merged).__name__ != "GeoDataFrame":
         import geopandas as gpd
 
-        merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=lf.crs)
+        merged = gpd.GeoDataFrame(merged, geometry=lf.geometry.name, crs=lf.crs)
     merged.index = lf.index
     return JoinResult(frame=merged, missing_in_left=missing_in_left, missing_in_right=missing_in_right,
                       duplicates=duplicates, notes=notes)

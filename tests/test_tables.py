@@ -569,3 +569,19 @@ def test_number_decorations(tmp_path):
     assert f["EW"].tolist() == [1234.0, 12345.0]
     assert f["Saldo"].tolist() == [-3.0, 4.0]
     assert f["Anteil"].tolist() == [0.5, 0.25]  # 0,500 is never a thousands group
+
+
+def test_numeric_validity_flag(tmp_path):
+    p = write(tmp_path, "v.csv", "id;EW;ok\n01;5;1\n02;6;0\n03;7;1\n")
+    r = read_table(p, key="id", valid_column="ok", valid_values=["1"])
+    assert r.frame["EW"].isna().tolist() == [False, True, False]
+    assert r.frame["ok"].tolist() == [1.0, 0.0, 1.0]  # the flag itself is kept
+    assert any(n.details.get("keys") == ["02"] for n in r.notes)
+
+
+def test_join_empty_key_names_frame():
+    left = pd.DataFrame({"key": ["01", None]})
+    right = pd.DataFrame({"k": ["01"], "v": [1.0]})
+    with pytest.raises(GeoplanError) as ei:
+        join_by_key(left, right, left_key="key", right_key="k", left_name="grenzen.gpkg", right_name="r.csv")
+    assert ei.value.file == "grenzen.gpkg"
