@@ -1090,6 +1090,7 @@ def join_by_key(
     allow_missing_left: bool | Sequence[str] = False,
     allow_missing_right: bool | Sequence[str] = False,
     allow_duplicates: bool = False,
+    config_fields: tuple[str, str] = ("allow_missing_left", "allow_missing_right"),
 ) -> JoinResult:
     """Join ``right`` onto ``left`` by text keys and report every mismatch.
 
@@ -1110,6 +1111,9 @@ def join_by_key(
         NaN). ``True`` accepts all.
     allow_duplicates : bool
         Keep the first row of repeated keys instead of failing.
+    config_fields : (str, str)
+        Names of the configuration fields behind ``allow_missing_left`` and
+        ``allow_missing_right``, quoted in the error's hint.
 
     Raises
     ------
@@ -1181,9 +1185,9 @@ def join_by_key(
             parts.append(f"{len(bad_l)} Schlüssel aus {right_name} fehlen in {left_name}: {_fmt_list(bad_l)}")
         fields = []
         if bad_r:
-            fields.append("allow_missing_right")
+            fields.append(config_fields[1])
         if bad_l:
-            fields.append("allow_missing_left")
+            fields.append(config_fields[0])
         raise GeoplanError(
             f"Die Schlüssel von {left_name} und {right_name} passen nicht zusammen.",
             file=f"{left_name}, {right_name}",

@@ -585,3 +585,13 @@ def test_join_empty_key_names_frame():
     with pytest.raises(GeoplanError) as ei:
         join_by_key(left, right, left_key="key", right_key="k", left_name="grenzen.gpkg", right_name="r.csv")
     assert ei.value.file == "grenzen.gpkg"
+
+
+def test_join_hint_names_configured_fields():
+    left = pd.DataFrame({"key": ["01", "02"]})
+    right = pd.DataFrame({"k": ["01"], "v": [1.0]})
+    with pytest.raises(GeoplanError) as ei:
+        join_by_key(left, right, left_key="key", right_key="k", left_name="l", right_name="r",
+                    config_fields=("indicators.allow_extra_keys", "indicators.allow_missing_keys"))
+    assert "'indicators.allow_missing_keys'" in ei.value.hint
+    assert "allow_extra_keys" not in ei.value.hint
