@@ -264,6 +264,12 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
             hint="Export wiederholen; die Datei wurde vermutlich unvollständig gespeichert.",
         )
     text, enc, bom, notes = _decode(raw, path, encoding)
+    # Excel's "sep=;" hint line: honour it, and blank it so that line
+    # numbers in messages stay those of the file.
+    m = re.match(r"sep=(.)\r?\n", text)
+    if m:
+        delimiter = delimiter or m.group(1)
+        text = "\n" + text[m.end():]
     delim = delimiter or _sniff_delimiter(text, path)
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim, quotechar='"', strict=False))
@@ -350,6 +356,9 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                 )
             chosen = sheet
         ws = wb[chosen]
+        # Some exports store a wrong sheet dimension (e.g. "A1"), which would
+        # make read-only mode stop after the first cell.
+        ws.reset_dimensions()
         # Booleans would pass as 1/0 in number columns; Excel shows them as text.
         rows = [[("WAHR" if c else "FALSCH") if isinstance(c, bool) else c for c in r]
                 for r in ws.iter_rows(values_only=True)]
@@ -822,7 +831,12 @@ def read_table(
             location=f"Kopfzeile in Zeile {header_line}",
             hint="Export wiederholen; die Datei ist vermutlich abgeschnitten.",
         )
-    # Row width: extra cells must be empty, short rows mean a broken file.
+    # Row width: extra cells must be empty, short rows mean a broken CSV.
+    # Excel rows simply end at their last filled cell.
+    if dialect["delimiter"] is None:
+        for _, r in data:
+            if len(r) < ncol:
+                r.extend([None] * (ncol - len(r)))
     short, long_ = [], []
     for n, r in data:
         if len(r) < ncol:

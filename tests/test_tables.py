@@ -595,3 +595,32 @@ def test_join_hint_names_configured_fields():
                     config_fields=("indicators.allow_extra_keys", "indicators.allow_missing_keys"))
     assert "'indicators.allow_missing_keys'" in ei.value.hint
     assert "allow_extra_keys" not in ei.value.hint
+
+
+def test_excel_sep_hint_line(tmp_path):
+    p = write(tmp_path, "sep.csv", "sep=;\nid;Name, Zusatz;EW\n01;a, b;5\n02;c;6x\n")
+    with pytest.raises(GeoplanError) as ei:
+        read_table(p, key="id")
+    assert ei.value.location.startswith("Zeile 4")  # line numbers as in the file
+    p2 = write(tmp_path, "sep2.csv", "sep=;\nid;Name, Zusatz;EW\n01;a, b;5\n02;c;6\n")
+    r = read_table(p2, key="id")
+    assert r.dialect["delimiter"] == ";" and r.dialect["header_row"] == 2
+    assert r.frame["EW"].tolist() == [5.0, 6.0]
+
+
+def test_xlsx_with_wrong_dimension(tmp_path):
+    """Some exports claim the sheet spans only A1; read-only mode must not trust it."""
+    import re
+    import zipfile
+
+    src = _xlsx(tmp_path / "ok.xlsx", {"T": [["id", "EW"], ["01", 5], ["02", 6]]})
+    bad = tmp_path / "dim.xlsx"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.startswith("xl/worksheets/sheet"):
+                data, n = re.subn(rb'<dimension ref="A1:B3"\s*/>', b'<dimension ref="A1"/>', data)
+                assert n == 1
+            zout.writestr(item, data)
+    r = read_table(bad, key="id")
+    assert r.frame["EW"].tolist() == [5.0, 6.0]
