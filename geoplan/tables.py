@@ -151,6 +151,16 @@ def _rows_text(rows: Sequence[int], limit: int = 10) -> str:
     return ("Zeile " if len(rows) == 1 else "Zeilen ") + _fmt_list(rows, limit)
 
 
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(_norm_name(word), [_norm_name(c) for c in choices], n=1, cutoff=0.6)
+    if not close:
+        return ""
+    original = next(c for c in choices if _norm_name(c) == close[0])
+    return f"Gemeint ist vermutlich {original!r}. "
+
+
 def _norm_name(name: str) -> str:
     return re.sub(r"\s+", " ", str(name)).strip().casefold()
 
@@ -780,7 +790,10 @@ def read_table(
         header.pop()
     names: list[str] = []
     for j, c in enumerate(header):
-        name = "" if c is None else str(c).strip().strip('"')
+        if isinstance(c, float) and c.is_integer():
+            c = int(c)  # year columns typed as numbers in Excel
+        # Line breaks inside Excel header cells become single blanks.
+        name = "" if c is None else re.sub(r"\s+", " ", str(c)).strip().strip('"').strip()
         names.append(name if name else f"Spalte_{j + 1}")
     dup_names = [n for n, k in Counter(names).items() if k > 1]
     if dup_names:
@@ -800,7 +813,8 @@ def read_table(
             location=f"Kopfzeile (Zeile {header_line})",
             expected=repr(key),
             found="Spalten: " + ", ".join(repr(n) for n in names),
-            hint="In der Konfiguration 'key' auf einen dieser Spaltennamen setzen"
+            hint=_did_you_mean(key, names)
+            + "In der Konfiguration 'key' auf einen dieser Spaltennamen setzen"
             + (" oder 'header_row' angeben." if header_row is None else "."),
         )
     kj = key_idx[0]

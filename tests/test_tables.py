@@ -624,3 +624,16 @@ def test_xlsx_with_wrong_dimension(tmp_path):
             zout.writestr(item, data)
     r = read_table(bad, key="id")
     assert r.frame["EW"].tolist() == [5.0, 6.0]
+
+
+def test_header_cells_with_line_breaks_and_year_numbers(tmp_path):
+    p = _xlsx(tmp_path / "h.xlsx", {"T": [["PLR-ID", "Einwohner\ninsgesamt", 2021, 2022.0],
+                                           ["0101", 5, 1, 2]]})
+    r = read_table(p, key="PLR-ID")
+    assert list(r.frame.columns) == ["PLR-ID", "Einwohner insgesamt", "2021", "2022"]
+
+
+def test_missing_key_suggests_close_name():
+    with pytest.raises(GeoplanError) as ei:
+        read_table(BERLIN / "einwohner_plr_2022-06.csv", key="PLR_ID")
+    assert "'PLR-ID'" in ei.value.hint
