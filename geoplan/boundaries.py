@@ -33,7 +33,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from geoplan.errors import GeoplanError, QANote
-from geoplan.tables import normalize_keys
+from geoplan.tables import _did_you_mean, normalize_keys
 
 __all__ = [
     "BoundaryQA",
@@ -397,7 +397,8 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
                 location=f"Ebene {layer!r}",
                 expected=repr(col),
                 found="Felder: " + ", ".join(repr(f) for f in fields),
-                hint=f"In der Konfiguration {'key' if col == key else 'name'!r} auf eines dieser Felder setzen.",
+                hint=_did_you_mean(col, fields)
+                + f"In der Konfiguration {'key' if col == key else 'name'!r} auf eines dieser Felder setzen.",
             )
     source_crs = gdf.crs
     if crs is not None:

@@ -460,3 +460,11 @@ def test_gap_excludes_islands_inside_it():
     assert len(gaps) == 1
     assert gaps["area_m2"].iloc[0] == pytest.approx(10_000 - 400)
     assert "0301" in gaps["key"].iloc[0]
+
+
+def test_missing_key_field_suggests_close_name(tmp_path):
+    p = tmp_path / "sr.geojson"
+    grid().to_file(p, engine="pyogrio")
+    with pytest.raises(GeoplanError) as ei:
+        read_boundaries(p, key="sr_id")
+    assert "'SR_ID'" in ei.value.hint
