@@ -389,6 +389,15 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             found="0 Objekte",
             hint="Richtige Ebene wählen ('layer') oder Export wiederholen.",
         )
+    for col in (key, name):
+        if col is not None and col not in gdf.columns:
+            # DBF field names are often upper case; accept a unique match
+            # ignoring case, as the table reader does.
+            same = [c for c in gdf.columns if str(c).casefold() == col.casefold() and c != gdf.geometry.name]
+            if len(same) == 1:
+                gdf = gdf.rename(columns={same[0]: col})
+                notes.append(QANote(STAGE, f"Feld {same[0]!r} als {col!r} verwendet (Groß-/Kleinschreibung).",
+                                    level="info", file=path))
     for col, what in ((key, "Schlüsselfeld"), (name, "Namensfeld")):
         if col is not None and col not in gdf.columns:
             raise GeoplanError(

@@ -466,5 +466,9 @@ def test_missing_key_field_suggests_close_name(tmp_path):
     p = tmp_path / "sr.geojson"
     grid().to_file(p, engine="pyogrio")
     with pytest.raises(GeoplanError) as ei:
-        read_boundaries(p, key="sr_id")
+        read_boundaries(p, key="SR_IDX")
     assert "'SR_ID'" in ei.value.hint
+    # case alone is forgiven (DBF field names are upper case)
+    r = prepare_boundaries(p, key="sr_id", name="sr_name")
+    assert r.gdf["key"].tolist() == ["0101", "0102", "0201", "0202"]
+    assert r.gdf["name"].tolist() == NAMES
