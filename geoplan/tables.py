@@ -457,7 +457,7 @@ def _detect_separators(shapes: Counter, delimiter: str | None) -> tuple[str, str
             )
         return ".", ",", (
             "Zahlen wie '1.234' sind mehrdeutig; gelesen im englischen Format "
-            "(Dezimalpunkt, Tausenderkomma: 1.234 = 1,234)."
+            "(Dezimalpunkt: '1.234' = 1,234 in deutscher Schreibweise)."
         )
     return ("," if delimiter == ";" else "."), None, None
 

@@ -637,3 +637,30 @@ def test_missing_key_suggests_close_name():
     with pytest.raises(GeoplanError) as ei:
         read_table(BERLIN / "einwohner_plr_2022-06.csv", key="PLR_ID")
     assert "'PLR-ID'" in ei.value.hint
+
+
+_CELLS = st.sampled_from(["", "–", "-", ".", "x", "/", "k.A.", "12", "1,5", "1.5", "1.234", "1.234,5",
+                          "1,234.5", "0101", "12a", "Müller", '"q;u,o"', "-9999", "1e3", " 7 "])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    header=st.lists(st.sampled_from(["id", "EW", "Quote", "Name", "", "id2"]), min_size=1, max_size=4),
+    rows=st.lists(st.lists(_CELLS, min_size=0, max_size=5), min_size=0, max_size=6),
+    sep=st.sampled_from([";", ",", "\t"]),
+    enc=st.sampled_from(["utf-8", "cp1252"]),
+)
+def test_fuzz_only_geoplan_errors(tmp_path_factory, header, rows, sep, enc):
+    """Whatever a table looks like, the reader answers with a result or a GeoplanError."""
+    text = sep.join(header) + "\n" + "".join(sep.join(r) + "\n" for r in rows)
+    p = tmp_path_factory.mktemp("fz") / "f.csv"
+    p.write_bytes(text.encode(enc))
+    try:
+        r = read_table(p, key="id")
+    except GeoplanError as e:
+        assert e.message and e.file
+    else:
+        assert pd.api.types.is_string_dtype(r.frame[r.key])
+        assert r.frame[r.key].str.len().gt(0).all()
+        for c in r.frame.columns:
+            assert r.frame[c].dtype == np.float64 or pd.api.types.is_string_dtype(r.frame[c])
