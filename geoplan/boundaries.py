@@ -219,6 +219,15 @@ def _open_source(path: str) -> _Source:
     return src
 
 
+def _layer_listing(src: _Source) -> str:
+    """'name' (geometry type) for each layer, for error messages."""
+    try:
+        rows = pyogrio.list_layers(src.gdal_path)
+    except Exception:  # pragma: no cover - listing already succeeded once
+        return ""
+    return "Ebenen: " + ", ".join(f"{str(r[0])!r} ({r[1] or 'ohne Geometrie'})" for r in rows)
+
+
 def _layers_of(src: _Source) -> list[str]:
     try:
         layers = pyogrio.list_layers(src.gdal_path)
@@ -345,7 +354,7 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             raise GeoplanError(
                 "Die Datei enthält mehrere Ebenen; welche die Sozialräume sind, ist nicht eindeutig.",
                 file=path,
-                found="Ebenen: " + ", ".join(repr(n) for n in layers),
+                found=_layer_listing(src),
                 hint="In der Konfiguration 'layer' auf eine dieser Ebenen setzen.",
             )
         if not layers:
@@ -355,13 +364,13 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
         raise GeoplanError(
             f"Die Ebene {layer!r} gibt es nicht.",
             file=path,
-            found="Ebenen: " + ", ".join(repr(n) for n in layers),
+            found=_layer_listing(src),
             hint="'layer' auf eine dieser Ebenen setzen.",
         )
     elif isinstance(layer, int):
         if not 0 <= layer < len(layers):
             raise GeoplanError(f"Ebene Nr. {layer} gibt es nicht (Zählung ab 0).", file=path,
-                               found="Ebenen: " + ", ".join(repr(n) for n in layers))
+                               found=_layer_listing(src))
         layer = layers[layer]
     read_encoding = encoding
     if src.is_shapefile:
