@@ -15,6 +15,23 @@ it in the file (1-based, header included) and a hint.
 
 :func:`join_by_key` joins two frames on their keys and reports keys missing
 on either side and duplicates.
+
+Detection rules (for the methods section)
+-----------------------------------------
+* Encoding: UTF-8 BOM → UTF-8; valid UTF-8 → UTF-8; otherwise cp1252
+  (latin-1 if cp1252's undefined bytes occur). UTF-8 umlauts next to
+  invalid bytes is a mixed file and an error.
+* Delimiter: of ``;`` ``,`` tab ``|``, the one giving the most rows with the
+  same number of fields (ties: more fields); an Excel ``sep=`` line wins.
+* Header: the first row naming the key column (title rows above are skipped).
+* Numbers: a token that can only be German (``12,5``, ``1.234,5``,
+  ``1.234.567``) or only English (``12.5``, ``1,234.5``) decides a column's
+  decimal separator; ambiguous ``1.234`` follows the file (semicolon files
+  and Excel: German; comma files: English) and is noted. Both kinds in one
+  column is an error naming the rows. A trailing ``%``, the typographic
+  minus and (thin) spaces between digit groups are accepted.
+* Columns: numeric when at least half of the non-marker cells are numbers;
+  every other cell there is an error (row, column, value).
 """
 
 from __future__ import annotations
