@@ -715,6 +715,7 @@ def read_table(
     allow_duplicates: bool = False,
     text_columns: Iterable[str] = (),
     allow_mixed_key_lengths: bool = False,
+    numeric_columns: Iterable[str] | None = None,
 ) -> TableResult:
     """Read an indicator table (CSV or XLSX) keyed by Sozialraum.
 
@@ -749,8 +750,14 @@ def read_table(
         Columns to keep as text even if they look numeric.
     allow_mixed_key_lengths : bool
         Accept numeric keys of different length (see :func:`normalize_keys`).
+    numeric_columns : iterable of str, optional
+        The columns the caller needs as numbers. They must exist and every
+        non-marker cell in them must be a number. Other columns become
+        numbers only when all their cells are numbers, else stay text
+        without complaint (a house-number column ``12a`` that nobody uses
+        does not stop the run).
 
-    A column counts as numeric when most of its non-marker cells are
+    Without ``numeric_columns`` a column counts as numeric when most of its non-marker cells are
     numbers; then every other cell in it is an error. Columns of integers
     with leading zeros (codes such as ``BEZ_ID`` = ``01``) stay text.
     """
@@ -781,6 +788,7 @@ def read_table(
     markers = set(DEFAULT_NA_MARKERS if na_markers is None else na_markers) | {""}
     sentinel_set = {float(s) for s in sentinels}
     text_cols = {_norm_name(c) for c in text_columns}
+    numeric_set = None if numeric_columns is None else {_norm_name(c) for c in numeric_columns}
 
     # Strip blanks (incl. no-break spaces from Excel) and drop empty rows.
     numbered = []
@@ -836,6 +844,17 @@ def read_table(
         )
     kj = key_idx[0]
     ncol = len(names)
+    if numeric_set is not None:
+        by_norm = {_norm_name(n) for n in names}
+        absent = [c for c in numeric_columns if _norm_name(c) not in by_norm]
+        if absent:
+            raise GeoplanError(
+                "Spalte(n) " + ", ".join(repr(c) for c in absent) + " fehlen in der Tabelle.",
+                file=path,
+                location=f"Kopfzeile (Zeile {header_line})",
+                found="Spalten: " + ", ".join(repr(n) for n in names),
+                hint=_did_you_mean(absent[0], names) + "Spaltennamen in der Konfiguration an die Tabelle anpassen.",
+            )
     data = numbered[h + 1 :]
 
     # Footnotes below the table ("Quelle: ...") have no key and one cell.
@@ -960,10 +979,17 @@ def read_table(
         str_tokens = [tok for tok in counts if isinstance(tok, str) and info[tok][0] != "m"]
         if str_tokens and all(_RE_PLAIN_INT.match(t) for t in str_tokens):
             leading_zero_code = any(len(t.lstrip("+-")) > 1 and t.lstrip("+-").startswith("0") for t in str_tokens)
-        # A column of markers only is a fully suppressed number column.
-        if (n_numberlike == 0 and n_non_marker > 0) or n_numberlike * 2 < n_non_marker or leading_zero_code:
-            frame_cols[name] = _text_cells(cells)
-            continue
+        has_bad = any(info[tok][0] in ("b", "o") for tok in counts)
+        if numeric_set is not None and _norm_name(name) not in numeric_set:
+            # Not asked for: a number column only if every cell is one.
+            if has_bad or leading_zero_code or (n_numberlike == 0 and n_non_marker > 0):
+                frame_cols[name] = _text_cells(cells)
+                continue
+        elif numeric_set is None:
+            # A column of markers only is a fully suppressed number column.
+            if (n_numberlike == 0 and n_non_marker > 0) or n_numberlike * 2 < n_non_marker or leading_zero_code:
+                frame_cols[name] = _text_cells(cells)
+                continue
         bad = [(line_no[i], c) for i, c in enumerate(cells) if info[c][0] == "b"]
         if bad:
             r0, v0 = bad[0]
@@ -974,7 +1000,8 @@ def read_table(
                 + (f" (und {_rows_text([r for r, _ in bad[1:]])})" if len(bad) > 1 else ""),
                 expected="eine Zahl oder ein Sperrzeichen (–, -, ., x, /, k.A., leer)",
                 found=repr(v0),
-                hint="Wert in der Datei korrigieren; eigene Sperrzeichen in 'na_markers' angeben.",
+                hint="Wert in der Datei korrigieren; eigene Sperrzeichen in 'na_markers' angeben"
+                + ("." if numeric_set is not None else "; ist die Spalte Text, sie in 'text_columns' aufführen."),
             )
         other_style = [line_no[i] for i, c in enumerate(cells) if info[c][0] == "o"]
         if other_style:

@@ -664,3 +664,26 @@ def test_fuzz_only_geoplan_errors(tmp_path_factory, header, rows, sep, enc):
         assert r.frame[r.key].str.len().gt(0).all()
         for c in r.frame.columns:
             assert r.frame[c].dtype == np.float64 or pd.api.types.is_string_dtype(r.frame[c])
+
+
+def test_numeric_columns_strict_only_where_asked(tmp_path):
+    text = "id;Hausnr;EW;Quote;Code\n01;12;5;1,5;07\n02;12a;6;2,5;08\n03;14;7;x;09\n"
+    p = write(tmp_path, "nc.csv", text)
+    with pytest.raises(GeoplanError, match="Text in der Zahlenspalte 'Hausnr'"):
+        read_table(p, key="id")
+    r = read_table(p, key="id", numeric_columns=["EW", "quote"])
+    f = r.frame
+    assert f["Hausnr"].tolist() == ["12", "12a", "14"]
+    assert f["EW"].tolist() == [5.0, 6.0, 7.0]
+    assert f["Quote"].iloc[:2].tolist() == [1.5, 2.5]
+    assert f["Code"].tolist() == ["07", "08", "09"]
+    with pytest.raises(GeoplanError) as ei:
+        read_table(p, key="id", numeric_columns=["Hausnr"])
+    assert "Zeile 3" in ei.value.location
+    with pytest.raises(GeoplanError) as ei:
+        read_table(p, key="id", numeric_columns=["Einwohner", "EW"])
+    assert "'Einwohner'" in ei.value.message and "'EW'" in ei.value.found
+    # a requested column with mostly text is still checked, not silently text
+    p2 = write(tmp_path, "nc2.csv", "id;EW\n01;viele\n02;wenige\n03;5\n")
+    with pytest.raises(GeoplanError, match="Text in der Zahlenspalte"):
+        read_table(p2, key="id", numeric_columns=["EW"])
