@@ -33,7 +33,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from geoplan.errors import GeoplanError, QANote
-from geoplan.tables import normalize_keys
+from geoplan.tables import _did_you_mean, normalize_keys
 
 __all__ = [
     "BoundaryQA",
@@ -219,6 +219,15 @@ def _open_source(path: str) -> _Source:
     return src
 
 
+def _layer_listing(src: _Source) -> str:
+    """'name' (geometry type) for each layer, for error messages."""
+    try:
+        rows = pyogrio.list_layers(src.gdal_path)
+    except Exception:  # pragma: no cover - listing already succeeded once
+        return ""
+    return "Ebenen: " + ", ".join(f"{str(r[0])!r} ({r[1] or 'ohne Geometrie'})" for r in rows)
+
+
 def _layers_of(src: _Source) -> list[str]:
     try:
         layers = pyogrio.list_layers(src.gdal_path)
@@ -345,7 +354,7 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             raise GeoplanError(
                 "Die Datei enthält mehrere Ebenen; welche die Sozialräume sind, ist nicht eindeutig.",
                 file=path,
-                found="Ebenen: " + ", ".join(repr(n) for n in layers),
+                found=_layer_listing(src),
                 hint="In der Konfiguration 'layer' auf eine dieser Ebenen setzen.",
             )
         if not layers:
@@ -355,13 +364,13 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
         raise GeoplanError(
             f"Die Ebene {layer!r} gibt es nicht.",
             file=path,
-            found="Ebenen: " + ", ".join(repr(n) for n in layers),
+            found=_layer_listing(src),
             hint="'layer' auf eine dieser Ebenen setzen.",
         )
     elif isinstance(layer, int):
         if not 0 <= layer < len(layers):
             raise GeoplanError(f"Ebene Nr. {layer} gibt es nicht (Zählung ab 0).", file=path,
-                               found="Ebenen: " + ", ".join(repr(n) for n in layers))
+                               found=_layer_listing(src))
         layer = layers[layer]
     read_encoding = encoding
     if src.is_shapefile:
@@ -389,6 +398,15 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             found="0 Objekte",
             hint="Richtige Ebene wählen ('layer') oder Export wiederholen.",
         )
+    for col in (key, name):
+        if col is not None and col not in gdf.columns:
+            # DBF field names are often upper case; accept a unique match
+            # ignoring case, as the table reader does.
+            same = [c for c in gdf.columns if str(c).casefold() == col.casefold() and c != gdf.geometry.name]
+            if len(same) == 1:
+                gdf = gdf.rename(columns={same[0]: col})
+                notes.append(QANote(STAGE, f"Feld {same[0]!r} als {col!r} verwendet (Groß-/Kleinschreibung).",
+                                    level="info", file=path))
     for col, what in ((key, "Schlüsselfeld"), (name, "Namensfeld")):
         if col is not None and col not in gdf.columns:
             raise GeoplanError(
@@ -397,7 +415,8 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
                 location=f"Ebene {layer!r}",
                 expected=repr(col),
                 found="Felder: " + ", ".join(repr(f) for f in fields),
-                hint=f"In der Konfiguration {'key' if col == key else 'name'!r} auf eines dieser Felder setzen.",
+                hint=_did_you_mean(col, fields)
+                + f"In der Konfiguration {'key' if col == key else 'name'!r} auf eines dieser Felder setzen.",
             )
     source_crs = gdf.crs
     if crs is not None:

@@ -15,6 +15,23 @@ it in the file (1-based, header included) and a hint.
 
 :func:`join_by_key` joins two frames on their keys and reports keys missing
 on either side and duplicates.
+
+Detection rules (for the methods section)
+-----------------------------------------
+* Encoding: UTF-8 BOM → UTF-8; valid UTF-8 → UTF-8; otherwise cp1252
+  (latin-1 if cp1252's undefined bytes occur). UTF-8 umlauts next to
+  invalid bytes is a mixed file and an error.
+* Delimiter: of ``;`` ``,`` tab ``|``, the one giving the most rows with the
+  same number of fields (ties: more fields); an Excel ``sep=`` line wins.
+* Header: the first row naming the key column (title rows above are skipped).
+* Numbers: a token that can only be German (``12,5``, ``1.234,5``,
+  ``1.234.567``) or only English (``12.5``, ``1,234.5``) decides a column's
+  decimal separator; ambiguous ``1.234`` follows the file (semicolon files
+  and Excel: German; comma files: English) and is noted. Both kinds in one
+  column is an error naming the rows. A trailing ``%``, the typographic
+  minus and (thin) spaces between digit groups are accepted.
+* Columns: numeric when at least half of the non-marker cells are numbers;
+  every other cell there is an error (row, column, value).
 """
 
 from __future__ import annotations
@@ -151,6 +168,16 @@ def _rows_text(rows: Sequence[int], limit: int = 10) -> str:
     return ("Zeile " if len(rows) == 1 else "Zeilen ") + _fmt_list(rows, limit)
 
 
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(_norm_name(word), [_norm_name(c) for c in choices], n=1, cutoff=0.6)
+    if not close:
+        return ""
+    original = next(c for c in choices if _norm_name(c) == close[0])
+    return f"Gemeint ist vermutlich {original!r}. "
+
+
 def _norm_name(name: str) -> str:
     return re.sub(r"\s+", " ", str(name)).strip().casefold()
 
@@ -264,6 +291,12 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
             hint="Export wiederholen; die Datei wurde vermutlich unvollständig gespeichert.",
         )
     text, enc, bom, notes = _decode(raw, path, encoding)
+    # Excel's "sep=;" hint line: honour it, and blank it so that line
+    # numbers in messages stay those of the file.
+    m = re.match(r"sep=(.)\r?\n", text)
+    if m:
+        delimiter = delimiter or m.group(1)
+        text = "\n" + text[m.end():]
     delim = delimiter or _sniff_delimiter(text, path)
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim, quotechar='"', strict=False))
@@ -350,6 +383,9 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                 )
             chosen = sheet
         ws = wb[chosen]
+        # Some exports store a wrong sheet dimension (e.g. "A1"), which would
+        # make read-only mode stop after the first cell.
+        ws.reset_dimensions()
         # Booleans would pass as 1/0 in number columns; Excel shows them as text.
         rows = [[("WAHR" if c else "FALSCH") if isinstance(c, bool) else c for c in r]
                 for r in ws.iter_rows(values_only=True)]
@@ -438,7 +474,7 @@ def _detect_separators(shapes: Counter, delimiter: str | None) -> tuple[str, str
             )
         return ".", ",", (
             "Zahlen wie '1.234' sind mehrdeutig; gelesen im englischen Format "
-            "(Dezimalpunkt, Tausenderkomma: 1.234 = 1,234)."
+            "(Dezimalpunkt: '1.234' = 1,234 in deutscher Schreibweise)."
         )
     return ("," if delimiter == ";" else "."), None, None
 
@@ -679,6 +715,7 @@ def read_table(
     allow_duplicates: bool = False,
     text_columns: Iterable[str] = (),
     allow_mixed_key_lengths: bool = False,
+    numeric_columns: Iterable[str] | None = None,
 ) -> TableResult:
     """Read an indicator table (CSV or XLSX) keyed by Sozialraum.
 
@@ -713,8 +750,14 @@ def read_table(
         Columns to keep as text even if they look numeric.
     allow_mixed_key_lengths : bool
         Accept numeric keys of different length (see :func:`normalize_keys`).
+    numeric_columns : iterable of str, optional
+        The columns the caller needs as numbers. They must exist and every
+        non-marker cell in them must be a number. Other columns become
+        numbers only when all their cells are numbers, else stay text
+        without complaint (a house-number column ``12a`` that nobody uses
+        does not stop the run).
 
-    A column counts as numeric when most of its non-marker cells are
+    Without ``numeric_columns`` a column counts as numeric when most of its non-marker cells are
     numbers; then every other cell in it is an error. Columns of integers
     with leading zeros (codes such as ``BEZ_ID`` = ``01``) stay text.
     """
@@ -745,6 +788,7 @@ def read_table(
     markers = set(DEFAULT_NA_MARKERS if na_markers is None else na_markers) | {""}
     sentinel_set = {float(s) for s in sentinels}
     text_cols = {_norm_name(c) for c in text_columns}
+    numeric_set = None if numeric_columns is None else {_norm_name(c) for c in numeric_columns}
 
     # Strip blanks (incl. no-break spaces from Excel) and drop empty rows.
     numbered = []
@@ -771,7 +815,10 @@ def read_table(
         header.pop()
     names: list[str] = []
     for j, c in enumerate(header):
-        name = "" if c is None else str(c).strip().strip('"')
+        if isinstance(c, float) and c.is_integer():
+            c = int(c)  # year columns typed as numbers in Excel
+        # Line breaks inside Excel header cells become single blanks.
+        name = "" if c is None else re.sub(r"\s+", " ", str(c)).strip().strip('"').strip()
         names.append(name if name else f"Spalte_{j + 1}")
     dup_names = [n for n, k in Counter(names).items() if k > 1]
     if dup_names:
@@ -791,11 +838,23 @@ def read_table(
             location=f"Kopfzeile (Zeile {header_line})",
             expected=repr(key),
             found="Spalten: " + ", ".join(repr(n) for n in names),
-            hint="In der Konfiguration 'key' auf einen dieser Spaltennamen setzen"
+            hint=_did_you_mean(key, names)
+            + "In der Konfiguration 'key' auf einen dieser Spaltennamen setzen"
             + (" oder 'header_row' angeben." if header_row is None else "."),
         )
     kj = key_idx[0]
     ncol = len(names)
+    if numeric_set is not None:
+        by_norm = {_norm_name(n) for n in names}
+        absent = [c for c in numeric_columns if _norm_name(c) not in by_norm]
+        if absent:
+            raise GeoplanError(
+                "Spalte(n) " + ", ".join(repr(c) for c in absent) + " fehlen in der Tabelle.",
+                file=path,
+                location=f"Kopfzeile (Zeile {header_line})",
+                found="Spalten: " + ", ".join(repr(n) for n in names),
+                hint=_did_you_mean(absent[0], names) + "Spaltennamen in der Konfiguration an die Tabelle anpassen.",
+            )
     data = numbered[h + 1 :]
 
     # Footnotes below the table ("Quelle: ...") have no key and one cell.
@@ -822,7 +881,12 @@ def read_table(
             location=f"Kopfzeile in Zeile {header_line}",
             hint="Export wiederholen; die Datei ist vermutlich abgeschnitten.",
         )
-    # Row width: extra cells must be empty, short rows mean a broken file.
+    # Row width: extra cells must be empty, short rows mean a broken CSV.
+    # Excel rows simply end at their last filled cell.
+    if dialect["delimiter"] is None:
+        for _, r in data:
+            if len(r) < ncol:
+                r.extend([None] * (ncol - len(r)))
     short, long_ = [], []
     for n, r in data:
         if len(r) < ncol:
@@ -915,10 +979,17 @@ def read_table(
         str_tokens = [tok for tok in counts if isinstance(tok, str) and info[tok][0] != "m"]
         if str_tokens and all(_RE_PLAIN_INT.match(t) for t in str_tokens):
             leading_zero_code = any(len(t.lstrip("+-")) > 1 and t.lstrip("+-").startswith("0") for t in str_tokens)
-        # A column of markers only is a fully suppressed number column.
-        if (n_numberlike == 0 and n_non_marker > 0) or n_numberlike * 2 < n_non_marker or leading_zero_code:
-            frame_cols[name] = _text_cells(cells)
-            continue
+        has_bad = any(info[tok][0] in ("b", "o") for tok in counts)
+        if numeric_set is not None and _norm_name(name) not in numeric_set:
+            # Not asked for: a number column only if every cell is one.
+            if has_bad or leading_zero_code or (n_numberlike == 0 and n_non_marker > 0):
+                frame_cols[name] = _text_cells(cells)
+                continue
+        elif numeric_set is None:
+            # A column of markers only is a fully suppressed number column.
+            if (n_numberlike == 0 and n_non_marker > 0) or n_numberlike * 2 < n_non_marker or leading_zero_code:
+                frame_cols[name] = _text_cells(cells)
+                continue
         bad = [(line_no[i], c) for i, c in enumerate(cells) if info[c][0] == "b"]
         if bad:
             r0, v0 = bad[0]
@@ -929,7 +1000,8 @@ def read_table(
                 + (f" (und {_rows_text([r for r, _ in bad[1:]])})" if len(bad) > 1 else ""),
                 expected="eine Zahl oder ein Sperrzeichen (–, -, ., x, /, k.A., leer)",
                 found=repr(v0),
-                hint="Wert in der Datei korrigieren; eigene Sperrzeichen in 'na_markers' angeben.",
+                hint="Wert in der Datei korrigieren; eigene Sperrzeichen in 'na_markers' angeben"
+                + ("." if numeric_set is not None else "; ist die Spalte Text, sie in 'text_columns' aufführen."),
             )
         other_style = [line_no[i] for i, c in enumerate(cells) if info[c][0] == "o"]
         if other_style:
@@ -1013,7 +1085,10 @@ def read_table(
             )
         vc = vmatch[0]
         ok_values = {str(v).strip().casefold() for v in (valid_values if valid_values is not None else ["gültig"])}
-        status = frame[vc].map(lambda s: None if s is None or (isinstance(s, float) and math.isnan(s)) else str(s).strip())
+        status = frame[vc].map(
+            lambda s: None if s is None or (isinstance(s, float) and math.isnan(s))
+            else (str(int(s)) if isinstance(s, float) and s.is_integer() else str(s).strip())
+        )
         invalid = ~status.map(lambda s: s is not None and s.casefold() in ok_values)
         if invalid.any():
             numeric_cols = [c for c in frame.columns if frame[c].dtype == "float64" and c != vc]
@@ -1087,6 +1162,7 @@ def join_by_key(
     allow_missing_left: bool | Sequence[str] = False,
     allow_missing_right: bool | Sequence[str] = False,
     allow_duplicates: bool = False,
+    config_fields: tuple[str, str] = ("allow_missing_left", "allow_missing_right"),
 ) -> JoinResult:
     """Join ``right`` onto ``left`` by text keys and report every mismatch.
 
@@ -1107,6 +1183,9 @@ def join_by_key(
         NaN). ``True`` accepts all.
     allow_duplicates : bool
         Keep the first row of repeated keys instead of failing.
+    config_fields : (str, str)
+        Names of the configuration fields behind ``allow_missing_left`` and
+        ``allow_missing_right``, quoted in the error's hint.
 
     Raises
     ------
@@ -1126,14 +1205,19 @@ def join_by_key(
             )
     notes: list[QANote] = []
 
-    def keys_of(frame, k):
+    def keys_of(frame, k, nm):
         s = frame[k]
         if s.isna().any():
-            raise GeoplanError(f"Leere Schlüssel in {k!r}.", file=None, location=k)
+            raise GeoplanError(
+                f"Leere Schlüssel in der Spalte {k!r}.",
+                file=nm,
+                location=f"{int(s.isna().sum())} Zeilen",
+                hint="Zeilen ohne Schlüssel ergänzen oder entfernen.",
+            )
         return s.map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v).strip())
 
-    lk = keys_of(lf, left_key)
-    rk = keys_of(rf, right_key)
+    lk = keys_of(lf, left_key, left_name)
+    rk = keys_of(rf, right_key, right_name)
     duplicates: dict[str, list[str]] = {}
     for nm, ks in ((left_name, lk), (right_name, rk)):
         d = sorted(ks[ks.duplicated()].unique().tolist())
@@ -1173,9 +1257,9 @@ def join_by_key(
             parts.append(f"{len(bad_l)} Schlüssel aus {right_name} fehlen in {left_name}: {_fmt_list(bad_l)}")
         fields = []
         if bad_r:
-            fields.append("allow_missing_right")
+            fields.append(config_fields[1])
         if bad_l:
-            fields.append("allow_missing_left")
+            fields.append(config_fields[0])
         raise GeoplanError(
             f"Die Schlüssel von {left_name} und {right_name} passen nicht zusammen.",
             file=f"{left_name}, {right_name}",
@@ -1207,10 +1291,10 @@ def join_by_key(
         rf2 = pd.DataFrame(rf2.drop(columns="geometry"))
     merged = lf2.merge(pd.DataFrame(rf2), how="left", left_on=left_key, right_on="__join_key__", sort=False)
     merged = merged.drop(columns="__join_key__")
-    if isinstance(lf, pd.DataFrame) and hasattr(lf, "geometry") and "geometry" in lf.columns:
+    if type(lf).__name__ == "GeoDataFrame" and type(merged).__name__ != "GeoDataFrame":
         import geopandas as gpd
 
-        merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=lf.crs)
+        merged = gpd.GeoDataFrame(merged, geometry=lf.geometry.name, crs=lf.crs)
     merged.index = lf.index
     return JoinResult(frame=merged, missing_in_left=missing_in_left, missing_in_right=missing_in_right,
                       duplicates=duplicates, notes=notes)

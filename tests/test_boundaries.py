@@ -460,3 +460,25 @@ def test_gap_excludes_islands_inside_it():
     assert len(gaps) == 1
     assert gaps["area_m2"].iloc[0] == pytest.approx(10_000 - 400)
     assert "0301" in gaps["key"].iloc[0]
+
+
+def test_missing_key_field_suggests_close_name(tmp_path):
+    p = tmp_path / "sr.geojson"
+    grid().to_file(p, engine="pyogrio")
+    with pytest.raises(GeoplanError) as ei:
+        read_boundaries(p, key="SR_IDX")
+    assert "'SR_ID'" in ei.value.hint
+    # case alone is forgiven (DBF field names are upper case)
+    r = prepare_boundaries(p, key="sr_id", name="sr_name")
+    assert r.gdf["key"].tolist() == ["0101", "0102", "0201", "0202"]
+    assert r.gdf["name"].tolist() == NAMES
+
+
+def test_layer_listing_shows_geometry_types(tmp_path):
+    p = tmp_path / "stadt.gpkg"
+    grid().to_file(p, layer="sozialraeume", engine="pyogrio")
+    gpd.GeoDataFrame({"SR_ID": ["k1"]}, geometry=[shapely.Point(X0, Y0)], crs=grid().crs).to_file(
+        p, layer="kitas", engine="pyogrio")
+    with pytest.raises(GeoplanError) as ei:
+        read_boundaries(p, key="SR_ID")
+    assert "'sozialraeume' (Polygon)" in ei.value.found and "'kitas' (Point)" in ei.value.found

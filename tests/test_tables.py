@@ -569,3 +569,121 @@ def test_number_decorations(tmp_path):
     assert f["EW"].tolist() == [1234.0, 12345.0]
     assert f["Saldo"].tolist() == [-3.0, 4.0]
     assert f["Anteil"].tolist() == [0.5, 0.25]  # 0,500 is never a thousands group
+
+
+def test_numeric_validity_flag(tmp_path):
+    p = write(tmp_path, "v.csv", "id;EW;ok\n01;5;1\n02;6;0\n03;7;1\n")
+    r = read_table(p, key="id", valid_column="ok", valid_values=["1"])
+    assert r.frame["EW"].isna().tolist() == [False, True, False]
+    assert r.frame["ok"].tolist() == [1.0, 0.0, 1.0]  # the flag itself is kept
+    assert any(n.details.get("keys") == ["02"] for n in r.notes)
+
+
+def test_join_empty_key_names_frame():
+    left = pd.DataFrame({"key": ["01", None]})
+    right = pd.DataFrame({"k": ["01"], "v": [1.0]})
+    with pytest.raises(GeoplanError) as ei:
+        join_by_key(left, right, left_key="key", right_key="k", left_name="grenzen.gpkg", right_name="r.csv")
+    assert ei.value.file == "grenzen.gpkg"
+
+
+def test_join_hint_names_configured_fields():
+    left = pd.DataFrame({"key": ["01", "02"]})
+    right = pd.DataFrame({"k": ["01"], "v": [1.0]})
+    with pytest.raises(GeoplanError) as ei:
+        join_by_key(left, right, left_key="key", right_key="k", left_name="l", right_name="r",
+                    config_fields=("indicators.allow_extra_keys", "indicators.allow_missing_keys"))
+    assert "'indicators.allow_missing_keys'" in ei.value.hint
+    assert "allow_extra_keys" not in ei.value.hint
+
+
+def test_excel_sep_hint_line(tmp_path):
+    p = write(tmp_path, "sep.csv", "sep=;\nid;Name, Zusatz;EW\n01;a, b;5\n02;c;6x\n")
+    with pytest.raises(GeoplanError) as ei:
+        read_table(p, key="id")
+    assert ei.value.location.startswith("Zeile 4")  # line numbers as in the file
+    p2 = write(tmp_path, "sep2.csv", "sep=;\nid;Name, Zusatz;EW\n01;a, b;5\n02;c;6\n")
+    r = read_table(p2, key="id")
+    assert r.dialect["delimiter"] == ";" and r.dialect["header_row"] == 2
+    assert r.frame["EW"].tolist() == [5.0, 6.0]
+
+
+def test_xlsx_with_wrong_dimension(tmp_path):
+    """Some exports claim the sheet spans only A1; read-only mode must not trust it."""
+    import re
+    import zipfile
+
+    src = _xlsx(tmp_path / "ok.xlsx", {"T": [["id", "EW"], ["01", 5], ["02", 6]]})
+    bad = tmp_path / "dim.xlsx"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.startswith("xl/worksheets/sheet"):
+                data, n = re.subn(rb'<dimension ref="A1:B3"\s*/>', b'<dimension ref="A1"/>', data)
+                assert n == 1
+            zout.writestr(item, data)
+    r = read_table(bad, key="id")
+    assert r.frame["EW"].tolist() == [5.0, 6.0]
+
+
+def test_header_cells_with_line_breaks_and_year_numbers(tmp_path):
+    p = _xlsx(tmp_path / "h.xlsx", {"T": [["PLR-ID", "Einwohner\ninsgesamt", 2021, 2022.0],
+                                           ["0101", 5, 1, 2]]})
+    r = read_table(p, key="PLR-ID")
+    assert list(r.frame.columns) == ["PLR-ID", "Einwohner insgesamt", "2021", "2022"]
+
+
+def test_missing_key_suggests_close_name():
+    with pytest.raises(GeoplanError) as ei:
+        read_table(BERLIN / "einwohner_plr_2022-06.csv", key="PLR_ID")
+    assert "'PLR-ID'" in ei.value.hint
+
+
+_CELLS = st.sampled_from(["", "–", "-", ".", "x", "/", "k.A.", "12", "1,5", "1.5", "1.234", "1.234,5",
+                          "1,234.5", "0101", "12a", "Müller", '"q;u,o"', "-9999", "1e3", " 7 "])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    header=st.lists(st.sampled_from(["id", "EW", "Quote", "Name", "", "id2"]), min_size=1, max_size=4),
+    rows=st.lists(st.lists(_CELLS, min_size=0, max_size=5), min_size=0, max_size=6),
+    sep=st.sampled_from([";", ",", "\t"]),
+    enc=st.sampled_from(["utf-8", "cp1252"]),
+)
+def test_fuzz_only_geoplan_errors(tmp_path_factory, header, rows, sep, enc):
+    """Whatever a table looks like, the reader answers with a result or a GeoplanError."""
+    text = sep.join(header) + "\n" + "".join(sep.join(r) + "\n" for r in rows)
+    p = tmp_path_factory.mktemp("fz") / "f.csv"
+    p.write_bytes(text.encode(enc))
+    try:
+        r = read_table(p, key="id")
+    except GeoplanError as e:
+        assert e.message and e.file
+    else:
+        assert pd.api.types.is_string_dtype(r.frame[r.key])
+        assert r.frame[r.key].str.len().gt(0).all()
+        for c in r.frame.columns:
+            assert r.frame[c].dtype == np.float64 or pd.api.types.is_string_dtype(r.frame[c])
+
+
+def test_numeric_columns_strict_only_where_asked(tmp_path):
+    text = "id;Hausnr;EW;Quote;Code\n01;12;5;1,5;07\n02;12a;6;2,5;08\n03;14;7;x;09\n"
+    p = write(tmp_path, "nc.csv", text)
+    with pytest.raises(GeoplanError, match="Text in der Zahlenspalte 'Hausnr'"):
+        read_table(p, key="id")
+    r = read_table(p, key="id", numeric_columns=["EW", "quote"])
+    f = r.frame
+    assert f["Hausnr"].tolist() == ["12", "12a", "14"]
+    assert f["EW"].tolist() == [5.0, 6.0, 7.0]
+    assert f["Quote"].iloc[:2].tolist() == [1.5, 2.5]
+    assert f["Code"].tolist() == ["07", "08", "09"]
+    with pytest.raises(GeoplanError) as ei:
+        read_table(p, key="id", numeric_columns=["Hausnr"])
+    assert "Zeile 3" in ei.value.location
+    with pytest.raises(GeoplanError) as ei:
+        read_table(p, key="id", numeric_columns=["Einwohner", "EW"])
+    assert "'Einwohner'" in ei.value.message and "'EW'" in ei.value.found
+    # a requested column with mostly text is still checked, not silently text
+    p2 = write(tmp_path, "nc2.csv", "id;EW\n01;viele\n02;wenige\n03;5\n")
+    with pytest.raises(GeoplanError, match="Text in der Zahlenspalte"):
+        read_table(p2, key="id", numeric_columns=["EW"])
