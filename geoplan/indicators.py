@@ -185,13 +185,64 @@ def _loc(error: dict, raw: object) -> str:
 def _expected_for(error: dict) -> str | None:
     ctx = error.get("ctx") or {}
     if "expected" in ctx:
-        return str(ctx["expected"])
+        return str(ctx["expected"]).replace(" or ", " oder ")
     if error.get("type") == "extra_forbidden":
         fields = sorted(Indicator.model_fields) if "indicators" in error.get("loc", ()) else sorted(Catalogue.model_fields)
         return "eines der Felder: " + ", ".join(fields)
     if error.get("type") == "missing":
         return "Pflichtfeld"
     return None
+
+
+_PYDANTIC_DE = {
+    "literal_error": "ungültiger Wert",
+    "extra_forbidden": "unbekanntes Feld",
+    "missing": "Pflichtfeld fehlt",
+    "string_type": "Text erwartet",
+    "float_type": "Zahl erwartet",
+    "float_parsing": "Zahl erwartet",
+    "list_type": "Liste erwartet",
+    "model_type": "Zuordnung (Feld: Wert) erwartet",
+    "dict_type": "Zuordnung (Feld: Wert) erwartet",
+}
+
+
+def _german_msg(error: dict) -> str:
+    """German text for a pydantic error (own validators already raise German text)."""
+    kind = error.get("type", "")
+    if kind in _PYDANTIC_DE:
+        return _PYDANTIC_DE[kind]
+    msg = str(error.get("msg", kind))
+    return msg.removeprefix("Value error, ")
+
+
+def parse_catalogue(raw: object, *, file: str | Path | None = None) -> Catalogue:
+    """Validate a catalogue given as a mapping (e.g. inline in the config).
+
+    Raises GeoplanError naming ``file``, the indicator, the field and the allowed values.
+    """
+    if not isinstance(raw, dict):
+        raise GeoplanError(
+            "Indikatorenkatalog muss eine Zuordnung mit dem Schlüssel 'indicators' sein.",
+            file=file, expected="title:, notes:, indicators: [...]", found=type(raw).__name__,
+        )
+    try:
+        return Catalogue.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        found = first.get("input")
+        more = f" (und {len(errors) - 1} weitere)" if len(errors) > 1 else ""
+        others = "; ".join(f"{_loc(e, raw)}: {_german_msg(e)}" for e in errors[1:6])
+        raise GeoplanError(
+            f"Indikatorenkatalog ungültig: {_german_msg(first)}{more}.",
+            file=file,
+            location=_loc(first, raw),
+            expected=_expected_for(first),
+            found=None if isinstance(found, dict) else repr(found),
+            hint="Feld im Katalog korrigieren (Schreibweise, erlaubte Werte)."
+            + (f" Weitere Fehler: {others}" if others else ""),
+        ) from None
 
 
 def load_catalogue(path: str | Path) -> Catalogue:
@@ -226,26 +277,7 @@ def load_catalogue(path: str | Path) -> Catalogue:
             found=str(getattr(exc, "problem", exc)),
             hint="Einrückung und Doppelpunkte prüfen; Texte mit ':' in Anführungszeichen setzen.",
         ) from None
-    if not isinstance(raw, dict):
-        raise GeoplanError(
-            "Indikatorenkatalog muss eine Zuordnung mit dem Schlüssel 'indicators' sein.",
-            file=path, expected="title:, notes:, indicators: [...]", found=type(raw).__name__,
-        )
-    try:
-        return Catalogue.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        found = first.get("input")
-        more = f" (und {len(errors) - 1} weitere Fehler)" if len(errors) > 1 else ""
-        raise GeoplanError(
-            f"Indikatorenkatalog ungültig: {first.get('msg')}{more}.",
-            file=path,
-            location=_loc(first, raw),
-            expected=_expected_for(first),
-            found=None if isinstance(found, dict) else repr(found),
-            hint="; ".join(f"{_loc(e, raw)}: {e.get('msg')}" for e in errors[:5]),
-        ) from None
+    return parse_catalogue(raw, file=path)
 
 
 def catalogue_table(catalogue: Catalogue) -> pd.DataFrame:
@@ -286,10 +318,28 @@ def _require_columns(frame: pd.DataFrame, indicator: Indicator, columns: list[st
 
 
 def validate_frame(frame: pd.DataFrame, catalogue: Catalogue) -> None:
-    """Raise GeoplanError if a column named by the catalogue is missing in ``frame``."""
+    """Raise GeoplanError if a column named by the catalogue is missing in ``frame``,
+    or a share in % lies outside 0–100 (typically an unmarked missing-value code
+    such as -9999), or a count column is negative."""
+    keys = _keys(frame)
     for ind in catalogue.indicators:
         cols = [ind.column] if ind.column else [ind.numerator]  # type: ignore[list-item]
         _require_columns(frame, ind, [c for c in cols if c] + list(ind.base))
+        checks = [(c, 0.0, np.inf) for c in [*ind.base, *([ind.numerator] if ind.numerator else [])]]
+        if ind.column and ind.unit == "%":
+            checks.append((ind.column, 0.0, 100.0))
+        for col, lo, hi in checks:
+            x = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+            bad = np.flatnonzero((x < lo) | (x > hi))
+            if len(bad):
+                raise GeoplanError(
+                    f"Unplausible Werte in Spalte '{col}' (Indikator '{ind.name}').",
+                    location=", ".join(f"Schlüssel {keys[i]}" for i in bad[:10]),
+                    expected="Anteil in % zwischen 0 und 100" if hi == 100.0 else "Anzahl >= 0",
+                    found=", ".join(f"{x[i]:g}" for i in bad[:10]),
+                    hint="Fehlwertkennungen (z. B. -9999) beim Einlesen als fehlend markieren "
+                    "(na_values) oder die Einheit im Katalog prüfen.",
+                )
 
 
 def base_of(frame: pd.DataFrame, indicator: Indicator) -> pd.Series:
@@ -316,6 +366,92 @@ def raw_rate(frame: pd.DataFrame, indicator: Indicator) -> pd.Series:
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = num / base.where(base > 0) * RATE_SCALE[indicator.unit]
     return rate.rename(f"{indicator.name}_roh")
+
+
+@dataclass
+class AggregatedIndicators:
+    """Result of :func:`aggregate_indicators`: ``frame`` (one row per group, key in
+    ``key``, ``n_teilraeume`` = number of small areas) and QA ``notes`` (coverage)."""
+
+    frame: pd.DataFrame
+    notes: list[QANote] = field(default_factory=list)
+
+
+def aggregate_indicators(
+    frame: pd.DataFrame,
+    catalogue: Catalogue,
+    *,
+    by: str,
+    count_columns: list[str] | None = None,
+    min_coverage: float = 0.95,
+) -> AggregatedIndicators:
+    """Aggregate small areas (e.g. Planungsräume) to Sozialräume.
+
+    Count columns (every ``base`` and ``numerator`` column of the catalogue plus
+    ``count_columns``, persons or cases) are summed over all small areas. Share
+    columns (``column`` indicators, % / per 1,000 / percentage points) become
+    the mean weighted by the indicator's base, over the small areas that have a
+    value and a base > 0 (e.g. MSS rows suppressed below 300 residents are
+    left out of the mean but their residents stay in the counts). An indicator
+    without base is averaged unweighted (note). Groups whose covered base is
+    below ``min_coverage`` of their total base are named in a note; a group
+    without any valid small area gets NaN.
+    """
+    if by not in frame.columns:
+        raise GeoplanError(
+            f"Gruppierungsspalte '{by}' fehlt.", location="aggregate_indicators.by",
+            expected=by, found=", ".join(map(str, frame.columns)),
+        )
+    validate_frame(frame, catalogue)
+    groups = frame[by].astype(str)
+    counts: list[str] = []
+    for ind in catalogue.indicators:
+        for c in [*ind.base, *([ind.numerator] if ind.numerator else [])]:
+            if c not in counts:
+                counts.append(c)
+    for c in count_columns or []:
+        if c not in frame.columns:
+            raise GeoplanError(
+                f"Zählspalte '{c}' fehlt.", location="aggregate_indicators.count_columns",
+                found=", ".join(map(str, frame.columns)),
+            )
+        if c not in counts:
+            counts.append(c)
+    num = frame[counts].apply(pd.to_numeric, errors="coerce")
+    out = num.groupby(groups, sort=True).sum(min_count=1)
+    out.insert(0, "n_teilraeume", groups.value_counts().reindex(out.index).astype(int))
+    notes: list[QANote] = []
+    for ind in catalogue.indicators:
+        if ind.column is None:
+            continue
+        v = pd.to_numeric(frame[ind.column], errors="coerce").astype(float)
+        if ind.base:
+            w = base_of(frame, ind).fillna(0.0)
+        else:
+            w = pd.Series(1.0, index=frame.index)
+            notes.append(
+                QANote(STAGE, f"Indikator '{ind.name}' ohne Bezugsbevölkerung: ungewichteter Mittelwert der Teilräume.",
+                       level="info", details={"indicator": ind.name})
+            )
+        valid = v.notna() & (w > 0)
+        wv = w.where(valid, 0.0)
+        wsum = wv.groupby(groups).sum()
+        mean = (v.where(valid, 0.0) * wv).groupby(groups).sum() / wsum.where(wsum > 0)
+        out[ind.column] = mean.reindex(out.index)
+        coverage = (wsum / w.groupby(groups).sum().where(lambda x: x > 0)).reindex(out.index)
+        low = coverage[coverage.fillna(0) < min_coverage]
+        if len(low):
+            notes.append(
+                QANote(
+                    STAGE,
+                    f"Indikator '{ind.name}': in {len(low)} Sozialraum/-räumen decken Teilräume mit Wert weniger als "
+                    f"{min_coverage:.0%} der Bezugsbevölkerung ab.",
+                    location=", ".join(low.index[:20]),
+                    details={"indicator": ind.name, "coverage": {k: (None if pd.isna(c) else float(c)) for k, c in low.items()}},
+                )
+            )
+    out.index.name = "key"
+    return AggregatedIndicators(frame=out.reset_index(), notes=notes)
 
 
 # --------------------------------------------------------------------------- EB smoothing

@@ -15,6 +15,7 @@ from libpysal.weights import W, lat2W
 from geoplan.errors import GeoplanError
 from geoplan.indicators import (
     NEED_CLASS_LABELS,
+    aggregate_indicators,
     Catalogue,
     Indicator,
     base_of,
@@ -56,11 +57,12 @@ def small_frame() -> pd.DataFrame:
 
 
 def _read_mss(name: str) -> pd.DataFrame:
-    return pd.read_csv(BERLIN / name, dtype={"PLR_ID": str, "BEZ_ID": str})
+    # -9999 marks the MSS rows suppressed below 300 residents or as outliers.
+    return pd.read_csv(BERLIN / name, dtype={"PLR_ID": str, "BEZ_ID": str}, na_values=[-9999])
 
 
-def berlin_plr() -> pd.DataFrame:
-    """Planungsraum frame with the standard column names (valid MSS rows only)."""
+def berlin_plr(valid_only: bool = True) -> pd.DataFrame:
+    """Planungsraum frame with the standard column names (valid MSS rows only unless told)."""
     idx = _read_mss("mss_2021_index_indikatoren.csv")
     ki = _read_mss("mss_2021_kontext_indikatoren.csv")
     si = _read_mss("mss_2021_indizes.csv")
@@ -74,7 +76,7 @@ def berlin_plr() -> pd.DataFrame:
             "55-65": "pop_55_65", "65undmehr": "pop_65plus",
         }
     )
-    df = idx[idx["KOM"] == "gültig"].rename(
+    df = (idx[idx["KOM"] == "gültig"] if valid_only else idx).rename(
         columns={"S1": "arbeitslosigkeit", "S3": "transferbezug", "S4": "kinderarmut",
                  "D1": "arbeitslosigkeit_dyn", "D3": "transferbezug_dyn", "D4": "kinderarmut_dyn"}
     )
@@ -86,15 +88,11 @@ def berlin_plr() -> pd.DataFrame:
 
 
 def berlin_prognoseraeume(cat: Catalogue) -> pd.DataFrame:
-    """Aggregate Planungsräume to the 58 Prognoseräume, shares weighted by each indicator's base."""
-    plr = berlin_plr()
+    """The 58 Prognoseräume from all 542 Planungsräume (the pipeline's aggregation step)."""
+    plr = berlin_plr(valid_only=False)
     plr["prr"] = plr["key"].str[:4]
     pops = [c for c in plr.columns if c.startswith("pop_")]
-    out = plr.groupby("prr")[pops].sum()
-    for i in cat.indicators:
-        w = base_of(plr, i)
-        out[i.column] = (plr[i.column] * w).groupby(plr["prr"]).sum() / w.groupby(plr["prr"]).sum()
-    return out.reset_index().rename(columns={"prr": "key"})
+    return aggregate_indicators(plr, cat, by="prr", count_columns=pops).frame
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +153,49 @@ def test_berlin_prognoseraeume_all_methods(berlin_cat):
     # All three ways rank the Sozialräume very similarly on Berlin data.
     assert np.corrcoef(results["gewichtet"].frame["need_index"], results["pca"].frame["need_index"])[0, 1] > 0.95
     assert np.corrcoef(results["gewichtet"].frame["need_index"], results["mss"].frame["need_index"])[0, 1] > 0.9
+
+
+def test_aggregate_berlin_planungsraeume_to_prognoseraeume(berlin_cat):
+    plr = berlin_plr(valid_only=False)
+    assert len(plr) == 542 and plr["arbeitslosigkeit"].isna().sum() == 6
+    frame = berlin_prognoseraeume(berlin_cat)
+    assert len(frame) == 58 and frame["key"].str.len().eq(4).all()
+    assert frame["pop_total"].sum() == plr["pop_total"].sum()  # suppressed rows keep their residents
+    assert frame["n_teilraeume"].sum() == 542
+    sub = plr[plr["key"].str.startswith("0110") & plr["kinderarmut"].notna()]
+    w = sub["pop_u6"] + sub["pop_6_15"]
+    expected = (sub["kinderarmut"] * w).sum() / w.sum()
+    got = frame.loc[frame["key"] == "0110", "kinderarmut"].item()
+    assert got == pytest.approx(expected, rel=1e-12)
+    # Plausible magnitudes: child poverty differs roughly tenfold between Prognoseräume.
+    assert 0 < frame["kinderarmut"].min() < 10 < 45 < frame["kinderarmut"].max() < 100
+
+
+def test_share_outside_0_100_is_an_error():
+    plr = berlin_plr(valid_only=False)
+    plr.loc[plr["arbeitslosigkeit"].isna(), "arbeitslosigkeit"] = -9999.0
+    cat = Catalogue(indicators=[ind("arbeitslosigkeit", base=["pop_total"])])
+    for call in (lambda: aggregate_indicators(plr, cat, by="BEZ_ID"), lambda: derive_indicators(plr, cat)):
+        with pytest.raises(GeoplanError) as exc:
+            call()
+        assert "-9999" in exc.value.found and "03300515" in exc.value.location
+        assert "fehlend" in exc.value.hint
+
+
+def test_aggregate_coverage_note_and_unweighted_fallback():
+    f = pd.DataFrame(
+        {"g": ["x", "x", "y", "y"], "a": [10.0, np.nan, 20.0, 40.0], "p": [100.0, 900.0, 100.0, 300.0], "h": [1.0, 2, 3, 4]}
+    )
+    cat = Catalogue(indicators=[ind("a", base=["p"]), ind("h")])
+    res = aggregate_indicators(f, cat, by="g")
+    out = res.frame.set_index("key")
+    assert out.loc["x", "a"] == 10.0 and out.loc["y", "a"] == pytest.approx(35.0)
+    assert out.loc["x", "p"] == 1000.0 and out.loc["y", "h"] == 3.5
+    cov = next(n for n in res.notes if n.details.get("coverage"))
+    assert cov.details["coverage"] == {"x": pytest.approx(0.1)}
+    assert any("ungewichtet" in n.message for n in res.notes)
+    with pytest.raises(GeoplanError, match="Gruppierungsspalte"):
+        aggregate_indicators(f, cat, by="bezirk")
 
 
 # --------------------------------------------------------------------------- z-scores, index
