@@ -519,23 +519,27 @@ def eb_local(events: np.ndarray, base: np.ndarray, neighbours: list[np.ndarray])
 
     Returns (rates as proportions, credibility weights).
     """
+    from scipy import sparse
+
     e = np.asarray(events, dtype=float)
     b = np.asarray(base, dtype=float)
+    n = len(e)
     rate = e / b
-    out = np.empty_like(rate)
-    shrink = np.empty_like(rate)
-    for i, ngh in enumerate(neighbours):
-        idx = np.concatenate(([i], ngh[ngh != i])).astype(int)
-        bs = b[idx].sum()
-        m = e[idx].sum() / bs
-        if m <= 0:
-            out[i], shrink[i] = rate[i], 1.0
-            continue
-        s2 = (b[idx] * (rate[idx] - m) ** 2).sum() / bs - m / (bs / len(idx))
-        s2 = max(s2, 0.0)
-        shrink[i] = s2 / (s2 + m / b[i])
-        out[i] = m + (rate[i] - m) * shrink[i]
-    return out, shrink
+    rows = np.concatenate([np.arange(n)] + [np.full(len(ng), i) for i, ng in enumerate(neighbours)])
+    cols = np.concatenate([np.arange(n)] + [np.asarray(ng, dtype=int) for ng in neighbours])
+    # Binary neighbourhood incl. the area itself; duplicates collapse to 1.
+    A = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    A.data[:] = 1.0
+    size = np.asarray(A.sum(axis=1)).ravel()
+    bs = A @ b
+    es = A @ e
+    m = es / bs
+    # Σ b_j (r_j − m_i)² = Σ e_j r_j − 2 m_i Σ e_j + m_i² Σ b_j over the neighbourhood.
+    s2 = (A @ (e * rate) - 2 * m * es + m * m * bs) / bs - m / (bs / size)
+    s2 = np.maximum(s2, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shrink = np.where(m > 0, s2 / (s2 + m / b), 1.0)
+    return m + (rate - m) * shrink, shrink
 
 
 # --------------------------------------------------------------------------- derive
@@ -623,6 +627,16 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                     pos[np.flatnonzero(ok)] = np.arange(ok.sum())
                     sub = [pos[nsets[i]][pos[nsets[i]] >= 0] for i in np.flatnonzero(ok)]
                     sm, shrink = eb_local(e, b, sub)
+                    islands = [k for k, o, ng in zip(keys, ok, nsets) if o and len(ng) == 0]
+                    if islands:
+                        notes.append(
+                            QANote(
+                                STAGE,
+                                f"Indikator '{ind.name}': Sozialräume ohne Nachbarn bleiben bei lokaler Glättung unverändert.",
+                                location=", ".join(islands[:20]),
+                                details={"indicator": ind.name, "keys": islands},
+                            )
+                        )
                 vals = value.to_numpy().copy()
                 vals[ok] = sm * scale
                 value = pd.Series(vals, index=frame.index)
@@ -740,6 +754,37 @@ def _value_column(frame: pd.DataFrame, ind: Indicator) -> pd.Series:
     )
 
 
+def _z_matrix(frame: pd.DataFrame, used: list[Indicator], out: pd.DataFrame, notes: list[QANote], what: str) -> np.ndarray:
+    """Sign-adjusted z-scores of ``used`` (written to ``out`` as ``z_<name>``);
+    missing values become 0 in the returned matrix and are named in ``notes``."""
+    keys = _keys(frame)
+    cols = []
+    for ind in used:
+        x = _value_column(frame, ind).to_numpy()
+        z = zscore(x) * ind.need_sign
+        nan = ~np.isfinite(z)
+        if nan.all():
+            raise GeoplanError(
+                f"Indikator '{ind.name}' hat in keinem Sozialraum einen Wert.",
+                location=f"Indikator '{ind.name}'", hint="Daten oder Spaltenzuordnung prüfen.",
+            )
+        if nan.any():
+            miss = [k for k, n in zip(keys, nan) if n]
+            notes.append(
+                QANote(
+                    STAGE,
+                    f"{what}: '{ind.name}' fehlt in {len(miss)} Sozialraum/-räumen; dort mit dem Mittelwert (z = 0) gerechnet.",
+                    location=", ".join(miss[:20]),
+                    details={"indicator": ind.name, "keys": miss},
+                )
+            )
+        elif np.nanstd(x) == 0:
+            notes.append(QANote(STAGE, f"{what}: '{ind.name}' ist in allen Sozialräumen gleich (z = 0)."))
+        out[f"z_{ind.name}"] = z
+        cols.append(np.where(nan, 0.0, z))
+    return np.column_stack(cols)
+
+
 def need_index(
     frame: pd.DataFrame,
     catalogue: Catalogue,
@@ -784,32 +829,7 @@ def need_index(
         )
     out = frame.copy()
     notes: list[QANote] = []
-    keys = _keys(frame)
-    zcols: dict[str, np.ndarray] = {}
-    for ind in used:
-        x = _value_column(frame, ind).to_numpy()
-        z = zscore(x) * ind.need_sign
-        nan = ~np.isfinite(z)
-        if nan.all():
-            raise GeoplanError(
-                f"Indikator '{ind.name}' hat in keinem Sozialraum einen Wert.",
-                location=f"Indikator '{ind.name}'", hint="Daten oder Spaltenzuordnung prüfen.",
-            )
-        if nan.any():
-            miss = [k for k, n in zip(keys, nan) if n]
-            notes.append(
-                QANote(
-                    STAGE,
-                    f"Bedarfsindex: '{ind.name}' fehlt in {len(miss)} Sozialraum/-räumen; dort mit dem Mittelwert (z = 0) gerechnet.",
-                    location=", ".join(miss[:20]),
-                    details={"indicator": ind.name, "keys": miss},
-                )
-            )
-        elif np.nanstd(x) == 0:
-            notes.append(QANote(STAGE, f"Bedarfsindex: '{ind.name}' ist in allen Sozialräumen gleich (z = 0)."))
-        out[f"z_{ind.name}"] = z
-        zcols[ind.name] = np.where(nan, 0.0, z)
-    Z = np.column_stack([zcols[i.name] for i in used])
+    Z = _z_matrix(frame, used, out, notes, "Bedarfsindex")
     loadings = None
     explained = None
     if method == "gewichtet":
@@ -860,6 +880,41 @@ def need_index(
         explained_variance=explained,
         notes=notes,
     )
+
+
+@dataclass
+class DynamikIndex:
+    """Result of :func:`dynamik_index`: ``frame`` with ``z_<name>`` of the change
+    indicators, ``dynamik_index`` (mean 0, sd 1; higher = need grew) and
+    ``dynamik_class`` (1 positiv, 3 stabil, 5 negativ; labels in ``class_labels``)."""
+
+    frame: pd.DataFrame
+    indicators: list[str]
+    class_labels: dict[int, str] = field(default_factory=lambda: dict(DYNAMIK_CLASS_LABELS))
+    notes: list[QANote] = field(default_factory=list)
+
+
+def dynamik_index(frame: pd.DataFrame, catalogue: Catalogue) -> DynamikIndex:
+    """MSS Dynamik-Index from the catalogue's ``group: dynamik`` indicators.
+
+    Sum of their sign-adjusted z-scores (unweighted, ddof=0), re-standardised;
+    classes by :func:`dynamik_classes` (< −1 sd positiv, > +1 sd negativ). On
+    the shipped MSS 2021 data this reproduces the official Dynamik-Index of all
+    536 valid Planungsräume (SenStadt Berlin, MSS 2021 Methodik).
+    """
+    used = [i for i in catalogue.indicators if i.group == "dynamik"]
+    if not used:
+        raise GeoplanError(
+            "Kein Dynamik-Indikator im Katalog.", location="Katalog, group",
+            expected="mindestens ein Indikator mit group: dynamik", found="keiner",
+        )
+    out = frame.copy()
+    notes: list[QANote] = []
+    Z = _z_matrix(frame, used, out, notes, "Dynamik-Index")
+    idx = zscore(Z.sum(axis=1))
+    out["dynamik_index"] = idx
+    out["dynamik_class"] = dynamik_classes(idx)
+    return DynamikIndex(frame=out, indicators=[i.name for i in used], notes=notes)
 
 
 # --------------------------------------------------------------------------- map classes

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from esda.smoothing import Empirical_Bayes, Spatial_Empirical_Bayes
 from libpysal.weights import W, lat2W
 
@@ -24,6 +26,7 @@ from geoplan.indicators import (
     derive_indicators,
     dynamik,
     dynamik_classes,
+    dynamik_index,
     eb_global,
     eb_local,
     load_catalogue,
@@ -125,12 +128,10 @@ def test_mss_method_reproduces_official_berlin_status_and_dynamik_index(berlin_c
     assert set(res.weights) == {"arbeitslosigkeit", "transferbezug", "kinderarmut"}
     np.testing.assert_array_equal(res.frame["need_class"].to_numpy(), plr["SI_N"].to_numpy())
     # Dynamik index: same rule on the change indicators, classes at -1 / +1 sd.
-    dyn_cat = Catalogue(
-        indicators=[ind(n, unit="Prozentpunkte", group="status") for n in
-                    ("arbeitslosigkeit_dyn", "transferbezug_dyn", "kinderarmut_dyn")]
-    )
-    dres = need_index(plr, dyn_cat, method="mss")
-    np.testing.assert_array_equal(dynamik_classes(dres.frame["need_index"]), plr["DI_N"].to_numpy())
+    dres = dynamik_index(plr, berlin_cat)
+    assert dres.indicators == ["arbeitslosigkeit_dyn", "transferbezug_dyn", "kinderarmut_dyn"]
+    np.testing.assert_array_equal(dres.frame["dynamik_class"].to_numpy(), plr["DI_N"].to_numpy())
+    assert dres.class_labels[5] == "negativ"
 
 
 def test_berlin_prognoseraeume_all_methods(berlin_cat):
@@ -355,6 +356,30 @@ def test_eb_global_totals_preserved_with_equal_bases_and_clipping():
     assert (shrink2 == 0).all()
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 5000), st.floats(0.0, 1.0)),
+        min_size=3, max_size=30,
+    )
+)
+def test_eb_global_properties(rows):
+    b = np.array([r[0] for r in rows], dtype=float)
+    e = np.floor(np.array([r[1] for r in rows]) * b)
+    sm, shrink = eb_global(e, b)
+    rate, m = e / b, e.sum() / b.sum()
+    assert ((shrink >= 0) & (shrink <= 1)).all()
+    # The smoothed rate lies between the raw rate and the overall mean.
+    lo, hi = np.minimum(rate, m), np.maximum(rate, m)
+    assert ((sm >= lo - 1e-12) & (sm <= hi + 1e-12)).all()
+    # Larger base, more credibility for the raw rate.
+    order = np.argsort(b)
+    assert (np.diff(shrink[order]) >= -1e-12).all()
+    s2 = (b * (rate - m) ** 2).sum() / b.sum() - m / b.mean()
+    if m > 0 and s2 > 0:
+        np.testing.assert_allclose(sm, Empirical_Bayes(e, b).r.ravel(), rtol=1e-9, atol=1e-15)
+
+
 def test_eb_local_matches_esda_spatial_eb():
     w = lat2W(5, 5, rook=False)  # queen contiguity on a 5x5 grid
     rng = np.random.default_rng(11)
@@ -413,6 +438,16 @@ def test_derive_local_smoothing_with_key_ids_and_errors():
     ref = Spatial_Empirical_Bayes(e, pop, base_w).r.ravel() * 100
     np.testing.assert_allclose(res.frame["anteil"], ref, rtol=1e-10)
     np.testing.assert_allclose(res.frame["anteil_roh"], share)
+    # Row order of the frame need not follow the W's id order.
+    shuffled = f.iloc[[4, 0, 8, 2, 6, 1, 3, 7, 5]].reset_index(drop=True)
+    res2 = derive_indicators(shuffled, cat, neighbours=w)
+    got = dict(zip(res2.frame["key"], res2.frame["anteil"]))
+    np.testing.assert_allclose([got[k] for k in keys], ref, rtol=1e-10)
+    # An island keeps its raw rate and is named in a note.
+    w_island = W({**{k: [j for j in w.neighbors[k] if j != "k8"] for k in keys[:8]}, "k8": []}, id_order=keys, silence_warnings=True)
+    res3 = derive_indicators(f, cat, neighbours=w_island)
+    assert res3.frame.loc[8, "anteil"] == pytest.approx(share[8])
+    assert any("ohne Nachbarn" in n.message and n.location == "k8" for n in res3.notes)
     with pytest.raises(GeoplanError, match="Nachbarschaft"):
         derive_indicators(f, cat)
     with pytest.raises(GeoplanError) as exc:
