@@ -627,7 +627,8 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                     pos[np.flatnonzero(ok)] = np.arange(ok.sum())
                     sub = [pos[nsets[i]][pos[nsets[i]] >= 0] for i in np.flatnonzero(ok)]
                     sm, shrink = eb_local(e, b, sub)
-                    islands = [k for k, o, ng in zip(keys, ok, nsets) if o and len(ng) == 0]
+                    ok_keys_local = [k for k, o in zip(keys, ok) if o]
+                    islands = [ok_keys_local[j] for j, ng in enumerate(sub) if len(ng) == 0]
                     if islands:
                         notes.append(
                             QANote(
@@ -654,13 +655,13 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                     for j in order
                 }
                 total_raw, total_sm = float(e.sum()), float((sm * b).sum())
-                top = ", ".join(f"{ok_keys[j]} ({diff[j]:+.2f})" for j in order[:5])
+                top = ", ".join(f"{ok_keys[j]} ({diff[j]:+.2f})".replace(".", ",") for j in order[:5])
                 notes.append(
                     QANote(
                         STAGE,
                         f"Indikator '{ind.name}' empirisch-bayes-geglättet ({ind.smoothing}): "
                         f"größte Änderungen {top} {ind.unit}; mittlere absolute Änderung "
-                        f"{np.abs(diff).mean():.3f} {ind.unit}.",
+                        f"{np.abs(diff).mean():.3f}".replace(".", ",") + f" {ind.unit}.",
                         level="info",
                         details={
                             "indicator": ind.name,
@@ -670,6 +671,14 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                             "events_smoothed": total_sm,
                             "events_rel_diff": (total_sm - total_raw) / total_raw if total_raw else 0.0,
                         },
+                    )
+                )
+            else:
+                notes.append(
+                    QANote(
+                        STAGE,
+                        f"Indikator '{ind.name}': weniger als zwei Sozialräume mit Wert und Bezugsbevölkerung, nicht geglättet.",
+                        details={"indicator": ind.name},
                     )
                 )
             unusable = [k for k, o in zip(keys, ok) if not o and k not in missing]

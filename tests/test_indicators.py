@@ -199,6 +199,29 @@ def test_aggregate_coverage_note_and_unweighted_fallback():
         aggregate_indicators(f, cat, by="bezirk")
 
 
+def test_local_eb_on_berlin_prognoseraeume_barely_moves_large_areas(berlin_cat):
+    import geopandas as gpd
+    from libpysal.weights import Queen
+
+    gdf = gpd.read_file(ROOT / "boundaries" / "berlin" / "prognoseraeume_2021.geojson")
+    w = Queen.from_dataframe(gdf, ids=gdf["id"].astype(str).tolist(), use_index=False)
+    frame = berlin_prognoseraeume(berlin_cat)
+    cat = Catalogue(
+        indicators=[berlin_cat.get("jugendarbeitslosigkeit").model_copy(update={"smoothing": "eb_lokal"})]
+    )
+    res = derive_indicators(frame, cat, neighbours=w)
+    diff = (res.frame["jugendarbeitslosigkeit"] - res.frame["jugendarbeitslosigkeit_roh"]).abs()
+    raw = res.frame["jugendarbeitslosigkeit_roh"]
+    note = next(n for n in res.notes if n.details.get("method") == "eb_lokal")
+    cred = pd.Series({k: v["gewicht_roh"] for k, v in note.details["areas"].items()})
+    # Thousands of young residents per Prognoseraum: the raw share keeps most of its
+    # credibility and moves by hundredths of a percentage point (at most 0.19).
+    assert cred.median() > 0.95 and cred.min() > 0.5
+    assert 0 < diff.median() < 0.02 and diff.max() < 0.25
+    assert list(note.details["areas"])[0] == res.frame.loc[diff.idxmax(), "key"]
+    assert len(note.details["areas"]) == 58
+
+
 # --------------------------------------------------------------------------- z-scores, index
 
 
