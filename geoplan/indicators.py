@@ -993,6 +993,9 @@ def classify(
     yb[ok] = np.asarray(mc.yb, dtype=int)
     lower = [float(x[ok].min())] + bins[:-1].tolist()
     labels = [f"{_fmt(lo, decimals)} bis {_fmt(hi, decimals)}" for lo, hi in zip(lower, bins)]
+    if lower[0] > bins[0]:
+        # std_mean: mean − 2 sd can lie below the smallest value (empty first class).
+        labels[0] = f"bis {_fmt(bins[0], decimals)}"
     counts = [int((yb == c).sum()) for c in range(len(bins))]
     return Classification(bins=bins, yb=yb, labels=labels, scheme=scheme, k=len(bins), counts=counts)
 

@@ -346,6 +346,10 @@ def test_classify_labels_german_and_missing():
     assert classify([1234.5, 2000.0, 10.0], "equal_interval", k=2).labels[1] == "1.005,0 bis 2.000,0"
     with pytest.raises(GeoplanError):
         classify(y, "kmeans")
+    # Skewed data: mean - 2 sd lies below the minimum, the first std_mean class is empty.
+    sm = classify([3.5, 4.0, 5.0, 6.0, 7.0, 60.0], "std_mean")
+    assert sm.bins[0] < 3.5 and sm.counts[0] == 0
+    assert sm.labels[0] == f"bis {sm.bins[0]:.1f}".replace(".", ",")
 
 
 # --------------------------------------------------------------------------- EB smoothing
