@@ -21,6 +21,19 @@ Conventions (documented once, used everywhere below)
 * **Direction**: ``z_<name>`` is sign-adjusted so that higher always means more
   need (``"hoch = weniger Bedarf"`` flips the sign).
 
+Public API
+----------
+``load_catalogue(path)`` / ``parse_catalogue(mapping)`` -> :class:`Catalogue`;
+``catalogue_table(catalogue)`` (Datengrundlage table);
+``aggregate_indicators(frame, catalogue, by=...)`` small areas -> Sozialräume;
+``derive_indicators(frame, catalogue, neighbours=None)`` -> :class:`DerivedIndicators`;
+``need_index(frame, catalogue, method=...)`` -> :class:`NeedIndex`;
+``dynamik_index(frame, catalogue)`` -> :class:`DynamikIndex`;
+``dynamik(frame_t0, frame_t1, catalogue)`` change between two dates;
+``classify(values, scheme, k)`` -> :class:`Classification`;
+building blocks ``base_of``, ``raw_rate``, ``eb_global``, ``eb_local``,
+``zscore``, ``sd_classes``, ``dynamik_classes``.
+
 References
 ----------
 * Marshall, R. J. (1991): Mapping disease and mortality rates using empirical

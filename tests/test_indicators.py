@@ -18,9 +18,9 @@ from geoplan.errors import GeoplanError
 from geoplan.indicators import (
     NEED_CLASS_LABELS,
     aggregate_indicators,
+    base_of,
     Catalogue,
     Indicator,
-    base_of,
     catalogue_table,
     classify,
     derive_indicators,
@@ -32,6 +32,7 @@ from geoplan.indicators import (
     load_catalogue,
     need_index,
     sd_classes,
+    zscore,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,6 +128,9 @@ def test_mss_method_reproduces_official_berlin_status_and_dynamik_index(berlin_c
     res = need_index(plr, berlin_cat, method="mss")
     assert set(res.weights) == {"arbeitslosigkeit", "transferbezug", "kinderarmut"}
     np.testing.assert_array_equal(res.frame["need_class"].to_numpy(), plr["SI_N"].to_numpy())
+    # The sd convention does not matter for the official classes: ddof=1 gives the same.
+    s1 = sum(zscore(plr[c], ddof=1) for c in ("arbeitslosigkeit", "transferbezug", "kinderarmut"))
+    np.testing.assert_array_equal(sd_classes(zscore(s1, ddof=1)), plr["SI_N"].to_numpy())
     # Dynamik index: same rule on the change indicators, classes at -1 / +1 sd.
     dres = dynamik_index(plr, berlin_cat)
     assert dres.indicators == ["arbeitslosigkeit_dyn", "transferbezug_dyn", "kinderarmut_dyn"]
@@ -220,6 +224,16 @@ def test_local_eb_on_berlin_prognoseraeume_barely_moves_large_areas(berlin_cat):
     assert 0 < diff.median() < 0.02 and diff.max() < 0.25
     assert list(note.details["areas"])[0] == res.frame.loc[diff.idxmax(), "key"]
     assert len(note.details["areas"]) == 58
+
+
+def test_base_of_sums_base_columns():
+    f = pd.DataFrame({"u6": [10.0, np.nan, np.nan], "u15": [5.0, 7.0, np.nan]})
+    got = base_of(f, ind("x", base=["u6", "u15"]))
+    assert got.name == "x_basis"
+    np.testing.assert_array_equal(got.to_numpy(), [15.0, 7.0, np.nan])
+    assert base_of(f, ind("x")).isna().all()
+    with pytest.raises(GeoplanError, match="'pop_u6'"):
+        base_of(f, ind("x", base=["pop_u6"]))
 
 
 # --------------------------------------------------------------------------- z-scores, index
