@@ -21,6 +21,19 @@ Conventions (documented once, used everywhere below)
 * **Direction**: ``z_<name>`` is sign-adjusted so that higher always means more
   need (``"hoch = weniger Bedarf"`` flips the sign).
 
+Public API
+----------
+``load_catalogue(path)`` / ``parse_catalogue(mapping)`` -> :class:`Catalogue`;
+``catalogue_table(catalogue)`` (Datengrundlage table);
+``aggregate_indicators(frame, catalogue, by=...)`` small areas -> Sozialräume;
+``derive_indicators(frame, catalogue, neighbours=None)`` -> :class:`DerivedIndicators`;
+``need_index(frame, catalogue, method=...)`` -> :class:`NeedIndex`;
+``dynamik_index(frame, catalogue)`` -> :class:`DynamikIndex`;
+``dynamik(frame_t0, frame_t1, catalogue)`` change between two dates;
+``classify(values, scheme, k)`` -> :class:`Classification`;
+building blocks ``base_of``, ``raw_rate``, ``eb_global``, ``eb_local``,
+``zscore``, ``sd_classes``, ``dynamik_classes``.
+
 References
 ----------
 * Marshall, R. J. (1991): Mapping disease and mortality rates using empirical
@@ -185,13 +198,64 @@ def _loc(error: dict, raw: object) -> str:
 def _expected_for(error: dict) -> str | None:
     ctx = error.get("ctx") or {}
     if "expected" in ctx:
-        return str(ctx["expected"])
+        return str(ctx["expected"]).replace(" or ", " oder ")
     if error.get("type") == "extra_forbidden":
         fields = sorted(Indicator.model_fields) if "indicators" in error.get("loc", ()) else sorted(Catalogue.model_fields)
         return "eines der Felder: " + ", ".join(fields)
     if error.get("type") == "missing":
         return "Pflichtfeld"
     return None
+
+
+_PYDANTIC_DE = {
+    "literal_error": "ungültiger Wert",
+    "extra_forbidden": "unbekanntes Feld",
+    "missing": "Pflichtfeld fehlt",
+    "string_type": "Text erwartet",
+    "float_type": "Zahl erwartet",
+    "float_parsing": "Zahl erwartet",
+    "list_type": "Liste erwartet",
+    "model_type": "Zuordnung (Feld: Wert) erwartet",
+    "dict_type": "Zuordnung (Feld: Wert) erwartet",
+}
+
+
+def _german_msg(error: dict) -> str:
+    """German text for a pydantic error (own validators already raise German text)."""
+    kind = error.get("type", "")
+    if kind in _PYDANTIC_DE:
+        return _PYDANTIC_DE[kind]
+    msg = str(error.get("msg", kind))
+    return msg.removeprefix("Value error, ")
+
+
+def parse_catalogue(raw: object, *, file: str | Path | None = None) -> Catalogue:
+    """Validate a catalogue given as a mapping (e.g. inline in the config).
+
+    Raises GeoplanError naming ``file``, the indicator, the field and the allowed values.
+    """
+    if not isinstance(raw, dict):
+        raise GeoplanError(
+            "Indikatorenkatalog muss eine Zuordnung mit dem Schlüssel 'indicators' sein.",
+            file=file, expected="title:, notes:, indicators: [...]", found=type(raw).__name__,
+        )
+    try:
+        return Catalogue.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        found = first.get("input")
+        more = f" (und {len(errors) - 1} weitere)" if len(errors) > 1 else ""
+        others = "; ".join(f"{_loc(e, raw)}: {_german_msg(e)}" for e in errors[1:6])
+        raise GeoplanError(
+            f"Indikatorenkatalog ungültig: {_german_msg(first)}{more}.",
+            file=file,
+            location=_loc(first, raw),
+            expected=_expected_for(first),
+            found=None if isinstance(found, dict) else repr(found),
+            hint="Feld im Katalog korrigieren (Schreibweise, erlaubte Werte)."
+            + (f" Weitere Fehler: {others}" if others else ""),
+        ) from None
 
 
 def load_catalogue(path: str | Path) -> Catalogue:
@@ -226,26 +290,7 @@ def load_catalogue(path: str | Path) -> Catalogue:
             found=str(getattr(exc, "problem", exc)),
             hint="Einrückung und Doppelpunkte prüfen; Texte mit ':' in Anführungszeichen setzen.",
         ) from None
-    if not isinstance(raw, dict):
-        raise GeoplanError(
-            "Indikatorenkatalog muss eine Zuordnung mit dem Schlüssel 'indicators' sein.",
-            file=path, expected="title:, notes:, indicators: [...]", found=type(raw).__name__,
-        )
-    try:
-        return Catalogue.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        found = first.get("input")
-        more = f" (und {len(errors) - 1} weitere Fehler)" if len(errors) > 1 else ""
-        raise GeoplanError(
-            f"Indikatorenkatalog ungültig: {first.get('msg')}{more}.",
-            file=path,
-            location=_loc(first, raw),
-            expected=_expected_for(first),
-            found=None if isinstance(found, dict) else repr(found),
-            hint="; ".join(f"{_loc(e, raw)}: {e.get('msg')}" for e in errors[:5]),
-        ) from None
+    return parse_catalogue(raw, file=path)
 
 
 def catalogue_table(catalogue: Catalogue) -> pd.DataFrame:
@@ -286,10 +331,28 @@ def _require_columns(frame: pd.DataFrame, indicator: Indicator, columns: list[st
 
 
 def validate_frame(frame: pd.DataFrame, catalogue: Catalogue) -> None:
-    """Raise GeoplanError if a column named by the catalogue is missing in ``frame``."""
+    """Raise GeoplanError if a column named by the catalogue is missing in ``frame``,
+    or a share in % lies outside 0–100 (typically an unmarked missing-value code
+    such as -9999), or a count column is negative."""
+    keys = _keys(frame)
     for ind in catalogue.indicators:
         cols = [ind.column] if ind.column else [ind.numerator]  # type: ignore[list-item]
         _require_columns(frame, ind, [c for c in cols if c] + list(ind.base))
+        checks = [(c, 0.0, np.inf) for c in [*ind.base, *([ind.numerator] if ind.numerator else [])]]
+        if ind.column and ind.unit == "%":
+            checks.append((ind.column, 0.0, 100.0))
+        for col, lo, hi in checks:
+            x = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+            bad = np.flatnonzero((x < lo) | (x > hi))
+            if len(bad):
+                raise GeoplanError(
+                    f"Unplausible Werte in Spalte '{col}' (Indikator '{ind.name}').",
+                    location=", ".join(f"Schlüssel {keys[i]}" for i in bad[:10]),
+                    expected="Anteil in % zwischen 0 und 100" if hi == 100.0 else "Anzahl >= 0",
+                    found=", ".join(f"{x[i]:g}" for i in bad[:10]),
+                    hint="Fehlwertkennungen (z. B. -9999) beim Einlesen als fehlend markieren "
+                    "(na_values) oder die Einheit im Katalog prüfen.",
+                )
 
 
 def base_of(frame: pd.DataFrame, indicator: Indicator) -> pd.Series:
@@ -316,6 +379,92 @@ def raw_rate(frame: pd.DataFrame, indicator: Indicator) -> pd.Series:
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = num / base.where(base > 0) * RATE_SCALE[indicator.unit]
     return rate.rename(f"{indicator.name}_roh")
+
+
+@dataclass
+class AggregatedIndicators:
+    """Result of :func:`aggregate_indicators`: ``frame`` (one row per group, key in
+    ``key``, ``n_teilraeume`` = number of small areas) and QA ``notes`` (coverage)."""
+
+    frame: pd.DataFrame
+    notes: list[QANote] = field(default_factory=list)
+
+
+def aggregate_indicators(
+    frame: pd.DataFrame,
+    catalogue: Catalogue,
+    *,
+    by: str,
+    count_columns: list[str] | None = None,
+    min_coverage: float = 0.95,
+) -> AggregatedIndicators:
+    """Aggregate small areas (e.g. Planungsräume) to Sozialräume.
+
+    Count columns (every ``base`` and ``numerator`` column of the catalogue plus
+    ``count_columns``, persons or cases) are summed over all small areas. Share
+    columns (``column`` indicators, % / per 1,000 / percentage points) become
+    the mean weighted by the indicator's base, over the small areas that have a
+    value and a base > 0 (e.g. MSS rows suppressed below 300 residents are
+    left out of the mean but their residents stay in the counts). An indicator
+    without base is averaged unweighted (note). Groups whose covered base is
+    below ``min_coverage`` of their total base are named in a note; a group
+    without any valid small area gets NaN.
+    """
+    if by not in frame.columns:
+        raise GeoplanError(
+            f"Gruppierungsspalte '{by}' fehlt.", location="aggregate_indicators.by",
+            expected=by, found=", ".join(map(str, frame.columns)),
+        )
+    validate_frame(frame, catalogue)
+    groups = frame[by].astype(str)
+    counts: list[str] = []
+    for ind in catalogue.indicators:
+        for c in [*ind.base, *([ind.numerator] if ind.numerator else [])]:
+            if c not in counts:
+                counts.append(c)
+    for c in count_columns or []:
+        if c not in frame.columns:
+            raise GeoplanError(
+                f"Zählspalte '{c}' fehlt.", location="aggregate_indicators.count_columns",
+                found=", ".join(map(str, frame.columns)),
+            )
+        if c not in counts:
+            counts.append(c)
+    num = frame[counts].apply(pd.to_numeric, errors="coerce")
+    out = num.groupby(groups, sort=True).sum(min_count=1)
+    out.insert(0, "n_teilraeume", groups.value_counts().reindex(out.index).astype(int))
+    notes: list[QANote] = []
+    for ind in catalogue.indicators:
+        if ind.column is None:
+            continue
+        v = pd.to_numeric(frame[ind.column], errors="coerce").astype(float)
+        if ind.base:
+            w = base_of(frame, ind).fillna(0.0)
+        else:
+            w = pd.Series(1.0, index=frame.index)
+            notes.append(
+                QANote(STAGE, f"Indikator '{ind.name}' ohne Bezugsbevölkerung: ungewichteter Mittelwert der Teilräume.",
+                       level="info", details={"indicator": ind.name})
+            )
+        valid = v.notna() & (w > 0)
+        wv = w.where(valid, 0.0)
+        wsum = wv.groupby(groups).sum()
+        mean = (v.where(valid, 0.0) * wv).groupby(groups).sum() / wsum.where(wsum > 0)
+        out[ind.column] = mean.reindex(out.index)
+        coverage = (wsum / w.groupby(groups).sum().where(lambda x: x > 0)).reindex(out.index)
+        low = coverage[coverage.fillna(0) < min_coverage]
+        if len(low):
+            notes.append(
+                QANote(
+                    STAGE,
+                    f"Indikator '{ind.name}': in {len(low)} Sozialraum/-räumen decken Teilräume mit Wert weniger als "
+                    f"{min_coverage:.0%} der Bezugsbevölkerung ab.",
+                    location=", ".join(low.index[:20]),
+                    details={"indicator": ind.name, "coverage": {k: (None if pd.isna(c) else float(c)) for k, c in low.items()}},
+                )
+            )
+    out.index.name = "key"
+    return AggregatedIndicators(frame=out.reset_index(), notes=notes)
 
 
 # --------------------------------------------------------------------------- EB smoothing
@@ -383,23 +532,27 @@ def eb_local(events: np.ndarray, base: np.ndarray, neighbours: list[np.ndarray])
 
     Returns (rates as proportions, credibility weights).
     """
+    from scipy import sparse
+
     e = np.asarray(events, dtype=float)
     b = np.asarray(base, dtype=float)
+    n = len(e)
     rate = e / b
-    out = np.empty_like(rate)
-    shrink = np.empty_like(rate)
-    for i, ngh in enumerate(neighbours):
-        idx = np.concatenate(([i], ngh[ngh != i])).astype(int)
-        bs = b[idx].sum()
-        m = e[idx].sum() / bs
-        if m <= 0:
-            out[i], shrink[i] = rate[i], 1.0
-            continue
-        s2 = (b[idx] * (rate[idx] - m) ** 2).sum() / bs - m / (bs / len(idx))
-        s2 = max(s2, 0.0)
-        shrink[i] = s2 / (s2 + m / b[i])
-        out[i] = m + (rate[i] - m) * shrink[i]
-    return out, shrink
+    rows = np.concatenate([np.arange(n)] + [np.full(len(ng), i) for i, ng in enumerate(neighbours)])
+    cols = np.concatenate([np.arange(n)] + [np.asarray(ng, dtype=int) for ng in neighbours])
+    # Binary neighbourhood incl. the area itself; duplicates collapse to 1.
+    A = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    A.data[:] = 1.0
+    size = np.asarray(A.sum(axis=1)).ravel()
+    bs = A @ b
+    es = A @ e
+    m = es / bs
+    # Σ b_j (r_j − m_i)² = Σ e_j r_j − 2 m_i Σ e_j + m_i² Σ b_j over the neighbourhood.
+    s2 = (A @ (e * rate) - 2 * m * es + m * m * bs) / bs - m / (bs / size)
+    s2 = np.maximum(s2, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shrink = np.where(m > 0, s2 / (s2 + m / b), 1.0)
+    return m + (rate - m) * shrink, shrink
 
 
 # --------------------------------------------------------------------------- derive
@@ -487,6 +640,17 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                     pos[np.flatnonzero(ok)] = np.arange(ok.sum())
                     sub = [pos[nsets[i]][pos[nsets[i]] >= 0] for i in np.flatnonzero(ok)]
                     sm, shrink = eb_local(e, b, sub)
+                    ok_keys_local = [k for k, o in zip(keys, ok) if o]
+                    islands = [ok_keys_local[j] for j, ng in enumerate(sub) if len(ng) == 0]
+                    if islands:
+                        notes.append(
+                            QANote(
+                                STAGE,
+                                f"Indikator '{ind.name}': Sozialräume ohne Nachbarn bleiben bei lokaler Glättung unverändert.",
+                                location=", ".join(islands[:20]),
+                                details={"indicator": ind.name, "keys": islands},
+                            )
+                        )
                 vals = value.to_numpy().copy()
                 vals[ok] = sm * scale
                 value = pd.Series(vals, index=frame.index)
@@ -504,13 +668,13 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                     for j in order
                 }
                 total_raw, total_sm = float(e.sum()), float((sm * b).sum())
-                top = ", ".join(f"{ok_keys[j]} ({diff[j]:+.2f})" for j in order[:5])
+                top = ", ".join(f"{ok_keys[j]} ({diff[j]:+.2f})".replace(".", ",") for j in order[:5])
                 notes.append(
                     QANote(
                         STAGE,
                         f"Indikator '{ind.name}' empirisch-bayes-geglättet ({ind.smoothing}): "
                         f"größte Änderungen {top} {ind.unit}; mittlere absolute Änderung "
-                        f"{np.abs(diff).mean():.3f} {ind.unit}.",
+                        f"{np.abs(diff).mean():.3f}".replace(".", ",") + f" {ind.unit}.",
                         level="info",
                         details={
                             "indicator": ind.name,
@@ -520,6 +684,14 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                             "events_smoothed": total_sm,
                             "events_rel_diff": (total_sm - total_raw) / total_raw if total_raw else 0.0,
                         },
+                    )
+                )
+            else:
+                notes.append(
+                    QANote(
+                        STAGE,
+                        f"Indikator '{ind.name}': weniger als zwei Sozialräume mit Wert und Bezugsbevölkerung, nicht geglättet.",
+                        details={"indicator": ind.name},
                     )
                 )
             unusable = [k for k, o in zip(keys, ok) if not o and k not in missing]
@@ -604,6 +776,37 @@ def _value_column(frame: pd.DataFrame, ind: Indicator) -> pd.Series:
     )
 
 
+def _z_matrix(frame: pd.DataFrame, used: list[Indicator], out: pd.DataFrame, notes: list[QANote], what: str) -> np.ndarray:
+    """Sign-adjusted z-scores of ``used`` (written to ``out`` as ``z_<name>``);
+    missing values become 0 in the returned matrix and are named in ``notes``."""
+    keys = _keys(frame)
+    cols = []
+    for ind in used:
+        x = _value_column(frame, ind).to_numpy()
+        z = zscore(x) * ind.need_sign
+        nan = ~np.isfinite(z)
+        if nan.all():
+            raise GeoplanError(
+                f"Indikator '{ind.name}' hat in keinem Sozialraum einen Wert.",
+                location=f"Indikator '{ind.name}'", hint="Daten oder Spaltenzuordnung prüfen.",
+            )
+        if nan.any():
+            miss = [k for k, n in zip(keys, nan) if n]
+            notes.append(
+                QANote(
+                    STAGE,
+                    f"{what}: '{ind.name}' fehlt in {len(miss)} Sozialraum/-räumen; dort mit dem Mittelwert (z = 0) gerechnet.",
+                    location=", ".join(miss[:20]),
+                    details={"indicator": ind.name, "keys": miss},
+                )
+            )
+        elif np.nanstd(x) == 0:
+            notes.append(QANote(STAGE, f"{what}: '{ind.name}' ist in allen Sozialräumen gleich (z = 0)."))
+        out[f"z_{ind.name}"] = z
+        cols.append(np.where(nan, 0.0, z))
+    return np.column_stack(cols)
+
+
 def need_index(
     frame: pd.DataFrame,
     catalogue: Catalogue,
@@ -648,32 +851,7 @@ def need_index(
         )
     out = frame.copy()
     notes: list[QANote] = []
-    keys = _keys(frame)
-    zcols: dict[str, np.ndarray] = {}
-    for ind in used:
-        x = _value_column(frame, ind).to_numpy()
-        z = zscore(x) * ind.need_sign
-        nan = ~np.isfinite(z)
-        if nan.all():
-            raise GeoplanError(
-                f"Indikator '{ind.name}' hat in keinem Sozialraum einen Wert.",
-                location=f"Indikator '{ind.name}'", hint="Daten oder Spaltenzuordnung prüfen.",
-            )
-        if nan.any():
-            miss = [k for k, n in zip(keys, nan) if n]
-            notes.append(
-                QANote(
-                    STAGE,
-                    f"Bedarfsindex: '{ind.name}' fehlt in {len(miss)} Sozialraum/-räumen; dort mit dem Mittelwert (z = 0) gerechnet.",
-                    location=", ".join(miss[:20]),
-                    details={"indicator": ind.name, "keys": miss},
-                )
-            )
-        elif np.nanstd(x) == 0:
-            notes.append(QANote(STAGE, f"Bedarfsindex: '{ind.name}' ist in allen Sozialräumen gleich (z = 0)."))
-        out[f"z_{ind.name}"] = z
-        zcols[ind.name] = np.where(nan, 0.0, z)
-    Z = np.column_stack([zcols[i.name] for i in used])
+    Z = _z_matrix(frame, used, out, notes, "Bedarfsindex")
     loadings = None
     explained = None
     if method == "gewichtet":
@@ -724,6 +902,41 @@ def need_index(
         explained_variance=explained,
         notes=notes,
     )
+
+
+@dataclass
+class DynamikIndex:
+    """Result of :func:`dynamik_index`: ``frame`` with ``z_<name>`` of the change
+    indicators, ``dynamik_index`` (mean 0, sd 1; higher = need grew) and
+    ``dynamik_class`` (1 positiv, 3 stabil, 5 negativ; labels in ``class_labels``)."""
+
+    frame: pd.DataFrame
+    indicators: list[str]
+    class_labels: dict[int, str] = field(default_factory=lambda: dict(DYNAMIK_CLASS_LABELS))
+    notes: list[QANote] = field(default_factory=list)
+
+
+def dynamik_index(frame: pd.DataFrame, catalogue: Catalogue) -> DynamikIndex:
+    """MSS Dynamik-Index from the catalogue's ``group: dynamik`` indicators.
+
+    Sum of their sign-adjusted z-scores (unweighted, ddof=0), re-standardised;
+    classes by :func:`dynamik_classes` (< −1 sd positiv, > +1 sd negativ). On
+    the shipped MSS 2021 data this reproduces the official Dynamik-Index of all
+    536 valid Planungsräume (SenStadt Berlin, MSS 2021 Methodik).
+    """
+    used = [i for i in catalogue.indicators if i.group == "dynamik"]
+    if not used:
+        raise GeoplanError(
+            "Kein Dynamik-Indikator im Katalog.", location="Katalog, group",
+            expected="mindestens ein Indikator mit group: dynamik", found="keiner",
+        )
+    out = frame.copy()
+    notes: list[QANote] = []
+    Z = _z_matrix(frame, used, out, notes, "Dynamik-Index")
+    idx = zscore(Z.sum(axis=1))
+    out["dynamik_index"] = idx
+    out["dynamik_class"] = dynamik_classes(idx)
+    return DynamikIndex(frame=out, indicators=[i.name for i in used], notes=notes)
 
 
 # --------------------------------------------------------------------------- map classes
@@ -793,6 +1006,9 @@ def classify(
     yb[ok] = np.asarray(mc.yb, dtype=int)
     lower = [float(x[ok].min())] + bins[:-1].tolist()
     labels = [f"{_fmt(lo, decimals)} bis {_fmt(hi, decimals)}" for lo, hi in zip(lower, bins)]
+    if lower[0] > bins[0]:
+        # std_mean: mean − 2 sd can lie below the smallest value (empty first class).
+        labels[0] = f"bis {_fmt(bins[0], decimals)}"
     counts = [int((yb == c).sum()) for c in range(len(bins))]
     return Classification(bins=bins, yb=yb, labels=labels, scheme=scheme, k=len(bins), counts=counts)
 

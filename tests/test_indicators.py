@@ -9,25 +9,30 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from esda.smoothing import Empirical_Bayes, Spatial_Empirical_Bayes
 from libpysal.weights import W, lat2W
 
 from geoplan.errors import GeoplanError
 from geoplan.indicators import (
     NEED_CLASS_LABELS,
+    aggregate_indicators,
+    base_of,
     Catalogue,
     Indicator,
-    base_of,
     catalogue_table,
     classify,
     derive_indicators,
     dynamik,
     dynamik_classes,
+    dynamik_index,
     eb_global,
     eb_local,
     load_catalogue,
     need_index,
     sd_classes,
+    zscore,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,11 +61,12 @@ def small_frame() -> pd.DataFrame:
 
 
 def _read_mss(name: str) -> pd.DataFrame:
-    return pd.read_csv(BERLIN / name, dtype={"PLR_ID": str, "BEZ_ID": str})
+    # -9999 marks the MSS rows suppressed below 300 residents or as outliers.
+    return pd.read_csv(BERLIN / name, dtype={"PLR_ID": str, "BEZ_ID": str}, na_values=[-9999])
 
 
-def berlin_plr() -> pd.DataFrame:
-    """Planungsraum frame with the standard column names (valid MSS rows only)."""
+def berlin_plr(valid_only: bool = True) -> pd.DataFrame:
+    """Planungsraum frame with the standard column names (valid MSS rows only unless told)."""
     idx = _read_mss("mss_2021_index_indikatoren.csv")
     ki = _read_mss("mss_2021_kontext_indikatoren.csv")
     si = _read_mss("mss_2021_indizes.csv")
@@ -74,7 +80,7 @@ def berlin_plr() -> pd.DataFrame:
             "55-65": "pop_55_65", "65undmehr": "pop_65plus",
         }
     )
-    df = idx[idx["KOM"] == "gültig"].rename(
+    df = (idx[idx["KOM"] == "gültig"] if valid_only else idx).rename(
         columns={"S1": "arbeitslosigkeit", "S3": "transferbezug", "S4": "kinderarmut",
                  "D1": "arbeitslosigkeit_dyn", "D3": "transferbezug_dyn", "D4": "kinderarmut_dyn"}
     )
@@ -86,15 +92,11 @@ def berlin_plr() -> pd.DataFrame:
 
 
 def berlin_prognoseraeume(cat: Catalogue) -> pd.DataFrame:
-    """Aggregate Planungsräume to the 58 Prognoseräume, shares weighted by each indicator's base."""
-    plr = berlin_plr()
+    """The 58 Prognoseräume from all 542 Planungsräume (the pipeline's aggregation step)."""
+    plr = berlin_plr(valid_only=False)
     plr["prr"] = plr["key"].str[:4]
     pops = [c for c in plr.columns if c.startswith("pop_")]
-    out = plr.groupby("prr")[pops].sum()
-    for i in cat.indicators:
-        w = base_of(plr, i)
-        out[i.column] = (plr[i.column] * w).groupby(plr["prr"]).sum() / w.groupby(plr["prr"]).sum()
-    return out.reset_index().rename(columns={"prr": "key"})
+    return aggregate_indicators(plr, cat, by="prr", count_columns=pops).frame
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +128,14 @@ def test_mss_method_reproduces_official_berlin_status_and_dynamik_index(berlin_c
     res = need_index(plr, berlin_cat, method="mss")
     assert set(res.weights) == {"arbeitslosigkeit", "transferbezug", "kinderarmut"}
     np.testing.assert_array_equal(res.frame["need_class"].to_numpy(), plr["SI_N"].to_numpy())
+    # The sd convention does not matter for the official classes: ddof=1 gives the same.
+    s1 = sum(zscore(plr[c], ddof=1) for c in ("arbeitslosigkeit", "transferbezug", "kinderarmut"))
+    np.testing.assert_array_equal(sd_classes(zscore(s1, ddof=1)), plr["SI_N"].to_numpy())
     # Dynamik index: same rule on the change indicators, classes at -1 / +1 sd.
-    dyn_cat = Catalogue(
-        indicators=[ind(n, unit="Prozentpunkte", group="status") for n in
-                    ("arbeitslosigkeit_dyn", "transferbezug_dyn", "kinderarmut_dyn")]
-    )
-    dres = need_index(plr, dyn_cat, method="mss")
-    np.testing.assert_array_equal(dynamik_classes(dres.frame["need_index"]), plr["DI_N"].to_numpy())
+    dres = dynamik_index(plr, berlin_cat)
+    assert dres.indicators == ["arbeitslosigkeit_dyn", "transferbezug_dyn", "kinderarmut_dyn"]
+    np.testing.assert_array_equal(dres.frame["dynamik_class"].to_numpy(), plr["DI_N"].to_numpy())
+    assert dres.class_labels[5] == "negativ"
 
 
 def test_berlin_prognoseraeume_all_methods(berlin_cat):
@@ -155,6 +158,82 @@ def test_berlin_prognoseraeume_all_methods(berlin_cat):
     # All three ways rank the Sozialräume very similarly on Berlin data.
     assert np.corrcoef(results["gewichtet"].frame["need_index"], results["pca"].frame["need_index"])[0, 1] > 0.95
     assert np.corrcoef(results["gewichtet"].frame["need_index"], results["mss"].frame["need_index"])[0, 1] > 0.9
+
+
+def test_aggregate_berlin_planungsraeume_to_prognoseraeume(berlin_cat):
+    plr = berlin_plr(valid_only=False)
+    assert len(plr) == 542 and plr["arbeitslosigkeit"].isna().sum() == 6
+    frame = berlin_prognoseraeume(berlin_cat)
+    assert len(frame) == 58 and frame["key"].str.len().eq(4).all()
+    assert frame["pop_total"].sum() == plr["pop_total"].sum()  # suppressed rows keep their residents
+    assert frame["n_teilraeume"].sum() == 542
+    sub = plr[plr["key"].str.startswith("0110") & plr["kinderarmut"].notna()]
+    w = sub["pop_u6"] + sub["pop_6_15"]
+    expected = (sub["kinderarmut"] * w).sum() / w.sum()
+    got = frame.loc[frame["key"] == "0110", "kinderarmut"].item()
+    assert got == pytest.approx(expected, rel=1e-12)
+    # Plausible magnitudes: child poverty differs roughly tenfold between Prognoseräume.
+    assert 0 < frame["kinderarmut"].min() < 10 < 45 < frame["kinderarmut"].max() < 100
+
+
+def test_share_outside_0_100_is_an_error():
+    plr = berlin_plr(valid_only=False)
+    plr.loc[plr["arbeitslosigkeit"].isna(), "arbeitslosigkeit"] = -9999.0
+    cat = Catalogue(indicators=[ind("arbeitslosigkeit", base=["pop_total"])])
+    for call in (lambda: aggregate_indicators(plr, cat, by="BEZ_ID"), lambda: derive_indicators(plr, cat)):
+        with pytest.raises(GeoplanError) as exc:
+            call()
+        assert "-9999" in exc.value.found and "03300515" in exc.value.location
+        assert "fehlend" in exc.value.hint
+
+
+def test_aggregate_coverage_note_and_unweighted_fallback():
+    f = pd.DataFrame(
+        {"g": ["x", "x", "y", "y"], "a": [10.0, np.nan, 20.0, 40.0], "p": [100.0, 900.0, 100.0, 300.0], "h": [1.0, 2, 3, 4]}
+    )
+    cat = Catalogue(indicators=[ind("a", base=["p"]), ind("h")])
+    res = aggregate_indicators(f, cat, by="g")
+    out = res.frame.set_index("key")
+    assert out.loc["x", "a"] == 10.0 and out.loc["y", "a"] == pytest.approx(35.0)
+    assert out.loc["x", "p"] == 1000.0 and out.loc["y", "h"] == 3.5
+    cov = next(n for n in res.notes if n.details.get("coverage"))
+    assert cov.details["coverage"] == {"x": pytest.approx(0.1)}
+    assert any("ungewichtet" in n.message for n in res.notes)
+    with pytest.raises(GeoplanError, match="Gruppierungsspalte"):
+        aggregate_indicators(f, cat, by="bezirk")
+
+
+def test_local_eb_on_berlin_prognoseraeume_barely_moves_large_areas(berlin_cat):
+    import geopandas as gpd
+    from libpysal.weights import Queen
+
+    gdf = gpd.read_file(ROOT / "boundaries" / "berlin" / "prognoseraeume_2021.geojson")
+    w = Queen.from_dataframe(gdf, ids=gdf["id"].astype(str).tolist(), use_index=False)
+    frame = berlin_prognoseraeume(berlin_cat)
+    cat = Catalogue(
+        indicators=[berlin_cat.get("jugendarbeitslosigkeit").model_copy(update={"smoothing": "eb_lokal"})]
+    )
+    res = derive_indicators(frame, cat, neighbours=w)
+    diff = (res.frame["jugendarbeitslosigkeit"] - res.frame["jugendarbeitslosigkeit_roh"]).abs()
+    raw = res.frame["jugendarbeitslosigkeit_roh"]
+    note = next(n for n in res.notes if n.details.get("method") == "eb_lokal")
+    cred = pd.Series({k: v["gewicht_roh"] for k, v in note.details["areas"].items()})
+    # Thousands of young residents per Prognoseraum: the raw share keeps most of its
+    # credibility and moves by hundredths of a percentage point (at most 0.19).
+    assert cred.median() > 0.95 and cred.min() > 0.5
+    assert 0 < diff.median() < 0.02 and diff.max() < 0.25
+    assert list(note.details["areas"])[0] == res.frame.loc[diff.idxmax(), "key"]
+    assert len(note.details["areas"]) == 58
+
+
+def test_base_of_sums_base_columns():
+    f = pd.DataFrame({"u6": [10.0, np.nan, np.nan], "u15": [5.0, 7.0, np.nan]})
+    got = base_of(f, ind("x", base=["u6", "u15"]))
+    assert got.name == "x_basis"
+    np.testing.assert_array_equal(got.to_numpy(), [15.0, 7.0, np.nan])
+    assert base_of(f, ind("x")).isna().all()
+    with pytest.raises(GeoplanError, match="'pop_u6'"):
+        base_of(f, ind("x", base=["pop_u6"]))
 
 
 # --------------------------------------------------------------------------- z-scores, index
@@ -281,6 +360,10 @@ def test_classify_labels_german_and_missing():
     assert classify([1234.5, 2000.0, 10.0], "equal_interval", k=2).labels[1] == "1.005,0 bis 2.000,0"
     with pytest.raises(GeoplanError):
         classify(y, "kmeans")
+    # Skewed data: mean - 2 sd lies below the minimum, the first std_mean class is empty.
+    sm = classify([3.5, 4.0, 5.0, 6.0, 7.0, 60.0], "std_mean")
+    assert sm.bins[0] < 3.5 and sm.counts[0] == 0
+    assert sm.labels[0] == f"bis {sm.bins[0]:.1f}".replace(".", ",")
 
 
 # --------------------------------------------------------------------------- EB smoothing
@@ -312,6 +395,30 @@ def test_eb_global_totals_preserved_with_equal_bases_and_clipping():
     sm2, shrink2 = eb_global(e2, b)
     np.testing.assert_allclose(sm2, e2.sum() / b.sum())
     assert (shrink2 == 0).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 5000), st.floats(0.0, 1.0)),
+        min_size=3, max_size=30,
+    )
+)
+def test_eb_global_properties(rows):
+    b = np.array([r[0] for r in rows], dtype=float)
+    e = np.floor(np.array([r[1] for r in rows]) * b)
+    sm, shrink = eb_global(e, b)
+    rate, m = e / b, e.sum() / b.sum()
+    assert ((shrink >= 0) & (shrink <= 1)).all()
+    # The smoothed rate lies between the raw rate and the overall mean.
+    lo, hi = np.minimum(rate, m), np.maximum(rate, m)
+    assert ((sm >= lo - 1e-12) & (sm <= hi + 1e-12)).all()
+    # Larger base, more credibility for the raw rate.
+    order = np.argsort(b)
+    assert (np.diff(shrink[order]) >= -1e-12).all()
+    s2 = (b * (rate - m) ** 2).sum() / b.sum() - m / b.mean()
+    if m > 0 and s2 > 0:
+        np.testing.assert_allclose(sm, Empirical_Bayes(e, b).r.ravel(), rtol=1e-9, atol=1e-15)
 
 
 def test_eb_local_matches_esda_spatial_eb():
@@ -372,6 +479,16 @@ def test_derive_local_smoothing_with_key_ids_and_errors():
     ref = Spatial_Empirical_Bayes(e, pop, base_w).r.ravel() * 100
     np.testing.assert_allclose(res.frame["anteil"], ref, rtol=1e-10)
     np.testing.assert_allclose(res.frame["anteil_roh"], share)
+    # Row order of the frame need not follow the W's id order.
+    shuffled = f.iloc[[4, 0, 8, 2, 6, 1, 3, 7, 5]].reset_index(drop=True)
+    res2 = derive_indicators(shuffled, cat, neighbours=w)
+    got = dict(zip(res2.frame["key"], res2.frame["anteil"]))
+    np.testing.assert_allclose([got[k] for k in keys], ref, rtol=1e-10)
+    # An island keeps its raw rate and is named in a note.
+    w_island = W({**{k: [j for j in w.neighbors[k] if j != "k8"] for k in keys[:8]}, "k8": []}, id_order=keys, silence_warnings=True)
+    res3 = derive_indicators(f, cat, neighbours=w_island)
+    assert res3.frame.loc[8, "anteil"] == pytest.approx(share[8])
+    assert any("ohne Nachbarn" in n.message and n.location == "k8" for n in res3.notes)
     with pytest.raises(GeoplanError, match="Nachbarschaft"):
         derive_indicators(f, cat)
     with pytest.raises(GeoplanError) as exc:
