@@ -1,0 +1,928 @@
+"""HzE demand model: expected HzE cases per Sozialraum with honest uncertainty.
+
+Model (log link, exposure offset)::
+
+    log E[y_i] = log(e_i) + b0 + sum_j b_j * z_ij
+
+``y_i`` HzE cases, ``e_i`` residents under 21 (exposure, persons), ``z_ij`` the
+predictors standardised to mean 0 / SD 1 over the fitting rows (so ``b_j`` is
+the log rate ratio per standard deviation and ``exp(b_j)`` the incidence rate
+ratio, IRR). Families:
+
+* Poisson GLM (McCullagh & Nelder 1989, ch. 6);
+* negative binomial NB2, Var = mu + alpha * mu² (Cameron & Trivedi 2013,
+  ch. 3). ``alpha`` is the maximum-likelihood estimate of statsmodels'
+  ``discrete.NegativeBinomial`` (NB2); the coefficients, standard errors,
+  confidence intervals and p-values are then those of
+  ``statsmodels.GLM(family=NegativeBinomial(alpha=alpha_))``. The GLM
+  coefficients at the ML alpha are the joint ML coefficients; the standard
+  errors are conditional on alpha, which is asymptotically the same because
+  beta and alpha are orthogonal in the NB2 information matrix (Lawless 1987,
+  *Canadian Journal of Statistics* 15, 209–225).
+
+Overdispersion is tested with the Cameron & Trivedi (1990, *Journal of
+Econometrics* 46, 347–364) auxiliary regression ((y - mu)² - y) / mu = a * mu
++ error (one-sided t test of a > 0) on the Poisson fit; ``family="auto"``
+switches to NB2 when p < 0.05.
+
+Everything is pure: DataFrames in, new objects out, deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+from scipy.special import xlogy
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.model_selection import GroupKFold, KFold
+
+from geoplan.errors import GeoplanError, QANote
+
+STAGE = "bedarfsmodell"
+FAMILIES = ("auto", "poisson", "negbin")
+_ALPHA_MIN, _ALPHA_MAX = 1e-8, 1e3
+
+
+# ---------------------------------------------------------------------------
+# helpers: deviance, row naming, guard rails
+# ---------------------------------------------------------------------------
+
+
+def poisson_deviance(y, mu) -> float:
+    """Poisson deviance 2 * sum(y log(y/mu) - (y - mu)) (McCullagh & Nelder 1989, 2.3)."""
+    y = np.asarray(y, dtype=float)
+    mu = np.asarray(mu, dtype=float)
+    return float(2.0 * np.sum(xlogy(y, y) - xlogy(y, mu) - (y - mu)))
+
+
+def deviance_explained(y, mu, exposure=None) -> float:
+    """D² = 1 - D(y, mu) / D(y, mu0), Poisson deviance.
+
+    ``mu0`` is the null model of a constant rate: exposure × sum(y)/sum(exposure)
+    (the "citywide rate × population" planners use). The Poisson deviance is
+    used for every model and baseline so that the figures are comparable.
+    """
+    y = np.asarray(y, dtype=float)
+    e = np.ones_like(y) if exposure is None else np.asarray(exposure, dtype=float)
+    mu0 = e * y.sum() / e.sum()
+    d0 = poisson_deviance(y, mu0)
+    if d0 <= 0:
+        return float("nan")
+    return 1.0 - poisson_deviance(y, mu) / d0
+
+
+def mae_per_1000(y, mu, exposure) -> float:
+    """Mean absolute error in cases per 1,000 under 21.
+
+    Defined as 1000 × sum|y - mu| / sum(exposure): the per-area absolute error of
+    the rate per 1,000 under 21, averaged with the population as weight (so
+    small, noisy areas do not dominate).
+    """
+    y = np.asarray(y, dtype=float)
+    return float(1000.0 * np.abs(y - np.asarray(mu, dtype=float)).sum() / np.asarray(exposure, dtype=float).sum())
+
+
+def _rows(index, mask, limit: int = 10) -> str:
+    bad = list(pd.Index(index)[np.asarray(mask, dtype=bool)])
+    text = ", ".join(str(b) for b in bad[:limit])
+    if len(bad) > limit:
+        text += f" … ({len(bad)} insgesamt)"
+    return text
+
+
+def _check_counts(y: pd.Series, column: str) -> np.ndarray:
+    values = pd.to_numeric(y, errors="coerce").astype(float)
+    raw_missing = pd.isna(y).to_numpy()
+    bad_text = values.isna().to_numpy() & ~raw_missing
+    if raw_missing.any() or bad_text.any():
+        raise GeoplanError(
+            f"Fallzahlen in Spalte '{column}' fehlen oder sind keine Zahlen.",
+            location=f"Spalte '{column}', Zeilen {_rows(y.index, raw_missing | bad_text)}",
+            expected="ganze Zahl ≥ 0 in jeder Zeile",
+            found="leer oder Text",
+            hint="Fehlende Fallzahlen ergänzen oder die Sozialräume aus dem Modell nehmen.",
+        )
+    v = values.to_numpy()
+    neg = v < 0
+    if neg.any():
+        raise GeoplanError(
+            f"Negative Fallzahlen in Spalte '{column}'.",
+            location=f"Spalte '{column}', Zeilen {_rows(y.index, neg)}",
+            expected="ganze Zahl ≥ 0",
+            found=", ".join(str(x) for x in v[neg][:5]),
+            hint="Fallzahlen prüfen; negative Werte sind keine Fälle.",
+        )
+    frac = np.abs(v - np.round(v)) > 1e-9
+    if frac.any():
+        raise GeoplanError(
+            f"Fallzahlen in Spalte '{column}' sind nicht ganzzahlig.",
+            location=f"Spalte '{column}', Zeilen {_rows(y.index, frac)}",
+            expected="ganze Zahl ≥ 0 (Fälle, keine Quoten)",
+            found=", ".join(str(x) for x in v[frac][:5]),
+            hint="Fälle als Anzahl liefern; Quoten je 1.000 gehören nicht in die Fallspalte.",
+        )
+    return np.round(v)
+
+
+def _check_exposure(e: pd.Series, column: str) -> np.ndarray:
+    v = pd.to_numeric(e, errors="coerce").astype(float).to_numpy()
+    bad = ~np.isfinite(v) | (v <= 0)
+    if bad.any():
+        found = ", ".join("leer" if not np.isfinite(x) else f"{x:g}" for x in v[bad][:5])
+        raise GeoplanError(
+            f"Bezugsgröße (Exposition) in Spalte '{column}' ist null, negativ oder fehlt.",
+            location=f"Spalte '{column}', Zeilen {_rows(e.index, bad)}",
+            expected="Einwohnerzahl > 0 (Personen unter 21)",
+            found=found,
+            hint="Sozialräume ohne junge Einwohner aus dem Modell nehmen oder die Einwohnerzahl ergänzen.",
+        )
+    return v
+
+
+def _check_predictors(X: pd.DataFrame) -> np.ndarray:
+    if X.shape[1] == 0:
+        raise GeoplanError(
+            "Das Bedarfsmodell hat keine Prädiktoren.",
+            expected="mindestens eine Indikatorspalte",
+            hint="In der Konfiguration die Indikatoren des Bedarfsmodells angeben.",
+        )
+    out = np.empty(X.shape, dtype=float)
+    for j, col in enumerate(X.columns):
+        v = pd.to_numeric(X[col], errors="coerce").astype(float).to_numpy()
+        nan = ~np.isfinite(v)
+        if nan.any():
+            raise GeoplanError(
+                f"Prädiktor '{col}' hat fehlende oder ungültige Werte.",
+                location=f"Spalte '{col}', Zeilen {_rows(X.index, nan)}",
+                expected="eine Zahl in jeder Zeile",
+                found="leer, Text oder unendlich",
+                hint="Werte ergänzen (z. B. über die Flächeninterpolation) oder den Indikator weglassen.",
+            )
+        if np.ptp(v) == 0:
+            raise GeoplanError(
+                f"Prädiktor '{col}' ist konstant und trägt keine Information.",
+                location=f"Spalte '{col}'",
+                expected="unterschiedliche Werte zwischen den Sozialräumen",
+                found=f"überall {v[0]:g}",
+                hint="Indikator aus dem Bedarfsmodell nehmen.",
+            )
+        out[:, j] = v
+    return out
+
+
+def _check_size(n: int, k: int) -> None:
+    if n < 5 * k:
+        raise GeoplanError(
+            "Zu wenige Sozialräume für die Zahl der Modellparameter.",
+            location="Bedarfsmodell",
+            expected=f"mindestens 5 Sozialräume je Parameter, also ≥ {5 * k} für {k} Parameter",
+            found=f"{n} Sozialräume",
+            hint="Weniger Indikatoren verwenden oder Sozialräume zusammenfassen.",
+        )
+
+
+def _as_frame(X) -> pd.DataFrame:
+    if isinstance(X, pd.DataFrame):
+        return X
+    arr = np.asarray(X)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    return pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
+
+
+def overdispersion_test(y, mu) -> dict:
+    """Cameron & Trivedi (1990) regression test for overdispersion (NB2 alternative).
+
+    OLS without constant of ((y - mu)² - y) / mu on mu; H0: a = 0 (Poisson),
+    H1: a > 0. Returns statistic (t), one-sided p_value, the moment estimate
+    ``alpha`` and ``method``.
+    """
+    y = np.asarray(y, dtype=float)
+    mu = np.asarray(mu, dtype=float)
+    aux = ((y - mu) ** 2 - y) / mu
+    ols = sm.OLS(aux, mu[:, None]).fit()
+    t = float(ols.tvalues[0])
+    return {
+        "statistic": t,
+        "p_value": float(stats.t.sf(t, df=max(len(y) - 1, 1))),
+        "alpha": float(ols.params[0]),
+        "method": "Cameron & Trivedi (1990), Hilfsregression, einseitiger t-Test",
+    }
+
+
+# ---------------------------------------------------------------------------
+# the estimator
+# ---------------------------------------------------------------------------
+
+
+class HzEDemandModel(BaseEstimator, RegressorMixin):
+    """Count regression of HzE cases with a log exposure offset (scikit-learn API).
+
+    Parameters
+    ----------
+    family : "auto" | "poisson" | "negbin"
+        "auto" fits Poisson, tests overdispersion (Cameron & Trivedi 1990) and
+        switches to NB2 when p < 0.05; the reason is kept in ``family_reason_``.
+    alpha : float or None
+        NB2 overdispersion; None = maximum likelihood. Ignored for Poisson.
+    standardize : bool
+        Scale predictors to mean 0 / SD 1 (population SD, ddof=0) so the
+        coefficients read per standard deviation. Binary 0/1 columns (fixed
+        effect dummies) are left as they are: their coefficient is the log rate
+        ratio against the reference group.
+    maxiter, tol : IRLS settings passed to ``statsmodels.GLM.fit``.
+    exposure_col : str or None
+        Name of a column of ``X`` holding the exposure (persons under 21). It
+        is taken out of the predictors. This lets scikit-learn's
+        ``cross_val_score`` / ``cross_val_predict`` pass the exposure without
+        metadata routing; the explicit ``exposure=`` argument wins otherwise.
+
+    Attributes (after fit)
+    ----------------------
+    coef_, intercept_ : per SD of the predictor (when standardised), log scale.
+    coef_raw_, intercept_raw_ : per unit of the raw predictor.
+    feature_names_in_, n_features_in_, scaler_mean_, scaler_scale_,
+    family_ ("poisson" | "negbin"), family_reason_, alpha_ (NB2, else 0.0),
+    dispersion_ (Pearson chi² / df of the final model),
+    overdispersion_test_ (dict), bse_, conf_int_ (DataFrame lower/upper, 95 %),
+    pvalues_, sm_result_ (statsmodels GLMResults), poisson_result_.
+    bse_, conf_int_ and pvalues_ are indexed by "const" and the feature names.
+    """
+
+    def __init__(self, family="auto", alpha=None, standardize=True, maxiter=100, tol=1e-10, exposure_col=None):
+        self.family = family
+        self.alpha = alpha
+        self.standardize = standardize
+        self.maxiter = maxiter
+        self.tol = tol
+        self.exposure_col = exposure_col
+
+    # -- input handling ---------------------------------------------------
+    def _split(self, X, exposure):
+        X = _as_frame(X)
+        if self.exposure_col is not None and self.exposure_col in X.columns:
+            if exposure is None:
+                exposure = X[self.exposure_col]
+            X = X.drop(columns=[self.exposure_col])
+        if exposure is None:
+            exposure = pd.Series(np.ones(len(X)), index=X.index)
+        elif not isinstance(exposure, pd.Series):
+            exposure = pd.Series(np.asarray(exposure, dtype=float).ravel(), index=X.index)
+        return X, exposure
+
+    def _design(self, X: pd.DataFrame) -> np.ndarray:
+        Z = (_check_predictors(X) - self.scaler_mean_) / self.scaler_scale_
+        return np.column_stack([np.ones(len(Z)), Z])
+
+    # -- sklearn API ------------------------------------------------------
+    def fit(self, X, y, exposure=None):
+        """Fit on predictors ``X`` (DataFrame), counts ``y`` and exposure (persons under 21, > 0)."""
+        if self.family not in FAMILIES:
+            raise GeoplanError(
+                f"Unbekannte Modellfamilie '{self.family}'.",
+                location="bedarfsmodell.family",
+                expected=" | ".join(FAMILIES),
+                found=str(self.family),
+            )
+        X, exposure = self._split(X, exposure)
+        y_s = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y).ravel(), index=X.index)
+        if len(y_s) != len(X) or len(exposure) != len(X):
+            raise GeoplanError(
+                "Fallzahlen, Exposition und Prädiktoren haben unterschiedlich viele Zeilen.",
+                expected=f"{len(X)} Zeilen",
+                found=f"{len(y_s)} Fallzahlen, {len(exposure)} Expositionen",
+            )
+        yv = _check_counts(y_s, getattr(y_s, "name", None) or "hze_cases")
+        ev = _check_exposure(exposure, getattr(exposure, "name", None) or "pop_u21")
+        Xv = _check_predictors(X)
+        _check_size(len(yv), Xv.shape[1] + 1)
+
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = Xv.shape[1]
+        mean = Xv.mean(axis=0)
+        scale = Xv.std(axis=0)
+        if self.standardize:
+            binary = np.all((Xv == 0) | (Xv == 1), axis=0)
+            mean = np.where(binary, 0.0, mean)
+            scale = np.where(binary, 1.0, scale)
+        else:
+            mean = np.zeros_like(mean)
+            scale = np.ones_like(scale)
+        self.scaler_mean_, self.scaler_scale_ = mean, scale
+        design = np.column_stack([np.ones(len(Xv)), (Xv - mean) / scale])
+        offset = np.log(ev)
+        names = ["const", *map(str, self.feature_names_in_)]
+
+        pois = sm.GLM(yv, design, family=sm.families.Poisson(), offset=offset).fit(maxiter=self.maxiter, tol=self.tol)
+        self.poisson_result_ = pois
+        self.overdispersion_test_ = overdispersion_test(yv, pois.fittedvalues)
+        p = self.overdispersion_test_["p_value"]
+        if self.family == "auto":
+            family = "negbin" if p < 0.05 else "poisson"
+            self.family_reason_ = (
+                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test p = {p:.3g} < 0,05): negatives Binomialmodell (NB2)."
+                if family == "negbin"
+                else f"Keine Überdispersion nachweisbar (Cameron-Trivedi-Test p = {p:.3g}): Poisson-Modell."
+            )
+        else:
+            family = self.family
+            self.family_reason_ = f"Modellfamilie vorgegeben: {family}."
+        self.family_ = family
+
+        if family == "poisson":
+            res = pois
+            self.alpha_ = 0.0
+        else:
+            alpha = self._estimate_alpha(yv, design, offset, pois.params) if self.alpha is None else float(self.alpha)
+            self.alpha_ = alpha
+            res = sm.GLM(
+                yv, design, family=sm.families.NegativeBinomial(alpha=alpha), offset=offset
+            ).fit(start_params=pois.params, maxiter=self.maxiter, tol=self.tol)
+        self.sm_result_ = res
+        params = np.asarray(res.params)
+        self.intercept_ = float(params[0])
+        self.coef_ = params[1:].copy()
+        self.coef_raw_ = self.coef_ / self.scaler_scale_
+        self.intercept_raw_ = float(self.intercept_ - np.sum(self.coef_raw_ * self.scaler_mean_))
+        self.bse_ = pd.Series(np.asarray(res.bse), index=names)
+        ci = np.asarray(res.conf_int(alpha=0.05))
+        self.conf_int_ = pd.DataFrame(ci, index=names, columns=["lower", "upper"])
+        self.pvalues_ = pd.Series(np.asarray(res.pvalues), index=names)
+        self.dispersion_ = float(res.pearson_chi2 / res.df_resid) if res.df_resid > 0 else float("nan")
+        self.n_obs_ = len(yv)
+        return self
+
+    def _estimate_alpha(self, y, design, offset, start) -> float:
+        """ML estimate of the NB2 alpha (statsmodels discrete NegativeBinomial, nb2)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                nb = sm.NegativeBinomial(y, design, offset=offset, loglike_method="nb2").fit(
+                    start_params=np.r_[start, 0.1], method="newton", maxiter=200, disp=0
+                )
+                alpha = float(nb.params[-1])
+                ok = bool(nb.mle_retvals.get("converged", False)) and np.isfinite(alpha)
+            except Exception:  # noqa: BLE001 - fall back to the profile likelihood below
+                ok = False
+            if not ok:
+                # Profile likelihood over log alpha: same maximum, slower but robust.
+                from scipy.optimize import minimize_scalar
+
+                def nll(la):
+                    fam = sm.families.NegativeBinomial(alpha=float(np.exp(la)))
+                    return -sm.GLM(y, design, family=fam, offset=offset).fit(start_params=start).llf
+
+                alpha = float(np.exp(minimize_scalar(nll, bounds=(np.log(1e-6), np.log(100)), method="bounded").x))
+        return float(np.clip(alpha, _ALPHA_MIN, _ALPHA_MAX))
+
+    def _linear(self, X) -> np.ndarray:
+        design = self._design(X[list(self.feature_names_in_)] if isinstance(X, pd.DataFrame) else X)
+        return design @ np.r_[self.intercept_, self.coef_]
+
+    def predict(self, X, exposure=None):
+        """Expected cases (rate per person under 21 when no exposure is given)."""
+        X, exposure = self._split(X, exposure)
+        ev = _check_exposure(exposure, getattr(exposure, "name", None) or "pop_u21")
+        return np.exp(self._linear(X) + np.log(ev))
+
+    def score(self, X, y, exposure=None, sample_weight=None):
+        """Deviance explained D² (Poisson deviance, null = constant rate on the scored data)."""
+        X, exposure = self._split(X, exposure)
+        mu = self.predict(X, exposure)
+        return deviance_explained(np.asarray(y, dtype=float), mu, np.asarray(exposure, dtype=float))
+
+    # -- inference --------------------------------------------------------
+    def summary_frame(self) -> pd.DataFrame:
+        """Coefficient table: term, coef, se, z, p_value, ci_low, ci_high, irr, irr_low, irr_high.
+
+        Coefficients are log rate ratios per SD of the predictor (when
+        standardised); irr = exp(coef) with the Wald 95 % interval.
+        """
+        res = self.sm_result_
+        terms = ["const", *map(str, self.feature_names_in_)]
+        coef = np.asarray(res.params)
+        ci = self.conf_int_.to_numpy()
+        return pd.DataFrame(
+            {
+                "term": terms,
+                "coef": coef,
+                "se": np.asarray(res.bse),
+                "z": np.asarray(res.tvalues),
+                "p_value": np.asarray(res.pvalues),
+                "ci_low": ci[:, 0],
+                "ci_high": ci[:, 1],
+                "irr": np.exp(coef),
+                "irr_low": np.exp(ci[:, 0]),
+                "irr_high": np.exp(ci[:, 1]),
+            }
+        )
+
+    def design_matrix(self, X) -> np.ndarray:
+        """The standardised design matrix (constant first) as used by ``sm_result_``."""
+        X, _ = self._split(X, None)
+        return self._design(X[list(self.feature_names_in_)])
+
+    def sample_counts(self, X, exposure, n_draws: int = 1000, seed: int = 0) -> np.ndarray:
+        """Parametric bootstrap draws of counts, shape (n_draws, n_rows).
+
+        Coefficients are drawn from the multivariate normal N(beta_hat, Cov)
+        of the statsmodels fit, then counts from Poisson(mu) or NB2(mu, alpha_)
+        (gamma-Poisson mixture). Alpha itself is held at its estimate.
+        """
+        X, exposure = self._split(X, exposure)
+        ev = _check_exposure(exposure, getattr(exposure, "name", None) or "pop_u21")
+        rng = np.random.default_rng(seed)
+        beta = np.r_[self.intercept_, self.coef_]
+        cov = np.asarray(self.sm_result_.cov_params())
+        draws = rng.multivariate_normal(beta, cov, size=n_draws, method="svd")
+        design = self._design(X[list(self.feature_names_in_)])
+        mu = np.exp(draws @ design.T + np.log(ev)[None, :])
+        if self.family_ == "negbin" and self.alpha_ > _ALPHA_MIN:
+            mu = rng.gamma(shape=1.0 / self.alpha_, scale=self.alpha_ * mu)
+        return rng.poisson(mu)
+
+
+# ---------------------------------------------------------------------------
+# funnel plot limits, calibration, Moran's I
+# ---------------------------------------------------------------------------
+
+
+def poisson_limits(expected, p) -> np.ndarray:
+    """Exact Poisson control limit of the observed count for probability ``p``.
+
+    Spiegelhalter (2005), *Funnel plots for comparing institutional
+    performance*, Statistics in Medicine 24, 1185–1202, appendix A.1.1: with
+    r_p the p-quantile of Poisson(E), the limit is r_p - a with
+    a = (F(r_p) - p) / (F(r_p) - F(r_p - 1)) (interpolation of the step
+    function). Divide by E for the limit of the ratio observed/expected.
+    """
+    e = np.asarray(expected, dtype=float)
+    r = stats.poisson.ppf(p, e)
+    f_r = stats.poisson.cdf(r, e)
+    f_r1 = stats.poisson.cdf(r - 1, e)
+    denom = np.where(f_r - f_r1 > 0, f_r - f_r1, 1.0)
+    a = (f_r - p) / denom
+    return np.maximum(r - a, 0.0)
+
+
+def funnel_table(observed, expected, index=None) -> pd.DataFrame:
+    """Observed/expected ratio with exact Poisson funnel limits (95 %, 99.8 %).
+
+    ``flag`` is "auffällig hoch"/"auffällig niedrig" outside the 99.8 % limits
+    (about 3 SD, Spiegelhalter 2005), ``beyond95`` marks areas outside the
+    95 % limits. The limits express Poisson noise only; extra-Poisson
+    variation (overdispersion) widens the true spread.
+    """
+    o = np.asarray(observed, dtype=float)
+    e = np.asarray(expected, dtype=float)
+    out = pd.DataFrame({"observed": o, "expected": e, "ratio": o / e}, index=index)
+    for name, (lo_p, hi_p) in {"95": (0.025, 0.975), "998": (0.001, 0.999)}.items():
+        out[f"lo{name}"] = poisson_limits(e, lo_p) / e
+        out[f"hi{name}"] = poisson_limits(e, hi_p) / e
+    out["beyond95"] = (out["ratio"] > out["hi95"]) | (out["ratio"] < out["lo95"])
+    out["flag"] = np.select(
+        [out["ratio"] > out["hi998"], out["ratio"] < out["lo998"]], ["auffällig hoch", "auffällig niedrig"], ""
+    )
+    return out
+
+
+def calibration_table(observed, expected, exposure, n_bins: int = 10) -> pd.DataFrame:
+    """Calibration by decile of the expected rate per 1,000 under 21.
+
+    Columns: decile (1 = lowest expected rate), n, mean_expected,
+    mean_observed (cases per area), rate_expected_per_1000,
+    rate_observed_per_1000 (sum of cases / sum of exposure × 1000).
+    """
+    o = np.asarray(observed, dtype=float)
+    e = np.asarray(expected, dtype=float)
+    x = np.asarray(exposure, dtype=float)
+    rate = e / x
+    bins = min(n_bins, len(np.unique(rate)))
+    dec = pd.qcut(pd.Series(rate).rank(method="first"), bins, labels=False) + 1
+    df = pd.DataFrame({"decile": dec.to_numpy(), "o": o, "e": e, "x": x})
+    g = df.groupby("decile")
+    out = pd.DataFrame(
+        {
+            "n": g.size(),
+            "mean_expected": g["e"].mean(),
+            "mean_observed": g["o"].mean(),
+            "rate_expected_per_1000": 1000 * g["e"].sum() / g["x"].sum(),
+            "rate_observed_per_1000": 1000 * g["o"].sum() / g["x"].sum(),
+        }
+    ).reset_index()
+    return out
+
+
+def queen_weights(geometry):
+    """Row-standardised queen-contiguity weights (libpysal) in the row order of ``geometry``."""
+    import geopandas as gpd
+    from libpysal.weights import Queen
+
+    gdf = gpd.GeoDataFrame(geometry=gpd.GeoSeries(geometry).reset_index(drop=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w = Queen.from_dataframe(gdf, use_index=True)
+    w.transform = "r"
+    return w
+
+
+def morans_i(values, geometry, permutations: int = 999, seed: int = 0, alpha: float = 0.05) -> dict:
+    """Moran's I of ``values`` on a queen-contiguity graph (esda.Moran, row-standardised).
+
+    Areas without neighbours (islands) are left out. The p-value is the
+    pseudo p-value of ``permutations`` random permutations (seeded; Anselin
+    1995 / Cliff & Ord 1981), ``significant`` when p < ``alpha``.
+    """
+    from esda.moran import Moran
+    from libpysal.weights import w_subset
+
+    v = np.asarray(values, dtype=float)
+    w = queen_weights(geometry)
+    islands = list(w.islands)
+    if islands:
+        keep = [i for i in range(len(v)) if i not in set(islands)]
+        w = w_subset(w, keep)
+        w.transform = "r"
+        v = v[keep]
+    state = np.random.get_state()
+    try:
+        # esda draws permutations from numpy's global generator; seed it and restore the caller's state.
+        np.random.seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mi = Moran(v, w, permutations=permutations)
+    finally:
+        np.random.set_state(state)
+    return {
+        "I": float(mi.I),
+        "expected_I": float(mi.EI),
+        "z": float(mi.z_sim),
+        "p_value": float(mi.p_sim),
+        "significant": bool(mi.p_sim < alpha),
+        "n": int(len(v)),
+        "islands": len(islands),
+        "permutations": int(permutations),
+        "residuals": "Pearson-Residuen",
+        "weights": "Queen-Kontiguität, zeilenstandardisiert",
+    }
+
+
+# ---------------------------------------------------------------------------
+# fit_need_model: the pipeline stage
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class NeedModelResult:
+    """Result of :func:`fit_need_model` (see there for the meaning of each field)."""
+
+    estimator: HzEDemandModel
+    coefficients: pd.DataFrame
+    expected: pd.Series
+    intervals: pd.DataFrame
+    fit: dict
+    cv: pd.DataFrame
+    calibration: pd.DataFrame
+    funnel: pd.DataFrame
+    moran: dict | None
+    notes: list[QANote] = field(default_factory=list)
+    residuals: pd.Series | None = None
+    predictors: list[str] = field(default_factory=list)
+
+
+_CV_LABELS = {
+    "model_kfold": "Modell, {k}-fache Kreuzvalidierung",
+    "model_blocked": "Modell, räumlich blockiert nach '{g}'",
+    "baseline_prev": "Vorjahresfälle",
+    "baseline_rate": "Stadtweite Quote × Bevölkerung unter 21",
+}
+
+
+def _oof(estimator, X, y, e, splits) -> np.ndarray:
+    pred = np.full(len(y), np.nan)
+    for train, test in splits:
+        est = clone(estimator).fit(X.iloc[train], y[train], exposure=e[train])
+        pred[test] = est.predict(X.iloc[test], exposure=e[test])
+    return pred
+
+
+def _rate_oof(y, e, splits) -> np.ndarray:
+    pred = np.full(len(y), np.nan)
+    for train, test in splits:
+        pred[test] = e[test] * y[train].sum() / e[train].sum()
+    return pred
+
+
+def fit_need_model(
+    frame: pd.DataFrame,
+    *,
+    cases: str = "hze_cases",
+    exposure: str = "pop_u21",
+    predictors: list[str],
+    family: str = "auto",
+    groups: str | None = "bezirk",
+    geometry=None,
+    cv_folds: int = 5,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float | None = None,
+    spatial_lag: str | None = None,
+    fixed_effects: str | None = None,
+    labels: dict[str, str] | None = None,
+    year: str = "year",
+    key: str = "key",
+) -> NeedModelResult:
+    """Fit the HzE demand model on the Sozialraum frame and validate it.
+
+    Parameters
+    ----------
+    frame : one row per Sozialraum (standard columns, see docs/architecture.md),
+        or a long panel with a ``year`` column (one row per Sozialraum and year).
+    cases, exposure : count column (cases) and exposure column (persons under 21).
+    predictors : indicator columns (standardised inside the model).
+    family : "auto" | "poisson" | "negbin" (see :class:`HzEDemandModel`).
+    groups : column for spatially blocked CV (GroupKFold), e.g. the Bezirk.
+    geometry : GeoSeries aligned with ``frame`` (metric CRS); taken from the
+        frame when it is a GeoDataFrame. Needed for Moran's I and spatial_lag.
+    cv_folds : number of CV folds. n_boot : bootstrap draws for the intervals.
+    seed : seed for CV shuffling, bootstrap and Moran permutations.
+    alpha : fixed NB2 alpha (None = estimate).
+    spatial_lag : column whose queen-contiguity spatial lag (row-standardised
+        mean of the neighbours) is added as predictor ``lag_<column>``.
+    fixed_effects : group column whose levels enter as dummies (reference =
+        first level in sorted order), e.g. Bezirk fixed effects.
+    labels : German labels for the coefficient table (column -> label).
+
+    Panel: with more than one year in ``year``, year fixed effects are added
+    (reference = latest year) and the budget-year prediction (``expected``,
+    ``intervals``, ``funnel``, Moran) uses the rows of the latest year, i.e. the
+    latest indicators at the latest year's level (no trend extrapolation).
+    Cross-validation then splits by Sozialraum (``key``) so an area's years
+    are never in training and test at once.
+
+    Returns
+    -------
+    NeedModelResult
+        estimator, coefficients (summary_frame + German ``label``), expected
+        (cases, index = frame index of the prediction rows), intervals
+        (pi_low, pi_high: 95 % prediction interval of cases), fit (dict), cv
+        (index model_kfold/model_blocked/baseline_prev/baseline_rate; columns
+        label, deviance_explained, mae_per_1000), calibration (by decile),
+        funnel (per row), moran (dict or None), notes.
+    """
+    notes: list[QANote] = []
+    labels = dict(labels or {})
+    predictors = list(predictors)
+    needed = [cases, exposure, *predictors]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise GeoplanError(
+            "Spalten für das Bedarfsmodell fehlen in der Sozialraumtabelle.",
+            location=", ".join(f"'{c}'" for c in missing),
+            expected="Fallzahl, Einwohner unter 21 und alle Prädiktoren als Spalten",
+            found=", ".join(map(str, frame.columns[:20])),
+            hint="Spaltennamen in der Konfiguration prüfen (Standardnamen: docs/architecture.md).",
+        )
+    if geometry is None and hasattr(frame, "geometry") and "geometry" in getattr(frame, "columns", []):
+        geometry = frame.geometry
+    if geometry is not None:
+        geometry = pd.Series(geometry) if not hasattr(geometry, "crs") else geometry
+        geometry = geometry.reindex(frame.index) if len(geometry) != len(frame) else geometry
+    row_names = frame[key].astype(str) if key in frame.columns else pd.Series(frame.index.astype(str), index=frame.index)
+    named = frame.set_axis(row_names.to_numpy()) if key in frame.columns else frame
+
+    # Validate with the Sozialraum keys as row names so messages point to the area.
+    _check_counts(named[cases], cases)
+    _check_exposure(named[exposure], exposure)
+
+    panel = year in frame.columns and frame[year].nunique() > 1
+    if panel:
+        latest = frame[year].max()
+        target = (frame[year] == latest).to_numpy()
+    else:
+        latest = None
+        target = np.ones(len(frame), dtype=bool)
+
+    X = frame[predictors].copy()
+    for c in predictors:
+        labels.setdefault(c, c)
+
+    if spatial_lag is not None:
+        if geometry is None:
+            raise GeoplanError(
+                "Der räumliche Lag braucht Geometrien der Sozialräume.",
+                location=f"spatial_lag = '{spatial_lag}'",
+                hint="Eine GeoDataFrame übergeben oder spatial_lag weglassen.",
+            )
+        if spatial_lag not in frame.columns:
+            raise GeoplanError(
+                f"Spalte '{spatial_lag}' für den räumlichen Lag fehlt.",
+                location=f"spatial_lag = '{spatial_lag}'",
+            )
+        lag_name = f"lag_{spatial_lag}"
+        X[lag_name] = _spatial_lag(frame, spatial_lag, geometry, target, panel, year, key)
+        labels.setdefault(lag_name, f"Räumlicher Lag: {labels.get(spatial_lag, spatial_lag)}")
+    if fixed_effects is not None:
+        if fixed_effects not in frame.columns:
+            raise GeoplanError(f"Spalte '{fixed_effects}' für feste Effekte fehlt.", location=f"fixed_effects = '{fixed_effects}'")
+        levels = sorted(frame[fixed_effects].astype(str).unique())
+        for lev in levels[1:]:
+            name = f"fe_{fixed_effects}_{lev}"
+            X[name] = (frame[fixed_effects].astype(str) == lev).astype(float)
+            labels.setdefault(name, f"{fixed_effects.capitalize()}: {lev} (gegenüber {levels[0]})")
+    if panel:
+        for yr in sorted(frame[year].unique()):
+            if yr == latest:
+                continue
+            name = f"jahr_{yr}"
+            X[name] = (frame[year] == yr).astype(float)
+            labels.setdefault(name, f"Jahr {yr} (gegenüber {latest})")
+    X = X.set_axis(named.index)
+
+    y = _check_counts(named[cases], cases)
+    e = _check_exposure(named[exposure], exposure)
+    est = HzEDemandModel(family=family, alpha=alpha).fit(X, pd.Series(y, index=X.index, name=cases), exposure=pd.Series(e, index=X.index, name=exposure))
+    labels["const"] = "Konstante"
+    coefs = est.summary_frame()
+    coefs.insert(1, "label", [labels.get(t, t) for t in coefs["term"]])
+
+    mu_all = est.predict(X, exposure=e)
+    pearson = (y - mu_all) / np.sqrt(mu_all * (1 + est.alpha_ * mu_all))
+    idx_t = frame.index[target]
+    expected = pd.Series(mu_all[target], index=idx_t, name="expected_cases")
+
+    boot = est.sample_counts(X.iloc[target], e[target], n_draws=n_boot, seed=seed)
+    intervals = pd.DataFrame(
+        {"pi_low": np.percentile(boot, 2.5, axis=0), "pi_high": np.percentile(boot, 97.5, axis=0)}, index=idx_t
+    )
+
+    od = est.overdispersion_test_
+    fit = {
+        "n": int(len(y)),
+        "k": int(est.n_features_in_ + 1),
+        "family": est.family_,
+        "family_reason": est.family_reason_,
+        "dispersion": est.dispersion_,
+        "alpha": est.alpha_,
+        "deviance_explained": deviance_explained(y, mu_all, e),
+        "deviance": float(est.sm_result_.deviance),
+        "loglik": float(est.sm_result_.llf),
+        # alpha counts as a parameter when it was estimated
+        "aic": float(-2 * est.sm_result_.llf + 2 * (est.n_features_in_ + 1 + (est.family_ == "negbin" and alpha is None))),
+        "overdispersion": od,
+        "panel_years": sorted(map(int, frame[year].unique())) if panel else None,
+        "prediction_year": int(latest) if panel else None,
+    }
+    if est.family_ == "negbin" and family == "auto":
+        notes.append(QANote(STAGE, est.family_reason_, level="info", details={"overdispersion": od}))
+    elif est.family_ == "poisson" and od["p_value"] < 0.05:
+        notes.append(
+            QANote(
+                STAGE,
+                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test p = {od['p_value']:.3g}, Pearson χ²/df = "
+                f"{est.dispersion_:.2f}), aber Poisson-Modell vorgegeben: Standardfehler und Intervalle sind zu eng. "
+                "Empfehlung: family = 'auto' oder 'negbin'.",
+                level="warnung",
+                details={"overdispersion": od},
+            )
+        )
+
+    # ---- cross-validation ------------------------------------------------
+    cv_rows, oof_k = _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, cv_folds, seed, key, notes)
+    cv = pd.DataFrame(cv_rows).set_index("method")
+
+    calib = calibration_table(y, np.where(np.isfinite(oof_k), oof_k, mu_all), e)
+    funnel = funnel_table(y[target], mu_all[target], index=idx_t)
+    n_high = int((funnel["flag"] == "auffällig hoch").sum())
+    n_low = int((funnel["flag"] == "auffällig niedrig").sum())
+    if n_high or n_low:
+        notes.append(
+            QANote(
+                STAGE,
+                f"{n_high} Sozialräume mit auffällig hohem und {n_low} mit auffällig niedrigem Bedarf "
+                "(außerhalb der 99,8-%-Grenzen des Trichterdiagramms).",
+                level="info",
+                location=", ".join(row_names[target][funnel["flag"].to_numpy() != ""].astype(str).tolist()[:20]),
+            )
+        )
+
+    moran = None
+    if geometry is not None:
+        geo_t = geometry[target] if len(geometry) == len(frame) else geometry
+        moran = morans_i(pearson[target], geo_t, seed=seed)
+        if moran["significant"] and spatial_lag is None and fixed_effects is None:
+            notes.append(
+                QANote(
+                    STAGE,
+                    f"Die Residuen des Bedarfsmodells sind räumlich autokorreliert (Moran's I = {moran['I']:.3f}, "
+                    f"p = {moran['p_value']:.3g}): benachbarte Sozialräume weichen gemeinsam ab. Optionen: "
+                    "räumlichen Lag des Bedarfsindex aufnehmen (spatial_lag: need_index) oder feste Effekte je Bezirk "
+                    "(fixed_effects: bezirk).",
+                    level="warnung",
+                    details=moran,
+                )
+            )
+    else:
+        notes.append(QANote(STAGE, "Keine Geometrien übergeben: Moran's I der Residuen nicht berechnet.", level="info"))
+
+    return NeedModelResult(
+        estimator=est,
+        coefficients=coefs,
+        expected=expected,
+        intervals=intervals,
+        fit=fit,
+        cv=cv,
+        calibration=calib,
+        funnel=funnel,
+        moran=moran,
+        notes=notes,
+        residuals=pd.Series(pearson[target], index=idx_t, name="pearson_residual"),
+        predictors=list(X.columns),
+    )
+
+
+def _spatial_lag(frame, column, geometry, target, panel, year, key) -> np.ndarray:
+    """Queen-contiguity lag (mean over neighbours) of ``column``; panel rows are lagged within their year."""
+    from libpysal.weights import lag_spatial
+
+    if not panel:
+        w = queen_weights(geometry)
+        return lag_spatial(w, pd.to_numeric(frame[column]).to_numpy(dtype=float))
+    geo_t = geometry[target]
+    w = queen_weights(geo_t)
+    keys_t = frame.loc[target, key].astype(str).to_numpy()
+    out = np.full(len(frame), np.nan)
+    for _, rows in frame.groupby(year).groups.items():
+        sub = frame.loc[rows]
+        vals = pd.Series(pd.to_numeric(sub[column]).to_numpy(dtype=float), index=sub[key].astype(str)).reindex(keys_t)
+        lag = pd.Series(lag_spatial(w, vals.fillna(vals.mean()).to_numpy()), index=keys_t)
+        out[frame.index.get_indexer(rows)] = lag.reindex(sub[key].astype(str)).to_numpy()
+    return out
+
+
+def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, cv_folds, seed, key, notes):
+    template = clone(est).set_params(family=est.family_, alpha=est.alpha if est.alpha is not None else None)
+    n = len(y)
+    rows = []
+    k = int(min(cv_folds, n))
+    if panel and key in frame.columns:
+        # An area's years must not be split between training and test.
+        splits = list(GroupKFold(n_splits=min(k, frame[key].nunique())).split(X, y, frame[key].astype(str)))
+    else:
+        splits = list(KFold(n_splits=k, shuffle=True, random_state=seed).split(X))
+
+    def add(method, pred, label):
+        ok = np.isfinite(pred)
+        rows.append(
+            {
+                "method": method,
+                "label": label,
+                "deviance_explained": deviance_explained(y[ok], pred[ok], e[ok]) if ok.any() else np.nan,
+                "mae_per_1000": mae_per_1000(y[ok], pred[ok], e[ok]) if ok.any() else np.nan,
+            }
+        )
+
+    try:
+        oof_k = _oof(template, X, y, e, splits)
+    except GeoplanError as err:
+        oof_k = np.full(n, np.nan)
+        notes.append(QANote(STAGE, f"Kreuzvalidierung nicht möglich: {err.message}", level="warnung"))
+    add("model_kfold", oof_k, _CV_LABELS["model_kfold"].format(k=k))
+    if groups is not None and groups in frame.columns:
+        g = frame[groups].astype(str).to_numpy()
+        n_g = len(np.unique(g))
+        if fixed_effects == groups:
+            notes.append(
+                QANote(
+                    STAGE,
+                    f"Räumlich blockierte Kreuzvalidierung nach '{groups}' entfällt: das Modell hat feste Effekte "
+                    "für dieselben Gruppen, ein ausgelassener Bezirk hätte keinen Schätzwert.",
+                    level="info",
+                )
+            )
+        elif n_g < 2:
+            notes.append(QANote(STAGE, f"Nur eine Gruppe in '{groups}': keine räumlich blockierte Kreuzvalidierung.", level="info"))
+        else:
+            try:
+                splits_g = list(GroupKFold(n_splits=min(k, n_g)).split(X, y, g))
+                add("model_blocked", _oof(template, X, y, e, splits_g), _CV_LABELS["model_blocked"].format(g=groups))
+            except GeoplanError as err:
+                notes.append(QANote(STAGE, f"Blockierte Kreuzvalidierung nicht möglich: {err.message}", level="warnung"))
+    elif groups is not None:
+        notes.append(QANote(STAGE, f"Spalte '{groups}' fehlt: keine räumlich blockierte Kreuzvalidierung.", level="info"))
+    prev = "hze_cases_prev"
+    if prev in frame.columns:
+        pv = pd.to_numeric(frame[prev], errors="coerce").to_numpy(dtype=float)
+        if np.isfinite(pv).all():
+            # Zero prior-year cases would give an infinite deviance; planners' naive forecast is kept as is,
+            # but a floor of 0.5 cases keeps the deviance finite (documented in the report).
+            add("baseline_prev", np.maximum(pv, 0.5), _CV_LABELS["baseline_prev"])
+        else:
+            notes.append(QANote(STAGE, f"Spalte '{prev}' unvollständig: Vorjahres-Basislinie entfällt.", level="info"))
+    add("baseline_rate", _rate_oof(y, e, splits), _CV_LABELS["baseline_rate"])
+    return rows, oof_k

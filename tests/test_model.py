@@ -1,0 +1,209 @@
+"""Tests of the HzE demand model (geoplan.model) on synthetic Sozialräume with known truth."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from sklearn.model_selection import GroupKFold, cross_val_predict, cross_val_score
+
+from geoplan.errors import GeoplanError
+from geoplan.model import HzEDemandModel, fit_need_model, funnel_table, poisson_limits
+from geoplan.synthetic import make_sozialraeume
+
+PRED = ["arbeitslosigkeit", "kinderarmut", "alleinerziehende"]
+
+
+def _glm_reference(model, frame, family):
+    Z = (frame[PRED].to_numpy(float) - frame[PRED].to_numpy(float).mean(0)) / frame[PRED].to_numpy(float).std(0)
+    return sm.GLM(frame["hze_cases"], sm.add_constant(Z), family=family, offset=np.log(frame["pop_u21"])).fit()
+
+
+def test_poisson_coefficients_and_se_equal_statsmodels_glm():
+    frame, _ = make_sozialraeume(150, seed=3)
+    m = HzEDemandModel(family="poisson").fit(frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"])
+    ref = _glm_reference(m, frame, sm.families.Poisson())
+    np.testing.assert_allclose(np.r_[m.intercept_, m.coef_], ref.params, atol=1e-6)
+    np.testing.assert_allclose(m.bse_.to_numpy(), ref.bse, atol=1e-6)
+    np.testing.assert_allclose(m.conf_int_.to_numpy(), np.asarray(ref.conf_int()), atol=1e-6)
+    sf = m.summary_frame()
+    np.testing.assert_allclose(sf["irr"], np.exp(ref.params), rtol=1e-6)
+    assert list(sf.columns) == ["term", "coef", "se", "z", "p_value", "ci_low", "ci_high", "irr", "irr_low", "irr_high"]
+
+
+def test_negbin_coefficients_and_se_equal_statsmodels_glm_at_alpha():
+    frame, _ = make_sozialraeume(200, alpha=0.15, seed=4)
+    m = HzEDemandModel(family="negbin").fit(frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"])
+    ref = _glm_reference(m, frame, sm.families.NegativeBinomial(alpha=m.alpha_))
+    np.testing.assert_allclose(np.r_[m.intercept_, m.coef_], ref.params, atol=1e-6)
+    np.testing.assert_allclose(m.bse_.to_numpy(), ref.bse, atol=1e-6)
+    # alpha is the NB2 maximum-likelihood estimate: the discrete NB2 model gives the same coefficients.
+    X = sm.add_constant((frame[PRED] - frame[PRED].mean()) / frame[PRED].std(ddof=0))
+    nb2 = sm.NegativeBinomial(frame["hze_cases"], X, offset=np.log(frame["pop_u21"])).fit(disp=0)
+    np.testing.assert_allclose(m.alpha_, nb2.params.iloc[-1], rtol=1e-4)
+    np.testing.assert_allclose(np.r_[m.intercept_, m.coef_], nb2.params.iloc[:-1], atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["poisson", "negbin"])
+def test_predictions_identical_between_sklearn_and_statsmodels(family):
+    frame, _ = make_sozialraeume(120, alpha=0.1, seed=5)
+    m = HzEDemandModel(family=family).fit(frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"])
+    sm_pred = m.sm_result_.predict(m.design_matrix(frame[PRED]), offset=np.log(frame["pop_u21"].to_numpy(float)))
+    np.testing.assert_allclose(m.predict(frame[PRED], exposure=frame["pop_u21"]), sm_pred, rtol=1e-12)
+    np.testing.assert_allclose(m.predict(frame[PRED], exposure=frame["pop_u21"]), m.sm_result_.fittedvalues, rtol=1e-10)
+    # without exposure: rate per person under 21
+    np.testing.assert_allclose(m.predict(frame[PRED]) * frame["pop_u21"], sm_pred, rtol=1e-12)
+    # raw-scale coefficients reproduce the same linear predictor
+    eta_raw = m.intercept_raw_ + frame[PRED].to_numpy(float) @ m.coef_raw_
+    np.testing.assert_allclose(np.exp(eta_raw) * frame["pop_u21"], sm_pred, rtol=1e-10)
+
+
+def test_coverage_of_true_coefficients_in_100_replications():
+    hits = np.zeros(len(PRED) + 1, dtype=int)
+    for seed in range(100):
+        frame, truth = make_sozialraeume(80, alpha=0.0, seed=1000 + seed)
+        m = HzEDemandModel(family="poisson", standardize=False).fit(
+            frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"]
+        )
+        true = np.r_[truth["intercept"], [truth["coef"][c] for c in PRED]]
+        ci = m.conf_int_.to_numpy()
+        hits += (ci[:, 0] <= true) & (true <= ci[:, 1])
+    assert (hits >= 90).all(), hits
+
+
+def test_coverage_negbin_in_100_replications():
+    hits = np.zeros(len(PRED), dtype=int)
+    for seed in range(100):
+        frame, truth = make_sozialraeume(100, alpha=0.1, seed=2000 + seed)
+        m = HzEDemandModel(family="negbin").fit(frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"])
+        true = np.array([truth["coef"][c] for c in PRED]) * m.scaler_scale_  # per SD of the sample
+        ci = m.conf_int_.to_numpy()[1:]
+        hits += (ci[:, 0] <= true) & (true <= ci[:, 1])
+    assert (hits >= 90).all(), hits
+
+
+def test_auto_family_switches_to_negbin_when_overdispersed_and_keeps_poisson_otherwise():
+    over, _ = make_sozialraeume(200, alpha=0.2, seed=6)
+    m = HzEDemandModel().fit(over[PRED], over["hze_cases"], exposure=over["pop_u21"])
+    assert m.family_ == "negbin"
+    assert m.overdispersion_test_["p_value"] < 0.05
+    assert "Überdispersion" in m.family_reason_
+    assert 0.1 < m.alpha_ < 0.4
+    pois, _ = make_sozialraeume(200, alpha=0.0, seed=7)
+    m2 = HzEDemandModel().fit(pois[PRED], pois["hze_cases"], exposure=pois["pop_u21"])
+    assert m2.family_ == "poisson"
+    assert m2.alpha_ == 0.0
+    assert 0.7 < m2.dispersion_ < 1.4
+
+
+def test_forced_poisson_with_overdispersion_warns_in_notes():
+    frame, truth = make_sozialraeume(150, alpha=0.2, seed=8)
+    res = fit_need_model(frame, predictors=PRED, family="poisson", n_boot=100, cv_folds=3)
+    assert res.fit["family"] == "poisson"
+    assert any("Überdispersion" in n.message and n.level == "warnung" for n in res.notes)
+    res2 = fit_need_model(frame, predictors=PRED, family="auto", n_boot=100, cv_folds=3)
+    assert res2.fit["family"] == "negbin"
+    assert any("NB2" in n.message for n in res2.notes)
+
+
+def test_sklearn_cross_val_score_works_with_exposure_column():
+    frame, _ = make_sozialraeume(150, alpha=0.0, seed=9)
+    X = frame[PRED + ["pop_u21"]]
+    est = HzEDemandModel(family="poisson", exposure_col="pop_u21")
+    scores = cross_val_score(est, X, frame["hze_cases"], cv=5)
+    assert scores.shape == (5,)
+    assert np.all(np.isfinite(scores)) and scores.mean() > 0.1
+    pred = cross_val_predict(est, X, frame["hze_cases"], cv=GroupKFold(4), groups=frame["bezirk"])
+    assert pred.shape == (150,) and np.all(pred > 0)
+    # the exposure column is not a predictor
+    fitted = est.fit(X, frame["hze_cases"])
+    assert list(fitted.feature_names_in_) == PRED
+
+
+def test_score_is_deviance_explained():
+    frame, _ = make_sozialraeume(150, alpha=0.0, seed=10)
+    m = HzEDemandModel(family="poisson").fit(frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"])
+    d2 = m.score(frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"])
+    null = sm.GLM(frame["hze_cases"], np.ones((150, 1)), family=sm.families.Poisson(), offset=np.log(frame["pop_u21"])).fit()
+    assert d2 == pytest.approx(1 - m.sm_result_.deviance / null.deviance, rel=1e-8)
+
+
+# ---- guard rails -------------------------------------------------------------
+
+
+def _frame():
+    return make_sozialraeume(60, seed=11)[0]
+
+
+@pytest.mark.parametrize(
+    "mutate, words",
+    [
+        (lambda f: f.assign(pop_u21=f["pop_u21"].where(f.index != 3, 0)), ["pop_u21", "0004"]),
+        (lambda f: f.assign(pop_u21=f["pop_u21"].astype(float).where(f.index != 5, np.nan)), ["pop_u21", "0006"]),
+        (lambda f: f.assign(pop_u21=f["pop_u21"].where(f.index != 7, -3)), ["pop_u21", "0008"]),
+        (lambda f: f.assign(hze_cases=f["hze_cases"].where(f.index != 2, -1)), ["Negative", "0003"]),
+        (lambda f: f.assign(hze_cases=f["hze_cases"].astype(float).where(f.index != 4, 2.5)), ["ganzzahlig", "0005"]),
+        (lambda f: f.assign(hze_cases=f["hze_cases"].astype(float).where(f.index != 9, np.nan)), ["fehlen", "0010"]),
+        (lambda f: f.assign(kinderarmut=f["kinderarmut"].where(f.index != 1, np.nan)), ["kinderarmut", "0002"]),
+        (lambda f: f.assign(kinderarmut=5.0), ["kinderarmut", "konstant"]),
+        (lambda f: f.drop(columns="kinderarmut"), ["kinderarmut", "fehlen"]),
+        (lambda f: f.iloc[:19], ["Zu wenige", "20"]),
+    ],
+)
+def test_guard_rails_raise_german_errors_naming_column_and_rows(mutate, words):
+    frame = mutate(_frame())
+    with pytest.raises(GeoplanError) as exc:
+        fit_need_model(frame, predictors=PRED, n_boot=50, cv_folds=3)
+    text = exc.value.render()
+    for w in words:
+        assert w in text, text
+
+
+def test_estimator_guard_rails():
+    f = _frame()
+    with pytest.raises(GeoplanError, match="Exposition"):
+        HzEDemandModel().fit(f[PRED], f["hze_cases"], exposure=np.r_[0, f["pop_u21"].to_numpy()[1:]])
+    with pytest.raises(GeoplanError, match="Modellfamilie"):
+        HzEDemandModel(family="gauss").fit(f[PRED], f["hze_cases"], exposure=f["pop_u21"])
+
+
+# ---- fit_need_model ------------------------------------------------------------
+
+
+def test_fit_need_model_outputs():
+    frame, truth = make_sozialraeume(200, alpha=0.1, seed=12, geometry=True)
+    res = fit_need_model(frame, predictors=PRED, n_boot=400, seed=1)
+    assert res.coefficients.loc[0, "label"] == "Konstante"
+    assert res.expected.index.equals(frame.index)
+    assert res.expected.sum() == pytest.approx(frame["hze_cases"].sum(), rel=0.05)
+    assert set(res.cv.index) == {"model_kfold", "model_blocked", "baseline_prev", "baseline_rate"}
+    assert list(res.cv.columns[-2:]) == ["deviance_explained", "mae_per_1000"]
+    # the indicators carry real signal: the model beats the citywide rate out of sample
+    assert res.cv.loc["model_kfold", "deviance_explained"] > res.cv.loc["baseline_rate", "deviance_explained"]
+    assert res.cv.loc["model_kfold", "mae_per_1000"] < res.cv.loc["baseline_rate", "mae_per_1000"]
+    assert len(res.calibration) == 10 and res.calibration["n"].sum() == 200
+    assert (res.intervals["pi_low"] <= res.expected).all() and (res.expected <= res.intervals["pi_high"]).all()
+    inside = ((frame["hze_cases"] >= res.intervals["pi_low"]) & (frame["hze_cases"] <= res.intervals["pi_high"])).mean()
+    assert inside > 0.85
+    assert res.moran is not None and set(res.moran) >= {"I", "p_value", "significant"}
+    assert res.fit["n"] == 200 and res.fit["k"] == 4 and res.fit["family"] == "negbin"
+    # deterministic for a seed
+    res2 = fit_need_model(frame, predictors=PRED, n_boot=400, seed=1)
+    pd.testing.assert_frame_equal(res.intervals, res2.intervals)
+    assert res.moran == res2.moran
+
+
+def test_funnel_limits_exact_poisson():
+    e = np.array([5.0, 20.0, 100.0])
+    hi = poisson_limits(e, 0.975)
+    lo = poisson_limits(e, 0.025)
+    # the interpolated limits lie between the neighbouring integers of the exact quantile
+    from scipy.stats import poisson
+
+    q = poisson.ppf(0.975, e)
+    assert np.all((hi <= q) & (hi > q - 1))
+    assert np.all(lo < e) and np.all(hi > e)
+    ft = funnel_table([15, 20, 60], e)
+    assert list(ft["flag"]) == ["auffällig hoch", "", "auffällig niedrig"]
+    assert (ft["lo998"] < ft["lo95"]).all() and (ft["hi998"] > ft["hi95"]).all()
+    # funnel narrows with larger expected counts
+    assert ft["hi95"].is_monotonic_decreasing
