@@ -132,17 +132,29 @@ class ModelComponent(_Base):
 
 
 class PriorYearComponent(_Base):
-    """Share proportional to prior-year costs (EUR), averaged over ``columns``."""
+    """Share proportional to prior-year costs (EUR).
+
+    ``columns`` are averaged per Sozialraum when they are several years
+    (``combine: mean``, e.g. Kamp-Lintfort 1998 and 1999) or added up when they
+    are cost types of one year (``combine: sum``, e.g. ambulant + teilstationär).
+    """
 
     type: Literal["prior_year"]
     columns: list[str] = Field(default_factory=lambda: ["hze_cost_prev_eur"], min_length=1)
+    combine: Literal["mean", "sum"] = "mean"
 
 
 class FachleistungsstundenComponent(_Base):
-    """Share proportional to hours × hourly rate (EUR/h)."""
+    """Share proportional to hours × hourly rate (EUR/h).
+
+    ``column`` holds Fachleistungsstunden (h) per Sozialraum; with
+    ``hours_per_case`` it holds cases instead (e.g. ``expected_cases``) and the
+    hours are cases × hours per case.
+    """
 
     type: Literal["fachleistungsstunden"]
     column: str = "fachleistungsstunden"
+    hours_per_case: float | None = Field(None, gt=0)
     rate_eur_per_hour: float | None = Field(None, gt=0)
     rate_column: str | None = None
 
@@ -228,12 +240,22 @@ class Corridor(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reference_column: str = "hze_cost_prev_eur"
+    max_change_pct: float | None = Field(None, ge=0.0, le=100.0, description="±x %: sets both limits")
     max_decrease_pct: float | None = Field(None, ge=0.0, le=100.0)
     max_increase_pct: float | None = Field(None, ge=0.0)
     floor_column: str | None = None
     cap_column: str | None = None
     floor_eur: float | None = Field(None, ge=0.0)
     cap_eur: float | None = Field(None, ge=0.0)
+
+    @model_validator(mode="after")
+    def _symmetric(self):
+        if self.max_change_pct is not None:
+            if self.max_decrease_pct is None:
+                self.max_decrease_pct = self.max_change_pct
+            if self.max_increase_pct is None:
+                self.max_increase_pct = self.max_change_pct
+        return self
 
 
 class AllocationSpec(BaseModel):
@@ -474,9 +496,10 @@ def component_raw(frame: pd.DataFrame, comp) -> np.ndarray:
     if comp.type == "model":
         return _column(frame, comp.column, comp.name)
     if comp.type == "prior_year":
-        return np.mean([_column(frame, c, comp.name) for c in comp.columns], axis=0)
+        cols = [_column(frame, c, comp.name) for c in comp.columns]
+        return np.mean(cols, axis=0) if comp.combine == "mean" else np.sum(cols, axis=0)
     if comp.type == "fachleistungsstunden":
-        hours = _column(frame, comp.column, comp.name)
+        hours = _column(frame, comp.column, comp.name) * (comp.hours_per_case or 1.0)
         rate = _column(frame, comp.rate_column, comp.name) if comp.rate_column else comp.rate_eur_per_hour
         return hours * rate
     raise AssertionError(comp.type)  # pragma: no cover

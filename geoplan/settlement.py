@@ -1,0 +1,794 @@
+"""Settlement rules at the end of a budget period (all money in whole EUR).
+
+The rules come from the municipal models in the source document (ISSAB
+expert report, chapter 3; rules of chapter 6.2/6.3, Verfügungsfonds chapter 5):
+
+* surplus sharing between provider(s) and public body by percentage
+  (Frankfurt (Oder) 25 % / 75 %, Siegen 40 %, Hannover half of the remainder of
+  Teilbudget B) and carry-over of the kept surplus into the next period;
+* overspend: re-financing clauses (by change of social indicators: Hannover,
+  Siegen; by detailed case costs), otherwise the budget works as a cap
+  ("Deckelung") and the overspend is reported as uncovered;
+* conditional payout (Stuttgart: 95 % in instalments, 1 % volunteers, 3 %
+  reports, 1 % year-end accounts, bonus up to 1 %) with an instalment schedule;
+* dynamic coupling (Siegen: savings in A added to B, B never below its start
+  value), Celle's first-year refund from C, Nordfriesland's move of old cases
+  from A to B;
+* provider models for one Sozialraum (single provider, Trägerverbund,
+  Gewährleistungsträger with sub-contractors);
+* Verfügungsfonds (fixed amount per quarter, or a pot split by a rule;
+  DM amounts converted at the fixed rate 1 EUR = 1.95583 DM).
+
+Every function is pure and returns integer euros that add up exactly (largest
+remainder rounding, :func:`geoplan.allocate.hamilton`), plus a German table
+for the report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from geoplan.allocate import fmt_eur, hamilton
+from geoplan.errors import GeoplanError, QANote
+
+__all__ = [
+    "DM_PER_EUR",
+    "SettlementSpec",
+    "parse_settlement",
+    "describe_settlement",
+    "base_total",
+    "share_surplus",
+    "settle_overspend",
+    "conditional_payout",
+    "dynamic_coupling",
+    "first_year_refund",
+    "transfer_old_cases",
+    "provider_split",
+    "verfuegungsfonds",
+    "dm_to_eur",
+]
+
+#: irrevocable conversion rate fixed by the Council of the EU on 31.12.1998
+DM_PER_EUR = 1.95583
+
+
+def _int(x, what: str) -> int:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise GeoplanError(f"{what} muss eine Zahl sein.", found=repr(x)) from None
+    if not math.isfinite(v):
+        raise GeoplanError(f"{what} muss endlich sein.", found=repr(x))
+    return int(round(v))
+
+
+def _pct(p, what: str) -> float:
+    p = float(p)
+    if not 0.0 <= p <= 100.0:
+        raise GeoplanError(f"{what} muss zwischen 0 und 100 % liegen.", found=f"{p:g} %")
+    return p
+
+
+def _split2(amount: int, pct: float) -> tuple[int, int]:
+    """Split ``amount`` into (pct %, rest) exactly (largest remainder)."""
+    a, b = hamilton(amount, [pct, 100.0 - pct]) if amount > 0 else (0, 0)
+    return int(a), int(b)
+
+
+# --------------------------------------------------------------------------
+# The ``settlement:`` section of a preset / config
+# --------------------------------------------------------------------------
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SurplusRule(_M):
+    """Share of a surplus kept by the provider(s); the rest goes back to the public body."""
+
+    provider_pct: float = Field(ge=0, le=100)
+    teilbudget: str | None = None
+    carry_over: bool = True
+    use: str = ""
+
+
+class OverspendRule(_M):
+    """Re-financing clause on overspend; ``none`` means the budget is a cap."""
+
+    refinancing: Literal["indicator", "case_costs", "none"] = "none"
+    indicators: list[str] = Field(default_factory=list)
+    threshold_pct: float = Field(0.0, ge=0)
+    not_if_principles_broken: bool = False
+
+
+class Condition(_M):
+    label: str
+    pct: float = Field(ge=0, le=100)
+
+
+class PayoutRule(_M):
+    instalments: int = Field(12, ge=1, le=366)
+    unconditional_pct: float = Field(95.0, ge=0, le=100)
+    conditions: list[Condition] = Field(default_factory=list)
+    bonus_max_pct: float = Field(0.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _sum(self):
+        s = self.unconditional_pct + sum(c.pct for c in self.conditions)
+        if abs(s - 100.0) > 1e-9:
+            raise ValueError(f"Auszahlung: unbedingter Anteil und Bedingungen müssen 100 % ergeben, gefunden {s:g} %")
+        return self
+
+
+class CouplingRule(_M):
+    source: str = "A"
+    target: str = "B"
+    floor_at_start: bool = True
+
+
+class RefundRule(_M):
+    from_teilbudget: str = "C"
+    months: int = Field(12, ge=1, le=36)
+
+
+class TransferRule(_M):
+    from_teilbudget: str = "A"
+    to_teilbudget: str = "B"
+    requires_review: bool = True
+
+
+class ProviderMember(_M):
+    name: str
+    share: float | None = Field(None, ge=0)
+    cases: float | None = Field(None, ge=0)
+    role: str | None = None
+
+
+class ProviderRule(_M):
+    model: Literal["single", "verbund", "gewaehrleistung"]
+    basis: Literal["agreed", "past_cases"] = "agreed"
+    members: list[ProviderMember] = Field(default_factory=list)
+
+
+class FondsRule(_M):
+    mode: Literal["per_quarter", "pot"]
+    amount_eur: float | None = Field(None, gt=0)
+    amount_dm: float | None = Field(None, gt=0)
+    areas: int | None = Field(None, ge=1)
+    quarters: int = Field(4, ge=1)
+    years: int = Field(1, ge=1)
+    rule: Literal["equal", "column"] = "equal"
+    column: str | None = None
+
+    @model_validator(mode="after")
+    def _amount(self):
+        if (self.amount_eur is None) == (self.amount_dm is None):
+            raise ValueError("Verfügungsfonds: genau eines von amount_eur oder amount_dm angeben")
+        return self
+
+
+class SettlementSpec(_M):
+    """The ``settlement:`` section: which end-of-period rules apply."""
+
+    surplus: SurplusRule | None = None
+    overspend: OverspendRule | None = None
+    payout: PayoutRule | None = None
+    coupling: CouplingRule | None = None
+    refund: RefundRule | None = None
+    transfer: TransferRule | None = None
+    providers: ProviderRule | None = None
+    verfuegungsfonds: FondsRule | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+def parse_settlement(data: dict | SettlementSpec | None, *, file=None) -> SettlementSpec:
+    """Validate the ``settlement:`` section; GeoplanError naming the field."""
+    if isinstance(data, SettlementSpec):
+        return data
+    try:
+        return SettlementSpec.model_validate(data or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise GeoplanError(
+            "Ungültiger Abschnitt 'settlement' (Abrechnungsregeln).",
+            file=file,
+            location="settlement." + ".".join(str(p) for p in first["loc"]),
+            expected=first["msg"],
+            found=str(first.get("input"))[:200],
+        ) from None
+
+
+def describe_settlement(spec: SettlementSpec | dict) -> pd.DataFrame:
+    """The rules in German, one row each (columns ``regel``, ``beschreibung``)."""
+    spec = parse_settlement(spec)
+    rows = []
+    if spec.surplus:
+        s = spec.surplus
+        tb = f" aus Teilbudget {s.teilbudget}" if s.teilbudget else ""
+        text = f"{s.provider_pct:g} % der Einsparung{tb} verbleiben beim Träger, {100 - s.provider_pct:g} % beim öffentlichen Träger"
+        if s.carry_over:
+            text += "; der Trägeranteil wird in die nächste Periode übertragen"
+        if s.use:
+            text += f" (Verwendung: {s.use})"
+        rows.append(("Überschuss", text))
+    if spec.overspend:
+        o = spec.overspend
+        text = {
+            "indicator": "Nachfinanzierung bei Veränderung der Sozialindikatoren"
+            + (f" ({', '.join(o.indicators)})" if o.indicators else "")
+            + (f" ab {o.threshold_pct:g} %" if o.threshold_pct else ""),
+            "case_costs": "Nachfinanzierung nach detaillierter Erhebung der Einzelfallkosten",
+            "none": "keine Nachfinanzierung: das Budget wirkt als Deckel",
+        }[o.refinancing]
+        if o.not_if_principles_broken:
+            text += "; keine Erhöhung, wenn fachliche Prinzipien nicht eingehalten wurden"
+        rows.append(("Überschreitung", text))
+    if spec.payout:
+        p = spec.payout
+        cond = ", ".join(f"{c.pct:g} % {c.label}" for c in p.conditions)
+        text = f"{p.unconditional_pct:g} % in {p.instalments} Raten"
+        if cond:
+            text += f"; bedingt: {cond}"
+        if p.bonus_max_pct:
+            text += f"; Leistungsbonus bis {p.bonus_max_pct:g} %"
+        rows.append(("Auszahlung", text))
+    if spec.coupling:
+        c = spec.coupling
+        text = f"Einsparungen in Teilbudget {c.source} erhöhen Teilbudget {c.target}"
+        if c.floor_at_start:
+            text += f"; {c.target} nie unter dem Startbudget"
+        rows.append(("Kopplung", text))
+    if spec.refund:
+        rows.append(
+            (
+                "Erstattung",
+                f"bei Verselbständigung aus stationärer Hilfe: Erstattung von {spec.refund.months} Monaten "
+                f"aus Teilbudget {spec.refund.from_teilbudget}",
+            )
+        )
+    if spec.transfer:
+        rows.append(
+            (
+                "Umbuchung",
+                f"Altfälle wechseln nach Überprüfung von Teilbudget {spec.transfer.from_teilbudget} "
+                f"nach {spec.transfer.to_teilbudget}",
+            )
+        )
+    if spec.providers:
+        pr = spec.providers
+        name = {"single": "ein Träger", "verbund": "Trägerverbund", "gewaehrleistung": "Gewährleistungsträger mit Subunternehmern"}[pr.model]
+        basis = {"agreed": "vereinbarte Anteile", "past_cases": "bisheriges Fallvolumen"}[pr.basis]
+        rows.append(("Träger", f"{name}; Aufteilung nach {basis}"))
+    if spec.verfuegungsfonds:
+        f = spec.verfuegungsfonds
+        amount = f"{fmt_eur(f.amount_eur)} EUR" if f.amount_eur else f"{fmt_eur(f.amount_dm)} DM"
+        text = f"{amount} je Quartal und Gebiet" if f.mode == "per_quarter" else f"Topf {amount} über {f.years} Jahr(e)"
+        rows.append(("Verfügungsfonds", text))
+    for n in spec.notes:
+        rows.append(("Hinweis", n))
+    return pd.DataFrame(rows, columns=["regel", "beschreibung"])
+
+
+# --------------------------------------------------------------------------
+# Base budget from prior years (Stuttgart, Kamp-Lintfort, Neunkirchen, Nordfriesland)
+# --------------------------------------------------------------------------
+def base_total(
+    prior_costs_eur,
+    *,
+    combine: Literal["mean", "sum", "last"] = "last",
+    case_forecast_pct: float = 0.0,
+    lump_sum_eur: float = 0.0,
+) -> int:
+    """Budget total (EUR) from prior-year costs.
+
+    ``prior_costs_eur`` are the costs of one or several years (oldest first).
+    ``combine``: ``last`` (Stuttgart, Neunkirchen: last year's costs), ``mean``
+    (Kamp-Lintfort: the two previous years; Nordfriesland: mean cost of new
+    cases in the two years before), ``sum``. The result is multiplied by the
+    case forecast (1 + p/100) and a lump sum (e.g. fallunspezifische Arbeit,
+    prevention) is added; rounded half up to whole EUR.
+    """
+    costs = np.atleast_1d(np.asarray(prior_costs_eur, dtype=float))
+    if costs.size == 0 or not np.all(np.isfinite(costs)) or (costs < 0).any():
+        raise GeoplanError("Vorjahreskosten müssen endliche Beträge ≥ 0 sein.", found=str(list(costs)))
+    base = {"last": costs[-1], "mean": costs.mean(), "sum": costs.sum()}[combine]
+    return int(math.floor(base * (1 + case_forecast_pct / 100.0) + float(lump_sum_eur) + 0.5))
+
+
+# --------------------------------------------------------------------------
+# Surplus and overspend
+# --------------------------------------------------------------------------
+@dataclass
+class SurplusResult:
+    """Surplus split (EUR). ``table``: position, amount_eur."""
+
+    budget_eur: int
+    actual_eur: int
+    surplus_eur: int
+    provider_eur: int
+    public_eur: int
+    overspend_eur: int
+    carry_over_eur: int
+    next_budget_eur: int | None
+    table: pd.DataFrame
+    notes: list[QANote] = field(default_factory=list)
+
+
+def share_surplus(
+    budget_eur,
+    actual_eur,
+    provider_pct: float,
+    *,
+    carry_over: bool = True,
+    next_budget_eur=None,
+) -> SurplusResult:
+    """Split a surplus (budget − actual, EUR) between provider and public body.
+
+    Frankfurt (Oder): ``provider_pct=25`` (25 % for fallunspezifische Arbeit or
+    reserves, 75 % stay with the city); Siegen 40; Hannover: 50 of the
+    remainder of Teilbudget B (call with B's budget and actual). The
+    provider's part is carried over into the next period (added to
+    ``next_budget_eur`` when given). An overspend is reported, not shared
+    (see :func:`settle_overspend`).
+    """
+    budget = _int(budget_eur, "Budget")
+    actual = _int(actual_eur, "Ist-Ausgaben")
+    pct = _pct(provider_pct, "Trägeranteil")
+    diff = budget - actual
+    surplus = max(diff, 0)
+    overspend = max(-diff, 0)
+    prov, pub = _split2(surplus, pct)
+    carry = prov if carry_over else 0
+    nxt = None if next_budget_eur is None else _int(next_budget_eur, "Budget der nächsten Periode") + carry
+    rows = [
+        ("Budget", budget),
+        ("Ist-Ausgaben", actual),
+        ("Einsparung", surplus),
+        (f"Anteil Träger ({pct:g} %)", prov),
+        (f"Anteil öffentlicher Träger ({100 - pct:g} %)", pub),
+        ("Überschreitung", overspend),
+        ("Übertrag in die nächste Periode", carry),
+    ]
+    if nxt is not None:
+        rows.append(("Budget der nächsten Periode mit Übertrag", nxt))
+    notes = []
+    if overspend:
+        notes.append(
+            QANote(stage="settlement", message=f"Budget um {fmt_eur(overspend)} EUR überschritten; kein Überschuss zu teilen.")
+        )
+    return SurplusResult(
+        budget_eur=budget,
+        actual_eur=actual,
+        surplus_eur=surplus,
+        provider_eur=prov,
+        public_eur=pub,
+        overspend_eur=overspend,
+        carry_over_eur=carry,
+        next_budget_eur=nxt,
+        table=pd.DataFrame(rows, columns=["position", "amount_eur"]),
+        notes=notes,
+    )
+
+
+@dataclass
+class OverspendResult:
+    """Overspend and how much of it is re-financed (EUR)."""
+
+    overspend_eur: int
+    refinanced_eur: int
+    uncovered_eur: int
+    capped: bool
+    adjusted_budget_eur: int
+    reason: str
+    table: pd.DataFrame
+    notes: list[QANote] = field(default_factory=list)
+
+
+def settle_overspend(
+    budget_eur,
+    actual_eur,
+    *,
+    refinancing: Literal["indicator", "case_costs", "none"] = "none",
+    indicator_before=None,
+    indicator_after=None,
+    indicator_weights=None,
+    threshold_pct: float = 0.0,
+    documented_case_costs_eur=None,
+    principles_kept: bool = True,
+    not_if_principles_broken: bool = False,
+) -> OverspendResult:
+    """Re-financing of an overspend (source section 6.2: without a clause the budget is a cap).
+
+    ``indicator``: the budget is adjusted by the relative change of the
+    (weighted mean of the) social indicators, ``after / before − 1``, when the
+    change exceeds ``threshold_pct``; the re-financed amount is the smaller of
+    the overspend and ``budget × change`` (Hannover contract clause; Siegen:
+    "sozialstrukturelle Entwicklungen"). Siegen excludes re-financing when the
+    overspend comes from broken professional principles
+    (``not_if_principles_broken`` and ``principles_kept=False``).
+    ``case_costs``: the documented costs of the necessary individual cases
+    (EUR) are re-financed above the budget, at most the overspend.
+    ``none``: the overspend stays uncovered (cap).
+    """
+    budget = _int(budget_eur, "Budget")
+    actual = _int(actual_eur, "Ist-Ausgaben")
+    over = max(actual - budget, 0)
+    refin = 0
+    reason = "keine Überschreitung"
+    notes: list[QANote] = []
+    if over:
+        if refinancing == "none":
+            reason = "keine Nachfinanzierungsklausel: Budget wirkt als Deckel"
+        elif not_if_principles_broken and not principles_kept:
+            reason = "keine Nachfinanzierung: fachliche Prinzipien nicht eingehalten"
+        elif refinancing == "indicator":
+            if indicator_before is None or indicator_after is None:
+                raise GeoplanError(
+                    "Nachfinanzierung nach Indikatoren braucht Indikatorwerte vorher und nachher.",
+                    location="settlement.overspend",
+                    hint="indicator_before und indicator_after angeben.",
+                )
+            before = np.atleast_1d(np.asarray(indicator_before, dtype=float))
+            after = np.atleast_1d(np.asarray(indicator_after, dtype=float))
+            if before.shape != after.shape or (before <= 0).any():
+                raise GeoplanError(
+                    "Indikatorwerte vorher/nachher müssen gleich viele und positive Werte sein.",
+                    found=f"{before.tolist()} / {after.tolist()}",
+                )
+            w = np.ones_like(before) if indicator_weights is None else np.asarray(indicator_weights, dtype=float)
+            change = float(np.sum(w * (after / before - 1.0)) / np.sum(w))
+            if change * 100 > threshold_pct:
+                refin = min(over, int(math.floor(budget * change + 0.5)))
+                reason = f"Sozialindikatoren um {change * 100:.1f} % gestiegen"
+            else:
+                reason = f"Indikatorveränderung {change * 100:.1f} % unter der Schwelle {threshold_pct:g} %"
+        elif refinancing == "case_costs":
+            if documented_case_costs_eur is None:
+                raise GeoplanError(
+                    "Nachfinanzierung nach Einzelfallkosten braucht die dokumentierten Fallkosten.",
+                    location="settlement.overspend",
+                )
+            doc = int(np.sum(np.asarray(documented_case_costs_eur, dtype=float)).round())
+            refin = min(over, max(doc - budget, 0))
+            reason = f"dokumentierte Einzelfallkosten {fmt_eur(doc)} EUR"
+        else:
+            raise GeoplanError("Unbekannte Nachfinanzierungsregel.", found=str(refinancing),
+                               expected="indicator, case_costs, none")
+    uncovered = over - refin
+    if uncovered:
+        notes.append(
+            QANote(stage="settlement", message=f"Überschreitung von {fmt_eur(uncovered)} EUR nicht nachfinanziert (Deckelung).")
+        )
+    table = pd.DataFrame(
+        [
+            ("Budget", budget),
+            ("Ist-Ausgaben", actual),
+            ("Überschreitung", over),
+            ("Nachfinanzierung", refin),
+            ("nicht gedeckt", uncovered),
+            ("angepasstes Budget", budget + refin),
+        ],
+        columns=["position", "amount_eur"],
+    )
+    return OverspendResult(
+        overspend_eur=over,
+        refinanced_eur=refin,
+        uncovered_eur=uncovered,
+        capped=bool(uncovered),
+        adjusted_budget_eur=budget + refin,
+        reason=reason,
+        table=table,
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------
+# Conditional payout (Stuttgart)
+# --------------------------------------------------------------------------
+@dataclass
+class PayoutResult:
+    """Payout of a budget (EUR).
+
+    schedule: rate (1..n), amount_eur (the unconditional part in instalments).
+    conditions: label, pct, amount_eur, met, paid_eur; plus the bonus row.
+    """
+
+    total_eur: int
+    unconditional_eur: int
+    conditional_eur: int
+    paid_eur: int
+    withheld_eur: int
+    bonus_eur: int
+    schedule: pd.DataFrame
+    conditions: pd.DataFrame
+
+
+def conditional_payout(
+    total_eur,
+    *,
+    instalments: int = 12,
+    unconditional_pct: float = 95.0,
+    conditions: list[tuple[str, float]] | list[dict] | None = None,
+    met: dict[str, bool] | None = None,
+    bonus_max_pct: float = 0.0,
+    bonus_achieved: float = 0.0,
+) -> PayoutResult:
+    """Stuttgart's payout: a guaranteed part in instalments, the rest tied to conditions.
+
+    ``total_eur`` is the whole budget (A + B). The unconditional part
+    (``unconditional_pct``, 95 %) is paid in ``instalments`` equal rates
+    (largest remainder, earlier rates take the extra euro). Each condition
+    (label, % of the total) is paid when ``met[label]`` is true. The bonus is
+    up to ``bonus_max_pct`` of the total, paid as ``bonus_achieved`` (0–1,
+    share of agreed quality indicators fulfilled); it comes on top.
+    Percent parts are split from the total with largest remainder so that
+    unconditional + conditions = total exactly.
+    """
+    total = _int(total_eur, "Gesamtbudget")
+    conds = []
+    for c in conditions or []:
+        if isinstance(c, dict):
+            conds.append((str(c["label"]), float(c["pct"])))
+        else:
+            conds.append((str(c[0]), float(c[1])))
+    pcts = [float(unconditional_pct)] + [p for _, p in conds]
+    if abs(sum(pcts) - 100.0) > 1e-9:
+        raise GeoplanError(
+            "Unbedingter Anteil und Bedingungen müssen zusammen 100 % ergeben.",
+            found=f"{sum(pcts):g} %",
+            expected="100 %",
+        )
+    parts = hamilton(total, pcts) if total > 0 else np.zeros(len(pcts), dtype=np.int64)
+    uncond = int(parts[0])
+    if not 0 <= bonus_achieved <= 1:
+        raise GeoplanError("Bonus-Erfüllungsgrad muss zwischen 0 und 1 liegen.", found=f"{bonus_achieved:g}")
+    bonus = int(math.floor(total * bonus_max_pct / 100.0 * bonus_achieved + 0.5))
+    rates = hamilton(uncond, np.ones(instalments)) if uncond else np.zeros(instalments, dtype=np.int64)
+    schedule = pd.DataFrame({"rate": np.arange(1, instalments + 1), "amount_eur": rates.astype(np.int64)})
+    met = met or {}
+    rows = []
+    paid_cond = 0
+    for (label, pct), amount in zip(conds, parts[1:]):
+        ok = bool(met.get(label, False))
+        rows.append((label, pct, int(amount), ok, int(amount) if ok else 0))
+        paid_cond += int(amount) if ok else 0
+    rows.append(("Leistungsbonus", bonus_max_pct, int(math.floor(total * bonus_max_pct / 100.0 + 0.5)), bonus_achieved > 0, bonus))
+    cond_df = pd.DataFrame(rows, columns=["label", "pct", "amount_eur", "met", "paid_eur"])
+    conditional = total - uncond
+    return PayoutResult(
+        total_eur=total,
+        unconditional_eur=uncond,
+        conditional_eur=conditional,
+        paid_eur=uncond + paid_cond + bonus,
+        withheld_eur=conditional - paid_cond,
+        bonus_eur=bonus,
+        schedule=schedule,
+        conditions=cond_df,
+    )
+
+
+# --------------------------------------------------------------------------
+# Coupling and transfers between Teilbudgets
+# --------------------------------------------------------------------------
+def dynamic_coupling(a_budget_eur, a_actual_eur, b_start_eur, *, floor_at_start: bool = True) -> pd.DataFrame:
+    """Siegen: Teilbudget B moves with the savings in Teilbudget A, year by year.
+
+    ``a_actual_eur`` is a sequence of A's actual costs per year (EUR);
+    ``a_budget_eur`` A's budget (one value or one per year). Savings in A
+    (budget − actual > 0) are added to B; if A's spending rises above its
+    budget, B may be cut by the excess but never below B's start value.
+    Returns one row per year: year, a_budget_eur, a_actual_eur,
+    a_saving_eur, b_before_eur, b_after_eur, floor_binding.
+    """
+    actual = [int(round(float(x))) for x in np.atleast_1d(a_actual_eur)]
+    budgets = np.atleast_1d(a_budget_eur)
+    if budgets.size == 1:
+        budgets = np.repeat(budgets, len(actual))
+    if budgets.size != len(actual):
+        raise GeoplanError("Teilbudget A: ein Budget je Jahr oder ein Wert für alle Jahre.",
+                           found=f"{budgets.size} Budgets, {len(actual)} Jahre")
+    b_start = _int(b_start_eur, "Startbudget B")
+    b = b_start
+    rows = []
+    for y, (ab, aa) in enumerate(zip(budgets, actual), start=1):
+        ab = int(round(float(ab)))
+        saving = ab - aa
+        raw = b + saving
+        after = max(raw, b_start) if floor_at_start else raw
+        rows.append((y, ab, aa, saving, b, after, bool(floor_at_start and raw < b_start)))
+        b = after
+    return pd.DataFrame(
+        rows, columns=["year", "a_budget_eur", "a_actual_eur", "a_saving_eur", "b_before_eur", "b_after_eur", "floor_binding"]
+    )
+
+
+@dataclass
+class RefundResult:
+    table: pd.DataFrame
+    refund_eur: int
+    c_before_eur: int
+    c_after_eur: int
+    notes: list[QANote] = field(default_factory=list)
+
+
+def first_year_refund(leavers: pd.DataFrame, c_budget_eur, *, months: int = 12) -> RefundResult:
+    """Celle: refund from Teilbudget C when a young person leaves stationary care.
+
+    For each young person who becomes independent ("Verselbständigung") from
+    full-time residential care, the providers receive the stationary costs
+    saved in the first year: ``monthly_cost_eur × months`` (12 by default),
+    paid from C (EUR). ``leavers`` has columns ``case`` and
+    ``monthly_cost_eur``. If C does not cover all refunds, they are cut
+    proportionally (largest remainder) and a note says so.
+    """
+    need = {"case", "monthly_cost_eur"}
+    if not need.issubset(leavers.columns):
+        raise GeoplanError("Tabelle der Verselbständigungen unvollständig.", expected="case, monthly_cost_eur",
+                           found=", ".join(map(str, leavers.columns)))
+    monthly = pd.to_numeric(leavers["monthly_cost_eur"], errors="coerce").to_numpy(float)
+    if not np.all(np.isfinite(monthly)) or (monthly < 0).any():
+        raise GeoplanError("Monatskosten müssen Beträge ≥ 0 sein.", location="monthly_cost_eur")
+    claim = np.floor(monthly * months + 0.5).astype(np.int64)
+    c = _int(c_budget_eur, "Teilbudget C")
+    notes = []
+    if claim.sum() > c:
+        paid = hamilton(c, claim)
+        notes.append(QANote(stage="settlement", message=f"Teilbudget C reicht nicht für alle Erstattungen; gekürzt um {fmt_eur(claim.sum() - c)} EUR."))
+    else:
+        paid = claim
+    table = pd.DataFrame({"case": leavers["case"].to_numpy(), "monthly_cost_eur": monthly, "months": months,
+                          "claim_eur": claim, "refund_eur": paid})
+    refund = int(paid.sum())
+    return RefundResult(table=table, refund_eur=refund, c_before_eur=c, c_after_eur=c - refund, notes=notes)
+
+
+def transfer_old_cases(a_budget_eur, b_budget_eur, cases: pd.DataFrame) -> tuple[int, int, pd.DataFrame]:
+    """Nordfriesland: old cases move from A (ASD) to B (provider) after review.
+
+    ``cases``: columns ``case``, ``annual_cost_eur``, ``reviewed`` (bool). The
+    annual costs of reviewed cases are moved from A to B; returns (A after,
+    B after, table of moved cases). Next year's B is the extended B.
+    """
+    for col in ("case", "annual_cost_eur", "reviewed"):
+        if col not in cases.columns:
+            raise GeoplanError("Tabelle der Altfälle unvollständig.", expected="case, annual_cost_eur, reviewed",
+                               found=", ".join(map(str, cases.columns)))
+    a = _int(a_budget_eur, "Budget A")
+    b = _int(b_budget_eur, "Budget B")
+    moved = cases.loc[cases["reviewed"].astype(bool)].copy()
+    amount = int(np.floor(pd.to_numeric(moved["annual_cost_eur"]).to_numpy(float) + 0.5).sum())
+    if amount > a:
+        raise GeoplanError(
+            f"Die umzubuchenden Altfälle ({fmt_eur(amount)} EUR) übersteigen Budget A ({fmt_eur(a)} EUR).",
+            hint="Altfälle und Budget A prüfen.",
+        )
+    moved["from"] = "A"
+    moved["to"] = "B"
+    return a - amount, b + amount, moved.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------
+# Provider models and Verfügungsfonds
+# --------------------------------------------------------------------------
+def provider_split(amount_eur, model: Literal["single", "verbund", "gewaehrleistung"], members) -> pd.DataFrame:
+    """Each provider's amount (EUR, exact) for one Sozialraum (source section 6.3).
+
+    ``single``: one provider gets everything ("Monopolisten-Variante").
+    ``verbund``: Trägerverbund; members share by ``share`` (agreed) or by
+    ``cases`` (past case volume). ``gewaehrleistung``: the first member is the
+    Gewährleistungsträger; sub-contractors get their ``share`` (fraction of the
+    total) and the Gewährleistungsträger keeps the rest.
+    Members: list of dicts or ProviderMember. Columns of the result:
+    provider, role, basis, amount_eur.
+    """
+    amount = _int(amount_eur, "Budget")
+    ms = [m if isinstance(m, ProviderMember) else ProviderMember.model_validate(m) for m in members]
+    if not ms:
+        raise GeoplanError("Mindestens ein Träger muss angegeben sein.", location="settlement.providers.members")
+    if model == "single":
+        if len(ms) != 1:
+            raise GeoplanError("Das Modell 'single' hat genau einen Träger.", found=f"{len(ms)} Träger")
+        return pd.DataFrame({"provider": [ms[0].name], "role": ["alleiniger Träger"], "basis": ["100 %"],
+                             "amount_eur": [amount]})
+    if model == "verbund":
+        use_cases = all(m.cases is not None for m in ms) and not all(m.share is not None for m in ms)
+        w = np.array([(m.cases if use_cases else m.share) if (m.cases if use_cases else m.share) is not None else np.nan
+                      for m in ms], dtype=float)
+        if np.isnan(w).any() or w.sum() <= 0:
+            raise GeoplanError("Trägerverbund: jeder Träger braucht 'share' (vereinbart) oder 'cases' (Fallvolumen).",
+                               location="settlement.providers.members")
+        amounts = hamilton(amount, w)
+        basis = [f"{c:g} Fälle" if use_cases else f"{s / w.sum() * 100:.1f} %" for c, s in zip(w, w)]
+        return pd.DataFrame({"provider": [m.name for m in ms], "role": ["Verbundmitglied"] * len(ms),
+                             "basis": basis, "amount_eur": amounts.astype(np.int64)})
+    if model == "gewaehrleistung":
+        subs = ms[1:]
+        shares = np.array([m.share or 0.0 for m in subs], dtype=float)
+        if shares.sum() > 1 + 1e-12:
+            raise GeoplanError("Subunternehmer erhalten zusammen mehr als das Budget.",
+                               found=f"Summe der Anteile {shares.sum():g}", expected="≤ 1")
+        amounts = hamilton(amount, np.concatenate([[1.0 - shares.sum()], shares]))
+        return pd.DataFrame({
+            "provider": [m.name for m in ms],
+            "role": ["Gewährleistungsträger"] + ["Subunternehmer"] * len(subs),
+            "basis": ["Rest"] + [f"{s * 100:g} %" for s in shares],
+            "amount_eur": amounts.astype(np.int64),
+        })
+    raise GeoplanError("Unbekanntes Trägermodell.", found=str(model), expected="single, verbund, gewaehrleistung")
+
+
+def dm_to_eur(amount_dm: float) -> float:
+    """Convert Deutsche Mark to EUR at the fixed rate 1 EUR = 1.95583 DM (not rounded)."""
+    return float(amount_dm) / DM_PER_EUR
+
+
+@dataclass
+class FondsResult:
+    """Verfügungsfonds: table (area, quarter or year, amount_eur), total_eur, notes."""
+
+    table: pd.DataFrame
+    total_eur: int
+    per_area_eur: pd.Series
+    notes: list[QANote] = field(default_factory=list)
+
+
+def verfuegungsfonds(
+    *,
+    mode: Literal["per_quarter", "pot"],
+    areas=None,
+    amount_eur=None,
+    amount_dm=None,
+    quarters: int = 4,
+    years: int = 1,
+    weights=None,
+) -> FondsResult:
+    """Verfügungsfonds (small citizen-run funds, source chapter 5).
+
+    ``per_quarter``: every area gets ``amount_eur`` in each of ``quarters``
+    quarters (Vierteljahre). ``pot``: one pot (``amount_eur`` or ``amount_dm``)
+    for ``years`` years split over the areas equally or by ``weights``, then
+    evenly over the years (largest remainder; exact to the euro).
+    ``areas``: list of names or their number. Wiesbaden: about 20,000 EUR per
+    region (8 regions); Berlin: 15 Quartiere (neighbourhoods) shared DM
+    1,000,000 for 2001/2002 — DM amounts are converted at 1.95583 DM per EUR
+    and a note says so.
+    """
+    notes: list[QANote] = []
+    if (amount_eur is None) == (amount_dm is None):
+        raise GeoplanError("Verfügungsfonds: genau einen Betrag in EUR oder DM angeben.")
+    if amount_dm is not None:
+        eur = dm_to_eur(amount_dm)
+        notes.append(QANote(stage="settlement", level="info",
+                            message=f"{fmt_eur(amount_dm)} DM zum festen Kurs 1 EUR = 1,95583 DM umgerechnet: {fmt_eur(eur, 2)} EUR."))
+        amount = int(math.floor(eur + 0.5))
+    else:
+        amount = _int(amount_eur, "Betrag")
+    if areas is None:
+        raise GeoplanError("Verfügungsfonds: Gebiete (Anzahl oder Namen) angeben.")
+    names = [f"Gebiet {i + 1}" for i in range(int(areas))] if isinstance(areas, (int, np.integer)) else [str(a) for a in areas]
+    n = len(names)
+    if n == 0:
+        raise GeoplanError("Verfügungsfonds: keine Gebiete.")
+    if mode == "per_quarter":
+        rows = [(a, q, amount) for a in names for q in range(1, quarters + 1)]
+        table = pd.DataFrame(rows, columns=["area", "quarter", "amount_eur"])
+    elif mode == "pot":
+        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+        if w.shape != (n,):
+            raise GeoplanError("Verfügungsfonds: ein Gewicht je Gebiet.", found=f"{w.size} Gewichte, {n} Gebiete")
+        per_area = hamilton(amount, w)
+        rows = []
+        for a, v in zip(names, per_area):
+            for y, part in enumerate(hamilton(int(v), np.ones(years)), start=1):
+                rows.append((a, y, int(part)))
+        table = pd.DataFrame(rows, columns=["area", "year", "amount_eur"])
+    else:
+        raise GeoplanError("Unbekannter Modus für Verfügungsfonds.", found=str(mode), expected="per_quarter, pot")
+    table["amount_eur"] = table["amount_eur"].astype(np.int64)
+    per_area = table.groupby("area", sort=False)["amount_eur"].sum()
+    return FondsResult(table=table, total_eur=int(table["amount_eur"].sum()), per_area_eur=per_area, notes=notes)
