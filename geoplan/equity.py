@@ -1,0 +1,669 @@
+"""Verteilungsgerechtigkeit: how fairly a budget follows need.
+
+All functions are pure: they take arrays or a Sozialraum frame and return new
+numbers or frames; nothing is read or written.
+
+Measures
+--------
+``concentration_index`` / ``concentration_curve``
+    The budget per young person (EUR per resident under 21) ranked by need
+    (O'Donnell, van Doorslaer, Wagstaff & Lindelow 2008, *Analyzing Health
+    Equity Using Household Survey Data*, World Bank, ch. 7–8). Areas are
+    sorted by need from lowest to highest; a positive index means that the
+    budget is concentrated where need is higher, 0 that every young person
+    gets the same amount whatever the need, a negative index that money goes
+    to low-need areas.
+``gini``
+    Gini coefficient in mean-difference form (Sen 1973; PySAL
+    ``inequality.gini.Gini`` for the unweighted case).
+``theil`` / ``theil_decomposition``
+    Theil's T (Theil 1967; Shorrocks 1980 for the decomposition) with the
+    between-/within-Bezirk split (PySAL ``inequality.theil.Theil``/``TheilD``
+    for the unweighted case).
+
+PySAL's ``Gini``, ``Theil`` and ``TheilD`` take no weights. Without weights the
+functions here give the same values (tested to 1e-12); with weights (the
+residents under 21 of each area) every young person counts once, which is the
+fairness question of a council: "does each child in a high-need area get more
+than a child in a low-need area?". With integer weights the weighted value
+equals the unweighted value on data where each area is repeated ``w`` times.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from geoplan.errors import GeoplanError, QANote
+
+__all__ = [
+    "EquityResult",
+    "concentration_curve",
+    "concentration_index",
+    "equity_measures",
+    "fractional_rank",
+    "gini",
+    "theil",
+    "theil_decomposition",
+    "years_to_close",
+]
+
+# Changes smaller than half a euro are rounding, not a decision.
+_UNCHANGED_EUR = 0.5
+
+
+# --------------------------------------------------------------------------
+# input helpers
+# --------------------------------------------------------------------------
+def _vector(x, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=float).ravel()
+    if arr.size == 0:
+        raise GeoplanError(
+            f"Keine Werte für '{name}'.",
+            location=name,
+            expected="mindestens ein Sozialraum",
+            found="0 Werte",
+        )
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise GeoplanError(
+            f"Fehlender oder ungültiger Wert in '{name}'.",
+            location=f"{name}, Position {bad}",
+            expected="endliche Zahl",
+            found=str(arr[bad]),
+            hint="Fehlende Werte in den Eingangsdaten ergänzen.",
+        )
+    return arr
+
+
+def _weights(weights, n: int, name: str = "weights") -> np.ndarray:
+    if weights is None:
+        return np.ones(n)
+    w = _vector(weights, name)
+    if w.size != n:
+        raise GeoplanError(
+            f"'{name}' hat eine andere Länge als die Werte.",
+            location=name,
+            expected=f"{n} Gewichte",
+            found=f"{w.size} Gewichte",
+        )
+    if np.any(w < 0) or w.sum() <= 0:
+        raise GeoplanError(
+            f"Gewichte in '{name}' müssen ≥ 0 sein und eine positive Summe haben.",
+            location=name,
+            expected="Einwohnerzahlen ≥ 0",
+            found=f"Minimum {w.min():g}, Summe {w.sum():g}",
+        )
+    return w
+
+
+def _nonnegative(x: np.ndarray, name: str) -> None:
+    if np.any(x < 0) or x.sum() <= 0:
+        raise GeoplanError(
+            f"Ungleichheitsmaße brauchen Werte ≥ 0 mit positiver Summe ('{name}').",
+            location=name,
+            expected="Werte ≥ 0, Summe > 0",
+            found=f"Minimum {x.min():g}, Summe {x.sum():g}",
+        )
+
+
+# --------------------------------------------------------------------------
+# concentration index and curve
+# --------------------------------------------------------------------------
+def fractional_rank(rank_by, weights=None) -> np.ndarray:
+    """Weighted fractional rank in (0, 1) of each observation by ``rank_by``.
+
+    R_i = (Σ_{j ranked before i} w_j + w_i / 2) / Σ w   (O'Donnell et al. 2008,
+    eq. 8.7), i.e. the cumulative population share up to the midpoint of area
+    i. Ties in ``rank_by`` get the mean rank of their tied block, i.e. the
+    midpoint of the block, so the result does not depend on row order.
+    """
+    r = _vector(rank_by, "rank_by")
+    w = _weights(weights, r.size)
+    total = w.sum()
+    order = np.argsort(r, kind="mergesort")
+    cum_before = np.concatenate([[0.0], np.cumsum(w[order])[:-1]])
+    rank = np.empty(r.size)
+    rank[order] = (cum_before + w[order] / 2.0) / total
+    # tie blocks: midpoint of the block's population span
+    _, inverse = np.unique(r, return_inverse=True)
+    for block in np.flatnonzero(np.bincount(inverse) > 1):
+        members = inverse == block
+        start = cum_before[np.searchsorted(r[order], r[members][0], side="left")]
+        rank[members] = (start + w[members].sum() / 2.0) / total
+    return rank
+
+
+def concentration_index(values, rank_by, weights=None) -> float:
+    """Concentration index C of ``values`` ranked by ``rank_by``.
+
+    C = 2 · cov_w(y, R) / μ_w(y)
+    with y the value per person (here: budget EUR per resident under 21),
+    R the weighted fractional rank by need (:func:`fractional_rank`),
+    weights w the persons (residents under 21), μ_w the weighted mean and
+    cov_w(y, R) = Σ w_i (y_i − μ_w)(R_i − R̄) / Σ w_i (O'Donnell et al. 2008,
+    ch. 8, eq. 8.7; Kakwani, Wagstaff & van Doorslaer 1997). C lies in
+    (−1, 1); it equals 1 − 2·(area under the concentration curve) when there
+    are no ties in ``rank_by``. Positive: the budget is concentrated where
+    need is higher. ``values`` must be ≥ 0 with a positive weighted mean.
+    """
+    y = _vector(values, "values")
+    w = _weights(weights, y.size)
+    if _vector(rank_by, "rank_by").size != y.size:
+        raise GeoplanError(
+            "'rank_by' hat eine andere Länge als die Werte.",
+            location="rank_by",
+            expected=f"{y.size} Werte",
+            found=f"{np.asarray(rank_by).size} Werte",
+        )
+    _nonnegative(y * (w > 0), "values")
+    rank = fractional_rank(rank_by, w)
+    total = w.sum()
+    mu = float((w * y).sum() / total)
+    r_bar = float((w * rank).sum() / total)  # = 1/2 by construction
+    cov = float((w * (y - mu) * (rank - r_bar)).sum() / total)
+    return 2.0 * cov / mu
+
+
+def concentration_curve(values, rank_by, weights=None, *, keys=None) -> pd.DataFrame:
+    """Concentration curve: cumulative population share vs cumulative budget share.
+
+    Areas are sorted by ``rank_by`` (need) ascending, ties by the order of
+    ``keys`` (or position) so the curve is deterministic. The first row is the
+    origin (0, 0), the last (1, 1). Columns: ``key`` (None on the origin),
+    ``rank_by``, ``pop_share_cum`` (cumulative share of the weights, e.g.
+    residents under 21) and ``budget_share_cum`` (cumulative share of
+    values × weights, e.g. EUR). A curve above the diagonal means the budget
+    is concentrated in low-need areas, below it in high-need areas
+    (O'Donnell et al. 2008, ch. 7).
+    """
+    y = _vector(values, "values")
+    r = _vector(rank_by, "rank_by")
+    w = _weights(weights, y.size)
+    if r.size != y.size:
+        raise GeoplanError(
+            "'rank_by' hat eine andere Länge als die Werte.",
+            location="rank_by",
+            expected=f"{y.size} Werte",
+            found=f"{r.size} Werte",
+        )
+    keys_arr = np.arange(y.size) if keys is None else np.asarray(list(keys), dtype=object)
+    tiebreak = pd.Series(keys_arr).astype(str).to_numpy()
+    order = np.lexsort((tiebreak, r))
+    mass = (y * w)[order]
+    pop = w[order]
+    return pd.DataFrame(
+        {
+            "key": pd.Series([None] + list(keys_arr[order]), dtype=object),
+            "rank_by": np.concatenate([[np.nan], r[order]]),
+            "pop_share_cum": np.concatenate([[0.0], np.cumsum(pop) / pop.sum()]),
+            "budget_share_cum": np.concatenate([[0.0], np.cumsum(mass) / mass.sum()]),
+        }
+    )
+
+
+# --------------------------------------------------------------------------
+# Gini and Theil
+# --------------------------------------------------------------------------
+def gini(x, weights=None) -> float:
+    """Gini coefficient of ``x`` (e.g. EUR per resident under 21).
+
+    G = Σ_i Σ_j w_i w_j |x_i − x_j| / (2 · W² · μ_w),  W = Σ w,  μ_w = Σ w x / W.
+    Without weights this is PySAL's ``inequality.gini.Gini`` (mean-difference
+    form, n² in the denominator). Computed in O(n log n) over the sorted values:
+    Σ_i Σ_j w_i w_j |x_i − x_j| = 2 Σ_i w_i x_i (2·C_i − w_i − W) with C_i the
+    cumulative weight up to and including i in ascending order.
+    """
+    v = _vector(x, "x")
+    w = _weights(weights, v.size)
+    _nonnegative(v * (w > 0), "x")
+    order = np.argsort(v, kind="mergesort")
+    v, w = v[order], w[order]
+    total = w.sum()
+    cum = np.cumsum(w)
+    abs_diff_sum = 2.0 * float((w * v * (2.0 * cum - w - total)).sum())
+    mu = float((w * v).sum() / total)
+    return abs_diff_sum / (2.0 * total**2 * mu)
+
+
+def theil(x, weights=None) -> float:
+    """Theil's T of ``x`` (e.g. EUR per resident under 21).
+
+    T = Σ_i (w_i / W) · (x_i / μ_w) · ln(x_i / μ_w), with 0 · ln 0 = 0
+    (Theil 1967). Without weights equal to PySAL ``inequality.theil.Theil``
+    (which writes it as Σ s_i ln(n s_i), s_i = x_i / Σ x).
+    """
+    v = _vector(x, "x")
+    w = _weights(weights, v.size)
+    _nonnegative(v * (w > 0), "x")
+    return _theil(v, w)
+
+
+def _theil(v: np.ndarray, w: np.ndarray) -> float:
+    total = w.sum()
+    mu = (w * v).sum() / total
+    rel = v / mu
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(rel > 0, rel * np.log(rel), 0.0)
+    return float((w * terms).sum() / total)
+
+
+def theil_decomposition(x, groups, weights=None) -> dict:
+    """Theil's T split into between- and within-group parts (Shorrocks 1980).
+
+    between = Σ_g (W_g/W)(μ_g/μ) ln(μ_g/μ);
+    within  = Σ_g (W_g μ_g / (W μ)) · T_g, with T_g the Theil of group g;
+    total = between + within exactly (the within part is computed directly,
+    not as a residual, and the identity is checked to 1e-9).
+    Without weights equal to PySAL ``inequality.theil.TheilD`` (``bg``, ``wg``).
+    Returns ``{"total", "between", "within", "groups": DataFrame}`` with one
+    row per group: ``group``, ``weight_share``, ``mean``, ``theil``,
+    ``within_contribution``.
+    """
+    v = _vector(x, "x")
+    w = _weights(weights, v.size)
+    _nonnegative(v * (w > 0), "x")
+    g = np.asarray(list(groups), dtype=object)
+    if g.size != v.size:
+        raise GeoplanError(
+            "Die Gruppen (Bezirke) haben eine andere Länge als die Werte.",
+            location="groups",
+            expected=f"{v.size} Einträge",
+            found=f"{g.size} Einträge",
+        )
+    if pd.isna(pd.Series(g)).any():
+        raise GeoplanError(
+            "Fehlende Gruppe (Bezirk) für die Theil-Zerlegung.",
+            location="groups",
+            expected="ein Bezirk für jeden Sozialraum",
+            found="leerer Eintrag",
+            hint="Spalte 'bezirk' vollständig füllen.",
+        )
+    total_w = w.sum()
+    mu = (w * v).sum() / total_w
+    total = _theil(v, w)
+    rows = []
+    between = 0.0
+    within = 0.0
+    for label in sorted(pd.unique(g), key=str):
+        m = g == label
+        wg = w[m].sum()
+        if wg <= 0:
+            continue
+        mu_g = (w[m] * v[m]).sum() / wg
+        t_g = _theil(v[m], w[m]) if mu_g > 0 else 0.0
+        share = wg / total_w
+        if mu_g > 0:
+            between += share * (mu_g / mu) * math.log(mu_g / mu)
+        contrib = share * (mu_g / mu) * t_g
+        within += contrib
+        rows.append(
+            {"group": label, "weight_share": share, "mean": mu_g, "theil": t_g, "within_contribution": contrib}
+        )
+    if abs(between + within - total) > 1e-9 * max(1.0, abs(total)):  # pragma: no cover - identity
+        raise AssertionError("Theil decomposition does not add up")
+    return {"total": total, "between": float(between), "within": float(within), "groups": pd.DataFrame(rows)}
+
+
+# --------------------------------------------------------------------------
+# distance to target and corridor
+# --------------------------------------------------------------------------
+def years_to_close(current, target, corridor_pct: float) -> float:
+    """Budget years a corridor of ±``corridor_pct`` % per year needs to reach ``target``.
+
+    Each year the allocation may move at most ``corridor_pct`` % from the
+    previous year's allocation (the same rule as the corridor in
+    ``geoplan.allocate``, reference = prior year). Starting from ``current``
+    (EUR) the smallest n with current·(1 + p)^n ≥ target (increase) or
+    current·(1 − p)^n ≤ target (decrease) is
+
+        n = ceil( ln(target / current) / ln(1 ± p) ),  p = corridor_pct / 100.
+
+    0 when the gap is below half a euro (already there). ``inf`` when the
+    target cannot be reached by a multiplicative corridor: current = 0 and
+    target > 0, target = 0 with current > 0, or p = 0 with a gap; a decrease
+    corridor of 100 % reaches any lower target in one year. A relative
+    tolerance of 1e-9 on the quotient avoids counting one year too many from
+    floating-point noise (e.g. 1.1² = 1.2100000000000002).
+    """
+    current = float(current)
+    target = float(target)
+    if not (math.isfinite(current) and math.isfinite(target)) or current < 0 or target < 0:
+        raise GeoplanError(
+            "Ist- und Zielwert für den Korridor müssen Beträge ≥ 0 sein.",
+            location="years_to_close",
+            expected="EUR ≥ 0",
+            found=f"Ist {current}, Ziel {target}",
+        )
+    if corridor_pct is None or not math.isfinite(corridor_pct) or corridor_pct < 0:
+        raise GeoplanError(
+            "Der Korridor muss ein Prozentwert ≥ 0 sein.",
+            location="corridor_pct",
+            expected="z. B. 5 für ±5 % je Jahr",
+            found=str(corridor_pct),
+        )
+    if abs(target - current) < _UNCHANGED_EUR:
+        return 0.0
+    p = corridor_pct / 100.0
+    if p == 0 or current == 0:
+        return math.inf
+    if target > current:
+        n = math.log(target / current) / math.log1p(p)
+    else:
+        if target == 0:
+            return math.inf if p < 1 else 1.0
+        if p >= 1:
+            return 1.0
+        n = math.log(target / current) / math.log1p(-p)
+    return float(max(1, math.ceil(n - 1e-9)))
+
+
+# --------------------------------------------------------------------------
+# all measures for a Sozialraum frame
+# --------------------------------------------------------------------------
+@dataclass
+class EquityResult:
+    """Result of :func:`equity_measures`.
+
+    per_area : one row per Sozialraum (input order) with
+        ``key``, ``name``/``bezirk`` when present,
+        ``budget_eur`` (EUR), ``pop_u21`` (persons),
+        ``budget_per_u21`` (EUR per resident under 21),
+        ``need_index`` (z), ``expected_cases`` (cases),
+        ``expected_per_1000`` (expected cases per 1,000 under 21),
+        ``budget_share`` (share of the total budget), ``need_share`` (share of
+        all expected cases), ``ratio`` (budget_share / need_share; 1 = money
+        follows expected demand), ``prior_eur`` (prior-year costs, EUR),
+        ``change_eur`` (budget − prior, EUR), ``change_pct`` (% of prior),
+        ``direction`` ("Gewinn"/"Verlust"/"unverändert"),
+        ``target_eur`` (formula target, EUR), ``distance_to_target_eur``
+        (target − prior, EUR; positive = the area is below its target),
+        ``years_to_close`` (budget years with ``corridor_pct``; NaN without
+        corridor, inf if unreachable), and with observed cases
+        ``observed_cases`` (cases), ``observed_per_1000`` and
+        ``observed_expected_ratio``. Observed cases are small counts: pass
+        the frame through :func:`geoplan.privacy.suppress_counts` before
+        publishing it.
+    summary : dict with ``concentration_index`` (population-weighted,
+        ranked by need), ``gini_budget_per_u21`` / ``theil`` /
+        ``theil_between`` / ``theil_within`` (population-weighted),
+        ``gini_budget_per_u21_areas`` / ``theil_areas`` /
+        ``theil_between_areas`` / ``theil_within_areas`` (unweighted, each
+        Sozialraum counts once, = PySAL), ``n_areas``, ``n_winners``,
+        ``n_losers``, ``n_unchanged``, ``total_budget_eur``,
+        ``total_prior_eur``, ``total_change_eur``,
+        ``total_distance_to_target_eur`` (Σ target − Σ prior),
+        ``sum_abs_distance_to_target_eur`` (Σ |target − prior|, EUR that would
+        have to move), ``max_years_to_close``, ``corridor_pct``,
+        ``corr_budget_per_u21_need`` (Pearson), ``spearman_budget_per_u21_need``.
+    curve : the concentration curve (:func:`concentration_curve`) with an
+        extra column ``need_share_cum`` (cumulative share of expected cases
+        in the same order), for plotting the budget against demand.
+    theil_groups : per-Bezirk table of the weighted decomposition.
+    notes : QA notes.
+    """
+
+    per_area: pd.DataFrame
+    summary: dict
+    curve: pd.DataFrame
+    theil_groups: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[QANote] = field(default_factory=list)
+
+
+def _require(frame: pd.DataFrame, column: str, what: str, *, signed: bool = False) -> pd.Series:
+    if column not in frame.columns:
+        raise GeoplanError(
+            f"Spalte '{column}' ({what}) fehlt im Sozialraum-Datensatz.",
+            location=f"Spalte '{column}'",
+            expected=f"Spalte '{column}'",
+            found=", ".join(map(str, frame.columns[:20])),
+            hint="Spaltennamen in der Konfiguration prüfen (siehe docs/architecture.md).",
+        )
+    s = pd.to_numeric(frame[column], errors="coerce")
+    if s.isna().any():
+        i = int(np.flatnonzero(s.isna().to_numpy())[0])
+        key = frame["key"].iloc[i] if "key" in frame.columns else i
+        raise GeoplanError(
+            f"Fehlender oder nicht numerischer Wert in '{column}' ({what}).",
+            location=f"Sozialraum {key}, Spalte '{column}'",
+            expected="Zahl",
+            found=repr(frame[column].iloc[i]),
+        )
+    if not signed and (s < 0).any():
+        i = int(np.flatnonzero((s < 0).to_numpy())[0])
+        key = frame["key"].iloc[i] if "key" in frame.columns else i
+        raise GeoplanError(
+            f"Negativer Wert in '{column}' ({what}).",
+            location=f"Sozialraum {key}, Spalte '{column}'",
+            expected="Wert ≥ 0",
+            found=str(s.iloc[i]),
+        )
+    return s.astype(float)
+
+
+def equity_measures(
+    frame: pd.DataFrame,
+    *,
+    budget: str = "budget_eur",
+    population: str = "pop_u21",
+    need: str = "need_index",
+    expected: str = "expected_cases",
+    prior: str | None = "hze_cost_prev_eur",
+    group: str | None = "bezirk",
+    corridor_pct: float | None = None,
+    target: str | None = None,
+    observed: str | None = "hze_cases",
+) -> EquityResult:
+    """Verteilungsgerechtigkeit measures for one allocation.
+
+    Parameters
+    ----------
+    frame : Sozialraum frame (one row per area, standard column names).
+    budget : allocated budget column (EUR).
+    population : residents under 21 (persons); the weight of every
+        per-person measure.
+    need : need index (z) used to rank areas for the concentration index.
+    expected : expected HzE cases of the need model (cases).
+    prior : prior-year actual HzE costs (EUR); ``None`` or a missing column
+        skips winners/losers and distance to target (with a QA note).
+    group : higher-level district for the Theil decomposition (``bezirk``);
+        ``None`` or a missing column skips it.
+    corridor_pct : ±x % per year allowed change; gives ``years_to_close``.
+    target : the formula's target per area (EUR) before any corridor. By
+        default the ``budget`` column; if the frame holds ``eur_korridor``
+        (the corridor's change from ``geoplan.allocate``) the target is
+        ``budget − eur_korridor``.
+    observed : observed HzE cases (cases), optional.
+
+    Areas without residents under 21 have no budget per young person; they
+    are left out of the per-person measures (weight 0) with a QA note.
+    """
+    if not isinstance(frame, pd.DataFrame) or len(frame) == 0:
+        raise GeoplanError(
+            "Leerer Sozialraum-Datensatz für die Verteilungsgerechtigkeit.",
+            expected="mindestens ein Sozialraum",
+            found="keine Zeilen",
+        )
+    notes: list[QANote] = []
+    b = _require(frame, budget, "Budget")
+    pop = _require(frame, population, "Einwohner unter 21")
+    nd = _require(frame, need, "Bedarfsindex", signed=True)
+    ex = _require(frame, expected, "erwartete Fälle")
+    keys = frame["key"].astype(str).to_numpy() if "key" in frame.columns else np.arange(len(frame)).astype(str)
+
+    has_pop = pop.to_numpy() > 0
+    if not has_pop.all():
+        missing = [str(k) for k in keys[~has_pop]]
+        notes.append(
+            QANote(
+                stage="equity",
+                level="info",
+                message=(
+                    f"{len(missing)} Sozialräume ohne Einwohner unter 21 gehen nicht in die "
+                    "Maße je jungem Menschen ein."
+                ),
+                location=", ".join(missing[:20]),
+            )
+        )
+    if not has_pop.any():
+        raise GeoplanError(
+            "Kein Sozialraum hat Einwohner unter 21.",
+            location=f"Spalte '{population}'",
+            expected="Einwohnerzahlen > 0",
+            found="alle 0",
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_u21 = np.where(has_pop, b.to_numpy() / pop.to_numpy(), np.nan)
+        exp_per_1000 = np.where(has_pop, ex.to_numpy() / pop.to_numpy() * 1000.0, np.nan)
+    total_budget = float(b.sum())
+    total_expected = float(ex.sum())
+    out = pd.DataFrame({"key": frame["key"].to_numpy() if "key" in frame.columns else keys})
+    for col in ("name", "bezirk"):
+        if col in frame.columns:
+            out[col] = frame[col].to_numpy()
+    if group and group in frame.columns and group not in out.columns:
+        out[group] = frame[group].to_numpy()
+    out["budget_eur"] = frame[budget].to_numpy()
+    out["pop_u21"] = frame[population].to_numpy()
+    out["budget_per_u21"] = per_u21
+    out["need_index"] = nd.to_numpy()
+    out["expected_cases"] = ex.to_numpy()
+    out["expected_per_1000"] = exp_per_1000
+    out["budget_share"] = b.to_numpy() / total_budget if total_budget > 0 else np.nan
+    out["need_share"] = ex.to_numpy() / total_expected if total_expected > 0 else np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["ratio"] = np.where(out["need_share"] > 0, out["budget_share"] / out["need_share"], np.nan)
+
+    # target of the formula (before the corridor)
+    if target is not None:
+        tgt = _require(frame, target, "Zielwert der Formel")
+    elif "eur_korridor" in frame.columns:
+        tgt = b - _require(frame, "eur_korridor", "Korridor-Anpassung", signed=True)
+        notes.append(
+            QANote(
+                stage="equity",
+                level="info",
+                message="Zielwert je Sozialraum = Budget − Korridor-Anpassung (Spalte 'eur_korridor').",
+            )
+        )
+    else:
+        tgt = b
+    out["target_eur"] = tgt.to_numpy()
+
+    summary: dict = {"n_areas": int(len(frame)), "total_budget_eur": total_budget, "corridor_pct": corridor_pct}
+    if prior and prior in frame.columns:
+        pr = _require(frame, prior, "Vorjahreskosten")
+        change = b - pr
+        out["prior_eur"] = pr.to_numpy()
+        out["change_eur"] = change.to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["change_pct"] = np.where(pr.to_numpy() > 0, change.to_numpy() / pr.to_numpy() * 100.0, np.nan)
+        direction = np.where(
+            change.to_numpy() >= _UNCHANGED_EUR,
+            "Gewinn",
+            np.where(change.to_numpy() <= -_UNCHANGED_EUR, "Verlust", "unverändert"),
+        )
+        out["direction"] = direction
+        dist = tgt - pr
+        out["distance_to_target_eur"] = dist.to_numpy()
+        if corridor_pct is not None:
+            years = [years_to_close(c, t, corridor_pct) for c, t in zip(pr.to_numpy(), tgt.to_numpy())]
+            out["years_to_close"] = years
+            finite = [y for y in years if math.isfinite(y)]
+            summary["max_years_to_close"] = max(years) if years else 0.0
+            if len(finite) < len(years):
+                unreachable = [k for k, y in zip(keys, years) if not math.isfinite(y)]
+                notes.append(
+                    QANote(
+                        stage="equity",
+                        message=(
+                            f"{len(unreachable)} Sozialräume erreichen ihren Zielwert mit einem Korridor von "
+                            f"±{corridor_pct:g} % nie (Vorjahr 0 EUR oder Ziel 0 EUR)."
+                        ),
+                        location=", ".join(unreachable[:20]),
+                    )
+                )
+        else:
+            out["years_to_close"] = np.nan
+            summary["max_years_to_close"] = None
+        summary.update(
+            n_winners=int((direction == "Gewinn").sum()),
+            n_losers=int((direction == "Verlust").sum()),
+            n_unchanged=int((direction == "unverändert").sum()),
+            total_prior_eur=float(pr.sum()),
+            total_change_eur=float(change.sum()),
+            total_distance_to_target_eur=float(dist.sum()),
+            sum_abs_distance_to_target_eur=float(dist.abs().sum()),
+        )
+    else:
+        notes.append(
+            QANote(
+                stage="equity",
+                level="info",
+                message="Keine Vorjahreskosten: Gewinner/Verlierer und Abstand zum Zielwert entfallen.",
+                location=f"Spalte '{prior}'" if prior else None,
+            )
+        )
+        for col in ("prior_eur", "change_eur", "change_pct", "distance_to_target_eur", "years_to_close"):
+            out[col] = np.nan
+        out["direction"] = None
+        summary.update(
+            n_winners=None,
+            n_losers=None,
+            n_unchanged=None,
+            total_prior_eur=None,
+            total_change_eur=None,
+            total_distance_to_target_eur=None,
+            sum_abs_distance_to_target_eur=None,
+            max_years_to_close=None,
+        )
+
+    if observed and observed in frame.columns:
+        obs = _require(frame, observed, "beobachtete Fälle")
+        out["observed_cases"] = frame[observed].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["observed_per_1000"] = np.where(has_pop, obs.to_numpy() / pop.to_numpy() * 1000.0, np.nan)
+            out["observed_expected_ratio"] = np.where(ex.to_numpy() > 0, obs.to_numpy() / ex.to_numpy(), np.nan)
+
+    # per-person measures over areas with residents under 21
+    y = per_u21[has_pop]
+    w = pop.to_numpy()[has_pop]
+    r = nd.to_numpy()[has_pop]
+    summary["concentration_index"] = concentration_index(y, r, w)
+    summary["gini_budget_per_u21"] = gini(y, w)
+    summary["gini_budget_per_u21_areas"] = gini(y)
+    summary["theil"] = theil(y, w)
+    summary["theil_areas"] = theil(y)
+    theil_groups = pd.DataFrame()
+    if group and group in frame.columns:
+        g = frame[group].to_numpy()[has_pop]
+        dec_w = theil_decomposition(y, g, w)
+        dec_u = theil_decomposition(y, g)
+        summary.update(
+            theil_between=dec_w["between"],
+            theil_within=dec_w["within"],
+            theil_between_areas=dec_u["between"],
+            theil_within_areas=dec_u["within"],
+        )
+        theil_groups = dec_w["groups"]
+    else:
+        summary.update(theil_between=None, theil_within=None, theil_between_areas=None, theil_within_areas=None)
+    if y.size > 1 and np.std(y) > 0 and np.std(r) > 0:
+        summary["corr_budget_per_u21_need"] = float(np.corrcoef(y, r)[0, 1])
+        summary["spearman_budget_per_u21_need"] = float(
+            pd.Series(y).rank().corr(pd.Series(r).rank())
+        )
+    else:
+        summary["corr_budget_per_u21_need"] = None
+        summary["spearman_budget_per_u21_need"] = None
+
+    curve = concentration_curve(y, r, w, keys=keys[has_pop])
+    # same order as the curve (need ascending, ties by key)
+    exp_sorted = ex.to_numpy()[has_pop][np.lexsort((keys[has_pop], r))]
+    curve["need_share_cum"] = np.concatenate(
+        [[0.0], np.cumsum(exp_sorted) / exp_sorted.sum() if exp_sorted.sum() > 0 else np.full(exp_sorted.size, np.nan)]
+    )
+    return EquityResult(per_area=out, summary=summary, curve=curve, theil_groups=theil_groups, notes=notes)

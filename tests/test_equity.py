@@ -1,0 +1,335 @@
+"""Tests for geoplan.equity: hand computations and equality with PySAL inequality."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from inequality.gini import Gini
+from inequality.theil import Theil, TheilD
+
+from geoplan.equity import (
+    EquityResult,
+    concentration_curve,
+    concentration_index,
+    equity_measures,
+    fractional_rank,
+    gini,
+    theil,
+    theil_decomposition,
+    years_to_close,
+)
+from geoplan.errors import GeoplanError
+
+
+# --------------------------------------------------------------------------
+# concentration index: worked example
+# --------------------------------------------------------------------------
+# Four areas, ranked by need A < B < C < D.
+NEED = [-1.0, 0.0, 0.5, 2.0]
+POP = [100, 200, 100, 100]  # residents under 21, W = 500
+PER_U21 = [100.0, 150.0, 200.0, 300.0]  # EUR per resident under 21
+
+
+def test_fractional_rank_hand():
+    # R_i = (population before i + half of i) / W
+    # A: (0 + 50)/500, B: (100 + 100)/500, C: (300 + 50)/500, D: (400 + 50)/500
+    np.testing.assert_allclose(fractional_rank(NEED, POP), [0.1, 0.4, 0.7, 0.9])
+    # unweighted: (i - 1/2)/n
+    np.testing.assert_allclose(fractional_rank(NEED), [0.125, 0.375, 0.625, 0.875])
+
+
+def test_fractional_rank_ties_use_block_midpoint_and_ignore_row_order():
+    r = fractional_rank([1.0, 2.0, 2.0, 3.0], [1, 1, 2, 1])
+    # tie block {B, C} spans population 1..4 of W = 5: midpoint 2.5 / 5
+    np.testing.assert_allclose(r, [0.1, 0.5, 0.5, 0.9])
+    r2 = fractional_rank([2.0, 3.0, 1.0, 2.0], [2, 1, 1, 1])
+    np.testing.assert_allclose(r2, [0.5, 0.9, 0.1, 0.5])
+
+
+def test_concentration_index_hand():
+    # weighted mean mu = (100*100 + 200*150 + 100*200 + 100*300) / 500 = 90000/500 = 180
+    # R = [0.1, 0.4, 0.7, 0.9], weighted mean of R = 250/500 = 0.5
+    # sum w (y - mu)(R - 0.5):
+    #   A 100 * (-80) * (-0.4) = 3200
+    #   B 200 * (-30) * (-0.1) =  600
+    #   C 100 * ( 20) * ( 0.2) =  400
+    #   D 100 * (120) * ( 0.4) = 4800   -> 9000, cov = 9000/500 = 18
+    # C = 2 * 18 / 180 = 0.2
+    assert concentration_index(PER_U21, NEED, POP) == pytest.approx(0.2, abs=1e-12)
+
+
+def test_concentration_index_unweighted_five_areas_hand():
+    # n = 5, R = (i - 0.5)/5 = 0.1, 0.3, 0.5, 0.7, 0.9; need order: e, a, c, b, d
+    need = [1.0, 3.0, 2.0, 4.0, 0.0]
+    y = [20.0, 40.0, 30.0, 60.0, 50.0]
+    # sorted by need: y = 50, 20, 30, 40, 60 with R = .1 .3 .5 .7 .9; mean y = 40
+    # sum (y-40)(R-.5) = 10*(-.4) + (-20)(-.2) + (-10)(0) + 0*.2 + 20*.4 = -4 + 4 + 0 + 0 + 8 = 8
+    # cov = 8/5 = 1.6, C = 2*1.6/40 = 0.08
+    assert concentration_index(y, need) == pytest.approx(0.08, abs=1e-12)
+
+
+def test_concentration_index_sign_and_equal_budget():
+    assert concentration_index([10.0, 10, 10, 10], NEED, POP) == pytest.approx(0.0, abs=1e-15)
+    assert concentration_index(PER_U21[::-1], NEED, POP) < 0  # money flows to low need
+
+
+def test_concentration_curve_hand_and_area_identity():
+    curve = concentration_curve(PER_U21, NEED, POP, keys=["A", "B", "C", "D"])
+    assert list(curve["key"]) == [None, "A", "B", "C", "D"]
+    # population 0.2, 0.6, 0.8, 1.0; budget 10000, 30000, 20000, 30000 of 90000
+    np.testing.assert_allclose(curve["pop_share_cum"], [0, 0.2, 0.6, 0.8, 1.0])
+    np.testing.assert_allclose(curve["budget_share_cum"], [0, 1 / 9, 4 / 9, 6 / 9, 1.0])
+    # area by trapezoids: 0.2*(1/9)/2 + 0.4*(5/9)/2 + 0.2*(10/9)/2 + 0.2*(15/9)/2 = 0.4 -> C = 1 - 2*0.4
+    area = np.trapezoid(curve["budget_share_cum"], curve["pop_share_cum"])
+    assert area == pytest.approx(0.4, abs=1e-12)
+    assert 1 - 2 * area == pytest.approx(concentration_index(PER_U21, NEED, POP), abs=1e-12)
+
+
+def test_concentration_curve_does_not_depend_on_row_order():
+    perm = [2, 0, 3, 1]
+    a = concentration_curve(PER_U21, NEED, POP, keys=list("ABCD"))
+    b = concentration_curve(
+        [PER_U21[i] for i in perm], [NEED[i] for i in perm], [POP[i] for i in perm], keys=[list("ABCD")[i] for i in perm]
+    )
+    pd.testing.assert_frame_equal(a, b)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0.1, 1000), st.floats(-3, 3, allow_nan=False), st.integers(1, 500)
+        ),
+        min_size=2,
+        max_size=30,
+        unique_by=lambda t: t[1],
+    )
+)
+def test_concentration_index_equals_one_minus_twice_curve_area(rows):
+    y, r, w = map(np.array, zip(*rows))
+    curve = concentration_curve(y, r, w)
+    area = np.trapezoid(curve["budget_share_cum"], curve["pop_share_cum"])
+    assert concentration_index(y, r, w) == pytest.approx(1 - 2 * area, abs=1e-9)
+
+
+# --------------------------------------------------------------------------
+# Gini and Theil against PySAL
+# --------------------------------------------------------------------------
+@pytest.fixture
+def sample():
+    rng = np.random.default_rng(20261124)
+    y = rng.lognormal(6, 0.5, 60)
+    y[7] = 0.0  # a Sozialraum without budget
+    groups = rng.choice(["Mitte", "Pankow", "Neukölln", "Spandau"], 60)
+    return y, groups
+
+
+def test_gini_unweighted_equals_pysal(sample):
+    y, _ = sample
+    assert abs(gini(y) - Gini(y).g) < 1e-12
+    assert abs(gini(y[::-1]) - Gini(y).g) < 1e-12
+
+
+def test_theil_unweighted_equals_pysal(sample):
+    y, _ = sample
+    assert abs(theil(y) - float(Theil(y).T)) < 1e-12
+
+
+def test_theil_decomposition_unweighted_equals_pysal(sample):
+    y, groups = sample
+    dec = theil_decomposition(y, groups)
+    ref = TheilD(y, groups)
+    assert abs(dec["total"] - float(ref.T)) < 1e-12
+    assert abs(dec["between"] - float(np.ravel(ref.bg)[0])) < 1e-12
+    assert abs(dec["within"] - float(np.ravel(ref.wg)[0])) < 1e-12
+    assert dec["between"] + dec["within"] == pytest.approx(dec["total"], abs=1e-12)
+    assert set(dec["groups"]["group"]) == set(groups)
+
+
+def test_gini_weighted_hand():
+    # x = 1, 2, 4 with weights 1, 2, 1: W = 4, mu = (1 + 4 + 4)/4 = 9/4
+    # sum_ij w_i w_j |x_i - x_j| = 2*(1*2*1 + 1*1*3 + 2*1*2) = 18
+    # G = 18 / (2 * 16 * 9/4) = 18/72 = 0.25
+    assert gini([1, 2, 4], [1, 2, 1]) == pytest.approx(0.25, abs=1e-15)
+    # equals the unweighted Gini of the data repeated by weight
+    assert gini([1, 2, 4], [1, 2, 1]) == pytest.approx(Gini(np.array([1.0, 2, 2, 4])).g, abs=1e-12)
+
+
+def test_theil_weighted_hand():
+    # mu = 9/4; T = sum (w/W)(x/mu) ln(x/mu)
+    expected = (
+        0.25 * (4 / 9) * math.log(4 / 9)
+        + 0.5 * (8 / 9) * math.log(8 / 9)
+        + 0.25 * (16 / 9) * math.log(16 / 9)
+    )
+    assert theil([1, 2, 4], [1, 2, 1]) == pytest.approx(expected, abs=1e-15)
+
+
+def test_theil_decomposition_weighted_hand():
+    # groups a = {1 (w 1), 2 (w 2)}, b = {4 (w 1)}; W_a = 3, mu_a = 5/3; W_b = 1, mu_b = 4; mu = 9/4
+    mu = 9 / 4
+    between = 0.75 * (5 / 3 / mu) * math.log(5 / 3 / mu) + 0.25 * (4 / mu) * math.log(4 / mu)
+    t_a = (1 / 3) * (3 / 5) * math.log(3 / 5) + (2 / 3) * (6 / 5) * math.log(6 / 5)
+    within = 0.75 * (5 / 3 / mu) * t_a  # T_b = 0 (one area)
+    dec = theil_decomposition([1, 2, 4], ["a", "a", "b"], [1, 2, 1])
+    assert dec["between"] == pytest.approx(between, abs=1e-15)
+    assert dec["within"] == pytest.approx(within, abs=1e-15)
+    assert dec["total"] == pytest.approx(theil([1, 2, 4], [1, 2, 1]), abs=1e-15)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 2000), st.integers(1, 4), st.sampled_from("abc")), min_size=2, max_size=12)
+)
+def test_integer_weights_equal_replicated_pysal(rows):
+    x, w, g = zip(*rows)
+    x = np.array(x, dtype=float)
+    if x.sum() == 0:
+        return
+    w = np.array(w)
+    rep = np.repeat(x, w)
+    grep = np.repeat(np.array(g), w)
+    assert gini(x, w) == pytest.approx(Gini(rep).g, abs=1e-10)
+    assert theil(x, w) == pytest.approx(float(Theil(rep).T), abs=1e-10)
+    dec = theil_decomposition(x, g, w)
+    ref = TheilD(rep, grep)
+    assert dec["between"] == pytest.approx(float(np.ravel(ref.bg)[0]), abs=1e-10)
+    assert dec["within"] == pytest.approx(float(np.ravel(ref.wg)[0]), abs=1e-10)
+
+
+def test_bad_inputs_raise_german_errors():
+    with pytest.raises(GeoplanError, match="Werte ≥ 0"):
+        gini([1.0, -2.0])
+    with pytest.raises(GeoplanError, match="ungültiger Wert"):
+        theil([1.0, float("nan")])
+    with pytest.raises(GeoplanError, match="Länge"):
+        gini([1.0, 2.0], [1.0])
+    with pytest.raises(GeoplanError, match="Länge"):
+        concentration_index([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(GeoplanError, match="Gruppe"):
+        theil_decomposition([1.0, 2.0], ["a", None])
+
+
+# --------------------------------------------------------------------------
+# corridor
+# --------------------------------------------------------------------------
+def test_years_to_close():
+    # 100,000 -> 121,000 at +10 %/year: 1.1^2 = 1.21 exactly two years (no float off-by-one)
+    assert years_to_close(100_000, 121_000, 10) == 2
+    # 100,000 -> 80,000 at -10 %/year: 0.9^2 = 0.81 > 0.8, 0.9^3 = 0.729 <= 0.8 -> 3 years
+    assert years_to_close(100_000, 80_000, 10) == 3
+    assert years_to_close(100_000, 100_000, 5) == 0
+    assert years_to_close(100_000, 100_000.4, 5) == 0
+    assert years_to_close(100_000, 100_001, 5) == 1
+    assert math.isinf(years_to_close(0, 5_000, 5))
+    assert math.isinf(years_to_close(5_000, 0, 5))
+    assert math.isinf(years_to_close(5_000, 6_000, 0))
+    with pytest.raises(GeoplanError):
+        years_to_close(-1, 5, 5)
+
+
+# --------------------------------------------------------------------------
+# equity_measures on a Sozialraum frame
+# --------------------------------------------------------------------------
+@pytest.fixture
+def frame():
+    return pd.DataFrame(
+        {
+            "key": ["0101", "0102", "0201", "0202", "0203"],
+            "name": ["Nord", "Süd", "Ost", "West", "Mitte"],
+            "bezirk": ["01", "01", "02", "02", "02"],
+            "pop_u21": [1000, 2000, 500, 1500, 0],
+            "need_index": [1.5, -0.5, 0.8, -1.0, 0.0],
+            "expected_cases": [40.0, 30.0, 15.0, 15.0, 0.0],
+            "budget_eur": [400_000, 360_000, 150_000, 190_000, 0],
+            "hze_cost_prev_eur": [330_000, 400_000, 150_000, 220_000, 0],
+            "hze_cases": [38, 31, 2, 16, 0],
+        }
+    )
+
+
+def test_equity_measures_per_area(frame):
+    res = equity_measures(frame, corridor_pct=10)
+    assert isinstance(res, EquityResult)
+    pa = res.per_area.set_index("key")
+    assert pa.loc["0101", "budget_per_u21"] == 400.0  # 400,000 EUR / 1,000
+    assert pa.loc["0201", "expected_per_1000"] == 30.0  # 15 / 500 * 1000
+    assert pa.loc["0101", "budget_share"] == pytest.approx(400_000 / 1_100_000)
+    assert pa.loc["0101", "need_share"] == pytest.approx(0.4)
+    assert pa.loc["0101", "ratio"] == pytest.approx((400_000 / 1_100_000) / 0.4)
+    assert pa.loc["0101", "change_eur"] == 70_000
+    assert pa.loc["0102", "change_pct"] == pytest.approx(-10.0)
+    assert list(pa["direction"]) == ["Gewinn", "Verlust", "unverändert", "Verlust", "unverändert"]
+    # target = budget here: distance = budget - prior; 330,000 -> 400,000 at 10 %: ln(400/330)/ln(1.1) = 2.02 -> 3
+    assert pa.loc["0101", "distance_to_target_eur"] == 70_000
+    assert pa.loc["0101", "years_to_close"] == 3
+    assert pa.loc["0102", "years_to_close"] == 1  # 0.9 * 400,000 = 360,000 exactly
+    assert pa.loc["0202", "years_to_close"] == 2  # 190/220 = 0.864: 0.9 > 0.864 >= 0.81
+    assert np.isnan(pa.loc["0203", "budget_per_u21"])
+    assert pa.loc["0201", "observed_expected_ratio"] == pytest.approx(2 / 15)
+
+
+def test_equity_measures_summary(frame):
+    res = equity_measures(frame, corridor_pct=10)
+    s = res.summary
+    assert s["n_winners"] == 1 and s["n_losers"] == 2 and s["n_unchanged"] == 2
+    assert s["total_change_eur"] == 1_100_000 - 1_100_000
+    assert s["sum_abs_distance_to_target_eur"] == 70_000 + 40_000 + 30_000
+    # area 0203 has no residents under 21: left out of per-person measures, with a note
+    y = np.array([400.0, 180.0, 300.0, 190_000 / 1500])
+    w = np.array([1000, 2000, 500, 1500])
+    r = np.array([1.5, -0.5, 0.8, -1.0])
+    assert s["concentration_index"] == pytest.approx(concentration_index(y, r, w), abs=1e-15)
+    assert s["concentration_index"] > 0
+    assert s["gini_budget_per_u21"] == pytest.approx(gini(y, w), abs=1e-15)
+    assert s["gini_budget_per_u21_areas"] == pytest.approx(Gini(y).g, abs=1e-12)
+    assert s["theil_areas"] == pytest.approx(float(Theil(y).T), abs=1e-12)
+    assert s["theil_between"] + s["theil_within"] == pytest.approx(s["theil"], abs=1e-12)
+    ref = TheilD(y, np.array(["01", "01", "02", "02"]))
+    assert s["theil_between_areas"] == pytest.approx(float(np.ravel(ref.bg)[0]), abs=1e-12)
+    assert s["corr_budget_per_u21_need"] == pytest.approx(np.corrcoef(y, r)[0, 1])
+    assert any("ohne Einwohner unter 21" in n.message for n in res.notes)
+    assert list(res.curve.columns) == ["key", "rank_by", "pop_share_cum", "budget_share_cum", "need_share_cum"]
+    assert list(res.curve["key"]) == [None, "0202", "0102", "0201", "0101"]
+    assert res.curve["need_share_cum"].iloc[-1] == pytest.approx(1.0)
+
+
+def test_equity_measures_target_from_corridor_column(frame):
+    f = frame.assign(eur_korridor=[-20_000, 0, 0, 0, 0])
+    res = equity_measures(f, corridor_pct=5)
+    pa = res.per_area.set_index("key")
+    assert pa.loc["0101", "target_eur"] == 420_000
+    assert pa.loc["0101", "distance_to_target_eur"] == 90_000
+    assert res.summary["max_years_to_close"] == pa["years_to_close"].max()
+
+
+def test_equity_measures_does_not_modify_input_and_is_deterministic(frame):
+    before = frame.copy()
+    a = equity_measures(frame)
+    b = equity_measures(frame)
+    pd.testing.assert_frame_equal(frame, before)
+    pd.testing.assert_frame_equal(a.per_area, b.per_area)
+    assert a.summary == b.summary
+
+
+def test_equity_measures_errors(frame):
+    with pytest.raises(GeoplanError, match="budget_eur") as exc:
+        equity_measures(frame.drop(columns="budget_eur"))
+    assert exc.value.hint
+    bad = frame.copy()
+    bad.loc[1, "pop_u21"] = -5
+    with pytest.raises(GeoplanError, match="Negativer Wert") as exc:
+        equity_measures(bad)
+    assert "0102" in exc.value.location
+
+
+def test_equity_measures_without_prior_or_group(frame):
+    res = equity_measures(frame.drop(columns=["hze_cost_prev_eur", "bezirk"]))
+    assert res.summary["n_winners"] is None and res.summary["theil_between"] is None
+    assert res.per_area["change_eur"].isna().all()
+    assert any("Vorjahreskosten" in n.message for n in res.notes)
