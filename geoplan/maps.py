@@ -1,0 +1,859 @@
+"""Interactive (folium/Leaflet) and print (matplotlib) choropleth maps.
+
+Two writers for the Sozialraum frame (see ``docs/architecture.md``):
+
+* :func:`interactive_map` / :func:`write_interactive_map` build ``karte.html``:
+  a folium map with one GeoJSON layer per :class:`MapLayer` (switchable in the
+  layer control, one choropleth visible at a time), tooltips with German
+  labels and German-formatted values, and a legend per layer with the
+  mapclassify class breaks. The document is self-contained: Leaflet 1.9.4 is
+  vendored in ``geoplan/static`` and inlined, nothing is loaded from any host
+  when the file is opened. Background tiles are off unless a tile URL is given.
+* :func:`static_map` / :func:`static_map_png_bytes` draw a print map (PNG) with
+  legend, scale bar, north arrow, title and source line for the PDF report.
+
+Classification uses mapclassify (Rey, Stephens & Laura 2017, "mapclassify: A
+Python package for choropleth map classification"): ``quantiles``,
+``natural_breaks`` (Fisher-Jenks, Fisher 1958, "On grouping for maximum
+homogeneity"), ``equal_interval``, ``std_mean`` and ``user_defined`` (fixed
+breaks, e.g. centred on 0 for change maps). Palettes are restricted to
+colour-blind-safe ones (viridis family, Nuñez et al. 2018 for cividis;
+ColorBrewer schemes marked colour-blind safe, Brewer 2003).
+
+Input geometry must be in a projected CRS with metre units (the project's
+metric CRS, EPSG:25832/25833); the interactive map reprojects to EPSG:4326.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geoplan.errors import GeoplanError
+
+__all__ = [
+    "MapLayer",
+    "Classification",
+    "PALETTES",
+    "classify",
+    "format_de",
+    "interactive_map",
+    "write_interactive_map",
+    "static_map",
+    "static_map_png_bytes",
+]
+
+#: Colour-blind-safe palettes (matplotlib names; ``_r`` reverses). Sequential
+#: ones for levels, diverging ones (BrBG, PuOr, RdBu) for change.
+PALETTES = frozenset(
+    {
+        "viridis", "cividis", "plasma", "inferno", "magma",
+        "YlOrRd", "YlOrBr", "YlGnBu", "PuBu", "Blues", "Greens", "Purples", "Oranges",
+        "BrBG", "PuOr", "RdBu",
+    }
+)
+SCHEMES = ("quantiles", "natural_breaks", "equal_interval", "std_mean", "user_defined")
+FORMATS = ("euro", "prozent", "zahl", "index")
+
+#: Fill for areas without a value (suppressed for privacy or missing).
+NODATA_COLOR = "#d9d9d9"
+NODATA_LABEL = "keine Angabe / nicht veröffentlicht"
+#: Simplification tolerance (m, metric CRS) for the web map; well below the
+#: width of a line at city zoom, and applied to the whole coverage so that
+#: neighbouring Sozialräume keep their shared borders.
+SIMPLIFY_TOLERANCE_M = 5.0
+#: Decimal places of degrees kept in the web map (1e-5 deg ≈ 1 m).
+COORD_DECIMALS = 5
+
+_NBSP = "\u00a0"
+
+
+@dataclass
+class MapLayer:
+    """One choropleth layer.
+
+    Attributes
+    ----------
+    column : str
+        Numeric column of the Sozialraum frame (NaN = no value / suppressed).
+    label : str
+        German layer name, e.g. ``"Budget je Kind/Jugendl. (unter 21) in €"``.
+    scheme : str
+        ``quantiles``, ``natural_breaks`` (Fisher-Jenks), ``equal_interval``,
+        ``std_mean`` or ``user_defined`` (then ``bins`` gives the upper class
+        bounds).
+    k : int
+        Number of classes (ignored by ``std_mean`` and ``user_defined``).
+    palette : str
+        One of :data:`PALETTES` (optionally with ``_r``).
+    fmt : str
+        ``euro`` (1.234,56 €), ``prozent`` (value already in %, 12,3 %),
+        ``zahl`` (1.234,5) or ``index`` (0,12).
+    show : bool
+        Initially visible (the first layer is shown when none is marked).
+    bins : tuple of float, optional
+        Upper class bounds for ``user_defined``; the last bound is raised to
+        the maximum when it is lower.
+    """
+
+    column: str
+    label: str
+    scheme: str = "quantiles"
+    k: int = 5
+    palette: str = "viridis"
+    fmt: str = "zahl"
+    show: bool = False
+    bins: tuple[float, ...] | None = None
+
+
+@dataclass
+class Classification:
+    """Result of :func:`classify`.
+
+    ``bins`` are mapclassify's upper class bounds, ``lower`` the lower bound of
+    the first class (the minimum), ``classes`` the class index per row (-1 for
+    no value), ``colors`` one hex colour per class, ``counts`` areas per class.
+    """
+
+    bins: list[float]
+    lower: float
+    classes: np.ndarray
+    colors: list[str]
+    counts: list[int]
+    labels: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------
+# German number formatting
+# --------------------------------------------------------------------------
+def _group_de(value: float, decimals: int) -> str:
+    text = f"{abs(value):,.{decimals}f}"  # 1,234.56
+    text = text.replace(",", "§").replace(".", ",").replace("§", ".")
+    if value < 0 and float(text.replace(".", "").replace(",", ".")) != 0:
+        text = "-" + text
+    return text
+
+
+_DEFAULT_DECIMALS = {"euro": 2, "prozent": 1, "index": 2}
+
+
+def format_de(value, fmt: str = "zahl", decimals: int | None = None) -> str:
+    """Format a number the German way (``.`` groups thousands, ``,`` decimals).
+
+    ``euro``: ``1.234,56 €``; ``prozent``: ``12,3 %`` (the value is already a
+    percentage); ``zahl``: ``1.234,5`` (integers without decimals); ``index``:
+    ``0,12``. Missing values give ``"–"``. A no-break space separates number
+    and unit.
+    """
+    if fmt not in FORMATS:
+        raise GeoplanError(
+            f"Unbekanntes Zahlenformat '{fmt}'.",
+            expected=", ".join(FORMATS),
+            found=str(fmt),
+        )
+    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
+        return "–"
+    value = float(value)
+    if decimals is None:
+        if fmt == "zahl":
+            decimals = 0 if float(value).is_integer() else 1
+        else:
+            decimals = _DEFAULT_DECIMALS[fmt]
+    text = _group_de(value, decimals)
+    if fmt == "euro":
+        return f"{text}{_NBSP}€"
+    if fmt == "prozent":
+        return f"{text}{_NBSP}%"
+    return text
+
+
+def _legend_decimals(values: list[float], fmt: str) -> int:
+    """Fewest decimals (≥ the format's usual for small spans) that keep breaks distinct."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return 0
+    span = max(finite) - min(finite)
+    start = 0 if span >= 100 else (1 if span >= 10 else 2)
+    if fmt == "index":
+        start = max(start, 2)
+    for d in range(start, 7):
+        texts = [_group_de(v, d) for v in finite]
+        if len(set(texts)) == len(set(finite)):
+            return d
+    return 6
+
+
+# --------------------------------------------------------------------------
+# validation and classification
+# --------------------------------------------------------------------------
+def _check_frame(gdf, columns: list[str], key: str, name: str) -> None:
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise GeoplanError(
+            "Für die Karte wird ein GeoDataFrame mit Geometrien benötigt.",
+            expected="geopandas.GeoDataFrame",
+            found=type(gdf).__name__,
+        )
+    if gdf.crs is None:
+        raise GeoplanError(
+            "Die Geometrien haben kein Koordinatenreferenzsystem (CRS).",
+            expected="metrisches CRS, z. B. EPSG:25833",
+            found="kein CRS",
+            hint="CRS beim Einlesen der Sozialraumgrenzen setzen (Konfiguration 'crs').",
+        )
+    unit = (gdf.crs.axis_info[0].unit_name or "").lower() if gdf.crs.axis_info else ""
+    if not gdf.crs.is_projected or unit not in ("metre", "meter", "m"):
+        raise GeoplanError(
+            "Die Karte erwartet Geometrien in einem metrischen, projizierten CRS.",
+            expected="projiziertes CRS in Metern, z. B. EPSG:25832 oder EPSG:25833",
+            found=gdf.crs.to_string(),
+            hint="Sozialraumgrenzen vorher in das Projekt-CRS umprojizieren.",
+        )
+    if len(gdf) == 0:
+        raise GeoplanError("Die Karte hat keine Sozialräume (0 Zeilen).", expected="mindestens 1 Sozialraum")
+    needed = list(dict.fromkeys(c for c in [key, name, *columns] if c is not None))
+    missing = [c for c in needed if c not in gdf.columns]
+    if missing:
+        raise GeoplanError(
+            "Spalte für die Karte fehlt: " + ", ".join(f"'{c}'" for c in missing),
+            location="Spalte " + ", ".join(missing),
+            expected="Spalten " + ", ".join(needed),
+            found="vorhanden: " + ", ".join(map(str, gdf.columns)),
+            hint="Kartenebene oder Tooltip auf eine vorhandene Spalte der Ergebnistabelle setzen.",
+        )
+    if gdf.geometry.isna().any() or gdf.geometry.is_empty.any():
+        mask = (gdf.geometry.isna() | gdf.geometry.is_empty).to_numpy()
+        bad = (gdf.loc[mask, key].astype(str).tolist() if key is not None
+               else [str(i + 1) for i in np.flatnonzero(mask)])
+        raise GeoplanError(
+            "Sozialräume ohne Geometrie können nicht kartiert werden.",
+            location=("Schlüssel " if key is not None else "Zeile ") + ", ".join(bad[:10]),
+            expected="Polygon je Sozialraum",
+            found="leere Geometrie",
+        )
+
+
+def _numeric(gdf, layer: MapLayer) -> np.ndarray:
+    col = gdf[layer.column]
+    values = pd.to_numeric(col, errors="coerce")
+    bad = values.isna() & col.notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise GeoplanError(
+            f"Kartenebene '{layer.label}': Spalte '{layer.column}' enthält keine Zahl.",
+            location=f"Zeile {i + 1}, Spalte '{layer.column}'",
+            expected="Zahl oder leer (nicht veröffentlicht)",
+            found=repr(col.iloc[i]),
+        )
+    return values.to_numpy(dtype=float)
+
+
+def _check_layer(layer: MapLayer) -> None:
+    if layer.scheme not in SCHEMES:
+        raise GeoplanError(
+            f"Kartenebene '{layer.label}': unbekannte Klassifikation '{layer.scheme}'.",
+            expected=", ".join(SCHEMES),
+            found=layer.scheme,
+        )
+    if layer.palette.removesuffix("_r") not in PALETTES:
+        raise GeoplanError(
+            f"Kartenebene '{layer.label}': Farbpalette '{layer.palette}' ist nicht zugelassen.",
+            expected="farbfehlsichtigkeitssicher: " + ", ".join(sorted(PALETTES)),
+            found=layer.palette,
+            hint="Sequenziell: viridis, cividis, YlOrRd, PuBu; Veränderung (divergierend): BrBG, PuOr, RdBu.",
+        )
+    if layer.fmt not in FORMATS:
+        raise GeoplanError(
+            f"Kartenebene '{layer.label}': unbekanntes Zahlenformat '{layer.fmt}'.",
+            expected=", ".join(FORMATS),
+            found=layer.fmt,
+        )
+    if layer.scheme == "user_defined" and not layer.bins:
+        raise GeoplanError(
+            f"Kartenebene '{layer.label}': 'user_defined' braucht Klassengrenzen (bins).",
+            expected="aufsteigende Obergrenzen, z. B. (-10, 0, 10, 1e9)",
+            found="keine",
+        )
+    if layer.scheme not in ("std_mean", "user_defined") and not (1 <= int(layer.k) <= 12):
+        raise GeoplanError(
+            f"Kartenebene '{layer.label}': Klassenanzahl k muss zwischen 1 und 12 liegen.",
+            expected="1–12",
+            found=str(layer.k),
+        )
+
+
+def _palette_colors(palette: str, n: int) -> list[str]:
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    cmap = matplotlib.colormaps[palette]
+    if n <= 1:
+        return [to_hex(cmap(0.5))]
+    return [to_hex(cmap(x)) for x in np.linspace(0.0, 1.0, n)]
+
+
+def classify(values, layer: MapLayer) -> Classification:
+    """Classify ``values`` (array, NaN = no value) with the layer's mapclassify scheme.
+
+    Returns the mapclassify upper bounds (``bins``) exactly, the class of each
+    value (-1 for NaN), one palette colour per class and German legend labels
+    ``"a – b"`` in the layer's number format.
+    """
+    import warnings
+
+    import mapclassify
+
+    _check_layer(layer)
+    y = np.asarray(values, dtype=float)
+    ok = np.isfinite(y)
+    classes = np.full(len(y), -1, dtype=int)
+    if not ok.any():
+        return Classification(bins=[], lower=float("nan"), classes=classes, colors=[], counts=[], labels=[])
+    yy = y[ok]
+    n_unique = len(np.unique(yy))
+    k = max(1, min(int(layer.k), n_unique))
+    if layer.scheme == "user_defined":
+        clf = mapclassify.UserDefined(yy, bins=sorted(float(b) for b in layer.bins))
+    elif layer.scheme == "std_mean":
+        clf = mapclassify.StdMean(yy) if n_unique > 1 else mapclassify.UserDefined(yy, bins=[yy.max()])
+    elif k == 1:
+        clf = mapclassify.UserDefined(yy, bins=[yy.max()])
+    elif layer.scheme == "quantiles":
+        clf = mapclassify.Quantiles(yy, k=k)
+    elif layer.scheme == "natural_breaks":
+        with warnings.catch_warnings():
+            # mapclassify only hints that numba would be faster; 58-500 areas are quick anyway.
+            warnings.filterwarnings("ignore", message="Numba not installed")
+            clf = mapclassify.FisherJenks(yy, k=k)
+    else:
+        clf = mapclassify.EqualInterval(yy, k=k)
+    bins = [float(b) for b in np.asarray(clf.bins, dtype=float)]
+    classes[ok] = np.asarray(clf.yb, dtype=int)
+    counts = [int(c) for c in np.asarray(clf.counts)]
+    colors = _palette_colors(layer.palette, len(bins))
+    lower = float(yy.min())
+    labels = _class_labels(lower, bins, layer.fmt)
+    return Classification(bins=bins, lower=lower, classes=classes, colors=colors, counts=counts, labels=labels)
+
+
+def _class_labels(lower: float, bins: list[float], fmt: str) -> list[str]:
+    finite_bins = [b for b in bins if math.isfinite(b)]
+    d = _legend_decimals([lower, *finite_bins], fmt)
+    labels = []
+    prev = lower
+    for i, b in enumerate(bins):
+        lo = format_de(prev, fmt, d)
+        if not math.isfinite(b):
+            labels.append(f"ab {lo}")
+        elif i == 0 and b <= prev:
+            labels.append(f"bis {format_de(b, fmt, d)}")
+        else:
+            labels.append(f"{lo} – {format_de(b, fmt, d)}")
+        prev = b
+    return labels
+
+
+# --------------------------------------------------------------------------
+# interactive map
+# --------------------------------------------------------------------------
+def _static_text(name: str) -> str:
+    return resources.files("geoplan").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _static_b64(name: str) -> str:
+    return base64.b64encode(resources.files("geoplan").joinpath("static", name).read_bytes()).decode("ascii")
+
+
+def _inline_assets() -> str:
+    """Leaflet JS + CSS as inline ``<style>``/``<script>``; images as data: URIs."""
+    css = _static_text("leaflet.css")
+    css = css.replace("url(images/layers.png)", f"url(data:image/png;base64,{_static_b64('leaflet-layers.png')})")
+    css = css.replace(
+        "url(images/layers-2x.png)", f"url(data:image/png;base64,{_static_b64('leaflet-layers-2x.png')})"
+    )
+    # Marker icons are not shipped: the maps draw polygons only.
+    css = re.sub(r"\.leaflet-default-icon-path\s*\{[^}]*\}", "", css)
+    js = _static_text("leaflet.js")
+    js = re.sub(r"//# sourceMappingURL=\S+", "", js)
+    js = js.replace("</script", "<\\/script")
+    return (
+        "<!-- Leaflet 1.9.4 (BSD-2-Clause, (c) 2010-2023 Vladimir Agafonkin, (c) 2010-2011 CloudMade), "
+        "inlined by geoplan -->\n"
+        f"<style>{css}</style>\n<script>{js}</script>\n"
+    )
+
+
+_MAP_CSS = """
+<style>
+html, body {margin:0; padding:0; font-family: "DejaVu Sans", Arial, Helvetica, sans-serif;}
+.leaflet-container {background: #ffffff; font-family: inherit;}
+.geoplan-title {position: absolute; top: 0; left: 0; right: 0; height: 40px; box-sizing: border-box;
+  padding: 9px 12px; font-size: 17px; font-weight: bold; background: #ffffff; color: #222;
+  border-bottom: 1px solid #cccccc; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;}
+.folium-map {top: 40px !important; height: calc(100% - 40px) !important;}
+.geoplan-legend {background: rgba(255,255,255,0.94); padding: 8px 10px; border-radius: 4px;
+  box-shadow: 0 1px 4px rgba(0,0,0,0.3); font-size: 12px; line-height: 1.35; max-width: 300px;}
+.geoplan-legend h4 {margin: 0 0 5px 0; font-size: 12.5px;}
+.geoplan-legend .row {display: flex; align-items: center; white-space: nowrap;}
+.geoplan-legend .sw {display: inline-block; width: 18px; height: 13px; margin-right: 6px;
+  border: 1px solid #777; flex: none;}
+.geoplan-legend .n {color: #555; margin-left: 6px;}
+.geoplan-legend .scheme {color: #555; margin-top: 4px; font-size: 11px; white-space: normal;}
+.leaflet-tooltip table td {padding: 1px 4px;}
+</style>
+"""
+
+
+def _legend_html(layer: MapLayer, clf: Classification, has_nodata: bool, idx: int, opacity: float = 1.0) -> str:
+    scheme_de = {
+        "quantiles": "Quantile",
+        "natural_breaks": "natürliche Unterbrechungen (Fisher-Jenks)",
+        "equal_interval": "gleiche Intervalle",
+        "std_mean": "Standardabweichungen um den Mittelwert",
+        "user_defined": "feste Klassengrenzen",
+    }[layer.scheme]
+    rows = []
+    for label, color, count in zip(clf.labels, clf.colors, clf.counts):
+        rows.append(
+            f'<div class="row"><span class="sw" style="background:{color};opacity:{opacity:g}"></span>'
+            f'<span class="lbl">{html.escape(label)}</span><span class="n">({count})</span></div>'
+        )
+    if has_nodata:
+        rows.append(
+            f'<div class="row"><span class="sw" style="background:{NODATA_COLOR}"></span>'
+            f'<span class="lbl">{html.escape(NODATA_LABEL)}</span></div>'
+        )
+    bins_attr = html.escape(json.dumps([clf.lower, *clf.bins]))
+    return (
+        f'<div class="geoplan-legend-layer" data-layer="{idx}" data-column="{html.escape(layer.column)}" '
+        f'data-breaks="{bins_attr}">'
+        f"<h4>{html.escape(layer.label)}</h4>{''.join(rows)}"
+        f'<div class="scheme">Klassen: {scheme_de}; in Klammern Anzahl Sozialräume</div></div>'
+    )
+
+
+def _web_geometry(gdf: gpd.GeoDataFrame) -> gpd.GeoSeries:
+    geom = gdf.geometry
+    try:
+        simplified = shapely.coverage_simplify(geom.values, SIMPLIFY_TOLERANCE_M)
+        if not shapely.is_valid(simplified).all() or shapely.is_empty(simplified).any():
+            raise ValueError("invalid coverage simplification")
+        geom = gpd.GeoSeries(simplified, index=gdf.index, crs=gdf.crs)
+    except Exception:  # noqa: BLE001 - not a clean coverage: keep full detail, only round
+        geom = gpd.GeoSeries(geom.values, index=gdf.index, crs=gdf.crs)
+    geom = geom.to_crs(4326)
+    # Rounding each vertex on its own keeps shared vertices shared.
+    rounded = shapely.transform(geom.values, lambda c: np.round(c, COORD_DECIMALS))
+    return gpd.GeoSeries(rounded, index=gdf.index, crs=4326)
+
+
+def _tooltip_spec(tooltip: dict, layers: list[MapLayer]) -> list[tuple[str, str, str | None]]:
+    fmt_by_col = {ly.column: ly.fmt for ly in layers}
+    spec = []
+    for col, label in tooltip.items():
+        fmt = None
+        if isinstance(label, (tuple, list)):
+            label, fmt = label
+        spec.append((col, str(label), fmt or fmt_by_col.get(col)))
+    return spec
+
+
+def _tooltip_value(value, fmt: str | None) -> str:
+    if fmt is not None:
+        return format_de(value, fmt)
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "–"
+    if isinstance(value, (bool, np.bool_)):
+        return "ja" if value else "nein"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return format_de(value, "zahl")
+    return str(value)
+
+
+def interactive_map(
+    gdf: gpd.GeoDataFrame,
+    layers: list[MapLayer],
+    *,
+    tooltip: dict[str, str],
+    title: str,
+    attribution: str,
+    tiles: str | None = None,
+    key: str = "key",
+    name: str = "name",
+) -> str:
+    """Build ``karte.html`` as a full, self-contained HTML document.
+
+    Parameters
+    ----------
+    gdf : GeoDataFrame
+        Sozialraum frame in a metric CRS (EPSG:25832/25833).
+    layers : list of MapLayer
+        One choropleth each; switchable (radio buttons) in the layer control.
+    tooltip : dict
+        ``{column: German label}`` shown on hover after the name. A value may
+        be ``(label, fmt)`` to choose the number format; otherwise a layer's
+        format is used for its column and ``zahl`` for other numbers.
+    title : str
+        Map title (German).
+    attribution : str
+        Data sources shown in the attribution control (HTML allowed, e.g. an
+        ``<a href>`` to the licence, which does not load anything).
+    tiles : str, optional
+        Tile URL template for a background map; ``None`` (default) draws no
+        background and makes no request at all.
+    key, name : str
+        Key and name columns.
+
+    Only the key, the name and the pre-formatted tooltip strings are written
+    into the map data (no other column leaves the frame).
+    """
+    import folium
+    from branca.element import Element, MacroElement
+    from jinja2 import Template
+
+    if not layers:
+        raise GeoplanError("Die Karte braucht mindestens eine Kartenebene.", expected="mindestens 1 MapLayer")
+    for ly in layers:
+        _check_layer(ly)
+    spec = _tooltip_spec(tooltip, layers)
+    _check_frame(gdf, [ly.column for ly in layers] + [c for c, _, _ in spec], key, name)
+
+    geom = _web_geometry(gdf)
+    keys = gdf[key].astype(str).tolist()
+    if len(set(keys)) != len(keys):
+        dup = pd.Series(keys)[pd.Series(keys).duplicated()].iloc[0]
+        raise GeoplanError(
+            "Sozialraum-Schlüssel sind nicht eindeutig.",
+            location=f"Schlüssel {dup}",
+            expected="eindeutiger Schlüssel je Sozialraum",
+            found="doppelt",
+        )
+    props = pd.DataFrame({"key": keys, "name": gdf[name].astype(str).tolist()})
+    fields, aliases = ["name"], ["Sozialraum"]
+    for i, (col, label, fmt) in enumerate(spec):
+        prop = f"t{i}"
+        props[prop] = [_tooltip_value(v, fmt) for v in gdf[col].tolist()]
+        fields.append(prop)
+        aliases.append(label)
+    web = gpd.GeoDataFrame(props, geometry=geom.values, crs=4326)
+    geojson = json.loads(web.to_json(drop_id=True))
+
+    minx, miny, maxx, maxy = web.total_bounds
+    m = folium.Map(
+        location=[(miny + maxy) / 2, (minx + maxx) / 2],
+        tiles=None,
+        zoom_start=10,
+        control_scale=False,
+        prefer_canvas=False,
+        font_size="13px",
+        zoom_snap=0.25,
+        zoom_delta=0.5,
+    )
+    # Instance attributes shadow folium's CDN lists (class lists stay untouched).
+    m.default_js = []
+    m.default_css = []
+    root = m.get_root()
+    root.header.add_child(Element(_inline_assets()), name="geoplan_leaflet")
+    root.header.add_child(Element(_MAP_CSS), name="geoplan_css")
+    root.title = title
+    root.html.add_child(Element(f'<header class="geoplan-title">{html.escape(title)}</header>'), name="geoplan_title")
+
+    if tiles:
+        folium.TileLayer(
+            tiles=tiles, attr=attribution, name="Hintergrundkarte", overlay=True, control=True, show=True
+        ).add_to(m)
+
+    # Without a background the fill is opaque so map colours equal the legend swatches.
+    fill_opacity = 0.75 if tiles else 1.0
+    shown = next((i for i, ly in enumerate(layers) if ly.show), 0)
+    legends = []
+    for i, ly in enumerate(layers):
+        values = _numeric(gdf, ly)
+        clf = classify(values, ly)
+        colors = {
+            k: (clf.colors[c] if c >= 0 else NODATA_COLOR) for k, c in zip(keys, clf.classes.tolist())
+        }
+        legends.append(_legend_html(ly, clf, bool((clf.classes < 0).any()), i, fill_opacity))
+
+        def style(feature, _colors=colors):
+            return {
+                "fillColor": _colors[feature["properties"]["key"]],
+                "color": "#333333",
+                "weight": 0.8,
+                "fillOpacity": fill_opacity,
+            }
+
+        def highlight(feature):
+            return {"weight": 3, "color": "#000000"}
+
+        folium.GeoJson(
+            geojson,
+            name=ly.label,
+            overlay=False,
+            show=(i == shown),
+            style_function=style,
+            highlight_function=highlight,
+            zoom_on_click=False,
+            tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True, localize=False),
+            smooth_factor=0.5,
+        ).add_to(m)
+
+    attribution_html = attribution if not tiles else ""
+    controls = MacroElement()
+    controls._template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function(map) {
+            map.attributionControl.setPrefix(false);
+            {%- if this.attribution %}
+            map.attributionControl.addAttribution({{ this.attribution|tojson }});
+            {%- endif %}
+            var legend = L.control({position: 'bottomright'});
+            legend.onAdd = function() {
+                var d = L.DomUtil.create('div', 'geoplan-legend');
+                d.innerHTML = {{ this.legends|tojson }};
+                L.DomEvent.disableClickPropagation(d);
+                return d;
+            };
+            legend.addTo(map);
+            var names = {{ this.names|tojson }};
+            function showLegend(i) {
+                document.querySelectorAll('.geoplan-legend-layer').forEach(function(el) {
+                    el.style.display = (el.getAttribute('data-layer') === String(i)) ? 'block' : 'none';
+                });
+            }
+            showLegend({{ this.shown }});
+            map.on('baselayerchange', function(e) { showLegend(names.indexOf(e.name)); });
+            L.control.scale({imperial: false, position: 'bottomleft'}).addTo(map);
+            // Keep the polygons clear of the legend (bottom right).
+            var lw = legend.getContainer().offsetWidth || 0;
+            map.fitBounds({{ this.bounds|tojson }}, {paddingTopLeft: [10, 10], paddingBottomRight: [lw + 20, 10]});
+        })({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+    controls.attribution = attribution_html
+    controls.legends = "".join(legends)
+    controls.names = [ly.label for ly in layers]
+    controls.shown = shown
+    controls.bounds = [[float(miny), float(minx)], [float(maxy), float(maxx)]]
+    m.add_child(controls, name="geoplan_controls")
+    folium.LayerControl(position="topright", collapsed=False).add_to(m)
+
+    doc = root.render()
+    doc = doc.replace("<html>", '<html lang="de">', 1)
+    return _postprocess(doc)
+
+
+_ADD_CALL = re.compile(r"(geo_json_[0-9a-f]+_add)\(")
+_FOLIUM_ID = re.compile(r"(?<![0-9A-Za-z])([a-z][a-z_]*?)_([0-9a-f]{32})(?![0-9a-f])")
+
+
+def _postprocess(doc: str) -> str:
+    """Share the GeoJSON between layers and make folium's random ids stable.
+
+    Every layer holds the same geometry; writing it once (compact JSON) keeps
+    ``karte.html`` about 1/len(layers) the size. folium names elements with
+    random hex ids; replacing them by counters makes the file byte-identical
+    for identical input (so its hash in ``manifest.json`` is reproducible).
+    """
+    decoder = json.JSONDecoder()
+    out, pos, shared = [], 0, None
+    for m in _ADD_CALL.finditer(doc):
+        if m.start() < pos:
+            continue
+        start = m.end()
+        if doc[start] != "{":
+            continue
+        data, end = decoder.raw_decode(doc, start)
+        if doc[end] != ")":
+            continue
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+        if shared is None:
+            shared = text
+            call = f"var geoplan_sozialraeume = {text};\n            {m.group(1)}(geoplan_sozialraeume"
+        elif text == shared:
+            call = f"{m.group(1)}(geoplan_sozialraeume"
+        else:  # pragma: no cover - layers always share their data
+            call = f"{m.group(1)}({text}"
+        out.append(doc[pos : m.start()])
+        out.append(call)
+        pos = end
+    out.append(doc[pos:])
+    doc = "".join(out)
+
+    ids: dict[str, str] = {}
+
+    def stable(match: re.Match) -> str:
+        hexid = match.group(2)
+        if hexid not in ids:
+            ids[hexid] = f"{len(ids) + 1:04d}"
+        return f"{match.group(1)}_{ids[hexid]}"
+
+    return _FOLIUM_ID.sub(stable, doc)
+
+
+def write_interactive_map(path, gdf: gpd.GeoDataFrame, layers: list[MapLayer], **kwargs) -> Path:
+    """Write :func:`interactive_map` to ``path`` (UTF-8) and return the path."""
+    path = Path(path)
+    text = interactive_map(gdf, layers, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------
+# static (print) map
+# --------------------------------------------------------------------------
+def _nice_length(target_m: float) -> float:
+    """Largest 1/2/5 × 10^n metres not above ``target_m``."""
+    if target_m <= 0:
+        return 1.0
+    exp = math.floor(math.log10(target_m))
+    for f in (5, 2, 1):
+        if f * 10**exp <= target_m:
+            return float(f * 10**exp)
+    return float(10**exp)
+
+
+def _draw_scalebar(ax, bounds) -> None:
+    from matplotlib.patches import Rectangle
+
+    minx, miny, maxx, maxy = bounds
+    width = maxx - minx
+    length = _nice_length(width / 4)
+    x0 = minx + 0.03 * width
+    y0 = miny + 0.03 * (maxy - miny)
+    h = 0.012 * (maxy - miny)
+    n = 2
+    for i in range(n):
+        ax.add_patch(
+            Rectangle(
+                (x0 + i * length / n, y0), length / n, h,
+                facecolor="black" if i % 2 == 0 else "white", edgecolor="black", linewidth=0.8, zorder=5,
+            )
+        )
+    unit_km = length >= 1000
+
+    def lab(v):
+        return format_de(v / 1000 if unit_km else v, "zahl")
+
+    for i in range(n + 1):
+        ax.text(x0 + i * length / n, y0 + h * 1.6, lab(i * length / n), ha="center", va="bottom", fontsize=8, zorder=5)
+    ax.text(x0 + length + 0.01 * width, y0 + h / 2, "km" if unit_km else "m", ha="left", va="center",
+            fontsize=8, zorder=5)
+
+
+def _draw_north_arrow(ax) -> None:
+    ax.annotate(
+        "N",
+        xy=(0.95, 0.96),
+        xytext=(0.95, 0.86),
+        xycoords="axes fraction",
+        textcoords="axes fraction",
+        ha="center",
+        va="center",
+        fontsize=12,
+        fontweight="bold",
+        arrowprops=dict(facecolor="black", edgecolor="black", width=4, headwidth=11, headlength=11),
+        zorder=6,
+    )
+
+
+def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    _check_layer(layer)
+    _check_frame(gdf, [layer.column], None, None)
+    values = _numeric(gdf, layer)
+    clf = classify(values, layer)
+    fill = [clf.colors[c] if c >= 0 else NODATA_COLOR for c in clf.classes]
+
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes([0.02, 0.07, 0.96, 0.84])
+    geo = gpd.GeoDataFrame(geometry=gdf.geometry.values, crs=gdf.crs)
+    geo.plot(ax=ax, color=fill, edgecolor="#333333", linewidth=0.4)
+    minx, miny, maxx, maxy = geo.total_bounds
+    padx, pady = 0.04 * (maxx - minx), 0.04 * (maxy - miny)
+    # Room below the city for legend and scale bar.
+    ax.set_xlim(minx - padx, maxx + padx)
+    ax.set_ylim(miny - 0.30 * (maxy - miny), maxy + pady)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+
+    handles = [Patch(facecolor=c, edgecolor="#333333", linewidth=0.5, label=f"{lab} ({n})")
+               for c, lab, n in zip(clf.colors, clf.labels, clf.counts)]
+    if (clf.classes < 0).any():
+        handles.append(Patch(facecolor=NODATA_COLOR, edgecolor="#333333", linewidth=0.5, label=NODATA_LABEL))
+    ax.legend(
+        handles=handles,
+        title=layer.label,
+        loc="lower right",
+        fontsize=7.5,
+        title_fontsize=8,
+        frameon=True,
+        framealpha=0.95,
+        edgecolor="#999999",
+        alignment="left",
+    )
+    _draw_scalebar(ax, ax.get_xlim()[:1] + ax.get_ylim()[:1] + ax.get_xlim()[1:] + ax.get_ylim()[1:])
+    _draw_north_arrow(ax)
+    fig.text(0.5, 0.955, title, ha="center", va="center", fontsize=13, fontweight="bold", wrap=True)
+    fig.text(0.02, 0.025, source_line, ha="left", va="center", fontsize=7, color="#333333", wrap=True)
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, facecolor="white")
+    return buf.getvalue()
+
+
+def static_map_png_bytes(
+    gdf: gpd.GeoDataFrame,
+    layer: MapLayer,
+    *,
+    title: str,
+    source_line: str,
+    figsize: tuple[float, float] = (8, 7),
+    dpi: int = 150,
+) -> bytes:
+    """Print map as PNG bytes (for inlining as base64 in the report).
+
+    Choropleth of ``layer.column`` with the same classification as the
+    interactive map, legend (German labels, areas per class), scale bar
+    (computed in the metric CRS), north arrow (the metric CRS is grid-north up,
+    UTM convergence in Germany < 3°), title and source line. No background
+    tiles. Byte-identical output for identical input (no PNG software/time
+    metadata).
+    """
+    return _render_static(gdf, layer, title=title, source_line=source_line, figsize=figsize, dpi=dpi)
+
+
+def static_map(
+    gdf: gpd.GeoDataFrame,
+    layer: MapLayer,
+    *,
+    path,
+    title: str,
+    source_line: str,
+    figsize: tuple[float, float] = (8, 7),
+    dpi: int = 150,
+) -> Path:
+    """Write :func:`static_map_png_bytes` to ``path`` and return the path."""
+    data = static_map_png_bytes(gdf, layer, title=title, source_line=source_line, figsize=figsize, dpi=dpi)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path

@@ -1,0 +1,116 @@
+"""Open karte.html in headless Chromium with the network blocked.
+
+Skipped only when Chromium/chromedriver are missing and GEOPLAN_REQUIRE_BROWSER
+is not set; CI sets it, so there a missing browser fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+
+from geoplan.browser import chromium_available, open_offline
+from geoplan.maps import MapLayer, write_interactive_map
+
+ROOT = Path(__file__).resolve().parents[1]
+BERLIN = ROOT / "boundaries" / "berlin" / "prognoseraeume_2021.geojson"
+N_POLYGONS = 58
+WAIT_POLYGONS = f"return document.querySelectorAll('path.leaflet-interactive').length >= {N_POLYGONS};"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _need_browser():
+    if not chromium_available():
+        if os.environ.get("GEOPLAN_REQUIRE_BROWSER"):
+            pytest.fail("GEOPLAN_REQUIRE_BROWSER ist gesetzt, aber /usr/bin/chromium oder /usr/bin/chromedriver fehlt.")
+        pytest.skip("Chromium/chromedriver nicht installiert (Debian: apt install chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def karte(tmp_path_factory) -> Path:
+    g = gpd.read_file(BERLIN)
+    assert len(g) == N_POLYGONS
+    rng = np.random.default_rng(7)
+    g["budget_per_u21_eur"] = rng.gamma(4.0, 300.0, len(g))
+    g["need_index"] = rng.normal(0.0, 1.0, len(g))
+    g["change_pct"] = rng.normal(0.0, 8.0, len(g))
+    layers = [
+        MapLayer("budget_per_u21_eur", "Budget je Kind/Jugendl. (unter 21) in €", fmt="euro", palette="YlOrRd",
+                 show=True),
+        MapLayer("need_index", "Bedarfsindex", fmt="index", palette="viridis"),
+        MapLayer("change_pct", "Veränderung zum Vorjahr in %", scheme="user_defined", bins=(-10, -2, 2, 10, 1000),
+                 palette="BrBG", fmt="prozent"),
+    ]
+    out = tmp_path_factory.mktemp("ausgabe")
+    return write_interactive_map(
+        out / "karte.html", g, layers,
+        tooltip={"budget_per_u21_eur": "Budget je Kind/Jugendl.", "need_index": "Bedarfsindex"},
+        title="Sozialraumbudget Berlin (Testdaten)",
+        attribution='Grenzen: <a href="https://www.statistik-berlin-brandenburg.de">AfS Berlin-Brandenburg</a>',
+        key="id", name="name",
+    )
+
+
+def _non_blank(png: Path) -> tuple[int, float]:
+    from PIL import Image
+
+    img = np.asarray(Image.open(png).convert("RGB"))
+    colours = len({tuple(p) for p in img.reshape(-1, 3)[::3]})
+    not_white = float((img.sum(axis=2) < 3 * 245).mean())
+    return colours, not_white
+
+
+def test_map_loads_offline_and_draws_polygons(karte):
+    shot = karte.parent / "karte.png"
+    res = open_offline(karte, screenshot=shot, wait_js=WAIT_POLYGONS)
+    assert res.requests, "the performance log recorded nothing"
+    assert res.requests[0] == karte.resolve().as_uri()
+    assert res.external_requests(karte.parent) == []
+    assert res.failed == []
+    assert res.dom_counts["path.leaflet-interactive"] == N_POLYGONS
+    assert res.console_errors == []
+    assert res.title == "Sozialraumbudget Berlin (Testdaten)"
+    colours, not_white = _non_blank(shot)
+    assert colours >= 6  # 5 classes + lines/labels
+    assert not_white > 0.25  # polygons cover a good part of the window
+
+
+def test_layer_switch_changes_legend(karte):
+    # Click the second base layer's radio button, then report which legend is visible.
+    js = (
+        "if (!window.__switched) {"
+        "  var r = document.querySelectorAll('.leaflet-control-layers-base input');"
+        "  if (r.length < 2) return false; r[1].click(); window.__switched = true; }"
+        "var v = Array.from(document.querySelectorAll('.geoplan-legend-layer'))"
+        "  .filter(function(e){return e.style.display !== 'none';});"
+        "return v.length === 1 && v[0].getAttribute('data-column') === 'need_index'"
+        "  && document.querySelectorAll('path.leaflet-interactive').length === 58;"
+    )
+    res = open_offline(karte, wait_js=js, selectors=("path.leaflet-interactive", ".geoplan-legend-layer"))
+    assert res.dom_counts["path.leaflet-interactive"] == N_POLYGONS  # one layer at a time
+    assert res.dom_counts[".geoplan-legend-layer"] == 3
+    assert res.external_requests(karte.parent) == []
+
+
+def test_blocked_external_request_is_recorded(tmp_path):
+    """Negative control: a page with CDN links is caught (recorded and blocked)."""
+    page = tmp_path / "cdn.html"
+    page.write_text(
+        '<!DOCTYPE html><html><head><script src="https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/leaflet.js">'
+        '</script><link rel="stylesheet" href="http://example.org/a.css"></head>'
+        '<body><img src="https://tile.openstreetmap.org/1/1/1.png"><img src="local.png"></body></html>',
+        encoding="utf-8",
+    )
+    res = open_offline(page, selectors=("img",))
+    ext = res.external_requests(tmp_path)
+    assert any("cdn.jsdelivr.net" in u for u in ext)
+    assert any("example.org" in u for u in ext)
+    assert any("openstreetmap" in u for u in ext)
+    assert not any(u.endswith("/local.png") for u in ext)  # inside the output folder: allowed
+    assert set(ext) <= set(res.failed)  # nothing got through

@@ -1,0 +1,326 @@
+"""Tests for geoplan.maps: interactive karte.html and static print maps."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import mapclassify
+import numpy as np
+import pytest
+
+from geoplan.errors import GeoplanError
+from geoplan.maps import (
+    NODATA_LABEL,
+    MapLayer,
+    classify,
+    format_de,
+    interactive_map,
+    static_map,
+    static_map_png_bytes,
+    write_interactive_map,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+BERLIN = ROOT / "boundaries" / "berlin" / "prognoseraeume_2021.geojson"
+
+#: Attributes/CSS constructs that make a browser load something.
+_LOADING_URL = re.compile(
+    r"""(?:\b(?:src|srcset|poster|data|action|formaction)\s*=\s*["']?\s*|url\(\s*["']?|@import\s+["']?)"""
+    r"""(?:https?:)?//""",
+    re.IGNORECASE,
+)
+_HREF = re.compile(r"""<([a-zA-Z][\w-]*)\b[^<>]*\bhref\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
+
+
+def external_loads(doc: str) -> list[str]:
+    """Places in ``doc`` that would load from another host (attribution ``<a href>`` is allowed)."""
+    hits = [m.group(0) for m in _LOADING_URL.finditer(doc)]
+    hits += [m.group(0) for m in _HREF.finditer(doc) if m.group(1).lower() != "a"]
+    # Dynamic loaders in script text: fetch("https://…"), import("https://…"), .src = "https://…"
+    hits += re.findall(r"""(?:fetch|import|ajax)\s*\(\s*["'](?:https?:)?//[^"']+""", doc)
+    hits += re.findall(r"""\.src\s*=\s*["'](?:https?:)?//[^"']+""", doc)
+    return hits
+
+
+@pytest.fixture(scope="module")
+def berlin() -> gpd.GeoDataFrame:
+    g = gpd.read_file(BERLIN).rename(columns={"id": "key"})
+    rng = np.random.default_rng(42)
+    n = len(g)
+    g["budget_per_u21_eur"] = np.round(rng.gamma(4.0, 300.0, n), 2)
+    g.loc[0, "budget_per_u21_eur"] = 1234.56
+    g["need_index"] = rng.normal(0.0, 1.0, n)
+    g["change_pct"] = rng.normal(0.0, 8.0, n)
+    g["pop_u21"] = rng.integers(3000, 40000, n)
+    g["secret"] = 7777777.0  # never shown: must not reach the map data
+    return g
+
+
+LAYERS = [
+    MapLayer("budget_per_u21_eur", "Budget je Kind/Jugendl. (unter 21) in €", fmt="euro", palette="YlOrRd", show=True),
+    MapLayer("need_index", "Bedarfsindex", scheme="natural_breaks", fmt="index", palette="viridis"),
+    MapLayer("change_pct", "Veränderung zum Vorjahr in %", scheme="user_defined", bins=(-10, -2, 2, 10, 1000),
+             palette="BrBG", fmt="prozent"),
+]
+TOOLTIP = {
+    "budget_per_u21_eur": "Budget je Kind/Jugendl.",
+    "pop_u21": "Einwohner unter 21",
+    "need_index": "Bedarfsindex",
+    "change_pct": "Veränderung",
+}
+ATTR = 'Grenzen: <a href="https://www.statistik-berlin-brandenburg.de">AfS Berlin-Brandenburg</a> (CC BY 3.0 DE)'
+
+
+def _html(gdf, **kw):
+    args = dict(tooltip=TOOLTIP, title="Sozialraumbudget Berlin", attribution=ATTR)
+    args.update(kw)
+    return interactive_map(gdf, LAYERS, **args)
+
+
+def _map_data(doc: str) -> dict:
+    marker = "var geoplan_sozialraeume = "
+    start = doc.index(marker) + len(marker)
+    data, _ = json.JSONDecoder().raw_decode(doc, start)
+    return data
+
+
+def _legend_html(doc: str) -> str:
+    marker = "d.innerHTML = "
+    start = doc.index(marker) + len(marker)
+    text, _ = json.JSONDecoder().raw_decode(doc, start)
+    return text
+
+
+def _legends(doc: str) -> dict[str, list[float]]:
+    return {
+        m.group(1): json.loads(m.group(2).replace("&quot;", '"'))
+        for m in re.finditer(r'data-column="([^"]+)" data-breaks="([^"]+)"', _legend_html(doc))
+    }
+
+
+# --------------------------------------------------------------------------- formatting
+@pytest.mark.parametrize(
+    ("value", "fmt", "expected"),
+    [
+        (1234.56, "euro", "1.234,56\u00a0€"),
+        (1234567, "zahl", "1.234.567"),
+        (1234.54, "zahl", "1.234,5"),
+        (12.345, "prozent", "12,3\u00a0%"),
+        (-0.1234, "index", "-0,12"),
+        (-0.001, "index", "0,00"),
+        (float("nan"), "euro", "–"),
+        (None, "zahl", "–"),
+    ],
+)
+def test_format_de(value, fmt, expected):
+    assert format_de(value, fmt) == expected
+
+
+def test_format_de_unknown_format():
+    with pytest.raises(GeoplanError):
+        format_de(1.0, "waehrung")
+
+
+# --------------------------------------------------------------------------- interactive map
+def test_map_data_has_all_features_in_wgs84(berlin):
+    doc = _html(berlin)
+    data = _map_data(doc)
+    assert len(data["features"]) == 58
+    assert sorted(f["properties"]["key"] for f in data["features"]) == sorted(berlin["key"])
+    coords = np.array(
+        [c for f in data["features"] for poly in f["geometry"]["coordinates"] for ring in poly for c in ring]
+    )
+    # Berlin in lon/lat, rounded to 5 decimals
+    assert 13.0 < coords[:, 0].min() and coords[:, 0].max() < 13.8
+    assert 52.3 < coords[:, 1].min() and coords[:, 1].max() < 52.7
+    assert np.allclose(coords, np.round(coords, 5))
+    # one copy of the geometry for all layers, every layer adds it
+    assert doc.count("var geoplan_sozialraeume") == 1
+    assert len(re.findall(r"geo_json_\d+_add\(geoplan_sozialraeume\)", doc)) == len(LAYERS)
+
+
+def test_simplified_geometry_keeps_areas_and_topology(berlin):
+    data = _map_data(_html(berlin))
+    web = gpd.GeoDataFrame.from_features(data["features"], crs=4326).to_crs(berlin.crs)
+    web = web.set_index("key").loc[berlin["key"]]
+    rel = np.abs(web.area.to_numpy() / berlin.area.to_numpy() - 1)
+    assert rel.max() < 0.01
+    assert web.is_valid.all()
+    # Simplification on the coverage: no slivers or gaps between neighbours
+    union_area = web.union_all().area
+    assert abs(union_area - web.area.sum()) / union_area < 1e-3
+
+
+def test_tooltip_fields_and_german_format(berlin):
+    doc = _html(berlin)
+    feats = {f["properties"]["key"]: f["properties"] for f in _map_data(doc)["features"]}
+    first = feats[berlin.loc[0, "key"]]
+    assert first["name"] == berlin.loc[0, "name"]
+    assert first["t0"] == "1.234,56\u00a0€"
+    assert first["t1"] == format_de(berlin.loc[0, "pop_u21"], "zahl")
+    assert re.fullmatch(r"-?\d,\d\d", first["t2"])  # index format
+    assert re.fullmatch(r"-?\d{1,2},\d\u00a0%", first["t3"])
+    for alias in ["Sozialraum", *TOOLTIP.values()]:
+        assert json.dumps(alias) in doc
+    # only key, name and the formatted tooltip strings leave the frame
+    assert set(first) == {"key", "name", "t0", "t1", "t2", "t3"}
+    assert "7777777" not in doc and "7.777.777" not in doc
+
+
+@pytest.mark.filterwarnings("ignore:Numba not installed")
+def test_legend_breaks_equal_mapclassify(berlin):
+    doc = _html(berlin)
+    legends = _legends(doc)
+    assert set(legends) == {ly.column for ly in LAYERS}
+    y = berlin["budget_per_u21_eur"].to_numpy()
+    q = mapclassify.Quantiles(y, k=5)
+    assert legends["budget_per_u21_eur"][0] == pytest.approx(y.min())
+    assert legends["budget_per_u21_eur"][1:] == pytest.approx(list(q.bins))
+    fj = mapclassify.FisherJenks(berlin["need_index"].to_numpy(), k=5)
+    assert legends["need_index"][1:] == pytest.approx(list(fj.bins))
+    assert legends["change_pct"][1:] == pytest.approx([-10, -2, 2, 10, 1000])
+    # German labels for the breaks
+    first_upper = format_de(q.bins[0], "euro", 0)
+    assert f"{format_de(y.min(), 'euro', 0)} – {first_upper}" in _legend_html(doc)
+
+
+def test_no_external_urls(berlin):
+    doc = _html(berlin)
+    assert external_loads(doc) == []
+    assert "cdn." not in doc and "jquery" not in doc.lower() and "bootstrap" not in doc.lower()
+    assert "L.tileLayer" not in doc
+    assert "Leaflet 1.9.4" in doc  # vendored library inlined
+
+
+def test_scanner_finds_folium_default_cdn_links():
+    """Negative control: the scanner would catch folium's default CDN assets."""
+    import folium
+
+    doc = folium.Map(location=[52.5, 13.4], tiles=None).get_root().render()
+    assert len(external_loads(doc)) >= 5
+    assert external_loads('<link rel="stylesheet" href="https://x.org/a.css">')
+    assert external_loads("<style>@import 'https://x.org/a.css';</style>")
+    assert external_loads('<div style="background:url(//x.org/a.png)"></div>')
+    assert not external_loads('<a href="https://x.org">Quelle</a>')
+
+
+def test_tiles_only_when_configured(berlin):
+    url = "https://tiles.example.org/{z}/{x}/{y}.png"
+    doc = _html(berlin, tiles=url)
+    assert "L.tileLayer" in doc and "tiles.example.org" in doc
+    # folium's own CDN assets stay out even with tiles
+    assert "cdn.jsdelivr" not in doc and "code.jquery" not in doc
+
+
+def test_html_is_deterministic_and_written(berlin, tmp_path):
+    a = _html(berlin)
+    b = _html(berlin)
+    assert a == b
+    assert not re.search(r"_[0-9a-f]{32}\b", a)
+    path = write_interactive_map(tmp_path / "out" / "karte.html", berlin, LAYERS, tooltip=TOOLTIP,
+                                 title="T", attribution=ATTR)
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert '<html lang="de">' in path.read_text(encoding="utf-8")
+
+
+def test_inputs_not_modified(berlin):
+    before = berlin.copy()
+    _html(berlin)
+    static_map_png_bytes(berlin, LAYERS[0], title="T", source_line="Q", figsize=(4, 3.5), dpi=50)
+    assert before.equals(berlin)
+    assert before.crs == berlin.crs
+
+
+def test_missing_values_get_nodata_class(berlin):
+    g = berlin.copy()
+    g.loc[[1, 2], "budget_per_u21_eur"] = np.nan
+    clf = classify(g["budget_per_u21_eur"].to_numpy(), LAYERS[0])
+    assert (clf.classes[[1, 2]] == -1).all()
+    assert sum(clf.counts) == 56
+    doc = _html(g)
+    assert NODATA_LABEL in _legend_html(doc)
+    feats = {f["properties"]["key"]: f["properties"] for f in _map_data(doc)["features"]}
+    assert feats[g.loc[1, "key"]]["t0"] == "–"
+
+
+def test_classify_few_distinct_values():
+    layer = MapLayer("x", "x", k=5)
+    clf = classify(np.array([1.0, 1.0, 2.0, 2.0]), layer)
+    assert len(clf.bins) == 2 and clf.classes.tolist() == [0, 0, 1, 1]
+    empty = classify(np.array([np.nan, np.nan]), layer)
+    assert empty.bins == [] and empty.classes.tolist() == [-1, -1]
+
+
+# --------------------------------------------------------------------------- bad input
+def test_wrong_crs(berlin):
+    with pytest.raises(GeoplanError) as err:
+        _html(berlin.to_crs(4326))
+    assert "metrisch" in err.value.message
+    no_crs = berlin.copy()
+    no_crs = no_crs.set_crs(None, allow_override=True)
+    with pytest.raises(GeoplanError):
+        _html(no_crs)
+    with pytest.raises(GeoplanError):
+        static_map_png_bytes(berlin.to_crs(4326), LAYERS[0], title="T", source_line="Q")
+
+
+def test_missing_column(berlin):
+    with pytest.raises(GeoplanError) as err:
+        interactive_map(berlin, [MapLayer("gibt_es_nicht", "X")], tooltip={}, title="T", attribution="")
+    assert "gibt_es_nicht" in err.value.message
+    with pytest.raises(GeoplanError):
+        _html(berlin.drop(columns="name"))
+    with pytest.raises(GeoplanError):
+        static_map_png_bytes(berlin, MapLayer("gibt_es_nicht", "X"), title="T", source_line="Q")
+
+
+def test_bad_layer_settings(berlin):
+    with pytest.raises(GeoplanError):
+        interactive_map(berlin, [MapLayer("need_index", "X", palette="jet")], tooltip={}, title="T", attribution="")
+    with pytest.raises(GeoplanError):
+        interactive_map(berlin, [MapLayer("need_index", "X", scheme="kmeans")], tooltip={}, title="T", attribution="")
+    with pytest.raises(GeoplanError):
+        interactive_map(berlin, [], tooltip={}, title="T", attribution="")
+    g = berlin.copy()
+    g["need_index"] = g["need_index"].astype(object)
+    g.loc[5, "need_index"] = "hoch"
+    with pytest.raises(GeoplanError) as err:
+        interactive_map(g, [MapLayer("need_index", "X")], tooltip={}, title="T", attribution="")
+    assert "Zeile 6" in err.value.location
+    dup = berlin.copy()
+    dup.loc[1, "key"] = dup.loc[0, "key"]
+    with pytest.raises(GeoplanError):
+        _html(dup)
+
+
+# --------------------------------------------------------------------------- static map
+def test_static_map_png(berlin, tmp_path):
+    from PIL import Image
+
+    layer = LAYERS[0]
+    kw = dict(title="Budget je Kind/Jugendl. (unter 21)",
+              source_line="Quelle: Amt für Statistik Berlin-Brandenburg (CC BY 3.0 DE); HzE-Werte simuliert",
+              figsize=(6, 5), dpi=80)
+    path = static_map(berlin, layer, path=tmp_path / "karte_budget.png", **kw)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    img = Image.open(io.BytesIO(data))
+    assert img.size == (480, 400)
+    assert "Software" not in img.info
+    # deterministic bytes
+    assert static_map_png_bytes(berlin, layer, **kw) == data
+    # the choropleth colours are drawn (YlOrRd class colours present)
+    from geoplan.maps import _palette_colors
+
+    pixels = {tuple(p[:3]) for p in np.asarray(img.convert("RGB")).reshape(-1, 3)[::7]}
+    for hexcol in _palette_colors("YlOrRd", 5):
+        rgb = tuple(int(hexcol[i : i + 2], 16) for i in (1, 3, 5))
+        assert rgb in pixels
+    # different data -> different picture
+    other = berlin.copy()
+    other["budget_per_u21_eur"] = other["budget_per_u21_eur"][::-1].to_numpy()
+    assert static_map_png_bytes(other, layer, **kw) != data
