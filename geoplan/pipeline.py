@@ -520,7 +520,8 @@ def stage_equity(config: Config, frame: gpd.GeoDataFrame, spec):
     per = res.per_area.set_index("key")
     out = frame.copy()
     for c in per.columns:
-        if c not in out.columns:
+        # observed counts stay in the model columns (hze_cases), where suppression applies
+        if c not in out.columns and not c.startswith("observed_"):
             out[c] = out["key"].map(per[c]).to_numpy()
     return out, res
 

@@ -70,7 +70,7 @@ def test_model_equals_statsmodels_glm(demo_result):
 
 
 def test_concentration_index_by_hand(demo_result):
-    f = demo_result.frame.sort_values("expected_per_1000", kind="mergesort")
+    f = demo_result.frame.sort_values("need_index", kind="mergesort")
     w = f["pop_u21"].to_numpy(float)
     y = f["budget_eur"].to_numpy(float) / w
     # weighted fractional rank: midpoint of each area's population share
