@@ -1,0 +1,595 @@
+"""Indicators delivered on other geographies.
+
+Two ways to bring a table onto the Sozialräume:
+
+* :func:`aggregate_by_key` — the source areas nest in the targets (Berlin:
+  Planungsraum → Prognoseraum). Counts are summed, shares (percentages) are
+  averaged with their base as weight. Exact, no geometry needed.
+* :func:`area_interpolate` — the source polygons cut across the targets.
+  Area-weighted areal interpolation (Goodchild & Lam 1980; Tobler 1979 for the
+  mass-preserving idea) or dasymetric interpolation with ancillary weights from a
+  population raster or residential land-use polygons (Mennis 2003; Eicher &
+  Brewer 2001).
+
+Both are pure: data frames in, new data frames out; inputs are not modified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy import sparse
+
+from geoplan.errors import GeoplanError, QANote
+
+__all__ = ["AggregateResult", "aggregate_by_key", "area_interpolate", "intersection_table"]
+
+_STAGE = "indicators"
+# the usual markers of suppressed or missing values in official statistics
+_SUPPRESSED = ["", "–", "—", "-", ".", "x", "X", "/", "…", "..."]
+
+
+# ---------------------------------------------------------------------------
+# key hierarchies
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class AggregateResult:
+    """Result of :func:`aggregate_by_key`.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        One row per target key, sorted by key. Columns: ``target_name`` (text),
+        every count column (sum over the source rows with a value; NaN if no
+        source row had one), every share column (base-weighted mean over the
+        source rows where share and base are present; same unit as the input,
+        usually %), and ``n_sources`` (number of source rows mapped to the
+        target).
+    coverage : pandas.DataFrame
+        Same keys; per share column the fraction (0–1) of the target's base
+        weight that came with a share value. 1.0 means complete.
+    missing : pandas.DataFrame
+        Same keys; per count and share column the number of source rows
+        without a value (suppressed or empty).
+    unmatched : list of str
+        Source keys that have no target (only non-empty with
+        ``allow_unmatched=True``; these rows are left out of the sums).
+    notes : list of QANote
+        Findings for the report (missing values, unmatched keys, empty targets).
+    """
+
+    frame: pd.DataFrame
+    coverage: pd.DataFrame
+    missing: pd.DataFrame
+    unmatched: list[str] = field(default_factory=list)
+    notes: list[QANote] = field(default_factory=list)
+
+
+def _as_key(series: pd.Series) -> pd.Series:
+    # Keys are text; a float key like 1100101.0 would lose its leading zero, so
+    # numbers are refused instead of silently formatted.
+    if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+        raise GeoplanError(
+            f"Schlüsselspalte '{series.name}' ist nicht als Text gelesen.",
+            location=f"Spalte '{series.name}'",
+            expected="Schlüssel als Text (führende Nullen bleiben erhalten)",
+            found=f"Datentyp {series.dtype}",
+            hint="Tabelle mit dtype=str bzw. über geoplan.tables einlesen.",
+        )
+    return series.astype("string").str.strip()
+
+
+def _numeric(table: pd.DataFrame, column: str) -> pd.Series:
+    if column not in table.columns:
+        raise GeoplanError(
+            f"Spalte '{column}' fehlt in der Indikatorentabelle.",
+            location=f"Spalte '{column}'",
+            expected=f"Spalte '{column}'",
+            found=", ".join(map(str, table.columns)),
+            hint="Spaltennamen in der Konfiguration prüfen.",
+        )
+    col = table[column]
+    if pd.api.types.is_numeric_dtype(col):
+        return col.astype(float)
+    text = col.astype("string").str.strip()
+    suppressed = text.isin(_SUPPRESSED)
+    values = pd.to_numeric(text.mask(suppressed), errors="coerce")
+    bad = text.notna() & ~suppressed & values.isna()
+    if bad.any():
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        raise GeoplanError(
+            f"Spalte '{column}' enthält Text, der keine Zahl ist.",
+            location=f"Zeile {pos + 1}, Spalte '{column}'",
+            expected="Zahl oder leer",
+            found=repr(str(text.iloc[pos])),
+            hint="Unterdrückte Werte als leer lesen (geoplan.tables erkennt –, x, / usw.).",
+        )
+    return values.astype(float)
+
+
+def aggregate_by_key(
+    table: pd.DataFrame,
+    *,
+    source_key: str,
+    counts: list[str],
+    shares: dict[str, str] | None = None,
+    mapping: pd.DataFrame | None = None,
+    mapping_source: str | None = None,
+    mapping_target: str | None = None,
+    prefix_len: int | None = None,
+    target_name: str = "key",
+    allow_unmatched: bool = False,
+) -> AggregateResult:
+    """Aggregate an indicator table along a key hierarchy.
+
+    Each source row (e.g. a Berlin Planungsraum, 8-digit key) belongs to one
+    target (e.g. a Prognoseraum, 4 digits), given either by a key table
+    (``mapping`` with columns ``mapping_source`` → ``mapping_target``) or by
+    the first ``prefix_len`` characters of the source key.
+
+    Counts (persons, cases) are summed. A missing count (suppressed value,
+    NaN) is treated as *unknown*, not zero: the sum uses the rows with a value,
+    the number of missing rows is reported in ``missing`` and in a note, and a
+    target without any value gets NaN.
+
+    Shares (rates in %, per 1,000 …) are averaged with their base as weight:
+    ``share_T = Σ share_i · base_i / Σ base_i`` over the rows of target T where
+    share and base are both present. This reproduces the share of the union
+    exactly when the share is ``numerator / base`` per row. ``coverage`` gives
+    ``Σ base_i (share present) / Σ base_i`` per target.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Source table, one row per source key (key column as text).
+    source_key : str
+        Key column of ``table``.
+    counts : list of str
+        Count columns to sum.
+    shares : dict, optional
+        Share column → base (weight) column, e.g. ``{"S1": "EW"}``.
+    mapping : DataFrame, optional
+        Key table; keys as text. ``mapping_source``/``mapping_target`` name
+        its columns.
+    prefix_len : int, optional
+        Alternative to ``mapping``: the target key is the key prefix.
+    target_name : str
+        Name of the target key column in the result (default ``"key"``).
+    allow_unmatched : bool
+        If False (default) a source key without a target is an error; if True
+        it is listed in ``unmatched`` and left out.
+
+    Returns
+    -------
+    AggregateResult
+    """
+    shares = dict(shares or {})
+    if (mapping is None) == (prefix_len is None):
+        raise GeoplanError(
+            "Für die Aggregation muss genau eines angegeben sein: Schlüsseltabelle oder Präfixlänge.",
+            expected="mapping=… oder prefix_len=…",
+            found="beides" if mapping is not None else "keines",
+            hint="In der Konfiguration entweder die Schlüsseltabelle oder die Präfixlänge setzen.",
+        )
+    if source_key not in table.columns:
+        raise GeoplanError(
+            f"Schlüsselspalte '{source_key}' fehlt in der Indikatorentabelle.",
+            location=f"Spalte '{source_key}'",
+            expected=f"Spalte '{source_key}'",
+            found=", ".join(map(str, table.columns)),
+        )
+    src = _as_key(table[source_key])
+    notes: list[QANote] = []
+
+    if src.isna().any() or (src == "").any():
+        pos = int(np.flatnonzero((src.isna() | (src == "")).to_numpy())[0])
+        raise GeoplanError(
+            "Leerer Schlüssel in der Indikatorentabelle.",
+            location=f"Zeile {pos + 1}, Spalte '{source_key}'",
+            expected="ein Schlüssel je Zeile",
+            found="leer",
+        )
+    dup = src[src.duplicated(keep=False)]
+    if len(dup):
+        raise GeoplanError(
+            "Doppelte Schlüssel in der Indikatorentabelle; Summen wären doppelt gezählt.",
+            location=f"Spalte '{source_key}'",
+            expected="jeder Schlüssel einmal",
+            found=", ".join(sorted(set(dup.astype(str)))[:10]),
+            hint="Doppelte Zeilen entfernen oder vorher zusammenfassen.",
+        )
+
+    all_targets: pd.Index | None = None
+    if prefix_len is not None:
+        if prefix_len < 1:
+            raise GeoplanError("Präfixlänge muss mindestens 1 sein.", found=str(prefix_len))
+        short = src.str.len() < prefix_len
+        if short.any():
+            pos = int(np.flatnonzero(short.to_numpy())[0])
+            raise GeoplanError(
+                f"Schlüssel kürzer als die Präfixlänge {prefix_len}.",
+                location=f"Zeile {pos + 1}, Spalte '{source_key}'",
+                expected=f"mindestens {prefix_len} Zeichen",
+                found=repr(str(src.iloc[pos])),
+                hint="Führende Nullen verloren? Schlüssel als Text einlesen.",
+            )
+        tgt = src.str.slice(0, prefix_len)
+    else:
+        for col in (mapping_source, mapping_target):
+            if col is None or col not in mapping.columns:
+                raise GeoplanError(
+                    "Spalte der Schlüsseltabelle fehlt.",
+                    location=f"Spalte '{col}'",
+                    expected="mapping_source und mapping_target als Spalten der Schlüsseltabelle",
+                    found=", ".join(map(str, mapping.columns)),
+                )
+        m_src = _as_key(mapping[mapping_source])
+        m_tgt = _as_key(mapping[mapping_target])
+        pairs = pd.DataFrame({"s": m_src, "t": m_tgt}).dropna().drop_duplicates()
+        conflict = pairs["s"][pairs["s"].duplicated(keep=False)]
+        if len(conflict):
+            raise GeoplanError(
+                "Die Schlüsseltabelle ordnet einen Schlüssel mehreren Zielen zu.",
+                location=f"Spalte '{mapping_source}'",
+                expected="jeder Quellschlüssel genau einem Ziel zugeordnet",
+                found=", ".join(sorted(set(conflict.astype(str)))[:10]),
+            )
+        lookup = pd.Series(pairs["t"].to_numpy(), index=pairs["s"].to_numpy())
+        tgt = pd.Series(src.map(lookup).to_numpy(), index=src.index, dtype="string")
+        all_targets = pd.Index(sorted(set(pairs["t"].astype(str))))
+
+    no_target = tgt.isna()
+    unmatched = sorted(src[no_target].astype(str))
+    if unmatched:
+        if not allow_unmatched:
+            raise GeoplanError(
+                f"{len(unmatched)} Schlüssel der Indikatorentabelle fehlen in der Schlüsseltabelle.",
+                location=f"Spalte '{source_key}'",
+                expected="jeder Schlüssel in der Schlüsseltabelle",
+                found=", ".join(unmatched[:10]) + (" …" if len(unmatched) > 10 else ""),
+                hint="Schlüsseltabelle und Gebietsstand prüfen oder fehlende Schlüssel ausdrücklich zulassen.",
+            )
+        notes.append(
+            QANote(
+                _STAGE,
+                f"{len(unmatched)} Schlüssel ohne Zielgebiet wurden nicht berücksichtigt.",
+                location=f"Spalte '{source_key}'",
+                details={"unmatched": unmatched},
+            )
+        )
+
+    value_cols = list(dict.fromkeys([*counts, *shares.keys(), *shares.values()]))
+    values = pd.DataFrame({c: _numeric(table, c).to_numpy() for c in value_cols}, index=table.index)
+    keep = ~no_target.to_numpy()
+    values = values.loc[keep]
+    groups = tgt[keep].astype(str).to_numpy()
+    grouped = values.groupby(groups, sort=True)
+
+    keys = grouped.size().index
+    if all_targets is not None:
+        keys = all_targets.union(keys)
+    out = pd.DataFrame(index=keys)
+    missing = pd.DataFrame(index=keys)
+
+    for c in counts:
+        out[c] = grouped[c].sum(min_count=1).reindex(keys)
+        missing[c] = values[c].isna().groupby(groups).sum().reindex(keys, fill_value=0).astype(int)
+    coverage = pd.DataFrame(index=keys)
+    for s, b in shares.items():
+        present = values[s].notna() & values[b].notna()
+        num = (values[s] * values[b]).where(present).groupby(groups).sum(min_count=1)
+        den = values[b].where(present).groupby(groups).sum(min_count=1)
+        base_all = values[b].groupby(groups).sum(min_count=1)
+        mean = (num / den.where(den != 0)).reindex(keys)
+        out[s] = mean
+        coverage[s] = (den.fillna(0) / base_all.where(base_all != 0)).reindex(keys)
+        missing[s] = values[s].isna().groupby(groups).sum().reindex(keys, fill_value=0).astype(int)
+        base_gap = int((values[s].notna() & values[b].isna()).sum())
+        if base_gap:
+            notes.append(
+                QANote(
+                    _STAGE,
+                    f"Anteil '{s}': {base_gap} Zeilen ohne Basiswert '{b}' wurden nicht gewichtet.",
+                    location=f"Spalte '{b}'",
+                    details={"rows": base_gap},
+                )
+            )
+    out["n_sources"] = grouped.size().reindex(keys, fill_value=0).astype(int)
+
+    for c in missing.columns:
+        n = int(missing[c].sum())
+        if n:
+            kind = "Summe" if c in counts else "gewichteter Mittelwert"
+            notes.append(
+                QANote(
+                    _STAGE,
+                    f"Spalte '{c}': {n} von {len(values)} Quellzeilen ohne Wert; {kind} aus den vorhandenen Zeilen.",
+                    location=f"Spalte '{c}'",
+                    details={"missing_rows": n, "targets_affected": int((missing[c] > 0).sum())},
+                )
+            )
+    empty = keys[out["n_sources"].to_numpy() == 0]
+    if len(empty):
+        notes.append(
+            QANote(
+                _STAGE,
+                f"{len(empty)} Zielgebiete der Schlüsseltabelle haben keine Quellzeile.",
+                details={"targets": list(map(str, empty))},
+            )
+        )
+
+    def _keyed(df: pd.DataFrame) -> pd.DataFrame:
+        df = df.copy()
+        df.insert(0, target_name, pd.array(df.index.astype(str), dtype=object))
+        return df.reset_index(drop=True)
+
+    return AggregateResult(
+        frame=_keyed(out),
+        coverage=_keyed(coverage),
+        missing=_keyed(missing),
+        unmatched=unmatched,
+        notes=notes,
+    )
+
+
+# ---------------------------------------------------------------------------
+# areal interpolation
+# ---------------------------------------------------------------------------
+
+
+def _check_crs(source: gpd.GeoDataFrame, target: gpd.GeoDataFrame, what: str = "Ziel") -> None:
+    if source.crs is None or target.crs is None:
+        raise GeoplanError(
+            "Für die Flächeninterpolation fehlt ein Koordinatenbezugssystem.",
+            expected="beide Ebenen mit CRS (metrisch, z. B. EPSG:25833)",
+            found=f"Quelle: {source.crs}, {what}: {target.crs}",
+            hint="CRS setzen bzw. die .prj-Datei mitliefern.",
+        )
+    if source.crs != target.crs:
+        raise GeoplanError(
+            "Quell- und Zielebene haben verschiedene Koordinatenbezugssysteme.",
+            expected="dasselbe metrische CRS",
+            found=f"Quelle: {source.crs.to_string()}, {what}: {target.crs.to_string()}",
+            hint="Beide Ebenen vorher mit to_crs() in das Projekt-CRS (EPSG:25832/25833) bringen.",
+        )
+    if not source.crs.is_projected:
+        raise GeoplanError(
+            "Flächen können nur in einem projizierten (metrischen) CRS berechnet werden.",
+            expected="projiziertes CRS, z. B. EPSG:25833",
+            found=source.crs.to_string(),
+            hint="Mit to_crs('EPSG:25833') umprojizieren.",
+        )
+
+
+def intersection_table(source_geoms, target_geoms) -> sparse.csr_matrix:
+    """Sparse matrix ``A[i, j] = area(source_i ∩ target_j)`` in CRS units² (m²).
+
+    The bounding-box tree (shapely 2 STRtree, built on the sources) finds the
+    candidate pairs with a prepared ``intersects`` test. Pairs where the target
+    covers the source need no overlay: their area is the source's area. Only
+    the remaining pairs are intersected, vectorised with
+    ``shapely.intersection`` on arrays. This is what makes the nested case
+    (small sources inside big targets) cheap.
+    """
+    src = np.asarray(source_geoms, dtype=object)
+    tgt = np.asarray(target_geoms, dtype=object)
+    tree = shapely.STRtree(src)
+    t_idx, s_idx = tree.query(tgt, predicate="intersects")
+    n_s = len(src)
+    areas = np.empty(len(s_idx), dtype=float)
+    if len(s_idx):
+        ct, cs = tree.query(tgt, predicate="covers")
+        covered = np.isin(t_idx.astype(np.int64) * n_s + s_idx, ct.astype(np.int64) * n_s + cs)
+        src_area = shapely.area(src)
+        areas[covered] = src_area[s_idx[covered]]
+        rest = ~covered
+        areas[rest] = shapely.area(shapely.intersection(src[s_idx[rest]], tgt[t_idx[rest]]))
+    keep = areas > 0
+    return sparse.csr_matrix(
+        (areas[keep], (s_idx[keep], t_idx[keep])), shape=(n_s, len(tgt)), dtype=float
+    )
+
+
+def _weight_table(source, target, weights, weights_column):
+    """Ancillary weight per source∩target piece, plus each source's total weight.
+
+    Returns ``(W, total, notes)`` with ``W`` a sparse n_source × n_target matrix.
+    """
+    notes: list[QANote] = []
+    src = source.geometry.values
+    tgt = target.geometry.values
+    A = intersection_table(src, tgt)
+    if weights is None:
+        return A, shapely.area(np.asarray(src, dtype=object)), notes
+
+    coo = A.tocoo()
+    pieces = shapely.intersection(np.asarray(src, dtype=object)[coo.row], np.asarray(tgt, dtype=object)[coo.col])
+    if isinstance(weights, (str, Path)):
+        from geoplan.raster import _weighted_sums_crs
+
+        piece_w, raster_notes = _weighted_sums_crs(weights, pieces, source.crs)
+        src_total, _ = _weighted_sums_crs(weights, np.asarray(src, dtype=object), source.crs)
+        notes += raster_notes
+        method = f"Rasterdatei {Path(weights).name}"
+    elif isinstance(weights, gpd.GeoDataFrame):
+        _check_crs(source, weights, what="Gewichtsebene")
+        lu = np.asarray(weights.geometry.values, dtype=object)
+        if weights_column is None:
+            density = np.ones(len(lu))
+        else:
+            if weights_column not in weights.columns:
+                raise GeoplanError(
+                    f"Gewichtsspalte '{weights_column}' fehlt in der Gewichtsebene.",
+                    location=f"Spalte '{weights_column}'",
+                    found=", ".join(map(str, weights.columns)),
+                )
+            amount = pd.to_numeric(weights[weights_column], errors="coerce").to_numpy(dtype=float)
+            if np.any(~np.isfinite(amount)) or np.any(amount < 0):
+                raise GeoplanError(
+                    f"Gewichtsspalte '{weights_column}' enthält fehlende oder negative Werte.",
+                    location=f"Spalte '{weights_column}'",
+                    expected="Zahlen ≥ 0",
+                )
+            lu_area = shapely.area(lu)
+            density = np.divide(amount, lu_area, out=np.zeros_like(amount), where=lu_area > 0)
+        piece_w = intersection_table(pieces, lu) @ density
+        src_total = intersection_table(np.asarray(src, dtype=object), lu) @ density
+        method = "Nutzungsflächen" + (f" (Spalte '{weights_column}')" if weights_column else "")
+    else:
+        raise GeoplanError(
+            "Unbekannte Gewichte für die dasymetrische Interpolation.",
+            expected="Pfad zu einem Bevölkerungsraster oder GeoDataFrame mit Nutzungsflächen",
+            found=type(weights).__name__,
+        )
+
+    # A source area without any ancillary weight (no residential land, empty
+    # pixels) would lose its value; it falls back to plain area weighting.
+    row_w = np.bincount(coo.row, weights=piece_w, minlength=len(src))
+    fallback = row_w <= 0
+    if fallback.any():
+        sel = fallback[coo.row]
+        piece_w = piece_w.copy()
+        piece_w[sel] = coo.data[sel]
+        src_total = np.where(fallback, shapely.area(np.asarray(src, dtype=object)), src_total)
+        notes.append(
+            QANote(
+                _STAGE,
+                f"{int(fallback.sum())} Quellgebiete ohne Gewicht ({method}); dort wurde nach Fläche verteilt.",
+                details={"source_rows": np.flatnonzero(fallback).tolist()},
+            )
+        )
+    W = sparse.csr_matrix((piece_w, (coo.row, coo.col)), shape=A.shape)
+    return W, np.asarray(src_total, dtype=float), notes
+
+
+def area_interpolate(
+    source: gpd.GeoDataFrame,
+    target: gpd.GeoDataFrame,
+    *,
+    extensive=(),
+    intensive=(),
+    weights=None,
+    weights_column: str | None = None,
+    allocate_total: bool = True,
+) -> gpd.GeoDataFrame:
+    """Interpolate source-polygon values onto target polygons.
+
+    Let ``w_ij`` be the weight of the piece ``source_i ∩ target_j``: its area
+    in m² (area weighting, Goodchild & Lam 1980), or with ``weights`` the
+    ancillary mass in the piece (dasymetric mapping; Tobler 1979 for the
+    pycnophylactic, i.e. mass-preserving, requirement; Mennis 2003 for
+    dasymetric weighting by ancillary data):
+
+    * **extensive** (counts, persons): ``v_j = Σ_i v_i · w_ij / d_i`` with
+      ``d_i = Σ_k w_ik`` (``allocate_total=True``: all of a source's value is
+      handed to the targets it touches) or ``d_i`` = total weight of source i
+      (``allocate_total=False``: parts outside every target are lost);
+    * **intensive** (rates, %, densities): ``v_j = Σ_i v_i · w_ij / Σ_k w_kj``.
+
+    With ``weights=None`` the results equal ``tobler.area_interpolate`` (same
+    formulas, same handling of zero denominators), but the intersection
+    table is computed in float64 (tobler stores it as float32).
+
+    Dasymetric weights:
+
+    * a **raster path** (e.g. Zensus population per 100 m cell): each pixel's
+      value is split between pieces by the exact fraction of the pixel each
+      piece covers (see :func:`geoplan.raster.zonal_stats`); the pieces are
+      reprojected to the raster CRS when needed;
+    * a **GeoDataFrame** of polygons (residential land use, same CRS): without
+      ``weights_column`` the weight is the land-use area in the piece (binary
+      dasymetric method); with it, the column holds an amount per polygon
+      (e.g. residents or dwellings) spread evenly over the polygon's area. For
+      a relative density class weight (Mennis 2003) pass ``density × area``.
+
+    Source areas with zero ancillary weight fall back to area weighting (note).
+
+    Missing values (NaN) are unknown, not zero: an extensive estimate sums the
+    sources with a value (NaN if none contributes); an intensive estimate
+    weights over the sources with a value. ``result.attrs["notes"]`` lists
+    the QANotes.
+
+    Parameters
+    ----------
+    source, target : GeoDataFrame
+        Polygons in the same projected CRS (m), e.g. EPSG:25833.
+    extensive, intensive : sequence of str
+        Columns of ``source``.
+    weights : path or GeoDataFrame, optional
+        Ancillary data for dasymetric interpolation.
+    weights_column : str, optional
+        Amount column of a land-use ``weights`` GeoDataFrame.
+    allocate_total : bool
+        See above.
+
+    Returns
+    -------
+    GeoDataFrame
+        Target index and geometry with one column per variable.
+
+    References
+    ----------
+    Tobler, W. R. (1979). Smooth pycnophylactic interpolation for
+    geographical regions. JASA 74(367), 519–530.
+    Goodchild, M. F., & Lam, N. S.-N. (1980). Areal interpolation: a variant of
+    the traditional spatial problem. Geo-Processing 1, 297–312.
+    Mennis, J. (2003). Generating surface models of population using
+    dasymetric mapping. The Professional Geographer 55(1), 31–42.
+    """
+    _check_crs(source, target)
+    extensive = list(extensive)
+    intensive = list(intensive)
+    for c in extensive + intensive:
+        if c not in source.columns:
+            raise GeoplanError(
+                f"Spalte '{c}' fehlt in der Quellebene.",
+                location=f"Spalte '{c}'",
+                found=", ".join(map(str, source.columns)),
+            )
+    W, total, notes = _weight_table(source, target, weights, weights_column)
+
+    columns: dict[str, np.ndarray] = {}
+    if extensive:
+        den = np.asarray(W.sum(axis=1)).ravel() if allocate_total else np.asarray(total, dtype=float)
+        den = den + (den == 0)
+        Wn = sparse.diags(1.0 / den) @ W
+        V = source[extensive].to_numpy(dtype=float)
+        present = np.isfinite(V)
+        est = Wn.T @ np.where(present, V, 0.0)
+        # a target gets NaN only if every source touching it lacks the value
+        touched = (Wn.T @ present.astype(float)) > 0
+        reach = np.asarray((Wn != 0).sum(axis=0)).ravel() > 0
+        est = np.where(touched | ~reach[:, None], est, np.nan)
+        for k, c in enumerate(extensive):
+            columns[c] = est[:, k]
+            n = int((~present[:, k]).sum())
+            if n:
+                notes.append(QANote(_STAGE, f"Spalte '{c}': {n} Quellgebiete ohne Wert; Summe aus den vorhandenen.", location=f"Spalte '{c}'", details={"missing_rows": n}))
+    if intensive:
+        V = source[intensive].to_numpy(dtype=float)
+        present = np.isfinite(V)
+        num = W.T @ np.where(present, V, 0.0)
+        if present.all():
+            area = np.asarray(W.sum(axis=0)).ravel()[:, None]
+        else:
+            area = W.T @ present.astype(float)
+        est = num / (area + (area == 0))
+        if not present.all():
+            reach = np.asarray(W.sum(axis=0)).ravel()[:, None] > 0
+            est = np.where((area > 0) | ~reach, est, np.nan)
+        for k, c in enumerate(intensive):
+            columns[c] = est[:, k]
+            n = int((~present[:, k]).sum())
+            if n:
+                notes.append(QANote(_STAGE, f"Spalte '{c}': {n} Quellgebiete ohne Wert; gewichtet über die vorhandenen.", location=f"Spalte '{c}'", details={"missing_rows": n}))
+
+    out = gpd.GeoDataFrame(columns, index=target.index, geometry=target.geometry.values, crs=target.crs)
+    out.attrs["notes"] = notes
+    return out
