@@ -448,9 +448,10 @@ def stage_hze(config: Config, frame: gpd.GeoDataFrame, inputs, notes) -> tuple[g
     return gpd.GeoDataFrame(out, geometry="geometry", crs=frame.crs), False
 
 
-def stage_model(config: Config, frame: gpd.GeoDataFrame):
+def stage_model(config: Config, frame: gpd.GeoDataFrame, catalogue=None):
     from geoplan.model import fit_need_model
 
+    labels = {i.name: i.label for i in catalogue.indicators} if catalogue is not None else None
     m = config.model
     unknown = [p for p in m.predictors if p not in frame.columns]
     if unknown:
@@ -471,6 +472,7 @@ def stage_model(config: Config, frame: gpd.GeoDataFrame):
         cv_folds=m.cv_folds,
         n_boot=m.n_boot,
         seed=m.seed,
+        labels=labels,
     )
     out = frame.copy()
     out["expected_cases"] = np.asarray(res.expected, float)
@@ -557,7 +559,7 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
     with step("hze", labels["hze"]):
         frame, simulated = stage_hze(config, frame, inputs, notes)
     with step("model", labels["model"]):
-        frame, model_res = stage_model(config, frame)
+        frame, model_res = stage_model(config, frame, catalogue)
         notes.extend(model_res.notes)
     with step("allocation", labels["allocation"]):
         frame, alloc = stage_allocation(config, frame, spec)

@@ -9,8 +9,13 @@ Model (per Sozialraum i, indicators j, budget year t and prior year t-1)::
     eta_i   = sum_j b_j * z_ij                     z = (x - mean) / sd over Sozialräume (ddof=0)
     mu_i    = P_i * r / 1000 * exp(eta_i) / c      P = persons under 21, r = rate per 1,000 under 21
     c       = sum_i P_i exp(eta_i) / sum_i P_i     so that the city-wide rate equals r
-    Y_i,t   ~ NegBin(mean mu_i, var mu_i + alpha mu_i^2)   (Gamma-Poisson mixture; alpha = 0: Poisson)
-    Y_i,t-1 ~ same with mean mu_i / (1 + trend)
+    g_i     ~ Gamma(shape 1/alpha, scale alpha)            area effect (mean 1), the same in both years
+    Y_i,t   ~ Poisson(mu_i g_i)        -> NegBin(mean mu_i, var mu_i + alpha mu_i^2); alpha = 0: Poisson
+    Y_i,t-1 ~ Poisson(mu_i g_i / (1 + trend))
+
+The area effect is shared between the years because unmeasured local
+conditions persist; only the Poisson noise differs from year to year, so the
+prior year is a realistic (not a perfect) predictor of the budget year.
     cases by kind ~ Multinomial(Y, shares of the kinds)
     cost_i,kind,t-1 = cases_i,kind,t-1 * cost per case * exp(e_i - s^2/2),  e_i ~ N(0, s^2)
 
@@ -95,15 +100,9 @@ def simulate_hze(
 
     rng = np.random.Generator(np.random.PCG64(seed))
 
-    def draw(mean: np.ndarray) -> np.ndarray:
-        if alpha > 0:
-            lam = rng.gamma(shape=1.0 / alpha, scale=mean * alpha)
-        else:
-            lam = mean
-        return rng.poisson(lam).astype(np.int64)
-
-    cases = draw(mu)
-    cases_prev = draw(mu / (1.0 + trend))
+    area_effect = rng.gamma(shape=1.0 / alpha, scale=alpha, size=len(mu)) if alpha > 0 else np.ones(len(mu))
+    cases = rng.poisson(mu * area_effect).astype(np.int64)
+    cases_prev = rng.poisson(mu * area_effect / (1.0 + trend)).astype(np.int64)
 
     names = [k for k in KINDS if k in kinds]
     shares = np.array([kinds[k]["share"] for k in names], float)
