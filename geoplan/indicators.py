@@ -293,26 +293,28 @@ def load_catalogue(path: str | Path) -> Catalogue:
     return parse_catalogue(raw, file=path)
 
 
-def catalogue_table(catalogue: Catalogue) -> pd.DataFrame:
-    """The catalogue as a table with German headings (Datengrundlage of the report)."""
+_TABLE_HEADINGS = {
+    "de": ["Indikator", "Name", "Gruppe", "Einheit", "Richtung", "Gewicht im Index", "Bezugsbevölkerung",
+           "Glättung", "Quelle", "Stand", "Lizenz"],
+    "en": ["Indicator", "Name", "Group", "Unit", "Direction", "Weight in index", "Population base",
+           "Smoothing", "Source", "Reference date", "Licence"],
+}
+
+
+def catalogue_table(catalogue: Catalogue, *, lang: str = "de") -> pd.DataFrame:
+    """The catalogue as a table for the report's Datengrundlage (``lang`` "de" or "en";
+    English uses ``label_en`` where given). Values of unit/direction stay as in the catalogue."""
+    heads = _TABLE_HEADINGS.get(lang, _TABLE_HEADINGS["de"])
     rows = []
     for ind in catalogue.indicators:
-        rows.append(
-            {
-                "Indikator": ind.label,
-                "Name": ind.name,
-                "Gruppe": ind.group,
-                "Einheit": ind.unit,
-                "Richtung": ind.direction,
-                "Gewicht im Index": ind.weight,
-                "Bezugsbevölkerung": " + ".join(ind.base) if ind.base else "–",
-                "Glättung": ind.smoothing,
-                "Quelle": ind.source,
-                "Stand": ind.reference_date,
-                "Lizenz": ind.licence or "–",
-            }
-        )
-    return pd.DataFrame(rows)
+        label = ind.label_en if (lang == "en" and ind.label_en) else ind.label
+        values = [
+            label, ind.name, ind.group, ind.unit, ind.direction, ind.weight,
+            " + ".join(ind.base) if ind.base else "–", ind.smoothing, ind.source,
+            ind.reference_date, ind.licence or "–",
+        ]
+        rows.append(dict(zip(heads, values)))
+    return pd.DataFrame(rows, columns=heads)
 
 
 # --------------------------------------------------------------------------- frame checks

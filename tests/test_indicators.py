@@ -120,6 +120,9 @@ def test_shipped_berlin_catalogue(berlin_cat):
     assert berlin_cat.get("arbeitslosigkeit").base == ["pop_15_18", "pop_18_27", "pop_27_45", "pop_45_55", "pop_55_65"]
     table = catalogue_table(berlin_cat)
     assert len(table) == 8 and table.loc[2, "Bezugsbevölkerung"] == "pop_u6 + pop_6_15"
+    assert table.loc[0, "Lizenz"] == "dl-de/by-2.0" and table.loc[5, "Gewicht im Index"] == 0
+    en = catalogue_table(berlin_cat, lang="en")
+    assert en.loc[0, "Indicator"] == "Unemployment (SGB II)" and "Population base" in en.columns
 
 
 def test_mss_method_reproduces_official_berlin_status_and_dynamik_index(berlin_cat):
