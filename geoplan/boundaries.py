@@ -270,6 +270,14 @@ def detect_dbf_encoding(dbf_path) -> tuple[str, str]:
             fields.append((offset, flen))
         offset += flen
         pos += 32
+    body = raw[header_len:]
+    if body.isascii():
+        return "utf-8", "nur ASCII-Zeichen"
+    try:
+        body.decode("utf-8")
+        return "utf-8", "gültiges UTF-8 mit Umlauten"
+    except UnicodeDecodeError:
+        pass  # maybe only a multi-byte character cut at a field's end: check per field
     chunks = []
     for r in range(n_rec):
         base = header_len + r * rec_len
