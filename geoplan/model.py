@@ -1266,3 +1266,76 @@ def calibration_plot(result: NeedModelResult, ax):
     ax.set_title("Kalibrierung nach Dezilen des erwarteten Bedarfs")
     ax.legend(fontsize=7, loc="upper left")
     return ax
+
+
+# ---------------------------------------------------------------------------
+# German text for the report's "Bedarfsmodell" section
+# ---------------------------------------------------------------------------
+
+
+def _de(x: float, digits: int = 2) -> str:
+    return f"{x:,.{digits}f}".replace(",", "§").replace(".", ",").replace("§", ".")
+
+
+def describe_de(result: NeedModelResult) -> dict:
+    """German text blocks for the report: ``formula_symbols``, ``formula_words``,
+    ``family``, ``validation`` and ``limitations`` (list of plain sentences).
+    Numbers are formatted the German way (decimal comma).
+    """
+    fit = result.fit
+    nb = fit["family"] == "negbin"
+    symbols = "log E[Y_i] = log(E_i) + β₀ + Σ_j β_j · z_ij"
+    symbols += (
+        ",  Y_i ~ NegBin(μ_i, α), Var(Y_i) = μ_i + α·μ_i²" if nb else ",  Y_i ~ Poisson(μ_i), Var(Y_i) = μ_i"
+    )
+    words = (
+        "Die erwarteten HzE-Fälle μ_i eines Sozialraums i sind seine Einwohnerzahl unter 21 (E_i) mal eine "
+        "Inanspruchnahmequote. Die Quote hängt multiplikativ von den standardisierten Indikatoren z_ij ab "
+        "(Mittelwert 0, Standardabweichung 1 über alle Sozialräume): steigt ein Indikator um eine "
+        "Standardabweichung, ändert sich die erwartete Quote um den Faktor IRR = exp(β_j), wenn die übrigen "
+        "Indikatoren gleich bleiben. exp(β₀) ist die Quote je Person unter 21 in einem Sozialraum mit "
+        "durchschnittlichen Indikatorwerten."
+    )
+    if fit.get("panel_years"):
+        words += (
+            f" Die Daten umfassen die Jahre {', '.join(map(str, fit['panel_years']))}; jedes Jahr hat einen eigenen "
+            f"Niveaueffekt. Die Prognose für das Budgetjahr nutzt die Indikatoren und das Niveau von "
+            f"{fit['prediction_year']} (keine Fortschreibung eines Trends)."
+        )
+    od = fit["overdispersion"]
+    family = (
+        f"Negatives Binomialmodell (NB2) mit α = {_de(fit['alpha'], 3)}: {fit['family_reason']}"
+        if nb
+        else f"Poisson-Modell. {fit['family_reason']} (Pearson χ²/df = {_de(fit['dispersion'])})"
+    )
+    cv = result.cv
+    lines = []
+    for _, row in cv.iterrows():
+        lines.append(
+            f"{row['label']}: erklärte Devianz {_de(100 * row['deviance_explained'], 1)} %, "
+            f"mittlerer absoluter Fehler {_de(row['mae_per_1000'])} Fälle je 1.000 unter 21"
+        )
+    limitations = [
+        "Das Modell beschreibt Zusammenhänge zwischen Sozialräumen, nicht zwischen Familien (ökologisches Modell); "
+        "es begründet keine Aussage über einzelne Haushalte.",
+        "Die Indikatoren erklären die Inanspruchnahme statistisch, nicht ursächlich. Fallzahlen spiegeln auch "
+        "Angebot, Zugangswege und Praxis des ASD wider, nicht nur Bedarf.",
+        "Die Grenzen des Trichterdiagramms (exakte Poisson-Grenzen) erfassen nur Zufallsschwankungen der Fallzahl"
+        + ("; bei Überdispersion sind die NB2-Grenzen maßgeblich." if nb else "."),
+        "Die Prognoseintervalle berücksichtigen die Unsicherheit der Koeffizienten und die Zufallsstreuung der "
+        "Fälle" + (", nicht aber die Unsicherheit des Dispersionsparameters α." if nb else "."),
+    ]
+    if result.moran is not None and result.moran["significant"]:
+        limitations.append(
+            f"Die Residuen sind räumlich autokorreliert (Moran's I = {_de(result.moran['I'], 3)}, "
+            f"p = {_de(result.moran['p_value'], 3)}); Standardfehler können dadurch zu klein sein."
+        )
+    if od["p_value"] < 0.05 and not nb:
+        limitations.append("Trotz nachgewiesener Überdispersion wurde ein Poisson-Modell verwendet; die Intervalle sind zu eng.")
+    return {
+        "formula_symbols": symbols,
+        "formula_words": words,
+        "family": family,
+        "validation": lines,
+        "limitations": limitations,
+    }

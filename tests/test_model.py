@@ -391,3 +391,45 @@ def test_cost_model_guard_rails():
     cm = fit_cost_model(few, predictors=PRED)
     assert any("teilstationär" in n.message for n in cm.notes)
     assert cm.cost_per_case["teilstationaer"].nunique() == 1
+
+
+def test_poisson_coverage_fails_under_overdispersion():
+    # the coverage check is sharp: a Poisson model on NB2 data covers far less than 90 %
+    hits = np.zeros(len(PRED), dtype=int)
+    for seed in range(100):
+        frame, truth = make_sozialraeume(100, alpha=0.1, seed=2000 + seed)
+        m = HzEDemandModel(family="poisson", standardize=False).fit(frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"])
+        true = np.array([truth["coef"][c] for c in PRED])
+        ci = m.conf_int_.to_numpy()[1:]
+        hits += (ci[:, 0] <= true) & (true <= ci[:, 1])
+    assert (hits < 80).all(), hits
+
+
+def test_moran_on_shipped_berlin_prognoseraeume():
+    import geopandas as gpd
+
+    from geoplan.model import morans_i
+
+    geo = gpd.read_file("boundaries/berlin/prognoseraeume_2021.geojson")
+    assert geo.crs.to_epsg() == 25833
+    frame, _ = make_sozialraeume(len(geo), alpha=0.0, seed=24)
+    x = geo.geometry.centroid.x.to_numpy()
+    # demand rising from west to east that the indicators do not know about
+    frame["hze_cases"] = np.random.default_rng(0).poisson(frame["pop_u21"] * 0.02 * np.exp(1.0 * (x - x.mean()) / x.std()))
+    gdf = gpd.GeoDataFrame(frame, geometry=geo.geometry.to_numpy(), crs=geo.crs)
+    res = fit_need_model(gdf, predictors=["kinderarmut"], family="poisson", groups=None, n_boot=50, cv_folds=3)
+    assert res.moran["significant"] and res.moran["n"] + res.moran["islands"] == 58
+    # a spatially random variable on the same graph is not significant
+    rnd = morans_i(np.random.default_rng(1).normal(size=58), geo.geometry, seed=0)
+    assert not rnd["significant"]
+
+
+def test_describe_de_text():
+    from geoplan.model import describe_de
+
+    frame, _ = make_sozialraeume(120, alpha=0.2, seed=25, geometry=True)
+    res = fit_need_model(frame, predictors=PRED, n_boot=50)
+    d = describe_de(res)
+    assert "NegBin" in d["formula_symbols"] and "Standardabweichung" in d["formula_words"]
+    assert len(d["validation"]) == len(res.cv) and "je 1.000 unter 21" in d["validation"][0]
+    assert any("NB2-Grenzen" in s for s in d["limitations"])
