@@ -390,7 +390,7 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
         ev = _check_exposure(exposure, getattr(exposure, "name", None) or "pop_u21")
         return np.exp(self._linear(X) + np.log(ev))
 
-    def score(self, X, y, exposure=None, sample_weight=None):
+    def score(self, X, y, exposure=None):
         """Deviance explained D² (Poisson deviance, null = constant rate on the scored data)."""
         X, exposure = self._split(X, exposure)
         mu = self.predict(X, exposure)
@@ -660,6 +660,7 @@ def fit_need_model(
     labels: dict[str, str] | None = None,
     year: str = "year",
     key: str = "key",
+    exclude_empty: bool = False,
 ) -> NeedModelResult:
     """Fit the HzE demand model on the Sozialraum frame and validate it.
 
@@ -681,6 +682,11 @@ def fit_need_model(
     fixed_effects : group column whose levels enter as dummies (reference =
         first level in sorted order), e.g. Bezirk fixed effects.
     labels : German labels for the coefficient table (column -> label).
+    exclude_empty : by default an exposure of zero or missing is refused
+        (GeoplanError). With True, areas without residents under 21 *and*
+        without cases (parks, airports, suppressed cells) are left out of the
+        fit with a QA note and get 0 expected cases and a 0–0 interval; their
+        funnel row is empty. An area with cases but no exposure still raises.
 
     Panel: with more than one year in ``year``, year fixed effects are added
     (reference = latest year) and the budget-year prediction (``expected``,
@@ -699,6 +705,12 @@ def fit_need_model(
         label, deviance_explained, mae_per_1000), calibration (by decile),
         funnel (per row), moran (dict or None), notes.
     """
+    if exclude_empty and exposure in frame.columns and cases in frame.columns:
+        ev = pd.to_numeric(frame[exposure], errors="coerce")
+        cv_ = pd.to_numeric(frame[cases], errors="coerce")
+        empty = ((ev.isna() | (ev == 0)) & (cv_.isna() | (cv_ == 0))).to_numpy()
+        if empty.any():
+            return _fit_without_empty(frame, empty, locals())
     notes: list[QANote] = []
     labels = dict(labels or {})
     predictors = list(predictors)
@@ -878,6 +890,46 @@ def fit_need_model(
         residuals=pd.Series(pearson[target], index=idx_t, name="pearson_residual"),
         predictors=list(X.columns),
     )
+
+
+def _fit_without_empty(frame, empty, args) -> NeedModelResult:
+    """fit_need_model on the inhabited rows; the empty rows get 0 expected cases."""
+    kwargs = {k: args[k] for k in (
+        "cases", "exposure", "predictors", "family", "groups", "cv_folds", "n_boot", "seed", "alpha",
+        "spatial_lag", "fixed_effects", "labels", "year", "key",
+    )}
+    geometry = args["geometry"]
+    if geometry is None and "geometry" in getattr(frame, "columns", []):
+        geometry = frame.geometry
+    keep = ~empty
+    sub_geom = _align_geometry(geometry, frame)[keep] if geometry is not None else None
+    res = fit_need_model(frame[keep], geometry=sub_geom, exclude_empty=False, **kwargs)
+    idx_all = frame.index if len(res.expected) == len(frame[keep]) else frame.index[
+        frame.index.isin(res.expected.index) | (empty & _latest_mask(frame, kwargs["year"]))
+    ]
+    res.expected = res.expected.reindex(idx_all, fill_value=0.0)
+    res.intervals = res.intervals.reindex(idx_all, fill_value=0.0)
+    res.funnel = res.funnel.reindex(idx_all)
+    if res.residuals is not None:
+        res.residuals = res.residuals.reindex(idx_all)
+    names = frame[kwargs["key"]].astype(str) if kwargs["key"] in frame.columns else pd.Series(frame.index.astype(str))
+    res.notes.insert(
+        0,
+        QANote(
+            STAGE,
+            f"{int(empty.sum())} Sozialräume ohne Einwohner unter 21 und ohne Fälle sind nicht im Bedarfsmodell "
+            "(erwartete Fälle 0).",
+            level="info",
+            location=", ".join(names[empty].tolist()[:30]),
+        ),
+    )
+    return res
+
+
+def _latest_mask(frame, year) -> np.ndarray:
+    if year in frame.columns and frame[year].nunique() > 1:
+        return (frame[year] == frame[year].max()).to_numpy()
+    return np.ones(len(frame), dtype=bool)
 
 
 def _align_geometry(geometry, frame):

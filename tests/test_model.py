@@ -433,3 +433,20 @@ def test_describe_de_text():
     assert "NegBin" in d["formula_symbols"] and "Standardabweichung" in d["formula_words"]
     assert len(d["validation"]) == len(res.cv) and "je 1.000 unter 21" in d["validation"][0]
     assert any("NB2-Grenzen" in s for s in d["limitations"])
+
+
+def test_exclude_empty_areas_option():
+    frame, _ = make_sozialraeume(100, seed=26, geometry=True)
+    frame.loc[[3, 50], ["pop_u21", "hze_cases"]] = 0
+    with pytest.raises(GeoplanError, match="pop_u21"):
+        fit_need_model(frame, predictors=PRED, n_boot=50)
+    res = fit_need_model(frame, predictors=PRED, n_boot=50, exclude_empty=True)
+    assert res.expected.index.equals(frame.index)
+    assert res.expected.loc[[3, 50]].eq(0).all() and (res.expected.drop([3, 50]) > 0).all()
+    assert res.intervals.loc[3].tolist() == [0.0, 0.0]
+    assert res.fit["n"] == 98 and res.moran["n"] + res.moran["islands"] == 98
+    assert "0004" in res.notes[0].location and "0051" in res.notes[0].location
+    # an area with cases but without exposure is still refused
+    frame.loc[7, "pop_u21"] = 0
+    with pytest.raises(GeoplanError, match="0008"):
+        fit_need_model(frame, predictors=PRED, n_boot=50, exclude_empty=True)
