@@ -108,24 +108,24 @@ def _check_counts(y: pd.Series, column: str) -> np.ndarray:
             hint="Fehlende Fallzahlen ergänzen oder die Sozialräume aus dem Modell nehmen.",
         )
     v = values.to_numpy()
-    neg = v < 0
-    if neg.any():
-        raise GeoplanError(
-            f"Negative Fallzahlen in Spalte '{column}'.",
-            location=f"Spalte '{column}', Zeilen {_rows(y.index, neg)}",
-            expected="ganze Zahl ≥ 0",
-            found=", ".join(str(x) for x in v[neg][:5]),
-            hint="Fallzahlen prüfen; negative Werte sind keine Fälle.",
-        )
     frac = np.abs(v - np.round(v)) > 1e-9
-    if frac.any():
-        raise GeoplanError(
-            f"Fallzahlen in Spalte '{column}' sind nicht ganzzahlig.",
-            location=f"Spalte '{column}', Zeilen {_rows(y.index, frac)}",
-            expected="ganze Zahl ≥ 0 (Fälle, keine Quoten)",
-            found=", ".join(str(x) for x in v[frac][:5]),
-            hint="Fälle als Anzahl liefern; Quoten je 1.000 gehören nicht in die Fallspalte.",
-        )
+    for bad, message, expected, hint in (
+        (v < 0, "Negative Fallzahlen", "ganze Zahl ≥ 0", "Fallzahlen prüfen; negative Werte sind keine Fälle."),
+        (
+            frac,
+            "Nicht ganzzahlige Fallzahlen",
+            "ganze Zahl ≥ 0 (Fälle, keine Quoten)",
+            "Fälle als Anzahl liefern; Quoten je 1.000 gehören nicht in die Fallspalte.",
+        ),
+    ):
+        if bad.any():
+            raise GeoplanError(
+                f"{message} in Spalte '{column}'.",
+                location=f"Spalte '{column}', Zeilen {_rows(y.index, bad)}",
+                expected=expected,
+                found=", ".join(f"{x:g}" for x in v[bad][:5]),
+                hint=hint,
+            )
     return np.round(v)
 
 

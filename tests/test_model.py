@@ -141,7 +141,7 @@ def _frame():
         (lambda f: f.assign(pop_u21=f["pop_u21"].astype(float).where(f.index != 5, np.nan)), ["pop_u21", "0006"]),
         (lambda f: f.assign(pop_u21=f["pop_u21"].where(f.index != 7, -3)), ["pop_u21", "0008"]),
         (lambda f: f.assign(hze_cases=f["hze_cases"].where(f.index != 2, -1)), ["Negative", "0003"]),
-        (lambda f: f.assign(hze_cases=f["hze_cases"].astype(float).where(f.index != 4, 2.5)), ["ganzzahlig", "0005"]),
+        (lambda f: f.assign(hze_cases=f["hze_cases"].astype(float).where(f.index != 4, 2.5)), ["ganzzahlig", "0005", "2.5"]),
         (lambda f: f.assign(hze_cases=f["hze_cases"].astype(float).where(f.index != 9, np.nan)), ["fehlen", "0010"]),
         (lambda f: f.assign(kinderarmut=f["kinderarmut"].where(f.index != 1, np.nan)), ["kinderarmut", "0002"]),
         (lambda f: f.assign(kinderarmut=5.0), ["kinderarmut", "konstant"]),
