@@ -108,24 +108,24 @@ def _check_counts(y: pd.Series, column: str) -> np.ndarray:
             hint="Fehlende Fallzahlen ergänzen oder die Sozialräume aus dem Modell nehmen.",
         )
     v = values.to_numpy()
-    neg = v < 0
-    if neg.any():
-        raise GeoplanError(
-            f"Negative Fallzahlen in Spalte '{column}'.",
-            location=f"Spalte '{column}', Zeilen {_rows(y.index, neg)}",
-            expected="ganze Zahl ≥ 0",
-            found=", ".join(str(x) for x in v[neg][:5]),
-            hint="Fallzahlen prüfen; negative Werte sind keine Fälle.",
-        )
     frac = np.abs(v - np.round(v)) > 1e-9
-    if frac.any():
-        raise GeoplanError(
-            f"Fallzahlen in Spalte '{column}' sind nicht ganzzahlig.",
-            location=f"Spalte '{column}', Zeilen {_rows(y.index, frac)}",
-            expected="ganze Zahl ≥ 0 (Fälle, keine Quoten)",
-            found=", ".join(str(x) for x in v[frac][:5]),
-            hint="Fälle als Anzahl liefern; Quoten je 1.000 gehören nicht in die Fallspalte.",
-        )
+    for bad, message, expected, hint in (
+        (v < 0, "Negative Fallzahlen", "ganze Zahl ≥ 0", "Fallzahlen prüfen; negative Werte sind keine Fälle."),
+        (
+            frac,
+            "Nicht ganzzahlige Fallzahlen",
+            "ganze Zahl ≥ 0 (Fälle, keine Quoten)",
+            "Fälle als Anzahl liefern; Quoten je 1.000 gehören nicht in die Fallspalte.",
+        ),
+    ):
+        if bad.any():
+            raise GeoplanError(
+                f"{message} in Spalte '{column}'.",
+                location=f"Spalte '{column}', Zeilen {_rows(y.index, bad)}",
+                expected=expected,
+                found=", ".join(f"{x:g}" for x in v[bad][:5]),
+                hint=hint,
+            )
     return np.round(v)
 
 
@@ -144,7 +144,7 @@ def _check_exposure(e: pd.Series, column: str) -> np.ndarray:
     return v
 
 
-def _check_predictors(X: pd.DataFrame) -> np.ndarray:
+def _check_predictors(X: pd.DataFrame, require_variation: bool = True) -> np.ndarray:
     if X.shape[1] == 0:
         raise GeoplanError(
             "Das Bedarfsmodell hat keine Prädiktoren.",
@@ -163,7 +163,7 @@ def _check_predictors(X: pd.DataFrame) -> np.ndarray:
                 found="leer, Text oder unendlich",
                 hint="Werte ergänzen (z. B. über die Flächeninterpolation) oder den Indikator weglassen.",
             )
-        if np.ptp(v) == 0:
+        if require_variation and np.ptp(v) == 0:
             raise GeoplanError(
                 f"Prädiktor '{col}' ist konstant und trägt keine Information.",
                 location=f"Spalte '{col}'",
@@ -276,7 +276,7 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
         return X, exposure
 
     def _design(self, X: pd.DataFrame) -> np.ndarray:
-        Z = (_check_predictors(X) - self.scaler_mean_) / self.scaler_scale_
+        Z = (_check_predictors(X, require_variation=False) - self.scaler_mean_) / self.scaler_scale_
         return np.column_stack([np.ones(len(Z)), Z])
 
     # -- sklearn API ------------------------------------------------------
@@ -390,7 +390,7 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
         ev = _check_exposure(exposure, getattr(exposure, "name", None) or "pop_u21")
         return np.exp(self._linear(X) + np.log(ev))
 
-    def score(self, X, y, exposure=None, sample_weight=None):
+    def score(self, X, y, exposure=None):
         """Deviance explained D² (Poisson deviance, null = constant rate on the scored data)."""
         X, exposure = self._split(X, exposure)
         mu = self.predict(X, exposure)
@@ -452,6 +452,14 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
 # ---------------------------------------------------------------------------
 
 
+def _interpolated_quantile(dist, p) -> np.ndarray:
+    r = dist.ppf(p)
+    f_r = dist.cdf(r)
+    f_r1 = dist.cdf(r - 1)
+    denom = np.where(f_r - f_r1 > 0, f_r - f_r1, 1.0)
+    return np.maximum(r - (f_r - p) / denom, 0.0)
+
+
 def poisson_limits(expected, p) -> np.ndarray:
     """Exact Poisson control limit of the observed count for probability ``p``.
 
@@ -461,33 +469,49 @@ def poisson_limits(expected, p) -> np.ndarray:
     a = (F(r_p) - p) / (F(r_p) - F(r_p - 1)) (interpolation of the step
     function). Divide by E for the limit of the ratio observed/expected.
     """
+    return _interpolated_quantile(stats.poisson(np.asarray(expected, dtype=float)), p)
+
+
+def negbin_limits(expected, alpha, p) -> np.ndarray:
+    """Control limit as :func:`poisson_limits` but for NB2(E, alpha), Var = E + alpha E².
+
+    Overdispersion-aware funnel limits in the spirit of Spiegelhalter (2005,
+    section 3.5), here with the model's own NB2 distribution instead of a
+    multiplicative dispersion factor.
+    """
     e = np.asarray(expected, dtype=float)
-    r = stats.poisson.ppf(p, e)
-    f_r = stats.poisson.cdf(r, e)
-    f_r1 = stats.poisson.cdf(r - 1, e)
-    denom = np.where(f_r - f_r1 > 0, f_r - f_r1, 1.0)
-    a = (f_r - p) / denom
-    return np.maximum(r - a, 0.0)
+    size = 1.0 / alpha
+    return _interpolated_quantile(stats.nbinom(size, size / (size + e)), p)
 
 
-def funnel_table(observed, expected, index=None) -> pd.DataFrame:
+def funnel_table(observed, expected, index=None, alpha: float = 0.0) -> pd.DataFrame:
     """Observed/expected ratio with exact Poisson funnel limits (95 %, 99.8 %).
 
     ``flag`` is "auffällig hoch"/"auffällig niedrig" outside the 99.8 % limits
     (about 3 SD, Spiegelhalter 2005), ``beyond95`` marks areas outside the
-    95 % limits. The limits express Poisson noise only; extra-Poisson
-    variation (overdispersion) widens the true spread.
+    95 % limits. The Poisson limits express count noise only; with
+    overdispersion (``alpha`` > 0, NB2) the columns ``lo95_nb``, ``hi95_nb``,
+    ``lo998_nb``, ``hi998_nb`` and ``flag_nb`` give the wider limits of the
+    NB2 distribution, which are the fairer screen for "unusual" areas.
     """
     o = np.asarray(observed, dtype=float)
     e = np.asarray(expected, dtype=float)
     out = pd.DataFrame({"observed": o, "expected": e, "ratio": o / e}, index=index)
-    for name, (lo_p, hi_p) in {"95": (0.025, 0.975), "998": (0.001, 0.999)}.items():
+    levels = {"95": (0.025, 0.975), "998": (0.001, 0.999)}
+    for name, (lo_p, hi_p) in levels.items():
         out[f"lo{name}"] = poisson_limits(e, lo_p) / e
         out[f"hi{name}"] = poisson_limits(e, hi_p) / e
     out["beyond95"] = (out["ratio"] > out["hi95"]) | (out["ratio"] < out["lo95"])
     out["flag"] = np.select(
         [out["ratio"] > out["hi998"], out["ratio"] < out["lo998"]], ["auffällig hoch", "auffällig niedrig"], ""
     )
+    if alpha and alpha > _ALPHA_MIN:
+        for name, (lo_p, hi_p) in levels.items():
+            out[f"lo{name}_nb"] = negbin_limits(e, alpha, lo_p) / e
+            out[f"hi{name}_nb"] = negbin_limits(e, alpha, hi_p) / e
+        out["flag_nb"] = np.select(
+            [out["ratio"] > out["hi998_nb"], out["ratio"] < out["lo998_nb"]], ["auffällig hoch", "auffällig niedrig"], ""
+        )
     return out
 
 
@@ -636,6 +660,7 @@ def fit_need_model(
     labels: dict[str, str] | None = None,
     year: str = "year",
     key: str = "key",
+    exclude_empty: bool = False,
 ) -> NeedModelResult:
     """Fit the HzE demand model on the Sozialraum frame and validate it.
 
@@ -657,6 +682,11 @@ def fit_need_model(
     fixed_effects : group column whose levels enter as dummies (reference =
         first level in sorted order), e.g. Bezirk fixed effects.
     labels : German labels for the coefficient table (column -> label).
+    exclude_empty : by default an exposure of zero or missing is refused
+        (GeoplanError). With True, areas without residents under 21 *and*
+        without cases (parks, airports, suppressed cells) are left out of the
+        fit with a QA note and get 0 expected cases and a 0–0 interval; their
+        funnel row is empty. An area with cases but no exposure still raises.
 
     Panel: with more than one year in ``year``, year fixed effects are added
     (reference = latest year) and the budget-year prediction (``expected``,
@@ -675,6 +705,12 @@ def fit_need_model(
         label, deviance_explained, mae_per_1000), calibration (by decile),
         funnel (per row), moran (dict or None), notes.
     """
+    if exclude_empty and exposure in frame.columns and cases in frame.columns:
+        ev = pd.to_numeric(frame[exposure], errors="coerce")
+        cv_ = pd.to_numeric(frame[cases], errors="coerce")
+        empty = ((ev.isna() | (ev == 0)) & (cv_.isna() | (cv_ == 0))).to_numpy()
+        if empty.any():
+            return _fit_without_empty(frame, empty, locals())
     notes: list[QANote] = []
     labels = dict(labels or {})
     predictors = list(predictors)
@@ -691,8 +727,7 @@ def fit_need_model(
     if geometry is None and hasattr(frame, "geometry") and "geometry" in getattr(frame, "columns", []):
         geometry = frame.geometry
     if geometry is not None:
-        geometry = pd.Series(geometry) if not hasattr(geometry, "crs") else geometry
-        geometry = geometry.reindex(frame.index) if len(geometry) != len(frame) else geometry
+        geometry = _align_geometry(geometry, frame)
     row_names = frame[key].astype(str) if key in frame.columns else pd.Series(frame.index.astype(str), index=frame.index)
     named = frame.set_axis(row_names.to_numpy()) if key in frame.columns else frame
 
@@ -797,23 +832,34 @@ def fit_need_model(
     cv = pd.DataFrame(cv_rows).set_index("method")
 
     calib = calibration_table(y, np.where(np.isfinite(oof_k), oof_k, mu_all), e)
-    funnel = funnel_table(y[target], mu_all[target], index=idx_t)
+    funnel = funnel_table(y[target], mu_all[target], index=idx_t, alpha=est.alpha_)
     n_high = int((funnel["flag"] == "auffällig hoch").sum())
     n_low = int((funnel["flag"] == "auffällig niedrig").sum())
     if n_high or n_low:
+        text = (
+            f"{n_high} Sozialräume mit auffällig hohem und {n_low} mit auffällig niedrigem Bedarf "
+            "(außerhalb der exakten Poisson-Grenzen 99,8 % des Trichterdiagramms)."
+        )
+        flagged = funnel["flag"].to_numpy() != ""
+        if "flag_nb" in funnel.columns:
+            nb_flagged = funnel["flag_nb"].to_numpy() != ""
+            text += (
+                f" Die Daten sind überdispers; mit den Grenzen des NB2-Modells bleiben {int(nb_flagged.sum())} "
+                "davon auffällig – nur diese sind mehr als gewöhnliche Streuung."
+            )
+            flagged = nb_flagged
         notes.append(
             QANote(
                 STAGE,
-                f"{n_high} Sozialräume mit auffällig hohem und {n_low} mit auffällig niedrigem Bedarf "
-                "(außerhalb der 99,8-%-Grenzen des Trichterdiagramms).",
+                text,
                 level="info",
-                location=", ".join(row_names[target][funnel["flag"].to_numpy() != ""].astype(str).tolist()[:20]),
+                location=", ".join(row_names[target][flagged].astype(str).tolist()[:20]),
             )
         )
 
     moran = None
     if geometry is not None:
-        geo_t = geometry[target] if len(geometry) == len(frame) else geometry
+        geo_t = geometry[target]
         moran = morans_i(pearson[target], geo_t, seed=seed)
         if moran["significant"] and spatial_lag is None and fixed_effects is None:
             notes.append(
@@ -844,6 +890,66 @@ def fit_need_model(
         residuals=pd.Series(pearson[target], index=idx_t, name="pearson_residual"),
         predictors=list(X.columns),
     )
+
+
+def _fit_without_empty(frame, empty, args) -> NeedModelResult:
+    """fit_need_model on the inhabited rows; the empty rows get 0 expected cases."""
+    kwargs = {k: args[k] for k in (
+        "cases", "exposure", "predictors", "family", "groups", "cv_folds", "n_boot", "seed", "alpha",
+        "spatial_lag", "fixed_effects", "labels", "year", "key",
+    )}
+    geometry = args["geometry"]
+    if geometry is None and "geometry" in getattr(frame, "columns", []):
+        geometry = frame.geometry
+    keep = ~empty
+    sub_geom = _align_geometry(geometry, frame)[keep] if geometry is not None else None
+    res = fit_need_model(frame[keep], geometry=sub_geom, exclude_empty=False, **kwargs)
+    idx_all = frame.index if len(res.expected) == len(frame[keep]) else frame.index[
+        frame.index.isin(res.expected.index) | (empty & _latest_mask(frame, kwargs["year"]))
+    ]
+    res.expected = res.expected.reindex(idx_all, fill_value=0.0)
+    res.intervals = res.intervals.reindex(idx_all, fill_value=0.0)
+    res.funnel = res.funnel.reindex(idx_all)
+    if res.residuals is not None:
+        res.residuals = res.residuals.reindex(idx_all)
+    names = frame[kwargs["key"]].astype(str) if kwargs["key"] in frame.columns else pd.Series(frame.index.astype(str))
+    res.notes.insert(
+        0,
+        QANote(
+            STAGE,
+            f"{int(empty.sum())} Sozialräume ohne Einwohner unter 21 und ohne Fälle sind nicht im Bedarfsmodell "
+            "(erwartete Fälle 0).",
+            level="info",
+            location=", ".join(names[empty].tolist()[:30]),
+        ),
+    )
+    return res
+
+
+def _latest_mask(frame, year) -> np.ndarray:
+    if year in frame.columns and frame[year].nunique() > 1:
+        return (frame[year] == frame[year].max()).to_numpy()
+    return np.ones(len(frame), dtype=bool)
+
+
+def _align_geometry(geometry, frame):
+    """Geometry in the row order of ``frame``: by index when the labels match, else by position."""
+    import geopandas as gpd
+
+    geometry = gpd.GeoSeries(geometry)
+    if geometry.index.equals(frame.index):
+        return geometry
+    if len(geometry) == len(frame) and not set(frame.index) <= set(geometry.index):
+        return geometry.set_axis(frame.index)
+    missing = ~frame.index.isin(geometry.index)
+    if missing.any():
+        raise GeoplanError(
+            "Für einige Sozialräume fehlt die Geometrie.",
+            location=f"Zeilen {_rows(frame.index, missing)}",
+            expected="eine Geometrie je Zeile der Sozialraumtabelle (gleicher Index)",
+            hint="Geometrien mit demselben Index wie die Tabelle übergeben.",
+        )
+    return geometry.reindex(frame.index)
 
 
 def _spatial_lag(frame, column, geometry, target, panel, year, key) -> np.ndarray:
@@ -926,3 +1032,362 @@ def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, c
             notes.append(QANote(STAGE, f"Spalte '{prev}' unvollständig: Vorjahres-Basislinie entfällt.", level="info"))
     add("baseline_rate", _rate_oof(y, e, splits), _CV_LABELS["baseline_rate"])
     return rows, oof_k
+
+
+# ---------------------------------------------------------------------------
+# cost model: expected cost per case, by kind of help
+# ---------------------------------------------------------------------------
+
+KINDS = ("ambulant", "teilstationaer", "stationaer")
+_KIND_LABELS = {"ambulant": "ambulant", "teilstationaer": "teilstationär", "stationaer": "stationär", "total": "insgesamt"}
+
+
+@dataclass
+class CostModelResult:
+    """Result of :func:`fit_cost_model`.
+
+    family : "gamma" | "tweedie"; kinds : kinds of help modelled (empty = total only).
+    cost_per_case : DataFrame (index = frame index, one column per kind or
+        ``total``), expected cost per case in EUR.
+    kind_shares : DataFrame (index = frame index, one column per kind) of the
+        modelled share of cases by kind (rows sum to 1), or None.
+    coefficients : DataFrame (part, term, label, coef, se, ci_low, ci_high,
+        ratio, ratio_low, ratio_high); part = kind or "total" for the cost
+        models and "anteil_<kind>" for the share models; ratio = exp(coef), the
+        multiplicative change of cost per case per SD of the predictor.
+    scaler_mean, scaler_scale : standardisation of the predictors.
+    results : statsmodels results by part. notes : QANote list.
+    """
+
+    family: str
+    kinds: list[str]
+    cost_per_case: pd.DataFrame
+    kind_shares: pd.DataFrame | None
+    coefficients: pd.DataFrame
+    scaler_mean: pd.Series
+    scaler_scale: pd.Series
+    results: dict
+    notes: list[QANote] = field(default_factory=list)
+
+    def expected_cost(self, expected_cases) -> pd.DataFrame:
+        """Expected cost (EUR) = expected cases × expected cost per case.
+
+        With kinds, expected cases are split by the modelled kind shares:
+        ``expected_cases_<kind>`` = expected cases × share, and
+        ``expected_cost_<kind>_eur`` = that × cost per case of the kind; the
+        total ``expected_cost_eur`` is their sum. Amounts are float EUR (the
+        allocation stage rounds money).
+        """
+        ec = pd.Series(expected_cases).reindex(self.cost_per_case.index)
+        out = pd.DataFrame(index=self.cost_per_case.index)
+        out["expected_cases"] = ec
+        if self.kinds:
+            total = np.zeros(len(out))
+            for k in self.kinds:
+                out[f"expected_cases_{k}"] = ec * self.kind_shares[k]
+                out[f"expected_cost_{k}_eur"] = out[f"expected_cases_{k}"] * self.cost_per_case[k]
+                total = total + out[f"expected_cost_{k}_eur"].to_numpy()
+            out["expected_cost_eur"] = total
+        else:
+            out["expected_cost_eur"] = ec * self.cost_per_case["total"]
+        return out
+
+
+def _coef_table(res, part, names, labels, kind_label) -> pd.DataFrame:
+    ci = np.asarray(res.conf_int(alpha=0.05))
+    coef = np.asarray(res.params)
+    return pd.DataFrame(
+        {
+            "part": part,
+            "term": names,
+            "label": [f"{kind_label}: {labels.get(n, n)}" for n in names],
+            "coef": coef,
+            "se": np.asarray(res.bse),
+            "p_value": np.asarray(res.pvalues),
+            "ci_low": ci[:, 0],
+            "ci_high": ci[:, 1],
+            "ratio": np.exp(coef),
+            "ratio_low": np.exp(ci[:, 0]),
+            "ratio_high": np.exp(ci[:, 1]),
+        }
+    )
+
+
+def fit_cost_model(
+    frame: pd.DataFrame,
+    *,
+    cost: str = "hze_cost_prev_eur",
+    cases: str = "hze_cases",
+    predictors: list[str],
+    family: str = "gamma",
+    kinds: list[str] | None = None,
+    var_power: float = 1.5,
+    labels: dict[str, str] | None = None,
+) -> CostModelResult:
+    """Model the expected HzE cost per case (EUR) per Sozialraum, by kind of help.
+
+    Cost and case columns must refer to the same year (cost per case =
+    cost / cases of that year).
+
+    family="gamma": GLM Gamma with log link on cost per case (EUR) with
+    ``var_weights`` = cases, because the mean cost of n cases has variance
+    proportional to 1/n (McCullagh & Nelder 1989, ch. 8).
+    family="tweedie": GLM Tweedie (compound Poisson–gamma, ``var_power``
+    between 1 and 2; Jørgensen 1997; Smyth & Jørgensen 2002, ASTIN Bulletin 32)
+    with log link on total cost (EUR) with offset log(cases), so exp(x'b) is
+    again the cost per case; zero costs are allowed.
+
+    Only areas with at least one case enter the fit; the prediction covers all
+    rows. Predictors are standardised (per SD). ``kinds``: None = every kind
+    for which ``hze_cases_<kind>`` and ``hze_cost_prev_<kind>_eur`` exist
+    (``ambulant``, ``teilstationaer``, ``stationaer``); [] = total only. With
+    kinds, the share of cases by kind is modelled too (Poisson GLM of the kind's
+    cases with offset log(total cases), i.e. the Poisson form of a multinomial
+    logit; shares normalised to sum to 1 per area). A kind with too few areas
+    for its parameters falls back to the citywide cost per case (note).
+    """
+    if family not in ("gamma", "tweedie"):
+        raise GeoplanError(
+            f"Unbekannte Familie des Kostenmodells '{family}'.",
+            location="kostenmodell.family",
+            expected="gamma | tweedie",
+            found=str(family),
+        )
+    labels = dict(labels or {})
+    labels["const"] = "Konstante"
+    predictors = list(predictors)
+    missing = [c for c in [cost, cases, *predictors] if c not in frame.columns]
+    if missing:
+        raise GeoplanError(
+            "Spalten für das Kostenmodell fehlen in der Sozialraumtabelle.",
+            location=", ".join(f"'{c}'" for c in missing),
+            expected="Kosten (EUR), Fallzahl und alle Prädiktoren als Spalten",
+            hint="Spaltennamen in der Konfiguration prüfen (Standardnamen: docs/architecture.md).",
+        )
+    if kinds is None:
+        kinds = [k for k in KINDS if f"hze_cases_{k}" in frame.columns and f"hze_cost_prev_{k}_eur" in frame.columns]
+    kinds = list(kinds)
+    named = frame.set_axis(frame["key"].astype(str).to_numpy()) if "key" in frame.columns else frame
+    Xv = _check_predictors(named[predictors])
+    mean, scale = Xv.mean(axis=0), Xv.std(axis=0)
+    design = np.column_stack([np.ones(len(Xv)), (Xv - mean) / scale])
+    names = ["const", *predictors]
+    notes: list[QANote] = []
+    results: dict = {}
+    tables = []
+
+    def cost_part(case_col, cost_col, part):
+        n_cases = _check_counts(named[case_col], case_col)
+        c = pd.to_numeric(named[cost_col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(c) | (c < 0)
+        if bad.any():
+            raise GeoplanError(
+                f"Kosten in Spalte '{cost_col}' fehlen oder sind negativ.",
+                location=f"Spalte '{cost_col}', Zeilen {_rows(named.index, bad)}",
+                expected="Betrag in EUR ≥ 0",
+            )
+        use = n_cases > 0
+        if family == "gamma":
+            zero = use & (c <= 0)
+            if zero.any():
+                notes.append(
+                    QANote(
+                        STAGE,
+                        f"{int(zero.sum())} Sozialräume mit Fällen, aber ohne Kosten in '{cost_col}': im Gamma-Modell "
+                        "nicht verwendbar und ausgelassen.",
+                        location=_rows(named.index, zero),
+                    )
+                )
+            use = use & (c > 0)
+        if use.sum() < 5 * len(names):
+            rate = c[use].sum() / max(n_cases[use].sum(), 1)
+            notes.append(
+                QANote(
+                    STAGE,
+                    f"Kostenmodell '{_KIND_LABELS.get(part, part)}': nur {int(use.sum())} Sozialräume mit Fällen "
+                    f"(nötig ≥ {5 * len(names)}); stattdessen stadtweite Kosten je Fall ({rate:,.0f} EUR).",
+                )
+            )
+            return np.full(len(named), rate)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if family == "gamma":
+                res = sm.GLM(
+                    c[use] / n_cases[use],
+                    design[use],
+                    family=sm.families.Gamma(link=sm.families.links.Log()),
+                    var_weights=n_cases[use],
+                ).fit(tol=1e-10, maxiter=200)
+            else:
+                res = sm.GLM(
+                    c[use],
+                    design[use],
+                    family=sm.families.Tweedie(var_power=var_power, link=sm.families.links.Log()),
+                    offset=np.log(n_cases[use]),
+                ).fit(tol=1e-10, maxiter=200)
+        results[part] = res
+        tables.append(_coef_table(res, part, names, labels, f"Kosten je Fall {_KIND_LABELS.get(part, part)}"))
+        return np.exp(design @ np.asarray(res.params))
+
+    cpc = pd.DataFrame(index=frame.index)
+    shares = None
+    if kinds:
+        total_cases = _check_counts(named[cases], cases)
+        has = total_cases > 0
+        raw_shares = pd.DataFrame(index=frame.index)
+        for k in kinds:
+            cpc[k] = cost_part(f"hze_cases_{k}", f"hze_cost_prev_{k}_eur", k)
+            kc = _check_counts(named[f"hze_cases_{k}"], f"hze_cases_{k}")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = sm.GLM(kc[has], design[has], family=sm.families.Poisson(), offset=np.log(total_cases[has])).fit(
+                    tol=1e-10
+                )
+            results[f"anteil_{k}"] = res
+            tables.append(_coef_table(res, f"anteil_{k}", names, labels, f"Anteil {_KIND_LABELS[k]}"))
+            raw_shares[k] = np.exp(design @ np.asarray(res.params))
+        shares = raw_shares.div(raw_shares.sum(axis=1), axis=0)
+    else:
+        cpc["total"] = cost_part(cases, cost, "total")
+    coefficients = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    return CostModelResult(
+        family=family,
+        kinds=kinds,
+        cost_per_case=cpc,
+        kind_shares=shares,
+        coefficients=coefficients,
+        scaler_mean=pd.Series(mean, index=predictors),
+        scaler_scale=pd.Series(scale, index=predictors),
+        results=results,
+        notes=notes,
+    )
+
+
+# ---------------------------------------------------------------------------
+# plots for the report (draw on a given matplotlib Axes; German labels)
+# ---------------------------------------------------------------------------
+
+
+def funnel_plot(result: NeedModelResult, ax, *, annotate: int = 5):
+    """Funnel plot: observed/expected ratio against expected cases with exact Poisson
+    limits (95 %, 99.8 %; Spiegelhalter 2005) and, when the model is NB2, the wider
+    NB2 limits (dashed). Flagged areas are coloured; the ``annotate`` most extreme
+    flagged areas are labelled with their index. Returns ``ax``.
+    """
+    f = result.funnel
+    alpha = float(result.fit.get("alpha") or 0.0)
+    grid = np.geomspace(max(f["expected"].min() * 0.8, 0.5), f["expected"].max() * 1.2, 200)
+    ax.axhline(1.0, color="0.3", lw=1)
+    for p_lo, p_hi, style, label in [(0.025, 0.975, "-", "95-%-Grenze (Poisson)"), (0.001, 0.999, "-", "99,8-%-Grenze (Poisson)")]:
+        color = "tab:orange" if p_lo == 0.025 else "tab:red"
+        ax.plot(grid, poisson_limits(grid, p_lo) / grid, style, color=color, lw=1, label=label)
+        ax.plot(grid, poisson_limits(grid, p_hi) / grid, style, color=color, lw=1)
+    if alpha > _ALPHA_MIN and "flag_nb" in f.columns:
+        ax.plot(grid, negbin_limits(grid, alpha, 0.001) / grid, "--", color="tab:purple", lw=1, label="99,8-%-Grenze (NB2)")
+        ax.plot(grid, negbin_limits(grid, alpha, 0.999) / grid, "--", color="tab:purple", lw=1)
+    colors = np.select([f["flag"] == "auffällig hoch", f["flag"] == "auffällig niedrig"], ["tab:red", "tab:blue"], "0.5")
+    ax.scatter(f["expected"], f["ratio"], s=12, c=list(colors), alpha=0.8, edgecolors="none")
+    flagged = f[f["flag"] != ""]
+    if annotate and len(flagged):
+        extreme = flagged.assign(d=np.abs(np.log(flagged["ratio"].clip(lower=1e-3)))).nlargest(annotate, "d")
+        for idx, row in extreme.iterrows():
+            ax.annotate(str(idx), (row["expected"], row["ratio"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("Erwartete HzE-Fälle (Modell)")
+    ax.set_ylabel("Beobachtet / erwartet")
+    ax.set_title("Trichterdiagramm: Abweichung vom erwarteten Bedarf")
+    ax.legend(fontsize=7, loc="upper right")
+    return ax
+
+
+def calibration_plot(result: NeedModelResult, ax):
+    """Calibration by decile: observed against expected rate per 1,000 under 21
+    (out-of-fold predictions of the k-fold cross-validation) with the diagonal.
+    Returns ``ax``.
+    """
+    c = result.calibration
+    lim = [0, float(max(c["rate_expected_per_1000"].max(), c["rate_observed_per_1000"].max()) * 1.1)]
+    ax.plot(lim, lim, color="0.5", lw=1, label="perfekte Kalibrierung")
+    ax.plot(c["rate_expected_per_1000"], c["rate_observed_per_1000"], "o-", color="tab:blue", label="Dezile")
+    for _, row in c.iterrows():
+        ax.annotate(str(int(row["decile"])), (row["rate_expected_per_1000"], row["rate_observed_per_1000"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    ax.set_xlim(lim)
+    ax.set_ylim(lim)
+    ax.set_xlabel("Erwartete Fälle je 1.000 unter 21")
+    ax.set_ylabel("Beobachtete Fälle je 1.000 unter 21")
+    ax.set_title("Kalibrierung nach Dezilen des erwarteten Bedarfs")
+    ax.legend(fontsize=7, loc="upper left")
+    return ax
+
+
+# ---------------------------------------------------------------------------
+# German text for the report's "Bedarfsmodell" section
+# ---------------------------------------------------------------------------
+
+
+def _de(x: float, digits: int = 2) -> str:
+    return f"{x:,.{digits}f}".replace(",", "§").replace(".", ",").replace("§", ".")
+
+
+def describe_de(result: NeedModelResult) -> dict:
+    """German text blocks for the report: ``formula_symbols``, ``formula_words``,
+    ``family``, ``validation`` and ``limitations`` (list of plain sentences).
+    Numbers are formatted the German way (decimal comma).
+    """
+    fit = result.fit
+    nb = fit["family"] == "negbin"
+    symbols = "log E[Y_i] = log(E_i) + β₀ + Σ_j β_j · z_ij"
+    symbols += (
+        ",  Y_i ~ NegBin(μ_i, α), Var(Y_i) = μ_i + α·μ_i²" if nb else ",  Y_i ~ Poisson(μ_i), Var(Y_i) = μ_i"
+    )
+    words = (
+        "Die erwarteten HzE-Fälle μ_i eines Sozialraums i sind seine Einwohnerzahl unter 21 (E_i) mal eine "
+        "Inanspruchnahmequote. Die Quote hängt multiplikativ von den standardisierten Indikatoren z_ij ab "
+        "(Mittelwert 0, Standardabweichung 1 über alle Sozialräume): steigt ein Indikator um eine "
+        "Standardabweichung, ändert sich die erwartete Quote um den Faktor IRR = exp(β_j), wenn die übrigen "
+        "Indikatoren gleich bleiben. exp(β₀) ist die Quote je Person unter 21 in einem Sozialraum mit "
+        "durchschnittlichen Indikatorwerten."
+    )
+    if fit.get("panel_years"):
+        words += (
+            f" Die Daten umfassen die Jahre {', '.join(map(str, fit['panel_years']))}; jedes Jahr hat einen eigenen "
+            f"Niveaueffekt. Die Prognose für das Budgetjahr nutzt die Indikatoren und das Niveau von "
+            f"{fit['prediction_year']} (keine Fortschreibung eines Trends)."
+        )
+    od = fit["overdispersion"]
+    family = (
+        f"Negatives Binomialmodell (NB2) mit α = {_de(fit['alpha'], 3)}: {fit['family_reason']}"
+        if nb
+        else f"Poisson-Modell. {fit['family_reason']} (Pearson χ²/df = {_de(fit['dispersion'])})"
+    )
+    cv = result.cv
+    lines = []
+    for _, row in cv.iterrows():
+        lines.append(
+            f"{row['label']}: erklärte Devianz {_de(100 * row['deviance_explained'], 1)} %, "
+            f"mittlerer absoluter Fehler {_de(row['mae_per_1000'])} Fälle je 1.000 unter 21"
+        )
+    limitations = [
+        "Das Modell beschreibt Zusammenhänge zwischen Sozialräumen, nicht zwischen Familien (ökologisches Modell); "
+        "es begründet keine Aussage über einzelne Haushalte.",
+        "Die Indikatoren erklären die Inanspruchnahme statistisch, nicht ursächlich. Fallzahlen spiegeln auch "
+        "Angebot, Zugangswege und Praxis des ASD wider, nicht nur Bedarf.",
+        "Die Grenzen des Trichterdiagramms (exakte Poisson-Grenzen) erfassen nur Zufallsschwankungen der Fallzahl"
+        + ("; bei Überdispersion sind die NB2-Grenzen maßgeblich." if nb else "."),
+        "Die Prognoseintervalle berücksichtigen die Unsicherheit der Koeffizienten und die Zufallsstreuung der "
+        "Fälle" + (", nicht aber die Unsicherheit des Dispersionsparameters α." if nb else "."),
+    ]
+    if result.moran is not None and result.moran["significant"]:
+        limitations.append(
+            f"Die Residuen sind räumlich autokorreliert (Moran's I = {_de(result.moran['I'], 3)}, "
+            f"p = {_de(result.moran['p_value'], 3)}); Standardfehler können dadurch zu klein sein."
+        )
+    if od["p_value"] < 0.05 and not nb:
+        limitations.append("Trotz nachgewiesener Überdispersion wurde ein Poisson-Modell verwendet; die Intervalle sind zu eng.")
+    return {
+        "formula_symbols": symbols,
+        "formula_words": words,
+        "family": family,
+        "validation": lines,
+        "limitations": limitations,
+    }

@@ -141,7 +141,7 @@ def _frame():
         (lambda f: f.assign(pop_u21=f["pop_u21"].astype(float).where(f.index != 5, np.nan)), ["pop_u21", "0006"]),
         (lambda f: f.assign(pop_u21=f["pop_u21"].where(f.index != 7, -3)), ["pop_u21", "0008"]),
         (lambda f: f.assign(hze_cases=f["hze_cases"].where(f.index != 2, -1)), ["Negative", "0003"]),
-        (lambda f: f.assign(hze_cases=f["hze_cases"].astype(float).where(f.index != 4, 2.5)), ["ganzzahlig", "0005"]),
+        (lambda f: f.assign(hze_cases=f["hze_cases"].astype(float).where(f.index != 4, 2.5)), ["ganzzahlig", "0005", "2.5"]),
         (lambda f: f.assign(hze_cases=f["hze_cases"].astype(float).where(f.index != 9, np.nan)), ["fehlen", "0010"]),
         (lambda f: f.assign(kinderarmut=f["kinderarmut"].where(f.index != 1, np.nan)), ["kinderarmut", "0002"]),
         (lambda f: f.assign(kinderarmut=5.0), ["kinderarmut", "konstant"]),
@@ -207,3 +207,246 @@ def test_funnel_limits_exact_poisson():
     assert (ft["lo998"] < ft["lo95"]).all() and (ft["hi998"] > ft["hi95"]).all()
     # funnel narrows with larger expected counts
     assert ft["hi95"].is_monotonic_decreasing
+
+
+# ---- options: panel, spatial lag, fixed effects ----------------------------------------
+
+
+def test_panel_with_year_effects_predicts_budget_year_from_latest_indicators():
+    frame, truth = make_sozialraeume(80, years=3, year_effect=0.1, alpha=0.0, seed=13)
+    res = fit_need_model(frame, predictors=PRED, family="poisson", n_boot=200, cv_folds=4)
+    assert res.fit["panel_years"] == [2022, 2023, 2024] and res.fit["prediction_year"] == 2024
+    terms = dict(zip(res.coefficients["term"], res.coefficients["label"]))
+    assert terms["jahr_2022"] == "Jahr 2022 (gegenüber 2024)"
+    coefs = res.coefficients.set_index("term")
+    # year effects relative to the latest year are recovered within their CI
+    for yr in (2022, 2023):
+        row = coefs.loc[f"jahr_{yr}"]
+        assert row["ci_low"] <= truth["year_effects"][yr] <= row["ci_high"]
+    latest = frame[frame["year"] == 2024]
+    assert res.expected.index.equals(latest.index)
+    # the prediction uses the latest year's indicators and exposure at the latest year's level:
+    manual = res.estimator.predict(
+        latest[PRED].assign(jahr_2022=0.0, jahr_2023=0.0)[res.predictors], exposure=latest["pop_u21"]
+    )
+    np.testing.assert_allclose(res.expected, manual, rtol=1e-12)
+    # and it differs from a prediction with an older year's indicators
+    older = frame[frame["year"] == 2022]
+    stale = res.estimator.predict(older[PRED].assign(jahr_2022=0.0, jahr_2023=0.0)[res.predictors], exposure=older["pop_u21"])
+    assert not np.allclose(stale, manual)
+    assert len(res.intervals) == 80 and len(res.funnel) == 80
+
+
+def test_spatial_autocorrelation_detected_and_options_reduce_it():
+    frame, _ = make_sozialraeume(144, alpha=0.0, spatial_effect=0.4, geometry=True, seed=14, n_bezirke=6)
+    res = fit_need_model(frame, predictors=PRED, family="poisson", n_boot=100, cv_folds=3)
+    assert res.moran["significant"] and res.moran["I"] > 0.2
+    note = [n for n in res.notes if "Moran" in n.message]
+    assert note and "spatial_lag" in note[0].message and "fixed_effects" in note[0].message
+    # Option 1: Bezirk fixed effects
+    fe = fit_need_model(frame, predictors=PRED, family="poisson", n_boot=100, cv_folds=3, fixed_effects="bezirk")
+    fe_terms = [t for t in fe.coefficients["term"] if t.startswith("fe_bezirk_")]
+    assert len(fe_terms) == 5
+    assert fe.coefficients.set_index("term").loc[fe_terms[0], "label"].startswith("Bezirk: Bezirk 2 (gegenüber Bezirk 1)")
+    assert fe.moran["I"] < res.moran["I"]
+    assert "model_blocked" not in fe.cv.index  # left out: the held-out Bezirk would have no estimate
+    # fixed-effect dummies stay 0/1 (not standardised)
+    est = fe.estimator
+    j = list(est.feature_names_in_).index(fe_terms[0])
+    assert est.scaler_mean_[j] == 0 and est.scaler_scale_[j] == 1
+    # Option 2: spatial lag of a need index (here: the lagged observed rate as a proxy for a need index)
+    frame = frame.assign(need_index=np.log((frame["hze_cases"] + 0.5) / frame["pop_u21"]))
+    lag = fit_need_model(frame, predictors=PRED, family="poisson", n_boot=100, cv_folds=3, spatial_lag="need_index")
+    assert "lag_need_index" in lag.predictors
+    assert lag.moran["I"] < res.moran["I"]
+
+
+def test_spatial_lag_values_are_neighbour_means():
+    frame, _ = make_sozialraeume(25, geometry=True, seed=15)
+    from geoplan.model import _spatial_lag
+
+    v = np.arange(25, dtype=float)
+    lag = _spatial_lag(frame.assign(v=v), "v", frame.geometry, np.ones(25, bool), False, "year", "key")
+    # cell 0 (corner of the 5x5 grid) has queen neighbours 1, 5, 6
+    assert lag[0] == pytest.approx((1 + 5 + 6) / 3)
+    # centre cell 12 has 8 neighbours whose mean is 12 on a regular grid
+    assert lag[12] == pytest.approx(12.0)
+
+
+def test_spatial_lag_without_geometry_raises():
+    frame, _ = make_sozialraeume(60, seed=16)
+    with pytest.raises(GeoplanError, match="Geometrien"):
+        fit_need_model(frame.assign(need_index=0.1), predictors=PRED, spatial_lag="need_index", n_boot=10)
+
+
+def test_cross_validate_with_metadata_routing():
+    import sklearn
+    from sklearn.model_selection import cross_validate
+
+    frame, _ = make_sozialraeume(120, seed=17)
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = HzEDemandModel(family="poisson").set_fit_request(exposure=True).set_score_request(exposure=True)
+        out = cross_validate(est, frame[PRED], frame["hze_cases"], cv=4, params={"exposure": frame["pop_u21"].to_numpy()})
+    assert out["test_score"].shape == (4,) and out["test_score"].mean() > 0.1
+
+
+def test_cv_figures_match_manual_computation():
+    from sklearn.model_selection import KFold
+
+    from geoplan.model import deviance_explained, mae_per_1000
+
+    frame, _ = make_sozialraeume(100, alpha=0.0, seed=18)
+    res = fit_need_model(frame, predictors=PRED, family="poisson", cv_folds=5, seed=3, n_boot=50)
+    y, e = frame["hze_cases"].to_numpy(), frame["pop_u21"].to_numpy()
+    X = frame[PRED + ["pop_u21"]]
+    pred = cross_val_predict(HzEDemandModel(family="poisson", exposure_col="pop_u21"), X, y, cv=KFold(5, shuffle=True, random_state=3))
+    assert res.cv.loc["model_kfold", "deviance_explained"] == pytest.approx(deviance_explained(y, pred, e), rel=1e-9)
+    assert res.cv.loc["model_kfold", "mae_per_1000"] == pytest.approx(mae_per_1000(y, pred, e), rel=1e-9)
+    prev = frame["hze_cases_prev"].clip(lower=0.5).to_numpy()
+    assert res.cv.loc["baseline_prev", "mae_per_1000"] == pytest.approx(1000 * np.abs(y - prev).sum() / e.sum())
+
+
+def test_calibration_deciles_sum_up():
+    frame, _ = make_sozialraeume(100, seed=19)
+    res = fit_need_model(frame, predictors=PRED, n_boot=50)
+    c = res.calibration
+    assert c["n"].tolist() == [10] * 10
+    assert (c["mean_observed"] * c["n"]).sum() == pytest.approx(frame["hze_cases"].sum())
+    assert c["rate_expected_per_1000"].is_monotonic_increasing
+
+
+def test_plots_draw_with_german_labels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from geoplan.model import calibration_plot, funnel_plot
+
+    frame, _ = make_sozialraeume(100, alpha=0.2, seed=20)
+    res = fit_need_model(frame, predictors=PRED, n_boot=50)
+    fig, (a, b) = plt.subplots(1, 2)
+    funnel_plot(res, a)
+    calibration_plot(res, b)
+    assert a.get_ylabel() == "Beobachtet / erwartet" and "1.000 unter 21" in b.get_xlabel()
+    assert len(a.collections) == 1 and len(a.collections[0].get_offsets()) == 100
+    assert any("NB2" in t.get_text() for t in a.get_legend().get_texts())
+    plt.close(fig)
+
+
+# ---- cost model -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["gamma", "tweedie"])
+def test_cost_model_by_kind(family):
+    from geoplan.model import fit_cost_model
+
+    frame, _ = make_sozialraeume(300, seed=21)
+    cm = fit_cost_model(frame, predictors=PRED, family=family)
+    assert cm.kinds == ["ambulant", "teilstationaer", "stationaer"]
+    # synthetic cost per case: about 14,000 / 32,000 / 62,000 EUR
+    means = cm.cost_per_case.mean()
+    assert 12_000 < means["ambulant"] < 16_500 and 27_000 < means["teilstationaer"] < 37_000 and 55_000 < means["stationaer"] < 70_000
+    np.testing.assert_allclose(cm.kind_shares.sum(axis=1), 1.0)
+    ec = cm.expected_cost(frame["hze_cases"].astype(float))
+    parts = ec[[f"expected_cost_{k}_eur" for k in cm.kinds]].sum(axis=1)
+    np.testing.assert_allclose(ec["expected_cost_eur"], parts)
+    # with the observed cases, the model reproduces the city's total cost within a few percent
+    assert ec["expected_cost_eur"].sum() == pytest.approx(frame["hze_cost_prev_eur"].sum(), rel=0.05)
+    assert set(cm.coefficients["part"]) >= {"ambulant", "anteil_stationaer"}
+
+
+def test_cost_model_total_matches_statsmodels_gamma():
+    from geoplan.model import fit_cost_model
+
+    frame, _ = make_sozialraeume(150, seed=22)
+    cm = fit_cost_model(frame, predictors=PRED, family="gamma", kinds=[])
+    use = frame["hze_cases"] > 0
+    Z = (frame[PRED] - frame[PRED].mean()) / frame[PRED].std(ddof=0)
+    ref = sm.GLM(
+        (frame["hze_cost_prev_eur"] / frame["hze_cases"])[use],
+        sm.add_constant(Z)[use],
+        family=sm.families.Gamma(link=sm.families.links.Log()),
+        var_weights=frame["hze_cases"][use],
+    ).fit()
+    np.testing.assert_allclose(cm.coefficients["coef"], ref.params, rtol=1e-6)
+    np.testing.assert_allclose(cm.cost_per_case["total"], np.exp(sm.add_constant(Z) @ ref.params.to_numpy()), rtol=1e-6)
+    ec = cm.expected_cost(pd.Series(2.0, index=frame.index))
+    np.testing.assert_allclose(ec["expected_cost_eur"], 2.0 * cm.cost_per_case["total"])
+
+
+def test_cost_model_guard_rails():
+    from geoplan.model import fit_cost_model
+
+    frame, _ = make_sozialraeume(60, seed=23)
+    with pytest.raises(GeoplanError, match="Familie"):
+        fit_cost_model(frame, predictors=PRED, family="normal")
+    bad = frame.assign(hze_cost_prev_eur=frame["hze_cost_prev_eur"].where(frame.index != 0, -5))
+    with pytest.raises(GeoplanError, match="negativ"):
+        fit_cost_model(bad, predictors=PRED, kinds=[])
+    # a kind with too few areas falls back to the citywide cost per case, with a note
+    few = frame.copy()
+    few.loc[few.index[3:], "hze_cases_teilstationaer"] = 0
+    few.loc[few.index[3:], "hze_cost_prev_teilstationaer_eur"] = 0
+    cm = fit_cost_model(few, predictors=PRED)
+    assert any("teilstationär" in n.message for n in cm.notes)
+    assert cm.cost_per_case["teilstationaer"].nunique() == 1
+
+
+def test_poisson_coverage_fails_under_overdispersion():
+    # the coverage check is sharp: a Poisson model on NB2 data covers far less than 90 %
+    hits = np.zeros(len(PRED), dtype=int)
+    for seed in range(100):
+        frame, truth = make_sozialraeume(100, alpha=0.1, seed=2000 + seed)
+        m = HzEDemandModel(family="poisson", standardize=False).fit(frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"])
+        true = np.array([truth["coef"][c] for c in PRED])
+        ci = m.conf_int_.to_numpy()[1:]
+        hits += (ci[:, 0] <= true) & (true <= ci[:, 1])
+    assert (hits < 80).all(), hits
+
+
+def test_moran_on_shipped_berlin_prognoseraeume():
+    import geopandas as gpd
+
+    from geoplan.model import morans_i
+
+    geo = gpd.read_file("boundaries/berlin/prognoseraeume_2021.geojson")
+    assert geo.crs.to_epsg() == 25833
+    frame, _ = make_sozialraeume(len(geo), alpha=0.0, seed=24)
+    x = geo.geometry.centroid.x.to_numpy()
+    # demand rising from west to east that the indicators do not know about
+    frame["hze_cases"] = np.random.default_rng(0).poisson(frame["pop_u21"] * 0.02 * np.exp(1.0 * (x - x.mean()) / x.std()))
+    gdf = gpd.GeoDataFrame(frame, geometry=geo.geometry.to_numpy(), crs=geo.crs)
+    res = fit_need_model(gdf, predictors=["kinderarmut"], family="poisson", groups=None, n_boot=50, cv_folds=3)
+    assert res.moran["significant"] and res.moran["n"] + res.moran["islands"] == 58
+    # a spatially random variable on the same graph is not significant
+    rnd = morans_i(np.random.default_rng(1).normal(size=58), geo.geometry, seed=0)
+    assert not rnd["significant"]
+
+
+def test_describe_de_text():
+    from geoplan.model import describe_de
+
+    frame, _ = make_sozialraeume(120, alpha=0.2, seed=25, geometry=True)
+    res = fit_need_model(frame, predictors=PRED, n_boot=50)
+    d = describe_de(res)
+    assert "NegBin" in d["formula_symbols"] and "Standardabweichung" in d["formula_words"]
+    assert len(d["validation"]) == len(res.cv) and "je 1.000 unter 21" in d["validation"][0]
+    assert any("NB2-Grenzen" in s for s in d["limitations"])
+
+
+def test_exclude_empty_areas_option():
+    frame, _ = make_sozialraeume(100, seed=26, geometry=True)
+    frame.loc[[3, 50], ["pop_u21", "hze_cases"]] = 0
+    with pytest.raises(GeoplanError, match="pop_u21"):
+        fit_need_model(frame, predictors=PRED, n_boot=50)
+    res = fit_need_model(frame, predictors=PRED, n_boot=50, exclude_empty=True)
+    assert res.expected.index.equals(frame.index)
+    assert res.expected.loc[[3, 50]].eq(0).all() and (res.expected.drop([3, 50]) > 0).all()
+    assert res.intervals.loc[3].tolist() == [0.0, 0.0]
+    assert res.fit["n"] == 98 and res.moran["n"] + res.moran["islands"] == 98
+    assert "0004" in res.notes[0].location and "0051" in res.notes[0].location
+    # an area with cases but without exposure is still refused
+    frame.loc[7, "pop_u21"] = 0
+    with pytest.raises(GeoplanError, match="0008"):
+        fit_need_model(frame, predictors=PRED, n_boot=50, exclude_empty=True)
