@@ -106,6 +106,11 @@ class MapLayer:
     bins : tuple of float, optional
         Upper class bounds for ``user_defined``; the last bound is raised to
         the maximum when it is lower.
+    center : float, optional
+        Neutral value of a diverging palette (BrBG, PuOr, RdBu); default 0.
+        Class colours are taken at the class midpoints on a scale symmetric
+        around it, so the neutral colour always means "no change" whatever
+        the class breaks are.
     """
 
     column: str
@@ -116,6 +121,7 @@ class MapLayer:
     fmt: str = "zahl"
     show: bool = False
     bins: tuple[float, ...] | None = None
+    center: float | None = None
 
 
 @dataclass
@@ -142,7 +148,7 @@ def _group_de(value: float, decimals: int) -> str:
     text = f"{abs(value):,.{decimals}f}"  # 1,234.56
     text = text.replace(",", "§").replace(".", ",").replace("§", ".")
     if value < 0 and float(text.replace(".", "").replace(",", ".")) != 0:
-        text = "-" + text
+        text = "\u2212" + text  # typographic minus, as geoplan.fmt
     return text
 
 
@@ -154,8 +160,8 @@ def format_de(value, fmt: str = "zahl", decimals: int | None = None) -> str:
 
     ``euro``: ``1.234,56 €``; ``prozent``: ``12,3 %`` (the value is already a
     percentage); ``zahl``: ``1.234,5`` (integers without decimals); ``index``:
-    ``0,12``. Missing values give ``"–"``. A no-break space separates number
-    and unit.
+    ``0,12``. Negative numbers get a typographic minus (``−0,12``). Missing
+    values give ``"–"``. A no-break space separates number and unit.
     """
     if fmt not in FORMATS:
         raise GeoplanError(
@@ -293,6 +299,26 @@ def _check_layer(layer: MapLayer) -> None:
         )
 
 
+DIVERGING = frozenset({"BrBG", "PuOr", "RdBu"})
+
+
+def _diverging_colors(palette: str, lower: float, bins: list[float], center: float) -> list[str]:
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    cmap = matplotlib.colormaps[palette]
+    edges = [lower, *[b for b in bins]]
+    finite = [e for e in edges if math.isfinite(e)]
+    # Catch-all last class (bound beyond the data): use its lower bound.
+    mids = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mids.append((lo + hi) / 2 if math.isfinite(hi) and math.isfinite(lo) else (lo if math.isfinite(lo) else hi))
+    half = max(abs(e - center) for e in finite) or 1.0
+    if len(bins) > 1 and not math.isfinite(bins[-1]):
+        half = max(half, abs(mids[-1] - center))
+    return [to_hex(cmap(min(1.0, max(0.0, 0.5 + 0.5 * (m - center) / half)))) for m in mids]
+
+
 def _palette_colors(palette: str, n: int) -> list[str]:
     import matplotlib
     from matplotlib.colors import to_hex
@@ -341,8 +367,14 @@ def classify(values, layer: MapLayer) -> Classification:
     bins = [float(b) for b in np.asarray(clf.bins, dtype=float)]
     classes[ok] = np.asarray(clf.yb, dtype=int)
     counts = [int(c) for c in np.asarray(clf.counts)]
-    colors = _palette_colors(layer.palette, len(bins))
     lower = float(yy.min())
+    if layer.palette.removesuffix("_r") in DIVERGING:
+        center = 0.0 if layer.center is None else float(layer.center)
+        # Last user-defined bound far beyond the data would wash out all colours.
+        top = min(bins[-1], float(yy.max())) if layer.scheme == "user_defined" else bins[-1]
+        colors = _diverging_colors(layer.palette, lower, [*bins[:-1], top], center)
+    else:
+        colors = _palette_colors(layer.palette, len(bins))
     labels = _class_labels(lower, bins, layer.fmt, float(yy.max()))
     return Classification(bins=bins, lower=lower, classes=classes, colors=colors, counts=counts, labels=labels)
 
@@ -548,7 +580,9 @@ def interactive_map(
             found="doppelt",
         )
     props = pd.DataFrame({"key": keys, "name": gdf[name].astype(str).tolist()})
-    fields, aliases = ["name"], ["Sozialraum"]
+    # The name leads the tooltip unless the caller lists it already.
+    listed = {c for c, _, _ in spec}
+    fields, aliases = ([], []) if name in listed else (["name"], ["Sozialraum"])
     for i, (col, label, fmt) in enumerate(spec):
         prop = f"t{i}"
         props[prop] = [_tooltip_value(v, fmt) for v in gdf[col].tolist()]
