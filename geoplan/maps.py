@@ -106,6 +106,11 @@ class MapLayer:
     bins : tuple of float, optional
         Upper class bounds for ``user_defined``; the last bound is raised to
         the maximum when it is lower.
+    center : float, optional
+        Neutral value of a diverging palette (BrBG, PuOr, RdBu); default 0.
+        Class colours are taken at the class midpoints on a scale symmetric
+        around it, so the neutral colour always means "no change" whatever
+        the class breaks are.
     """
 
     column: str
@@ -116,6 +121,7 @@ class MapLayer:
     fmt: str = "zahl"
     show: bool = False
     bins: tuple[float, ...] | None = None
+    center: float | None = None
 
 
 @dataclass
@@ -142,7 +148,7 @@ def _group_de(value: float, decimals: int) -> str:
     text = f"{abs(value):,.{decimals}f}"  # 1,234.56
     text = text.replace(",", "§").replace(".", ",").replace("§", ".")
     if value < 0 and float(text.replace(".", "").replace(",", ".")) != 0:
-        text = "-" + text
+        text = "\u2212" + text  # typographic minus, as geoplan.fmt
     return text
 
 
@@ -154,8 +160,8 @@ def format_de(value, fmt: str = "zahl", decimals: int | None = None) -> str:
 
     ``euro``: ``1.234,56 €``; ``prozent``: ``12,3 %`` (the value is already a
     percentage); ``zahl``: ``1.234,5`` (integers without decimals); ``index``:
-    ``0,12``. Missing values give ``"–"``. A no-break space separates number
-    and unit.
+    ``0,12``. Negative numbers get a typographic minus (``−0,12``). Missing
+    values give ``"–"``. A no-break space separates number and unit.
     """
     if fmt not in FORMATS:
         raise GeoplanError(
@@ -293,6 +299,26 @@ def _check_layer(layer: MapLayer) -> None:
         )
 
 
+DIVERGING = frozenset({"BrBG", "PuOr", "RdBu"})
+
+
+def _diverging_colors(palette: str, lower: float, bins: list[float], center: float) -> list[str]:
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    cmap = matplotlib.colormaps[palette]
+    edges = [lower, *[b for b in bins]]
+    finite = [e for e in edges if math.isfinite(e)]
+    # Catch-all last class (bound beyond the data): use its lower bound.
+    mids = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mids.append((lo + hi) / 2 if math.isfinite(hi) and math.isfinite(lo) else (lo if math.isfinite(lo) else hi))
+    half = max(abs(e - center) for e in finite) or 1.0
+    if len(bins) > 1 and not math.isfinite(bins[-1]):
+        half = max(half, abs(mids[-1] - center))
+    return [to_hex(cmap(min(1.0, max(0.0, 0.5 + 0.5 * (m - center) / half)))) for m in mids]
+
+
 def _palette_colors(palette: str, n: int) -> list[str]:
     import matplotlib
     from matplotlib.colors import to_hex
@@ -341,21 +367,35 @@ def classify(values, layer: MapLayer) -> Classification:
     bins = [float(b) for b in np.asarray(clf.bins, dtype=float)]
     classes[ok] = np.asarray(clf.yb, dtype=int)
     counts = [int(c) for c in np.asarray(clf.counts)]
-    colors = _palette_colors(layer.palette, len(bins))
     lower = float(yy.min())
-    labels = _class_labels(lower, bins, layer.fmt)
+    if layer.palette.removesuffix("_r") in DIVERGING:
+        center = 0.0 if layer.center is None else float(layer.center)
+        # Last user-defined bound far beyond the data would wash out all colours.
+        top = min(bins[-1], float(yy.max())) if layer.scheme == "user_defined" else bins[-1]
+        colors = _diverging_colors(layer.palette, lower, [*bins[:-1], top], center)
+    else:
+        colors = _palette_colors(layer.palette, len(bins))
+    labels = _class_labels(lower, bins, layer.fmt, float(yy.max()))
     return Classification(bins=bins, lower=lower, classes=classes, colors=colors, counts=counts, labels=labels)
 
 
-def _class_labels(lower: float, bins: list[float], fmt: str) -> list[str]:
-    finite_bins = [b for b in bins if math.isfinite(b)]
-    d = _legend_decimals([lower, *finite_bins], fmt)
+def _class_labels(lower: float, bins: list[float], fmt: str, upper: float | None = None) -> list[str]:
+    """Legend labels; classes are (previous bound, bound], the first starts at the minimum.
+
+    An upper bound beyond the data maximum (``user_defined`` catch-all class)
+    is written as ``über x``.
+    """
+    if upper is None:
+        upper = bins[-1] if bins else lower
+    open_last = bool(bins) and (not math.isfinite(bins[-1]) or bins[-1] > upper)
+    shown = [b for b in (bins[:-1] if open_last else bins) if math.isfinite(b)]
+    d = _legend_decimals([lower, *shown], fmt)
     labels = []
     prev = lower
     for i, b in enumerate(bins):
         lo = format_de(prev, fmt, d)
-        if not math.isfinite(b):
-            labels.append(f"ab {lo}")
+        if i == len(bins) - 1 and open_last and i > 0:
+            labels.append(f"über {lo}")
         elif i == 0 and b <= prev:
             labels.append(f"bis {format_de(b, fmt, d)}")
         else:
@@ -540,7 +580,9 @@ def interactive_map(
             found="doppelt",
         )
     props = pd.DataFrame({"key": keys, "name": gdf[name].astype(str).tolist()})
-    fields, aliases = ["name"], ["Sozialraum"]
+    # The name leads the tooltip unless the caller lists it already.
+    listed = {c for c, _, _ in spec}
+    fields, aliases = ([], []) if name in listed else (["name"], ["Sozialraum"])
     for i, (col, label, fmt) in enumerate(spec):
         prop = f"t{i}"
         props[prop] = [_tooltip_value(v, fmt) for v in gdf[col].tolist()]
@@ -727,15 +769,50 @@ def _nice_length(target_m: float) -> float:
     return float(10**exp)
 
 
-def _draw_scalebar(ax, bounds) -> None:
+_CORNERS = ("lower right", "upper left", "lower left", "upper right")
+_OPPOSITE = {"lower right": "upper right", "upper left": "lower left", "lower left": "lower right",
+             "upper right": "upper left"}
+
+
+def _axes_box(ax, bbox_display):
+    """Display-space bbox -> shapely box in data coordinates."""
+    inv = ax.transData.inverted()
+    (x0, y0), (x1, y1) = inv.transform([[bbox_display.x0, bbox_display.y0], [bbox_display.x1, bbox_display.y1]])
+    return shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+def _overlap(ax, artist, shape, renderer) -> float:
+    box = _axes_box(ax, artist.get_window_extent(renderer))
+    return shape.intersection(box).area / box.area if box.area > 0 else 0.0
+
+
+def _corner_overlap(ax, corner: str, shape, fw: float, fh: float) -> float:
+    """Share of a corner box (fw × fh of the axes) covered by the map's polygons."""
+    (minx, maxx), (miny, maxy) = ax.get_xlim(), ax.get_ylim()
+    w, h = (maxx - minx) * fw, (maxy - miny) * fh
+    x0 = minx if "left" in corner else maxx - w
+    y0 = miny if "lower" in corner else maxy - h
+    box = shapely.box(x0, y0, x0 + w, y0 + h)
+    return shape.intersection(box).area / box.area
+
+
+def _draw_scalebar(ax, corner: str) -> None:
+    """Alternating black/white bar of a round length (1/2/5 × 10^n m) about 1/4 of the map width.
+
+    Drawn in the metric CRS, so lengths are true at the projection's scale
+    (UTM scale error in Germany < 0.1 %).
+    """
     from matplotlib.patches import Rectangle
 
-    minx, miny, maxx, maxy = bounds
-    width = maxx - minx
+    (minx, maxx), (miny, maxy) = ax.get_xlim(), ax.get_ylim()
+    width, height = maxx - minx, maxy - miny
     length = _nice_length(width / 4)
-    x0 = minx + 0.03 * width
-    y0 = miny + 0.03 * (maxy - miny)
-    h = 0.012 * (maxy - miny)
+    unit_km = length >= 1000
+    h = 0.012 * height
+    x0 = minx + 0.03 * width if "left" in corner else maxx - 0.06 * width - length
+    y0 = miny + 0.03 * height if "lower" in corner else maxy - 0.08 * height
+    ax.add_patch(Rectangle((x0 - 0.015 * width, y0 - 0.015 * height), length + 0.065 * width, h + 0.065 * height,
+                           facecolor="white", edgecolor="none", alpha=0.8, zorder=4))
     n = 2
     for i in range(n):
         ax.add_patch(
@@ -744,31 +821,57 @@ def _draw_scalebar(ax, bounds) -> None:
                 facecolor="black" if i % 2 == 0 else "white", edgecolor="black", linewidth=0.8, zorder=5,
             )
         )
-    unit_km = length >= 1000
-
-    def lab(v):
-        return format_de(v / 1000 if unit_km else v, "zahl")
-
     for i in range(n + 1):
-        ax.text(x0 + i * length / n, y0 + h * 1.6, lab(i * length / n), ha="center", va="bottom", fontsize=8, zorder=5)
+        v = i * length / n
+        ax.text(x0 + v, y0 + h * 1.6, format_de(v / 1000 if unit_km else v, "zahl"), ha="center", va="bottom",
+                fontsize=8, zorder=5)
     ax.text(x0 + length + 0.01 * width, y0 + h / 2, "km" if unit_km else "m", ha="left", va="center",
             fontsize=8, zorder=5)
 
 
-def _draw_north_arrow(ax) -> None:
+def _draw_north_arrow(ax, corner: str) -> None:
+    """North arrow; the metric CRS (UTM) is grid-north up, convergence in Germany < 3°."""
+    x = 0.95 if "right" in corner else 0.05
+    y = 0.97 if "upper" in corner else 0.16
     ax.annotate(
         "N",
-        xy=(0.95, 0.96),
-        xytext=(0.95, 0.86),
+        xy=(x, y),
+        xytext=(x, y - 0.09),
         xycoords="axes fraction",
         textcoords="axes fraction",
         ha="center",
         va="center",
         fontsize=12,
         fontweight="bold",
-        arrowprops=dict(facecolor="black", edgecolor="black", width=4, headwidth=11, headlength=11),
+        arrowprops=dict(facecolor="black", edgecolor="black", width=4, headwidth=11, headlength=10),
         zorder=6,
     )
+
+
+def _fit_limits(ax, bounds) -> None:
+    """Set equal-scale limits covering ``bounds`` and filling the axes box (centred)."""
+    minx, miny, maxx, maxy = bounds
+    pos = ax.get_position()
+    fw, fh = ax.figure.get_size_inches()
+    box_ratio = (pos.width * fw) / (pos.height * fh)
+    w, h = maxx - minx, maxy - miny
+    if w / h < box_ratio:
+        extra = (h * box_ratio - w) / 2
+        minx, maxx = minx - extra, maxx + extra
+    else:
+        extra = (w / box_ratio - h) / 2
+        miny, maxy = miny - extra, maxy + extra
+    ax.set_xlim(minx, maxx)
+    ax.set_ylim(miny, maxy)
+    ax.set_aspect("equal", adjustable="box")
+
+
+def _wrap(text: str, width_in: float, fontsize: float) -> str:
+    import textwrap
+
+    # DejaVu Sans averages about 0.6 em per character.
+    chars = max(20, int(width_in * 72 / (fontsize * 0.6)))
+    return "\n".join(textwrap.wrap(text, chars)) if text else ""
 
 
 def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi) -> bytes:
@@ -783,37 +886,56 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi) ->
     fill = [clf.colors[c] if c >= 0 else NODATA_COLOR for c in clf.classes]
 
     fig = Figure(figsize=figsize, dpi=dpi)
-    FigureCanvasAgg(fig)
-    ax = fig.add_axes([0.02, 0.07, 0.96, 0.84])
+    canvas = FigureCanvasAgg(fig)
+    title_text = _wrap(title, figsize[0] * 0.94, 13)
+    source_text = _wrap(source_line, figsize[0] * 0.96, 7)
+    title_h = (0.28 * (title_text.count("\n") + 1) + 0.15) / figsize[1]
+    source_h = (0.14 * (source_text.count("\n") + 1) + 0.12) / figsize[1]
+    ax = fig.add_axes([0.02, source_h, 0.96, 1 - title_h - source_h - 0.01])
     geo = gpd.GeoDataFrame(geometry=gdf.geometry.values, crs=gdf.crs)
     geo.plot(ax=ax, color=fill, edgecolor="#333333", linewidth=0.4)
     minx, miny, maxx, maxy = geo.total_bounds
-    padx, pady = 0.04 * (maxx - minx), 0.04 * (maxy - miny)
-    # Room below the city for legend and scale bar.
-    ax.set_xlim(minx - padx, maxx + padx)
-    ax.set_ylim(miny - 0.30 * (maxy - miny), maxy + pady)
-    ax.set_aspect("equal")
+    padx, pady = 0.03 * (maxx - minx), 0.03 * (maxy - miny)
+    _fit_limits(ax, (minx - padx, miny - pady, maxx + padx, maxy + pady))
     ax.set_axis_off()
 
     handles = [Patch(facecolor=c, edgecolor="#333333", linewidth=0.5, label=f"{lab} ({n})")
                for c, lab, n in zip(clf.colors, clf.labels, clf.counts)]
     if (clf.classes < 0).any():
         handles.append(Patch(facecolor=NODATA_COLOR, edgecolor="#333333", linewidth=0.5, label=NODATA_LABEL))
-    ax.legend(
-        handles=handles,
-        title=layer.label,
-        loc="lower right",
-        fontsize=7.5,
-        title_fontsize=8,
-        frameon=True,
-        framealpha=0.95,
-        edgecolor="#999999",
-        alignment="left",
-    )
-    _draw_scalebar(ax, ax.get_xlim()[:1] + ax.get_ylim()[:1] + ax.get_xlim()[1:] + ax.get_ylim()[1:])
-    _draw_north_arrow(ax)
-    fig.text(0.5, 0.955, title, ha="center", va="center", fontsize=13, fontweight="bold", wrap=True)
-    fig.text(0.02, 0.025, source_line, ha="left", va="center", fontsize=7, color="#333333", wrap=True)
+    legend_kw = dict(handles=handles, title=_wrap(layer.label, 2.6, 8), fontsize=7.5, title_fontsize=8,
+                     frameon=True, framealpha=0.95, edgecolor="#999999", alignment="left")
+
+    # Put the legend in the corner where it covers the least of the map; if
+    # every corner covers Sozialräume, make room below the map instead.
+    shape = shapely.union_all(geo.geometry.values)
+    renderer = canvas.get_renderer()
+    canvas.draw()
+    best, best_overlap = None, None
+    for corner in _CORNERS:
+        leg = ax.legend(loc=corner, **legend_kw)
+        ov = _overlap(ax, leg, shape, renderer)
+        leg.remove()
+        if best_overlap is None or ov < best_overlap - 1e-9:
+            best, best_overlap = corner, ov
+    if best_overlap > 0.01:
+        best = "lower right"
+        leg = ax.legend(loc=best, **legend_kw)
+        box = _axes_box(ax, leg.get_window_extent(renderer))
+        leg.remove()
+        _fit_limits(ax, (minx - padx, miny - 2 * pady - (box.bounds[3] - box.bounds[1]), maxx + padx, maxy + pady))
+        canvas.draw()
+    ax.legend(loc=best, **legend_kw)
+    free = [c for c in _CORNERS if c != best]
+    # Scale bar, then north arrow, each into the free corner they cover least (lower/left preferred on ties).
+    bar = min(free, key=lambda c: (round(_corner_overlap(ax, c, shape, 0.4, 0.1), 3), "upper" in c))
+    free.remove(bar)
+    arrow = min(free, key=lambda c: (round(_corner_overlap(ax, c, shape, 0.1, 0.15), 3), "lower" in c))
+    _draw_scalebar(ax, bar)
+    _draw_north_arrow(ax, arrow)
+    fig.text(0.5, 1 - 0.5 * title_h, title_text, ha="center", va="center", fontsize=13, fontweight="bold",
+             linespacing=1.25)
+    fig.text(0.02, 0.5 * source_h, source_text, ha="left", va="center", fontsize=7, color="#333333")
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, facecolor="white")

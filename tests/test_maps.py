@@ -110,7 +110,8 @@ def _legends(doc: str) -> dict[str, list[float]]:
         (1234567, "zahl", "1.234.567"),
         (1234.54, "zahl", "1.234,5"),
         (12.345, "prozent", "12,3\u00a0%"),
-        (-0.1234, "index", "-0,12"),
+        (-0.1234, "index", "\u22120,12"),
+        (-1234.5, "euro", "\u22121.234,50\u00a0€"),
         (-0.001, "index", "0,00"),
         (float("nan"), "euro", "–"),
         (None, "zahl", "–"),
@@ -162,8 +163,8 @@ def test_tooltip_fields_and_german_format(berlin):
     assert first["name"] == berlin.loc[0, "name"]
     assert first["t0"] == "1.234,56\u00a0€"
     assert first["t1"] == format_de(berlin.loc[0, "pop_u21"], "zahl")
-    assert re.fullmatch(r"-?\d,\d\d", first["t2"])  # index format
-    assert re.fullmatch(r"-?\d{1,2},\d\u00a0%", first["t3"])
+    assert re.fullmatch(r"\u2212?\d,\d\d", first["t2"])  # index format
+    assert re.fullmatch(r"\u2212?\d{1,2},\d\u00a0%", first["t3"])
     for alias in ["Sozialraum", *TOOLTIP.values()]:
         assert json.dumps(alias) in doc
     # only key, name and the formatted tooltip strings leave the frame
@@ -245,6 +246,36 @@ def test_missing_values_get_nodata_class(berlin):
     assert NODATA_LABEL in _legend_html(doc)
     feats = {f["properties"]["key"]: f["properties"] for f in _map_data(doc)["features"]}
     assert feats[g.loc[1, "key"]]["t0"] == "–"
+
+
+def test_diverging_palette_is_centred():
+    """Neutral colour means 'no change' even when quantile breaks are skewed."""
+    from matplotlib.colors import to_rgb
+
+    y = np.array([-1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 20, 30, 40])
+    clf = classify(y, MapLayer("x", "x", scheme="quantiles", k=5, palette="BrBG"))
+    # all classes but the first lie above 0 -> green-blue side of BrBG (blue > red)
+    rgb = [to_rgb(c) for c in clf.colors]
+    assert all(b > r for r, _, b in rgb[1:])
+    assert len(set(clf.colors)) == 5
+    # symmetric data -> symmetric colours around the neutral middle
+    sym = classify(np.linspace(-10, 10, 21), MapLayer("x", "x", scheme="user_defined",
+                                                     bins=(-6, -2, 2, 6, 10), palette="BrBG"))
+    assert sym.colors[0] != sym.colors[-1]
+    mid = to_rgb(sym.colors[2])
+    assert min(mid) > 0.9  # near-white neutral class around 0
+    # a neutral value other than 0, e.g. observed/expected = 1
+    oe = classify(np.array([0.5, 0.8, 0.95, 1.05, 1.2, 1.5]),
+                  MapLayer("x", "x", scheme="user_defined", bins=(0.9, 1.1, 2.0), palette="PuOr", center=1.0))
+    assert min(to_rgb(oe.colors[1])) > 0.9
+
+
+def test_tooltip_name_not_repeated(berlin):
+    doc = interactive_map(berlin, LAYERS[:1], tooltip={"name": "Sozialraum", "key": "Schlüssel"},
+                          title="T", attribution="")
+    assert doc.count('"Sozialraum"') == 1
+    feats = _map_data(doc)["features"]
+    assert feats[0]["properties"]["t1"] == feats[0]["properties"]["key"]
 
 
 def test_classify_few_distinct_values():
