@@ -237,3 +237,87 @@ def test_inputs_not_modified(layers):
     area_interpolate(src, tgt, extensive=["pop"], intensive=["rate"])
     pd.testing.assert_frame_equal(src, s0)
     pd.testing.assert_frame_equal(tgt, t0)
+
+
+# ---------------------------------------------------------------- dasymetric
+
+
+X0, Y0 = 390000.0, 5810000.0
+
+
+def _b(x0, x1, y0=0.0, y1=1.0, s=100.0):
+    """A box in a local 100 m frame (x, y in units of 100 m)."""
+    return box(X0 + x0 * s, Y0 + y0 * s, X0 + x1 * s, Y0 + y1 * s)
+
+
+@pytest.fixture
+def two_sources():
+    src = gpd.GeoDataFrame({"n": [100.0, 60.0], "r": [10.0, 20.0]}, geometry=[_b(0, 2), _b(2, 4)], crs=CRS)
+    tgt = gpd.GeoDataFrame(geometry=[_b(0, 1.5), _b(1.5, 4)], crs=CRS)
+    return src, tgt
+
+
+def test_dasymetric_raster_weights(two_sources, tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+    src, tgt = two_sources
+    path = tmp_path / "pop.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=1, width=4, count=1, dtype="float32", crs=CRS,
+                       transform=from_origin(X0, Y0 + 100, 100, 100), nodata=-1) as dst:
+        dst.write(np.array([[4, 2, 1, 3]], dtype="float32"), 1)
+    out = area_interpolate(src, tgt, extensive=["n"], intensive=["r"], weights=path)
+    # source 1: piece in target 1 holds 4 + 2·0.5 = 5 residents, piece in target 2 holds 1
+    np.testing.assert_allclose(out["n"], [100 * 5 / 6, 100 / 6 + 60])
+    np.testing.assert_allclose(out["r"], [10.0, (10 * 1 + 20 * 4) / 5])
+    # area weighting would give 75 / 85: the raster moves residents
+    plain = area_interpolate(src, tgt, extensive=["n"])
+    np.testing.assert_allclose(plain["n"], [75.0, 85.0])
+
+
+def test_dasymetric_raster_in_other_crs(two_sources, tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+    src, tgt = two_sources
+    # a fine raster with uniform values: dasymetric must reduce to area weighting
+    path = tmp_path / "u.tif"
+    b = src.to_crs(3035).total_bounds
+    with rasterio.open(path, "w", driver="GTiff", height=60, width=120, count=1, dtype="float32", crs="EPSG:3035",
+                       transform=from_origin(b[0] - 50, b[3] + 50, (b[2] - b[0] + 100) / 120, (b[3] - b[1] + 100) / 60)) as dst:
+        dst.write(np.ones((60, 120), dtype="float32"), 1)
+    out = area_interpolate(src, tgt, extensive=["n"], weights=path)
+    np.testing.assert_allclose(out["n"], [75.0, 85.0], rtol=1e-6)
+    assert any("umprojiziert" in n.message for n in out.attrs["notes"])
+
+
+def test_dasymetric_land_use_polygons(two_sources):
+    src, tgt = two_sources
+    tgt = gpd.GeoDataFrame(geometry=[_b(0, 1), _b(1, 4)], crs=CRS)
+    lu = gpd.GeoDataFrame({"ew": [30.0, 10.0]}, geometry=[_b(0, 0.5), _b(1, 2)], crs=CRS)
+    # binary: residential area 0.5 in target 1, 1.0 in target 2; source 2 has none -> area fallback
+    out = area_interpolate(src, tgt, extensive=["n"], weights=lu)
+    np.testing.assert_allclose(out["n"], [100 / 3, 200 / 3 + 60])
+    assert any("ohne Gewicht" in n.message for n in out.attrs["notes"])
+    # amounts per land-use polygon: 30 residents vs 10
+    out = area_interpolate(src, tgt, extensive=["n"], intensive=["r"], weights=lu, weights_column="ew")
+    np.testing.assert_allclose(out["n"], [75.0, 85.0])
+    # target 2: source 1 weight 10 residents, source 2 falls back to its area (2 · 100 m · 100 m)
+    np.testing.assert_allclose(out["r"], [10.0, (10 * 10 + 20 * 20000) / (10 + 20000)])
+    # allocate_total=False: a source's land use outside every target is lost
+    small = gpd.GeoDataFrame(geometry=[_b(0, 1)], crs=CRS)
+    lost = area_interpolate(src, small, extensive=["n"], weights=lu, weights_column="ew", allocate_total=False)
+    np.testing.assert_allclose(lost["n"], [75.0])
+    kept = area_interpolate(src, small, extensive=["n"], weights=lu, weights_column="ew")
+    np.testing.assert_allclose(kept["n"], [100.0])
+
+
+def test_dasymetric_bad_weights(two_sources):
+    src, tgt = two_sources
+    lu = gpd.GeoDataFrame({"ew": [-1.0]}, geometry=[_b(0, 1)], crs=CRS)
+    with pytest.raises(GeoplanError, match="negative"):
+        area_interpolate(src, tgt, extensive=["n"], weights=lu, weights_column="ew")
+    with pytest.raises(GeoplanError, match="fehlt"):
+        area_interpolate(src, tgt, extensive=["n"], weights=lu, weights_column="nope")
+    with pytest.raises(GeoplanError, match="verschiedene"):
+        area_interpolate(src, tgt, extensive=["n"], weights=lu.to_crs(3035))
+    with pytest.raises(GeoplanError, match="Unbekannte"):
+        area_interpolate(src, tgt, extensive=["n"], weights=42)
