@@ -164,7 +164,10 @@ def _fmt_list(items: Sequence[Any], limit: int = 10) -> str:
     return ", ".join(items[:limit]) + f" … (insgesamt {len(items)})"
 
 
-def _rows_text(rows: Sequence[int], limit: int = 10) -> str:
+def _rows_text(rows: Sequence[Any], limit: int = 10) -> str:
+    # Non-numeric labels ("Objekt 3" in a layer) carry their own word.
+    if rows and not isinstance(rows[0], (int, np.integer)):
+        return _fmt_list(rows, limit)
     return ("Zeile " if len(rows) == 1 else "Zeilen ") + _fmt_list(rows, limit)
 
 
@@ -571,8 +574,9 @@ def normalize_keys(
     key_width : int, optional
         Pad purely numeric keys with leading zeros to this many digits
         (Berlin LOR Planungsräume: 8, Prognoseräume: 4).
-    row_numbers : sequence of int, optional
-        Row of each value in the file (1-based), used in messages.
+    row_numbers : sequence of int or str, optional
+        Row of each value in the file (1-based), used in messages; strings
+        such as ``"Objekt 3"`` are used as they are.
     numeric_cells : sequence of bool, optional
         True where the cell was stored as a number (Excel), which is where
         leading zeros get lost.

@@ -482,3 +482,15 @@ def test_layer_listing_shows_geometry_types(tmp_path):
     with pytest.raises(GeoplanError) as ei:
         read_boundaries(p, key="SR_ID")
     assert "'sozialraeume' (Polygon)" in ei.value.found and "'kitas' (Point)" in ei.value.found
+
+
+def test_boundary_keys_lost_zeros(tmp_path):
+    g = grid(keys=(1100101, 1100102, 12601235, 12601236))
+    p = tmp_path / "plr.gpkg"
+    g.to_file(p, engine="pyogrio")
+    with pytest.raises(GeoplanError) as ei:
+        prepare_boundaries(p, key="SR_ID")
+    assert ei.value.location == "Objekt 1, Objekt 2"
+    assert "key_width: 8" in ei.value.hint
+    r = prepare_boundaries(p, key="SR_ID", key_width=8)
+    assert r.gdf["key"].tolist()[:2] == ["01100101", "01100102"]
