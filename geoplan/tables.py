@@ -102,7 +102,9 @@ class TableResult:
     dialect : dict
         ``encoding``, ``bom`` (bool), ``delimiter``, ``decimal``, ``thousands``,
         ``sheet``, ``header_row`` (1-based row of the header in the file),
-        ``key`` (the key column as found in the file).
+        ``key`` (the key column in ``frame``: the caller's spelling),
+        ``key_in_file`` (as written in the file), ``columns`` (columns whose
+        decimal/thousands separators differ from the file's).
     suppressed : dict[str, int]
         Column -> number of marker or sentinel cells turned into NaN.
     notes : list[QANote]
@@ -791,6 +793,8 @@ def read_table(
 
     markers = set(DEFAULT_NA_MARKERS if na_markers is None else na_markers) | {""}
     sentinel_set = {float(s) for s in sentinels}
+    text_columns = list(text_columns)
+    numeric_columns = None if numeric_columns is None else list(numeric_columns)
     text_cols = {_norm_name(c) for c in text_columns}
     numeric_set = None if numeric_columns is None else {_norm_name(c) for c in numeric_columns}
 
@@ -1123,13 +1127,29 @@ def read_table(
                 details={"suppressed": dict(suppressed)},
             )
         )
+    # Names are matched ignoring case and blanks; callers then index the
+    # frame with their own spelling.
+    wanted = [key, *(numeric_columns or ()), *text_columns, *([valid_column] if valid_column else [])]
+    rename: dict[str, str] = {}
+    for w in wanted:
+        for n in frame.columns:
+            if n != w and _norm_name(n) == _norm_name(w) and w not in frame.columns and n not in rename:
+                rename[n] = w
+    if rename:
+        frame = frame.rename(columns=rename)
+        suppressed = {rename.get(k, k): v for k, v in suppressed.items()}
+        per_column = {rename.get(k, k): v for k, v in per_column.items()}
+        notes.append(QANote(STAGE, "Spalten unter dem Namen aus der Konfiguration geführt: "
+                            + ", ".join(f"{a!r} → {b!r}" for a, b in rename.items()) + ".",
+                            level="info", file=path))
     dialect.update(
         {
+            "key_in_file": key_name,
             "decimal": file_dec,
             "thousands": file_thou,
             "columns": per_column,
             "header_row": header_line,
-            "key": key_name,
+            "key": rename.get(key_name, key_name),
         }
     )
     return TableResult(frame=frame, path=path, dialect=dialect, suppressed=suppressed, notes=notes)

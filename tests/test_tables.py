@@ -206,8 +206,12 @@ def test_missing_key_column_lists_columns(tmp_path):
 def test_key_match_ignores_case_and_blanks(tmp_path):
     p = write(tmp_path, "k.csv", " Plr_Id ;EW\n01;3\n02;4\n")
     r = read_table(p, key="PLR_ID")
-    assert r.key == "Plr_Id"
-    assert r.frame["Plr_Id"].tolist() == ["01", "02"]
+    # the frame uses the caller's spelling, the dialect keeps the file's
+    assert r.key == "PLR_ID" and r.dialect["key_in_file"] == "Plr_Id"
+    assert r.frame["PLR_ID"].tolist() == ["01", "02"]
+    r = read_table(p, key="plr_id", numeric_columns=["ew"])
+    assert list(r.frame.columns) == ["plr_id", "ew"]
+    assert r.frame["ew"].tolist() == [3.0, 4.0]
 
 
 def test_missing_empty_truncated_files(tmp_path):
@@ -675,7 +679,8 @@ def test_numeric_columns_strict_only_where_asked(tmp_path):
     f = r.frame
     assert f["Hausnr"].tolist() == ["12", "12a", "14"]
     assert f["EW"].tolist() == [5.0, 6.0, 7.0]
-    assert f["Quote"].iloc[:2].tolist() == [1.5, 2.5]
+    assert f["quote"].iloc[:2].tolist() == [1.5, 2.5]  # caller's spelling
+    assert r.suppressed == {"quote": 1}
     assert f["Code"].tolist() == ["07", "08", "09"]
     with pytest.raises(GeoplanError) as ei:
         read_table(p, key="id", numeric_columns=["Hausnr"])
