@@ -494,3 +494,27 @@ def test_boundary_keys_lost_zeros(tmp_path):
     assert "key_width: 8" in ei.value.hint
     r = prepare_boundaries(p, key="SR_ID", key_width=8)
     assert r.gdf["key"].tolist()[:2] == ["01100101", "01100102"]
+
+
+def test_unknown_crs_in_config(tmp_path):
+    p = write_shp(grid(), tmp_path / "sr.shp", "UTF-8", prj=False)
+    with pytest.raises(GeoplanError) as ei:
+        read_boundaries(p, key="SR_ID", crs="UTM33")
+    assert "'crs'" in ei.value.location
+    with pytest.raises(GeoplanError) as ei:
+        prepare_boundaries(p, key="SR_ID", crs="EPSG:25833", metric_crs="EPSG:999999")
+    assert "'metric_crs'" in ei.value.location
+    with pytest.raises(GeoplanError, match="projiziert"):
+        prepare_boundaries(p, key="SR_ID", crs="EPSG:25833", metric_crs="EPSG:4326")
+
+
+def test_attribute_table_layer(tmp_path):
+    import pandas as pd
+    import pyogrio
+
+    p = tmp_path / "mix.gpkg"
+    grid().to_file(p, layer="sr", engine="pyogrio")
+    pyogrio.write_dataframe(pd.DataFrame({"SR_ID": ["0101"], "EW": [5]}), p, layer="tabelle")
+    with pytest.raises(GeoplanError, match="keine Geometrie") as ei:
+        read_boundaries(p, key="SR_ID", layer="tabelle")
+    assert "'sr' (Polygon)" in ei.value.found
