@@ -702,6 +702,46 @@ def normalize_keys(
 # --------------------------------------------------------------------------
 # the reader
 
+_DELIM_ALIASES = {"tab": "\t", "\\t": "\t", "tabulator": "\t", "semikolon": ";", "semicolon": ";",
+                  "komma": ",", "comma": ",", "pipe": "|"}
+
+
+def _check_dialect_args(delimiter, decimal, thousands, path):
+    if delimiter is not None:
+        delimiter = _DELIM_ALIASES.get(str(delimiter).strip().lower(), delimiter)
+        if len(delimiter) != 1:
+            raise GeoplanError(
+                f"Ungültiges Trennzeichen {delimiter!r}.",
+                file=path,
+                location="Konfigurationsfeld 'delimiter'",
+                expected="ein Zeichen: ';', ',', '|' oder 'tab'",
+                found=repr(delimiter),
+            )
+    if decimal is not None and decimal not in (",", "."):
+        raise GeoplanError(
+            f"Ungültiges Dezimaltrennzeichen {decimal!r}.",
+            file=path,
+            location="Konfigurationsfeld 'decimal'",
+            expected="',' oder '.'",
+            found=repr(decimal),
+        )
+    if thousands is not None and thousands not in (",", ".", ""):
+        raise GeoplanError(
+            f"Ungültiges Tausendertrennzeichen {thousands!r}.",
+            file=path,
+            location="Konfigurationsfeld 'thousands'",
+            expected="'.', ',' oder '' (keines)",
+            found=repr(thousands),
+        )
+    if decimal is not None and thousands == decimal:
+        raise GeoplanError(
+            "Dezimal- und Tausendertrennzeichen sind gleich.",
+            file=path,
+            location="Konfigurationsfelder 'decimal' und 'thousands'",
+            found=f"beide {decimal!r}",
+        )
+    return delimiter, decimal, thousands
+
 
 def read_table(
     path,
@@ -768,6 +808,7 @@ def read_table(
     with leading zeros (codes such as ``BEZ_ID`` = ``01``) stay text.
     """
     path = str(path)
+    delimiter, decimal, thousands = _check_dialect_args(delimiter, decimal, thousands, path)
     p = Path(path)
     if not p.exists():
         raise GeoplanError(

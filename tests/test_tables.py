@@ -692,3 +692,15 @@ def test_numeric_columns_strict_only_where_asked(tmp_path):
     p2 = write(tmp_path, "nc2.csv", "id;EW\n01;viele\n02;wenige\n03;5\n")
     with pytest.raises(GeoplanError, match="Text in der Zahlenspalte"):
         read_table(p2, key="id", numeric_columns=["EW"])
+
+
+def test_dialect_arguments_checked(tmp_path):
+    p = write(tmp_path, "t.tsv", "id\tv\n01\t1,5\n")
+    assert read_table(p, key="id", delimiter="tab").frame["v"].tolist() == [1.5]
+    for kwargs, field in (({"delimiter": ";;"}, "delimiter"), ({"decimal": "komma"}, "decimal"),
+                          ({"thousands": " "}, "thousands"), ({"decimal": ",", "thousands": ","}, "decimal")):
+        with pytest.raises(GeoplanError) as ei:
+            read_table(p, key="id", **kwargs)
+        assert field in ei.value.location
+    with pytest.raises(GeoplanError, match="Kodierung"):
+        read_table(p, key="id", encoding="klingonisch")
