@@ -194,6 +194,18 @@ def _norm_name(name: str) -> str:
 def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool, list[QANote]]:
     """Return text, encoding name, BOM flag and notes."""
     notes: list[QANote] = []
+    if raw.startswith(b"PK\x03\x04"):
+        raise GeoplanError(
+            "Die Datei ist eine Excel-Arbeitsmappe (.xlsx), trägt aber die Endung einer Textdatei.",
+            file=path,
+            hint="Die Endung in .xlsx ändern (und den Pfad in der Konfiguration) oder in Excel als CSV speichern.",
+        )
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding is None:
+        # Excel's "Unicode-Text" export: UTF-16 with BOM, tab-separated.
+        try:
+            return raw.decode("utf-16"), "utf-16", True, notes
+        except UnicodeDecodeError as exc:
+            raise GeoplanError("Die UTF-16-Datei ist beschädigt.", file=path, found=str(exc)) from exc
     bom = raw.startswith(b"\xef\xbb\xbf")
     if encoding is not None:
         enc = "utf-8-sig" if (bom and encoding.lower().replace("_", "-") in ("utf-8", "utf8")) else encoding

@@ -704,3 +704,21 @@ def test_dialect_arguments_checked(tmp_path):
         assert field in ei.value.location
     with pytest.raises(GeoplanError, match="Kodierung"):
         read_table(p, key="id", encoding="klingonisch")
+
+
+def test_excel_unicode_text_export_utf16(tmp_path):
+    text = "Schlüssel\tName\tQuote\r\n0101\tMärkisches Viertel\t12,5\r\n0102\tSüd\t3,25\r\n"
+    p = tmp_path / "unicode.txt"
+    p.write_bytes(text.encode("utf-16"))  # with BOM, as Excel writes it
+    r = read_table(p, key="Schlüssel")
+    assert r.dialect["encoding"] == "utf-16" and r.dialect["delimiter"] == "\t"
+    assert r.frame["Name"].tolist() == ["Märkisches Viertel", "Süd"]
+    assert r.frame["Quote"].tolist() == [12.5, 3.25]
+
+
+def test_xlsx_with_csv_extension(tmp_path):
+    src = _xlsx(tmp_path / "a.xlsx", {"T": [["id", "v"], ["01", 1]]})
+    p = tmp_path / "a.csv"
+    p.write_bytes(src.read_bytes())
+    with pytest.raises(GeoplanError, match="Excel-Arbeitsmappe"):
+        read_table(p, key="id")
