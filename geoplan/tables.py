@@ -18,7 +18,8 @@ on either side and duplicates.
 
 Detection rules (for the methods section)
 -----------------------------------------
-* Encoding: UTF-8 BOM → UTF-8; valid UTF-8 → UTF-8; otherwise cp1252
+* Encoding: UTF-16 BOM → UTF-16 (Excel "Unicode-Text"); UTF-8 BOM → UTF-8;
+  valid UTF-8 → UTF-8; otherwise cp1252
   (latin-1 if cp1252's undefined bytes occur). UTF-8 umlauts next to
   invalid bytes is a mixed file and an error.
 * Delimiter: of ``;`` ``,`` tab ``|``, the one giving the most rows with the
