@@ -45,6 +45,7 @@ __all__ = [
     "prepare_boundaries",
     "detect_dbf_encoding",
     "suggest_crs",
+    "parse_crs",
 ]
 
 STAGE = "boundaries"
@@ -397,6 +398,14 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             hint="Datei in QGIS öffnen und als GeoPackage neu speichern.",
         ) from exc
     fields = [str(f) for f in info["fields"]]
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns or not info.get("geometry_type"):
+        raise GeoplanError(
+            "Die Ebene hat keine Geometrie (reine Attributtabelle).",
+            file=path,
+            location=f"Ebene {layer!r}",
+            found=_layer_listing(src),
+            hint="Die Ebene mit den Sozialraum-Polygonen wählen ('layer').",
+        )
     if len(gdf) == 0:
         raise GeoplanError(
             "Die Ebene enthält keine Objekte.",
@@ -428,7 +437,7 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             )
     source_crs = gdf.crs
     if crs is not None:
-        want = CRS.from_user_input(crs)
+        want = parse_crs(crs, field="crs")
         if source_crs is not None and not CRS.from_user_input(source_crs).equals(want):
             notes.append(QANote(STAGE, f"KBS der Datei ({CRS.from_user_input(source_crs).to_string()}) durch die "
                                 f"Konfiguration ersetzt: {want.to_string()}.", file=path))
@@ -451,6 +460,20 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
         "fields": fields,
     }
     return gdf
+
+
+def parse_crs(value, *, field: str = "crs") -> CRS:
+    """A CRS from the configuration, or a GeoplanError naming the field."""
+    try:
+        return CRS.from_user_input(value)
+    except Exception as exc:
+        raise GeoplanError(
+            f"Das Koordinatenbezugssystem {value!r} ist unbekannt.",
+            location=f"Konfigurationsfeld {field!r}",
+            expected="ein EPSG-Code, z. B. 'EPSG:25833' (UTM 33N), 'EPSG:25832' (UTM 32N) oder 'EPSG:4326'",
+            found=str(value),
+            hint="Den EPSG-Code aus den Metadaten der Datei oder aus QGIS (Layer-Eigenschaften) übernehmen.",
+        ) from exc
 
 
 # CRSs German municipal data come in: ETRS89/UTM (also with zone prefix),
@@ -798,7 +821,7 @@ def prepare_boundaries(path, *, key: str, name: str | None = None, layer=None, c
                                found="Felder: " + ", ".join(repr(c) for c in meta.get("fields", [])))
     source_crs = meta.get("source_crs", raw.crs.to_string())
     target = metric_crs or metric_crs_for(raw)
-    tcrs = CRS.from_user_input(target)
+    tcrs = parse_crs(target, field="metric_crs")
     if not tcrs.is_projected:
         raise GeoplanError("Das metrische KBS muss projiziert sein (Meter).", found=str(target),
                            hint="metric_crs: 'EPSG:25832' oder 'EPSG:25833'.")

@@ -18,7 +18,8 @@ on either side and duplicates.
 
 Detection rules (for the methods section)
 -----------------------------------------
-* Encoding: UTF-8 BOM → UTF-8; valid UTF-8 → UTF-8; otherwise cp1252
+* Encoding: UTF-16 BOM → UTF-16 (Excel "Unicode-Text"); UTF-8 BOM → UTF-8;
+  valid UTF-8 → UTF-8; otherwise cp1252
   (latin-1 if cp1252's undefined bytes occur). UTF-8 umlauts next to
   invalid bytes is a mixed file and an error.
 * Delimiter: of ``;`` ``,`` tab ``|``, the one giving the most rows with the
@@ -102,7 +103,9 @@ class TableResult:
     dialect : dict
         ``encoding``, ``bom`` (bool), ``delimiter``, ``decimal``, ``thousands``,
         ``sheet``, ``header_row`` (1-based row of the header in the file),
-        ``key`` (the key column as found in the file).
+        ``key`` (the key column in ``frame``: the caller's spelling),
+        ``key_in_file`` (as written in the file), ``columns`` (columns whose
+        decimal/thousands separators differ from the file's).
     suppressed : dict[str, int]
         Column -> number of marker or sentinel cells turned into NaN.
     notes : list[QANote]
@@ -164,7 +167,10 @@ def _fmt_list(items: Sequence[Any], limit: int = 10) -> str:
     return ", ".join(items[:limit]) + f" … (insgesamt {len(items)})"
 
 
-def _rows_text(rows: Sequence[int], limit: int = 10) -> str:
+def _rows_text(rows: Sequence[Any], limit: int = 10) -> str:
+    # Non-numeric labels ("Objekt 3" in a layer) carry their own word.
+    if rows and not isinstance(rows[0], (int, np.integer)):
+        return _fmt_list(rows, limit)
     return ("Zeile " if len(rows) == 1 else "Zeilen ") + _fmt_list(rows, limit)
 
 
@@ -189,6 +195,18 @@ def _norm_name(name: str) -> str:
 def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool, list[QANote]]:
     """Return text, encoding name, BOM flag and notes."""
     notes: list[QANote] = []
+    if raw.startswith(b"PK\x03\x04"):
+        raise GeoplanError(
+            "Die Datei ist eine Excel-Arbeitsmappe (.xlsx), trägt aber die Endung einer Textdatei.",
+            file=path,
+            hint="Die Endung in .xlsx ändern (und den Pfad in der Konfiguration) oder in Excel als CSV speichern.",
+        )
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding is None:
+        # Excel's "Unicode-Text" export: UTF-16 with BOM, tab-separated.
+        try:
+            return raw.decode("utf-16"), "utf-16", True, notes
+        except UnicodeDecodeError as exc:
+            raise GeoplanError("Die UTF-16-Datei ist beschädigt.", file=path, found=str(exc)) from exc
     bom = raw.startswith(b"\xef\xbb\xbf")
     if encoding is not None:
         enc = "utf-8-sig" if (bom and encoding.lower().replace("_", "-") in ("utf-8", "utf8")) else encoding
@@ -571,8 +589,9 @@ def normalize_keys(
     key_width : int, optional
         Pad purely numeric keys with leading zeros to this many digits
         (Berlin LOR Planungsräume: 8, Prognoseräume: 4).
-    row_numbers : sequence of int, optional
-        Row of each value in the file (1-based), used in messages.
+    row_numbers : sequence of int or str, optional
+        Row of each value in the file (1-based), used in messages; strings
+        such as ``"Objekt 3"`` are used as they are.
     numeric_cells : sequence of bool, optional
         True where the cell was stored as a number (Excel), which is where
         leading zeros get lost.
@@ -696,6 +715,46 @@ def normalize_keys(
 # --------------------------------------------------------------------------
 # the reader
 
+_DELIM_ALIASES = {"tab": "\t", "\\t": "\t", "tabulator": "\t", "semikolon": ";", "semicolon": ";",
+                  "komma": ",", "comma": ",", "pipe": "|"}
+
+
+def _check_dialect_args(delimiter, decimal, thousands, path):
+    if delimiter is not None:
+        delimiter = _DELIM_ALIASES.get(str(delimiter).strip().lower(), delimiter)
+        if len(delimiter) != 1:
+            raise GeoplanError(
+                f"Ungültiges Trennzeichen {delimiter!r}.",
+                file=path,
+                location="Konfigurationsfeld 'delimiter'",
+                expected="ein Zeichen: ';', ',', '|' oder 'tab'",
+                found=repr(delimiter),
+            )
+    if decimal is not None and decimal not in (",", "."):
+        raise GeoplanError(
+            f"Ungültiges Dezimaltrennzeichen {decimal!r}.",
+            file=path,
+            location="Konfigurationsfeld 'decimal'",
+            expected="',' oder '.'",
+            found=repr(decimal),
+        )
+    if thousands is not None and thousands not in (",", ".", ""):
+        raise GeoplanError(
+            f"Ungültiges Tausendertrennzeichen {thousands!r}.",
+            file=path,
+            location="Konfigurationsfeld 'thousands'",
+            expected="'.', ',' oder '' (keines)",
+            found=repr(thousands),
+        )
+    if decimal is not None and thousands == decimal:
+        raise GeoplanError(
+            "Dezimal- und Tausendertrennzeichen sind gleich.",
+            file=path,
+            location="Konfigurationsfelder 'decimal' und 'thousands'",
+            found=f"beide {decimal!r}",
+        )
+    return delimiter, decimal, thousands
+
 
 def read_table(
     path,
@@ -762,6 +821,7 @@ def read_table(
     with leading zeros (codes such as ``BEZ_ID`` = ``01``) stay text.
     """
     path = str(path)
+    delimiter, decimal, thousands = _check_dialect_args(delimiter, decimal, thousands, path)
     p = Path(path)
     if not p.exists():
         raise GeoplanError(
@@ -787,6 +847,8 @@ def read_table(
 
     markers = set(DEFAULT_NA_MARKERS if na_markers is None else na_markers) | {""}
     sentinel_set = {float(s) for s in sentinels}
+    text_columns = list(text_columns)
+    numeric_columns = None if numeric_columns is None else list(numeric_columns)
     text_cols = {_norm_name(c) for c in text_columns}
     numeric_set = None if numeric_columns is None else {_norm_name(c) for c in numeric_columns}
 
@@ -1119,13 +1181,29 @@ def read_table(
                 details={"suppressed": dict(suppressed)},
             )
         )
+    # Names are matched ignoring case and blanks; callers then index the
+    # frame with their own spelling.
+    wanted = [key, *(numeric_columns or ()), *text_columns, *([valid_column] if valid_column else [])]
+    rename: dict[str, str] = {}
+    for w in wanted:
+        for n in frame.columns:
+            if n != w and _norm_name(n) == _norm_name(w) and w not in frame.columns and n not in rename:
+                rename[n] = w
+    if rename:
+        frame = frame.rename(columns=rename)
+        suppressed = {rename.get(k, k): v for k, v in suppressed.items()}
+        per_column = {rename.get(k, k): v for k, v in per_column.items()}
+        notes.append(QANote(STAGE, "Spalten unter dem Namen aus der Konfiguration geführt: "
+                            + ", ".join(f"{a!r} → {b!r}" for a, b in rename.items()) + ".",
+                            level="info", file=path))
     dialect.update(
         {
+            "key_in_file": key_name,
             "decimal": file_dec,
             "thousands": file_thou,
             "columns": per_column,
             "header_row": header_line,
-            "key": key_name,
+            "key": rename.get(key_name, key_name),
         }
     )
     return TableResult(frame=frame, path=path, dialect=dialect, suppressed=suppressed, notes=notes)

@@ -482,3 +482,74 @@ def test_layer_listing_shows_geometry_types(tmp_path):
     with pytest.raises(GeoplanError) as ei:
         read_boundaries(p, key="SR_ID")
     assert "'sozialraeume' (Polygon)" in ei.value.found and "'kitas' (Point)" in ei.value.found
+
+
+def test_boundary_keys_lost_zeros(tmp_path):
+    g = grid(keys=(1100101, 1100102, 12601235, 12601236))
+    p = tmp_path / "plr.gpkg"
+    g.to_file(p, engine="pyogrio")
+    with pytest.raises(GeoplanError) as ei:
+        prepare_boundaries(p, key="SR_ID")
+    assert ei.value.location == "Objekt 1, Objekt 2"
+    assert "key_width: 8" in ei.value.hint
+    r = prepare_boundaries(p, key="SR_ID", key_width=8)
+    assert r.gdf["key"].tolist()[:2] == ["01100101", "01100102"]
+
+
+def test_unknown_crs_in_config(tmp_path):
+    p = write_shp(grid(), tmp_path / "sr.shp", "UTF-8", prj=False)
+    with pytest.raises(GeoplanError) as ei:
+        read_boundaries(p, key="SR_ID", crs="UTM33")
+    assert "'crs'" in ei.value.location
+    with pytest.raises(GeoplanError) as ei:
+        prepare_boundaries(p, key="SR_ID", crs="EPSG:25833", metric_crs="EPSG:999999")
+    assert "'metric_crs'" in ei.value.location
+    with pytest.raises(GeoplanError, match="projiziert"):
+        prepare_boundaries(p, key="SR_ID", crs="EPSG:25833", metric_crs="EPSG:4326")
+
+
+def test_attribute_table_layer(tmp_path):
+    import pandas as pd
+    import pyogrio
+
+    p = tmp_path / "mix.gpkg"
+    grid().to_file(p, layer="sr", engine="pyogrio")
+    pyogrio.write_dataframe(pd.DataFrame({"SR_ID": ["0101"], "EW": [5]}), p, layer="tabelle")
+    with pytest.raises(GeoplanError, match="keine Geometrie") as ei:
+        read_boundaries(p, key="SR_ID", layer="tabelle")
+    assert "'sr' (Polygon)" in ei.value.found
+
+
+# --------------------------------------------------------------------------
+# property: a partition has no findings; a removed interior cell is one gap
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    widths=st.lists(st.floats(50, 2000), min_size=3, max_size=6),
+    heights=st.lists(st.floats(50, 2000), min_size=3, max_size=6),
+    pick=st.tuples(st.integers(0, 10), st.integers(0, 10)),
+)
+def test_partition_and_removed_cell(widths, heights, pick):
+    xs = np.concatenate([[0.0], np.cumsum(widths)]) + X0
+    ys = np.concatenate([[0.0], np.cumsum(heights)]) + Y0
+    cells, keys = [], []
+    for i in range(len(widths)):
+        for j in range(len(heights)):
+            cells.append(box(xs[i], ys[j], xs[i + 1], ys[j + 1]))
+            keys.append(f"{i:02d}{j:02d}")
+    g = gpd.GeoDataFrame({"k": keys}, geometry=cells, crs="EPSG:25833")
+    qa = check_boundaries(g, key="k")
+    assert len(qa.findings) == 0
+    # remove an interior cell: exactly one gap of its area, bordered by 8 cells
+    i = 1 + pick[0] % (len(widths) - 2)
+    j = 1 + pick[1] % (len(heights) - 2)
+    k = f"{i:02d}{j:02d}"
+    qa = check_boundaries(g[g["k"] != k], key="k")
+    gaps = qa.findings[qa.findings["kind"] == "gap"]
+    assert len(gaps) == 1 and len(qa.findings) == 1
+    assert gaps["area_m2"].iloc[0] == pytest.approx(widths[i] * heights[j], rel=1e-9)
+    assert len(gaps["key"].iloc[0].split(" / ")) == 8

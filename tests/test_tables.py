@@ -206,8 +206,12 @@ def test_missing_key_column_lists_columns(tmp_path):
 def test_key_match_ignores_case_and_blanks(tmp_path):
     p = write(tmp_path, "k.csv", " Plr_Id ;EW\n01;3\n02;4\n")
     r = read_table(p, key="PLR_ID")
-    assert r.key == "Plr_Id"
-    assert r.frame["Plr_Id"].tolist() == ["01", "02"]
+    # the frame uses the caller's spelling, the dialect keeps the file's
+    assert r.key == "PLR_ID" and r.dialect["key_in_file"] == "Plr_Id"
+    assert r.frame["PLR_ID"].tolist() == ["01", "02"]
+    r = read_table(p, key="plr_id", numeric_columns=["ew"])
+    assert list(r.frame.columns) == ["plr_id", "ew"]
+    assert r.frame["ew"].tolist() == [3.0, 4.0]
 
 
 def test_missing_empty_truncated_files(tmp_path):
@@ -675,7 +679,8 @@ def test_numeric_columns_strict_only_where_asked(tmp_path):
     f = r.frame
     assert f["Hausnr"].tolist() == ["12", "12a", "14"]
     assert f["EW"].tolist() == [5.0, 6.0, 7.0]
-    assert f["Quote"].iloc[:2].tolist() == [1.5, 2.5]
+    assert f["quote"].iloc[:2].tolist() == [1.5, 2.5]  # caller's spelling
+    assert r.suppressed == {"quote": 1}
     assert f["Code"].tolist() == ["07", "08", "09"]
     with pytest.raises(GeoplanError) as ei:
         read_table(p, key="id", numeric_columns=["Hausnr"])
@@ -687,3 +692,33 @@ def test_numeric_columns_strict_only_where_asked(tmp_path):
     p2 = write(tmp_path, "nc2.csv", "id;EW\n01;viele\n02;wenige\n03;5\n")
     with pytest.raises(GeoplanError, match="Text in der Zahlenspalte"):
         read_table(p2, key="id", numeric_columns=["EW"])
+
+
+def test_dialect_arguments_checked(tmp_path):
+    p = write(tmp_path, "t.tsv", "id\tv\n01\t1,5\n")
+    assert read_table(p, key="id", delimiter="tab").frame["v"].tolist() == [1.5]
+    for kwargs, field in (({"delimiter": ";;"}, "delimiter"), ({"decimal": "komma"}, "decimal"),
+                          ({"thousands": " "}, "thousands"), ({"decimal": ",", "thousands": ","}, "decimal")):
+        with pytest.raises(GeoplanError) as ei:
+            read_table(p, key="id", **kwargs)
+        assert field in ei.value.location
+    with pytest.raises(GeoplanError, match="Kodierung"):
+        read_table(p, key="id", encoding="klingonisch")
+
+
+def test_excel_unicode_text_export_utf16(tmp_path):
+    text = "Schlüssel\tName\tQuote\r\n0101\tMärkisches Viertel\t12,5\r\n0102\tSüd\t3,25\r\n"
+    p = tmp_path / "unicode.txt"
+    p.write_bytes(text.encode("utf-16"))  # with BOM, as Excel writes it
+    r = read_table(p, key="Schlüssel")
+    assert r.dialect["encoding"] == "utf-16" and r.dialect["delimiter"] == "\t"
+    assert r.frame["Name"].tolist() == ["Märkisches Viertel", "Süd"]
+    assert r.frame["Quote"].tolist() == [12.5, 3.25]
+
+
+def test_xlsx_with_csv_extension(tmp_path):
+    src = _xlsx(tmp_path / "a.xlsx", {"T": [["id", "v"], ["01", 1]]})
+    p = tmp_path / "a.csv"
+    p.write_bytes(src.read_bytes())
+    with pytest.raises(GeoplanError, match="Excel-Arbeitsmappe"):
+        read_table(p, key="id")
