@@ -724,7 +724,7 @@ def fit_need_model(
             found=", ".join(map(str, frame.columns[:20])),
             hint="Spaltennamen in der Konfiguration prüfen (Standardnamen: docs/architecture.md).",
         )
-    if geometry is None and hasattr(frame, "geometry") and "geometry" in getattr(frame, "columns", []):
+    if geometry is None and _has_geometry(frame):
         geometry = frame.geometry
     if geometry is not None:
         geometry = _align_geometry(geometry, frame)
@@ -873,6 +873,17 @@ def fit_need_model(
                     details=moran,
                 )
             )
+        elif moran["significant"]:
+            notes.append(
+                QANote(
+                    STAGE,
+                    f"Auch mit {'räumlichem Lag' if spatial_lag else 'festen Effekten'} bleiben die Residuen räumlich "
+                    f"autokorreliert (Moran's I = {moran['I']:.3f}, p = {moran['p_value']:.3g}); Standardfehler "
+                    "können zu klein sein.",
+                    level="warnung",
+                    details=moran,
+                )
+            )
     else:
         notes.append(QANote(STAGE, "Keine Geometrien übergeben: Moran's I der Residuen nicht berechnet.", level="info"))
 
@@ -899,7 +910,7 @@ def _fit_without_empty(frame, empty, args) -> NeedModelResult:
         "spatial_lag", "fixed_effects", "labels", "year", "key",
     )}
     geometry = args["geometry"]
-    if geometry is None and "geometry" in getattr(frame, "columns", []):
+    if geometry is None and _has_geometry(frame):
         geometry = frame.geometry
     keep = ~empty
     sub_geom = _align_geometry(geometry, frame)[keep] if geometry is not None else None
@@ -924,6 +935,12 @@ def _fit_without_empty(frame, empty, args) -> NeedModelResult:
         ),
     )
     return res
+
+
+def _has_geometry(frame) -> bool:
+    import geopandas as gpd
+
+    return isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame.columns
 
 
 def _latest_mask(frame, year) -> np.ndarray:

@@ -450,3 +450,14 @@ def test_exclude_empty_areas_option():
     frame.loc[7, "pop_u21"] = 0
     with pytest.raises(GeoplanError, match="0008"):
         fit_need_model(frame, predictors=PRED, n_boot=50, exclude_empty=True)
+
+
+def test_fit_moran_and_notes_are_json_serialisable_for_the_manifest():
+    import json
+
+    frame, _ = make_sozialraeume(100, alpha=0.2, seed=27, geometry=True, spatial_effect=0.4)
+    res = fit_need_model(frame, predictors=PRED, n_boot=50, family="poisson")
+    json.dumps(res.fit)
+    json.dumps(res.moran)
+    json.dumps([n.to_dict() for n in res.notes])
+    assert {n.level for n in res.notes} <= {"info", "warnung"}
