@@ -698,7 +698,8 @@ def fit_need_model(
     Returns
     -------
     NeedModelResult
-        estimator, coefficients (summary_frame + German ``label``), expected
+        estimator, coefficients (summary_frame + German ``label`` + the
+        ``predictor_mean`` and ``predictor_sd`` in the indicator's unit), expected
         (cases, index = frame index of the prediction rows), intervals
         (pi_low, pi_high: 95 % prediction interval of cases), fit (dict), cv
         (index model_kfold/model_blocked/baseline_prev/baseline_rate; columns
@@ -785,6 +786,10 @@ def fit_need_model(
     labels["const"] = "Konstante"
     coefs = est.summary_frame()
     coefs.insert(1, "label", [labels.get(t, t) for t in coefs["term"]])
+    # The report says what "one SD" is in the indicator's own unit; NaN for the constant and 0/1 dummies.
+    binary = est.scaler_scale_ == 1.0
+    coefs["predictor_mean"] = np.r_[np.nan, np.where(binary, np.nan, est.scaler_mean_)]
+    coefs["predictor_sd"] = np.r_[np.nan, np.where(binary, np.nan, est.scaler_scale_)]
 
     mu_all = est.predict(X, exposure=e)
     pearson = (y - mu_all) / np.sqrt(mu_all * (1 + est.alpha_ * mu_all))

@@ -461,3 +461,25 @@ def test_fit_moran_and_notes_are_json_serialisable_for_the_manifest():
     json.dumps(res.moran)
     json.dumps([n.to_dict() for n in res.notes])
     assert {n.level for n in res.notes} <= {"info", "warnung"}
+
+
+def test_prediction_intervals_cover_new_counts_at_nominal_rate():
+    frame, truth = make_sozialraeume(300, alpha=0.15, seed=28)
+    res = fit_need_model(frame, predictors=PRED, n_boot=2000, seed=2)
+    rng = np.random.default_rng(99)
+    mu = truth["mu"]
+    new = rng.poisson(rng.gamma(1 / 0.15, 0.15 * mu, size=(20, len(mu))))
+    cover = ((new >= res.intervals["pi_low"].to_numpy()) & (new <= res.intervals["pi_high"].to_numpy())).mean()
+    assert 0.92 <= cover <= 0.99
+    # a Poisson model's intervals are too narrow for the same NB2 data
+    pois = fit_need_model(frame, predictors=PRED, family="poisson", n_boot=2000, seed=2)
+    cover_p = ((new >= pois.intervals["pi_low"].to_numpy()) & (new <= pois.intervals["pi_high"].to_numpy())).mean()
+    assert cover_p < 0.85
+
+
+def test_coefficient_table_reports_sd_in_indicator_units():
+    frame, _ = make_sozialraeume(100, seed=29)
+    res = fit_need_model(frame, predictors=PRED, n_boot=20, fixed_effects="bezirk", groups=None)
+    c = res.coefficients.set_index("term")
+    assert c.loc["kinderarmut", "predictor_sd"] == pytest.approx(frame["kinderarmut"].std(ddof=0))
+    assert np.isnan(c.loc["const", "predictor_sd"]) and np.isnan(c.loc["fe_bezirk_Bezirk 2", "predictor_sd"])
