@@ -381,7 +381,15 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
         return float(np.clip(alpha, _ALPHA_MIN, _ALPHA_MAX))
 
     def _linear(self, X) -> np.ndarray:
-        design = self._design(X[list(self.feature_names_in_)] if isinstance(X, pd.DataFrame) else X)
+        missing = [c for c in self.feature_names_in_ if c not in X.columns]
+        if missing:
+            raise GeoplanError(
+                "Für die Vorhersage fehlen Prädiktoren, mit denen das Modell geschätzt wurde.",
+                location=", ".join(f"'{c}'" for c in missing),
+                expected=", ".join(map(str, self.feature_names_in_)),
+                found=", ".join(map(str, X.columns)),
+            )
+        design = self._design(X[list(self.feature_names_in_)])
         return design @ np.r_[self.intercept_, self.coef_]
 
     def predict(self, X, exposure=None):
@@ -603,7 +611,35 @@ def morans_i(values, geometry, permutations: int = 999, seed: int = 0, alpha: fl
 
 @dataclass
 class NeedModelResult:
-    """Result of :func:`fit_need_model` (see there for the meaning of each field)."""
+    """Result of :func:`fit_need_model`.
+
+    estimator : the fitted :class:`HzEDemandModel` (statsmodels results in ``sm_result_``).
+    coefficients : term, label (German), coef, se, z, p_value, ci_low, ci_high,
+        irr, irr_low, irr_high, predictor_mean, predictor_sd. coef is the log
+        rate ratio per SD of the predictor; irr = exp(coef).
+    expected : expected HzE cases for the budget year (index = frame index of
+        the prediction rows: all rows, or the latest year's rows of a panel).
+    intervals : pi_low, pi_high, 95 % prediction interval of the cases
+        (parametric bootstrap of the coefficients plus Poisson/NB2 count noise).
+    fit : n, k (parameters incl. constant), family, family_reason, dispersion
+        (Pearson χ²/df), alpha (NB2, 0 for Poisson), deviance_explained (D²,
+        in-sample, Poisson deviance), deviance, loglik, aic, overdispersion
+        (dict: statistic, p_value, alpha, method), panel_years, prediction_year.
+    cv : index model_kfold, model_blocked, baseline_prev, baseline_rate (rows
+        present when computable); columns label (German), deviance_explained
+        (out-of-fold D²), mae_per_1000 (cases per 1,000 under 21).
+    calibration : by decile of the out-of-fold (k-fold) expected rate: decile,
+        n, mean_expected, mean_observed, rate_expected_per_1000,
+        rate_observed_per_1000 (all rows, all years of a panel).
+    funnel : per prediction row: observed, expected, ratio, lo95, hi95, lo998,
+        hi998, beyond95, flag ("auffällig hoch"/"auffällig niedrig"/""), and
+        with NB2 also lo95_nb, hi95_nb, lo998_nb, hi998_nb, flag_nb.
+    moran : I, expected_I, z, p_value, significant, n, islands, permutations,
+        residuals ("Pearson-Residuen"), weights; None without geometry.
+    notes : QANote list. residuals : Pearson residuals of the prediction rows
+        (y - mu) / sqrt(mu (1 + alpha mu)), for the residual map.
+    predictors : design columns in model order (indicators, lag_*, fe_*, jahr_*).
+    """
 
     estimator: HzEDemandModel
     coefficients: pd.DataFrame

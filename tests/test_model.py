@@ -483,3 +483,10 @@ def test_coefficient_table_reports_sd_in_indicator_units():
     c = res.coefficients.set_index("term")
     assert c.loc["kinderarmut", "predictor_sd"] == pytest.approx(frame["kinderarmut"].std(ddof=0))
     assert np.isnan(c.loc["const", "predictor_sd"]) and np.isnan(c.loc["fe_bezirk_Bezirk 2", "predictor_sd"])
+
+
+def test_predict_with_missing_predictor_raises():
+    frame, _ = make_sozialraeume(60, seed=30)
+    m = HzEDemandModel().fit(frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"])
+    with pytest.raises(GeoplanError, match="kinderarmut"):
+        m.predict(frame[["arbeitslosigkeit", "alleinerziehende"]], exposure=frame["pop_u21"])
