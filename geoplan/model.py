@@ -1107,8 +1107,10 @@ class CostModelResult:
     family : "gamma" | "tweedie"; kinds : kinds of help modelled (empty = total only).
     cost_per_case : DataFrame (index = frame index, one column per kind or
         ``total``), expected cost per case in EUR.
-    kind_shares : DataFrame (index = frame index, one column per kind) of the
-        modelled share of cases by kind (rows sum to 1), or None.
+    kind_shares : DataFrame (index = frame index, one column per chosen kind)
+        of the modelled share of all cases by kind, or None. Over all kinds
+        with case columns the shares sum to the covered share (1 when the kind
+        columns add up to the total); over a chosen subset they sum to less.
     coefficients : DataFrame (part, term, label, coef, se, ci_low, ci_high,
         ratio, ratio_low, ratio_high); part = kind or "total" for the cost
         models and "anteil_<kind>" for the share models; ratio = exp(coef), the
@@ -1196,13 +1198,21 @@ def fit_cost_model(
     again the cost per case; zero costs are allowed.
 
     Only areas with at least one case enter the fit; the prediction covers all
-    rows. Predictors are standardised (per SD). ``kinds``: None = every kind
-    for which ``hze_cases_<kind>`` and ``hze_cost_prev_<kind>_eur`` exist
-    (``ambulant``, ``teilstationaer``, ``stationaer``); [] = total only. With
-    kinds, the share of cases by kind is modelled too (Poisson GLM of the kind's
-    cases with offset log(total cases), i.e. the Poisson form of a multinomial
-    logit; shares normalised to sum to 1 per area). A kind with too few areas
-    for its parameters falls back to the citywide cost per case (note).
+    rows. Predictors are standardised (per SD).
+
+    Kinds of help: the columns are named after ``cases`` and ``cost``:
+    ``<cases>_<kind>`` and ``<cost without _eur>_<kind>_eur`` (defaults
+    ``hze_cases_ambulant``, ``hze_cost_prev_ambulant_eur``; with
+    ``cases="hze_cases_prev"``: ``hze_cases_prev_ambulant``). ``kinds``: None =
+    every kind of (``ambulant``, ``teilstationaer``, ``stationaer``) with both
+    columns; [] = total only; a subset = only those kinds (e.g. the kinds a
+    budget covers). With kinds, the share of cases by kind is modelled for
+    every kind with a case column (Poisson GLM of the kind's cases with offset
+    log(total cases), the Poisson form of a multinomial logit), normalised per
+    area to the citywide share the kind columns cover (1 when they add up to
+    the total). ``expected_cost`` then sums only the chosen kinds. A kind with
+    too few areas for its parameters falls back to the citywide cost per case
+    (note).
     """
     if family not in ("gamma", "tweedie"):
         raise GeoplanError(
@@ -1222,9 +1232,19 @@ def fit_cost_model(
             expected="Kosten (EUR), Fallzahl und alle Prädiktoren als Spalten",
             hint="Spaltennamen in der Konfiguration prüfen (Standardnamen: docs/architecture.md).",
         )
+    stem = cost[: -len("_eur")] if cost.endswith("_eur") else cost
+    case_col = {k: f"{cases}_{k}" for k in KINDS}
+    cost_col = {k: f"{stem}_{k}_eur" for k in KINDS}
     if kinds is None:
-        kinds = [k for k in KINDS if f"hze_cases_{k}" in frame.columns and f"hze_cost_prev_{k}_eur" in frame.columns]
+        kinds = [k for k in KINDS if case_col[k] in frame.columns and cost_col[k] in frame.columns]
     kinds = list(kinds)
+    absent = [c for k in kinds for c in (case_col.get(k), cost_col.get(k)) if c is None or c not in frame.columns]
+    if absent:
+        raise GeoplanError(
+            "Spalten für die Hilfearten fehlen.",
+            location=", ".join(f"'{c}'" for c in absent if c) or ", ".join(kinds),
+            expected=f"Hilfearten aus {', '.join(KINDS)} mit Spalten <Fälle>_<art> und <Kosten>_<art>_eur",
+        )
     named = frame.set_axis(frame["key"].astype(str).to_numpy()) if "key" in frame.columns else frame
     Xv = _check_predictors(named[predictors])
     mean, scale = Xv.mean(axis=0), Xv.std(axis=0)
@@ -1293,9 +1313,16 @@ def fit_cost_model(
         total_cases = _check_counts(named[cases], cases)
         has = total_cases > 0
         raw_shares = pd.DataFrame(index=frame.index)
+        share_kinds = [k for k in KINDS if case_col[k] in frame.columns]
+        covered = 0.0
         for k in kinds:
-            cpc[k] = cost_part(f"hze_cases_{k}", f"hze_cost_prev_{k}_eur", k)
-            kc = _check_counts(named[f"hze_cases_{k}"], f"hze_cases_{k}")
+            cpc[k] = cost_part(case_col[k], cost_col[k], k)
+        for k in share_kinds:
+            kc = _check_counts(named[case_col[k]], case_col[k])
+            covered += kc.sum()
+            if kc[has].sum() == 0:
+                raw_shares[k] = 0.0
+                continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 res = sm.GLM(kc[has], design[has], family=sm.families.Poisson(), offset=np.log(total_cases[has])).fit(
@@ -1304,7 +1331,8 @@ def fit_cost_model(
             results[f"anteil_{k}"] = res
             tables.append(_coef_table(res, f"anteil_{k}", names, labels, f"Anteil {_KIND_LABELS[k]}"))
             raw_shares[k] = np.exp(design @ np.asarray(res.params))
-        shares = raw_shares.div(raw_shares.sum(axis=1), axis=0)
+        covered_share = min(covered / max(total_cases.sum(), 1), 1.0)
+        shares = raw_shares.div(raw_shares.sum(axis=1), axis=0).mul(covered_share)[kinds]
     else:
         cpc["total"] = cost_part(cases, cost, "total")
     coefficients = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()

@@ -490,3 +490,21 @@ def test_predict_with_missing_predictor_raises():
     m = HzEDemandModel().fit(frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"])
     with pytest.raises(GeoplanError, match="kinderarmut"):
         m.predict(frame[["arbeitslosigkeit", "alleinerziehende"]], exposure=frame["pop_u21"])
+
+
+def test_cost_model_kind_subset_and_prior_year_column_names():
+    from geoplan.model import fit_cost_model
+
+    frame, _ = make_sozialraeume(300, seed=31)
+    # the prior-year naming of the simulator: hze_cases_prev_<kind>
+    renamed = frame.rename(columns={f"hze_cases_{k}": f"hze_cases_prev_{k}" for k in ("ambulant", "teilstationaer", "stationaer")})
+    renamed = renamed.drop(columns="hze_cases_prev").rename(columns={"hze_cases": "hze_cases_prev"})
+    sub = fit_cost_model(renamed, cases="hze_cases_prev", predictors=PRED, kinds=["ambulant", "teilstationaer"])
+    assert sub.kinds == ["ambulant", "teilstationaer"] and list(sub.cost_per_case.columns) == sub.kinds
+    # shares of the chosen kinds cover about 70 % of all cases (60 % ambulant + 10 % teilstationär)
+    assert sub.kind_shares.sum(axis=1).mean() == pytest.approx(0.7, abs=0.03)
+    ec = sub.expected_cost(renamed["hze_cases_prev"].astype(float))
+    budget_cost = renamed["hze_cost_prev_ambulant_eur"].sum() + renamed["hze_cost_prev_teilstationaer_eur"].sum()
+    assert ec["expected_cost_eur"].sum() == pytest.approx(budget_cost, rel=0.05)
+    with pytest.raises(GeoplanError, match="Hilfearten"):
+        fit_cost_model(frame, predictors=PRED, kinds=["heim"])
