@@ -40,6 +40,7 @@ from scipy import stats
 from scipy.special import xlogy
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.model_selection import GroupKFold, KFold
+from sklearn.utils.validation import check_is_fitted
 
 from geoplan.errors import GeoplanError, QANote
 
@@ -344,6 +345,15 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
                 yv, design, family=sm.families.NegativeBinomial(alpha=alpha), offset=offset
             ).fit(start_params=pois.params, maxiter=self.maxiter, tol=self.tol)
         self.sm_result_ = res
+        if family == "negbin":
+            # Likelihood-ratio test NB2 vs Poisson; alpha = 0 lies on the boundary, so the null
+            # distribution is a 50:50 mixture of 0 and chi²(1) (Cameron & Trivedi 2013, 3.4).
+            lr = max(2.0 * (res.llf - pois.llf), 0.0)
+            self.overdispersion_test_ = {
+                **self.overdispersion_test_,
+                "lr_statistic": float(lr),
+                "lr_p_value": float(0.5 * stats.chi2.sf(lr, 1)) if lr > 0 else 0.5,
+            }
         params = np.asarray(res.params)
         self.intercept_ = float(params[0])
         self.coef_ = params[1:].copy()
@@ -392,8 +402,15 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
         design = self._design(X[list(self.feature_names_in_)])
         return design @ np.r_[self.intercept_, self.coef_]
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True
+        tags.input_tags.allow_nan = False
+        return tags
+
     def predict(self, X, exposure=None):
         """Expected cases (rate per person under 21 when no exposure is given)."""
+        check_is_fitted(self, "coef_")
         X, exposure = self._split(X, exposure)
         ev = _check_exposure(exposure, getattr(exposure, "name", None) or "pop_u21")
         return np.exp(self._linear(X) + np.log(ev))

@@ -508,3 +508,36 @@ def test_cost_model_kind_subset_and_prior_year_column_names():
     assert ec["expected_cost_eur"].sum() == pytest.approx(budget_cost, rel=0.05)
     with pytest.raises(GeoplanError, match="Hilfearten"):
         fit_cost_model(frame, predictors=PRED, kinds=["heim"])
+
+
+def test_sklearn_estimator_conventions():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.estimator_checks import (
+        check_get_params_invariance,
+        check_no_attributes_set_in_init,
+        check_parameters_default_constructible,
+        check_set_params,
+    )
+
+    est = HzEDemandModel(family="negbin", alpha=0.2)
+    check_no_attributes_set_in_init("HzEDemandModel", est)
+    check_parameters_default_constructible("HzEDemandModel", est)
+    check_get_params_invariance("HzEDemandModel", est)
+    check_set_params("HzEDemandModel", est)
+    assert clone(est).get_params() == est.get_params()
+    frame, _ = make_sozialraeume(60, seed=32)
+    with pytest.raises(NotFittedError):
+        est.predict(frame[PRED], exposure=frame["pop_u21"])
+    est.fit(frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"])
+    assert est.alpha_ == 0.2 and est.n_features_in_ == 3
+    assert "lr_p_value" in est.overdispersion_test_
+
+
+def test_likelihood_ratio_overdispersion_test():
+    over, _ = make_sozialraeume(200, alpha=0.2, seed=33)
+    m = HzEDemandModel(family="negbin").fit(over[PRED], over["hze_cases"], exposure=over["pop_u21"])
+    assert m.overdispersion_test_["lr_p_value"] < 0.001
+    calm, _ = make_sozialraeume(200, alpha=0.0, seed=34)
+    m2 = HzEDemandModel(family="negbin").fit(calm[PRED], calm["hze_cases"], exposure=calm["pop_u21"])
+    assert m2.overdispersion_test_["lr_p_value"] > 0.05
