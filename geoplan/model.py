@@ -88,6 +88,16 @@ def mae_per_1000(y, mu, exposure) -> float:
     return float(1000.0 * np.abs(y - np.asarray(mu, dtype=float)).sum() / np.asarray(exposure, dtype=float).sum())
 
 
+def _de(x: float, digits: int = 2) -> str:
+    """Number in German notation (decimal comma, thousands point)."""
+    return f"{x:,.{digits}f}".replace(",", "§").replace(".", ",").replace("§", ".")
+
+
+def _p_de(p: float) -> str:
+    """p-value for German text: "p < 0,001" or "p = 0,023"."""
+    return "p < 0,001" if p < 0.001 else f"p = {_de(p, 3)}"
+
+
 def _rows(index, mask, limit: int = 10) -> str:
     bad = list(pd.Index(index)[np.asarray(mask, dtype=bool)])
     text = ", ".join(str(b) for b in bad[:limit])
@@ -326,9 +336,9 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
         if self.family == "auto":
             family = "negbin" if p < 0.05 else "poisson"
             self.family_reason_ = (
-                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test p = {p:.3g} < 0,05): negatives Binomialmodell (NB2)."
+                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {_p_de(p)}): negatives Binomialmodell (NB2)."
                 if family == "negbin"
-                else f"Keine Überdispersion nachweisbar (Cameron-Trivedi-Test p = {p:.3g}): Poisson-Modell."
+                else f"Keine Überdispersion nachweisbar (Cameron-Trivedi-Test, {_p_de(p)}): Poisson-Modell."
             )
         else:
             family = self.family
@@ -877,8 +887,8 @@ def fit_need_model(
         notes.append(
             QANote(
                 STAGE,
-                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test p = {od['p_value']:.3g}, Pearson χ²/df = "
-                f"{est.dispersion_:.2f}), aber Poisson-Modell vorgegeben: Standardfehler und Intervalle sind zu eng. "
+                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {_p_de(od['p_value'])}, Pearson χ²/df = "
+                f"{_de(est.dispersion_)}), aber Poisson-Modell vorgegeben: Standardfehler und Intervalle sind zu eng. "
                 "Empfehlung: family = 'auto' oder 'negbin'.",
                 level="warnung",
                 details={"overdispersion": od},
@@ -901,9 +911,14 @@ def fit_need_model(
         flagged = funnel["flag"].to_numpy() != ""
         if "flag_nb" in funnel.columns:
             nb_flagged = funnel["flag_nb"].to_numpy() != ""
+            n_nb = int(nb_flagged.sum())
             text += (
-                f" Die Daten sind überdispers; mit den Grenzen des NB2-Modells bleiben {int(nb_flagged.sum())} "
-                "davon auffällig – nur diese sind mehr als gewöhnliche Streuung."
+                " Die Daten sind überdispers; gemessen an den Grenzen des NB2-Modells "
+                + (
+                    "liegt keiner davon außerhalb der gewöhnlichen Streuung."
+                    if n_nb == 0
+                    else f"bleiben {n_nb} davon auffällig – nur diese weichen mehr als gewöhnlich ab."
+                )
             )
             flagged = nb_flagged
         notes.append(
@@ -923,8 +938,8 @@ def fit_need_model(
             notes.append(
                 QANote(
                     STAGE,
-                    f"Die Residuen des Bedarfsmodells sind räumlich autokorreliert (Moran's I = {moran['I']:.3f}, "
-                    f"p = {moran['p_value']:.3g}): benachbarte Sozialräume weichen gemeinsam ab. Optionen: "
+                    f"Die Residuen des Bedarfsmodells sind räumlich autokorreliert (Moran's I = {_de(moran['I'], 3)}, "
+                    f"{_p_de(moran['p_value'])}): benachbarte Sozialräume weichen gemeinsam ab. Optionen: "
                     "räumlichen Lag des Bedarfsindex aufnehmen (spatial_lag: need_index) oder feste Effekte je Bezirk "
                     "(fixed_effects: bezirk).",
                     level="warnung",
@@ -936,7 +951,7 @@ def fit_need_model(
                 QANote(
                     STAGE,
                     f"Auch mit {'räumlichem Lag' if spatial_lag else 'festen Effekten'} bleiben die Residuen räumlich "
-                    f"autokorreliert (Moran's I = {moran['I']:.3f}, p = {moran['p_value']:.3g}); Standardfehler "
+                    f"autokorreliert (Moran's I = {_de(moran['I'], 3)}, {_p_de(moran['p_value'])}); Standardfehler "
                     "können zu klein sein.",
                     level="warnung",
                     details=moran,
@@ -1428,10 +1443,6 @@ def calibration_plot(result: NeedModelResult, ax):
 # ---------------------------------------------------------------------------
 
 
-def _de(x: float, digits: int = 2) -> str:
-    return f"{x:,.{digits}f}".replace(",", "§").replace(".", ",").replace("§", ".")
-
-
 def describe_de(result: NeedModelResult) -> dict:
     """German text blocks for the report: ``formula_symbols``, ``formula_words``,
     ``family``, ``validation`` and ``limitations`` (list of plain sentences).
@@ -1458,10 +1469,10 @@ def describe_de(result: NeedModelResult) -> dict:
             f"{fit['prediction_year']} (keine Fortschreibung eines Trends)."
         )
     od = fit["overdispersion"]
-    family = (
-        f"Negatives Binomialmodell (NB2) mit α = {_de(fit['alpha'], 3)}: {fit['family_reason']}"
+    family = fit["family_reason"] + (
+        f" Dispersionsparameter α = {_de(fit['alpha'], 3)} (Var = μ + α·μ²)."
         if nb
-        else f"Poisson-Modell. {fit['family_reason']} (Pearson χ²/df = {_de(fit['dispersion'])})"
+        else f" Pearson χ²/df = {_de(fit['dispersion'])}."
     )
     cv = result.cv
     lines = []
@@ -1483,7 +1494,7 @@ def describe_de(result: NeedModelResult) -> dict:
     if result.moran is not None and result.moran["significant"]:
         limitations.append(
             f"Die Residuen sind räumlich autokorreliert (Moran's I = {_de(result.moran['I'], 3)}, "
-            f"p = {_de(result.moran['p_value'], 3)}); Standardfehler können dadurch zu klein sein."
+            f"{_p_de(result.moran['p_value'])}); Standardfehler können dadurch zu klein sein."
         )
     if od["p_value"] < 0.05 and not nb:
         limitations.append("Trotz nachgewiesener Überdispersion wurde ein Poisson-Modell verwendet; die Intervalle sind zu eng.")
