@@ -1062,7 +1062,8 @@ def _spatial_lag(frame, column, geometry, target, panel, year, key) -> np.ndarra
 
 
 def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, cv_folds, seed, key, notes):
-    template = clone(est).set_params(family=est.family_, alpha=est.alpha if est.alpha is not None else None)
+    # The family chosen on all data is kept in every fold, so folds do not switch between Poisson and NB2.
+    template = clone(est).set_params(family=est.family_)
     n = len(y)
     rows = []
     k = int(min(cv_folds, n))
