@@ -40,6 +40,7 @@ from scipy import stats
 from scipy.special import xlogy
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.model_selection import GroupKFold, KFold
+from sklearn.utils.validation import check_is_fitted
 
 from geoplan.errors import GeoplanError, QANote
 
@@ -85,6 +86,16 @@ def mae_per_1000(y, mu, exposure) -> float:
     """
     y = np.asarray(y, dtype=float)
     return float(1000.0 * np.abs(y - np.asarray(mu, dtype=float)).sum() / np.asarray(exposure, dtype=float).sum())
+
+
+def _de(x: float, digits: int = 2) -> str:
+    """Number in German notation (decimal comma, thousands point)."""
+    return f"{x:,.{digits}f}".replace(",", "§").replace(".", ",").replace("§", ".")
+
+
+def _p_de(p: float) -> str:
+    """p-value for German text: "p < 0,001" or "p = 0,023"."""
+    return "p < 0,001" if p < 0.001 else f"p = {_de(p, 3)}"
 
 
 def _rows(index, mask, limit: int = 10) -> str:
@@ -325,9 +336,9 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
         if self.family == "auto":
             family = "negbin" if p < 0.05 else "poisson"
             self.family_reason_ = (
-                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test p = {p:.3g} < 0,05): negatives Binomialmodell (NB2)."
+                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {_p_de(p)}): negatives Binomialmodell (NB2)."
                 if family == "negbin"
-                else f"Keine Überdispersion nachweisbar (Cameron-Trivedi-Test p = {p:.3g}): Poisson-Modell."
+                else f"Keine Überdispersion nachweisbar (Cameron-Trivedi-Test, {_p_de(p)}): Poisson-Modell."
             )
         else:
             family = self.family
@@ -344,6 +355,15 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
                 yv, design, family=sm.families.NegativeBinomial(alpha=alpha), offset=offset
             ).fit(start_params=pois.params, maxiter=self.maxiter, tol=self.tol)
         self.sm_result_ = res
+        if family == "negbin":
+            # Likelihood-ratio test NB2 vs Poisson; alpha = 0 lies on the boundary, so the null
+            # distribution is a 50:50 mixture of 0 and chi²(1) (Cameron & Trivedi 2013, 3.4).
+            lr = max(2.0 * (res.llf - pois.llf), 0.0)
+            self.overdispersion_test_ = {
+                **self.overdispersion_test_,
+                "lr_statistic": float(lr),
+                "lr_p_value": float(0.5 * stats.chi2.sf(lr, 1)) if lr > 0 else 0.5,
+            }
         params = np.asarray(res.params)
         self.intercept_ = float(params[0])
         self.coef_ = params[1:].copy()
@@ -381,11 +401,26 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
         return float(np.clip(alpha, _ALPHA_MIN, _ALPHA_MAX))
 
     def _linear(self, X) -> np.ndarray:
-        design = self._design(X[list(self.feature_names_in_)] if isinstance(X, pd.DataFrame) else X)
+        missing = [c for c in self.feature_names_in_ if c not in X.columns]
+        if missing:
+            raise GeoplanError(
+                "Für die Vorhersage fehlen Prädiktoren, mit denen das Modell geschätzt wurde.",
+                location=", ".join(f"'{c}'" for c in missing),
+                expected=", ".join(map(str, self.feature_names_in_)),
+                found=", ".join(map(str, X.columns)),
+            )
+        design = self._design(X[list(self.feature_names_in_)])
         return design @ np.r_[self.intercept_, self.coef_]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True
+        tags.input_tags.allow_nan = False
+        return tags
 
     def predict(self, X, exposure=None):
         """Expected cases (rate per person under 21 when no exposure is given)."""
+        check_is_fitted(self, "coef_")
         X, exposure = self._split(X, exposure)
         ev = _check_exposure(exposure, getattr(exposure, "name", None) or "pop_u21")
         return np.exp(self._linear(X) + np.log(ev))
@@ -603,7 +638,35 @@ def morans_i(values, geometry, permutations: int = 999, seed: int = 0, alpha: fl
 
 @dataclass
 class NeedModelResult:
-    """Result of :func:`fit_need_model` (see there for the meaning of each field)."""
+    """Result of :func:`fit_need_model`.
+
+    estimator : the fitted :class:`HzEDemandModel` (statsmodels results in ``sm_result_``).
+    coefficients : term, label (German), coef, se, z, p_value, ci_low, ci_high,
+        irr, irr_low, irr_high, predictor_mean, predictor_sd. coef is the log
+        rate ratio per SD of the predictor; irr = exp(coef).
+    expected : expected HzE cases for the budget year (index = frame index of
+        the prediction rows: all rows, or the latest year's rows of a panel).
+    intervals : pi_low, pi_high, 95 % prediction interval of the cases
+        (parametric bootstrap of the coefficients plus Poisson/NB2 count noise).
+    fit : n, k (parameters incl. constant), family, family_reason, dispersion
+        (Pearson χ²/df), alpha (NB2, 0 for Poisson), deviance_explained (D²,
+        in-sample, Poisson deviance), deviance, loglik, aic, overdispersion
+        (dict: statistic, p_value, alpha, method), panel_years, prediction_year.
+    cv : index model_kfold, model_blocked, baseline_prev, baseline_rate (rows
+        present when computable); columns label (German), deviance_explained
+        (out-of-fold D²), mae_per_1000 (cases per 1,000 under 21).
+    calibration : by decile of the out-of-fold (k-fold) expected rate: decile,
+        n, mean_expected, mean_observed, rate_expected_per_1000,
+        rate_observed_per_1000 (all rows, all years of a panel).
+    funnel : per prediction row: observed, expected, ratio, lo95, hi95, lo998,
+        hi998, beyond95, flag ("auffällig hoch"/"auffällig niedrig"/""), and
+        with NB2 also lo95_nb, hi95_nb, lo998_nb, hi998_nb, flag_nb.
+    moran : I, expected_I, z, p_value, significant, n, islands, permutations,
+        residuals ("Pearson-Residuen"), weights; None without geometry.
+    notes : QANote list. residuals : Pearson residuals of the prediction rows
+        (y - mu) / sqrt(mu (1 + alpha mu)), for the residual map.
+    predictors : design columns in model order (indicators, lag_*, fe_*, jahr_*).
+    """
 
     estimator: HzEDemandModel
     coefficients: pd.DataFrame
@@ -698,7 +761,8 @@ def fit_need_model(
     Returns
     -------
     NeedModelResult
-        estimator, coefficients (summary_frame + German ``label``), expected
+        estimator, coefficients (summary_frame + German ``label`` + the
+        ``predictor_mean`` and ``predictor_sd`` in the indicator's unit), expected
         (cases, index = frame index of the prediction rows), intervals
         (pi_low, pi_high: 95 % prediction interval of cases), fit (dict), cv
         (index model_kfold/model_blocked/baseline_prev/baseline_rate; columns
@@ -724,7 +788,7 @@ def fit_need_model(
             found=", ".join(map(str, frame.columns[:20])),
             hint="Spaltennamen in der Konfiguration prüfen (Standardnamen: docs/architecture.md).",
         )
-    if geometry is None and hasattr(frame, "geometry") and "geometry" in getattr(frame, "columns", []):
+    if geometry is None and _has_geometry(frame):
         geometry = frame.geometry
     if geometry is not None:
         geometry = _align_geometry(geometry, frame)
@@ -785,6 +849,10 @@ def fit_need_model(
     labels["const"] = "Konstante"
     coefs = est.summary_frame()
     coefs.insert(1, "label", [labels.get(t, t) for t in coefs["term"]])
+    # The report says what "one SD" is in the indicator's own unit; NaN for the constant and 0/1 dummies.
+    binary = est.scaler_scale_ == 1.0
+    coefs["predictor_mean"] = np.r_[np.nan, np.where(binary, np.nan, est.scaler_mean_)]
+    coefs["predictor_sd"] = np.r_[np.nan, np.where(binary, np.nan, est.scaler_scale_)]
 
     mu_all = est.predict(X, exposure=e)
     pearson = (y - mu_all) / np.sqrt(mu_all * (1 + est.alpha_ * mu_all))
@@ -819,8 +887,8 @@ def fit_need_model(
         notes.append(
             QANote(
                 STAGE,
-                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test p = {od['p_value']:.3g}, Pearson χ²/df = "
-                f"{est.dispersion_:.2f}), aber Poisson-Modell vorgegeben: Standardfehler und Intervalle sind zu eng. "
+                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {_p_de(od['p_value'])}, Pearson χ²/df = "
+                f"{_de(est.dispersion_)}), aber Poisson-Modell vorgegeben: Standardfehler und Intervalle sind zu eng. "
                 "Empfehlung: family = 'auto' oder 'negbin'.",
                 level="warnung",
                 details={"overdispersion": od},
@@ -843,9 +911,14 @@ def fit_need_model(
         flagged = funnel["flag"].to_numpy() != ""
         if "flag_nb" in funnel.columns:
             nb_flagged = funnel["flag_nb"].to_numpy() != ""
+            n_nb = int(nb_flagged.sum())
             text += (
-                f" Die Daten sind überdispers; mit den Grenzen des NB2-Modells bleiben {int(nb_flagged.sum())} "
-                "davon auffällig – nur diese sind mehr als gewöhnliche Streuung."
+                " Die Daten sind überdispers; gemessen an den Grenzen des NB2-Modells "
+                + (
+                    "liegt keiner davon außerhalb der gewöhnlichen Streuung."
+                    if n_nb == 0
+                    else f"bleiben {n_nb} davon auffällig – nur diese weichen mehr als gewöhnlich ab."
+                )
             )
             flagged = nb_flagged
         notes.append(
@@ -865,10 +938,21 @@ def fit_need_model(
             notes.append(
                 QANote(
                     STAGE,
-                    f"Die Residuen des Bedarfsmodells sind räumlich autokorreliert (Moran's I = {moran['I']:.3f}, "
-                    f"p = {moran['p_value']:.3g}): benachbarte Sozialräume weichen gemeinsam ab. Optionen: "
+                    f"Die Residuen des Bedarfsmodells sind räumlich autokorreliert (Moran's I = {_de(moran['I'], 3)}, "
+                    f"{_p_de(moran['p_value'])}): benachbarte Sozialräume weichen gemeinsam ab. Optionen: "
                     "räumlichen Lag des Bedarfsindex aufnehmen (spatial_lag: need_index) oder feste Effekte je Bezirk "
                     "(fixed_effects: bezirk).",
+                    level="warnung",
+                    details=moran,
+                )
+            )
+        elif moran["significant"]:
+            notes.append(
+                QANote(
+                    STAGE,
+                    f"Auch mit {'räumlichem Lag' if spatial_lag else 'festen Effekten'} bleiben die Residuen räumlich "
+                    f"autokorreliert (Moran's I = {_de(moran['I'], 3)}, {_p_de(moran['p_value'])}); Standardfehler "
+                    "können zu klein sein.",
                     level="warnung",
                     details=moran,
                 )
@@ -899,7 +983,7 @@ def _fit_without_empty(frame, empty, args) -> NeedModelResult:
         "spatial_lag", "fixed_effects", "labels", "year", "key",
     )}
     geometry = args["geometry"]
-    if geometry is None and "geometry" in getattr(frame, "columns", []):
+    if geometry is None and _has_geometry(frame):
         geometry = frame.geometry
     keep = ~empty
     sub_geom = _align_geometry(geometry, frame)[keep] if geometry is not None else None
@@ -924,6 +1008,12 @@ def _fit_without_empty(frame, empty, args) -> NeedModelResult:
         ),
     )
     return res
+
+
+def _has_geometry(frame) -> bool:
+    import geopandas as gpd
+
+    return isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame.columns
 
 
 def _latest_mask(frame, year) -> np.ndarray:
@@ -972,7 +1062,8 @@ def _spatial_lag(frame, column, geometry, target, panel, year, key) -> np.ndarra
 
 
 def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, cv_folds, seed, key, notes):
-    template = clone(est).set_params(family=est.family_, alpha=est.alpha if est.alpha is not None else None)
+    # The family chosen on all data is kept in every fold, so folds do not switch between Poisson and NB2.
+    template = clone(est).set_params(family=est.family_)
     n = len(y)
     rows = []
     k = int(min(cv_folds, n))
@@ -1049,8 +1140,10 @@ class CostModelResult:
     family : "gamma" | "tweedie"; kinds : kinds of help modelled (empty = total only).
     cost_per_case : DataFrame (index = frame index, one column per kind or
         ``total``), expected cost per case in EUR.
-    kind_shares : DataFrame (index = frame index, one column per kind) of the
-        modelled share of cases by kind (rows sum to 1), or None.
+    kind_shares : DataFrame (index = frame index, one column per chosen kind)
+        of the modelled share of all cases by kind, or None. Over all kinds
+        with case columns the shares sum to the covered share (1 when the kind
+        columns add up to the total); over a chosen subset they sum to less.
     coefficients : DataFrame (part, term, label, coef, se, ci_low, ci_high,
         ratio, ratio_low, ratio_high); part = kind or "total" for the cost
         models and "anteil_<kind>" for the share models; ratio = exp(coef), the
@@ -1138,13 +1231,21 @@ def fit_cost_model(
     again the cost per case; zero costs are allowed.
 
     Only areas with at least one case enter the fit; the prediction covers all
-    rows. Predictors are standardised (per SD). ``kinds``: None = every kind
-    for which ``hze_cases_<kind>`` and ``hze_cost_prev_<kind>_eur`` exist
-    (``ambulant``, ``teilstationaer``, ``stationaer``); [] = total only. With
-    kinds, the share of cases by kind is modelled too (Poisson GLM of the kind's
-    cases with offset log(total cases), i.e. the Poisson form of a multinomial
-    logit; shares normalised to sum to 1 per area). A kind with too few areas
-    for its parameters falls back to the citywide cost per case (note).
+    rows. Predictors are standardised (per SD).
+
+    Kinds of help: the columns are named after ``cases`` and ``cost``:
+    ``<cases>_<kind>`` and ``<cost without _eur>_<kind>_eur`` (defaults
+    ``hze_cases_ambulant``, ``hze_cost_prev_ambulant_eur``; with
+    ``cases="hze_cases_prev"``: ``hze_cases_prev_ambulant``). ``kinds``: None =
+    every kind of (``ambulant``, ``teilstationaer``, ``stationaer``) with both
+    columns; [] = total only; a subset = only those kinds (e.g. the kinds a
+    budget covers). With kinds, the share of cases by kind is modelled for
+    every kind with a case column (Poisson GLM of the kind's cases with offset
+    log(total cases), the Poisson form of a multinomial logit), normalised per
+    area to the citywide share the kind columns cover (1 when they add up to
+    the total). ``expected_cost`` then sums only the chosen kinds. A kind with
+    too few areas for its parameters falls back to the citywide cost per case
+    (note).
     """
     if family not in ("gamma", "tweedie"):
         raise GeoplanError(
@@ -1164,9 +1265,19 @@ def fit_cost_model(
             expected="Kosten (EUR), Fallzahl und alle Prädiktoren als Spalten",
             hint="Spaltennamen in der Konfiguration prüfen (Standardnamen: docs/architecture.md).",
         )
+    stem = cost[: -len("_eur")] if cost.endswith("_eur") else cost
+    case_col = {k: f"{cases}_{k}" for k in KINDS}
+    cost_col = {k: f"{stem}_{k}_eur" for k in KINDS}
     if kinds is None:
-        kinds = [k for k in KINDS if f"hze_cases_{k}" in frame.columns and f"hze_cost_prev_{k}_eur" in frame.columns]
+        kinds = [k for k in KINDS if case_col[k] in frame.columns and cost_col[k] in frame.columns]
     kinds = list(kinds)
+    absent = [c for k in kinds for c in (case_col.get(k), cost_col.get(k)) if c is None or c not in frame.columns]
+    if absent:
+        raise GeoplanError(
+            "Spalten für die Hilfearten fehlen.",
+            location=", ".join(f"'{c}'" for c in absent if c) or ", ".join(kinds),
+            expected=f"Hilfearten aus {', '.join(KINDS)} mit Spalten <Fälle>_<art> und <Kosten>_<art>_eur",
+        )
     named = frame.set_axis(frame["key"].astype(str).to_numpy()) if "key" in frame.columns else frame
     Xv = _check_predictors(named[predictors])
     mean, scale = Xv.mean(axis=0), Xv.std(axis=0)
@@ -1235,9 +1346,16 @@ def fit_cost_model(
         total_cases = _check_counts(named[cases], cases)
         has = total_cases > 0
         raw_shares = pd.DataFrame(index=frame.index)
+        share_kinds = [k for k in KINDS if case_col[k] in frame.columns]
+        covered = 0.0
         for k in kinds:
-            cpc[k] = cost_part(f"hze_cases_{k}", f"hze_cost_prev_{k}_eur", k)
-            kc = _check_counts(named[f"hze_cases_{k}"], f"hze_cases_{k}")
+            cpc[k] = cost_part(case_col[k], cost_col[k], k)
+        for k in share_kinds:
+            kc = _check_counts(named[case_col[k]], case_col[k])
+            covered += kc.sum()
+            if kc[has].sum() == 0:
+                raw_shares[k] = 0.0
+                continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 res = sm.GLM(kc[has], design[has], family=sm.families.Poisson(), offset=np.log(total_cases[has])).fit(
@@ -1246,7 +1364,8 @@ def fit_cost_model(
             results[f"anteil_{k}"] = res
             tables.append(_coef_table(res, f"anteil_{k}", names, labels, f"Anteil {_KIND_LABELS[k]}"))
             raw_shares[k] = np.exp(design @ np.asarray(res.params))
-        shares = raw_shares.div(raw_shares.sum(axis=1), axis=0)
+        covered_share = min(covered / max(total_cases.sum(), 1), 1.0)
+        shares = raw_shares.div(raw_shares.sum(axis=1), axis=0).mul(covered_share)[kinds]
     else:
         cpc["total"] = cost_part(cases, cost, "total")
     coefficients = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -1325,10 +1444,6 @@ def calibration_plot(result: NeedModelResult, ax):
 # ---------------------------------------------------------------------------
 
 
-def _de(x: float, digits: int = 2) -> str:
-    return f"{x:,.{digits}f}".replace(",", "§").replace(".", ",").replace("§", ".")
-
-
 def describe_de(result: NeedModelResult) -> dict:
     """German text blocks for the report: ``formula_symbols``, ``formula_words``,
     ``family``, ``validation`` and ``limitations`` (list of plain sentences).
@@ -1355,10 +1470,10 @@ def describe_de(result: NeedModelResult) -> dict:
             f"{fit['prediction_year']} (keine Fortschreibung eines Trends)."
         )
     od = fit["overdispersion"]
-    family = (
-        f"Negatives Binomialmodell (NB2) mit α = {_de(fit['alpha'], 3)}: {fit['family_reason']}"
+    family = fit["family_reason"] + (
+        f" Dispersionsparameter α = {_de(fit['alpha'], 3)} (Var = μ + α·μ²)."
         if nb
-        else f"Poisson-Modell. {fit['family_reason']} (Pearson χ²/df = {_de(fit['dispersion'])})"
+        else f" Pearson χ²/df = {_de(fit['dispersion'])}."
     )
     cv = result.cv
     lines = []
@@ -1380,7 +1495,7 @@ def describe_de(result: NeedModelResult) -> dict:
     if result.moran is not None and result.moran["significant"]:
         limitations.append(
             f"Die Residuen sind räumlich autokorreliert (Moran's I = {_de(result.moran['I'], 3)}, "
-            f"p = {_de(result.moran['p_value'], 3)}); Standardfehler können dadurch zu klein sein."
+            f"{_p_de(result.moran['p_value'])}); Standardfehler können dadurch zu klein sein."
         )
     if od["p_value"] < 0.05 and not nb:
         limitations.append("Trotz nachgewiesener Überdispersion wurde ein Poisson-Modell verwendet; die Intervalle sind zu eng.")

@@ -450,3 +450,94 @@ def test_exclude_empty_areas_option():
     frame.loc[7, "pop_u21"] = 0
     with pytest.raises(GeoplanError, match="0008"):
         fit_need_model(frame, predictors=PRED, n_boot=50, exclude_empty=True)
+
+
+def test_fit_moran_and_notes_are_json_serialisable_for_the_manifest():
+    import json
+
+    frame, _ = make_sozialraeume(100, alpha=0.2, seed=27, geometry=True, spatial_effect=0.4)
+    res = fit_need_model(frame, predictors=PRED, n_boot=50, family="poisson")
+    json.dumps(res.fit)
+    json.dumps(res.moran)
+    json.dumps([n.to_dict() for n in res.notes])
+    assert {n.level for n in res.notes} <= {"info", "warnung"}
+
+
+def test_prediction_intervals_cover_new_counts_at_nominal_rate():
+    frame, truth = make_sozialraeume(300, alpha=0.15, seed=28)
+    res = fit_need_model(frame, predictors=PRED, n_boot=2000, seed=2)
+    rng = np.random.default_rng(99)
+    mu = truth["mu"]
+    new = rng.poisson(rng.gamma(1 / 0.15, 0.15 * mu, size=(20, len(mu))))
+    cover = ((new >= res.intervals["pi_low"].to_numpy()) & (new <= res.intervals["pi_high"].to_numpy())).mean()
+    assert 0.92 <= cover <= 0.99
+    # a Poisson model's intervals are too narrow for the same NB2 data
+    pois = fit_need_model(frame, predictors=PRED, family="poisson", n_boot=2000, seed=2)
+    cover_p = ((new >= pois.intervals["pi_low"].to_numpy()) & (new <= pois.intervals["pi_high"].to_numpy())).mean()
+    assert cover_p < 0.85
+
+
+def test_coefficient_table_reports_sd_in_indicator_units():
+    frame, _ = make_sozialraeume(100, seed=29)
+    res = fit_need_model(frame, predictors=PRED, n_boot=20, fixed_effects="bezirk", groups=None)
+    c = res.coefficients.set_index("term")
+    assert c.loc["kinderarmut", "predictor_sd"] == pytest.approx(frame["kinderarmut"].std(ddof=0))
+    assert np.isnan(c.loc["const", "predictor_sd"]) and np.isnan(c.loc["fe_bezirk_Bezirk 2", "predictor_sd"])
+
+
+def test_predict_with_missing_predictor_raises():
+    frame, _ = make_sozialraeume(60, seed=30)
+    m = HzEDemandModel().fit(frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"])
+    with pytest.raises(GeoplanError, match="kinderarmut"):
+        m.predict(frame[["arbeitslosigkeit", "alleinerziehende"]], exposure=frame["pop_u21"])
+
+
+def test_cost_model_kind_subset_and_prior_year_column_names():
+    from geoplan.model import fit_cost_model
+
+    frame, _ = make_sozialraeume(300, seed=31)
+    # the prior-year naming of the simulator: hze_cases_prev_<kind>
+    renamed = frame.rename(columns={f"hze_cases_{k}": f"hze_cases_prev_{k}" for k in ("ambulant", "teilstationaer", "stationaer")})
+    renamed = renamed.drop(columns="hze_cases_prev").rename(columns={"hze_cases": "hze_cases_prev"})
+    sub = fit_cost_model(renamed, cases="hze_cases_prev", predictors=PRED, kinds=["ambulant", "teilstationaer"])
+    assert sub.kinds == ["ambulant", "teilstationaer"] and list(sub.cost_per_case.columns) == sub.kinds
+    # shares of the chosen kinds cover about 70 % of all cases (60 % ambulant + 10 % teilstationär)
+    assert sub.kind_shares.sum(axis=1).mean() == pytest.approx(0.7, abs=0.03)
+    ec = sub.expected_cost(renamed["hze_cases_prev"].astype(float))
+    budget_cost = renamed["hze_cost_prev_ambulant_eur"].sum() + renamed["hze_cost_prev_teilstationaer_eur"].sum()
+    assert ec["expected_cost_eur"].sum() == pytest.approx(budget_cost, rel=0.05)
+    with pytest.raises(GeoplanError, match="Hilfearten"):
+        fit_cost_model(frame, predictors=PRED, kinds=["heim"])
+
+
+def test_sklearn_estimator_conventions():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.estimator_checks import (
+        check_get_params_invariance,
+        check_no_attributes_set_in_init,
+        check_parameters_default_constructible,
+        check_set_params,
+    )
+
+    est = HzEDemandModel(family="negbin", alpha=0.2)
+    check_no_attributes_set_in_init("HzEDemandModel", est)
+    check_parameters_default_constructible("HzEDemandModel", est)
+    check_get_params_invariance("HzEDemandModel", est)
+    check_set_params("HzEDemandModel", est)
+    assert clone(est).get_params() == est.get_params()
+    frame, _ = make_sozialraeume(60, seed=32)
+    with pytest.raises(NotFittedError):
+        est.predict(frame[PRED], exposure=frame["pop_u21"])
+    est.fit(frame[PRED], frame["hze_cases"], exposure=frame["pop_u21"])
+    assert est.alpha_ == 0.2 and est.n_features_in_ == 3
+    assert "lr_p_value" in est.overdispersion_test_
+
+
+def test_likelihood_ratio_overdispersion_test():
+    over, _ = make_sozialraeume(200, alpha=0.2, seed=33)
+    m = HzEDemandModel(family="negbin").fit(over[PRED], over["hze_cases"], exposure=over["pop_u21"])
+    assert m.overdispersion_test_["lr_p_value"] < 0.001
+    calm, _ = make_sozialraeume(200, alpha=0.0, seed=34)
+    m2 = HzEDemandModel(family="negbin").fit(calm[PRED], calm["hze_cases"], exposure=calm["pop_u21"])
+    assert m2.overdispersion_test_["lr_p_value"] > 0.05
