@@ -71,9 +71,11 @@ def _run_and_write(cfg, out_dir: Path, force: bool) -> None:
     with console.status("[bold blue]Bericht, Karte, Excel und GeoPackage schreiben …"):
         files = write_outputs(result, out_dir, force=force, lang=STATE["lang"])
     console.print("[green]✓[/green] Ausgaben schreiben")
-    for n in result.notes:
-        if n.level != "info":
-            console.print(f"[yellow]Hinweis ({n.stage}):[/yellow] {n.message}")
+    warnings = [n for n in result.notes if n.level != "info"]
+    for n in warnings[:5]:
+        console.print(f"[yellow]Hinweis ({n.stage}):[/yellow] " + escape(n.message), soft_wrap=True)
+    if len(warnings) > 5:
+        console.print(f"[yellow]… und {len(warnings) - 5} weitere Hinweise[/yellow] (Bericht, Anhang: Qualitätssicherung)")
     out.print(f"{t('done')} [bold]{out_dir}[/bold]:")
     for f in files:
         out.print(f"  {f.name}")
@@ -223,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     except GeoplanError as err:
         if debug:
             raise
-        console.print(f"[bold red]{MSG[lang]['error']}:[/bold red] " + escape(err.render(lang)))
+        # soft_wrap: no line breaks inserted into file paths and keys
+        console.print(f"[bold red]{MSG[lang]['error']}:[/bold red] " + escape(err.render(lang)), soft_wrap=True)
         return 2
     except typer.Exit as e:
         return e.exit_code

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -118,6 +118,22 @@ def allocation_spec(config: Config, file: str | Path = "<config>"):
         raise e from None
 
 
+@contextmanager
+def config_field(field: str, file: Path | None = None):
+    """Name the config field (and file) in any GeoplanError raised inside, so the user knows what to edit."""
+    try:
+        yield
+    except GeoplanError as err:
+        if err.location:
+            err.location = err.location.replace("'_source_key'", "'Quellschlüssel'")
+        where = f"Konfigurationsfeld '{field}'"
+        if field not in (err.location or "") and field not in err.message:
+            err.location = f"{err.location}; {where}" if err.location else where
+        if err.file is None and file is not None:
+            err.file = str(file)
+        raise
+
+
 # --------------------------------------------------------------------------- stages
 
 
@@ -125,6 +141,13 @@ def stage_boundaries(config: Config):
     from geoplan.boundaries import prepare_boundaries
 
     b = config.boundaries
+    with config_field("boundaries", config.resolve(b.path)):
+        return _prepare(b, config)
+
+
+def _prepare(b, config):
+    from geoplan.boundaries import prepare_boundaries
+
     return prepare_boundaries(
         config.resolve(b.path),
         key=b.key,
@@ -189,21 +212,23 @@ def _read_tables(config: Config, catalogue, inputs: list[InputFile], notes: list
     merged_name = ""
     for i, t in enumerate(config.indicators.tables):
         path = config.resolve(t.path)
-        res = read_table(
-            path,
-            key=t.key,
-            sheet=t.sheet,
-            header_row=t.header_row,
-            encoding=t.encoding,
-            delimiter=t.delimiter,
-            decimal=t.decimal,
-            thousands=t.thousands,
-            sentinels=tuple(t.sentinels),
-            key_width=t.key_width,
-            valid_column=t.valid.column if t.valid else None,
-            valid_values=t.valid.values if t.valid else None,
-            text_columns=[t.period.column] if t.period else (),
-        )
+        with config_field(f"indicators.tables[{i}]", path):
+            res = read_table(
+                path,
+                key=t.key,
+                sheet=t.sheet,
+                header_row=t.header_row,
+                encoding=t.encoding,
+                delimiter=t.delimiter,
+                decimal=t.decimal,
+                thousands=t.thousands,
+                sentinels=tuple(t.sentinels),
+                key_width=t.key_width,
+                valid_column=t.valid.column if t.valid else None,
+                valid_values=t.valid.values if t.valid else None,
+                text_columns=[t.period.column] if t.period else (),
+                numeric_columns=list(t.columns),
+            )
         notes.extend(res.notes)
         df = res.frame
         missing = [c for c in t.columns if c not in df.columns]
@@ -318,8 +343,9 @@ def stage_indicators(config: Config, boundaries_gdf: gpd.GeoDataFrame, inputs, n
         mapping = None
         if agg_cfg.key_table:
             kpath = config.resolve(agg_cfg.key_table)
-            kres = read_table(kpath, key=agg_cfg.source_key, encoding=agg_cfg.key_table_encoding,
-                              text_columns=[c for c in (agg_cfg.target_key, agg_cfg.group) if c])
+            with config_field("indicators.aggregate", kpath):
+                kres = read_table(kpath, key=agg_cfg.source_key, encoding=agg_cfg.key_table_encoding,
+                                  text_columns=[c for c in (agg_cfg.target_key, agg_cfg.group) if c])
             for col in (agg_cfg.target_key, agg_cfg.group):
                 if col and col not in kres.frame.columns:
                     raise GeoplanError(
@@ -344,17 +370,19 @@ def stage_indicators(config: Config, boundaries_gdf: gpd.GeoDataFrame, inputs, n
                         location=f"Schlüssel {', '.join(dup[:10])}",
                         hint="Schlüsseltabelle prüfen (eine Zeile je Quellraum, eindeutige Zuordnung).",
                     )
-        aggregation = aggregate_by_key(
-            src,
-            source_key="_source_key",
-            counts=count_cols,
-            shares=shares,
-            mapping=mapping,
-            mapping_source=agg_cfg.source_key,
-            mapping_target=agg_cfg.target_key,
-            prefix_len=agg_cfg.prefix_len,
-            target_name="key",
-        )
+        with config_field("indicators.aggregate",
+                          config.resolve(agg_cfg.key_table) if agg_cfg.key_table else None):
+            aggregation = aggregate_by_key(
+                src,
+                source_key="_source_key",
+                counts=count_cols,
+                shares=shares,
+                mapping=mapping,
+                mapping_source=agg_cfg.source_key,
+                mapping_target=agg_cfg.target_key,
+                prefix_len=agg_cfg.prefix_len,
+                target_name="key",
+            )
         notes.extend(aggregation.notes)
         frame = aggregation.frame.reset_index(drop="key" in aggregation.frame.columns)
         frame = frame[[c for c in frame.columns if not c.startswith("_basis_")]]
@@ -373,6 +401,17 @@ def stage_indicators(config: Config, boundaries_gdf: gpd.GeoDataFrame, inputs, n
     )
     notes.extend(j.notes)
     joined = boundaries_gdf.merge(frame, on="key", how="left", validate="one_to_one")
+    expo = config.model.exposure
+    if expo in joined.columns:
+        bad = joined[~(joined[expo] > 0)]
+        if len(bad):
+            raise GeoplanError(
+                f"{len(bad)} Sozialraum/Sozialräume ohne Einwohner unter 21 ({expo} ist 0 oder fehlt).",
+                location="Sozialräume " + ", ".join(bad["key"].astype(str).tolist()[:10]),
+                expected=f"{expo} > 0 für jeden Sozialraum",
+                hint="Bevölkerungstabelle prüfen; unbewohnte Flächen (Wald, Flughafen) nicht als Sozialraum führen "
+                     "oder einem Nachbarraum zuschlagen.",
+            )
     if group_map is not None:
         joined["bezirk"] = joined["key"].map(group_map).astype(str)
     elif "bezirk" not in joined.columns:

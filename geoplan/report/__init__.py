@@ -8,6 +8,7 @@ output folder or the previous complete one, never a partial one.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from datetime import datetime, timezone
@@ -48,6 +49,10 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
     prepare_out_dir(out_dir, force)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    # mkdtemp makes the folder private (0700); outputs get the user's usual permissions
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
     try:
         pub = build_published(result, lang=lang)
         written = []

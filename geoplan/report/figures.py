@@ -43,7 +43,7 @@ def coefficient_plot(coefs: pd.DataFrame, lang: str = "de") -> bytes:
     c = coefs[coefs["term"] != "const"].copy() if "term" in coefs else coefs
     c = c[~c["term"].astype(str).str.lower().isin(["const", "intercept", "konstante"])]
     labels = c["label"] if "label" in c.columns else c["term"]
-    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(c) + 1.2))
+    fig, ax = plt.subplots(figsize=(7.5, 0.6 * len(c) + 1.6))
     y = np.arange(len(c))[::-1]
     ax.errorbar(c["irr"], y, xerr=[c["irr"] - c["irr_low"], c["irr_high"] - c["irr"]], fmt="o", color="#1f4e79",
                 ecolor="#1f4e79", capsize=3)
@@ -56,17 +56,18 @@ def coefficient_plot(coefs: pd.DataFrame, lang: str = "de") -> bytes:
 
 
 def concentration_curve_plot(curve: pd.DataFrame, ci: float, lang: str = "de") -> bytes:
-    """Concentration curve of the budget, Sozialräume ranked by need (least need first)."""
+    """Concentration curve of the budget (and of expected demand), Sozialräume ranked by need index."""
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    xcol, ycol = curve.columns[0], curve.columns[1]
-    x = np.concatenate([[0.0], curve[xcol].to_numpy(float)])
-    y = np.concatenate([[0.0], curve[ycol].to_numpy(float)])
+    x = curve["pop_share_cum"].to_numpy(float)
     ax.plot([0, 1], [0, 1], color="#888", lw=1, ls="--", label="Gleichverteilung je Kopf" if lang == "de" else "Equal per head")
-    ax.plot(x, y, color="#b2182b", lw=2, label=("Budget, Konzentrationsindex " if lang == "de" else "Budget, concentration index ")
-            + fmt.number(ci, 3, lang))
-    ax.set_xlabel("kumulierter Anteil Einwohner unter 21 (nach Bedarf aufsteigend)" if lang == "de"
-                  else "cumulative share of residents under 21 (ranked by need)")
-    ax.set_ylabel("kumulierter Anteil am Budget" if lang == "de" else "cumulative share of budget")
+    if "need_share_cum" in curve.columns:
+        ax.plot(x, curve["need_share_cum"].to_numpy(float), color="#2166ac", lw=1.5, ls=":",
+                label="erwarteter Bedarf" if lang == "de" else "expected demand")
+    ax.plot(x, curve["budget_share_cum"].to_numpy(float), color="#b2182b", lw=2,
+            label=("Budget, Konzentrationsindex " if lang == "de" else "Budget, concentration index ") + fmt.number(ci, 3, lang))
+    ax.set_xlabel("kumulierter Anteil Einwohner unter 21 (nach Bedarfsindex aufsteigend)" if lang == "de"
+                  else "cumulative share of residents under 21 (ranked by need index)")
+    ax.set_ylabel("kumulierter Anteil" if lang == "de" else "cumulative share")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     _de_axis(ax, "x", 1)
@@ -87,27 +88,29 @@ def budget_vs_need_plot(frame: pd.DataFrame, lang: str = "de") -> bytes:
 
 
 def funnel_plot_png(funnel: pd.DataFrame, mask: np.ndarray | None = None, lang: str = "de") -> bytes:
-    """Observed/expected ratio against expected cases with exact Poisson control limits.
+    """Observed/expected ratio against expected cases with exact control limits (ratios).
 
-    Points of areas whose counts are suppressed are not drawn (their ratio
-    together with the expected value would reveal the count).
+    Uses the negative binomial limits when the model has them (overdispersion),
+    else exact Poisson limits (Spiegelhalter 2005). Points of areas whose
+    counts are suppressed are not drawn: ratio and expected value together
+    would reveal the count.
     """
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
-    fu = funnel.copy()
-    order = np.argsort(fu["expected"].to_numpy())
-    fs = fu.iloc[order]
+    suffix = "_nb" if "lo95_nb" in funnel.columns else ""
+    fs = funnel.sort_values("expected")
     e = fs["expected"].to_numpy(float)
-    for lo, hi, style, lab in (("lo95", "hi95", "--", "95 %"), ("lo998", "hi998", ":", "99,8 %")):
-        if lo in fs.columns:
-            ax.plot(e, fs[lo] / e, color="#555", ls=style, lw=1, label=lab)
-            ax.plot(e, fs[hi] / e, color="#555", ls=style, lw=1)
-    show = np.ones(len(fu), bool) if mask is None else ~np.asarray(mask, bool)
-    flagged = fu["flag"].astype(str).str.len() > 0 if "flag" in fu.columns else pd.Series(False, index=fu.index)
-    pts = fu[show]
-    ax.scatter(pts["expected"], pts["ratio"], s=16, c=np.where(flagged[show], "#b2182b", "#2166ac"))
+    for lvl, style, lab in (("95", "--", "95 %"), ("998", ":", "99,8 %")):
+        ax.plot(e, fs[f"lo{lvl}{suffix}"], color="#555", ls=style, lw=1, label=lab)
+        ax.plot(e, fs[f"hi{lvl}{suffix}"], color="#555", ls=style, lw=1)
+    show = np.ones(len(funnel), bool) if mask is None else ~np.asarray(mask, bool)
+    flag = funnel.get(f"flag{suffix}", pd.Series("", index=funnel.index)).astype(str).str.len().to_numpy() > 0
+    pts = funnel[show]
+    ax.scatter(pts["expected"], pts["ratio"], s=16, c=np.where(flag[show], "#b2182b", "#2166ac"), zorder=3)
     ax.axhline(1.0, color="#888", lw=1)
     ax.set_xlabel("erwartete Fälle" if lang == "de" else "expected cases")
     ax.set_ylabel("beobachtet / erwartet" if lang == "de" else "observed / expected")
     _de_axis(ax, "y", 2)
-    ax.legend(frameon=False, title="Kontrollgrenzen" if lang == "de" else "control limits")
+    _de_axis(ax, "x", 0)
+    title = ("Kontrollgrenzen (negativ-binomial)" if suffix else "Kontrollgrenzen (Poisson)") if lang == "de" else "control limits"
+    ax.legend(frameon=False, title=title)
     return png_bytes(fig)

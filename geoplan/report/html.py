@@ -99,9 +99,8 @@ def report_context(result, pub, lang: str = "de") -> dict:
         ])
     cv_rows = []
     if getattr(model, "cv", None) is not None and len(model.cv):
-        cv = model.cv.reset_index() if model.cv.index.name else model.cv
-        for _, r in cv.iterrows():
-            name = r.iloc[0]
+        for _, r in model.cv.iterrows():
+            name = r.get("label", r.name)
             cv_rows.append([str(name), fmt.number(r.get("deviance_explained", np.nan), 3, lang),
                             fmt.number(r.get("mae_per_1000", np.nan), 2, lang)])
 

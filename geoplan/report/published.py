@@ -43,7 +43,6 @@ MONEY_COLUMNS = [
     ("change_pct", "Veränderung in %", "Change in %", "pct"),
 ]
 
-COUNT_COLUMNS_PREFIX = ("hze_cases",)
 
 
 @dataclass
@@ -71,17 +70,19 @@ def build_published(result, lang: str = "de") -> Published:
         df["hze_per_1000"] = df["hze_cases"] / df[result.config.model.exposure] * 1000.0
         df["oe_ratio"] = df["hze_cases"] / df["expected_cases"]
 
-    count_cols = [c for c in df.columns if c.startswith(COUNT_COLUMNS_PREFIX) and not c.endswith("_eur")]
-    sup = suppress_counts(df, columns=count_cols, k=k, group="bezirk" if df["bezirk"].nunique() > 1 else None)
-    areas = sup.frame.copy()
+    # only the total HzE count of the budget year is published per area; counts by kind of help
+    # and of the prior year stay internal (fewer published cells, fewer ways to recompute one)
+    exposure = result.config.model.exposure
+    internal = [c for c in df.columns if (c.startswith("hze_cases") and c != "hze_cases") or
+                (c.startswith("hze_cost_prev_") and c != "hze_cost_prev_eur")]
+    df = df.drop(columns=internal)
+    sup = suppress_counts(df, columns=["hze_cases"], k=k,
+                          group="bezirk" if df["bezirk"].nunique() > 1 else None, total_row=False)
     mask = sup.mask
-    # rates and ratios derived from a suppressed count are shown as a range or withheld
-    if "hze_cases" in mask.columns:
-        rated = suppress_rates(areas, mask[["hze_cases"]].rename(columns={"hze_cases": "hze_per_1000"}),
-                               rate_columns=["hze_per_1000"], mode="range")
-        areas["hze_per_1000"] = rated["hze_per_1000"]
-        areas["oe_ratio"] = areas["oe_ratio"].astype(object)
-        areas.loc[mask["hze_cases"].to_numpy(), "oe_ratio"] = "–"
+    areas = suppress_rates(sup.frame, sup, rate_columns={
+        "hze_per_1000": ("hze_cases", exposure, 1000),
+        "oe_ratio": ("hze_cases", "expected_cases", 1),
+    }, mode="range")
 
     indicator_cols = []
     for ind in result.catalogue.indicators:
@@ -96,9 +97,7 @@ def build_published(result, lang: str = "de") -> Published:
             component_cols.append((col, f"davon {comp.label}", f"of which {comp.name}", "euro"))
 
     columns = [c for c in BASE_COLUMNS + indicator_cols + MODEL_COLUMNS + MONEY_COLUMNS + component_cols if c[0] in areas.columns]
-    # withheld: cost columns by kind of help and raw counts by kind
-    keep = [c[0] for c in columns] + ["need_class"] + [c for c in areas.columns if c.startswith("hze_cases")]
-    keep = list(dict.fromkeys(c for c in keep if c in areas.columns and not c.startswith("hze_cost_prev_") or c == "hze_cost_prev_eur"))
+    keep = list(dict.fromkeys([c[0] for c in columns] + ["need_class"]))
     areas = areas[[c for c in keep if c in areas.columns]]
     return Published(
         areas=areas,

@@ -184,7 +184,7 @@ def case_table_key_column_missing(ws):
 
 def case_table_config_column_missing(ws):
     ws.raw["indicators"]["tables"][1]["columns"]["S99"] = "phantasie"
-    return ws.run_args(), [MSS, "S99", "indicators.tables[1].columns"]
+    return ws.run_args(), [MSS, "S99", "indicators.tables[1]"]
 
 
 def case_table_empty(ws):
@@ -344,7 +344,7 @@ def case_teilbudget_refers_to_itself(ws):
 
 
 def case_corridor_infeasible(ws):
-    ws.raw["allocation"]["corridor"] = {"max_change_pct": 1.0, "floor": "prior"}
+    ws.raw["allocation"]["corridor"] = {"max_change_pct": 1.0}
     ws.raw["allocation"]["total_eur"] = 60_000_000
     return ws.run_args(), ["Korridor"]
 
