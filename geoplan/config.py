@@ -32,6 +32,7 @@ class BoundariesConfig(_Model):
     repair: bool = Field(False, description="ungültige Geometrien mit make_valid reparieren")
     min_sliver_m2: float = Field(1.0, ge=0, description="Lücken/Überlappungen ab dieser Fläche melden (m²)")
     encoding: str | None = Field(None, description="Zeichenkodierung der DBF (leer = erkennen)")
+    key_width: int | None = Field(None, ge=1, description="Schlüssel mit führenden Nullen auf diese Länge auffüllen")
 
 
 class ValidRows(_Model):
@@ -60,6 +61,8 @@ class TableConfig(_Model):
     sentinels: list[float] = Field(default_factory=list, description="Zahlen, die 'kein Wert' bedeuten, z. B. -9999")
     valid: ValidRows | None = Field(None, description="Spalte/Werte, die gültige Zeilen kennzeichnen")
     period: PeriodCheck | None = Field(None, description="Prüfung, dass alle Zeilen zum erwarteten Stichtag gehören")
+    allow_missing: bool | list[str] = Field(
+        False, description="Schlüssel, die in dieser oder den vorigen Tabellen fehlen dürfen (Liste oder true)")
     label: str | None = Field(None, description="Bezeichnung im Bericht")
     source: str | None = None
     licence: str | None = None

@@ -158,6 +158,7 @@ def _prepare(b, config):
         repair=b.repair,
         min_sliver_m2=b.min_sliver_m2,
         encoding=b.encoding,
+        key_width=b.key_width,
     )
 
 
@@ -270,6 +271,7 @@ def _read_tables(config: Config, catalogue, inputs: list[InputFile], notes: list
         if merged is None:
             merged, merged_name = sub, path.name
         else:
+            field = f"indicators.tables[{i}].allow_missing"
             j = join_by_key(
                 merged,
                 sub,
@@ -277,8 +279,9 @@ def _read_tables(config: Config, catalogue, inputs: list[InputFile], notes: list
                 right_key="_source_key",
                 left_name=merged_name,
                 right_name=path.name,
-                allow_missing_left=False,
-                allow_missing_right=False,
+                allow_missing_left=t.allow_missing,
+                allow_missing_right=t.allow_missing,
+                config_fields=(field, field),
             )
             notes.extend(j.notes)
             merged = j.frame
@@ -389,16 +392,21 @@ def stage_indicators(config: Config, boundaries_gdf: gpd.GeoDataFrame, inputs, n
     frame["key"] = frame["key"].astype(str)
 
     # every Sozialraum must have indicators and every indicator row a Sozialraum
-    j = join_by_key(
-        boundaries_gdf[["key"]],
-        frame,
-        left_key="key",
-        right_key="key",
-        left_name=str(config.boundaries.path),
-        right_name="Indikatoren (aggregiert)",
-        allow_missing_left=False,
-        allow_missing_right=False,
-    )
+    try:
+        j = join_by_key(
+            boundaries_gdf[["key"]],
+            frame,
+            left_key="key",
+            right_key="key",
+            left_name=Path(config.boundaries.path).name,
+            right_name="den Indikatoren (über die Schlüsseltabelle zusammengefasst)",
+        )
+    except GeoplanError as err:
+        # every Sozialraum needs indicators and every indicator row a polygon: no config switch for that
+        err.hint = ("Polygone und Indikatoren müssen dieselben Sozialräume enthalten: fehlende Polygone ergänzen, "
+                    "die Schlüsseltabelle (indicators.aggregate) korrigieren oder den Schlüssel in "
+                    "boundaries.key prüfen.")
+        raise
     notes.extend(j.notes)
     joined = boundaries_gdf.merge(frame, on="key", how="left", validate="one_to_one")
     expo = config.model.exposure
