@@ -371,57 +371,47 @@ def _check_crs(source: gpd.GeoDataFrame, target: gpd.GeoDataFrame, what: str = "
 _MAX_CLIP_VERTICES = 64  # larger rings go to GEOS: padded arrays would waste memory
 
 
-@dataclass
-class _Rings:
-    """Exterior rings of polygons usable for convex clipping, as padded arrays.
+def _clip_candidates(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flags per polygon: usable for clipping (no holes, 3–64 vertices) and convex.
 
-    ``x``, ``y``: (n, w) counter-clockwise vertices without the closing point,
-    padded with the first vertex; ``n_vertices``; ``usable``: polygon without
-    holes and at most ``_MAX_CLIP_VERTICES`` vertices; ``convex``.
+    Convex means the hull has the same area up to 1e-12 relative; a smaller
+    dent changes a clipped area by less than that.
     """
-
-    x: np.ndarray
-    y: np.ndarray
-    n_vertices: np.ndarray
-    usable: np.ndarray
-    convex: np.ndarray
-
-
-def _rings(geoms: np.ndarray) -> _Rings:
-    n = len(geoms)
     simple = (shapely.get_type_id(geoms) == 3) & (shapely.get_num_interior_rings(geoms) == 0)
-    ext = shapely.get_exterior_ring(np.where(simple, geoms, None))
-    nv = np.where(simple, shapely.get_num_coordinates(ext) - 1, 0)
+    nv = np.where(simple, shapely.get_num_coordinates(geoms) - 1, 0)
     usable = simple & (nv >= 3) & (nv <= _MAX_CLIP_VERTICES)
-    width = int(nv[usable].max()) if usable.any() else 1
-    x = np.zeros((n, width))
-    y = np.zeros((n, width))
-    convex = np.zeros(n, dtype=bool)
-    if usable.any():
-        idx = np.flatnonzero(usable)
-        coords, owner = shapely.get_coordinates(ext[idx], return_index=True)
-        counts = np.bincount(owner, minlength=len(idx))  # with closing point
-        start = np.cumsum(counts) - counts
-        L = nv[idx]
-        col = np.arange(width)[None, :]
-        take = start[:, None] + np.where(col < L[:, None], col, 0)
-        xs, ys = coords[take, 0], coords[take, 1]
-        # shoelace relative to the first vertex: orientation without cancellation
-        rx, ry = xs - xs[:, :1], ys - ys[:, :1]
-        nxt = np.where(col + 1 < L[:, None], col + 1, 0)
-        rxn, ryn = np.take_along_axis(rx, nxt, 1), np.take_along_axis(ry, nxt, 1)
-        signed = 0.5 * (rx * ryn - rxn * ry).sum(1)
-        cw = signed < 0
+    convex = np.zeros(len(geoms), dtype=bool)
+    idx = np.flatnonzero(usable)
+    if len(idx):
+        area = shapely.area(geoms[idx])
+        convex[idx] = shapely.area(shapely.convex_hull(geoms[idx])) - area <= 1e-12 * area
+    return usable, convex
+
+
+def _ring_arrays(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exterior rings as padded arrays ``(x, y, n_vertices)``, counter-clockwise.
+
+    Rows hold the vertices without the closing point, padded with the first
+    vertex. Polygons must have no holes (see :func:`_clip_candidates`).
+    """
+    ext = shapely.get_exterior_ring(geoms)
+    coords, owner = shapely.get_coordinates(ext, return_index=True)
+    counts = np.bincount(owner, minlength=len(geoms))  # with closing point
+    start = np.cumsum(counts) - counts
+    L = counts - 1
+    col = np.arange(int(L.max()) if len(L) else 1)[None, :]
+    take = start[:, None] + np.where(col < L[:, None], col, 0)
+    x, y = coords[take, 0], coords[take, 1]
+    # shoelace relative to the first vertex: orientation without cancellation
+    rx, ry = x - x[:, :1], y - y[:, :1]
+    nxt = np.where(col + 1 < L[:, None], col + 1, 0)
+    signed = (rx * np.take_along_axis(ry, nxt, 1) - np.take_along_axis(rx, nxt, 1) * ry).sum(1)
+    cw = signed < 0
+    if cw.any():
         rev = np.where(col < L[:, None], L[:, None] - 1 - col, 0)
-        xs = np.where(cw[:, None], np.take_along_axis(xs, rev, 1), xs)
-        ys = np.where(cw[:, None], np.take_along_axis(ys, rev, 1), ys)
-        x[idx], y[idx] = xs, ys
-        # convex: the hull has the same area (1e-12 relative; a smaller dent
-        # changes a clipped area by less than that)
-        area = np.abs(signed)
-        hull = shapely.area(shapely.convex_hull(geoms[idx]))
-        convex[idx] = hull - area <= 1e-12 * area
-    return _Rings(x, y, nv, usable, convex)
+        x = np.where(cw[:, None], np.take_along_axis(x, rev, 1), x)
+        y = np.where(cw[:, None], np.take_along_axis(y, rev, 1), y)
+    return x, y, L
 
 
 def _clip_convex_area(sx, sy, sL, cx, cy, cL) -> np.ndarray:
@@ -495,20 +485,29 @@ def _pair_areas(src, tgt, s_idx, t_idx) -> np.ndarray:
     out = np.empty(len(s_idx))
     if not len(s_idx):
         return out
-    rs, rt = _rings(src), _rings(tgt)
-    both = rs.usable[s_idx] & rt.usable[t_idx]
-    by_t = both & rt.convex[t_idx]
-    by_s = both & rs.convex[s_idx] & ~by_t
-    for mask, subj, si, clip, ci in ((by_t, rs, s_idx, rt, t_idx), (by_s, rt, t_idx, rs, s_idx)):
-        idx = np.flatnonzero(mask)
-        # sorted by clipper size, so a chunk loops only over the edges it needs
-        idx = idx[np.argsort(clip.n_vertices[ci[idx]], kind="stable")]
-        for k in range(0, len(idx), 4096):
-            sel = idx[k : k + 4096]
-            a, b = si[sel], ci[sel]
-            out[sel] = _clip_convex_area(
-                subj.x[a], subj.y[a], subj.n_vertices[a], clip.x[b], clip.y[b], clip.n_vertices[b]
-            )
+    us, cs = _clip_candidates(src)
+    ut, ct = _clip_candidates(tgt)
+    both = us[s_idx] & ut[t_idx]
+    by_t = both & ct[t_idx]
+    by_s = both & cs[s_idx] & ~by_t
+    if by_t.any() or by_s.any():
+        # ring arrays only for the polygons that take part in clipping
+        clip_pairs = by_t | by_s
+        s_need, s_pos = np.unique(s_idx[clip_pairs], return_inverse=True)
+        t_need, t_pos = np.unique(t_idx[clip_pairs], return_inverse=True)
+        rs, rt = _ring_arrays(src[s_need]), _ring_arrays(tgt[t_need])
+        sel_pairs = np.flatnonzero(clip_pairs)
+        from_t = by_t[sel_pairs]
+        for mask, subj, si, clip, ci in ((from_t, rs, s_pos, rt, t_pos), (~from_t, rt, t_pos, rs, s_pos)):
+            idx = np.flatnonzero(mask)
+            # sorted by clipper size, so a chunk loops only over the edges it needs
+            idx = idx[np.argsort(clip[2][ci[idx]], kind="stable")]
+            for k in range(0, len(idx), 4096):
+                sel = idx[k : k + 4096]
+                a, b = si[sel], ci[sel]
+                out[sel_pairs[sel]] = _clip_convex_area(
+                    subj[0][a], subj[1][a], subj[2][a], clip[0][b], clip[1][b], clip[2][b]
+                )
     geos = ~(by_t | by_s)
     if geos.any():
         out[geos] = shapely.area(shapely.intersection(src[s_idx[geos]], tgt[t_idx[geos]]))
