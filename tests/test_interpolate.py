@@ -321,3 +321,35 @@ def test_dasymetric_bad_weights(two_sources):
         area_interpolate(src, tgt, extensive=["n"], weights=lu.to_crs(3035))
     with pytest.raises(GeoplanError, match="Unbekannte"):
         area_interpolate(src, tgt, extensive=["n"], weights=42)
+
+
+def test_pair_areas_convex_clipping_and_geos_fallback():
+    from geoplan.interpolate import _pair_areas
+    rng = np.random.default_rng(5)
+    centers = rng.uniform(0, 1000, (300, 2)) + [390000, 5810000]
+    convex = shapely.convex_hull(shapely.multipoints([c + rng.normal(0, 60, (8, 2)) for c in centers]))
+    concave = np.array([
+        shapely.Polygon([(x, y), (x + 150, y), (x + 150, y + 150), (x + 75, y + 40), (x, y + 150)]) for x, y in centers
+    ])
+    holed = shapely.difference(shapely.buffer(shapely.points(centers), 90), shapely.buffer(shapely.points(centers), 30))
+    multi = np.array([shapely.MultiPolygon([shapely.box(x, y, x + 50, y + 50), shapely.box(x + 70, y, x + 120, y + 50)]) for x, y in centers])
+    a = np.concatenate([convex, concave, holed, multi])
+    b = np.concatenate([concave, convex, convex, concave])  # same centres: the pairs overlap
+    i = np.arange(1200)
+    got = _pair_areas(a, b, i, i)
+    want = shapely.area(shapely.intersection(a, b))
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6)  # 1e-6 m² for near-empty slivers
+    assert (want > 0).sum() > 1000
+
+
+def test_concave_targets_equal_overlay():
+    src = _jittered_grid(12, 10, 100.0, 7)
+    L = [shapely.Polygon([(0, 0), (600, 0), (600, 250), (250, 250), (250, 600), (0, 600)]),
+         shapely.Polygon([(600, 0), (1200, 0), (1200, 1000), (250, 1000), (250, 600), (250, 250), (600, 250)]),
+         shapely.Polygon([(0, 600), (250, 600), (250, 1000), (0, 1000)])]
+    tgt = gpd.GeoDataFrame(geometry=[shapely.affinity.translate(p, 390000, 5810000) for p in L], crs=CRS)
+    out = area_interpolate(src, tgt, extensive=["pop"], intensive=["rate"])
+    ov = gpd.overlay(src.reset_index(names="i"), tgt.reset_index(names="j"), how="intersection")
+    exp = (ov["pop"] * ov.area / src.area.to_numpy()[ov["i"]]).groupby(ov["j"]).sum()
+    np.testing.assert_allclose(out["pop"], exp.to_numpy(), rtol=1e-9)
+    assert out["pop"].sum() == pytest.approx(src["pop"].sum(), rel=1e-12)
