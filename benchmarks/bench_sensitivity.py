@@ -85,6 +85,14 @@ def main():
         results[label] = {"seconds": round(t, 3), "draws_per_second": round(args.draws / t, 1)}
         print(f"{label}: {t:.2f} s ({args.draws / t:,.0f} draws/s over {args.areas:,} Sozialräume)")
 
+    # with a ±10 % corridor (vectorised bisection per draw) on fewer Sozialräume
+    mid = make_frame(1_000, seed=4)
+    cspec = {**SPEC, "total_eur": int(mid["hze_cost_prev_eur"].sum()), "corridor": {"max_change_pct": 10}}
+    t, _ = timed(lambda: weight_sensitivity(mid, cspec, n_draws=args.draws, seed=1), args.repeat)
+    label = f"vectorised_corridor_{args.draws}x1000"
+    results[label] = {"seconds": round(t, 3), "draws_per_second": round(args.draws / t, 1)}
+    print(f"{label}: {t:.2f} s ({args.draws / t:,.0f} draws/s over 1,000 Sozialräume, ±10 % corridor)")
+
     small = make_frame(args.small_areas, seed=2)
     t_vec, res = timed(lambda: weight_sensitivity(small, SPEC, n_draws=args.small_draws, seed=3), args.repeat)
     t_loop, q = timed(lambda: per_draw_loop(small, SPEC, res.weights), 1)

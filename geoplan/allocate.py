@@ -67,6 +67,7 @@ __all__ = [
     "Teilbudget",
     "allocate",
     "component_shares",
+    "corridor_bounds",
     "hamilton",
     "parse_spec",
     "resolve_teilbudgets",
@@ -605,7 +606,12 @@ def resolve_teilbudgets(spec: AllocationSpec, total_units: int) -> pd.DataFrame:
 # --------------------------------------------------------------------------
 # Corridor
 # --------------------------------------------------------------------------
-def _bounds(frame: pd.DataFrame, corridor: Corridor, scale: int):
+def corridor_bounds(frame: pd.DataFrame, corridor: Corridor, scale: int):
+    """Lower and upper bound per Sozialraum (whole units) and which rule sets each.
+
+    Returns ``(lo, hi, lo_source, hi_source)``; ``hi`` is ``inf`` where no
+    upper bound applies; sources are "Korridor", "Untergrenze", "Obergrenze".
+    """
     n = len(frame)
     lo = np.zeros(n)
     hi = np.full(n, np.inf)
@@ -822,7 +828,7 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
     )
     budget = formula
     if spec.corridor is not None:
-        lo, hi, lo_src, hi_src = _bounds(frame, spec.corridor, scale)
+        lo, hi, lo_src, hi_src = corridor_bounds(frame, spec.corridor, scale)
         budget = solve_corridor(formula, lo, hi, distributed, order)
         # an area is bound when it sits on a bound the solver had to enforce
         at_lo = (budget == lo) & (lo > 0) & (budget != hi)

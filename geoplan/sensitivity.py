@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from geoplan.allocate import AllocationResult, AllocationSpec, allocate, component_raw, parse_spec, resolve_teilbudgets
+from geoplan.allocate import (
+    AllocationResult,
+    AllocationSpec,
+    corridor_bounds,
+    allocate,
+    component_raw,
+    parse_spec,
+    resolve_teilbudgets,
+)
 from geoplan.errors import GeoplanError, QANote
 
 __all__ = ["SensitivityResult", "compare_allocations", "weight_sensitivity", "explain", "waterfall_figure"]
@@ -98,7 +106,7 @@ class SensitivityResult:
     """Result of :func:`weight_sensitivity`.
 
     table : per Sozialraum: ``key``, ``budget_eur`` (the configured
-        allocation before corridors), ``p05_eur``, ``p50_eur``, ``p95_eur``,
+        allocation, whole EUR), ``p05_eur``, ``p50_eur``, ``p95_eur``,
         ``mean_eur``, ``range_pct`` ((p95 − p05) / budget × 100), ``rank``
         (1 = largest budget in the configured allocation), ``rank_same_share``
         (share of draws with exactly that rank), ``rank_p05``, ``rank_p95``.
@@ -154,7 +162,9 @@ def weight_sensitivity(
 
     The budget of Sozialraum i in draw d is
     ``D × Σ_c w_c(d) · s_ic(d)`` (D the distributed total, s the shares), i.e.
-    the formula before corridors and before rounding to whole euros; this
+    the formula before rounding to whole euros; a configured corridor is
+    applied in every draw (``clip(λ_d · b_di, lo_i, hi_i)`` with λ_d found by
+    a vectorised bisection, as in :func:`geoplan.allocate.solve_corridor`). This
     is computed as one matrix product per block of draws, so 10,000 draws
     over 10,000 Sozialräume take seconds (see benchmarks/bench_sensitivity.py).
     Budgets are computed in float32 (relative precision about 1e-7, i.e.
@@ -177,11 +187,8 @@ def weight_sensitivity(
     n = len(frame)
     base = allocate(frame, spec, key=key)
     notes: list[QANote] = []
-    if spec.corridor is not None:
-        notes.append(QANote(stage="sensitivity", level="info",
-                            message="Sensitivität ohne Korridor gerechnet (Formelbudget vor Korridor und Rundung)."))
-    # frame order as in allocate (reset index); base formula = components only
-    formula = base.table["budget_eur"].to_numpy() - base.table["eur_korridor"].to_numpy()
+    # frame order as in allocate (reset index)
+    budget_base = base.table["budget_eur"].to_numpy()
     blocks, distributed = _blocks(frame.reset_index(drop=True), spec)
     rng = np.random.default_rng(seed)
 
@@ -230,8 +237,37 @@ def weight_sensitivity(
     Wt = np.ascontiguousarray(W.T.astype(np.float32))  # C × n_draws
     model_cols = np.array(model_idx, dtype=int)
     fixed_cols = np.setdiff1d(np.arange(W.shape[1]), model_cols)
-    # the configured formula, continuous: the reference for ranks
+    lo = hi = None
+    if spec.corridor is not None:
+        lo, hi, _, _ = corridor_bounds(f, spec.corridor, 100 if spec.unit == "cent" else 1)
+        notes.append(QANote(stage="sensitivity", level="info",
+                            message="Korridor in jeder Ziehung angewandt (Umverteilung unter den nicht gebundenen Sozialräumen)."))
+
+    def corridor_factor(b):
+        """λ per draw with Σ_i clip(λ·b_i, lo_i, hi_i) = D (vectorised bisection, see solve_corridor)."""
+        k = b.shape[0]
+        low, up = np.zeros(k), np.ones(k)
+
+        def g(lam):
+            return np.clip(lam[:, None] * b, lo[None, :], hi[None, :]).sum(axis=1)
+
+        for _ in range(200):
+            short = g(up) < D
+            if not short.any():
+                break
+            up[short] *= 2.0
+        for _ in range(60):
+            mid = 0.5 * (low + up)
+            below = g(mid) < D
+            low = np.where(below, mid, low)
+            up = np.where(below, up, mid)
+        return up
+
+    # the configured allocation, continuous: the reference for ranks
     cont = D * (S @ np.array(weights))
+    if lo is not None:
+        cont = np.clip(corridor_factor(cont[None, :])[0] * cont, lo, hi)
+    lam = np.ones(n_draws)
     base_rank = np.empty(n, dtype=np.int64)
     base_rank[np.argsort(-cont, kind="stable")] = np.arange(1, n + 1)
 
@@ -267,7 +303,11 @@ def weight_sensitivity(
     def rank_chunk(d0, d1):
         # ranks need every Sozialraum of a draw
         b = budgets_by_draw(d0, d1)
-        np.maximum(b, 0, out=b)  # float error can give -0.0 / -tiny; budgets are ≥ 0
+        if lo is not None:
+            lam[d0:d1] = corridor_factor(b)
+            b = np.clip(lam[d0:d1, None] * b, lo[None, :], hi[None, :]).astype(np.float32)
+        np.maximum(b, 0, out=b)  # float error can give tiny negatives; budgets are ≥ 0
+        b += np.float32(0.0)  # -0.0 -> +0.0 for the bit keys below
         # argsort by sorting 64-bit keys (descending budget bits, then position):
         # SIMD sort is faster than argsort and breaks ties by frame order
         bits = b.view(np.uint32).astype(np.uint64)
@@ -284,6 +324,8 @@ def weight_sensitivity(
         # quantiles need every draw of a Sozialraum; budgets are recomputed
         # (one small matrix product) instead of stored as n × draws floats
         blk = budgets_by_area(a0, a1)
+        if lo is not None:
+            blk = np.clip(blk * lam[None, :], lo[a0:a1, None], hi[a0:a1, None]).astype(np.float32)
         mean[a0:a1] = blk.mean(axis=1, dtype=np.float64)
         # a full SIMD sort is faster here than np.partition with three kth
         blk.sort(axis=1)
@@ -301,10 +343,10 @@ def weight_sensitivity(
         list(pool.map(lambda a0: quantile_chunk(a0, min(a0 + chunk, n)), range(0, n, chunk)))
     keys = f[key].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        rng_pct = np.where(formula > 0, (q[2] - q[0]) / formula * 100, np.nan)
+        rng_pct = np.where(budget_base > 0, (q[2] - q[0]) / budget_base * 100, np.nan)
     table = pd.DataFrame({
         key: keys,
-        "budget_eur": formula.astype(np.int64),
+        "budget_eur": budget_base.astype(np.int64),
         "p05_eur": np.round(q[0]).astype(np.int64),
         "p50_eur": np.round(q[1]).astype(np.int64),
         "p95_eur": np.round(q[2]).astype(np.int64),

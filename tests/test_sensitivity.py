@@ -155,3 +155,19 @@ def test_explain_waterfall():
     assert len(fig.axes[0].patches) == len(w)
     with pytest.raises(GeoplanError, match="nicht in der Verteilung"):
         explain(res, "nope")
+
+
+def test_sensitivity_applies_corridor_in_every_draw():
+    f = frame()
+    prev = f["hze_cost_prev_eur"].to_numpy()
+    spec = {**SPEC, "total_eur": int(prev.sum()), "corridor": {"max_change_pct": 20}}
+    res = weight_sensitivity(f, spec, n_draws=150, concentration=5, seed=4)
+    t = res.table
+    assert (t["p05_eur"] >= np.ceil(prev * 0.8) - 1).all()
+    assert (t["p95_eur"] <= np.floor(prev * 1.2) + 1).all()
+    assert (t["budget_eur"] == allocate(f, spec).table["budget_eur"]).all()
+    ref = naive_draws(f, spec, res.weights)
+    assert (ref.sum(axis=1) == int(prev.sum())).all()
+    srt = np.sort(ref, axis=0)
+    assert np.all(np.abs(t["p50_eur"] - srt[74]) <= 4)
+    assert np.all(np.abs(t["p95_eur"] - srt[142]) <= 4)
