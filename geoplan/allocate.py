@@ -691,8 +691,11 @@ def solve_corridor(formula: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: i
     def g(lam):
         return np.clip(lam * f, lo, hi).sum()
 
-    if f.sum() <= 0:
+    if not f.max(initial=0.0) > 0:
         f = np.ones_like(f)
+    # scale so that λ stays in a well-conditioned range (denormal formulas)
+    f = f / f.max() * max(total, 1)
+    f[f < 1e-300] = 0.0
     a, b = 0.0, 1.0
     while g(b) < total and b < 1e300:
         b *= 2.0
@@ -713,16 +716,18 @@ def solve_corridor(formula: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: i
     base = np.clip(np.floor(x + 1e-9), lo, hi).astype(np.int64)
     left = total - int(base.sum())
     tie = np.arange(f.size) if order is None else np.asarray(order)
-    if left > 0:
-        room = (base < hi).astype(bool)
-        rem = np.where(room, x - base, -np.inf)
-        idx = np.lexsort((tie, -rem))[:left]
-        base[idx] += 1
-    elif left < 0:
-        room = base > lo
-        rem = np.where(room, x - base, np.inf)
-        idx = np.lexsort((tie, rem))[: -left]
-        base[idx] -= 1
+    # only areas with room inside their bounds take or give the last units;
+    # repeated passes because one unit per area may not be enough
+    tie = np.asarray(tie)
+    while left != 0:
+        cand = np.flatnonzero(base < hi) if left > 0 else np.flatnonzero(base > lo)
+        if cand.size == 0:  # pragma: no cover - excluded by the feasibility checks above
+            raise GeoplanError("Korridor: Rundung innerhalb der Grenzen nicht möglich.")
+        rem = (x - base)[cand]
+        pick = cand[np.lexsort((tie[cand], -rem if left > 0 else rem))][: abs(left)]
+        step = 1 if left > 0 else -1
+        base[pick] += step
+        left -= step * pick.size
     return base
 
 
