@@ -41,6 +41,12 @@ to its component total, and the components add up to the row. Ties of
 remainders are broken by the Sozialraum key (ascending), so results are
 deterministic and independent of the row order of the input.
 
+Properties (tested with hypothesis): the total is exact, amounts are never
+negative, corridors and floors hold, scaling a population column leaves the
+shares unchanged, and more need never lowers an area's exact quota; after
+rounding an area can lose at most one unit per component when its need
+rises (the largest remainder method's population paradox, Balinski & Young).
+
 Corridors (change against the prior year limited to ±x %, floors, caps) are
 applied to the row totals afterwards; the change is shown in the column
 ``eur_korridor`` so that ``Σ eur_<component> + eur_korridor = budget_eur``.
