@@ -657,6 +657,11 @@ def corridor_bounds(frame: pd.DataFrame, corridor: Corridor, scale: int):
 
 
 def solve_corridor(formula: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: int, order=None) -> np.ndarray:
+    """Integer budgets within [lo, hi] summing to ``total`` (see :func:`_solve_corridor`)."""
+    return _solve_corridor(formula, lo, hi, total, order)[0]
+
+
+def _solve_corridor(formula, lo, hi, total: int, order=None) -> tuple[np.ndarray, np.ndarray]:
     """Integer budgets within [lo, hi] summing to ``total``, as close to the formula as the bounds allow.
 
     Redistribution until stable: areas whose formula amount breaks a bound are
@@ -666,6 +671,9 @@ def solve_corridor(formula: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: i
     with one factor λ for all unbound areas; λ is found by bisection (the sum is
     monotone in λ). The continuous solution is then rounded to whole units by
     largest remainder within the bounds, so the total stays exact.
+
+    Returns the integer budgets and the unclipped ``λ·f`` (same scale as the
+    bounds), which tells which areas a bound holds: ``λ·f < lo`` or ``λ·f > hi``.
     """
     f = np.asarray(formula, dtype=float)
     lo = np.asarray(lo, dtype=float)
@@ -717,7 +725,8 @@ def solve_corridor(formula: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: i
             a = mid
         else:
             b = mid
-    x = np.clip(b * f, lo, hi)
+    raw = b * f
+    x = np.clip(raw, lo, hi)
     # integer rounding inside the bounds
     base = np.clip(np.floor(x + 1e-9), lo, hi).astype(np.int64)
     left = total - int(base.sum())
@@ -734,7 +743,7 @@ def solve_corridor(formula: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: i
         step = 1 if left > 0 else -1
         base[pick] += step
         left -= step * pick.size
-    return base
+    return base, raw
 
 
 # --------------------------------------------------------------------------
@@ -840,10 +849,11 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
     budget = formula
     if spec.corridor is not None:
         lo, hi, lo_src, hi_src = corridor_bounds(frame, spec.corridor, scale)
-        budget = solve_corridor(formula, lo, hi, distributed, order)
-        # an area is bound when it sits on a bound the solver had to enforce
-        at_lo = (budget == lo) & (lo > 0) & (budget != hi)
-        at_hi = (budget == hi) & ~at_lo & (budget != formula) | (budget == hi) & (formula > hi)
+        budget, raw = _solve_corridor(formula, lo, hi, distributed, order)
+        # bound: the common redistribution factor would have moved the area past the bound
+        tol = 1e-9 * max(distributed, 1)
+        at_lo = raw < lo - tol
+        at_hi = (raw > hi + tol) & ~at_lo
         rows = np.flatnonzero(at_lo | at_hi)
         binding = pd.DataFrame(
             {
