@@ -41,6 +41,12 @@ to its component total, and the components add up to the row. Ties of
 remainders are broken by the Sozialraum key (ascending), so results are
 deterministic and independent of the row order of the input.
 
+Properties (tested with hypothesis): the total is exact, amounts are never
+negative, corridors and floors hold, scaling a population column leaves the
+shares unchanged, and more need never lowers an area's exact quota; after
+rounding an area can lose at most one unit per component when its need
+rises (the largest remainder method's population paradox, Balinski & Young).
+
 Corridors (change against the prior year limited to ±x %, floors, caps) are
 applied to the row totals afterwards; the change is shown in the column
 ``eur_korridor`` so that ``Σ eur_<component> + eur_korridor = budget_eur``.
@@ -67,6 +73,7 @@ __all__ = [
     "Teilbudget",
     "allocate",
     "component_shares",
+    "corridor_bounds",
     "hamilton",
     "parse_spec",
     "resolve_teilbudgets",
@@ -605,7 +612,12 @@ def resolve_teilbudgets(spec: AllocationSpec, total_units: int) -> pd.DataFrame:
 # --------------------------------------------------------------------------
 # Corridor
 # --------------------------------------------------------------------------
-def _bounds(frame: pd.DataFrame, corridor: Corridor, scale: int):
+def corridor_bounds(frame: pd.DataFrame, corridor: Corridor, scale: int):
+    """Lower and upper bound per Sozialraum (whole units) and which rule sets each.
+
+    Returns ``(lo, hi, lo_source, hi_source)``; ``hi`` is ``inf`` where no
+    upper bound applies; sources are "Korridor", "Untergrenze", "Obergrenze".
+    """
     n = len(frame)
     lo = np.zeros(n)
     hi = np.full(n, np.inf)
@@ -645,6 +657,11 @@ def _bounds(frame: pd.DataFrame, corridor: Corridor, scale: int):
 
 
 def solve_corridor(formula: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: int, order=None) -> np.ndarray:
+    """Integer budgets within [lo, hi] summing to ``total`` (see :func:`_solve_corridor`)."""
+    return _solve_corridor(formula, lo, hi, total, order)[0]
+
+
+def _solve_corridor(formula, lo, hi, total: int, order=None) -> tuple[np.ndarray, np.ndarray]:
     """Integer budgets within [lo, hi] summing to ``total``, as close to the formula as the bounds allow.
 
     Redistribution until stable: areas whose formula amount breaks a bound are
@@ -654,6 +671,9 @@ def solve_corridor(formula: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: i
     with one factor λ for all unbound areas; λ is found by bisection (the sum is
     monotone in λ). The continuous solution is then rounded to whole units by
     largest remainder within the bounds, so the total stays exact.
+
+    Returns the integer budgets and the unclipped ``λ·f`` (same scale as the
+    bounds), which tells which areas a bound holds: ``λ·f < lo`` or ``λ·f > hi``.
     """
     f = np.asarray(formula, dtype=float)
     lo = np.asarray(lo, dtype=float)
@@ -685,8 +705,11 @@ def solve_corridor(formula: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: i
     def g(lam):
         return np.clip(lam * f, lo, hi).sum()
 
-    if f.sum() <= 0:
+    if not f.max(initial=0.0) > 0:
         f = np.ones_like(f)
+    # scale so that λ stays in a well-conditioned range (denormal formulas)
+    f = f / f.max() * max(total, 1)
+    f[f < 1e-300] = 0.0
     a, b = 0.0, 1.0
     while g(b) < total and b < 1e300:
         b *= 2.0
@@ -702,22 +725,25 @@ def solve_corridor(formula: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: i
             a = mid
         else:
             b = mid
-    x = np.clip(b * f, lo, hi)
+    raw = b * f
+    x = np.clip(raw, lo, hi)
     # integer rounding inside the bounds
     base = np.clip(np.floor(x + 1e-9), lo, hi).astype(np.int64)
     left = total - int(base.sum())
     tie = np.arange(f.size) if order is None else np.asarray(order)
-    if left > 0:
-        room = (base < hi).astype(bool)
-        rem = np.where(room, x - base, -np.inf)
-        idx = np.lexsort((tie, -rem))[:left]
-        base[idx] += 1
-    elif left < 0:
-        room = base > lo
-        rem = np.where(room, x - base, np.inf)
-        idx = np.lexsort((tie, rem))[: -left]
-        base[idx] -= 1
-    return base
+    # only areas with room inside their bounds take or give the last units;
+    # repeated passes because one unit per area may not be enough
+    tie = np.asarray(tie)
+    while left != 0:
+        cand = np.flatnonzero(base < hi) if left > 0 else np.flatnonzero(base > lo)
+        if cand.size == 0:  # pragma: no cover - excluded by the feasibility checks above
+            raise GeoplanError("Korridor: Rundung innerhalb der Grenzen nicht möglich.")
+        rem = (x - base)[cand]
+        pick = cand[np.lexsort((tie[cand], -rem if left > 0 else rem))][: abs(left)]
+        step = 1 if left > 0 else -1
+        base[pick] += step
+        left -= step * pick.size
+    return base, raw
 
 
 # --------------------------------------------------------------------------
@@ -822,11 +848,12 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
     )
     budget = formula
     if spec.corridor is not None:
-        lo, hi, lo_src, hi_src = _bounds(frame, spec.corridor, scale)
-        budget = solve_corridor(formula, lo, hi, distributed, order)
-        # an area is bound when it sits on a bound the solver had to enforce
-        at_lo = (budget == lo) & (lo > 0) & (budget != hi)
-        at_hi = (budget == hi) & ~at_lo & (budget != formula) | (budget == hi) & (formula > hi)
+        lo, hi, lo_src, hi_src = corridor_bounds(frame, spec.corridor, scale)
+        budget, raw = _solve_corridor(formula, lo, hi, distributed, order)
+        # bound: the common redistribution factor would have moved the area past the bound
+        tol = 1e-9 * max(distributed, 1)
+        at_lo = raw < lo - tol
+        at_hi = (raw > hi + tol) & ~at_lo
         rows = np.flatnonzero(at_lo | at_hi)
         binding = pd.DataFrame(
             {

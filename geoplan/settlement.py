@@ -52,6 +52,8 @@ __all__ = [
     "provider_split",
     "verfuegungsfonds",
     "dm_to_eur",
+    "settle_allocation",
+    "SettlementResult",
 ]
 
 #: irrevocable conversion rate fixed by the Council of the EU on 31.12.1998
@@ -792,3 +794,144 @@ def verfuegungsfonds(
     table["amount_eur"] = table["amount_eur"].astype(np.int64)
     per_area = table.groupby("area", sort=False)["amount_eur"].sum()
     return FondsResult(table=table, total_eur=int(table["amount_eur"].sum()), per_area_eur=per_area, notes=notes)
+
+
+# --------------------------------------------------------------------------
+# Applying a settlement section to a whole allocation
+# --------------------------------------------------------------------------
+@dataclass
+class SettlementResult:
+    """End-of-period settlement of an allocation (all EUR, int).
+
+    table : per Sozialraum: key, budget_eur, actual_eur, surplus_eur,
+        provider_eur, public_eur, overspend_eur, refinanced_eur,
+        uncovered_eur, adjusted_budget_eur, next_budget_eur.
+    totals : position, amount_eur (sums of the table; exact).
+    payout : PayoutResult for the distributed total (if a payout rule is set).
+    providers : key, provider, role, basis, amount_eur (if a provider rule is set).
+    rules : :func:`describe_settlement` of the spec.
+    """
+
+    table: pd.DataFrame
+    totals: pd.DataFrame
+    payout: PayoutResult | None
+    providers: pd.DataFrame | None
+    rules: pd.DataFrame
+    notes: list[QANote] = field(default_factory=list)
+
+
+def _aligned(values, keys: pd.Series, what: str) -> np.ndarray:
+    """Values per Sozialraum in the order of ``keys`` (Series indexed by key, or array)."""
+    if isinstance(values, pd.Series):
+        idx = values.index.astype(str)
+        missing = set(keys.astype(str)) - set(idx)
+        if missing:
+            raise GeoplanError(f"{what}: Werte für {len(missing)} Sozialräume fehlen.",
+                               location="Sozialräume " + ", ".join(sorted(missing)[:10]))
+        return pd.Series(values.to_numpy(), index=idx).loc[keys.astype(str)].to_numpy(dtype=float)
+    arr = np.asarray(values, dtype=float)
+    if arr.shape[0] != len(keys):
+        raise GeoplanError(f"{what}: ein Wert je Sozialraum erwartet.", expected=str(len(keys)), found=str(arr.shape[0]))
+    return arr
+
+
+def settle_allocation(
+    result,
+    actual_eur,
+    spec: SettlementSpec | dict | None,
+    *,
+    indicator_before: pd.DataFrame | None = None,
+    indicator_after: pd.DataFrame | None = None,
+    documented_case_costs_eur=None,
+    principles_kept: bool = True,
+    payout_met: dict[str, bool] | None = None,
+    bonus_achieved: float = 0.0,
+) -> SettlementResult:
+    """Settle an :class:`~geoplan.allocate.AllocationResult` against actual costs.
+
+    ``actual_eur``: actual costs per Sozialraum (EUR; a Series indexed by key,
+    or an array in the order of ``result.table``). When the surplus rule names
+    a Teilbudget (Hannover: B), its column ``tb_<id>_eur`` is the budget that
+    the actual costs are compared with; otherwise ``budget_eur``.
+    Per Sozialraum, a surplus is shared by ``surplus.provider_pct`` and the
+    provider part carried into the next period; an overspend is re-financed by
+    the ``overspend`` rule (indicator change from ``indicator_before`` /
+    ``indicator_after``: DataFrames indexed by key with the rule's indicator
+    columns; or documented case costs per Sozialraum), the rest is reported as
+    capped. Payout and provider split are computed for the distributed budget.
+    """
+    spec = parse_settlement(spec)
+    if getattr(result, "unit", "euro") == "cent":
+        raise GeoplanError("Abrechnung erwartet Beträge in Euro (unit: euro).", found="cent")
+    t = result.table
+    key = result.key
+    keys = t[key].astype(str)
+    budget_col = "budget_eur"
+    if spec.surplus and spec.surplus.teilbudget:
+        col = f"tb_{spec.surplus.teilbudget}_eur"
+        if col in t.columns:
+            budget_col = col
+    budget = t[budget_col].to_numpy(dtype=np.int64)
+    actual = np.floor(_aligned(actual_eur, keys, "Ist-Kosten") + 0.5).astype(np.int64)
+    pct = spec.surplus.provider_pct if spec.surplus else 0.0
+    carry = spec.surplus.carry_over if spec.surplus else False
+    rule = spec.overspend.refinancing if spec.overspend else "none"
+    notes: list[QANote] = []
+    docs = None if documented_case_costs_eur is None else _aligned(documented_case_costs_eur, keys, "Einzelfallkosten")
+    rows = []
+    for i, k in enumerate(keys):
+        s = share_surplus(int(budget[i]), int(actual[i]), pct, carry_over=carry)
+        kwargs = {}
+        if rule == "indicator" and s.overspend_eur:
+            cols = spec.overspend.indicators
+            if indicator_before is None or indicator_after is None:
+                raise GeoplanError("Nachfinanzierung nach Indikatoren braucht Indikatorwerte vorher und nachher.",
+                                   location="settlement.overspend", hint="indicator_before/indicator_after angeben.")
+            kwargs = {"indicator_before": indicator_before.loc[k, cols].to_numpy(float) if cols else
+                      indicator_before.loc[k].to_numpy(float),
+                      "indicator_after": indicator_after.loc[k, cols].to_numpy(float) if cols else
+                      indicator_after.loc[k].to_numpy(float)}
+        if rule == "case_costs" and s.overspend_eur:
+            if docs is None:
+                raise GeoplanError("Nachfinanzierung nach Einzelfallkosten braucht die dokumentierten Fallkosten.",
+                                   location="settlement.overspend")
+            kwargs = {"documented_case_costs_eur": [docs[i]]}
+        o = settle_overspend(
+            int(budget[i]), int(actual[i]), refinancing=rule,
+            threshold_pct=spec.overspend.threshold_pct if spec.overspend else 0.0,
+            not_if_principles_broken=spec.overspend.not_if_principles_broken if spec.overspend else False,
+            principles_kept=principles_kept, **kwargs,
+        )
+        rows.append((k, int(budget[i]), int(actual[i]), s.surplus_eur, s.provider_eur, s.public_eur,
+                     o.overspend_eur, o.refinanced_eur, o.uncovered_eur, o.adjusted_budget_eur,
+                     int(t["budget_eur"].iloc[i]) + s.carry_over_eur))
+    table = pd.DataFrame(rows, columns=[key, "budget_eur", "actual_eur", "surplus_eur", "provider_eur", "public_eur",
+                                        "overspend_eur", "refinanced_eur", "uncovered_eur", "adjusted_budget_eur",
+                                        "next_budget_eur"])
+    uncovered = int(table["uncovered_eur"].sum())
+    if uncovered:
+        n_capped = int((table["uncovered_eur"] > 0).sum())
+        notes.append(QANote(stage="settlement", message=f"In {n_capped} Sozialräumen bleiben {fmt_eur(uncovered)} EUR "
+                                                        "Überschreitung ungedeckt (Deckelung)."))
+    labels = {"budget_eur": "Budget", "actual_eur": "Ist-Kosten", "surplus_eur": "Einsparungen",
+              "provider_eur": "davon Träger", "public_eur": "davon öffentlicher Träger",
+              "overspend_eur": "Überschreitungen", "refinanced_eur": "davon nachfinanziert",
+              "uncovered_eur": "davon ungedeckt (Deckelung)"}
+    totals = pd.DataFrame([(lab, int(table[c].sum())) for c, lab in labels.items()], columns=["position", "amount_eur"])
+    payout = None
+    if spec.payout:
+        p = spec.payout
+        payout = conditional_payout(int(t["budget_eur"].sum()), instalments=p.instalments,
+                                    unconditional_pct=p.unconditional_pct,
+                                    conditions=[(c.label, c.pct) for c in p.conditions],
+                                    met=payout_met, bonus_max_pct=p.bonus_max_pct, bonus_achieved=bonus_achieved)
+    providers = None
+    if spec.providers:
+        parts = []
+        for k, amount in zip(keys, t["budget_eur"]):
+            part = provider_split(int(amount), spec.providers.model, spec.providers.members)
+            part.insert(0, key, k)
+            parts.append(part)
+        providers = pd.concat(parts, ignore_index=True)
+    return SettlementResult(table=table, totals=totals, payout=payout, providers=providers,
+                            rules=describe_settlement(spec), notes=notes)

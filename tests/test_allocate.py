@@ -358,3 +358,73 @@ def test_property_solve_corridor_bounds(formula, bounds, total):
         return
     out = solve_corridor(np.array(formula), lo, hi, total)
     assert out.sum() == total and np.all(out >= lo) and np.all(out <= hi)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 10),
+    st.lists(st.sampled_from(["share", "percent", "amount", "retained"]), min_size=1, max_size=4),
+    st.integers(1_000, 10_000_000),
+    st.sampled_from(["euro", "cent"]),
+    st.randoms(use_true_random=False),
+)
+def test_property_teilbudgets_exact(n, rules, total, unit, rnd):
+    f = pd.DataFrame({"key": [f"k{i}" for i in range(n)], "pop_u21": [rnd.randint(0, 5000) + 1 for _ in range(n)]})
+    tbs = [{"id": "R", "remainder": True}]
+    for i, r in enumerate(rules):
+        tb = {"id": f"T{i}"}
+        if r == "share":
+            tb["share"] = rnd.uniform(0, 0.15)
+        elif r == "percent":
+            tb.update(percent_of="R", percent=rnd.uniform(0, 20))
+        elif r == "amount":
+            tb["amount_eur"] = rnd.randint(0, total // 10)
+        else:
+            tb.update(share=rnd.uniform(0, 0.15), distributed=False)
+        tbs.append(tb)
+    spec = {"total_eur": total, "unit": unit, "components": [{"name": "bev", "type": "population", "weight": 1}],
+            "teilbudgets": tbs}
+    r = allocate(f, spec)
+    scale = 100 if unit == "cent" else 1
+    assert r.teilbudgets["amount_eur"].sum() == total * scale
+    assert r.table["budget_eur"].sum() == r.distributed_eur == total * scale - r.retained_eur
+    tb_cols = [c for c in r.table.columns if c.startswith("tb_")]
+    assert (r.table[tb_cols].sum(axis=1) == r.table["budget_eur"]).all()
+    for tb in tbs:
+        if "percent_of" in tb:
+            amounts = r.teilbudgets.set_index("id")["amount_eur"]
+            assert abs(amounts[tb["id"]] - amounts["R"] * tb["percent"] / 100) <= 1 + 1e-9 * total * scale
+
+
+@settings(max_examples=50, deadline=None)
+@given(cases(), st.integers(0, 11), st.floats(1.01, 3.0))
+def test_property_indicator_monotone(case, i, factor):
+    f, _ = case
+    i = i % len(f)
+    f = f.assign(kinderarmut=np.linspace(1, 30, len(f)))
+    spec = {"total_eur": 1_000_000, "components": [
+        {"name": "isa", "type": "indicator", "indicators": {"kinderarmut": 1}, "base": "pop_u21", "weight": 1}]}
+    if f["pop_u21"].iloc[i] == 0:
+        return
+    g = f.copy()
+    g.loc[i, "kinderarmut"] *= factor
+    a = allocate(f, spec).table["budget_eur"].iloc[i]
+    b = allocate(g, spec).table["budget_eur"].iloc[i]
+    assert b >= a - 1
+
+
+@settings(max_examples=50, deadline=None)
+@given(cases(), st.floats(0.0, 0.9))
+def test_property_floor_column_respected(case, floor_share):
+    f, spec = case
+    total = int(spec.total_eur)
+    rng = np.random.default_rng(len(f))
+    w = rng.random(len(f))
+    floors = np.floor(w / w.sum() * total * floor_share)
+    f = f.assign(start_eur=floors)
+    spec = AllocationSpec.model_validate({**spec.model_dump(), "corridor": {"floor_column": "start_eur"}})
+    r = allocate(f, spec)
+    b = r.table["budget_eur"].to_numpy()
+    assert b.sum() == total and np.all(b >= floors)
+    bound = set(r.binding["key"])
+    assert bound <= set(f.loc[b == floors, "key"])

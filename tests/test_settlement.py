@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -119,3 +120,61 @@ def test_parse_and_describe():
     with pytest.raises(GeoplanError):
         parse_settlement({"payout": {"unconditional_pct": 90}})
     assert isinstance(describe_settlement({}), pd.DataFrame)
+
+
+def _alloc():
+    from geoplan.allocate import allocate
+
+    f = pd.DataFrame({"key": ["01", "02", "03"], "pop_u21": [1000, 2000, 3000],
+                      "hze_cost_prev_eur": [100_000, 250_000, 250_000]})
+    spec = {"total_eur": 660_000, "components": [{"name": "vorjahr", "type": "prior_year", "weight": 1}],
+            "teilbudgets": [{"id": "A", "share": 0.1, "distributed": False},
+                            {"id": "B", "remainder": True}]}
+    return allocate(f, spec)
+
+
+def test_settle_allocation_surplus_and_cap():
+    from geoplan.settlement import settle_allocation
+
+    res = _alloc()
+    assert res.table["tb_B_eur"].tolist() == [99_000, 247_500, 247_500]
+    actual = pd.Series({"01": 90_000, "02": 260_000, "03": 247_500})
+    spec = {"surplus": {"provider_pct": 50, "teilbudget": "B"}, "overspend": {"refinancing": "none"},
+            "payout": {"instalments": 4, "unconditional_pct": 95, "conditions": [{"label": "Berichte", "pct": 5}]},
+            "providers": {"model": "verbund", "members": [{"name": "a", "share": 3}, {"name": "b", "share": 1}]}}
+    s = settle_allocation(res, actual, spec)
+    t = s.table.set_index("key")
+    assert t.loc["01", "surplus_eur"] == 9_000 and t.loc["01", "provider_eur"] == 4_500
+    assert t.loc["01", "next_budget_eur"] == 99_000 + 4_500
+    assert t.loc["02", "overspend_eur"] == 12_500 and t.loc["02", "uncovered_eur"] == 12_500
+    assert t.loc["03", "surplus_eur"] == 0 and t.loc["03", "overspend_eur"] == 0
+    totals = s.totals.set_index("position")["amount_eur"]
+    assert totals["Einsparungen"] == 9_000 and totals["davon ungedeckt (Deckelung)"] == 12_500
+    assert s.notes and "Deckelung" in s.notes[0].message
+    assert s.payout.schedule["amount_eur"].sum() == s.payout.unconditional_eur
+    assert s.payout.unconditional_eur + s.payout.conditional_eur == 594_000
+    by_key = s.providers.groupby("key")["amount_eur"].sum()
+    assert by_key.tolist() == res.table["budget_eur"].tolist()
+    assert len(s.rules) == 4
+
+
+def test_settle_allocation_refinancing():
+    from geoplan.settlement import settle_allocation
+
+    res = _alloc()
+    actual = np.array([120_000, 247_500, 300_000])
+    docs = pd.Series({"01": 110_000, "02": 0, "03": 320_000})
+    s = settle_allocation(res, actual, {"overspend": {"refinancing": "case_costs"}}, documented_case_costs_eur=docs)
+    t = s.table.set_index("key")
+    assert t.loc["01", "refinanced_eur"] == 11_000 and t.loc["01", "uncovered_eur"] == 10_000
+    assert t.loc["03", "refinanced_eur"] == 52_500 and t.loc["03", "uncovered_eur"] == 0
+    before = pd.DataFrame({"kinderarmut": [10.0, 10.0, 10.0]}, index=["01", "02", "03"])
+    after = pd.DataFrame({"kinderarmut": [11.0, 10.0, 10.0]}, index=["01", "02", "03"])
+    spec = {"overspend": {"refinancing": "indicator", "indicators": ["kinderarmut"]}}
+    s = settle_allocation(res, actual, spec, indicator_before=before, indicator_after=after)
+    t = s.table.set_index("key")
+    assert t.loc["01", "refinanced_eur"] == 9_900 and t.loc["03", "refinanced_eur"] == 0
+    with pytest.raises(GeoplanError, match="Ist-Kosten"):
+        settle_allocation(res, pd.Series({"01": 1}), {})
+    with pytest.raises(GeoplanError, match="vorher und nachher"):
+        settle_allocation(res, actual, spec)

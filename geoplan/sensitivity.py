@@ -1,0 +1,434 @@
+"""Scenarios, sensitivity and explanation of budget allocations.
+
+* :func:`compare_allocations` – several allocations side by side, differences
+  per Sozialraum, winners and losers.
+* :func:`weight_sensitivity` – Monte Carlo over the component weights
+  (Dirichlet around the configured weights) and optionally over draws of the
+  need model's expected cases; per Sozialraum the 5 %, 50 % and 95 % budget
+  and the stability of its rank.
+* :func:`explain` – one Sozialraum's budget decomposed into its components
+  (waterfall table); :func:`waterfall_figure` draws it.
+
+Money is EUR (or cents if the allocation was configured in cents).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from geoplan.allocate import (
+    AllocationResult,
+    AllocationSpec,
+    corridor_bounds,
+    allocate,
+    component_raw,
+    parse_spec,
+    resolve_teilbudgets,
+)
+from geoplan.errors import GeoplanError, QANote
+
+__all__ = ["SensitivityResult", "compare_allocations", "weight_sensitivity", "explain", "waterfall_figure"]
+
+
+# --------------------------------------------------------------------------
+# Scenario comparison
+# --------------------------------------------------------------------------
+def compare_allocations(results: dict[str, AllocationResult], names=None) -> pd.DataFrame:
+    """Allocations side by side (EUR).
+
+    ``results`` maps a scenario name to its :class:`AllocationResult`; the
+    first is the reference. ``names`` optionally replaces the scenario names
+    (same order). Columns: ``key`` (and ``name`` if known), one budget column
+    per scenario (named by the scenario), for every further scenario
+    ``diff_<s>`` (EUR against the reference) and ``diff_<s>_pct`` (% of the
+    reference), ``rank_<s>`` (1 = largest budget) for every scenario,
+    ``spanne_eur`` (max − min over scenarios), ``max_szenario`` /
+    ``min_szenario`` (the scenario giving the most / least), and
+    ``ergebnis`` ("Gewinner" / "Verlierer" / "unverändert": last scenario
+    against the reference). Sorted by the last difference, largest gain first.
+    Amounts in cents are converted to EUR.
+    """
+    if not isinstance(results, dict) or len(results) < 2:
+        raise GeoplanError("Zum Vergleichen mindestens zwei Verteilungen angeben.", found=str(len(results or {})))
+    labels = list(results) if names is None else [str(n) for n in names]
+    if len(labels) != len(results) or len(set(labels)) != len(labels):
+        raise GeoplanError("Szenarionamen müssen eindeutig sein und zu den Ergebnissen passen.",
+                           found=", ".join(labels))
+    merged = None
+    name_col = None
+    for label, res in zip(labels, results.values()):
+        key = res.key
+        t = res.table
+        scale = 100 if res.unit == "cent" else 1
+        part = pd.DataFrame({"key": t[key].astype(str).to_numpy(), label: t["budget_eur"].to_numpy() / scale})
+        if name_col is None and "name" in t.columns:
+            name_col = pd.DataFrame({"key": t[key].astype(str).to_numpy(), "name": t["name"].to_numpy()})
+        merged = part if merged is None else merged.merge(part, on="key", how="outer")
+    missing = merged[merged[labels].isna().any(axis=1)]
+    if len(missing):
+        raise GeoplanError(
+            "Die Szenarien enthalten verschiedene Sozialräume; ein Vergleich braucht dieselben Schlüssel.",
+            location="Sozialräume " + ", ".join(missing["key"].astype(str).head(10)),
+            hint="Dieselbe Gebietsgliederung in allen Konfigurationen verwenden.",
+        )
+    out = merged
+    if name_col is not None:
+        out = name_col.merge(out, on="key", how="right")
+    for label in labels:
+        if (out[label] == out[label].round()).all():
+            out[label] = out[label].astype(np.int64)
+    ref = labels[0]
+    for label in labels[1:]:
+        out[f"diff_{label}"] = out[label] - out[ref]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"diff_{label}_pct"] = np.where(out[ref] != 0, out[f"diff_{label}"] / out[ref] * 100, np.nan)
+    for label in labels:
+        out[f"rank_{label}"] = out[label].rank(ascending=False, method="min").astype(np.int64)
+    values = out[labels].to_numpy(dtype=float)
+    out["spanne_eur"] = values.max(axis=1) - values.min(axis=1)
+    out["max_szenario"] = [labels[i] for i in values.argmax(axis=1)]
+    out["min_szenario"] = [labels[i] for i in values.argmin(axis=1)]
+    last = out[f"diff_{labels[-1]}"]
+    out["ergebnis"] = np.select([last > 0, last < 0], ["Gewinner", "Verlierer"], "unverändert")
+    return out.sort_values([f"diff_{labels[-1]}", "key"], ascending=[False, True]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------
+# Monte Carlo sensitivity
+# --------------------------------------------------------------------------
+@dataclass
+class SensitivityResult:
+    """Result of :func:`weight_sensitivity`.
+
+    table : per Sozialraum: ``key``, ``budget_eur`` (the configured
+        allocation, whole EUR), ``p05_eur``, ``p50_eur``, ``p95_eur``,
+        ``mean_eur``, ``range_pct`` ((p95 − p05) / budget × 100), ``rank``
+        (1 = largest budget in the configured allocation), ``rank_same_share``
+        (share of draws with exactly that rank), ``rank_p05``, ``rank_p95``.
+    weights : the weight draws (n_draws × components), columns named
+        ``<teilbudget>:<component>`` or ``<component>``.
+    """
+
+    table: pd.DataFrame
+    weights: pd.DataFrame
+    n_draws: int
+    concentration: float
+    seed: int
+    notes: list[QANote] = field(default_factory=list)
+
+
+def _blocks(frame: pd.DataFrame, spec: AllocationSpec):
+    """(fraction of the distributed total, components) per distributed Teilbudget."""
+    scale = 100 if spec.unit == "cent" else 1
+    total_units = int(spec.total_eur * scale)
+    if not spec.teilbudgets:
+        return [("", 1.0, spec.components)], total_units
+    tb = resolve_teilbudgets(spec, total_units)
+    distributed = int(tb.loc[tb["distributed"], "amount_eur"].sum())
+    blocks = []
+    for t, amount in zip(spec.teilbudgets, tb["amount_eur"]):
+        if t.distributed and amount > 0:
+            blocks.append((t.id, amount / distributed, t.components or spec.components))
+    return blocks, distributed
+
+
+def weight_sensitivity(
+    frame: pd.DataFrame,
+    spec: AllocationSpec | dict,
+    *,
+    n_draws: int = 1000,
+    concentration: float = 100.0,
+    seed: int = 0,
+    coef_draws=None,
+    key: str = "key",
+    chunk: int = 256,
+    n_jobs: int | None = None,
+) -> SensitivityResult:
+    """Monte Carlo over component weights (and optionally model draws).
+
+    Each draw takes the weights of the components of every distributed
+    Teilbudget from a Dirichlet distribution with parameters
+    ``concentration × w`` (w the configured weights; mean = w, variance
+    w(1 − w)/(concentration + 1); components with weight 0 stay 0). With
+    ``coef_draws`` — an array (n_draws × Sozialräume, in frame order) of
+    alternative values of the model component's column, e.g. expected cases
+    predicted under bootstrap draws of the need model's coefficients — the
+    model component's shares change with the draw as well.
+
+    The budget of Sozialraum i in draw d is
+    ``D × Σ_c w_c(d) · s_ic(d)`` (D the distributed total, s the shares), i.e.
+    the formula before rounding to whole euros; a configured corridor is
+    applied in every draw (``clip(λ_d · b_di, lo_i, hi_i)`` with λ_d found by
+    a vectorised bisection, as in :func:`geoplan.allocate.solve_corridor`). This
+    is computed as one matrix product per block of draws, so 10,000 draws
+    over 10,000 Sozialräume take seconds (see benchmarks/bench_sensitivity.py).
+    Budgets are computed in float32 (relative precision about 1e-7, i.e.
+    below one euro for areas under 5 million EUR); quantiles are rounded to
+    whole EUR. Ranks: 1 = largest budget. Quantiles are empirical order statistics
+    (inverted CDF: the ⌈p·n_draws⌉-th smallest value). Blocks of draws and of
+    Sozialräume run on ``n_jobs`` threads (default: up to 4 cores); the result
+    does not depend on the number of threads.
+
+    References: Saltelli et al. (2008), *Global Sensitivity Analysis. The
+    Primer*, Wiley (Monte Carlo uncertainty analysis); Dirichlet weight
+    perturbation as in OECD/JRC (2008), *Handbook on Constructing Composite
+    Indicators*, section 7.
+    """
+    spec = parse_spec(spec)
+    if n_draws < 1:
+        raise GeoplanError("n_draws muss mindestens 1 sein.", found=str(n_draws))
+    if not concentration > 0:
+        raise GeoplanError("concentration muss > 0 sein.", found=str(concentration))
+    n = len(frame)
+    base = allocate(frame, spec, key=key)
+    notes: list[QANote] = []
+    # frame order as in allocate (reset index)
+    budget_base = base.table["budget_eur"].to_numpy()
+    blocks, distributed = _blocks(frame.reset_index(drop=True), spec)
+    rng = np.random.default_rng(seed)
+
+    cols, shares, weights, model_idx = [], [], [], []
+    f = frame.reset_index(drop=True)
+    w_draws = []
+    for tb_id, frac, comps in blocks:
+        w = np.array([c.weight for c in comps], dtype=float)
+        pos = w > 0
+        draws = np.zeros((n_draws, w.size))
+        if pos.sum() == 1:
+            draws[:, pos] = 1.0
+        else:
+            draws[:, pos] = rng.dirichlet(concentration * w[pos], size=n_draws)
+        for j, c in enumerate(comps):
+            raw = component_raw(f, c)
+            cols.append(f"{tb_id}:{c.name}" if tb_id else c.name)
+            shares.append(raw / raw.sum())
+            weights.append(frac * w[j])
+            if c.type == "model":
+                model_idx.append(len(cols) - 1)
+        w_draws.append(frac * draws)
+    W = np.concatenate(w_draws, axis=1)  # n_draws × C, rows sum to 1
+    S = np.stack(shares, axis=1)  # n × C
+
+    M = None
+    if coef_draws is not None:
+        M = np.asarray(coef_draws, dtype=float)
+        if M.ndim != 2 or M.shape[1] != n:
+            raise GeoplanError("coef_draws muss die Form (Ziehungen × Sozialräume) haben.",
+                               expected=f"(…, {n})", found=str(M.shape))
+        if not model_idx:
+            raise GeoplanError("coef_draws angegeben, aber die Formel hat keine Modellkomponente (type: model).")
+        if (M < 0).any() or not np.isfinite(M).all():
+            raise GeoplanError("coef_draws enthält negative oder nicht-endliche Werte.")
+        if M.shape[0] != n_draws:
+            notes.append(QANote(stage="sensitivity", level="info",
+                                message=f"{M.shape[0]} Modellziehungen für {n_draws} Gewichtsziehungen: zyklisch wiederverwendet."))
+        sums = M.sum(axis=1, keepdims=True)
+        if (sums <= 0).any():
+            raise GeoplanError("Eine Modellziehung summiert sich auf 0.")
+        M = M / sums  # shares per model draw
+
+    D = float(distributed)
+    St = S.astype(np.float32)  # n × C
+    Wt = np.ascontiguousarray(W.T.astype(np.float32))  # C × n_draws
+    model_cols = np.array(model_idx, dtype=int)
+    fixed_cols = np.setdiff1d(np.arange(W.shape[1]), model_cols)
+    lo = hi = None
+    if spec.corridor is not None:
+        lo, hi, _, _ = corridor_bounds(f, spec.corridor, 100 if spec.unit == "cent" else 1)
+        notes.append(QANote(stage="sensitivity", level="info",
+                            message="Korridor in jeder Ziehung angewandt (Umverteilung unter den nicht gebundenen Sozialräumen)."))
+
+    def corridor_factor(b):
+        """λ per draw with Σ_i clip(λ·b_i, lo_i, hi_i) = D (vectorised bisection, see solve_corridor)."""
+        k = b.shape[0]
+        low, up = np.zeros(k), np.ones(k)
+
+        def g(lam):
+            return np.clip(lam[:, None] * b, lo[None, :], hi[None, :]).sum(axis=1)
+
+        for _ in range(200):
+            short = g(up) < D
+            if not short.any():
+                break
+            up[short] *= 2.0
+        for _ in range(60):
+            mid = 0.5 * (low + up)
+            below = g(mid) < D
+            low = np.where(below, mid, low)
+            up = np.where(below, up, mid)
+        return up
+
+    # the configured allocation, continuous: the reference for ranks
+    cont = D * (S @ np.array(weights))
+    if lo is not None:
+        cont = np.clip(corridor_factor(cont[None, :])[0] * cont, lo, hi)
+    lam = np.ones(n_draws)
+    base_rank = np.empty(n, dtype=np.int64)
+    base_rank[np.argsort(-cont, kind="stable")] = np.arange(1, n + 1)
+
+    def budgets_by_area(a0, a1):
+        """Budgets of Sozialräume a0:a1 in every draw (areas × draws), float32 EUR."""
+        if M is None:
+            out = St[a0:a1] @ Wt
+        else:
+            out = St[a0:a1, fixed_cols] @ Wt[fixed_cols]
+            wm = Wt[model_cols].sum(axis=0)  # model weight per draw
+            Md = M[np.arange(n_draws) % M.shape[0], a0:a1].T.astype(np.float32)
+            out += Md * wm[None, :]
+        out *= np.float32(D)
+        return out
+
+    def budgets_by_draw(d0, d1):
+        """Budgets of every Sozialraum in draws d0:d1 (draws × areas), float32 EUR."""
+        if M is None:
+            out = Wt[:, d0:d1].T @ St.T
+        else:
+            out = Wt[fixed_cols, d0:d1].T @ St[:, fixed_cols].T
+            wm = Wt[model_cols, d0:d1].sum(axis=0)
+            out += wm[:, None] * M[np.arange(d0, d1) % M.shape[0]].astype(np.float32)
+        out *= np.float32(D)
+        return out
+
+    rdtype = np.int16 if n < 32767 else np.int32
+    ranks = np.empty((n, n_draws), dtype=rdtype)  # area-major for the quantiles below
+    positions = np.arange(1, n + 1, dtype=rdtype)
+    idx64 = np.arange(n, dtype=np.uint64)
+    k05, k50, k95 = (int(np.ceil(p * n_draws)) - 1 for p in (0.05, 0.5, 0.95))
+
+    def rank_chunk(d0, d1):
+        # ranks need every Sozialraum of a draw
+        b = budgets_by_draw(d0, d1)
+        if lo is not None:
+            lam[d0:d1] = corridor_factor(b)
+            b = np.clip(lam[d0:d1, None] * b, lo[None, :], hi[None, :]).astype(np.float32)
+        np.maximum(b, 0, out=b)  # float error can give tiny negatives; budgets are ≥ 0
+        b += np.float32(0.0)  # -0.0 -> +0.0 for the bit keys below
+        # argsort by sorting 64-bit keys (descending budget bits, then position):
+        # SIMD sort is faster than argsort and breaks ties by frame order
+        bits = b.view(np.uint32).astype(np.uint64)
+        keys64 = ((np.uint64(0xFFFFFFFF) - bits) << np.uint64(32)) | idx64
+        keys64.sort(axis=1)
+        order = (keys64 & np.uint64(0xFFFFFFFF)).astype(np.intp)
+        rk = np.empty(b.shape, dtype=rdtype)
+        rows = np.arange(d1 - d0)[:, None]
+        rk[rows, order] = positions
+        ranks[:, d0:d1] = rk.T
+        return (rk == base_rank[None, :]).sum(axis=0)
+
+    def quantile_chunk(a0, a1):
+        # quantiles need every draw of a Sozialraum; budgets are recomputed
+        # (one small matrix product) instead of stored as n × draws floats
+        blk = budgets_by_area(a0, a1)
+        if lo is not None:
+            blk = np.clip(blk * lam[None, :], lo[a0:a1, None], hi[a0:a1, None]).astype(np.float32)
+        mean[a0:a1] = blk.mean(axis=1, dtype=np.float64)
+        # a full SIMD sort is faster here than np.partition with three kth
+        blk.sort(axis=1)
+        q[:, a0:a1] = blk[:, [max(k05, 0), max(k50, 0), max(k95, 0)]].T
+        rblk = np.sort(ranks[a0:a1], axis=1)
+        rq[:, a0:a1] = rblk[:, [max(k05, 0), max(k95, 0)]].T
+
+    q = np.empty((3, n))
+    rq = np.empty((2, n))
+    mean = np.empty(n)
+    workers = n_jobs or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # numpy releases the GIL in matmul, sort and partition; chunks are independent
+        same = sum(pool.map(lambda d0: rank_chunk(d0, min(d0 + chunk, n_draws)), range(0, n_draws, chunk)))
+        list(pool.map(lambda a0: quantile_chunk(a0, min(a0 + chunk, n)), range(0, n, chunk)))
+    keys = f[key].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rng_pct = np.where(budget_base > 0, (q[2] - q[0]) / budget_base * 100, np.nan)
+    table = pd.DataFrame({
+        key: keys,
+        "budget_eur": budget_base.astype(np.int64),
+        "p05_eur": np.round(q[0]).astype(np.int64),
+        "p50_eur": np.round(q[1]).astype(np.int64),
+        "p95_eur": np.round(q[2]).astype(np.int64),
+        "mean_eur": np.round(mean).astype(np.int64),
+        "range_pct": rng_pct,
+        "rank": base_rank,
+        "rank_same_share": same / n_draws,
+        "rank_p05": rq[0].astype(np.int64),
+        "rank_p95": rq[1].astype(np.int64),
+    })
+    if "name" in f.columns:
+        table.insert(1, "name", f["name"].to_numpy())
+    return SensitivityResult(
+        table=table,
+        weights=pd.DataFrame(W, columns=cols),
+        n_draws=n_draws,
+        concentration=concentration,
+        seed=seed,
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------
+# Explanation
+# --------------------------------------------------------------------------
+def explain(result: AllocationResult, key) -> pd.DataFrame:
+    """Waterfall of one Sozialraum's budget (EUR): components, corridor, total.
+
+    Columns: ``position`` (component name, ``korridor``, ``budget``),
+    ``label`` (German), ``amount_eur``, ``start_eur`` and ``end_eur`` (the bar
+    of a waterfall chart), ``anteil`` (share of the budget) and
+    ``anteil_gesamt`` (this area's share of the component's total).
+    """
+    t = result.table
+    k = result.key
+    match = t[t[k].astype(str) == str(key)]
+    if match.empty:
+        raise GeoplanError(
+            f"Sozialraum '{key}' ist nicht in der Verteilung enthalten.",
+            location=f"Schlüssel {key}",
+            expected=", ".join(t[k].astype(str).head(10)) + (" …" if len(t) > 10 else ""),
+        )
+    row = match.iloc[0]
+    rows = []
+    run = 0
+    budget = int(row["budget_eur"])
+    for name in result.components:
+        amount = int(row[f"eur_{name}"])
+        col_total = int(t[f"eur_{name}"].sum())
+        rows.append((name, result.labels.get(name, name), amount, run, run + amount,
+                     amount / budget if budget else np.nan, amount / col_total if col_total else np.nan))
+        run += amount
+    corr = int(row["eur_korridor"])
+    if corr:
+        rows.append(("korridor", "Korridor (Begrenzung der Veränderung)", corr, run, run + corr,
+                     corr / budget if budget else np.nan, np.nan))
+        run += corr
+    rows.append(("budget", "Budget", budget, 0, budget, 1.0 if budget else np.nan,
+                 budget / result.distributed_eur if result.distributed_eur else np.nan))
+    assert run == budget
+    return pd.DataFrame(rows, columns=["position", "label", "amount_eur", "start_eur", "end_eur", "anteil", "anteil_gesamt"])
+
+
+def waterfall_figure(table: pd.DataFrame, *, title: str | None = None):
+    """A matplotlib Figure of the waterfall from :func:`explain` (amounts in EUR)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(table)))
+    y = np.arange(len(table))[::-1]
+    colors = ["#4c72b0" if p not in ("budget", "korridor") else ("#dd8452" if p == "korridor" else "#333333")
+              for p in table["position"]]
+    lefts = np.minimum(table["start_eur"], table["end_eur"])
+    widths = (table["end_eur"] - table["start_eur"]).abs()
+    ax.barh(y, widths, left=lefts, color=colors)
+    ax.set_yticks(y, table["label"])
+    for yi, left, width, amount in zip(y, lefts, widths, table["amount_eur"]):
+        ax.text(left + width, yi, f" {amount:,.0f} €".replace(",", "."), va="center", fontsize=8)
+    ax.set_xlabel("EUR")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
