@@ -521,6 +521,25 @@ def _tooltip_value(value, fmt: str | None) -> str:
     return str(value)
 
 
+def _check_tiles(tiles: str, tiles_attribution: str | None) -> None:
+    if not isinstance(tiles, str) or not all(p in tiles for p in ("{z}", "{x}", "{y}")):
+        raise GeoplanError(
+            "Die Kachel-URL für den Kartenhintergrund ist keine Vorlage mit {z}/{x}/{y}.",
+            location="output.tiles",
+            expected="z. B. kacheln/{z}/{x}/{y}.png (im Ausgabeordner) oder https://…/{z}/{x}/{y}.png",
+            found=repr(tiles),
+            hint="Kachel-URL korrigieren oder 'tiles' weglassen (kein Hintergrund, keine Anfrage an Dritte).",
+        )
+    if not tiles_attribution or not str(tiles_attribution).strip():
+        raise GeoplanError(
+            "Für Hintergrundkacheln fehlt die Quellenangabe des Kachelanbieters.",
+            location="output.tiles_attribution",
+            expected="Quellenangabe, z. B. '© OpenStreetMap-Mitwirkende'",
+            found="leer",
+            hint="'tiles_attribution' in der Konfiguration setzen (Lizenzpflicht der Kachelanbieter).",
+        )
+
+
 def interactive_map(
     gdf: gpd.GeoDataFrame,
     layers: list[MapLayer],
@@ -531,6 +550,7 @@ def interactive_map(
     tiles: str | None = None,
     key: str = "key",
     name: str = "name",
+    tiles_attribution: str | None = None,
 ) -> str:
     """Build ``karte.html`` as a full, self-contained HTML document.
 
@@ -550,8 +570,12 @@ def interactive_map(
         Data sources shown in the attribution control (HTML allowed, e.g. an
         ``<a href>`` to the licence, which does not load anything).
     tiles : str, optional
-        Tile URL template for a background map; ``None`` (default) draws no
-        background and makes no request at all.
+        Tile URL template with ``{z}``, ``{x}``, ``{y}`` (e.g. a relative
+        ``kacheln/{z}/{x}/{y}.png`` served from the output folder, or a tile
+        server the config names). ``None`` (default) draws no background and
+        makes no request at all.
+    tiles_attribution : str, optional
+        Required with ``tiles``: the tile provider's attribution (HTML).
     key, name : str
         Key and name columns.
 
@@ -566,6 +590,9 @@ def interactive_map(
         raise GeoplanError("Die Karte braucht mindestens eine Kartenebene.", expected="mindestens 1 MapLayer")
     for ly in layers:
         _check_layer(ly)
+    tiles = tiles or None
+    if tiles is not None:
+        _check_tiles(tiles, tiles_attribution)
     spec = _tooltip_spec(tooltip, layers)
     _check_frame(gdf, [ly.column for ly in layers] + [c for c, _, _ in spec], key, name)
 
@@ -613,7 +640,7 @@ def interactive_map(
 
     if tiles:
         folium.TileLayer(
-            tiles=tiles, attr=attribution, name="Hintergrundkarte", overlay=True, control=True, show=True
+            tiles=tiles, attr=tiles_attribution, name="Hintergrundkarte", overlay=True, control=True, show=True
         ).add_to(m)
 
     # Without a background the fill is opaque so map colours equal the legend swatches.
@@ -651,7 +678,7 @@ def interactive_map(
             smooth_factor=0.5,
         ).add_to(m)
 
-    attribution_html = attribution if not tiles else ""
+    attribution_html = attribution
     controls = MacroElement()
     controls._template = Template(
         """

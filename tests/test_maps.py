@@ -211,10 +211,16 @@ def test_scanner_finds_folium_default_cdn_links():
 
 def test_tiles_only_when_configured(berlin):
     url = "https://tiles.example.org/{z}/{x}/{y}.png"
-    doc = _html(berlin, tiles=url)
-    assert "L.tileLayer" in doc and "tiles.example.org" in doc
+    doc = _html(berlin, tiles=url, tiles_attribution="© Beispiel-Kacheln")
+    assert "L.tileLayer" in doc and "tiles.example.org" in doc and "Beispiel-Kacheln" in doc
     # folium's own CDN assets stay out even with tiles
     assert "cdn.jsdelivr" not in doc and "code.jquery" not in doc
+    assert "L.tileLayer" not in _html(berlin, tiles="")
+    with pytest.raises(GeoplanError) as err:
+        _html(berlin, tiles=url)
+    assert err.value.location == "output.tiles_attribution"
+    with pytest.raises(GeoplanError):
+        _html(berlin, tiles="https://tiles.example.org/karte.png", tiles_attribution="x")
 
 
 def test_html_is_deterministic_and_written(berlin, tmp_path):
