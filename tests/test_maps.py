@@ -121,6 +121,30 @@ def test_format_de(value, fmt, expected):
     assert format_de(value, fmt) == expected
 
 
+@pytest.mark.parametrize(
+    ("value", "fmt", "expected"),
+    [(1234.56, "euro", "€1,234.56"), (-1234.5, "euro", "−€1,234.50"), (12.345, "prozent", "12.3%"),
+     (1234567, "zahl", "1,234,567"), (0.5, "index", "0.50")],
+)
+def test_format_english(value, fmt, expected):
+    assert format_de(value, fmt, lang="en") == expected
+
+
+def test_english_map(berlin):
+    doc = _html(berlin, lang="en")
+    assert '<html lang="en">' in doc
+    legend = _legend_html(doc)
+    assert "Classes: quantiles" in legend and "Klassen" not in legend
+    feats = {f["properties"]["key"]: f["properties"] for f in _map_data(doc)["features"]}
+    assert feats[berlin.loc[0, "key"]]["t0"] == "€1,234.56"
+    assert json.dumps("Area") in doc
+    png_en = static_map_png_bytes(berlin, LAYERS[0], title="T", source_line="Q", figsize=(4, 3.5), dpi=50, lang="en")
+    png_de = static_map_png_bytes(berlin, LAYERS[0], title="T", source_line="Q", figsize=(4, 3.5), dpi=50)
+    assert png_en != png_de
+    with pytest.raises(GeoplanError):
+        _html(berlin, lang="fr")
+
+
 def test_format_de_unknown_format():
     with pytest.raises(GeoplanError):
         format_de(1.0, "waehrung")
