@@ -998,11 +998,18 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, la
             best, best_overlap = corner, ov
     if best_overlap > 0.01:
         best = "lower right"
-        leg = ax.legend(loc=best, **legend_kw)
-        box = _axes_box(ax, leg.get_window_extent(renderer))
-        leg.remove()
-        _fit_limits(ax, (minx - padx, miny - 2 * pady - (box.bounds[3] - box.bounds[1]), maxx + padx, maxy + pady))
-        canvas.draw()
+        bottom = miny - pady
+        # Zooming out changes the legend's height in map units: repeat until it is clear.
+        for _ in range(6):
+            leg = ax.legend(loc=best, **legend_kw)
+            box = _axes_box(ax, leg.get_window_extent(renderer))
+            ov = _overlap(ax, leg, shape, renderer)
+            leg.remove()
+            if ov <= 0.001:
+                break
+            bottom = ax.get_ylim()[0] - max(box.bounds[3] - miny, 0.0) - pady
+            _fit_limits(ax, (minx - padx, bottom, maxx + padx, maxy + pady))
+            canvas.draw()
     ax.legend(loc=best, **legend_kw)
     free = [c for c in _CORNERS if c != best]
     # Scale bar, then north arrow, each into the free corner they cover least (lower/left preferred on ties).

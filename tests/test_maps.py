@@ -385,3 +385,21 @@ def test_static_map_png(berlin, tmp_path):
     other = berlin.copy()
     other["budget_per_u21_eur"] = other["budget_per_u21_eur"][::-1].to_numpy()
     assert static_map_png_bytes(other, layer, **kw) != data
+
+
+def test_static_map_small_area_and_empty_layer():
+    """A few hundred metres (scale bar in m), one area without value, and a layer without any value."""
+    import shapely
+    from PIL import Image
+
+    squares = [shapely.box(400000 + i * 200, 5800000 + j * 200, 400200 + i * 200, 5800200 + j * 200)
+               for i in range(3) for j in range(2)]
+    g = gpd.GeoDataFrame({"key": [f"{i:02d}" for i in range(6)], "name": [f"Gebiet {i}" for i in range(6)],
+                          "v": [1, 2, 3, 4, 5, np.nan], "w": np.nan}, geometry=squares, crs=25833)
+    png = static_map_png_bytes(g, MapLayer("v", "Wert"), title="Klein", source_line="Q", figsize=(5, 4), dpi=60)
+    assert Image.open(io.BytesIO(png)).size == (300, 240)
+    png = static_map_png_bytes(g, MapLayer("w", "Leer"), title="Leer", source_line="Q", figsize=(5, 4), dpi=60)
+    assert Image.open(io.BytesIO(png)).size == (300, 240)
+    doc = interactive_map(g, [MapLayer("w", "Leer"), MapLayer("v", "Wert", scheme="std_mean")],
+                          tooltip={"v": "Wert"}, title="T", attribution="")
+    assert len(_map_data(doc)["features"]) == 6
