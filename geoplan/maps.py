@@ -499,6 +499,15 @@ html, body {margin:0; padding:0; font-family: "DejaVu Sans", Arial, Helvetica, s
 .geoplan-legend .n {color: #555; margin-left: 6px;}
 .geoplan-legend .scheme {color: #555; margin-top: 4px; font-size: 11px; white-space: normal;}
 .leaflet-tooltip table td {padding: 1px 4px;}
+@media (max-width: 600px) {
+  .geoplan-legend {font-size: 10.5px; max-width: 190px; padding: 5px 6px;}
+  .geoplan-legend .scheme {display: none;}
+  .geoplan-title {font-size: 14px;}
+}
+@media print {
+  .leaflet-control-zoom, .leaflet-control-layers {display: none;}
+  .geoplan-legend, .geoplan-title {box-shadow: none;}
+}
 </style>
 """
 

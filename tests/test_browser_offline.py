@@ -84,6 +84,17 @@ def test_map_loads_offline_and_draws_polygons(karte):
     colours, not_white = _non_blank(shot)
     assert colours >= 6  # 5 classes + lines/labels
     assert not_white > 0.25  # polygons cover a good part of the window
+    # every class colour of the visible layer is painted (opaque fill, no tiles)
+    from PIL import Image
+
+    from geoplan.maps import classify
+
+    img = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
+    clf = classify(_berlin()["budget_per_u21_eur"].to_numpy(), LAYERS[0])
+    for hexcol in clf.colors:
+        rgb = np.array([int(hexcol[i : i + 2], 16) for i in (1, 3, 5)])
+        # far more pixels than the 18×13 legend swatch: the polygons carry the colour
+        assert int((img == rgb).all(axis=1).sum()) > 2000, hexcol
 
 
 def test_layer_switch_changes_legend(karte):
