@@ -704,6 +704,7 @@ def interactive_map(
     # Without a background the fill is opaque so map colours equal the legend swatches.
     fill_opacity = 0.75 if tiles else 1.0
     shown = next((i for i, ly in enumerate(layers) if ly.show), 0)
+    geojson_layers = []
     legends = []
     for i, ly in enumerate(layers):
         values = _numeric(gdf, ly)
@@ -724,7 +725,7 @@ def interactive_map(
         def highlight(feature):
             return {"weight": 3, "color": "#000000"}
 
-        folium.GeoJson(
+        gj = folium.GeoJson(
             geojson,
             name=ly.label,
             overlay=False,
@@ -735,6 +736,7 @@ def interactive_map(
             tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True, localize=False),
             smooth_factor=0.5,
         ).add_to(m)
+        geojson_layers.append(gj)
 
     attribution_html = attribution
     controls = MacroElement()
@@ -761,6 +763,9 @@ def interactive_map(
                 });
             }
             showLegend({{ this.shown }});
+            // The hovered area's outline on top of its neighbours.
+            [{% for gj in this.geojson_layers %}{{ gj.get_name() }}{{ "," if not loop.last }}{% endfor %}]
+                .forEach(function(gj) { gj.on('mouseover', function(e) { e.layer.bringToFront(); }); });
             map.on('baselayerchange', function(e) { showLegend(names.indexOf(e.name)); });
             L.control.scale({imperial: false, position: 'bottomleft'}).addTo(map);
             // Keep the polygons clear of the legend (bottom right).
@@ -773,6 +778,7 @@ def interactive_map(
     controls.attribution = attribution_html
     controls.legends = "".join(legends)
     controls.names = [ly.label for ly in layers]
+    controls.geojson_layers = geojson_layers
     controls.shown = shown
     controls.bounds = [[float(miny), float(minx)], [float(maxy), float(maxx)]]
     m.add_child(controls, name="geoplan_controls")
