@@ -402,7 +402,10 @@ def classify(values, layer: MapLayer, lang: str = "de") -> Classification:
     elif k == 1:
         clf = mapclassify.UserDefined(yy, bins=[yy.max()])
     elif layer.scheme == "quantiles":
-        clf = mapclassify.Quantiles(yy, k=k)
+        with warnings.catch_warnings():
+            # Ties leave fewer distinct quantiles; the legend then simply shows fewer classes.
+            warnings.filterwarnings("ignore", message="Not enough unique values")
+            clf = mapclassify.Quantiles(yy, k=k)
     elif layer.scheme == "natural_breaks":
         with warnings.catch_warnings():
             # mapclassify only hints that numba would be faster; 58-500 areas are quick anyway.

@@ -308,6 +308,21 @@ def test_tooltip_name_not_repeated(berlin):
     assert feats[0]["properties"]["t1"] == feats[0]["properties"]["key"]
 
 
+def test_classify_ties_give_fewer_classes():
+    import warnings
+
+    y = np.array([0.0] * 40 + list(range(1, 19)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = classify(y, MapLayer("x", "x", k=5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = list(mapclassify.Quantiles(y, k=5).bins)
+    assert clf.bins == pytest.approx(expected)
+    assert len(clf.colors) == len(clf.labels) == len(clf.bins) == 3
+    assert clf.labels[0] == "bis 0,0" and sum(clf.counts) == 58
+
+
 def test_classify_few_distinct_values():
     layer = MapLayer("x", "x", k=5)
     clf = classify(np.array([1.0, 1.0, 2.0, 2.0]), layer)
