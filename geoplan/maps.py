@@ -353,15 +353,14 @@ def _diverging_colors(palette: str, lower: float, bins: list[float], center: flo
     from matplotlib.colors import to_hex
 
     cmap = matplotlib.colormaps[palette]
-    edges = [lower, *[b for b in bins]]
-    finite = [e for e in edges if math.isfinite(e)]
-    # Catch-all last class (bound beyond the data): use its lower bound.
+    edges = [lower, *bins]
+    # Class midpoints; an unbounded class takes its finite bound.
     mids = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         mids.append((lo + hi) / 2 if math.isfinite(hi) and math.isfinite(lo) else (lo if math.isfinite(lo) else hi))
-    half = max(abs(e - center) for e in finite) or 1.0
-    if len(bins) > 1 and not math.isfinite(bins[-1]):
-        half = max(half, abs(mids[-1] - center))
+    # The class farthest from the neutral value gets the palette's end colour;
+    # the other side is scaled alike, so equal distances get equal intensity.
+    half = max(abs(m - center) for m in mids) or 1.0
     return [to_hex(cmap(min(1.0, max(0.0, 0.5 + 0.5 * (m - center) / half)))) for m in mids]
 
 
