@@ -70,6 +70,44 @@ FORMATS = ("euro", "prozent", "zahl", "index")
 #: Fill for areas without a value (suppressed for privacy or missing).
 NODATA_COLOR = "#d9d9d9"
 NODATA_LABEL = "keine Angabe / nicht veröffentlicht"
+LANGS = ("de", "en")
+#: Fixed texts of the maps; layer labels and titles come from the caller.
+TEXT = {
+    "de": {
+        "nodata": NODATA_LABEL,
+        "area": "Sozialraum",
+        "over": "über",
+        "upto": "bis",
+        "classes": "Klassen: {scheme}; in Klammern Anzahl Sozialräume",
+        "background": "Hintergrundkarte",
+        "yes": "ja",
+        "no": "nein",
+        "schemes": {
+            "quantiles": "Quantile",
+            "natural_breaks": "natürliche Unterbrechungen (Fisher-Jenks)",
+            "equal_interval": "gleiche Intervalle",
+            "std_mean": "Standardabweichungen um den Mittelwert",
+            "user_defined": "feste Klassengrenzen",
+        },
+    },
+    "en": {
+        "nodata": "no value / not published",
+        "area": "Area",
+        "over": "over",
+        "upto": "up to",
+        "classes": "Classes: {scheme}; number of areas in brackets",
+        "background": "Background map",
+        "yes": "yes",
+        "no": "no",
+        "schemes": {
+            "quantiles": "quantiles",
+            "natural_breaks": "natural breaks (Fisher-Jenks)",
+            "equal_interval": "equal intervals",
+            "std_mean": "standard deviations around the mean",
+            "user_defined": "fixed class bounds",
+        },
+    },
+}
 #: Simplification tolerance (m, metric CRS) for the web map; well below the
 #: width of a line at city zoom, and applied to the whole coverage so that
 #: neighbouring Sozialräume keep their shared borders.
@@ -144,10 +182,10 @@ class Classification:
 # --------------------------------------------------------------------------
 # German number formatting
 # --------------------------------------------------------------------------
-def _group_de(value: float, decimals: int) -> str:
-    text = f"{abs(value):,.{decimals}f}"  # 1,234.56
-    text = text.replace(",", "§").replace(".", ",").replace("§", ".")
-    if value < 0 and float(text.replace(".", "").replace(",", ".")) != 0:
+def _group_de(value: float, decimals: int, lang: str = "de") -> str:
+    en = f"{abs(value):,.{decimals}f}"  # 1,234.56
+    text = en.replace(",", "§").replace(".", ",").replace("§", ".") if lang == "de" else en
+    if value < 0 and float(en.replace(",", "")) != 0:
         text = "\u2212" + text  # typographic minus, as geoplan.fmt
     return text
 
@@ -155,14 +193,18 @@ def _group_de(value: float, decimals: int) -> str:
 _DEFAULT_DECIMALS = {"euro": 2, "prozent": 1, "index": 2}
 
 
-def format_de(value, fmt: str = "zahl", decimals: int | None = None) -> str:
+def format_de(value, fmt: str = "zahl", decimals: int | None = None, lang: str = "de") -> str:
     """Format a number the German way (``.`` groups thousands, ``,`` decimals).
 
     ``euro``: ``1.234,56 €``; ``prozent``: ``12,3 %`` (the value is already a
     percentage); ``zahl``: ``1.234,5`` (integers without decimals); ``index``:
     ``0,12``. Negative numbers get a typographic minus (``−0,12``). Missing
     values give ``"–"``. A no-break space separates number and unit.
+    ``lang="en"`` gives ``€1,234.56``, ``12.3%``, ``1,234.5`` (as
+    :mod:`geoplan.fmt`).
     """
+    if lang not in LANGS:
+        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang))
     if fmt not in FORMATS:
         raise GeoplanError(
             f"Unbekanntes Zahlenformat '{fmt}'.",
@@ -177,7 +219,11 @@ def format_de(value, fmt: str = "zahl", decimals: int | None = None) -> str:
             decimals = 0 if float(value).is_integer() else 1
         else:
             decimals = _DEFAULT_DECIMALS[fmt]
-    text = _group_de(value, decimals)
+    text = _group_de(value, decimals, lang)
+    if lang == "en":
+        if fmt == "euro":
+            return f"−€{text[1:]}" if text.startswith("\u2212") else f"€{text}"
+        return f"{text}%" if fmt == "prozent" else text
     if fmt == "euro":
         return f"{text}{_NBSP}€"
     if fmt == "prozent":
@@ -307,15 +353,14 @@ def _diverging_colors(palette: str, lower: float, bins: list[float], center: flo
     from matplotlib.colors import to_hex
 
     cmap = matplotlib.colormaps[palette]
-    edges = [lower, *[b for b in bins]]
-    finite = [e for e in edges if math.isfinite(e)]
-    # Catch-all last class (bound beyond the data): use its lower bound.
+    edges = [lower, *bins]
+    # Class midpoints; an unbounded class takes its finite bound.
     mids = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         mids.append((lo + hi) / 2 if math.isfinite(hi) and math.isfinite(lo) else (lo if math.isfinite(lo) else hi))
-    half = max(abs(e - center) for e in finite) or 1.0
-    if len(bins) > 1 and not math.isfinite(bins[-1]):
-        half = max(half, abs(mids[-1] - center))
+    # The class farthest from the neutral value gets the palette's end colour;
+    # the other side is scaled alike, so equal distances get equal intensity.
+    half = max(abs(m - center) for m in mids) or 1.0
     return [to_hex(cmap(min(1.0, max(0.0, 0.5 + 0.5 * (m - center) / half)))) for m in mids]
 
 
@@ -329,7 +374,7 @@ def _palette_colors(palette: str, n: int) -> list[str]:
     return [to_hex(cmap(x)) for x in np.linspace(0.0, 1.0, n)]
 
 
-def classify(values, layer: MapLayer) -> Classification:
+def classify(values, layer: MapLayer, lang: str = "de") -> Classification:
     """Classify ``values`` (array, NaN = no value) with the layer's mapclassify scheme.
 
     Returns the mapclassify upper bounds (``bins``) exactly, the class of each
@@ -356,7 +401,10 @@ def classify(values, layer: MapLayer) -> Classification:
     elif k == 1:
         clf = mapclassify.UserDefined(yy, bins=[yy.max()])
     elif layer.scheme == "quantiles":
-        clf = mapclassify.Quantiles(yy, k=k)
+        with warnings.catch_warnings():
+            # Ties leave fewer distinct quantiles; the legend then simply shows fewer classes.
+            warnings.filterwarnings("ignore", message="Not enough unique values")
+            clf = mapclassify.Quantiles(yy, k=k)
     elif layer.scheme == "natural_breaks":
         with warnings.catch_warnings():
             # mapclassify only hints that numba would be faster; 58-500 areas are quick anyway.
@@ -375,11 +423,13 @@ def classify(values, layer: MapLayer) -> Classification:
         colors = _diverging_colors(layer.palette, lower, [*bins[:-1], top], center)
     else:
         colors = _palette_colors(layer.palette, len(bins))
-    labels = _class_labels(lower, bins, layer.fmt, float(yy.max()))
+    labels = _class_labels(lower, bins, layer.fmt, float(yy.max()), lang)
     return Classification(bins=bins, lower=lower, classes=classes, colors=colors, counts=counts, labels=labels)
 
 
-def _class_labels(lower: float, bins: list[float], fmt: str, upper: float | None = None) -> list[str]:
+def _class_labels(
+    lower: float, bins: list[float], fmt: str, upper: float | None = None, lang: str = "de"
+) -> list[str]:
     """Legend labels; classes are (previous bound, bound], the first starts at the minimum.
 
     An upper bound beyond the data maximum (``user_defined`` catch-all class)
@@ -393,13 +443,13 @@ def _class_labels(lower: float, bins: list[float], fmt: str, upper: float | None
     labels = []
     prev = lower
     for i, b in enumerate(bins):
-        lo = format_de(prev, fmt, d)
+        lo = format_de(prev, fmt, d, lang)
         if i == len(bins) - 1 and open_last and i > 0:
-            labels.append(f"über {lo}")
+            labels.append(f"{TEXT[lang]['over']} {lo}")
         elif i == 0 and b <= prev:
-            labels.append(f"bis {format_de(b, fmt, d)}")
+            labels.append(f"{TEXT[lang]['upto']} {format_de(b, fmt, d, lang)}")
         else:
-            labels.append(f"{lo} – {format_de(b, fmt, d)}")
+            labels.append(f"{lo} – {format_de(b, fmt, d, lang)}")
         prev = b
     return labels
 
@@ -451,18 +501,23 @@ html, body {margin:0; padding:0; font-family: "DejaVu Sans", Arial, Helvetica, s
 .geoplan-legend .n {color: #555; margin-left: 6px;}
 .geoplan-legend .scheme {color: #555; margin-top: 4px; font-size: 11px; white-space: normal;}
 .leaflet-tooltip table td {padding: 1px 4px;}
+@media (max-width: 600px) {
+  .geoplan-legend {font-size: 10.5px; max-width: 190px; padding: 5px 6px;}
+  .geoplan-legend .scheme {display: none;}
+  .geoplan-title {font-size: 14px;}
+}
+@media print {
+  .leaflet-control-zoom, .leaflet-control-layers {display: none;}
+  .geoplan-legend, .geoplan-title {box-shadow: none;}
+}
 </style>
 """
 
 
-def _legend_html(layer: MapLayer, clf: Classification, has_nodata: bool, idx: int, opacity: float = 1.0) -> str:
-    scheme_de = {
-        "quantiles": "Quantile",
-        "natural_breaks": "natürliche Unterbrechungen (Fisher-Jenks)",
-        "equal_interval": "gleiche Intervalle",
-        "std_mean": "Standardabweichungen um den Mittelwert",
-        "user_defined": "feste Klassengrenzen",
-    }[layer.scheme]
+def _legend_html(
+    layer: MapLayer, clf: Classification, has_nodata: bool, idx: int, opacity: float = 1.0, lang: str = "de"
+) -> str:
+    text = TEXT[lang]
     rows = []
     for label, color, count in zip(clf.labels, clf.colors, clf.counts):
         rows.append(
@@ -472,14 +527,14 @@ def _legend_html(layer: MapLayer, clf: Classification, has_nodata: bool, idx: in
     if has_nodata:
         rows.append(
             f'<div class="row"><span class="sw" style="background:{NODATA_COLOR}"></span>'
-            f'<span class="lbl">{html.escape(NODATA_LABEL)}</span></div>'
+            f'<span class="lbl">{html.escape(text["nodata"])}</span></div>'
         )
     bins_attr = html.escape(json.dumps([clf.lower, *clf.bins]))
     return (
         f'<div class="geoplan-legend-layer" data-layer="{idx}" data-column="{html.escape(layer.column)}" '
         f'data-breaks="{bins_attr}">'
         f"<h4>{html.escape(layer.label)}</h4>{''.join(rows)}"
-        f'<div class="scheme">Klassen: {scheme_de}; in Klammern Anzahl Sozialräume</div></div>'
+        f'<div class="scheme">{html.escape(text["classes"].format(scheme=text["schemes"][layer.scheme]))}</div></div>'
     )
 
 
@@ -509,16 +564,35 @@ def _tooltip_spec(tooltip: dict, layers: list[MapLayer]) -> list[tuple[str, str,
     return spec
 
 
-def _tooltip_value(value, fmt: str | None) -> str:
+def _tooltip_value(value, fmt: str | None, lang: str = "de") -> str:
     if fmt is not None:
-        return format_de(value, fmt)
+        return format_de(value, fmt, lang=lang)
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "–"
     if isinstance(value, (bool, np.bool_)):
-        return "ja" if value else "nein"
+        return TEXT[lang]["yes"] if value else TEXT[lang]["no"]
     if isinstance(value, (int, float, np.integer, np.floating)):
-        return format_de(value, "zahl")
+        return format_de(value, "zahl", lang=lang)
     return str(value)
+
+
+def _check_tiles(tiles: str, tiles_attribution: str | None) -> None:
+    if not isinstance(tiles, str) or not all(p in tiles for p in ("{z}", "{x}", "{y}")):
+        raise GeoplanError(
+            "Die Kachel-URL für den Kartenhintergrund ist keine Vorlage mit {z}/{x}/{y}.",
+            location="output.tiles",
+            expected="z. B. kacheln/{z}/{x}/{y}.png (im Ausgabeordner) oder https://…/{z}/{x}/{y}.png",
+            found=repr(tiles),
+            hint="Kachel-URL korrigieren oder 'tiles' weglassen (kein Hintergrund, keine Anfrage an Dritte).",
+        )
+    if not tiles_attribution or not str(tiles_attribution).strip():
+        raise GeoplanError(
+            "Für Hintergrundkacheln fehlt die Quellenangabe des Kachelanbieters.",
+            location="output.tiles_attribution",
+            expected="Quellenangabe, z. B. '© OpenStreetMap-Mitwirkende'",
+            found="leer",
+            hint="'tiles_attribution' in der Konfiguration setzen (Lizenzpflicht der Kachelanbieter).",
+        )
 
 
 def interactive_map(
@@ -531,6 +605,8 @@ def interactive_map(
     tiles: str | None = None,
     key: str = "key",
     name: str = "name",
+    tiles_attribution: str | None = None,
+    lang: str = "de",
 ) -> str:
     """Build ``karte.html`` as a full, self-contained HTML document.
 
@@ -550,8 +626,14 @@ def interactive_map(
         Data sources shown in the attribution control (HTML allowed, e.g. an
         ``<a href>`` to the licence, which does not load anything).
     tiles : str, optional
-        Tile URL template for a background map; ``None`` (default) draws no
-        background and makes no request at all.
+        Tile URL template with ``{z}``, ``{x}``, ``{y}`` (e.g. a relative
+        ``kacheln/{z}/{x}/{y}.png`` served from the output folder, or a tile
+        server the config names). ``None`` (default) draws no background and
+        makes no request at all.
+    tiles_attribution : str, optional
+        Required with ``tiles``: the tile provider's attribution (HTML).
+    lang : str
+        ``de`` (default) or ``en`` for the fixed texts and number format.
     key, name : str
         Key and name columns.
 
@@ -566,6 +648,11 @@ def interactive_map(
         raise GeoplanError("Die Karte braucht mindestens eine Kartenebene.", expected="mindestens 1 MapLayer")
     for ly in layers:
         _check_layer(ly)
+    tiles = tiles or None
+    if lang not in LANGS:
+        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang))
+    if tiles is not None:
+        _check_tiles(tiles, tiles_attribution)
     spec = _tooltip_spec(tooltip, layers)
     _check_frame(gdf, [ly.column for ly in layers] + [c for c, _, _ in spec], key, name)
 
@@ -582,10 +669,10 @@ def interactive_map(
     props = pd.DataFrame({"key": keys, "name": gdf[name].astype(str).tolist()})
     # The name leads the tooltip unless the caller lists it already.
     listed = {c for c, _, _ in spec}
-    fields, aliases = ([], []) if name in listed else (["name"], ["Sozialraum"])
+    fields, aliases = ([], []) if name in listed else (["name"], [TEXT[lang]["area"]])
     for i, (col, label, fmt) in enumerate(spec):
         prop = f"t{i}"
-        props[prop] = [_tooltip_value(v, fmt) for v in gdf[col].tolist()]
+        props[prop] = [_tooltip_value(v, fmt, lang) for v in gdf[col].tolist()]
         fields.append(prop)
         aliases.append(label)
     web = gpd.GeoDataFrame(props, geometry=geom.values, crs=4326)
@@ -613,20 +700,21 @@ def interactive_map(
 
     if tiles:
         folium.TileLayer(
-            tiles=tiles, attr=attribution, name="Hintergrundkarte", overlay=True, control=True, show=True
+            tiles=tiles, attr=tiles_attribution, name=TEXT[lang]["background"], overlay=True, control=True, show=True
         ).add_to(m)
 
     # Without a background the fill is opaque so map colours equal the legend swatches.
     fill_opacity = 0.75 if tiles else 1.0
     shown = next((i for i, ly in enumerate(layers) if ly.show), 0)
+    geojson_layers = []
     legends = []
     for i, ly in enumerate(layers):
         values = _numeric(gdf, ly)
-        clf = classify(values, ly)
+        clf = classify(values, ly, lang)
         colors = {
             k: (clf.colors[c] if c >= 0 else NODATA_COLOR) for k, c in zip(keys, clf.classes.tolist())
         }
-        legends.append(_legend_html(ly, clf, bool((clf.classes < 0).any()), i, fill_opacity))
+        legends.append(_legend_html(ly, clf, bool((clf.classes < 0).any()), i, fill_opacity, lang))
 
         def style(feature, _colors=colors):
             return {
@@ -639,7 +727,7 @@ def interactive_map(
         def highlight(feature):
             return {"weight": 3, "color": "#000000"}
 
-        folium.GeoJson(
+        gj = folium.GeoJson(
             geojson,
             name=ly.label,
             overlay=False,
@@ -650,8 +738,9 @@ def interactive_map(
             tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True, localize=False),
             smooth_factor=0.5,
         ).add_to(m)
+        geojson_layers.append(gj)
 
-    attribution_html = attribution if not tiles else ""
+    attribution_html = attribution
     controls = MacroElement()
     controls._template = Template(
         """
@@ -676,6 +765,9 @@ def interactive_map(
                 });
             }
             showLegend({{ this.shown }});
+            // The hovered area's outline on top of its neighbours.
+            [{% for gj in this.geojson_layers %}{{ gj.get_name() }}{{ "," if not loop.last }}{% endfor %}]
+                .forEach(function(gj) { gj.on('mouseover', function(e) { e.layer.bringToFront(); }); });
             map.on('baselayerchange', function(e) { showLegend(names.indexOf(e.name)); });
             L.control.scale({imperial: false, position: 'bottomleft'}).addTo(map);
             // Keep the polygons clear of the legend (bottom right).
@@ -688,13 +780,14 @@ def interactive_map(
     controls.attribution = attribution_html
     controls.legends = "".join(legends)
     controls.names = [ly.label for ly in layers]
+    controls.geojson_layers = geojson_layers
     controls.shown = shown
     controls.bounds = [[float(miny), float(minx)], [float(maxy), float(maxx)]]
     m.add_child(controls, name="geoplan_controls")
     folium.LayerControl(position="topright", collapsed=False).add_to(m)
 
     doc = root.render()
-    doc = doc.replace("<html>", '<html lang="de">', 1)
+    doc = doc.replace("<html>", f'<html lang="{lang}">', 1)
     return _postprocess(doc)
 
 
@@ -796,7 +889,7 @@ def _corner_overlap(ax, corner: str, shape, fw: float, fh: float) -> float:
     return shape.intersection(box).area / box.area
 
 
-def _draw_scalebar(ax, corner: str) -> None:
+def _draw_scalebar(ax, corner: str, lang: str = "de") -> None:
     """Alternating black/white bar of a round length (1/2/5 × 10^n m) about 1/4 of the map width.
 
     Drawn in the metric CRS, so lengths are true at the projection's scale
@@ -823,7 +916,7 @@ def _draw_scalebar(ax, corner: str) -> None:
         )
     for i in range(n + 1):
         v = i * length / n
-        ax.text(x0 + v, y0 + h * 1.6, format_de(v / 1000 if unit_km else v, "zahl"), ha="center", va="bottom",
+        ax.text(x0 + v, y0 + h * 1.6, format_de(v / 1000 if unit_km else v, "zahl", lang=lang), ha="center", va="bottom",
                 fontsize=8, zorder=5)
     ax.text(x0 + length + 0.01 * width, y0 + h / 2, "km" if unit_km else "m", ha="left", va="center",
             fontsize=8, zorder=5)
@@ -874,7 +967,7 @@ def _wrap(text: str, width_in: float, fontsize: float) -> str:
     return "\n".join(textwrap.wrap(text, chars)) if text else ""
 
 
-def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi) -> bytes:
+def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, lang="de") -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -882,7 +975,9 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi) ->
     _check_layer(layer)
     _check_frame(gdf, [layer.column], None, None)
     values = _numeric(gdf, layer)
-    clf = classify(values, layer)
+    if lang not in LANGS:
+        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang))
+    clf = classify(values, layer, lang)
     fill = [clf.colors[c] if c >= 0 else NODATA_COLOR for c in clf.classes]
 
     fig = Figure(figsize=figsize, dpi=dpi)
@@ -902,7 +997,7 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi) ->
     handles = [Patch(facecolor=c, edgecolor="#333333", linewidth=0.5, label=f"{lab} ({n})")
                for c, lab, n in zip(clf.colors, clf.labels, clf.counts)]
     if (clf.classes < 0).any():
-        handles.append(Patch(facecolor=NODATA_COLOR, edgecolor="#333333", linewidth=0.5, label=NODATA_LABEL))
+        handles.append(Patch(facecolor=NODATA_COLOR, edgecolor="#333333", linewidth=0.5, label=TEXT[lang]["nodata"]))
     legend_kw = dict(handles=handles, title=_wrap(layer.label, 2.6, 8), fontsize=7.5, title_fontsize=8,
                      frameon=True, framealpha=0.95, edgecolor="#999999", alignment="left")
 
@@ -920,18 +1015,25 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi) ->
             best, best_overlap = corner, ov
     if best_overlap > 0.01:
         best = "lower right"
-        leg = ax.legend(loc=best, **legend_kw)
-        box = _axes_box(ax, leg.get_window_extent(renderer))
-        leg.remove()
-        _fit_limits(ax, (minx - padx, miny - 2 * pady - (box.bounds[3] - box.bounds[1]), maxx + padx, maxy + pady))
-        canvas.draw()
+        bottom = miny - pady
+        # Zooming out changes the legend's height in map units: repeat until it is clear.
+        for _ in range(6):
+            leg = ax.legend(loc=best, **legend_kw)
+            box = _axes_box(ax, leg.get_window_extent(renderer))
+            ov = _overlap(ax, leg, shape, renderer)
+            leg.remove()
+            if ov <= 0.001:
+                break
+            bottom = ax.get_ylim()[0] - max(box.bounds[3] - miny, 0.0) - pady
+            _fit_limits(ax, (minx - padx, bottom, maxx + padx, maxy + pady))
+            canvas.draw()
     ax.legend(loc=best, **legend_kw)
     free = [c for c in _CORNERS if c != best]
     # Scale bar, then north arrow, each into the free corner they cover least (lower/left preferred on ties).
     bar = min(free, key=lambda c: (round(_corner_overlap(ax, c, shape, 0.4, 0.1), 3), "upper" in c))
     free.remove(bar)
     arrow = min(free, key=lambda c: (round(_corner_overlap(ax, c, shape, 0.1, 0.15), 3), "lower" in c))
-    _draw_scalebar(ax, bar)
+    _draw_scalebar(ax, bar, lang)
     _draw_north_arrow(ax, arrow)
     fig.text(0.5, 1 - 0.5 * title_h, title_text, ha="center", va="center", fontsize=13, fontweight="bold",
              linespacing=1.25)
@@ -950,17 +1052,19 @@ def static_map_png_bytes(
     source_line: str,
     figsize: tuple[float, float] = (8, 7),
     dpi: int = 150,
+    lang: str = "de",
 ) -> bytes:
     """Print map as PNG bytes (for inlining as base64 in the report).
 
     Choropleth of ``layer.column`` with the same classification as the
-    interactive map, legend (German labels, areas per class), scale bar
+    interactive map, legend (German labels, English with ``lang='en'``;
+    areas per class), scale bar
     (computed in the metric CRS), north arrow (the metric CRS is grid-north up,
     UTM convergence in Germany < 3°), title and source line. No background
     tiles. Byte-identical output for identical input (no PNG software/time
     metadata).
     """
-    return _render_static(gdf, layer, title=title, source_line=source_line, figsize=figsize, dpi=dpi)
+    return _render_static(gdf, layer, title=title, source_line=source_line, figsize=figsize, dpi=dpi, lang=lang)
 
 
 def static_map(
@@ -972,9 +1076,12 @@ def static_map(
     source_line: str,
     figsize: tuple[float, float] = (8, 7),
     dpi: int = 150,
+    lang: str = "de",
 ) -> Path:
     """Write :func:`static_map_png_bytes` to ``path`` and return the path."""
-    data = static_map_png_bytes(gdf, layer, title=title, source_line=source_line, figsize=figsize, dpi=dpi)
+    data = static_map_png_bytes(
+        gdf, layer, title=title, source_line=source_line, figsize=figsize, dpi=dpi, lang=lang
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

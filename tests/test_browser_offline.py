@@ -32,24 +32,29 @@ def _need_browser():
         pytest.skip("Chromium/chromedriver nicht installiert (Debian: apt install chromium chromium-driver)")
 
 
-@pytest.fixture(scope="module")
-def karte(tmp_path_factory) -> Path:
+def _berlin() -> gpd.GeoDataFrame:
     g = gpd.read_file(BERLIN)
     assert len(g) == N_POLYGONS
     rng = np.random.default_rng(7)
     g["budget_per_u21_eur"] = rng.gamma(4.0, 300.0, len(g))
     g["need_index"] = rng.normal(0.0, 1.0, len(g))
     g["change_pct"] = rng.normal(0.0, 8.0, len(g))
-    layers = [
-        MapLayer("budget_per_u21_eur", "Budget je Kind/Jugendl. (unter 21) in €", fmt="euro", palette="YlOrRd",
-                 show=True),
-        MapLayer("need_index", "Bedarfsindex", fmt="index", palette="viridis"),
-        MapLayer("change_pct", "Veränderung zum Vorjahr in %", scheme="user_defined", bins=(-10, -2, 2, 10, 1000),
-                 palette="BrBG", fmt="prozent"),
-    ]
+    return g
+
+
+LAYERS = [
+    MapLayer("budget_per_u21_eur", "Budget je Kind/Jugendl. (unter 21) in €", fmt="euro", palette="YlOrRd", show=True),
+    MapLayer("need_index", "Bedarfsindex", fmt="index", palette="viridis"),
+    MapLayer("change_pct", "Veränderung zum Vorjahr in %", scheme="user_defined", bins=(-10, -2, 2, 10, 1000),
+             palette="BrBG", fmt="prozent"),
+]
+
+
+@pytest.fixture(scope="module")
+def karte(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ausgabe")
     return write_interactive_map(
-        out / "karte.html", g, layers,
+        out / "karte.html", _berlin(), LAYERS,
         tooltip={"budget_per_u21_eur": "Budget je Kind/Jugendl.", "need_index": "Bedarfsindex"},
         title="Sozialraumbudget Berlin (Testdaten)",
         attribution='Grenzen: <a href="https://www.statistik-berlin-brandenburg.de">AfS Berlin-Brandenburg</a>',
@@ -79,6 +84,17 @@ def test_map_loads_offline_and_draws_polygons(karte):
     colours, not_white = _non_blank(shot)
     assert colours >= 6  # 5 classes + lines/labels
     assert not_white > 0.25  # polygons cover a good part of the window
+    # every class colour of the visible layer is painted (opaque fill, no tiles)
+    from PIL import Image
+
+    from geoplan.maps import classify
+
+    img = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
+    clf = classify(_berlin()["budget_per_u21_eur"].to_numpy(), LAYERS[0])
+    for hexcol in clf.colors:
+        rgb = np.array([int(hexcol[i : i + 2], 16) for i in (1, 3, 5)])
+        # far more pixels than the 18×13 legend swatch: the polygons carry the colour
+        assert int((img == rgb).all(axis=1).sum()) > 2000, hexcol
 
 
 def test_layer_switch_changes_legend(karte):
@@ -114,3 +130,28 @@ def test_blocked_external_request_is_recorded(tmp_path):
     assert any("openstreetmap" in u for u in ext)
     assert not any(u.endswith("/local.png") for u in ext)  # inside the output folder: allowed
     assert set(ext) <= set(res.failed)  # nothing got through
+
+
+def test_tiles_from_output_folder_stay_local(tmp_path):
+    """Tiles on: a relative tile URL is requested from the output folder only."""
+    path = write_interactive_map(
+        tmp_path / "karte.html", _berlin(), LAYERS[:1], tooltip={}, title="Mit Kacheln", attribution="Test",
+        key="id", tiles="kacheln/{z}/{x}/{y}.png", tiles_attribution="eigene Kacheln",
+    )
+    res = open_offline(path, wait_js=WAIT_POLYGONS)
+    tiles = [u for u in res.requests if "/kacheln/" in u]
+    assert tiles, "Leaflet requested no tiles"
+    assert all(u.startswith((tmp_path.resolve() / "kacheln").as_uri()) for u in tiles)
+    assert res.external_requests(tmp_path) == []
+    assert res.dom_counts["path.leaflet-interactive"] == N_POLYGONS
+
+
+def test_remote_tiles_are_recorded_and_blocked(tmp_path):
+    path = write_interactive_map(
+        tmp_path / "karte.html", _berlin(), LAYERS[:1], tooltip={}, title="Fremde Kacheln", attribution="Test",
+        key="id", tiles="https://tiles.example.org/{z}/{x}/{y}.png", tiles_attribution="Beispiel",
+    )
+    res = open_offline(path, wait_js=WAIT_POLYGONS)
+    ext = res.external_requests(tmp_path)
+    assert ext and all(u.startswith("https://tiles.example.org/") for u in ext)
+    assert set(ext) <= set(res.failed)

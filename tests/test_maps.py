@@ -121,6 +121,30 @@ def test_format_de(value, fmt, expected):
     assert format_de(value, fmt) == expected
 
 
+@pytest.mark.parametrize(
+    ("value", "fmt", "expected"),
+    [(1234.56, "euro", "€1,234.56"), (-1234.5, "euro", "−€1,234.50"), (12.345, "prozent", "12.3%"),
+     (1234567, "zahl", "1,234,567"), (0.5, "index", "0.50")],
+)
+def test_format_english(value, fmt, expected):
+    assert format_de(value, fmt, lang="en") == expected
+
+
+def test_english_map(berlin):
+    doc = _html(berlin, lang="en")
+    assert '<html lang="en">' in doc
+    legend = _legend_html(doc)
+    assert "Classes: quantiles" in legend and "Klassen" not in legend
+    feats = {f["properties"]["key"]: f["properties"] for f in _map_data(doc)["features"]}
+    assert feats[berlin.loc[0, "key"]]["t0"] == "€1,234.56"
+    assert json.dumps("Area") in doc
+    png_en = static_map_png_bytes(berlin, LAYERS[0], title="T", source_line="Q", figsize=(4, 3.5), dpi=50, lang="en")
+    png_de = static_map_png_bytes(berlin, LAYERS[0], title="T", source_line="Q", figsize=(4, 3.5), dpi=50)
+    assert png_en != png_de
+    with pytest.raises(GeoplanError):
+        _html(berlin, lang="fr")
+
+
 def test_format_de_unknown_format():
     with pytest.raises(GeoplanError):
         format_de(1.0, "waehrung")
@@ -211,10 +235,16 @@ def test_scanner_finds_folium_default_cdn_links():
 
 def test_tiles_only_when_configured(berlin):
     url = "https://tiles.example.org/{z}/{x}/{y}.png"
-    doc = _html(berlin, tiles=url)
-    assert "L.tileLayer" in doc and "tiles.example.org" in doc
+    doc = _html(berlin, tiles=url, tiles_attribution="© Beispiel-Kacheln")
+    assert "L.tileLayer" in doc and "tiles.example.org" in doc and "Beispiel-Kacheln" in doc
     # folium's own CDN assets stay out even with tiles
     assert "cdn.jsdelivr" not in doc and "code.jquery" not in doc
+    assert "L.tileLayer" not in _html(berlin, tiles="")
+    with pytest.raises(GeoplanError) as err:
+        _html(berlin, tiles=url)
+    assert err.value.location == "output.tiles_attribution"
+    with pytest.raises(GeoplanError):
+        _html(berlin, tiles="https://tiles.example.org/karte.png", tiles_attribution="x")
 
 
 def test_html_is_deterministic_and_written(berlin, tmp_path):
@@ -276,6 +306,21 @@ def test_tooltip_name_not_repeated(berlin):
     assert doc.count('"Sozialraum"') == 1
     feats = _map_data(doc)["features"]
     assert feats[0]["properties"]["t1"] == feats[0]["properties"]["key"]
+
+
+def test_classify_ties_give_fewer_classes():
+    import warnings
+
+    y = np.array([0.0] * 40 + list(range(1, 19)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = classify(y, MapLayer("x", "x", k=5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = list(mapclassify.Quantiles(y, k=5).bins)
+    assert clf.bins == pytest.approx(expected)
+    assert len(clf.colors) == len(clf.labels) == len(clf.bins) == 3
+    assert clf.labels[0] == "bis 0,0" and sum(clf.counts) == 58
 
 
 def test_classify_few_distinct_values():
@@ -355,3 +400,21 @@ def test_static_map_png(berlin, tmp_path):
     other = berlin.copy()
     other["budget_per_u21_eur"] = other["budget_per_u21_eur"][::-1].to_numpy()
     assert static_map_png_bytes(other, layer, **kw) != data
+
+
+def test_static_map_small_area_and_empty_layer():
+    """A few hundred metres (scale bar in m), one area without value, and a layer without any value."""
+    import shapely
+    from PIL import Image
+
+    squares = [shapely.box(400000 + i * 200, 5800000 + j * 200, 400200 + i * 200, 5800200 + j * 200)
+               for i in range(3) for j in range(2)]
+    g = gpd.GeoDataFrame({"key": [f"{i:02d}" for i in range(6)], "name": [f"Gebiet {i}" for i in range(6)],
+                          "v": [1, 2, 3, 4, 5, np.nan], "w": np.nan}, geometry=squares, crs=25833)
+    png = static_map_png_bytes(g, MapLayer("v", "Wert"), title="Klein", source_line="Q", figsize=(5, 4), dpi=60)
+    assert Image.open(io.BytesIO(png)).size == (300, 240)
+    png = static_map_png_bytes(g, MapLayer("w", "Leer"), title="Leer", source_line="Q", figsize=(5, 4), dpi=60)
+    assert Image.open(io.BytesIO(png)).size == (300, 240)
+    doc = interactive_map(g, [MapLayer("w", "Leer"), MapLayer("v", "Wert", scheme="std_mean")],
+                          tooltip={"v": "Wert"}, title="T", attribution="")
+    assert len(_map_data(doc)["features"]) == 6
