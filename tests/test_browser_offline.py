@@ -155,3 +155,23 @@ def test_remote_tiles_are_recorded_and_blocked(tmp_path):
     ext = res.external_requests(tmp_path)
     assert ext and all(u.startswith("https://tiles.example.org/") for u in ext)
     assert set(ext) <= set(res.failed)
+
+
+@pytest.mark.slow
+def test_every_html_output_offline(request):
+    """All HTML outputs of the demo run (karte.html, bericht.html, …) load nothing from outside the output folder."""
+    try:
+        out = request.getfixturevalue("demo_outputs")
+    except pytest.FixtureLookupError:
+        pytest.skip("Fixture 'demo_outputs' (tests/conftest.py des Hauptzweigs) fehlt in diesem Zweig")
+    out = Path(out)
+    pages = sorted(out.rglob("*.html"))
+    assert {"karte.html", "bericht.html"} <= {p.name for p in pages}
+    for page in pages:
+        is_map = page.name == "karte.html"
+        res = open_offline(page, wait_js=WAIT_POLYGONS if is_map else None)
+        assert res.requests and res.requests[0] == page.resolve().as_uri(), page.name
+        assert res.external_requests(out) == [], page.name
+        assert res.console_errors == [], page.name
+        if is_map:
+            assert res.dom_counts["path.leaflet-interactive"] == N_POLYGONS
