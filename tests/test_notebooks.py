@@ -1,5 +1,6 @@
 """The notebooks run top to bottom against the shipped data."""
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -28,7 +29,9 @@ def test_notebooks_match_their_sources():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_executes(path, tmp_path):
+def test_notebook_executes(path, tmp_path, monkeypatch):
+    # the kernel is a subprocess: make this checkout importable there even without an installed geoplan
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(NB_DIR.parent), os.environ.get("PYTHONPATH")])))
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
