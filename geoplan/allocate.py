@@ -61,7 +61,7 @@ from typing import Annotated, Literal, Union
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, model_validator
 
 from geoplan.errors import GeoplanError, QANote
 
@@ -265,12 +265,17 @@ class Corridor(BaseModel):
         return self
 
 
+def _decimal_out(v: Decimal):
+    return int(v) if v == v.to_integral_value() else float(v)
+
+
 class AllocationSpec(BaseModel):
     """The ``allocation:`` section: total (EUR), components, Teilbudgets, corridor, period."""
 
     model_config = ConfigDict(extra="forbid")
 
-    total_eur: Decimal = Field(gt=0)
+    # Decimal keeps "1234.56" exact for cent budgets; dumps as int/float for JSON manifests
+    total_eur: Annotated[Decimal, PlainSerializer(_decimal_out, return_type=Union[int, float])] = Field(gt=0)
     unit: Literal["euro", "cent"] = "euro"
     components: list[Component] = Field(min_length=1)
     teilbudgets: list[Teilbudget] = Field(default_factory=list)

@@ -846,6 +846,7 @@ def settle_allocation(
     principles_kept: bool = True,
     payout_met: dict[str, bool] | None = None,
     bonus_achieved: float = 0.0,
+    missing: Literal["error", "note"] = "error",
 ) -> SettlementResult:
     """Settle an :class:`~geoplan.allocate.AllocationResult` against actual costs.
 
@@ -859,6 +860,9 @@ def settle_allocation(
     ``indicator_after``: DataFrames indexed by key with the rule's indicator
     columns; or documented case costs per Sozialraum), the rest is reported as
     capped. Payout and provider split are computed for the distributed budget.
+    ``missing="note"``: when the data a re-financing clause needs are not
+    given, the overspend is reported as uncovered with a note instead of an error
+    (e.g. for a demo without indicator time series).
     """
     spec = parse_settlement(spec)
     if getattr(result, "unit", "euro") == "cent":
@@ -878,6 +882,12 @@ def settle_allocation(
     rule = spec.overspend.refinancing if spec.overspend else "none"
     notes: list[QANote] = []
     docs = None if documented_case_costs_eur is None else _aligned(documented_case_costs_eur, keys, "Einzelfallkosten")
+    if rule == "indicator" and (indicator_before is None or indicator_after is None) and missing == "note":
+        notes.append(QANote(stage="settlement", message="Indikatorwerte vorher/nachher fehlen: Nachfinanzierung nicht geprüft."))
+        rule = "none"
+    if rule == "case_costs" and docs is None and missing == "note":
+        notes.append(QANote(stage="settlement", message="Einzelfallkosten fehlen: Nachfinanzierung nicht geprüft."))
+        rule = "none"
     rows = []
     for i, k in enumerate(keys):
         s = share_surplus(int(budget[i]), int(actual[i]), pct, carry_over=carry)

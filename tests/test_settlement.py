@@ -178,3 +178,13 @@ def test_settle_allocation_refinancing():
         settle_allocation(res, pd.Series({"01": 1}), {})
     with pytest.raises(GeoplanError, match="vorher und nachher"):
         settle_allocation(res, actual, spec)
+
+
+def test_settle_allocation_missing_data_as_note():
+    from geoplan.settlement import settle_allocation
+
+    res = _alloc()
+    actual = np.array([120_000, 247_500, 300_000])
+    s = settle_allocation(res, actual, {"overspend": {"refinancing": "indicator"}}, missing="note")
+    assert s.table["refinanced_eur"].sum() == 0 and s.table["uncovered_eur"].sum() == 21_000 + 52_500
+    assert any("nicht geprüft" in n.message for n in s.notes)
