@@ -423,6 +423,9 @@ def _clip_convex_area(sx, sy, sL, cx, cy, cL) -> np.ndarray:
     may then contain zero-width bridges, which do not change its area).
     Coordinates are shifted to the clipper's first vertex so that UTM
     magnitudes do not cost precision.
+
+    Sutherland, I. E., & Hodgman, G. W. (1974). Reentrant polygon clipping.
+    Communications of the ACM 17(1), 32–42.
     """
     P = len(sL)
     rows = np.arange(P)

@@ -207,3 +207,20 @@ def test_zensus_other_errors(tmp_path):
         zensus_grid_to_geotiff(txt, tmp_path / "t.tif", value_column="Einwohner")
     with pytest.raises(GeoplanError, match="fehlt"):
         zensus_grid_to_geotiff(txt, tmp_path / "t.tif", value_column="Frauen")
+
+
+def test_center_mask_equals_rasterio_geometry_mask():
+    from rasterio.features import geometry_mask
+    from geoplan.raster import center_mask
+    rng = np.random.default_rng(11)
+    t = from_origin(1000.0, 2000.0, 10.0, 10.0)
+    for k in range(20):
+        c = rng.uniform(1000, 1400, 2)
+        g = shapely.buffer(shapely.Point(*c), rng.uniform(15, 150), quad_segs=int(rng.integers(2, 9)))
+        if k % 3 == 0:
+            g = g.difference(shapely.buffer(shapely.Point(*c), 12.3))  # hole
+        if k % 4 == 0:
+            g = shapely.affinity.rotate(shapely.box(c[0] - 90, 1950 - 60, c[0] + 7.7, 1950 + 33.3), 17)
+        want = geometry_mask([g], out_shape=(40, 45), transform=t, invert=True)
+        got = center_mask(g, t, 40, 45)
+        np.testing.assert_array_equal(got.astype(bool), want)
