@@ -143,6 +143,10 @@ def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)
     cfg = _load(config)
     check_inputs(cfg)
     spec = allocation_spec(cfg, config)
+    if cfg.settlement:
+        from geoplan.settlement import parse_settlement
+
+        parse_settlement(cfg.settlement, file=config)
     out.print(f"[green]✓[/green] {t('valid')} {config}")
     out.print(f"  {len(cfg.input_paths())} {t('files')}; {len(spec.components)} Bestandteile der Budgetformel, "
               f"Gesamtbudget {spec.total_eur:,.0f} €".replace(",", "."))

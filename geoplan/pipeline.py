@@ -65,6 +65,8 @@ class Result:
     model: Any = None                            # geoplan.model.NeedModelResult
     allocation: Any = None                       # geoplan.allocate.AllocationResult
     allocation_spec: Any = None                  # geoplan.allocate.AllocationSpec
+    settlement: Any = None                       # geoplan.settlement.SettlementSpec (rules of the period's end)
+    settlement_rules: Any = None                 # German table of those rules (regel, beschreibung)
     equity: Any = None                           # geoplan.equity.EquityResult
     inputs: list[InputFile] = field(default_factory=list)
     notes: list[QANote] = field(default_factory=list)
@@ -589,6 +591,13 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
     labels = dict(STAGES)
     check_inputs(config)
     spec = allocation_spec(config)
+    settlement = settlement_rules = None
+    if config.settlement:
+        from geoplan.settlement import describe_settlement, parse_settlement
+
+        with config_field("settlement"):
+            settlement = parse_settlement(config.settlement)
+        settlement_rules = describe_settlement(settlement)
     notes: list[QANote] = []
     inputs: list[InputFile] = []
 
@@ -625,6 +634,8 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
         model=model_res,
         allocation=alloc,
         allocation_spec=spec,
+        settlement=settlement,
+        settlement_rules=settlement_rules,
         equity=eq,
         inputs=inputs,
         notes=notes,

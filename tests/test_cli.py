@@ -100,3 +100,31 @@ def test_init_writes_a_valid_template(tmp_path):
     raw = yaml.safe_load(text)
     assert set(raw) <= set(Config.model_fields)
     assert main(["init", str(target)]) == 2  # no silent overwrite
+
+
+def test_presets_list_and_show(capsys):
+    assert main(["presets", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "stuttgart" in out and "isa" in out
+    assert main(["presets", "show", "stuttgart"]) == 0
+    assert "allocation:" in capsys.readouterr().out
+    assert main(["presets", "show", "gibtsnicht"]) == 2
+    assert "stuttgart" in capsys.readouterr().err
+
+
+def test_compare_two_configs(tmp_path, capsys):
+    from geoplan.presets import load_preset
+
+    a = _config_copy(tmp_path)
+    isa = load_preset("isa")
+    b = tmp_path / "isa.yaml"
+    raw = yaml.safe_load(a.read_text(encoding="utf-8"))
+    raw["allocation"] = isa["allocation"]
+    b.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    xlsx = tmp_path / "vergleich.xlsx"
+    assert main(["compare", str(a), str(b), "--out", str(xlsx)]) == 0
+    import pandas as pd
+
+    df = pd.read_excel(xlsx)
+    assert len(df) == 58
+    assert any("diff" in str(c) for c in df.columns)
