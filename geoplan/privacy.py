@@ -1,0 +1,1161 @@
+"""Small-cell suppression for HzE counts (Geheimhaltung kleiner Fallzahlen).
+
+HzE case numbers per Sozialraum are data about families. A count from 1 to
+k − 1 (k = 3 by default) could point to one identifiable family and is never
+published.
+
+Rules
+-----
+Primary suppression
+    every published count c with 1 ≤ c ≤ k − 1 (interior cells *and* totals)
+    is replaced by the marker ``"< k"`` (``"< 3"``). A count of 0 is shown: it
+    says that no family in the area received that help, which discloses
+    nothing about any family, and hiding zeros would force far more secondary
+    suppression (a hidden 0 next to a hidden 2 is the classic way to leak the
+    2). Because zeros are always shown, a reader knows that every suppressed
+    cell is ≥ 1; the audit below takes that into account.
+Secondary suppression
+    published totals let a reader recompute a suppressed cell by
+    subtraction. The table considered is: the areas × the count columns, the
+    totals per ``group`` (Bezirk) and for the whole city (always treated as
+    published, whether or not a total row is shown: a report always states
+    them) and, when several count columns form a table, the row totals per
+    area (see ``row_total``). Every *line* (a total and the cells that add up
+    to it) must contain either no suppressed cell or at least two. If a line
+    has exactly one, the smallest non-zero published cell of that line is
+    suppressed as well (interior cells before totals, then the smallest
+    count — least information lost — then the row order), and the lines are
+    checked again until nothing changes (Hundepool et al. 2012, *Statistical
+    Disclosure Control*, Wiley, sect. 4.2.3 and 5.2: the "at least two per
+    line" rule for tables with margins). Secondary cells are marked ``"x"``
+    (Destatis: "Tabellenfach gesperrt"), not ``"< 3"``, because they are
+    not small.
+Audit
+    the line rule is necessary but not sufficient: two small cells in one
+    line whose sum is 2 are both exactly 1. After the line rule, every
+    primary cell's feasible range is computed by linear programming from what
+    a reader knows — the published cells, the totals, primary cells lie in
+    [1, k − 1], secondary cells are ≥ k (they are non-zero and not small) —
+    (Hundepool et al. 2012, sect. 4.2.2 "audit", feasibility intervals). If a
+    primary cell's range holds only one integer, one more cell of one of its
+    lines is suppressed (the line with fewest suppressed cells, then the same
+    choice as above) and the whole check repeats. The structure is a
+    hierarchical two-way table, whose constraint matrix is totally
+    unimodular, so the LP bounds are the integer bounds.
+
+Rates derived from a suppressed count (cases per 1,000 under 21, observed /
+expected) would give the count back; :func:`suppress_rates` turns them into
+ranges or withholds them.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import math
+import re
+import sqlite3
+import subprocess
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from geoplan.errors import GeoplanError, QANote
+
+__all__ = [
+    "DisclosureError",
+    "ScanHit",
+    "SuppressionResult",
+    "assert_no_small_counts",
+    "audit_suppression",
+    "find_small_counts",
+    "format_rate_range",
+    "scan_for_values",
+    "suppress_counts",
+    "suppress_rates",
+]
+
+SECONDARY_MARKER = "x"
+WITHHELD_MARKER = "–"
+TOTAL_LABEL = "Gesamt"
+ROW_TOTAL = "__row_total__"
+
+
+def primary_marker(k: int) -> str:
+    """Marker of a primarily suppressed count: ``"< 3"`` for k = 3."""
+    return f"< {k}"
+
+
+class DisclosureError(GeoplanError, AssertionError):
+    """A small count (1 … k − 1) was found in data meant for publication."""
+
+
+# --------------------------------------------------------------------------
+# the table of cells and its lines
+# --------------------------------------------------------------------------
+@dataclass
+class _Table:
+    values: np.ndarray  # int64, one per cell
+    is_total: np.ndarray  # bool
+    order: np.ndarray  # deterministic tie-break (row position, column position)
+    labels: list  # (row label, column) for notes
+    lines: list  # list of np.ndarray of cell ids (the total first)
+
+
+def _build_table(counts: np.ndarray, columns: list, row_margin: bool, groups, row_labels) -> tuple[_Table, dict]:
+    """Cells: interior (n × m), row totals, group totals, city totals.
+
+    Returns the table and an index dict mapping ("i", r, c) / ("g", g, c) /
+    ("t", c) to cell ids; c == ROW_TOTAL is the row-total column.
+    """
+    n, m = counts.shape
+    cols = list(columns) + ([ROW_TOTAL] if row_margin else [])
+    idx: dict = {}
+    values: list[int] = []
+    is_total: list[bool] = []
+    order: list[tuple] = []
+    labels: list = []
+
+    def add(key, value, total, ordkey, label):
+        idx[key] = len(values)
+        values.append(int(value))
+        is_total.append(total)
+        order.append(ordkey)
+        labels.append(label)
+
+    full = counts
+    if row_margin:
+        full = np.column_stack([counts, counts.sum(axis=1)])
+    for r in range(n):
+        for ci, c in enumerate(cols):
+            add(("i", r, c), full[r, ci], c == ROW_TOTAL, (0, r, ci), (row_labels[r], c))
+    group_ids = []
+    if groups is not None:
+        group_ids = sorted(pd.unique(groups), key=str)
+        for gi, g in enumerate(group_ids):
+            rows = np.flatnonzero(groups == g)
+            for ci, c in enumerate(cols):
+                add(("g", g, c), full[rows, ci].sum(), True, (1, gi, ci), (f"{TOTAL_LABEL} {g}", c))
+    for ci, c in enumerate(cols):
+        add(("t", c), full[:, ci].sum(), True, (2, 0, ci), (TOTAL_LABEL, c))
+
+    lines = []
+    for c in cols:
+        if groups is not None:
+            for g in group_ids:
+                rows = np.flatnonzero(groups == g)
+                lines.append([idx[("g", g, c)]] + [idx[("i", r, c)] for r in rows])
+            lines.append([idx[("t", c)]] + [idx[("g", g, c)] for g in group_ids])
+        else:
+            lines.append([idx[("t", c)]] + [idx[("i", r, c)] for r in range(n)])
+    if row_margin:
+        for r in range(n):
+            lines.append([idx[("i", r, ROW_TOTAL)]] + [idx[("i", r, c)] for c in columns])
+        for g in group_ids:
+            lines.append([idx[("g", g, ROW_TOTAL)]] + [idx[("g", g, c)] for c in columns])
+        lines.append([idx[("t", ROW_TOTAL)]] + [idx[("t", c)] for c in columns])
+    # order keys -> ranks so ties are broken by position, deterministically
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[sorted(range(len(order)), key=lambda i: order[i])] = np.arange(len(order))
+    table = _Table(
+        values=np.asarray(values, dtype=np.int64),
+        is_total=np.asarray(is_total, dtype=bool),
+        order=ranks,
+        labels=labels,
+        lines=[np.asarray(line, dtype=np.int64) for line in lines],
+    )
+    return table, idx
+
+
+def _pick(table: _Table, line: np.ndarray, suppressed: np.ndarray) -> int | None:
+    """The cell of ``line`` to suppress next: interior before totals, smallest, first."""
+    cand = [c for c in line if not suppressed[c] and table.values[c] >= 1]
+    if not cand:
+        return None
+    return min(cand, key=lambda c: (bool(table.is_total[c]), int(table.values[c]), int(table.order[c])))
+
+
+def _line_rule(table: _Table, suppressed: np.ndarray, secondary: np.ndarray) -> list:
+    """Apply "0 or ≥ 2 suppressed cells per line" until stable; returns lines that could not be fixed."""
+    stuck = []
+    changed = True
+    while changed:
+        changed = False
+        stuck = []
+        for line in table.lines:
+            if int(suppressed[line].sum()) == 1:
+                c = _pick(table, line, suppressed)
+                if c is None:
+                    stuck.append(line)
+                    continue
+                suppressed[c] = True
+                secondary[c] = True
+                changed = True
+    return stuck
+
+
+def _components(table: _Table, suppressed: np.ndarray) -> list[list[int]]:
+    """Groups of suppressed cells linked by lines (each audited on its own)."""
+    parent = {int(c): int(c) for c in np.flatnonzero(suppressed)}
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for line in table.lines:
+        s = [int(c) for c in line if suppressed[c]]
+        for a in s[1:]:
+            ra, rb = find(s[0]), find(a)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    comps = defaultdict(list)
+    for c in parent:
+        comps[find(c)].append(c)
+    return [sorted(v) for _, v in sorted(comps.items())]
+
+
+def _feasible_ranges(
+    table: _Table, suppressed: np.ndarray, primary: np.ndarray, k: int, *, cache: dict | None = None, full: bool = True
+) -> dict[int, tuple]:
+    """Feasibility interval [lo, hi] of every primary cell, as a reader can compute it.
+
+    One LP pair (min, max) per primary cell over the variables of its linked
+    group of suppressed cells. With ``full=False`` the min is skipped when the
+    max already leaves room above the true value (the cell is protected, the
+    interval is then reported as [value, max]). ``cache`` keeps results of
+    groups whose cells did not change between rounds.
+    """
+    from scipy.optimize import linprog
+
+    out: dict[int, tuple] = {}
+    line_sets = [(line, [int(c) for c in line if suppressed[c]]) for line in table.lines]
+    for comp in _components(table, suppressed):
+        targets = [c for c in comp if primary[c]]
+        if not targets:
+            continue
+        ckey = (tuple(comp), full)
+        if cache is not None and ckey in cache:
+            out.update(cache[ckey])
+            continue
+        comp_out: dict[int, tuple] = {}
+        pos = {c: i for i, c in enumerate(comp)}
+        comp_set = set(comp)
+        a_rows, b = [], []
+        for line, sup in line_sets:
+            if not sup or sup[0] not in comp_set:
+                continue
+            # line: total = Σ parts; sign +1 for the total, −1 for parts; published cells move to b
+            row = np.zeros(len(comp))
+            rhs = 0.0
+            for j, c in enumerate(line):
+                sign = 1.0 if j == 0 else -1.0
+                if suppressed[c]:
+                    row[pos[int(c)]] += sign
+                else:
+                    rhs -= sign * table.values[c]
+            a_rows.append(row)
+            b.append(rhs)
+        bounds = [(1, k - 1) if primary[c] else (k, None) for c in comp]
+        a_eq = np.array(a_rows) if a_rows else None
+        b_eq = np.array(b) if b else None
+        for c in targets:
+            obj = np.zeros(len(comp))
+            obj[pos[c]] = 1.0
+            hi = linprog(-obj, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+            if hi.status != 0:  # pragma: no cover - the true values are always feasible
+                raise RuntimeError(f"audit LP failed for cell {table.labels[c]}: {hi.message}")
+            upper = float(-hi.fun)
+            if not full and upper >= table.values[c] + 1 - 1e-7:
+                comp_out[c] = (float(table.values[c]), upper)
+                continue
+            lo = linprog(obj, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+            if lo.status != 0:  # pragma: no cover
+                raise RuntimeError(f"audit LP failed for cell {table.labels[c]}: {lo.message}")
+            comp_out[c] = (float(lo.fun), upper)
+        if cache is not None:
+            cache[ckey] = comp_out
+        out.update(comp_out)
+    return out
+
+
+def _rank(table: _Table, line: np.ndarray, suppressed: np.ndarray, pick: int) -> tuple:
+    return (int(suppressed[line].sum()), bool(table.is_total[pick]), int(table.values[pick]), int(table.order[pick]))
+
+
+def _fix_choice(table: _Table, suppressed: np.ndarray, c: int) -> int | None:
+    """Next cell to suppress so that the exposed cell ``c`` gets a range.
+
+    First the lines through ``c`` (the one with fewest suppressed cells,
+    then interior before totals, smallest count, position); if they are all
+    suppressed already, the lines of every suppressed cell linked to ``c``:
+    the pin then comes through a published total further away.
+    """
+    best = None
+    for line in table.lines:
+        if c in line:
+            pick = _pick(table, line, suppressed)
+            if pick is not None and (best is None or _rank(table, line, suppressed, pick) < best[0]):
+                best = (_rank(table, line, suppressed, pick), pick)
+    if best is None:
+        comp = next((set(x) for x in _components(table, suppressed) if c in x), {c})
+        for line in table.lines:
+            if not comp.intersection(int(x) for x in line):
+                continue
+            pick = _pick(table, line, suppressed)
+            if pick is not None and (best is None or _rank(table, line, suppressed, pick) < best[0]):
+                best = (_rank(table, line, suppressed, pick), pick)
+    return None if best is None else best[1]
+
+
+def _propagate(table: _Table, suppressed: np.ndarray, primary: np.ndarray, k: int, max_rounds: int = 100) -> dict:
+    """Interval propagation over the lines (bounds consistency).
+
+    A fast, sound outer bound of what the LP audit computes: if it already
+    pins a primary cell, the LP does too. Used to fix most exposures cheaply;
+    the LP audit decides at the end.
+    """
+    lo = np.where(primary, 1.0, float(k))
+    hi = np.where(primary, float(k - 1), np.inf)
+    lo = np.where(suppressed, lo, table.values.astype(float))
+    hi = np.where(suppressed, hi, table.values.astype(float))
+    lines = [line for line in table.lines if suppressed[line].any()]
+    for _ in range(max_rounds):
+        changed = False
+        for line in lines:
+            tot, parts = line[0], line[1:]
+            plo, phi = lo[parts].sum(), hi[parts].sum()
+            # total within the parts' sum
+            if suppressed[tot]:
+                if plo > lo[tot] + 1e-9:
+                    lo[tot], changed = plo, True
+                if phi < hi[tot] - 1e-9:
+                    hi[tot], changed = phi, True
+            # each part = total − the other parts
+            for p in parts:
+                if not suppressed[p]:
+                    continue
+                others = parts[parts != p]
+                olo, ohi = lo[others].sum(), hi[others].sum()
+                new_lo = lo[tot] - ohi if np.isfinite(ohi) else -np.inf
+                new_hi = hi[tot] - olo
+                if new_lo > lo[p] + 1e-9:
+                    lo[p], changed = new_lo, True
+                if new_hi < hi[p] - 1e-9:
+                    hi[p], changed = new_hi, True
+        if not changed:
+            break
+    return {int(c): (float(lo[c]), float(hi[c])) for c in np.flatnonzero(primary & suppressed)}
+
+
+def _exposed(ranges: dict[int, tuple]) -> list[int]:
+    return sorted(c for c, (lo, hi) in ranges.items() if math.floor(hi + 1e-7) - math.ceil(lo - 1e-7) < 1)
+
+
+# --------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------
+@dataclass
+class SuppressionResult:
+    """Result of :func:`suppress_counts`.
+
+    frame : copy of the input; the count columns have object dtype where a
+        cell is suppressed: primary cells hold ``"< k"`` (``"< 3"``),
+        secondary cells ``"x"``, all other cells stay Python ``int``. With
+        ``total_row=True`` a last row holds the city totals (``key`` and
+        ``name`` = "Gesamt"; other columns empty).
+    mask : bool DataFrame, same index as ``frame``, the count columns
+        (True = suppressed, primary or secondary).
+    kind : same shape as ``mask``: "" / "primär" / "sekundär".
+    primary, secondary : number of suppressed cells of each kind, counting
+        interior cells and all totals (group, city, row totals).
+    group_totals : published totals per ``group`` (one row per group, the
+        group column first), markers as in ``frame``; None without a group.
+    group_mask : bool DataFrame for ``group_totals``.
+    row_totals : published row totals per row of ``frame`` (Series, object
+        dtype) when several count columns form a table and no explicit
+        ``row_total`` column was given; None otherwise. Publish row sums only
+        from here.
+    k : the threshold; counts 1 … k − 1 are suppressed.
+    notes : QA notes (how many cells were suppressed, and why).
+    fully_protected : False when a small count can still be narrowed to one
+        value although every non-zero cell linked to it is suppressed (only
+        in tiny tables whose totals are themselves small, e.g. a city total
+        of 2); a warning note says where. Do not publish such a table, or
+        publish it at a coarser level.
+    """
+
+    frame: pd.DataFrame
+    mask: pd.DataFrame
+    kind: pd.DataFrame
+    primary: int
+    secondary: int
+    group_totals: pd.DataFrame | None = None
+    group_mask: pd.DataFrame | None = None
+    row_totals: pd.Series | None = None
+    k: int = 3
+    notes: list[QANote] = field(default_factory=list)
+    fully_protected: bool = True
+
+
+def _count_matrix(frame: pd.DataFrame, columns: list) -> np.ndarray:
+    for c in columns:
+        if c not in frame.columns:
+            raise GeoplanError(
+                f"Spalte '{c}' für die Geheimhaltung fehlt.",
+                location=f"Spalte '{c}'",
+                expected="Fallzahl-Spalte",
+                found=", ".join(map(str, frame.columns[:20])),
+            )
+    out = np.zeros((len(frame), len(columns)), dtype=np.int64)
+    for j, c in enumerate(columns):
+        s = pd.to_numeric(frame[c], errors="coerce")
+        bad = s.isna() | (s < 0) | (s.round() != s)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            key = frame["key"].iloc[i] if "key" in frame.columns else i
+            raise GeoplanError(
+                f"Fallzahl in '{c}' ist keine ganze Zahl ≥ 0.",
+                location=f"Sozialraum {key}, Spalte '{c}'",
+                expected="ganze Zahl ≥ 0",
+                found=repr(frame[c].iloc[i]),
+                hint="Fallzahlen vor der Geheimhaltung nicht runden oder umrechnen.",
+            )
+        out[:, j] = s.to_numpy().astype(np.int64)
+    return out
+
+
+def suppress_counts(
+    frame: pd.DataFrame,
+    *,
+    columns,
+    k: int = 3,
+    group: str | None = None,
+    total_row: bool = True,
+    row_total: str | bool | None = None,
+) -> SuppressionResult:
+    """Primary and secondary suppression of the count ``columns`` (cases).
+
+    Parameters
+    ----------
+    frame : one row per Sozialraum.
+    columns : count columns (e.g. ``hze_cases_ambulant`` …); integers ≥ 0.
+    k : counts 1 … k − 1 are suppressed (default 3; must be ≥ 2).
+    group : column of a higher level (``bezirk``) whose totals are published.
+    total_row : append a row with the city totals ("Gesamt"). The city totals
+        are protected either way.
+    row_total : how row totals are published when ``columns`` has several
+        entries: a column name in ``columns`` that is the sum of the other
+        columns (checked); ``None`` (default) — row sums are assumed to be
+        published elsewhere and are protected (see ``row_totals`` of the
+        result); ``False`` — row sums are never published.
+
+    The rules (primary, secondary by lines, audit by feasibility intervals)
+    are described in the module docstring. Deterministic: ties are broken by
+    row and column position. The input is not modified.
+    """
+    if isinstance(columns, str):
+        columns = [columns]
+    columns = list(columns)
+    if not columns:
+        raise GeoplanError("Keine Fallzahl-Spalten für die Geheimhaltung angegeben.", expected="mindestens eine Spalte")
+    if not isinstance(k, (int, np.integer)) or k < 2:
+        raise GeoplanError(
+            "Die Geheimhaltungsschwelle k muss eine ganze Zahl ≥ 2 sein.",
+            location="privacy.k",
+            expected="k ≥ 2 (Standard 3: Fallzahlen 1 und 2 werden gesperrt)",
+            found=repr(k),
+        )
+    k = int(k)
+    counts_all = _count_matrix(frame, columns)
+    groups = None
+    if group is not None:
+        if group not in frame.columns:
+            raise GeoplanError(
+                f"Gruppenspalte '{group}' für die Geheimhaltung fehlt.",
+                location=f"Spalte '{group}'",
+                expected="z. B. 'bezirk'",
+                found=", ".join(map(str, frame.columns[:20])),
+            )
+        if frame[group].isna().any():
+            raise GeoplanError(
+                f"Leere Einträge in der Gruppenspalte '{group}'.",
+                location=f"Spalte '{group}'",
+                expected="eine Gruppe je Sozialraum",
+                found="leerer Eintrag",
+            )
+        groups = frame[group].to_numpy(dtype=object)
+
+    explicit_total = isinstance(row_total, str)
+    if explicit_total:
+        if row_total not in columns:
+            raise GeoplanError(
+                f"Zeilensummen-Spalte '{row_total}' gehört nicht zu den Fallzahl-Spalten.",
+                location="row_total",
+                expected=", ".join(columns),
+                found=row_total,
+            )
+        parts = [c for c in columns if c != row_total]
+        j_tot = columns.index(row_total)
+        part_idx = [columns.index(c) for c in parts]
+        diff = counts_all[:, j_tot] - counts_all[:, part_idx].sum(axis=1)
+        if np.any(diff != 0):
+            i = int(np.flatnonzero(diff)[0])
+            key = frame["key"].iloc[i] if "key" in frame.columns else i
+            raise GeoplanError(
+                f"Die Zeilensumme '{row_total}' ist nicht die Summe der Hilfearten.",
+                location=f"Sozialraum {key}",
+                expected=f"{row_total} = " + " + ".join(parts),
+                found=f"{counts_all[i, j_tot]} ≠ {counts_all[i, part_idx].sum()}",
+            )
+        table_cols = parts
+        counts = counts_all[:, part_idx]
+        row_margin = True
+    else:
+        table_cols = columns
+        counts = counts_all
+        row_margin = bool(len(columns) > 1 and row_total is not False)
+
+    row_labels = frame["key"].astype(str).tolist() if "key" in frame.columns else [str(i) for i in range(len(frame))]
+    table, idx = _build_table(counts, table_cols, row_margin, groups, row_labels)
+    primary = (table.values >= 1) & (table.values <= k - 1)
+    suppressed = primary.copy()
+    secondary = np.zeros_like(primary)
+    notes: list[QANote] = []
+
+    # line rule, then the fast interval propagation, then the exact LP audit;
+    # every round suppresses at least one more cell, so the loop ends
+    lp_cache: dict = {}
+    stuck: list = []
+    unprotected: set = set()
+    while True:
+        stuck = _line_rule(table, suppressed, secondary)
+        exposed = _exposed(_propagate(table, suppressed, primary, k))
+        if not exposed:
+            exposed = _exposed(_feasible_ranges(table, suppressed, primary, k, cache=lp_cache, full=False))
+            if not exposed:
+                break
+        fixed_any = False
+        touched: set = set()
+        for c in exposed:
+            if c in touched:
+                continue
+            pick = _fix_choice(table, suppressed, c)
+            if pick is None:
+                unprotected.add(c)
+                label, col = table.labels[c]
+                notes.append(
+                    QANote(
+                        stage="privacy",
+                        message=(
+                            "Eine kleine Fallzahl lässt sich trotz Sperrung aller Nachbarfelder eingrenzen; "
+                            "bitte die Tabelle gröber zusammenfassen."
+                        ),
+                        location=f"{label}, {'summe' if col == ROW_TOTAL else col}",
+                    )
+                )
+                touched.add(c)
+                continue
+            suppressed[pick] = True
+            secondary[pick] = True
+            fixed_any = True
+            # one fix per linked group and round: the next round re-checks
+            for line in table.lines:
+                if pick in line:
+                    touched.update(int(x) for x in line)
+        if not fixed_any:
+            break
+    if stuck:  # pragma: no cover - a line with one suppressed cell always has a non-zero partner
+        notes.append(QANote(stage="privacy", message=f"{len(stuck)} Zeilen/Spalten ließen sich nicht vollständig schützen."))
+
+    pmark = primary_marker(k)
+
+    def published(cell: int):
+        if primary[cell]:
+            return pmark
+        if secondary[cell]:
+            return SECONDARY_MARKER
+        return int(table.values[cell])
+
+    def kind_of(cell: int) -> str:
+        return "primär" if primary[cell] else ("sekundär" if secondary[cell] else "")
+
+    cell_col = {c: c for c in table_cols}
+    if explicit_total:
+        cell_col[row_total] = ROW_TOTAL
+    out = frame.copy()
+    mask = pd.DataFrame(False, index=frame.index, columns=columns)
+    kind = pd.DataFrame("", index=frame.index, columns=columns)
+    for c in columns:
+        cc = cell_col[c]
+        cells = [idx[("i", r, cc)] for r in range(len(frame))]
+        out[c] = pd.Series([published(x) for x in cells], index=frame.index, dtype=object)
+        mask[c] = [bool(suppressed[x]) for x in cells]
+        kind[c] = [kind_of(x) for x in cells]
+    row_totals = None
+    if row_margin and not explicit_total:
+        row_totals = pd.Series(
+            [published(idx[("i", r, ROW_TOTAL)]) for r in range(len(frame))], index=frame.index, dtype=object, name="summe"
+        )
+    if total_row:
+        total = {col: np.nan for col in out.columns}
+        for col in ("key", "name"):
+            if col in out.columns:
+                total[col] = TOTAL_LABEL
+        if group is not None:
+            total[group] = TOTAL_LABEL
+        for c in columns:
+            total[c] = published(idx[("t", cell_col[c])])
+        new_index = (out.index.max() + 1) if pd.api.types.is_integer_dtype(out.index) and len(out) else TOTAL_LABEL
+        tot_frame = pd.DataFrame([total], index=[new_index])
+        for col in out.columns:
+            tot_frame[col] = tot_frame[col].astype(object) if out[col].dtype == object else tot_frame[col]
+        out = pd.concat([out, tot_frame[out.columns]], axis=0)
+        for c in columns:
+            out[c] = out[c].astype(object)
+        mask.loc[new_index] = [bool(suppressed[idx[("t", cell_col[c])]]) for c in columns]
+        kind.loc[new_index] = [kind_of(idx[("t", cell_col[c])]) for c in columns]
+        mask = mask.astype(bool)
+        if row_totals is not None:
+            row_totals.loc[new_index] = published(idx[("t", ROW_TOTAL)])
+    group_totals = group_mask = None
+    if groups is not None:
+        gids = sorted(pd.unique(groups), key=str)
+        group_totals = pd.DataFrame({group: gids})
+        group_mask = pd.DataFrame({group: gids})
+        for c in columns:
+            cells = [idx[("g", g, cell_col[c])] for g in gids]
+            group_totals[c] = pd.Series([published(x) for x in cells], dtype=object)
+            group_mask[c] = [bool(suppressed[x]) for x in cells]
+        if row_margin and not explicit_total:
+            cells = [idx[("g", g, ROW_TOTAL)] for g in gids]
+            group_totals["summe"] = pd.Series([published(x) for x in cells], dtype=object)
+            group_mask["summe"] = [bool(suppressed[x]) for x in cells]
+    n_primary = int(primary.sum())
+    n_secondary = int(secondary.sum())
+    if n_primary:
+        notes.append(
+            QANote(
+                stage="privacy",
+                level="info",
+                message=(
+                    f"Geheimhaltung: {n_primary} Fallzahlen zwischen 1 und {k - 1} gesperrt ('{pmark}'), "
+                    f"{n_secondary} weitere Felder gesperrt ('{SECONDARY_MARKER}'), damit sie nicht aus "
+                    "Summen zurückgerechnet werden können."
+                ),
+                details={"k": k, "primary": n_primary, "secondary": n_secondary},
+            )
+        )
+    return SuppressionResult(
+        frame=out,
+        mask=mask,
+        kind=kind,
+        primary=n_primary,
+        secondary=n_secondary,
+        group_totals=group_totals,
+        group_mask=group_mask,
+        row_totals=row_totals,
+        k=k,
+        notes=notes,
+        fully_protected=not unprotected,
+    )
+
+
+def audit_suppression(result: SuppressionResult, original: pd.DataFrame, *, columns, group=None, row_total=None) -> pd.DataFrame:
+    """Feasibility interval of every primarily suppressed cell, as a reader sees it.
+
+    Rebuilds the table from ``original`` (the unsuppressed counts) and the
+    suppression pattern of ``result`` and solves, for every primary cell, the
+    LPs min/max x subject to all published totals, primary cells in
+    [1, k − 1] and secondary cells ≥ k (Hundepool et al. 2012, sect. 4.2.2).
+    Returns one row per primary cell: ``row``, ``column``, ``value``, ``lower``,
+    ``upper``, ``protected`` (more than one integer possible).
+    """
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    counts_all = _count_matrix(original, columns)
+    groups = original[group].to_numpy(dtype=object) if group else None
+    if isinstance(row_total, str):
+        table_cols = [c for c in columns if c != row_total]
+        counts = counts_all[:, [columns.index(c) for c in table_cols]]
+        margin = True
+    else:
+        table_cols, counts = columns, counts_all
+        margin = bool(len(columns) > 1 and row_total is not False)
+    row_labels = original["key"].astype(str).tolist() if "key" in original.columns else [str(i) for i in range(len(original))]
+    table, idx = _build_table(counts, table_cols, margin, groups, row_labels)
+    k = result.k
+    primary = (table.values >= 1) & (table.values <= k - 1)
+    suppressed = np.zeros_like(primary)
+    # read the pattern back from the published objects
+    pub_frame = result.frame
+    col_cell = {c: c for c in table_cols}
+    if isinstance(row_total, str):
+        col_cell[row_total] = ROW_TOTAL
+    for c in columns:
+        for r, ix in enumerate(original.index):
+            suppressed[idx[("i", r, col_cell[c])]] = bool(result.mask.loc[ix, c])
+        if TOTAL_LABEL in set(pub_frame.get("key", pd.Series(dtype=object)).astype(str)) or len(result.mask) > len(original):
+            suppressed[idx[("t", col_cell[c])]] = bool(result.mask.iloc[-1][c])
+        if result.group_mask is not None:
+            for g, flag in zip(result.group_mask[group], result.group_mask[c]):
+                suppressed[idx[("g", g, col_cell[c])]] = bool(flag)
+    if result.row_totals is not None:
+        for r in range(len(original)):
+            suppressed[idx[("i", r, ROW_TOTAL)]] = result.row_totals.iloc[r] in (SECONDARY_MARKER, primary_marker(k))
+        suppressed[idx[("t", ROW_TOTAL)]] = result.row_totals.iloc[-1] in (SECONDARY_MARKER, primary_marker(k))
+        if result.group_totals is not None and "summe" in result.group_totals:
+            for g, flag in zip(result.group_mask[group], result.group_mask["summe"]):
+                suppressed[idx[("g", g, ROW_TOTAL)]] = bool(flag)
+    ranges = _feasible_ranges(table, suppressed, primary & suppressed, k)
+    rows = []
+    for c, (lo, hi) in sorted(ranges.items()):
+        label, col = table.labels[c]
+        rows.append(
+            {
+                "row": label,
+                "column": "summe" if col == ROW_TOTAL else col,
+                "value": int(table.values[c]),
+                "lower": lo,
+                "upper": hi,
+                "protected": math.floor(hi + 1e-7) - math.ceil(lo - 1e-7) >= 1,
+            }
+        )
+    return pd.DataFrame(rows, columns=["row", "column", "value", "lower", "upper", "protected"])
+
+
+# --------------------------------------------------------------------------
+# rates
+# --------------------------------------------------------------------------
+def _fmt_de(x: float, decimals: int) -> str:
+    s = f"{x:,.{decimals}f}"
+    return s.replace(",", "\u2009").replace(".", ",").replace("\u2009", ".")
+
+
+def format_rate_range(lo: float, hi: float, *, decimals: int = 1, per: float | None = 1000) -> str:
+    """German range text, rounded outward so the true rate lies inside: ``"0,5–1,9 je 1.000"``."""
+    f = 10**decimals
+    lo_r = math.floor(lo * f + 1e-9) / f
+    hi_r = math.ceil(hi * f - 1e-9) / f
+    text = f"{_fmt_de(lo_r, decimals)}–{_fmt_de(hi_r, decimals)}"
+    if per and per != 1:
+        text += f" je {_fmt_de(per, 0)}"
+    return text
+
+
+def suppress_rates(
+    frame: pd.DataFrame,
+    mask,
+    *,
+    rate_columns: dict,
+    mode: str = "range",
+    k: int | None = None,
+    decimals: int = 1,
+) -> pd.DataFrame:
+    """Hide rates computed from suppressed counts.
+
+    Parameters
+    ----------
+    frame : the frame holding the rates (one row per Sozialraum, same index as
+        the mask's rows).
+    mask : a :class:`SuppressionResult` or a bool DataFrame (True = count
+        suppressed) with the count columns.
+    rate_columns : ``{rate_column: (count_column, denominator_column, per)}``,
+        the rate being count / denominator × per, e.g.
+        ``{"observed_per_1000": ("hze_cases", "pop_u21", 1000),
+        "observed_expected_ratio": ("hze_cases", "expected_cases", 1)}``.
+    mode : ``"range"`` — a primarily suppressed count c ∈ [1, k − 1] gives the
+        range [1, k − 1] / denominator × per, rounded outward
+        (``"0,5–1,9 je 1.000"``); it says no more than the marker "< k".
+        Rates of secondarily suppressed cells are withheld ("–") in both
+        modes, because a range for them would have to be open-ended and their
+        exact rate gives back the count. ``"withhold"`` — every rate of a
+        suppressed count becomes "–".
+    k : threshold (taken from the SuppressionResult when given; default 3).
+
+    Returns a copy of ``frame``; changed rate columns have object dtype.
+    """
+    if mode not in ("range", "withhold"):
+        raise GeoplanError(
+            "Unbekannte Darstellung für Raten gesperrter Fallzahlen.",
+            location="mode",
+            expected="'range' oder 'withhold'",
+            found=repr(mode),
+        )
+    if isinstance(mask, SuppressionResult):
+        kind = mask.kind
+        k = mask.k if k is None else k
+        sup = mask.mask
+    else:
+        sup = mask
+        kind = None
+    k = 3 if k is None else int(k)
+    out = frame.copy()
+    for rate_col, spec in rate_columns.items():
+        count_col, den_col, per = spec
+        for col in (rate_col, den_col):
+            if col not in frame.columns:
+                raise GeoplanError(
+                    f"Spalte '{col}' für die Raten-Geheimhaltung fehlt.",
+                    location=f"Spalte '{col}'",
+                    found=", ".join(map(str, frame.columns[:20])),
+                )
+        if count_col not in sup.columns:
+            raise GeoplanError(
+                f"Zur Rate '{rate_col}' gehört die Fallzahl '{count_col}', die nicht geheim gehalten wurde.",
+                location=f"Spalte '{count_col}'",
+                expected=", ".join(map(str, sup.columns)),
+            )
+        values = out[rate_col].astype(object).copy()
+        for ix in frame.index:
+            if ix not in sup.index or not bool(sup.loc[ix, count_col]):
+                continue
+            is_primary = False
+            if kind is not None:
+                is_primary = kind.loc[ix, count_col] == "primär"
+            elif count_col in frame.columns:
+                v = pd.to_numeric(pd.Series([frame.loc[ix, count_col]]), errors="coerce").iloc[0]
+                is_primary = (pd.notna(v) and 1 <= v <= k - 1) or frame.loc[ix, count_col] == primary_marker(k)
+            den = pd.to_numeric(pd.Series([frame.loc[ix, den_col]]), errors="coerce").iloc[0]
+            if mode == "range" and is_primary and pd.notna(den) and den > 0:
+                values.loc[ix] = format_rate_range(1 / den * per, (k - 1) / den * per, decimals=decimals, per=per)
+            else:
+                values.loc[ix] = WITHHELD_MARKER
+        out[rate_col] = values
+    return out
+
+
+# --------------------------------------------------------------------------
+# checks on outputs
+# --------------------------------------------------------------------------
+def _default_count_columns(frame: pd.DataFrame) -> list:
+    return [c for c in frame.columns if str(c).startswith("hze_cases") or str(c) in ("observed_cases",)]
+
+
+def find_small_counts(obj, k: int = 3, columns=None) -> pd.DataFrame:
+    """Cells of count columns that hold a number from 1 to k − 1.
+
+    ``obj`` is a DataFrame or a :class:`SuppressionResult` (its ``frame``,
+    group totals and row totals are checked). ``columns`` defaults to the
+    standard count columns (``hze_cases*``, ``observed_cases``). Numbers
+    written as text ("2", "2,0") count too; markers do not. Returns a frame
+    with ``where``, ``row``, ``column``, ``value``.
+    """
+    frames = []
+    if isinstance(obj, SuppressionResult):
+        frames.append(("frame", obj.frame))
+        if obj.group_totals is not None:
+            frames.append(("group_totals", obj.group_totals))
+        if obj.row_totals is not None:
+            frames.append(("row_totals", obj.row_totals.to_frame("summe")))
+    elif isinstance(obj, pd.DataFrame):
+        frames.append(("frame", obj))
+    else:
+        raise TypeError("find_small_counts expects a DataFrame or SuppressionResult")
+    hits = []
+    for where, f in frames:
+        cols = list(columns) if columns is not None else _default_count_columns(f)
+        if where == "row_totals":
+            cols = ["summe"]
+        for c in cols:
+            if c not in f.columns:
+                continue
+            for ix, v in f[c].items():
+                num = _as_number(v)
+                if num is not None and float(num).is_integer() and 1 <= num <= k - 1:
+                    row = f.loc[ix, "key"] if "key" in f.columns else ix
+                    hits.append({"where": where, "row": row, "column": c, "value": num})
+    return pd.DataFrame(hits, columns=["where", "row", "column", "value"])
+
+
+def assert_no_small_counts(obj, k: int = 3, columns=None) -> None:
+    """Raise :class:`DisclosureError` if any count from 1 to k − 1 would be published."""
+    hits = find_small_counts(obj, k=k, columns=columns)
+    if len(hits):
+        first = hits.iloc[0]
+        raise DisclosureError(
+            f"{len(hits)} kleine Fallzahlen (1 bis {k - 1}) würden veröffentlicht.",
+            location=f"{first['where']}, Zeile {first['row']}, Spalte '{first['column']}'",
+            expected=f"gesperrt ('{primary_marker(k)}') oder ≥ {k} oder 0",
+            found=str(first["value"]),
+            hint="Fallzahlen vor der Ausgabe mit geoplan.privacy.suppress_counts sperren.",
+        )
+
+
+_NUM_RE = re.compile(r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$|^[+-]?\d+(\.\d+)?$")
+
+
+def _as_number(v) -> float | None:
+    """A number from a cell: int/float, or text in German ("1.234,5") or plain ("2", "2.0") form."""
+    if v is None or isinstance(v, bool):
+        return None
+    if isinstance(v, (int, np.integer)):
+        return float(v)
+    if isinstance(v, (float, np.floating)):
+        return None if math.isnan(v) else float(v)
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    if not isinstance(v, str):
+        return None
+    t = v.strip().replace("\u00a0", "").replace("\u202f", "")
+    if not t or not _NUM_RE.match(t):
+        return None
+    # "01", "007": keys with leading zeros are identifiers, never a published count
+    if re.match(r"^[+-]?0\d", t):
+        return None
+    if "," in t or re.match(r"^[+-]?\d{1,3}(\.\d{3})+$", t):
+        t = t.replace(".", "").replace(",", ".")
+    try:
+        return float(t)
+    except ValueError:  # pragma: no cover - guarded by the regex
+        return None
+
+
+@dataclass(frozen=True)
+class ScanHit:
+    """A planted value found in an output: file kind, where, the value and the text around it."""
+
+    kind: str
+    location: str
+    value: float
+    context: str
+
+
+def _matches(cell, values) -> float | None:
+    num = _as_number(cell)
+    if num is None:
+        return None
+    for v in values:
+        if num == float(v):
+            return float(v)
+    return None
+
+
+class _HTMLRows:
+    """Collect table rows (list of cell texts) from HTML with the standard library parser."""
+
+    def __init__(self, text: str):
+        from html.parser import HTMLParser
+
+        rows: list[list[str]] = []
+
+        class P(HTMLParser):
+            def __init__(self):
+                super().__init__(convert_charrefs=True)
+                self.row = None
+                self.cell = None
+
+            def handle_starttag(self, tag, attrs):
+                if tag == "tr":
+                    self.row = []
+                elif tag in ("td", "th") and self.row is not None:
+                    self.cell = []
+
+            def handle_endtag(self, tag):
+                if tag in ("td", "th") and self.row is not None and self.cell is not None:
+                    self.row.append("".join(self.cell).strip())
+                    self.cell = None
+                elif tag == "tr" and self.row is not None:
+                    rows.append(self.row)
+                    self.row = None
+
+            def handle_data(self, data):
+                if self.cell is not None:
+                    self.cell.append(data)
+
+        P().feed(text)
+        self.rows = rows
+
+
+# JSON-like property objects as folium/GeoJSON embed them: {"name": "...", "hze_cases": 2, ...}
+_OBJ_RE = re.compile(r"\{[^{}]*\}")
+_PAIR_RE = re.compile(r"\"([^\"\\]*)\"\s*:\s*(\"(?:[^\"\\]|\\.)*\"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|null|true|false)")
+
+
+def _scan_objects(text: str, values, row_label: str, kind: str) -> list[ScanHit]:
+    hits = []
+    for m in _OBJ_RE.finditer(text):
+        obj = m.group(0)
+        if row_label not in obj:
+            continue
+        for key, raw in _PAIR_RE.findall(obj):
+            cell = raw[1:-1] if raw.startswith('"') else raw
+            cell = html_lib.unescape(cell)
+            if row_label in cell:
+                continue
+            v = _matches(cell, values)
+            if v is not None:
+                hits.append(ScanHit(kind, f"Objekt mit '{row_label}', Feld '{key}'", v, obj[:200]))
+    return hits
+
+
+def _scan_rows(rows, values, row_label: str, kind: str, where: str) -> list[ScanHit]:
+    hits = []
+    for i, row in enumerate(rows):
+        cells = [str(c) for c in row]
+        if not any(row_label in c for c in cells):
+            continue
+        for j, c in enumerate(cells):
+            if row_label in c:
+                continue
+            v = _matches(c, values)
+            if v is not None:
+                hits.append(ScanHit(kind, f"{where}, Zeile {i + 1}, Spalte {j + 1}", v, " | ".join(cells)[:200]))
+    return hits
+
+
+def _scan_text_lines(text: str, values, row_label: str, kind: str) -> list[ScanHit]:
+    hits = []
+    for i, line in enumerate(text.splitlines()):
+        if row_label not in line:
+            continue
+        rest = line.replace(row_label, " ")
+        for tok in re.split(r"[\s;|\t]+", rest):
+            v = _matches(tok.strip("()[]:"), values)
+            if v is not None:
+                hits.append(ScanHit(kind, f"Zeile {i + 1}", v, line.strip()[:200]))
+    return hits
+
+
+def _xlsx_rows(path: Path) -> dict[str, list[list[str]]]:
+    import xml.etree.ElementTree as ET
+
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    out: dict[str, list[list[str]]] = {}
+    with zipfile.ZipFile(path) as z:
+        shared: list[str] = []
+        if "xl/sharedStrings.xml" in z.namelist():
+            root = ET.fromstring(z.read("xl/sharedStrings.xml"))
+            for si in root.findall("m:si", ns):
+                shared.append("".join(t.text or "" for t in si.iter(f"{{{ns['m']}}}t")))
+        for name in sorted(n for n in z.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")):
+            root = ET.fromstring(z.read(name))
+            rows = []
+            for row in root.iter(f"{{{ns['m']}}}row"):
+                cells = []
+                for c in row.findall("m:c", ns):
+                    t = c.get("t")
+                    v = c.find("m:v", ns)
+                    if t == "s" and v is not None:
+                        cells.append(shared[int(v.text)])
+                    elif t == "inlineStr":
+                        cells.append("".join(x.text or "" for x in c.iter(f"{{{ns['m']}}}t")))
+                    else:
+                        cells.append(v.text if v is not None and v.text is not None else "")
+                rows.append(cells)
+            out[name] = rows
+    return out
+
+
+def _gpkg_rows(path: Path) -> dict[str, list[list]]:
+    out = {}
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for t in tables:
+            if t.startswith(("gpkg_", "rtree_", "sqlite_")):
+                continue
+            # the primary key (fid) numbers features 1, 2, 3 …: not an attribute value
+            pk = {r[1] for r in con.execute(f'PRAGMA table_info("{t}")') if r[5]}
+            cur = con.execute(f'SELECT * FROM "{t}"')
+            names = [d[0] for d in cur.description]
+            rows = []
+            for r in cur.fetchall():
+                # geometry blobs are not attribute values
+                rows.append([v for v, n in zip(r, names) if n not in pk and not isinstance(v, (bytes, memoryview))])
+            out[t] = rows
+    finally:
+        con.close()
+    return out
+
+
+def scan_for_values(text_or_path, values, *, row_label: str | None = None, kind: str | None = None) -> list[ScanHit]:
+    """Look for planted small counts in an output file (or text).
+
+    How false positives are avoided: a test plants a distinctive count (e.g.
+    2) in a Sozialraum with a distinctive name or key (``row_label``, e.g.
+    "Zwergwinkel"). Only the cells that belong to that Sozialraum are
+    compared with ``values``, and a cell matches only if its whole text is the
+    number (German "2", "2,0" or "2.0"), so "12", "2,5 je 1.000", "2026" or a
+    percentage elsewhere never match; text with a leading zero ("01", a
+    Bezirk key) is an identifier, not a count:
+
+    - html: table rows (``<tr>``) containing the label, cell by cell; and
+      JSON-like objects (``{...}``, the GeoJSON properties folium embeds for
+      tooltips and popups) containing the label, field by field; and the
+      visible text lines with the label, token by token.
+    - xlsx: every sheet's rows from the unzipped XML (shared strings
+      resolved), rows containing the label, cell by cell.
+    - gpkg: every feature/attribute table (SQLite), rows with the label,
+      attribute by attribute (geometry blobs and the primary key ``fid``
+      skipped).
+    - pdf: text from ``pdftotext -layout``, lines with the label, token by
+      token (a table row stays on one line in layout mode).
+    - json/geojson/csv/txt: like html objects / text lines.
+
+    Without ``row_label`` every token of the text is compared (only useful
+    for values that cannot occur otherwise). Returns the hits (empty list =
+    not found).
+    """
+    values = [values] if isinstance(values, (int, float)) else list(values)
+    path = None
+    if isinstance(text_or_path, Path) or (
+        isinstance(text_or_path, str) and len(text_or_path) < 4096 and "\n" not in text_or_path and Path(text_or_path).is_file()
+    ):
+        path = Path(text_or_path)
+        kind = kind or path.suffix.lower().lstrip(".")
+    kind = kind or "text"
+    label = row_label
+    if path is not None and kind == "xlsx":
+        hits = []
+        for sheet, rows in _xlsx_rows(path).items():
+            if label is None:
+                hits += [ScanHit(kind, sheet, v, c) for row in rows for c in row if (v := _matches(c, values)) is not None]
+            else:
+                hits += _scan_rows(rows, values, label, kind, sheet)
+        return hits
+    if path is not None and kind == "gpkg":
+        hits = []
+        for table, rows in _gpkg_rows(path).items():
+            if label is None:
+                hits += [ScanHit(kind, table, v, str(row)[:200]) for row in rows for c in row if (v := _matches(c, values)) is not None]
+            else:
+                hits += _scan_rows(rows, values, label, kind, table)
+        return hits
+    if path is not None and kind == "pdf":
+        res = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            raise GeoplanError(
+                "PDF-Text konnte nicht gelesen werden (pdftotext).",
+                file=path,
+                found=res.stderr.strip()[:200],
+                hint="poppler-utils installieren.",
+            )
+        text = res.stdout
+    elif path is not None:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    else:
+        text = str(text_or_path)
+    if label is None:
+        return [
+            ScanHit(kind, f"Token {i}", v, tok)
+            for i, tok in enumerate(re.split(r"[\s<>\"',;:|(){}\[\]=]+", html_lib.unescape(text)))
+            if (v := _matches(tok, values)) is not None
+        ]
+    hits: list[ScanHit] = []
+    if kind in ("html", "htm"):
+        hits += _scan_rows(_HTMLRows(text).rows, values, label, kind, "Tabelle")
+        hits += _scan_objects(text, values, label, kind)
+        visible = re.sub(r"<script.*?</script>|<style.*?</style>", " ", text, flags=re.S)
+        visible = html_lib.unescape(re.sub(r"<[^>]+>", "\n", visible))
+        hits += _scan_text_lines(visible, values, label, kind)
+    elif kind in ("json", "geojson", "js"):
+        hits += _scan_objects(text, values, label, kind)
+    else:
+        hits += _scan_text_lines(text, values, label, kind)
+        if kind == "csv":
+            hits += _scan_rows([re.split(r"[;,\t]", line) for line in text.splitlines()], values, label, kind, "CSV")
+    return hits
