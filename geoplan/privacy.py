@@ -26,8 +26,9 @@ Secondary suppression
     suppressed as well (interior cells before totals, then the smallest
     count — least information lost — then the row order), and the lines are
     checked again until nothing changes (Hundepool et al. 2012, *Statistical
-    Disclosure Control*, Wiley, sect. 4.2.3 and 5.2: the "at least two per
-    line" rule for tables with margins). Secondary cells are marked ``"x"``
+    Disclosure Control*, Wiley, ch. 4 "Magnitude tabular data" on secondary
+    cell suppression and ch. 5 "Frequency tables": a lone suppressed cell in
+    a line with a published total is recomputed by subtraction). Secondary cells are marked ``"x"``
     (Destatis: "Tabellenfach gesperrt"), not ``"< 3"``, because they are
     not small.
 Audit
@@ -36,7 +37,8 @@ Audit
     primary cell's feasible range is computed by linear programming from what
     a reader knows — the published cells, the totals, primary cells lie in
     [1, k − 1], secondary cells are ≥ k (they are non-zero and not small) —
-    (Hundepool et al. 2012, sect. 4.2.2 "audit", feasibility intervals). If a
+    (Hundepool et al. 2012, ch. 4: auditing a suppression pattern by the
+    feasibility intervals an intruder can compute with linear programming). If a
     primary cell's range holds only one integer, one more cell of one of its
     lines is suppressed (the line with fewest suppressed cells, then the same
     choice as above) and the whole check repeats. The structure is a
@@ -73,6 +75,7 @@ __all__ = [
     "audit_suppression",
     "find_small_counts",
     "format_rate_range",
+    "protect_sozialraum_frame",
     "scan_for_values",
     "suppress_counts",
     "suppress_rates",
@@ -671,7 +674,7 @@ def audit_suppression(result: SuppressionResult, original: pd.DataFrame, *, colu
     Rebuilds the table from ``original`` (the unsuppressed counts) and the
     suppression pattern of ``result`` and solves, for every primary cell, the
     LPs min/max x subject to all published totals, primary cells in
-    [1, k − 1] and secondary cells ≥ k (Hundepool et al. 2012, sect. 4.2.2).
+    [1, k − 1] and secondary cells ≥ k (Hundepool et al. 2012, ch. 4, audit).
     Returns one row per primary cell: ``row``, ``column``, ``value``, ``lower``,
     ``upper``, ``protected`` (more than one integer possible).
     """
@@ -1159,3 +1162,111 @@ def scan_for_values(text_or_path, values, *, row_label: str | None = None, kind:
         if kind == "csv":
             hits += _scan_rows([re.split(r"[;,\t]", line) for line in text.splitlines()], values, label, kind, "CSV")
     return hits
+
+
+# --------------------------------------------------------------------------
+# one call for the Sozialraum frame
+# --------------------------------------------------------------------------
+HZE_KINDS = ("ambulant", "teilstationaer", "stationaer")
+_OTHER = "__hze_cases_other__"
+
+
+def protect_sozialraum_frame(
+    frame: pd.DataFrame,
+    *,
+    k: int = 3,
+    group: str | None = "bezirk",
+    rate_mode: str = "range",
+    rate_columns: dict | None = None,
+    total_row: bool = False,
+) -> SuppressionResult:
+    """Suppress every HzE count of a Sozialraum frame in one table, then its rates.
+
+    All count columns are protected *together*, so a cell hidden in one
+    output cannot be recomputed from another: ``hze_cases_<kind>`` for the
+    kinds present, with ``hze_cases`` as their row total (if the kinds do not
+    add up to ``hze_cases``, the remainder is treated as a further, published
+    kind — conservative — and dropped from the output), and
+    ``observed_cases`` (the equity result's copy of ``hze_cases``) gets the
+    same markers as ``hze_cases``. Rates: ``observed_per_1000`` (per 1,000
+    under 21) and ``observed_expected_ratio`` (observed / expected cases) are
+    handled by :func:`suppress_rates` when present, plus any ``rate_columns``.
+
+    Returns the :class:`SuppressionResult` whose ``frame`` has counts and
+    rates made safe; publish only that frame (and its group/row totals).
+    """
+    kinds = [f"hze_cases_{kind}" for kind in HZE_KINDS if f"hze_cases_{kind}" in frame.columns]
+    kinds += sorted(
+        c for c in frame.columns if str(c).startswith("hze_cases_") and c not in kinds and not str(c).endswith("_eur")
+    )
+    work = frame.copy()
+    observed_alias = None
+    total_col = "hze_cases" if "hze_cases" in frame.columns else None
+    if total_col is None and "observed_cases" in frame.columns:
+        total_col, observed_alias = "observed_cases", None
+    elif total_col is not None and "observed_cases" in frame.columns:
+        observed_alias = "observed_cases"
+    if not kinds and total_col is None:
+        raise GeoplanError(
+            "Keine HzE-Fallzahlen für die Geheimhaltung gefunden.",
+            expected="Spalten 'hze_cases' oder 'hze_cases_<Hilfeart>'",
+            found=", ".join(map(str, frame.columns[:20])),
+        )
+    notes: list[QANote] = []
+    if kinds and total_col is not None:
+        counts = _count_matrix(frame, kinds + [total_col])
+        other = counts[:, -1] - counts[:, :-1].sum(axis=1)
+        if np.any(other < 0):
+            i = int(np.flatnonzero(other < 0)[0])
+            key = frame["key"].iloc[i] if "key" in frame.columns else i
+            raise GeoplanError(
+                f"Die Fälle nach Hilfeart sind größer als '{total_col}'.",
+                location=f"Sozialraum {key}",
+                expected=f"{' + '.join(kinds)} ≤ {total_col}",
+                found=f"{counts[i, :-1].sum()} > {counts[i, -1]}",
+            )
+        columns = list(kinds)
+        if np.any(other > 0):
+            work[_OTHER] = other
+            columns.append(_OTHER)
+            notes.append(
+                QANote(
+                    stage="privacy",
+                    level="info",
+                    message=f"Fälle ohne Hilfeart ({int(other.sum())}) als eigene Spalte in der Geheimhaltung berücksichtigt.",
+                )
+            )
+        columns.append(total_col)
+        res = suppress_counts(work, columns=columns, k=k, group=group, total_row=total_row, row_total=total_col)
+    else:
+        columns = kinds or [total_col]
+        res = suppress_counts(work, columns=columns, k=k, group=group, total_row=total_row)
+    out, mask, kind = res.frame, res.mask, res.kind
+    if _OTHER in out.columns:
+        out = out.drop(columns=_OTHER)
+        mask = mask.drop(columns=_OTHER)
+        kind = kind.drop(columns=_OTHER)
+        if res.group_totals is not None:
+            res.group_totals = res.group_totals.drop(columns=_OTHER)
+            res.group_mask = res.group_mask.drop(columns=_OTHER)
+    if observed_alias:
+        out[observed_alias] = out[total_col]
+        mask[observed_alias] = mask[total_col]
+        kind[observed_alias] = kind[total_col]
+    res.frame, res.mask, res.kind = out, mask, kind
+    count_col = total_col
+    rates = {}
+    if "observed_per_1000" in frame.columns and "pop_u21" in frame.columns:
+        rates["observed_per_1000"] = (count_col, "pop_u21", 1000)
+    if "observed_expected_ratio" in frame.columns and "expected_cases" in frame.columns:
+        rates["observed_expected_ratio"] = (count_col, "expected_cases", 1)
+    rates.update(rate_columns or {})
+    if rates:
+        body = frame.index
+        safe = suppress_rates(frame, res, rate_columns=rates, mode=rate_mode)
+        for rc in rates:
+            col = res.frame[rc].astype(object)
+            col.loc[body] = safe[rc]
+            res.frame[rc] = col
+    res.notes = notes + res.notes
+    return res

@@ -17,6 +17,7 @@ from geoplan.privacy import (
     audit_suppression,
     find_small_counts,
     format_rate_range,
+    protect_sozialraum_frame,
     scan_for_values,
     suppress_counts,
     suppress_rates,
@@ -366,3 +367,37 @@ def test_scan_pdf(tmp_path):
     published = suppress_counts(raw, columns=KINDS, group="bezirk").frame
     weasyprint.HTML(string=_html(published)).write_pdf(p)
     assert scan_for_values(p, [1, 2], row_label="Zwergwinkel") == []
+
+
+# --------------------------------------------------------------------------
+# the whole Sozialraum frame in one call
+# --------------------------------------------------------------------------
+def test_protect_sozialraum_frame_counts_and_rates_together():
+    f = _frame()
+    f["hze_cases"] = f[KINDS].sum(axis=1) + [0, 0, 1, 0, 0, 0]  # one case without a kind in 0103
+    f["pop_u21"] = [1000, 2000, 800, 1050, 1200, 900]
+    f["expected_cases"] = [20.0, 10, 12, 8, 20, 18]
+    f["observed_cases"] = f["hze_cases"]
+    f.loc[3, ["hze_cases_teilstationaer", "hze_cases"]] = [1, 2]  # Bezirk 02 gets a total of 2
+    f["observed_cases"] = f["hze_cases"]
+    f["observed_per_1000"] = f["hze_cases"] / f["pop_u21"] * 1000
+    f["observed_expected_ratio"] = f["hze_cases"] / f["expected_cases"]
+    res = protect_sozialraum_frame(f, total_row=True)
+    out = res.frame
+    assert "__hze_cases_other__" not in out.columns
+    assert_no_small_counts(res)
+    # observed_cases carries the same markers as hze_cases
+    assert list(out["observed_cases"]) == list(out["hze_cases"])
+    row = out.iloc[3]
+    assert row["hze_cases"] == "< 3"
+    assert row["observed_per_1000"] == "0,9–2,0 je 1.000"  # 1..2 of 1,050
+    assert row["observed_expected_ratio"] == "0,1–0,3"  # 1/8 .. 2/8 rounded outward
+    for ix in range(len(f)):
+        if res.kind.loc[ix, "hze_cases"] == "sekundär":
+            assert out.loc[ix, "observed_per_1000"] == "–"
+        elif not res.mask.loc[ix, "hze_cases"]:
+            assert out.loc[ix, "observed_per_1000"] == pytest.approx(f.loc[ix, "observed_per_1000"])
+    bad = f.copy()
+    bad.loc[0, "hze_cases"] = 1
+    with pytest.raises(GeoplanError, match="Hilfeart"):
+        protect_sozialraum_frame(bad)
