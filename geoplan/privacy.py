@@ -387,9 +387,12 @@ class SuppressionResult:
     notes : QA notes (how many cells were suppressed, and why).
     fully_protected : False when a small count can still be narrowed to one
         value although every non-zero cell linked to it is suppressed (only
-        in tiny tables whose totals are themselves small, e.g. a city total
-        of 2); a warning note says where. Do not publish such a table, or
-        publish it at a coarser level.
+        where totals are themselves small, e.g. a Bezirk total of 2 made of
+        two cells of 1); a warning note says where. The reader then learns
+        the exact value of a cell already marked "< 3", never a count of a
+        published or "x" cell. Publish such a table at a coarser level or
+        with a larger k if that is not acceptable.
+    pinned_by_markers : number of such cells.
     """
 
     frame: pd.DataFrame
@@ -403,6 +406,7 @@ class SuppressionResult:
     k: int = 3
     notes: list[QANote] = field(default_factory=list)
     fully_protected: bool = True
+    pinned_by_markers: int = 0
 
 
 def _count_matrix(frame: pd.DataFrame, columns: list) -> np.ndarray:
@@ -535,11 +539,17 @@ def suppress_counts(
     lp_cache: dict = {}
     stuck: list = []
     unprotected: set = set()
+    # Pins no suppression can lift: with every non-zero cell hidden, a total
+    # marked "< 3" made of two cells marked "< 3" still says 1 + 1. Publishing
+    # more only narrows a reader's ranges, so these cells are pinned under any
+    # pattern; chasing them would hide the whole table for nothing.
+    inherent = set(_exposed(_propagate(table, table.values >= 1, primary, k)))
     while True:
         stuck = _line_rule(table, suppressed, secondary)
-        exposed = _exposed(_propagate(table, suppressed, primary, k))
+        exposed = [c for c in _exposed(_propagate(table, suppressed, primary, k)) if c not in inherent]
         if not exposed:
-            exposed = _exposed(_feasible_ranges(table, suppressed, primary, k, cache=lp_cache, full=False))
+            ranges = _feasible_ranges(table, suppressed, primary, k, cache=lp_cache, full=False)
+            exposed = [c for c in _exposed(ranges) if c not in inherent]
             if not exposed:
                 break
         fixed_any = False
@@ -640,6 +650,21 @@ def suppress_counts(
             group_mask["summe"] = [bool(suppressed[x]) for x in cells]
     n_primary = int(primary.sum())
     n_secondary = int(secondary.sum())
+    if inherent:
+        where = [f"{table.labels[c][0]}, {'summe' if table.labels[c][1] == ROW_TOTAL else table.labels[c][1]}" for c in sorted(inherent)]
+        notes.append(
+            QANote(
+                stage="privacy",
+                message=(
+                    f"{len(inherent)} gesperrte kleine Fallzahlen lassen sich aus den Markierungen '{pmark}' "
+                    "und den Summen auf einen Wert eingrenzen (z. B. eine Summe '< 3' aus zwei Feldern '< 3'); "
+                    "weitere Sperrungen ändern daran nichts. Wenn das nicht hinnehmbar ist: Tabelle gröber "
+                    "zusammenfassen oder k erhöhen."
+                ),
+                location="; ".join(where[:20]),
+                details={"cells": where},
+            )
+        )
     if n_primary:
         notes.append(
             QANote(
@@ -664,7 +689,8 @@ def suppress_counts(
         row_totals=row_totals,
         k=k,
         notes=notes,
-        fully_protected=not unprotected,
+        fully_protected=not unprotected and not inherent,
+        pinned_by_markers=len(inherent),
     )
 
 
