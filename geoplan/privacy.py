@@ -52,6 +52,8 @@ ranges or withholds them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html as html_lib
 import math
 import re
@@ -1004,6 +1006,9 @@ _OBJ_RE = re.compile(r"\{[^{}]*\}")
 _PAIR_RE = re.compile(r"\"([^\"\\]*)\"\s*:\s*(\"(?:[^\"\\]|\\.)*\"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|null|true|false)")
 
 
+_DATA_URI_RE = re.compile(r"data:text/html;(?:charset=[\w-]+;)?base64,([A-Za-z0-9+/=]+)")
+
+
 def _scan_objects(text: str, values, row_label: str, kind: str) -> list[ScanHit]:
     hits = []
     for m in _OBJ_RE.finditer(text):
@@ -1115,7 +1120,9 @@ def scan_for_values(text_or_path, values, *, row_label: str | None = None, kind:
     - html: table rows (``<tr>``) containing the label, cell by cell; and
       JSON-like objects (``{...}``, the GeoJSON properties folium embeds for
       tooltips and popups) containing the label, field by field; and the
-      visible text lines with the label, token by token.
+      visible text lines with the label, token by token. Pages embedded as
+      ``data:text/html;base64`` URIs or html-escaped in ``srcdoc`` are
+      decoded and scanned the same way.
     - xlsx: every sheet's rows from the unzipped XML (shared strings
       resolved), rows containing the label, cell by cell.
     - gpkg: every feature/attribute table (SQLite), rows with the label,
@@ -1176,8 +1183,27 @@ def scan_for_values(text_or_path, values, *, row_label: str | None = None, kind:
         ]
     hits: list[ScanHit] = []
     if kind in ("html", "htm"):
+        # maps embedded as data URIs (folium's notebook form) are scanned as html too
+        for m in _DATA_URI_RE.finditer(text):
+            try:
+                inner = base64.b64decode(m.group(1)).decode("utf-8", "replace")
+            except (ValueError, binascii.Error):
+                continue
+            hits += [
+                ScanHit(h.kind, f"eingebettete Seite: {h.location}", h.value, h.context)
+                for h in scan_for_values(inner, values, row_label=label, kind="html")
+            ]
         hits += _scan_rows(_HTMLRows(text).rows, values, label, kind, "Tabelle")
         hits += _scan_objects(text, values, label, kind)
+        # iframe srcdoc holds the map html-escaped (&quot;), possibly twice
+        unescaped = text
+        for _ in range(2):
+            nxt = html_lib.unescape(unescaped)
+            if nxt == unescaped:
+                break
+            unescaped = nxt
+            hits += _scan_objects(unescaped, values, label, kind)
+            hits += _scan_rows(_HTMLRows(unescaped).rows, values, label, kind, "eingebettete Tabelle")
         visible = re.sub(r"<script.*?</script>|<style.*?</style>", " ", text, flags=re.S)
         visible = html_lib.unescape(re.sub(r"<[^>]+>", "\n", visible))
         hits += _scan_text_lines(visible, values, label, kind)

@@ -297,6 +297,10 @@ def test_equity_measures_summary(frame):
     assert list(res.curve.columns) == ["key", "rank_by", "pop_share_cum", "budget_share_cum", "need_share_cum"]
     assert list(res.curve["key"]) == [None, "0202", "0102", "0201", "0101"]
     assert res.curve["need_share_cum"].iloc[-1] == pytest.approx(1.0)
+    assert s["observed_expected_total"] == pytest.approx(87 / 100)
+    import json
+
+    assert json.loads(json.dumps(s)) == s  # plain numbers for manifest.json
 
 
 def test_equity_measures_target_from_corridor_column(frame):
@@ -306,6 +310,15 @@ def test_equity_measures_target_from_corridor_column(frame):
     assert pa.loc["0101", "target_eur"] == 420_000
     assert pa.loc["0101", "distance_to_target_eur"] == 90_000
     assert res.summary["max_years_to_close"] == pa["years_to_close"].max()
+    assert res.summary["n_unreachable"] == 0
+    # an area with prior 0 and a positive target never gets there by percentages
+    g = f.copy()
+    g.loc[2, "hze_cost_prev_eur"] = 0
+    res = equity_measures(g, corridor_pct=5)
+    assert res.summary["n_unreachable"] == 1
+    assert math.isinf(res.per_area.loc[2, "years_to_close"])
+    assert res.summary["max_years_to_close"] == res.per_area["years_to_close"].replace(np.inf, np.nan).max()
+    assert any("nie" in n.message for n in res.notes)
 
 
 def test_equity_measures_does_not_modify_input_and_is_deterministic(frame):

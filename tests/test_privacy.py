@@ -451,3 +451,20 @@ def test_berlin_prognoseraeume_simulated_counts():
     audit = audit_suppression(res2, pr, columns=KINDS + ["hze_cases"], group="bezirk", row_total="hze_cases")
     assert len(audit) == res2.primary
     assert (~audit["protected"]).sum() == res2.pinned_by_markers
+
+
+def test_scan_finds_maps_embedded_as_srcdoc_or_data_uri():
+    import base64
+    import html
+
+    inner = _html(_frame())
+    srcdoc = f'<html><body><iframe srcdoc="{html.escape(inner)}"></iframe></body></html>'
+    assert any(h.value == 2 for h in scan_for_values(srcdoc, [2], row_label="Zwergwinkel", kind="html"))
+    b64 = base64.b64encode(inner.encode()).decode()
+    page = f'<html><body><iframe src="data:text/html;charset=utf-8;base64,{b64}"></iframe></body></html>'
+    hits = scan_for_values(page, [2], row_label="Zwergwinkel", kind="html")
+    assert hits and all("eingebettete Seite" in h.location for h in hits)
+    safe = _html(suppress_counts(_frame(), columns=KINDS, group="bezirk").frame)
+    b64 = base64.b64encode(safe.encode()).decode()
+    page = f'<iframe srcdoc="{html.escape(safe)}"></iframe><iframe src="data:text/html;base64,{b64}"></iframe>'
+    assert scan_for_values(page, [1, 2], row_label="Zwergwinkel", kind="html") == []
