@@ -43,7 +43,13 @@ Audit
     lines is suppressed (the line with fewest suppressed cells, then the same
     choice as above) and the whole check repeats. The structure is a
     hierarchical two-way table, whose constraint matrix is totally
-    unimodular, so the LP bounds are the integer bounds.
+    unimodular, so the LP bounds are the integer bounds. A fast interval
+    propagation over the lines finds most such cases before the LP runs.
+    Some pins no suppression can lift: a total marked "< 3" made of two cells
+    marked "< 3" says 1 + 1 even when every other cell is hidden. These are
+    found first (propagation with every non-zero cell hidden), left alone,
+    and reported (``fully_protected`` False, a warning note): the reader
+    learns the exact value of a cell already shown as small, nothing more.
 
 Rates derived from a suppressed count (cases per 1,000 under 21, observed /
 expected) would give the count back; :func:`suppress_rates` turns them into
@@ -79,6 +85,7 @@ __all__ = [
     "format_rate_range",
     "protect_sozialraum_frame",
     "scan_for_values",
+    "scan_output_dir",
     "suppress_counts",
     "suppress_rates",
 ]
@@ -1322,3 +1329,30 @@ def protect_sozialraum_frame(
             res.frame[rc] = col
     res.notes = notes + res.notes
     return res
+
+
+SCANNABLE = ("html", "htm", "pdf", "xlsx", "gpkg", "json", "geojson", "js", "csv", "txt", "md")
+
+
+def scan_output_dir(folder, values, *, row_label: str) -> dict[str, list[ScanHit]]:
+    """Run :func:`scan_for_values` on every output file below ``folder``.
+
+    Files with the suffixes in ``SCANNABLE`` are read; returns
+    ``{relative path: hits}`` for files with hits and the key
+    ``"__not_scanned__"`` listing other files (e.g. PNG maps, which must not
+    print counts) so a test can see what was left out.
+    """
+    folder = Path(folder)
+    out: dict = {}
+    skipped = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = str(path.relative_to(folder))
+        suffix = path.suffix.lower().lstrip(".")
+        if suffix not in SCANNABLE:
+            skipped.append(rel)
+            continue
+        hits = scan_for_values(path, values, row_label=row_label, kind=suffix)
+        if hits:
+            out[rel] = hits
+    out["__not_scanned__"] = skipped
+    return out

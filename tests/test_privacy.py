@@ -468,3 +468,17 @@ def test_scan_finds_maps_embedded_as_srcdoc_or_data_uri():
     b64 = base64.b64encode(safe.encode()).decode()
     page = f'<iframe srcdoc="{html.escape(safe)}"></iframe><iframe src="data:text/html;base64,{b64}"></iframe>'
     assert scan_for_values(page, [1, 2], row_label="Zwergwinkel", kind="html") == []
+
+
+def test_scan_output_dir(tmp_path):
+    from geoplan.privacy import scan_output_dir
+
+    published = suppress_counts(_frame(), columns=KINDS, group="bezirk").frame
+    (tmp_path / "bericht.html").write_text(_html(published), encoding="utf-8")
+    published.to_csv(tmp_path / "daten.csv", index=False)
+    (tmp_path / "karte.png").write_bytes(b"\x89PNG")
+    res = scan_output_dir(tmp_path, [1, 2], row_label="Zwergwinkel")
+    assert res == {"__not_scanned__": ["karte.png"]}
+    _frame().to_csv(tmp_path / "roh.csv", index=False, sep=";")
+    res = scan_output_dir(tmp_path, [1, 2], row_label="Zwergwinkel")
+    assert set(res) == {"roh.csv", "__not_scanned__"}
