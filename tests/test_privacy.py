@@ -262,17 +262,20 @@ def test_assert_no_small_counts_raises_on_raw_data():
         lambda n: st.tuples(
             st.lists(st.lists(st.integers(0, 8), min_size=2, max_size=2), min_size=n, max_size=n),
             st.lists(st.sampled_from(["A", "B", "C"]), min_size=n, max_size=n),
+            st.sampled_from([2, 3, 4]),
         )
     )
 )
 def test_random_tables_are_protected(data):
-    values, groups = data
+    values, groups, k = data
     values = np.array(values)
     f = pd.DataFrame({"key": [f"{i:02d}" for i in range(len(values))], "bezirk": groups, "amb": values[:, 0], "stat": values[:, 1]})
     for columns, group in ((["amb", "stat"], "bezirk"), (["amb"], None)):
-        res = suppress_counts(f, columns=columns, group=group)
-        assert_no_small_counts(res, columns=columns)
-        _attacker_check(res, len(f), columns, group)
+        res = suppress_counts(f, columns=columns, group=group, k=k)
+        assert_no_small_counts(res, k=k, columns=columns)
+        _attacker_check(res, len(f), columns, group, k=k)
+        again = suppress_counts(f, columns=columns, group=group, k=k)
+        pd.testing.assert_frame_equal(res.frame, again.frame)
         assert res.fully_protected == (not any(n.level == "warnung" for n in res.notes))
 
 
@@ -482,3 +485,12 @@ def test_scan_output_dir(tmp_path):
     _frame().to_csv(tmp_path / "roh.csv", index=False, sep=";")
     res = scan_output_dir(tmp_path, [1, 2], row_label="Zwergwinkel")
     assert set(res) == {"roh.csv", "__not_scanned__"}
+
+
+def test_without_row_totals_less_is_suppressed():
+    f = _frame()
+    with_rows = suppress_counts(f, columns=KINDS, group="bezirk")
+    without = suppress_counts(f, columns=KINDS, group="bezirk", row_total=False)
+    assert without.row_totals is None and "summe" not in without.group_totals.columns
+    assert without.secondary <= with_rows.secondary
+    _attacker_check(without, len(f), KINDS, "bezirk")
