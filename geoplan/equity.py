@@ -226,7 +226,7 @@ def gini(x, weights=None) -> float:
     cum = np.cumsum(w)
     abs_diff_sum = 2.0 * float((w * v * (2.0 * cum - w - total)).sum())
     mu = float((w * v).sum() / total)
-    return abs_diff_sum / (2.0 * total**2 * mu)
+    return float(abs_diff_sum / (2.0 * float(total) ** 2 * mu))
 
 
 def theil(x, weights=None) -> float:
@@ -397,8 +397,13 @@ class EquityResult:
         ``total_prior_eur``, ``total_change_eur``,
         ``total_distance_to_target_eur`` (Σ target − Σ prior),
         ``sum_abs_distance_to_target_eur`` (Σ |target − prior|, EUR that would
-        have to move), ``max_years_to_close``, ``corridor_pct``,
-        ``corr_budget_per_u21_need`` (Pearson), ``spearman_budget_per_u21_need``.
+        have to move), ``max_years_to_close`` (over areas that can reach
+        their target), ``n_unreachable`` (areas that never reach it with a
+        multiplicative corridor: prior or target 0), ``corridor_pct``,
+        ``corr_budget_per_u21_need`` (Pearson), ``spearman_budget_per_u21_need``,
+        and with observed cases ``total_observed_cases`` and
+        ``observed_expected_total`` (Σ observed / Σ expected). All values
+        are plain Python numbers (JSON-ready) or None.
     curve : the concentration curve (:func:`concentration_curve`) with an
         extra column ``need_share_cum`` (cumulative share of expected cases
         in the same order), for plotting the budget against demand.
@@ -573,7 +578,9 @@ def equity_measures(
             years = [years_to_close(c, t, corridor_pct) for c, t in zip(pr.to_numpy(), tgt.to_numpy())]
             out["years_to_close"] = years
             finite = [y for y in years if math.isfinite(y)]
-            summary["max_years_to_close"] = max(years) if years else 0.0
+            # inf is not JSON: the maximum is over reachable areas, the rest are counted
+            summary["max_years_to_close"] = max(finite) if finite else None
+            summary["n_unreachable"] = len(years) - len(finite)
             if len(finite) < len(years):
                 unreachable = [k for k, y in zip(keys, years) if not math.isfinite(y)]
                 notes.append(
@@ -589,6 +596,7 @@ def equity_measures(
         else:
             out["years_to_close"] = np.nan
             summary["max_years_to_close"] = None
+            summary["n_unreachable"] = None
         summary.update(
             n_winners=int((direction == "Gewinn").sum()),
             n_losers=int((direction == "Verlust").sum()),
@@ -619,6 +627,7 @@ def equity_measures(
             total_distance_to_target_eur=None,
             sum_abs_distance_to_target_eur=None,
             max_years_to_close=None,
+            n_unreachable=None,
         )
 
     if observed and observed in frame.columns:
@@ -627,6 +636,8 @@ def equity_measures(
         with np.errstate(divide="ignore", invalid="ignore"):
             out["observed_per_1000"] = np.where(has_pop, obs.to_numpy() / pop.to_numpy() * 1000.0, np.nan)
             out["observed_expected_ratio"] = np.where(ex.to_numpy() > 0, obs.to_numpy() / ex.to_numpy(), np.nan)
+        summary["total_observed_cases"] = float(obs.sum())
+        summary["observed_expected_total"] = float(obs.sum() / total_expected) if total_expected > 0 else None
 
     # per-person measures over areas with residents under 21
     y = per_u21[has_pop]

@@ -26,8 +26,9 @@ Secondary suppression
     suppressed as well (interior cells before totals, then the smallest
     count — least information lost — then the row order), and the lines are
     checked again until nothing changes (Hundepool et al. 2012, *Statistical
-    Disclosure Control*, Wiley, sect. 4.2.3 and 5.2: the "at least two per
-    line" rule for tables with margins). Secondary cells are marked ``"x"``
+    Disclosure Control*, Wiley, ch. 4 "Magnitude tabular data" on secondary
+    cell suppression and ch. 5 "Frequency tables": a lone suppressed cell in
+    a line with a published total is recomputed by subtraction). Secondary cells are marked ``"x"``
     (Destatis: "Tabellenfach gesperrt"), not ``"< 3"``, because they are
     not small.
 Audit
@@ -36,12 +37,19 @@ Audit
     primary cell's feasible range is computed by linear programming from what
     a reader knows — the published cells, the totals, primary cells lie in
     [1, k − 1], secondary cells are ≥ k (they are non-zero and not small) —
-    (Hundepool et al. 2012, sect. 4.2.2 "audit", feasibility intervals). If a
+    (Hundepool et al. 2012, ch. 4: auditing a suppression pattern by the
+    feasibility intervals an intruder can compute with linear programming). If a
     primary cell's range holds only one integer, one more cell of one of its
     lines is suppressed (the line with fewest suppressed cells, then the same
     choice as above) and the whole check repeats. The structure is a
     hierarchical two-way table, whose constraint matrix is totally
-    unimodular, so the LP bounds are the integer bounds.
+    unimodular, so the LP bounds are the integer bounds. A fast interval
+    propagation over the lines finds most such cases before the LP runs.
+    Some pins no suppression can lift: a total marked "< 3" made of two cells
+    marked "< 3" says 1 + 1 even when every other cell is hidden. These are
+    found first (propagation with every non-zero cell hidden), left alone,
+    and reported (``fully_protected`` False, a warning note): the reader
+    learns the exact value of a cell already shown as small, nothing more.
 
 Rates derived from a suppressed count (cases per 1,000 under 21, observed /
 expected) would give the count back; :func:`suppress_rates` turns them into
@@ -50,6 +58,8 @@ ranges or withholds them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html as html_lib
 import math
 import re
@@ -73,7 +83,9 @@ __all__ = [
     "audit_suppression",
     "find_small_counts",
     "format_rate_range",
+    "protect_sozialraum_frame",
     "scan_for_values",
+    "scan_output_dir",
     "suppress_counts",
     "suppress_rates",
 ]
@@ -339,14 +351,14 @@ def _propagate(table: _Table, suppressed: np.ndarray, primary: np.ndarray, k: in
             for p in parts:
                 if not suppressed[p]:
                     continue
-                olo, ohi = plo - lo[p], phi - hi[p]
+                others = parts[parts != p]
+                olo, ohi = lo[others].sum(), hi[others].sum()
                 new_lo = lo[tot] - ohi if np.isfinite(ohi) else -np.inf
                 new_hi = hi[tot] - olo
                 if new_lo > lo[p] + 1e-9:
                     lo[p], changed = new_lo, True
                 if new_hi < hi[p] - 1e-9:
                     hi[p], changed = new_hi, True
-                plo, phi = lo[parts].sum(), hi[parts].sum()
         if not changed:
             break
     return {int(c): (float(lo[c]), float(hi[c])) for c in np.flatnonzero(primary & suppressed)}
@@ -382,6 +394,14 @@ class SuppressionResult:
         from here.
     k : the threshold; counts 1 … k − 1 are suppressed.
     notes : QA notes (how many cells were suppressed, and why).
+    fully_protected : False when a small count can still be narrowed to one
+        value although every non-zero cell linked to it is suppressed (only
+        where totals are themselves small, e.g. a Bezirk total of 2 made of
+        two cells of 1); a warning note says where. The reader then learns
+        the exact value of a cell already marked "< 3", never a count of a
+        published or "x" cell. Publish such a table at a coarser level or
+        with a larger k if that is not acceptable.
+    pinned_by_markers : number of such cells.
     """
 
     frame: pd.DataFrame
@@ -394,6 +414,8 @@ class SuppressionResult:
     row_totals: pd.Series | None = None
     k: int = 3
     notes: list[QANote] = field(default_factory=list)
+    fully_protected: bool = True
+    pinned_by_markers: int = 0
 
 
 def _count_matrix(frame: pd.DataFrame, columns: list) -> np.ndarray:
@@ -525,11 +547,18 @@ def suppress_counts(
     # every round suppresses at least one more cell, so the loop ends
     lp_cache: dict = {}
     stuck: list = []
+    unprotected: set = set()
+    # Pins no suppression can lift: with every non-zero cell hidden, a total
+    # marked "< 3" made of two cells marked "< 3" still says 1 + 1. Publishing
+    # more only narrows a reader's ranges, so these cells are pinned under any
+    # pattern; chasing them would hide the whole table for nothing.
+    inherent = set(_exposed(_propagate(table, table.values >= 1, primary, k)))
     while True:
         stuck = _line_rule(table, suppressed, secondary)
-        exposed = _exposed(_propagate(table, suppressed, primary, k))
+        exposed = [c for c in _exposed(_propagate(table, suppressed, primary, k)) if c not in inherent]
         if not exposed:
-            exposed = _exposed(_feasible_ranges(table, suppressed, primary, k, cache=lp_cache, full=False))
+            ranges = _feasible_ranges(table, suppressed, primary, k, cache=lp_cache, full=False)
+            exposed = [c for c in _exposed(ranges) if c not in inherent]
             if not exposed:
                 break
         fixed_any = False
@@ -539,6 +568,7 @@ def suppress_counts(
                 continue
             pick = _fix_choice(table, suppressed, c)
             if pick is None:
+                unprotected.add(c)
                 label, col = table.labels[c]
                 notes.append(
                     QANote(
@@ -550,6 +580,7 @@ def suppress_counts(
                         location=f"{label}, {'summe' if col == ROW_TOTAL else col}",
                     )
                 )
+                touched.add(c)
                 continue
             suppressed[pick] = True
             secondary[pick] = True
@@ -628,6 +659,21 @@ def suppress_counts(
             group_mask["summe"] = [bool(suppressed[x]) for x in cells]
     n_primary = int(primary.sum())
     n_secondary = int(secondary.sum())
+    if inherent:
+        where = [f"{table.labels[c][0]}, {'summe' if table.labels[c][1] == ROW_TOTAL else table.labels[c][1]}" for c in sorted(inherent)]
+        notes.append(
+            QANote(
+                stage="privacy",
+                message=(
+                    f"{len(inherent)} gesperrte kleine Fallzahlen lassen sich aus den Markierungen '{pmark}' "
+                    "und den Summen auf einen Wert eingrenzen (z. B. eine Summe '< 3' aus zwei Feldern '< 3'); "
+                    "weitere Sperrungen ändern daran nichts. Wenn das nicht hinnehmbar ist: Tabelle gröber "
+                    "zusammenfassen oder k erhöhen."
+                ),
+                location="; ".join(where[:20]),
+                details={"cells": where},
+            )
+        )
     if n_primary:
         notes.append(
             QANote(
@@ -652,6 +698,8 @@ def suppress_counts(
         row_totals=row_totals,
         k=k,
         notes=notes,
+        fully_protected=not unprotected and not inherent,
+        pinned_by_markers=len(inherent),
     )
 
 
@@ -661,7 +709,7 @@ def audit_suppression(result: SuppressionResult, original: pd.DataFrame, *, colu
     Rebuilds the table from ``original`` (the unsuppressed counts) and the
     suppression pattern of ``result`` and solves, for every primary cell, the
     LPs min/max x subject to all published totals, primary cells in
-    [1, k − 1] and secondary cells ≥ k (Hundepool et al. 2012, sect. 4.2.2).
+    [1, k − 1] and secondary cells ≥ k (Hundepool et al. 2012, ch. 4, audit).
     Returns one row per primary cell: ``row``, ``column``, ``value``, ``lower``,
     ``upper``, ``protected`` (more than one integer possible).
     """
@@ -893,6 +941,9 @@ def _as_number(v) -> float | None:
     t = v.strip().replace("\u00a0", "").replace("\u202f", "")
     if not t or not _NUM_RE.match(t):
         return None
+    # "01", "007": keys with leading zeros are identifiers, never a published count
+    if re.match(r"^[+-]?0\d", t):
+        return None
     if "," in t or re.match(r"^[+-]?\d{1,3}(\.\d{3})+$", t):
         t = t.replace(".", "").replace(",", ".")
     try:
@@ -960,6 +1011,9 @@ class _HTMLRows:
 # JSON-like property objects as folium/GeoJSON embed them: {"name": "...", "hze_cases": 2, ...}
 _OBJ_RE = re.compile(r"\{[^{}]*\}")
 _PAIR_RE = re.compile(r"\"([^\"\\]*)\"\s*:\s*(\"(?:[^\"\\]|\\.)*\"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|null|true|false)")
+
+
+_DATA_URI_RE = re.compile(r"data:text/html;(?:charset=[\w-]+;)?base64,([A-Za-z0-9+/=]+)")
 
 
 def _scan_objects(text: str, values, row_label: str, kind: str) -> list[ScanHit]:
@@ -1045,12 +1099,14 @@ def _gpkg_rows(path: Path) -> dict[str, list[list]]:
         for t in tables:
             if t.startswith(("gpkg_", "rtree_", "sqlite_")):
                 continue
+            # the primary key (fid) numbers features 1, 2, 3 …: not an attribute value
+            pk = {r[1] for r in con.execute(f'PRAGMA table_info("{t}")') if r[5]}
             cur = con.execute(f'SELECT * FROM "{t}"')
             names = [d[0] for d in cur.description]
             rows = []
             for r in cur.fetchall():
                 # geometry blobs are not attribute values
-                rows.append([v for v, n in zip(r, names) if not isinstance(v, (bytes, memoryview))])
+                rows.append([v for v, n in zip(r, names) if n not in pk and not isinstance(v, (bytes, memoryview))])
             out[t] = rows
     finally:
         con.close()
@@ -1065,16 +1121,20 @@ def scan_for_values(text_or_path, values, *, row_label: str | None = None, kind:
     "Zwergwinkel"). Only the cells that belong to that Sozialraum are
     compared with ``values``, and a cell matches only if its whole text is the
     number (German "2", "2,0" or "2.0"), so "12", "2,5 je 1.000", "2026" or a
-    percentage elsewhere never match:
+    percentage elsewhere never match; text with a leading zero ("01", a
+    Bezirk key) is an identifier, not a count:
 
     - html: table rows (``<tr>``) containing the label, cell by cell; and
       JSON-like objects (``{...}``, the GeoJSON properties folium embeds for
       tooltips and popups) containing the label, field by field; and the
-      visible text lines with the label, token by token.
+      visible text lines with the label, token by token. Pages embedded as
+      ``data:text/html;base64`` URIs or html-escaped in ``srcdoc`` are
+      decoded and scanned the same way.
     - xlsx: every sheet's rows from the unzipped XML (shared strings
       resolved), rows containing the label, cell by cell.
     - gpkg: every feature/attribute table (SQLite), rows with the label,
-      attribute by attribute (geometry blobs skipped).
+      attribute by attribute (geometry blobs and the primary key ``fid``
+      skipped).
     - pdf: text from ``pdftotext -layout``, lines with the label, token by
       token (a table row stays on one line in layout mode).
     - json/geojson/csv/txt: like html objects / text lines.
@@ -1130,8 +1190,27 @@ def scan_for_values(text_or_path, values, *, row_label: str | None = None, kind:
         ]
     hits: list[ScanHit] = []
     if kind in ("html", "htm"):
+        # maps embedded as data URIs (folium's notebook form) are scanned as html too
+        for m in _DATA_URI_RE.finditer(text):
+            try:
+                inner = base64.b64decode(m.group(1)).decode("utf-8", "replace")
+            except (ValueError, binascii.Error):
+                continue
+            hits += [
+                ScanHit(h.kind, f"eingebettete Seite: {h.location}", h.value, h.context)
+                for h in scan_for_values(inner, values, row_label=label, kind="html")
+            ]
         hits += _scan_rows(_HTMLRows(text).rows, values, label, kind, "Tabelle")
         hits += _scan_objects(text, values, label, kind)
+        # iframe srcdoc holds the map html-escaped (&quot;), possibly twice
+        unescaped = text
+        for _ in range(2):
+            nxt = html_lib.unescape(unescaped)
+            if nxt == unescaped:
+                break
+            unescaped = nxt
+            hits += _scan_objects(unescaped, values, label, kind)
+            hits += _scan_rows(_HTMLRows(unescaped).rows, values, label, kind, "eingebettete Tabelle")
         visible = re.sub(r"<script.*?</script>|<style.*?</style>", " ", text, flags=re.S)
         visible = html_lib.unescape(re.sub(r"<[^>]+>", "\n", visible))
         hits += _scan_text_lines(visible, values, label, kind)
@@ -1142,3 +1221,138 @@ def scan_for_values(text_or_path, values, *, row_label: str | None = None, kind:
         if kind == "csv":
             hits += _scan_rows([re.split(r"[;,\t]", line) for line in text.splitlines()], values, label, kind, "CSV")
     return hits
+
+
+# --------------------------------------------------------------------------
+# one call for the Sozialraum frame
+# --------------------------------------------------------------------------
+HZE_KINDS = ("ambulant", "teilstationaer", "stationaer")
+_OTHER = "__hze_cases_other__"
+
+
+def protect_sozialraum_frame(
+    frame: pd.DataFrame,
+    *,
+    k: int = 3,
+    group: str | None = "bezirk",
+    rate_mode: str = "range",
+    rate_columns: dict | None = None,
+    total_row: bool = False,
+) -> SuppressionResult:
+    """Suppress every HzE count of a Sozialraum frame in one table, then its rates.
+
+    All count columns are protected *together*, so a cell hidden in one
+    output cannot be recomputed from another: ``hze_cases_<kind>`` for the
+    kinds present, with ``hze_cases`` as their row total (if the kinds do not
+    add up to ``hze_cases``, the remainder is treated as a further, published
+    kind — conservative — and dropped from the output), and
+    ``observed_cases`` (the equity result's copy of ``hze_cases``) gets the
+    same markers as ``hze_cases``. Rates: ``observed_per_1000`` (per 1,000
+    under 21) and ``observed_expected_ratio`` (observed / expected cases) are
+    handled by :func:`suppress_rates` when present, plus any ``rate_columns``.
+
+    Returns the :class:`SuppressionResult` whose ``frame`` has counts and
+    rates made safe; publish only that frame (and its group/row totals).
+    """
+    kinds = [f"hze_cases_{kind}" for kind in HZE_KINDS if f"hze_cases_{kind}" in frame.columns]
+    kinds += sorted(
+        c for c in frame.columns if str(c).startswith("hze_cases_") and c not in kinds and not str(c).endswith("_eur")
+    )
+    work = frame.copy()
+    observed_alias = None
+    total_col = "hze_cases" if "hze_cases" in frame.columns else None
+    if total_col is None and "observed_cases" in frame.columns:
+        total_col, observed_alias = "observed_cases", None
+    elif total_col is not None and "observed_cases" in frame.columns:
+        observed_alias = "observed_cases"
+    if not kinds and total_col is None:
+        raise GeoplanError(
+            "Keine HzE-Fallzahlen für die Geheimhaltung gefunden.",
+            expected="Spalten 'hze_cases' oder 'hze_cases_<Hilfeart>'",
+            found=", ".join(map(str, frame.columns[:20])),
+        )
+    notes: list[QANote] = []
+    if kinds and total_col is not None:
+        counts = _count_matrix(frame, kinds + [total_col])
+        other = counts[:, -1] - counts[:, :-1].sum(axis=1)
+        if np.any(other < 0):
+            i = int(np.flatnonzero(other < 0)[0])
+            key = frame["key"].iloc[i] if "key" in frame.columns else i
+            raise GeoplanError(
+                f"Die Fälle nach Hilfeart sind größer als '{total_col}'.",
+                location=f"Sozialraum {key}",
+                expected=f"{' + '.join(kinds)} ≤ {total_col}",
+                found=f"{counts[i, :-1].sum()} > {counts[i, -1]}",
+            )
+        columns = list(kinds)
+        if np.any(other > 0):
+            work[_OTHER] = other
+            columns.append(_OTHER)
+            notes.append(
+                QANote(
+                    stage="privacy",
+                    level="info",
+                    message=f"Fälle ohne Hilfeart ({int(other.sum())}) als eigene Spalte in der Geheimhaltung berücksichtigt.",
+                )
+            )
+        columns.append(total_col)
+        res = suppress_counts(work, columns=columns, k=k, group=group, total_row=total_row, row_total=total_col)
+    else:
+        columns = kinds or [total_col]
+        res = suppress_counts(work, columns=columns, k=k, group=group, total_row=total_row)
+    out, mask, kind = res.frame, res.mask, res.kind
+    if _OTHER in out.columns:
+        out = out.drop(columns=_OTHER)
+        mask = mask.drop(columns=_OTHER)
+        kind = kind.drop(columns=_OTHER)
+        if res.group_totals is not None:
+            res.group_totals = res.group_totals.drop(columns=_OTHER)
+            res.group_mask = res.group_mask.drop(columns=_OTHER)
+    if observed_alias:
+        out[observed_alias] = out[total_col]
+        mask[observed_alias] = mask[total_col]
+        kind[observed_alias] = kind[total_col]
+    res.frame, res.mask, res.kind = out, mask, kind
+    count_col = total_col
+    rates = {}
+    if "observed_per_1000" in frame.columns and "pop_u21" in frame.columns:
+        rates["observed_per_1000"] = (count_col, "pop_u21", 1000)
+    if "observed_expected_ratio" in frame.columns and "expected_cases" in frame.columns:
+        rates["observed_expected_ratio"] = (count_col, "expected_cases", 1)
+    rates.update(rate_columns or {})
+    if rates:
+        body = frame.index
+        safe = suppress_rates(frame, res, rate_columns=rates, mode=rate_mode)
+        for rc in rates:
+            col = res.frame[rc].astype(object)
+            col.loc[body] = safe[rc]
+            res.frame[rc] = col
+    res.notes = notes + res.notes
+    return res
+
+
+SCANNABLE = ("html", "htm", "pdf", "xlsx", "gpkg", "json", "geojson", "js", "csv", "txt", "md")
+
+
+def scan_output_dir(folder, values, *, row_label: str) -> dict[str, list[ScanHit]]:
+    """Run :func:`scan_for_values` on every output file below ``folder``.
+
+    Files with the suffixes in ``SCANNABLE`` are read; returns
+    ``{relative path: hits}`` for files with hits and the key
+    ``"__not_scanned__"`` listing other files (e.g. PNG maps, which must not
+    print counts) so a test can see what was left out.
+    """
+    folder = Path(folder)
+    out: dict = {}
+    skipped = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = str(path.relative_to(folder))
+        suffix = path.suffix.lower().lstrip(".")
+        if suffix not in SCANNABLE:
+            skipped.append(rel)
+            continue
+        hits = scan_for_values(path, values, row_label=row_label, kind=suffix)
+        if hits:
+            out[rel] = hits
+    out["__not_scanned__"] = skipped
+    return out

@@ -297,6 +297,10 @@ def test_equity_measures_summary(frame):
     assert list(res.curve.columns) == ["key", "rank_by", "pop_share_cum", "budget_share_cum", "need_share_cum"]
     assert list(res.curve["key"]) == [None, "0202", "0102", "0201", "0101"]
     assert res.curve["need_share_cum"].iloc[-1] == pytest.approx(1.0)
+    assert s["observed_expected_total"] == pytest.approx(87 / 100)
+    import json
+
+    assert json.loads(json.dumps(s)) == s  # plain numbers for manifest.json
 
 
 def test_equity_measures_target_from_corridor_column(frame):
@@ -306,6 +310,15 @@ def test_equity_measures_target_from_corridor_column(frame):
     assert pa.loc["0101", "target_eur"] == 420_000
     assert pa.loc["0101", "distance_to_target_eur"] == 90_000
     assert res.summary["max_years_to_close"] == pa["years_to_close"].max()
+    assert res.summary["n_unreachable"] == 0
+    # an area with prior 0 and a positive target never gets there by percentages
+    g = f.copy()
+    g.loc[2, "hze_cost_prev_eur"] = 0
+    res = equity_measures(g, corridor_pct=5)
+    assert res.summary["n_unreachable"] == 1
+    assert math.isinf(res.per_area.loc[2, "years_to_close"])
+    assert res.summary["max_years_to_close"] == res.per_area["years_to_close"].replace(np.inf, np.nan).max()
+    assert any("nie" in n.message for n in res.notes)
 
 
 def test_equity_measures_does_not_modify_input_and_is_deterministic(frame):
@@ -333,3 +346,56 @@ def test_equity_measures_without_prior_or_group(frame):
     assert res.summary["n_winners"] is None and res.summary["theil_between"] is None
     assert res.per_area["change_eur"].isna().all()
     assert any("Vorjahreskosten" in n.message for n in res.notes)
+
+
+# --------------------------------------------------------------------------
+# the shipped Berlin data (542 Planungsräume, 12 Bezirke)
+# --------------------------------------------------------------------------
+BERLIN = __import__("pathlib").Path(__file__).resolve().parents[1] / "indicators" / "berlin"
+
+
+@pytest.fixture(scope="module")
+def berlin():
+    ew = pd.read_csv(BERLIN / "einwohner_plr_2022-06.csv", sep=";", dtype=str, encoding="utf-8-sig")
+    ages = ["unter6", "6-15", "15-18", "18-27"]
+    num = ew[ages].replace("–", "0").astype(int)  # "–": Planungsraum without residents
+    # under 21: all under 18 plus three of the nine years 18-26 (an approximation for the test)
+    pop_u21 = num["unter6"] + num["6-15"] + num["15-18"] + (num["18-27"] * 3 / 9).round().astype(int)
+    ind = pd.read_csv(BERLIN / "mss_2021_index_indikatoren.csv", dtype={"PLR_ID": str, "BEZ_ID": str})
+    frame = pd.DataFrame({"key": ew["PLR-ID"], "pop_u21": pop_u21}).merge(
+        ind[["PLR_ID", "BEZ_ID", "S4"]], left_on="key", right_on="PLR_ID", how="left"
+    )
+    # S4: child poverty (transfer benefits under 15, %); -9999 marks a missing value
+    s4 = frame["S4"].where(frame["S4"] > -9999)
+    s4 = s4.fillna(s4.mean())
+    frame["need_index"] = (s4 - s4.mean()) / s4.std(ddof=0)
+    frame["bezirk"] = frame["key"].str[:2]
+    rng = np.random.default_rng(7)
+    frame["expected_cases"] = frame["pop_u21"] * 0.02 * np.exp(0.4 * frame["need_index"])
+    frame["budget_eur"] = (frame["expected_cases"] * 25_000).round().astype(int)
+    frame["hze_cost_prev_eur"] = (frame["budget_eur"] * rng.uniform(0.85, 1.15, len(frame))).round().astype(int)
+    return frame.drop(columns=["PLR_ID", "BEZ_ID", "S4"])
+
+
+def test_berlin_measures_equal_pysal_and_add_up(berlin):
+    res = equity_measures(berlin, corridor_pct=5)
+    s = res.summary
+    has_pop = berlin["pop_u21"] > 0
+    assert (~has_pop).sum() >= 2 and any("ohne Einwohner" in n.message for n in res.notes)
+    y = (berlin["budget_eur"] / berlin["pop_u21"])[has_pop].to_numpy()
+    assert abs(s["gini_budget_per_u21_areas"] - Gini(y).g) < 1e-12
+    assert abs(s["theil_areas"] - float(Theil(y).T)) < 1e-12
+    ref = TheilD(y, berlin["bezirk"][has_pop].to_numpy())
+    assert abs(s["theil_between_areas"] - float(np.ravel(ref.bg)[0])) < 1e-12
+    assert abs(s["theil_within_areas"] - float(np.ravel(ref.wg)[0])) < 1e-12
+    assert s["theil_between"] + s["theil_within"] == pytest.approx(s["theil"], abs=1e-12)
+    assert len(res.theil_groups) == 12
+    # budget follows need by construction: positive concentration and correlation
+    assert s["concentration_index"] > 0.05 and s["corr_budget_per_u21_need"] > 0.9
+    assert s["n_winners"] + s["n_losers"] + s["n_unchanged"] == len(berlin)
+    assert s["sum_abs_distance_to_target_eur"] == pytest.approx(
+        (berlin["budget_eur"] - berlin["hze_cost_prev_eur"]).abs().sum()
+    )
+    # ±5 % a year closes a gap of at most 15 % in at most ceil(ln(1/0.85)/-ln(0.95)) = 4 years
+    assert 1 <= s["max_years_to_close"] <= 4
+    assert res.curve["pop_share_cum"].is_monotonic_increasing
