@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from geoplan import fmt  # noqa: E402
+from geoplan.report.i18n import gettext  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "svg.hashsalt": "geoplan"})
 
@@ -31,15 +32,16 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _de_axis(ax, axis="y", decimals=0, unit=""):
+def _de_axis(ax, axis="y", decimals=0, unit="", lang="de"):
     from matplotlib.ticker import FuncFormatter
 
-    f = FuncFormatter(lambda v, _: fmt.number(v, decimals) + unit)
+    f = FuncFormatter(lambda v, _: fmt.number(v, decimals, lang) + unit)
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(f)
 
 
 def coefficient_plot(coefs: pd.DataFrame, lang: str = "de") -> bytes:
     """Incidence rate ratios per SD with 95 % CI (forest plot)."""
+    _ = gettext(lang)
     c = coefs[coefs["term"] != "const"].copy() if "term" in coefs else coefs
     c = c[~c["term"].astype(str).str.lower().isin(["const", "intercept", "konstante"])]
     labels = c["label"] if "label" in c.columns else c["term"]
@@ -49,41 +51,41 @@ def coefficient_plot(coefs: pd.DataFrame, lang: str = "de") -> bytes:
                 ecolor="#1f4e79", capsize=3)
     ax.axvline(1.0, color="#888", lw=1, ls="--")
     ax.set_yticks(y, labels)
-    ax.set_xlabel("Inzidenzratenverhältnis je Standardabweichung (95-%-KI)" if lang == "de"
-                  else "Incidence rate ratio per SD (95 % CI)")
-    _de_axis(ax, "x", 2)
+    ax.set_xlabel(_("Inzidenzratenverhältnis je Standardabweichung (95-%-KI)"))
+    _de_axis(ax, "x", 2, lang=lang)
     return png_bytes(fig)
 
 
 def concentration_curve_plot(curve: pd.DataFrame, ci: float, lang: str = "de") -> bytes:
     """Concentration curve of the budget (and of expected demand), Sozialräume ranked by need index."""
+    _ = gettext(lang)
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     x = curve["pop_share_cum"].to_numpy(float)
-    ax.plot([0, 1], [0, 1], color="#888", lw=1, ls="--", label="Gleichverteilung je Kopf" if lang == "de" else "Equal per head")
+    ax.plot([0, 1], [0, 1], color="#888", lw=1, ls="--", label=_("Gleichverteilung je Kopf"))
     if "need_share_cum" in curve.columns:
         ax.plot(x, curve["need_share_cum"].to_numpy(float), color="#2166ac", lw=1.5, ls=":",
-                label="erwarteter Bedarf" if lang == "de" else "expected demand")
+                label=_("erwarteter Bedarf"))
     ax.plot(x, curve["budget_share_cum"].to_numpy(float), color="#b2182b", lw=2,
-            label=("Budget, Konzentrationsindex " if lang == "de" else "Budget, concentration index ") + fmt.number(ci, 3, lang))
-    ax.set_xlabel("kumulierter Anteil Einwohner unter 21 (nach Bedarfsindex aufsteigend)" if lang == "de"
-                  else "cumulative share of residents under 21 (ranked by need index)")
-    ax.set_ylabel("kumulierter Anteil" if lang == "de" else "cumulative share")
+            label=(_("Budget, Konzentrationsindex ")) + fmt.number(ci, 3, lang))
+    ax.set_xlabel(_("kumulierter Anteil Einwohner unter 21 (nach Bedarfsindex aufsteigend)"))
+    ax.set_ylabel(_("kumulierter Anteil"))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    _de_axis(ax, "x", 1)
-    _de_axis(ax, "y", 1)
+    _de_axis(ax, "x", 1, lang=lang)
+    _de_axis(ax, "y", 1, lang=lang)
     ax.legend(loc="upper left", frameon=False)
     return png_bytes(fig)
 
 
 def budget_vs_need_plot(frame: pd.DataFrame, lang: str = "de") -> bytes:
     """Budget per resident under 21 against expected cases per 1,000 under 21."""
+    _ = gettext(lang)
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
     ax.scatter(frame["expected_per_1000"], frame["budget_per_u21"], s=18, color="#2166ac")
-    ax.set_xlabel("erwartete HzE-Fälle je 1.000 unter 21" if lang == "de" else "expected HzE cases per 1,000 under 21")
-    ax.set_ylabel("Budget je Einwohner unter 21 (€)" if lang == "de" else "budget per resident under 21 (€)")
-    _de_axis(ax, "y", 0)
-    _de_axis(ax, "x", 0)
+    ax.set_xlabel(_("erwartete HzE-Fälle je 1.000 unter 21"))
+    ax.set_ylabel(_("Budget je Einwohner unter 21 (€)"))
+    _de_axis(ax, "y", 0, lang=lang)
+    _de_axis(ax, "x", 0, lang=lang)
     return png_bytes(fig)
 
 
@@ -95,11 +97,12 @@ def funnel_plot_png(funnel: pd.DataFrame, mask: np.ndarray | None = None, lang: 
     counts are suppressed are not drawn: ratio and expected value together
     would reveal the count.
     """
+    _ = gettext(lang)
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
     suffix = "_nb" if "lo95_nb" in funnel.columns else ""
     fs = funnel.sort_values("expected")
     e = fs["expected"].to_numpy(float)
-    for lvl, style, lab in (("95", "--", "95 %"), ("998", ":", "99,8 %")):
+    for lvl, style, lab in (("95", "--", "95 %"), ("998", ":", fmt.number(99.8, 1, lang) + " %")):
         ax.plot(e, fs[f"lo{lvl}{suffix}"], color="#555", ls=style, lw=1, label=lab)
         ax.plot(e, fs[f"hi{lvl}{suffix}"], color="#555", ls=style, lw=1)
     show = np.ones(len(funnel), bool) if mask is None else ~np.asarray(mask, bool)
@@ -107,10 +110,129 @@ def funnel_plot_png(funnel: pd.DataFrame, mask: np.ndarray | None = None, lang: 
     pts = funnel[show]
     ax.scatter(pts["expected"], pts["ratio"], s=16, c=np.where(flag[show], "#b2182b", "#2166ac"), zorder=3)
     ax.axhline(1.0, color="#888", lw=1)
-    ax.set_xlabel("erwartete Fälle" if lang == "de" else "expected cases")
-    ax.set_ylabel("beobachtet / erwartet" if lang == "de" else "observed / expected")
-    _de_axis(ax, "y", 2)
-    _de_axis(ax, "x", 0)
-    title = ("Kontrollgrenzen (negativ-binomial)" if suffix else "Kontrollgrenzen (Poisson)") if lang == "de" else "control limits"
-    ax.legend(frameon=False, title=title)
+    ax.set_xlabel(_("erwartete Fälle"))
+    ax.set_ylabel(_("beobachtet / erwartet"))
+    _de_axis(ax, "y", 2, lang=lang)
+    _de_axis(ax, "x", 0, lang=lang)
+    title = _("Kontrollgrenzen (negativ-binomial)" if suffix else "Kontrollgrenzen (Poisson)")
+    ax.legend(frameon=False, title=title, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=7)
+    return png_bytes(fig)
+
+
+def cv_plot(cv: pd.DataFrame, lang: str = "de") -> bytes:
+    """Out-of-fold deviance explained (D², Poisson deviance) and mean absolute error
+    (cases per 1,000 under 21) of the model's cross-validations and of the two
+    baselines (prior-year cases; citywide rate × population under 21)."""
+    _ = gettext(lang)
+    c = cv.copy()
+    labels = [_(str(v)) if lang == "en" and not str(v).startswith("Modell") else str(v) for v in c["label"]]
+    if lang == "en":
+        labels = [("Model, " + k.replace("model_", "").replace("kfold", "k-fold CV").replace("blocked", "spatially blocked CV"))
+                  if k.startswith("model_") else lab for k, lab in zip(c.index, labels)]
+    colors = ["#1f4e79" if str(k).startswith("model") else "#999999" for k in c.index]
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 0.5 * len(c) + 1.5), sharey=True)
+    y = np.arange(len(c))[::-1]
+    axes[0].barh(y, c["deviance_explained"].to_numpy(float) * 100, color=colors)
+    axes[0].set_yticks(y, labels)
+    axes[0].set_xlabel(_("erklärte Devianz") + " (%)")
+    axes[0].axvline(0, color="#333", lw=0.8)
+    axes[1].barh(y, c["mae_per_1000"].to_numpy(float), color=colors)
+    axes[1].set_xlabel(_("mittlerer absoluter Fehler je 1.000 unter 21"))
+    for ax, col, dec, mult in ((axes[0], "deviance_explained", 1, 100), (axes[1], "mae_per_1000", 1, 1)):
+        for yi, v in zip(y, c[col].to_numpy(float) * mult):
+            ax.text(max(v, 0), yi, " " + fmt.number(v, dec, lang), va="center", fontsize=8)
+        _de_axis(ax, "x", 0, lang=lang)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def calibration_png(model_result, lang: str = "de") -> bytes:
+    """Calibration by decile (:func:`geoplan.model.calibration_plot`), relabelled in English if asked."""
+    from geoplan.model import calibration_plot
+
+    _ = gettext(lang)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    calibration_plot(model_result, ax)
+    ax.set_xlabel(_(ax.get_xlabel()))
+    ax.set_ylabel(_(ax.get_ylabel()))
+    ax.set_title(_(ax.get_title()), fontsize=9)
+    leg = ax.get_legend()
+    if leg is not None:
+        for t in leg.get_texts():
+            t.set_text(_(t.get_text()))
+    _de_axis(ax, "x", 0, lang=lang)
+    _de_axis(ax, "y", 0, lang=lang)
+    return png_bytes(fig)
+
+
+def waterfall_grid(explanations: list[tuple[str, pd.DataFrame]], lang: str = "de") -> bytes:
+    """Waterfall charts of several Sozialräume's budgets (EUR), one panel each.
+
+    Each table has ``label``, ``amount_eur``, ``start_eur``, ``end_eur`` and
+    ``position`` (component name, ``korridor``, ``budget``): bars for the
+    components stack up, the corridor adjustment moves up or down, the last
+    bar is the budget.
+    """
+    _ = gettext(lang)
+    n = len(explanations)
+    ncol = 3
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(10.0, 3.3 * nrow), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    for ax, (title, t) in zip(axes.ravel(), explanations):
+        x = np.arange(len(t))
+        lo = np.minimum(t["start_eur"], t["end_eur"]).to_numpy(float)
+        h = np.abs(t["end_eur"] - t["start_eur"]).to_numpy(float)
+        pos = t["position"].astype(str).to_numpy()
+        colors = np.where(pos == "budget", "#333333",
+                          np.where(pos == "korridor", np.where(t["amount_eur"].to_numpy() < 0, "#b2182b", "#1b7837"),
+                                   "#4c72b0"))
+        ax.bar(x, h / 1e6, bottom=lo / 1e6, color=list(colors), width=0.7)
+        for xi, top, amount in zip(x, (lo + h) / 1e6, t["amount_eur"].to_numpy(float)):
+            ax.text(xi, top, fmt.number(amount / 1e6, 2, lang), ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(x, [str(v) for v in t["short"]], rotation=30, ha="right", fontsize=7)
+        ax.set_title(title, fontsize=8.5)
+        ax.set_ylabel(_("Budget") + " (Mio. €)" if lang == "de" else "Budget (€ million)", fontsize=8)
+        ax.margins(y=0.12)
+        _de_axis(ax, "y", 1, lang=lang)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def distance_plot(frame: pd.DataFrame, lang: str = "de") -> bytes:
+    """Distance from target per Sozialraum (target − prior-year allocation, EUR), sorted.
+
+    ``frame`` has ``label`` and ``distance_to_target_eur``; bars right of zero are
+    areas below their formula target (they gain over the coming years)."""
+    _ = gettext(lang)
+    d = frame.sort_values("distance_to_target_eur")
+    fig, ax = plt.subplots(figsize=(7.0, 0.16 * len(d) + 1.2))
+    y = np.arange(len(d))
+    v = d["distance_to_target_eur"].to_numpy(float) / 1e6
+    ax.barh(y, v, color=np.where(v >= 0, "#2166ac", "#b2182b"))
+    ax.set_yticks(y, d["label"], fontsize=6)
+    ax.axvline(0, color="#333", lw=0.8)
+    ax.set_xlabel("Zielwert − Vorjahr (Mio. €)" if lang == "de" else "target − prior year (€ million)")
+    ax.set_ylim(-0.7, len(d) - 0.3)
+    _de_axis(ax, "x", 1, lang=lang)
+    return png_bytes(fig)
+
+
+def sensitivity_plot(table: pd.DataFrame, lang: str = "de") -> bytes:
+    """Budget per Sozialraum (EUR) with the 5–95 % range of the Monte Carlo draws,
+    sorted by the configured budget. ``table`` has ``label``, ``budget_eur``,
+    ``p05_eur``, ``p50_eur``, ``p95_eur``."""
+    _ = gettext(lang)
+    t = table.sort_values("budget_eur")
+    fig, ax = plt.subplots(figsize=(7.0, 0.16 * len(t) + 1.2))
+    y = np.arange(len(t))
+    b = t["budget_eur"].to_numpy(float) / 1e6
+    ax.hlines(y, t["p05_eur"].to_numpy(float) / 1e6, t["p95_eur"].to_numpy(float) / 1e6, color="#6baed6", lw=3)
+    ax.plot(b, y, "|", color="#08306b", markersize=8)
+    ax.set_yticks(y, t["label"], fontsize=6)
+    ax.set_xlabel("Budget, konfiguriert und 5–95-%-Spanne (Mio. €)" if lang == "de"
+                  else "Budget, configured and 5–95 % range (€ million)")
+    ax.set_ylim(-0.7, len(t) - 0.3)
+    _de_axis(ax, "x", 1, lang=lang)
     return png_bytes(fig)

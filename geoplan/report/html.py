@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from geoplan import fmt
 from geoplan.report import figures
+from geoplan.report.i18n import gettext
 
 SIM = "simuliert"
 
@@ -50,28 +51,244 @@ def table_rows(df: pd.DataFrame, columns: list[tuple[str, str, str, str]], lang:
     return [[format_cell(row[c], kind, lang) for c, _, _, kind in columns] for _, row in df.iterrows()]
 
 
-def _env() -> Environment:
+def _env(lang: str = "de") -> Environment:
     env = Environment(loader=PackageLoader("geoplan", "report/templates"), autoescape=select_autoescape(["html", "j2"]))
-    env.filters["euro"] = lambda v, d=0: fmt.euro(v, d)
-    env.filters["num"] = lambda v, d=0: fmt.number(v, d)
-    env.filters["pct"] = lambda v, d=1: fmt.percent(v, d)
-    env.filters["signed"] = lambda v, d=1, u="": fmt.signed(v, d, unit=u)
+    env.filters["euro"] = lambda v, d=0: fmt.euro(v, d, lang)
+    env.filters["num"] = lambda v, d=0: fmt.number(v, d, lang)
+    env.filters["pct"] = lambda v, d=1: fmt.percent(v, d, lang)
+    env.filters["signed"] = lambda v, d=1, u="": fmt.signed(v, d, lang, unit=u)
+    env.globals["_"] = gettext(lang)
     return env
 
 
+def _indicator_unit(result, term: str) -> str:
+    for i in result.catalogue.indicators:
+        if i.name == term:
+            return i.unit or ""
+    return ""
+
+
+def _sd_text(sd: float, unit: str, lang: str) -> str:
+    """One standard deviation in the indicator's own unit (percentage points for % indicators)."""
+    if sd is None or not np.isfinite(sd):
+        return "–"
+    if unit == "%":
+        return fmt.number(sd, 1, lang) + (" Prozentpunkte" if lang == "de" else " percentage points")
+    return fmt.number(sd, 2, lang) + (f" {unit}" if unit and unit not in ("Index",) else "")
+
+
+def model_text(result, lang: str = "de") -> dict:
+    """Formula, family, validation and limitations of the need model in the report's language.
+
+    German comes from :func:`geoplan.model.describe_de`; English is written here from the same fit.
+    """
+    model = result.model
+    fit = model.fit
+    if lang == "de":
+        try:
+            from geoplan.model import describe_de
+
+            return describe_de(model)
+        except Exception:  # noqa: BLE001 - a model without the text helper still gets a report
+            pass
+    nb = fit.get("family") == "negbin"
+    symbols = "log E[Y_i] = log(E_i) + β₀ + Σ_j β_j · z_ij" + (
+        ",  Y_i ~ NegBin(μ_i, α), Var(Y_i) = μ_i + α·μ_i²" if nb else ",  Y_i ~ Poisson(μ_i), Var(Y_i) = μ_i")
+    words = ("The expected HzE cases μ_i of Sozialraum i are its number of residents under 21 (E_i) times a take-up "
+             "rate. The rate depends multiplicatively on the standardised indicators z_ij (mean 0, standard deviation 1 "
+             "over all Sozialräume): if an indicator rises by one standard deviation, the expected rate changes by the "
+             "factor IRR = exp(β_j), the other indicators held constant. exp(β₀) is the rate per person under 21 in a "
+             "Sozialraum with average indicator values.")
+    if nb:
+        family = (f"Overdispersion detected (variance larger than the mean): negative binomial model (NB2), dispersion "
+                  f"α = {fmt.number(fit.get('alpha', np.nan), 3, lang)} (Var = μ + α·μ²).")
+    else:
+        family = f"Poisson model; Pearson χ²/df = {fmt.number(fit.get('dispersion', np.nan), 2, lang)}."
+    labels_en = {"model_kfold": "Model, k-fold cross-validation", "model_blocked": "Model, spatially blocked cross-validation",
+                 "baseline_prev": "Prior-year cases", "baseline_rate": "Citywide rate × population under 21"}
+    lines = [f"{labels_en.get(k, k)}: deviance explained {fmt.number(100 * r['deviance_explained'], 1, lang)} %, mean absolute "
+             f"error {fmt.number(r['mae_per_1000'], 2, lang)} cases per 1,000 under 21" for k, r in model.cv.iterrows()]
+    limitations = [
+        "The model describes relations between Sozialräume, not between families (ecological model); it supports no "
+        "statement about single households.",
+        "The indicators explain take-up statistically, not causally. Case counts also reflect supply, access and the "
+        "practice of the social services, not only need.",
+        "The funnel plot's limits cover only random variation of the counts" + (
+            "; with overdispersion the NB2 limits apply." if nb else "."),
+        "The prediction intervals include the uncertainty of the coefficients and the random variation of the cases"
+        + (", not the uncertainty of the dispersion α." if nb else "."),
+    ]
+    if model.moran is not None and model.moran.get("significant"):
+        limitations.append(f"The residuals are spatially autocorrelated (Moran's I = {fmt.number(model.moran['I'], 3, lang)}); "
+                           "standard errors may be too small.")
+    return {"formula_symbols": symbols, "formula_words": words, "family": family, "validation": lines,
+            "limitations": limitations}
+
+
+def cv_reading(cv: pd.DataFrame, lang: str = "de") -> str:
+    """Plain-words reading of the cross-validation against the baselines."""
+    if cv is None or not len(cv):
+        return ""
+    d = cv["deviance_explained"]
+    model_rows = [k for k in cv.index if str(k).startswith("model")]
+    best_model = float(d[model_rows].max()) if model_rows else np.nan
+    prev = float(d["baseline_prev"]) if "baseline_prev" in d.index else np.nan
+    rate = float(d["baseline_rate"]) if "baseline_rate" in d.index else np.nan
+    n = lambda v: fmt.number(100 * v, 1, lang)  # noqa: E731
+    if lang == "de":
+        parts = [f"Das Modell erklärt außerhalb der Stichprobe {n(best_model)} % der Devianz"]
+        if np.isfinite(rate):
+            parts.append(f"; die stadtweite Quote je Einwohner unter 21 erklärt {n(rate)} %, das Modell sagt also weit "
+                         "besser voraus als eine Verteilung nur nach Köpfen")
+        text = "".join(parts) + "."
+        if np.isfinite(prev) and prev > best_model:
+            text += (f" Die Vorjahresfälle sagen noch besser voraus ({n(prev)} %): Fallzahlen ändern sich von Jahr zu Jahr "
+                     "wenig. Trotzdem sollte eine Budgetformel nicht auf Vorjahresfällen beruhen: sie hängen von der "
+                     "bisherigen Praxis ab – wie viele Hilfen ein Träger bewilligt bekam, wie das Angebot im Sozialraum "
+                     "aussieht –, und diese Praxis beeinflussen die Leistungserbringer selbst. Wer mehr Fälle erzeugt, "
+                     "bekäme mehr Geld; präventive, fallvermeidende Arbeit würde bestraft. Deshalb stützt sich die Formel "
+                     "auf Sozialstrukturindikatoren, die die Träger nicht beeinflussen können (so auch das ISA-Modell "
+                     "für Sozialraumbudgets).")
+        elif np.isfinite(prev):
+            text += f" Die Vorjahresfälle erklären {n(prev)} %."
+        return text
+    text = f"Out of sample, the model explains {n(best_model)} % of the deviance"
+    if np.isfinite(rate):
+        text += (f"; the citywide rate per resident under 21 explains {n(rate)} %, so the model predicts far better than a "
+                 "split by head count alone")
+    text += "."
+    if np.isfinite(prev) and prev > best_model:
+        text += (f" Prior-year cases predict even better ({n(prev)} %): case numbers change little from year to year. A "
+                 "budget formula should still not rest on prior-year cases: they depend on past practice – how many "
+                 "cases a provider had approved, what services exist in the area – and providers influence that "
+                 "practice themselves. Whoever produced more cases would get more money, and preventive work that "
+                 "avoids cases would be penalised. The formula therefore uses social-structure indicators that "
+                 "providers cannot influence (as in the ISA model for Sozialraum budgets).")
+    elif np.isfinite(prev):
+        text += f" Prior-year cases explain {n(prev)} %."
+    return text
+
+
+def moran_text(moran: dict | None, lang: str = "de") -> str:
+    if not moran:
+        return ""
+    i, p = fmt.number(moran["I"], 3, lang), fmt.number(moran["p_value"], 3, lang)
+    if lang == "de":
+        base = (f"Moran's I der Pearson-Residuen auf dem Nachbarschaftsgraphen (Queen-Kontiguität) beträgt {i} "
+                f"(Permutationstest, p = {p}). Moran's I misst, ob benachbarte Sozialräume ähnliche Abweichungen vom "
+                "Modell haben (Werte nahe 0: nein; positiv: Nachbarn weichen in dieselbe Richtung ab). ")
+        if moran.get("significant"):
+            return base + ("Das ist hier der Fall: dem Modell fehlt vermutlich ein räumlich gehäufter Einfluss. Als "
+                           "Abhilfe stehen ein räumlicher Lag des Bedarfsindex oder feste Bezirkseffekte als "
+                           "Modelloptionen bereit; die Standardfehler sind sonst eher zu klein.")
+        return base + "Hier gibt es keinen Hinweis auf räumlich gehäufte Abweichungen."
+    base = (f"Moran's I of the Pearson residuals on the neighbourhood graph (queen contiguity) is {i} (permutation test, "
+            f"p = {p}). Moran's I measures whether neighbouring Sozialräume deviate from the model in the same way "
+            "(values near 0: no; positive: neighbours deviate in the same direction). ")
+    if moran.get("significant"):
+        return base + ("That is the case here: the model probably misses a spatially clustered influence. A spatial lag "
+                       "of the need index or district fixed effects are available as model options; otherwise the "
+                       "standard errors are likely too small.")
+    return base + "There is no sign of spatially clustered deviations here."
+
+
+def component_text(comp, result, lang: str = "de") -> str:
+    """What a formula component distributes by, in words."""
+    label_of = {i.name: i.label for i in result.catalogue.indicators}
+    de = lang == "de"
+    t = comp.type
+    if t == "fixed":
+        return (f"nach '{comp.column}'" if comp.column else "gleicher Betrag je Sozialraum") if de else \
+            (f"by '{comp.column}'" if comp.column else "equal amount per Sozialraum")
+    if t == "population":
+        cols = comp.columns or [comp.column]
+        return ("Anteil an " if de else "share of ") + " + ".join(cols)
+    if t == "model":
+        return ("Anteil an den erwarteten HzE-Fällen des Bedarfsmodells" if de else
+                "share of the need model's expected HzE cases") if comp.column == "expected_cases" else \
+            ("Anteil an " if de else "share of ") + comp.column
+    if t == "indicator":
+        ws = ", ".join(f"{label_of.get(k, k)} {fmt.number(v * 100 / sum(comp.indicators.values()), 0, lang)} %"
+                       for k, v in comp.indicators.items())
+        base = f" × {comp.base}" if comp.base else ""
+        return (f"gewichtete Indikatoren ({ws}){base}" if de else f"weighted indicators ({ws}){base}")
+    if t == "prior_year":
+        return ("Anteil an den Vorjahreskosten (" if de else "share of prior-year costs (") + ", ".join(comp.columns) + ")"
+    if t == "fachleistungsstunden":
+        return "Fachleistungsstunden × Stundensatz" if de else "specialist hours × hourly rate"
+    return ""
+
+
+def _explain(result, key: str) -> pd.DataFrame:
+    """Waterfall table of one Sozialraum (EUR): :func:`geoplan.sensitivity.explain` when present, else
+    the same from the ``eur_<component>`` and ``eur_korridor`` columns."""
+    f = result.frame
+    row = f[f["key"] == key].iloc[0]
+    rows, run = [], 0
+    for comp in result.allocation_spec.components:
+        col = f"eur_{comp.name}"
+        if col in f.columns:
+            a = int(row[col])
+            rows.append((comp.name, comp.label, a, run, run + a))
+            run += a
+    corr = int(row["eur_korridor"]) if "eur_korridor" in f.columns else 0
+    if corr:
+        rows.append(("korridor", "Korridor-Anpassung", corr, run, run + corr))
+        run += corr
+    budget = int(row["budget_eur"])
+    rows.append(("budget", "Budget", budget, 0, budget))
+    return pd.DataFrame(rows, columns=["position", "label", "amount_eur", "start_eur", "end_eur"])
+
+
+def sensitivity_context(result, lang: str = "de", n_draws: int = 1000) -> dict | None:
+    """Monte Carlo over the component weights (:func:`geoplan.sensitivity.weight_sensitivity`).
+
+    Returns None when the sensitivity module is not installed; the report then leaves the section out.
+    """
+    try:
+        from geoplan.sensitivity import weight_sensitivity
+    except ImportError:
+        return None
+    frame = pd.DataFrame(result.frame.drop(columns="geometry"))
+    sens = weight_sensitivity(frame, result.allocation_spec, n_draws=n_draws, seed=0)
+    t = sens.table.copy()
+    name_of = dict(zip(result.frame["key"], result.frame["name"]))
+    t["label"] = [f"{k} {name_of.get(k, '')}" for k in t["key"]]
+    rows = []
+    for _, r in t.sort_values("key").iterrows():
+        rows.append([r["key"], name_of.get(r["key"], ""), fmt.euro(r["budget_eur"], 0, lang), fmt.euro(r["p05_eur"], 0, lang),
+                     fmt.euro(r["p95_eur"], 0, lang), fmt.percent(r.get("range_pct", np.nan), 1, lang),
+                     fmt.number(r["rank"], 0, lang), f"{fmt.number(r['rank_p05'], 0, lang)}–{fmt.number(r['rank_p95'], 0, lang)}",
+                     fmt.percent(100 * r.get("rank_same_share", np.nan), 0, lang)])
+    conc = getattr(sens, "concentration", None)
+    return {
+        "rows": rows,
+        "n_draws": sens.n_draws,
+        "concentration": fmt.number(conc, 0, lang) if conc is not None else "–",
+        "max_range_pct": fmt.percent(float(t["range_pct"].max()), 1, lang) if "range_pct" in t else "–",
+        "median_range_pct": fmt.percent(float(t["range_pct"].median()), 1, lang) if "range_pct" in t else "–",
+        "fig": figures.data_uri(figures.sensitivity_plot(t, lang)),
+    }
+
+
 def report_context(result, pub, lang: str = "de") -> dict:
-    """Everything the template shows, already formatted."""
+    """Everything the template shows, already formatted in ``lang`` (de: 1.234,56 €; en: €1,234.56)."""
+    _ = gettext(lang)
     cfg = result.config
     f = result.frame
     areas = pub.areas
     eq = result.equity
     model = result.model
     alloc = result.allocation
+    name_of = dict(zip(f["key"], f["name"]))
 
     col = {c[0]: c for c in pub.columns}
 
     def cols(names):
         return [col[n] for n in names if n in col]
+
+    def header(columns):
+        return [c[1] if lang == "de" else c[2] for c in columns]
 
     alloc_cols = cols(["key", "name", "bezirk", "pop_u21", "need_index", "expected_cases"]) + \
         [c for c in pub.columns if c[0].startswith("eur_")] + cols(["budget_eur", "budget_per_u21", "hze_cost_prev_eur", "change_pct"])
@@ -84,54 +301,147 @@ def report_context(result, pub, lang: str = "de") -> dict:
     total = int(f["budget_eur"].sum())
     summary = dict(eq.summary) if eq is not None else {}
     per = eq.per_area if eq is not None else pd.DataFrame()
-    winners = per.sort_values("change_eur", ascending=False).head(5) if "change_eur" in per else per.head(0)
-    losers = per.sort_values("change_eur").head(5) if "change_eur" in per else per.head(0)
-    name_of = dict(zip(f["key"], f["name"]))
+    has_change = "change_eur" in per and per["change_eur"].notna().any()
+    winners = per.sort_values(["change_eur", "key"], ascending=[False, True]).head(5) if has_change else per.head(0)
+    losers = per.sort_values(["change_eur", "key"]).head(5) if has_change else per.head(0)
 
+    # --- Bedarfsmodell -------------------------------------------------------------------------
     coefs = model.coefficients.copy()
     coef_rows = []
-    for _, r in coefs.iterrows():
+    for _i, r in coefs.iterrows():
+        is_const = str(r["term"]) == "const"
+        unit = _indicator_unit(result, str(r["term"]))
         coef_rows.append([
-            str(r.get("label", r["term"])),
+            _("Konstante") if is_const else str(r.get("label", r["term"])),
+            "" if is_const else _sd_text(r.get("predictor_sd", np.nan), unit, lang),
             fmt.number(r["coef"], 3, lang), fmt.number(r["se"], 3, lang),
             fmt.number(r["irr"], 3, lang), f"{fmt.number(r['irr_low'], 3, lang)} – {fmt.number(r['irr_high'], 3, lang)}",
-            ("< 0,001" if r["p_value"] < 0.001 else fmt.number(r["p_value"], 3, lang)),
+            (("< 0,001" if lang == "de" else "< 0.001") if r["p_value"] < 0.001 else fmt.number(r["p_value"], 3, lang)),
         ])
+    cv = getattr(model, "cv", None)
     cv_rows = []
-    if getattr(model, "cv", None) is not None and len(model.cv):
-        for _, r in model.cv.iterrows():
-            name = r.get("label", r.name)
-            cv_rows.append([str(name), fmt.number(r.get("deviance_explained", np.nan), 3, lang),
+    labels_en = {"model_kfold": "Model, k-fold cross-validation", "model_blocked": "Model, spatially blocked cross-validation",
+                 "baseline_prev": "Prior-year cases", "baseline_rate": "Citywide rate × population under 21"}
+    if cv is not None and len(cv):
+        for k, r in cv.iterrows():
+            label = str(r.get("label", k)) if lang == "de" else labels_en.get(str(k), str(k))
+            cv_rows.append([label, fmt.percent(100 * r.get("deviance_explained", np.nan), 1, lang),
                             fmt.number(r.get("mae_per_1000", np.nan), 2, lang)])
+    mtext = model_text(result, lang)
 
-    figs = {
-        "coefficients": figures.data_uri(figures.coefficient_plot(coefs, lang)),
-    }
+    figs = {"coefficients": figures.data_uri(figures.coefficient_plot(coefs, lang))}
+    if cv is not None and len(cv):
+        figs["cv"] = figures.data_uri(figures.cv_plot(cv, lang))
+    if getattr(model, "calibration", None) is not None and len(model.calibration):
+        figs["calibration"] = figures.data_uri(figures.calibration_png(model, lang))
     if eq is not None and getattr(eq, "curve", None) is not None:
         figs["concentration"] = figures.data_uri(figures.concentration_curve_plot(eq.curve, summary.get("concentration_index", np.nan), lang))
     figs["budget_need"] = figures.data_uri(figures.budget_vs_need_plot(pd.DataFrame(f.drop(columns="geometry")), lang))
     if getattr(model, "funnel", None) is not None:
         mask = pub.mask["hze_cases"].to_numpy() if "hze_cases" in pub.mask else None
         figs["funnel"] = figures.data_uri(figures.funnel_plot_png(model.funnel, mask, lang))
-    try:
-        from geoplan.report.mapping import report_maps
+    from geoplan.report.mapping import report_maps
 
-        figs.update(report_maps(result, pub, lang))
-    except ImportError:  # pragma: no cover - maps module is part of the package
-        pass
+    figs.update(report_maps(result, pub, lang))
 
+    # --- Verteilung ----------------------------------------------------------------------------
     teil_rows = []
     tb = getattr(alloc, "teilbudgets", None)
     if tb is not None and len(tb):
-        for _, r in tb.iterrows():
+        for _i, r in tb.iterrows():
             teil_rows.append([str(r.get("id", "")), str(r.get("label", "")), str(r.get("rule", "")),
-                              fmt.euro(r.get("amount_eur", np.nan)), "ja" if r.get("distributed", True) else "nein"])
+                              fmt.euro(r.get("amount_eur", np.nan), 0, lang), _("ja") if r.get("distributed", True) else _("nein")])
 
+    spec = result.allocation_spec
     comp_rows = []
-    for comp in result.allocation_spec.components:
+    for comp in spec.components:
         amount = f[f"eur_{comp.name}"].sum() if f"eur_{comp.name}" in f.columns else np.nan
-        comp_rows.append([comp.label, comp.type, fmt.percent(comp.weight * 100, 1, lang), fmt.euro(amount),
-                          getattr(comp, "describe", lambda: "")() if callable(getattr(comp, "describe", None)) else ""])
+        comp_rows.append([comp.label or comp.name, comp.type, fmt.percent(comp.weight * 100, 1, lang), fmt.euro(amount, 0, lang),
+                          component_text(comp, result, lang)])
+    corridor = spec.corridor
+    corridor_text = ""
+    if corridor is not None:
+        parts = []
+        if corridor.max_decrease_pct is not None:
+            parts.append((f"höchstens {fmt.number(corridor.max_decrease_pct, 1, lang)} % weniger" if lang == "de" else
+                          f"at most {fmt.number(corridor.max_decrease_pct, 1, lang)}% less"))
+        if corridor.max_increase_pct is not None:
+            parts.append((f"höchstens {fmt.number(corridor.max_increase_pct, 1, lang)} % mehr" if lang == "de" else
+                          f"at most {fmt.number(corridor.max_increase_pct, 1, lang)}% more"))
+        ref = pub.label(corridor.reference_column, lang) if corridor.reference_column else ""
+        if parts:
+            corridor_text = ((", ".join(parts) + f" als „{ref}“") if lang == "de" else (", ".join(parts) + f" than '{ref}'"))
+        for attr, de, en in (("floor_column", "nie unter", "never below"), ("cap_column", "nie über", "never above")):
+            if getattr(corridor, attr):
+                corridor_text += ("; " if corridor_text else "") + (de if lang == "de" else en) + f" '{getattr(corridor, attr)}'"
+        for attr, de, en in (("floor_eur", "Mindestbetrag", "minimum"), ("cap_eur", "Höchstbetrag", "maximum")):
+            if getattr(corridor, attr) is not None:
+                corridor_text += ("; " if corridor_text else "") + (de if lang == "de" else en) + " " + fmt.euro(getattr(corridor, attr), 0, lang)
+    binding = getattr(alloc, "binding", None)
+    binding_rows = []
+    if binding is not None and len(binding):
+        kcol = "key" if "key" in binding.columns else binding.columns[0]
+        for _i, r in binding.sort_values(kcol).iterrows():
+            binding_rows.append([str(r[kcol]), name_of.get(r[kcol], ""), _(str(r["bound"])), _(str(r["side"])),
+                                 fmt.euro(r["formula_eur"], 0, lang), fmt.euro(r["budget_eur"], 0, lang),
+                                 fmt.euro(r["budget_eur"] - r["formula_eur"], 0, lang)])
+    n_binding_up = int((binding["side"] == "oben").sum()) if binding is not None and len(binding) else 0
+    n_binding_down = int((binding["side"] == "unten").sum()) if binding is not None and len(binding) else 0
+
+    ranked = f.sort_values(["budget_eur", "key"], ascending=[False, True])
+    pick = list(ranked["key"].head(3)) + list(ranked["key"].tail(3))
+    short = {c.name: (c.label or c.name).split(" ")[0] for c in spec.components}
+    explanations = []
+    for k in dict.fromkeys(pick):
+        t = _explain(result, k)
+        t["short"] = [short.get(p, _("Korridor") if p == "korridor" else _("Budget")) for p in t["position"]]
+        explanations.append((f"{k} {name_of.get(k, '')}", t))
+    if explanations:
+        figs["waterfall"] = figures.waterfall_grid(explanations, lang)
+        figs["waterfall"] = figures.data_uri(figs["waterfall"])
+    explain_rows = []
+    for title, t in explanations:
+        explain_rows.append([title] + [fmt.euro(a, 0, lang) for a in t["amount_eur"]])
+    explain_header = [_("Sozialraum")] + [str(l) if lang == "de" else str(p) for p, l in
+                                          zip(explanations[0][1]["position"], explanations[0][1]["label"])] if explanations else []
+
+    # --- Verteilungsgerechtigkeit: distance from target, winners/losers, observed vs expected -----
+    dist_rows = []
+    dist_total = {}
+    if "distance_to_target_eur" in per and per["distance_to_target_eur"].notna().any():
+        d = per.sort_values("key")
+        for _i, r in d.iterrows():
+            y = r.get("years_to_close", np.nan)
+            years = "–" if y is None or (isinstance(y, float) and np.isnan(y)) else ("∞" if not np.isfinite(y) else fmt.number(y, 0, lang))
+            dist_rows.append([str(r["key"]), str(r.get("name", name_of.get(r["key"], ""))), fmt.euro(r["prior_eur"], 0, lang),
+                              fmt.euro(r["target_eur"], 0, lang), fmt.euro(r["distance_to_target_eur"], 0, lang),
+                              fmt.euro(r["budget_eur"], 0, lang), years])
+        dist_total = {
+            "prior": fmt.euro(summary.get("total_prior_eur"), 0, lang),
+            "target": fmt.euro(float(per["target_eur"].sum()), 0, lang),
+            "distance": fmt.euro(summary.get("total_distance_to_target_eur"), 0, lang),
+            "abs": fmt.euro(summary.get("sum_abs_distance_to_target_eur"), 0, lang),
+            "budget": fmt.euro(summary.get("total_budget_eur"), 0, lang),
+            "max_years": fmt.number(summary.get("max_years_to_close"), 0, lang) if summary.get("max_years_to_close") is not None else "–",
+            "corridor_pct": fmt.number(summary.get("corridor_pct"), 1, lang) if summary.get("corridor_pct") is not None else None,
+            "n_reached": int((per["years_to_close"] <= 1).sum()) if "years_to_close" in per else 0,
+        }
+        dd = per.assign(label=[f"{k} {n}" for k, n in zip(per["key"], per.get("name", per["key"]))])
+        figs["distance"] = figures.data_uri(figures.distance_plot(dd, lang))
+
+    # observed vs expected from the published (suppressed) ratio only
+    oe = pd.to_numeric(areas["oe_ratio"], errors="coerce") if "oe_ratio" in areas else pd.Series(dtype=float)
+    oe_stats = None
+    if oe.notna().any():
+        flags = model.funnel.get("flag_nb", model.funnel.get("flag")) if getattr(model, "funnel", None) is not None else None
+        hidden = pub.mask["hze_cases"].to_numpy(bool) if "hze_cases" in pub.mask else np.zeros(len(areas), bool)
+        n_high = n_low = 0
+        if flags is not None and len(flags) == len(areas):
+            fl = flags.astype(str).to_numpy()
+            n_high = int(((fl == "auffällig hoch") & ~hidden).sum())
+            n_low = int(((fl == "auffällig niedrig") & ~hidden).sum())
+        oe_stats = {"n": int(oe.notna().sum()), "n_above": int((oe > 1.1).sum()), "n_below": int((oe < 0.9).sum()),
+                    "n_high": n_high, "n_low": n_low, "n_hidden": int(hidden.sum())}
 
     notes = [n for n in result.notes]
     catalogue_rows = [
@@ -139,6 +449,7 @@ def report_context(result, pub, lang: str = "de") -> dict:
          ", ".join(i.base) if i.base else (i.column or "")]
         for i in result.catalogue.indicators
     ]
+    sens = sensitivity_context(result, lang)
     return {
         "lang": lang,
         "title": cfg.title,
@@ -156,24 +467,47 @@ def report_context(result, pub, lang: str = "de") -> dict:
         "theil": fmt.number(summary.get("theil", np.nan), 4, lang),
         "theil_between": fmt.number(summary.get("theil_between", np.nan), 4, lang),
         "theil_within": fmt.number(summary.get("theil_within", np.nan), 4, lang),
-        "winners": [[name_of.get(r["key"], r["key"]), fmt.euro(r["change_eur"]), fmt.percent(r.get("change_pct", np.nan))]
-                    for _, r in winners.iterrows()],
-        "losers": [[name_of.get(r["key"], r["key"]), fmt.euro(r["change_eur"]), fmt.percent(r.get("change_pct", np.nan))]
-                   for _, r in losers.iterrows()],
-        "alloc_header": [c[1] if lang == "de" else c[2] for c in alloc_cols],
+        "n_winners": summary.get("n_winners"),
+        "n_losers": summary.get("n_losers"),
+        "n_unchanged": summary.get("n_unchanged"),
+        "total_change": fmt.euro(summary.get("total_change_eur"), 0, lang),
+        "winners": [[name_of.get(r["key"], r["key"]), fmt.euro(r["change_eur"], 0, lang), fmt.percent(r.get("change_pct", np.nan), 1, lang)]
+                    for _i, r in winners.iterrows()],
+        "losers": [[name_of.get(r["key"], r["key"]), fmt.euro(r["change_eur"], 0, lang), fmt.percent(r.get("change_pct", np.nan), 1, lang)]
+                   for _i, r in losers.iterrows()],
+        "alloc_header": header(alloc_cols),
         "alloc_rows": table_rows(sorted_areas, alloc_cols, lang),
+        "alloc_kinds": [c[3] for c in alloc_cols],
         "alloc_total": fmt.euro(total, 0, lang),
+        "alloc_budget_col": [c[0] for c in alloc_cols].index("budget_eur") if "budget_eur" in col else -1,
         "alloc_ncols": len(alloc_cols),
-        "need_header": [c[1] if lang == "de" else c[2] for c in need_cols],
+        "need_header": header(need_cols),
         "need_rows": table_rows(sorted_areas, need_cols, lang),
-        "ind_header": [c[1] if lang == "de" else c[2] for c in ind_cols],
+        "ind_header": header(ind_cols),
         "ind_rows": table_rows(sorted_areas, ind_cols, lang),
         "coef_rows": coef_rows,
         "cv_rows": cv_rows,
+        "cv_reading": cv_reading(cv, lang),
+        "mtext": mtext,
         "model_fit": model.fit,
+        "dispersion": fmt.number(model.fit.get("dispersion", np.nan), 2, lang),
+        "dev_explained": fmt.percent(100 * model.fit.get("deviance_explained", np.nan), 1, lang),
         "moran": getattr(model, "moran", None),
+        "moran_text": moran_text(getattr(model, "moran", None), lang),
         "comp_rows": comp_rows,
+        "corridor_text": corridor_text,
+        "binding_rows": binding_rows,
+        "n_binding_up": n_binding_up,
+        "n_binding_down": n_binding_down,
+        "explain_rows": explain_rows,
+        "explain_header": explain_header,
         "teil_rows": teil_rows,
+        "retained": fmt.euro(getattr(alloc, "retained_eur", 0), 0, lang),
+        "has_retained": bool(getattr(alloc, "retained_eur", 0)),
+        "dist_rows": dist_rows,
+        "dist_total": dist_total,
+        "oe_stats": oe_stats,
+        "sens": sens,
         "catalogue_rows": catalogue_rows,
         "inputs": result.inputs,
         "notes": notes,
@@ -184,11 +518,12 @@ def report_context(result, pub, lang: str = "de") -> dict:
         "sources": cfg.sources,
         "index_method": cfg.indicators.index_method,
         "fmt": fmt,
+        "num": lambda v, d=0: fmt.number(v, d, lang),
     }
 
 
 def render_report(result, pub, lang: str = "de") -> str:
-    return _env().get_template("bericht.html.j2").render(**report_context(result, pub, lang))
+    return _env(lang).get_template("bericht.html.j2").render(**report_context(result, pub, lang))
 
 
 def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = True) -> list[Path]:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from geoplan.maps import MapLayer, interactive_map, static_map_png_bytes
 from geoplan.report import figures
+from geoplan.report.i18n import gettext
 
 
 def _map_frame(result, pub) -> gpd.GeoDataFrame:
@@ -28,29 +29,39 @@ def _map_frame(result, pub) -> gpd.GeoDataFrame:
 
 
 def map_layers(frame, lang: str = "de") -> list[MapLayer]:
+    _ = gettext(lang)
     layers = [
-        MapLayer("budget_per_u21", "Budget je Einwohner unter 21 (€)" if lang == "de" else "Budget per resident under 21 (€)",
+        MapLayer("budget_per_u21", _("Budget je Einwohner unter 21 (€)"),
                  scheme="quantiles", k=5, palette="viridis", fmt="euro", show=True),
-        MapLayer("need_index", "Bedarfsindex" if lang == "de" else "Need index", scheme="quantiles", k=5,
+        MapLayer("need_index", _("Bedarfsindex"), scheme="quantiles", k=5,
                  palette="YlOrRd", fmt="index"),
     ]
     if "change_pct" in frame.columns and frame["change_pct"].notna().any():
-        layers.append(MapLayer("change_pct", "Veränderung zum Vorjahr (%)" if lang == "de" else "Change vs prior year (%)",
+        layers.append(MapLayer("change_pct", _("Veränderung zum Vorjahr (%)"),
                                scheme="quantiles", k=5, palette="BrBG", fmt="prozent"))
     if "oe_ratio" in frame.columns and frame["oe_ratio"].notna().sum() >= 5:
-        layers.append(MapLayer("oe_ratio", "HzE beobachtet/erwartet" if lang == "de" else "HzE observed/expected",
+        layers.append(MapLayer("oe_ratio", _("HzE beobachtet/erwartet"),
                                scheme="quantiles", k=5, palette="PuBu", fmt="index"))
     return layers
 
 
-def _source_line(result) -> str:
+def residual_layer(lang: str = "de") -> MapLayer:
+    """Pearson residuals, diverging around 0 with fixed breaks at ±1 and ±2
+    (|r| > 2: the area's count lies far outside what the model expects)."""
+    return MapLayer("residual", gettext(lang)("Pearson-Residuum"), scheme="user_defined", bins=(-2.0, -1.0, 1.0, 2.0, 3.0),
+                    palette="RdBu_r", fmt="index", center=0.0)
+
+
+def _source_line(result, lang: str = "de") -> str:
+    _ = gettext(lang)
     src = "; ".join(s.get("short", s.get("text", "")) for s in result.config.sources if s)
-    return ("Quelle: " + src if src else "Quelle: eigene Daten") + ("; HzE-Werte simuliert" if result.simulated else "")
+    return (_("Quelle: ") + src if src else _("Quelle: eigene Daten")) + (_("; HzE-Werte simuliert") if result.simulated else "")
 
 
 def write_karte(result, pub, path: Path, lang: str = "de") -> Path:
     g = _map_frame(result, pub)
-    tooltip = {"name": "Sozialraum", "key": "Schlüssel"}
+    _ = gettext(lang)
+    tooltip = {"name": "Sozialraum", "key": _("Schlüssel")}
     for layer in map_layers(g, lang):
         tooltip[layer.column] = layer.label
     html = interactive_map(
@@ -58,7 +69,7 @@ def write_karte(result, pub, path: Path, lang: str = "de") -> Path:
         map_layers(g, lang),
         tooltip=tooltip,
         title=f"{result.config.title} – {result.config.region} {result.config.budget_year}",
-        attribution=_source_line(result),
+        attribution=_source_line(result, lang),
         tiles=result.config.output.tiles,
     )
     path.write_text(html, encoding="utf-8")
@@ -67,11 +78,22 @@ def write_karte(result, pub, path: Path, lang: str = "de") -> Path:
 
 def report_maps(result, pub, lang: str = "de") -> dict[str, str]:
     g = _map_frame(result, pub)
-    src = _source_line(result)
+    src = _source_line(result, lang)
     out = {}
     names = {"budget_per_u21": "map_budget", "need_index": "map_need", "change_pct": "map_change"}
     for layer in map_layers(g, lang):
         if layer.column in names:
             png = static_map_png_bytes(g, layer, title=layer.label, source_line=src)
             out[names[layer.column]] = figures.data_uri(png)
+    res = getattr(result.model, "residuals", None)
+    if res is not None and len(res) == len(g):
+        # the residual, the published expected value and alpha together give the count back:
+        # areas with a suppressed count get no residual on the map
+        r = pd.Series(res.to_numpy(float), index=g.index)
+        if "hze_cases" in pub.mask.columns:
+            r[pub.mask["hze_cases"].to_numpy(bool)] = float("nan")
+        g = g.assign(residual=r)
+        layer = residual_layer(lang)
+        out["map_residual"] = figures.data_uri(
+            static_map_png_bytes(g, layer, title=gettext(lang)("Pearson-Residuen des Modells je Sozialraum"), source_line=src))
     return out

@@ -1,0 +1,101 @@
+"""Report content: English with --lang en, German unchanged, Bedarfsmodell/Verteilung/Gerechtigkeit sections."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+import pytest
+
+from geoplan.report.html import render_report
+from geoplan.report.i18n import EN, gettext, missing
+from geoplan.report.published import build_published
+
+GERMAN_HEADINGS = ["Zusammenfassung", "Datengrundlage", "Indikatoren", "Bedarfsmodell", "Verteilung",
+                   "Verteilungsgerechtigkeit", "Methodik", "Anhang: Qualitätssicherung"]
+
+
+@pytest.fixture(scope="module")
+def reports(demo_result):
+    out = {}
+    for lang in ("de", "en"):
+        pub = build_published(demo_result, lang=lang)
+        out[lang] = render_report(demo_result, pub, lang)
+    return out
+
+
+def _headings(html: str, level: str = "h2") -> list[str]:
+    return [unescape(re.sub(r"<[^>]+>", "", h)).strip() for h in re.findall(rf"<{level}[^>]*>(.*?)</{level}>", html, flags=re.S)]
+
+
+def test_english_report_has_english_headings_only(reports):
+    h2 = _headings(reports["en"])
+    assert any(h.endswith("Summary") for h in h2)
+    assert any(h.endswith("Distribution") for h in h2)
+    assert any(h.endswith("Distributive fairness") for h in h2)
+    for german in GERMAN_HEADINGS:
+        assert not any(h.split(" ", 1)[1] == german for h in h2), german
+    assert '<html lang="en">' in reports["en"]
+    # English number format in the totals
+    assert "€120,000,000" in reports["en"] and "120.000.000 €" not in reports["en"]
+    assert "Page" in reports["en"] and "Seite" not in _headings(reports["en"], "h3")
+
+
+def test_german_report_unchanged(reports):
+    h2 = [h.split(" ", 1)[1] for h in _headings(reports["de"])]
+    for german in GERMAN_HEADINGS:
+        assert german in h2
+    assert "120.000.000 €" in reports["de"]
+    assert "Summary" not in reports["de"]
+
+
+def test_translation_table_covers_headings():
+    assert missing(GERMAN_HEADINGS) == []
+    _ = gettext("en")
+    assert _("Zusammenfassung") == "Summary"
+    assert gettext("de")("Zusammenfassung") == "Zusammenfassung"
+    # an HTML-bearing string is markup; inserted values are escaped
+    s = _("Das Budget von <b>{total}</b> wird auf {n} Sozialräume nach einer Formel verteilt, deren Bestandteile und "
+          "Gewichte in Abschnitt 5 stehen. Grundlage sind Indikatoren, die von den Leistungserbringern nicht unmittelbar "
+          "beeinflusst werden können (Sozialstruktur, Bevölkerung), und der von einem Regressionsmodell erwartete Bedarf "
+          "an Hilfen zur Erziehung.").format(total="<x>", n=3)
+    assert "&lt;x&gt;" in s and "<b>" in s
+    assert all(v.strip() for v in EN.values())
+
+
+def test_bedarfsmodell_section(reports, demo_result):
+    html = reports["de"]
+    sec = unescape(html.split('id="bedarfsmodell"', 1)[1].split('id="verteilung"', 1)[0])
+    assert "log E[Y_i]" in sec  # formula in symbols
+    assert "Inanspruchnahmequote" in sec  # formula in words (describe_de)
+    # one SD in the indicator's unit (Kinderarmut is in %)
+    sd = demo_result.model.coefficients.set_index("term").loc["kinderarmut", "predictor_sd"]
+    assert f"{sd:.1f}".replace(".", ",") + " Prozentpunkte" in sec
+    assert "Vorjahresfälle" in sec and "beeinflussen die Leistungserbringer" in sec
+    assert "Moran's I" in sec
+    assert sec.count("data:image/png;base64,") >= 5  # coefficients, CV, calibration, funnel, residual map
+    assert "Grenzen des Modells" in sec
+
+
+def test_verteilung_and_gerechtigkeit_sections(reports, demo_result):
+    html = reports["de"]
+    sec = html.split('id="verteilung"', 1)[1].split('id="gerechtigkeit"', 1)[0]
+    binding = demo_result.allocation.binding
+    assert f"Der Korridor greift bei {len(binding)} von 58" in sec
+    assert "Zusammensetzung einzelner Budgets" in sec
+    largest = demo_result.frame.sort_values("budget_eur").iloc[-1]
+    assert f"{largest['key']} {largest['name']}" in sec
+    fair = html.split('id="gerechtigkeit"', 1)[1].split('id="methodik"', 1)[0]
+    s = demo_result.equity.summary
+    assert "Abstand zum Zielwert" in fair
+    assert f"<b>{s['n_winners']}</b>" in fair or f"<b>{s['n_winners']}</b>" in html
+    from geoplan import fmt
+    assert fmt.euro(s["sum_abs_distance_to_target_eur"]) in fair
+    assert "Beobachteter und erwarteter Bedarf" in fair
+
+
+def test_english_model_text_and_no_german_section_text(reports):
+    html = reports["en"]
+    sec = unescape(html.split('id="bedarfsmodell"', 1)[1].split('id="verteilung"', 1)[0])
+    assert "take-up rate" in sec and "Inanspruchnahmequote" not in sec
+    assert "Prior-year cases predict even better" in sec or "Prior-year cases explain" in sec
