@@ -237,9 +237,11 @@ def _zone_stats(src, geom, band: int, partial: bool, stats) -> dict:
         if vals.dtype.kind == "f":
             valid &= np.isfinite(vals)
         if not valid.all():
-            cov = np.where(valid, cov, 0.0)
-            vals = np.where(valid, vals, 0)
-        out["sum"] += float(np.dot(cov.ravel(), vals.ravel().astype(np.float64)))
+            invalid = ~valid
+            cov[invalid] = 0.0  # cov and vals are this call's own arrays
+            vals[invalid] = 0
+        # einsum accumulates in float64 without a float64 copy of the window
+        out["sum"] += float(np.einsum("ij,ij->", cov, vals, dtype=np.float64))
         out["count"] += float(cov.sum())
         if "min" in stats or "max" in stats:
             # pixels only touched at an edge have coverage 0 up to rounding
