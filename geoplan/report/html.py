@@ -7,6 +7,7 @@ WeasyPrint (A4, page numbers, table of contents).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -535,7 +536,9 @@ def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = Tr
         from weasyprint import HTML
 
         pdf_path = out_dir / "bericht.pdf"
-        HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False)
+        # the PDF's file identifier is derived from the report text, so the same report gives the same bytes
+        ident = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
+        HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False, pdf_identifier=ident)
         written.append(pdf_path)
     return written
 

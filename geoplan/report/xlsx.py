@@ -6,6 +6,7 @@ shows as 1.234; suppressed counts are the text marker (e.g. "< 3").
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,13 @@ def _normalise_zip(path: Path) -> None:
             data.append((info.filename, z.read(info.filename)))
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for name, content in data:
+            if name == "docProps/core.xml":
+                # openpyxl stamps the save time as "modified"; use the fixed creation date instead
+                text = content.decode("utf-8")
+                created = re.search(r"<dcterms:created[^>]*>([^<]*)<", text)
+                if created:
+                    text = re.sub(r"(<dcterms:modified[^>]*>)[^<]*(<)", lambda m: m.group(1) + created.group(1) + m.group(2), text)
+                content = text.encode("utf-8")
             zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             zi.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(zi, content)
