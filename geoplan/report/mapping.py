@@ -71,6 +71,8 @@ def write_karte(result, pub, path: Path, lang: str = "de") -> Path:
         title=f"{result.config.title} – {result.config.region} {result.config.budget_year}",
         attribution=_source_line(result, lang),
         tiles=result.config.output.tiles,
+        tiles_attribution=result.config.output.tiles_attribution,
+        lang=lang,
     )
     path.write_text(html, encoding="utf-8")
     return path
@@ -83,7 +85,7 @@ def report_maps(result, pub, lang: str = "de") -> dict[str, str]:
     names = {"budget_per_u21": "map_budget", "need_index": "map_need", "change_pct": "map_change"}
     for layer in map_layers(g, lang):
         if layer.column in names:
-            png = static_map_png_bytes(g, layer, title=layer.label, source_line=src)
+            png = static_map_png_bytes(g, layer, title=layer.label, source_line=src, lang=lang)
             out[names[layer.column]] = figures.data_uri(png)
     res = getattr(result.model, "residuals", None)
     if res is not None and len(res) == len(g):
@@ -95,5 +97,6 @@ def report_maps(result, pub, lang: str = "de") -> dict[str, str]:
         g = g.assign(residual=r)
         layer = residual_layer(lang)
         out["map_residual"] = figures.data_uri(
-            static_map_png_bytes(g, layer, title=gettext(lang)("Pearson-Residuen des Modells je Sozialraum"), source_line=src))
+            static_map_png_bytes(g, layer, title=gettext(lang)("Pearson-Residuen des Modells je Sozialraum"), source_line=src,
+                                  lang=lang))
     return out
