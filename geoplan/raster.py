@@ -50,7 +50,11 @@ _MAX_PIXELS = 4_000_000
 
 def _segments(geom) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Start and end points of every ring edge of a (multi)polygon."""
-    rings = shapely.get_rings(shapely.get_parts(geom))
+    parts = shapely.get_parts(geom)
+    while np.any(np.isin(shapely.get_type_id(parts), (6, 7))):  # nested multi/collections
+        parts = shapely.get_parts(parts)
+    # lines and points of a collection (e.g. an overlay result) cover no area
+    rings = shapely.get_rings(parts[shapely.get_type_id(parts) == 3])
     coords, ring_id = shapely.get_coordinates(rings, return_index=True)
     same = ring_id[1:] == ring_id[:-1]
     x, y = coords[:, 0], coords[:, 1]

@@ -224,3 +224,11 @@ def test_center_mask_equals_rasterio_geometry_mask():
         want = geometry_mask([g], out_shape=(40, 45), transform=t, invert=True)
         got = center_mask(g, t, 40, 45)
         np.testing.assert_array_equal(got.astype(bool), want)
+
+
+def test_coverage_of_collection_ignores_lines():
+    t = from_origin(0, 5, 1, 1)
+    poly = shapely.box(0.5, 0.5, 3.5, 2.5)
+    gc = shapely.GeometryCollection([poly, shapely.LineString([(0, 4), (5, 4)]), shapely.Point(1, 1)])
+    np.testing.assert_allclose(coverage_fraction(gc, t, 5, 5), coverage_fraction(poly, t, 5, 5))
+    assert coverage_fraction(poly, t, 5, 5).sum() == pytest.approx(6.0)
