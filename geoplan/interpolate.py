@@ -371,28 +371,31 @@ def _check_crs(source: gpd.GeoDataFrame, target: gpd.GeoDataFrame, what: str = "
 _MAX_CLIP_VERTICES = 64  # larger rings go to GEOS: padded arrays would waste memory
 
 
-def _clip_candidates(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flags per polygon: usable for clipping (no holes, 3–64 vertices) and convex.
+def _clip_usable(geoms: np.ndarray) -> np.ndarray:
+    """Polygons usable for clipping: no holes, 3–64 vertices."""
+    simple = (shapely.get_type_id(geoms) == 3) & (shapely.get_num_interior_rings(geoms) == 0)
+    nv = np.where(simple, shapely.get_num_coordinates(geoms) - 1, 0)
+    return simple & (nv >= 3) & (nv <= _MAX_CLIP_VERTICES)
+
+
+def _convex(geoms: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Convexity flags (length ``len(geoms)``) computed for ``geoms[idx]`` only.
 
     Convex means the hull has the same area up to 1e-12 relative; a smaller
     dent changes a clipped area by less than that.
     """
-    simple = (shapely.get_type_id(geoms) == 3) & (shapely.get_num_interior_rings(geoms) == 0)
-    nv = np.where(simple, shapely.get_num_coordinates(geoms) - 1, 0)
-    usable = simple & (nv >= 3) & (nv <= _MAX_CLIP_VERTICES)
-    convex = np.zeros(len(geoms), dtype=bool)
-    idx = np.flatnonzero(usable)
+    out = np.zeros(len(geoms), dtype=bool)
     if len(idx):
         area = shapely.area(geoms[idx])
-        convex[idx] = shapely.area(shapely.convex_hull(geoms[idx])) - area <= 1e-12 * area
-    return usable, convex
+        out[idx] = shapely.area(shapely.convex_hull(geoms[idx])) - area <= 1e-12 * area
+    return out
 
 
 def _ring_arrays(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exterior rings as padded arrays ``(x, y, n_vertices)``, counter-clockwise.
 
     Rows hold the vertices without the closing point, padded with the first
-    vertex. Polygons must have no holes (see :func:`_clip_candidates`).
+    vertex. Polygons must have no holes (see :func:`_clip_usable`).
     """
     ext = shapely.get_exterior_ring(geoms)
     coords, owner = shapely.get_coordinates(ext, return_index=True)
@@ -415,7 +418,7 @@ def _ring_arrays(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _clip_convex_area(sx, sy, sL, cx, cy, cL) -> np.ndarray:
-    """Area of ``subject_k ∩ clipper_k`` for arrays of ring pairs (see :class:`_Rings`).
+    """Area of ``subject_k ∩ clipper_k`` for arrays of ring pairs (see :func:`_ring_arrays`).
 
     Sutherland & Hodgman (1974) re-entrant polygon clipping, vectorised over
     all pairs: the subject ring is clipped against the half-plane of each
@@ -488,9 +491,10 @@ def _pair_areas(src, tgt, s_idx, t_idx) -> np.ndarray:
     out = np.empty(len(s_idx))
     if not len(s_idx):
         return out
-    us, cs = _clip_candidates(src)
-    ut, ct = _clip_candidates(tgt)
-    both = us[s_idx] & ut[t_idx]
+    both = _clip_usable(src)[s_idx] & _clip_usable(tgt)[t_idx]
+    # the convex-hull test only for polygons that could be clipped
+    cs = _convex(src, np.unique(s_idx[both]))
+    ct = _convex(tgt, np.unique(t_idx[both]))
     by_t = both & ct[t_idx]
     by_s = both & cs[s_idx] & ~by_t
     if by_t.any() or by_s.any():
