@@ -353,3 +353,16 @@ def test_concave_targets_equal_overlay():
     exp = (ov["pop"] * ov.area / src.area.to_numpy()[ov["i"]]).groupby(ov["j"]).sum()
     np.testing.assert_allclose(out["pop"], exp.to_numpy(), rtol=1e-9)
     assert out["pop"].sum() == pytest.approx(src["pop"].sum(), rel=1e-12)
+
+
+def test_threads_do_not_change_results(layers):
+    src, tgt = layers
+    warped = src.copy()
+    warped["geometry"] = shapely.segmentize(src.geometry.values, 20.0)
+    warped["geometry"] = shapely.transform(warped.geometry.values, lambda xy: xy + 15 * np.sin(xy[:, ::-1] / 97.0))
+    a = area_interpolate(warped, tgt, extensive=["pop"], intensive=["rate"], n_jobs=1)
+    b = area_interpolate(warped, tgt, extensive=["pop"], intensive=["rate"], n_jobs=3)
+    pd.testing.assert_frame_equal(a, b)
+    A1 = intersection_table(warped.geometry.values, tgt.geometry.values, n_jobs=1)
+    A3 = intersection_table(warped.geometry.values, tgt.geometry.values, n_jobs=3)
+    assert (A1 != A3).nnz == 0
