@@ -619,8 +619,8 @@ def _weight_table(source, target, weights, weights_column, n_jobs=None):
     if isinstance(weights, (str, Path)):
         from geoplan.raster import _weighted_sums_crs
 
-        piece_w, raster_notes = _weighted_sums_crs(weights, pieces, source.crs)
-        src_total, _ = _weighted_sums_crs(weights, np.asarray(src, dtype=object), source.crs)
+        piece_w, raster_notes = _weighted_sums_crs(weights, pieces, source.crs, n_jobs)
+        src_total, _ = _weighted_sums_crs(weights, np.asarray(src, dtype=object), source.crs, n_jobs)
         notes += raster_notes
         method = f"Rasterdatei {Path(weights).name}"
     elif isinstance(weights, gpd.GeoDataFrame):

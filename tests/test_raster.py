@@ -232,3 +232,11 @@ def test_coverage_of_collection_ignores_lines():
     gc = shapely.GeometryCollection([poly, shapely.LineString([(0, 4), (5, 4)]), shapely.Point(1, 1)])
     np.testing.assert_allclose(coverage_fraction(gc, t, 5, 5), coverage_fraction(poly, t, 5, 5))
     assert coverage_fraction(poly, t, 5, 5).sum() == pytest.approx(6.0)
+
+
+def test_threads_do_not_change_results(raster, zones):
+    path, _ = raster
+    many = pd.concat([zones] * 3, ignore_index=True)
+    a = zonal_stats(path, many, stats=("sum", "count", "min", "max"), n_jobs=1)
+    b = zonal_stats(path, many, stats=("sum", "count", "min", "max"), n_jobs=3)
+    pd.testing.assert_frame_equal(a, b)
