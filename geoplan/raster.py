@@ -222,6 +222,7 @@ def _zone_stats(src, geom, band: int, partial: bool, stats) -> dict:
         nodata = None  # NaN is caught by the isfinite test
     # nodata values and "all valid" need no mask band; other masks are read
     simple_mask = all(f in (MaskFlags.all_valid, MaskFlags.nodata) for f in src.mask_flag_enums[band - 1])
+    scale, offset = src.scales[band - 1], src.offsets[band - 1]
     for rs in range(r0, r1, step):
         re_ = min(rs + step, r1)
         win = Window(c0, rs, w, re_ - rs)
@@ -239,6 +240,8 @@ def _zone_stats(src, geom, band: int, partial: bool, stats) -> dict:
         else:
             valid = ~np.ma.getmaskarray(vals)
             vals = np.ma.getdata(vals)
+        if scale != 1.0 or offset != 0.0:
+            vals = vals * scale + offset  # packed values (e.g. int16 with a scale)
         if vals.dtype.kind == "f":
             valid &= np.isfinite(vals)
         if not valid.all():

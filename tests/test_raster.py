@@ -240,3 +240,16 @@ def test_threads_do_not_change_results(raster, zones):
     a = zonal_stats(path, many, stats=("sum", "count", "min", "max"), n_jobs=1)
     b = zonal_stats(path, many, stats=("sum", "count", "min", "max"), n_jobs=3)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_scale_and_offset_applied(tmp_path):
+    path = tmp_path / "packed.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=4, width=4, count=1, dtype="int16", crs=CRS,
+                       transform=from_origin(0, 40, 10, 10), nodata=-1) as dst:
+        dst.write(np.array([[10, 20, 30, -1]] * 4, dtype="int16"), 1)
+        dst.scales = (0.5,)
+        dst.offsets = (1.0,)
+    z = gpd.GeoDataFrame({"key": ["a"]}, geometry=[shapely.box(0, 0, 40, 10)], crs=CRS)
+    res = zonal_stats(path, z, stats=("sum", "count", "max"))
+    assert res["sum"].iloc[0] == pytest.approx(6 + 11 + 16)
+    assert res["count"].iloc[0] == pytest.approx(3) and res["max"].iloc[0] == 16
