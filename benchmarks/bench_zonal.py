@@ -111,6 +111,9 @@ def main() -> None:
         diff = float(np.max(np.abs(res["sum"].to_numpy() - ref) / np.abs(ref)))
         print(f"| {name} | {t:.2f} | {t / rows[0][1]:.2f} | {cpu:.2f} | {cpu / rows[0][2]:.2f} | "
               f"{traced / 1e6:.1f} | {rss / 1e6:.1f} | {diff:.1e} |")
+    center, rs_sum = rows[2][5]["sum"].to_numpy(), rows[3][5]["sum"].fillna(0).to_numpy()
+    print(f"geoplan partial=False vs rasterstats: max rel diff of sums {np.max(np.abs(center - rs_sum) / np.abs(rs_sum)):.1e}, "
+          f"counts equal: {bool(np.array_equal(rows[2][5]['count'].to_numpy(), rows[3][5]['count'].to_numpy()))}")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 

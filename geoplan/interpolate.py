@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import os
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -368,31 +370,59 @@ def _check_crs(source: gpd.GeoDataFrame, target: gpd.GeoDataFrame, what: str = "
         )
 
 
+def n_threads(n_jobs: int | None) -> int:
+    """Worker threads: ``None`` or ``-1`` = all CPUs available to this process."""
+    if n_jobs is None or n_jobs < 1:
+        try:
+            return max(len(os.sched_getaffinity(0)), 1)
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
+    return n_jobs
+
+
+def _run_chunks(fn, chunks: list, n_jobs: int) -> list:
+    """``[fn(c) for c in chunks]``, in threads when there is more than one.
+
+    shapely and numpy release the GIL in their array loops, so threads use
+    several cores without copying geometries to other processes. Each chunk
+    writes only its own result: the outcome does not depend on thread count.
+    """
+    if n_jobs <= 1 or len(chunks) <= 1:
+        return [fn(c) for c in chunks]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        return list(pool.map(fn, chunks))
+
+
 _MAX_CLIP_VERTICES = 64  # larger rings go to GEOS: padded arrays would waste memory
 
 
-def _clip_candidates(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flags per polygon: usable for clipping (no holes, 3–64 vertices) and convex.
+def _clip_usable(geoms: np.ndarray) -> np.ndarray:
+    """Polygons usable for clipping: no holes, 3–64 vertices."""
+    simple = (shapely.get_type_id(geoms) == 3) & (shapely.get_num_interior_rings(geoms) == 0)
+    nv = np.where(simple, shapely.get_num_coordinates(geoms) - 1, 0)
+    return simple & (nv >= 3) & (nv <= _MAX_CLIP_VERTICES)
+
+
+def _convex(geoms: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Convexity flags (length ``len(geoms)``) computed for ``geoms[idx]`` only.
 
     Convex means the hull has the same area up to 1e-12 relative; a smaller
     dent changes a clipped area by less than that.
     """
-    simple = (shapely.get_type_id(geoms) == 3) & (shapely.get_num_interior_rings(geoms) == 0)
-    nv = np.where(simple, shapely.get_num_coordinates(geoms) - 1, 0)
-    usable = simple & (nv >= 3) & (nv <= _MAX_CLIP_VERTICES)
-    convex = np.zeros(len(geoms), dtype=bool)
-    idx = np.flatnonzero(usable)
+    out = np.zeros(len(geoms), dtype=bool)
     if len(idx):
         area = shapely.area(geoms[idx])
-        convex[idx] = shapely.area(shapely.convex_hull(geoms[idx])) - area <= 1e-12 * area
-    return usable, convex
+        out[idx] = shapely.area(shapely.convex_hull(geoms[idx])) - area <= 1e-12 * area
+    return out
 
 
 def _ring_arrays(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exterior rings as padded arrays ``(x, y, n_vertices)``, counter-clockwise.
 
     Rows hold the vertices without the closing point, padded with the first
-    vertex. Polygons must have no holes (see :func:`_clip_candidates`).
+    vertex. Polygons must have no holes (see :func:`_clip_usable`).
     """
     ext = shapely.get_exterior_ring(geoms)
     coords, owner = shapely.get_coordinates(ext, return_index=True)
@@ -415,7 +445,7 @@ def _ring_arrays(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _clip_convex_area(sx, sy, sL, cx, cy, cL) -> np.ndarray:
-    """Area of ``subject_k ∩ clipper_k`` for arrays of ring pairs (see :class:`_Rings`).
+    """Area of ``subject_k ∩ clipper_k`` for arrays of ring pairs (see :func:`_ring_arrays`).
 
     Sutherland & Hodgman (1974) re-entrant polygon clipping, vectorised over
     all pairs: the subject ring is clipped against the half-plane of each
@@ -483,16 +513,18 @@ def _clip_convex_area(sx, sy, sL, cx, cy, cL) -> np.ndarray:
     return 0.5 * np.where(valid, x * yn - xn * y, 0.0).sum(1)
 
 
-def _pair_areas(src, tgt, s_idx, t_idx) -> np.ndarray:
+def _pair_areas(src, tgt, s_idx, t_idx, n_jobs: int = 1) -> np.ndarray:
     """Areas of ``src[s_idx] ∩ tgt[t_idx]``: convex clipping where it applies, GEOS otherwise."""
     out = np.empty(len(s_idx))
     if not len(s_idx):
         return out
-    us, cs = _clip_candidates(src)
-    ut, ct = _clip_candidates(tgt)
-    both = us[s_idx] & ut[t_idx]
+    both = _clip_usable(src)[s_idx] & _clip_usable(tgt)[t_idx]
+    # the convex-hull test only for polygons that could be clipped
+    cs = _convex(src, np.unique(s_idx[both]))
+    ct = _convex(tgt, np.unique(t_idx[both]))
     by_t = both & ct[t_idx]
     by_s = both & cs[s_idx] & ~by_t
+    tasks = []
     if by_t.any() or by_s.any():
         # ring arrays only for the polygons that take part in clipping
         clip_pairs = by_t | by_s
@@ -507,17 +539,27 @@ def _pair_areas(src, tgt, s_idx, t_idx) -> np.ndarray:
             idx = idx[np.argsort(clip[2][ci[idx]], kind="stable")]
             for k in range(0, len(idx), 4096):
                 sel = idx[k : k + 4096]
-                a, b = si[sel], ci[sel]
-                out[sel_pairs[sel]] = _clip_convex_area(
-                    subj[0][a], subj[1][a], subj[2][a], clip[0][b], clip[1][b], clip[2][b]
-                )
-    geos = ~(by_t | by_s)
-    if geos.any():
-        out[geos] = shapely.area(shapely.intersection(src[s_idx[geos]], tgt[t_idx[geos]]))
+                tasks.append(("clip", sel_pairs[sel], subj, si[sel], clip, ci[sel]))
+    geos = np.flatnonzero(~(by_t | by_s))
+    if len(geos):
+        # GEOS overlay in as many pieces as threads (at least 500 pairs each)
+        parts = max(1, min(n_jobs, len(geos) // 500))
+        for chunk in np.array_split(geos, parts):
+            tasks.append(("geos", chunk))
+
+    def work(task):
+        if task[0] == "clip":
+            _, where, subj, a, clip, b = task
+            return where, _clip_convex_area(subj[0][a], subj[1][a], subj[2][a], clip[0][b], clip[1][b], clip[2][b])
+        where = task[1]
+        return where, shapely.area(shapely.intersection(src[s_idx[where]], tgt[t_idx[where]]))
+
+    for where, values in _run_chunks(work, tasks, n_jobs):
+        out[where] = values
     return out
 
 
-def intersection_table(source_geoms, target_geoms) -> sparse.csr_matrix:
+def intersection_table(source_geoms, target_geoms, *, n_jobs: int | None = None) -> sparse.csr_matrix:
     """Sparse matrix ``A[i, j] = area(source_i ∩ target_j)`` in CRS units² (m²).
 
     The bounding-box tree (shapely 2 STRtree, built on the sources) finds the
@@ -526,28 +568,41 @@ def intersection_table(source_geoms, target_geoms) -> sparse.csr_matrix:
     makes nested geographies cheap). The remaining pairs are intersected
     vectorised: by Sutherland–Hodgman clipping in numpy when one polygon of
     the pair is convex and both have no holes (grid cells, hexagons, Voronoi
-    cells), else by ``shapely.intersection`` (GEOS overlay) on arrays.
+    cells), else by ``shapely.intersection`` (GEOS overlay) on arrays. The
+    pair chunks run in ``n_jobs`` threads (default: all CPUs); the result does
+    not depend on it.
     """
     src = np.asarray(source_geoms, dtype=object)
     tgt = np.asarray(target_geoms, dtype=object)
     tree = shapely.STRtree(src)
-    t_idx, s_idx = tree.query(tgt, predicate="intersects")
+    jobs = n_threads(n_jobs)
+    bounds = np.linspace(0, len(tgt), min(jobs, max(len(tgt) // 50, 1)) + 1).astype(int)
+
+    def query(predicate):
+        def part(k):
+            ti, si = tree.query(tgt[bounds[k] : bounds[k + 1]], predicate=predicate)
+            return ti + bounds[k], si
+
+        res = _run_chunks(part, list(range(len(bounds) - 1)), jobs)
+        return np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res])
+
+    t_idx, s_idx = query("intersects")
     n_s = len(src)
     areas = np.empty(len(s_idx), dtype=float)
     if len(s_idx):
-        ct, cs = tree.query(tgt, predicate="covers")
+        ct, cs = query("covers")
         covered = np.isin(t_idx.astype(np.int64) * n_s + s_idx, ct.astype(np.int64) * n_s + cs)
         src_area = shapely.area(src)
         areas[covered] = src_area[s_idx[covered]]
         rest = ~covered
-        areas[rest] = _pair_areas(src, tgt, s_idx[rest], t_idx[rest])
+        areas[rest] = _pair_areas(src, tgt, s_idx[rest], t_idx[rest], n_threads(n_jobs))
     keep = areas > 0
     return sparse.csr_matrix(
         (areas[keep], (s_idx[keep], t_idx[keep])), shape=(n_s, len(tgt)), dtype=float
     )
 
 
-def _weight_table(source, target, weights, weights_column):
+def _weight_table(source, target, weights, weights_column, n_jobs=None):
     """Ancillary weight per source∩target piece, plus each source's total weight.
 
     Returns ``(W, total, notes)`` with ``W`` a sparse n_source × n_target matrix.
@@ -555,7 +610,7 @@ def _weight_table(source, target, weights, weights_column):
     notes: list[QANote] = []
     src = source.geometry.values
     tgt = target.geometry.values
-    A = intersection_table(src, tgt)
+    A = intersection_table(src, tgt, n_jobs=n_jobs)
     if weights is None:
         return A, shapely.area(np.asarray(src, dtype=object)), notes
 
@@ -564,8 +619,8 @@ def _weight_table(source, target, weights, weights_column):
     if isinstance(weights, (str, Path)):
         from geoplan.raster import _weighted_sums_crs
 
-        piece_w, raster_notes = _weighted_sums_crs(weights, pieces, source.crs)
-        src_total, _ = _weighted_sums_crs(weights, np.asarray(src, dtype=object), source.crs)
+        piece_w, raster_notes = _weighted_sums_crs(weights, pieces, source.crs, n_jobs)
+        src_total, _ = _weighted_sums_crs(weights, np.asarray(src, dtype=object), source.crs, n_jobs)
         notes += raster_notes
         method = f"Rasterdatei {Path(weights).name}"
     elif isinstance(weights, gpd.GeoDataFrame):
@@ -589,8 +644,8 @@ def _weight_table(source, target, weights, weights_column):
                 )
             lu_area = shapely.area(lu)
             density = np.divide(amount, lu_area, out=np.zeros_like(amount), where=lu_area > 0)
-        piece_w = intersection_table(pieces, lu) @ density
-        src_total = intersection_table(np.asarray(src, dtype=object), lu) @ density
+        piece_w = intersection_table(pieces, lu, n_jobs=n_jobs) @ density
+        src_total = intersection_table(np.asarray(src, dtype=object), lu, n_jobs=n_jobs) @ density
         method = "Nutzungsflächen" + (f" (Spalte '{weights_column}')" if weights_column else "")
     else:
         raise GeoplanError(
@@ -628,6 +683,7 @@ def area_interpolate(
     weights=None,
     weights_column: str | None = None,
     allocate_total: bool = True,
+    n_jobs: int | None = None,
 ) -> gpd.GeoDataFrame:
     """Interpolate source-polygon values onto target polygons.
 
@@ -678,6 +734,9 @@ def area_interpolate(
         Amount column of a land-use ``weights`` GeoDataFrame.
     allocate_total : bool
         See above.
+    n_jobs : int, optional
+        Threads for the polygon intersections (default: all CPUs; 1 = serial).
+        Results are identical for any value.
 
     Returns
     -------
@@ -703,7 +762,7 @@ def area_interpolate(
                 location=f"Spalte '{c}'",
                 found=", ".join(map(str, source.columns)),
             )
-    W, total, notes = _weight_table(source, target, weights, weights_column)
+    W, total, notes = _weight_table(source, target, weights, weights_column, n_jobs)
 
     columns: dict[str, np.ndarray] = {}
     if extensive:

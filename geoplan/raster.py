@@ -34,6 +34,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from geoplan.errors import GeoplanError, QANote
+from geoplan.interpolate import n_threads
 
 __all__ = ["zonal_stats", "zensus_grid_to_geotiff", "zensus_zonal_sum", "coverage_fraction", "center_mask"]
 
@@ -50,7 +51,11 @@ _MAX_PIXELS = 4_000_000
 
 def _segments(geom) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Start and end points of every ring edge of a (multi)polygon."""
-    rings = shapely.get_rings(shapely.get_parts(geom))
+    parts = shapely.get_parts(geom)
+    while np.any(np.isin(shapely.get_type_id(parts), (6, 7))):  # nested multi/collections
+        parts = shapely.get_parts(parts)
+    # lines and points of a collection (e.g. an overlay result) cover no area
+    rings = shapely.get_rings(parts[shapely.get_type_id(parts) == 3])
     coords, ring_id = shapely.get_coordinates(rings, return_index=True)
     same = ring_id[1:] == ring_id[:-1]
     x, y = coords[:, 0], coords[:, 1]
@@ -217,6 +222,7 @@ def _zone_stats(src, geom, band: int, partial: bool, stats) -> dict:
         nodata = None  # NaN is caught by the isfinite test
     # nodata values and "all valid" need no mask band; other masks are read
     simple_mask = all(f in (MaskFlags.all_valid, MaskFlags.nodata) for f in src.mask_flag_enums[band - 1])
+    scale, offset = src.scales[band - 1], src.offsets[band - 1]
     for rs in range(r0, r1, step):
         re_ = min(rs + step, r1)
         win = Window(c0, rs, w, re_ - rs)
@@ -234,6 +240,8 @@ def _zone_stats(src, geom, band: int, partial: bool, stats) -> dict:
         else:
             valid = ~np.ma.getmaskarray(vals)
             vals = np.ma.getdata(vals)
+        if scale != 1.0 or offset != 0.0:
+            vals = vals * scale + offset  # packed values (e.g. int16 with a scale)
         if vals.dtype.kind == "f":
             valid &= np.isfinite(vals)
         if not valid.all():
@@ -252,12 +260,15 @@ def _zone_stats(src, geom, band: int, partial: bool, stats) -> dict:
     return _finish(out, stats)
 
 
-def _all_zones(src, geoms: np.ndarray, band: int, partial: bool, stats) -> list[dict]:
+def _all_zones(src, geoms: np.ndarray, band: int, partial: bool, stats, n_jobs: int = 1) -> list[dict]:
     """Statistics for every zone, visited in raster block order, returned in input order.
 
     Neighbouring zones share raster blocks; visiting them block row by block
     row lets GDAL's block cache serve a block once instead of decompressing it
-    again for every zone that touches it.
+    again for every zone that touches it. With ``n_jobs`` > 1 the block-ordered
+    zones are cut into contiguous runs, one per thread, each with its own
+    dataset handle (a rasterio dataset must not be shared between threads);
+    GDAL and numpy release the GIL while reading and summing.
     """
     bounds = shapely.bounds(geoms)
     t = src.transform
@@ -265,9 +276,24 @@ def _all_zones(src, geoms: np.ndarray, band: int, partial: bool, stats) -> list[
     with np.errstate(invalid="ignore"):
         row = np.nan_to_num((t.f - bounds[:, 3]) / -t.e // bh)
         col = np.nan_to_num((bounds[:, 0] - t.c) / t.a // bw)
+    order = np.lexsort((col, row))
     out: list[dict] = [{}] * len(geoms)
-    for i in np.lexsort((col, row)):
-        out[i] = _zone_stats(src, geoms[i], band, partial, stats)
+    runs = [r for r in np.array_split(order, max(1, min(n_jobs, len(order) // 20))) if len(r)]
+    if len(runs) <= 1:
+        for i in order:
+            out[i] = _zone_stats(src, geoms[i], band, partial, stats)
+        return out
+
+    def work(run):
+        with rasterio.open(src.name) as own:
+            return run, [_zone_stats(own, geoms[i], band, partial, stats) for i in run]
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        for run, results in pool.map(work, runs):
+            for i, r in zip(run, results):
+                out[i] = r
     return out
 
 
@@ -317,6 +343,7 @@ def zonal_stats(
     band: int = 1,
     partial: bool = True,
     zone_key: str = "key",
+    n_jobs: int | None = None,
 ) -> pd.DataFrame:
     """Statistics of raster values per zone polygon.
 
@@ -341,6 +368,9 @@ def zonal_stats(
         is inside (same as ``rasterstats`` default).
     zone_key : str
         Key column of ``zones``; if absent, the index is used.
+    n_jobs : int, optional
+        Threads (default: all CPUs; 1 = serial). Results are identical for
+        any value.
 
     Nodata pixels (the raster's nodata value, masks and NaN) are left out.
     A zone outside the raster or over nodata only gets sum 0, count 0 and
@@ -362,7 +392,7 @@ def zonal_stats(
         if not 1 <= band <= src.count:
             raise GeoplanError("Band gibt es im Raster nicht.", file=src.name, expected=f"1 bis {src.count}", found=str(band))
         geoms, notes = _to_raster_crs(np.asarray(zones.geometry.values, dtype=object), zones.crs, src)
-        raw = _all_zones(src, geoms, band, partial, tuple(stats))
+        raw = _all_zones(src, geoms, band, partial, tuple(stats), n_threads(n_jobs))
         rows = [{k: r[k] for k in stats} for r in raw]
         name = src.name
     finally:
@@ -386,12 +416,12 @@ def zonal_stats(
     return df
 
 
-def _weighted_sums_crs(raster, geoms: np.ndarray, crs) -> tuple[np.ndarray, list[QANote]]:
+def _weighted_sums_crs(raster, geoms: np.ndarray, crs, n_jobs: int | None = None) -> tuple[np.ndarray, list[QANote]]:
     """Coverage-weighted pixel sums for an array of polygons (dasymetric weights)."""
     src, owned = _open(raster)
     try:
         moved, notes = _to_raster_crs(geoms, crs, src)
-        sums = np.array([r["sum"] for r in _all_zones(src, moved, 1, True, ("sum",))])
+        sums = np.array([r["sum"] for r in _all_zones(src, moved, 1, True, ("sum",), n_threads(n_jobs))])
     finally:
         if owned:
             src.close()

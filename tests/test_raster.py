@@ -224,3 +224,32 @@ def test_center_mask_equals_rasterio_geometry_mask():
         want = geometry_mask([g], out_shape=(40, 45), transform=t, invert=True)
         got = center_mask(g, t, 40, 45)
         np.testing.assert_array_equal(got.astype(bool), want)
+
+
+def test_coverage_of_collection_ignores_lines():
+    t = from_origin(0, 5, 1, 1)
+    poly = shapely.box(0.5, 0.5, 3.5, 2.5)
+    gc = shapely.GeometryCollection([poly, shapely.LineString([(0, 4), (5, 4)]), shapely.Point(1, 1)])
+    np.testing.assert_allclose(coverage_fraction(gc, t, 5, 5), coverage_fraction(poly, t, 5, 5))
+    assert coverage_fraction(poly, t, 5, 5).sum() == pytest.approx(6.0)
+
+
+def test_threads_do_not_change_results(raster, zones):
+    path, _ = raster
+    many = pd.concat([zones] * 3, ignore_index=True)
+    a = zonal_stats(path, many, stats=("sum", "count", "min", "max"), n_jobs=1)
+    b = zonal_stats(path, many, stats=("sum", "count", "min", "max"), n_jobs=3)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_scale_and_offset_applied(tmp_path):
+    path = tmp_path / "packed.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=4, width=4, count=1, dtype="int16", crs=CRS,
+                       transform=from_origin(0, 40, 10, 10), nodata=-1) as dst:
+        dst.write(np.array([[10, 20, 30, -1]] * 4, dtype="int16"), 1)
+        dst.scales = (0.5,)
+        dst.offsets = (1.0,)
+    z = gpd.GeoDataFrame({"key": ["a"]}, geometry=[shapely.box(0, 0, 40, 10)], crs=CRS)
+    res = zonal_stats(path, z, stats=("sum", "count", "max"))
+    assert res["sum"].iloc[0] == pytest.approx(6 + 11 + 16)
+    assert res["count"].iloc[0] == pytest.approx(3) and res["max"].iloc[0] == 16
