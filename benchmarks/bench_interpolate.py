@@ -142,7 +142,14 @@ def run(src, tgt, repeat, tobler_ai) -> None:
             warnings.simplefilter("ignore")
             return tobler_ai(src, tgt, extensive_variables=["pop"], intensive_variables=["rate"], n_jobs=n_jobs)
 
-    rows = [("geoplan", *measure(ours, repeat)), ("tobler n_jobs=1", *measure(tobler, repeat))]
+    def ours_serial():
+        return area_interpolate(src, tgt, extensive=["pop"], intensive=["rate"], n_jobs=1)
+
+    rows = [
+        (f"geoplan ({os.cpu_count()} threads)", *measure(ours, repeat)),
+        ("tobler n_jobs=1", *measure(tobler, repeat)),
+        ("geoplan n_jobs=1", *measure(ours_serial, repeat)),
+    ]
     if (os.cpu_count() or 1) > 1:
         rows.append((f"tobler n_jobs={os.cpu_count()}", *measure(lambda: tobler(-1), repeat)))
     ref = rows[1][5]

@@ -84,6 +84,9 @@ def main() -> None:
         def ours():
             return zonal_stats(path, z, stats=("sum", "mean", "count"))
 
+        def ours_serial():
+            return zonal_stats(path, z, stats=("sum", "mean", "count"), n_jobs=1)
+
         def ours_center():
             return zonal_stats(path, z, stats=("sum", "mean", "count"), partial=False)
 
@@ -98,10 +101,11 @@ def main() -> None:
                 return pd.DataFrame(rs_zonal(z, str(path), stats=["sum", "mean", "count"]))
 
         rows = [
-            ("geoplan (exact coverage)", *measure(ours, args.repeat)),
+            (f"geoplan exact ({os.cpu_count()} threads)", *measure(ours, args.repeat)),
             ("exactextract", *measure(ee, args.repeat)),
             ("geoplan partial=False", *measure(ours_center, args.repeat)),
             ("rasterstats", *measure(rs, args.repeat)),
+            ("geoplan exact, n_jobs=1", *measure(ours_serial, args.repeat)),
         ]
     ref = rows[1][5]["sum"].to_numpy()
     print("| method | wall s | wall / geoplan exact | CPU s | CPU / geoplan exact | traced peak MB | RSS rise MB "
