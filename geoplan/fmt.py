@@ -18,13 +18,18 @@ def _is_missing(x) -> bool:
 
 
 def number(x, decimals: int = 0, lang: str = "de") -> str:
-    """Format a number with grouping: ``number(1234.5, 1) == '1.234,5'``."""
+    """Format a number with grouping: ``number(1234.5, 1) == '1.234,5'``.
+
+    Negative values get the typographic minus, except where they round to zero.
+    """
     if _is_missing(x):
         return _DASH
-    s = f"{float(x):,.{decimals}f}" if decimals else f"{round(float(x)):,d}"
-    if lang == "de":
-        s = s.replace(",", "\u2009").replace(".", ",").replace("\u2009", ".")
-    return s.replace("-", "−")
+    v = float(x)
+    en = f"{abs(v):,.{decimals}f}"
+    s = en.replace(",", "\u2009").replace(".", ",").replace("\u2009", ".") if lang == "de" else en
+    if v < 0 and float(en.replace(",", "")) != 0:
+        s = "−" + s
+    return s
 
 
 def euro(x, decimals: int = 0, lang: str = "de") -> str:

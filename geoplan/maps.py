@@ -42,6 +42,7 @@ import pandas as pd
 import shapely
 
 from geoplan.errors import GeoplanError
+from geoplan.fmt import number as _number
 
 __all__ = [
     "MapLayer",
@@ -182,14 +183,6 @@ class Classification:
 # --------------------------------------------------------------------------
 # German number formatting
 # --------------------------------------------------------------------------
-def _group_de(value: float, decimals: int, lang: str = "de") -> str:
-    en = f"{abs(value):,.{decimals}f}"  # 1,234.56
-    text = en.replace(",", "§").replace(".", ",").replace("§", ".") if lang == "de" else en
-    if value < 0 and float(en.replace(",", "")) != 0:
-        text = "\u2212" + text  # typographic minus, as geoplan.fmt
-    return text
-
-
 _DEFAULT_DECIMALS = {"euro": 2, "prozent": 1, "index": 2}
 
 
@@ -219,7 +212,7 @@ def format_de(value, fmt: str = "zahl", decimals: int | None = None, lang: str =
             decimals = 0 if float(value).is_integer() else 1
         else:
             decimals = _DEFAULT_DECIMALS[fmt]
-    text = _group_de(value, decimals, lang)
+    text = _number(value, decimals, lang)
     if lang == "en":
         if fmt == "euro":
             return f"−€{text[1:]}" if text.startswith("\u2212") else f"€{text}"
@@ -241,7 +234,7 @@ def _legend_decimals(values: list[float], fmt: str) -> int:
     if fmt == "index":
         start = max(start, 2)
     for d in range(start, 7):
-        texts = [_group_de(v, d) for v in finite]
+        texts = [_number(v, d) for v in finite]
         if len(set(texts)) == len(set(finite)):
             return d
     return 6

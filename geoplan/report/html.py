@@ -29,23 +29,16 @@ def format_cell(value, kind: str, lang: str = "de") -> str:
         return "–"
     if kind == "text":
         return str(value)
-    if kind in ("int", "count"):
-        return fmt.number(value, 0, lang)
-    if kind == "euro":
-        return fmt.euro(value, 0, lang)
-    if kind == "euro2":
-        return fmt.euro(value, 2, lang)
-    if kind == "pct":
-        return fmt.percent(value, 1, lang)
-    if kind == "index":
-        return fmt.number(value, 2, lang)
-    if kind == "ratio":
-        return fmt.number(value, 2, lang)
-    if kind == "rate":
-        return fmt.number(value, 1, lang)
-    if kind == "num0":
-        return fmt.number(value, 0, lang)
-    return fmt.number(value, 1, lang)
+    formatter, decimals = _CELL_FORMATS.get(kind, (fmt.number, 1))
+    return formatter(value, decimals, lang)
+
+
+# display format -> (formatter, decimals)
+_CELL_FORMATS = {
+    "int": (fmt.number, 0), "count": (fmt.number, 0), "num0": (fmt.number, 0),
+    "euro": (fmt.euro, 0), "euro2": (fmt.euro, 2), "pct": (fmt.percent, 1),
+    "index": (fmt.number, 2), "ratio": (fmt.number, 2), "rate": (fmt.number, 1),
+}
 
 
 def table_rows(df: pd.DataFrame, columns: list[tuple[str, str, str, str]], lang: str = "de") -> list[list[str]]:
