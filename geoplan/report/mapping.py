@@ -62,11 +62,12 @@ def write_karte(result, pub, path: Path, lang: str = "de") -> Path:
     g = _map_frame(result, pub)
     _ = gettext(lang)
     tooltip = {"name": "Sozialraum", "key": _("Schlüssel")}
-    for layer in map_layers(g, lang):
+    layers = map_layers(g, lang)
+    for layer in layers:
         tooltip[layer.column] = layer.label
     html = interactive_map(
         g,
-        map_layers(g, lang),
+        layers,
         tooltip=tooltip,
         title=f"{result.config.title} – {result.config.region} {result.config.budget_year}",
         attribution=_source_line(result, lang),
