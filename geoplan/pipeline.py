@@ -155,6 +155,8 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
             prior="hze_cost_prev_eur" if "hze_cost_prev_eur" in frame.columns else None,
             group="bezirk",
             corridor_pct=corridor.max_change_pct if corridor is not None else None,
+            corridor=corridor,
+            tolerance_pct=corridor.target_tolerance_pct if corridor is not None else 1.0,
         )
         # observed counts stay in the model columns (hze_cases), where suppression applies
         per = eq.per_area.set_index("key")

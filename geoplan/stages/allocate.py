@@ -266,6 +266,7 @@ class Corridor(BaseModel):
     cap_eur: float | None = Field(None, ge=0.0)
     new_areas: Literal["formula", "held"] = "formula"
     new_area_threshold_eur: float = Field(0.0, ge=0.0)
+    target_tolerance_pct: float = Field(1.0, gt=0.0, le=50.0, description="at target = within ± this % of it")
 
     @model_validator(mode="after")
     def _symmetric(self):
