@@ -45,6 +45,7 @@ class Result:
     model: Any = None                            # geoplan.stages.model.NeedModelResult
     allocation: Any = None                       # geoplan.stages.allocate.AllocationResult
     settlement_rules: Any = None                 # German table of the settlement rules (regel, beschreibung)
+    settlement: Any = None                       # geoplan.stages.settlement.SettlementView (rules with this run's euros)
     equity: Any = None                           # geoplan.stages.equity.EquityResult
     inputs: list[InputFile] = field(default_factory=list)
     notes: list[QANote] = field(default_factory=list)
@@ -143,6 +144,15 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
         alloc = allocate(pd.DataFrame(frame.drop(columns="geometry")), spec, key="key")
         frame = _attach(frame, alloc.table.set_index("key"), replace=("budget_eur",))
         notes.extend(alloc.notes)
+        settlement = None
+        if config.settlement is not None:
+            from geoplan.load.settlement import read_actual_costs
+            from geoplan.stages.settlement import settlement_view
+
+            actual = read_actual_costs(config, alloc.table["key"], inputs, notes)
+            settlement = settlement_view(alloc, config.settlement, names=dict(zip(frame["key"], frame["name"])),
+                                         actual_eur=actual)
+            notes.extend(settlement.notes)
 
     with step("equity", labels["equity"]):
         corridor = spec.corridor
@@ -164,5 +174,5 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
         notes.extend(eq.notes)
 
     return Result(config=config, frame=frame, boundaries=bres, catalogue=catalogue, need=nidx, model=model_res,
-                  allocation=alloc, settlement_rules=settlement_rules, equity=eq, inputs=inputs, notes=notes,
+                  allocation=alloc, settlement_rules=settlement_rules, settlement=settlement, equity=eq, inputs=inputs, notes=notes,
                   simulated=h.simulate is not None, started=started)

@@ -60,6 +60,8 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
         written.append(xlsx.write_xlsx(result, pub, tmp / "verteilung.xlsx", lang=lang))
         written.append(gpkg.write_gpkg(result, pub, tmp / "ergebnis.gpkg"))
         manifest = build_manifest(result, [p.name for p in written] + ["manifest.json"], package_versions())
+        if getattr(result, "settlement", None) is not None:
+            manifest["settlement"] = result.settlement.manifest()
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                                            encoding="utf-8")
         if out_dir.exists():

@@ -60,7 +60,7 @@ def formula_sentences(result, lang: str = "de") -> list[str]:
            + "; ".join(parts) + "."]
     tb = alloc.teilbudgets
     if spec.teilbudgets and tb is not None and len(tb):
-        items = [f"{r['label']} ({r['rule']}): {_eur(r['amount_eur'], lang)}" for _, r in tb.iterrows()]
+        items = [f"{r['id']} – {r['label']} ({r['rule']}): {_eur(r['amount_eur'], lang)}" for _, r in tb.iterrows()]
         out.append(("Es besteht aus den Teilbudgets " if de else "It consists of the Teilbudgets ") + "; ".join(items) + ".")
         if alloc.retained_eur:
             out.append((f"Davon verbleiben {_eur(alloc.retained_eur, lang)} beim öffentlichen Träger." if de else
@@ -258,4 +258,74 @@ def report_claims(result, lang: str = "de") -> dict:
     summary = [formula_sentences(result, lang), [coverage_sentence(result, lang)], change_sentences(result, lang), conv,
                measures[:1]]
     return {"summary": [p for p in summary if p], "measures": measures, "distance": distance_sentences(result, lang),
-            "convergence": conv}
+            "convergence": conv, "settlement": settlement_sentences(result, lang)}
+
+
+def settlement_sentences(result, lang: str = "de") -> list[str]:
+    """The configured settlement rules with this run's euros (payout, worked surplus/overspend, Verfügungsfonds)."""
+    v = getattr(result, "settlement", None)
+    if v is None:
+        return []
+    de = lang == "de"
+    out = []
+    if v.payout is not None and len(v.payout):
+        p = v.payout
+        unc = int(p["unconditional_eur"].sum())
+        conds = [c for c in p.columns if c.startswith("cond_")]
+        cond_sum = int(p[conds].sum().sum()) if conds else 0
+        ex_key = v.examples[0]["key"] if v.examples else str(p.iloc[0, 0])
+        first = p[p.iloc[:, 0].astype(str) == ex_key].iloc[0]
+        out.append((f"Je Sozialraum werden {_pct(v.unconditional_pct, lang, 0)} des Budgets in {v.instalments} Raten "
+                    f"ausgezahlt (zusammen {_eur(unc, lang)}, je Sozialraum auf ganze Euro gerundet), z. B. für "
+                    f"{first['name']}: {_eur(first['rate_eur'], lang)} je Rate." if de else
+                    f"Each Sozialraum is paid {_pct(v.unconditional_pct, lang, 0)} of its budget in {v.instalments} "
+                    f"instalments (together {_eur(unc, lang)}, rounded to whole euros per area), e.g. for "
+                    f"{first['name']}: {_eur(first['rate_eur'], lang)} per instalment."))
+        if conds:
+            pcts = {c.label: c.pct for c in result.config.settlement.payout.conditions}
+            items = [f"{lab} {_pct(pcts.get(lab, 0), lang, 0)} ({_eur(int(p[c].sum()), lang)})"
+                     for c, lab in zip(conds, v.payout_labels)]
+            out.append((f"{_eur(cond_sum, lang)} sind an Bedingungen gebunden: " if de else
+                        f"{_eur(cond_sum, lang)} depends on conditions: ") + "; ".join(items) + ".")
+        if v.bonus_max_pct:
+            out.append((f"Dazu kommt ein Leistungsbonus von bis zu {_pct(v.bonus_max_pct, lang, 0)} "
+                        f"({_eur(int(p['bonus_max_eur'].sum()), lang)}) für vereinbarte Qualitätsziele." if de else
+                        f"On top comes a performance bonus of up to {_pct(v.bonus_max_pct, lang, 0)} "
+                        f"({_eur(int(p['bonus_max_eur'].sum()), lang)}) for agreed quality targets."))
+    for ex in v.examples:
+        if ex["rule"] == "surplus":
+            sp = result.config.settlement.surplus
+            carry = (" und überträgt ihn in die nächste Periode" if de else " and carries it into the next period") \
+                if sp.carry_over and ex["provider_eur"] else ""
+            out.append((f"Beispiel {ex['name']} (Budget {_eur(ex['budget_eur'], lang)}): Bleiben die Ist-Kosten 5 % darunter "
+                        f"({_eur(ex['actual_eur'], lang)}), beträgt die Einsparung {_eur(ex['surplus_eur'], lang)}; davon behält "
+                        f"der Träger {_eur(ex['provider_eur'], lang)} ({_pct(sp.provider_pct, lang, 0)}){carry}, an den "
+                        f"öffentlichen Träger gehen {_eur(ex['public_eur'], lang)}." if de else
+                        f"Example {ex['name']} (budget {_eur(ex['budget_eur'], lang)}): if actual costs stay 5 % below "
+                        f"({_eur(ex['actual_eur'], lang)}), the surplus is {_eur(ex['surplus_eur'], lang)}; the provider keeps "
+                        f"{_eur(ex['provider_eur'], lang)} ({_pct(sp.provider_pct, lang, 0)}){carry}, "
+                        f"{_eur(ex['public_eur'], lang)} goes back to the public body."))
+        elif ex["rule"] == "overspend":
+            how = {"none": ("bleibt ungedeckt: das Budget wirkt als Deckel", "stays uncovered: the budget is a cap"),
+                   "indicator": ("wird nur nachfinanziert, wenn sich die Sozialindikatoren verändert haben",
+                                 "is re-financed only if the social indicators have changed"),
+                   "case_costs": ("wird nach Prüfung der Einzelfallkosten nachfinanziert",
+                                  "is re-financed after a check of the individual case costs")}[ex["refinancing"]]
+            out.append((f"Liegen sie 5 % darüber ({_eur(ex['actual_eur'], lang)}), beträgt die Überschreitung "
+                        f"{_eur(ex['overspend_eur'], lang)}; sie {how[0]}." if de else
+                        f"If they are 5 % above ({_eur(ex['actual_eur'], lang)}), the overspend is "
+                        f"{_eur(ex['overspend_eur'], lang)}; it {how[1]}."))
+    if v.fonds_eur is not None:
+        out.append((f"Für Verfügungsfonds stehen {_eur(v.fonds_eur, lang)} bereit." if de else
+                    f"Verfügungsfonds (small local funds) receive {_eur(v.fonds_eur, lang)}."))
+    if v.settled is not None:
+        t = dict(zip(v.settled.totals["position"], v.settled.totals["amount_eur"]))
+        out.append((f"Abrechnung mit den Ist-Kosten ({_eur(t['Ist-Kosten'], lang)}): Einsparungen {_eur(t['Einsparungen'], lang)} "
+                    f"(davon Träger {_eur(t['davon Träger'], lang)}), Überschreitungen {_eur(t['Überschreitungen'], lang)} "
+                    f"(davon nachfinanziert {_eur(t['davon nachfinanziert'], lang)}, ungedeckt "
+                    f"{_eur(t['davon ungedeckt (Deckelung)'], lang)})." if de else
+                    f"Settlement against actual costs ({_eur(t['Ist-Kosten'], lang)}): surplus {_eur(t['Einsparungen'], lang)} "
+                    f"(provider {_eur(t['davon Träger'], lang)}), overspend {_eur(t['Überschreitungen'], lang)} "
+                    f"(re-financed {_eur(t['davon nachfinanziert'], lang)}, uncovered "
+                    f"{_eur(t['davon ungedeckt (Deckelung)'], lang)})."))
+    return out

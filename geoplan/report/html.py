@@ -451,6 +451,8 @@ def report_context(result, pub, lang: str = "de") -> dict:
                  for y, n in (summary.get("convergence") or [])][:10]
     return {
         "claims": report_claims(result, lang),
+        "settle_rules": ([[_(str(r["regel"])), str(r["beschreibung"])] for _i, r in result.settlement.rules.iterrows()]
+                         if getattr(result, "settlement", None) is not None else []),
         "conv_rows": conv_rows,
         "lang": lang,
         "title": cfg.title,

@@ -151,6 +151,10 @@ def write_xlsx(result, pub, path: Path, lang: str = "de") -> Path:
         if "amount_eur" in tcols:
             _sum_row(ws, [tcols.index("amount_eur") + 1], ["euro"])
 
+    view = getattr(result, "settlement", None)
+    if view is not None:
+        settlement_sheet(wb, view, lang)
+
     inp = [[i.role, i.label or i.path.name, i.source or "", i.licence or "", i.reference_date or "", i.rows, i.sha256, i.qa]
            for i in result.inputs]
     _sheet(wb, "Datengrundlage", ["Rolle", "Datei", "Quelle", "Lizenz", "Stand", "Zeilen", "SHA-256", "Prüfung"], inp,
@@ -291,4 +295,64 @@ def allocation_sheet(wb: Workbook, title: str, header: list[str], rows: list[lis
     for c in ws[total]:
         c.font = Font(bold=True)
     _print_setup(ws, freeze="C2", filter_rows=last)
+    return ws
+
+
+def settlement_sheet(wb: Workbook, view, lang: str = "de"):
+    """Abrechnung: the rules, then the payout per Sozialraum with =SUM totals, then the settlement if actual costs were given."""
+    ws = _sheet(wb, "Abrechnung", ["Regel", "Beschreibung"], view.rules.values.tolist(), ["text", "text"], widths=[18, 90])
+    if view.payout is not None and len(view.payout):
+        p = view.payout
+        head = {"key": "Schlüssel", "name": "Sozialraum", "budget_eur": "Budget", "unconditional_eur": "in Raten (unbedingt)",
+                "rate_eur": "1. Rate", "bonus_max_eur": "Leistungsbonus höchstens"}
+        for i, lab in enumerate(view.payout_labels, start=1):
+            head[f"cond_{i}_eur"] = f"bedingt: {lab}"
+        start = ws.max_row + 2
+        cols = list(p.columns)
+        for j, c in enumerate(cols, start=1):
+            cell = ws.cell(row=start, column=j, value=head.get(c, c))
+            cell.font = Font(bold=True)
+            cell.fill = HEADER_FILL
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+        for i, row in enumerate(p.itertuples(index=False), start=start + 1):
+            for j, v in enumerate(row, start=1):
+                cell = ws.cell(row=i, column=j, value=_cell_value(v))
+                if isinstance(cell.value, (int, float)):
+                    cell.number_format = NUMBER_FORMATS["euro"]
+        last = start + len(p)
+        ws.cell(row=last + 1, column=1, value="Summe").font = Font(bold=True)
+        for j, c in enumerate(cols, start=1):
+            if c.endswith("_eur"):
+                col = get_column_letter(j)
+                cell = ws.cell(row=last + 1, column=j, value=f"=SUM({col}{start + 1}:{col}{last})")
+                cell.number_format = NUMBER_FORMATS["euro"]
+                cell.font = Font(bold=True)
+        _as_text(ws, start)
+    if view.settled is not None:
+        t = view.settled.table
+        start = ws.max_row + 2
+        labels = {"budget_eur": "Budget", "actual_eur": "Ist-Kosten", "surplus_eur": "Einsparung", "provider_eur": "davon Träger",
+                  "public_eur": "davon öffentlicher Träger", "overspend_eur": "Überschreitung",
+                  "refinanced_eur": "davon nachfinanziert", "uncovered_eur": "davon ungedeckt",
+                  "adjusted_budget_eur": "angepasstes Budget", "next_budget_eur": "Budget nächste Periode"}
+        cols = list(t.columns)
+        for j, c in enumerate(cols, start=1):
+            cell = ws.cell(row=start, column=j, value=labels.get(c, "Schlüssel" if j == 1 else c))
+            cell.font = Font(bold=True)
+            cell.fill = HEADER_FILL
+        for i, row in enumerate(t.itertuples(index=False), start=start + 1):
+            for j, v in enumerate(row, start=1):
+                cell = ws.cell(row=i, column=j, value=_cell_value(v))
+                if isinstance(cell.value, (int, float)):
+                    cell.number_format = NUMBER_FORMATS["euro"]
+        last = start + len(t)
+        ws.cell(row=last + 1, column=1, value="Summe").font = Font(bold=True)
+        for j, c in enumerate(cols, start=1):
+            if c.endswith("_eur"):
+                col = get_column_letter(j)
+                ws.cell(row=last + 1, column=j, value=f"=SUM({col}{start + 1}:{col}{last})").number_format = NUMBER_FORMATS["euro"]
+        _as_text(ws, start)
+    for j in range(3, ws.max_column + 1):
+        ws.column_dimensions[get_column_letter(j)].width = 16
+    ws.auto_filter.ref = None
     return ws

@@ -54,6 +54,8 @@ __all__ = [
     "dm_to_eur",
     "settle_allocation",
     "SettlementResult",
+    "SettlementView",
+    "settlement_view",
 ]
 
 #: irrevocable conversion rate fixed by the Council of the EU on 31.12.1998
@@ -174,8 +176,18 @@ class FondsRule(_M):
         return self
 
 
+class ActualCosts(_M):
+    """Settlement input: actual costs at period end, one row per Sozialraum (CSV/XLSX)."""
+
+    path: str
+    key: str
+    column: str
+
+
 class SettlementSpec(_M):
-    """The ``settlement:`` section: which end-of-period rules apply."""
+    """The ``settlement:`` section: which end-of-period rules apply (``actual_costs``: optional input table)."""
+
+    actual_costs: ActualCosts | None = None
 
     surplus: SurplusRule | None = None
     overspend: OverspendRule | None = None
@@ -945,3 +957,98 @@ def settle_allocation(
         providers = pd.concat(parts, ignore_index=True)
     return SettlementResult(table=table, totals=totals, payout=payout, providers=providers,
                             rules=describe_settlement(spec), notes=notes)
+
+
+# --------------------------------------------------------------------------
+# The settlement rules applied to this run's allocation (for report, XLSX, manifest)
+# --------------------------------------------------------------------------
+@dataclass
+class SettlementView:
+    """The configured rules with this run's euros.
+
+    rules : :func:`describe_settlement` (regel, beschreibung).
+    payout : per Sozialraum (key, name, budget_eur, unconditional_eur, rate_eur (first instalment),
+        one ``cond_<i>_eur`` per condition, bonus_max_eur) or None; ``payout_labels`` names the
+        conditions; ``instalments`` their number.
+    examples : worked rules on the median budget: list of dicts (rule, budget_eur, actual_eur and the result).
+    settled : :class:`SettlementResult` when actual costs per Sozialraum were given, else None.
+    fonds : Verfügungsfonds total (EUR) or None.
+    """
+
+    rules: pd.DataFrame
+    payout: pd.DataFrame | None = None
+    payout_labels: list[str] = field(default_factory=list)
+    instalments: int = 0
+    bonus_max_pct: float = 0.0
+    unconditional_pct: float = 0.0
+    examples: list[dict] = field(default_factory=list)
+    settled: SettlementResult | None = None
+    fonds_eur: int | None = None
+    notes: list[QANote] = field(default_factory=list)
+
+    def manifest(self) -> dict:
+        """JSON-ready summary for manifest.json."""
+        out = {"regeln": self.rules.to_dict(orient="records"), "beispiele": self.examples}
+        if self.payout is not None:
+            money = [c for c in self.payout.columns if c.endswith("_eur")]
+            out["auszahlung_summen_eur"] = {c: int(self.payout[c].sum()) for c in money}
+        if self.settled is not None:
+            out["abrechnung_summen_eur"] = dict(zip(self.settled.totals["position"],
+                                                    map(int, self.settled.totals["amount_eur"])))
+        if self.fonds_eur is not None:
+            out["verfuegungsfonds_eur"] = int(self.fonds_eur)
+        return out
+
+
+def settlement_view(alloc, spec: SettlementSpec | dict, *, names: dict | None = None, actual_eur=None) -> SettlementView:
+    """Apply the settlement rules to an allocation: payment schedule and conditional payout per Sozialraum,
+    the surplus/overspend rules worked on the median budget (±5 %), and, with actual costs per Sozialraum
+    (``actual_eur``: Series indexed by key), the settlement itself (:func:`settle_allocation`)."""
+    spec = parse_settlement(spec)
+    t = alloc.table
+    key = alloc.key
+    names = names or {}
+    view = SettlementView(rules=describe_settlement(spec))
+    if spec.payout:
+        p = spec.payout
+        rows = []
+        for k, b in zip(t[key].astype(str), t["budget_eur"].astype(int)):
+            r = conditional_payout(int(b), instalments=p.instalments, unconditional_pct=p.unconditional_pct,
+                                   conditions=[(c.label, c.pct) for c in p.conditions], bonus_max_pct=p.bonus_max_pct)
+            cond = r.conditions
+            row = {key: k, "name": names.get(k, ""), "budget_eur": int(b), "unconditional_eur": r.unconditional_eur,
+                   "rate_eur": int(r.schedule["amount_eur"].iloc[0])}
+            for i, (_, c) in enumerate(cond[cond["label"] != "Leistungsbonus"].iterrows()):
+                row[f"cond_{i + 1}_eur"] = int(c["amount_eur"])
+            row["bonus_max_eur"] = int(cond.loc[cond["label"] == "Leistungsbonus", "amount_eur"].iloc[0])
+            rows.append(row)
+        view.payout = pd.DataFrame(rows)
+        view.payout_labels = [c.label for c in p.conditions]
+        view.instalments = p.instalments
+        view.bonus_max_pct = p.bonus_max_pct
+        view.unconditional_pct = p.unconditional_pct
+    budgets = t["budget_eur"].astype(int).to_numpy()
+    if len(budgets):
+        i = int(np.argsort(budgets, kind="mergesort")[len(budgets) // 2])
+        k, b = str(t[key].iloc[i]), int(budgets[i])
+        if spec.surplus:
+            s = share_surplus(b, int(round(b * 0.95)), spec.surplus.provider_pct, carry_over=spec.surplus.carry_over)
+            view.examples.append({"rule": "surplus", "key": k, "name": names.get(k, ""), "budget_eur": b,
+                                  "actual_eur": int(round(b * 0.95)), "surplus_eur": s.surplus_eur,
+                                  "provider_eur": s.provider_eur, "public_eur": s.public_eur,
+                                  "carry_over_eur": s.carry_over_eur})
+        if spec.overspend is not None or spec.surplus is not None:
+            o = settle_overspend(b, int(round(b * 1.05)), refinancing="none")
+            rule = spec.overspend.refinancing if spec.overspend else "none"
+            view.examples.append({"rule": "overspend", "refinancing": rule, "key": k, "name": names.get(k, ""),
+                                  "budget_eur": b, "actual_eur": int(round(b * 1.05)), "overspend_eur": o.overspend_eur,
+                                  "uncovered_eur": o.uncovered_eur if rule == "none" else None})
+    if spec.verfuegungsfonds:
+        f = spec.verfuegungsfonds
+        fr = verfuegungsfonds(mode=f.mode, areas=f.areas or len(t), amount_eur=f.amount_eur, amount_dm=f.amount_dm,
+                              quarters=f.quarters, years=f.years)
+        view.fonds_eur = int(fr.total_eur)
+    if actual_eur is not None:
+        view.settled = settle_allocation(alloc, actual_eur, spec, missing="note")
+        view.notes.extend(view.settled.notes)
+    return view
