@@ -484,6 +484,8 @@ def report_context(result, pub, lang: str = "de") -> dict:
         "alloc_total": fmt.euro(total, 0, lang),
         "alloc_budget_col": [c[0] for c in alloc_cols].index("budget_eur") if "budget_eur" in col else -1,
         "alloc_ncols": len(alloc_cols),
+        # every money column (and the residents) totalled; per-head and % columns as ratios of the totals
+        "alloc_sums": [_column_total(sorted_areas, c, lang) for c in alloc_cols[3:]],
         "need_header": header(need_cols),
         "need_rows": table_rows(sorted_areas, need_cols, lang),
         "ind_header": header(ind_cols),
@@ -523,6 +525,18 @@ def report_context(result, pub, lang: str = "de") -> dict:
         "fmt": fmt,
         "num": lambda v, d=0: fmt.number(v, d, lang),
     }
+
+
+def _column_total(areas: pd.DataFrame, c, lang: str) -> str:
+    name, kind = c[0], c[3]
+    if kind == "euro" or name in ("pop_u21", "pop_total"):
+        return format_cell(float(pd.to_numeric(areas[name], errors="coerce").sum()), kind, lang)
+    if name == "budget_per_u21" and "pop_u21" in areas:
+        return format_cell(float(areas["budget_eur"].sum() / areas["pop_u21"].sum()), kind, lang)
+    if name == "change_pct" and "hze_cost_prev_eur" in areas:
+        prior = float(areas["hze_cost_prev_eur"].sum())
+        return format_cell((float(areas["budget_eur"].sum()) - prior) / prior * 100 if prior else np.nan, kind, lang)
+    return ""
 
 
 def render_report(result, pub, lang: str = "de") -> str:
