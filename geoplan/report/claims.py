@@ -255,9 +255,11 @@ def report_claims(result, lang: str = "de") -> dict:
     """All computed sentences of the summary (paragraphs) and section 6."""
     measures = measure_sentences(result, lang)
     conv = convergence_sentences(result, lang)
-    summary = [formula_sentences(result, lang), [coverage_sentence(result, lang)], change_sentences(result, lang), conv,
-               measures[:1]]
-    return {"summary": [p for p in summary if p], "measures": measures, "distance": distance_sentences(result, lang),
+    change = change_sentences(result, lang)
+    # paragraphs ("p") and one list ("ul") of the largest losers and winners with the reason
+    summary = [("p", formula_sentences(result, lang)), ("p", [coverage_sentence(result, lang)]), ("p", change[:1]),
+               ("ul", change[1:]), ("p", conv), ("p", measures[:1])]
+    return {"summary": [(kind, p) for kind, p in summary if p], "measures": measures, "distance": distance_sentences(result, lang),
             "convergence": conv, "settlement": settlement_sentences(result, lang)}
 
 
