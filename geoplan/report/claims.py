@@ -299,11 +299,13 @@ def settlement_sentences(result, lang: str = "de") -> list[str]:
             sp = result.config.settlement.surplus
             carry = (" und überträgt ihn in die nächste Periode" if de else " and carries it into the next period") \
                 if sp.carry_over and ex["provider_eur"] else ""
-            out.append((f"Beispiel {ex['name']} (Budget {_eur(ex['budget_eur'], lang)}): Bleiben die Ist-Kosten 5 % darunter "
+            what = (f"Teilbudget {ex['teilbudget']}" if ex.get("teilbudget") else "Budget")
+            out.append((f"Beispiel {ex['name']} ({what} {_eur(ex['budget_eur'], lang)}): Bleiben die Ist-Kosten 5 % darunter "
                         f"({_eur(ex['actual_eur'], lang)}), beträgt die Einsparung {_eur(ex['surplus_eur'], lang)}; davon behält "
                         f"der Träger {_eur(ex['provider_eur'], lang)} ({_pct(sp.provider_pct, lang, 0)}){carry}, an den "
                         f"öffentlichen Träger gehen {_eur(ex['public_eur'], lang)}." if de else
-                        f"Example {ex['name']} (budget {_eur(ex['budget_eur'], lang)}): if actual costs stay 5 % below "
+                        f"Example {ex['name']} ({what.replace('Budget', 'budget')} {_eur(ex['budget_eur'], lang)}): if actual "
+                        "costs stay 5 % below "
                         f"({_eur(ex['actual_eur'], lang)}), the surplus is {_eur(ex['surplus_eur'], lang)}; the provider keeps "
                         f"{_eur(ex['provider_eur'], lang)} ({_pct(sp.provider_pct, lang, 0)}){carry}, "
                         f"{_eur(ex['public_eur'], lang)} goes back to the public body."))

@@ -451,8 +451,7 @@ def report_context(result, pub, lang: str = "de") -> dict:
                  for y, n in (summary.get("convergence") or [])][:10]
     return {
         "claims": report_claims(result, lang),
-        "settle_rules": ([[_(str(r["regel"])), str(r["beschreibung"])] for _i, r in result.settlement.rules.iterrows()]
-                         if getattr(result, "settlement", None) is not None else []),
+        "settle_rules": _settle_rules(result, lang),
         "conv_rows": conv_rows,
         "lang": lang,
         "title": cfg.title,
@@ -525,6 +524,16 @@ def report_context(result, pub, lang: str = "de") -> dict:
         "fmt": fmt,
         "num": lambda v, d=0: fmt.number(v, d, lang),
     }
+
+
+def _settle_rules(result, lang: str) -> list[list[str]]:
+    if getattr(result, "settlement", None) is None:
+        return []
+    from geoplan.stages.settlement import describe_settlement
+
+    _ = gettext(lang)
+    rules = result.settlement.rules if lang == "de" else describe_settlement(result.config.settlement, lang)
+    return [[_(str(r["regel"])), str(r["beschreibung"])] for _i, r in rules.iterrows()]
 
 
 def _column_total(areas: pd.DataFrame, c, lang: str) -> str:

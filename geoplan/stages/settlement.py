@@ -217,8 +217,8 @@ def parse_settlement(data: dict | SettlementSpec | None, *, file=None) -> Settle
         ) from None
 
 
-def describe_settlement(spec: SettlementSpec | dict) -> pd.DataFrame:
-    """The rules in German, one row each (columns ``regel``, ``beschreibung``)."""
+def describe_settlement(spec: SettlementSpec | dict, lang: str = "de") -> pd.DataFrame:
+    """The rules in German (or English), one row each (columns ``regel``, ``beschreibung``)."""
     spec = parse_settlement(spec)
     rows = []
     if spec.surplus:
@@ -285,7 +285,55 @@ def describe_settlement(spec: SettlementSpec | dict) -> pd.DataFrame:
         rows.append(("Verfügungsfonds", text))
     for n in spec.notes:
         rows.append(("Hinweis", n))
+    if lang == "en":
+        rows = [(r, _describe_en(spec, r, text)) for r, text in rows]
     return pd.DataFrame(rows, columns=["regel", "beschreibung"])
+
+
+def _describe_en(spec: SettlementSpec, rule: str, german: str) -> str:
+    """English text of one rule (user-written labels, uses and notes stay as written)."""
+    if rule == "Überschuss":
+        s = spec.surplus
+        tb = f" of Teilbudget {s.teilbudget}" if s.teilbudget else ""
+        text = f"{s.provider_pct:g} % of the surplus{tb} stays with the provider, {100 - s.provider_pct:g} % with the public body"
+        if s.carry_over:
+            text += "; the provider's share is carried into the next period"
+        return text + (f" (use: {s.use})" if s.use else "")
+    if rule == "Überschreitung":
+        o = spec.overspend
+        text = {"indicator": "re-financing when the social indicators change"
+                + (f" ({', '.join(o.indicators)})" if o.indicators else "")
+                + (f" from {o.threshold_pct:g} %" if o.threshold_pct else ""),
+                "case_costs": "re-financing after a detailed check of the individual case costs",
+                "none": "no re-financing: the budget is a cap"}[o.refinancing]
+        return text + ("; no increase if professional principles were broken" if o.not_if_principles_broken else "")
+    if rule == "Auszahlung":
+        p = spec.payout
+        text = f"{p.unconditional_pct:g} % in {p.instalments} instalments"
+        if p.conditions:
+            text += "; conditional: " + ", ".join(f"{c.pct:g} % {c.label}" for c in p.conditions)
+        return text + (f"; performance bonus up to {p.bonus_max_pct:g} %" if p.bonus_max_pct else "")
+    if rule == "Kopplung":
+        c = spec.coupling
+        return f"savings in Teilbudget {c.source} raise Teilbudget {c.target}" + (
+            f"; {c.target} never below its start budget" if c.floor_at_start else "")
+    if rule == "Erstattung":
+        return (f"when a young person leaves residential care: {spec.refund.months} months refunded from Teilbudget "
+                f"{spec.refund.from_teilbudget}")
+    if rule == "Umbuchung":
+        return (f"old cases move after review from Teilbudget {spec.transfer.from_teilbudget} to "
+                f"{spec.transfer.to_teilbudget}")
+    if rule == "Träger":
+        pr = spec.providers
+        name = {"single": "one provider", "verbund": "provider network",
+                "gewaehrleistung": "lead provider with sub-contractors"}[pr.model]
+        return f"{name}; split by " + {"agreed": "agreed shares", "past_cases": "past case volume"}[pr.basis]
+    if rule == "Verfügungsfonds":
+        f = spec.verfuegungsfonds
+        amount = f"EUR {f.amount_eur:,.0f}" if f.amount_eur else f"DM {f.amount_dm:,.0f}"
+        return f"{amount} per quarter and area" if f.mode == "per_quarter" else f"pot of {amount} over {f.years} year(s)"
+    return german
+
 
 
 # --------------------------------------------------------------------------
@@ -1032,12 +1080,18 @@ def settlement_view(alloc, spec: SettlementSpec | dict, *, names: dict | None = 
         i = int(np.argsort(budgets, kind="mergesort")[len(budgets) // 2])
         k, b = str(t[key].iloc[i]), int(budgets[i])
         if spec.surplus:
+            tb = spec.surplus.teilbudget
+            if tb and f"tb_{tb}_eur" in t.columns:  # the rule applies to one Teilbudget (Hannover, Siegen: B)
+                b = int(t[f"tb_{tb}_eur"].iloc[i])
+            else:
+                tb = None
             s = share_surplus(b, int(round(b * 0.95)), spec.surplus.provider_pct, carry_over=spec.surplus.carry_over)
-            view.examples.append({"rule": "surplus", "key": k, "name": names.get(k, ""), "budget_eur": b,
+            view.examples.append({"rule": "surplus", "teilbudget": tb, "key": k, "name": names.get(k, ""), "budget_eur": b,
                                   "actual_eur": int(round(b * 0.95)), "surplus_eur": s.surplus_eur,
                                   "provider_eur": s.provider_eur, "public_eur": s.public_eur,
                                   "carry_over_eur": s.carry_over_eur})
         if spec.overspend is not None or spec.surplus is not None:
+            b = int(view.examples[-1]["budget_eur"]) if view.examples else b
             o = settle_overspend(b, int(round(b * 1.05)), refinancing="none")
             rule = spec.overspend.refinancing if spec.overspend else "none"
             view.examples.append({"rule": "overspend", "refinancing": rule, "key": k, "name": names.get(k, ""),
