@@ -26,7 +26,8 @@ KINDS_DE = {"ambulant": "ambulante Hilfen (§§ 28–31, 35 SGB VIII)", "teilsta
             "stationaer": "stationäre Hilfen (§§ 33, 34 SGB VIII)"}
 # fixed explanations that carry a digit but no claim of this run
 STATIC = ["Einwohner unter 21", "Einwohner u. 21", "(0 hieße gleiches Geld je Kopf unabhängig vom Bedarf, 1 alles beim höchsten Bedarf)",
-          "(0 = überall gleich)", "mehr als 10 % mehr Fälle", "mehr als 10 % weniger"]
+          "(0 = überall gleich)", "mehr als 10 % mehr Fälle", "mehr als 10 % weniger",
+          "Abschnitt 5 zeigt diese Regeln mit den Beträgen dieses Laufs"]
 END = r"\.(?=\s+[A-ZÄÖÜ(\d]|\s*$)"
 NUM = r"[−+-]?[\d.]+(?:,\d+)?"
 

@@ -251,6 +251,22 @@ def distance_sentences(result, lang: str = "de") -> list[str]:
     return out
 
 
+def settlement_pointer(result, lang: str = "de") -> list[str]:
+    """Which settlement rules this model has (the euros are in section 5)."""
+    v = getattr(result, "settlement", None)
+    if v is None or not len(v.rules):
+        return []
+    from geoplan.report.i18n import gettext
+
+    _ = gettext(lang)
+    rules = ", ".join(dict.fromkeys(str(_(r)) for r in v.rules["regel"] if r != "Hinweis"))
+    if not rules:
+        return []
+    return [f"Das Modell legt auch die Abrechnung fest ({rules}); Abschnitt 5 zeigt diese Regeln mit den Beträgen "
+            "dieses Laufs." if lang == "de" else
+            f"The model also sets the settlement rules ({rules}); section 5 shows them with this run's amounts."]
+
+
 def report_claims(result, lang: str = "de") -> dict:
     """All computed sentences of the summary (paragraphs) and section 6."""
     measures = measure_sentences(result, lang)
@@ -258,7 +274,7 @@ def report_claims(result, lang: str = "de") -> dict:
     change = change_sentences(result, lang)
     # paragraphs ("p") and one list ("ul") of the largest losers and winners with the reason
     summary = [("p", formula_sentences(result, lang)), ("p", [coverage_sentence(result, lang)]), ("p", change[:1]),
-               ("ul", change[1:]), ("p", conv), ("p", measures[:1])]
+               ("ul", change[1:]), ("p", conv), ("p", measures[:1]), ("p", settlement_pointer(result, lang))]
     return {"summary": [(kind, p) for kind, p in summary if p], "measures": measures, "distance": distance_sentences(result, lang),
             "convergence": conv, "settlement": settlement_sentences(result, lang)}
 

@@ -276,7 +276,7 @@ def describe_settlement(spec: SettlementSpec | dict, lang: str = "de") -> pd.Dat
     if spec.providers:
         pr = spec.providers
         name = {"single": "ein Träger", "verbund": "Trägerverbund", "gewaehrleistung": "Gewährleistungsträger mit Subunternehmern"}[pr.model]
-        basis = {"agreed": "vereinbarte Anteile", "past_cases": "bisheriges Fallvolumen"}[pr.basis]
+        basis = {"agreed": "vereinbarten Anteilen", "past_cases": "bisherigem Fallvolumen"}[pr.basis]
         rows.append(("Träger", f"{name}; Aufteilung nach {basis}"))
     if spec.verfuegungsfonds:
         f = spec.verfuegungsfonds
