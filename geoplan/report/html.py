@@ -548,7 +548,9 @@ def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = Tr
         ident = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
         # fontTools stamps each embedded font subset with "now" unless SOURCE_DATE_EPOCH is set
         with _fixed_font_timestamp():
-            HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False, pdf_identifier=ident)
+            # PDF/UA-1: tagged structure, document language and title for screen readers (BITV 2.0)
+            HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False, pdf_identifier=ident,
+                                                               pdf_variant="pdf/ua-1")
         written.append(pdf_path)
     return written
 
