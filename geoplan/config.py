@@ -245,6 +245,16 @@ def validation_error_to_geoplan(err: ValidationError, model: type[BaseModel], fi
         elif e["type"] == "missing":
             lines.append(f"- Pflichtfeld '{where}' fehlt")
             first_hint = first_hint or "Das Feld ergänzen (siehe 'geoplan init' für eine kommentierte Vorlage)."
+        elif isinstance(e.get("ctx", {}).get("error"), GeoplanError):
+            # raised by a validator: keep its own location, expected value and fix
+            cause = e["ctx"]["error"]
+            inner = cause.location or ""
+            where = inner if inner.startswith(where) else where
+            details = "; ".join(f"{label} {v}" for label, v in (("Stelle:", inner if inner != where else None),
+                                                                 ("erwartet:", cause.expected),
+                                                                 ("gefunden:", cause.found)) if v)
+            lines.append(f"- Feld '{where}': {cause.message}" + (f" ({details})" if details else ""))
+            first_hint = first_hint or cause.hint or "Den Wert gemäß der Angabe korrigieren."
         else:
             msg = e.get("msg", "")
             if msg.startswith("Value error, "):

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 from sklearn.model_selection import GroupKFold, cross_val_predict, cross_val_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from geoplan.errors import GeoplanError
 from geoplan.stages.model import HzEDemandModel, fit_need_model, funnel_table, poisson_limits
@@ -508,6 +509,40 @@ def test_cost_model_kind_subset_and_prior_year_column_names():
     assert ec["expected_cost_eur"].sum() == pytest.approx(budget_cost, rel=0.05)
     with pytest.raises(GeoplanError, match="Hilfearten"):
         fit_cost_model(frame, predictors=PRED, kinds=["heim"])
+
+
+@parametrize_with_checks([HzEDemandModel(), HzEDemandModel(family="negbin", alpha=0.5)])
+def test_passes_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_is_a_regressor_that_ensembles_accept():
+    from sklearn.base import is_regressor
+    from sklearn.ensemble import VotingRegressor
+
+    assert is_regressor(HzEDemandModel())
+    frame, _ = make_sozialraeume(80, seed=33)
+    X = frame[PRED].assign(pop_u21=frame["pop_u21"])
+    vote = VotingRegressor([("p", HzEDemandModel(family="poisson", exposure_col="pop_u21")),
+                            ("nb", HzEDemandModel(family="negbin", exposure_col="pop_u21"))]).fit(X, frame["hze_cases"])
+    single = HzEDemandModel(family="poisson", exposure_col="pop_u21").fit(X, frame["hze_cases"])
+    assert vote.predict(X) == pytest.approx((single.predict(X) + vote.estimators_[1].predict(X)) / 2)
+
+
+@pytest.mark.parametrize(
+    "params, word",
+    [({"family": "gauss"}, "Modellfamilie"), ({"alpha": -1.0}, "alpha"), ({"maxiter": 0}, "maxiter"),
+     ({"tol": "klein"}, "tol"), ({"standardize": "ja"}, "standardize"), ({"exposure_col": 3}, "exposure_col")],
+)
+def test_bad_parameters_are_refused_the_scikit_learn_way_in_german(params, word):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    f = _frame()
+    with pytest.raises(InvalidParameterError) as exc:
+        HzEDemandModel(**params).fit(f[PRED], f["hze_cases"], exposure=f["pop_u21"])
+    assert isinstance(exc.value, GeoplanError) and isinstance(exc.value, ValueError)
+    assert word in exc.value.render() and f"bedarfsmodell.{next(iter(params))}" in exc.value.render()
+    assert f"'{next(iter(params))}' parameter of HzEDemandModel" in exc.value.render("en")
 
 
 def test_sklearn_estimator_conventions():
