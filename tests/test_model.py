@@ -316,23 +316,26 @@ def test_calibration_deciles_sum_up():
     assert c["rate_expected_per_1000"].is_monotonic_increasing
 
 
-def test_plots_draw_with_german_labels():
-    import matplotlib
+def test_plots_draw_with_german_labels(monkeypatch):
+    from geoplan.report import figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from geoplan.stages.model import calibration_plot, funnel_plot
-
+    monkeypatch.setattr(figures, "png_bytes", lambda fig: fig)  # keep the figure to look at it
     frame, _ = make_sozialraeume(100, alpha=0.2, seed=20)
     res = fit_need_model(frame, predictors=PRED, n_boot=50)
-    fig, (a, b) = plt.subplots(1, 2)
-    funnel_plot(res, a)
-    calibration_plot(res, b)
-    assert a.get_ylabel() == "Beobachtet / erwartet" and "1.000 unter 21" in b.get_xlabel()
+    a = figures.funnel_plot_png(res.funnel).axes[0]
+    b = figures.calibration_png(res).axes[0]
+    assert a.get_ylabel() == "beobachtet / erwartet" and "1.000 unter 21" in b.get_xlabel()
     assert len(a.collections) == 1 and len(a.collections[0].get_offsets()) == 100
-    assert any("NB2" in t.get_text() for t in a.get_legend().get_texts())
-    plt.close(fig)
+    assert "negativ-binomial" in a.get_legend().get_title().get_text()
+    hidden = np.zeros(100, bool)
+    hidden[:7] = True
+    a = figures.funnel_plot_png(res.funnel, hidden).axes[0]
+    assert len(a.collections[0].get_offsets()) == 93  # suppressed areas are not drawn
+    b = figures.calibration_png(res, lang="en").axes[0]
+    assert "1.000" not in b.get_xlabel() and b.get_xlabel() != "Erwartete Fälle je 1.000 unter 21"
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
 
 
 # ---- cost model -------------------------------------------------------------------
@@ -426,7 +429,7 @@ def test_moran_on_shipped_berlin_prognoseraeume():
 
 
 def test_describe_de_text():
-    from geoplan.stages.model import describe_de
+    from geoplan.report.model_text import describe_de
 
     frame, _ = make_sozialraeume(120, alpha=0.2, seed=25, geometry=True)
     res = fit_need_model(frame, predictors=PRED, n_boot=50)

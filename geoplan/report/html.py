@@ -74,13 +74,13 @@ def _sd_text(sd: float, unit: str, lang: str) -> str:
 def model_text(result, lang: str = "de") -> dict:
     """Formula, family, validation and limitations of the need model in the report's language.
 
-    German comes from :func:`geoplan.stages.model.describe_de`; English is written here from the same fit.
+    German comes from :func:`geoplan.report.model_text.describe_de`; English is written here from the same fit.
     """
     model = result.model
     fit = model.fit
     if lang == "de":
         try:
-            from geoplan.stages.model import describe_de
+            from geoplan.report.model_text import describe_de
 
             return describe_de(model)
         except Exception:  # noqa: BLE001 - a model without the text helper still gets a report

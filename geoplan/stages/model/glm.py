@@ -45,6 +45,7 @@ from sklearn.model_selection import GroupKFold, KFold
 from sklearn.utils._param_validation import InvalidParameterError, Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import _check_y, check_is_fitted, validate_data
 
+from geoplan import fmt
 from geoplan.errors import GeoplanError, QANote
 
 STAGE = "bedarfsmodell"
@@ -89,16 +90,6 @@ def mae_per_1000(y, mu, exposure) -> float:
     """
     y = np.asarray(y, dtype=float)
     return float(1000.0 * np.abs(y - np.asarray(mu, dtype=float)).sum() / np.asarray(exposure, dtype=float).sum())
-
-
-def _de(x: float, digits: int = 2) -> str:
-    """Number in German notation (decimal comma, thousands point)."""
-    return f"{x:,.{digits}f}".replace(",", "§").replace(".", ",").replace("§", ".")
-
-
-def _p_de(p: float) -> str:
-    """p-value for German text: "p < 0,001" or "p = 0,023"."""
-    return "p < 0,001" if p < 0.001 else f"p = {_de(p, 3)}"
 
 
 def _rows(index, mask, limit: int = 10) -> str:
@@ -424,9 +415,9 @@ class HzEDemandModel(RegressorMixin, BaseEstimator):
         if self.family == "auto":
             family = "negbin" if p < 0.05 else "poisson"
             self.family_reason_ = (
-                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {_p_de(p)}): negatives Binomialmodell (NB2)."
+                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {fmt.pvalue(p)}): negatives Binomialmodell (NB2)."
                 if family == "negbin"
-                else f"Keine Überdispersion nachweisbar (Cameron-Trivedi-Test, {_p_de(p)}): Poisson-Modell."
+                else f"Keine Überdispersion nachweisbar (Cameron-Trivedi-Test, {fmt.pvalue(p)}): Poisson-Modell."
             )
         else:
             family = self.family
@@ -969,8 +960,8 @@ def fit_need_model(
         notes.append(
             QANote(
                 STAGE,
-                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {_p_de(od['p_value'])}, Pearson χ²/df = "
-                f"{_de(est.dispersion_)}), aber Poisson-Modell vorgegeben: Standardfehler und Intervalle sind zu eng. "
+                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {fmt.pvalue(od['p_value'])}, Pearson χ²/df = "
+                f"{fmt.number(est.dispersion_, 2)}), aber Poisson-Modell vorgegeben: Standardfehler und Intervalle sind zu eng. "
                 "Empfehlung: family = 'auto' oder 'negbin'.",
                 level="warnung",
                 details={"overdispersion": od},
@@ -1020,8 +1011,8 @@ def fit_need_model(
             notes.append(
                 QANote(
                     STAGE,
-                    f"Die Residuen des Bedarfsmodells sind räumlich autokorreliert (Moran's I = {_de(moran['I'], 3)}, "
-                    f"{_p_de(moran['p_value'])}): benachbarte Sozialräume weichen gemeinsam ab. Optionen: "
+                    f"Die Residuen des Bedarfsmodells sind räumlich autokorreliert (Moran's I = {fmt.number(moran['I'], 3)}, "
+                    f"{fmt.pvalue(moran['p_value'])}): benachbarte Sozialräume weichen gemeinsam ab. Optionen: "
                     "räumlichen Lag des Bedarfsindex aufnehmen (spatial_lag: need_index) oder feste Effekte je Bezirk "
                     "(fixed_effects: bezirk).",
                     level="warnung",
@@ -1033,7 +1024,7 @@ def fit_need_model(
                 QANote(
                     STAGE,
                     f"Auch mit {'räumlichem Lag' if spatial_lag else 'festen Effekten'} bleiben die Residuen räumlich "
-                    f"autokorreliert (Moran's I = {_de(moran['I'], 3)}, {_p_de(moran['p_value'])}); Standardfehler "
+                    f"autokorreliert (Moran's I = {fmt.number(moran['I'], 3)}, {fmt.pvalue(moran['p_value'])}); Standardfehler "
                     "können zu klein sein.",
                     level="warnung",
                     details=moran,
@@ -1467,127 +1458,6 @@ def fit_cost_model(
 # ---------------------------------------------------------------------------
 # plots for the report (draw on a given matplotlib Axes; German labels)
 # ---------------------------------------------------------------------------
-
-
-def funnel_plot(result: NeedModelResult, ax, *, annotate: int = 5):
-    """Funnel plot: observed/expected ratio against expected cases with exact Poisson
-    limits (95 %, 99.8 %; Spiegelhalter 2005) and, when the model is NB2, the wider
-    NB2 limits (dashed). Flagged areas are coloured; the ``annotate`` most extreme
-    flagged areas are labelled with their index. Returns ``ax``.
-    """
-    f = result.funnel
-    alpha = float(result.fit.get("alpha") or 0.0)
-    grid = np.geomspace(max(f["expected"].min() * 0.8, 0.5), f["expected"].max() * 1.2, 200)
-    ax.axhline(1.0, color="0.3", lw=1)
-    for p_lo, p_hi, style, label in [(0.025, 0.975, "-", "95-%-Grenze (Poisson)"), (0.001, 0.999, "-", "99,8-%-Grenze (Poisson)")]:
-        color = "tab:orange" if p_lo == 0.025 else "tab:red"
-        ax.plot(grid, poisson_limits(grid, p_lo) / grid, style, color=color, lw=1, label=label)
-        ax.plot(grid, poisson_limits(grid, p_hi) / grid, style, color=color, lw=1)
-    if alpha > _ALPHA_MIN and "flag_nb" in f.columns:
-        ax.plot(grid, negbin_limits(grid, alpha, 0.001) / grid, "--", color="tab:purple", lw=1, label="99,8-%-Grenze (NB2)")
-        ax.plot(grid, negbin_limits(grid, alpha, 0.999) / grid, "--", color="tab:purple", lw=1)
-    colors = np.select([f["flag"] == "auffällig hoch", f["flag"] == "auffällig niedrig"], ["tab:red", "tab:blue"], "0.5")
-    ax.scatter(f["expected"], f["ratio"], s=12, c=list(colors), alpha=0.8, edgecolors="none")
-    flagged = f[f["flag"] != ""]
-    if annotate and len(flagged):
-        extreme = flagged.assign(d=np.abs(np.log(flagged["ratio"].clip(lower=1e-3)))).nlargest(annotate, "d")
-        for idx, row in extreme.iterrows():
-            ax.annotate(str(idx), (row["expected"], row["ratio"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel("Erwartete HzE-Fälle (Modell)")
-    ax.set_ylabel("Beobachtet / erwartet")
-    ax.set_title("Trichterdiagramm: Abweichung vom erwarteten Bedarf")
-    ax.legend(fontsize=7, loc="upper right")
-    return ax
-
-
-def calibration_plot(result: NeedModelResult, ax):
-    """Calibration by decile: observed against expected rate per 1,000 under 21
-    (out-of-fold predictions of the k-fold cross-validation) with the diagonal.
-    Returns ``ax``.
-    """
-    c = result.calibration
-    lim = [0, float(max(c["rate_expected_per_1000"].max(), c["rate_observed_per_1000"].max()) * 1.1)]
-    ax.plot(lim, lim, color="0.5", lw=1, label="perfekte Kalibrierung")
-    ax.plot(c["rate_expected_per_1000"], c["rate_observed_per_1000"], "o-", color="tab:blue", label="Dezile")
-    for _, row in c.iterrows():
-        ax.annotate(str(int(row["decile"])), (row["rate_expected_per_1000"], row["rate_observed_per_1000"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
-    ax.set_xlim(lim)
-    ax.set_ylim(lim)
-    ax.set_xlabel("Erwartete Fälle je 1.000 unter 21")
-    ax.set_ylabel("Beobachtete Fälle je 1.000 unter 21")
-    ax.set_title("Kalibrierung nach Dezilen des erwarteten Bedarfs")
-    ax.legend(fontsize=7, loc="upper left")
-    return ax
-
-
-# ---------------------------------------------------------------------------
-# German text for the report's "Bedarfsmodell" section
-# ---------------------------------------------------------------------------
-
-
-def describe_de(result: NeedModelResult) -> dict:
-    """German text blocks for the report: ``formula_symbols``, ``formula_words``,
-    ``family``, ``validation`` and ``limitations`` (list of plain sentences).
-    Numbers are formatted the German way (decimal comma).
-    """
-    fit = result.fit
-    nb = fit["family"] == "negbin"
-    symbols = "log E[Y_i] = log(E_i) + β₀ + Σ_j β_j · z_ij"
-    symbols += (
-        ",  Y_i ~ NegBin(μ_i, α), Var(Y_i) = μ_i + α·μ_i²" if nb else ",  Y_i ~ Poisson(μ_i), Var(Y_i) = μ_i"
-    )
-    words = (
-        "Die erwarteten HzE-Fälle μ_i eines Sozialraums i sind seine Einwohnerzahl unter 21 (E_i) mal eine "
-        "Inanspruchnahmequote. Die Quote hängt multiplikativ von den standardisierten Indikatoren z_ij ab "
-        "(Mittelwert 0, Standardabweichung 1 über alle Sozialräume): steigt ein Indikator um eine "
-        "Standardabweichung, ändert sich die erwartete Quote um den Faktor IRR = exp(β_j), wenn die übrigen "
-        "Indikatoren gleich bleiben. exp(β₀) ist die Quote je Person unter 21 in einem Sozialraum mit "
-        "durchschnittlichen Indikatorwerten."
-    )
-    if fit.get("panel_years"):
-        words += (
-            f" Die Daten umfassen die Jahre {', '.join(map(str, fit['panel_years']))}; jedes Jahr hat einen eigenen "
-            f"Niveaueffekt. Die Prognose für das Budgetjahr nutzt die Indikatoren und das Niveau von "
-            f"{fit['prediction_year']} (keine Fortschreibung eines Trends)."
-        )
-    od = fit["overdispersion"]
-    family = fit["family_reason"] + (
-        f" Dispersionsparameter α = {_de(fit['alpha'], 3)} (Var = μ + α·μ²)."
-        if nb
-        else f" Pearson χ²/df = {_de(fit['dispersion'])}."
-    )
-    cv = result.cv
-    lines = []
-    for _, row in cv.iterrows():
-        lines.append(
-            f"{row['label']}: erklärte Devianz {_de(100 * row['deviance_explained'], 1)} %, "
-            f"mittlerer absoluter Fehler {_de(row['mae_per_1000'])} Fälle je 1.000 unter 21"
-        )
-    limitations = [
-        "Das Modell beschreibt Zusammenhänge zwischen Sozialräumen, nicht zwischen Familien (ökologisches Modell); "
-        "es begründet keine Aussage über einzelne Haushalte.",
-        "Die Indikatoren erklären die Inanspruchnahme statistisch, nicht ursächlich. Fallzahlen spiegeln auch "
-        "Angebot, Zugangswege und Praxis des ASD wider, nicht nur Bedarf.",
-        "Die Grenzen des Trichterdiagramms (exakte Poisson-Grenzen) erfassen nur Zufallsschwankungen der Fallzahl"
-        + ("; bei Überdispersion sind die NB2-Grenzen maßgeblich." if nb else "."),
-        "Die Prognoseintervalle berücksichtigen die Unsicherheit der Koeffizienten und die Zufallsstreuung der "
-        "Fälle" + (", nicht aber die Unsicherheit des Dispersionsparameters α." if nb else "."),
-    ]
-    if result.moran is not None and result.moran["significant"]:
-        limitations.append(
-            f"Die Residuen sind räumlich autokorreliert (Moran's I = {_de(result.moran['I'], 3)}, "
-            f"{_p_de(result.moran['p_value'])}); Standardfehler können dadurch zu klein sein."
-        )
-    if od["p_value"] < 0.05 and not nb:
-        limitations.append("Trotz nachgewiesener Überdispersion wurde ein Poisson-Modell verwendet; die Intervalle sind zu eng.")
-    return {
-        "formula_symbols": symbols,
-        "formula_words": words,
-        "family": family,
-        "validation": lines,
-        "limitations": limitations,
-    }
 
 
 def expected_demand(frame, model_cfg, labels: dict[str, str] | None = None):
