@@ -18,4 +18,5 @@ from geoplan.privacy.suppress import (  # noqa: F401
     suppress_counts,
     suppress_rates,
 )
+from geoplan.privacy.components import check_no_observed_counts, observed_count_uses  # noqa: F401
 from geoplan.privacy.scan import ScanHit, scan_for_values, scan_output_dir  # noqa: F401
