@@ -78,9 +78,8 @@ def _run_and_write(cfg, out_dir: Path, force: bool, config_file: Path | None = N
     from geoplan.report import protected_paths, write_outputs
     from geoplan.report.outdir import locked_target
 
-    protected = protected_paths(cfg) + ([config_file] if config_file is not None else [])
     # refuse early, before any work, and hold the folder's lock until the outputs are in place
-    with locked_target(out_dir, force, protected):
+    with locked_target(out_dir, force, protected_paths(cfg), config=config_file):
         result = run(cfg, progress=_stage)
         with console.status("[bold blue]Bericht, Karte, Excel und GeoPackage schreiben …"):
             files = write_outputs(result, out_dir, force=force, lang=STATE["lang"])

@@ -108,13 +108,16 @@ def _is_within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_target(out_dir: str | Path, force: bool, protected: Iterable[str | Path] = ()) -> Path:
+def check_target(out_dir: str | Path, force: bool, protected: Iterable[str | Path] = (),
+                 config: str | Path | None = None) -> Path:
     """Check ``out_dir`` against the rules above; return the resolved target.
 
     ``protected``: input files and the config; the target may not be any of
     them, nor a folder holding one of them.
     """
     target = resolve_target(out_dir)
+    if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in target.parts):
+        raise os_error(OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)), target)
     if target == Path(target.anchor):
         raise _refuse(target, "ein Wurzelverzeichnis des Dateisystems", "a file system root")
     home = resolve_target(Path.home())
@@ -126,12 +129,14 @@ def check_target(out_dir: str | Path, force: bool, protected: Iterable[str | Pat
     if _is_within(cwd, target):
         raise _refuse(target, "das aktuelle Arbeitsverzeichnis (oder ein Ordner darüber)",
                       "the current directory (or a folder above it)")
-    for p in protected:
+    for p in ([config] if config is not None else []) + list(protected):
         if p is None:
             continue
         src = resolve_target(p)
         if _is_within(src, target):
-            if src.is_dir():
+            if p is config:
+                what, what_en = "die Konfiguration", "the configuration"
+            elif src.is_dir():
                 what, what_en = "den Ordner der Konfiguration", "the folder of the configuration"
             else:
                 what, what_en = "eine Eingabedatei oder die Konfiguration", "an input file or the configuration"
@@ -187,14 +192,15 @@ def _remove_stale(target: Path) -> None:
 
 
 @contextmanager
-def locked_target(out_dir: str | Path, force: bool, protected: Iterable[str | Path] = ()) -> Iterator[Path]:
+def locked_target(out_dir: str | Path, force: bool, protected: Iterable[str | Path] = (),
+                  config: str | Path | None = None) -> Iterator[Path]:
     """Check ``out_dir``, take the lock for it and yield the resolved target.
 
     Re-entrant within one process (the CLI takes it before the computation,
     :func:`geoplan.report.write_outputs` again around the writing).
     """
     protected = list(protected)
-    target = check_target(out_dir, force, protected)
+    target = check_target(out_dir, force, protected, config)
     if target in _HELD:
         yield target
         return
