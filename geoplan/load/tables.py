@@ -1100,7 +1100,7 @@ def read_table(
                 expected="eine Zahl oder ein Sperrzeichen (–, -, ., x, /, k.A., leer)",
                 found=repr(v0),
                 hint="Wert in der Datei korrigieren; eine Zahl, die 'kein Wert' bedeutet, in 'sentinels' angeben"
-                + ("." if numeric_set is not None else "; ist die Spalte Text, sie in 'text_columns' aufführen."),
+                + ("." if numeric_set is not None else "; ist die Spalte Text, sie nicht als Zahlenspalte unter 'columns' aufführen."),
             )
         other_style = [line_no[i] for i, c in enumerate(cells) if info[c][0] == "o"]
         if other_style:
@@ -1180,7 +1180,7 @@ def read_table(
                 f"Die Gültigkeitsspalte {valid_column!r} fehlt.",
                 file=path,
                 found="Spalten: " + ", ".join(repr(n) for n in names),
-                hint="'valid_column' prüfen oder weglassen.",
+                hint="In der Konfiguration 'valid' (column, values) prüfen oder weglassen.",
             )
         vc = vmatch[0]
         ok_values = {str(v).strip().casefold() for v in (valid_values if valid_values is not None else ["gültig"])}
