@@ -339,12 +339,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         rc = app(args=args, standalone_mode=False)
+        if rc == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into exit code 130
+            console.print(ABORTED[lang])
         return rc if isinstance(rc, int) else 0
     except GeoplanError as err:
         if debug:
             raise
         return report(err)
     except typer.Exit as e:
+        if e.exit_code == 130:
+            console.print(ABORTED[lang])
         return e.exit_code
     except (typer.Abort, KeyboardInterrupt):
         console.print(ABORTED[lang])

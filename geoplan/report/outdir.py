@@ -189,6 +189,23 @@ def _remove_stale(target: Path) -> None:
             if names and MARKER not in names:
                 continue  # not ours after all: leave it
             shutil.rmtree(p, ignore_errors=True)
+    # geoplan up to 0.1 named them .<name>.tmp-XXXX / .<name>.old-XXXX, without a marker:
+    # removed only when they hold nothing but geoplan's own output files
+    for p in parent.glob(f".{target.name}.tmp-*"):
+        _remove_if_outputs_only(p)
+    for p in parent.glob(f".{target.name}.old-*"):
+        _remove_if_outputs_only(p)
+
+
+_OWN_FILES = {"bericht.html", "bericht.pdf", "karte.html", "verteilung.xlsx", "ergebnis.gpkg", "manifest.json", MARKER}
+
+
+def _remove_if_outputs_only(p: Path) -> None:
+    if p.is_symlink() or not p.is_dir():
+        return
+    entries = list(os.scandir(p))
+    if all(e.is_file(follow_symlinks=False) and e.name in _OWN_FILES for e in entries):
+        shutil.rmtree(p, ignore_errors=True)
 
 
 @contextmanager
