@@ -8,6 +8,8 @@ WeasyPrint (A4, page numbers, table of contents).
 from __future__ import annotations
 
 import hashlib
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -520,6 +522,19 @@ def render_report(result, pub, lang: str = "de") -> str:
     return _env(lang).get_template("bericht.html.j2").render(**report_context(result, pub, lang))
 
 
+@contextmanager
+def _fixed_font_timestamp():
+    """Set SOURCE_DATE_EPOCH for the PDF's font subsets (fixed bytes), unless the user set it."""
+    if "SOURCE_DATE_EPOCH" in os.environ:
+        yield
+        return
+    os.environ["SOURCE_DATE_EPOCH"] = "946684800"  # 2000-01-01: any constant will do
+    try:
+        yield
+    finally:
+        os.environ.pop("SOURCE_DATE_EPOCH", None)
+
+
 def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = True) -> list[Path]:
     html = render_report(result, pub, lang)
     path = out_dir / "bericht.html"
@@ -531,7 +546,9 @@ def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = Tr
         pdf_path = out_dir / "bericht.pdf"
         # the PDF's file identifier is derived from the report text, so the same report gives the same bytes
         ident = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
-        HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False, pdf_identifier=ident)
+        # fontTools stamps each embedded font subset with "now" unless SOURCE_DATE_EPOCH is set
+        with _fixed_font_timestamp():
+            HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False, pdf_identifier=ident)
         written.append(pdf_path)
     return written
 
