@@ -78,6 +78,7 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
     from geoplan.load import sources
     from geoplan.load.boundaries import prepare_boundaries
     from geoplan.load.catalogue import load_catalogue
+    from geoplan.privacy.components import check_no_observed_counts
     from geoplan.stages import hze
     from geoplan.stages.allocate import allocate
     from geoplan.stages.equity import equity_measures
@@ -90,6 +91,7 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
     labels = dict(STAGES)
     sources.check_inputs(config)
     spec = config.allocation
+    check_no_observed_counts(spec, k=config.privacy.k)  # privacy by construction (issue 12)
     settlement_rules = None
     if config.settlement is not None:
         from geoplan.stages.settlement import describe_settlement
@@ -134,7 +136,8 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
             notes.append(note)
         else:
             table, table_name = sources.read_hze_table(config, inputs, notes)
-            frame, join_notes = hze.attach_hze(frame, table, frame_name=str(b.path), table_name=table_name)
+            frame, join_notes = hze.attach_hze(frame, table, frame_name=str(b.path), table_name=table_name,
+                                               exposure=config.model.exposure, cost_range=h.cost_per_case_range_eur)
             notes.extend(join_notes)
 
     with step("model", labels["model"]):

@@ -1013,8 +1013,9 @@ def fit_need_model(
                     STAGE,
                     f"Die Residuen des Bedarfsmodells sind räumlich autokorreliert (Moran's I = {fmt.number(moran['I'], 3)}, "
                     f"{fmt.pvalue(moran['p_value'])}): benachbarte Sozialräume weichen gemeinsam ab. Optionen: "
-                    "räumlichen Lag des Bedarfsindex aufnehmen (spatial_lag: need_index) oder feste Effekte je Bezirk "
-                    "(fixed_effects: bezirk).",
+                    "weitere räumlich gegliederte Indikatoren in model.predictors aufnehmen oder, nur in der "
+                    "Python-API, fit_need_model(…, spatial_lag=\"need_index\") bzw. fixed_effects=\"bezirk\" "
+                    "(keine Felder der Konfiguration).",
                     level="warnung",
                     details=moran,
                 )
