@@ -137,15 +137,45 @@ def demo(
 
 @app.command()
 def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)")):
-    """Konfiguration prüfen, ohne zu rechnen: Felder, Werte, Eingabedateien, Budgetformel."""
-    from geoplan.load.sources import check_inputs
+    """Probelauf ohne Modell: alle Dateien lesen, Spalten und Schlüssel auflösen, verknüpfen, interpolieren,
+    Budgetformel prüfen – und alle Probleme auf einmal melden."""
+    import time
 
+    from geoplan import fmt
+    from geoplan.pipeline import dry_run
+
+    t0 = time.perf_counter()
     cfg = _load(config)
-    check_inputs(cfg)
+    with console.status("[bold blue]Eingaben prüfen …"):
+        res = dry_run(cfg)
+    lang = STATE["lang"]
+    if res.problems:
+        n = len(res.problems)
+
+        def listing(lang: str) -> str:
+            return "\n".join(f"{i}. " + err.render(lang).replace("\n", "\n   ")
+                             for i, err in enumerate(res.problems, 1))
+
+        raise GeoplanError(f"{n} Problem(e) in {config}:\n" + listing("de"),
+                           message_en=f"{n} problem(s) in {config}:\n" + listing("en"))
     spec = cfg.allocation
-    out.print(f"[green]✓[/green] {t('valid')} {config}")
-    out.print(f"  {len(cfg.input_paths())} {t('files')}; {len(spec.components)} Bestandteile der Budgetformel, "
-              f"Gesamtbudget {spec.total_eur:,.0f} €".replace(",", "."))
+    warnings = [n for n in res.notes if n.level != "info"]
+    out.print(f"[green]✓[/green] {t('valid')} {escape(str(config))}")
+    secs = time.perf_counter() - t0
+    if lang == "de":
+        out.print(f"  {len(res.inputs)} Eingabedateien gelesen; {res.n_areas} Sozialräume"
+                  + (f" ({res.n_excluded} ausgeschlossen)" if res.n_excluded else "")
+                  + f"; Ebenen der Tabellen: {', '.join(res.levels)}; {len(spec.components)} Bestandteile der "
+                  f"Budgetformel, Gesamtbudget {fmt.euro(spec.total_eur)}; {fmt.number(secs, 1)} s.")
+    else:
+        out.print(f"  {len(res.inputs)} input files read; {res.n_areas} areas"
+                  + (f" ({res.n_excluded} excluded)" if res.n_excluded else "")
+                  + f"; table levels: {', '.join(res.levels)}; {len(spec.components)} budget components, "
+                  f"total {fmt.euro(spec.total_eur, lang='en')}; {fmt.number(secs, 1, lang='en')} s.")
+    for n in warnings[:10]:
+        out.print(f"[yellow]Hinweis ({escape(n.stage)}):[/yellow] " + escape(n.message), soft_wrap=True)
+    if len(warnings) > 10:
+        out.print(f"[yellow]… und {len(warnings) - 10} weitere Hinweise[/yellow]")
 
 
 @app.command()
