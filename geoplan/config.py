@@ -162,6 +162,7 @@ class TableConfig(_Model):
     sentinels: list[float] = Field(default_factory=list, description="Zahlen, die 'kein Wert' bedeuten, z. B. -9999")
     valid: ValidRows | None = Field(None, description="Spalte/Werte, die gültige Zeilen kennzeichnen")
     period: PeriodCheck | None = Field(None, description="Prüfung, dass alle Zeilen zum erwarteten Stichtag gehören")
+    allow_mixed_key_lengths: bool = Field(False, description="Schlüssel verschiedener Länge zulassen (z. B. '05' und '0304')")
     skip_rows: int = Field(0, ge=0, description="Zeilen direkt unter der Kopfzeile überspringen (z. B. Einheitenzeile)")
     drop_rows: DropRows | None = Field(None, description="Zeilen, die keine Gebiete sind (Summen, Zwischensummen)")
     na_markers: list[str] = Field(default_factory=list, description="weitere Zeichen für 'kein Wert', z. B. 'g'")
@@ -256,6 +257,7 @@ class HzEConfig(_Model):
     decimal: str | None = None
     thousands: str | None = None
     key_width: int | None = Field(None, ge=1)
+    allow_mixed_key_lengths: bool = False
     skip_rows: int = Field(0, ge=0)
     drop_rows: DropRows | None = None
     na_markers: list[str] = Field(default_factory=list)

@@ -134,6 +134,7 @@ def reader_options(t) -> dict:
         decimal=t.decimal,
         thousands=t.thousands,
         key_width=t.key_width,
+        allow_mixed_key_lengths=t.allow_mixed_key_lengths,
         skip_rows=t.skip_rows,
         drop_keys=t.drop_rows.keys if t.drop_rows else (),
         drop_labels=t.drop_rows.labels if t.drop_rows else (),
@@ -192,7 +193,8 @@ def read_one_table(config: Config, i: int, t, percent_columns: set[str], inputs:
             allow_duplicates=long,
         )
         df = _long_to_wide(res, t, path) if long else res.frame
-    notes.extend(res.notes)
+    # in a long table every key repeats once per variable: that is the format, not a finding
+    notes.extend(n for n in res.notes if not (long and "duplicates" in n.details))
     missing = [c for c in t.columns if c not in df.columns]
     if missing:
         raise GeoplanError(

@@ -40,12 +40,13 @@ def prepare_out_dir(out_dir: Path, force: bool) -> None:
 
 def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str = "de", pdf: bool | None = None) -> list[Path]:
     """Write all outputs of ``result`` into ``out_dir`` atomically; return the file paths."""
-    from geoplan.report import gpkg, html, xlsx
+    from geoplan.report import gpkg, html, i18n, xlsx
     from geoplan.report.published import build_published
     from geoplan.provenance import build_manifest, package_versions
 
     out_dir = Path(out_dir)
     prepare_out_dir(out_dir, force)
+    i18n.set_labels(result)  # exposure, its label and formula, group or none: from the config
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     # mkdtemp makes the folder private (0700); outputs get the user's usual permissions

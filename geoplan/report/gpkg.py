@@ -23,6 +23,8 @@ import pyogrio
 from geoplan import fmt
 
 LAYER = "sozialraeume"
+from geoplan.report.i18n import relabel  # noqa: E402
+
 STYLE_COLUMN = "budget_per_u21"
 # viridis at 5 steps (colour-blind safe)
 VIRIDIS_5 = ["68,1,84", "59,82,139", "33,145,140", "94,201,98", "253,231,37"]
@@ -91,8 +93,8 @@ def write_layer_style(path: Path, qml: str, *, layer: str = LAYER, geometry_colu
             "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column, styleName,"
             " styleQML, styleSLD, useAsDefault, description, owner, ui, update_time)"
             " VALUES ('', '', ?, ?, ?, ?, '', 1, ?, 'geoplan', '', ?)",
-            (layer, geometry_column, "Budget je Einwohner unter 21", qml,
-             "geoplan: Budget je Einwohner unter 21, Quantile", stamp),
+            (layer, geometry_column, relabel("Budget je Einwohner unter 21"), qml,
+             relabel("geoplan: Budget je Einwohner unter 21, Quantile"), stamp),
         )
         # register the table as plain attributes so GDAL/QGIS accept the GeoPackage as valid
         con.execute(
@@ -106,12 +108,15 @@ def write_layer_style(path: Path, qml: str, *, layer: str = LAYER, geometry_colu
 
 def write_gpkg(result, pub, path: Path) -> Path:
     g = result_layer(result, pub)
+    # the budget per head of the config's exposure: budget_per_u18 for pop_u18
+    style_column = "budget_per_" + result.config.model.exposure.removeprefix("pop_")
+    g = g.rename(columns={STYLE_COLUMN: style_column})
     stamp = f"{result.config.budget_year}-01-01T00:00:00.000Z"
     pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": stamp})
     try:
         g.to_file(path, layer=LAYER, driver="GPKG", engine="pyogrio")
     finally:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
-    if STYLE_COLUMN in g.columns:
-        write_layer_style(path, graduated_qml(g[STYLE_COLUMN]), stamp=stamp)
+    if style_column in g.columns:
+        write_layer_style(path, graduated_qml(g[style_column], column=style_column), stamp=stamp)
     return path
