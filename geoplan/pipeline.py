@@ -260,7 +260,10 @@ def dry_run(config: Config) -> DryRun:
     if frame is not None:
         frame = attempt(hze_stage, config, frame, inputs, notes)
     elif config.hze.path is not None and str(config.resolve(config.hze.path)) not in missing:
-        attempt(sources.read_hze_table, config, inputs, notes)
+        if bres is not None:  # the HzE table against the polygons' keys, even when the indicators failed
+            attempt(hze_stage, config, bres.gdf[["key", "geometry"]], inputs, notes)
+        else:
+            attempt(sources.read_hze_table, config, inputs, notes)
     if config.settlement is not None:
         from geoplan.stages.settlement import describe_settlement
 

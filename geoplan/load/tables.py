@@ -1262,6 +1262,16 @@ def read_table(
 # joining
 
 
+def _key_columns_text(left_key: str, right_key: str) -> str | None:
+    """Where the keys come from, for messages; geoplan's internal key columns are not worth naming."""
+    internal = {"key", "_source_key"}
+    if left_key == right_key:
+        return None if left_key in internal else f"Schlüsselspalte {left_key!r}"
+    names = [repr(k) for k in (left_key, right_key) if k not in internal]
+    return ("Schlüsselspalten " + " ↔ ".join(names)) if len(names) == 2 else (
+        f"Schlüsselspalte {names[0]}" if names else None)
+
+
 def _as_frame(x) -> tuple[pd.DataFrame, str | None]:
     if isinstance(x, TableResult):
         return x.frame, x.path
@@ -1390,7 +1400,7 @@ def join_by_key(
         raise GeoplanError(
             f"Die Schlüssel von {left_name} und {right_name} passen nicht zusammen.",
             file=f"{left_name}, {right_name}",
-            location=f"Schlüssel {left_key!r} ↔ {right_key!r}",
+            location=_key_columns_text(left_key, right_key),
             found="; ".join(parts),
             hint="Schlüssel in den Dateien angleichen oder die hinnehmbaren Schlüssel in der Konfiguration unter "
             + " bzw. ".join(repr(f) for f in fields)

@@ -1080,7 +1080,7 @@ def sozialraum_indicators(
            (f"über die Schlüsseltabelle {levels[n].source_name}" if levels[n].mapping is not None
             else f"über die ersten {levels[n].config.prefix_len} Zeichen des Schlüssels")
            for n, _ in frames if n is not None and n in levels]
-    right_name = "den Indikatoren" + (f" ({'; '.join(how)})" if how else "")
+    right_name = f"den Indikatoren ({how[0]})" if len(frames) == 1 and how else "den Indikatortabellen"
     try:
         j = join_by_key(boundaries_gdf[["key"]], frame, left_key="key", right_key="key",
                         left_name=boundaries_name, right_name=right_name)
@@ -1088,7 +1088,8 @@ def sozialraum_indicators(
         # every Sozialraum needs indicators and every indicator row a polygon: no config switch for that
         err.hint = ("Polygone und Indikatoren müssen dieselben Sozialräume enthalten. Veröffentlicht die Statistik "
                     "mehrere Polygone als ein Gebiet, sie mit boundaries.merge zusammenfassen (keys, key, name); "
-                    "unbewohnte Polygone ohne Tabellenzeile mit boundaries.exclude ausschließen. Sonst fehlende "
+                    "unbewohnte Polygone ohne Tabellenzeile mit boundaries.exclude ausschließen; Summenzeilen "
+                    "(z. B. 'Stadt insgesamt') mit indicators.tables[].drop_rows überspringen. Sonst fehlende "
                     "Polygone ergänzen, die Zuordnung der Ebenen (indicators.levels/aggregate) oder boundaries.key "
                     "prüfen.")
         raise
