@@ -158,3 +158,73 @@ def test_long_table_with_unknown_variable(tmp_path, capsys):
     assert main(["validate", str(write_config(tmp_path, raw))]) == 2
     msg = _flat(capsys)
     assert "Kinderarmutsquote" in msg and "merkmal" in msg and "'Kinderarmut'" in msg, msg
+
+
+# ----------------------------------------------------------------- areal interpolation fixes
+
+def _gdf(geoms, **cols):
+    return gpd.GeoDataFrame(cols, geometry=list(geoms), crs="EPSG:25832")
+
+
+def test_dasymetric_fallback_units_and_count():
+    from shapely.geometry import box
+
+    from geoplan.stages.interpolate import area_interpolate
+
+    # A has residents (2000 over 2 m², density 1000/m²), B none at all, C none and far from every target
+    src = _gdf([box(0, 0, 2, 1), box(2, 0, 4, 1), box(10, 0, 11, 1)], v=[10.0, 20.0, 99.0], n=[100.0, 50.0, 7.0])
+    tgt = _gdf([box(1, 0, 3, 1)])
+    weights = _gdf([box(0, 0, 2, 1)], ew=[2000.0])
+    out = area_interpolate(src, tgt, extensive=["n"], intensive=["v"], weights=weights, weights_column="ew")
+    # B's half enters with area × mean density (1000 persons), like A's half: the mean of 10 and 20
+    assert out["v"].iloc[0] == pytest.approx(15.0)
+    assert out["n"].iloc[0] == pytest.approx(100.0 + 50.0)
+    fallback = [n for n in out.attrs["notes"] if "ohne Gewicht" in n.message]
+    assert len(fallback) == 1 and fallback[0].message.startswith("1 Quellgebiete"), fallback
+
+
+def test_weight_outside_every_target_is_no_fallback():
+    from shapely.geometry import box
+
+    from geoplan.stages.interpolate import area_interpolate
+
+    src = _gdf([box(0, 0, 2, 1)], n=[100.0])
+    tgt = _gdf([box(0, 0, 1, 1)])
+    weights = _gdf([box(1, 0, 2, 1)], ew=[500.0])  # all of the source's residents outside the target
+    out = area_interpolate(src, tgt, extensive=["n"], weights=weights, weights_column="ew")
+    assert out["n"].iloc[0] == pytest.approx(0.0)  # as tobler
+    assert not [n for n in out.attrs["notes"] if "ohne Gewicht" in n.message]
+
+
+def test_spike_and_bowtie_are_repaired_with_a_note(tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+    from shapely.geometry import Polygon, box
+
+    from geoplan.load.raster import zonal_stats
+    from geoplan.stages.interpolate import area_interpolate
+
+    spike = Polygon([(0, 0), (10, 0), (10, 10), (5, 10), (5, 5), (5, 10), (0, 10)])
+    out = area_interpolate(_gdf([box(0, 0, 10, 10)], n=[100.0]), _gdf([spike]), extensive=["n"])
+    assert out["n"].iloc[0] == pytest.approx(100.0)
+    assert any("repariert" in n.message for n in out.attrs["notes"])
+
+    path = tmp_path / "ones.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=10, height=10, count=1, dtype="float32",
+                       crs="EPSG:25832", transform=from_origin(0, 10, 1, 1)) as dst:
+        dst.write(np.ones((1, 10, 10), dtype="float32"))
+    bowtie = Polygon([(0, 0), (10, 10), (10, 0), (0, 10), (0, 0)])
+    df = zonal_stats(path, _gdf([bowtie], key=["z"]), stats=("sum",))
+    assert df["sum"].iloc[0] == pytest.approx(50.0)  # both lobes (2 × 25 m²)
+    assert any("repariert" in n.message for n in df.attrs["notes"])
+
+
+def test_multipart_source_dissolved_by_key():
+    from shapely.geometry import box
+
+    from geoplan.stages.interpolate import area_interpolate
+
+    src = _gdf([box(0, 0, 1, 1), box(1, 0, 2, 1)], plz=["14193", "14193"], n=[18228.0, 18228.0])
+    out = area_interpolate(src, _gdf([box(0, 0, 2, 1)]), extensive=["n"], source_key="plz")
+    assert out["n"].iloc[0] == pytest.approx(18228.0)
+    assert any("mehreren Polygonen" in n.message for n in out.attrs["notes"])

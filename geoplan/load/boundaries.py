@@ -621,6 +621,25 @@ def _polygonal(geom):
     return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
 
 
+def repair_polygons(geoms, what: str, stage: str = "indicators") -> tuple[np.ndarray, list[QANote]]:
+    """Invalid polygons (self-intersections, zero-width spikes, bowties) repaired with make_valid,
+    keeping the polygonal parts, with a note naming how many and which (positions, 1-based)."""
+    arr = np.asarray(geoms, dtype=object)
+    notes: list[QANote] = []
+    present = ~(shapely.is_missing(arr) | shapely.is_empty(arr))
+    invalid = present & ~shapely.is_valid(arr)
+    if invalid.any():
+        arr = arr.copy()
+        idx = np.flatnonzero(invalid)
+        for i in idx:
+            arr[i] = _polygonal(shapely.make_valid(arr[i]))
+        notes.append(QANote(stage, f"{len(idx)} ungültige Geometrie(n) der {what} repariert (make_valid: "
+                            "Selbstüberschneidungen, Spitzen ohne Breite).",
+                            location="Objekt " + ", ".join(str(i + 1) for i in idx[:10]),
+                            details={"rows": idx.tolist()}))
+    return arr, notes
+
+
 def _finding(kind, key, detail, area=np.nan):
     return {"kind": kind, "key": key, "detail": detail, "area_m2": float(area)}
 
