@@ -182,14 +182,45 @@ def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)
 def init(
     path: Path = typer.Argument(Path("geoplan.yaml"), help="Zieldatei"),
     force: bool = typer.Option(False, "--force", help="bestehende Datei überschreiben"),
+    from_: Optional[Path] = typer.Option(None, "--from", help="eigene Sozialraum-Polygone (Shapefile, GeoPackage …): "
+                                         "Konfiguration und Katalog dazu vorschlagen"),
+    table: Optional[list[Path]] = typer.Option(None, "--table", help="eigene Tabelle (CSV/XLSX), mehrfach möglich"),
 ):
-    """Eine kommentierte Konfigurationsvorlage schreiben."""
-    if path.exists() and not force:
-        raise GeoplanError("Die Datei existiert schon; geoplan überschreibt nichts ungefragt.", file=path,
-                           hint="Anderen Namen wählen oder --force angeben.")
-    template = (Path(__file__).parent / "examples" / "vorlage.yaml").read_text(encoding="utf-8")
-    path.write_text(template, encoding="utf-8")
-    out.print(f"[green]✓[/green] Vorlage {t('written')}: {path}")
+    """Eine kommentierte Konfigurationsvorlage schreiben – mit --from für die eigenen Dateien samt Katalog."""
+    targets = [path]
+    if from_ is not None:
+        catalogue = path.with_name(path.stem + "_katalog.yaml")
+        targets.append(catalogue)
+    for p in targets:
+        if p.exists() and not force:
+            raise GeoplanError("Die Datei existiert schon; geoplan überschreibt nichts ungefragt.", file=p,
+                               hint="Anderen Namen wählen oder --force angeben.",
+                               message_en="The file exists already; geoplan does not overwrite without being asked.")
+    if from_ is None:
+        if table:
+            raise GeoplanError("--table gehört zu --from.", location="geoplan init",
+                               hint="geoplan init meine.yaml --from sozialraeume.shp --table bevoelkerung.csv")
+        template = (Path(__file__).parent / "examples" / "vorlage.yaml").read_text(encoding="utf-8")
+        path.write_text(template, encoding="utf-8")
+        out.print(f"[green]✓[/green] Vorlage {t('written')}: {escape(str(path))}")
+        return
+    from geoplan.load.propose import propose
+
+    if not from_.exists():
+        raise GeoplanError("Die Polygondatei wurde nicht gefunden.", file=from_, location="--from",
+                           message_en="The polygon file was not found.")
+    for tp in table or []:
+        if not tp.is_file():
+            raise GeoplanError("Die Tabelle wurde nicht gefunden.", file=tp, location="--table",
+                               message_en="The table was not found.")
+    prop = propose(from_, list(table or []), path)
+    path.write_text(prop.config, encoding="utf-8")
+    catalogue.write_text(prop.catalogue, encoding="utf-8")
+    out.print(f"[green]✓[/green] Konfiguration {t('written')}: {escape(str(path))}")
+    out.print(f"[green]✓[/green] Indikatorenkatalog {t('written')}: {escape(str(catalogue))}")
+    for n in prop.notes:
+        out.print("[yellow]Hinweis:[/yellow] " + escape(n), soft_wrap=True)
+    out.print(f"Nächster Schritt: geoplan validate {escape(str(path))}  (TODO-Kommentare in beiden Dateien prüfen)")
 
 
 @presets_app.command("list")

@@ -228,3 +228,31 @@ def test_multipart_source_dissolved_by_key():
     out = area_interpolate(src, _gdf([box(0, 0, 2, 1)]), extensive=["n"], source_key="plz")
     assert out["n"].iloc[0] == pytest.approx(18228.0)
     assert any("mehreren Polygonen" in n.message for n in out.attrs["notes"])
+
+
+def test_init_from_own_files_then_validate(tmp_path, capsys):
+    """init --from proposes config + catalogue for the polygons and a table as delivered (units row, total row,
+    keys without leading zeros); the next step, validate, passes without edits."""
+    build_city(tmp_path)
+    rng = np.random.default_rng(3)
+    lines = ["Stadtteil;Name;Einwohner;unter 6;6 bis 15;15 bis 18;Kinderarmut;Alleinerziehende",
+             ";;Anzahl;Anzahl;Anzahl;Anzahl;%;%"]
+    for n in range(1, 21):
+        ew = int(rng.integers(3000, 9000))
+        lines.append(f"{n};Stadtteil {n:02d};{ew};{ew // 15};{ew // 10};{ew // 30};"
+                     f"{rng.uniform(5, 40):.1f};{rng.uniform(10, 30):.1f}".replace(".", ","))
+    lines.append("Stadt;Insgesamt;0;0;0;0;0;0")
+    (tmp_path / "daten" / "sozialraumdaten.csv").write_text("\n".join(lines) + "\n", encoding="cp1252")
+    cfg = tmp_path / "stadt.yaml"
+    assert main(["init", str(cfg), "--from", str(tmp_path / "daten" / "stadtteile.shp"),
+                 "--table", str(tmp_path / "daten" / "sozialraumdaten.csv")]) == 0, _flat(capsys)
+    text = cfg.read_text(encoding="utf-8")
+    cat = (tmp_path / "stadt_katalog.yaml").read_text(encoding="utf-8")
+    assert "key: ST_NR" in text and "name: ST_NAME" in text and "group: BEZIRK" in text
+    assert "key_width: 2" in text and "skip_rows: 1" in text and "drop_rows" in text
+    assert "pop_u18:" in text and "exposure: pop_u18" in text
+    assert "name: kinderarmut" in cat and "reference_date" in cat
+    capsys.readouterr()
+    assert main(["validate", str(cfg)]) == 0, _flat(capsys)
+    # init never overwrites
+    assert main(["init", str(cfg), "--from", str(tmp_path / "daten" / "stadtteile.shp")]) == 2
