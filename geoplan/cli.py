@@ -150,29 +150,90 @@ def demo(
 
 @app.command()
 def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)")):
-    """Konfiguration prüfen, ohne zu rechnen: Felder, Werte, Eingabedateien, Budgetformel."""
-    from geoplan.load.sources import check_inputs
+    """Probelauf ohne Modell: alle Dateien lesen, Spalten und Schlüssel auflösen, verknüpfen, interpolieren,
+    Budgetformel prüfen – und alle Probleme auf einmal melden."""
+    import time
 
+    from geoplan import fmt
+    from geoplan.pipeline import dry_run
+
+    t0 = time.perf_counter()
     cfg = _load(config)
-    check_inputs(cfg)
+    with console.status("[bold blue]Eingaben prüfen …"):
+        res = dry_run(cfg)
+    lang = STATE["lang"]
+    if res.problems:
+        n = len(res.problems)
+
+        def listing(lang: str) -> str:
+            return "\n".join(f"{i}. " + err.render(lang).replace("\n", "\n   ")
+                             for i, err in enumerate(res.problems, 1))
+
+        raise GeoplanError(f"{n} Problem(e) in {config}:\n" + listing("de"),
+                           message_en=f"{n} problem(s) in {config}:\n" + listing("en"))
     spec = cfg.allocation
-    out.print(f"[green]✓[/green] {t('valid')} {config}")
-    out.print(f"  {len(cfg.input_paths())} {t('files')}; {len(spec.components)} Bestandteile der Budgetformel, "
-              f"Gesamtbudget {spec.total_eur:,.0f} €".replace(",", "."))
+    warnings = [n for n in res.notes if n.level != "info"]
+    out.print(f"[green]✓[/green] {t('valid')} {escape(str(config))}")
+    secs = time.perf_counter() - t0
+    if lang == "de":
+        out.print(f"  {len(res.inputs)} Eingabedateien gelesen; {res.n_areas} Sozialräume"
+                  + (f" ({res.n_excluded} ausgeschlossen)" if res.n_excluded else "")
+                  + f"; Ebenen der Tabellen: {', '.join(res.levels)}; {len(spec.components)} Bestandteile der "
+                  f"Budgetformel, Gesamtbudget {fmt.euro(spec.total_eur)}; {fmt.number(secs, 1)} s.")
+    else:
+        out.print(f"  {len(res.inputs)} input files read; {res.n_areas} areas"
+                  + (f" ({res.n_excluded} excluded)" if res.n_excluded else "")
+                  + f"; table levels: {', '.join(res.levels)}; {len(spec.components)} budget components, "
+                  f"total {fmt.euro(spec.total_eur, lang='en')}; {fmt.number(secs, 1, lang='en')} s.")
+    for n in warnings[:10]:
+        out.print(f"[yellow]Hinweis ({escape(n.stage)}):[/yellow] " + escape(n.message), soft_wrap=True)
+    if len(warnings) > 10:
+        out.print(f"[yellow]… und {len(warnings) - 10} weitere Hinweise[/yellow]")
 
 
 @app.command()
 def init(
     path: Path = typer.Argument(Path("geoplan.yaml"), help="Zieldatei"),
     force: bool = typer.Option(False, "--force", help="bestehende Datei überschreiben"),
+    from_: Optional[Path] = typer.Option(None, "--from", help="eigene Sozialraum-Polygone (Shapefile, GeoPackage …): "
+                                         "Konfiguration und Katalog dazu vorschlagen"),
+    table: Optional[list[Path]] = typer.Option(None, "--table", help="eigene Tabelle (CSV/XLSX), mehrfach möglich"),
 ):
-    """Eine kommentierte Konfigurationsvorlage schreiben."""
-    if path.exists() and not force:
-        raise GeoplanError("Die Datei existiert schon; geoplan überschreibt nichts ungefragt.", file=path,
-                           hint="Anderen Namen wählen oder --force angeben.")
-    template = (Path(__file__).parent / "examples" / "vorlage.yaml").read_text(encoding="utf-8")
-    path.write_text(template, encoding="utf-8")
-    out.print(f"[green]✓[/green] Vorlage {t('written')}: {path}")
+    """Eine kommentierte Konfigurationsvorlage schreiben – mit --from für die eigenen Dateien samt Katalog."""
+    targets = [path]
+    if from_ is not None:
+        catalogue = path.with_name(path.stem + "_katalog.yaml")
+        targets.append(catalogue)
+    for p in targets:
+        if p.exists() and not force:
+            raise GeoplanError("Die Datei existiert schon; geoplan überschreibt nichts ungefragt.", file=p,
+                               hint="Anderen Namen wählen oder --force angeben.",
+                               message_en="The file exists already; geoplan does not overwrite without being asked.")
+    if from_ is None:
+        if table:
+            raise GeoplanError("--table gehört zu --from.", location="geoplan init",
+                               hint="geoplan init meine.yaml --from sozialraeume.shp --table bevoelkerung.csv")
+        template = (Path(__file__).parent / "examples" / "vorlage.yaml").read_text(encoding="utf-8")
+        path.write_text(template, encoding="utf-8")
+        out.print(f"[green]✓[/green] Vorlage {t('written')}: {escape(str(path))}")
+        return
+    from geoplan.load.propose import propose
+
+    if not from_.exists():
+        raise GeoplanError("Die Polygondatei wurde nicht gefunden.", file=from_, location="--from",
+                           message_en="The polygon file was not found.")
+    for tp in table or []:
+        if not tp.is_file():
+            raise GeoplanError("Die Tabelle wurde nicht gefunden.", file=tp, location="--table",
+                               message_en="The table was not found.")
+    prop = propose(from_, list(table or []), path)
+    path.write_text(prop.config, encoding="utf-8")
+    catalogue.write_text(prop.catalogue, encoding="utf-8")
+    out.print(f"[green]✓[/green] Konfiguration {t('written')}: {escape(str(path))}")
+    out.print(f"[green]✓[/green] Indikatorenkatalog {t('written')}: {escape(str(catalogue))}")
+    for n in prop.notes:
+        out.print("[yellow]Hinweis:[/yellow] " + escape(n), soft_wrap=True)
+    out.print(f"Nächster Schritt: geoplan validate {escape(str(path))}  (TODO-Kommentare in beiden Dateien prüfen)")
 
 
 @presets_app.command("list")

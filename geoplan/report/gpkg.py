@@ -23,6 +23,8 @@ import pyogrio
 
 
 LAYER = "sozialraeume"
+from geoplan.report.i18n import relabel  # noqa: E402
+
 STYLE_COLUMN = "budget_per_u21"
 CHANGE_CLASS_COLUMN = "veraenderung_klasse"
 
@@ -119,7 +121,7 @@ def write_layer_style(path: Path, qml: str, *, layer: str = LAYER, geometry_colu
             "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column, styleName,"
             " styleQML, styleSLD, useAsDefault, description, owner, ui, update_time)"
             " VALUES ('', '', ?, ?, ?, ?, '', ?, ?, 'geoplan', '', ?)",
-            (layer, geometry_column, name, qml, 1 if default else 0, description, stamp),
+            (layer, geometry_column, relabel(name), qml, 1 if default else 0, relabel(description), stamp),
         )
         # register the table as plain attributes so GDAL/QGIS accept the GeoPackage as valid
         con.execute(
@@ -133,6 +135,9 @@ def write_layer_style(path: Path, qml: str, *, layer: str = LAYER, geometry_colu
 
 def write_gpkg(result, pub, path: Path) -> Path:
     g = result_layer(result, pub)
+    # the budget per head of the config's exposure: budget_per_u18 for pop_u18
+    style_column = "budget_per_" + result.config.model.exposure.removeprefix("pop_")
+    g = g.rename(columns={STYLE_COLUMN: style_column})
     clf = None
     if "change_pct" in g.columns and pd.to_numeric(g["change_pct"], errors="coerce").notna().any():
         clf = change_classes(result, pub)
@@ -144,8 +149,8 @@ def write_gpkg(result, pub, path: Path) -> Path:
         g.to_file(path, layer=LAYER, driver="GPKG", engine="pyogrio")
     finally:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
-    if STYLE_COLUMN in g.columns:
-        write_layer_style(path, graduated_qml(g[STYLE_COLUMN]), stamp=stamp)
+    if style_column in g.columns:
+        write_layer_style(path, graduated_qml(g[style_column], column=style_column), stamp=stamp)
     if clf is not None:
         write_layer_style(path, categorized_qml(clf), stamp=stamp, name="Veränderung zum Vorjahr",
                           description="geoplan: Veränderung zum Vorjahr, feste Klassen um 0 am Korridor", default=False)

@@ -262,9 +262,10 @@ def report_context(result, pub, lang: str = "de") -> dict:
     def header(columns):
         return [c[1] if lang == "de" else c[2] for c in columns]
 
-    alloc_cols = cols(["key", "name", "bezirk", "pop_u21", "need_index", "expected_cases"]) + \
+    expo = result.config.model.exposure
+    alloc_cols = cols(["key", "name", "bezirk", expo, "need_index", "expected_cases"]) + \
         [c for c in pub.columns if c[0].startswith("eur_")] + cols(["budget_eur", "budget_per_u21", "hze_cost_prev_eur", "change_pct"])
-    need_cols = cols(["key", "name", "pop_u21", "hze_cases", "hze_per_1000", "expected_cases", "pi_low", "pi_high",
+    need_cols = cols(["key", "name", expo, "hze_cases", "hze_per_1000", "expected_cases", "pi_low", "pi_high",
                       "expected_per_1000", "oe_ratio"])
     ind_cols = cols(["key", "name", "bezirk"]) + [c for c in pub.columns if c[0] in {i.name for i in result.catalogue.indicators}] \
         + cols(["need_index"])
@@ -525,7 +526,9 @@ def _column_total(areas: pd.DataFrame, c, lang: str) -> str:
 
 
 def render_report(result, pub, lang: str = "de") -> str:
-    return _env(lang).get_template("bericht.html.j2").render(**report_context(result, pub, lang))
+    from geoplan.report.i18n import relabel_html
+
+    return relabel_html(_env(lang).get_template("bericht.html.j2").render(**report_context(result, pub, lang)), lang)
 
 
 @contextmanager
