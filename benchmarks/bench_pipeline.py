@@ -102,7 +102,10 @@ def _read_berlin():
     ctx = pd.read_csv(BERLIN / "mss_2021_kontext_indikatoren.csv", dtype={"PLR_ID": str})
     idx = idx[(idx["KOM"] == "gültig")][["PLR_ID", "S1", "S3", "S4", "D1", "D3", "D4"]]
     ctx = ctx[(ctx["KOM"] == "gültig")][["PLR_ID", "KI_01", "KI_02"]]
-    real = pop.rename(columns={"PLR-ID": "PLR_ID"}).merge(idx, on="PLR_ID").merge(ctx, on="PLR_ID").dropna()
+    real = pop.rename(columns={"PLR-ID": "PLR_ID"}).merge(idx, on="PLR_ID").merge(ctx, on="PLR_ID")
+    num = [c for c in real.columns if c != "PLR_ID"]
+    real[num] = real[num].apply(lambda s: pd.to_numeric(s, errors="coerce"))
+    real = real.dropna()
     real = real[(real[["S1", "S3", "S4", "KI_01", "KI_02"]] >= 0).all(axis=1) & (real["Gesamt"] > 500)]
     return real.reset_index(drop=True)
 
@@ -154,8 +157,12 @@ def make_project(n: int, folder: Path, seed: int = 0, pdf: bool = True) -> Path:
     ind["tables"][2]["path"] = "mss_kontext.csv"
     ind["aggregate"]["key_table"] = "schluessel.csv"
     cfg["output"]["pdf"] = pdf
-    # total budget in proportion to the demo's (120 M EUR for 58 areas)
-    cfg["allocation"]["total_eur"] = int(round(120_000_000 * n / 58, -3))
+    # total budget in proportion to the population, as in the demo (120 M EUR for Berlin)
+    berlin = pd.read_csv(BERLIN / "einwohner_plr_2022-06.csv", sep=";", encoding="utf-8-sig")
+    berlin_pop = pd.to_numeric(berlin["Gesamt"], errors="coerce").sum()
+    # (× 1.2: the drawn Planungsräume have relatively more HzE costs than Berlin as a whole, so the
+    # budget lands near the prior year's costs, inside the ±15 % corridor)
+    cfg["allocation"]["total_eur"] = int(round(1.2 * cfg["allocation"]["total_eur"] * pop["Gesamt"].sum() / berlin_pop, -3))
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
