@@ -20,7 +20,7 @@ import geopandas as gpd
 import pandas as pd
 
 from geoplan.config import Config
-from geoplan.errors import QANote, config_field
+from geoplan.errors import QANote
 from geoplan.provenance import InputFile, input_file
 
 STAGES = [

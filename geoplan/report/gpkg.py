@@ -17,7 +17,6 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pyogrio
 

@@ -1065,6 +1065,26 @@ def _wrap(text: str, width_in: float, fontsize: float) -> str:
     return "\n".join(textwrap.wrap(text, chars)) if text else ""
 
 
+_UNION_CACHE: list = []  # [(geometries, union)] of the last call: several maps of one result share it
+
+
+def _union_once(geoms) -> object:
+    """``shapely.union_all(geoms)``, computed once for the same geometry objects.
+
+    The report draws several maps of the same areas; the union (used to place
+    legend, scale bar and north arrow) is the same for all of them. The cache
+    holds the geometry objects themselves, so an identity match is exact.
+    """
+    arr = np.asarray(geoms, dtype=object)
+    if _UNION_CACHE:
+        cached, union = _UNION_CACHE[0]
+        if len(cached) == len(arr) and all(a is b for a, b in zip(cached, arr)):
+            return union
+    union = shapely.union_all(arr)
+    _UNION_CACHE[:] = [(arr.copy(), union)]
+    return union
+
+
 def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, lang="de") -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -1101,7 +1121,7 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, la
 
     # Put the legend in the corner where it covers the least of the map; if
     # every corner covers Sozialräume, make room below the map instead.
-    shape = shapely.union_all(geo.geometry.values)
+    shape = _union_once(geo.geometry.values)
     renderer = canvas.get_renderer()
     canvas.draw()
     best, best_overlap = None, None
