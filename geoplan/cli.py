@@ -120,13 +120,9 @@ def demo_config(preset: str | None = None):
                            hint="geoplan aus dem Repository installieren: pip install -e .")
     raw = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     if preset:
-        from geoplan.presets import load_preset
+        from geoplan.presets import apply_preset
 
-        p = load_preset(preset)
-        raw["allocation"] = p["allocation"]
-        if p.get("settlement") is not None:
-            raw["settlement"] = p["settlement"]
-        raw["title"] = f"{raw.get('title', 'Sozialraumbudget')} – Modell {p.get('title', preset)}"
+        raw = apply_preset(raw, preset)
     cfg = config_from_dict(raw, base_dir=EXAMPLE_CONFIG.parent, file=EXAMPLE_CONFIG)
     data = cfg.resolve(cfg.boundaries.path)
     if not data.is_file():

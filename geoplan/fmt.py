@@ -11,10 +11,11 @@ _DASH = "–"
 
 
 def _is_missing(x) -> bool:
+    """None, NaN or pandas.NA (whose comparison raises TypeError)."""
     try:
-        return x is None or (isinstance(x, float) and math.isnan(x)) or x != x
+        return x is None or (isinstance(x, float) and math.isnan(x)) or bool(x != x)
     except (TypeError, ValueError):
-        return False
+        return True
 
 
 def number(x, decimals: int = 0, lang: str = "de") -> str:
@@ -32,19 +33,54 @@ def number(x, decimals: int = 0, lang: str = "de") -> str:
     return s
 
 
-def euro(x, decimals: int = 0, lang: str = "de") -> str:
-    """Format an amount in EUR: ``euro(1234.56, 2) == '1.234,56 €'``."""
+def euro(x, decimals: int = 0, lang: str = "de", sep: str = " ") -> str:
+    """Format an amount in EUR: ``euro(1234.56, 2) == '1.234,56 €'``; English ``€1,234.56``, ``−€5``.
+
+    ``sep`` goes between number and unit (maps use a no-break space).
+    """
     if _is_missing(x):
         return _DASH
     n = number(x, decimals, lang)
-    return f"{n} €" if lang == "de" else f"€{n}"
+    if lang == "de":
+        return f"{n}{sep}€"
+    return f"−€{n[1:]}" if n.startswith("−") else f"€{n}"
 
 
-def percent(x, decimals: int = 1, lang: str = "de") -> str:
+def percent(x, decimals: int = 1, lang: str = "de", sep: str = " ") -> str:
     """Format a value that is already in percent: ``percent(12.34) == '12,3 %'``."""
     if _is_missing(x):
         return _DASH
-    return f"{number(x, decimals, lang)} %" if lang == "de" else f"{number(x, decimals, lang)}%"
+    return f"{number(x, decimals, lang)}{sep}%" if lang == "de" else f"{number(x, decimals, lang)}%"
+
+
+#: display kinds of map layers and legends, with their usual decimals (``zahl``: 0 for whole numbers, else 1)
+KINDS = {"euro": 2, "prozent": 1, "zahl": None, "index": 2}
+LANGS = ("de", "en")
+NBSP = "\u00a0"
+
+
+def by_kind(x, kind: str = "zahl", decimals: int | None = None, lang: str = "de", sep: str = NBSP) -> str:
+    """Format ``x`` as one of :data:`KINDS` (the maps' formats): ``by_kind(1234.56, "euro") == '1.234,56\u00a0€'``.
+
+    ``euro`` → :func:`euro`, ``prozent`` → :func:`percent`, ``zahl`` and ``index`` → :func:`number`; the
+    number and its unit are joined by ``sep`` (a no-break space by default). Unknown kinds or languages
+    raise :class:`geoplan.errors.GeoplanError`.
+    """
+    from geoplan.errors import GeoplanError
+
+    if lang not in LANGS:
+        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang))
+    if kind not in KINDS:
+        raise GeoplanError(f"Unbekanntes Zahlenformat '{kind}'.", expected=", ".join(KINDS), found=str(kind))
+    if _is_missing(x):
+        return _DASH
+    if decimals is None:
+        decimals = KINDS[kind] if KINDS[kind] is not None else (0 if float(x).is_integer() else 1)
+    if kind == "euro":
+        return euro(x, decimals, lang, sep)
+    if kind == "prozent":
+        return percent(x, decimals, lang, sep)
+    return number(x, decimals, lang)
 
 
 def signed(x, decimals: int = 1, lang: str = "de", unit: str = "") -> str:

@@ -168,3 +168,87 @@ def make_sozialraeume(
         "mu": np.concatenate(mus),
     }
     return frame, truth
+
+
+# Shares of the residents under 21 by age group (18–27 counts a third, as in the Berlin example's derived pop_u21).
+_AGE_SHARES = {"pop_u6": 0.30, "pop_6_15": 0.43, "pop_15_18": 0.14, "pop_18_27": 0.39}
+_EXAMPLE_INDICATORS = {
+    "arbeitslosigkeit": "Arbeitslosigkeit",
+    "transferbezug": "Transferbezug",
+    "kinderarmut": "Kinderarmut",
+    "alleinerziehende": "Alleinerziehende Haushalte",
+}
+
+
+def write_example(folder, n: int = 40, seed: int = 0) -> dict:
+    """Write a small synthetic city (``n`` square Sozialräume) as input files; return its config as a dict.
+
+    Files in ``folder``: ``sozialraeume.gpkg`` (key, name, bezirk; EPSG:25833),
+    ``indikatoren.csv`` (residents by age group and four indicators in %) and
+    ``katalog.yaml``. The config has the sections of the Berlin example
+    (simulated HzE data, the same need model and budget formula) and runs in
+    seconds: for tests of what does not depend on Berlin, e.g. the presets.
+    Relative paths in it refer to ``folder`` (``config_from_dict(raw, base_dir=folder)``).
+    """
+    from pathlib import Path
+
+    import yaml
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    coef = {**DEFAULT_COEF, "transferbezug": 0.0}
+    frame, _ = make_sozialraeume(n, coef=coef, seed=seed, geometry=True, n_bezirke=4, exposure_range=(1500, 6000))
+    frame[["key", "name", "bezirk", "geometry"]].to_file(folder / "sozialraeume.gpkg", driver="GPKG")
+    table = pd.DataFrame({"key": frame["key"]})
+    for col, share in _AGE_SHARES.items():
+        table[col] = np.round(frame["pop_u21"] * share).astype(int)
+    table["pop_total"] = np.round(frame["pop_u21"] * 5).astype(int)
+    for name in _EXAMPLE_INDICATORS:
+        table[name] = frame[name].round(2)
+    table.to_csv(folder / "indikatoren.csv", index=False, sep=";")
+    catalogue = {
+        "title": "Synthetische Indikatoren (Testbeispiel)",
+        "indicators": [
+            {"name": name, "label": label, "column": name, "base": ["pop_total"], "unit": "%",
+             "direction": "hoch = mehr Bedarf", "weight": 1.0, "source": "synthetisch (geoplan.synthetic)",
+             "reference_date": "31.12.2024"}
+            for name, label in _EXAMPLE_INDICATORS.items()
+        ],
+    }
+    (folder / "katalog.yaml").write_text(yaml.safe_dump(catalogue, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    columns = {c: c for c in [*_AGE_SHARES, "pop_total", *_EXAMPLE_INDICATORS]}
+    return {
+        "title": "Sozialraumbudget (synthetisches Beispiel)",
+        "region": "Beispielstadt",
+        "budget_year": 2027,
+        "boundaries": {"path": "sozialraeume.gpkg", "key": "key", "name": "name"},
+        "indicators": {
+            "catalogue": "katalog.yaml",
+            "tables": [{"path": "indikatoren.csv", "key": "key", "delimiter": ";", "columns": columns,
+                        "label": "Synthetische Indikatoren", "source": "geoplan.synthetic"}],
+            "derived": {"pop_u21": {"pop_u6": 1, "pop_6_15": 1, "pop_15_18": 1, "pop_18_27": 1 / 3}},
+        },
+        "hze": {
+            "simulate": {"seed": seed, "rate_per_1000": 30, "alpha": 0.03,
+                         "effects": {"kinderarmut": 0.35, "alleinerziehende": 0.12, "arbeitslosigkeit": 0.05},
+                         "kinds": {"ambulant": {"share": 0.62, "cost_per_case_eur": 7000},
+                                   "teilstationaer": {"share": 0.08, "cost_per_case_eur": 20000},
+                                   "stationaer": {"share": 0.30, "cost_per_case_eur": 62000}}},
+            "budget_kinds": ["ambulant", "teilstationaer"],
+        },
+        "model": {"predictors": ["kinderarmut", "alleinerziehende", "arbeitslosigkeit"], "n_boot": 200, "cv_folds": 4},
+        "allocation": {
+            "total_eur": 25_000_000,
+            "components": [
+                {"name": "grundanteil", "label": "Grundanteil nach Einwohnern unter 21", "type": "population",
+                 "weight": 0.3, "columns": ["pop_u21"]},
+                {"name": "bedarf", "label": "Bedarfsanteil nach erwarteten HzE-Fällen", "type": "model", "weight": 0.5,
+                 "column": "expected_cases"},
+                {"name": "sozialindikatoren", "label": "Sozialindikatoren (ISA)", "type": "indicator", "weight": 0.2,
+                 "indicators": {"kinderarmut": 0.6, "alleinerziehende": 0.4}, "base": "pop_u21"},
+            ],
+            "corridor": {"max_change_pct": 15},
+        },
+        "sensitivity": {"n_draws": 200},
+        "output": {"pdf": False},
+    }

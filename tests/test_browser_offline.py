@@ -158,13 +158,9 @@ def test_remote_tiles_are_recorded_and_blocked(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_html_output_offline(request):
+def test_every_html_output_offline(demo_outputs):
     """All HTML outputs of the demo run (karte.html, bericht.html, …) load nothing from outside the output folder."""
-    try:
-        out = request.getfixturevalue("demo_outputs")
-    except pytest.FixtureLookupError:
-        pytest.skip("Fixture 'demo_outputs' (tests/conftest.py des Hauptzweigs) fehlt in diesem Zweig")
-    out = Path(out)
+    out = Path(demo_outputs)
     pages = sorted(out.rglob("*.html"))
     assert {"karte.html", "bericht.html"} <= {p.name for p in pages}
     for page in pages:

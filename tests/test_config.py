@@ -53,6 +53,34 @@ def test_every_error_reported_at_once():
     assert "budget_year" in msg and "privacy.k" in msg
 
 
+def test_error_raised_in_an_allocation_validator_keeps_its_field_and_fix():
+    # GeoplanError is a ValueError, so pydantic wraps it; the message must still name the field
+    raw = copy.deepcopy(RAW)
+    raw["allocation"]["components"][0]["weight"] = 0.9
+    raw["allocation"]["teilbudgets"] = [{"id": "A", "remainder": True}, {"id": "A", "share": 0.1}]
+    with pytest.raises(GeoplanError) as e:
+        config_from_dict(raw, base_dir=EXAMPLE_CONFIG.parent, file="x.yaml")
+    msg = e.value.render()
+    assert "Feld 'allocation.components'" in msg and "addieren" in msg and "grundanteil=0.9" in msg
+    assert "Value error" not in msg and "Lösung: Gewichte anpassen" in msg
+    raw["allocation"]["components"][0]["weight"] = 0.3
+    with pytest.raises(GeoplanError) as e:
+        config_from_dict(raw, base_dir=EXAMPLE_CONFIG.parent)
+    assert "Teilbudget-IDs müssen eindeutig sein" in e.value.render() and "gefunden: A" in e.value.render()
+
+
+def test_sensitivity_and_observed_expected_settings():
+    cfg = config_from_dict(copy.deepcopy(RAW), base_dir=EXAMPLE_CONFIG.parent)
+    assert (cfg.sensitivity.n_draws, cfg.model.oe_high, cfg.model.oe_low) == (1000, 1.1, 0.9)
+    raw = copy.deepcopy(RAW)
+    raw["sensitivity"] = {"n_draws": -1, "ziehungen": 5}
+    raw["model"]["oe_low"] = 1.2
+    with pytest.raises(GeoplanError) as e:
+        config_from_dict(raw, base_dir=EXAMPLE_CONFIG.parent)
+    msg = e.value.render()
+    assert "sensitivity.n_draws" in msg and "sensitivity.ziehungen" in msg and "model.oe_low" in msg
+
+
 def test_english_rendering():
     with pytest.raises(GeoplanError) as e:
         load_config(Path("/nonexistent/geoplan.yaml"))

@@ -17,7 +17,6 @@ from libpysal.weights import W, lat2W
 from geoplan.errors import GeoplanError
 from geoplan.stages.indicators import (
     NEED_CLASS_LABELS,
-    aggregate_indicators,
     base_of,
     Catalogue,
     Indicator,
@@ -93,10 +92,17 @@ def berlin_plr(valid_only: bool = True) -> pd.DataFrame:
 
 def berlin_prognoseraeume(cat: Catalogue) -> pd.DataFrame:
     """The 58 Prognoseräume from all 542 Planungsräume (the pipeline's aggregation step)."""
+    from geoplan.stages.interpolate import aggregate_by_key
+
     plr = berlin_plr(valid_only=False)
-    plr["prr"] = plr["key"].str[:4]
     pops = [c for c in plr.columns if c.startswith("pop_")]
-    return aggregate_indicators(plr, cat, by="prr", count_columns=pops).frame
+    shares = {}
+    for i in cat.indicators:  # each share weighted by its base, as sozialraum_indicators does
+        if i.column and i.column in plr.columns:
+            plr[f"_basis_{i.name}"] = base_of(plr, i)
+            shares[i.column] = f"_basis_{i.name}"
+    frame = aggregate_by_key(plr, source_key="key", counts=pops, shares=shares, prefix_len=4).frame
+    return frame[[c for c in frame.columns if not c.startswith("_basis_")]]
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +175,7 @@ def test_aggregate_berlin_planungsraeume_to_prognoseraeume(berlin_cat):
     frame = berlin_prognoseraeume(berlin_cat)
     assert len(frame) == 58 and frame["key"].str.len().eq(4).all()
     assert frame["pop_total"].sum() == plr["pop_total"].sum()  # suppressed rows keep their residents
-    assert frame["n_teilraeume"].sum() == 542
+    assert frame["n_sources"].sum() == 542
     sub = plr[plr["key"].str.startswith("0110") & plr["kinderarmut"].notna()]
     w = sub["pop_u6"] + sub["pop_6_15"]
     expected = (sub["kinderarmut"] * w).sum() / w.sum()
@@ -183,27 +189,10 @@ def test_share_outside_0_100_is_an_error():
     plr = berlin_plr(valid_only=False)
     plr.loc[plr["arbeitslosigkeit"].isna(), "arbeitslosigkeit"] = -9999.0
     cat = Catalogue(indicators=[ind("arbeitslosigkeit", base=["pop_total"])])
-    for call in (lambda: aggregate_indicators(plr, cat, by="BEZ_ID"), lambda: derive_indicators(plr, cat)):
-        with pytest.raises(GeoplanError) as exc:
-            call()
-        assert "-9999" in exc.value.found and "03300515" in exc.value.location
-        assert "fehlend" in exc.value.hint
-
-
-def test_aggregate_coverage_note_and_unweighted_fallback():
-    f = pd.DataFrame(
-        {"g": ["x", "x", "y", "y"], "a": [10.0, np.nan, 20.0, 40.0], "p": [100.0, 900.0, 100.0, 300.0], "h": [1.0, 2, 3, 4]}
-    )
-    cat = Catalogue(indicators=[ind("a", base=["p"]), ind("h")])
-    res = aggregate_indicators(f, cat, by="g")
-    out = res.frame.set_index("key")
-    assert out.loc["x", "a"] == 10.0 and out.loc["y", "a"] == pytest.approx(35.0)
-    assert out.loc["x", "p"] == 1000.0 and out.loc["y", "h"] == 3.5
-    cov = next(n for n in res.notes if n.details.get("coverage"))
-    assert cov.details["coverage"] == {"x": pytest.approx(0.1)}
-    assert any("ungewichtet" in n.message for n in res.notes)
-    with pytest.raises(GeoplanError, match="Gruppierungsspalte"):
-        aggregate_indicators(f, cat, by="bezirk")
+    with pytest.raises(GeoplanError) as exc:
+        derive_indicators(plr, cat)
+    assert "-9999" in exc.value.found and "03300515" in exc.value.location
+    assert "fehlend" in exc.value.hint
 
 
 def test_local_eb_on_berlin_prognoseraeume_barely_moves_large_areas(berlin_cat):
@@ -366,7 +355,7 @@ def test_classify_labels_german_and_missing():
     # Skewed data: mean - 2 sd lies below the minimum, the first std_mean class is empty.
     sm = classify([3.5, 4.0, 5.0, 6.0, 7.0, 60.0], "std_mean")
     assert sm.bins[0] < 3.5 and sm.counts[0] == 0
-    assert sm.labels[0] == f"bis {sm.bins[0]:.1f}".replace(".", ",")
+    assert sm.labels[0] == f"bis {sm.bins[0]:.1f}".replace(".", ",").replace("-", "\u2212")  # typographic minus
 
 
 # --------------------------------------------------------------------------- EB smoothing

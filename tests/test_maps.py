@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from geoplan.errors import GeoplanError
+from geoplan.fmt import by_kind
 from geoplan.report.maps import (
     NODATA_LABEL,
     MapLayer,
     classify,
-    format_de,
     interactive_map,
     static_map,
     static_map_png_bytes,
@@ -117,8 +117,8 @@ def _legends(doc: str) -> dict[str, list[float]]:
         (None, "zahl", "–"),
     ],
 )
-def test_format_de(value, fmt, expected):
-    assert format_de(value, fmt) == expected
+def test_by_kind(value, fmt, expected):
+    assert by_kind(value, fmt) == expected
 
 
 @pytest.mark.parametrize(
@@ -127,7 +127,7 @@ def test_format_de(value, fmt, expected):
      (1234567, "zahl", "1,234,567"), (0.5, "index", "0.50")],
 )
 def test_format_english(value, fmt, expected):
-    assert format_de(value, fmt, lang="en") == expected
+    assert by_kind(value, fmt, lang="en") == expected
 
 
 def test_english_map(berlin):
@@ -146,8 +146,10 @@ def test_english_map(berlin):
 
 
 def test_format_de_unknown_format():
-    with pytest.raises(GeoplanError):
-        format_de(1.0, "waehrung")
+    with pytest.raises(GeoplanError, match="Zahlenformat"):
+        by_kind(1.0, "waehrung")
+    with pytest.raises(GeoplanError, match="Sprache"):
+        by_kind(1.0, "euro", lang="fr")
 
 
 # --------------------------------------------------------------------------- interactive map
@@ -186,7 +188,7 @@ def test_tooltip_fields_and_german_format(berlin):
     first = feats[berlin.loc[0, "key"]]
     assert first["name"] == berlin.loc[0, "name"]
     assert first["t0"] == "1.234,56\u00a0€"
-    assert first["t1"] == format_de(berlin.loc[0, "pop_u21"], "zahl")
+    assert first["t1"] == by_kind(berlin.loc[0, "pop_u21"], "zahl")
     assert re.fullmatch(r"\u2212?\d,\d\d", first["t2"])  # index format
     assert re.fullmatch(r"\u2212?\d{1,2},\d\u00a0%", first["t3"])
     for alias in ["Sozialraum", *TOOLTIP.values()]:
@@ -209,8 +211,8 @@ def test_legend_breaks_equal_mapclassify(berlin):
     assert legends["need_index"][1:] == pytest.approx(list(fj.bins))
     assert legends["change_pct"][1:] == pytest.approx([-10, -2, 2, 10, 1000])
     # German labels for the breaks
-    first_upper = format_de(q.bins[0], "euro", 0)
-    assert f"{format_de(y.min(), 'euro', 0)} – {first_upper}" in _legend_html(doc)
+    first_upper = by_kind(q.bins[0], "euro", 0)
+    assert f"{by_kind(y.min(), 'euro', 0)} – {first_upper}" in _legend_html(doc)
 
 
 def test_no_external_urls(berlin):

@@ -131,3 +131,29 @@ def test_gpkg_and_xlsx_readable(demo_outputs, demo_result):
     assert all(isinstance(v, int) for v in values)
     assert sum(values) == 120_000_000
     assert ws.freeze_panes == "C2"  # header row and the key and name columns
+
+
+def test_sensitivity_is_computed_by_the_pipeline_and_written_as_data(demo_outputs, demo_result):
+    import pandas as pd
+    from openpyxl import load_workbook
+
+    from geoplan import fmt
+
+    sens = demo_result.sensitivity
+    assert sens.n_draws == demo_result.config.sensitivity.n_draws == 1000
+    t = sens.table.sort_values("key").reset_index(drop=True)
+    assert len(t) == 58 and (t["p05_eur"] <= t["p95_eur"]).all()
+    m = json.loads((demo_outputs / "manifest.json").read_text(encoding="utf-8"))
+    per = pd.DataFrame(m["sensitivity"]["per_area"]).sort_values("key").reset_index(drop=True)
+    assert per["p05_eur"].tolist() == t["p05_eur"].tolist() and per["rank_p95"].tolist() == t["rank_p95"].tolist()
+    assert m["sensitivity"]["median_range_pct"] == pytest.approx(t["range_pct"].median())
+    ws = load_workbook(demo_outputs / "verteilung.xlsx")["Sensitivität"]
+    header = [c.value for c in ws[1]]
+    col = header.index("95-%-Quantil (€)") + 1
+    assert [ws.cell(row=r, column=col).value for r in range(2, 60)] == t["p95_eur"].tolist()
+    html = (demo_outputs / "bericht.html").read_text(encoding="utf-8")
+    first = html.split('id="sensitivitaet"', 1)[1]
+    assert fmt.euro(t.loc[0, "p05_eur"]) in first and fmt.euro(t.loc[0, "p95_eur"]) in first
+    # the waterfalls: largest and smallest three budgets
+    ranked = demo_result.frame.sort_values(["budget_eur", "key"], ascending=[False, True])["key"].tolist()
+    assert list(demo_result.explanations) == ranked[:3] + ranked[-3:]

@@ -1,16 +1,33 @@
-"""Every municipal preset runs on the Berlin example and produces a report."""
+"""Every municipal preset runs through the whole pipeline and produces a report.
+
+The presets' logic (formula, Teilbudgets, settlement rules) is under test here,
+not Berlin: they run on the small synthetic city of
+:func:`geoplan.synthetic.write_example` (40 Sozialräume). The Berlin example
+itself runs once per session (tests/conftest.py).
+"""
 
 from __future__ import annotations
+
+from html import unescape
 
 import pytest
 from openpyxl import load_workbook
 
-from geoplan.cli import demo_config
+from geoplan.config import config_from_dict
 from geoplan.pipeline import run
-from geoplan.presets import list_presets
+from geoplan.presets import apply_preset, list_presets, load_preset
 from geoplan.report import write_outputs
+from geoplan.stages.allocate import parse_spec
 
 NAMES = [p.name for p in list_presets()]
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    from geoplan.synthetic import write_example
+
+    folder = tmp_path_factory.mktemp("beispielstadt")
+    return folder, write_example(folder)
 
 
 def test_all_eleven_models_and_isa_are_presets():
@@ -19,18 +36,36 @@ def test_all_eleven_models_and_isa_are_presets():
             "landkreis_tuebingen", "kamp_lintfort", "neunkirchen", "landkreis_nordfriesland", "isa"} <= set(NAMES)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_demo_with_preset_writes_a_report(name, tmp_path):
-    cfg = demo_config(preset=name)
-    cfg.model.n_boot = 200
+def test_preset_runs_end_to_end_and_writes_a_report(name, example, tmp_path):
+    folder, raw = example
+    cfg = config_from_dict(apply_preset(raw, name), base_dir=folder)
+    preset = parse_spec(load_preset(name)["allocation"])
+    assert cfg.allocation == preset  # the preset's formula is what runs
     result = run(cfg)
-    total = int(result.allocation.distributed_eur) if hasattr(result.allocation, "distributed_eur") else None
-    assert int(result.frame["budget_eur"].sum()) == total
+    alloc = result.allocation
+    f = result.frame
+    # every euro of the preset's total is either distributed over the Sozialräume or retained
+    assert alloc.distributed_eur + alloc.retained_eur == int(preset.total_eur)
+    assert int(f["budget_eur"].sum()) == alloc.distributed_eur
+    assert (f["budget_eur"] >= 0).all()
+    # each Teilbudget is split exactly as the preset says, its formula's components add up to it
+    tb = alloc.teilbudgets
+    for t in preset.teilbudgets:
+        amount = int(tb.loc[tb["id"] == t.id, "amount_eur"].iloc[0])
+        if t.distributed:
+            assert int(alloc.table[f"tb_{t.id}_eur"].sum()) == amount, t.id
+    if not preset.teilbudgets:
+        parts = sum(int(f[f"eur_{c.name}"].sum()) for c in preset.components) + int(f["eur_korridor"].sum())
+        assert parts == alloc.distributed_eur
+    assert (result.settlement_rules is not None) == (load_preset(name).get("settlement") is not None)
+
     files = {p.name for p in write_outputs(result, tmp_path / "out", pdf=False)}
     assert {"bericht.html", "karte.html", "verteilung.xlsx", "ergebnis.gpkg", "manifest.json"} <= files
-    html = (tmp_path / "out" / "bericht.html").read_text(encoding="utf-8")
-    assert "Modell" in html and "simuliert" in html
+    html = unescape((tmp_path / "out" / "bericht.html").read_text(encoding="utf-8"))
+    assert "simuliert" in html and "Beispielstadt" in html
+    for comp in preset.components:  # the report names every component of the preset's formula
+        assert (comp.label or comp.name) in html, comp.name
     # every number-bearing sentence of the summary and section 6 equals the tables of this output
     from test_claims import check_reconciliation, check_report_claims
 

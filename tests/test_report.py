@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from html import unescape
 
+import pandas as pd
 import pytest
 
 from geoplan.report.html import render_report
@@ -88,7 +89,9 @@ def test_verteilung_and_gerechtigkeit_sections(reports, demo_result):
     fair = html.split('id="gerechtigkeit"', 1)[1].split('id="methodik"', 1)[0]
     s = demo_result.equity.summary
     assert "Abstand zum Zielwert" in fair
-    assert f"<b>{s['n_winners']}</b>" in fair or f"<b>{s['n_winners']}</b>" in html
+    # the winner/loser counts stand in this section, as the KPI next to its label
+    assert re.search(rf"Gewinner\s*(</[^>]+>\s*)?<b>{s['n_winners']}</b>", fair), fair[:2000]
+    assert re.search(rf"Verlierer\s*(</[^>]+>\s*)?<b>{s['n_losers']}</b>", fair)
     from geoplan import fmt
     assert fmt.euro(s["sum_abs_distance_to_target_eur"]) in fair
     assert "Beobachteter und erwarteter Bedarf" in fair
@@ -99,3 +102,23 @@ def test_english_model_text_and_no_german_section_text(reports):
     sec = unescape(html.split('id="bedarfsmodell"', 1)[1].split('id="verteilung"', 1)[0])
     assert "take-up rate" in sec and "Inanspruchnahmequote" not in sec
     assert "Prior-year cases predict even better" in sec or "Prior-year cases explain" in sec
+
+
+def test_observed_expected_thresholds_come_from_the_config(demo_result):
+    import dataclasses
+
+    from geoplan.report.html import report_context
+
+    def counts(result):
+        pub = build_published(result)
+        ctx = report_context(result, pub)
+        oe = pd.to_numeric(pub.areas["oe_ratio"], errors="coerce")
+        return ctx["oe_stats"], oe
+
+    stats, oe = counts(demo_result)
+    assert (stats["n_above"], stats["n_below"]) == (int((oe > 1.1).sum()), int((oe < 0.9).sum()))
+    cfg = demo_result.config.model_copy(update={"model": demo_result.config.model.model_copy(
+        update={"oe_high": 1.3, "oe_low": 0.6})})
+    wide, _ = counts(dataclasses.replace(demo_result, config=cfg, sensitivity=None))
+    assert (wide["n_above"], wide["n_below"]) == (int((oe > 1.3).sum()), int((oe < 0.6).sum()))
+    assert (wide["n_above"], wide["n_below"]) != (stats["n_above"], stats["n_below"])

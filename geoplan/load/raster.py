@@ -34,6 +34,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from geoplan.errors import GeoplanError, QANote
+from geoplan.load.tables import DEFAULT_NA_MARKERS  # the one list of missing-value markers
 from geoplan.parallel import n_threads
 
 __all__ = ["zonal_stats", "zensus_grid_to_geotiff", "zensus_zonal_sum", "coverage_fraction", "center_mask"]
@@ -437,7 +438,6 @@ def _weighted_sums_crs(raster, geoms: np.ndarray, crs, n_jobs: int | None = None
 # ---------------------------------------------------------------------------
 
 _GRID_ID = re.compile(r"^CRS(?P<epsg>\d+)RES(?P<res>\d+)mN(?P<n>\d+)E(?P<e>\d+)$")
-_SUPPRESSED = {"", "–", "—", "-", ".", "x", "X", "/", "…"}
 
 
 def _read_grid_table(csv_path, id_column: str, value_column: str) -> pd.DataFrame:
@@ -494,7 +494,7 @@ def _read_grid_table(csv_path, id_column: str, value_column: str) -> pd.DataFram
             found="CRS" + parts["epsg"].iloc[0],
         )
     val = table[value_column].str.strip()
-    missing = val.isin(_SUPPRESSED)
+    missing = val.isin(DEFAULT_NA_MARKERS)
     # Zensus tables write decimals with a comma and no thousands separator
     num = pd.to_numeric(val.mask(missing).str.replace(",", ".", regex=False), errors="coerce")
     bad = ~missing & num.isna()

@@ -96,3 +96,13 @@ def list_presets() -> list[PresetInfo]:
             )
         )
     return out
+
+
+def apply_preset(raw: dict, name: str) -> dict:
+    """``raw`` (a parsed config) with the preset's ``allocation`` (and ``settlement``) and its name in the title."""
+    p = load_preset(name)
+    raw = {**raw, "allocation": p["allocation"]}
+    if p.get("settlement") is not None:
+        raw["settlement"] = p["settlement"]
+    raw["title"] = f"{raw.get('title', 'Sozialraumbudget')} – Modell {p.get('title', name)}"
+    return raw

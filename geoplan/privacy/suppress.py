@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from geoplan import fmt
 from geoplan.errors import GeoplanError, QANote
 
 __all__ = [
@@ -826,19 +827,14 @@ def audit_suppression(result: SuppressionResult, original: pd.DataFrame, *, colu
 # --------------------------------------------------------------------------
 # rates
 # --------------------------------------------------------------------------
-def _fmt_de(x: float, decimals: int) -> str:
-    s = f"{x:,.{decimals}f}"
-    return s.replace(",", "\u2009").replace(".", ",").replace("\u2009", ".")
-
-
 def format_rate_range(lo: float, hi: float, *, decimals: int = 1, per: float | None = 1000) -> str:
     """German range text, rounded outward so the true rate lies inside: ``"0,5–1,9 je 1.000"``."""
     f = 10**decimals
     lo_r = math.floor(lo * f + 1e-9) / f
     hi_r = math.ceil(hi * f - 1e-9) / f
-    text = f"{_fmt_de(lo_r, decimals)}–{_fmt_de(hi_r, decimals)}"
+    text = f"{fmt.number(lo_r, decimals)}–{fmt.number(hi_r, decimals)}"
     if per and per != 1:
-        text += f" je {_fmt_de(per, 0)}"
+        text += f" je {fmt.number(per, 0)}"
     return text
 
 

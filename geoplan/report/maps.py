@@ -42,7 +42,7 @@ import pandas as pd
 import shapely
 
 from geoplan.errors import GeoplanError
-from geoplan.fmt import number as _number
+from geoplan.fmt import KINDS as FORMATS, LANGS, by_kind as _by_kind, number as _number
 
 __all__ = [
     "MapLayer",
@@ -51,7 +51,6 @@ __all__ = [
     "classify",
     "change_bins",
     "change_layer",
-    "format_de",
     "interactive_map",
     "write_interactive_map",
     "static_map",
@@ -68,12 +67,10 @@ PALETTES = frozenset(
     }
 )
 SCHEMES = ("quantiles", "natural_breaks", "equal_interval", "std_mean", "user_defined", "change")
-FORMATS = ("euro", "prozent", "zahl", "index")
 
 #: Fill for areas without a value (suppressed for privacy or missing).
 NODATA_COLOR = "#d9d9d9"
 NODATA_LABEL = "keine Angabe / nicht veröffentlicht"
-LANGS = ("de", "en")
 #: Fixed texts of the maps; layer labels and titles come from the caller.
 TEXT = {
     "de": {
@@ -119,9 +116,6 @@ TEXT = {
 SIMPLIFY_TOLERANCE_M = 5.0
 #: Decimal places of degrees kept in the web map (1e-5 deg ≈ 1 m).
 COORD_DECIMALS = 5
-
-_NBSP = "\u00a0"
-
 
 @dataclass
 class MapLayer:
@@ -185,49 +179,8 @@ class Classification:
 
 
 # --------------------------------------------------------------------------
-# German number formatting
+# legend decimals
 # --------------------------------------------------------------------------
-_DEFAULT_DECIMALS = {"euro": 2, "prozent": 1, "index": 2}
-
-
-def format_de(value, fmt: str = "zahl", decimals: int | None = None, lang: str = "de") -> str:
-    """Format a number the German way (``.`` groups thousands, ``,`` decimals).
-
-    ``euro``: ``1.234,56 €``; ``prozent``: ``12,3 %`` (the value is already a
-    percentage); ``zahl``: ``1.234,5`` (integers without decimals); ``index``:
-    ``0,12``. Negative numbers get a typographic minus (``−0,12``). Missing
-    values give ``"–"``. A no-break space separates number and unit.
-    ``lang="en"`` gives ``€1,234.56``, ``12.3%``, ``1,234.5`` (as
-    :mod:`geoplan.fmt`).
-    """
-    if lang not in LANGS:
-        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang))
-    if fmt not in FORMATS:
-        raise GeoplanError(
-            f"Unbekanntes Zahlenformat '{fmt}'.",
-            expected=", ".join(FORMATS),
-            found=str(fmt),
-        )
-    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
-        return "–"
-    value = float(value)
-    if decimals is None:
-        if fmt == "zahl":
-            decimals = 0 if float(value).is_integer() else 1
-        else:
-            decimals = _DEFAULT_DECIMALS[fmt]
-    text = _number(value, decimals, lang)
-    if lang == "en":
-        if fmt == "euro":
-            return f"−€{text[1:]}" if text.startswith("\u2212") else f"€{text}"
-        return f"{text}%" if fmt == "prozent" else text
-    if fmt == "euro":
-        return f"{text}{_NBSP}€"
-    if fmt == "prozent":
-        return f"{text}{_NBSP}%"
-    return text
-
-
 def _legend_decimals(values: list[float], fmt: str) -> int:
     """Fewest decimals (≥ the format's usual for small spans) that keep breaks distinct."""
     finite = [v for v in values if math.isfinite(v)]
@@ -408,7 +361,7 @@ def _classify_change(y: np.ndarray, ok: np.ndarray, layer: MapLayer, lang: str) 
     d = 0 if all(float(b).is_integer() for b in layer.bins) else 1
 
     def f(v, sign=False):
-        t = format_de(v, layer.fmt, d, lang)
+        t = _by_kind(v, layer.fmt, d, lang)
         return ("+" + t) if sign and v > 0 else t
 
     dash = " – "
@@ -493,13 +446,13 @@ def _class_labels(
     labels = []
     prev = lower
     for i, b in enumerate(bins):
-        lo = format_de(prev, fmt, d, lang)
+        lo = _by_kind(prev, fmt, d, lang)
         if i == len(bins) - 1 and open_last and i > 0:
             labels.append(f"{TEXT[lang]['over']} {lo}")
         elif i == 0 and b <= prev:
-            labels.append(f"{TEXT[lang]['upto']} {format_de(b, fmt, d, lang)}")
+            labels.append(f"{TEXT[lang]['upto']} {_by_kind(b, fmt, d, lang)}")
         else:
-            labels.append(f"{lo} – {format_de(b, fmt, d, lang)}")
+            labels.append(f"{lo} – {_by_kind(b, fmt, d, lang)}")
         prev = b
     return labels
 
@@ -616,13 +569,13 @@ def _tooltip_spec(tooltip: dict, layers: list[MapLayer]) -> list[tuple[str, str,
 
 def _tooltip_value(value, fmt: str | None, lang: str = "de") -> str:
     if fmt is not None:
-        return format_de(value, fmt, lang=lang)
+        return _by_kind(value, fmt, lang=lang)
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "–"
     if isinstance(value, (bool, np.bool_)):
         return TEXT[lang]["yes"] if value else TEXT[lang]["no"]
     if isinstance(value, (int, float, np.integer, np.floating)):
-        return format_de(value, "zahl", lang=lang)
+        return _by_kind(value, "zahl", lang=lang)
     return str(value)
 
 
@@ -1014,7 +967,7 @@ def _draw_scalebar(ax, corner: str, lang: str = "de") -> None:
         )
     for i in range(n + 1):
         v = i * length / n
-        ax.text(x0 + v, y0 + h * 1.6, format_de(v / 1000 if unit_km else v, "zahl", lang=lang), ha="center", va="bottom",
+        ax.text(x0 + v, y0 + h * 1.6, _by_kind(v / 1000 if unit_km else v, "zahl", lang=lang), ha="center", va="bottom",
                 fontsize=8, zorder=5)
     ax.text(x0 + length + 0.01 * width, y0 + h / 2, "km" if unit_km else "m", ha="left", va="center",
             fontsize=8, zorder=5)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from geoplan.privacy import suppress_counts, suppress_rates
+from geoplan.privacy import protect_sozialraum_frame
 
 # (column, German label, English label, format)
 # formats: text, int, euro, pct (value already in %), num1, num2, index, count (may be suppressed)
@@ -76,13 +76,13 @@ def build_published(result, lang: str = "de") -> Published:
     internal = [c for c in df.columns if (c.startswith("hze_cases") and c != "hze_cases") or
                 (c.startswith("hze_cost_prev_") and c != "hze_cost_prev_eur")]
     df = df.drop(columns=internal)
-    sup = suppress_counts(df, columns=["hze_cases"], k=k,
-                          group="bezirk" if df["bezirk"].nunique() > 1 else None, total_row=False)
-    mask = sup.mask
-    areas = suppress_rates(sup.frame, sup, rate_columns={
+    # the one privacy gate: counts (primary and secondary suppression) and the rates made of them
+    sup = protect_sozialraum_frame(df, k=k, group="bezirk" if df["bezirk"].nunique() > 1 else None, rate_columns={
         "hze_per_1000": ("hze_cases", exposure, 1000),
         "oe_ratio": ("hze_cases", "expected_cases", 1),
-    }, mode="range")
+    }, rate_mode="range")
+    mask = sup.mask
+    areas = sup.frame
 
     indicator_cols = []
     for ind in result.catalogue.indicators:

@@ -64,6 +64,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, model_validator
 
 from geoplan.errors import GeoplanError, QANote
+from geoplan.fmt import number as fmt_eur  # German grouping (1.060.000 / 1.234,50): the one formatter
 
 __all__ = [
     "AllocationResult",
@@ -311,12 +312,6 @@ class AllocationSpec(BaseModel):
                 found=", ".join(t.id for t in self.teilbudgets if t.remainder),
             )
         return self
-
-
-def fmt_eur(x: float, decimals: int = 0) -> str:
-    """German number format: 1.060.000 or 1.234,50."""
-    text = f"{x:,.{decimals}f}"
-    return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
 
 
 def _check_unique(names, what):

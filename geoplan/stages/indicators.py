@@ -25,7 +25,6 @@ Public API
 ----------
 ``load_catalogue(path)`` / ``parse_catalogue(mapping)`` -> :class:`Catalogue`;
 ``catalogue_table(catalogue)`` (Datengrundlage table);
-``aggregate_indicators(frame, catalogue, by=...)`` small areas -> Sozialräume;
 ``derive_indicators(frame, catalogue, neighbours=None)`` -> :class:`DerivedIndicators`;
 ``need_index(frame, catalogue, method=...)`` -> :class:`NeedIndex`;
 ``dynamik_index(frame, catalogue)`` -> :class:`DynamikIndex`;
@@ -52,6 +51,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from geoplan import fmt
 from geoplan.errors import GeoplanError, QANote
 from geoplan.load.catalogue import RATE_SCALE, Catalogue, Indicator, catalogue_table, load_catalogue, parse_catalogue  # noqa: F401
 
@@ -138,92 +138,6 @@ def raw_rate(frame: pd.DataFrame, indicator: Indicator) -> pd.Series:
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = num / base.where(base > 0) * RATE_SCALE[indicator.unit]
     return rate.rename(f"{indicator.name}_roh")
-
-
-@dataclass
-class AggregatedIndicators:
-    """Result of :func:`aggregate_indicators`: ``frame`` (one row per group, key in
-    ``key``, ``n_teilraeume`` = number of small areas) and QA ``notes`` (coverage)."""
-
-    frame: pd.DataFrame
-    notes: list[QANote] = field(default_factory=list)
-
-
-def aggregate_indicators(
-    frame: pd.DataFrame,
-    catalogue: Catalogue,
-    *,
-    by: str,
-    count_columns: list[str] | None = None,
-    min_coverage: float = 0.95,
-) -> AggregatedIndicators:
-    """Aggregate small areas (e.g. Planungsräume) to Sozialräume.
-
-    Count columns (every ``base`` and ``numerator`` column of the catalogue plus
-    ``count_columns``, persons or cases) are summed over all small areas. Share
-    columns (``column`` indicators, % / per 1,000 / percentage points) become
-    the mean weighted by the indicator's base, over the small areas that have a
-    value and a base > 0 (e.g. MSS rows suppressed below 300 residents are
-    left out of the mean but their residents stay in the counts). An indicator
-    without base is averaged unweighted (note). Groups whose covered base is
-    below ``min_coverage`` of their total base are named in a note; a group
-    without any valid small area gets NaN.
-    """
-    if by not in frame.columns:
-        raise GeoplanError(
-            f"Gruppierungsspalte '{by}' fehlt.", location="aggregate_indicators.by",
-            expected=by, found=", ".join(map(str, frame.columns)),
-        )
-    validate_frame(frame, catalogue)
-    groups = frame[by].astype(str)
-    counts: list[str] = []
-    for ind in catalogue.indicators:
-        for c in [*ind.base, *([ind.numerator] if ind.numerator else [])]:
-            if c not in counts:
-                counts.append(c)
-    for c in count_columns or []:
-        if c not in frame.columns:
-            raise GeoplanError(
-                f"Zählspalte '{c}' fehlt.", location="aggregate_indicators.count_columns",
-                found=", ".join(map(str, frame.columns)),
-            )
-        if c not in counts:
-            counts.append(c)
-    num = frame[counts].apply(pd.to_numeric, errors="coerce")
-    out = num.groupby(groups, sort=True).sum(min_count=1)
-    out.insert(0, "n_teilraeume", groups.value_counts().reindex(out.index).astype(int))
-    notes: list[QANote] = []
-    for ind in catalogue.indicators:
-        if ind.column is None:
-            continue
-        v = pd.to_numeric(frame[ind.column], errors="coerce").astype(float)
-        if ind.base:
-            w = base_of(frame, ind).fillna(0.0)
-        else:
-            w = pd.Series(1.0, index=frame.index)
-            notes.append(
-                QANote(STAGE, f"Indikator '{ind.name}' ohne Bezugsbevölkerung: ungewichteter Mittelwert der Teilräume.",
-                       level="info", details={"indicator": ind.name})
-            )
-        valid = v.notna() & (w > 0)
-        wv = w.where(valid, 0.0)
-        wsum = wv.groupby(groups).sum()
-        mean = (v.where(valid, 0.0) * wv).groupby(groups).sum() / wsum.where(wsum > 0)
-        out[ind.column] = mean.reindex(out.index)
-        coverage = (wsum / w.groupby(groups).sum().where(lambda x: x > 0)).reindex(out.index)
-        low = coverage[coverage.fillna(0) < min_coverage]
-        if len(low):
-            notes.append(
-                QANote(
-                    STAGE,
-                    f"Indikator '{ind.name}': in {len(low)} Sozialraum/-räumen decken Teilräume mit Wert weniger als "
-                    f"{min_coverage:.0%} der Bezugsbevölkerung ab.",
-                    location=", ".join(low.index[:20]),
-                    details={"indicator": ind.name, "coverage": {k: (None if pd.isna(c) else float(c)) for k, c in low.items()}},
-                )
-            )
-    out.index.name = "key"
-    return AggregatedIndicators(frame=out.reset_index(), notes=notes)
 
 
 # --------------------------------------------------------------------------- EB smoothing
@@ -714,11 +628,6 @@ class Classification:
     counts: list[int] = field(default_factory=list)
 
 
-def _fmt(x: float, decimals: int) -> str:
-    s = f"{x:,.{decimals}f}"
-    return s.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
-
-
 def classify(
     values,
     scheme: Literal["quantile", "natural_breaks", "equal_interval", "std_mean"] = "quantile",
@@ -757,10 +666,10 @@ def classify(
     bins = np.asarray(mc.bins, dtype=float)
     yb = np.asarray(mc.classes, dtype=int)
     lower = [float(x[ok].min())] + bins[:-1].tolist()
-    labels = [f"{_fmt(lo, decimals)} bis {_fmt(hi, decimals)}" for lo, hi in zip(lower, bins)]
+    labels = [f"{fmt.number(lo, decimals)} bis {fmt.number(hi, decimals)}" for lo, hi in zip(lower, bins)]
     if lower[0] > bins[0]:
         # std_mean: mean − 2 sd can lie below the smallest value (empty first class).
-        labels[0] = f"bis {_fmt(bins[0], decimals)}"
+        labels[0] = f"bis {fmt.number(bins[0], decimals)}"
     counts = [int((yb == c).sum()) for c in range(len(bins))]
     return Classification(bins=bins, yb=yb, labels=labels, scheme=scheme, k=len(bins), counts=counts)
 

@@ -27,13 +27,12 @@ import shapely
 from scipy import sparse
 
 from geoplan.errors import GeoplanError, QANote
+from geoplan.load.tables import DEFAULT_NA_MARKERS  # the one list of missing-value markers
 from geoplan.parallel import n_threads
 
 __all__ = ["AggregateResult", "aggregate_by_key", "area_interpolate", "intersection_table"]
 
 _STAGE = "indicators"
-# the usual markers of suppressed or missing values in official statistics
-_SUPPRESSED = ["", "–", "—", "-", ".", "x", "X", "/", "…", "..."]
 
 
 # ---------------------------------------------------------------------------
@@ -101,7 +100,7 @@ def _numeric(table: pd.DataFrame, column: str) -> pd.Series:
     if pd.api.types.is_numeric_dtype(col):
         return col.astype(float)
     text = col.astype("string").str.strip()
-    suppressed = text.isin(_SUPPRESSED)
+    suppressed = text.isin(DEFAULT_NA_MARKERS)
     values = pd.to_numeric(text.mask(suppressed), errors="coerce")
     bad = text.notna() & ~suppressed & values.isna()
     if bad.any():
