@@ -168,7 +168,8 @@ def check_target(out_dir: str | Path, force: bool, protected: Iterable[str | Pat
                 "(erkennbar an der Datei " + MARKER + ").",
                 file=target,
                 found=", ".join(sorted(entries)[:5]) + (" …" if len(entries) > 5 else ""),
-                hint="Einen neuen, leeren Ordner für --out wählen; fremde Dateien löscht geoplan nicht.",
+                hint="Einen neuen, leeren Ordner für --out wählen; fremde Dateien löscht geoplan nicht "
+                     "(Ausgaben älterer geoplan-Versionen ohne diese Datei bitte selbst löschen).",
                 message_en="The output folder was not written by geoplan; --force replaces only earlier geoplan "
                            "outputs (they hold the file " + MARKER + ").",
                 hint_en="Choose a new, empty folder for --out; geoplan does not delete other files.",
