@@ -146,6 +146,16 @@ class ModelConfig(_Model):
     cv_folds: int = Field(5, ge=2)
     n_boot: int = Field(1000, ge=100)
     seed: int = Field(0, ge=0)
+    oe_high: float = Field(1.1, gt=1, description="beobachtet/erwartet über diesem Wert gilt als 'mehr Fälle als erwartet'")
+    oe_low: float = Field(0.9, gt=0, lt=1, description="beobachtet/erwartet unter diesem Wert gilt als 'weniger Fälle als erwartet'")
+
+
+class SensitivityConfig(_Model):
+    """Monte Carlo over the component weights (geoplan.stages.sensitivity.weight_sensitivity)."""
+
+    n_draws: int = Field(1000, ge=0, description="Ziehungen der Gewichte; 0 = keine Sensitivitätsanalyse")
+    concentration: float = Field(100.0, gt=0, description="Dirichlet-Konzentration: je größer, desto näher an den Gewichten")
+    seed: int = Field(0, ge=0)
 
 
 class PrivacyConfig(_Model):
@@ -169,6 +179,7 @@ class Config(_Model):
     model: ModelConfig
     allocation: AllocationSpec = Field(description="Budgetformel: Gesamtbudget, Komponenten, Teilbudgets, Korridor")
     settlement: SettlementSpec | None = Field(None, description="Abrechnungsregeln am Ende der Periode")
+    sensitivity: SensitivityConfig = SensitivityConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     output: OutputConfig = OutputConfig()
     sources: list[dict[str, str]] = Field(default_factory=list, description="Quellenangaben für den Bericht")
@@ -337,6 +348,16 @@ def validation_error_to_geoplan(err: ValidationError, model: type[BaseModel], fi
         elif e["type"] == "missing":
             lines.append(f"- Pflichtfeld '{where}' fehlt")
             first_hint = first_hint or "Das Feld ergänzen (siehe 'geoplan init' für eine kommentierte Vorlage)."
+        elif isinstance(e.get("ctx", {}).get("error"), GeoplanError):
+            # raised by a validator: keep its own location, expected value and fix
+            cause = e["ctx"]["error"]
+            inner = cause.location or ""
+            where = inner if inner.startswith(where) else where
+            details = "; ".join(f"{label} {v}" for label, v in (("Stelle:", inner if inner != where else None),
+                                                                 ("erwartet:", cause.expected),
+                                                                 ("gefunden:", cause.found)) if v)
+            lines.append(f"- Feld '{where}': {cause.message}" + (f" ({details})" if details else ""))
+            first_hint = first_hint or cause.hint or "Den Wert gemäß der Angabe korrigieren."
         else:
             msg = _german_message(e)
             lines.append(f"- Feld '{where}': {msg} (gefunden: {e.get('input')!r})")

@@ -1,6 +1,6 @@
 """``run(config) -> Result``: one call per stage, in the order of the README.
 
-config.yaml ─► boundaries ─► indicators ─► need model ─► allocation ─► equity ─► outputs
+config.yaml ─► boundaries ─► indicators ─► need model ─► allocation ─► equity ─► sensitivity ─► outputs
 
 Loaders (:mod:`geoplan.load`) read the inputs; the stages
 (:mod:`geoplan.stages`) compute on data frames; :mod:`geoplan.report` writes.
@@ -30,6 +30,7 @@ STAGES = [
     ("model", "Bedarfsmodell schätzen"),
     ("allocation", "Budget verteilen"),
     ("equity", "Verteilungsgerechtigkeit messen"),
+    ("sensitivity", "Sensitivität der Gewichte prüfen"),
 ]
 
 
@@ -46,6 +47,8 @@ class Result:
     allocation: Any = None                       # geoplan.stages.allocate.AllocationResult
     settlement_rules: Any = None                 # German table of the settlement rules (regel, beschreibung)
     equity: Any = None                           # geoplan.stages.equity.EquityResult
+    sensitivity: Any = None                      # geoplan.stages.sensitivity.SensitivityResult (None: n_draws 0)
+    explanations: dict = field(default_factory=dict)  # key -> waterfall table (sensitivity.explain), largest/smallest budgets
     inputs: list[InputFile] = field(default_factory=list)
     notes: list[QANote] = field(default_factory=list)
     simulated: bool = False
@@ -81,6 +84,7 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
     from geoplan.stages.equity import equity_measures
     from geoplan.stages.indicators import linear_combinations, sozialraum_indicators
     from geoplan.stages.model import expected_demand
+    from geoplan.stages.sensitivity import explain_extremes, weight_sensitivity
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     step = progress or (lambda stage, label: nullcontext())
@@ -164,6 +168,15 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
         frame = _attach(frame, per[[c for c in per.columns if not c.startswith("observed_")]])
         notes.extend(eq.notes)
 
+    with step("sensitivity", labels["sensitivity"]):
+        explanations = explain_extremes(alloc)
+        sens = None
+        s = config.sensitivity
+        if s.n_draws:
+            sens = weight_sensitivity(pd.DataFrame(frame.drop(columns="geometry")), spec, n_draws=s.n_draws,
+                                      concentration=s.concentration, seed=s.seed)
+
     return Result(config=config, frame=frame, boundaries=bres, catalogue=catalogue, need=nidx, model=model_res,
-                  allocation=alloc, settlement_rules=settlement_rules, equity=eq, inputs=inputs, notes=notes,
+                  allocation=alloc, settlement_rules=settlement_rules, equity=eq, sensitivity=sens, explanations=explanations,
+                  inputs=inputs, notes=notes,
                   simulated=h.simulate is not None, started=started)

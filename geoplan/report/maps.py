@@ -825,6 +825,9 @@ _ADD_CALL = re.compile(r"(geo_json_[0-9a-f]+_add)\(")
 _FOLIUM_ID = re.compile(r"(?<![0-9A-Za-z])([a-z][a-z_]*?)_([0-9a-f]{32})(?![0-9a-f])")
 
 
+_NO_ZOOM = re.compile(r'<meta name="viewport" content="width=device-width,\s*initial-scale=1\.0, maximum-scale=1\.0, user-scalable=no" />')
+
+
 def _script_json(data) -> str:
     """JSON for a <script> block: <, > and & as \\u escapes, so no text can end or re-open the script."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -872,7 +875,9 @@ def _postprocess(doc: str) -> str:
             ids[hexid] = f"{len(ids) + 1:04d}"
         return f"{match.group(1)}_{ids[hexid]}"
 
-    return _FOLIUM_ID.sub(stable, doc)
+    doc = _FOLIUM_ID.sub(stable, doc)
+    # folium forbids zooming the page (maximum-scale=1, user-scalable=no); WCAG 1.4.4 needs it allowed
+    return _NO_ZOOM.sub('<meta name="viewport" content="width=device-width, initial-scale=1.0" />', doc)
 
 
 def write_interactive_map(path, gdf: gpd.GeoDataFrame, layers: list[MapLayer], **kwargs) -> Path:
