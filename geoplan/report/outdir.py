@@ -8,7 +8,7 @@ Rules (issue 12):
 - An existing non-empty folder is replaced only with ``--force`` and only when
   geoplan wrote it (the marker file :data:`MARKER` from an earlier run).
 - One run per target at a time: a lock file beside the target
-  (``fcntl.flock``); a second run stops with a clear message.
+  (``fcntl.flock``; ``msvcrt.locking`` on Windows); a second run stops with a clear message.
 - Everything is written into a temporary folder beside the target and renamed
   into place at the end, under the lock. Temporary folders of killed runs are
   removed by the next run on the same target. Nothing is left beside it.
@@ -17,7 +17,6 @@ Rules (issue 12):
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import os
 import shutil
@@ -27,6 +26,28 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from geoplan.errors import GeoplanError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+    import msvcrt
+
+
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive lock on ``fd`` without waiting; False when another process holds it."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:  # pragma: no cover - Windows
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except (BlockingIOError, PermissionError):
+        return False
+    except OSError as exc:  # pragma: no cover - Windows reports a held lock as EACCES/EDEADLK
+        if exc.errno in (errno.EACCES, errno.EAGAIN, errno.EDEADLK):
+            return False
+        raise
+    return True
 
 #: Written into every output folder; ``--force`` replaces only folders that hold it.
 MARKER = ".geoplan-ausgabe"
@@ -168,7 +189,8 @@ def check_target(out_dir: str | Path, force: bool, protected: Iterable[str | Pat
                 "(erkennbar an der Datei " + MARKER + ").",
                 file=target,
                 found=", ".join(sorted(entries)[:5]) + (" …" if len(entries) > 5 else ""),
-                hint="Einen neuen, leeren Ordner für --out wählen; fremde Dateien löscht geoplan nicht.",
+                hint="Einen neuen, leeren Ordner für --out wählen; fremde Dateien löscht geoplan nicht "
+                     "(Ausgaben älterer geoplan-Versionen ohne diese Datei bitte selbst löschen).",
                 message_en="The output folder was not written by geoplan; --force replaces only earlier geoplan "
                            "outputs (they hold the file " + MARKER + ").",
                 hint_en="Choose a new, empty folder for --out; geoplan does not delete other files.",
@@ -231,9 +253,7 @@ def locked_target(out_dir: str | Path, force: bool, protected: Iterable[str | Pa
             fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise os_error(exc, target) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(fd):
             os.close(fd)
             raise GeoplanError(
                 "In diesen Ausgabeordner schreibt gerade ein anderer geoplan-Lauf.",
