@@ -44,6 +44,16 @@ def _component_words(comp, result, lang):
     return comp.label or component_text(comp, result, lang) or comp.name
 
 
+def _rule_en(t) -> str:
+    if t.share is not None:
+        return f"{t.share * 100:g} % of the total"
+    if t.percent_of is not None:
+        return f"{t.percent:g} % of Teilbudget {t.percent_of}"
+    if t.amount_eur is not None:
+        return "fixed amount"
+    return "remainder"
+
+
 def formula_sentences(result, lang: str = "de") -> list[str]:
     """The formula of this run in words: components with weight and amount, Teilbudgets, corridor."""
     de = lang == "de"
@@ -60,7 +70,9 @@ def formula_sentences(result, lang: str = "de") -> list[str]:
            + "; ".join(parts) + "."]
     tb = alloc.teilbudgets
     if spec.teilbudgets and tb is not None and len(tb):
-        items = [f"{r['id']} – {r['label']} ({r['rule']}): {_eur(r['amount_eur'], lang)}" for _, r in tb.iterrows()]
+        rules = {t.id: _rule_en(t) for t in spec.teilbudgets} if not de else {}
+        items = [f"{r['id']} – {r['label']} ({rules.get(r['id'], r['rule'])}): {_eur(r['amount_eur'], lang)}"
+                 for _, r in tb.iterrows()]
         out.append(("Es besteht aus den Teilbudgets " if de else "It consists of the Teilbudgets ") + "; ".join(items) + ".")
         if alloc.retained_eur:
             out.append((f"Davon verbleiben {_eur(alloc.retained_eur, lang)} beim öffentlichen Träger." if de else
@@ -106,10 +118,10 @@ def coverage_sentence(result, lang: str = "de") -> str:
     items = [f"{KIND_PARAGRAPHS[k][0 if de else 1]} ({KIND_PARAGRAPHS[k][2]} SGB VIII)" for k in kinds]
     joined = ", ".join(items[:-1]) + ((" und " if de else " and ") + items[-1] if len(items) > 1 else items[0])
     if de:
-        return (f"Das Budget deckt die Hilfen zur Erziehung der Arten {joined}; die Vorjahreskosten und der erwartete "
-                "Bedarf beziehen sich auf dieselben Hilfearten.")
-    return (f"The budget covers the Hilfen zur Erziehung (educational help) of the kinds {joined}; prior-year costs and "
-            "expected demand refer to the same kinds of help.")
+        return (f"Das Budget deckt die Hilfen zur Erziehung der Arten {joined}; die Vorjahreskosten sind die Kosten "
+                "genau dieser Hilfearten.")
+    return (f"The budget covers the Hilfen zur Erziehung (educational help) of the kinds {joined}; the prior-year costs "
+            "are the costs of exactly these kinds of help.")
 
 
 def _movers(result):
