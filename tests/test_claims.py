@@ -28,7 +28,8 @@ KINDS_DE = {"ambulant": "ambulante Hilfen (§§ 28–31, 35 SGB VIII)", "teilsta
 STATIC = ["Einwohner unter 21", "Einwohner u. 21", "(0 hieße gleiches Geld je Kopf unabhängig vom Bedarf, 1 alles beim höchsten Bedarf)",
           "(0 = überall gleich)", "mehr als 10 % mehr Fälle", "mehr als 10 % weniger",
           "Abschnitt 5 zeigt diese Regeln mit den Beträgen dieses Laufs"]
-END = r"\.(?=\s+[A-ZÄÖÜ(\d]|\s*$)"
+# a sentence ends at a full stop before a capital, a bracket or a digit; not after an abbreviation in a label
+END = r"(?<!mind)(?<!ca)(?<!max)(?<!min)(?<!inkl)(?<!bzw)(?<!ggf)(?<!Nr)(?<! B)(?<! a)\.(?=\s+[A-ZÄÖÜ(\d]|\s*$)"
 NUM = r"[−+-]?[\d.]+(?:,\d+)?"
 
 
@@ -134,9 +135,50 @@ def _check_retained(m, T):
     assert close(m["amt"], T.tb.loc[T.tb["an Sozialräume verteilt"] == "nein", "Betrag (€)"].sum())
 
 
+def _components(T) -> dict:
+    a = T.cfg["allocation"]
+    comps = {c["name"]: c for c in a["components"]}
+    for tb in a.get("teilbudgets") or []:
+        for c in tb.get("components") or []:
+            comps.setdefault(c["name"], c)
+    return comps
+
+
 def _prior_weight(T):
-    return 100 * sum(c["weight"] for c in T.cfg["allocation"]["components"]
-                     if c["type"] in ("prior_year", "fachleistungsstunden"))
+    """Share (%) of the distributed budget in components that follow past spending, from the "davon" columns."""
+    past = [c.get("label") or c["name"] for c in _components(T).values()
+            if c["type"] == "prior_year" or (c["type"] == "fachleistungsstunden" and c.get("hours_per_case") is None)]
+    return 100 * sum(T.parts[lab].sum() for lab in past if lab in T.parts) / T.t["budget"].sum()
+
+
+def _check_tb_total(m, T):
+    assert close(m["total"], T.cfg["allocation"]["total_eur"])
+    _check_tb(m, T)
+
+
+def _check_distributed(m, T):
+    assert int(m["n"]) == len(T.t) and close(m["dist"], T.t["budget"].sum())
+    if m.groupdict().get("amt"):
+        _check_retained(m, T)
+
+
+def _check_tb_formula(m, T):
+    tb = next(t for t in T.cfg["allocation"]["teilbudgets"] if str(t["id"]) == m["id"])
+    comps = tb.get("components") or T.cfg["allocation"]["components"]
+    parts = m["parts"].split("; ")
+    assert len(parts) == len(comps)
+    for p, c in zip(parts, comps):
+        pm = re.fullmatch(r"(?P<w>\d+) % (?P<label>.+)", p)
+        assert pm and close(pm["w"], c["weight"] * 100) and pm["label"] == (c.get("label") or c["name"]), p
+
+
+def _check_component_sums(m, T):
+    comps = _components(T)
+    labels = [c.get("label") or c["name"] for c in comps.values()]
+    for p in m["parts"].split("; "):
+        pm = re.fullmatch(r"(?P<label>.+) \((?P<amt>[\d.]+) €\)", p)
+        assert pm and pm["label"] in labels, p
+        assert close(pm["amt"], T.parts[pm["label"]].sum()), p
 
 
 def _check_corridor(m, T):
@@ -262,9 +304,13 @@ def _check_funnel(m, T):
 PATTERNS = [
     (rf"Das Budget von (?P<total>[\d.]+) € wird auf (?P<n>\d+) Sozialräume nach dieser Formel verteilt: (?P<parts>.+?){END}",
      _check_formula),
-    (rf"Es besteht aus den Teilbudgets (?P<items>.+?){END}", _check_tb),
-    (rf"Davon verbleiben (?P<amt>[\d.]+) € beim öffentlichen Träger{END}", _check_retained),
-    (rf"(?P<w>\d+) % des Budgets folgen den Ist-Kosten oder Leistungsstunden der Vergangenheit.*?{END}",
+    (rf"Das Budget von (?P<total>[\d.]+) € besteht aus den Teilbudgets (?P<items>.+?){END}", _check_tb_total),
+    (rf"Davon verbleiben (?P<amt>[\d.]+) € beim öffentlichen Träger; auf die (?P<n>\d+) Sozialräume verteilt werden "
+     rf"(?P<dist>[\d.]+) €{END}", _check_distributed),
+    (rf"Auf die (?P<n>\d+) Sozialräume verteilt werden (?P<dist>[\d.]+) €{END}", _check_distributed),
+    (rf"Teilbudget (?P<id>\S+) wird verteilt nach: (?P<parts>.+?){END}", _check_tb_formula),
+    (rf"Zusammen erhalten die Sozialräume aus den Bestandteilen: (?P<parts>.+?){END}", _check_component_sums),
+    (rf"(?P<w>\d+) % des verteilten Budgets folgen den Ist-Kosten oder Leistungsstunden der Vergangenheit.*?{END}",
      lambda m, T: close(m["w"], _prior_weight(T)) or pytest.fail(m[0])),
     (rf"(?P<w>\d+) % beruhen auf Bevölkerung, Sozialstruktur.*?{END}",
      lambda m, T: close(m["w"], 100 - _prior_weight(T)) or pytest.fail(m[0])),
@@ -340,7 +386,7 @@ def check_reconciliation(out: Path, result) -> None:
     import geopandas as gpd
 
     f = result.frame.set_index("key")
-    comps = [f"eur_{c.name}" for c in result.allocation_spec.components]
+    comps = [f"eur_{n}" for n in result.allocation.components]  # also components only a Teilbudget uses
     # HTML: the "davon" columns plus the corridor adjustment give the budget in every row; the sum row is the total
     head, rows = _html_table((out / "bericht.html").read_text(encoding="utf-8"), "verteilungstabelle")
     parts = [j for j, h in enumerate(head) if h.startswith("davon ") or h == "Korridor-Anpassung"]

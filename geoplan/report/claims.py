@@ -44,6 +44,29 @@ def _component_words(comp, result, lang):
     return comp.label or component_text(comp, result, lang) or comp.name
 
 
+def _rule_en(t) -> str:
+    if t.share is not None:
+        return f"{t.share * 100:g} % of the total"
+    if t.percent_of is not None:
+        return f"{t.percent:g} % of Teilbudget {t.percent_of}"
+    if t.amount_eur is not None:
+        return "fixed amount"
+    return "remainder"
+
+
+def _past(c) -> bool:
+    """Components that follow past spending: prior-year costs, or Fachleistungsstunden counted in hours (not cases)."""
+    return c.type == "prior_year" or (c.type == "fachleistungsstunden" and c.hours_per_case is None)
+
+
+def _all_components(spec) -> dict:
+    comps = {c.name: c for c in spec.components}
+    for tb in spec.teilbudgets:
+        for c in tb.components or []:
+            comps.setdefault(c.name, c)
+    return comps
+
+
 def formula_sentences(result, lang: str = "de") -> list[str]:
     """The formula of this run in words: components with weight and amount, Teilbudgets, corridor."""
     de = lang == "de"
@@ -51,31 +74,55 @@ def formula_sentences(result, lang: str = "de") -> list[str]:
     f = result.frame
     alloc = result.allocation
     total = int(f["budget_eur"].sum())
-    parts = []
-    for comp in spec.components:
-        amount = int(f[f"eur_{comp.name}"].sum()) if f"eur_{comp.name}" in f.columns else 0
-        parts.append(f"{_pct(comp.weight * 100, lang, 0)} {_component_words(comp, result, lang)} ({_eur(amount, lang)})")
-    out = [(f"Das Budget von {_eur(total, lang)} wird auf {len(f)} Sozialräume nach dieser Formel verteilt: "
-            if de else f"The budget of {_eur(total, lang)} is split over {len(f)} Sozialräume by this formula: ")
-           + "; ".join(parts) + "."]
+    comps = _all_components(spec)
+
+    def amount(name):
+        return int(f[f"eur_{name}"].sum()) if f"eur_{name}" in f.columns else 0
+
+    def label(c):
+        return _component_words(c, result, lang)
+
     tb = alloc.teilbudgets
-    if spec.teilbudgets and tb is not None and len(tb):
-        items = [f"{r['id']} – {r['label']} ({r['rule']}): {_eur(r['amount_eur'], lang)}" for _, r in tb.iterrows()]
-        out.append(("Es besteht aus den Teilbudgets " if de else "It consists of the Teilbudgets ") + "; ".join(items) + ".")
+    if not spec.teilbudgets:
+        parts = [f"{_pct(c.weight * 100, lang, 0)} {label(c)} ({_eur(amount(c.name), lang)})" for c in spec.components]
+        out = [(f"Das Budget von {_eur(total, lang)} wird auf {len(f)} Sozialräume nach dieser Formel verteilt: "
+                if de else f"The budget of {_eur(total, lang)} is split over {len(f)} Sozialräume by this formula: ")
+               + "; ".join(parts) + "."]
+    else:
+        rules = {t.id: _rule_en(t) for t in spec.teilbudgets} if not de else {}
+        items = [f"{r['id']} – {r['label']} ({rules.get(r['id'], r['rule'])}): {_eur(r['amount_eur'], lang)}"
+                 for _, r in tb.iterrows()]
+        out = [(f"Das Budget von {_eur(alloc.total_eur, lang)} besteht aus den Teilbudgets " if de else
+                f"The budget of {_eur(alloc.total_eur, lang)} consists of the Teilbudgets ") + "; ".join(items) + "."]
         if alloc.retained_eur:
-            out.append((f"Davon verbleiben {_eur(alloc.retained_eur, lang)} beim öffentlichen Träger." if de else
-                        f"Of this, {_eur(alloc.retained_eur, lang)} remains with the public body."))
-    prior_w = sum(c.weight for c in spec.components if c.type in ("prior_year", "fachleistungsstunden"))
-    if prior_w > 0:
-        out.append((f"{_pct(prior_w * 100, lang, 0)} des Budgets folgen den Ist-Kosten oder Leistungsstunden der "
+            out.append((f"Davon verbleiben {_eur(alloc.retained_eur, lang)} beim öffentlichen Träger; auf die {len(f)} "
+                        f"Sozialräume verteilt werden {_eur(total, lang)}." if de else
+                        f"Of this, {_eur(alloc.retained_eur, lang)} remains with the public body; {_eur(total, lang)} is "
+                        f"split over the {len(f)} Sozialräume."))
+        else:
+            out.append((f"Auf die {len(f)} Sozialräume verteilt werden {_eur(total, lang)}." if de else
+                        f"{_eur(total, lang)} is split over the {len(f)} Sozialräume."))
+        for t in spec.teilbudgets:
+            if not t.distributed:
+                continue
+            parts = [f"{_pct(c.weight * 100, lang, 0)} {label(c)}" for c in (t.components or spec.components)]
+            out.append((f"Teilbudget {t.id} wird verteilt nach: " if de else f"Teilbudget {t.id} is split by: ")
+                       + "; ".join(parts) + ".")
+        parts = [f"{label(c)} ({_eur(amount(n), lang)})" for n, c in comps.items() if f"eur_{n}" in f.columns]
+        out.append(("Zusammen erhalten die Sozialräume aus den Bestandteilen: " if de else
+                    "Together the Sozialräume receive from the components: ") + "; ".join(parts) + ".")
+    prior = sum(amount(n) for n, c in comps.items() if _past(c))
+    prior_pct = 100.0 * prior / total if total else 0.0
+    if prior > 0:
+        out.append((f"{_pct(prior_pct, lang, 0)} des verteilten Budgets folgen den Ist-Kosten oder Leistungsstunden der "
                     "Vergangenheit; dieser Teil hängt von der bisherigen Bewilligungspraxis ab, die die Leistungserbringer "
                     "mitbestimmen." if de else
-                    f"{_pct(prior_w * 100, lang, 0)} of the budget follows past actual costs or service hours; this part "
-                    "depends on past approval practice, which providers help to shape."))
-    if prior_w < 1:
-        out.append((f"{_pct((1 - prior_w) * 100, lang, 0)} beruhen auf Bevölkerung, Sozialstruktur oder dem erwarteten "
+                    f"{_pct(prior_pct, lang, 0)} of the distributed budget follows past actual costs or service hours; "
+                    "this part depends on past approval practice, which providers help to shape."))
+    if prior < total:
+        out.append((f"{_pct(100 - prior_pct, lang, 0)} beruhen auf Bevölkerung, Sozialstruktur oder dem erwarteten "
                     "Bedarf, die die Leistungserbringer nicht unmittelbar beeinflussen." if de else
-                    f"{_pct((1 - prior_w) * 100, lang, 0)} rests on population, social structure or expected demand, "
+                    f"{_pct(100 - prior_pct, lang, 0)} rests on population, social structure or expected demand, "
                     "which providers cannot directly influence."))
     c = spec.corridor
     if c is not None and (c.max_decrease_pct is not None or c.max_increase_pct is not None):
@@ -106,10 +153,10 @@ def coverage_sentence(result, lang: str = "de") -> str:
     items = [f"{KIND_PARAGRAPHS[k][0 if de else 1]} ({KIND_PARAGRAPHS[k][2]} SGB VIII)" for k in kinds]
     joined = ", ".join(items[:-1]) + ((" und " if de else " and ") + items[-1] if len(items) > 1 else items[0])
     if de:
-        return (f"Das Budget deckt die Hilfen zur Erziehung der Arten {joined}; die Vorjahreskosten und der erwartete "
-                "Bedarf beziehen sich auf dieselben Hilfearten.")
-    return (f"The budget covers the Hilfen zur Erziehung (educational help) of the kinds {joined}; prior-year costs and "
-            "expected demand refer to the same kinds of help.")
+        return (f"Das Budget deckt die Hilfen zur Erziehung der Arten {joined}; die Vorjahreskosten sind die Kosten "
+                "genau dieser Hilfearten.")
+    return (f"The budget covers the Hilfen zur Erziehung (educational help) of the kinds {joined}; the prior-year costs "
+            "are the costs of exactly these kinds of help.")
 
 
 def _movers(result):

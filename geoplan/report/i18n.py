@@ -176,6 +176,7 @@ EN: dict[str, str] = {
     "Umbuchung": "Transfer",
     "Träger": "Provider",
     "Verfügungsfonds": "Verfügungsfonds (local fund)",
+    "Hinweis": "Note",
     "Jahr": "Year",
     "Sozialräume am Zielwert": "Sozialräume at target",
     "Anteil": "Share",

@@ -91,10 +91,14 @@ def build_published(result, lang: str = "de") -> Published:
             fmt = "pct" if ind.unit == "%" else "num1"
             indicator_cols.append((ind.name, lab, getattr(ind, "label_en", None) or ind.name, fmt))
     component_cols = []
-    for comp in result.allocation_spec.components:
-        col = f"eur_{comp.name}"
+    # every component, also those only a Teilbudget uses (Landkreis Tübingen: Gemeinwesenarbeit)
+    alloc = result.allocation
+    names = list(getattr(alloc, "components", None) or [c.name for c in result.allocation_spec.components])
+    labels = getattr(alloc, "labels", None) or {c.name: c.label for c in result.allocation_spec.components}
+    for name in names:
+        col = f"eur_{name}"
         if col in areas.columns:
-            component_cols.append((col, f"davon {comp.label}", f"of which {comp.name}", "euro"))
+            component_cols.append((col, f"davon {labels.get(name) or name}", f"of which {name}", "euro"))
     # budget = Σ components + corridor adjustment: the adjustment is a column wherever the components are
     if component_cols and "eur_korridor" in areas.columns and result.allocation_spec.corridor is not None:
         component_cols.append(("eur_korridor", "Korridor-Anpassung", "Corridor adjustment", "euro"))
