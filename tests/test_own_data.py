@@ -72,6 +72,8 @@ def test_validate_then_run_with_config_only(city, capsys):
     assert "pop_u6 + pop_6_15 + pop_15_18" in text
     assert "über die Schlüsseltabelle" not in text
     assert "Summenprüfung Ebene" in text
+    # the excluded harbour is on the map, grey, without budget
+    assert "Stadtteil 20 (ohne Budget)" in (out / "karte.html").read_text(encoding="utf-8")
     wb = openpyxl.load_workbook(out / "verteilung.xlsx")
     header = [c.value for c in wb.worksheets[0][1]]
     assert "Einwohner unter 18" in header and not any("21" in str(h) for h in header)
