@@ -130,8 +130,9 @@ def hze_stage(config: Config, frame, inputs: list[InputFile], notes: list[QANote
     table, table_name = sources.read_hze_table(config, inputs, notes)
     if frame is None:
         return None
+    expo = config.model.exposure
     frame, join_notes = hze.attach_hze(frame, table, frame_name=Path(config.boundaries.path).name,
-                                       table_name=table_name, exposure=config.model.exposure,
+                                       table_name=table_name, exposure=expo if expo in frame.columns else None,
                                        cost_range=h.cost_per_case_range_eur)
     notes.extend(join_notes)
     return frame
@@ -296,6 +297,9 @@ def dry_run(config: Config) -> DryRun:
         from geoplan.stages.settlement import describe_settlement
 
         attempt(describe_settlement, config.settlement)
+    from geoplan.privacy.components import check_no_observed_counts
+
+    attempt(check_no_observed_counts, config.allocation, k=config.privacy.k)
     n_before = len(problems)
     if frame is not None:
         attempt(_model_input_checks, frame, config)

@@ -109,6 +109,45 @@ for name in [None, "isa"]:
 cmp = compare_allocations(results)
 cmp.head(10)"""),
     ],
+    "05_eigene_stadt.ipynb": [
+        new_markdown_cell("# Eine eigene Stadt: Shapefile und zwei CSV-Dateien bis zum Bericht\n\n"
+                          "Ohne Python-Code zu schreiben: jede Zelle ruft nur die Kommandozeile auf "
+                          "(`geoplan init`, `validate`, `run`). Die Daten der erfundenen *Musterstadt* liegen in "
+                          "`geoplan/examples/musterstadt/` und sehen aus wie Lieferungen aus einem Rathaus: "
+                          "Einheitenzeile unter der Kopfzeile, Summenzeile, Schlüssel ohne führende Nullen, zwei "
+                          "Stadtteile in der Statistik als eine Zeile, ein unbewohnter Hafen ohne Zeile, Kosten als "
+                          "`922.315,13 €`. Die Eingabedateien werden nie verändert."),
+        new_code_cell(SETUP + """import shutil, tempfile
+from geoplan.cli import main
+
+work = Path(tempfile.mkdtemp()) / "musterstadt"       # eine Arbeitskopie des Beispielordners
+shutil.copytree(ROOT / "geoplan/examples/musterstadt", work)
+sorted(p.name for p in work.iterdir())"""),
+        new_markdown_cell("**Schritt 1:** `geoplan init --from` liest die Polygone (KBS, Schlüssel-, Namens- und "
+                          "Bezirksfeld) und die Tabelle (Trennzeichen, Schlüsselspalte, Zahlenspalten) und schlägt "
+                          "Konfiguration und Indikatorenkatalog vor – jede Vermutung steht als Kommentar daneben."),
+        new_code_cell("""main(["init", str(work / "vorschlag.yaml"), "--from", str(work / "stadtteile.shp"),
+      "--table", str(work / "bevoelkerung_sozialdaten.csv")])
+print((work / "vorschlag.yaml").read_text(encoding="utf-8")[:2500])"""),
+        new_markdown_cell("**Schritt 2:** `geoplan validate` ist ein Probelauf ohne Modell: alle Dateien lesen, "
+                          "Schlüssel verknüpfen, umrechnen – und *alle* Probleme auf einmal melden (Rückgabewert 2). "
+                          "Hier: die Statistik führt die Stadtteile 03 und 04 als `0304`, der Hafen (20) hat "
+                          "keine Zeile. Die Meldung nennt beide Abhilfen."),
+        new_code_cell("""main(["validate", str(work / "vorschlag.yaml")])"""),
+        new_markdown_cell("**Schritt 3:** In der YAML-Datei (Texteditor) ergänzen:\n\n"
+                          "```yaml\nboundaries:\n  merge: [{keys: ['03', '04'], key: '0304', name: 'Altdorf/Neudorf'}]\n"
+                          "  exclude: ['20']\nhze:\n  path: hze.csv\n  key: Stadtteil\n  skip_rows: 1\n"
+                          "  allow_mixed_key_lengths: true\n  columns: {Fälle 2025: hze_cases, Fälle 2024: "
+                          "hze_cases_prev, Kosten 2024: hze_cost_prev_eur}\n```\n\n"
+                          "und im Katalog Quelle und Stichtag eintragen. Das Ergebnis liegt als `musterstadt.yaml` "
+                          "und `katalog.yaml` im Beispielordner:"),
+        new_code_cell("""main(["validate", str(work / "musterstadt.yaml")])"""),
+        new_markdown_cell("**Schritt 4:** rechnen. Bezugsbevölkerung ist `pop_u18` (unter 6 + 6–15 + 15–18); "
+                          "Bericht, Excel, GeoPackage und Karte benennen sie so, der Hafen ist auf der Karte grau."),
+        new_code_cell("""out = work / "ausgabe"
+main(["run", str(work / "musterstadt.yaml"), "--out", str(out)])
+sorted(p.name for p in out.iterdir())"""),
+    ],
 }
 
 

@@ -72,6 +72,8 @@ def test_validate_then_run_with_config_only(city, capsys):
     assert "pop_u6 + pop_6_15 + pop_15_18" in text
     assert "über die Schlüsseltabelle" not in text
     assert "Summenprüfung Ebene" in text
+    # the excluded harbour is on the map, grey, without budget
+    assert "Stadtteil 20 (ohne Budget)" in (out / "karte.html").read_text(encoding="utf-8")
     wb = openpyxl.load_workbook(out / "verteilung.xlsx")
     header = [c.value for c in wb.worksheets[0][1]]
     assert "Einwohner unter 18" in header and not any("21" in str(h) for h in header)
@@ -256,3 +258,39 @@ def test_init_from_own_files_then_validate(tmp_path, capsys):
     assert main(["validate", str(cfg)]) == 0, _flat(capsys)
     # init never overwrites
     assert main(["init", str(cfg), "--from", str(tmp_path / "daten" / "stadtteile.shp")]) == 2
+
+
+# ----------------------------------------------------------------- messages (issue 13, point 9)
+
+def test_missing_prj_hint_names_the_guessed_crs(tmp_path, capsys):
+    from shapely.geometry import box
+
+    from geoplan.errors import GeoplanError
+    from geoplan.load.boundaries import prepare_boundaries
+
+    # Gauß-Krüger zone 4 (EPSG:31468) coordinates near Dresden, shapefile without .prj
+    g = gpd.GeoDataFrame({"id": ["1", "2"]}, geometry=[box(4_620_000, 5_650_000, 4_621_000, 5_651_000),
+                                                      box(4_621_000, 5_650_000, 4_622_000, 5_651_000)],
+                         crs="EPSG:31468")
+    g.to_file(tmp_path / "gk.shp")
+    (tmp_path / "gk.prj").unlink()
+    with pytest.raises(GeoplanError) as ei:
+        prepare_boundaries(tmp_path / "gk.shp", key="id")
+    err = ei.value
+    assert "EPSG:31468" in err.found and "EPSG:31468" in err.hint and "25833" not in err.hint
+    assert re.search(r"x 4\.620\.000,00", err.found), err.found  # German number format
+
+
+def test_invalid_geometry_located_in_the_files_crs(tmp_path):
+    from shapely.geometry import Polygon, box
+
+    from geoplan.errors import GeoplanError
+    from geoplan.load.boundaries import prepare_boundaries
+
+    bowtie = Polygon([(13.40, 52.50), (13.41, 52.51), (13.41, 52.50), (13.40, 52.51), (13.40, 52.50)])
+    g = gpd.GeoDataFrame({"id": ["1", "2"]}, geometry=[bowtie, box(13.41, 52.50, 13.42, 52.51)], crs="EPSG:4326")
+    g.to_file(tmp_path / "sr.geojson", driver="GeoJSON")
+    with pytest.raises(GeoplanError) as ei:
+        prepare_boundaries(tmp_path / "sr.geojson", key="id")
+    loc = ei.value.location
+    assert "x=13,405" in loc and "y=52,505" in loc and "EPSG:4326" in loc, loc

@@ -441,8 +441,8 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
     if crs is not None:
         want = parse_crs(crs, field="crs")
         if source_crs is not None and not CRS.from_user_input(source_crs).equals(want):
-            notes.append(QANote(STAGE, f"KBS der Datei ({CRS.from_user_input(source_crs).to_string()}) durch die "
-                                f"Konfiguration ersetzt: {want.to_string()}.", file=path))
+            notes.append(QANote(STAGE, f"KBS der Datei ({crs_short(source_crs)}) durch die "
+                                f"Konfiguration ersetzt: {crs_short(want)}.", file=path))
         gdf = gdf.set_crs(want, allow_override=True)
     elif source_crs is None:
         raise GeoplanError(
@@ -451,14 +451,14 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             file=path,
             expected="KBS in der Datei (.prj) oder in der Konfiguration",
             found=_suggestion_text(gdf.total_bounds),
-            hint="In der Konfiguration 'crs' angeben, z. B. 'EPSG:25833' (UTM 33N) oder 'EPSG:25832' (UTM 32N).",
+            hint=_crs_hint(gdf.total_bounds),
         )
     _check_crs_plausible(gdf, path, notes)
     gdf.attrs["geoplan"] = {
         "notes": notes,
         "layer": layer,
         "encoding": read_encoding or info.get("encoding"),
-        "source_crs": gdf.crs.to_string(),
+        "source_crs": crs_short(gdf.crs),
         "fields": fields,
     }
     return gdf
@@ -483,6 +483,24 @@ def parse_crs(value, *, field: str = "crs") -> CRS:
 _CANDIDATE_CRS = ("EPSG:25832", "EPSG:25833", "EPSG:4647", "EPSG:5650", "EPSG:31466", "EPSG:31467",
                   "EPSG:31468", "EPSG:31469", "EPSG:3035", "EPSG:4326", "EPSG:3857")
 _GERMANY_LONLAT = (5.0, 47.0, 16.0, 55.5)  # generous bounding box, degrees
+
+
+def crs_short(crs) -> str:
+    """A CRS for messages: 'EPSG:25832' when it has an EPSG code, else its name (never a full WKT)."""
+    if crs is None:
+        return "ohne KBS"
+    c = CRS.from_user_input(crs)
+    code = c.to_epsg()
+    if code:
+        return f"EPSG:{code}"
+    auth = c.to_authority()
+    return ":".join(auth) if auth else c.name
+
+
+def _de(x: float, decimals: int = 0) -> str:
+    from geoplan import fmt
+
+    return fmt.number(x, decimals)
 
 
 def suggest_crs(bounds) -> list[str]:
@@ -517,12 +535,23 @@ def suggest_crs(bounds) -> list[str]:
 
 def _suggestion_text(bounds) -> str:
     minx, miny, maxx, maxy = (float(v) for v in bounds)
-    ext = f"Koordinaten x {minx:,.2f} … {maxx:,.2f}, y {miny:,.2f} … {maxy:,.2f}"
+    ext = f"Koordinaten x {_de(minx, 2)} … {_de(maxx, 2)}, y {_de(miny, 2)} … {_de(maxy, 2)}"
     cands = suggest_crs(bounds)
     if not cands:
         return ext + " (passen zu keinem üblichen KBS in Deutschland)"
     names = [f"{c} ({CRS.from_user_input(c).name})" for c in cands]
     return ext + "; passen zu: " + ", ".join(names)
+
+
+def _crs_hint(bounds) -> str:
+    """The fix for a missing CRS, naming the same candidate the message found (not a fixed default)."""
+    cands = [c for c in suggest_crs(bounds) if c != "EPSG:4326"] or suggest_crs(bounds)
+    if cands:
+        first = cands[0]
+        others = (" (oder " + ", ".join(cands[1:3]) + ")") if len(cands) > 1 else ""
+        return (f"In der Konfiguration 'crs' angeben, vermutlich crs: '{first}' "
+                f"({CRS.from_user_input(first).name}){others}; im Zweifel die .prj beim Absender anfordern.")
+    return "In der Konfiguration 'crs' angeben (das KBS beim Absender der Datei erfragen)."
 
 
 def _check_crs_plausible(gdf: gpd.GeoDataFrame, path: str, notes: list[QANote]) -> None:
@@ -532,7 +561,7 @@ def _check_crs_plausible(gdf: gpd.GeoDataFrame, path: str, notes: list[QANote]) 
     if not np.all(np.isfinite([minx, miny, maxx, maxy])):
         return
     c = CRS.from_user_input(gdf.crs)
-    label = c.to_string()
+    label = crs_short(c)
     looks_degrees = -180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90
     if c.is_geographic:
         if not looks_degrees:
@@ -640,12 +669,30 @@ def repair_polygons(geoms, what: str, stage: str = "indicators") -> tuple[np.nda
     return arr, notes
 
 
+def _reason_in_crs(reason: str, crs, source_crs) -> str:
+    """GEOS's 'Self-intersection[x y]' with the location in the file's CRS (as the user sees it in QGIS)."""
+    import re
+
+    m = re.search(r"\[([-0-9.eE+]+) ([-0-9.eE+]+)\]", reason or "")
+    if not m:
+        return reason
+    x, y = float(m.group(1)), float(m.group(2))
+    label = crs_short(crs) if crs is not None else ""
+    if source_crs is not None and crs is not None and not CRS.from_user_input(source_crs).equals(
+            CRS.from_user_input(crs)):
+        x, y = Transformer.from_crs(crs, source_crs, always_xy=True).transform(x, y)
+        label = crs_short(source_crs)
+    geo = source_crs is not None and CRS.from_user_input(source_crs).is_geographic if label else False
+    d = 6 if geo else 1
+    return reason[:m.start()] + f" bei x={_de(x, d)}, y={_de(y, d)}" + (f" ({label})" if label else "") + reason[m.end():]
+
+
 def _finding(kind, key, detail, area=np.nan):
     return {"kind": kind, "key": key, "detail": detail, "area_m2": float(area)}
 
 
 def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, min_sliver_m2: float = 1.0,
-                     file=None, strict: bool = True) -> BoundaryQA:
+                     file=None, strict: bool = True, source_crs=None) -> BoundaryQA:
     """Geometry QA of a Sozialraum layer.
 
     Parameters
@@ -710,7 +757,7 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
     bad = np.flatnonzero(~valid & ~empty & polygonal)
     repaired_geoms = list(geoms)
     for i in bad:
-        reason = shapely.is_valid_reason(geoms[i])
+        reason = _reason_in_crs(shapely.is_valid_reason(geoms[i]), crs, source_crs)
         findings.append(_finding("invalid", labels[i], reason, mgeoms[i].area))
         if repair:
             fixed = _polygonal(shapely.make_valid(geoms[i]))
@@ -772,7 +819,7 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
                 neighbours = sorted(labels[idx[j]] for j in near)
                 c = h.representative_point()
                 findings.append(_finding("gap", " / ".join(neighbours),
-                                         f"Lücke bei x={c.x:.1f}, y={c.y:.1f}", ar))
+                                         "Lücke" + _reason_in_crs(f"[{c.x} {c.y}]", crs, source_crs), ar))
 
     fdf = pd.DataFrame(findings, columns=FINDING_COLUMNS)
     fdf["area_m2"] = fdf["area_m2"].astype(float)
@@ -782,10 +829,10 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
             total = sub["area_m2"].sum()
             msg = {
                 "multipart": f"{len(sub)} Sozialräume bestehen aus mehreren Teilflächen.",
-                "overlap": f"{len(sub)} Überlappungen zwischen Sozialräumen (zusammen {total:,.0f} m²) "
-                           f"über der Toleranz von {min_sliver_m2:g} m².",
-                "gap": f"{len(sub)} Lücken innerhalb des Gebiets (zusammen {total:,.0f} m²) "
-                       f"über der Toleranz von {min_sliver_m2:g} m².",
+                "overlap": f"{len(sub)} Überlappungen zwischen Sozialräumen (zusammen {_de(total)} m²) "
+                           f"über der Toleranz von {_de(min_sliver_m2, 1 if min_sliver_m2 % 1 else 0)} m².",
+                "gap": f"{len(sub)} Lücken innerhalb des Gebiets (zusammen {_de(total)} m²) "
+                       f"über der Toleranz von {_de(min_sliver_m2, 1 if min_sliver_m2 % 1 else 0)} m².",
             }[kind]
             notes.append(QANote(STAGE, msg, level=level, file=file,
                                 details={"keys": sub["key"].tolist()[:50]}))
@@ -840,7 +887,7 @@ def prepare_boundaries(path, *, key: str, name: str | None = None, layer=None, c
         if col not in raw.columns:
             raise GeoplanError(f"Das Feld {col!r} fehlt.", file=path,
                                found="Felder: " + ", ".join(repr(c) for c in meta.get("fields", [])))
-    source_crs = meta.get("source_crs", raw.crs.to_string())
+    source_crs = meta.get("source_crs", crs_short(raw.crs))
     target = metric_crs or metric_crs_for(raw)
     tcrs = parse_crs(target, field="metric_crs")
     if not tcrs.is_projected:
@@ -853,7 +900,7 @@ def prepare_boundaries(path, *, key: str, name: str | None = None, layer=None, c
         keys = normalize_keys(gdf[key].tolist(), key_width=key_width, file=path, column=key,
                               row_numbers=[f"Objekt {i + 1}" for i in range(len(gdf))])
         gdf[key] = keys
-    qa = check_boundaries(gdf, key=key, repair=repair, min_sliver_m2=min_sliver_m2, file=path)
+    qa = check_boundaries(gdf, key=key, repair=repair, min_sliver_m2=min_sliver_m2, file=path, source_crs=raw.crs)
     g = qa.gdf
     names = g[name].astype(str).str.strip() if name is not None else g[key].astype(str)
     data = {"key": pd.Series(g[key].astype(str).str.strip().to_numpy(), dtype=str),
@@ -866,7 +913,7 @@ def prepare_boundaries(path, *, key: str, name: str | None = None, layer=None, c
     result = result.rename_geometry("geometry") if result.geometry.name != "geometry" else result
     notes.extend(qa.notes)
     notes.append(QANote(STAGE, f"{len(result)} Sozialräume gelesen (KBS der Datei {source_crs}, "
-                        f"gerechnet in {tcrs.to_string()}).", level="info", file=path))
+                        f"gerechnet in {crs_short(tcrs)}).", level="info", file=path))
     return BoundaryResult(gdf=result, source_crs=source_crs, metric_crs=tcrs.to_string(), qa=qa, notes=notes,
                           path=path, layer=meta.get("layer"), encoding=meta.get("encoding"))
 

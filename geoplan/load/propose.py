@@ -158,12 +158,16 @@ def _table(path: Path, poly_keys: set[str]) -> dict:
     if prefix > max(exact, padded):
         info["prefix_len"] = max(map(len, poly_keys))
     # total rows: a key that matches no polygon next to a word like "insgesamt"
-    totals = sorted({r[header.index(key)] for r in data if header.index(key) < len(r)
-                     and r[header.index(key)] not in poly_keys
-                     and any(re.search(r"(insgesamt|gesamt|summe|total|stadt\b)", c, re.I) for c in r if c)})
+    kj = header.index(key)
+    width = info.get("key_width")
+    total_word = re.compile(r"^(stadt\s*)?(insgesamt|gesamt|summe|total|stadt)(\s*insgesamt)?$", re.I)
+    totals = sorted({r[kj] for r in data if kj < len(r) and r[kj]
+                     and (r[kj].zfill(width) if width and r[kj].isdigit() else r[kj]) not in poly_keys
+                     and sum(1 for c in r if c) > 1
+                     and any(total_word.match(c) for c in r if c)})
     if totals:
         info["drop_keys"] = ["^" + re.escape(t) + "$" for t in totals]
-    opts = dict(key_width=info.get("key_width"), allow_duplicates=True, allow_mixed_key_lengths=True,
+    opts = dict(key_width=width, allow_duplicates=True, allow_mixed_key_lengths=True,
                 drop_keys=info.get("drop_keys", ()))
     frame = pd.DataFrame(columns=header)
     for skip in (0, 1, 2):

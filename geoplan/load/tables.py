@@ -717,7 +717,8 @@ def normalize_keys(
         )
     all_digits = all(_RE_DIGITS.match(k) for k in keys)
     if key_width is not None:
-        too_long = [(r, k) for r, k in zip(rows, keys) if len(k) > key_width]
+        # with allow_mixed_lengths, longer keys are kept (e.g. a combined area '0304' among '1', '2' …)
+        too_long = [] if allow_mixed_lengths else [(r, k) for r, k in zip(rows, keys) if len(k) > key_width]
         if too_long:
             raise GeoplanError(
                 f"Schlüssel in der Spalte {column!r} sind länger als key_width={key_width}.",

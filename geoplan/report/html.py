@@ -526,8 +526,9 @@ def _column_total(areas: pd.DataFrame, c, lang: str) -> str:
 
 
 def render_report(result, pub, lang: str = "de") -> str:
-    from geoplan.report.i18n import relabel_html
+    from geoplan.report.i18n import relabel_html, set_labels
 
+    set_labels(result)
     return relabel_html(_env(lang).get_template("bericht.html.j2").render(**report_context(result, pub, lang)), lang)
 
 

@@ -25,6 +25,10 @@ def _map_frame(result, pub) -> gpd.GeoDataFrame:
             g[col] = g["key"].map(areas[col])
     if "oe_ratio" in g.columns:
         g["oe_ratio"] = pd.to_numeric(g["oe_ratio"], errors="coerce")
+    ex = getattr(result.boundaries, "excluded", None)
+    if ex is not None and len(ex):  # boundaries.exclude: shown grey (no value), no budget
+        ex = ex[["key", "name", "geometry"]].to_crs(g.crs).assign(name=ex["name"].astype(str) + " (ohne Budget)")
+        g = gpd.GeoDataFrame(pd.concat([g, ex], ignore_index=True), geometry="geometry", crs=g.crs)
     return g
 
 

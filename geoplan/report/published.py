@@ -63,6 +63,9 @@ class Published:
 
 
 def build_published(result, lang: str = "de") -> Published:
+    from geoplan.report.i18n import set_labels
+
+    set_labels(result)  # every writer starts here: labels of this result's config, not of an earlier one
     f = result.frame
     k = result.config.privacy.k
     df = pd.DataFrame(f.drop(columns="geometry")).copy()

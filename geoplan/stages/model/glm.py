@@ -114,7 +114,7 @@ def _check_counts(y: pd.Series, column: str) -> np.ndarray:
     if raw_missing.any() or bad_text.any():
         raise GeoplanError(
             f"Fallzahlen in Spalte '{column}' fehlen oder sind keine Zahlen.",
-            location=f"Spalte '{column}', Zeilen {_rows(y.index, raw_missing | bad_text)}",
+            location=f"Spalte '{column}', Sozialräume {_rows(y.index, raw_missing | bad_text)}",
             expected="ganze Zahl ≥ 0 in jeder Zeile",
             found="leer oder Text",
             hint="Fehlende Fallzahlen ergänzen oder die Sozialräume aus dem Modell nehmen.",
@@ -133,7 +133,7 @@ def _check_counts(y: pd.Series, column: str) -> np.ndarray:
         if bad.any():
             raise GeoplanError(
                 f"{message} in Spalte '{column}'.",
-                location=f"Spalte '{column}', Zeilen {_rows(y.index, bad)}",
+                location=f"Spalte '{column}', Sozialräume {_rows(y.index, bad)}",
                 expected=expected,
                 found=", ".join(f"{x:g}" for x in v[bad][:5]),
                 hint=hint,
@@ -148,8 +148,8 @@ def _check_exposure(e: pd.Series, column: str) -> np.ndarray:
         found = ", ".join("leer" if not np.isfinite(x) else f"{x:g}" for x in v[bad][:5])
         raise GeoplanError(
             f"Bezugsgröße (Exposition) in Spalte '{column}' ist null, negativ oder fehlt.",
-            location=f"Spalte '{column}', Zeilen {_rows(e.index, bad)}",
-            expected="Einwohnerzahl > 0 (Personen unter 21)",
+            location=f"Spalte '{column}', Sozialräume {_rows(e.index, bad)}",
+            expected=f"Bezugsbevölkerung > 0 ({column})",
             found=found,
             hint="Sozialräume ohne junge Einwohner aus dem Modell nehmen oder die Einwohnerzahl ergänzen.",
         )
@@ -170,7 +170,7 @@ def _check_predictors(X: pd.DataFrame, require_variation: bool = True) -> np.nda
         if nan.any():
             raise GeoplanError(
                 f"Prädiktor '{col}' hat fehlende oder ungültige Werte.",
-                location=f"Spalte '{col}', Zeilen {_rows(X.index, nan)}",
+                location=f"Spalte '{col}', Sozialräume {_rows(X.index, nan)}",
                 expected="eine Zahl in jeder Zeile",
                 found="leer, Text oder unendlich",
                 hint="Werte ergänzen (z. B. über die Flächeninterpolation) oder den Indikator weglassen.",
@@ -1377,7 +1377,7 @@ def fit_cost_model(
         if bad.any():
             raise GeoplanError(
                 f"Kosten in Spalte '{cost_col}' fehlen oder sind negativ.",
-                location=f"Spalte '{cost_col}', Zeilen {_rows(named.index, bad)}",
+                location=f"Spalte '{cost_col}', Sozialräume {_rows(named.index, bad)}",
                 expected="Betrag in EUR ≥ 0",
             )
         use = n_cases > 0
