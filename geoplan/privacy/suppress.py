@@ -45,6 +45,10 @@ Audit
     hierarchical two-way table, whose constraint matrix is totally
     unimodular, so the LP bounds are the integer bounds. A fast interval
     propagation over the lines finds most such cases before the LP runs.
+    Where a linked group of suppressed cells lies on a single line (always
+    so for one count column without a group column), the feasible range is
+    one equation with bounds and the interval formula gives the LP's answer
+    exactly, so no LP is solved (10,000 areas in a fraction of a second).
     Some pins no suppression can lift: a total marked "< 3" made of two cells
     marked "< 3" says 1 + 1 even when every other cell is hidden. These are
     found first (propagation with every non-zero cell hidden), left alone,

@@ -545,24 +545,96 @@ def _fixed_font_timestamp():
         os.environ.pop("SOURCE_DATE_EPOCH", None)
 
 
-def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = True) -> list[Path]:
+def _pdf_from_html(html: str, out_dir: Path, pdf_path: Path) -> None:
+    from weasyprint import HTML
+
+    # the PDF's file identifier is derived from the report text, so the same report gives the same bytes
+    ident = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
+    # fontTools stamps each embedded font subset with "now" unless SOURCE_DATE_EPOCH is set
+    with _fixed_font_timestamp():
+        # PDF/UA-1: tagged structure, document language and title for screen readers (BITV 2.0)
+        HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False, pdf_identifier=ident,
+                                                           pdf_variant="pdf/ua-1")
+
+
+def _pdf_child() -> None:  # pragma: no cover - runs in the second process (tested through finish_pdf)
+    """Entry point of the PDF process: argv = bericht.html, output folder, bericht.pdf."""
+    import sys
+
+    html_path, out_dir, pdf_path = sys.argv[1:4]
+    _pdf_from_html(Path(html_path).read_text(encoding="utf-8"), Path(out_dir), Path(pdf_path))
+
+
+class PendingPdf:
+    """A PDF being rendered by a second process; :meth:`wait` returns its path or raises."""
+
+    def __init__(self, proc, pdf_path: Path, err_path: Path):
+        self.proc, self.path, self._err = proc, pdf_path, err_path
+
+    def wait(self) -> Path:
+        code = self.proc.wait()
+        err = self._err.read_text(encoding="utf-8", errors="replace") if self._err.exists() else ""
+        self._err.unlink(missing_ok=True)
+        if code != 0:
+            from geoplan.errors import GeoplanError
+
+            self.path.unlink(missing_ok=True)
+            raise GeoplanError(
+                "Der PDF-Bericht konnte nicht erstellt werden.",
+                file=self.path,
+                found=err.strip().splitlines()[-1] if err.strip() else f"Exit-Code {code}",
+                hint="bericht.html enthält denselben Bericht; output.pdf: false schaltet das PDF ab.",
+                message_en="The PDF report could not be written.",
+            )
+        return self.path
+
+    def cancel(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._err.unlink(missing_ok=True)
+
+
+def start_pdf(html_path: Path, out_dir: Path) -> PendingPdf:
+    """Render ``bericht.pdf`` from the written ``bericht.html`` in a second process.
+
+    The writers after the report (map, XLSX, GeoPackage) run meanwhile on the
+    other core; the bytes are the same as with :func:`_pdf_from_html` in this
+    process (same HTML text, same base URL, same identifier).
+    """
+    import subprocess
+    import sys
+
+    pdf_path = out_dir / "bericht.pdf"
+    err_path = out_dir / ".bericht.pdf.log"
+    code = f"import sys; sys.path[:0] = {[p for p in sys.path if p]!r}; from geoplan.report.html import _pdf_child; _pdf_child()"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-c", code, str(html_path), str(out_dir), str(pdf_path)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    return PendingPdf(proc, pdf_path, err_path)
+
+
+def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = True, background: bool = False):
+    """Write bericht.html and (``pdf``) bericht.pdf; return the paths.
+
+    With ``background=True`` the PDF is rendered by a second process
+    (:func:`start_pdf`) and the return value is ``(paths, pending)``: the
+    caller writes the other outputs meanwhile and calls ``pending.wait()``
+    (or ``pending.cancel()`` on an error) before it uses the folder.
+    """
     html = render_report(result, pub, lang)
     path = out_dir / "bericht.html"
     path.write_text(html, encoding="utf-8")
     written = [path]
+    pending = None
     if pdf:
-        from weasyprint import HTML
-
         pdf_path = out_dir / "bericht.pdf"
-        # the PDF's file identifier is derived from the report text, so the same report gives the same bytes
-        ident = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
-        # fontTools stamps each embedded font subset with "now" unless SOURCE_DATE_EPOCH is set
-        with _fixed_font_timestamp():
-            # PDF/UA-1: tagged structure, document language and title for screen readers (BITV 2.0)
-            HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False, pdf_identifier=ident,
-                                                               pdf_variant="pdf/ua-1")
+        if background:
+            pending = start_pdf(path, out_dir)
+        else:
+            _pdf_from_html(html, out_dir, pdf_path)
         written.append(pdf_path)
-    return written
+    return (written, pending) if background else written
 
 
 def write_map(result, pub, out_dir: Path, *, lang: str = "de") -> list[Path]:
