@@ -50,7 +50,7 @@ def normalize_street(name) -> str | None:
         t = t.replace(a, b)
     # "Str." / "str" / "Strasse" at a word end, also inside compounds (Hauptstr.)
     t = re.sub(r"str(?:\.|asse\b|\b)", "strasse", t)
-    t = re.sub(r"\bpl(?:\.|\b)", "platz", t)
+    t = re.sub(r"pl(?:\.|\b)", "platz", t)
     t = re.sub(r"[^a-z0-9]", "", t)
     return t or None
 

@@ -295,7 +295,7 @@ def _overlapping_duplicates(cases: pd.DataFrame, valid: np.ndarray) -> np.ndarra
         "case_id": cases["case_id"].to_numpy(),
         "kind": cases["kind"].fillna("?").to_numpy(),
         "start": cases["start"].to_numpy(),
-        "end": cases["end"].fillna(pd.Timestamp.max).to_numpy(),
+        "end": _end_or_far(cases),
     })[valid]
     f = f.sort_values(["case_id", "kind", "start", "pos"], kind="mergesort")
     same = (f["case_id"].to_numpy()[1:] == f["case_id"].to_numpy()[:-1]) & (
@@ -313,6 +313,14 @@ def _overlapping_duplicates(cases: pd.DataFrame, valid: np.ndarray) -> np.ndarra
     return dup
 
 
+_FAR = np.datetime64("2261-12-31", "ns")  # "no end" when comparing periods
+
+
+def _end_or_far(cases: pd.DataFrame) -> np.ndarray:
+    e = cases["end"].to_numpy("datetime64[ns]")
+    return np.where(np.isnat(e), _FAR, e)
+
+
 def _valid_period(cases: pd.DataFrame) -> np.ndarray:
     """Rows with a start and no end before it (the rows duplicates are looked for in)."""
     start, end = cases["start"], cases["end"]
@@ -326,13 +334,13 @@ def _merged_ends(cases: pd.DataFrame, dup: np.ndarray) -> pd.Series:
         return end
     f = pd.DataFrame({"pos": np.arange(len(cases)), "case_id": cases["case_id"].to_numpy(),
                       "kind": cases["kind"].fillna("?").to_numpy(), "start": cases["start"].to_numpy(),
-                      "end": cases["end"].fillna(pd.Timestamp.max).to_numpy(), "dup": dup})
+                      "end": _end_or_far(cases), "dup": dup})
     f = f[_valid_period(cases)].sort_values(["case_id", "kind", "start", "pos"], kind="mergesort")
     head = (~f["dup"]).cumsum().to_numpy()
     union = f.groupby(head)["end"].transform("max")
     heads = ~f["dup"].to_numpy()
     new = union.to_numpy()[heads]
-    new = pd.Series(new).where(pd.Series(new) != pd.Timestamp.max)
+    new = pd.Series(new).where(pd.Series(new) != _FAR)
     end.iloc[f["pos"].to_numpy()[heads]] = new.to_numpy()
     return end
 
