@@ -469,8 +469,10 @@ def read_case_list(cfg: CaseListConfig, *, base_dir: Path | None = None) -> Case
             )
         as_of = latest
     # Notes of the reader that do not carry cell values (dialect, encoding).
+    # (empty cells are normal in a case list: no end, no coordinates; the
+    # reader's note on "suppressed" cells is left out)
     notes = [n for n in res.notes if "Schlüssel" not in n.message and not n.details.get("keys")
-             and not n.details.get("duplicates")]
+             and not n.details.get("duplicates") and "suppressed" not in n.details]
     summary = {
         "file": str(path),
         "rows": int(len(f)),
