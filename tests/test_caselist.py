@@ -371,3 +371,63 @@ def test_points_in_another_crs_are_transformed():
     f = pd.DataFrame({"x": [lon], "y": [lat]})
     loc = locate(f, area_keys=["01", "02"], polygons=_squares(), crs="EPSG:4326")
     assert loc.key.tolist() == ["01"]
+
+
+# --------------------------------------------------------------------------
+# the simulated Berlin list (shipped, read through the real import path)
+
+BERLIN_LIST = dict(case_id="Fallnummer", kind="Hilfeart", start="Beginn", end="Ende", cost="Kosten je Monat",
+                   subarea="Planungsraum", x="Rechtswert", y="Hochwert")
+
+
+@pytest.fixture(scope="module")
+def berlin():
+    import geopandas as gpd
+
+    from geoplan.load.simulated_caselist import OUT, ROOT
+    from geoplan.load.tables import read_table
+
+    cfg = CaseListConfig(path=OUT, columns=BERLIN_LIST, cost_basis="monat", crs="EPSG:25833", simulated=True)
+    kt = read_table(ROOT / "indicators/berlin/lor_2021_plr_schluessel.csv", key="Planungsraum (Nummer)",
+                    text_columns=["Prognoseraum (Nummer)"]).frame
+    mapping = dict(zip(kt["Planungsraum (Nummer)"], kt["Prognoseraum (Nummer)"]))
+    poly = gpd.read_file(ROOT / "boundaries/berlin/prognoseraeume_2021.geojson").rename(columns={"id": "key"})
+    res = case_counts(read_case_list(cfg), cfg, area_keys=poly["key"].tolist(), budget_year=2027,
+                      mapping=mapping, polygons=poly)
+    return OUT, mapping, poly, res
+
+
+def test_shipped_simulated_list_is_reproducible():
+    from geoplan.load.simulated_caselist import OUT, berlin_case_list
+    from geoplan.stages.simulate_caselist import case_list_csv
+
+    assert case_list_csv(berlin_case_list()) == OUT.read_text(encoding="utf-8")
+
+
+def test_berlin_counts_equal_a_direct_pandas_count(berlin):
+    import geopandas as gpd
+
+    path, mapping, poly, res = berlin
+    raw = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False)
+    raw = raw.drop_duplicates()  # the simulated duplicates are exact copies of a row
+    start = pd.to_datetime(raw["Beginn"], format="%d.%m.%Y")
+    end = pd.to_datetime(raw["Ende"].replace("", None), format="%d.%m.%Y")
+    keep = ~raw["Hilfeart"].str.contains("§ 19") & ~(end < start)
+    key = raw["Planungsraum"].map(mapping)
+    has_xy = raw["Rechtswert"] != ""
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(
+        raw.loc[has_xy, "Rechtswert"].str.replace(",", ".").astype(float),
+        raw.loc[has_xy, "Hochwert"].str.replace(",", ".").astype(float)), index=raw.index[has_xy], crs="EPSG:25833")
+    j = gpd.sjoin(pts, poly[["key", "geometry"]], predicate="within")
+    key = key.fillna(j["key"].groupby(level=0).first())
+    keep &= key.notna()
+    for year, col in ((2025, "hze_cases"), (2024, "hze_cases_prev")):
+        active = keep & (start <= f"{year}-12-31") & (end.isna() | (end >= f"{year}-01-01"))
+        direct = key[active].value_counts().reindex(res.frame.index, fill_value=0)
+        assert (res.frame[col] == direct).all(), col
+        stat = active & raw["Hilfeart"].str.contains("33|34|Vollzeitpflege|Heimerziehung")
+        direct_stat = key[stat].value_counts().reindex(res.frame.index, fill_value=0)
+        assert (res.frame[col.replace("hze_cases", "hze_cases") + "_stationaer"] == direct_stat).all()
+    assert res.frame["hze_cases"].sum() > 20000  # about 39 per 1,000 under 21 in Berlin
+    assert res.qa["hilfeart_unbekannt"] == 20 and res.qa["ohne_ort"] == 10 and res.qa["doppelt_ueberlappend"] == 8
+    assert res.located["punkt"] > 0.2 * res.qa["rows"]
