@@ -56,13 +56,13 @@ class KindAssumption:
 
 #: Rounded national orders of magnitude (see docs/simulation.md for sources).
 DEFAULT_KINDS: dict[str, KindAssumption] = {
-    "27_2": KindAssumption(4.5, 10, 900, ("§ 27 Abs. 2 SGB VIII", "27.2", "Flexible Hilfe § 27,2")),
+    "27_2": KindAssumption(5.5, 10, 900, ("§ 27 Abs. 2 SGB VIII", "27.2", "Flexible Hilfe § 27,2")),
     "29": KindAssumption(1.0, 12, 450, ("§ 29 SGB VIII", "29", "Soziale Gruppenarbeit")),
-    "30": KindAssumption(4.5, 15, 1000, ("§ 30 SGB VIII", "30", "Erziehungsbeistand")),
-    "31": KindAssumption(7.5, 17, 1500, ("§ 31 SGB VIII", "31", "SPFH")),
+    "30": KindAssumption(5.0, 15, 1000, ("§ 30 SGB VIII", "30", "Erziehungsbeistand")),
+    "31": KindAssumption(9.0, 17, 1500, ("§ 31 SGB VIII", "31", "SPFH")),
     "32": KindAssumption(1.5, 22, 2800, ("§ 32 SGB VIII", "32", "Tagesgruppe")),
-    "33": KindAssumption(5.0, 42, 1600, ("§ 33 SGB VIII", "33", "Vollzeitpflege")),
-    "34": KindAssumption(7.0, 22, 6500, ("§ 34 SGB VIII", "34", "Heimerziehung")),
+    "33": KindAssumption(5.5, 42, 1600, ("§ 33 SGB VIII", "33", "Vollzeitpflege")),
+    "34": KindAssumption(8.0, 22, 6500, ("§ 34 SGB VIII", "34", "Heimerziehung")),
     "35": KindAssumption(0.5, 12, 4500, ("§ 35 SGB VIII", "35", "ISE")),
     "35a": KindAssumption(6.0, 20, 1300, ("§ 35a SGB VIII", "35a", "Eingliederungshilfe § 35a")),
 }
