@@ -74,13 +74,13 @@ def _sd_text(sd: float, unit: str, lang: str) -> str:
 def model_text(result, lang: str = "de") -> dict:
     """Formula, family, validation and limitations of the need model in the report's language.
 
-    German comes from :func:`geoplan.model.describe_de`; English is written here from the same fit.
+    German comes from :func:`geoplan.stages.model.describe_de`; English is written here from the same fit.
     """
     model = result.model
     fit = model.fit
     if lang == "de":
         try:
-            from geoplan.model import describe_de
+            from geoplan.stages.model import describe_de
 
             return describe_de(model)
         except Exception:  # noqa: BLE001 - a model without the text helper still gets a report
@@ -214,7 +214,7 @@ def component_text(comp, result, lang: str = "de") -> str:
 
 
 def _explain(result, key: str) -> pd.DataFrame:
-    """Waterfall table of one Sozialraum (EUR): :func:`geoplan.sensitivity.explain` when present, else
+    """Waterfall table of one Sozialraum (EUR): :func:`geoplan.stages.sensitivity.explain` when present, else
     the same from the ``eur_<component>`` and ``eur_korridor`` columns."""
     f = result.frame
     row = f[f["key"] == key].iloc[0]
@@ -235,12 +235,12 @@ def _explain(result, key: str) -> pd.DataFrame:
 
 
 def sensitivity_context(result, lang: str = "de", n_draws: int = 1000) -> dict | None:
-    """Monte Carlo over the component weights (:func:`geoplan.sensitivity.weight_sensitivity`).
+    """Monte Carlo over the component weights (:func:`geoplan.stages.sensitivity.weight_sensitivity`).
 
     Returns None when the sensitivity module is not installed; the report then leaves the section out.
     """
     try:
-        from geoplan.sensitivity import weight_sensitivity
+        from geoplan.stages.sensitivity import weight_sensitivity
     except ImportError:
         return None
     frame = pd.DataFrame(result.frame.drop(columns="geometry"))
