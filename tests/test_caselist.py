@@ -95,7 +95,7 @@ def test_config_needs_cost_basis_crs_and_directory():
     ("Eingliederungshilfe für seelisch behinderte junge Menschen", "35a"), ("SPFH", "31"),
     ("Sozialpädagogische Familienhilfe", "31"), ("Erziehungsbeistand", "30"), ("Tagesgruppe", "32"),
     ("Vollzeitpflege", "33"), ("Soziale Gruppenarbeit", "29"), ("§ 41 i.V.m. § 34", "41"),
-    ("Hilfe für junge Volljährige", "41"), ("XYZ", None), ("", None), ("§ 13", None),
+    ("Hilfe für junge Volljährige", "41"), ("Kinderheim", "34"), ("Geheimsache", None), ("XYZ", None), ("", None), ("§ 13", None),
 ])
 def test_kind_spellings(text, code):
     assert normalize_kind(text) == code

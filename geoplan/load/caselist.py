@@ -81,7 +81,7 @@ DEFAULT_GROUP_OF: dict[str, str] = {
 _KIND_WORDS: tuple[tuple[str, str], ...] = (
     (r"eingliederungshilfe|seelisch", "35a"),
     (r"junge[rn]? volljaehrige|junge erwachsene", "41"),
-    (r"heim|betreute[rn]? wohnform|betreutes wohnen|wohngruppe", "34"),
+    (r"\bheim|kinderheim|jugendheim|betreute[rn]? wohnform|betreutes wohnen|wohngruppe", "34"),
     (r"vollzeitpflege|pflegefamilie|pflegestelle", "33"),
     (r"tagesgruppe", "32"),
     (r"familienhilfe|spfh", "31"),
@@ -214,13 +214,16 @@ class CaseList:
     ``area``, ``subarea`` (text), ``x``, ``y`` (float), ``street``,
     ``house_number`` (text). ``unknown_kinds`` counts the spellings that were
     not recognised (category labels, no row data). ``summary`` is what the
-    manifest may hold: file, hash-free row counts, dialect.
+    manifest may hold: file, row counts, dialect. ``as_of`` is the list's
+    date (``as_of_derived``: taken from the latest date in the list, which is
+    a row's date; outputs then show its month only).
     """
 
     frame: pd.DataFrame
     path: str
     cost_basis: str | None
     as_of: pd.Timestamp
+    as_of_derived: bool = False
     unknown_kinds: dict[str, int] = field(default_factory=dict)
     bad_dates: dict[str, list[int]] = field(default_factory=dict)
     notes: list[QANote] = field(default_factory=list)
@@ -480,4 +483,51 @@ def read_case_list(cfg: CaseListConfig, *, base_dir: Path | None = None) -> Case
         **{k: res.dialect.get(k) for k in ("encoding", "delimiter", "decimal", "sheet", "header_row")},
     }
     return CaseList(frame=f, path=str(path), cost_basis=cfg.cost_basis, as_of=as_of,
-                    unknown_kinds=unknown_kinds, bad_dates=bad_dates, notes=notes, summary=summary)
+                    as_of_derived=cfg.as_of is None, unknown_kinds=unknown_kinds, bad_dates=bad_dates, notes=notes, summary=summary)
+
+
+def read_case_list_inputs(
+    cfg: CaseListConfig,
+    *,
+    base_dir: Path | None = None,
+    key_table: pd.DataFrame | None = None,
+    key_source: str | None = None,
+    key_target: str | None = None,
+) -> tuple[CaseList, dict | None, object | None]:
+    """Read everything ``hze.case_list`` names: the list, the finer-key mapping, the street directory.
+
+    The mapping (finer key -> Sozialraum key) comes from
+    ``cfg.subarea_key_table`` if set, else from ``key_table`` (the frame of
+    ``indicators.aggregate.key_table`` the pipeline has already read, with
+    its ``key_source``/``key_target`` columns), else None (then
+    ``cfg.subarea_prefix_len`` or no finer keys). Returns
+    ``(case_list, mapping, street_directory)``.
+    """
+    def resolve(p):
+        p = Path(p)
+        return p if base_dir is None or p.is_absolute() else Path(base_dir) / p
+
+    cl = read_case_list(cfg, base_dir=base_dir)
+    mapping = None
+    if cfg.subarea_key_table is not None:
+        if not (cfg.subarea_source_key and cfg.subarea_target_key):
+            raise GeoplanError(
+                "Zur Schlüsseltabelle der Fallliste fehlen die Spaltennamen.",
+                location="hze.case_list.subarea_source_key / subarea_target_key",
+                hint="Beide Spalten angeben: feiner Schlüssel und Sozialraum-Schlüssel.",
+                message_en="The case list's key table needs subarea_source_key and subarea_target_key.",
+            )
+        kt = read_table(resolve(cfg.subarea_key_table), key=cfg.subarea_source_key,
+                        text_columns=[cfg.subarea_target_key]).frame
+        mapping = dict(zip(kt[cfg.subarea_source_key], kt[cfg.subarea_target_key]))
+    elif key_table is not None and key_source and key_target and cfg.columns.subarea is not None:
+        mapping = dict(zip(key_table[key_source].astype(str), key_table[key_target].astype(str)))
+    directory = None
+    if cfg.street_directory is not None:
+        from geoplan.load.streets import read_street_directory
+
+        sd = cfg.street_directory
+        directory = read_street_directory(resolve(sd.path), street=sd.street, number_from=sd.number_from,
+                                          number_to=sd.number_to, parity=sd.parity, key=sd.key, sheet=sd.sheet,
+                                          encoding=sd.encoding)
+    return cl, mapping, directory

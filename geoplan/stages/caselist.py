@@ -510,6 +510,7 @@ class CaseCountResult:
     years: list[int]
     reference_year: int
     as_of: pd.Timestamp
+    stand: str
     measure: str
     forecast_factor: float
     qa: dict[str, int]
@@ -526,7 +527,7 @@ class CaseCountResult:
 
     def summary(self) -> dict:
         """What the manifest may hold: counts and settings, nothing row-level."""
-        return {"as_of": str(pd.Timestamp(self.as_of).date()), "years": self.years,
+        return {"as_of": self.stand, "years": self.years,
                 "reference_year": self.reference_year, "measure": self.measure,
                 "forecast_factor": round(self.forecast_factor, 6), "qa": self.qa, "located": self.located}
 
@@ -559,13 +560,15 @@ def case_counts(
     usable, qa, notes = check_cases(cases, as_of=as_of, located=loc, unknown_kinds=caselist.unknown_kinds,
                                     bad_dates=caselist.bad_dates, cost_mapped=cfg.columns.cost is not None,
                                     merge_duplicates=merge, strict=cfg.strict, file=caselist.path)
+    # a list date taken from the rows is a row's date: show its month only
+    stand = f"{as_of:%m.%Y}" if getattr(caselist, "as_of_derived", False) else f"{as_of:%d.%m.%Y}"
     ref = cfg.reference_year if cfg.reference_year is not None else reference_year_of(as_of)
     if pd.Timestamp(year=ref, month=12, day=31) > as_of:
         raise GeoplanError(
-            f"Das Berichtsjahr {ref} ist in der Fallliste nicht vollständig (Stand {as_of:%d.%m.%Y}).",
+            f"Das Berichtsjahr {ref} ist in der Fallliste nicht vollständig (Stand {stand}).",
             file=caselist.path, location="hze.case_list.reference_year",
             hint="Ein früheres Berichtsjahr wählen oder 'as_of' (Stand der Liste) angeben.",
-            message_en=f"The reference year {ref} is not complete in the case list (as of {as_of:%Y-%m-%d}).",
+            message_en=f"The reference year {ref} is not complete in the case list (as of {stand}).",
         )
     years = list(range(ref - cfg.years + 1, ref + 1))
     work = cases.loc[usable.to_numpy()].copy()
@@ -581,11 +584,11 @@ def case_counts(
     notes.append(QANote(
         STAGE,
         f"HzE-Fallliste: {qa['gezaehlt']} von {qa['rows']} Zeilen gezählt; {ref}: {qa_total} Hilfen "
-        f"({_MEASURE_TEXT[cfg.measure]}), Jahre {years[0]}–{years[-1]}, Stand {as_of:%d.%m.%Y}"
+        f"({_MEASURE_TEXT[cfg.measure]}), Jahre {years[0]}–{years[-1]}, Stand {stand}"
         + ("; die Liste ist simuliert." if cfg.simulated else "."),
         level="info", file=caselist.path, details={"rows": qa["rows"], "counted": qa["gezaehlt"]},
     ))
-    return CaseCountResult(frame=frame, panel=panel, years=years, reference_year=ref, as_of=as_of,
+    return CaseCountResult(frame=frame, panel=panel, years=years, reference_year=ref, as_of=as_of, stand=stand,
                            measure=cfg.measure, forecast_factor=factor, qa=qa, located=loc.counts(), notes=notes)
 
 
