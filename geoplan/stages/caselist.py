@@ -364,7 +364,8 @@ def _qa_notes(counts, located, unknown_kinds, file, merge) -> list[QANote]:
                                                 "by_reason": {m: c for m, c in by.items() if m in _OUTCOME_TEXT}}))
     if counts.get("hilfeart_unbekannt"):
         notes.append(QANote(STAGE, f"Fallliste: {counts['hilfeart_unbekannt']} von {n} Zeilen mit unbekannter "
-                            f"Hilfeart ({len(unknown_kinds)} verschiedene Schreibweisen); sie werden nicht gezählt. "
+                            f"Hilfeart ({len(unknown_kinds)} " + ("Schreibweise" if len(unknown_kinds) == 1 else "verschiedene Schreibweisen")
+                            + "); sie werden nicht gezählt. "
                             "Örtliche Bezeichnungen in hze.case_list.kind_map zuordnen.",
                             file=file, details={"finding": "hilfeart_unbekannt",
                                                 "rows": counts["hilfeart_unbekannt"]}))
