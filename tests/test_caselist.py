@@ -431,3 +431,13 @@ def test_berlin_counts_equal_a_direct_pandas_count(berlin):
     assert res.frame["hze_cases"].sum() > 20000  # about 39 per 1,000 under 21 in Berlin
     assert res.qa["hilfeart_unbekannt"] == 20 and res.qa["ohne_ort"] == 10 and res.qa["doppelt_ueberlappend"] == 8
     assert res.located["punkt"] > 0.2 * res.qa["rows"]
+
+
+def test_excluded_kinds_are_not_counted(tmp_path):
+    cfg = _config(_write(tmp_path), exclude_kinds=["35a"])
+    r = case_counts(read_case_list(cfg), cfg, area_keys=["01", "02"], budget_year=2026)
+    # 2024, area 01 without E (§ 35a): only A, ended 31.03.2024, 91 days
+    assert _cell(r, "01", 2024, "alle", "ongoing_or_ended") == 1 and _cell(r, "01", 2024, "alle", "days") == 91
+    assert r.qa["nicht_gezaehlte_hilfeart"] == 1 and r.qa["gezaehlt"] == 4
+    with pytest.raises(ValidationError, match="exclude_kinds"):
+        _config(_write(tmp_path), exclude_kinds=["99"])

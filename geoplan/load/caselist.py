@@ -173,6 +173,8 @@ class CaseListConfig(_Model):
     groups: dict[str, Literal["ambulant", "teilstationaer", "stationaer"]] = Field(
         default_factory=lambda: dict(DEFAULT_GROUP_OF),
         description="§ -> ambulant/teilstationaer/stationaer (Vorgabe: übliche Zuordnung der KJH-Statistik)")
+    exclude_kinds: list[str] = Field(
+        default_factory=list, description="Hilfearten, die nicht gezählt werden (z. B. ['28', '35a'])")
     measure: Literal["andauernd_und_beendet", "andauernd", "begonnen", "beendet"] = Field(
         "andauernd_und_beendet", description="Fallzahl je Jahr: am 31.12. andauernd + im Jahr beendet (Vorgabe)")
     as_of: date | None = Field(None, description="Stand der Liste (leer = spätestes Datum in der Liste)")
@@ -197,9 +199,10 @@ class CaseListConfig(_Model):
         unknown = sorted(set(self.groups) - set(KINDS))
         if unknown:
             raise ValueError(f"unbekannte Hilfearten in 'groups': {', '.join(unknown)}; erlaubt: {', '.join(KINDS)}")
-        bad = sorted(v for v in self.kind_map.values() if v not in KINDS)
+        bad = sorted({*self.kind_map.values(), *self.exclude_kinds} - set(KINDS))
         if bad:
-            raise ValueError(f"'kind_map' verweist auf unbekannte Hilfearten: {', '.join(bad)}")
+            raise ValueError(f"'kind_map'/'exclude_kinds' nennen unbekannte Hilfearten: {', '.join(bad)}; "
+                             f"erlaubt: {', '.join(KINDS)}")
         check_mapping(cols.mapped())
         return self
 

@@ -577,6 +577,14 @@ def case_counts(
         dup = _overlapping_duplicates(cases, _valid_period(cases))
         work["end"] = _merged_ends(cases, dup).loc[work.index]
     work["key"] = loc.key.loc[work.index].to_numpy()
+    if cfg.exclude_kinds:
+        excluded = work["kind"].isin(cfg.exclude_kinds).to_numpy()
+        qa["nicht_gezaehlte_hilfeart"] = int(excluded.sum())
+        qa["gezaehlt"] -= int(excluded.sum())
+        work = work.loc[~excluded]
+        notes.append(QANote(STAGE, f"Fallliste: {int(excluded.sum())} Zeilen der Hilfearten "
+                            + ", ".join(f"§ {k.replace('_2', ' Abs. 2')}" for k in cfg.exclude_kinds)
+                            + " nicht gezählt (hze.case_list.exclude_kinds).", level="info", file=caselist.path))
     panel = count_years(work, years, as_of=as_of, cost_basis=caselist.cost_basis, group_of=cfg.groups)
     frame, factor = _area_columns(panel, [str(k) for k in area_keys], years, MEASURES[cfg.measure],
                                   budget_kinds, budget_year, cfg.forecast)
