@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geoplan.errors import GeoplanError
+from geoplan.load.caselist import CaseListConfig
 from geoplan.stages.allocate import AllocationSpec
 from geoplan.stages.settlement import SettlementSpec
 
@@ -247,6 +248,8 @@ class SimulateConfig(_Model):
 
 class HzEConfig(_Model):
     simulate: SimulateConfig | None = None
+    case_list: CaseListConfig | None = Field(
+        None, description="HzE-Fallliste aus der Fachsoftware (eine Zeile je Hilfe), statt Tabelle oder Simulation")
     path: Path | None = Field(None, description="echte Falldaten je Sozialraum (CSV/XLSX) statt Simulation")
     key: str | None = None
     columns: dict[str, str] = Field(default_factory=dict, description="Quellspalte -> hze_cases, hze_cases_prev, hze_cost_prev_eur …")
@@ -270,8 +273,8 @@ class HzEConfig(_Model):
 
     @model_validator(mode="after")
     def _source(self):
-        if (self.simulate is None) == (self.path is None):
-            raise ValueError("genau eines von 'simulate' oder 'path' angeben")
+        if sum(x is not None for x in (self.simulate, self.path, self.case_list)) != 1:
+            raise ValueError("genau eines von 'simulate', 'path' oder 'case_list' angeben")
         if self.path is not None and not self.key:
             raise ValueError("zu 'path' gehört 'key'")
         return self

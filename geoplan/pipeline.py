@@ -127,6 +127,8 @@ def hze_stage(config: Config, frame, inputs: list[InputFile], notes: list[QANote
         frame, note = hze.simulated_hze(frame, h.simulate, budget_kinds=h.budget_kinds, exposure=config.model.exposure)
         notes.append(note)
         return frame
+    if h.case_list is not None:
+        return _case_list_stage(config, frame, inputs, notes)
     table, table_name = sources.read_hze_table(config, inputs, notes)
     if frame is None:
         return None
@@ -136,6 +138,33 @@ def hze_stage(config: Config, frame, inputs: list[InputFile], notes: list[QANote
                                        cost_range=h.cost_per_case_range_eur)
     notes.extend(join_notes)
     return frame
+
+
+def _case_list_stage(config: Config, frame, inputs: list[InputFile], notes: list[QANote]):
+    """Count the Jugendamt's case list (one row per help) into per-area, per-year HzE figures."""
+    from geoplan.load import sources
+    from geoplan.errors import config_field
+    from geoplan.load.caselist import read_case_list_inputs
+    from geoplan.stages.caselist import case_counts
+
+    h = config.hze
+    cl_cfg = h.case_list
+    cl_path = config.resolve(cl_cfg.path)
+    key_table, _ = sources.read_key_table(config, [])
+    agg = config.indicators.aggregate
+    with config_field("hze.case_list", cl_path):
+        cl, mapping, directory = read_case_list_inputs(
+            cl_cfg, base_dir=config.base_dir, key_table=key_table,
+            key_source=agg.source_key if agg else None, key_target=agg.target_key if agg else None)
+        if frame is None:
+            return None
+        counts = case_counts(cl, cl_cfg, area_keys=frame["key"].tolist(), budget_year=config.budget_year,
+                             budget_kinds=h.budget_kinds, mapping=mapping, polygons=frame[["key", "geometry"]],
+                             directory=directory)
+    notes.extend(counts.notes)
+    inputs.append(input_file("HzE-Fallliste", cl_path, label=cl_path.name, rows=cl.summary["rows"],
+                             qa=f"{counts.qa['gezaehlt']} von {counts.qa['rows']} Zeilen gezählt"))
+    return _attach(frame, counts.frame)
 
 
 def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) -> Result:
@@ -226,7 +255,7 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
     return Result(config=config, frame=frame, boundaries=bres, catalogue=catalogue, need=nidx, model=model_res,
                   allocation=alloc, settlement_rules=settlement_rules, settlement=settlement, equity=eq, sensitivity=sens, explanations=explanations,
                   inputs=inputs, notes=notes,
-                  simulated=h.simulate is not None, started=started)
+                  simulated=h.simulate is not None or bool(h.case_list and h.case_list.simulated), started=started)
 
 
 @dataclass

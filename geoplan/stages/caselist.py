@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from geoplan.errors import GeoplanError, QANote
-from geoplan.load.caselist import DEFAULT_GROUP_OF, GROUPS, KINDS
+from geoplan.load.caselist import DEFAULT_GROUP_OF, GROUPS
 
 __all__ = [
     "MEASURES",
