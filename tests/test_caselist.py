@@ -456,7 +456,7 @@ def test_example_config_runs_from_the_case_list(berlin):
     result = run(cfg)
     _, _, _, res = berlin
     f = result.frame.set_index("key")
-    for col in ("hze_cases", "hze_cases_prev", "hze_cases_stationaer", "hze_cost_prev_eur"):
+    for col in ("hze_cases", "hze_cases_prev", "hze_cases_stationaer", "hze_cost_prev_ambulant_eur"):
         assert (f[col] == res.frame[col].reindex(f.index)).all(), col
     assert result.simulated and any(i.role == "HzE-Fallliste" for i in result.inputs)
     assert int(f["budget_eur"].sum()) == int(cfg.allocation.total_eur)
