@@ -271,7 +271,9 @@ def test_real_signal_to_a_running_process(sig, code, tmp_path):
     time.sleep(1.0)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == code, err
+    # After Ctrl-C CPython (3.11) sometimes ends the process by re-raising SIGINT once main() returned 130;
+    # a shell shows both as exit status 130 (128 + 2), which is what Ctrl-C should give.
+    assert proc.returncode in (code, -sig), err
     assert "Abgebrochen; es wurde nichts geschrieben." in err and "Traceback" not in err
     assert not ws.out.exists() and _leftovers(ws.root) == []
     assert _hashes(ws.root) == before
