@@ -536,8 +536,8 @@ def test_every_hint_names_only_existing_config_fields():
 def test_hint_check_catches_a_made_up_field():
     """Negative control for the check above."""
     names, paths = _schema_fields()
-    assert "allow_mixed_key_lengths" not in names and "spatial_lag" not in names
-    assert _yaml_fields("…, allow_mixed_key_lengths: true setzen.") == ["allow_mixed_key_lengths"]
+    assert "erlaube_alles" not in names and "spatial_lag" not in names
+    assert _yaml_fields("…, erlaube_alles: true setzen.") == ["erlaube_alles"]
     assert _yaml_fields("(spatial_lag: need_index) oder method: gewichtet") == ["spatial_lag"]
     assert _yaml_fields("installieren: pip install; key_width: 8") == ["key_width"]
     assert _DOTTED.search("siehe model.spatial_lag").group(1) == "model.spatial_lag"
