@@ -744,8 +744,7 @@ def normalize_keys(
                 + ", ".join(f"{n}× {ln}-stellig" for ln, n in sorted(lengths.items())) + ")",
                 hint=("Die Spalte ist in Excel als Zahl formatiert. " if any(numeric) else "")
                 + f"In der Konfiguration key_width: {longest} setzen (füllt mit Nullen auf) oder die Spalte als Text "
-                "exportieren; sind die Schlüssel wirklich verschieden lang, sie in der Quelle auf eine einheitliche "
-                "Schreibweise bringen.",
+                "exportieren; sind die Schlüssel wirklich verschieden lang, allow_mixed_key_lengths: true setzen.",
             )
         if len(lengths) > 1 and notes is not None:
             notes.append(QANote(
@@ -1149,7 +1148,8 @@ def read_table(
                 + (f" (und {_rows_text([r for r, _ in bad[1:]])})" if len(bad) > 1 else ""),
                 expected="eine Zahl oder ein Sperrzeichen (–, -, ., x, /, k.A., leer)",
                 found=repr(v0),
-                hint="Wert in der Datei korrigieren; eine Zahl, die 'kein Wert' bedeutet, in 'sentinels' angeben"
+                hint="Wert in der Datei korrigieren; eigene Zeichen für 'kein Wert' in 'na_markers' angeben "
+                "(Zahlen wie -9999 in 'sentinels')"
                 + ("." if numeric_set is not None else "; ist die Spalte Text, sie nicht als Zahlenspalte unter 'columns' aufführen."),
             )
         other_style = [line_no[i] for i, c in enumerate(cells) if info[c][0] == "o"]
