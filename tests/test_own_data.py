@@ -104,15 +104,18 @@ def test_total_row_must_be_dropped(city, capsys):
     assert "99" in msg and "gesamt" in msg, msg
 
 
-def test_no_group_no_group_claims(city, capsys):
+def test_no_group_no_group_claims_english(city, capsys):
     root, raw, _ = city
     cfg = copy.deepcopy(raw)
     del cfg["boundaries"]["group"]
     out = root / "ohne_bezirk"
-    assert main(["run", str(write_config(root, cfg, "ohne_bezirk.yaml")), "--out", str(out)]) == 0, _flat(capsys)
+    assert main(["--lang", "en", "run", str(write_config(root, cfg, "ohne_bezirk.yaml")), "--out", str(out)]) == 0, \
+        _flat(capsys)
     text = re.sub(r"<[^>]+>", " ", (out / "bericht.html").read_text(encoding="utf-8"))
-    assert "Theil zwischen Bezirken" not in text and "innerhalb der Bezirke" not in text
-    assert "räumlich blockierte" not in text
+    assert "Theil between districts" not in text and "within districts" not in text
+    assert "spatially blocked" not in text
+    # English labels of the exposure, too
+    assert "residents under 18" in text.lower() and "under 21" not in text
 
 
 def test_multi_layer_geopackage(tmp_path, capsys):
