@@ -260,32 +260,108 @@ def presets_show(name: str = typer.Argument(..., help="Name aus 'geoplan presets
 
 @app.command()
 def compare(
-    configs: list[Path] = typer.Argument(..., help="zwei oder mehr Konfigurationen (YAML)"),
+    configs: Optional[list[Path]] = typer.Argument(None, help="Konfigurationen (YAML)"),
+    preset: Optional[list[str]] = typer.Option(None, "--preset", "-p",
+                                               help="Budgetmodell einer Kommune auf dem Beispiel (mehrfach möglich)"),
     out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Vergleich als Excel-Datei speichern"),
 ):
-    """Verteilungen mehrerer Konfigurationen nebeneinander: Differenzen, Gewinner und Verlierer."""
-    from rich.table import Table
-
-    from geoplan import fmt
+    """Verteilungen mehrerer Konfigurationen oder Presets nebeneinander: Differenzen, Gewinner und Verlierer."""
     from geoplan.pipeline import run as run_pipeline
     from geoplan.stages.sensitivity import compare_allocations
 
-    if len(configs) < 2:
-        raise GeoplanError("Zum Vergleichen mindestens zwei Konfigurationen angeben.", location="compare",
-                           hint="geoplan compare A.yaml B.yaml")
+    runs = [(c.stem, lambda c=c: _load(c)) for c in configs or []]
+    runs += [(p, lambda p=p: demo_config(p)) for p in preset or []]
+    if len(runs) < 2:
+        raise GeoplanError("Zum Vergleichen mindestens zwei Konfigurationen oder Presets angeben.", location="compare",
+                           hint="geoplan compare A.yaml B.yaml  oder  geoplan compare --preset stuttgart --preset isa")
+    names = [n for n, _ in runs]
+    if len(set(names)) != len(names):
+        raise GeoplanError("Jede Konfiguration und jedes Preset nur einmal angeben.", location="compare",
+                           found=", ".join(names))
+    if out_file is not None and out_file.exists() and out_file.suffix.lower() != ".xlsx":
+        raise GeoplanError("Der Vergleich wird als Excel-Datei (.xlsx) gespeichert.", file=out_file,
+                           expected="Dateiname auf .xlsx")
     results = {}
-    for c in configs:
-        cfg = _load(c)
-        console.print(f"Rechne {c} …")
-        results[c.stem] = run_pipeline(cfg).allocation
+    for name, load in runs:
+        cfg = load()
+        console.print(f"Rechne {name} …")
+        results[name] = run_pipeline(cfg).allocation
     table_df = compare_allocations(results)
-    table = Table(*[str(c) for c in table_df.columns])
-    for _, r in table_df.iterrows():
-        table.add_row(*[fmt.number(v) if isinstance(v, (int, float)) else str(v) for v in r])
-    out.print(table)
+    out.print(compare_text(table_df, names), markup=False, highlight=False, soft_wrap=True)
     if out_file:
-        table_df.to_excel(out_file, index=False)
+        write_compare_xlsx(table_df, names, out_file)
         out.print(f"[green]✓[/green] {out_file} {t('written')}")
+
+
+def _cut(text: str, width: int) -> str:
+    text = str(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def compare_text(df, names: list[str], width: int = 80) -> str:
+    """The comparison as a plain table of at most ``width`` columns: reference, last scenario, difference."""
+    from geoplan import fmt
+
+    ref, last = names[0], names[-1]
+    amount = 13
+    name_w = width - 6 - 2 * (amount + 1) - (amount + 1) - 8
+    head = f"{'Schl.':<5} {_cut('Sozialraum', name_w):<{name_w}} {_cut(ref, amount):>{amount}} {_cut(last, amount):>{amount}} " \
+           f"{'Differenz':>{amount}} {'%':>7}"
+    lines = [head, "─" * min(width, len(head))]
+    for _, r in df.iterrows():
+        pct = r.get(f"diff_{last}_pct")
+        lines.append(f"{_cut(r['key'], 5):<5} {_cut(r.get('name', ''), name_w):<{name_w}} "
+                     f"{fmt.number(r[ref], 0):>{amount}} {fmt.number(r[last], 0):>{amount}} "
+                     f"{fmt.number(r[f'diff_{last}'], 0):>{amount}} {fmt.number(pct, 1):>7}")
+    lines.append("─" * min(width, len(head)))
+    lines.append(f"{'':<5} {'Summe':<{name_w}} {fmt.number(df[ref].sum(), 0):>{amount}} {fmt.number(df[last].sum(), 0):>{amount}} "
+                 f"{fmt.number(df[f'diff_{last}'].sum(), 0):>{amount}} {'':>7}")
+    if len(names) > 2:
+        lines.append(f"Weitere Szenarien ({', '.join(names[1:-1])}) stehen in der Excel-Datei (--out).")
+    return "\n".join(lines)
+
+
+def write_compare_xlsx(df, names: list[str], path: Path) -> Path:
+    """Formatted comparison: German headers, number formats, one sheet per view, =SUM totals."""
+    from openpyxl import Workbook
+
+    from geoplan.report.xlsx import _sheet, _sum_row
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    ref = names[0]
+    cols = [("key", "Schlüssel", "text"), ("name", "Sozialraum", "text")]
+    cols += [(n, f"Budget {n} (€)", "euro") for n in names]
+    for n in names[1:]:
+        cols += [(f"diff_{n}", f"Differenz {n} zu {ref} (€)", "euro"), (f"diff_{n}_pct", f"Differenz {n} zu {ref} (%)", "pct")]
+    cols = [c for c in cols if c[0] in df.columns]
+    view = df.sort_values("key")
+    ws = _sheet(wb, "Budgets", [c[1] for c in cols], view[[c[0] for c in cols]].values.tolist(), [c[2] for c in cols],
+                widths=[10, 30] + [18] * (len(cols) - 2))
+    _sum_row(ws, [j for j, c in enumerate(cols, start=1) if c[2] == "euro"], ["euro"] * sum(c[2] == "euro" for c in cols))
+    ws.freeze_panes = "C2"
+    rank = [("key", "Schlüssel", "text"), ("name", "Sozialraum", "text")] + \
+        [(f"rank_{n}", f"Rang {n} (1 = größtes Budget)", "int") for n in names] + \
+        [("spanne_eur", "Spanne über die Szenarien (€)", "euro"), ("max_szenario", "meistes Geld in", "text"),
+         ("min_szenario", "wenigstes Geld in", "text"), ("ergebnis", f"{names[-1]} gegenüber {ref}", "text")]
+    rank = [c for c in rank if c[0] in df.columns]
+    ws = _sheet(wb, "Gewinner und Verlierer", [c[1] for c in rank], df[[c[0] for c in rank]].values.tolist(),
+                [c[2] for c in rank], widths=[10, 30] + [18] * (len(rank) - 2))
+    ws.freeze_panes = "C2"
+    summary = []
+    for n in names:
+        row = [n, int(df[n].sum())]
+        if n == ref:
+            row += [None, None, None, None]
+        else:
+            d = df[f"diff_{n}"]
+            row += [int((d > 0).sum()), int((d < 0).sum()), float(d.max()), float(d.min())]
+        summary.append(row)
+    _sheet(wb, "Szenarien", ["Szenario", "Budget gesamt (€)", f"Sozialräume mit mehr als in {ref}",
+                             f"Sozialräume mit weniger als in {ref}", "größte Zunahme (€)", "größte Abnahme (€)"],
+           summary, ["text", "euro", "int", "int", "euro", "euro"], widths=[24, 18, 18, 18, 18, 18])
+    wb.save(path)
+    return path
 
 
 GLOBAL_FLAGS = ("--debug", "--version")

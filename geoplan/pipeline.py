@@ -20,7 +20,7 @@ import geopandas as gpd
 import pandas as pd
 
 from geoplan.config import Config
-from geoplan.errors import QANote, config_field
+from geoplan.errors import QANote
 from geoplan.provenance import InputFile, input_file
 
 STAGES = [
@@ -46,6 +46,7 @@ class Result:
     model: Any = None                            # geoplan.stages.model.NeedModelResult
     allocation: Any = None                       # geoplan.stages.allocate.AllocationResult
     settlement_rules: Any = None                 # German table of the settlement rules (regel, beschreibung)
+    settlement: Any = None                       # geoplan.stages.settlement.SettlementView (rules with this run's euros)
     equity: Any = None                           # geoplan.stages.equity.EquityResult
     sensitivity: Any = None                      # geoplan.stages.sensitivity.SensitivityResult (None: n_draws 0)
     explanations: dict = field(default_factory=dict)  # key -> waterfall table (sensitivity.explain), largest/smallest budgets
@@ -186,6 +187,15 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
         alloc = allocate(pd.DataFrame(frame.drop(columns="geometry")), spec, key="key")
         frame = _attach(frame, alloc.table.set_index("key"), replace=("budget_eur",))
         notes.extend(alloc.notes)
+        settlement = None
+        if config.settlement is not None:
+            from geoplan.load.settlement import read_actual_costs
+            from geoplan.stages.settlement import settlement_view
+
+            actual = read_actual_costs(config, alloc.table["key"], inputs, notes)
+            settlement = settlement_view(alloc, config.settlement, names=dict(zip(frame["key"], frame["name"])),
+                                         actual_eur=actual)
+            notes.extend(settlement.notes)
 
     with step("equity", labels["equity"]):
         corridor = spec.corridor
@@ -198,6 +208,8 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
             prior="hze_cost_prev_eur" if "hze_cost_prev_eur" in frame.columns else None,
             group="bezirk",
             corridor_pct=corridor.max_change_pct if corridor is not None else None,
+            corridor=corridor,
+            tolerance_pct=corridor.target_tolerance_pct if corridor is not None else 1.0,
         )
         # observed counts stay in the model columns (hze_cases), where suppression applies
         per = eq.per_area.set_index("key")
@@ -213,7 +225,7 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
                                       concentration=s.concentration, seed=s.seed)
 
     return Result(config=config, frame=frame, boundaries=bres, catalogue=catalogue, need=nidx, model=model_res,
-                  allocation=alloc, settlement_rules=settlement_rules, equity=eq, sensitivity=sens, explanations=explanations,
+                  allocation=alloc, settlement_rules=settlement_rules, settlement=settlement, equity=eq, sensitivity=sens, explanations=explanations,
                   inputs=inputs, notes=notes,
                   simulated=h.simulate is not None, started=started)
 

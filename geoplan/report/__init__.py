@@ -36,8 +36,8 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
     from geoplan.report.published import build_published
     from geoplan.provenance import build_manifest, package_versions
 
-    i18n.set_labels(result)  # exposure, its label and formula, group or none: from the config
     protected = protected_paths(result.config)
+    i18n.set_labels(result)  # exposure, its label and formula, group or none: from the config
     with locked_target(out_dir, force, protected) as target:
         tmp = new_tmp(target)
         try:
@@ -49,6 +49,8 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
             written.append(xlsx.write_xlsx(result, pub, tmp / "verteilung.xlsx", lang=lang))
             written.append(gpkg.write_gpkg(result, pub, tmp / "ergebnis.gpkg"))
             manifest = build_manifest(result, [p.name for p in written] + ["manifest.json"], package_versions())
+            if getattr(result, "settlement", None) is not None:
+                manifest["settlement"] = result.settlement.manifest()
             (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                                                encoding="utf-8")
             swap_in(tmp, target, force, protected)

@@ -98,6 +98,9 @@ def build_published(result, lang: str = "de") -> Published:
         col = f"eur_{comp.name}"
         if col in areas.columns:
             component_cols.append((col, f"davon {comp.label}", f"of which {comp.name}", "euro"))
+    # budget = Σ components + corridor adjustment: the adjustment is a column wherever the components are
+    if component_cols and "eur_korridor" in areas.columns and result.allocation_spec.corridor is not None:
+        component_cols.append(("eur_korridor", "Korridor-Anpassung", "Corridor adjustment", "euro"))
 
     from geoplan.report.i18n import relabel
 

@@ -726,7 +726,7 @@ def classify(
     *,
     decimals: int = 1,
 ) -> Classification:
-    """Classes for choropleth maps through mapclassify.
+    """Classes for choropleth maps through :func:`geoplan.report.maps.classify` (mapclassify).
 
     Schemes: ``quantile`` (``Quantiles``), ``natural_breaks`` (``FisherJenks``:
     the exact, deterministic Jenks optimum; ``NaturalBreaks`` is k-means with a
@@ -735,18 +735,11 @@ def classify(
     of classes follows the data). Missing values get class −1 and no label.
     Labels use a decimal comma and ``decimals`` places.
     """
-    import mapclassify
-
     x = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float)
     ok = np.isfinite(x)
     if ok.sum() == 0:
         raise GeoplanError("Klassenbildung: keine gültigen Werte.", location="classify.values")
-    schemes = {
-        "quantile": lambda y: mapclassify.Quantiles(y, k=k),
-        "natural_breaks": lambda y: mapclassify.FisherJenks(y, k=k),
-        "equal_interval": lambda y: mapclassify.EqualInterval(y, k=k),
-        "std_mean": lambda y: mapclassify.StdMean(y),
-    }
+    schemes = ("quantile", "natural_breaks", "equal_interval", "std_mean")
     if scheme not in schemes:
         raise GeoplanError(
             "Unbekanntes Klassifikationsverfahren.", location="classify.scheme",
@@ -754,15 +747,15 @@ def classify(
         )
     if scheme != "std_mean" and (not isinstance(k, int) or k < 2):
         raise GeoplanError("Klassenzahl k muss mindestens 2 sein.", location="classify.k", found=str(k))
-    import warnings
+    # one classifier for every map, style and table: geoplan.report.maps.classify
+    from geoplan.report.maps import MapLayer
+    from geoplan.report.maps import classify as map_classify
 
-    with warnings.catch_warnings():
-        # mapclassify warns when there are fewer distinct values than classes; k is then reduced.
-        warnings.simplefilter("ignore", UserWarning)
-        mc = schemes[scheme](x[ok])
+    names = {"quantile": "quantiles", "natural_breaks": "natural_breaks", "equal_interval": "equal_interval",
+             "std_mean": "std_mean"}
+    mc = map_classify(x, MapLayer("wert", "Wert", scheme=names[scheme], k=k if scheme != "std_mean" else 5))
     bins = np.asarray(mc.bins, dtype=float)
-    yb = np.full(len(x), -1, dtype=int)
-    yb[ok] = np.asarray(mc.yb, dtype=int)
+    yb = np.asarray(mc.classes, dtype=int)
     lower = [float(x[ok].min())] + bins[:-1].tolist()
     labels = [f"{_fmt(lo, decimals)} bis {_fmt(hi, decimals)}" for lo, hi in zip(lower, bins)]
     if lower[0] > bins[0]:
