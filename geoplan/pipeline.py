@@ -109,7 +109,8 @@ def indicators_stage(config: Config, bres, inputs: list[InputFile], notes: list[
     excluded = bres.excluded["key"].tolist() if bres.excluded is not None else ()
     res = attempt(sozialraum_indicators, src, bres.gdf, catalogue, config.indicators, levels=levels,
                   expo=config.model.exposure, expo_label=exposure_label(config), boundaries_name=Path(b.path).name,
-                  excluded=excluded)
+                  excluded=excluded,
+                  merge_map={str(k): str(m.key) for m in b.merge for k in m.keys})
     if res is None:
         return None, catalogue, None
     frame, nidx, _aggregation, ind_notes = res

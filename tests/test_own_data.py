@@ -104,15 +104,18 @@ def test_total_row_must_be_dropped(city, capsys):
     assert "99" in msg and "gesamt" in msg, msg
 
 
-def test_no_group_no_group_claims(city, capsys):
+def test_no_group_no_group_claims_english(city, capsys):
     root, raw, _ = city
     cfg = copy.deepcopy(raw)
     del cfg["boundaries"]["group"]
     out = root / "ohne_bezirk"
-    assert main(["run", str(write_config(root, cfg, "ohne_bezirk.yaml")), "--out", str(out)]) == 0, _flat(capsys)
+    assert main(["--lang", "en", "run", str(write_config(root, cfg, "ohne_bezirk.yaml")), "--out", str(out)]) == 0, \
+        _flat(capsys)
     text = re.sub(r"<[^>]+>", " ", (out / "bericht.html").read_text(encoding="utf-8"))
-    assert "Theil zwischen Bezirken" not in text and "innerhalb der Bezirke" not in text
-    assert "räumlich blockierte" not in text
+    assert "Theil between districts" not in text and "within districts" not in text
+    assert "spatially blocked" not in text
+    # English labels of the exposure, too
+    assert "residents under 18" in text.lower() and "under 21" not in text
 
 
 def test_multi_layer_geopackage(tmp_path, capsys):
@@ -294,3 +297,29 @@ def test_invalid_geometry_located_in_the_files_crs(tmp_path):
         prepare_boundaries(tmp_path / "sr.geojson", key="id")
     loc = ei.value.location
     assert "x=13,405" in loc and "y=52,505" in loc and "EPSG:4326" in loc, loc
+
+
+def test_prefix_level_sums_the_parts_of_a_merged_area(city):
+    """A table on blocks keyed '<Stadtteil><nn>' (level with prefix_len): blocks of 03 and 04 go to '0304',
+    blocks of the excluded harbour are dropped with a note, totals are checked."""
+    from geoplan.pipeline import dry_run
+
+    root, raw, _ = city
+    lines = ["Block;Senioren"]
+    total = 0
+    for st in range(1, 21):
+        for n in range(1, 4):
+            v = 10 * st + n
+            total += v if st != 20 else 0
+            lines.append(f"{st:02d}{n:02d};{v}")
+    (root / "daten" / "senioren_bloecke.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = copy.deepcopy(raw)
+    cfg["indicators"]["levels"]["bloecke"] = {"prefix_len": 2}
+    cfg["indicators"]["tables"].append({"path": "daten/senioren_bloecke.csv", "key": "Block", "level": "bloecke",
+                                        "columns": {"Senioren": "pop_65plus"}})
+    res = dry_run(load_config(write_config(root, cfg, "bloecke.yaml")))
+    assert not res.problems, [p.render() for p in res.problems]
+    note = next(n for n in res.notes if n.message.startswith("Summenprüfung Ebene 'bloecke'"))
+    row = note.details["totals"][0]
+    assert row["source_total"] == row["target_total"]
+    assert any("ausgeschlossener Polygone" in n.message for n in res.notes)

@@ -827,7 +827,8 @@ def _totals_note(level_name: str, how: str, source: pd.DataFrame, target: pd.Dat
                   details={"level": level_name, "totals": rows})
 
 
-def _bring_onto(src: pd.DataFrame, level, targets, count_cols: list[str], shares: dict[str, str], notes: list):
+def _bring_onto(src: pd.DataFrame, level, targets, count_cols: list[str], shares: dict[str, str], notes: list,
+                merge_map: dict | None = None):
     """One level's source rows -> one row per Sozialraum key (``key`` column)."""
     from geoplan.errors import config_field
     from geoplan.load.tables import join_by_key
@@ -837,19 +838,29 @@ def _bring_onto(src: pd.DataFrame, level, targets, count_cols: list[str], shares
         return src.rename(columns={"_source_key": "key"}), None
     if level.polygons is None:
         cfg = level.config
+        mapping, m_src, m_tgt, prefix_len = level.mapping, cfg.source_key, cfg.target_key, cfg.prefix_len
+        if merge_map:
+            # polygons combined by boundaries.merge: their parts' keys lead to the combined key
+            if mapping is None:
+                mapping = pd.DataFrame({"_s": src["_source_key"].astype(str),
+                                        "_t": src["_source_key"].astype(str).str.slice(0, prefix_len)})
+                m_src, m_tgt, prefix_len = "_s", "_t", None
+            else:
+                mapping = mapping.copy()
+            mapping[m_tgt] = mapping[m_tgt].astype(str).map(lambda k: merge_map.get(k, k))
         with config_field(level.field, level.key_table_path):
             agg = aggregate_by_key(
                 src, source_key="_source_key", counts=count_cols,
                 shares={c: w for c, w in shares.items() if w},
-                mapping=level.mapping, mapping_source=cfg.source_key, mapping_target=cfg.target_key,
-                prefix_len=cfg.prefix_len, target_name="key",
+                mapping=mapping, mapping_source=m_src, mapping_target=m_tgt,
+                prefix_len=prefix_len, target_name="key",
             )
         notes.extend(agg.notes)
         frame = agg.frame.reset_index(drop="key" in agg.frame.columns)
         unweighted = [c for c, w in shares.items() if not w]
         if unweighted:
-            keys = (src["_source_key"].str.slice(0, cfg.prefix_len) if cfg.prefix_len else
-                    src["_source_key"].map(level.mapping.set_index(cfg.source_key)[cfg.target_key]))
+            keys = (src["_source_key"].str.slice(0, prefix_len) if prefix_len else
+                    src["_source_key"].map(mapping.set_index(m_src)[m_tgt]))
             means = src[unweighted].groupby(keys.to_numpy()).mean()
             for c in unweighted:
                 frame[c] = frame["key"].map(means[c])
@@ -900,6 +911,7 @@ def sozialraum_indicators(
     key_table_path=None,
     expo_label: str | None = None,
     excluded=(),
+    merge_map: dict | None = None,
 ):
     """Source rows per level -> one row per Sozialraum with rates and the need index.
 
@@ -913,7 +925,9 @@ def sozialraum_indicators(
     (intensive in areal interpolation); totals are checked after every step
     (QA note). Derived columns are formed on the level that has all their terms,
     else on the Sozialräume. The result must cover exactly the polygons' keys;
-    rows of ``excluded`` keys (``boundaries.exclude``) are dropped with a note.
+    rows of ``excluded`` keys (``boundaries.exclude``) are dropped with a note;
+    ``merge_map`` (part key -> combined key, ``boundaries.merge``) makes key
+    hierarchies sum the parts of a combined area into it.
     Returns ``(GeoDataFrame, NeedIndex, AggregateResult | None, notes)``.
     """
     import geopandas as gpd
@@ -946,7 +960,7 @@ def sozialraum_indicators(
         level = levels.get(level_name) if level_name is not None else None
         if level_name is not None and level is None:
             raise GeoplanError(f"Die Ebene '{level_name}' wurde nicht gelesen.", location="indicators.levels")
-        out, agg = _bring_onto(frame, level, boundaries_gdf, count_cols, shares, notes)
+        out, agg = _bring_onto(frame, level, boundaries_gdf, count_cols, shares, notes, merge_map=merge_map)
         aggregation = aggregation or agg
         out = out[[c for c in out.columns if not c.startswith("_basis_") and not (c == "n_sources" and frames)]]
         out["key"] = out["key"].astype(str)
