@@ -1,0 +1,1 @@
+"""Pure computation stages (frame in, frame out)."""
