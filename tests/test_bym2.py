@@ -209,3 +209,84 @@ def test_coverage_of_relative_risks_on_berlin_adjacency():
     again = BYM2Model(chains=2, warmup=500, draws=500, seed=0).fit(pd.DataFrame({"x": x0}), y0, exposure=e0,
                                                                   adjacency=geometry)
     assert np.array_equal(again.draws_["relative_risk"], m0.draws_["relative_risk"])
+
+
+# ---------------------------------------------------------------------------
+# uncertainty in euros: posterior draws → allocation draws
+# ---------------------------------------------------------------------------
+def small_frame(n=12, seed=3):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "key": [f"S{i:02d}" for i in range(n)],
+        "name": [f"Raum {i}" for i in range(n)],
+        "pop_u21": rng.integers(500, 8000, n),
+        "kinderarmut": rng.uniform(2, 60, n),
+        "expected_cases": rng.uniform(5, 120, n),
+        "hze_cost_prev_eur": rng.integers(300_000, 1_500_000, n),
+    })
+
+
+SPEC = {
+    "total_eur": 10_000_000,
+    "components": [
+        {"name": "bev", "label": "Einwohner unter 21", "type": "population", "weight": 0.3},
+        {"name": "isa", "label": "Kinderarmut", "type": "indicator", "indicators": {"kinderarmut": 1},
+         "base": "pop_u21", "weight": 0.2},
+        {"name": "modell", "label": "Erwartete Fälle", "type": "model", "weight": 0.5},
+    ],
+}
+
+
+@pytest.mark.parametrize("corridor", [None, {"max_change_pct": 10}])
+def test_uncertainty_in_euros_is_the_point_allocation_per_draw(corridor):
+    try:
+        from geoplan.stages.allocate import allocate
+    except ImportError:  # before the layout move
+        from geoplan.allocate import allocate
+    from geoplan.stages.uncertainty import budget_uncertainty
+
+    f = small_frame()
+    spec = dict(SPEC)
+    if corridor:
+        spec = {**spec, "total_eur": int(f["hze_cost_prev_eur"].sum()), "corridor": corridor}
+    rng = np.random.default_rng(7)
+    draws = f["expected_cases"].to_numpy() * rng.lognormal(0, 0.25, size=(200, len(f)))
+    point = allocate(f.assign(expected_cases=draws.mean(axis=0)), spec)
+    res = budget_uncertainty(f, spec, draws, allocation=point)
+    t = res.table
+    # reference: the point allocation (rounded, before the corridor) run once per draw
+    naive = np.array([
+        (lambda a: a.table["budget_eur"].to_numpy() - a.table["eur_korridor"].to_numpy())(
+            allocate(f.assign(expected_cases=d), spec)) for d in draws])
+    srt = np.sort(naive, axis=0)
+    assert np.abs(t["target_q05_eur"].to_numpy() - srt[9]).max() <= 3  # ⌈0.05·200⌉-th value; rounding ≤ 1 € per component
+    assert np.abs(t["target_q95_eur"].to_numpy() - srt[189]).max() <= 3
+    budget = point.table["budget_eur"].to_numpy()
+    p_naive = (naive > budget[None, :]).mean(axis=0)
+    assert np.abs(t["p_budget_below_need"].to_numpy() - p_naive).max() <= 0.02
+    assert (t["target_q05_eur"] <= t["target_q50_eur"]).all() and (t["target_q50_eur"] <= t["target_q95_eur"]).all()
+    assert ((t["target_q95_eur"] - t["target_q05_eur"]) / t["target_eur"] > 0.05).all()
+    if corridor:
+        # the corridor holds budgets near last year's costs: where it binds from above, the budget is
+        # below the need-based target in (almost) every draw
+        cut = -point.table["eur_korridor"].to_numpy()
+        capped = cut > (t["target_q95_eur"] - t["target_q05_eur"]).to_numpy()
+        assert capped.any() and (t.loc[capped, "p_budget_below_need"] >= 0.95).all()
+        raised = -cut > (t["target_q95_eur"] - t["target_q05_eur"]).to_numpy()
+        assert raised.any() and (t.loc[raised, "p_budget_below_need"] <= 0.05).all()
+    else:
+        assert np.abs(t["target_eur"] - budget).max() <= 3
+
+
+def test_uncertainty_without_model_draws_spread_collapses():
+    from geoplan.stages.uncertainty import budget_uncertainty
+
+    f = small_frame()
+    same = np.repeat(f["expected_cases"].to_numpy()[None, :], 50, axis=0)
+    t = budget_uncertainty(f, SPEC, same).table
+    assert (t["target_q05_eur"] == t["target_q95_eur"]).all()
+    with pytest.raises(GeoplanError):
+        budget_uncertainty(f, SPEC, same[:, :5])
+    no_model = {"total_eur": 1_000_000, "components": [{"name": "bev", "type": "population", "weight": 1}]}
+    with pytest.raises(GeoplanError):
+        budget_uncertainty(f, no_model, same)
