@@ -239,10 +239,7 @@ SPEC = {
 
 @pytest.mark.parametrize("corridor", [None, {"max_change_pct": 10}])
 def test_uncertainty_in_euros_is_the_point_allocation_per_draw(corridor):
-    try:
-        from geoplan.stages.allocate import allocate
-    except ImportError:  # before the layout move
-        from geoplan.allocate import allocate
+    from geoplan.stages.allocate import allocate
     from geoplan.stages.uncertainty import budget_uncertainty
 
     f = small_frame()

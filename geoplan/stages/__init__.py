@@ -1,1 +1,1 @@
-"""Pure computation stages (frame in, frame out)."""
+"""Pipeline stages: pure functions, data frames in, data frames out, no disk."""

@@ -34,12 +34,8 @@ import pandas as pd
 
 from geoplan.errors import GeoplanError, QANote
 
-try:  # the layout of issue 10
-    from geoplan.stages.allocate import AllocationResult, AllocationSpec, parse_spec
-    from geoplan.stages.sensitivity import formula_draws
-except ImportError:  # pragma: no cover - before the layout move is merged
-    from geoplan.allocate import AllocationResult, AllocationSpec, parse_spec
-    from geoplan.sensitivity import formula_draws
+from geoplan.stages.allocate import AllocationResult, AllocationSpec, parse_spec
+from geoplan.stages.sensitivity import formula_draws
 
 __all__ = ["BudgetUncertainty", "budget_uncertainty"]
 

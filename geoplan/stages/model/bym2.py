@@ -59,10 +59,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from geoplan.errors import GeoplanError, QANote
 
-try:  # the layout of issue 10
-    from geoplan.stages.model.glm import _check_counts, _check_exposure, _check_predictors
-except ImportError:  # pragma: no cover - before the layout move is merged
-    from geoplan.model import _check_counts, _check_exposure, _check_predictors
+from geoplan.stages.model.glm import _check_counts, _check_exposure, _check_predictors
 
 __all__ = [
     "BYM2Model",
