@@ -516,6 +516,7 @@ class BYM2Model(BaseEstimator, RegressorMixin):
     n_divergent_ : divergent transitions after warm-up (should be 0).
     max_r_hat_ : largest split-R̂ over all parameters and area effects.
     fit_seconds_ : wall time of the sampling (s), including JIT compilation.
+    graph_seconds_ : wall time of the graph preparation (components, scaling, eigenvalues).
     priors_ : plain description of the priors (German, for the report).
     notes_ : QA notes (divergences, R̂ > 1.01, islands, components).
     feature_names_in_, n_features_in_, scaler_mean_, scaler_scale_.
@@ -624,7 +625,9 @@ class BYM2Model(BaseEstimator, RegressorMixin):
             raise GeoplanError("Unbekannte ICAR-Variante.", location="model.bym2.icar",
                                expected="auto | eigen | pairwise", found=repr(self.icar))
         use_basis = self.icar == "eigen" or (self.icar == "auto" and n <= EIGEN_MAX_AREAS)
+        t_graph = time.perf_counter()
         graph = adjacency_graph(adjacency, n, eigenvalues=rho_p[0] == "pc", basis=use_basis)
+        self.graph_seconds_ = time.perf_counter() - t_graph
         self.graph_ = graph
         icpt = (math.log(yv.sum() / ev.sum()) if yv.sum() > 0 else math.log(0.5 / ev.sum()), 5.0) \
             if self.intercept_prior is None else tuple(float(v) for v in self.intercept_prior)
