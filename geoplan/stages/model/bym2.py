@@ -439,30 +439,16 @@ def _numpyro_model(Z, log_e, y, arrays, *, static):
     numpyro.sample("y", dist.Poisson(rate=jnp.exp(log_e + eta + sigma * re)), obs=y)
 
 
-_SAMPLERS: dict = {}
-
-
 def _sampler(static, chains, warmup, draws, target_accept, max_tree_depth):
-    """One NumPyro MCMC object per model structure and setting, kept for the process.
-
-    With ``jit_model_args`` a second fit of the same structure and array shapes
-    (another year, a cross-validation fold, a simulated data set) reuses the
-    compiled sampler instead of compiling it again (about 10–20 s on 2 cores).
-    The draws depend only on the seed and the data, not on the cache.
-    """
+    """A NumPyro MCMC object for the model structure ``static`` (chains run sequentially)."""
     import functools
 
     from numpyro.infer import MCMC, NUTS
 
-    key = (static, chains, warmup, draws, target_accept, max_tree_depth)
-    if key not in _SAMPLERS:
-        if len(_SAMPLERS) >= 8:
-            _SAMPLERS.pop(next(iter(_SAMPLERS)))
-        kernel = NUTS(functools.partial(_numpyro_model, static=static), target_accept_prob=target_accept,
-                      max_tree_depth=max_tree_depth)
-        _SAMPLERS[key] = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
-                              chain_method="sequential", progress_bar=False, jit_model_args=True)
-    return _SAMPLERS[key]
+    kernel = NUTS(functools.partial(_numpyro_model, static=static), target_accept_prob=target_accept,
+                  max_tree_depth=max_tree_depth)
+    return MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method="sequential",
+                progress_bar=False)
 
 
 # ---------------------------------------------------------------------------
