@@ -192,7 +192,7 @@ def test_coverage_of_relative_risks_on_berlin_adjacency():
         phi = g.basis @ rng.normal(size=g.basis.shape[1])  # scaled ICAR with sum-to-zero per component
         log_rr = beta0 + beta1 * x + sigma * (np.sqrt(1 - rho) * theta + np.sqrt(rho) * phi)
         y = rng.poisson(e * np.exp(log_rr))
-        m = BYM2Model(chains=2, warmup=500, draws=500, seed=rep)
+        m = BYM2Model(chains=2, warmup=400, draws=400, seed=rep)
         m.fit(pd.DataFrame({"x": x}), y, exposure=e, adjacency=geometry)
         rr = m.draws_["relative_risk"]
         lo, hi = np.quantile(rr, [0.05, 0.95], axis=0)
@@ -206,7 +206,7 @@ def test_coverage_of_relative_risks_on_berlin_adjacency():
     assert np.mean(widths) < 2 * 1.645 * sigma
     # deterministic: the same seed and data give the same draws
     m0, x0, y0, e0 = fits[0]
-    again = BYM2Model(chains=2, warmup=500, draws=500, seed=0).fit(pd.DataFrame({"x": x0}), y0, exposure=e0,
+    again = BYM2Model(chains=2, warmup=400, draws=400, seed=0).fit(pd.DataFrame({"x": x0}), y0, exposure=e0,
                                                                   adjacency=geometry)
     assert np.array_equal(again.draws_["relative_risk"], m0.draws_["relative_risk"])
 
