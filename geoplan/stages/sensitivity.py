@@ -33,7 +33,7 @@ from geoplan.stages.allocate import (
 )
 from geoplan.errors import GeoplanError, QANote
 
-__all__ = ["SensitivityResult", "compare_allocations", "weight_sensitivity", "explain", "explain_extremes"]
+__all__ = ["SensitivityResult", "compare_allocations", "formula_draws", "weight_sensitivity", "explain", "explain_extremes"]
 
 
 # --------------------------------------------------------------------------
@@ -205,6 +205,69 @@ def _scale_clip_inplace(b: np.ndarray, lam: np.ndarray, lo: np.ndarray, hi: np.n
         b[r0:r1] = tmp
 
 
+def _share_design(f: pd.DataFrame, blocks):
+    """Shares of every component of every distributed Teilbudget.
+
+    Returns ``cols`` (names), ``S`` (n × C shares, columns sum to 1),
+    ``weights`` (C,: configured weight × the Teilbudget's fraction of the
+    distributed total; they sum to 1), ``model_idx`` (columns of type model)
+    and per block ``(fraction, configured weights)``.
+    """
+    cols, shares, weights, model_idx, block_weights = [], [], [], [], []
+    for tb_id, frac, comps in blocks:
+        w = np.array([c.weight for c in comps], dtype=float)
+        block_weights.append((frac, w))
+        for j, c in enumerate(comps):
+            raw = component_raw(f, c)
+            cols.append(f"{tb_id}:{c.name}" if tb_id else c.name)
+            shares.append(raw / raw.sum())
+            weights.append(frac * w[j])
+            if c.type == "model":
+                model_idx.append(len(cols) - 1)
+    return cols, np.stack(shares, axis=1), np.array(weights), model_idx, block_weights
+
+
+def formula_draws(frame: pd.DataFrame, spec: AllocationSpec | dict, model_draws, *, corridor: bool = False):
+    """The allocation formula evaluated for every draw of the model component (draws × Sozialräume).
+
+    ``model_draws`` (draws × Sozialräume, frame order) are alternative values
+    of the model component's column (e.g. posterior draws of expected cases);
+    the configured weights stay fixed. Draw d gives
+    ``D × (Σ_{c not model} w_c s_ic + w_model · m_di / Σ_i m_di)`` — the same
+    shares and weights as :func:`weight_sensitivity` and
+    :func:`geoplan.allocate.allocate` before rounding to whole units. With
+    ``corridor=True`` a configured corridor is applied per draw (as in
+    :func:`weight_sensitivity`); by default the result is the formula target
+    before the corridor. Amounts in the allocation's unit (EUR or cent), float64.
+    """
+    spec = parse_spec(spec)
+    f = frame.reset_index(drop=True)
+    n = len(f)
+    blocks, distributed = _blocks(f, spec)
+    _, S, weights, model_idx, _ = _share_design(f, blocks)
+    if not model_idx:
+        raise GeoplanError("Die Budgetformel hat keine Modellkomponente (type: model); Modellziehungen ändern nichts.",
+                           location="allocation.components",
+                           hint="Eine Komponente vom Typ 'model' aufnehmen oder die Unsicherheit des Modells nicht in Euro umrechnen.")
+    M = np.asarray(model_draws, dtype=float)
+    if M.ndim != 2 or M.shape[1] != n:
+        raise GeoplanError("Die Modellziehungen müssen die Form (Ziehungen × Sozialräume) haben.",
+                           expected=f"(…, {n})", found=str(M.shape))
+    if (M < 0).any() or not np.isfinite(M).all() or (M.sum(axis=1) <= 0).any():
+        raise GeoplanError("Die Modellziehungen enthalten negative, nicht-endliche Werte oder Ziehungen mit Summe 0.")
+    model_cols = np.array(model_idx, dtype=int)
+    fixed_cols = np.setdiff1d(np.arange(S.shape[1]), model_cols)
+    D = float(distributed)
+    out = np.broadcast_to(S[:, fixed_cols] @ weights[fixed_cols], (M.shape[0], n)).copy()
+    out += weights[model_cols].sum() * (M / M.sum(axis=1, keepdims=True))
+    out *= D
+    if corridor and spec.corridor is not None:
+        lo, hi, _, _ = corridor_bounds(f, spec.corridor, 100 if spec.unit == "cent" else 1)
+        lam = _corridor_factor(out, lo, hi, D)
+        out = np.clip(lam[:, None] * out, lo[None, :], hi[None, :])
+    return out
+
+
 def weight_sensitivity(
     frame: pd.DataFrame,
     spec: AllocationSpec | dict,
@@ -261,27 +324,18 @@ def weight_sensitivity(
     blocks, distributed = _blocks(frame.reset_index(drop=True), spec)
     rng = np.random.default_rng(seed)
 
-    cols, shares, weights, model_idx = [], [], [], []
     f = frame.reset_index(drop=True)
+    cols, S, weights, model_idx, block_weights = _share_design(f, blocks)
     w_draws = []
-    for tb_id, frac, comps in blocks:
-        w = np.array([c.weight for c in comps], dtype=float)
+    for frac, w in block_weights:
         pos = w > 0
         draws = np.zeros((n_draws, w.size))
         if pos.sum() == 1:
             draws[:, pos] = 1.0
         else:
             draws[:, pos] = rng.dirichlet(concentration * w[pos], size=n_draws)
-        for j, c in enumerate(comps):
-            raw = component_raw(f, c)
-            cols.append(f"{tb_id}:{c.name}" if tb_id else c.name)
-            shares.append(raw / raw.sum())
-            weights.append(frac * w[j])
-            if c.type == "model":
-                model_idx.append(len(cols) - 1)
         w_draws.append(frac * draws)
     W = np.concatenate(w_draws, axis=1)  # n_draws × C, rows sum to 1
-    S = np.stack(shares, axis=1)  # n × C
 
     M = None
     if coef_draws is not None:
