@@ -209,3 +209,101 @@ def test_missing_postgis_extension(pgenv):
 def test_missing_database(pgenv):
     e = _err(lambda: read_postgis_table(pgenv.dsn("gibtsnicht"), layer="x", key="id"))
     assert "Datenbank" in e.message
+
+
+# --------------------------------------------------------------------------
+# output: published layer + QGIS styles
+
+
+@pytest.fixture(scope="module")
+def published(demo_result):
+    from geoplan.report.gpkg import result_layer
+    from geoplan.report.published import build_published
+
+    pub = build_published(demo_result)
+    return result_layer(demo_result, pub), pub
+
+
+def _styles(gdf):
+    from geoplan.report.qgis import styles_for
+
+    return styles_for(gdf)
+
+
+def test_write_postgis_roundtrip_with_styles(pgenv, published, caplog, capsys):
+    from geoplan.report.postgis import write_postgis
+
+    gdf, pub = published
+    # the Berlin counts are all >= k; suppress two as build_published would (NULL + flag)
+    gdf = gdf.copy()
+    gdf.loc[gdf.index[:2], "hze_cases"] = pd.NA
+    gdf.loc[gdf.index[:2], "hze_cases_unterdrueckt"] = True
+    styles = _styles(gdf)
+    assert [s.column for s, _ in styles] == ["budget_per_u21", "change_pct", "need_index", "expected_per_1000"]
+    info = write_postgis(gdf, pgenv.dsn(), "public.sozialraumbudget", "fail", styles, description="Berlin 2027")
+    assert info["rows"] == 58 and info["table"] == "public.sozialraumbudget" and info["styles"] == 4
+    back = read_postgis_boundaries(pgenv.dsn(), layer="public.sozialraumbudget", key="key", name="name")
+    g = gdf.sort_values("key").reset_index(drop=True)
+    assert back["key"].tolist() == g["key"].tolist()
+    assert back["budget_eur"].astype("int64").tolist() == g["budget_eur"].tolist()
+    assert int(back["budget_eur"].sum()) == 120_000_000
+    # suppressed counts stay NULL, with their flag
+    sup = g["hze_cases_unterdrueckt"].to_numpy(bool)
+    assert sup.any() and back.loc[sup, "hze_cases"].isna().all()
+    assert back.loc[~sup, "hze_cases"].astype(int).tolist() == g.loc[~sup, "hze_cases"].astype(int).tolist()
+    assert shapely.equals_exact(back.geometry.to_numpy(), g.geometry.to_numpy(), tolerance=1e-6).all()
+    assert back.crs.to_epsg() == 25833
+    rows = pgenv.psql("geoplan", "SELECT stylename, useasdefault, f_geometry_column FROM layer_styles "
+                                 "WHERE f_table_name = 'sozialraumbudget' ORDER BY id").splitlines()
+    assert rows[0] == "Budget je Einwohner unter 21 (€)|t|geom" and len(rows) == 4
+    assert sum(r.split("|")[1] == "t" for r in rows) == 1
+    assert pgenv.psql("geoplan", "SELECT obj_description('public.sozialraumbudget'::regclass)").startswith("geoplan:")
+    # nothing anywhere holds the password
+    out = capsys.readouterr()
+    for text in (repr(info), caplog.text, out.out, out.err, repr(back.attrs)):
+        assert pgenv.password not in text
+
+
+def test_write_postgis_if_exists(pgenv, published):
+    from geoplan.report.postgis import write_postgis
+
+    gdf, _ = published
+    write_postgis(gdf, pgenv.dsn(), "ergebnis_a", "fail")
+    e = _err(lambda: write_postgis(gdf, pgenv.dsn(), "ergebnis_a", "fail"))
+    assert "schon" in e.message and "if_exists" in e.hint
+    half = gdf.iloc[:10]
+    write_postgis(half, pgenv.dsn(), "ergebnis_a", "replace", _styles(half))
+    assert pgenv.psql("geoplan", "SELECT count(*) FROM public.ergebnis_a").strip() == "10"
+    # a table geoplan did not write is never replaced
+    pgenv.psql("geoplan", "CREATE TABLE public.fremd (x int); INSERT INTO public.fremd VALUES (1)")
+    e = _err(lambda: write_postgis(gdf, pgenv.dsn(), "fremd", "replace"))
+    assert "nicht von geoplan" in e.message
+    assert pgenv.psql("geoplan", "SELECT x FROM public.fremd").strip() == "1"
+
+
+def test_write_postgis_one_transaction(pgenv, published):
+    """A failure after the rename (a broken style) leaves the old table as it was."""
+    from geoplan.report.postgis import write_postgis
+
+    gdf, _ = published
+    write_postgis(gdf, pgenv.dsn(), "ergebnis_t", "replace", _styles(gdf))
+    before = pgenv.psql("geoplan", "SELECT count(*), sum(budget_eur) FROM public.ergebnis_t")
+    e = _err(lambda: write_postgis(gdf.iloc[:5], pgenv.dsn(), "ergebnis_t", "replace", [("kaputt", "<qgis><nicht")]))
+    assert "nichts wurde geändert" in e.message
+    assert pgenv.psql("geoplan", "SELECT count(*), sum(budget_eur) FROM public.ergebnis_t") == before
+    assert pgenv.psql("geoplan", "SELECT count(*) FROM layer_styles WHERE f_table_name = 'ergebnis_t'").strip() == "4"
+    assert pgenv.psql("geoplan", "SELECT to_regclass('public.ergebnis_t__geoplan_neu')").strip() == ""
+
+
+def test_write_postgis_errors(pgenv, published):
+    from geoplan.report.postgis import write_postgis
+
+    gdf, _ = published
+    e = _err(lambda: write_postgis(gdf, pgenv.dsn(), "gibtsnicht.tab", "fail"))
+    assert "Schema 'gibtsnicht'" in e.message
+    e = _err(lambda: write_postgis(gdf, pgenv.dsn(), "tab", "ersetzen"))
+    assert "if_exists" in e.message
+    pgenv.psql("postgres", "DROP DATABASE IF EXISTS ohne_postgis2")
+    pgenv.createdb("ohne_postgis2", postgis=False)
+    e = _err(lambda: write_postgis(gdf, pgenv.dsn("ohne_postgis2"), "tab", "fail"))
+    assert "PostGIS" in e.message
