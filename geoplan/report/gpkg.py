@@ -53,7 +53,7 @@ def graduated_qml(values: pd.Series, column: str = STYLE_COLUMN, k: int = 5) -> 
     ranges, symbols = [], []
     for i, (lo, hi) in enumerate(zip(lowers, bins)):
         label = f"{fmt.number(lo, 2)} – {fmt.number(hi, 2)}"
-        ranges.append(f'<range render="true" symbol="{i}" lower="{lo:.6f}" upper="{hi:.6f}" label="{escape(label)}"/>')
+        ranges.append(f'<range render="true" symbol="{i}" lower="{float(lo)!r}" upper="{float(hi)!r}" label="{escape(label)}"/>')
         color = VIRIDIS_5[round(i * (len(VIRIDIS_5) - 1) / max(k - 1, 1))]
         symbols.append(
             f'<symbol type="fill" name="{i}" alpha="1" clip_to_extent="1" force_rhr="0">'

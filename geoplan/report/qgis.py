@@ -111,7 +111,7 @@ def _renderer(values, spec: StyleSpec, lang: str) -> str:
     ranges, symbols = [], []
     breaks = class_breaks(values, spec.k)
     for i, (lo, hi) in enumerate(breaks):
-        ranges.append(f'<range render="true" symbol="{i}" lower="{lo:.6f}" upper="{hi:.6f}" '
+        ranges.append(f'<range render="true" symbol="{i}" lower="{lo!r}" upper="{hi!r}" '
                       f'label={quoteattr(_label(spec, lo, hi, lang))}/>')
         symbols.append(_fill_symbol(str(i), _color(spec.palette, i, len(breaks)) + ",255"))
     return (
@@ -188,7 +188,7 @@ def write_bezirke_layer(gpkg_path: Path, frame: gpd.GeoDataFrame, *, column: str
 def _srs_xml(crs: CRS) -> str:
     auth = crs.to_authority()
     authid = f"{auth[0]}:{auth[1]}" if auth else ""
-    return (f"<spatialrefsys><wkt>{escape(crs.to_wkt())}</wkt><proj4>{escape(crs.to_proj4() or '')}</proj4>"
+    return (f"<spatialrefsys><wkt>{escape(crs.to_wkt())}</wkt>"
             f"<authid>{authid}</authid><description>{escape(crs.name)}</description></spatialrefsys>")
 
 
