@@ -215,34 +215,36 @@ def mapserv_binary() -> str | None:
 
 class _CGIHandler(BaseHTTPRequestHandler):
     mapserv: str = ""
-    mapfile: str = ""
+    config: str = ""
     delay: float = 0.0
+    fail_status: int = 0
     requests: list = []
 
     def log_message(self, *args):  # keep pytest output clean
         pass
 
     def do_GET(self):
+        cls = type(self)
         path, _, query = self.path.partition("?")
-        type(self).requests.append(self.path)
-        if type(self).delay:
-            time.sleep(type(self).delay)
-        if path == "/error":
-            body = b"<html><body>Internal Server Error</body></html>"
-            self.send_response(500)
+        cls.requests.append(self.path)
+        if cls.delay:
+            time.sleep(cls.delay)
+        if cls.fail_status:
+            body = b"<html><body><h1>Internal Server Error</h1></body></html>"
+            self.send_response(cls.fail_status)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
             return
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "REQUEST_METHOD": "GET", "QUERY_STRING": query,
-               "MAPSERVER_CONFIG_FILE": "", "MS_MAPFILE": self.mapfile, "GATEWAY_INTERFACE": "CGI/1.1",
+               "MAPSERVER_CONFIG_FILE": cls.config, "GATEWAY_INTERFACE": "CGI/1.1",
                "SERVER_NAME": "127.0.0.1", "SERVER_PORT": str(self.server.server_address[1]),
                "SCRIPT_NAME": path, "SERVER_PROTOCOL": "HTTP/1.1"}
-        out = subprocess.run([self.mapserv], env=env, capture_output=True, check=False, timeout=120)
-        head, _, body = out.stdout.partition(b"\r\n\r\n")
-        if not _:
-            head, _, body = out.stdout.partition(b"\n\n")
+        out = subprocess.run([cls.mapserv], env=env, capture_output=True, check=False, timeout=120)
+        head, sep, body = out.stdout.partition(b"\r\n\r\n")
+        if not sep:
+            head, sep, body = out.stdout.partition(b"\n\n")
         status = 200
         headers = []
         for line in head.decode("latin-1").splitlines():
@@ -266,20 +268,102 @@ class WFSServer:
     handler: type
     thread: threading.Thread
 
+    @property
+    def requests(self) -> list:
+        return self.handler.requests
+
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
 
 
-def start_wfs(mapfile: Path) -> WFSServer:
+# Planungsraum tables as a Geoportal serves them: XML-safe field names, a point per row
+# (the WFS needs a geometry; the table reader ignores it).
+WFS_TABLES = {
+    "einwohner_plr": ("einwohner_plr_2022-06.csv", [], 'SELECT "PLR-ID" AS PLR_ID, Gesamt, unter6, '
+                      '"6-15" AS ew_6_15, "15-18" AS ew_15_18, "18-27" AS ew_18_27'),
+    "mss_index": ("mss_2021_index_indikatoren.csv", ["-oo", "AUTODETECT_TYPE=YES", "-oo",
+                  "QUOTED_FIELDS_AS_STRING=YES"], "SELECT PLR_ID, S1, S3, S4, D1, D3, D4, KOM"),
+    "mss_kontext": ("mss_2021_kontext_indikatoren.csv", ["-oo", "AUTODETECT_TYPE=YES", "-oo",
+                    "QUOTED_FIELDS_AS_STRING=YES"], "SELECT PLR_ID, KI_01, KI_02, KOM"),
+}
+
+
+def berlin_wfs_data(folder: Path) -> Path:
+    """GeoPackage with the Berlin Prognoseräume and Planungsraum tables for MapServer."""
+    gpkg = folder / "berlin_wfs.gpkg"
+    cmd = ["ogr2ogr", "-f", "GPKG", str(gpkg), str(BERLIN_BOUNDARIES / "prognoseraeume_2021.geojson"),
+           "-nln", "prognoseraeume", "-lco", "GEOMETRY_NAME=geom"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise RuntimeError(out.stderr)
+    for layer, (csv, opts, select) in WFS_TABLES.items():
+        stem = Path(csv).stem
+        sql = f'{select}, MakePoint(390000, 5820000, 25833) AS geom FROM "{stem}"'
+        cmd = ["ogr2ogr", "-f", "GPKG", "-update", str(gpkg), str(BERLIN_INDICATORS / csv), *opts,
+               "-dialect", "sqlite", "-sql", sql, "-nln", layer, "-a_srs", "EPSG:25833", "-nlt", "POINT"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if out.returncode:
+            raise RuntimeError(f"ogr2ogr {csv}: {out.stderr}")
+    return gpkg
+
+
+def _mapfile(gpkg: Path, url: str) -> str:
+    def layer(name, kind, title):
+        return f'''
+  LAYER
+    NAME "{name}"
+    TYPE {kind}
+    STATUS ON
+    CONNECTIONTYPE OGR
+    CONNECTION "{gpkg}"
+    DATA "{name}"
+    PROJECTION "init=epsg:25833" END
+    METADATA
+      "wfs_title" "{title}"
+      "gml_include_items" "all"
+      "gml_exclude_items" "fid"
+      "gml_types" "auto"
+      "wfs_use_default_extent_for_getfeature" "false"
+    END
+  END'''
+
+    layers = layer("prognoseraeume", "POLYGON", "LOR-Prognoseräume 2021") + "".join(
+        layer(n, "POINT", n) for n in WFS_TABLES)
+    return f'''MAP
+  NAME "geoplan_test"
+  EXTENT 360000 5800000 420000 5840000
+  PROJECTION "init=epsg:25833" END
+  WEB
+    METADATA
+      "wfs_title" "geoplan Test-WFS"
+      "wfs_onlineresource" "{url}?"
+      "wfs_srs" "EPSG:25833 EPSG:4326 EPSG:3857"
+      "wfs_enable_request" "*"
+      "wfs_maxfeatures" "10000"
+    END
+  END{layers}
+END
+'''
+
+
+def start_wfs(folder: Path) -> WFSServer:
+    """MapServer (Debian's mapserv CGI) serving the Berlin data on 127.0.0.1."""
     binary = mapserv_binary()
     if binary is None:
         missing("GEOPLAN_REQUIRE_WFS", "MapServer fehlt (Debian: apt install cgi-mapserver mapserver-bin)")
-    handler = type("Handler", (_CGIHandler,), {"mapserv": binary, "mapfile": str(mapfile), "requests": []})
+    if shutil.which("ogr2ogr") is None:
+        missing("GEOPLAN_REQUIRE_WFS", "ogr2ogr fehlt (Debian: apt install gdal-bin)")
+    folder.mkdir(parents=True, exist_ok=True)
+    gpkg = berlin_wfs_data(folder)
+    conf = folder / "mapserver.conf"
+    handler = type("Handler", (_CGIHandler,), {"mapserv": binary, "config": str(conf), "requests": []})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/wfs"
+    (folder / "berlin.map").write_text(_mapfile(gpkg, url), encoding="utf-8")
+    conf.write_text(f'CONFIG\n  ENV\n    MS_MAPFILE "{folder / "berlin.map"}"\n  END\nEND\n', encoding="utf-8")
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/wfs"
     return WFSServer(url, httpd, handler, thread)
 
 
