@@ -393,3 +393,68 @@ def run_qgis(script: str, *args: str, timeout: int = 300) -> subprocess.Complete
 
 __all__ = ["missing", "postgis_server", "start_postgis", "start_wfs", "run_qgis", "qgis_python", "PostGIS",
            "WFSServer", "free_port", "sys"]
+
+
+# --------------------------------------------------------------------------
+# `geoplan run` end to end (needs the pipeline integration of issue 17)
+
+EXAMPLE = ROOT / "geoplan" / "examples" / "berlin.yaml"
+
+
+def pipeline_integrated() -> bool:
+    """True once the config knows ``boundaries.source`` and ``output.postgis``."""
+    try:
+        from geoplan.config import BoundariesConfig, OutputConfig
+    except ImportError:
+        return False
+    return "source" in BoundariesConfig.model_fields and "postgis" in OutputConfig.model_fields
+
+
+def example_config() -> dict:
+    """berlin.yaml with absolute paths (to be edited and written elsewhere)."""
+    import yaml
+
+    raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    base = EXAMPLE.parent
+
+    def absolute(p):
+        return str((base / p).resolve())
+
+    raw["boundaries"]["path"] = absolute(raw["boundaries"]["path"])
+    raw["indicators"]["catalogue"] = absolute(raw["indicators"]["catalogue"])
+    for t in raw["indicators"]["tables"]:
+        t["path"] = absolute(t["path"])
+    raw["indicators"]["aggregate"]["key_table"] = absolute(raw["indicators"]["aggregate"]["key_table"])
+    return raw
+
+
+def geoplan_cli(*args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    code = "import sys; from geoplan.cli import main; sys.exit(main(sys.argv[1:]))"
+    e = {**(env or os.environ), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=e,
+                          timeout=timeout, check=False)
+
+
+def budgets(out_dir: Path) -> dict:
+    import pyogrio
+
+    df = pyogrio.read_dataframe(out_dir / "ergebnis.gpkg", layer="sozialraeume", read_geometry=False)
+    return dict(zip(df["key"].astype(str), df["budget_eur"].astype(int)))
+
+
+def grep_tree(folder: Path, needle: str) -> list[str]:
+    """Files under ``folder`` (also inside .zip/.qgz/.xlsx members) that contain ``needle``."""
+    import zipfile
+
+    hits = []
+    raw = needle.encode()
+    for f in sorted(folder.rglob("*")):
+        if not f.is_file():
+            continue
+        data = f.read_bytes()
+        if raw in data:
+            hits.append(str(f))
+        if zipfile.is_zipfile(f):
+            with zipfile.ZipFile(f) as z:
+                hits += [f"{f}!{n}" for n in z.namelist() if raw in z.read(n)]
+    return hits

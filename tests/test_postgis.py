@@ -307,3 +307,54 @@ def test_write_postgis_errors(pgenv, published):
     pgenv.createdb("ohne_postgis2", postgis=False)
     e = _err(lambda: write_postgis(gdf, pgenv.dsn("ohne_postgis2"), "tab", "fail"))
     assert "PostGIS" in e.message
+
+
+# --------------------------------------------------------------------------
+# geoplan run against the database (input and output), compared with the files
+
+
+@pytest.mark.skipif(not __import__("gis_services").pipeline_integrated(),
+                    reason="geoplan run kennt boundaries.source / output.postgis noch nicht "
+                           "(Integration von issue 17 in config/pipeline)")
+def test_geoplan_run_postgis_same_budgets(pgenv, tmp_path):
+    import yaml
+    from gis_services import budgets, example_config, geoplan_cli, grep_tree
+
+    env = {**os.environ, "PGPASSWORD": pgenv.password}
+    files_cfg = example_config()
+    (tmp_path / "dateien.yaml").write_text(yaml.safe_dump(files_cfg, allow_unicode=True), encoding="utf-8")
+    r1 = geoplan_cli("run", str(tmp_path / "dateien.yaml"), "--out", str(tmp_path / "aus_dateien"), env=env)
+    assert r1.returncode == 0, r1.stderr
+
+    dsn = pgenv.dsn()
+    cfg = example_config()
+    cfg["boundaries"] = {"source": f"PG:{dsn}", "layer": "berlin.prognoseraeume", "key": "id", "name": "name"}
+    tables = {"einwohner_plr_2022-06.csv": "berlin.einwohner_plr", "mss_2021_index_indikatoren.csv":
+              "berlin.mss_index", "mss_2021_kontext_indikatoren.csv": "berlin.mss_kontext"}
+    for t in cfg["indicators"]["tables"]:
+        t["source"] = f"PG:{dsn}"
+        t["layer"] = tables[Path(t.pop("path")).name]
+    agg = cfg["indicators"]["aggregate"]
+    agg.pop("key_table")
+    agg["key_table_source"] = f"PG:{dsn}"
+    agg["key_table_layer"] = "berlin.lor_schluessel"
+    cfg["output"]["postgis"] = {"dsn": f"PG:{dsn}", "table": "public.sozialraumbudget_run", "if_exists": "replace"}
+    (tmp_path / "postgis.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    r2 = geoplan_cli("run", str(tmp_path / "postgis.yaml"), "--out", str(tmp_path / "aus_postgis"), env=env)
+    assert r2.returncode == 0, r2.stderr
+    assert budgets(tmp_path / "aus_postgis") == budgets(tmp_path / "aus_dateien")
+    db = dict(line.split("|") for line in pgenv.psql(
+        "geoplan", "SELECT key, budget_eur FROM public.sozialraumbudget_run").splitlines())
+    assert {k: int(float(v)) for k, v in db.items()} == budgets(tmp_path / "aus_dateien")
+    assert "layer_styles" in pgenv.psql("geoplan", "SELECT 'layer_styles' FROM layer_styles "
+                                                   "WHERE f_table_name = 'sozialraumbudget_run' LIMIT 1")
+    manifest = (tmp_path / "aus_postgis" / "manifest.json").read_text(encoding="utf-8")
+    assert "berlin.prognoseraeume" in manifest and f"127.0.0.1:{pgenv.port}" in manifest
+    # the password is nowhere: not in any output file, not in stdout/stderr
+    assert grep_tree(tmp_path / "aus_postgis", pgenv.password) == []
+    assert pgenv.password not in r2.stdout + r2.stderr
+    # a wrong password stops with exit 2, a German message, and is not echoed
+    r3 = geoplan_cli("run", str(tmp_path / "postgis.yaml"), "--out", str(tmp_path / "aus_falsch"),
+                     env={**env, "PGPASSWORD": "Falsch-Passwort-555", "PGPASSFILE": "/nonexistent"})
+    assert r3.returncode == 2 and "Passwort falsch" in r3.stderr + r3.stdout
+    assert "Falsch-Passwort-555" not in r3.stderr + r3.stdout and "Traceback" not in r3.stderr

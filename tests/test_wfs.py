@@ -185,3 +185,44 @@ def test_connection_refused_and_bad_urls():
 def test_missing_key_field(fresh):
     e = _err(lambda: read_wfs_boundaries(fresh.url, "prognoseraeume", key="PGR_ID"))
     assert "'PGR_ID'" in e.message and "'id'" in e.found
+
+
+@pytest.mark.skipif(not __import__("gis_services").pipeline_integrated(),
+                    reason="geoplan run kennt boundaries.source / --offline noch nicht "
+                           "(Integration von issue 17 in config/pipeline/cli)")
+def test_geoplan_run_wfs_same_budgets_and_offline(tmp_path):
+    import yaml
+    from gis_services import budgets, example_config, geoplan_cli
+
+    server = start_wfs(tmp_path / "wfs")
+    files_cfg = example_config()
+    (tmp_path / "dateien.yaml").write_text(yaml.safe_dump(files_cfg, allow_unicode=True), encoding="utf-8")
+    r1 = geoplan_cli("run", str(tmp_path / "dateien.yaml"), "--out", str(tmp_path / "aus_dateien"))
+    assert r1.returncode == 0, r1.stderr
+    cfg = example_config()
+    url = "WFS:" + server.url
+    cfg["boundaries"] = {"source": url, "layer": "prognoseraeume", "key": "id", "name": "name", "srs": "EPSG:25833"}
+    for t in cfg["indicators"]["tables"]:
+        name = Path(t.pop("path")).name
+        t["source"] = url
+        if name.startswith("einwohner"):
+            t["layer"], t["key"] = "einwohner_plr", "PLR_ID"
+            t["columns"] = {"Gesamt": "pop_total", "unter6": "pop_u6", "ew_6_15": "pop_6_15",
+                            "ew_15_18": "pop_15_18", "ew_18_27": "pop_18_27"}
+        else:
+            t["layer"] = "mss_index" if "index" in name else "mss_kontext"
+    (tmp_path / "wfs.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    out = tmp_path / "aus_wfs"
+    try:
+        r2 = geoplan_cli("run", str(tmp_path / "wfs.yaml"), "--out", str(out))
+    finally:
+        server.stop()
+    assert r2.returncode == 0, r2.stderr
+    want = budgets(tmp_path / "aus_dateien")
+    assert budgets(out) == want
+    n = len(server.requests)
+    r3 = geoplan_cli("run", str(tmp_path / "wfs.yaml"), "--out", str(out), "--force", "--offline")
+    assert r3.returncode == 0, r3.stderr
+    assert len(server.requests) == n and budgets(out) == want
+    manifest = (out / "manifest.json").read_text(encoding="utf-8")
+    assert "prognoseraeume" in manifest and "sha256" in manifest
