@@ -1,4 +1,4 @@
-"""Benchmark: geoplan.interpolate.area_interpolate vs tobler.area_interpolate.
+"""Benchmark: geoplan.stages.interpolate.area_interpolate vs tobler.area_interpolate.
 
 Same process, same synthetic data: 10,000 source Voronoi cells and 1,000
 target Voronoi cells over a 30 km × 30 km square in EPSG:25833, one extensive
@@ -30,7 +30,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geoplan.interpolate import area_interpolate
+from geoplan.stages.interpolate import area_interpolate
 
 CRS = "EPSG:25833"
 

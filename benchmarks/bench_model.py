@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from geoplan.model import HzEDemandModel, fit_cost_model, fit_need_model
+from geoplan.stages.model import HzEDemandModel, fit_cost_model, fit_need_model
 from geoplan.synthetic import make_sozialraeume
 
 PRED = ["arbeitslosigkeit", "kinderarmut", "alleinerziehende"]

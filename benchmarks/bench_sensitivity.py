@@ -1,7 +1,7 @@
-"""Benchmark: Monte Carlo weight sensitivity (geoplan.sensitivity.weight_sensitivity).
+"""Benchmark: Monte Carlo weight sensitivity (geoplan.stages.sensitivity.weight_sensitivity).
 
 Measures the vectorised implementation on 10,000 draws × 10,000 Sozialräume
-and compares it with the straightforward peer — one ``geoplan.allocate.allocate``
+and compares it with the straightforward peer — one ``geoplan.stages.allocate.allocate``
 call per draw — on a smaller case, where both run in the same process on the
 same data. Synthetic data, fixed seeds.
 
@@ -19,8 +19,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from geoplan.allocate import allocate, parse_spec
-from geoplan.sensitivity import weight_sensitivity
+from geoplan.stages.allocate import allocate, parse_spec
+from geoplan.stages.sensitivity import weight_sensitivity
 
 SPEC = {
     "total_eur": 1_000_000_000,

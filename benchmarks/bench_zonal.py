@@ -1,4 +1,4 @@
-"""Benchmark: geoplan.raster.zonal_stats vs rasterstats and exactextract.
+"""Benchmark: geoplan.load.raster.zonal_stats vs rasterstats and exactextract.
 
 Same process, same data: a 10,000 × 10,000 float32 raster (10 m pixels,
 EPSG:25833, 512 × 512 tiles, deflate, 1 % nodata) written to a temporary
@@ -37,7 +37,7 @@ import shapely
 from rasterio.transform import from_origin
 
 from bench_interpolate import measure  # same timing and memory method
-from geoplan.raster import zonal_stats
+from geoplan.load.raster import zonal_stats
 
 CRS = "EPSG:25833"
 X0, Y0, RES = 380000.0, 5830000.0, 10.0

@@ -138,15 +138,11 @@ def demo(
 @app.command()
 def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)")):
     """Konfiguration prüfen, ohne zu rechnen: Felder, Werte, Eingabedateien, Budgetformel."""
-    from geoplan.pipeline import allocation_spec, check_inputs
+    from geoplan.load.sources import check_inputs
 
     cfg = _load(config)
     check_inputs(cfg)
-    spec = allocation_spec(cfg, config)
-    if cfg.settlement:
-        from geoplan.settlement import parse_settlement
-
-        parse_settlement(cfg.settlement, file=config)
+    spec = cfg.allocation
     out.print(f"[green]✓[/green] {t('valid')} {config}")
     out.print(f"  {len(cfg.input_paths())} {t('files')}; {len(spec.components)} Bestandteile der Budgetformel, "
               f"Gesamtbudget {spec.total_eur:,.0f} €".replace(",", "."))
@@ -198,7 +194,7 @@ def compare(
 
     from geoplan import fmt
     from geoplan.pipeline import run as run_pipeline
-    from geoplan.sensitivity import compare_allocations
+    from geoplan.stages.sensitivity import compare_allocations
 
     if len(configs) < 2:
         raise GeoplanError("Zum Vergleichen mindestens zwei Konfigurationen angeben.", location="compare",

@@ -14,6 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geoplan.errors import GeoplanError
+from geoplan.stages.allocate import AllocationSpec
+from geoplan.stages.settlement import SettlementSpec
 
 
 class _Model(BaseModel):
@@ -105,7 +107,7 @@ class KindConfig(_Model):
 
 
 class SimulateConfig(_Model):
-    """Seeded simulator for HzE cases/costs where no real data exist (see geoplan.simulate)."""
+    """Seeded simulator for HzE cases/costs where no real data exist (see geoplan.stages.simulate)."""
 
     seed: int = 2026
     rate_per_1000: float = Field(30.0, gt=0, description="mittlere Fälle je 1.000 unter 21 (Eckwert)")
@@ -163,8 +165,8 @@ class Config(_Model):
     indicators: IndicatorsConfig
     hze: HzEConfig
     model: ModelConfig
-    allocation: dict[str, Any] = Field(description="Budgetformel (siehe geoplan.allocate.AllocationSpec)")
-    settlement: dict[str, Any] | None = None
+    allocation: AllocationSpec = Field(description="Budgetformel: Gesamtbudget, Komponenten, Teilbudgets, Korridor")
+    settlement: SettlementSpec | None = Field(None, description="Abrechnungsregeln am Ende der Periode")
     privacy: PrivacyConfig = PrivacyConfig()
     output: OutputConfig = OutputConfig()
     sources: list[dict[str, str]] = Field(default_factory=list, description="Quellenangaben für den Bericht")

@@ -12,6 +12,7 @@ the report's QA section and in ``manifest.json``.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -98,3 +99,19 @@ class QANote:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@contextmanager
+def config_field(field: str, file: Path | None = None):
+    """Name the config field (and file) in any GeoplanError raised inside, so the user knows what to edit."""
+    try:
+        yield
+    except GeoplanError as err:
+        if err.location:
+            err.location = err.location.replace("'_source_key'", "'Quellschlüssel'")
+        where = f"Konfigurationsfeld '{field}'"
+        if field not in (err.location or "") and field not in err.message:
+            err.location = f"{err.location}; {where}" if err.location else where
+        if err.file is None and file is not None:
+            err.file = str(file)
+        raise

@@ -30,7 +30,7 @@ result = run(config)
 len(result.frame)"""),
         new_markdown_cell("Die Verteilung: ganze Euro, die zusammen genau das Gesamtbudget ergeben."),
         new_code_cell("""table = result.frame[["key", "name", "bezirk", "pop_u21", "need_index", "expected_cases", "budget_eur"]]
-assert int(table["budget_eur"].sum()) == config.allocation["total_eur"]
+assert int(table["budget_eur"].sum()) == config.allocation.total_eur
 table.sort_values("budget_eur", ascending=False).head(10)"""),
         new_code_cell("""result.equity.summary"""),
         new_markdown_cell("Alle Ausgaben (Bericht, Karte, Excel, GeoPackage, Manifest) in einen Ordner schreiben:"),
@@ -54,7 +54,7 @@ polys = polys.rename(columns={"id": "SR_NR", "name": "SR_NAME"})
 polys.to_file(work / "sozialraeume.shp", encoding="cp1252")
 (work / "sozialraeume.cpg").unlink(missing_ok=True)     # wie oft in der Praxis: keine .cpg
 sorted(p.name for p in work.iterdir())"""),
-        new_code_cell("""from geoplan.boundaries import prepare_boundaries
+        new_code_cell("""from geoplan.load.boundaries import prepare_boundaries
 
 b = prepare_boundaries(work / "sozialraeume.shp", key="SR_NR", name="SR_NAME")
 print(b.source_crs, "->", b.metric_crs)
@@ -68,7 +68,7 @@ ew["Anteil_u6"] = (pd.to_numeric(ew["unter6"].replace("–", None)) / pd.to_nume
 german = ew[["PLR-ID", "Gesamt", "Anteil_u6"]].to_csv(sep=";", decimal=",", index=False)
 (work / "bevoelkerung.csv").write_text(german, encoding="cp1252")
 print(german[:120])"""),
-        new_code_cell("""from geoplan.tables import read_table
+        new_code_cell("""from geoplan.load.tables import read_table
 
 t = read_table(work / "bevoelkerung.csv", key="PLR-ID")
 print(t.dialect)
@@ -104,7 +104,7 @@ for name in [None, "isa"]:
     cfg = demo_config(preset=name)
     cfg.model.n_boot = 200
     results[name or "beispiel"] = run(cfg).allocation"""),
-        new_code_cell("""from geoplan.sensitivity import compare_allocations
+        new_code_cell("""from geoplan.stages.sensitivity import compare_allocations
 
 cmp = compare_allocations(results)
 cmp.head(10)"""),

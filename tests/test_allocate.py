@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geoplan.allocate import AllocationSpec, allocate, hamilton, parse_spec, solve_corridor
+from geoplan.stages.allocate import AllocationSpec, allocate, hamilton, parse_spec, solve_corridor
 from geoplan.errors import GeoplanError
 
 

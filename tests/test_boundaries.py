@@ -1,4 +1,4 @@
-"""Tests for geoplan.boundaries: shipped Berlin layer and broken inputs built here."""
+"""Tests for geoplan.load.boundaries: shipped Berlin layer and broken inputs built here."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import shapely
 from shapely.geometry import Polygon, box
 
-from geoplan.boundaries import (
+from geoplan.load.boundaries import (
     check_boundaries,
     detect_dbf_encoding,
     list_layers,

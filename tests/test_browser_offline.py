@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from geoplan.browser import chromium_available, open_offline
-from geoplan.maps import MapLayer, write_interactive_map
+from geoplan.report.maps import MapLayer, write_interactive_map
 
 ROOT = Path(__file__).resolve().parents[1]
 BERLIN = ROOT / "boundaries" / "berlin" / "prognoseraeume_2021.geojson"
@@ -87,7 +87,7 @@ def test_map_loads_offline_and_draws_polygons(karte):
     # every class colour of the visible layer is painted (opaque fill, no tiles)
     from PIL import Image
 
-    from geoplan.maps import classify
+    from geoplan.report.maps import classify
 
     img = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
     clf = classify(_berlin()["budget_per_u21_eur"].to_numpy(), LAYERS[0])

@@ -1,4 +1,4 @@
-"""Tests for geoplan.equity: hand computations and equality with PySAL inequality."""
+"""Tests for geoplan.stages.equity: hand computations and equality with PySAL inequality."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from inequality.gini import Gini
 from inequality.theil import Theil, TheilD
 
-from geoplan.equity import (
+from geoplan.stages.equity import (
     EquityResult,
     concentration_curve,
     concentration_index,

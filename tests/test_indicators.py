@@ -1,4 +1,4 @@
-"""Tests for geoplan.indicators: catalogue, rates, EB smoothing, need index, classes, Dynamik."""
+"""Tests for geoplan.stages.indicators: catalogue, rates, EB smoothing, need index, classes, Dynamik."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from esda.smoothing import Empirical_Bayes, Spatial_Empirical_Bayes
 from libpysal.weights import W, lat2W
 
 from geoplan.errors import GeoplanError
-from geoplan.indicators import (
+from geoplan.stages.indicators import (
     NEED_CLASS_LABELS,
     aggregate_indicators,
     base_of,

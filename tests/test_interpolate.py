@@ -1,4 +1,4 @@
-"""Tests for geoplan.interpolate: key hierarchies and areal interpolation."""
+"""Tests for geoplan.stages.interpolate: key hierarchies and areal interpolation."""
 
 from pathlib import Path
 import warnings
@@ -11,7 +11,7 @@ import shapely
 from shapely.geometry import box
 
 from geoplan.errors import GeoplanError
-from geoplan.interpolate import aggregate_by_key, area_interpolate, intersection_table
+from geoplan.stages.interpolate import aggregate_by_key, area_interpolate, intersection_table
 
 ROOT = Path(__file__).resolve().parents[1]
 BERLIN = ROOT / "indicators" / "berlin"
@@ -324,7 +324,7 @@ def test_dasymetric_bad_weights(two_sources):
 
 
 def test_pair_areas_convex_clipping_and_geos_fallback():
-    from geoplan.interpolate import _pair_areas
+    from geoplan.stages.interpolate import _pair_areas
     rng = np.random.default_rng(5)
     centers = rng.uniform(0, 1000, (300, 2)) + [390000, 5810000]
     convex = shapely.convex_hull(shapely.multipoints([c + rng.normal(0, 60, (8, 2)) for c in centers]))

@@ -1,4 +1,4 @@
-"""Tests for geoplan.maps: interactive karte.html and static print maps."""
+"""Tests for geoplan.report.maps: interactive karte.html and static print maps."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from geoplan.errors import GeoplanError
-from geoplan.maps import (
+from geoplan.report.maps import (
     NODATA_LABEL,
     MapLayer,
     classify,
@@ -390,7 +390,7 @@ def test_static_map_png(berlin, tmp_path):
     # deterministic bytes
     assert static_map_png_bytes(berlin, layer, **kw) == data
     # the choropleth colours are drawn (YlOrRd class colours present)
-    from geoplan.maps import _palette_colors
+    from geoplan.report.maps import _palette_colors
 
     pixels = {tuple(p[:3]) for p in np.asarray(img.convert("RGB")).reshape(-1, 3)[::7]}
     for hexcol in _palette_colors("YlOrRd", 5):

@@ -1,4 +1,4 @@
-"""Tests of the HzE demand model (geoplan.model) on synthetic Sozialräume with known truth."""
+"""Tests of the HzE demand model (geoplan.stages.model) on synthetic Sozialräume with known truth."""
 
 import numpy as np
 import pandas as pd
@@ -7,7 +7,7 @@ import statsmodels.api as sm
 from sklearn.model_selection import GroupKFold, cross_val_predict, cross_val_score
 
 from geoplan.errors import GeoplanError
-from geoplan.model import HzEDemandModel, fit_need_model, funnel_table, poisson_limits
+from geoplan.stages.model import HzEDemandModel, fit_need_model, funnel_table, poisson_limits
 from geoplan.synthetic import make_sozialraeume
 
 PRED = ["arbeitslosigkeit", "kinderarmut", "alleinerziehende"]
@@ -263,7 +263,7 @@ def test_spatial_autocorrelation_detected_and_options_reduce_it():
 
 def test_spatial_lag_values_are_neighbour_means():
     frame, _ = make_sozialraeume(25, geometry=True, seed=15)
-    from geoplan.model import _spatial_lag
+    from geoplan.stages.model.glm import _spatial_lag
 
     v = np.arange(25, dtype=float)
     lag = _spatial_lag(frame.assign(v=v), "v", frame.geometry, np.ones(25, bool), False, "year", "key")
@@ -293,7 +293,7 @@ def test_cross_validate_with_metadata_routing():
 def test_cv_figures_match_manual_computation():
     from sklearn.model_selection import KFold
 
-    from geoplan.model import deviance_explained, mae_per_1000
+    from geoplan.stages.model import deviance_explained, mae_per_1000
 
     frame, _ = make_sozialraeume(100, alpha=0.0, seed=18)
     res = fit_need_model(frame, predictors=PRED, family="poisson", cv_folds=5, seed=3, n_boot=50)
@@ -321,7 +321,7 @@ def test_plots_draw_with_german_labels():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from geoplan.model import calibration_plot, funnel_plot
+    from geoplan.stages.model import calibration_plot, funnel_plot
 
     frame, _ = make_sozialraeume(100, alpha=0.2, seed=20)
     res = fit_need_model(frame, predictors=PRED, n_boot=50)
@@ -339,7 +339,7 @@ def test_plots_draw_with_german_labels():
 
 @pytest.mark.parametrize("family", ["gamma", "tweedie"])
 def test_cost_model_by_kind(family):
-    from geoplan.model import fit_cost_model
+    from geoplan.stages.model import fit_cost_model
 
     frame, _ = make_sozialraeume(300, seed=21)
     cm = fit_cost_model(frame, predictors=PRED, family=family)
@@ -357,7 +357,7 @@ def test_cost_model_by_kind(family):
 
 
 def test_cost_model_total_matches_statsmodels_gamma():
-    from geoplan.model import fit_cost_model
+    from geoplan.stages.model import fit_cost_model
 
     frame, _ = make_sozialraeume(150, seed=22)
     cm = fit_cost_model(frame, predictors=PRED, family="gamma", kinds=[])
@@ -376,7 +376,7 @@ def test_cost_model_total_matches_statsmodels_gamma():
 
 
 def test_cost_model_guard_rails():
-    from geoplan.model import fit_cost_model
+    from geoplan.stages.model import fit_cost_model
 
     frame, _ = make_sozialraeume(60, seed=23)
     with pytest.raises(GeoplanError, match="Familie"):
@@ -408,7 +408,7 @@ def test_poisson_coverage_fails_under_overdispersion():
 def test_moran_on_shipped_berlin_prognoseraeume():
     import geopandas as gpd
 
-    from geoplan.model import morans_i
+    from geoplan.stages.model import morans_i
 
     geo = gpd.read_file("boundaries/berlin/prognoseraeume_2021.geojson")
     assert geo.crs.to_epsg() == 25833
@@ -425,7 +425,7 @@ def test_moran_on_shipped_berlin_prognoseraeume():
 
 
 def test_describe_de_text():
-    from geoplan.model import describe_de
+    from geoplan.stages.model import describe_de
 
     frame, _ = make_sozialraeume(120, alpha=0.2, seed=25, geometry=True)
     res = fit_need_model(frame, predictors=PRED, n_boot=50)
@@ -493,7 +493,7 @@ def test_predict_with_missing_predictor_raises():
 
 
 def test_cost_model_kind_subset_and_prior_year_column_names():
-    from geoplan.model import fit_cost_model
+    from geoplan.stages.model import fit_cost_model
 
     frame, _ = make_sozialraeume(300, seed=31)
     # the prior-year naming of the simulator: hze_cases_prev_<kind>

@@ -40,7 +40,7 @@ def test_population_aggregated_from_planungsraeume(demo_result):
 
 def test_allocation_sums_to_total_to_the_euro(demo_result):
     f = demo_result.frame
-    total = demo_result.config.allocation["total_eur"]
+    total = demo_result.config.allocation.total_eur
     assert f["budget_eur"].dtype.kind == "i"
     assert int(f["budget_eur"].sum()) == total
     assert (f["budget_eur"] >= 0).all()

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geoplan.allocate import allocate, parse_spec
+from geoplan.stages.allocate import allocate, parse_spec
 from geoplan.errors import GeoplanError
 from geoplan.presets import PRESET_DIR, list_presets, load_preset, preset_path
-from geoplan.settlement import (
+from geoplan.stages.settlement import (
     base_total,
     conditional_payout,
     describe_settlement,

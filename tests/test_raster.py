@@ -1,4 +1,4 @@
-"""Tests for geoplan.raster: exact zonal statistics and the Zensus grid import."""
+"""Tests for geoplan.load.raster: exact zonal statistics and the Zensus grid import."""
 
 import numpy as np
 import geopandas as gpd
@@ -9,7 +9,7 @@ import shapely
 from rasterio.transform import from_origin
 
 from geoplan.errors import GeoplanError
-from geoplan.raster import coverage_fraction, zensus_grid_to_geotiff, zensus_zonal_sum, zonal_stats
+from geoplan.load.raster import coverage_fraction, zensus_grid_to_geotiff, zensus_zonal_sum, zonal_stats
 
 CRS = "EPSG:25833"
 NODATA = -1.0
@@ -107,7 +107,7 @@ def test_reprojected_zones_with_note(raster, zones):
 
 
 def test_windowed_strips_give_same_result(raster, zones, monkeypatch):
-    import geoplan.raster as r
+    import geoplan.load.raster as r
     path, _ = raster
     whole = zonal_stats(path, zones)
     monkeypatch.setattr(r, "_MAX_PIXELS", 500)  # forces many row strips per zone
@@ -211,7 +211,7 @@ def test_zensus_other_errors(tmp_path):
 
 def test_center_mask_equals_rasterio_geometry_mask():
     from rasterio.features import geometry_mask
-    from geoplan.raster import center_mask
+    from geoplan.load.raster import center_mask
     rng = np.random.default_rng(11)
     t = from_origin(1000.0, 2000.0, 10.0, 10.0)
     for k in range(20):

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geoplan.allocate import allocate, parse_spec
+from geoplan.stages.allocate import allocate, parse_spec
 from geoplan.errors import GeoplanError
-from geoplan.sensitivity import compare_allocations, explain, waterfall_figure, weight_sensitivity
+from geoplan.stages.sensitivity import compare_allocations, explain, waterfall_figure, weight_sensitivity
 
 
 def frame(n=12, seed=3):

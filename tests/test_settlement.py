@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geoplan.errors import GeoplanError
-from geoplan.settlement import (
+from geoplan.stages.settlement import (
     DM_PER_EUR,
     base_total,
     conditional_payout,
@@ -123,7 +123,7 @@ def test_parse_and_describe():
 
 
 def _alloc():
-    from geoplan.allocate import allocate
+    from geoplan.stages.allocate import allocate
 
     f = pd.DataFrame({"key": ["01", "02", "03"], "pop_u21": [1000, 2000, 3000],
                       "hze_cost_prev_eur": [100_000, 250_000, 250_000]})
@@ -134,7 +134,7 @@ def _alloc():
 
 
 def test_settle_allocation_surplus_and_cap():
-    from geoplan.settlement import settle_allocation
+    from geoplan.stages.settlement import settle_allocation
 
     res = _alloc()
     assert res.table["tb_B_eur"].tolist() == [99_000, 247_500, 247_500]
@@ -159,7 +159,7 @@ def test_settle_allocation_surplus_and_cap():
 
 
 def test_settle_allocation_refinancing():
-    from geoplan.settlement import settle_allocation
+    from geoplan.stages.settlement import settle_allocation
 
     res = _alloc()
     actual = np.array([120_000, 247_500, 300_000])
@@ -181,7 +181,7 @@ def test_settle_allocation_refinancing():
 
 
 def test_settle_allocation_missing_data_as_note():
-    from geoplan.settlement import settle_allocation
+    from geoplan.stages.settlement import settle_allocation
 
     res = _alloc()
     actual = np.array([120_000, 247_500, 300_000])

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from geoplan.errors import GeoplanError
-from geoplan.simulate import simulate_hze
+from geoplan.stages.simulate import simulate_hze
 
 KINDS = {"ambulant": {"share": 0.6, "cost_per_case_eur": 7000},
          "teilstationaer": {"share": 0.1, "cost_per_case_eur": 20000},

@@ -1,4 +1,4 @@
-"""Tests for geoplan.tables: real Berlin files and quirky files built here."""
+"""Tests for geoplan.load.tables: real Berlin files and quirky files built here."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from geoplan.errors import GeoplanError
-from geoplan.tables import join_by_key, normalize_keys, read_table
+from geoplan.load.tables import join_by_key, normalize_keys, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 BERLIN = ROOT / "indicators" / "berlin"
@@ -499,7 +499,7 @@ def test_comma_file_with_quoted_decimal_commas(tmp_path):
 
 def test_berlin_key_table_aggregates_to_prognoseraum_boundaries():
     """The shipped key table and Prognoseraum layer agree on all 58 keys."""
-    from geoplan.boundaries import prepare_boundaries
+    from geoplan.load.boundaries import prepare_boundaries
 
     b = prepare_boundaries(ROOT / "boundaries" / "berlin" / "prognoseraeume_2021.geojson", key="id", name="name")
     kt = read_table(BERLIN / "lor_2021_plr_schluessel.csv", key="Planungsraum (Nummer)")

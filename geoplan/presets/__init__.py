@@ -3,8 +3,8 @@
 One YAML file per model from the source document (ISSAB expert report on
 Sozialraumbudgets, chapter 3) plus an ISA indicator model. Every file holds
 ``title``, ``source`` (chapter of the source), ``description`` (German),
-``allocation`` (valid as :class:`geoplan.allocate.AllocationSpec`) and
-``settlement`` (valid as :class:`geoplan.settlement.SettlementSpec`).
+``allocation`` (valid as :class:`geoplan.stages.allocate.AllocationSpec`) and
+``settlement`` (valid as :class:`geoplan.stages.settlement.SettlementSpec`).
 
 ``allocation.total_eur`` is sized for the built-in Berlin example (58
 Prognoseräume); for a real Jugendamt it is replaced by the local total.
@@ -61,8 +61,8 @@ def load_preset(name: str) -> dict:
     ``settlement`` section as SettlementSpec, so a broken preset fails here
     with the file named.
     """
-    from geoplan.allocate import parse_spec
-    from geoplan.settlement import parse_settlement
+    from geoplan.stages.allocate import parse_spec
+    from geoplan.stages.settlement import parse_settlement
 
     path = preset_path(name)
     try:

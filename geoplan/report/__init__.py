@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 from geoplan.errors import GeoplanError
@@ -43,7 +42,7 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
     """Write all outputs of ``result`` into ``out_dir`` atomically; return the file paths."""
     from geoplan.report import gpkg, html, xlsx
     from geoplan.report.published import build_published
-    from geoplan.pipeline import package_versions
+    from geoplan.provenance import build_manifest, package_versions
 
     out_dir = Path(out_dir)
     prepare_out_dir(out_dir, force)
@@ -75,25 +74,3 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return sorted(out_dir.iterdir())
-
-
-def build_manifest(result, files: list[str], versions: dict) -> dict:
-    cfg = result.config
-    return {
-        "geoplan": versions.get("geoplan"),
-        "run_started": result.started,
-        "run_finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": cfg.model_dump(mode="json", exclude={"base_dir"}),
-        "inputs": [
-            {"role": i.role, "path": str(i.path), "sha256": i.sha256, "rows": i.rows, "qa": i.qa}
-            for i in result.inputs
-        ],
-        "outputs": sorted(files),
-        "versions": versions,
-        "simulated_hze": result.simulated,
-        "qa_notes": [n.to_dict() for n in result.notes],
-        "totals": {
-            "budget_eur": int(result.frame["budget_eur"].sum()),
-            "sozialraeume": int(len(result.frame)),
-        },
-    }

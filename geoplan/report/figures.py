@@ -147,8 +147,8 @@ def cv_plot(cv: pd.DataFrame, lang: str = "de") -> bytes:
 
 
 def calibration_png(model_result, lang: str = "de") -> bytes:
-    """Calibration by decile (:func:`geoplan.model.calibration_plot`), relabelled in English if asked."""
-    from geoplan.model import calibration_plot
+    """Calibration by decile (:func:`geoplan.stages.model.calibration_plot`), relabelled in English if asked."""
+    from geoplan.stages.model import calibration_plot
 
     _ = gettext(lang)
     fig, ax = plt.subplots(figsize=(5.2, 4.6))

@@ -8,6 +8,8 @@ WeasyPrint (A4, page numbers, table of contents).
 from __future__ import annotations
 
 import hashlib
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -74,13 +76,13 @@ def _sd_text(sd: float, unit: str, lang: str) -> str:
 def model_text(result, lang: str = "de") -> dict:
     """Formula, family, validation and limitations of the need model in the report's language.
 
-    German comes from :func:`geoplan.model.describe_de`; English is written here from the same fit.
+    German comes from :func:`geoplan.stages.model.describe_de`; English is written here from the same fit.
     """
     model = result.model
     fit = model.fit
     if lang == "de":
         try:
-            from geoplan.model import describe_de
+            from geoplan.stages.model import describe_de
 
             return describe_de(model)
         except Exception:  # noqa: BLE001 - a model without the text helper still gets a report
@@ -214,7 +216,7 @@ def component_text(comp, result, lang: str = "de") -> str:
 
 
 def _explain(result, key: str) -> pd.DataFrame:
-    """Waterfall table of one Sozialraum (EUR): :func:`geoplan.sensitivity.explain` when present, else
+    """Waterfall table of one Sozialraum (EUR): :func:`geoplan.stages.sensitivity.explain` when present, else
     the same from the ``eur_<component>`` and ``eur_korridor`` columns."""
     f = result.frame
     row = f[f["key"] == key].iloc[0]
@@ -235,12 +237,12 @@ def _explain(result, key: str) -> pd.DataFrame:
 
 
 def sensitivity_context(result, lang: str = "de", n_draws: int = 1000) -> dict | None:
-    """Monte Carlo over the component weights (:func:`geoplan.sensitivity.weight_sensitivity`).
+    """Monte Carlo over the component weights (:func:`geoplan.stages.sensitivity.weight_sensitivity`).
 
     Returns None when the sensitivity module is not installed; the report then leaves the section out.
     """
     try:
-        from geoplan.sensitivity import weight_sensitivity
+        from geoplan.stages.sensitivity import weight_sensitivity
     except ImportError:
         return None
     frame = pd.DataFrame(result.frame.drop(columns="geometry"))
@@ -520,6 +522,19 @@ def render_report(result, pub, lang: str = "de") -> str:
     return _env(lang).get_template("bericht.html.j2").render(**report_context(result, pub, lang))
 
 
+@contextmanager
+def _fixed_font_timestamp():
+    """Set SOURCE_DATE_EPOCH for the PDF's font subsets (fixed bytes), unless the user set it."""
+    if "SOURCE_DATE_EPOCH" in os.environ:
+        yield
+        return
+    os.environ["SOURCE_DATE_EPOCH"] = "946684800"  # 2000-01-01: any constant will do
+    try:
+        yield
+    finally:
+        os.environ.pop("SOURCE_DATE_EPOCH", None)
+
+
 def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = True) -> list[Path]:
     html = render_report(result, pub, lang)
     path = out_dir / "bericht.html"
@@ -531,7 +546,9 @@ def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = Tr
         pdf_path = out_dir / "bericht.pdf"
         # the PDF's file identifier is derived from the report text, so the same report gives the same bytes
         ident = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
-        HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False, pdf_identifier=ident)
+        # fontTools stamps each embedded font subset with "now" unless SOURCE_DATE_EPOCH is set
+        with _fixed_font_timestamp():
+            HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False, pdf_identifier=ident)
         written.append(pdf_path)
     return written
 

@@ -1,4 +1,4 @@
-"""Glue between the published table and :mod:`geoplan.maps`.
+"""Glue between the published table and :mod:`geoplan.report.maps`.
 
 Maps show only published (suppressed) values; HzE counts never enter the map
 data, only the need index, budget per young person, change against the prior
@@ -12,7 +12,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from geoplan.maps import MapLayer, interactive_map, static_map_png_bytes
+from geoplan.report.maps import MapLayer, interactive_map, static_map_png_bytes
 from geoplan.report import figures
 from geoplan.report.i18n import gettext
 

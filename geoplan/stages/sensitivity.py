@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from geoplan.allocate import (
+from geoplan.stages.allocate import (
     AllocationResult,
     AllocationSpec,
     corridor_bounds,
@@ -164,7 +164,7 @@ def weight_sensitivity(
     ``D × Σ_c w_c(d) · s_ic(d)`` (D the distributed total, s the shares), i.e.
     the formula before rounding to whole euros; a configured corridor is
     applied in every draw (``clip(λ_d · b_di, lo_i, hi_i)`` with λ_d found by
-    a vectorised bisection, as in :func:`geoplan.allocate.solve_corridor`). This
+    a vectorised bisection, as in :func:`geoplan.stages.allocate.solve_corridor`). This
     is computed as one matrix product per block of draws, so 10,000 draws
     over 10,000 Sozialräume take seconds (see benchmarks/bench_sensitivity.py).
     Budgets are computed in float32 (relative precision about 1e-7, i.e.

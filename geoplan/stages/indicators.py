@@ -47,25 +47,17 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pydantic
-import yaml
 
 from geoplan.errors import GeoplanError, QANote
+from geoplan.load.catalogue import RATE_SCALE, Catalogue, Indicator, catalogue_table, load_catalogue, parse_catalogue  # noqa: F401
 
 STAGE = "indicators"
 
-Unit = Literal["%", "je 1.000", "Anzahl", "Index", "Prozentpunkte"]
-Direction = Literal["hoch = mehr Bedarf", "hoch = weniger Bedarf"]
-Smoothing = Literal["keine", "eb_global", "eb_lokal"]
-Group = Literal["status", "kontext", "dynamik"]
 
-#: Multiplier from a proportion (events / base) to the unit of a rate.
-RATE_SCALE: dict[str, float] = {"%": 100.0, "je 1.000": 1000.0}
 
 #: MSS-style classes of an index standardised to mean 0, sd 1 (higher = more need).
 #: Rule (reproduces the MSS 2021 Status-Index of all 536 valid Planungsräume):
@@ -80,241 +72,6 @@ NEED_CLASS_LABELS: dict[int, str] = {
 #: MSS 2021 Dynamik-Index classes (reproduced on the shipped data): 1 if z < -1
 #: ("positiv", need falling), 3 if -1 <= z <= 1 ("stabil"), 5 if z > 1 ("negativ").
 DYNAMIK_CLASS_LABELS: dict[int, str] = {1: "positiv", 3: "stabil", 5: "negativ"}
-
-
-# --------------------------------------------------------------------------- catalogue
-
-
-class Indicator(pydantic.BaseModel, extra="forbid"):
-    """One indicator of the catalogue.
-
-    Either ``column`` (a share/rate already in the frame, e.g. the MSS shares
-    in %) or ``numerator`` (a count column; the rate is numerator / base in
-    ``unit``) must be given. ``base`` lists count columns (persons) whose sum is
-    the population base: the weight when aggregating small areas to
-    Sozialräume and the denominator for smoothing.
-    """
-
-    name: str
-    label: str
-    label_en: str | None = None
-    column: str | None = None
-    numerator: str | None = None
-    base: list[str] = []
-    unit: Unit
-    direction: Direction
-    weight: float = 1.0
-    group: Group = "kontext"
-    source: str
-    reference_date: str
-    licence: str | None = None
-    smoothing: Smoothing = "keine"
-    description: str | None = None
-
-    @pydantic.field_validator("name")
-    @classmethod
-    def _name_is_identifier(cls, v: str) -> str:
-        if not v.isidentifier():
-            raise ValueError("name muss ein Spaltenname aus Buchstaben, Ziffern und _ sein")
-        return v
-
-    @pydantic.field_validator("weight")
-    @classmethod
-    def _weight_nonnegative(cls, v: float) -> float:
-        if not np.isfinite(v) or v < 0:
-            raise ValueError("weight muss eine Zahl >= 0 sein")
-        return v
-
-    @pydantic.model_validator(mode="after")
-    def _consistent(self) -> "Indicator":
-        if (self.column is None) == (self.numerator is None):
-            raise ValueError("genau eines von 'column' oder 'numerator' angeben")
-        if self.numerator is not None and not self.base:
-            raise ValueError("'numerator' braucht 'base' (Nenner-Spalten)")
-        if self.numerator is not None and self.unit not in RATE_SCALE:
-            raise ValueError("'numerator' nur mit unit '%' oder 'je 1.000'")
-        if self.smoothing != "keine":
-            if self.unit not in RATE_SCALE:
-                raise ValueError("Glättung nur für Raten (unit '%' oder 'je 1.000')")
-            if not self.base:
-                raise ValueError("Glättung braucht 'base' (Nenner-Spalten)")
-        return self
-
-    @property
-    def need_sign(self) -> float:
-        """+1 if higher values mean more need, -1 otherwise."""
-        return 1.0 if self.direction == "hoch = mehr Bedarf" else -1.0
-
-
-class Catalogue(pydantic.BaseModel, extra="forbid"):
-    """An indicator catalogue (printed in the report as Datengrundlage)."""
-
-    title: str = "Indikatorenkatalog"
-    notes: str | None = None
-    indicators: list[Indicator]
-
-    @pydantic.model_validator(mode="after")
-    def _unique_names(self) -> "Catalogue":
-        names = [i.name for i in self.indicators]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"Indikatornamen doppelt: {', '.join(dup)}")
-        if not self.indicators:
-            raise ValueError("mindestens ein Indikator nötig")
-        return self
-
-    def get(self, name: str) -> Indicator:
-        for ind in self.indicators:
-            if ind.name == name:
-                return ind
-        raise GeoplanError(
-            f"Indikator '{name}' steht nicht im Katalog.",
-            expected=", ".join(i.name for i in self.indicators),
-            found=name,
-        )
-
-    @property
-    def index_indicators(self) -> list[Indicator]:
-        """Indicators with weight > 0 (part of the composite need index)."""
-        return [i for i in self.indicators if i.weight > 0]
-
-
-def _loc(error: dict, raw: object) -> str:
-    """Readable location of a pydantic error, naming the indicator where possible."""
-    loc = list(error.get("loc", ()))
-    parts: list[str] = []
-    if len(loc) >= 2 and loc[0] == "indicators" and isinstance(loc[1], int):
-        name = None
-        try:
-            name = raw["indicators"][loc[1]].get("name")  # type: ignore[index]
-        except Exception:  # noqa: BLE001 - location is best effort
-            name = None
-        parts.append(f"indicators[{loc[1]}]" + (f" ('{name}')" if name else ""))
-        loc = loc[2:]
-    parts.extend(str(p) for p in loc)
-    return ".".join(parts) if parts else "Katalog"
-
-
-def _expected_for(error: dict) -> str | None:
-    ctx = error.get("ctx") or {}
-    if "expected" in ctx:
-        return str(ctx["expected"]).replace(" or ", " oder ")
-    if error.get("type") == "extra_forbidden":
-        fields = sorted(Indicator.model_fields) if "indicators" in error.get("loc", ()) else sorted(Catalogue.model_fields)
-        return "eines der Felder: " + ", ".join(fields)
-    if error.get("type") == "missing":
-        return "Pflichtfeld"
-    return None
-
-
-_PYDANTIC_DE = {
-    "literal_error": "ungültiger Wert",
-    "extra_forbidden": "unbekanntes Feld",
-    "missing": "Pflichtfeld fehlt",
-    "string_type": "Text erwartet",
-    "float_type": "Zahl erwartet",
-    "float_parsing": "Zahl erwartet",
-    "list_type": "Liste erwartet",
-    "model_type": "Zuordnung (Feld: Wert) erwartet",
-    "dict_type": "Zuordnung (Feld: Wert) erwartet",
-}
-
-
-def _german_msg(error: dict) -> str:
-    """German text for a pydantic error (own validators already raise German text)."""
-    kind = error.get("type", "")
-    if kind in _PYDANTIC_DE:
-        return _PYDANTIC_DE[kind]
-    msg = str(error.get("msg", kind))
-    return msg.removeprefix("Value error, ")
-
-
-def parse_catalogue(raw: object, *, file: str | Path | None = None) -> Catalogue:
-    """Validate a catalogue given as a mapping (e.g. inline in the config).
-
-    Raises GeoplanError naming ``file``, the indicator, the field and the allowed values.
-    """
-    if not isinstance(raw, dict):
-        raise GeoplanError(
-            "Indikatorenkatalog muss eine Zuordnung mit dem Schlüssel 'indicators' sein.",
-            file=file, expected="title:, notes:, indicators: [...]", found=type(raw).__name__,
-        )
-    try:
-        return Catalogue.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        found = first.get("input")
-        more = f" (und {len(errors) - 1} weitere)" if len(errors) > 1 else ""
-        others = "; ".join(f"{_loc(e, raw)}: {_german_msg(e)}" for e in errors[1:6])
-        raise GeoplanError(
-            f"Indikatorenkatalog ungültig: {_german_msg(first)}{more}.",
-            file=file,
-            location=_loc(first, raw),
-            expected=_expected_for(first),
-            found=None if isinstance(found, dict) else repr(found),
-            hint="Feld im Katalog korrigieren (Schreibweise, erlaubte Werte)."
-            + (f" Weitere Fehler: {others}" if others else ""),
-        ) from None
-
-
-def load_catalogue(path: str | Path) -> Catalogue:
-    """Read and validate an indicator catalogue (YAML, UTF-8).
-
-    Raises
-    ------
-    GeoplanError
-        On a missing file, invalid YAML or any schema problem; the error names
-        the file, the indicator and field, and the allowed values.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GeoplanError(
-            "Indikatorenkatalog nicht gefunden.", file=path, hint="Pfad in der Konfiguration prüfen."
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise GeoplanError(
-            "Indikatorenkatalog ist nicht UTF-8-kodiert.", file=path, found=str(exc),
-            hint="Datei als UTF-8 speichern.",
-        ) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise GeoplanError(
-            "Indikatorenkatalog ist kein gültiges YAML.",
-            file=path,
-            location=f"Zeile {mark.line + 1}, Spalte {mark.column + 1}" if mark else None,
-            found=str(getattr(exc, "problem", exc)),
-            hint="Einrückung und Doppelpunkte prüfen; Texte mit ':' in Anführungszeichen setzen.",
-        ) from None
-    return parse_catalogue(raw, file=path)
-
-
-_TABLE_HEADINGS = {
-    "de": ["Indikator", "Name", "Gruppe", "Einheit", "Richtung", "Gewicht im Index", "Bezugsbevölkerung",
-           "Glättung", "Quelle", "Stand", "Lizenz"],
-    "en": ["Indicator", "Name", "Group", "Unit", "Direction", "Weight in index", "Population base",
-           "Smoothing", "Source", "Reference date", "Licence"],
-}
-
-
-def catalogue_table(catalogue: Catalogue, *, lang: str = "de") -> pd.DataFrame:
-    """The catalogue as a table for the report's Datengrundlage (``lang`` "de" or "en";
-    English uses ``label_en`` where given). Values of unit/direction stay as in the catalogue."""
-    heads = _TABLE_HEADINGS.get(lang, _TABLE_HEADINGS["de"])
-    rows = []
-    for ind in catalogue.indicators:
-        label = ind.label_en if (lang == "en" and ind.label_en) else ind.label
-        values = [
-            label, ind.name, ind.group, ind.unit, ind.direction, ind.weight,
-            " + ".join(ind.base) if ind.base else "–", ind.smoothing, ind.source,
-            ind.reference_date, ind.licence or "–",
-        ]
-        rows.append(dict(zip(heads, values)))
-    return pd.DataFrame(rows, columns=heads)
 
 
 # --------------------------------------------------------------------------- frame checks
@@ -1090,3 +847,128 @@ def dynamik(
     out["dynamik_index"] = idx
     out["dynamik_class"] = dynamik_classes(idx)
     return out
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def linear_combinations(df: pd.DataFrame, derived: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """Derived count columns (``indicators.derived``): weighted sums of source columns, e.g. pop_u21."""
+    out = df.copy()
+    for name, terms in derived.items():
+        missing = [c for c in terms if c not in out.columns]
+        if missing:
+            raise GeoplanError(
+                f"Abgeleitete Spalte '{name}': Spalte(n) {', '.join(missing)} unbekannt.",
+                location=f"Konfigurationsfeld 'indicators.derived.{name}'",
+                expected=", ".join(c for c in out.columns if not c.startswith("_")),
+                hint="Nur Spalten verwenden, die in indicators.tables[].columns benannt sind.",
+            )
+        # a term that is missing in a row makes the derived value missing (no silent zero)
+        out[name] = sum(out[c] * f for c, f in terms.items())
+    return out
+
+
+def sozialraum_indicators(
+    src: pd.DataFrame,
+    boundaries_gdf,
+    catalogue: Catalogue,
+    cfg,
+    *,
+    mapping: pd.DataFrame | None,
+    group_map: pd.Series | None,
+    expo: str,
+    boundaries_name: str,
+    key_table_path=None,
+):
+    """Source rows (``_source_key`` + geoplan columns) -> one row per Sozialraum with rates and the need index.
+
+    ``cfg`` is the config's ``indicators`` section: counts (``pop_*`` and derived
+    columns) are summed, shares weighted by their base (catalogue) or by
+    residents; the result must cover exactly the polygons' keys.
+    Returns ``(GeoDataFrame, NeedIndex, AggregateResult | None)``.
+    """
+    import geopandas as gpd
+
+    from geoplan.errors import config_field
+    from geoplan.load.tables import join_by_key
+    from geoplan.stages.interpolate import aggregate_by_key
+
+    notes = []
+    count_cols = [c for c in src.columns if c != "_source_key" and (c.startswith("pop_") or c in cfg.derived)]
+    shares: dict[str, str] = {}
+    for ind in catalogue.indicators:
+        if ind.column and ind.column in src.columns and ind.column not in count_cols:
+            if ind.base:
+                bname = f"_basis_{ind.name}"
+                src[bname] = base_of(src, ind)
+                shares[ind.column] = bname
+            else:
+                shares[ind.column] = "pop_total"
+    # columns that are neither counts nor catalogue indicators are still carried, weighted by residents
+    for c in src.columns:
+        if c == "_source_key" or c.startswith("_basis_") or c in count_cols or c in shares:
+            continue
+        shares[c] = "pop_total" if "pop_total" in src.columns else count_cols[0]
+
+    agg_cfg = cfg.aggregate
+    aggregation = None
+    if agg_cfg is None:
+        frame = src.rename(columns={"_source_key": "key"})
+    else:
+        with config_field("indicators.aggregate", key_table_path):
+            aggregation = aggregate_by_key(
+                src,
+                source_key="_source_key",
+                counts=count_cols,
+                shares=shares,
+                mapping=mapping,
+                mapping_source=agg_cfg.source_key,
+                mapping_target=agg_cfg.target_key,
+                prefix_len=agg_cfg.prefix_len,
+                target_name="key",
+            )
+        notes.extend(aggregation.notes)
+        frame = aggregation.frame.reset_index(drop="key" in aggregation.frame.columns)
+        frame = frame[[c for c in frame.columns if not c.startswith("_basis_")]]
+    frame["key"] = frame["key"].astype(str)
+
+    # every Sozialraum must have indicators and every indicator row a Sozialraum
+    try:
+        j = join_by_key(
+            boundaries_gdf[["key"]],
+            frame,
+            left_key="key",
+            right_key="key",
+            left_name=boundaries_name,
+            right_name="den Indikatoren (über die Schlüsseltabelle zusammengefasst)",
+        )
+    except GeoplanError as err:
+        # every Sozialraum needs indicators and every indicator row a polygon: no config switch for that
+        err.hint = ("Polygone und Indikatoren müssen dieselben Sozialräume enthalten: fehlende Polygone ergänzen, "
+                    "die Schlüsseltabelle (indicators.aggregate) korrigieren oder den Schlüssel in "
+                    "boundaries.key prüfen.")
+        raise
+    notes.extend(j.notes)
+    joined = boundaries_gdf.merge(frame, on="key", how="left", validate="one_to_one")
+    if expo in joined.columns:
+        bad = joined[~(joined[expo] > 0)]
+        if len(bad):
+            raise GeoplanError(
+                f"{len(bad)} Sozialraum/Sozialräume ohne Einwohner unter 21 ({expo} ist 0 oder fehlt).",
+                location="Sozialräume " + ", ".join(bad["key"].astype(str).tolist()[:10]),
+                expected=f"{expo} > 0 für jeden Sozialraum",
+                hint="Bevölkerungstabelle prüfen; unbewohnte Flächen (Wald, Flughafen) nicht als Sozialraum führen "
+                     "oder einem Nachbarraum zuschlagen.",
+            )
+    if group_map is not None:
+        joined["bezirk"] = joined["key"].map(group_map).astype(str)
+    elif "bezirk" not in joined.columns:
+        joined["bezirk"] = ""
+
+    derived = derive_indicators(pd.DataFrame(joined.drop(columns="geometry")), catalogue)
+    notes.extend(derived.notes)
+    nidx = need_index(derived.frame, catalogue, method=cfg.index_method)
+    notes.extend(nidx.notes)
+    out = gpd.GeoDataFrame(nidx.frame, geometry=joined.geometry.values, crs=joined.crs)
+    return out, nidx, aggregation, notes

@@ -20,7 +20,7 @@ expert report, chapter 3; rules of chapter 6.2/6.3, Verfügungsfonds chapter 5):
   DM amounts converted at the fixed rate 1 EUR = 1.95583 DM).
 
 Every function is pure and returns integer euros that add up exactly (largest
-remainder rounding, :func:`geoplan.allocate.hamilton`), plus a German table
+remainder rounding, :func:`geoplan.stages.allocate.hamilton`), plus a German table
 for the report.
 """
 
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from geoplan.allocate import fmt_eur, hamilton
+from geoplan.stages.allocate import fmt_eur, hamilton
 from geoplan.errors import GeoplanError, QANote
 
 __all__ = [
@@ -848,7 +848,7 @@ def settle_allocation(
     bonus_achieved: float = 0.0,
     missing: Literal["error", "note"] = "error",
 ) -> SettlementResult:
-    """Settle an :class:`~geoplan.allocate.AllocationResult` against actual costs.
+    """Settle an :class:`~geoplan.stages.allocate.AllocationResult` against actual costs.
 
     ``actual_eur``: actual costs per Sozialraum (EUR; a Series indexed by key,
     or an array in the order of ``result.table``). When the surplus rule names

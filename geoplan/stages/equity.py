@@ -316,7 +316,7 @@ def years_to_close(current, target, corridor_pct: float) -> float:
 
     Each year the allocation may move at most ``corridor_pct`` % from the
     previous year's allocation (the same rule as the corridor in
-    ``geoplan.allocate``, reference = prior year). Starting from ``current``
+    ``geoplan.stages.allocate``, reference = prior year). Starting from ``current``
     (EUR) the smallest n with current·(1 + p)^n ≥ target (increase) or
     current·(1 − p)^n ≤ target (decrease) is
 
@@ -479,7 +479,7 @@ def equity_measures(
     corridor_pct : ±x % per year allowed change; gives ``years_to_close``.
     target : the formula's target per area (EUR) before any corridor. By
         default the ``budget`` column; if the frame holds ``eur_korridor``
-        (the corridor's change from ``geoplan.allocate``) the target is
+        (the corridor's change from ``geoplan.stages.allocate``) the target is
         ``budget − eur_korridor``.
     observed : observed HzE cases (cases), optional.
 

@@ -33,7 +33,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from geoplan.errors import GeoplanError, QANote
-from geoplan.tables import _did_you_mean, normalize_keys
+from geoplan.load.tables import _did_you_mean, normalize_keys
 
 __all__ = [
     "BoundaryQA",

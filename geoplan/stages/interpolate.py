@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import os
 
 import geopandas as gpd
 import numpy as np
@@ -28,6 +27,7 @@ import shapely
 from scipy import sparse
 
 from geoplan.errors import GeoplanError, QANote
+from geoplan.parallel import n_threads
 
 __all__ = ["AggregateResult", "aggregate_by_key", "area_interpolate", "intersection_table"]
 
@@ -83,7 +83,7 @@ def _as_key(series: pd.Series) -> pd.Series:
             location=f"Spalte '{series.name}'",
             expected="Schlüssel als Text (führende Nullen bleiben erhalten)",
             found=f"Datentyp {series.dtype}",
-            hint="Tabelle mit dtype=str bzw. über geoplan.tables einlesen.",
+            hint="Tabelle mit dtype=str bzw. über geoplan.load.tables einlesen.",
         )
     return series.astype("string").str.strip()
 
@@ -111,7 +111,7 @@ def _numeric(table: pd.DataFrame, column: str) -> pd.Series:
             location=f"Zeile {pos + 1}, Spalte '{column}'",
             expected="Zahl oder leer",
             found=repr(str(text.iloc[pos])),
-            hint="Unterdrückte Werte als leer lesen (geoplan.tables erkennt –, x, / usw.).",
+            hint="Unterdrückte Werte als leer lesen (geoplan.load.tables erkennt –, x, / usw.).",
         )
     return values.astype(float)
 
@@ -370,16 +370,6 @@ def _check_crs(source: gpd.GeoDataFrame, target: gpd.GeoDataFrame, what: str = "
         )
 
 
-def n_threads(n_jobs: int | None) -> int:
-    """Worker threads: ``None`` or ``-1`` = all CPUs available to this process."""
-    if n_jobs is None or n_jobs < 1:
-        try:
-            return max(len(os.sched_getaffinity(0)), 1)
-        except AttributeError:  # not on Linux
-            return os.cpu_count() or 1
-    return n_jobs
-
-
 def _run_chunks(fn, chunks: list, n_jobs: int) -> list:
     """``[fn(c) for c in chunks]``, in threads when there is more than one.
 
@@ -617,7 +607,7 @@ def _weight_table(source, target, weights, weights_column, n_jobs=None):
     coo = A.tocoo()
     pieces = shapely.intersection(np.asarray(src, dtype=object)[coo.row], np.asarray(tgt, dtype=object)[coo.col])
     if isinstance(weights, (str, Path)):
-        from geoplan.raster import _weighted_sums_crs
+        from geoplan.load.raster import _weighted_sums_crs
 
         piece_w, raster_notes = _weighted_sums_crs(weights, pieces, source.crs, n_jobs)
         src_total, _ = _weighted_sums_crs(weights, np.asarray(src, dtype=object), source.crs, n_jobs)
@@ -707,7 +697,7 @@ def area_interpolate(
 
     * a **raster path** (e.g. Zensus population per 100 m cell): each pixel's
       value is split between pieces by the exact fraction of the pixel each
-      piece covers (see :func:`geoplan.raster.zonal_stats`); the pieces are
+      piece covers (see :func:`geoplan.load.raster.zonal_stats`); the pieces are
       reprojected to the raster CRS when needed;
     * a **GeoDataFrame** of polygons (residential land use, same CRS): without
       ``weights_column`` the weight is the land-use area in the piece (binary

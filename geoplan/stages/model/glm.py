@@ -1506,3 +1506,39 @@ def describe_de(result: NeedModelResult) -> dict:
         "validation": lines,
         "limitations": limitations,
     }
+
+
+def expected_demand(frame, model_cfg, labels: dict[str, str] | None = None):
+    """The need-model stage: fit on the Sozialraum frame, add expected cases and prediction intervals.
+
+    ``model_cfg`` is the config's ``model`` section. Returns ``(frame, NeedModelResult)``;
+    new columns ``expected_cases``, ``expected_per_1000`` (per 1,000 of the exposure), ``pi_low``, ``pi_high``.
+    """
+    m = model_cfg
+    unknown = [p for p in m.predictors if p not in frame.columns]
+    if unknown:
+        raise GeoplanError(
+            f"Prädiktor(en) {', '.join(unknown)} gibt es nicht.",
+            location="Konfigurationsfeld 'model.predictors'",
+            expected=", ".join(c for c in frame.columns if c not in ("geometry", "key", "name", "bezirk")),
+            hint="Namen aus dem Indikatorenkatalog verwenden.",
+        )
+    res = fit_need_model(
+        pd.DataFrame(frame.drop(columns="geometry")),
+        cases="hze_cases",
+        exposure=m.exposure,
+        predictors=list(m.predictors),
+        family=m.family,
+        groups="bezirk" if frame["bezirk"].nunique() > 1 else None,
+        geometry=frame.geometry,
+        cv_folds=m.cv_folds,
+        n_boot=m.n_boot,
+        seed=m.seed,
+        labels=labels,
+    )
+    out = frame.copy()
+    out["expected_cases"] = np.asarray(res.expected, float)
+    out["expected_per_1000"] = out["expected_cases"] / out[m.exposure] * 1000.0
+    out["pi_low"] = np.asarray(res.intervals["pi_low"], float)
+    out["pi_high"] = np.asarray(res.intervals["pi_high"], float)
+    return out, res

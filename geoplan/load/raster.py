@@ -34,7 +34,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from geoplan.errors import GeoplanError, QANote
-from geoplan.interpolate import n_threads
+from geoplan.parallel import n_threads
 
 __all__ = ["zonal_stats", "zensus_grid_to_geotiff", "zensus_zonal_sum", "coverage_fraction", "center_mask"]
 

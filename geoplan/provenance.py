@@ -1,0 +1,75 @@
+"""Where a result came from: input files with SHA-256, package versions, the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from geoplan import __version__
+
+
+@dataclass
+class InputFile:
+    """One input of a run, as the manifest and the report's Datengrundlage list it."""
+
+    role: str
+    path: Path
+    sha256: str
+    label: str | None = None
+    source: str | None = None
+    licence: str | None = None
+    reference_date: str | None = None
+    rows: int | None = None
+    qa: str = ""
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def input_file(role: str, path: Path, **kw) -> InputFile:
+    """An :class:`InputFile` with its hash computed."""
+    return InputFile(role, path, sha256_of(path), **kw)
+
+
+def package_versions() -> dict[str, str]:
+    names = ["geoplan", "numpy", "pandas", "geopandas", "shapely", "pyogrio", "pyproj", "scikit-learn",
+             "statsmodels", "libpysal", "esda", "mapclassify", "folium", "matplotlib", "openpyxl", "pydantic",
+             "jinja2", "weasyprint"]
+    out = {"python": platform.python_version()}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            out[n] = __version__ if n == "geoplan" else "nicht installiert"
+    return out
+
+
+def build_manifest(result, files: list[str], versions: dict) -> dict:
+    cfg = result.config
+    return {
+        "geoplan": versions.get("geoplan"),
+        "run_started": result.started,
+        "run_finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": cfg.model_dump(mode="json", exclude={"base_dir"}),
+        "inputs": [
+            {"role": i.role, "path": str(i.path), "sha256": i.sha256, "rows": i.rows, "qa": i.qa}
+            for i in result.inputs
+        ],
+        "outputs": sorted(files),
+        "versions": versions,
+        "simulated_hze": result.simulated,
+        "qa_notes": [n.to_dict() for n in result.notes],
+        "totals": {
+            "budget_eur": int(result.frame["budget_eur"].sum()),
+            "sozialraeume": int(len(result.frame)),
+        },
+    }

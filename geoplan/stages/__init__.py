@@ -1,0 +1,1 @@
+"""Pipeline stages: pure functions, data frames in, data frames out, no disk."""
