@@ -20,13 +20,8 @@ from gis_services import BERLIN_BOUNDARIES, BERLIN_INDICATORS, postgis_server  #
 
 from geoplan.errors import GeoplanError
 from geoplan.load.postgis import parse_dsn, read_postgis_boundaries, read_postgis_table, scrub
-
-try:
-    from geoplan.load.boundaries import prepare_boundaries, read_boundaries
-    from geoplan.load.tables import read_table
-except ImportError:  # before the layout move
-    from geoplan.boundaries import prepare_boundaries, read_boundaries
-    from geoplan.tables import read_table
+from geoplan.load.boundaries import prepare_boundaries, read_boundaries
+from geoplan.load.tables import read_table
 
 
 @pytest.fixture

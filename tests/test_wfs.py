@@ -20,12 +20,8 @@ from gis_services import BERLIN_BOUNDARIES, BERLIN_INDICATORS, free_port, start_
 from geoplan.errors import GeoplanError
 from geoplan.load.wfs import read_wfs_boundaries, read_wfs_table
 
-try:
-    from geoplan.load.boundaries import prepare_boundaries, read_boundaries
-    from geoplan.load.tables import read_table
-except ImportError:  # before the layout move
-    from geoplan.boundaries import prepare_boundaries, read_boundaries
-    from geoplan.tables import read_table
+from geoplan.load.boundaries import prepare_boundaries, read_boundaries
+from geoplan.load.tables import read_table
 
 BOUNDARY_FILE = BERLIN_BOUNDARIES / "prognoseraeume_2021.geojson"
 

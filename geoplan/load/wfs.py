@@ -41,12 +41,8 @@ from pyproj import CRS
 
 from geoplan.errors import GeoplanError, QANote
 
-try:  # new layout (issue 10)
-    from geoplan.load.boundaries import _check_crs_plausible, parse_crs
-    from geoplan.load.tables import TableResult, table_from_rows
-except ImportError:  # pragma: no cover - before the move
-    from geoplan.boundaries import _check_crs_plausible, parse_crs
-    from geoplan.tables import TableResult, table_from_rows
+from geoplan.load.boundaries import _check_crs_plausible, parse_crs
+from geoplan.load.tables import TableResult, table_from_rows
 
 __all__ = ["WFSDownload", "is_wfs_source", "fetch_wfs", "read_wfs_boundaries", "read_wfs_table"]
 
