@@ -148,7 +148,7 @@ def start_postgis(base: Path) -> PostGIS:
         for p in (base, sockdir, pwfile):
             shutil.chown(p, run_as)
     _as_user(run_as, [str(bindir / "initdb"), "-D", str(datadir), "-U", user, "--pwfile", str(pwfile),
-                      "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"])
+                      "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
     pwfile.unlink()
     port = free_port()
     opts = f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={sockdir} -c fsync=off"
@@ -189,16 +189,21 @@ def load_berlin(server: PostGIS, dbname: str) -> None:
     ]:
         server.ogr2ogr(dbname, BERLIN_INDICATORS / csv, f"berlin.{table}", "-lco", "LAUNDER=NO",
                        "-oo", "EMPTY_STRING_AS_NULL=YES")
-        cols = server.psql(dbname, "SELECT column_name FROM information_schema.columns WHERE table_schema='berlin' "
-                                   f"AND table_name='{table}' AND column_name <> 'ogc_fid'").split("\n")
-        for c in [c for c in cols if c]:
-            # suppressed cells ("–") are NULL in a database
-            server.psql(dbname, f'UPDATE berlin.{table} SET "{c}" = NULL WHERE "{c}" IN (\'–\', \'-\', \'.\')')
-            # numbers where every non-empty cell is a plain number without leading zero
-            numeric = server.psql(dbname, f'SELECT bool_and("{c}" ~ \'^-?(0|[1-9][0-9]*)(\\.[0-9]+)?$\') '
-                                          f'FROM berlin.{table} WHERE "{c}" IS NOT NULL').strip()
-            if numeric == "t":
-                server.psql(dbname, f'ALTER TABLE berlin.{table} ALTER COLUMN "{c}" TYPE numeric USING "{c}"::numeric')
+        # in one statement per table: suppressed cells ("–") become NULL, columns whose every
+        # non-empty cell is a plain number without leading zero become numeric
+        server.psql(dbname, f"""DO $$
+DECLARE c text; ok boolean;
+BEGIN
+  FOR c IN SELECT column_name FROM information_schema.columns
+           WHERE table_schema = 'berlin' AND table_name = '{table}' AND column_name <> 'ogc_fid' LOOP
+    EXECUTE format('UPDATE berlin.{table} SET %I = NULL WHERE %I IN (''–'', ''-'', ''.'')', c, c);
+    EXECUTE format('SELECT bool_and(%I ~ ''^-?(0|[1-9][0-9]*)(\\.[0-9]+)?$'') FROM berlin.{table} '
+                   'WHERE %I IS NOT NULL', c, c) INTO ok;
+    IF ok THEN
+      EXECUTE format('ALTER TABLE berlin.{table} ALTER COLUMN %I TYPE numeric USING %I::numeric', c, c);
+    END IF;
+  END LOOP;
+END $$""")
         server.psql(dbname, f"ALTER TABLE berlin.{table} DROP COLUMN ogc_fid")
 
 
