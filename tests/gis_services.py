@@ -407,12 +407,12 @@ EXAMPLE = ROOT / "geoplan" / "examples" / "berlin.yaml"
 
 
 def pipeline_integrated() -> bool:
-    """True once the config knows ``boundaries.source`` and ``output.postgis``."""
+    """True once the config knows ``boundaries.connection`` and ``output.postgis``."""
     try:
         from geoplan.config import BoundariesConfig, OutputConfig
     except ImportError:
         return False
-    return "source" in BoundariesConfig.model_fields and "postgis" in OutputConfig.model_fields
+    return "connection" in BoundariesConfig.model_fields and "postgis" in OutputConfig.model_fields
 
 
 def example_config() -> dict:

@@ -309,7 +309,7 @@ def test_write_postgis_errors(pgenv, published):
 
 
 @pytest.mark.skipif(not __import__("gis_services").pipeline_integrated(),
-                    reason="geoplan run kennt boundaries.source / output.postgis noch nicht "
+                    reason="geoplan run kennt boundaries.connection / output.postgis noch nicht "
                            "(Integration von issue 17 in config/pipeline)")
 def test_geoplan_run_postgis_same_budgets(pgenv, tmp_path):
     import yaml
@@ -323,17 +323,17 @@ def test_geoplan_run_postgis_same_budgets(pgenv, tmp_path):
 
     dsn = pgenv.dsn()
     cfg = example_config()
-    cfg["boundaries"] = {"source": f"PG:{dsn}", "layer": "berlin.prognoseraeume", "key": "id", "name": "name"}
+    cfg["boundaries"] = {"connection": f"PG:{dsn}", "layer": "berlin.prognoseraeume", "key": "id", "name": "name"}
     tables = {"einwohner_plr_2022-06.csv": "berlin.einwohner_plr", "mss_2021_index_indikatoren.csv":
               "berlin.mss_index", "mss_2021_kontext_indikatoren.csv": "berlin.mss_kontext"}
     for t in cfg["indicators"]["tables"]:
-        t["source"] = f"PG:{dsn}"
+        t["connection"] = f"PG:{dsn}"
         t["layer"] = tables[Path(t.pop("path")).name]
     agg = cfg["indicators"]["aggregate"]
     agg.pop("key_table")
-    agg["key_table_source"] = f"PG:{dsn}"
+    agg["key_table_connection"] = f"PG:{dsn}"
     agg["key_table_layer"] = "berlin.lor_schluessel"
-    cfg["output"]["postgis"] = {"dsn": f"PG:{dsn}", "table": "public.sozialraumbudget_run", "if_exists": "replace"}
+    cfg["output"]["postgis"] = {"connection": f"PG:{dsn}", "table": "public.sozialraumbudget_run", "if_exists": "replace"}
     (tmp_path / "postgis.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     r2 = geoplan_cli("run", str(tmp_path / "postgis.yaml"), "--out", str(tmp_path / "aus_postgis"), env=env)
     assert r2.returncode == 0, r2.stderr

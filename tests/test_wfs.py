@@ -184,7 +184,7 @@ def test_missing_key_field(fresh):
 
 
 @pytest.mark.skipif(not __import__("gis_services").pipeline_integrated(),
-                    reason="geoplan run kennt boundaries.source / --offline noch nicht "
+                    reason="geoplan run kennt boundaries.connection / --offline noch nicht "
                            "(Integration von issue 17 in config/pipeline/cli)")
 def test_geoplan_run_wfs_same_budgets_and_offline(tmp_path):
     import yaml
@@ -197,10 +197,10 @@ def test_geoplan_run_wfs_same_budgets_and_offline(tmp_path):
     assert r1.returncode == 0, r1.stderr
     cfg = example_config()
     url = "WFS:" + server.url
-    cfg["boundaries"] = {"source": url, "layer": "prognoseraeume", "key": "id", "name": "name", "srs": "EPSG:25833"}
+    cfg["boundaries"] = {"connection": url, "layer": "prognoseraeume", "key": "id", "name": "name", "srs": "EPSG:25833"}
     for t in cfg["indicators"]["tables"]:
         name = Path(t.pop("path")).name
-        t["source"] = url
+        t["connection"] = url
         if name.startswith("einwohner"):
             t["layer"], t["key"] = "einwohner_plr", "PLR_ID"
             t["columns"] = {"Gesamt": "pop_total", "unter6": "pop_u6", "ew_6_15": "pop_6_15",
