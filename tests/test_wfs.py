@@ -9,6 +9,7 @@ stopped. Skips without MapServer/ogr2ogr; GEOPLAN_REQUIRE_WFS=1 fails instead.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np

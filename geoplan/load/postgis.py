@@ -325,6 +325,25 @@ def _base_query(conn, src: PGSource, layer: str | None, sql_text: str | None, fi
     return sql.SQL(text), "SQL"
 
 
+def _order_by(conn, layer: str | None, columns: list[str], key: str | None):
+    """Rows in the table's stored order: by its primary key (how ogr2ogr, shp2pgsql and QGIS load a
+    layer: in file order), else by ``key``; an ``sql`` query keeps its own order."""
+    from psycopg import sql as psql
+
+    if layer is None:
+        return psql.SQL("")
+    schema, table = split_table_name(layer)
+    with conn.cursor() as cur:
+        cur.execute("SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                    "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(%s) AND i.indisprimary "
+                    "ORDER BY array_position(i.indkey, a.attnum)", (_qualified(schema, table).as_string(conn),))
+        pk = [r[0] for r in cur.fetchall()]
+    order = pk if pk and all(c in columns for c in pk) else ([key] if key in columns else [])
+    if not order:
+        return psql.SQL("")
+    return psql.SQL(" ORDER BY ") + psql.SQL(", ").join(psql.Identifier(c) for c in order)
+
+
 def _run(conn, src: PGSource, query, label: str, field_name: str):
     import psycopg
 
@@ -436,10 +455,9 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
                     message_en=f"The field {col!r} is missing.",
                 )
         attrs = [c for c in names if c not in geoms]
-        select = psql.SQL("SELECT {attrs}, ST_AsBinary(ST_Force2D({g})), ST_SRID({g}) FROM ({base}) AS q "
-                          "ORDER BY {key}").format(
+        select = psql.SQL("SELECT {attrs}, ST_AsBinary(ST_Force2D({g})), ST_SRID({g}) FROM ({base}) AS q").format(
             attrs=psql.SQL(", ").join(psql.Identifier(c) for c in attrs) if attrs else psql.SQL("1"),
-            g=psql.Identifier(gcol), base=base, key=psql.Identifier(key))
+            g=psql.Identifier(gcol), base=base) + _order_by(conn, layer, names, key)
         _, rows = _run(conn, src, select, label, field_name)
     finally:
         conn.close()
@@ -519,10 +537,7 @@ def read_postgis_table(dsn: str, *, key: str, layer: str | None = None, sql: str
             skip = {r[0] for r in cur.fetchall()}
         probe, _ = _run(conn, src, psql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(base), label, field_name)
         attrs = [c for c, t in probe if t not in skip]
-        if key in attrs:
-            order = psql.SQL(" ORDER BY {}").format(psql.Identifier(key))
-        else:
-            order = psql.SQL("")
+        order = _order_by(conn, layer, [c for c, _ in probe], key)
         select = psql.SQL("SELECT {} FROM ({}) AS q").format(
             psql.SQL(", ").join(psql.Identifier(c) for c in attrs), base) + order
         _, rows = _run(conn, src, select, label, field_name)
