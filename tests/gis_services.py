@@ -286,7 +286,8 @@ class WFSServer:
 # (the WFS needs a geometry; the table reader ignores it).
 WFS_TABLES = {
     "einwohner_plr": ("einwohner_plr_2022-06.csv", [], 'SELECT "PLR-ID" AS PLR_ID, Gesamt, unter6, '
-                      '"6-15" AS ew_6_15, "15-18" AS ew_15_18, "18-27" AS ew_18_27'),
+                      '"6-15" AS ew_6_15, "15-18" AS ew_15_18, "18-27" AS ew_18_27, "27-45" AS ew_27_45, '
+                      '"45-55" AS ew_45_55, "55-65" AS ew_55_65, "65undmehr" AS ew_65plus'),
     "mss_index": ("mss_2021_index_indikatoren.csv", ["-oo", "AUTODETECT_TYPE=YES", "-oo",
                   "QUOTED_FIELDS_AS_STRING=YES"], "SELECT PLR_ID, S1, S3, S4, D1, D3, D4, KOM"),
     "mss_kontext": ("mss_2021_kontext_indikatoren.csv", ["-oo", "AUTODETECT_TYPE=YES", "-oo",

@@ -91,7 +91,8 @@ def test_axis_order_epsg4326(fresh, version):
 
 TABLES = [
     ("einwohner_plr", "einwohner_plr_2022-06.csv", "PLR-ID",
-     {"Gesamt": "Gesamt", "unter6": "unter6", "ew_6_15": "6-15", "ew_15_18": "15-18", "ew_18_27": "18-27"}, {}),
+     {"Gesamt": "Gesamt", "unter6": "unter6", "ew_6_15": "6-15", "ew_15_18": "15-18", "ew_18_27": "18-27",
+      "ew_27_45": "27-45", "ew_45_55": "45-55", "ew_55_65": "55-65", "ew_65plus": "65undmehr"}, {}),
     ("mss_index", "mss_2021_index_indikatoren.csv", "PLR_ID",
      {c: c for c in ("S1", "S3", "S4", "D1", "D3", "D4")},
      dict(sentinels=(-9999,), valid_column="KOM", valid_values=["gültig"])),
@@ -205,7 +206,8 @@ def test_geoplan_run_wfs_same_budgets_and_offline(tmp_path):
         if name.startswith("einwohner"):
             t["layer"], t["key"] = "einwohner_plr", "PLR_ID"
             t["columns"] = {"Gesamt": "pop_total", "unter6": "pop_u6", "ew_6_15": "pop_6_15",
-                            "ew_15_18": "pop_15_18", "ew_18_27": "pop_18_27"}
+                            "ew_15_18": "pop_15_18", "ew_18_27": "pop_18_27", "ew_27_45": "pop_27_45",
+                            "ew_45_55": "pop_45_55", "ew_55_65": "pop_55_65", "ew_65plus": "pop_65plus"}
         else:
             t["layer"] = "mss_index" if "index" in name else "mss_kontext"
     (tmp_path / "wfs.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
