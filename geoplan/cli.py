@@ -44,13 +44,24 @@ def t(key: str) -> str:
     return MSG[STATE["lang"]][key]
 
 
+def _version(value: bool):
+    if value:
+        from geoplan import __version__
+
+        out.print(f"geoplan {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _main(
-    lang: str = typer.Option("de", "--lang", help="Sprache der Ausgaben: de oder en"),
+    lang: str = typer.Option("de", "--lang", help="Sprache der Ausgaben: de oder en (an beliebiger Stelle)"),
     debug: bool = typer.Option(False, "--debug", help="bei Fehlern den vollständigen Traceback zeigen"),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                 help="Version zeigen und beenden"),
 ):
     if lang not in ("de", "en"):
-        raise GeoplanError("Unbekannte Sprache.", location="--lang", expected="de oder en", found=lang)
+        raise GeoplanError("Unbekannte Sprache.", location="--lang", expected="de oder en", found=lang,
+                           message_en="Unknown language.")
     STATE["lang"] = lang
     STATE["debug"] = debug
 
@@ -62,14 +73,16 @@ def _stage(stage: str, label: str):
     console.print(f"[green]✓[/green] {label}")
 
 
-def _run_and_write(cfg, out_dir: Path, force: bool) -> None:
+def _run_and_write(cfg, out_dir: Path, force: bool, config_file: Path | None = None) -> None:
     from geoplan.pipeline import run
-    from geoplan.report import prepare_out_dir, write_outputs
+    from geoplan.report import protected_paths, write_outputs
+    from geoplan.report.outdir import locked_target
 
-    prepare_out_dir(out_dir, force)  # refuse early, before any work
-    result = run(cfg, progress=_stage)
-    with console.status("[bold blue]Bericht, Karte, Excel und GeoPackage schreiben …"):
-        files = write_outputs(result, out_dir, force=force, lang=STATE["lang"])
+    # refuse early, before any work, and hold the folder's lock until the outputs are in place
+    with locked_target(out_dir, force, protected_paths(cfg), config=config_file):
+        result = run(cfg, progress=_stage)
+        with console.status("[bold blue]Bericht, Karte, Excel und GeoPackage schreiben …"):
+            files = write_outputs(result, out_dir, force=force, lang=STATE["lang"])
     console.print("[green]✓[/green] Ausgaben schreiben")
     warnings = [n for n in result.notes if n.level != "info"]
     for n in warnings[:5]:
@@ -95,7 +108,7 @@ def run(
 ):
     """Eine Konfiguration rechnen und Bericht, Karte, Excel, GeoPackage und Manifest schreiben."""
     cfg = _load(config)
-    _run_and_write(cfg, out_dir, force)
+    _run_and_write(cfg, out_dir, force, config_file=config)
 
 
 def demo_config(preset: str | None = None):
@@ -132,7 +145,7 @@ def demo(
     force: bool = typer.Option(False, "--force", help="bestehenden Ausgabeordner ersetzen"),
 ):
     """Das eingebaute Berliner Beispiel (58 Prognoseräume, echte Indikatoren, simulierte HzE-Daten) rechnen."""
-    _run_and_write(demo_config(preset), out_dir, force)
+    _run_and_write(demo_config(preset), out_dir, force, config_file=EXAMPLE_CONFIG)
 
 
 @app.command()
@@ -214,39 +227,155 @@ def compare(
         out.print(f"[green]✓[/green] {out_file} {t('written')}")
 
 
+GLOBAL_FLAGS = ("--debug", "--version")
+
+
+def _global_first(args: list[str]) -> list[str]:
+    """Move the global options (--lang X, --lang=X, --debug, --version) to the front, wherever they were given."""
+    front, rest, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest += args[i:]
+            break
+        if a in GLOBAL_FLAGS or a.startswith("--lang="):
+            front.append(a)
+        elif a == "--lang" and i + 1 < len(args):
+            front += [a, args[i + 1]]
+            i += 1
+        else:
+            rest.append(a)
+        i += 1
+    return front + rest
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``finally`` (temporary folders) runs."""
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised in a subprocess test
+    raise _Terminated()
+
+
+def _usage_error(exc) -> GeoplanError:
+    """click's usage errors (unknown option, missing argument …) as one German/English message."""
+    name = type(exc).__name__
+    param = getattr(exc, "param", None)
+    pname = None
+    if param is not None:
+        pname = (getattr(param, "opts", None) or [getattr(param, "name", "")])[0]
+        if getattr(param, "param_type_name", "") == "argument":
+            pname = str(getattr(param, "name", pname)).upper()
+    names, ctx = [], getattr(exc, "ctx", None)
+    while ctx is not None and ctx.parent is not None:
+        names.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    cmd = " ".join(["geoplan", *names])
+    hint, hint_en = f"'{cmd} --help' zeigt, was angegeben werden kann.", f"'{cmd} --help' shows what can be given."
+    if name == "NoSuchOption":
+        opt = getattr(exc, "option_name", "?")
+        poss = ", ".join(getattr(exc, "possibilities", None) or [])
+        return GeoplanError(f"Unbekannte Option '{opt}'.", location=cmd, expected=poss or None, hint=hint,
+                            message_en=f"Unknown option '{opt}'.", hint_en=hint_en)
+    if name == "MissingParameter":
+        return GeoplanError(f"Es fehlt die Angabe {pname or ''}.".replace("  ", " "), location=cmd, hint=hint,
+                            message_en=f"Missing {pname or 'argument'}.", hint_en=hint_en)
+    opt = getattr(exc, "option_name", None)
+    if opt and "requires an argument" in exc.format_message():
+        return GeoplanError(f"Die Option '{opt}' braucht einen Wert.", location=cmd, hint=hint,
+                            message_en=f"Option '{opt}' requires a value.", hint_en=hint_en)
+    pname = pname or opt
+    if name in ("BadParameter", "BadOptionUsage", "BadArgumentUsage"):
+        return GeoplanError(f"Ungültige Angabe {pname or ''}: {exc.format_message()}", location=cmd, hint=hint,
+                            message_en=f"Invalid value {pname or ''}: {exc.format_message()}", hint_en=hint_en)
+    return GeoplanError(f"Aufruf fehlerhaft: {exc.format_message()}", location=cmd, hint=hint,
+                        message_en=f"Invalid call: {exc.format_message()}", hint_en=hint_en)
+
+
+def _os_error(exc: OSError) -> GeoplanError:
+    import errno
+
+    from geoplan.report.outdir import os_error
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG, errno.EROFS):
+        return os_error(exc)
+    where = exc.filename
+    if exc.errno == errno.ENOENT:
+        return GeoplanError("Datei oder Ordner existiert nicht.", file=where,
+                            hint="Pfad prüfen; einen fehlenden Ordner zuerst anlegen.",
+                            message_en="File or folder does not exist.",
+                            hint_en="Check the path; create a missing folder first.")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return GeoplanError("Keine Berechtigung für diese Datei oder diesen Ordner.", file=where,
+                            hint="Rechte prüfen oder einen anderen Ort wählen.",
+                            message_en="No permission for this file or folder.",
+                            hint_en="Check the permissions or choose another place.")
+    return GeoplanError(f"Dateizugriff fehlgeschlagen: {exc.strerror or exc}", file=where,
+                        hint="Pfad, Rechte und Datenträger prüfen.",
+                        message_en=f"File access failed: {exc.strerror or exc}",
+                        hint_en="Check path, permissions and drive.")
+
+
+ABORTED = {"de": "Abgebrochen; es wurde nichts geschrieben.", "en": "Aborted; nothing was written."}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 2 user error, 1 internal error)."""
-    args = list(argv if argv is not None else sys.argv[1:])
+    """Entry point; returns the exit code (0 ok, 2 user error, 130 Ctrl-C, 143 SIGTERM, 1 internal error)."""
+    import signal
+    import threading
+
+    args = _global_first(list(argv if argv is not None else sys.argv[1:]))
     debug = "--debug" in args
     lang = "en" if ("--lang=en" in args or any(a == "--lang" and b == "en" for a, b in zip(args, args[1:]))) else "de"
-    try:
-        app(args=argv, standalone_mode=False)
-        return 0
-    except GeoplanError as err:
-        if debug:
-            raise
+    STATE["lang"], STATE["debug"] = lang, debug
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+
+    def report(err: GeoplanError) -> int:
         # soft_wrap: no line breaks inserted into file paths and keys
         console.print(f"[bold red]{MSG[lang]['error']}:[/bold red] " + escape(err.render(lang)), soft_wrap=True)
         return 2
-    except typer.Exit as e:
-        return e.exit_code
-    except (typer.Abort, KeyboardInterrupt):
-        console.print("Abgebrochen.")
-        return 130
-    except Exception as exc:  # click usage errors and internal errors
-        import click
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
+    try:
+        rc = app(args=args, standalone_mode=False)
+        if rc == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into exit code 130
+            console.print(ABORTED[lang])
+        return rc if isinstance(rc, int) else 0
+    except GeoplanError as err:
         if debug:
             raise
+        return report(err)
+    except typer.Exit as e:
+        if e.exit_code == 130:
+            console.print(ABORTED[lang])
+        return e.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        console.print(ABORTED[lang])
+        return 130
+    except _Terminated:
+        console.print(ABORTED[lang])
+        return 143
+    except Exception as exc:  # click usage errors and internal errors
+        if isinstance(exc, typer.exceptions.TyperException) and hasattr(exc, "format_message"):
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                return 0  # the help was shown
+            if type(exc).__name__ in ("Exit", "Abort"):
+                return getattr(exc, "exit_code", 130)
+            return report(_usage_error(exc))
+        if debug:
+            raise
+        if isinstance(exc, OSError):
+            return report(_os_error(exc))
         console.print(
             "[bold red]Interner Fehler:[/bold red] "
             + escape(f"{type(exc).__name__}: {exc}\n")
             + "Bitte mit --debug erneut ausführen und die Ausgabe an das geoplan-Team melden."
         )
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def entry() -> None:  # pragma: no cover

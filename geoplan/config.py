@@ -109,7 +109,7 @@ class KindConfig(_Model):
 class SimulateConfig(_Model):
     """Seeded simulator for HzE cases/costs where no real data exist (see geoplan.stages.simulate)."""
 
-    seed: int = 2026
+    seed: int = Field(2026, ge=0, description="Startwert des Zufallsgenerators (ganze Zahl ≥ 0)")
     rate_per_1000: float = Field(30.0, gt=0, description="mittlere Fälle je 1.000 unter 21 (Eckwert)")
     effects: dict[str, float] = Field(description="log-Effekt je Standardabweichung des Indikators")
     alpha: float = Field(0.04, ge=0, description="Überdispersion (negativ-binomial), 0 = Poisson")
@@ -127,6 +127,8 @@ class HzEConfig(_Model):
         default_factory=lambda: ["ambulant", "teilstationaer", "stationaer"],
         description="Hilfearten, deren Kosten das Budget abdeckt",
     )
+    cost_per_case_range_eur: tuple[float, float] = Field(
+        (200.0, 400_000.0), description="plausible Vorjahreskosten je Fall und Jahr (EUR): [min, max]")
 
     @model_validator(mode="after")
     def _source(self):
@@ -143,7 +145,17 @@ class ModelConfig(_Model):
     exposure: str = "pop_u21"
     cv_folds: int = Field(5, ge=2)
     n_boot: int = Field(1000, ge=100)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
+    oe_high: float = Field(1.1, gt=1, description="beobachtet/erwartet über diesem Wert gilt als 'mehr Fälle als erwartet'")
+    oe_low: float = Field(0.9, gt=0, lt=1, description="beobachtet/erwartet unter diesem Wert gilt als 'weniger Fälle als erwartet'")
+
+
+class SensitivityConfig(_Model):
+    """Monte Carlo over the component weights (geoplan.stages.sensitivity.weight_sensitivity)."""
+
+    n_draws: int = Field(1000, ge=0, description="Ziehungen der Gewichte; 0 = keine Sensitivitätsanalyse")
+    concentration: float = Field(100.0, gt=0, description="Dirichlet-Konzentration: je größer, desto näher an den Gewichten")
+    seed: int = Field(0, ge=0)
 
 
 class PrivacyConfig(_Model):
@@ -167,6 +179,7 @@ class Config(_Model):
     model: ModelConfig
     allocation: AllocationSpec = Field(description="Budgetformel: Gesamtbudget, Komponenten, Teilbudgets, Korridor")
     settlement: SettlementSpec | None = Field(None, description="Abrechnungsregeln am Ende der Periode")
+    sensitivity: SensitivityConfig = SensitivityConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     output: OutputConfig = OutputConfig()
     sources: list[dict[str, str]] = Field(default_factory=list, description="Quellenangaben für den Bericht")
@@ -231,6 +244,96 @@ def _unwrap_model(ann):
     return None
 
 
+# pydantic's error types in German ({...} from the error's ctx)
+_GERMAN = {
+    "greater_than": "muss größer als {gt} sein",
+    "greater_than_equal": "muss mindestens {ge} sein",
+    "less_than": "muss kleiner als {lt} sein",
+    "less_than_equal": "darf höchstens {le} sein",
+    "finite_number": "muss eine endliche Zahl sein (nicht NaN oder unendlich)",
+    "int_parsing": "muss eine ganze Zahl sein",
+    "int_from_float": "muss eine ganze Zahl sein",
+    "int_type": "muss eine ganze Zahl sein",
+    "float_parsing": "muss eine Zahl sein",
+    "float_type": "muss eine Zahl sein",
+    "decimal_parsing": "muss eine Zahl sein",
+    "decimal_type": "muss eine Zahl sein",
+    "bool_parsing": "muss true oder false sein",
+    "bool_type": "muss true oder false sein",
+    "string_type": "muss ein Text sein",
+    "list_type": "muss eine Liste sein",
+    "dict_type": "muss eine Zuordnung (Schlüssel: Wert) sein",
+    "model_type": "muss eine Zuordnung (Schlüssel: Wert) sein",
+    "literal_error": "erlaubt sind: {expected}",
+    "too_short": "braucht mindestens {min_length} Einträge",
+    "too_long": "darf höchstens {max_length} Einträge haben",
+    "string_pattern_mismatch": "hat nicht die erlaubte Form ({pattern})",
+    "union_tag_invalid": "unbekannter Typ {tag}; erlaubt sind: {expected_tags}",
+    "union_tag_not_found": "das Feld 'type' fehlt",
+}
+
+
+def _german_message(e: dict) -> str:
+    """One pydantic error in German (value errors are ours and German already)."""
+    msg = e.get("msg", "")
+    if msg.startswith("Value error, "):
+        return msg[len("Value error, "):]
+    template = _GERMAN.get(e.get("type", ""))
+    if template is None:
+        return msg
+    try:
+        return template.format(**(e.get("ctx") or {}))
+    except (KeyError, IndexError):
+        return msg
+
+
+def _non_finite(raw, where: str = "") -> list[str]:
+    """Config locations holding NaN or ±inf (YAML .nan/.inf): never a sensible value."""
+    import math
+
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return [where or "(oberste Ebene)"]
+    if isinstance(raw, dict):
+        return [w for k, v in raw.items() for w in _non_finite(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(raw, list):
+        return [w for i, v in enumerate(raw) for w in _non_finite(v, f"{where}[{i}]")]
+    return []
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last silently)."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = {}
+    for key_node, _value in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.get(key)
+        except TypeError:  # unhashable key: let PyYAML report it
+            first = None
+        if first is not None:
+            raise GeoplanError(
+                f"Der Schlüssel '{key}' steht zweimal in derselben Ebene der Konfiguration; "
+                "YAML würde stillschweigend den letzten Wert nehmen.",
+                location=f"Zeile {first.start_mark.line + 1} und Zeile {key_node.start_mark.line + 1}",
+                hint="Einen der beiden Einträge löschen.",
+                message_en=f"The key '{key}' appears twice at the same level of the configuration; "
+                           "YAML would silently keep the last value.",
+                hint_en="Delete one of the two entries.",
+            )
+        try:
+            seen[key] = key_node
+        except TypeError:
+            pass
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
 def validation_error_to_geoplan(err: ValidationError, model: type[BaseModel], file: str | Path) -> GeoplanError:
     """Turn pydantic's errors into one German message naming every bad field."""
     lines = []
@@ -245,10 +348,18 @@ def validation_error_to_geoplan(err: ValidationError, model: type[BaseModel], fi
         elif e["type"] == "missing":
             lines.append(f"- Pflichtfeld '{where}' fehlt")
             first_hint = first_hint or "Das Feld ergänzen (siehe 'geoplan init' für eine kommentierte Vorlage)."
+        elif isinstance(e.get("ctx", {}).get("error"), GeoplanError):
+            # raised by a validator: keep its own location, expected value and fix
+            cause = e["ctx"]["error"]
+            inner = cause.location or ""
+            where = inner if inner.startswith(where) else where
+            details = "; ".join(f"{label} {v}" for label, v in (("Stelle:", inner if inner != where else None),
+                                                                 ("erwartet:", cause.expected),
+                                                                 ("gefunden:", cause.found)) if v)
+            lines.append(f"- Feld '{where}': {cause.message}" + (f" ({details})" if details else ""))
+            first_hint = first_hint or cause.hint or "Den Wert gemäß der Angabe korrigieren."
         else:
-            msg = e.get("msg", "")
-            if msg.startswith("Value error, "):
-                msg = msg[len("Value error, "):]
+            msg = _german_message(e)
             lines.append(f"- Feld '{where}': {msg} (gefunden: {e.get('input')!r})")
             first_hint = first_hint or "Den Wert gemäß der Angabe korrigieren."
     return GeoplanError(
@@ -257,6 +368,10 @@ def validation_error_to_geoplan(err: ValidationError, model: type[BaseModel], fi
         hint=first_hint,
         message_en="The configuration is invalid:\n" + "\n".join(lines),
     )
+
+
+#: Plausible upper limit of allocation.total_eur (1 trillion €; cents must still fit 64-bit integers)
+MAX_TOTAL_EUR = 1_000_000_000_000
 
 
 def load_config(path: str | Path) -> Config:
@@ -268,9 +383,13 @@ def load_config(path: str | Path) -> Config:
             file=path,
             hint="Pfad prüfen oder mit 'geoplan init' eine Vorlage erzeugen.",
             message_en="Configuration file not found.",
+            hint_en="Check the path or create a template with 'geoplan init'.",
         )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except GeoplanError as err:
+        err.file = str(path)
+        raise
     except UnicodeDecodeError as exc:
         raise GeoplanError(
             "Die Konfiguration ist nicht UTF-8-kodiert.",
@@ -294,7 +413,30 @@ def load_config(path: str | Path) -> Config:
             found=type(raw).__name__,
             hint="Mit 'geoplan init' eine Vorlage erzeugen.",
         )
-    return config_from_dict(raw, base_dir=path.parent, file=path)
+    bad = _non_finite(raw)
+    if bad:
+        raise GeoplanError(
+            "Die Konfiguration enthält Werte, die keine endlichen Zahlen sind (NaN oder unendlich).",
+            file=path,
+            location=", ".join(f"Feld '{w}'" for w in bad),
+            expected="eine endliche Zahl",
+            hint="Den Wert durch eine gewöhnliche Zahl ersetzen (z. B. 120000000).",
+            message_en="The configuration holds values that are not finite numbers (NaN or infinity).",
+            hint_en="Replace the value by an ordinary number (e.g. 120000000).",
+        )
+    cfg = config_from_dict(raw, base_dir=path.parent, file=path)
+    if cfg.allocation.total_eur > MAX_TOTAL_EUR:
+        raise GeoplanError(
+            "Das Gesamtbudget ist unrealistisch groß; so große Beträge lassen sich nicht centgenau verteilen.",
+            file=path, location="Feld 'allocation.total_eur'", expected=f"höchstens {MAX_TOTAL_EUR:,.0f} €".replace(",", "."),
+            found=f"{cfg.allocation.total_eur:g}",
+            hint="Den Betrag in Euro angeben (z. B. 120000000 für 120 Mio. €); Tippfehler bei den Nullen prüfen.",
+            message_en="The total budget is unrealistically large; such amounts cannot be distributed to the cent.",
+            hint_en="Give the amount in euros (e.g. 120000000 for 120 million €); check the zeros.")
+    from geoplan.privacy.components import check_no_observed_counts
+
+    check_no_observed_counts(cfg.allocation, k=cfg.privacy.k, file=path)
+    return cfg
 
 
 def config_from_dict(raw: dict, *, base_dir: Path, file: str | Path = "<config>") -> Config:

@@ -22,8 +22,15 @@ _LABELS = {
 }
 
 
-class GeoplanError(Exception):
+class GeoplanError(ValueError):
     """An error in the user's input or configuration, with a fix.
+
+    A ``ValueError``: it reports a bad value (scikit-learn and numpy callers
+    catch ``ValueError``). Raised inside a pydantic validator it is wrapped in
+    a ``ValidationError`` like any ``ValueError``;
+    :func:`geoplan.config.validation_error_to_geoplan` and
+    :func:`geoplan.stages.allocate.parse_spec` unwrap it again, so its
+    location, expected value and hint reach the user.
 
     Parameters
     ----------

@@ -54,3 +54,12 @@ def signed(x, decimals: int = 1, lang: str = "de", unit: str = "") -> str:
     s = number(abs(x), decimals, lang)
     sign = "+" if x > 0 else ("−" if x < 0 else "±")
     return f"{sign}{s}{unit}"
+
+
+def pvalue(p, lang: str = "de") -> str:
+    """A p-value for running text: ``pvalue(0.0004) == 'p < 0,001'``, ``pvalue(0.0234) == 'p = 0,023'``."""
+    if _is_missing(p):
+        return _DASH
+    if p < 0.001:
+        return "p < 0,001" if lang == "de" else "p < 0.001"
+    return f"p = {number(p, 3, lang)}"

@@ -1,6 +1,6 @@
 """``run(config) -> Result``: one call per stage, in the order of the README.
 
-config.yaml ─► boundaries ─► indicators ─► need model ─► allocation ─► equity ─► outputs
+config.yaml ─► boundaries ─► indicators ─► need model ─► allocation ─► equity ─► sensitivity ─► outputs
 
 Loaders (:mod:`geoplan.load`) read the inputs; the stages
 (:mod:`geoplan.stages`) compute on data frames; :mod:`geoplan.report` writes.
@@ -30,6 +30,7 @@ STAGES = [
     ("model", "Bedarfsmodell schätzen"),
     ("allocation", "Budget verteilen"),
     ("equity", "Verteilungsgerechtigkeit messen"),
+    ("sensitivity", "Sensitivität der Gewichte prüfen"),
 ]
 
 
@@ -46,6 +47,8 @@ class Result:
     allocation: Any = None                       # geoplan.stages.allocate.AllocationResult
     settlement_rules: Any = None                 # German table of the settlement rules (regel, beschreibung)
     equity: Any = None                           # geoplan.stages.equity.EquityResult
+    sensitivity: Any = None                      # geoplan.stages.sensitivity.SensitivityResult (None: n_draws 0)
+    explanations: dict = field(default_factory=dict)  # key -> waterfall table (sensitivity.explain), largest/smallest budgets
     inputs: list[InputFile] = field(default_factory=list)
     notes: list[QANote] = field(default_factory=list)
     simulated: bool = False
@@ -75,17 +78,20 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
     from geoplan.load import sources
     from geoplan.load.boundaries import prepare_boundaries
     from geoplan.load.catalogue import load_catalogue
+    from geoplan.privacy.components import check_no_observed_counts
     from geoplan.stages import hze
     from geoplan.stages.allocate import allocate
     from geoplan.stages.equity import equity_measures
     from geoplan.stages.indicators import linear_combinations, sozialraum_indicators
     from geoplan.stages.model import expected_demand
+    from geoplan.stages.sensitivity import explain_extremes, weight_sensitivity
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     step = progress or (lambda stage, label: nullcontext())
     labels = dict(STAGES)
     sources.check_inputs(config)
     spec = config.allocation
+    check_no_observed_counts(spec, k=config.privacy.k)  # privacy by construction (issue 12)
     settlement_rules = None
     if config.settlement is not None:
         from geoplan.stages.settlement import describe_settlement
@@ -130,7 +136,8 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
             notes.append(note)
         else:
             table, table_name = sources.read_hze_table(config, inputs, notes)
-            frame, join_notes = hze.attach_hze(frame, table, frame_name=str(b.path), table_name=table_name)
+            frame, join_notes = hze.attach_hze(frame, table, frame_name=str(b.path), table_name=table_name,
+                                               exposure=config.model.exposure, cost_range=h.cost_per_case_range_eur)
             notes.extend(join_notes)
 
     with step("model", labels["model"]):
@@ -161,6 +168,15 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
         frame = _attach(frame, per[[c for c in per.columns if not c.startswith("observed_")]])
         notes.extend(eq.notes)
 
+    with step("sensitivity", labels["sensitivity"]):
+        explanations = explain_extremes(alloc)
+        sens = None
+        s = config.sensitivity
+        if s.n_draws:
+            sens = weight_sensitivity(pd.DataFrame(frame.drop(columns="geometry")), spec, n_draws=s.n_draws,
+                                      concentration=s.concentration, seed=s.seed)
+
     return Result(config=config, frame=frame, boundaries=bres, catalogue=catalogue, need=nidx, model=model_res,
-                  allocation=alloc, settlement_rules=settlement_rules, equity=eq, inputs=inputs, notes=notes,
+                  allocation=alloc, settlement_rules=settlement_rules, equity=eq, sensitivity=sens, explanations=explanations,
+                  inputs=inputs, notes=notes,
                   simulated=h.simulate is not None, started=started)

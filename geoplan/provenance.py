@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -53,6 +54,21 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def sensitivity_manifest(sens) -> dict | None:
+    """The weight-sensitivity Monte Carlo (:class:`geoplan.stages.sensitivity.SensitivityResult`) as JSON data."""
+    if sens is None:
+        return None
+    t = sens.table
+    return {
+        "n_draws": int(sens.n_draws),
+        "concentration": float(sens.concentration),
+        "seed": int(sens.seed),
+        "median_range_pct": float(t["range_pct"].median()),
+        "max_range_pct": float(t["range_pct"].max()),
+        "per_area": json.loads(t.to_json(orient="records", double_precision=10)),
+    }
+
+
 def build_manifest(result, files: list[str], versions: dict) -> dict:
     cfg = result.config
     return {
@@ -68,6 +84,7 @@ def build_manifest(result, files: list[str], versions: dict) -> dict:
         "versions": versions,
         "simulated_hze": result.simulated,
         "qa_notes": [n.to_dict() for n in result.notes],
+        "sensitivity": sensitivity_manifest(getattr(result, "sensitivity", None)),
         "totals": {
             "budget_eur": int(result.frame["budget_eur"].sum()),
             "sozialraeume": int(len(result.frame)),

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 from sklearn.model_selection import GroupKFold, cross_val_predict, cross_val_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from geoplan.errors import GeoplanError
 from geoplan.stages.model import HzEDemandModel, fit_need_model, funnel_table, poisson_limits
@@ -315,23 +316,26 @@ def test_calibration_deciles_sum_up():
     assert c["rate_expected_per_1000"].is_monotonic_increasing
 
 
-def test_plots_draw_with_german_labels():
-    import matplotlib
+def test_plots_draw_with_german_labels(monkeypatch):
+    from geoplan.report import figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from geoplan.stages.model import calibration_plot, funnel_plot
-
+    monkeypatch.setattr(figures, "png_bytes", lambda fig: fig)  # keep the figure to look at it
     frame, _ = make_sozialraeume(100, alpha=0.2, seed=20)
     res = fit_need_model(frame, predictors=PRED, n_boot=50)
-    fig, (a, b) = plt.subplots(1, 2)
-    funnel_plot(res, a)
-    calibration_plot(res, b)
-    assert a.get_ylabel() == "Beobachtet / erwartet" and "1.000 unter 21" in b.get_xlabel()
+    a = figures.funnel_plot_png(res.funnel).axes[0]
+    b = figures.calibration_png(res).axes[0]
+    assert a.get_ylabel() == "beobachtet / erwartet" and "1.000 unter 21" in b.get_xlabel()
     assert len(a.collections) == 1 and len(a.collections[0].get_offsets()) == 100
-    assert any("NB2" in t.get_text() for t in a.get_legend().get_texts())
-    plt.close(fig)
+    assert "negativ-binomial" in a.get_legend().get_title().get_text()
+    hidden = np.zeros(100, bool)
+    hidden[:7] = True
+    a = figures.funnel_plot_png(res.funnel, hidden).axes[0]
+    assert len(a.collections[0].get_offsets()) == 93  # suppressed areas are not drawn
+    b = figures.calibration_png(res, lang="en").axes[0]
+    assert "1.000" not in b.get_xlabel() and b.get_xlabel() != "Erwartete Fälle je 1.000 unter 21"
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
 
 
 # ---- cost model -------------------------------------------------------------------
@@ -425,7 +429,7 @@ def test_moran_on_shipped_berlin_prognoseraeume():
 
 
 def test_describe_de_text():
-    from geoplan.stages.model import describe_de
+    from geoplan.report.model_text import describe_de
 
     frame, _ = make_sozialraeume(120, alpha=0.2, seed=25, geometry=True)
     res = fit_need_model(frame, predictors=PRED, n_boot=50)
@@ -508,6 +512,40 @@ def test_cost_model_kind_subset_and_prior_year_column_names():
     assert ec["expected_cost_eur"].sum() == pytest.approx(budget_cost, rel=0.05)
     with pytest.raises(GeoplanError, match="Hilfearten"):
         fit_cost_model(frame, predictors=PRED, kinds=["heim"])
+
+
+@parametrize_with_checks([HzEDemandModel(), HzEDemandModel(family="negbin", alpha=0.5)])
+def test_passes_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_is_a_regressor_that_ensembles_accept():
+    from sklearn.base import is_regressor
+    from sklearn.ensemble import VotingRegressor
+
+    assert is_regressor(HzEDemandModel())
+    frame, _ = make_sozialraeume(80, seed=33)
+    X = frame[PRED].assign(pop_u21=frame["pop_u21"])
+    vote = VotingRegressor([("p", HzEDemandModel(family="poisson", exposure_col="pop_u21")),
+                            ("nb", HzEDemandModel(family="negbin", exposure_col="pop_u21"))]).fit(X, frame["hze_cases"])
+    single = HzEDemandModel(family="poisson", exposure_col="pop_u21").fit(X, frame["hze_cases"])
+    assert vote.predict(X) == pytest.approx((single.predict(X) + vote.estimators_[1].predict(X)) / 2)
+
+
+@pytest.mark.parametrize(
+    "params, word",
+    [({"family": "gauss"}, "Modellfamilie"), ({"alpha": -1.0}, "alpha"), ({"maxiter": 0}, "maxiter"),
+     ({"tol": "klein"}, "tol"), ({"standardize": "ja"}, "standardize"), ({"exposure_col": 3}, "exposure_col")],
+)
+def test_bad_parameters_are_refused_the_scikit_learn_way_in_german(params, word):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    f = _frame()
+    with pytest.raises(InvalidParameterError) as exc:
+        HzEDemandModel(**params).fit(f[PRED], f["hze_cases"], exposure=f["pop_u21"])
+    assert isinstance(exc.value, GeoplanError) and isinstance(exc.value, ValueError)
+    assert word in exc.value.render() and f"bedarfsmodell.{next(iter(params))}" in exc.value.render()
+    assert f"'{next(iter(params))}' parameter of HzEDemandModel" in exc.value.render("en")
 
 
 def test_sklearn_estimator_conventions():

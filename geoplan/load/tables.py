@@ -293,8 +293,13 @@ def _sniff_delimiter(text: str, path: str) -> str:
             "Das Trennzeichen der CSV-Datei ist nicht zu erkennen (nur eine Spalte gefunden).",
             file=path,
             expected="Spalten getrennt durch ';', ',', Tabulator oder '|'",
-            found=(lines[0][:80] if lines else "leere Datei"),
-            hint="Trennzeichen in der Konfiguration angeben ('delimiter') oder die Datei prüfen.",
+            # never echo the content: the path may point at a file that is no table at all (e.g. /etc/shadow)
+            found=(f"{len(lines)} Zeile(n) ohne Trennzeichen (Inhalt wird nicht angezeigt)" if lines else "leere Datei"),
+            hint="Prüfen, ob der Pfad auf die richtige Tabelle zeigt; sonst das Trennzeichen in der Konfiguration "
+                 "angeben ('delimiter').",
+            message_en="The CSV delimiter cannot be recognised (only one column found).",
+            hint_en="Check that the path points at the right table; otherwise give the delimiter in the "
+                    "configuration ('delimiter').",
         )
     return best[1]
 
@@ -336,6 +341,35 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
 
 # --------------------------------------------------------------------------
 # raw reading: XLSX
+
+
+def _check_uncached_formulas(path: str, sheet: str, values: list[list[Any]]) -> None:
+    """Formulas whose result was never saved (files written by scripts, not Excel) read as empty cells: stop."""
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    try:
+        ws = wb[sheet]
+        ws.reset_dimensions()
+        for i, row in enumerate(ws.iter_rows(values_only=True)):
+            for j, c in enumerate(row):
+                if isinstance(c, str) and c.startswith("=") and (
+                        i >= len(values) or j >= len(values[i]) or values[i][j] is None):
+                    raise GeoplanError(
+                        "Formeln ohne gespeicherte Werte: in Excel öffnen und speichern.",
+                        file=path,
+                        location=f"Blatt {sheet!r}, Zelle {get_column_letter(j + 1)}{i + 1}",
+                        expected="Zellen mit Werten (Excel speichert das Ergebnis jeder Formel mit)",
+                        found="Formel ohne Ergebnis",
+                        hint="Die Datei in Excel oder LibreOffice öffnen und speichern (dabei werden die Ergebnisse "
+                             "gespeichert) oder die Werte als Zahlen exportieren.",
+                        message_en="Formulas without stored values: open and save the file in Excel.",
+                        hint_en="Open and save the file in Excel or LibreOffice (this stores the results) or export "
+                                "the values as numbers.",
+                    )
+    finally:
+        wb.close()
 
 
 def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, list[QANote]]:
@@ -410,6 +444,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                 for r in ws.iter_rows(values_only=True)]
     finally:
         wb.close()
+    if any(c is None for r in rows for c in r):
+        _check_uncached_formulas(path, chosen, rows)
     dialect = {"encoding": None, "bom": False, "delimiter": None, "sheet": chosen}
     return rows, dialect, notes
 
@@ -701,7 +737,8 @@ def normalize_keys(
                 + ", ".join(f"{n}× {ln}-stellig" for ln, n in sorted(lengths.items())) + ")",
                 hint=("Die Spalte ist in Excel als Zahl formatiert. " if any(numeric) else "")
                 + f"In der Konfiguration key_width: {longest} setzen (füllt mit Nullen auf) oder die Spalte als Text "
-                "exportieren; sind die Schlüssel wirklich verschieden lang, allow_mixed_key_lengths: true setzen.",
+                "exportieren; sind die Schlüssel wirklich verschieden lang, sie in der Quelle auf eine einheitliche "
+                "Schreibweise bringen.",
             )
         if len(lengths) > 1 and notes is not None:
             notes.append(QANote(
@@ -1100,8 +1137,8 @@ def table_from_rows(
                 + (f" (und {_rows_text([r for r, _ in bad[1:]])})" if len(bad) > 1 else ""),
                 expected="eine Zahl oder ein Sperrzeichen (–, -, ., x, /, k.A., leer)",
                 found=repr(v0),
-                hint="Wert in der Datei korrigieren; eigene Sperrzeichen in 'na_markers' angeben"
-                + ("." if numeric_set is not None else "; ist die Spalte Text, sie in 'text_columns' aufführen."),
+                hint="Wert in der Datei korrigieren; eine Zahl, die 'kein Wert' bedeutet, in 'sentinels' angeben"
+                + ("." if numeric_set is not None else "; ist die Spalte Text, sie nicht als Zahlenspalte unter 'columns' aufführen."),
             )
         other_style = [line_no[i] for i, c in enumerate(cells) if info[c][0] == "o"]
         if other_style:
@@ -1181,7 +1218,7 @@ def table_from_rows(
                 f"Die Gültigkeitsspalte {valid_column!r} fehlt.",
                 file=path,
                 found="Spalten: " + ", ".join(repr(n) for n in names),
-                hint="'valid_column' prüfen oder weglassen.",
+                hint="In der Konfiguration 'valid' (column, values) prüfen oder weglassen.",
             )
         vc = vmatch[0]
         ok_values = {str(v).strip().casefold() for v in (valid_values if valid_values is not None else ["gültig"])}

@@ -147,19 +147,24 @@ def cv_plot(cv: pd.DataFrame, lang: str = "de") -> bytes:
 
 
 def calibration_png(model_result, lang: str = "de") -> bytes:
-    """Calibration by decile (:func:`geoplan.stages.model.calibration_plot`), relabelled in English if asked."""
-    from geoplan.stages.model import calibration_plot
-
+    """Calibration by decile: observed against expected rate per 1,000 under 21
+    (out-of-fold predictions of the k-fold cross-validation, ``model_result.calibration``)
+    with the diagonal."""
     _ = gettext(lang)
+    c = model_result.calibration
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    calibration_plot(model_result, ax)
-    ax.set_xlabel(_(ax.get_xlabel()))
-    ax.set_ylabel(_(ax.get_ylabel()))
-    ax.set_title(_(ax.get_title()), fontsize=9)
-    leg = ax.get_legend()
-    if leg is not None:
-        for t in leg.get_texts():
-            t.set_text(_(t.get_text()))
+    lim = [0, float(max(c["rate_expected_per_1000"].max(), c["rate_observed_per_1000"].max()) * 1.1)]
+    ax.plot(lim, lim, color="0.5", lw=1, label=_("perfekte Kalibrierung"))
+    ax.plot(c["rate_expected_per_1000"], c["rate_observed_per_1000"], "o-", color="tab:blue", label=_("Dezile"))
+    for _i, row in c.iterrows():
+        ax.annotate(str(int(row["decile"])), (row["rate_expected_per_1000"], row["rate_observed_per_1000"]), fontsize=7,
+                    xytext=(3, -9), textcoords="offset points")
+    ax.set_xlim(lim)
+    ax.set_ylim(lim)
+    ax.set_xlabel(_("Erwartete Fälle je 1.000 unter 21"))
+    ax.set_ylabel(_("Beobachtete Fälle je 1.000 unter 21"))
+    ax.set_title(_("Kalibrierung nach Dezilen des erwarteten Bedarfs"), fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
     _de_axis(ax, "x", 0, lang=lang)
     _de_axis(ax, "y", 0, lang=lang)
     return png_bytes(fig)

@@ -76,13 +76,13 @@ def _sd_text(sd: float, unit: str, lang: str) -> str:
 def model_text(result, lang: str = "de") -> dict:
     """Formula, family, validation and limitations of the need model in the report's language.
 
-    German comes from :func:`geoplan.stages.model.describe_de`; English is written here from the same fit.
+    German comes from :func:`geoplan.report.model_text.describe_de`; English is written here from the same fit.
     """
     model = result.model
     fit = model.fit
     if lang == "de":
         try:
-            from geoplan.stages.model import describe_de
+            from geoplan.report.model_text import describe_de
 
             return describe_de(model)
         except Exception:  # noqa: BLE001 - a model without the text helper still gets a report
@@ -215,38 +215,14 @@ def component_text(comp, result, lang: str = "de") -> str:
     return ""
 
 
-def _explain(result, key: str) -> pd.DataFrame:
-    """Waterfall table of one Sozialraum (EUR): :func:`geoplan.stages.sensitivity.explain` when present, else
-    the same from the ``eur_<component>`` and ``eur_korridor`` columns."""
-    f = result.frame
-    row = f[f["key"] == key].iloc[0]
-    rows, run = [], 0
-    for comp in result.allocation_spec.components:
-        col = f"eur_{comp.name}"
-        if col in f.columns:
-            a = int(row[col])
-            rows.append((comp.name, comp.label, a, run, run + a))
-            run += a
-    corr = int(row["eur_korridor"]) if "eur_korridor" in f.columns else 0
-    if corr:
-        rows.append(("korridor", "Korridor-Anpassung", corr, run, run + corr))
-        run += corr
-    budget = int(row["budget_eur"])
-    rows.append(("budget", "Budget", budget, 0, budget))
-    return pd.DataFrame(rows, columns=["position", "label", "amount_eur", "start_eur", "end_eur"])
+def sensitivity_context(result, lang: str = "de") -> dict | None:
+    """The run's weight-sensitivity Monte Carlo (``result.sensitivity``, computed by the pipeline), formatted.
 
-
-def sensitivity_context(result, lang: str = "de", n_draws: int = 1000) -> dict | None:
-    """Monte Carlo over the component weights (:func:`geoplan.stages.sensitivity.weight_sensitivity`).
-
-    Returns None when the sensitivity module is not installed; the report then leaves the section out.
+    None when the run has none (``sensitivity.n_draws: 0``); the report then leaves the section out.
     """
-    try:
-        from geoplan.stages.sensitivity import weight_sensitivity
-    except ImportError:
+    sens = getattr(result, "sensitivity", None)
+    if sens is None:
         return None
-    frame = pd.DataFrame(result.frame.drop(columns="geometry"))
-    sens = weight_sensitivity(frame, result.allocation_spec, n_draws=n_draws, seed=0)
     t = sens.table.copy()
     name_of = dict(zip(result.frame["key"], result.frame["name"]))
     t["label"] = [f"{k} {name_of.get(k, '')}" for k in t["key"]]
@@ -384,12 +360,10 @@ def report_context(result, pub, lang: str = "de") -> dict:
     n_binding_up = int((binding["side"] == "oben").sum()) if binding is not None and len(binding) else 0
     n_binding_down = int((binding["side"] == "unten").sum()) if binding is not None and len(binding) else 0
 
-    ranked = f.sort_values(["budget_eur", "key"], ascending=[False, True])
-    pick = list(ranked["key"].head(3)) + list(ranked["key"].tail(3))
     short = {c.name: (c.label or c.name).split(" ")[0] for c in spec.components}
     explanations = []
-    for k in dict.fromkeys(pick):
-        t = _explain(result, k)
+    for k, t in result.explanations.items():  # sensitivity.explain of the largest and smallest budgets
+        t = t.copy()
         t["short"] = [short.get(p, _("Korridor") if p == "korridor" else _("Budget")) for p in t["position"]]
         explanations.append((f"{k} {name_of.get(k, '')}", t))
     if explanations:
@@ -436,7 +410,7 @@ def report_context(result, pub, lang: str = "de") -> dict:
             fl = flags.astype(str).to_numpy()
             n_high = int(((fl == "auffällig hoch") & ~hidden).sum())
             n_low = int(((fl == "auffällig niedrig") & ~hidden).sum())
-        oe_stats = {"n": int(oe.notna().sum()), "n_above": int((oe > 1.1).sum()), "n_below": int((oe < 0.9).sum()),
+        oe_stats = {"n": int(oe.notna().sum()), "n_above": int((oe > cfg.model.oe_high).sum()), "n_below": int((oe < cfg.model.oe_low).sum()),
                     "n_high": n_high, "n_low": n_low, "n_hidden": int(hidden.sum())}
 
     notes = [n for n in result.notes]
@@ -548,7 +522,9 @@ def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = Tr
         ident = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
         # fontTools stamps each embedded font subset with "now" unless SOURCE_DATE_EPOCH is set
         with _fixed_font_timestamp():
-            HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False, pdf_identifier=ident)
+            # PDF/UA-1: tagged structure, document language and title for screen readers (BITV 2.0)
+            HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False, pdf_identifier=ident,
+                                                               pdf_variant="pdf/ua-1")
         written.append(pdf_path)
     return written
 

@@ -569,6 +569,27 @@ def _tooltip_value(value, fmt: str | None, lang: str = "de") -> str:
     return str(value)
 
 
+_SAFE_LINK = re.compile(r"""<a\s+href\s*=\s*["'](https?://[^"'<>\s]+)["']\s*>([^<>]*)</a\s*>""", re.IGNORECASE)
+
+
+def safe_attribution(text: str | None) -> str:
+    """Attribution HTML with only plain links kept: ``<a href="https://…">text</a>``; everything else escaped.
+
+    Leaflet inserts attributions as HTML; this keeps licence links working while a
+    source text from the config can neither run script nor load anything (no ``<img>``).
+    """
+    if not text:
+        return ""
+    text = str(text)
+    out, pos = [], 0
+    for m in _SAFE_LINK.finditer(text):
+        out.append(html.escape(text[pos : m.start()]))
+        out.append(f'<a href="{html.escape(m.group(1))}">{html.escape(html.unescape(m.group(2)))}</a>')
+        pos = m.end()
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
 def _check_tiles(tiles: str, tiles_attribution: str | None) -> None:
     if not isinstance(tiles, str) or not all(p in tiles for p in ("{z}", "{x}", "{y}")):
         raise GeoplanError(
@@ -616,7 +637,7 @@ def interactive_map(
     title : str
         Map title (German).
     attribution : str
-        Data sources shown in the attribution control (HTML allowed, e.g. an
+        Data sources shown in the attribution control (text; plain links, e.g. an
         ``<a href>`` to the licence, which does not load anything).
     tiles : str, optional
         Tile URL template with ``{z}``, ``{x}``, ``{y}`` (e.g. a relative
@@ -688,12 +709,12 @@ def interactive_map(
     root = m.get_root()
     root.header.add_child(Element(_inline_assets()), name="geoplan_leaflet")
     root.header.add_child(Element(_MAP_CSS), name="geoplan_css")
-    root.title = title
+    root.title = html.escape(title)  # branca writes <title>{{ title }}</title> without escaping
     root.html.add_child(Element(f'<header class="geoplan-title">{html.escape(title)}</header>'), name="geoplan_title")
 
     if tiles:
         folium.TileLayer(
-            tiles=tiles, attr=tiles_attribution, name=TEXT[lang]["background"], overlay=True, control=True, show=True
+            tiles=tiles, attr=safe_attribution(tiles_attribution), name=TEXT[lang]["background"], overlay=True, control=True, show=True
         ).add_to(m)
 
     # Without a background the fill is opaque so map colours equal the legend swatches.
@@ -722,18 +743,17 @@ def interactive_map(
 
         gj = folium.GeoJson(
             geojson,
-            name=ly.label,
+            name=html.escape(ly.label),  # Leaflet's layer control inserts names as HTML
             overlay=False,
             show=(i == shown),
             style_function=style,
             highlight_function=highlight,
             zoom_on_click=False,
-            tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True, localize=False),
             smooth_factor=0.5,
         ).add_to(m)
         geojson_layers.append(gj)
 
-    attribution_html = attribution
+    attribution_html = safe_attribution(attribution)
     controls = MacroElement()
     controls._template = Template(
         """
@@ -758,6 +778,21 @@ def interactive_map(
                 });
             }
             showLegend({{ this.shown }});
+            // Tooltips are built as DOM nodes with textContent: names and labels are never parsed as HTML.
+            var tipFields = {{ this.tip_fields|tojson }}, tipLabels = {{ this.tip_labels|tojson }};
+            function geoplanTip(layer) {
+                var p = (layer.feature && layer.feature.properties) || {};
+                var t = document.createElement('table');
+                tipFields.forEach(function(f, i) {
+                    var tr = t.insertRow(), th = document.createElement('th');
+                    th.textContent = tipLabels[i];
+                    tr.appendChild(th);
+                    tr.insertCell().textContent = (p[f] === null || p[f] === undefined) ? '' : String(p[f]);
+                });
+                return t;
+            }
+            [{% for gj in this.geojson_layers %}{{ gj.get_name() }}{{ "," if not loop.last }}{% endfor %}]
+                .forEach(function(gj) { gj.bindTooltip(geoplanTip, {sticky: true, className: 'foliumtooltip'}); });
             // The hovered area's outline on top of its neighbours.
             [{% for gj in this.geojson_layers %}{{ gj.get_name() }}{{ "," if not loop.last }}{% endfor %}]
                 .forEach(function(gj) { gj.on('mouseover', function(e) { e.layer.bringToFront(); }); });
@@ -772,7 +807,9 @@ def interactive_map(
     )
     controls.attribution = attribution_html
     controls.legends = "".join(legends)
-    controls.names = [ly.label for ly in layers]
+    controls.names = [html.escape(ly.label) for ly in layers]
+    controls.tip_fields = fields
+    controls.tip_labels = aliases
     controls.geojson_layers = geojson_layers
     controls.shown = shown
     controls.bounds = [[float(miny), float(minx)], [float(maxy), float(maxx)]]
@@ -786,6 +823,15 @@ def interactive_map(
 
 _ADD_CALL = re.compile(r"(geo_json_[0-9a-f]+_add)\(")
 _FOLIUM_ID = re.compile(r"(?<![0-9A-Za-z])([a-z][a-z_]*?)_([0-9a-f]{32})(?![0-9a-f])")
+
+
+_NO_ZOOM = re.compile(r'<meta name="viewport" content="width=device-width,\s*initial-scale=1\.0, maximum-scale=1\.0, user-scalable=no" />')
+
+
+def _script_json(data) -> str:
+    """JSON for a <script> block: <, > and & as \\u escapes, so no text can end or re-open the script."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _postprocess(doc: str) -> str:
@@ -807,7 +853,7 @@ def _postprocess(doc: str) -> str:
         data, end = decoder.raw_decode(doc, start)
         if doc[end] != ")":
             continue
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+        text = _script_json(data)
         if shared is None:
             shared = text
             call = f"var geoplan_sozialraeume = {text};\n            {m.group(1)}(geoplan_sozialraeume"
@@ -829,7 +875,9 @@ def _postprocess(doc: str) -> str:
             ids[hexid] = f"{len(ids) + 1:04d}"
         return f"{match.group(1)}_{ids[hexid]}"
 
-    return _FOLIUM_ID.sub(stable, doc)
+    doc = _FOLIUM_ID.sub(stable, doc)
+    # folium forbids zooming the page (maximum-scale=1, user-scalable=no); WCAG 1.4.4 needs it allowed
+    return _NO_ZOOM.sub('<meta name="viewport" content="width=device-width, initial-scale=1.0" />', doc)
 
 
 def write_interactive_map(path, gdf: gpd.GeoDataFrame, layers: list[MapLayer], **kwargs) -> Path:

@@ -106,6 +106,20 @@ def write_xlsx(result, pub, path: Path, lang: str = "de") -> Path:
         tcols = [c for c in ["id", "label", "rule", "amount_eur", "distributed"] if c in tb.columns]
         _sheet(wb, "Teilbudgets", tcols, tb[tcols].values.tolist(), ["text", "text", "text", "euro", "text"][: len(tcols)])
 
+    sens = getattr(result, "sensitivity", None)
+    if sens is not None:  # computed by the pipeline (geoplan.stages.sensitivity.weight_sensitivity)
+        scols = [("key", "Schlüssel", "text"), ("name", "Name", "text"), ("budget_eur", "Budget (€)", "euro"),
+                 ("p05_eur", "5-%-Quantil (€)", "euro"), ("p50_eur", "Median (€)", "euro"),
+                 ("p95_eur", "95-%-Quantil (€)", "euro"), ("range_pct", "Spanne 5–95 % (% des Budgets)", "rate"),
+                 ("rank", "Rang", "int"), ("rank_p05", "Rang 5 %", "int"), ("rank_p95", "Rang 95 %", "int"),
+                 ("rank_same_share", "Anteil Ziehungen mit gleichem Rang", "ratio")]
+        scols = [c for c in scols if c[0] in sens.table.columns]
+        ws = _sheet(wb, "Sensitivität", [c[1] for c in scols], sens.table.sort_values("key")[[c[0] for c in scols]].values.tolist(),
+                    [c[2] for c in scols], widths=[10, 28] + [14] * (len(scols) - 2))
+        ws.cell(row=ws.max_row + 2, column=1,
+                value=f"{sens.n_draws} Monte-Carlo-Ziehungen der Gewichte (Dirichlet, Konzentration {sens.concentration:g}, "
+                      f"Startwert {sens.seed}); der Korridor gilt in jeder Ziehung.")
+
     inp = [[i.role, i.label or i.path.name, i.source or "", i.licence or "", i.reference_date or "", i.rows, i.sha256, i.qa]
            for i in result.inputs]
     _sheet(wb, "Datengrundlage", ["Rolle", "Datei", "Quelle", "Lizenz", "Stand", "Zeilen", "SHA-256", "Prüfung"], inp,

@@ -626,8 +626,8 @@ def need_index(
         if Z.shape[0] < 3 or Z.shape[1] < 2:
             raise GeoplanError(
                 "PCA-Index braucht mindestens 2 Indikatoren und 3 Sozialräume.",
-                location="need_index.method", found=f"{Z.shape[1]} Indikatoren, {Z.shape[0]} Sozialräume",
-                hint="method: gewichtet verwenden.",
+                location="indicators.index_method", found=f"{Z.shape[1]} Indikatoren, {Z.shape[0]} Sozialräume",
+                hint="index_method: gewichtet verwenden.",
             )
         # Re-standardise after mean-imputation so PCA works on a correlation matrix.
         Zs = np.column_stack([zscore(c) for c in Z.T])

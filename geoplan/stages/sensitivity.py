@@ -7,7 +7,8 @@
   need model's expected cases; per Sozialraum the 5 %, 50 % and 95 % budget
   and the stability of its rank.
 * :func:`explain` – one Sozialraum's budget decomposed into its components
-  (waterfall table); :func:`waterfall_figure` draws it.
+  (waterfall table); :func:`explain_extremes` for the largest and smallest
+  budgets. :func:`geoplan.report.figures.waterfall_grid` draws them.
 
 Money is EUR (or cents if the allocation was configured in cents).
 """
@@ -32,7 +33,7 @@ from geoplan.stages.allocate import (
 )
 from geoplan.errors import GeoplanError, QANote
 
-__all__ = ["SensitivityResult", "compare_allocations", "weight_sensitivity", "explain", "waterfall_figure"]
+__all__ = ["SensitivityResult", "compare_allocations", "weight_sensitivity", "explain", "explain_extremes"]
 
 
 # --------------------------------------------------------------------------
@@ -410,25 +411,9 @@ def explain(result: AllocationResult, key) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["position", "label", "amount_eur", "start_eur", "end_eur", "anteil", "anteil_gesamt"])
 
 
-def waterfall_figure(table: pd.DataFrame, *, title: str | None = None):
-    """A matplotlib Figure of the waterfall from :func:`explain` (amounts in EUR)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(table)))
-    y = np.arange(len(table))[::-1]
-    colors = ["#4c72b0" if p not in ("budget", "korridor") else ("#dd8452" if p == "korridor" else "#333333")
-              for p in table["position"]]
-    lefts = np.minimum(table["start_eur"], table["end_eur"])
-    widths = (table["end_eur"] - table["start_eur"]).abs()
-    ax.barh(y, widths, left=lefts, color=colors)
-    ax.set_yticks(y, table["label"])
-    for yi, left, width, amount in zip(y, lefts, widths, table["amount_eur"]):
-        ax.text(left + width, yi, f" {amount:,.0f} €".replace(",", "."), va="center", fontsize=8)
-    ax.set_xlabel("EUR")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig
+def explain_extremes(result: AllocationResult, n: int = 3) -> dict[str, pd.DataFrame]:
+    """:func:`explain` for the ``n`` Sozialräume with the largest and the ``n`` with the
+    smallest budget (ties by key), largest first: the waterfalls the report shows."""
+    t = result.table.assign(_key=result.table[result.key].astype(str))
+    ranked = t.sort_values(["budget_eur", "_key"], ascending=[False, True])["_key"].tolist()
+    return {k: explain(result, k) for k in dict.fromkeys(ranked[:n] + ranked[-n:])}

@@ -38,10 +38,14 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 from scipy.special import xlogy
+from numbers import Integral, Real
+
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.model_selection import GroupKFold, KFold
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import InvalidParameterError, Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils.validation import _check_y, check_is_fitted, validate_data
 
+from geoplan import fmt
 from geoplan.errors import GeoplanError, QANote
 
 STAGE = "bedarfsmodell"
@@ -86,16 +90,6 @@ def mae_per_1000(y, mu, exposure) -> float:
     """
     y = np.asarray(y, dtype=float)
     return float(1000.0 * np.abs(y - np.asarray(mu, dtype=float)).sum() / np.asarray(exposure, dtype=float).sum())
-
-
-def _de(x: float, digits: int = 2) -> str:
-    """Number in German notation (decimal comma, thousands point)."""
-    return f"{x:,.{digits}f}".replace(",", "§").replace(".", ",").replace("§", ".")
-
-
-def _p_de(p: float) -> str:
-    """p-value for German text: "p < 0,001" or "p = 0,023"."""
-    return "p < 0,001" if p < 0.001 else f"p = {_de(p, 3)}"
 
 
 def _rows(index, mask, limit: int = 10) -> str:
@@ -197,15 +191,6 @@ def _check_size(n: int, k: int) -> None:
         )
 
 
-def _as_frame(X) -> pd.DataFrame:
-    if isinstance(X, pd.DataFrame):
-        return X
-    arr = np.asarray(X)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    return pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
-
-
 def overdispersion_test(y, mu) -> dict:
     """Cameron & Trivedi (1990) regression test for overdispersion (NB2 alternative).
 
@@ -231,21 +216,66 @@ def overdispersion_test(y, mu) -> dict:
 # ---------------------------------------------------------------------------
 
 
-class HzEDemandModel(BaseEstimator, RegressorMixin):
+class _InvalidParameter(GeoplanError, InvalidParameterError):
+    """A bad estimator parameter: a German :class:`GeoplanError` that scikit-learn recognises
+    as its ``InvalidParameterError`` (a ``ValueError`` and ``TypeError``)."""
+
+
+# German wording of each parameter's constraint (what the user should give)
+_PARAMETER_TEXT = {
+    "family": ("Unbekannte Modellfamilie", " | ".join(FAMILIES)),
+    "alpha": ("Ungültiger Dispersionsparameter alpha", "Zahl > 0, oder leer (Maximum-Likelihood-Schätzung)"),
+    "standardize": ("Ungültiger Wert für standardize", "true oder false"),
+    "maxiter": ("Ungültige Höchstzahl der Iterationen (maxiter)", "ganze Zahl ≥ 1"),
+    "tol": ("Ungültige Toleranz (tol)", "Zahl > 0"),
+    "exposure_col": ("Ungültiger Spaltenname für die Exposition (exposure_col)", "Spaltenname oder leer"),
+}
+
+
+def _check_target(y, rows, column: str) -> np.ndarray:
+    """Counts ≥ 0 (non-integer values are allowed, as in scikit-learn's PoissonRegressor).
+
+    The pipeline checks that HzE counts are whole numbers before (:func:`fit_need_model`).
+    """
+    v = np.asarray(y, dtype=float).ravel()
+    neg = v < 0
+    if neg.any():
+        where = rows if rows is not None and len(rows) == len(v) else pd.RangeIndex(len(v))
+        raise GeoplanError(
+            "Negative Fallzahlen: Zähldaten müssen ≥ 0 sein (Negative values in data passed to HzEDemandModel).",
+            location=f"Spalte '{column}', Zeilen {_rows(where, neg)}",
+            expected="Zahl ≥ 0",
+            found=", ".join(f"{x:g}" for x in v[neg][:5]),
+            hint="Fallzahlen prüfen; negative Werte sind keine Fälle.",
+            message_en="Negative values in data passed to HzEDemandModel: counts must be ≥ 0.",
+        )
+    return v
+
+
+class HzEDemandModel(RegressorMixin, BaseEstimator):
     """Count regression of HzE cases with a log exposure offset (scikit-learn API).
+
+    A scikit-learn regressor (``sklearn.base.is_regressor`` is True; it passes
+    ``sklearn.utils.estimator_checks.parametrize_with_checks``, see
+    tests/test_model.py): parameters are checked against
+    ``_parameter_constraints`` when ``fit`` is called, inputs by
+    ``sklearn.utils.validation.validate_data``. The target may be any number
+    ≥ 0 (like ``PoissonRegressor``); the pipeline's :func:`fit_need_model`
+    additionally insists on whole case counts, enough Sozialräume per
+    parameter and predictors that vary.
 
     Parameters
     ----------
     family : "auto" | "poisson" | "negbin"
         "auto" fits Poisson, tests overdispersion (Cameron & Trivedi 1990) and
         switches to NB2 when p < 0.05; the reason is kept in ``family_reason_``.
-    alpha : float or None
+    alpha : float > 0 or None
         NB2 overdispersion; None = maximum likelihood. Ignored for Poisson.
     standardize : bool
         Scale predictors to mean 0 / SD 1 (population SD, ddof=0) so the
         coefficients read per standard deviation. Binary 0/1 columns (fixed
-        effect dummies) are left as they are: their coefficient is the log rate
-        ratio against the reference group.
+        effect dummies) and constant columns are left as they are: a dummy's
+        coefficient is the log rate ratio against the reference group.
     maxiter, tol : IRLS settings passed to ``statsmodels.GLM.fit``.
     exposure_col : str or None
         Name of a column of ``X`` holding the exposure (persons under 21). It
@@ -257,13 +287,24 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
     ----------------------
     coef_, intercept_ : per SD of the predictor (when standardised), log scale.
     coef_raw_, intercept_raw_ : per unit of the raw predictor.
-    feature_names_in_, n_features_in_, scaler_mean_, scaler_scale_,
+    n_features_in_, feature_names_in_ (only when fitted on a DataFrame with
+    string column names), terms_ (predictor names: the column names, or
+    x0, x1, … for arrays), scaler_mean_, scaler_scale_,
     family_ ("poisson" | "negbin"), family_reason_, alpha_ (NB2, else 0.0),
     dispersion_ (Pearson chi² / df of the final model),
     overdispersion_test_ (dict), bse_, conf_int_ (DataFrame lower/upper, 95 %),
     pvalues_, sm_result_ (statsmodels GLMResults), poisson_result_.
-    bse_, conf_int_ and pvalues_ are indexed by "const" and the feature names.
+    bse_, conf_int_ and pvalues_ are indexed by "const" and ``terms_``.
     """
+
+    _parameter_constraints: dict = {
+        "family": [StrOptions(set(FAMILIES))],
+        "alpha": [Interval(Real, 0, None, closed="neither"), None],
+        "standardize": ["boolean"],
+        "maxiter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "exposure_col": [str, None],
+    }
 
     def __init__(self, family="auto", alpha=None, standardize=True, maxiter=100, tol=1e-10, exposure_col=None):
         self.family = family
@@ -273,61 +314,99 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
         self.tol = tol
         self.exposure_col = exposure_col
 
-    # -- input handling ---------------------------------------------------
-    def _split(self, X, exposure):
-        X = _as_frame(X)
-        if self.exposure_col is not None and self.exposure_col in X.columns:
-            if exposure is None:
-                exposure = X[self.exposure_col]
-            X = X.drop(columns=[self.exposure_col])
-        if exposure is None:
-            exposure = pd.Series(np.ones(len(X)), index=X.index)
-        elif not isinstance(exposure, pd.Series):
-            exposure = pd.Series(np.asarray(exposure, dtype=float).ravel(), index=X.index)
-        return X, exposure
+    def _validate_params(self):
+        """scikit-learn's parameter validation, reported as a German GeoplanError naming the parameter."""
+        params = self.get_params(deep=False)
+        for name, constraints in self._parameter_constraints.items():
+            try:
+                validate_parameter_constraints({name: constraints}, {name: params[name]},
+                                               caller_name=type(self).__name__)
+            except InvalidParameterError as err:
+                what, expected = _PARAMETER_TEXT[name]
+                raise _InvalidParameter(
+                    f"{what}: {params[name]!r}.",
+                    location=f"bedarfsmodell.{name}",
+                    expected=expected,
+                    found=repr(params[name]),
+                    message_en=str(err),
+                ) from None
 
-    def _design(self, X: pd.DataFrame) -> np.ndarray:
-        Z = (_check_predictors(X, require_variation=False) - self.scaler_mean_) / self.scaler_scale_
-        return np.column_stack([np.ones(len(Z)), Z])
+    # -- input handling ---------------------------------------------------
+    def _inputs(self, X, exposure, *, reset: bool):
+        """Predictors as a float array (validated the scikit-learn way), exposure and row names.
+
+        DataFrames are first checked with German messages naming column and
+        rows; the exposure column (``exposure_col``) is taken out; at predict
+        time the columns are picked by the names seen in ``fit``.
+        """
+        rows = None
+        if isinstance(X, pd.DataFrame):
+            if self.exposure_col is not None and self.exposure_col in X.columns:
+                if exposure is None:
+                    exposure = X[self.exposure_col]
+                X = X.drop(columns=[self.exposure_col])
+            if not reset and hasattr(self, "feature_names_in_"):
+                missing = [c for c in self.feature_names_in_ if c not in X.columns]
+                if missing:
+                    raise GeoplanError(
+                        "Für die Vorhersage fehlen Prädiktoren, mit denen das Modell geschätzt wurde.",
+                        location=", ".join(f"'{c}'" for c in missing),
+                        expected=", ".join(map(str, self.feature_names_in_)),
+                        found=", ".join(map(str, X.columns)),
+                    )
+                X = X[list(self.feature_names_in_)]
+            if X.shape[1]:
+                _check_predictors(X, require_variation=False)
+            rows = X.index
+        Xv = validate_data(self, X, reset=reset, dtype=np.float64, accept_sparse=False,
+                           ensure_min_samples=2 if reset else 1)
+        if exposure is None:
+            ev = np.ones(Xv.shape[0])
+        else:
+            if not isinstance(exposure, pd.Series):
+                values = np.asarray(exposure, dtype=float).ravel()
+                exposure = pd.Series(values, index=rows if rows is not None and len(rows) == len(values) else None)
+            if len(exposure) != Xv.shape[0]:
+                raise GeoplanError(
+                    "Exposition und Prädiktoren haben unterschiedlich viele Zeilen.",
+                    expected=f"{Xv.shape[0]} Zeilen", found=f"{len(exposure)} Expositionen",
+                )
+            ev = _check_exposure(exposure, getattr(exposure, "name", None) or "pop_u21")
+        return Xv, ev, rows
+
+    def _design(self, Xv: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.ones(len(Xv)), (Xv - self.scaler_mean_) / self.scaler_scale_])
 
     # -- sklearn API ------------------------------------------------------
     def fit(self, X, y, exposure=None):
-        """Fit on predictors ``X`` (DataFrame), counts ``y`` and exposure (persons under 21, > 0)."""
-        if self.family not in FAMILIES:
+        """Fit on predictors ``X`` (DataFrame or array), counts ``y`` (≥ 0) and exposure (persons under 21, > 0)."""
+        self._validate_params()
+        if y is None:
+            raise GeoplanError("Fallzahlen fehlen (HzEDemandModel requires y to be passed, but the target y is None).",
+                               expected="Fallzahlen y, eine je Zeile von X",
+                               message_en="HzEDemandModel requires y to be passed, but the target y is None.")
+        Xv, ev, rows = self._inputs(X, exposure, reset=True)
+        if len(np.asarray(y).ravel()) != Xv.shape[0]:
             raise GeoplanError(
-                f"Unbekannte Modellfamilie '{self.family}'.",
-                location="bedarfsmodell.family",
-                expected=" | ".join(FAMILIES),
-                found=str(self.family),
+                "Fallzahlen und Prädiktoren haben unterschiedlich viele Zeilen.",
+                expected=f"{Xv.shape[0]} Zeilen", found=f"{len(np.asarray(y).ravel())} Fallzahlen",
             )
-        X, exposure = self._split(X, exposure)
-        y_s = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y).ravel(), index=X.index)
-        if len(y_s) != len(X) or len(exposure) != len(X):
-            raise GeoplanError(
-                "Fallzahlen, Exposition und Prädiktoren haben unterschiedlich viele Zeilen.",
-                expected=f"{len(X)} Zeilen",
-                found=f"{len(y_s)} Fallzahlen, {len(exposure)} Expositionen",
-            )
-        yv = _check_counts(y_s, getattr(y_s, "name", None) or "hze_cases")
-        ev = _check_exposure(exposure, getattr(exposure, "name", None) or "pop_u21")
-        Xv = _check_predictors(X)
-        _check_size(len(yv), Xv.shape[1] + 1)
+        yv = _check_target(_check_y(y, y_numeric=True), rows, getattr(y, "name", None) or "hze_cases")
 
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.n_features_in_ = Xv.shape[1]
+        self.terms_ = [str(c) for c in getattr(self, "feature_names_in_", [f"x{j}" for j in range(Xv.shape[1])])]
         mean = Xv.mean(axis=0)
         scale = Xv.std(axis=0)
         if self.standardize:
-            binary = np.all((Xv == 0) | (Xv == 1), axis=0)
-            mean = np.where(binary, 0.0, mean)
-            scale = np.where(binary, 1.0, scale)
+            keep = np.all((Xv == 0) | (Xv == 1), axis=0) | (scale == 0)
+            mean = np.where(keep, 0.0, mean)
+            scale = np.where(keep, 1.0, scale)
         else:
             mean = np.zeros_like(mean)
             scale = np.ones_like(scale)
         self.scaler_mean_, self.scaler_scale_ = mean, scale
-        design = np.column_stack([np.ones(len(Xv)), (Xv - mean) / scale])
+        design = self._design(Xv)
         offset = np.log(ev)
-        names = ["const", *map(str, self.feature_names_in_)]
+        names = ["const", *self.terms_]
 
         pois = sm.GLM(yv, design, family=sm.families.Poisson(), offset=offset).fit(maxiter=self.maxiter, tol=self.tol)
         self.poisson_result_ = pois
@@ -336,9 +415,9 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
         if self.family == "auto":
             family = "negbin" if p < 0.05 else "poisson"
             self.family_reason_ = (
-                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {_p_de(p)}): negatives Binomialmodell (NB2)."
+                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {fmt.pvalue(p)}): negatives Binomialmodell (NB2)."
                 if family == "negbin"
-                else f"Keine Überdispersion nachweisbar (Cameron-Trivedi-Test, {_p_de(p)}): Poisson-Modell."
+                else f"Keine Überdispersion nachweisbar (Cameron-Trivedi-Test, {fmt.pvalue(p)}): Poisson-Modell."
             )
         else:
             family = self.family
@@ -400,18 +479,6 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
                 alpha = float(np.exp(minimize_scalar(nll, bounds=(np.log(1e-6), np.log(100)), method="bounded").x))
         return float(np.clip(alpha, _ALPHA_MIN, _ALPHA_MAX))
 
-    def _linear(self, X) -> np.ndarray:
-        missing = [c for c in self.feature_names_in_ if c not in X.columns]
-        if missing:
-            raise GeoplanError(
-                "Für die Vorhersage fehlen Prädiktoren, mit denen das Modell geschätzt wurde.",
-                location=", ".join(f"'{c}'" for c in missing),
-                expected=", ".join(map(str, self.feature_names_in_)),
-                found=", ".join(map(str, X.columns)),
-            )
-        design = self._design(X[list(self.feature_names_in_)])
-        return design @ np.r_[self.intercept_, self.coef_]
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.positive_only = True
@@ -421,15 +488,15 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
     def predict(self, X, exposure=None):
         """Expected cases (rate per person under 21 when no exposure is given)."""
         check_is_fitted(self, "coef_")
-        X, exposure = self._split(X, exposure)
-        ev = _check_exposure(exposure, getattr(exposure, "name", None) or "pop_u21")
-        return np.exp(self._linear(X) + np.log(ev))
+        Xv, ev, _ = self._inputs(X, exposure, reset=False)
+        return np.exp(self._design(Xv) @ np.r_[self.intercept_, self.coef_] + np.log(ev))
 
     def score(self, X, y, exposure=None):
         """Deviance explained D² (Poisson deviance, null = constant rate on the scored data)."""
-        X, exposure = self._split(X, exposure)
-        mu = self.predict(X, exposure)
-        return deviance_explained(np.asarray(y, dtype=float), mu, np.asarray(exposure, dtype=float))
+        check_is_fitted(self, "coef_")
+        Xv, ev, _ = self._inputs(X, exposure, reset=False)
+        mu = np.exp(self._design(Xv) @ np.r_[self.intercept_, self.coef_] + np.log(ev))
+        return deviance_explained(np.asarray(y, dtype=float).ravel(), mu, ev)
 
     # -- inference --------------------------------------------------------
     def summary_frame(self) -> pd.DataFrame:
@@ -439,7 +506,7 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
         standardised); irr = exp(coef) with the Wald 95 % interval.
         """
         res = self.sm_result_
-        terms = ["const", *map(str, self.feature_names_in_)]
+        terms = ["const", *self.terms_]
         coef = np.asarray(res.params)
         ci = self.conf_int_.to_numpy()
         return pd.DataFrame(
@@ -459,8 +526,8 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
 
     def design_matrix(self, X) -> np.ndarray:
         """The standardised design matrix (constant first) as used by ``sm_result_``."""
-        X, _ = self._split(X, None)
-        return self._design(X[list(self.feature_names_in_)])
+        check_is_fitted(self, "coef_")
+        return self._design(self._inputs(X, None, reset=False)[0])
 
     def sample_counts(self, X, exposure, n_draws: int = 1000, seed: int = 0) -> np.ndarray:
         """Parametric bootstrap draws of counts, shape (n_draws, n_rows).
@@ -469,13 +536,13 @@ class HzEDemandModel(BaseEstimator, RegressorMixin):
         of the statsmodels fit, then counts from Poisson(mu) or NB2(mu, alpha_)
         (gamma-Poisson mixture). Alpha itself is held at its estimate.
         """
-        X, exposure = self._split(X, exposure)
-        ev = _check_exposure(exposure, getattr(exposure, "name", None) or "pop_u21")
+        check_is_fitted(self, "coef_")
+        Xv, ev, _ = self._inputs(X, exposure, reset=False)
         rng = np.random.default_rng(seed)
         beta = np.r_[self.intercept_, self.coef_]
         cov = np.asarray(self.sm_result_.cov_params())
         draws = rng.multivariate_normal(beta, cov, size=n_draws, method="svd")
-        design = self._design(X[list(self.feature_names_in_)])
+        design = self._design(Xv)
         mu = np.exp(draws @ design.T + np.log(ev)[None, :])
         if self.family_ == "negbin" and self.alpha_ > _ALPHA_MIN:
             mu = rng.gamma(shape=1.0 / self.alpha_, scale=self.alpha_ * mu)
@@ -693,6 +760,9 @@ _CV_LABELS = {
 def _oof(estimator, X, y, e, splits) -> np.ndarray:
     pred = np.full(len(y), np.nan)
     for train, test in splits:
+        # the stage's guard rails on every training fold (a fold that fails them ends the CV with a note)
+        _check_predictors(X.iloc[train])
+        _check_size(len(train), X.shape[1] + 1)
         est = clone(estimator).fit(X.iloc[train], y[train], exposure=e[train])
         pred[test] = est.predict(X.iloc[test], exposure=e[test])
     return pred
@@ -845,6 +915,9 @@ def fit_need_model(
 
     y = _check_counts(named[cases], cases)
     e = _check_exposure(named[exposure], exposure)
+    # the estimator accepts any data scikit-learn's checks give it; the stage wants sound planning data
+    _check_predictors(X)
+    _check_size(len(y), X.shape[1] + 1)
     est = HzEDemandModel(family=family, alpha=alpha).fit(X, pd.Series(y, index=X.index, name=cases), exposure=pd.Series(e, index=X.index, name=exposure))
     labels["const"] = "Konstante"
     coefs = est.summary_frame()
@@ -887,8 +960,8 @@ def fit_need_model(
         notes.append(
             QANote(
                 STAGE,
-                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {_p_de(od['p_value'])}, Pearson χ²/df = "
-                f"{_de(est.dispersion_)}), aber Poisson-Modell vorgegeben: Standardfehler und Intervalle sind zu eng. "
+                f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {fmt.pvalue(od['p_value'])}, Pearson χ²/df = "
+                f"{fmt.number(est.dispersion_, 2)}), aber Poisson-Modell vorgegeben: Standardfehler und Intervalle sind zu eng. "
                 "Empfehlung: family = 'auto' oder 'negbin'.",
                 level="warnung",
                 details={"overdispersion": od},
@@ -938,10 +1011,11 @@ def fit_need_model(
             notes.append(
                 QANote(
                     STAGE,
-                    f"Die Residuen des Bedarfsmodells sind räumlich autokorreliert (Moran's I = {_de(moran['I'], 3)}, "
-                    f"{_p_de(moran['p_value'])}): benachbarte Sozialräume weichen gemeinsam ab. Optionen: "
-                    "räumlichen Lag des Bedarfsindex aufnehmen (spatial_lag: need_index) oder feste Effekte je Bezirk "
-                    "(fixed_effects: bezirk).",
+                    f"Die Residuen des Bedarfsmodells sind räumlich autokorreliert (Moran's I = {fmt.number(moran['I'], 3)}, "
+                    f"{fmt.pvalue(moran['p_value'])}): benachbarte Sozialräume weichen gemeinsam ab. Optionen: "
+                    "weitere räumlich gegliederte Indikatoren in model.predictors aufnehmen oder, nur in der "
+                    "Python-API, fit_need_model(…, spatial_lag=\"need_index\") bzw. fixed_effects=\"bezirk\" "
+                    "(keine Felder der Konfiguration).",
                     level="warnung",
                     details=moran,
                 )
@@ -951,7 +1025,7 @@ def fit_need_model(
                 QANote(
                     STAGE,
                     f"Auch mit {'räumlichem Lag' if spatial_lag else 'festen Effekten'} bleiben die Residuen räumlich "
-                    f"autokorreliert (Moran's I = {_de(moran['I'], 3)}, {_p_de(moran['p_value'])}); Standardfehler "
+                    f"autokorreliert (Moran's I = {fmt.number(moran['I'], 3)}, {fmt.pvalue(moran['p_value'])}); Standardfehler "
                     "können zu klein sein.",
                     level="warnung",
                     details=moran,
@@ -1385,127 +1459,6 @@ def fit_cost_model(
 # ---------------------------------------------------------------------------
 # plots for the report (draw on a given matplotlib Axes; German labels)
 # ---------------------------------------------------------------------------
-
-
-def funnel_plot(result: NeedModelResult, ax, *, annotate: int = 5):
-    """Funnel plot: observed/expected ratio against expected cases with exact Poisson
-    limits (95 %, 99.8 %; Spiegelhalter 2005) and, when the model is NB2, the wider
-    NB2 limits (dashed). Flagged areas are coloured; the ``annotate`` most extreme
-    flagged areas are labelled with their index. Returns ``ax``.
-    """
-    f = result.funnel
-    alpha = float(result.fit.get("alpha") or 0.0)
-    grid = np.geomspace(max(f["expected"].min() * 0.8, 0.5), f["expected"].max() * 1.2, 200)
-    ax.axhline(1.0, color="0.3", lw=1)
-    for p_lo, p_hi, style, label in [(0.025, 0.975, "-", "95-%-Grenze (Poisson)"), (0.001, 0.999, "-", "99,8-%-Grenze (Poisson)")]:
-        color = "tab:orange" if p_lo == 0.025 else "tab:red"
-        ax.plot(grid, poisson_limits(grid, p_lo) / grid, style, color=color, lw=1, label=label)
-        ax.plot(grid, poisson_limits(grid, p_hi) / grid, style, color=color, lw=1)
-    if alpha > _ALPHA_MIN and "flag_nb" in f.columns:
-        ax.plot(grid, negbin_limits(grid, alpha, 0.001) / grid, "--", color="tab:purple", lw=1, label="99,8-%-Grenze (NB2)")
-        ax.plot(grid, negbin_limits(grid, alpha, 0.999) / grid, "--", color="tab:purple", lw=1)
-    colors = np.select([f["flag"] == "auffällig hoch", f["flag"] == "auffällig niedrig"], ["tab:red", "tab:blue"], "0.5")
-    ax.scatter(f["expected"], f["ratio"], s=12, c=list(colors), alpha=0.8, edgecolors="none")
-    flagged = f[f["flag"] != ""]
-    if annotate and len(flagged):
-        extreme = flagged.assign(d=np.abs(np.log(flagged["ratio"].clip(lower=1e-3)))).nlargest(annotate, "d")
-        for idx, row in extreme.iterrows():
-            ax.annotate(str(idx), (row["expected"], row["ratio"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel("Erwartete HzE-Fälle (Modell)")
-    ax.set_ylabel("Beobachtet / erwartet")
-    ax.set_title("Trichterdiagramm: Abweichung vom erwarteten Bedarf")
-    ax.legend(fontsize=7, loc="upper right")
-    return ax
-
-
-def calibration_plot(result: NeedModelResult, ax):
-    """Calibration by decile: observed against expected rate per 1,000 under 21
-    (out-of-fold predictions of the k-fold cross-validation) with the diagonal.
-    Returns ``ax``.
-    """
-    c = result.calibration
-    lim = [0, float(max(c["rate_expected_per_1000"].max(), c["rate_observed_per_1000"].max()) * 1.1)]
-    ax.plot(lim, lim, color="0.5", lw=1, label="perfekte Kalibrierung")
-    ax.plot(c["rate_expected_per_1000"], c["rate_observed_per_1000"], "o-", color="tab:blue", label="Dezile")
-    for _, row in c.iterrows():
-        ax.annotate(str(int(row["decile"])), (row["rate_expected_per_1000"], row["rate_observed_per_1000"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
-    ax.set_xlim(lim)
-    ax.set_ylim(lim)
-    ax.set_xlabel("Erwartete Fälle je 1.000 unter 21")
-    ax.set_ylabel("Beobachtete Fälle je 1.000 unter 21")
-    ax.set_title("Kalibrierung nach Dezilen des erwarteten Bedarfs")
-    ax.legend(fontsize=7, loc="upper left")
-    return ax
-
-
-# ---------------------------------------------------------------------------
-# German text for the report's "Bedarfsmodell" section
-# ---------------------------------------------------------------------------
-
-
-def describe_de(result: NeedModelResult) -> dict:
-    """German text blocks for the report: ``formula_symbols``, ``formula_words``,
-    ``family``, ``validation`` and ``limitations`` (list of plain sentences).
-    Numbers are formatted the German way (decimal comma).
-    """
-    fit = result.fit
-    nb = fit["family"] == "negbin"
-    symbols = "log E[Y_i] = log(E_i) + β₀ + Σ_j β_j · z_ij"
-    symbols += (
-        ",  Y_i ~ NegBin(μ_i, α), Var(Y_i) = μ_i + α·μ_i²" if nb else ",  Y_i ~ Poisson(μ_i), Var(Y_i) = μ_i"
-    )
-    words = (
-        "Die erwarteten HzE-Fälle μ_i eines Sozialraums i sind seine Einwohnerzahl unter 21 (E_i) mal eine "
-        "Inanspruchnahmequote. Die Quote hängt multiplikativ von den standardisierten Indikatoren z_ij ab "
-        "(Mittelwert 0, Standardabweichung 1 über alle Sozialräume): steigt ein Indikator um eine "
-        "Standardabweichung, ändert sich die erwartete Quote um den Faktor IRR = exp(β_j), wenn die übrigen "
-        "Indikatoren gleich bleiben. exp(β₀) ist die Quote je Person unter 21 in einem Sozialraum mit "
-        "durchschnittlichen Indikatorwerten."
-    )
-    if fit.get("panel_years"):
-        words += (
-            f" Die Daten umfassen die Jahre {', '.join(map(str, fit['panel_years']))}; jedes Jahr hat einen eigenen "
-            f"Niveaueffekt. Die Prognose für das Budgetjahr nutzt die Indikatoren und das Niveau von "
-            f"{fit['prediction_year']} (keine Fortschreibung eines Trends)."
-        )
-    od = fit["overdispersion"]
-    family = fit["family_reason"] + (
-        f" Dispersionsparameter α = {_de(fit['alpha'], 3)} (Var = μ + α·μ²)."
-        if nb
-        else f" Pearson χ²/df = {_de(fit['dispersion'])}."
-    )
-    cv = result.cv
-    lines = []
-    for _, row in cv.iterrows():
-        lines.append(
-            f"{row['label']}: erklärte Devianz {_de(100 * row['deviance_explained'], 1)} %, "
-            f"mittlerer absoluter Fehler {_de(row['mae_per_1000'])} Fälle je 1.000 unter 21"
-        )
-    limitations = [
-        "Das Modell beschreibt Zusammenhänge zwischen Sozialräumen, nicht zwischen Familien (ökologisches Modell); "
-        "es begründet keine Aussage über einzelne Haushalte.",
-        "Die Indikatoren erklären die Inanspruchnahme statistisch, nicht ursächlich. Fallzahlen spiegeln auch "
-        "Angebot, Zugangswege und Praxis des ASD wider, nicht nur Bedarf.",
-        "Die Grenzen des Trichterdiagramms (exakte Poisson-Grenzen) erfassen nur Zufallsschwankungen der Fallzahl"
-        + ("; bei Überdispersion sind die NB2-Grenzen maßgeblich." if nb else "."),
-        "Die Prognoseintervalle berücksichtigen die Unsicherheit der Koeffizienten und die Zufallsstreuung der "
-        "Fälle" + (", nicht aber die Unsicherheit des Dispersionsparameters α." if nb else "."),
-    ]
-    if result.moran is not None and result.moran["significant"]:
-        limitations.append(
-            f"Die Residuen sind räumlich autokorreliert (Moran's I = {_de(result.moran['I'], 3)}, "
-            f"{_p_de(result.moran['p_value'])}); Standardfehler können dadurch zu klein sein."
-        )
-    if od["p_value"] < 0.05 and not nb:
-        limitations.append("Trotz nachgewiesener Überdispersion wurde ein Poisson-Modell verwendet; die Intervalle sind zu eng.")
-    return {
-        "formula_symbols": symbols,
-        "formula_words": words,
-        "family": family,
-        "validation": lines,
-        "limitations": limitations,
-    }
 
 
 def expected_demand(frame, model_cfg, labels: dict[str, str] | None = None):
