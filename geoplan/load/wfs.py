@@ -369,7 +369,12 @@ def read_wfs_boundaries(source: str, typename: str, *, key: str, name: str | Non
     ``prepare_boundaries(…, raw=gdf)``."""
     dl = fetch_wfs(source, typename, version=version, srs=srs, cache_dir=cache_dir, offline=offline,
                    timeout=timeout, page_size=page_size, field_name=f"{field_name}.source")
-    gdf = _parse(dl, geometry=True)
+    try:
+        gdf = _parse(dl, geometry=True)
+        code = _response_epsg(dl.pages[0].read_bytes()) if dl.pages else None
+    finally:
+        if cache_dir is None:  # nothing to keep: the download was only in a temporary folder
+            shutil.rmtree(dl.folder, ignore_errors=True)
     where = f"WFS-Ebene {typename!r} ({_strip_query(dl.url)})"
     notes: list[QANote] = []
     if len(gdf) == 0 or not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
@@ -391,7 +396,6 @@ def read_wfs_boundaries(source: str, typename: str, *, key: str, name: str | Non
                 message_en=f"The field {col!r} is missing.",
                 hint_en=f"Set {'key' if col == key else 'name'!r} in the configuration to one of these fields.",
             )
-    code = _response_epsg(dl.pages[0].read_bytes()) if dl.pages else None
     source_crs = CRS.from_user_input(dl.srs) if dl.srs else (CRS.from_epsg(code) if code else None)
     if dl.srs and code is not None and CRS.from_epsg(code).to_epsg() != source_crs.to_epsg():
         raise GeoplanError(
@@ -435,7 +439,11 @@ def read_wfs_table(source: str, typename: str, *, key: str, version: str = "2.0.
     ``result.dialect["provenance"]`` is the manifest entry."""
     dl = fetch_wfs(source, typename, version=version, cache_dir=cache_dir, offline=offline, timeout=timeout,
                    page_size=page_size, field_name=f"{field_name}.source")
-    df = _parse(dl, geometry=False)
+    try:
+        df = _parse(dl, geometry=False)
+    finally:
+        if cache_dir is None:
+            shutil.rmtree(dl.folder, ignore_errors=True)
     if isinstance(df, gpd.GeoDataFrame) and df.geometry.name in df.columns:
         df = pd.DataFrame(df.drop(columns=df.geometry.name))
     cols = list(df.columns)
