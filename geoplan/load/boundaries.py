@@ -871,16 +871,22 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
 
 def prepare_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=None, metric_crs=None,
                        repair: bool = False, min_sliver_m2: float = 1.0, encoding: str | None = None,
-                       key_width: int | None = None, keep_columns=()) -> BoundaryResult:
+                       key_width: int | None = None, keep_columns=(), raw: gpd.GeoDataFrame | None = None
+                       ) -> BoundaryResult:
     """Read, check and reproject the Sozialraum layer for the pipeline.
 
     Returns a :class:`BoundaryResult` whose ``gdf`` has ``key`` (str),
     ``name`` (str; the key when no name field is given), ``area_km2`` (km²)
     and ``geometry`` in ``metric_crs`` (given, or from
     :func:`metric_crs_for`), plus any ``keep_columns`` of the file.
+
+    ``raw``: a layer already read elsewhere (PostGIS, WFS) in the form
+    :func:`read_boundaries` returns; ``path`` is then only the name shown in
+    messages.
     """
     path = str(path)
-    raw = read_boundaries(path, key=key, name=name, layer=layer, crs=crs, encoding=encoding)
+    if raw is None:
+        raw = read_boundaries(path, key=key, name=name, layer=layer, crs=crs, encoding=encoding)
     meta = raw.attrs.get("geoplan", {})
     notes: list[QANote] = list(meta.get("notes", []))
     for col in keep_columns:

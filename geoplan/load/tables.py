@@ -56,6 +56,7 @@ __all__ = [
     "TableResult",
     "JoinResult",
     "read_table",
+    "table_from_rows",
     "join_by_key",
     "normalize_keys",
 ]
@@ -900,6 +901,43 @@ def read_table(
             delimiter = "\t"
         rows, dialect, notes = _read_csv_rows(path, encoding, delimiter)
 
+    return table_from_rows(
+        rows, dialect, notes, source=path, key=key, header_row=header_row, decimal=decimal,
+        thousands=thousands, na_markers=na_markers, sentinels=sentinels, key_width=key_width,
+        valid_column=valid_column, valid_values=valid_values, allow_duplicates=allow_duplicates,
+        text_columns=text_columns, allow_mixed_key_lengths=allow_mixed_key_lengths,
+        numeric_columns=numeric_columns,
+    )
+
+
+def table_from_rows(
+    rows: list[list[Any]],
+    dialect: dict,
+    notes: list[QANote],
+    *,
+    source: str,
+    key: str,
+    header_row: int | None = None,
+    decimal: str | None = None,
+    thousands: str | None = None,
+    na_markers: Iterable[str] | None = None,
+    sentinels: Iterable[float] = (),
+    key_width: int | None = None,
+    valid_column: str | None = None,
+    valid_values: Iterable[str] | None = None,
+    allow_duplicates: bool = False,
+    text_columns: Iterable[str] = (),
+    allow_mixed_key_lengths: bool = False,
+    numeric_columns: Iterable[str] | None = None,
+) -> TableResult:
+    """The checks and conversions of :func:`read_table` on rows already read
+    (header row first; cells as str, int/float or None, like an XLSX sheet).
+
+    Used for tables that do not come from a file (PostGIS, WFS): ``source``
+    is what error messages name; ``dialect`` needs at least ``delimiter``
+    (None for typed cells).
+    """
+    path = source
     markers = set(DEFAULT_NA_MARKERS if na_markers is None else na_markers) | {""}
     sentinel_set = {float(s) for s in sentinels}
     text_columns = list(text_columns)

@@ -70,7 +70,7 @@ def graduated_qml(values: pd.Series, column: str = STYLE_COLUMN, k: int = 5) -> 
     v = pd.to_numeric(values, errors="coerce").to_numpy(float)
     clf = classify(v, MapLayer(column, column, scheme="quantiles", k=k, palette="viridis", fmt="euro"))
     lowers = [clf.lower, *clf.bins[:-1]]
-    ranges = [f'<range render="true" symbol="{i}" lower="{lo:.6f}" upper="{hi:.6f}" label="{escape(label)}"/>'
+    ranges = [f'<range render="true" symbol="{i}" lower="{float(lo)!r}" upper="{float(hi)!r}" label="{escape(label)}"/>'
               for i, (lo, hi, label) in enumerate(zip(lowers, clf.bins, clf.labels))]
     symbols = [_symbol(i, c) for i, c in enumerate(clf.colors)]
     return (

@@ -1,0 +1,210 @@
+"""Real QGIS (Debian python3-qgis, headless) opens geoplan's outputs.
+
+QGIS runs in Debian's /usr/bin/python3 (the venv cannot import it) with
+QT_QPA_PLATFORM=offscreen. It opens ergebnis.gpkg (default style from the
+GeoPackage's layer_styles), the PostGIS output layer (style from the
+database's layer_styles) and ergebnis.qgz, checks the layers are valid and
+styled with the expected classes, and renders each to PNG; the test checks
+the images are not blank. Skips without QGIS; GEOPLAN_REQUIRE_QGIS=1 makes
+it fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+from gis_services import postgis_server, run_qgis  # noqa: F401  (fixture)
+from PIL import Image
+
+QGIS_SCRIPT = r"""
+import json, os, sys
+from qgis.core import (QgsApplication, QgsVectorLayer, QgsProject, QgsMapSettings, QgsMapRendererParallelJob,
+                       QgsRectangle)
+from qgis.PyQt.QtCore import QSize
+from qgis.PyQt.QtGui import QColor
+
+app = QgsApplication([], False)
+app.initQgis()
+jobs = json.loads(sys.argv[1])
+out = []
+
+def describe(layer):
+    r = layer.renderer()
+    d = {"name": layer.name(), "valid": layer.isValid(), "features": layer.featureCount() if layer.isValid() else -1,
+         "renderer": r.type() if r else None, "labels": bool(layer.labelsEnabled()), "source": layer.source(),
+         "crs": layer.crs().authid()}
+    if r is not None and r.type() == "graduatedSymbol":
+        d["attr"] = r.classAttribute()
+        d["classes"] = [(rg.lowerValue(), rg.upperValue(), rg.label(), rg.symbol().color().name())
+                        for rg in r.ranges()]
+        # features with a value that no class takes (QGIS would not draw them)
+        d["unclassified"] = 0
+        for f in layer.getFeatures():
+            v = f[r.classAttribute()]
+            if v is not None and v == v and not any(lo <= float(v) <= hi for lo, hi, _, _ in d["classes"]):
+                d["unclassified"] += 1
+    return d
+
+def render(layers, png, extent=None):
+    ms = QgsMapSettings()
+    ms.setLayers(layers)
+    ms.setBackgroundColor(QColor(255, 255, 255))
+    ms.setOutputSize(QSize(900, 700))
+    ms.setDestinationCrs(layers[0].crs())
+    if extent is None:
+        extent = QgsRectangle()
+        for l in layers:
+            extent.combineExtentWith(l.extent())
+    ms.setExtent(extent)
+    job = QgsMapRendererParallelJob(ms)
+    job.start()
+    job.waitForFinished()
+    job.renderedImage().save(png, "png")
+
+for job in jobs:
+    if job["kind"] == "layer":
+        layer = QgsVectorLayer(job["uri"], job["name"], job["provider"])
+        d = describe(layer)
+        if layer.isValid():
+            render([layer], job["png"])
+        out.append({"job": job["name"], "layers": [d]})
+    else:
+        project = QgsProject.instance()
+        ok = project.read(job["path"])
+        layers = [tl.layer() for tl in project.layerTreeRoot().findLayers()]
+        visible = [tl.layer() for tl in project.layerTreeRoot().findLayers() if tl.isVisible()]
+        d = {"job": job["name"], "read": ok, "title": project.title(),
+             "absolute_paths": project.readBoolEntry("Paths", "/Absolute", True)[0],
+             "layers": [describe(l) for l in layers], "visible": [l.name() for l in visible]}
+        if ok and visible:
+            render(visible, job["png"])
+        out.append(d)
+print("RESULT " + json.dumps(out), flush=True)
+sys.stderr.flush()
+os._exit(0)  # QGIS 3.22 may crash in its exit handlers after a project was read
+"""
+
+
+def qgis(jobs: list[dict]) -> list[dict]:
+    res = run_qgis(QGIS_SCRIPT, json.dumps(jobs))
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert res.returncode == 0 and line, f"QGIS failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return json.loads(line[0][len("RESULT "):])
+
+
+def assert_not_blank(png, min_colours: int = 5):
+    img = np.asarray(Image.open(png).convert("RGB")).reshape(-1, 3)
+    white = (img == 255).all(axis=1).mean()
+    colours = len(np.unique(img[:: 7], axis=0))
+    assert white < 0.9, f"{png}: {white:.0%} white"
+    assert colours >= min_colours, f"{png}: only {colours} colours"
+    return white, colours
+
+
+def keep(*pngs):
+    """GEOPLAN_KEEP_PNG=DIR keeps the rendered images for a look."""
+    import os
+
+    if os.environ.get("GEOPLAN_KEEP_PNG"):
+        for png in pngs:
+            shutil.copy(png, os.environ["GEOPLAN_KEEP_PNG"])
+
+
+@pytest.fixture(scope="module")
+def outputs(demo_result, demo_outputs, tmp_path_factory):
+    """A copy of the demo output folder with the Bezirk layer and ergebnis.qgz."""
+    from geoplan.report.gpkg import result_layer
+    from geoplan.report.published import build_published
+    from geoplan.report.qgis import write_bezirke_layer, write_qgis_project
+
+    out = tmp_path_factory.mktemp("qgis") / "ausgabe"
+    shutil.copytree(demo_outputs, out)
+    pub = build_published(demo_result)
+    frame = result_layer(demo_result, pub)
+    assert write_bezirke_layer(out / "ergebnis.gpkg", frame)
+    aliases = {c: de for c, de, _, _ in pub.columns}
+    write_qgis_project(out / "ergebnis.qgz", out / "ergebnis.gpkg", frame=frame, title="Sozialraumbudget Berlin 2027",
+                       simulated=demo_result.simulated, aliases=aliases)
+    return out, frame
+
+
+def test_qgz_is_relative_and_deterministic(outputs, tmp_path):
+    from geoplan.report.qgis import write_qgis_project
+
+    out, frame = outputs
+    with zipfile.ZipFile(out / "ergebnis.qgz") as z:
+        assert z.namelist() == ["ergebnis.qgs"]
+        qgs = z.read("ergebnis.qgs").decode()
+    assert "./ergebnis.gpkg|layername=sozialraeume" in qgs and str(out) not in qgs
+    assert "(HzE simuliert)" in qgs
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = write_qgis_project(tmp_path / "a" / "ergebnis.qgz", out / "ergebnis.gpkg", frame=frame, title="T",
+                           simulated=True)
+    b = write_qgis_project(tmp_path / "b" / "ergebnis.qgz", out / "ergebnis.gpkg", frame=frame, title="T",
+                           simulated=True)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_qgis_opens_gpkg_and_project(outputs, tmp_path):
+    out, frame = outputs
+    moved = tmp_path / "woanders" / "ergebnis"  # relative paths: the folder can be moved
+    shutil.copytree(out, moved)
+    png_gpkg, png_proj = tmp_path / "gpkg.png", tmp_path / "projekt.png"
+    res = qgis([
+        {"kind": "layer", "name": "gpkg", "uri": f"{moved}/ergebnis.gpkg|layername=sozialraeume", "provider": "ogr",
+         "png": str(png_gpkg)},
+        {"kind": "project", "name": "qgz", "path": str(moved / "ergebnis.qgz"), "png": str(png_proj)},
+    ])
+    gp = res[0]["layers"][0]
+    assert gp["valid"] and gp["features"] == 58 and gp["crs"] == "EPSG:25833"
+    assert gp["renderer"] == "graduatedSymbol" and gp["attr"] == "budget_per_u21" and len(gp["classes"]) == 5
+    assert gp["unclassified"] == 0
+    assert_not_blank(png_gpkg)
+
+    proj = res[1]
+    assert proj["read"] and proj["absolute_paths"] is False and "simuliert" in proj["title"]
+    names = [layer["name"] for layer in proj["layers"]]
+    assert names == ["Bezirke", "Budget je Einwohner unter 21 (€) (HzE simuliert)",
+                     "Veränderung zum Vorjahr (%) (HzE simuliert)", "Bedarfsindex (HzE simuliert)",
+                     "Erwartete HzE-Fälle je 1.000 unter 21 (HzE simuliert)"]
+    assert proj["visible"] == names[:2]
+    for layer in proj["layers"]:
+        assert layer["valid"], layer
+        assert str(moved) in layer["source"]  # resolved against the moved folder
+    assert proj["layers"][0]["features"] == 12  # Berlin's 12 Bezirke
+    from geoplan.report.qgis import class_breaks
+
+    for layer, col in zip(proj["layers"][1:], ["budget_per_u21", "change_pct", "need_index", "expected_per_1000"]):
+        assert layer["renderer"] == "graduatedSymbol" and layer["attr"] == col and layer["labels"]
+        assert layer["unclassified"] == 0, layer
+        want = class_breaks(frame[col])
+        assert len(layer["classes"]) == len(want) == 5
+        assert np.allclose([c[1] for c in layer["classes"]], [hi for _, hi in want], atol=1e-5)
+    assert "€" in proj["layers"][1]["classes"][0][2]
+    assert_not_blank(png_proj)
+    keep(png_proj, png_gpkg)
+
+
+def test_qgis_opens_postgis_layer_with_style(postgis_server, outputs, tmp_path, monkeypatch):
+    from geoplan.report.postgis import write_postgis
+    from geoplan.report.qgis import styles_for
+
+    out, frame = outputs
+    monkeypatch.setenv("PGPASSWORD", postgis_server.password)
+    write_postgis(frame, postgis_server.dsn(), "public.qgis_ergebnis", "replace", styles_for(frame))
+    png = tmp_path / "postgis.png"
+    uri = (f"host=127.0.0.1 port={postgis_server.port} dbname=geoplan user={postgis_server.user} "
+           "key='fid' srid=25833 type=MultiPolygon table=\"public\".\"qgis_ergebnis\" (geom)")
+    res = qgis([{"kind": "layer", "name": "pg", "uri": uri, "provider": "postgres", "png": str(png)}])
+    layer = res[0]["layers"][0]
+    assert layer["valid"] and layer["features"] == 58
+    assert layer["renderer"] == "graduatedSymbol" and layer["attr"] == "budget_per_u21"
+    assert len(layer["classes"]) == 5 and layer["labels"] and layer["unclassified"] == 0
+    assert postgis_server.password not in json.dumps(res)
+    assert_not_blank(png)
+    keep(png)
