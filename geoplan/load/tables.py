@@ -906,7 +906,7 @@ def read_table(
         thousands=thousands, na_markers=na_markers, sentinels=sentinels, key_width=key_width,
         valid_column=valid_column, valid_values=valid_values, allow_duplicates=allow_duplicates,
         text_columns=text_columns, allow_mixed_key_lengths=allow_mixed_key_lengths,
-        numeric_columns=numeric_columns,
+        numeric_columns=numeric_columns, skip_rows=skip_rows, drop_keys=drop_keys, drop_labels=drop_labels,
     )
 
 
@@ -929,6 +929,9 @@ def table_from_rows(
     text_columns: Iterable[str] = (),
     allow_mixed_key_lengths: bool = False,
     numeric_columns: Iterable[str] | None = None,
+    skip_rows: int = 0,
+    drop_keys: Iterable[str] = (),
+    drop_labels: Iterable[str] = (),
 ) -> TableResult:
     """The checks and conversions of :func:`read_table` on rows already read
     (header row first; cells as str, int/float or None, like an XLSX sheet).

@@ -24,7 +24,7 @@ import pandas as pd
 import shapely
 
 from geoplan.errors import GeoplanError
-from geoplan.load.postgis import PGSource, _require_postgis, _qualified, connect, parse_dsn, scrub, split_table_name
+from geoplan.load.postgis import PGSource, _require_postgis, connect, parse_dsn, scrub, split_table_name
 
 __all__ = ["write_postgis", "GEOPLAN_COMMENT"]
 
