@@ -151,7 +151,7 @@ def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)
     import time
 
     from geoplan import fmt
-    from geoplan.pipeline import dry_run
+    from geoplan.dryrun import dry_run
 
     t0 = time.perf_counter()
     cfg = _load(config)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable
 
 import geopandas as gpd
@@ -21,7 +20,8 @@ import pandas as pd
 
 from geoplan.config import Config
 from geoplan.errors import QANote
-from geoplan.provenance import InputFile, input_file
+from geoplan.assemble import attach, hze_stage, indicators_stage
+from geoplan.provenance import InputFile
 
 STAGES = [
     ("boundaries", "Sozialräume lesen und prüfen"),
@@ -59,113 +59,6 @@ class Result:
     def allocation_spec(self):
         """The validated ``allocation`` section (:class:`geoplan.stages.allocate.AllocationSpec`)."""
         return self.config.allocation
-
-
-def _attach(frame: gpd.GeoDataFrame, table: pd.DataFrame, *, replace: tuple[str, ...] = ()) -> gpd.GeoDataFrame:
-    """Add the per-key columns of ``table`` (indexed by key) that ``frame`` lacks (or that are in ``replace``)."""
-    out = frame.copy()
-    for c in table.columns:
-        if c not in out.columns or c in replace:
-            out[c] = out["key"].map(table[c]).to_numpy()
-    return out
-
-
-def indicators_stage(config: Config, bres, inputs: list[InputFile], notes: list[QANote],
-                     problems: list | None = None):
-    """Catalogue, every table on its level, the levels brought onto the Sozialräume, rates and need index.
-
-    Returns ``(frame, catalogue, need index)``. With ``problems`` (validate) the
-    errors of the catalogue, each table and each level are collected and
-    ``(None, catalogue or None, None)`` is returned when any occurred.
-    """
-    from geoplan.config import exposure_label
-    from geoplan.errors import GeoplanError
-    from geoplan.load import sources
-    from geoplan.load.catalogue import load_catalogue
-    from geoplan.stages.indicators import sozialraum_indicators
-
-    def attempt(fn, *a, **k):
-        try:
-            return fn(*a, **k)
-        except GeoplanError as err:
-            if problems is None:
-                raise
-            problems.append(err)
-            return None
-
-    n_before = len(problems) if problems is not None else 0
-    cat_path = config.resolve(config.indicators.catalogue)
-    catalogue = attempt(load_catalogue, cat_path)
-    if catalogue is not None:
-        inputs.append(input_file("Indikatorenkatalog", cat_path, label=cat_path.name))
-    src = sources.read_indicator_tables(config, catalogue, inputs, notes, problems=problems)
-    levels = {}
-    if bres is not None:
-        needed = {sources.table_level(config, t) for t in config.indicators.tables} - {None}
-        levels = sources.read_levels(config, bres.metric_crs, inputs, notes, needed=needed, problems=problems)
-    if problems is not None and (len(problems) > n_before or bres is None or catalogue is None):
-        return None, catalogue, None
-    b = config.boundaries
-    excluded = bres.excluded["key"].tolist() if bres.excluded is not None else ()
-    res = attempt(sozialraum_indicators, src, bres.gdf, catalogue, config.indicators, levels=levels,
-                  expo=config.model.exposure, expo_label=exposure_label(config), boundaries_name=Path(b.path).name,
-                  excluded=excluded,
-                  merge_map={str(k): str(m.key) for m in b.merge for k in m.keys})
-    if res is None:
-        return None, catalogue, None
-    frame, nidx, _aggregation, ind_notes = res
-    notes.extend(ind_notes)
-    return frame, catalogue, nidx
-
-
-def hze_stage(config: Config, frame, inputs: list[InputFile], notes: list[QANote]):
-    """Simulated HzE data, or the HzE table (same reader rules as the indicator tables) joined to the Sozialräume."""
-    from geoplan.load import sources
-    from geoplan.stages import hze
-
-    h = config.hze
-    if h.simulate is not None:
-        frame, note = hze.simulated_hze(frame, h.simulate, budget_kinds=h.budget_kinds, exposure=config.model.exposure)
-        notes.append(note)
-        return frame
-    if h.case_list is not None:
-        return _case_list_stage(config, frame, inputs, notes)
-    table, table_name = sources.read_hze_table(config, inputs, notes)
-    if frame is None:
-        return None
-    expo = config.model.exposure
-    frame, join_notes = hze.attach_hze(frame, table, frame_name=Path(config.boundaries.path).name,
-                                       table_name=table_name, exposure=expo if expo in frame.columns else None,
-                                       cost_range=h.cost_per_case_range_eur)
-    notes.extend(join_notes)
-    return frame
-
-
-def _case_list_stage(config: Config, frame, inputs: list[InputFile], notes: list[QANote]):
-    """Count the Jugendamt's case list (one row per help) into per-area, per-year HzE figures."""
-    from geoplan.load import sources
-    from geoplan.errors import config_field
-    from geoplan.load.caselist import read_case_list_inputs
-    from geoplan.stages.caselist import case_counts
-
-    h = config.hze
-    cl_cfg = h.case_list
-    cl_path = config.resolve(cl_cfg.path)
-    key_table, _ = sources.read_key_table(config, [])
-    agg = config.indicators.aggregate
-    with config_field("hze.case_list", cl_path):
-        cl, mapping, directory = read_case_list_inputs(
-            cl_cfg, base_dir=config.base_dir, key_table=key_table,
-            key_source=agg.source_key if agg else None, key_target=agg.target_key if agg else None)
-        if frame is None:
-            return None
-        counts = case_counts(cl, cl_cfg, area_keys=frame["key"].tolist(), budget_year=config.budget_year,
-                             budget_kinds=h.budget_kinds, mapping=mapping, polygons=frame[["key", "geometry"]],
-                             directory=directory)
-    notes.extend(counts.notes)
-    inputs.append(input_file("HzE-Fallliste", cl_path, label=cl_path.name, rows=cl.summary["rows"],
-                             qa=f"{counts.qa['gezaehlt']} von {counts.qa['rows']} Zeilen gezählt"))
-    return _attach(frame, counts.frame)
 
 
 def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) -> Result:
@@ -214,7 +107,7 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
 
     with step("allocation", labels["allocation"]):
         alloc = allocate(pd.DataFrame(frame.drop(columns="geometry")), spec, key="key")
-        frame = _attach(frame, alloc.table.set_index("key"), replace=("budget_eur",))
+        frame = attach(frame, alloc.table.set_index("key"), replace=("budget_eur",))
         notes.extend(alloc.notes)
         settlement = None
         if config.settlement is not None:
@@ -242,7 +135,7 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
         )
         # observed counts stay in the model columns (hze_cases), where suppression applies
         per = eq.per_area.set_index("key")
-        frame = _attach(frame, per[[c for c in per.columns if not c.startswith("observed_")]])
+        frame = attach(frame, per[[c for c in per.columns if not c.startswith("observed_")]])
         notes.extend(eq.notes)
 
     with step("sensitivity", labels["sensitivity"]):
@@ -257,92 +150,3 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
                   allocation=alloc, settlement_rules=settlement_rules, settlement=settlement, equity=eq, sensitivity=sens, explanations=explanations,
                   inputs=inputs, notes=notes,
                   simulated=h.simulate is not None or bool(h.case_list and h.case_list.simulated), started=started)
-
-
-@dataclass
-class DryRun:
-    """What ``geoplan validate`` found: every problem (GeoplanError), the QA notes and a few counts."""
-
-    problems: list
-    notes: list[QANote]
-    inputs: list[InputFile]
-    n_areas: int | None = None
-    n_excluded: int = 0
-    levels: list[str] = field(default_factory=list)
-
-
-def _model_input_checks(frame, config: Config) -> None:
-    """The input checks of the model stage, without fitting: predictors exist, counts and exposure are valid."""
-    from geoplan.errors import GeoplanError
-    from geoplan.stages.model.glm import _check_counts, _check_exposure
-
-    m = config.model
-    unknown = [p for p in m.predictors if p not in frame.columns]
-    if unknown:
-        raise GeoplanError(
-            f"Prädiktor(en) {', '.join(unknown)} gibt es nicht.",
-            location="Konfigurationsfeld 'model.predictors'",
-            expected=", ".join(c for c in frame.columns if c not in ("geometry", "key", "name", "bezirk")),
-            hint="Namen aus dem Indikatorenkatalog verwenden.",
-        )
-    named = pd.DataFrame(frame.drop(columns="geometry")).set_axis(frame["key"].astype(str).to_numpy())
-    _check_counts(named["hze_cases"], "hze_cases")
-    _check_exposure(named[m.exposure], m.exposure)
-
-
-def dry_run(config: Config) -> DryRun:
-    """Everything ``run`` does with the inputs, except fitting the model: read every file, resolve every
-    column and key, join and interpolate, check the model inputs and the budget formula (with expected
-    cases proportional to the exposure as a stand-in). Collects all problems instead of stopping at the first;
-    the messages are those of ``run``."""
-    from geoplan.errors import GeoplanError
-    from geoplan.load import sources
-    from geoplan.stages import hze
-    from geoplan.stages.allocate import allocate
-
-    problems: list = sources.missing_inputs(config)
-    missing = {p.file for p in problems}
-    notes: list[QANote] = []
-    inputs: list[InputFile] = []
-
-    def attempt(fn, *a, **k):
-        try:
-            return fn(*a, **k)
-        except GeoplanError as err:
-            problems.append(err)
-            return None
-
-    bres = None
-    if str(config.resolve(config.boundaries.path)) not in missing:
-        bres = attempt(sources.read_boundaries_config, config, inputs, notes)
-    frame, catalogue, _nidx = indicators_stage(config, bres, inputs, notes, problems=problems)
-    if frame is not None:
-        frame = attempt(hze_stage, config, frame, inputs, notes)
-    elif config.hze.path is not None and str(config.resolve(config.hze.path)) not in missing:
-        if bres is not None:  # the HzE table against the polygons' keys, even when the indicators failed
-            attempt(hze_stage, config, bres.gdf[["key", "geometry"]], inputs, notes)
-        else:
-            attempt(sources.read_hze_table, config, inputs, notes)
-    if config.settlement is not None:
-        from geoplan.stages.settlement import describe_settlement
-
-        attempt(describe_settlement, config.settlement)
-    from geoplan.privacy.components import check_no_observed_counts
-
-    attempt(check_no_observed_counts, config.allocation, k=config.privacy.k)
-    n_before = len(problems)
-    if frame is not None:
-        attempt(_model_input_checks, frame, config)
-    if frame is not None and len(problems) == n_before:
-        stand_in = frame.copy()
-        expo = stand_in[config.model.exposure].astype(float)
-        stand_in["expected_cases"] = expo / expo.sum() * float(stand_in["hze_cases"].sum())
-        stand_in = hze.expected_cost(stand_in, config.hze.budget_kinds)
-        attempt(allocate, pd.DataFrame(stand_in.drop(columns="geometry")), config.allocation, key="key")
-    # a missing file is reported once, by the file check
-    problems = [p for p in problems
-                if not (p.file in missing and p.message != "Eingabedatei nicht gefunden.")]
-    return DryRun(problems=problems, notes=notes, inputs=inputs,
-                  n_areas=None if bres is None else len(bres.gdf),
-                  n_excluded=0 if bres is None or bres.excluded is None else len(bres.excluded),
-                  levels=sorted({sources.table_level(config, t) or "Sozialräume" for t in config.indicators.tables}))

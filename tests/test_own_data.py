@@ -129,7 +129,7 @@ def test_multi_layer_geopackage(tmp_path, capsys):
 
 def test_area_weighting_counts_a_multipart_source_once(city):
     """PLZ 20000 is stored as two polygons: dissolved by key first, so its residents count once."""
-    from geoplan.pipeline import dry_run
+    from geoplan.dryrun import dry_run
 
     root, raw, truth = city
     cfg = copy.deepcopy(raw)
@@ -302,7 +302,7 @@ def test_invalid_geometry_located_in_the_files_crs(tmp_path):
 def test_prefix_level_sums_the_parts_of_a_merged_area(city):
     """A table on blocks keyed '<Stadtteil><nn>' (level with prefix_len): blocks of 03 and 04 go to '0304',
     blocks of the excluded harbour are dropped with a note, totals are checked."""
-    from geoplan.pipeline import dry_run
+    from geoplan.dryrun import dry_run
 
     root, raw, _ = city
     lines = ["Block;Senioren"]

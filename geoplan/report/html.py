@@ -17,7 +17,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from geoplan import fmt
-from geoplan.report import figures
+from geoplan.report import claims, figures
 from geoplan.report.i18n import gettext
 
 SIM = "simuliert"
@@ -188,33 +188,6 @@ def moran_text(moran: dict | None, lang: str = "de") -> str:
     return base + "There is no sign of spatially clustered deviations here."
 
 
-def component_text(comp, result, lang: str = "de") -> str:
-    """What a formula component distributes by, in words."""
-    label_of = {i.name: i.label for i in result.catalogue.indicators}
-    de = lang == "de"
-    t = comp.type
-    if t == "fixed":
-        return (f"nach '{comp.column}'" if comp.column else "gleicher Betrag je Sozialraum") if de else \
-            (f"by '{comp.column}'" if comp.column else "equal amount per Sozialraum")
-    if t == "population":
-        cols = comp.columns or [comp.column]
-        return ("Anteil an " if de else "share of ") + " + ".join(cols)
-    if t == "model":
-        return ("Anteil an den erwarteten HzE-Fällen des Bedarfsmodells" if de else
-                "share of the need model's expected HzE cases") if comp.column == "expected_cases" else \
-            ("Anteil an " if de else "share of ") + comp.column
-    if t == "indicator":
-        ws = ", ".join(f"{label_of.get(k, k)} {fmt.number(v * 100 / sum(comp.indicators.values()), 0, lang)} %"
-                       for k, v in comp.indicators.items())
-        base = f" × {comp.base}" if comp.base else ""
-        return (f"gewichtete Indikatoren ({ws}){base}" if de else f"weighted indicators ({ws}){base}")
-    if t == "prior_year":
-        return ("Anteil an den Vorjahreskosten (" if de else "share of prior-year costs (") + ", ".join(comp.columns) + ")"
-    if t == "fachleistungsstunden":
-        return "Fachleistungsstunden × Stundensatz" if de else "specialist hours × hourly rate"
-    return ""
-
-
 def sensitivity_context(result, lang: str = "de") -> dict | None:
     """The run's weight-sensitivity Monte Carlo (``result.sensitivity``, computed by the pipeline), formatted.
 
@@ -330,7 +303,7 @@ def report_context(result, pub, lang: str = "de") -> dict:
     for comp in spec.components:
         amount = f[f"eur_{comp.name}"].sum() if f"eur_{comp.name}" in f.columns else np.nan
         comp_rows.append([comp.label or comp.name, comp.type, fmt.percent(comp.weight * 100, 1, lang), fmt.euro(amount, 0, lang),
-                          component_text(comp, result, lang)])
+                          claims.component_text(comp, result, lang)])
     corridor = spec.corridor
     corridor_text = ""
     if corridor is not None:
@@ -422,12 +395,11 @@ def report_context(result, pub, lang: str = "de") -> dict:
         for i in result.catalogue.indicators
     ]
     sens = sensitivity_context(result, lang)
-    from geoplan.report.claims import report_claims
 
     conv_rows = [[fmt.number(y, 0, lang), fmt.number(n, 0, lang), fmt.percent(100 * n / max(len(f), 1), 0, lang)]
                  for y, n in (summary.get("convergence") or [])][:10]
     return {
-        "claims": report_claims(result, lang),
+        "claims": claims.report_claims(result, lang),
         "settle_rules": _settle_rules(result, lang),
         "conv_rows": conv_rows,
         "lang": lang,

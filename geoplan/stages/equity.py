@@ -757,8 +757,11 @@ def equity_measures(
     summary["theil"] = theil(y, w)
     summary["theil_areas"] = theil(y)
     theil_groups = pd.DataFrame()
-    if group and group in frame.columns:
-        g = frame[group].to_numpy()[has_pop]
+    # a district split needs districts: a column of empty strings (no boundaries.group) or a
+    # single district is no decomposition, and the report must not claim one
+    gcol = frame[group].astype("string").str.strip().replace("", pd.NA) if group and group in frame.columns else None
+    if gcol is not None and gcol.notna().all() and gcol.nunique() > 1:
+        g = gcol.to_numpy(dtype=object)[has_pop]
         dec_w = theil_decomposition(y, g, w)
         dec_u = theil_decomposition(y, g)
         summary.update(
