@@ -402,18 +402,9 @@ __all__ = ["missing", "postgis_server", "start_postgis", "start_wfs", "run_qgis"
 
 
 # --------------------------------------------------------------------------
-# `geoplan run` end to end (needs the pipeline integration of issue 17)
+# `geoplan run` end to end
 
 EXAMPLE = ROOT / "geoplan" / "examples" / "berlin.yaml"
-
-
-def pipeline_integrated() -> bool:
-    """True once the config knows ``boundaries.connection`` and ``output.postgis``."""
-    try:
-        from geoplan.config import BoundariesConfig, OutputConfig
-    except ImportError:
-        return False
-    return "connection" in BoundariesConfig.model_fields and "postgis" in OutputConfig.model_fields
 
 
 def example_config() -> dict:

@@ -310,9 +310,6 @@ def test_write_postgis_errors(pgenv, published):
 # geoplan run against the database (input and output), compared with the files
 
 
-@pytest.mark.skipif(not __import__("gis_services").pipeline_integrated(),
-                    reason="geoplan run kennt boundaries.connection / output.postgis noch nicht "
-                           "(Integration von issue 17 in config/pipeline)")
 def test_geoplan_run_postgis_same_budgets(pgenv, tmp_path):
     import yaml
     from gis_services import budgets, example_config, geoplan_cli, grep_tree

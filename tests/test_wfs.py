@@ -185,9 +185,6 @@ def test_missing_key_field(fresh):
     assert "'PGR_ID'" in e.message and "'id'" in e.found
 
 
-@pytest.mark.skipif(not __import__("gis_services").pipeline_integrated(),
-                    reason="geoplan run kennt boundaries.connection / --offline noch nicht "
-                           "(Integration von issue 17 in config/pipeline/cli)")
 def test_geoplan_run_wfs_same_budgets_and_offline(tmp_path):
     import yaml
     from gis_services import budgets, example_config, geoplan_cli
