@@ -211,6 +211,13 @@ def _count_features(gml: bytes) -> int:
         len(re.findall(rb"<(\w+:)?\w+\s+gml:id=", blk)) for blk in re.findall(rb"<gml:featureMembers>(.*?)</gml:featureMembers>", gml, re.S))
 
 
+def _more(gml: bytes, have: int) -> bool:
+    """WFS 2.0: the answer says more features follow (``next`` link, or ``numberMatched`` above ``have``)."""
+    head = gml[:5000]
+    m = re.search(rb'numberMatched="(\d+)"', head)
+    return bool(re.search(rb'<(?:\w+:)?FeatureCollection\b[^>]*\snext="', head)) or (m is not None and int(m.group(1)) > have)
+
+
 def _response_epsg(gml: bytes) -> int | None:
     m = re.search(rb'srsName="[^"]*?(\d{4,6})"', gml)
     return int(m.group(1)) if m else None
@@ -262,7 +269,9 @@ def fetch_wfs(source: str, typename: str, *, version: str = "2.0.0", srs=None, c
                 page.write_bytes(body)
                 pages.append(page)
                 start += n
-                if n < page_size or len(pages) >= MAX_PAGES:
+                # a short page ends the layer, unless WFS 2.0 says there are more (a server whose own
+                # limit is below page_size): a 'next' link or numberMatched above what we have
+                if (n < page_size and not (n > 0 and _more(body, start))) or len(pages) >= MAX_PAGES:
                     break
         meta = {"url": base, "typename": typename, "version": version, "srs": srs_urn, "page_size": page_size,
                 "pages": [p.name for p in pages], "sha256": _hash_files([work / "schema.xsd", *pages])}
