@@ -252,6 +252,8 @@ class TableConfig(_Model):
             raise ValueError("genau eines von 'path' (Datei) oder 'connection' (PostGIS/WFS) angeben")
         if self.connection is None and (self.layer or self.sql):
             raise ValueError("'layer' und 'sql' gelten nur mit 'connection'")
+        if self.connection is not None and (self.sheet is not None or self.encoding or self.delimiter):
+            raise ValueError("'sheet', 'encoding' und 'delimiter' gelten nur für Dateien ('path')")
         if self.format == "long" and not (self.variable and self.value):
             raise ValueError("zu format: long gehören 'variable' (Merkmalsspalte) und 'value' (Wertespalte)")
         if self.format == "wide" and (self.variable or self.value):

@@ -92,6 +92,15 @@ class Remote:
     offline: bool = False
 
 
+def uses_wfs(config: Config) -> bool:
+    """True when an input of ``config`` comes from a WFS (its answers are cached for the outputs)."""
+    from geoplan.load.wfs import is_wfs_source
+
+    agg = config.indicators.aggregate
+    return any(is_wfs_source(c) for c in (config.boundaries.connection, *(t.connection for t in config.indicators.tables),
+                                          agg.key_table_connection if agg else None))
+
+
 def remote_input(role: str, prov: dict, **kw) -> InputFile:
     """The manifest entry of a PostGIS/WFS input: server/database and table (or SQL), or the WFS URL and
     type name; never a user or a password (the readers' provenance has none)."""
