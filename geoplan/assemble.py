@@ -6,7 +6,6 @@ shared by :func:`geoplan.pipeline.run` and :func:`geoplan.dryrun.dry_run`.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
@@ -26,12 +25,13 @@ def attach(frame: gpd.GeoDataFrame, table: pd.DataFrame, *, replace: tuple[str, 
 
 
 def indicators_stage(config: Config, bres, inputs: list[InputFile], notes: list[QANote],
-                     problems: list | None = None):
+                     problems: list | None = None, remote=None):
     """Catalogue, every table on its level, the levels brought onto the Sozialräume, rates and need index.
 
     Returns ``(frame, catalogue, need index)``. With ``problems`` (validate) the
     errors of the catalogue, each table and each level are collected and
-    ``(None, catalogue or None, None)`` is returned when any occurred.
+    ``(None, catalogue or None, None)`` is returned when any occurred. ``remote``
+    (:class:`geoplan.load.sources.Remote`): cache and offline mode of WFS inputs.
     """
     from geoplan.config import exposure_label
     from geoplan.errors import GeoplanError
@@ -53,17 +53,18 @@ def indicators_stage(config: Config, bres, inputs: list[InputFile], notes: list[
     catalogue = attempt(load_catalogue, cat_path)
     if catalogue is not None:
         inputs.append(input_file("Indikatorenkatalog", cat_path, label=cat_path.name))
-    src = sources.read_indicator_tables(config, catalogue, inputs, notes, problems=problems)
+    src = sources.read_indicator_tables(config, catalogue, inputs, notes, problems=problems, remote=remote)
     levels = {}
     if bres is not None:
         needed = {sources.table_level(config, t) for t in config.indicators.tables} - {None}
-        levels = sources.read_levels(config, bres.metric_crs, inputs, notes, needed=needed, problems=problems)
+        levels = sources.read_levels(config, bres.metric_crs, inputs, notes, needed=needed, problems=problems,
+                                     remote=remote)
     if problems is not None and (len(problems) > n_before or bres is None or catalogue is None):
         return None, catalogue, None
     b = config.boundaries
     excluded = bres.excluded["key"].tolist() if bres.excluded is not None else ()
     res = attempt(sozialraum_indicators, src, bres.gdf, catalogue, config.indicators, levels=levels,
-                  expo=config.model.exposure, expo_label=exposure_label(config), boundaries_name=Path(b.path).name,
+                  expo=config.model.exposure, expo_label=exposure_label(config), boundaries_name=b.display,
                   excluded=excluded,
                   merge_map={str(k): str(m.key) for m in b.merge for k in m.keys})
     if res is None:
@@ -73,7 +74,7 @@ def indicators_stage(config: Config, bres, inputs: list[InputFile], notes: list[
     return frame, catalogue, nidx
 
 
-def hze_stage(config: Config, frame, inputs: list[InputFile], notes: list[QANote]):
+def hze_stage(config: Config, frame, inputs: list[InputFile], notes: list[QANote], remote=None):
     """Simulated HzE data, or the HzE table (same reader rules as the indicator tables) joined to the Sozialräume."""
     from geoplan.load import sources
     from geoplan.stages import hze
@@ -84,19 +85,19 @@ def hze_stage(config: Config, frame, inputs: list[InputFile], notes: list[QANote
         notes.append(note)
         return frame
     if h.case_list is not None:
-        return case_list_stage(config, frame, inputs, notes)
+        return case_list_stage(config, frame, inputs, notes, remote=remote)
     table, table_name = sources.read_hze_table(config, inputs, notes)
     if frame is None:
         return None
     expo = config.model.exposure
-    frame, join_notes = hze.attach_hze(frame, table, frame_name=Path(config.boundaries.path).name,
+    frame, join_notes = hze.attach_hze(frame, table, frame_name=config.boundaries.display,
                                        table_name=table_name, exposure=expo if expo in frame.columns else None,
                                        cost_range=h.cost_per_case_range_eur)
     notes.extend(join_notes)
     return frame
 
 
-def case_list_stage(config: Config, frame, inputs: list[InputFile], notes: list[QANote]):
+def case_list_stage(config: Config, frame, inputs: list[InputFile], notes: list[QANote], remote=None):
     """Count the Jugendamt's case list (one row per help) into per-area, per-year HzE figures."""
     from geoplan.load import sources
     from geoplan.errors import config_field
@@ -106,7 +107,7 @@ def case_list_stage(config: Config, frame, inputs: list[InputFile], notes: list[
     h = config.hze
     cl_cfg = h.case_list
     cl_path = config.resolve(cl_cfg.path)
-    key_table, _ = sources.read_key_table(config, [])
+    key_table, _ = sources.read_key_table(config, [], remote=remote)
     agg = config.indicators.aggregate
     with config_field("hze.case_list", cl_path):
         cl, mapping, directory = read_case_list_inputs(

@@ -73,14 +73,24 @@ def _stage(stage: str, label: str):
     console.print(f"[green]✓[/green] {label}")
 
 
-def _run_and_write(cfg, out_dir: Path, force: bool, config_file: Path | None = None) -> None:
+def _run_and_write(cfg, out_dir: Path, force: bool, config_file: Path | None = None, offline: bool = False) -> None:
+    import tempfile
+
+    from contextlib import nullcontext
+
+    from geoplan.load.sources import Remote, uses_wfs
     from geoplan.pipeline import run
     from geoplan.report import protected_paths, write_outputs
-    from geoplan.report.outdir import locked_target
+    from geoplan.report.outdir import locked_target, resolve_target
 
+    # WFS answers: fetched into a temporary folder and copied into the outputs (provenienz/wfs);
+    # --offline reads them only from there, in the existing output folder
+    fetch = uses_wfs(cfg) and not offline
     # refuse early, before any work, and hold the folder's lock until the outputs are in place
-    with locked_target(out_dir, force, protected_paths(cfg), config=config_file):
-        result = run(cfg, progress=_stage)
+    with locked_target(out_dir, force, protected_paths(cfg), config=config_file), \
+            (tempfile.TemporaryDirectory(prefix="geoplan-wfs-") if fetch else nullcontext()) as fetched:
+        cache = resolve_target(out_dir) / "provenienz" / "wfs" if offline else (Path(fetched) if fetch else None)
+        result = run(cfg, progress=_stage, remote=Remote(cache_dir=cache, offline=offline))
         with console.status("[bold blue]Bericht, Karte, Excel und GeoPackage schreiben …"):
             files = write_outputs(result, out_dir, force=force, lang=STATE["lang"])
     console.print("[green]✓[/green] Ausgaben schreiben")
@@ -105,10 +115,12 @@ def run(
     config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)"),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Ausgabeordner (muss leer sein, außer mit --force)"),
     force: bool = typer.Option(False, "--force", help="bestehenden Ausgabeordner ersetzen"),
+    offline: bool = typer.Option(False, "--offline", help="WFS-Daten nicht abrufen, sondern aus dem Zwischenspeicher "
+                                 "des Ausgabeordners (provenienz/wfs) des letzten Laufs nehmen"),
 ):
     """Eine Konfiguration rechnen und Bericht, Karte, Excel, GeoPackage und Manifest schreiben."""
     cfg = _load(config)
-    _run_and_write(cfg, out_dir, force, config_file=config)
+    _run_and_write(cfg, out_dir, force, config_file=config, offline=offline)
 
 
 def demo_config(preset: str | None = None):

@@ -35,13 +35,48 @@ class MergeGroup(_Model):
     name: str | None = Field(None, description="Name des zusammengefassten Gebiets")
 
 
-class BoundariesConfig(_Model):
-    """Sozialraum polygons."""
+def check_connection(value: str | None) -> str | None:
+    """A ``connection`` of the config: PostGIS (``PG:…``, ``postgresql://…``) or WFS (``WFS:https://…``),
+    without a password (refused here, before anything could echo it)."""
+    if value is None:
+        return None
+    from geoplan.load.postgis import is_postgis_source, parse_dsn
+    from geoplan.load.wfs import _base_url, is_wfs_source
 
-    path: Path = Field(description="Shapefile, GeoPackage, GeoJSON oder FlatGeobuf mit den Sozialräumen")
+    if is_postgis_source(value) or is_wfs_source(value):
+        try:
+            parse_dsn(value) if is_postgis_source(value) else _base_url(value, "connection")
+        except GeoplanError as err:
+            err.location = None  # the validation message names the field
+            raise
+    else:
+        raise GeoplanError(
+            "Unbekannte Verbindungsart.",
+            expected="'PG:service=…', 'PG:host=… dbname=… user=…', 'postgresql://user@host/db' oder "
+                     "'WFS:https://server/pfad'",
+            found=f"beginnt mit {value.split(':')[0][:12]!r}" if ":" in value else "keine Verbindungsangabe",
+            hint="Für eine Datei 'path' statt 'connection' angeben.",
+            message_en="Unknown kind of connection.",
+            hint_en="For a file give 'path' instead of 'connection'.",
+        )
+    return value
+
+
+class BoundariesConfig(_Model):
+    """Sozialraum polygons: a file (``path``) or a PostGIS table / WFS layer (``connection``)."""
+
+    path: Path | None = Field(None, description="Shapefile, GeoPackage, GeoJSON oder FlatGeobuf mit den Sozialräumen")
+    connection: str | None = Field(
+        None, description="statt 'path': PostGIS ('PG:service=…', 'PG:host=… dbname=… user=…', 'postgresql://…') "
+                          "oder WFS ('WFS:https://…'); ohne Passwort")
     key: str = Field(description="Spalte mit dem Sozialraum-Schlüssel (wird als Text gelesen)")
     name: str | None = Field(None, description="Spalte mit dem Namen des Sozialraums")
-    layer: str | None = Field(None, description="Layer (nur GeoPackage mit mehreren Layern)")
+    layer: str | None = Field(None, description="Layer (GeoPackage mit mehreren Layern); PostGIS: schema.tabelle; "
+                                                "WFS: Typname")
+    sql: str | None = Field(None, description="PostGIS: SELECT-Abfrage statt 'layer'")
+    geometry_column: str | None = Field(None, description="PostGIS: Geometriespalte, falls es mehrere gibt")
+    srs: str | None = Field(None, description="WFS: angefragtes KBS, z. B. EPSG:25833")
+    wfs_version: Literal["2.0.0", "1.1.0"] = Field("2.0.0", description="WFS: Version des Dienstes")
     crs: str | None = Field(None, description="Koordinatenbezug, falls die Datei keinen angibt (z. B. EPSG:25833)")
     metric_crs: str | None = Field(None, description="metrischer Bezug für Flächen (EPSG:25832/25833); leer = nach Lage")
     repair: bool = Field(False, description="ungültige Geometrien mit make_valid reparieren")
@@ -54,6 +89,24 @@ class BoundariesConfig(_Model):
         description="Polygone, die die Statistik als ein Gebiet veröffentlicht: zu einem Sozialraum zusammenfassen")
     exclude: list[str] = Field(
         default_factory=list, description="Schlüssel unbewohnter Polygone: grau auf Karten, kein Budget")
+
+    @field_validator("connection")
+    @classmethod
+    def _connection(cls, v: str | None) -> str | None:
+        return check_connection(v)
+
+    @model_validator(mode="after")
+    def _path_or_connection(self):
+        if (self.path is None) == (self.connection is None):
+            raise ValueError("genau eines von 'path' (Datei) oder 'connection' (PostGIS/WFS) angeben")
+        if self.connection is None and (self.sql or self.geometry_column or self.srs):
+            raise ValueError("'sql', 'geometry_column' und 'srs' gelten nur mit 'connection'")
+        return self
+
+    @property
+    def display(self) -> str:
+        """The boundaries' name in messages: the file name, or the table/type name."""
+        return Path(self.path).name if self.path is not None else (self.layer or "SQL")
 
 
 class DropRows(_Model):
@@ -148,9 +201,13 @@ class PeriodCheck(_Model):
 
 
 class TableConfig(_Model):
-    """One indicator table (CSV or XLSX) on the source geography."""
+    """One indicator table (CSV or XLSX, or a PostGIS table / WFS layer) on the source geography."""
 
-    path: Path
+    path: Path | None = Field(None, description="CSV- oder XLSX-Datei")
+    connection: str | None = Field(None, description="statt 'path': PostGIS oder WFS (wie boundaries.connection)")
+    layer: str | None = Field(None, description="PostGIS: schema.tabelle; WFS: Typname")
+    sql: str | None = Field(None, description="PostGIS: SELECT-Abfrage statt 'layer'")
+    wfs_version: Literal["2.0.0", "1.1.0"] = Field("2.0.0", description="WFS: Version des Dienstes")
     key: str = Field(description="Schlüsselspalte der Tabelle")
     columns: dict[str, str] = Field(description="Quellspalte -> Name im geoplan-Datensatz")
     sheet: str | int | None = None
@@ -179,8 +236,24 @@ class TableConfig(_Model):
     licence: str | None = None
     reference_date: str | None = None
 
+    @field_validator("connection")
+    @classmethod
+    def _connection(cls, v: str | None) -> str | None:
+        return check_connection(v)
+
+    @property
+    def display(self) -> str:
+        """The table's name in messages: the file name, or the table/type name."""
+        return Path(self.path).name if self.path is not None else (self.layer or "SQL")
+
     @model_validator(mode="after")
     def _long(self):
+        if (self.path is None) == (self.connection is None):
+            raise ValueError("genau eines von 'path' (Datei) oder 'connection' (PostGIS/WFS) angeben")
+        if self.connection is None and (self.layer or self.sql):
+            raise ValueError("'layer' und 'sql' gelten nur mit 'connection'")
+        if self.connection is not None and (self.sheet is not None or self.encoding or self.delimiter):
+            raise ValueError("'sheet', 'encoding' und 'delimiter' gelten nur für Dateien ('path')")
         if self.format == "long" and not (self.variable and self.value):
             raise ValueError("zu format: long gehören 'variable' (Merkmalsspalte) und 'value' (Wertespalte)")
         if self.format == "wide" and (self.variable or self.value):
@@ -197,14 +270,33 @@ class AggregateConfig(_Model):
     group: str | None = Field(None, description="Spalte der Schlüsseltabelle mit der übergeordneten Einheit (Bezirk)")
     prefix_len: int | None = Field(None, ge=1, description="alternativ: Sozialraum = erste n Zeichen des Quellschlüssels")
     key_table_encoding: str | None = None
+    key_table_connection: str | None = Field(None, description="statt 'key_table': PostGIS oder WFS "
+                                                               "(wie boundaries.connection)")
+    key_table_layer: str | None = Field(None, description="PostGIS: schema.tabelle; WFS: Typname")
+    key_table_sql: str | None = Field(None, description="PostGIS: SELECT-Abfrage statt 'key_table_layer'")
+    key_table_wfs_version: Literal["2.0.0", "1.1.0"] = Field("2.0.0", description="WFS: Version des Dienstes")
+
+    @field_validator("key_table_connection")
+    @classmethod
+    def _connection(cls, v: str | None) -> str | None:
+        return check_connection(v)
 
     @model_validator(mode="after")
     def _one_way(self):
-        if self.key_table is None and self.prefix_len is None:
-            raise ValueError("entweder 'key_table' (mit source_key/target_key) oder 'prefix_len' angeben")
-        if self.key_table is not None and not (self.source_key and self.target_key):
-            raise ValueError("zu 'key_table' gehören 'source_key' und 'target_key'")
+        ways = [self.key_table is not None, self.key_table_connection is not None, self.prefix_len is not None]
+        if sum(ways) != 1:
+            raise ValueError("genau eines von 'key_table' bzw. 'key_table_connection' (mit source_key/target_key) "
+                             "oder 'prefix_len' angeben")
+        if (self.key_table is not None or self.key_table_connection is not None) and not (
+                self.source_key and self.target_key):
+            raise ValueError("zu 'key_table' bzw. 'key_table_connection' gehören 'source_key' und 'target_key'")
+        if self.key_table_connection is None and (self.key_table_layer or self.key_table_sql):
+            raise ValueError("'key_table_layer' und 'key_table_sql' gelten nur mit 'key_table_connection'")
         return self
+
+    @property
+    def has_key_table(self) -> bool:
+        return self.key_table is not None or self.key_table_connection is not None
 
 
 class IndicatorsConfig(_Model):
@@ -305,10 +397,35 @@ class PrivacyConfig(_Model):
     k: int = Field(3, ge=2, description="Fallzahlen von 1 bis k-1 werden nie veröffentlicht")
 
 
+class PostgisOutputConfig(_Model):
+    """The result layer (as in ergebnis.gpkg, after suppression) as a PostGIS table, with QGIS styles."""
+
+    connection: str = Field(description="PostGIS-Verbindung ohne Passwort ('PG:service=…', 'PG:host=… dbname=…')")
+    table: str = Field(description="schema.tabelle")
+    if_exists: Literal["fail", "replace"] = Field(
+        "fail", description="fail: abbrechen, wenn es die Tabelle gibt; replace: eine von geoplan geschriebene ersetzen")
+
+    @field_validator("connection")
+    @classmethod
+    def _postgis_only(cls, v: str) -> str:
+        from geoplan.load.postgis import is_postgis_source
+
+        check_connection(v)
+        if not is_postgis_source(v):
+            raise GeoplanError("Ausgabe nur in PostGIS möglich, nicht in einen WFS.",
+                               expected="'PG:…' oder 'postgresql://…'",
+                               message_en="Output is possible to PostGIS only, not to a WFS.")
+        return v
+
+
 class OutputConfig(_Model):
     tiles: str | None = Field(None, description="Kachel-URL für einen Hintergrund (aus = keine Anfrage an Dritte)")
     tiles_attribution: str | None = None
     pdf: bool = True
+    qgis_project: bool = Field(False, description="QGIS-Projekt ergebnis.qgz (mit Stilen und Bezirksgrenzen) "
+                                                  "neben ergebnis.gpkg schreiben")
+    postgis: PostgisOutputConfig | None = Field(None, description="Ergebnis zusätzlich in eine PostGIS-Tabelle "
+                                                                  "schreiben")
 
 
 class Config(_Model):
@@ -347,6 +464,7 @@ class Config(_Model):
         """Every input file the run reads (for the manifest's hashes)."""
         paths = [self.resolve(self.boundaries.path), self.resolve(self.indicators.catalogue)]
         paths += [self.resolve(t.path) for t in self.indicators.tables]
+        paths = [p for p in paths if p is not None]  # PostGIS/WFS inputs have no path
         if self.indicators.aggregate and self.indicators.aggregate.key_table:
             paths.append(self.resolve(self.indicators.aggregate.key_table))
         for lv in self.indicators.levels.values():

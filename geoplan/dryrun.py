@@ -66,7 +66,8 @@ def dry_run(config: Config) -> DryRun:
             return None
 
     bres = None
-    if str(config.resolve(config.boundaries.path)) not in missing:
+    b_path = config.boundaries.path  # None: PostGIS/WFS (read like run does, into a temporary folder)
+    if b_path is None or str(config.resolve(b_path)) not in missing:
         bres = attempt(sources.read_boundaries_config, config, inputs, notes)
     frame, catalogue, _nidx = indicators_stage(config, bres, inputs, notes, problems=problems)
     if frame is not None:

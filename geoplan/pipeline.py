@@ -54,6 +54,7 @@ class Result:
     notes: list[QANote] = field(default_factory=list)
     simulated: bool = False
     started: str = ""
+    remote: Any = None                           # geoplan.load.sources.Remote: WFS cache copied into the outputs
 
     @property
     def allocation_spec(self):
@@ -61,11 +62,12 @@ class Result:
         return self.config.allocation
 
 
-def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) -> Result:
+def run(config: Config, *, progress: Callable[[str, str], Any] | None = None, remote=None) -> Result:
     """Run every stage on ``config``; pure apart from reading the inputs.
 
     ``progress(stage, label)`` is called as a context manager factory around
     each stage (the CLI shows it with rich); ``None`` runs silently.
+    ``remote`` (:class:`geoplan.load.sources.Remote`): WFS cache folder and ``--offline``.
     """
     from geoplan.load import sources
     from geoplan.privacy.components import check_no_observed_counts
@@ -90,14 +92,14 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
     inputs: list[InputFile] = []
 
     with step("boundaries", labels["boundaries"]):
-        bres = sources.read_boundaries_config(config, inputs, notes)
+        bres = sources.read_boundaries_config(config, inputs, notes, remote=remote)
 
     with step("indicators", labels["indicators"]):
-        frame, catalogue, nidx = indicators_stage(config, bres, inputs, notes)
+        frame, catalogue, nidx = indicators_stage(config, bres, inputs, notes, remote=remote)
 
     with step("hze", labels["hze"]):
         h = config.hze
-        frame = hze_stage(config, frame, inputs, notes)
+        frame = hze_stage(config, frame, inputs, notes, remote=remote)
 
     with step("model", labels["model"]):
         frame, model_res = expected_demand(frame, config.model,
@@ -148,5 +150,5 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None) ->
 
     return Result(config=config, frame=frame, boundaries=bres, catalogue=catalogue, need=nidx, model=model_res,
                   allocation=alloc, settlement_rules=settlement_rules, settlement=settlement, equity=eq, sensitivity=sens, explanations=explanations,
-                  inputs=inputs, notes=notes,
+                  inputs=inputs, notes=notes, remote=remote,
                   simulated=h.simulate is not None or bool(h.case_list and h.case_list.simulated), started=started)

@@ -18,14 +18,20 @@ class InputFile:
     """One input of a run, as the manifest and the report's Datengrundlage list it."""
 
     role: str
-    path: Path
-    sha256: str
+    path: Path | None                 # a file; None for a PostGIS/WFS input
+    sha256: str                       # of the file, or of the rows/answers as read
     label: str | None = None
     source: str | None = None
     licence: str | None = None
     reference_date: str | None = None
     rows: int | None = None
     qa: str = ""
+    location: str | None = None       # PostGIS/WFS: 'host:port/db schema.table' or 'URL typename'; no user/password
+
+    @property
+    def name(self) -> str:
+        """Short name for tables: the file name, or where a PostGIS/WFS input was read."""
+        return self.path.name if self.path is not None else (self.location or "")
 
 
 def sha256_of(path: Path) -> str:
@@ -77,7 +83,8 @@ def build_manifest(result, files: list[str], versions: dict) -> dict:
         "run_finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": cfg.model_dump(mode="json", exclude={"base_dir"}),
         "inputs": [
-            {"role": i.role, "path": str(i.path), "sha256": i.sha256, "rows": i.rows, "qa": i.qa}
+            {"role": i.role, "path": str(i.path) if i.path is not None else None, "sha256": i.sha256, "rows": i.rows,
+             "qa": i.qa, **({"location": i.location} if i.location else {})}
             for i in result.inputs
         ],
         "outputs": sorted(files),

@@ -314,7 +314,7 @@ def berlin_wfs_data(folder: Path) -> Path:
     return gpkg
 
 
-def _mapfile(gpkg: Path, url: str) -> str:
+def _mapfile(gpkg: Path, url: str, max_features: int = 10000) -> str:
     def layer(name, kind, title):
         return f'''
   LAYER
@@ -346,15 +346,16 @@ def _mapfile(gpkg: Path, url: str) -> str:
       "wfs_onlineresource" "{url}?"
       "wfs_srs" "EPSG:25833 EPSG:4326 EPSG:3857"
       "wfs_enable_request" "*"
-      "wfs_maxfeatures" "10000"
+      "wfs_maxfeatures" "{max_features}"
     END
   END{layers}
 END
 '''
 
 
-def start_wfs(folder: Path) -> WFSServer:
-    """MapServer (Debian's mapserv CGI) serving the Berlin data on 127.0.0.1."""
+def start_wfs(folder: Path, max_features: int = 10000) -> WFSServer:
+    """MapServer (Debian's mapserv CGI) serving the Berlin data on 127.0.0.1, at most ``max_features``
+    features per answer (the server's own limit, whatever a client asks for)."""
     binary = mapserv_binary()
     if binary is None:
         missing("GEOPLAN_REQUIRE_WFS", "MapServer fehlt (Debian: apt install cgi-mapserver mapserver-bin)")
@@ -366,7 +367,7 @@ def start_wfs(folder: Path) -> WFSServer:
     handler = type("Handler", (_CGIHandler,), {"mapserv": binary, "config": str(conf), "requests": []})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     url = f"http://127.0.0.1:{httpd.server_address[1]}/wfs"
-    (folder / "berlin.map").write_text(_mapfile(gpkg, url), encoding="utf-8")
+    (folder / "berlin.map").write_text(_mapfile(gpkg, url, max_features), encoding="utf-8")
     conf.write_text(f'CONFIG\n  ENV\n    MS_MAPFILE "{folder / "berlin.map"}"\n  END\nEND\n', encoding="utf-8")
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -402,18 +403,9 @@ __all__ = ["missing", "postgis_server", "start_postgis", "start_wfs", "run_qgis"
 
 
 # --------------------------------------------------------------------------
-# `geoplan run` end to end (needs the pipeline integration of issue 17)
+# `geoplan run` end to end
 
 EXAMPLE = ROOT / "geoplan" / "examples" / "berlin.yaml"
-
-
-def pipeline_integrated() -> bool:
-    """True once the config knows ``boundaries.connection`` and ``output.postgis``."""
-    try:
-        from geoplan.config import BoundariesConfig, OutputConfig
-    except ImportError:
-        return False
-    return "connection" in BoundariesConfig.model_fields and "postgis" in OutputConfig.model_fields
 
 
 def example_config() -> dict:

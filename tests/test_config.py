@@ -123,3 +123,78 @@ def test_fuzz_arbitrary_yaml_text(tmp_path_factory, text):
         load_config(p)
     except GeoplanError as e:
         assert e.render()
+
+
+# --------------------------------------------------------------------------
+# PostGIS / WFS instead of files (issue 17)
+
+
+def _invalid(raw) -> str:
+    with pytest.raises(GeoplanError) as e:
+        config_from_dict(raw, base_dir=EXAMPLE_CONFIG.parent, file="x.yaml")
+    return e.value.render("de") + e.value.render("en")
+
+
+def test_connections_instead_of_paths():
+    raw = copy.deepcopy(RAW)
+    raw["boundaries"] = {"connection": "PG:service=stadtgis", "layer": "sozialraum.pgr", "key": "id"}
+    raw["indicators"]["tables"][0].pop("path")
+    raw["indicators"]["tables"][0].update(connection="WFS:https://gdi.example/wfs", layer="einwohner",
+                                          wfs_version="1.1.0")
+    agg = raw["indicators"]["aggregate"]
+    agg.pop("key_table")
+    agg.update(key_table_connection="postgresql://jh@gis.example/geo", key_table_layer="stat.lor")
+    raw["output"]["postgis"] = {"connection": "PG:service=stadtgis", "table": "jh.budget", "if_exists": "replace"}
+    cfg = config_from_dict(raw, base_dir=EXAMPLE_CONFIG.parent)
+    assert cfg.boundaries.path is None and cfg.boundaries.display == "sozialraum.pgr"
+    assert cfg.indicators.tables[0].display == "einwohner" and cfg.indicators.aggregate.has_key_table
+    assert cfg.output.postgis.if_exists == "replace" and cfg.output.qgis_project is False
+    # the files that remain are still the inputs the output folder must not hold
+    assert len(cfg.input_paths()) == 3 and all(p.is_file() for p in cfg.input_paths())
+
+
+def test_exactly_one_of_path_and_connection():
+    raw = copy.deepcopy(RAW)
+    raw["boundaries"]["connection"] = "PG:service=stadtgis"
+    assert "genau eines von 'path' (Datei) oder 'connection'" in _invalid(raw)
+    raw = copy.deepcopy(RAW)
+    raw["indicators"]["tables"][1].pop("path")
+    assert "indicators.tables.1" in _invalid(raw) and "genau eines von 'path'" in _invalid(raw)
+    raw = copy.deepcopy(RAW)
+    raw["indicators"]["aggregate"]["key_table_connection"] = "PG:service=stadtgis"
+    assert "'key_table_connection'" in _invalid(raw)
+    raw = copy.deepcopy(RAW)
+    raw["boundaries"]["sql"] = "SELECT 1"
+    assert "nur mit 'connection'" in _invalid(raw)
+
+
+@pytest.mark.parametrize("connection", [
+    "PG:host=gis.example dbname=geo user=jh password=Geheim-4711",
+    "postgresql://jh:Geheim-4711@gis.example/geo",
+    "WFS:https://jh:Geheim-4711@gdi.example/wfs",
+    "Geheim-4711",
+    "ftp://Geheim-4711@gdi.example/x",
+])
+def test_password_in_a_connection_is_refused_and_never_echoed(connection):
+    for where in ("boundaries", "table", "key_table", "output"):
+        raw = copy.deepcopy(RAW)
+        if where == "boundaries":
+            raw["boundaries"] = {"connection": connection, "layer": "a.b", "key": "id"}
+        elif where == "table":
+            raw["indicators"]["tables"][0].pop("path")
+            raw["indicators"]["tables"][0].update(connection=connection, layer="a.b")
+        elif where == "key_table":
+            raw["indicators"]["aggregate"].pop("key_table")
+            raw["indicators"]["aggregate"]["key_table_connection"] = connection
+        else:
+            raw["output"]["postgis"] = {"connection": connection, "table": "a.b"}
+        msg = _invalid(raw)
+        assert "Geheim-4711" not in msg and "connection" in msg
+
+
+def test_postgis_output_needs_postgis():
+    raw = copy.deepcopy(RAW)
+    raw["output"]["postgis"] = {"connection": "WFS:https://gdi.example/wfs", "table": "a.b"}
+    assert "nur in PostGIS" in _invalid(raw)
+    raw["output"]["postgis"] = {"connection": "PG:service=x", "table": "a.b", "if_exists": "append"}
+    assert "output.postgis.if_exists" in _invalid(raw)

@@ -310,9 +310,6 @@ def test_write_postgis_errors(pgenv, published):
 # geoplan run against the database (input and output), compared with the files
 
 
-@pytest.mark.skipif(not __import__("gis_services").pipeline_integrated(),
-                    reason="geoplan run kennt boundaries.connection / output.postgis noch nicht "
-                           "(Integration von issue 17 in config/pipeline)")
 def test_geoplan_run_postgis_same_budgets(pgenv, tmp_path):
     import yaml
     from gis_services import budgets, example_config, geoplan_cli, grep_tree
@@ -355,3 +352,38 @@ def test_geoplan_run_postgis_same_budgets(pgenv, tmp_path):
                      env={**env, "PGPASSWORD": "Falsch-Passwort-555", "PGPASSFILE": "/nonexistent"})
     assert r3.returncode == 2 and "Passwort falsch" in r3.stderr + r3.stdout
     assert "Falsch-Passwort-555" not in r3.stderr + r3.stdout and "Traceback" not in r3.stderr
+
+
+def _postgis_config(dsn: str, table_layer: str = "berlin.mss_index") -> dict:
+    from gis_services import example_config
+
+    cfg = example_config()
+    cfg["boundaries"] = {"connection": f"PG:{dsn}", "layer": "berlin.prognoseraeume", "key": "id", "name": "name"}
+    tables = {"einwohner_plr_2022-06.csv": "berlin.einwohner_plr", "mss_2021_index_indikatoren.csv": table_layer,
+              "mss_2021_kontext_indikatoren.csv": "berlin.mss_kontext"}
+    for t in cfg["indicators"]["tables"]:
+        t["connection"] = f"PG:{dsn}"
+        t["layer"] = tables[Path(t.pop("path")).name]
+    agg = cfg["indicators"]["aggregate"]
+    agg.pop("key_table")
+    agg["key_table_connection"] = f"PG:{dsn}"
+    agg["key_table_layer"] = "berlin.lor_schluessel"
+    return cfg
+
+
+def test_validate_reads_postgis(pgenv, tmp_path):
+    """`geoplan validate` (dry_run) reads boundaries, tables and key table from the database; a missing
+    table is one of the problems it lists, with the config field and the tables that exist."""
+    from geoplan.config import config_from_dict
+    from geoplan.dryrun import dry_run
+
+    res = dry_run(config_from_dict(_postgis_config(pgenv.dsn()), base_dir=tmp_path))
+    assert res.problems == [] and res.n_areas == 58
+    remote = [i for i in res.inputs if i.path is None]
+    assert {i.role for i in remote} == {"Sozialräume", "Indikatoren", "Schlüsseltabelle"} and len(remote) == 5
+    assert all(i.location.startswith(f"127.0.0.1:{pgenv.port}/geoplan berlin.") and pgenv.user not in i.location
+               and len(i.sha256) == 64 for i in remote)
+    bad = dry_run(config_from_dict(_postgis_config(pgenv.dsn(), "berlin.mss_indx"), base_dir=tmp_path))
+    assert len(bad.problems) == 1
+    e = bad.problems[0]
+    assert "'berlin.mss_indx'" in e.message and "indicators.tables[1]" in e.location and "berlin.mss_index" in e.found

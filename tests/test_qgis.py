@@ -208,3 +208,35 @@ def test_qgis_opens_postgis_layer_with_style(postgis_server, outputs, tmp_path, 
     assert postgis_server.password not in json.dumps(res)
     assert_not_blank(png)
     keep(png)
+
+
+def test_write_outputs_with_qgis_project(demo_result, outputs, tmp_path):
+    """output.qgis_project: write_outputs puts ergebnis.qgz (the same project as the writer's) and the
+    Bezirk layer into the output folder and lists the project in the manifest; off by default."""
+    import dataclasses
+
+    import pyogrio
+
+    from geoplan.report import write_outputs
+
+    assert demo_result.config.output.qgis_project is False
+    cfg = demo_result.config
+    on = dataclasses.replace(demo_result, config=cfg.model_copy(
+        update={"output": cfg.output.model_copy(update={"qgis_project": True})}))
+    files = {p.name for p in write_outputs(on, tmp_path / "aus", pdf=False)}
+    assert {"ergebnis.qgz", "ergebnis.gpkg", "manifest.json"} <= files
+    assert "bezirke" in {str(r[0]) for r in pyogrio.list_layers(tmp_path / "aus" / "ergebnis.gpkg")}
+    manifest = json.loads((tmp_path / "aus" / "manifest.json").read_text(encoding="utf-8"))
+    assert "ergebnis.qgz" in manifest["outputs"] and "postgis_output" not in manifest
+    with zipfile.ZipFile(tmp_path / "aus" / "ergebnis.qgz") as z, zipfile.ZipFile(outputs[0] / "ergebnis.qgz") as ref:
+        qgs = [n for n in z.namelist() if n.endswith(".qgs")]
+        assert len(qgs) == 1 and "./ergebnis.gpkg|layername=bezirke" in z.read(qgs[0]).decode()
+        # the same layers and styles as the writer gives for this result (the title aside)
+        import re
+
+        def layers(b):
+            return re.findall(r"<layername>(.*?)</layername>", b.decode())
+
+        got, want = z.read(qgs[0]), ref.read([n for n in ref.namelist() if n.endswith(".qgs")][0])
+        assert layers(got) == layers(want) and len(layers(got)) >= 3
+        assert got.count(b"<renderer-v2") == want.count(b"<renderer-v2")

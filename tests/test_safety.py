@@ -79,7 +79,7 @@ def fake_run(hostile, monkeypatch):
     import geoplan.pipeline
 
     ws, cfg_path, result = hostile
-    monkeypatch.setattr(geoplan.pipeline, "run", lambda cfg, progress=None: result)
+    monkeypatch.setattr(geoplan.pipeline, "run", lambda cfg, progress=None, remote=None: result)
     return ws, cfg_path
 
 

@@ -78,6 +78,20 @@ def test_boundaries_equal_file_with_paging(fresh, version, tmp_path):
     assert all(urlsplit(r).path == "/wfs" for r in fresh.requests)
 
 
+def test_server_limit_below_page_size(tmp_path):
+    """A server that sends fewer features than asked for (its own limit): WFS 2.0 says more follow
+    ('next' link), so geoplan keeps paging instead of stopping at the first short page."""
+    server = start_wfs(tmp_path / "wfs", max_features=20)
+    try:
+        gdf = read_wfs_boundaries(server.url, "prognoseraeume", key="id", version="2.0.0", page_size=50)
+    finally:
+        server.stop()
+    prov = gdf.attrs["geoplan"]["provenance"]
+    assert len(gdf) == 58 and gdf["id"].is_unique and prov["pages"] == 3 and prov["features"] == 58
+    starts = [int(dict(parse_qsl(urlsplit(r).query))["STARTINDEX"]) for r in server.requests if "GetFeature" in r]
+    assert starts == [0, 20, 40]
+
+
 @pytest.mark.parametrize("version", ["2.0.0", "1.1.0"])
 def test_axis_order_epsg4326(fresh, version):
     """EPSG:4326 comes latitude first in WFS 1.1/2.0; MapServer's 1.1 answer even labels it 'EPSG:4326'."""
@@ -185,9 +199,6 @@ def test_missing_key_field(fresh):
     assert "'PGR_ID'" in e.message and "'id'" in e.found
 
 
-@pytest.mark.skipif(not __import__("gis_services").pipeline_integrated(),
-                    reason="geoplan run kennt boundaries.connection / --offline noch nicht "
-                           "(Integration von issue 17 in config/pipeline/cli)")
 def test_geoplan_run_wfs_same_budgets_and_offline(tmp_path):
     import yaml
     from gis_services import budgets, example_config, geoplan_cli

@@ -82,7 +82,7 @@ class PGSource:
     notes: list[QANote] = field(default_factory=list)
 
 
-def parse_dsn(dsn: str, *, field_name: str = "source") -> PGSource:
+def parse_dsn(dsn: str, *, field_name: str = "connection") -> PGSource:
     """Parse a ``PG:``/``postgresql://`` connection string (see module docs)."""
     from psycopg import conninfo as ci
 
@@ -406,7 +406,7 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
     """
     from psycopg import sql as psql
 
-    src = parse_dsn(dsn, field_name=f"{field_name}.source")
+    src = parse_dsn(dsn, field_name=f"{field_name}.connection")
     notes: list[QANote] = []
     conn = connect(src, read_only=True)
     try:
@@ -442,7 +442,7 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
                 "Die Tabelle/Abfrage hat mehrere Geometriespalten.",
                 location=f"{label} in {src.display}",
                 found="Geometriespalten: " + ", ".join(geoms),
-                hint="'geometry_column' angeben.",
+                hint="In der Konfiguration 'geometry_column' angeben (boundaries.geometry_column).",
                 message_en="The table/query has several geometry columns.",
             )
         for col, what in ((key, "Schlüsselfeld"), (name, "Namensfeld")):
@@ -528,7 +528,7 @@ def read_postgis_table(dsn: str, *, key: str, layer: str | None = None, sql: str
     """
     from psycopg import sql as psql
 
-    src = parse_dsn(dsn, field_name=f"{field_name}.source")
+    src = parse_dsn(dsn, field_name=f"{field_name}.connection")
     conn = connect(src, read_only=True)
     try:
         base, label = _base_query(conn, src, layer, sql, field_name, with_geometry=False)

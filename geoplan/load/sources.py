@@ -34,12 +34,19 @@ def require_file(path: Path, field_name: str) -> None:
 
 def check_inputs(config: Config) -> None:
     """Fail early, before any work, when an input file is missing."""
-    require_file(config.resolve(config.boundaries.path), "boundaries.path")
-    require_file(config.resolve(config.indicators.catalogue), "indicators.catalogue")
-    for i, t in enumerate(config.indicators.tables):
-        require_file(config.resolve(t.path), f"indicators.tables[{i}].path")
-    for field, path in input_fields(config):
+    for field, path in file_fields(config):
         require_file(path, field)
+
+
+def file_fields(config: Config) -> list[tuple[str, Path]]:
+    """(config field, resolved path) of every input file; PostGIS/WFS inputs (``connection``) have none."""
+    out = []
+    if config.boundaries.path is not None:
+        out.append(("boundaries.path", config.resolve(config.boundaries.path)))
+    out.append(("indicators.catalogue", config.resolve(config.indicators.catalogue)))
+    out += [(f"indicators.tables[{i}].path", config.resolve(t.path))
+            for i, t in enumerate(config.indicators.tables) if t.path is not None]
+    return out + input_fields(config)
 
 
 def input_fields(config: Config) -> list[tuple[str, Path]]:
@@ -66,18 +73,68 @@ def input_fields(config: Config) -> list[tuple[str, Path]]:
 
 def missing_inputs(config: Config) -> list[GeoplanError]:
     """Every missing input file at once (validate)."""
-    fields = [("boundaries.path", config.resolve(config.boundaries.path)),
-              ("indicators.catalogue", config.resolve(config.indicators.catalogue))]
-    fields += [(f"indicators.tables[{i}].path", config.resolve(t.path)) for i, t in enumerate(config.indicators.tables)]
-    fields += input_fields(config)
     problems = []
-    for field, path in fields:
+    for field, path in file_fields(config):
         try:
             require_file(path, field)
         except GeoplanError as err:
             problems.append(err)
     return problems
 
+
+@dataclass
+class Remote:
+    """How PostGIS/WFS inputs are read: WFS answers are kept in ``cache_dir`` (the run copies it into the
+    output folder's ``provenienz/wfs``); ``offline`` reads them only from there. ``cache_dir=None``: a
+    temporary download, nothing kept."""
+
+    cache_dir: Path | None = None
+    offline: bool = False
+
+
+def uses_wfs(config: Config) -> bool:
+    """True when an input of ``config`` comes from a WFS (its answers are cached for the outputs)."""
+    from geoplan.load.wfs import is_wfs_source
+
+    agg = config.indicators.aggregate
+    return any(is_wfs_source(c) for c in (config.boundaries.connection, *(t.connection for t in config.indicators.tables),
+                                          agg.key_table_connection if agg else None))
+
+
+def remote_input(role: str, prov: dict, **kw) -> InputFile:
+    """The manifest entry of a PostGIS/WFS input: server/database and table (or SQL), or the WFS URL and
+    type name; never a user or a password (the readers' provenance has none)."""
+    if prov.get("kind") == "wfs":
+        location = f"{prov['url']} {prov['typename']}"
+        kw.setdefault("rows", prov.get("features"))
+    else:
+        location = f"{prov['server']}/{prov['database']} {prov.get('table') or 'SQL'}"
+        kw.setdefault("rows", prov.get("rows"))
+    return InputFile(role, None, prov["sha256"], location=location, **kw)
+
+
+def read_remote_table(connection: str, *, layer: str | None, sql: str | None, wfs_version: str, field_name: str,
+                      remote: Remote | None, **options):
+    """A table from PostGIS or a WFS, through the same checks as a file (:func:`table_from_rows`)."""
+    from geoplan.load.postgis import is_postgis_source, read_postgis_table
+    from geoplan.load.wfs import read_wfs_table
+
+    if is_postgis_source(connection):
+        return read_postgis_table(connection, layer=layer, sql=sql, field_name=field_name, **options)
+    if sql is not None or layer is None:
+        raise GeoplanError(
+            "Für eine WFS-Quelle den Typnamen der Ebene angeben (SQL gibt es nur für PostGIS).",
+            location=f"Konfigurationsfeld '{field_name}'",
+            expected="layer: Typname aus GetCapabilities des Dienstes",
+            message_en="For a WFS source give the layer's type name (SQL is for PostGIS only).",
+        )
+    remote = remote or Remote()
+    return read_wfs_table(connection, layer, version=wfs_version, cache_dir=remote.cache_dir,
+                          offline=remote.offline, field_name=field_name, **options)
+
+
+#: read_table options that only make sense for a file (PostGIS and WFS deliver typed columns by name)
+_FILE_ONLY = ("sheet", "encoding", "delimiter")
 
 
 def check_values(df: pd.DataFrame, t, path: Path, i: int, percent_columns: set[str]) -> None:
@@ -176,23 +233,32 @@ def _long_to_wide(res, t, path: Path) -> pd.DataFrame:
 
 
 def read_one_table(config: Config, i: int, t, percent_columns: set[str], inputs: list[InputFile],
-                   notes: list[QANote]) -> pd.DataFrame:
-    """One indicator table -> ``_source_key`` + geoplan columns (checked)."""
-    path = config.resolve(t.path)
+                   notes: list[QANote], remote: Remote | None = None) -> pd.DataFrame:
+    """One indicator table (file, PostGIS or WFS) -> ``_source_key`` + geoplan columns (checked)."""
     long = t.format == "long"
-    with config_field(f"indicators.tables[{i}]", path):
-        res = read_table(
-            path,
-            key=t.key,
-            **reader_options(t),
-            sentinels=tuple(t.sentinels),
-            valid_column=t.valid.column if t.valid else None,
-            valid_values=t.valid.values if t.valid else None,
-            text_columns=([t.period.column] if t.period else []) + ([t.variable] if long else []),
-            numeric_columns=[t.value] if long else list(t.columns),
-            allow_duplicates=long,
-        )
-        df = _long_to_wide(res, t, path) if long else res.frame
+    opts = dict(
+        key=t.key,
+        **reader_options(t),
+        sentinels=tuple(t.sentinels),
+        valid_column=t.valid.column if t.valid else None,
+        valid_values=t.valid.values if t.valid else None,
+        text_columns=([t.period.column] if t.period else []) + ([t.variable] if long else []),
+        numeric_columns=[t.value] if long else list(t.columns),
+        allow_duplicates=long,
+    )
+    if t.connection is not None:
+        path = t.display  # what messages name: the table or type name (never the connection)
+        for k in _FILE_ONLY:
+            opts.pop(k)
+        with config_field(f"indicators.tables[{i}]"):
+            res = read_remote_table(t.connection, layer=t.layer, sql=t.sql, wfs_version=t.wfs_version,
+                                    field_name=f"indicators.tables[{i}]", remote=remote, **opts)
+            df = _long_to_wide(res, t, path) if long else res.frame
+    else:
+        path = config.resolve(t.path)
+        with config_field(f"indicators.tables[{i}]", path):
+            res = read_table(path, **opts)
+            df = _long_to_wide(res, t, path) if long else res.frame
     # in a long table every key repeats once per variable: that is the format, not a finding
     notes.extend(n for n in res.notes if not (long and "duplicates" in n.details))
     missing = [c for c in t.columns if c not in df.columns]
@@ -219,18 +285,12 @@ def read_one_table(config: Config, i: int, t, percent_columns: set[str], inputs:
     qa = []
     if res.suppressed:
         qa.append("unterdrückt/leer: " + ", ".join(f"{c} {n}" for c, n in res.suppressed.items() if c in t.columns and n))
-    inputs.append(
-        input_file(
-            "Indikatoren",
-            path,
-            label=t.label or path.name,
-            source=t.source,
-            licence=t.licence,
-            reference_date=t.reference_date,
-            rows=len(df),
-            qa="; ".join(q for q in qa if q) or "ohne Befund",
-        )
-    )
+    meta = dict(label=t.label or t.display, source=t.source, licence=t.licence, reference_date=t.reference_date,
+                rows=len(df), qa="; ".join(q for q in qa if q) or "ohne Befund")
+    if t.connection is not None:
+        inputs.append(remote_input("Indikatoren", res.dialect["provenance"], **meta))
+    else:
+        inputs.append(input_file("Indikatoren", path, **meta))
     return sub
 
 
@@ -250,7 +310,7 @@ def join_level_tables(parts: list[tuple[int, pd.DataFrame]], config: Config, not
     merged_name = ""
     for i, sub in parts:
         t = config.indicators.tables[i]
-        name = Path(t.path).name
+        name = t.display
         if merged is None:
             merged, merged_name = sub, name
             continue
@@ -267,7 +327,8 @@ def join_level_tables(parts: list[tuple[int, pd.DataFrame]], config: Config, not
 
 
 def read_indicator_tables(config: Config, catalogue, inputs: list[InputFile], notes: list[QANote],
-                          problems: list[GeoplanError] | None = None) -> dict[str | None, pd.DataFrame]:
+                          problems: list[GeoplanError] | None = None,
+                          remote: Remote | None = None) -> dict[str | None, pd.DataFrame]:
     """Every indicator table, grouped by level and joined within it on the source key.
 
     Returns ``{level name or None: frame}`` (``_source_key`` + geoplan columns).
@@ -277,7 +338,7 @@ def read_indicator_tables(config: Config, catalogue, inputs: list[InputFile], no
     by_level: dict[str | None, list[tuple[int, pd.DataFrame]]] = {}
     for i, t in enumerate(config.indicators.tables):
         try:
-            sub = read_one_table(config, i, t, percent_columns, inputs, notes)
+            sub = read_one_table(config, i, t, percent_columns, inputs, notes, remote=remote)
         except GeoplanError as err:
             if problems is None:
                 raise
@@ -317,14 +378,24 @@ class LevelData:
         c = self.config
         if getattr(c, "polygons", None) is not None:
             return c.method
-        return "key_table" if c.key_table is not None else "prefix"
+        has_table = c.key_table is not None or getattr(c, "key_table_connection", None) is not None
+        return "key_table" if has_table else "prefix"
 
 
-def _read_key_table(config: Config, lv, field: str, inputs: list[InputFile]) -> tuple[pd.DataFrame, pd.Series | None]:
-    kpath = config.resolve(lv.key_table)
-    with config_field(field, kpath):
-        kres = read_table(kpath, key=lv.source_key, encoding=lv.key_table_encoding,
-                          text_columns=[c for c in (lv.target_key, lv.group) if c])
+def _read_key_table(config: Config, lv, field: str, inputs: list[InputFile],
+                    remote: Remote | None = None) -> tuple[pd.DataFrame, pd.Series | None]:
+    text_columns = [c for c in (lv.target_key, lv.group) if c]
+    connection = getattr(lv, "key_table_connection", None)  # indicators.aggregate only
+    if connection is not None:
+        kpath = lv.key_table_layer or "SQL"
+        with config_field(field):
+            kres = read_remote_table(connection, layer=lv.key_table_layer, sql=lv.key_table_sql,
+                                     wfs_version=lv.key_table_wfs_version, field_name=field, remote=remote,
+                                     key=lv.source_key, text_columns=text_columns)
+    else:
+        kpath = config.resolve(lv.key_table)
+        with config_field(field, kpath):
+            kres = read_table(kpath, key=lv.source_key, encoding=lv.key_table_encoding, text_columns=text_columns)
     for col in (lv.target_key, lv.group):
         if col and col not in kres.frame.columns:
             raise GeoplanError(
@@ -335,7 +406,11 @@ def _read_key_table(config: Config, lv, field: str, inputs: list[InputFile]) -> 
                 hint="Spaltennamen in der Konfiguration anpassen.",
             )
     mapping = kres.frame
-    inputs.append(input_file("Schlüsseltabelle", kpath, label=kpath.name, rows=len(mapping), qa="ohne Befund"))
+    if connection is not None:
+        inputs.append(remote_input("Schlüsseltabelle", kres.dialect["provenance"], label=kpath, rows=len(mapping),
+                                   qa="ohne Befund"))
+    else:
+        inputs.append(input_file("Schlüsseltabelle", kpath, label=kpath.name, rows=len(mapping), qa="ohne Befund"))
     group_map = None
     if lv.group:
         group_map = (mapping[[lv.target_key, lv.group]].drop_duplicates().set_index(lv.target_key)[lv.group])
@@ -350,12 +425,13 @@ def _read_key_table(config: Config, lv, field: str, inputs: list[InputFile]) -> 
     return mapping, group_map
 
 
-def read_key_table(config: Config, inputs: list[InputFile]) -> tuple[pd.DataFrame | None, pd.Series | None]:
+def read_key_table(config: Config, inputs: list[InputFile],
+                   remote: Remote | None = None) -> tuple[pd.DataFrame | None, pd.Series | None]:
     """The key table of ``indicators.aggregate`` (source key -> Sozialraum key, optional group) and the group map."""
     agg_cfg = config.indicators.aggregate
-    if agg_cfg is None or not agg_cfg.key_table:
+    if agg_cfg is None or not agg_cfg.has_key_table:
         return None, None
-    return _read_key_table(config, agg_cfg, "indicators.aggregate", inputs)
+    return _read_key_table(config, agg_cfg, "indicators.aggregate", inputs, remote=remote)
 
 
 def read_polygon_layer(path: Path, *, key: str, layer, crs, encoding, key_width, metric_crs: str, what: str,
@@ -407,13 +483,17 @@ def read_polygon_layer(path: Path, *, key: str, layer, crs, encoding, key_width,
 
 
 def read_level(config: Config, name: str, lv, metric_crs: str, inputs: list[InputFile],
-               notes: list[QANote]) -> LevelData:
+               notes: list[QANote], remote: Remote | None = None) -> LevelData:
     """Read what a level needs: its key table, or its polygons and dasymetric weights."""
     import geopandas as gpd
 
     field = "indicators.aggregate" if name == "aggregate" and lv is config.indicators.aggregate \
         else f"indicators.levels.{name}"
     data = LevelData(name=name, field=field, config=lv)
+    if getattr(lv, "key_table_connection", None) is not None:
+        data.mapping, data.group_map = _read_key_table(config, lv, field, inputs, remote=remote)
+        data.source_name = lv.key_table_layer or "SQL"
+        return data
     if lv.key_table is not None:
         data.mapping, data.group_map = _read_key_table(config, lv, field, inputs)
         data.key_table_path = config.resolve(lv.key_table)
@@ -467,7 +547,8 @@ def read_level(config: Config, name: str, lv, metric_crs: str, inputs: list[Inpu
 
 
 def read_levels(config: Config, metric_crs: str, inputs: list[InputFile], notes: list[QANote],
-                needed: set | None = None, problems: list[GeoplanError] | None = None) -> dict[str, LevelData]:
+                needed: set | None = None, problems: list[GeoplanError] | None = None,
+                remote: Remote | None = None) -> dict[str, LevelData]:
     """Every level the tables use (``indicators.levels``, plus the legacy ``indicators.aggregate``)."""
     defs: dict[str, Any] = dict(config.indicators.levels)
     if config.indicators.aggregate is not None:
@@ -477,7 +558,7 @@ def read_levels(config: Config, metric_crs: str, inputs: list[InputFile], notes:
         if needed is not None and name not in needed:
             continue
         try:
-            out[name] = read_level(config, name, lv, metric_crs, inputs, notes)
+            out[name] = read_level(config, name, lv, metric_crs, inputs, notes, remote=remote)
         except GeoplanError as err:
             if problems is None:
                 raise
@@ -485,24 +566,50 @@ def read_levels(config: Config, metric_crs: str, inputs: list[InputFile], notes:
     return out
 
 
-def read_boundaries_config(config: Config, inputs: list[InputFile], notes: list[QANote]):
-    """The Sozialräume of ``boundaries``: read, checked, merged (``merge``), split into budget areas and
-    the ``exclude``-d polygons, with the group column (``group`` -> ``bezirk``)."""
+def read_remote_boundaries(b, remote: Remote | None = None):
+    """The raw Sozialraum layer of ``boundaries.connection`` (PostGIS table/SQL or WFS layer), in the form
+    :func:`geoplan.load.boundaries.read_boundaries` returns (``attrs["geoplan"]["provenance"]``)."""
+    from geoplan.load.postgis import is_postgis_source, read_postgis_boundaries
+    from geoplan.load.wfs import read_wfs_boundaries
+
+    if is_postgis_source(b.connection):
+        return read_postgis_boundaries(b.connection, layer=b.layer, sql=b.sql, key=b.key, name=b.name, crs=b.crs,
+                                       geometry_column=b.geometry_column, field_name="boundaries")
+    if b.layer is None or b.sql is not None or b.geometry_column is not None:
+        raise GeoplanError(
+            "Für eine WFS-Quelle den Typnamen der Ebene angeben; 'sql' und 'geometry_column' gibt es nur für PostGIS.",
+            location="Konfigurationsfeld 'boundaries'",
+            expected="layer: Typname aus GetCapabilities des Dienstes",
+            message_en="For a WFS source give the layer's type name; 'sql' and 'geometry_column' are for PostGIS only.",
+        )
+    remote = remote or Remote()
+    return read_wfs_boundaries(b.connection, b.layer, key=b.key, name=b.name, version=b.wfs_version, srs=b.srs,
+                               crs=b.crs, cache_dir=remote.cache_dir, offline=remote.offline, field_name="boundaries")
+
+
+def read_boundaries_config(config: Config, inputs: list[InputFile], notes: list[QANote],
+                           remote: Remote | None = None):
+    """The Sozialräume of ``boundaries`` (file, PostGIS or WFS): read, checked, merged (``merge``), split into
+    budget areas and the ``exclude``-d polygons, with the group column (``group`` -> ``bezirk``)."""
     from geoplan.load.boundaries import apply_merge_exclude, prepare_boundaries
 
     b = config.boundaries
-    bpath = config.resolve(b.path)
-    with config_field("boundaries", bpath):
+    bpath = config.resolve(b.path) if b.path is not None else b.display
+    with config_field("boundaries", bpath if b.path is not None else None):
+        raw = read_remote_boundaries(b, remote) if b.connection is not None else None
         bres = prepare_boundaries(bpath, key=b.key, name=b.name, layer=b.layer, crs=b.crs,
                                   metric_crs=b.metric_crs, repair=b.repair, min_sliver_m2=b.min_sliver_m2,
                                   encoding=b.encoding, key_width=b.key_width,
-                                  keep_columns=[b.group] if b.group else ())
+                                  keep_columns=[b.group] if b.group else (), raw=raw)
         bres = apply_merge_exclude(bres, merge=b.merge, exclude=b.exclude, group=b.group)
     notes.extend(bres.notes)
     findings = getattr(bres.qa, "findings", None)
     n_findings = 0 if findings is None else len(findings)
-    inputs.append(input_file("Sozialräume", bpath, label=bpath.name, rows=len(bres.gdf),
-                             qa=f"{n_findings} Befund(e)" if n_findings else "ohne Befund"))
+    meta = dict(label=b.display, rows=len(bres.gdf), qa=f"{n_findings} Befund(e)" if n_findings else "ohne Befund")
+    if raw is not None:
+        inputs.append(remote_input("Sozialräume", raw.attrs["geoplan"]["provenance"], **meta))
+    else:
+        inputs.append(input_file("Sozialräume", bpath, **meta))
     return bres
 
 

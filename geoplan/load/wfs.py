@@ -1,6 +1,6 @@
 """Read boundaries and attribute tables from a WFS (2.0.0 and 1.1.0).
 
-``source: "WFS:https://gdi.berlin.de/services/wfs/lor_2021"`` plus the type
+``connection: "WFS:https://gdi.berlin.de/services/wfs/lor_2021"`` plus the type
 name (``layer: lor_prognoseraeume``) is what a Geoportal publishes. The
 features are fetched page by page (``STARTINDEX`` with ``COUNT`` /
 ``MAXFEATURES``) until a page comes back short, together with the
@@ -149,10 +149,10 @@ def _server_error(url: str, typename: str, text: str, status: int | None) -> Geo
             location=url,
             found=re.sub(r"\s+", " ", detail),
             hint="Typnamen ('layer') mit den Ebenen in GetCapabilities des Dienstes vergleichen; "
-                 "WFS-Version ('version': 2.0.0 oder 1.1.0) und KBS ('srs') prüfen.",
+                 "WFS-Version ('wfs_version': 2.0.0 oder 1.1.0) und KBS ('srs') prüfen.",
             message_en=f"The WFS server reports an error for the layer {typename!r}.",
             hint_en="Compare the type name ('layer') with the layers in the service's GetCapabilities; check the "
-                    "WFS version ('version': 2.0.0 or 1.1.0) and the CRS ('srs').",
+                    "WFS version ('wfs_version': 2.0.0 or 1.1.0) and the CRS ('srs').",
         )
     if status is not None and status >= 400:
         return GeoplanError(
@@ -177,11 +177,9 @@ def _get(session, url: str, typename: str, timeout: float) -> bytes:
         raise GeoplanError(
             f"Der WFS-Server antwortet nicht (Zeitüberschreitung nach {timeout:g} s).",
             location=_strip_query(url),
-            hint="Später erneut versuchen, 'timeout' erhöhen, 'page_size' verkleinern oder mit --offline den "
-                 "Zwischenspeicher des letzten Laufs nutzen.",
+            hint="Später erneut versuchen oder mit --offline den Zwischenspeicher des letzten Laufs nutzen.",
             message_en=f"The WFS server does not answer (timed out after {timeout:g} s).",
-            hint_en="Try again later, raise 'timeout', lower 'page_size', or use the cache of the last run with "
-                    "--offline.",
+            hint_en="Try again later or use the cache of the last run with --offline.",
         ) from None
     except requests.ConnectionError as exc:
         refused = "refused" in str(exc).lower()
@@ -213,6 +211,13 @@ def _count_features(gml: bytes) -> int:
         len(re.findall(rb"<(\w+:)?\w+\s+gml:id=", blk)) for blk in re.findall(rb"<gml:featureMembers>(.*?)</gml:featureMembers>", gml, re.S))
 
 
+def _more(gml: bytes, have: int) -> bool:
+    """WFS 2.0: the answer says more features follow (``next`` link, or ``numberMatched`` above ``have``)."""
+    head = gml[:5000]
+    m = re.search(rb'numberMatched="(\d+)"', head)
+    return bool(re.search(rb'<(?:\w+:)?FeatureCollection\b[^>]*\snext="', head)) or (m is not None and int(m.group(1)) > have)
+
+
 def _response_epsg(gml: bytes) -> int | None:
     m = re.search(rb'srsName="[^"]*?(\d{4,6})"', gml)
     return int(m.group(1)) if m else None
@@ -220,11 +225,11 @@ def _response_epsg(gml: bytes) -> int | None:
 
 def fetch_wfs(source: str, typename: str, *, version: str = "2.0.0", srs=None, cache_dir=None, offline: bool = False,
               timeout: float = DEFAULT_TIMEOUT_S, page_size: int = DEFAULT_PAGE_SIZE,
-              field_name: str = "source") -> WFSDownload:
+              field_name: str = "connection") -> WFSDownload:
     """Download (or, with ``offline``, take from ``cache_dir``) all features of ``typename``."""
     if version not in VERSIONS:
         raise GeoplanError(f"WFS-Version {version!r} wird nicht unterstützt.", expected=" oder ".join(VERSIONS),
-                           location="Konfigurationsfeld 'version'",
+                           location="Konfigurationsfeld 'wfs_version'",
                            message_en=f"WFS version {version!r} is not supported.")
     base = _base_url(source, field_name)
     srs_urn = _urn(parse_crs(srs, field="srs")) if srs is not None else None
@@ -264,7 +269,9 @@ def fetch_wfs(source: str, typename: str, *, version: str = "2.0.0", srs=None, c
                 page.write_bytes(body)
                 pages.append(page)
                 start += n
-                if n < page_size or len(pages) >= MAX_PAGES:
+                # a short page ends the layer, unless WFS 2.0 says there are more (a server whose own
+                # limit is below page_size): a 'next' link or numberMatched above what we have
+                if (n < page_size and not (n > 0 and _more(body, start))) or len(pages) >= MAX_PAGES:
                     break
         meta = {"url": base, "typename": typename, "version": version, "srs": srs_urn, "page_size": page_size,
                 "pages": [p.name for p in pages], "sha256": _hash_files([work / "schema.xsd", *pages])}
@@ -346,7 +353,7 @@ def _parse(dl: WFSDownload, *, geometry: bool) -> gpd.GeoDataFrame | pd.DataFram
             f"Die Antwort des WFS-Servers für {dl.typename!r} lässt sich nicht lesen.",
             location=dl.url,
             found=f"{type(exc).__name__}: {str(exc)[:300]}",
-            hint="Mit version: 1.1.0 versuchen oder den Dienst in QGIS öffnen.",
+            hint="Mit wfs_version: 1.1.0 versuchen oder den Dienst in QGIS öffnen.",
             message_en=f"The WFS server's answer for {dl.typename!r} cannot be read.",
         ) from None
     finally:
@@ -368,7 +375,7 @@ def read_wfs_boundaries(source: str, typename: str, *, key: str, name: str | Non
     returns (``attrs["geoplan"]["provenance"]`` for the manifest); feed to
     ``prepare_boundaries(…, raw=gdf)``."""
     dl = fetch_wfs(source, typename, version=version, srs=srs, cache_dir=cache_dir, offline=offline,
-                   timeout=timeout, page_size=page_size, field_name=f"{field_name}.source")
+                   timeout=timeout, page_size=page_size, field_name=f"{field_name}.connection")
     try:
         gdf = _parse(dl, geometry=True)
         code = _response_epsg(dl.pages[0].read_bytes()) if dl.pages else None
@@ -438,7 +445,7 @@ def read_wfs_table(source: str, typename: str, *, key: str, version: str = "2.0.
     checks as a CSV/XLSX file (:func:`table_from_rows`).
     ``result.dialect["provenance"]`` is the manifest entry."""
     dl = fetch_wfs(source, typename, version=version, cache_dir=cache_dir, offline=offline, timeout=timeout,
-                   page_size=page_size, field_name=f"{field_name}.source")
+                   page_size=page_size, field_name=f"{field_name}.connection")
     try:
         df = _parse(dl, geometry=False)
     finally:

@@ -1,4 +1,6 @@
-"""Writers: report (HTML, PDF), map, Excel, GeoPackage, manifest.
+"""Writers: report (HTML, PDF), map, Excel, GeoPackage, manifest; optionally the QGIS project
+(``output.qgis_project``), a PostGIS table (``output.postgis``) and the WFS answers read
+(``provenienz/wfs/``).
 
 :func:`write_outputs` writes everything into a temporary folder beside the
 target and moves it into place at the end, so a failed run leaves either no
@@ -48,7 +50,11 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
             written += html.write_map(result, pub, tmp, lang=lang)
             written.append(xlsx.write_xlsx(result, pub, tmp / "verteilung.xlsx", lang=lang))
             written.append(gpkg.write_gpkg(result, pub, tmp / "ergebnis.gpkg"))
-            manifest = build_manifest(result, [p.name for p in written] + ["manifest.json"], package_versions())
+            extra, pg_info = _gis_outputs(result, pub, tmp, lang)
+            manifest = build_manifest(result, [p.name for p in written] + extra + ["manifest.json"],
+                                      package_versions())
+            if pg_info is not None:
+                manifest["postgis_output"] = pg_info
             if getattr(result, "settlement", None) is not None:
                 manifest["settlement"] = result.settlement.manifest()
             (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
@@ -59,3 +65,41 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return sorted(p for p in target.iterdir() if p.name != MARKER)
+
+
+def _gis_outputs(result, pub, tmp: Path, lang: str) -> tuple[list[str], dict | None]:
+    """The QGIS project, the WFS answers of the run (``provenienz/wfs/``) and the PostGIS table.
+
+    Called inside the temporary folder, after ``ergebnis.gpkg``; the PostGIS
+    table is written last, so a failure before it leaves the database as it was.
+    Returns the extra output files (relative to the folder) and the manifest
+    entry of the PostGIS table (server, database, table, rows, SHA-256; no
+    user, no password) or None.
+    """
+    from geoplan.report import gpkg
+    from geoplan.report import qgis as qgis_writer
+
+    cfg = result.config
+    extra: list[str] = []
+    need_layer = cfg.output.qgis_project or cfg.output.postgis is not None
+    layer = gpkg.result_layer(result, pub) if need_layer else None
+    aliases = {c: (de if lang == "de" else en) for c, de, en, _ in pub.columns}
+    title = f"{cfg.title} – {cfg.region} {cfg.budget_year}"
+    if cfg.output.qgis_project:
+        qgis_writer.write_bezirke_layer(tmp / "ergebnis.gpkg", layer, stamp=f"{cfg.budget_year}-01-01T00:00:00.000Z")
+        qgz = qgis_writer.write_qgis_project(tmp / "ergebnis.qgz", tmp / "ergebnis.gpkg", frame=layer, title=title,
+                                             simulated=result.simulated, aliases=aliases, lang=lang)
+        extra.append(qgz.name)
+    remote = getattr(result, "remote", None)
+    cache = getattr(remote, "cache_dir", None)
+    if cache is not None and Path(cache).is_dir() and any(Path(cache).iterdir()):
+        shutil.copytree(cache, tmp / "provenienz" / "wfs")
+        extra += [p.relative_to(tmp).as_posix() for p in sorted((tmp / "provenienz").rglob("*")) if p.is_file()]
+    pg_info = None
+    if cfg.output.postgis is not None:
+        from geoplan.report.postgis import write_postgis
+
+        pg = cfg.output.postgis
+        pg_info = write_postgis(layer, pg.connection, pg.table, pg.if_exists,
+                                qgis_writer.styles_for(layer, aliases=aliases, lang=lang), description=title)
+    return extra, pg_info

@@ -277,7 +277,7 @@ def labels_of(result) -> dict:
 
 def _uses_key_table(cfg) -> bool:
     ind = cfg.indicators
-    return bool((ind.aggregate is not None and ind.aggregate.key_table is not None)
+    return bool((ind.aggregate is not None and ind.aggregate.has_key_table)
                 or any(lv.key_table is not None for lv in ind.levels.values()))
 
 

@@ -116,7 +116,7 @@ def write_postgis(published: gpd.GeoDataFrame, dsn: str, table: str, if_exists: 
             message_en=f"The table name {name!r} is not suitable for PostGIS/QGIS.",
         )
     full = f"{schema}.{name}"
-    src = parse_dsn(dsn, field_name=f"{field_name}.dsn")
+    src = parse_dsn(dsn, field_name=f"{field_name}.connection")
     gdf = published
     geom_name = gdf.geometry.name
     epsg = gdf.crs.to_epsg() if gdf.crs is not None else None

@@ -169,7 +169,7 @@ def write_xlsx(result, pub, path: Path, lang: str = "de") -> Path:
                 value=f"{sens.n_draws} Monte-Carlo-Ziehungen der Gewichte (Dirichlet, Konzentration {sens.concentration:g}, "
                       f"Startwert {sens.seed}); der Korridor gilt in jeder Ziehung.")
 
-    inp = [[i.role, i.label or i.path.name, i.source or "", i.licence or "", i.reference_date or "", i.rows, i.sha256, i.qa]
+    inp = [[i.role, i.label or i.name, i.source or "", i.licence or "", i.reference_date or "", i.rows, i.sha256, i.qa]
            for i in result.inputs]
     _sheet(wb, "Datengrundlage", ["Rolle", "Datei", "Quelle", "Lizenz", "Stand", "Zeilen", "SHA-256", "Prüfung"], inp,
            ["text", "text", "text", "text", "text", "int", "text", "text"], widths=[18, 32, 30, 16, 12, 10, 20, 30])
