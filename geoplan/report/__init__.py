@@ -47,7 +47,7 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
                                          pdf=result.config.output.pdf if pdf is None else pdf)
             written += html.write_map(result, pub, tmp, lang=lang)
             written.append(xlsx.write_xlsx(result, pub, tmp / "verteilung.xlsx", lang=lang))
-            written.append(gpkg.write_gpkg(result, pub, tmp / "ergebnis.gpkg"))
+            written.append(gpkg.write_gpkg(result, pub, tmp / "ergebnis.gpkg", lang=lang))
             manifest = build_manifest(result, [p.name for p in written] + ["manifest.json"], package_versions())
             if getattr(result, "settlement", None) is not None:
                 manifest["settlement"] = result.settlement.manifest()
