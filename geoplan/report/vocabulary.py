@@ -4,6 +4,12 @@ The writers (report, map, XLSX, GeoPackage) take the words for columns, measures
 types and QA stages from :data:`TERMS`; no code identifier (``budget_eur``, ``pop_u21``) reaches a reader.
 :func:`humanize` turns free text the pipeline wrote for its QA notes into reader text: quoted code names
 (``Spalte 'pop_u21'``) become their label, absolute paths become paths relative to the config folder.
+
+Terms kept in German in English outputs, on purpose: "Sozialraum"/"Sozialräume" (the planning unit of § 80 SGB
+VIII; the English report introduces it as "Sozialräume (social areas)") and "HzE" (Hilfen zur Erziehung, explained
+as "educational support for families"). Names the config gives (title, region, sources, component and Teilbudget
+labels) are the city's own names and stay as written; the QA findings' messages are recorded in German (the
+English report says so), their stage, level and location are translated.
 """
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ def write_xlsx(result, pub, path: Path, lang: str = "de") -> Path:
 
     view = getattr(result, "settlement", None)
     if view is not None:
-        settlement_sheet(wb, view, lang)
+        settlement_sheet(wb, view, lang, result.config)
 
     sens = getattr(result, "sensitivity", None)
     if sens is not None:  # computed by the pipeline (geoplan.stages.sensitivity.weight_sensitivity)
@@ -315,15 +315,28 @@ def allocation_sheet(wb: Workbook, title: str, header: list[str], rows: list[lis
     return ws
 
 
-def settlement_sheet(wb: Workbook, view, lang: str = "de"):
+def settlement_sheet(wb: Workbook, view, lang: str = "de", config=None):
     """Abrechnung: the rules, then the payout per Sozialraum with =SUM totals, then the settlement if actual costs were given."""
-    ws = _sheet(wb, "Abrechnung", ["Regel", "Beschreibung"], view.rules.values.tolist(), ["text", "text"], widths=[18, 90])
+    from geoplan.report.vocabulary import label as voc_label
+
+    en = lang == "en"
+    W = lambda de, en_: en_ if en else de  # noqa: E731
+    rules = view.rules.values.tolist()
+    if en and config is not None and getattr(config, "settlement", None) is not None:
+        from geoplan.report.i18n import gettext
+        from geoplan.stages.settlement import describe_settlement
+
+        _ = gettext(lang)  # the rules in English, as the report writes them
+        rules = [[_(str(r["regel"])), str(r["beschreibung"])] for _i, r in describe_settlement(config.settlement, lang).iterrows()]
+    ws = _sheet(wb, voc_label("sheet.settlement", lang), [W("Regel", "Rule"), W("Beschreibung", "Description")],
+                rules, ["text", "text"], widths=[18, 90])
     if view.payout is not None and len(view.payout):
         p = view.payout
-        head = {"key": "Schlüssel", "name": "Sozialraum", "budget_eur": "Budget", "unconditional_eur": "in Raten (unbedingt)",
-                "rate_eur": "1. Rate", "bonus_max_eur": "Leistungsbonus höchstens"}
+        head = {"key": voc_label("key", lang), "name": voc_label("name", lang), "budget_eur": "Budget",
+                "unconditional_eur": W("in Raten (unbedingt)", "in instalments (unconditional)"),
+                "rate_eur": W("1. Rate", "1st instalment"), "bonus_max_eur": W("Leistungsbonus höchstens", "Performance bonus, at most")}
         for i, lab in enumerate(view.payout_labels, start=1):
-            head[f"cond_{i}_eur"] = f"bedingt: {lab}"
+            head[f"cond_{i}_eur"] = f"{W('bedingt', 'conditional')}: {lab}"
         start = ws.max_row + 2
         cols = list(p.columns)
         for j, c in enumerate(cols, start=1):
@@ -337,7 +350,7 @@ def settlement_sheet(wb: Workbook, view, lang: str = "de"):
                 if isinstance(cell.value, (int, float)):
                     cell.number_format = NUMBER_FORMATS["euro"]
         last = start + len(p)
-        ws.cell(row=last + 1, column=1, value="Summe").font = Font(bold=True)
+        ws.cell(row=last + 1, column=1, value=W("Summe", "Total")).font = Font(bold=True)
         for j, c in enumerate(cols, start=1):
             if c.endswith("_eur"):
                 col = get_column_letter(j)
@@ -348,13 +361,17 @@ def settlement_sheet(wb: Workbook, view, lang: str = "de"):
     if view.settled is not None:
         t = view.settled.table
         start = ws.max_row + 2
-        labels = {"budget_eur": "Budget", "actual_eur": "Ist-Kosten", "surplus_eur": "Einsparung", "provider_eur": "davon Träger",
-                  "public_eur": "davon öffentlicher Träger", "overspend_eur": "Überschreitung",
-                  "refinanced_eur": "davon nachfinanziert", "uncovered_eur": "davon ungedeckt",
-                  "adjusted_budget_eur": "angepasstes Budget", "next_budget_eur": "Budget nächste Periode"}
+        labels = {"budget_eur": "Budget", "actual_eur": W("Ist-Kosten", "Actual costs"), "surplus_eur": W("Einsparung", "Savings"),
+                  "provider_eur": W("davon Träger", "of which provider"),
+                  "public_eur": W("davon öffentlicher Träger", "of which public body"),
+                  "overspend_eur": W("Überschreitung", "Overspend"),
+                  "refinanced_eur": W("davon nachfinanziert", "of which refinanced"),
+                  "uncovered_eur": W("davon ungedeckt", "of which uncovered"),
+                  "adjusted_budget_eur": W("angepasstes Budget", "Adjusted budget"),
+                  "next_budget_eur": W("Budget nächste Periode", "Budget next period")}
         cols = list(t.columns)
         for j, c in enumerate(cols, start=1):
-            cell = ws.cell(row=start, column=j, value=labels.get(c, "Schlüssel" if j == 1 else c))
+            cell = ws.cell(row=start, column=j, value=labels.get(c, voc_label("key", lang) if j == 1 else voc_label(c, lang)))
             cell.font = Font(bold=True)
             cell.fill = HEADER_FILL
         for i, row in enumerate(t.itertuples(index=False), start=start + 1):
@@ -363,7 +380,7 @@ def settlement_sheet(wb: Workbook, view, lang: str = "de"):
                 if isinstance(cell.value, (int, float)):
                     cell.number_format = NUMBER_FORMATS["euro"]
         last = start + len(t)
-        ws.cell(row=last + 1, column=1, value="Summe").font = Font(bold=True)
+        ws.cell(row=last + 1, column=1, value=W("Summe", "Total")).font = Font(bold=True)
         for j, c in enumerate(cols, start=1):
             if c.endswith("_eur"):
                 col = get_column_letter(j)
