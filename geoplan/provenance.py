@@ -75,22 +75,38 @@ def sensitivity_manifest(sens) -> dict | None:
     }
 
 
+def _public_note(d: dict, base) -> dict:
+    from geoplan.report.vocabulary import humanize, public_path
+
+    if d.get("file"):
+        d["file"] = public_path(d["file"], base)
+    for k in ("message", "location"):
+        if isinstance(d.get(k), str):
+            d[k] = humanize(d[k], "de", base, names={})  # paths only need it; labels make it plainer too
+    return d
+
+
 def build_manifest(result, files: list[str], versions: dict) -> dict:
+    """The run's record. Input paths and the QA notes' files are relative to the config's folder."""
+    from geoplan.report.vocabulary import public_path
+
     cfg = result.config
+    base = getattr(cfg, "base_dir", None)
     return {
         "geoplan": versions.get("geoplan"),
         "run_started": result.started,
         "run_finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": cfg.model_dump(mode="json", exclude={"base_dir"}),
+        # paths relative to the config's folder: no machine path in a published file
         "inputs": [
-            {"role": i.role, "path": str(i.path) if i.path is not None else None, "sha256": i.sha256, "rows": i.rows,
-             "qa": i.qa, **({"location": i.location} if i.location else {})}
+            {"role": i.role, "path": public_path(i.path, base) if i.path is not None else None, "sha256": i.sha256,
+             "rows": i.rows, "qa": i.qa, **({"location": i.location} if i.location else {})}
             for i in result.inputs
         ],
         "outputs": sorted(files),
         "versions": versions,
         "simulated_hze": result.simulated,
-        "qa_notes": [n.to_dict() for n in result.notes],
+        "qa_notes": [_public_note(n.to_dict(), base) for n in result.notes],
         "sensitivity": sensitivity_manifest(getattr(result, "sensitivity", None)),
         "totals": {
             "budget_eur": int(result.frame["budget_eur"].sum()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 import json
 import re
 
@@ -93,8 +94,10 @@ def test_manifest_hashes_inputs(demo_outputs, demo_result):
     assert m["totals"]["budget_eur"] == 120_000_000
     assert m["simulated_hze"] is True
     assert len(m["inputs"]) >= 6
-    for i in m["inputs"]:
-        assert hashlib.sha256(open(i["path"], "rb").read()).hexdigest() == i["sha256"]
+    base = Path(demo_result.config.base_dir)
+    for i in m["inputs"]:  # paths relative to the config's folder, never a machine path
+        assert not Path(i["path"]).is_absolute(), i["path"]
+        assert hashlib.sha256(open(base / i["path"], "rb").read()).hexdigest() == i["sha256"]
     assert "pandas" in m["versions"] and m["config"]["region"] == "Berlin"
 
 

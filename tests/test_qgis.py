@@ -65,8 +65,31 @@ def render(layers, png, extent=None):
     job.waitForFinished()
     job.renderedImage().save(png, "png")
 
+def styles(layer):
+    # every style the GeoPackage stores for the layer, applied in turn: renderer, classes, an alias
+    from qgis.PyQt.QtXml import QDomDocument
+
+    n, ids, names, descs, err = layer.listStylesInDatabase()
+    res = []
+    for sid, name in zip(ids, names):
+        qml, err = layer.getStyleFromDatabase(sid)
+        doc = QDomDocument()
+        doc.setContent(qml)
+        ok, msg = layer.importNamedStyle(doc)
+        r = layer.renderer()
+        d = {"name": name, "ok": ok, "renderer": r.type() if r else None, "attr": r.classAttribute() if r else None,
+             "n": len(r.ranges()) if r and r.type() == "graduatedSymbol" else
+                  (len(r.categories()) if r and r.type() == "categorizedSymbol" else 0),
+             "alias_bezirk": layer.attributeAlias(layer.fields().indexOf("bezirk")),
+             "alias_budget": layer.attributeAlias(layer.fields().indexOf("budget_eur"))}
+        res.append(d)
+    return res
+
 for job in jobs:
-    if job["kind"] == "layer":
+    if job["kind"] == "styles":
+        layer = QgsVectorLayer(job["uri"], job["name"], "ogr")
+        out.append({"job": job["name"], "valid": layer.isValid(), "styles": styles(layer)})
+    elif job["kind"] == "layer":
         layer = QgsVectorLayer(job["uri"], job["name"], job["provider"])
         d = describe(layer)
         if layer.isValid():
@@ -240,3 +263,17 @@ def test_write_outputs_with_qgis_project(demo_result, outputs, tmp_path):
         got, want = z.read(qgs[0]), ref.read([n for n in ref.namelist() if n.endswith(".qgs")][0])
         assert layers(got) == layers(want) and len(layers(got)) >= 3
         assert got.count(b"<renderer-v2") == want.count(b"<renderer-v2")
+
+
+def test_qgis_reads_every_gpkg_style_with_aliases(demo_outputs, demo_outputs_en):
+    """The four styles of ergebnis.gpkg (one per published measure) load in QGIS with their classes and aliases."""
+    res = qgis([{"kind": "styles", "name": lang, "uri": f"{folder}/ergebnis.gpkg|layername=sozialraeume"}
+                for folder, lang in ((demo_outputs, "de"), (demo_outputs_en, "en"))])
+    for r, lang in zip(res, ("de", "en")):
+        assert r["valid"]
+        got = [(s["renderer"], s["attr"], s["n"]) for s in r["styles"]]
+        assert got == [("graduatedSymbol", "budget_per_u21", 5), ("graduatedSymbol", "budget_eur", 5),
+                       ("categorizedSymbol", "veraenderung_klasse", 5), ("graduatedSymbol", "need_index", 5)], r
+        assert all(s["ok"] for s in r["styles"])
+        assert {s["alias_bezirk"] for s in r["styles"]} == {"Bezirk" if lang == "de" else "District"}
+        assert {s["alias_budget"] for s in r["styles"]} == {"Budget (€)"}

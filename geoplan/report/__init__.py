@@ -49,7 +49,7 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
                                          pdf=result.config.output.pdf if pdf is None else pdf)
             written += html.write_map(result, pub, tmp, lang=lang)
             written.append(xlsx.write_xlsx(result, pub, tmp / "verteilung.xlsx", lang=lang))
-            written.append(gpkg.write_gpkg(result, pub, tmp / "ergebnis.gpkg"))
+            written.append(gpkg.write_gpkg(result, pub, tmp / "ergebnis.gpkg", lang=lang))
             extra, pg_info = _gis_outputs(result, pub, tmp, lang)
             manifest = build_manifest(result, [p.name for p in written] + extra + ["manifest.json"],
                                       package_versions())

@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from geoplan import fmt
 from geoplan.report import claims, figures
+from geoplan.report.vocabulary import label as voc_label
 from geoplan.report.i18n import gettext
 
 SIM = "simuliert"
@@ -71,6 +72,15 @@ def _sd_text(sd: float, unit: str, lang: str) -> str:
     if unit == "%":
         return fmt.number(sd, 1, lang) + (" Prozentpunkte" if lang == "de" else " percentage points")
     return fmt.number(sd, 2, lang) + (f" {unit}" if unit and unit not in ("Index",) else "")
+
+
+def coef_label(result, row, lang: str = "de") -> str:
+    """A model term in words: the catalogue's label of its indicator (English where the catalogue gives one)."""
+    term = str(row["term"])
+    for i in result.catalogue.indicators:
+        if term in (i.name, f"z_{i.name}"):
+            return (i.label_en or i.label) if lang == "en" else i.label
+    return voc_label(term, lang, str(row.get("label", term)))
 
 
 def model_text(result, lang: str = "de") -> dict:
@@ -258,7 +268,7 @@ def report_context(result, pub, lang: str = "de") -> dict:
         is_const = str(r["term"]) == "const"
         unit = _indicator_unit(result, str(r["term"]))
         coef_rows.append([
-            _("Konstante") if is_const else str(r.get("label", r["term"])),
+            _("Konstante") if is_const else coef_label(result, r, lang),
             "" if is_const else _sd_text(r.get("predictor_sd", np.nan), unit, lang),
             fmt.number(r["coef"], 3, lang), fmt.number(r["se"], 3, lang),
             fmt.number(r["irr"], 3, lang), f"{fmt.number(r['irr_low'], 3, lang)} – {fmt.number(r['irr_high'], 3, lang)}",
@@ -302,7 +312,7 @@ def report_context(result, pub, lang: str = "de") -> dict:
     comp_rows = []
     for comp in spec.components:
         amount = f[f"eur_{comp.name}"].sum() if f"eur_{comp.name}" in f.columns else np.nan
-        comp_rows.append([comp.label or comp.name, comp.type, fmt.percent(comp.weight * 100, 1, lang), fmt.euro(amount, 0, lang),
+        comp_rows.append([comp.label or comp.name, voc_label("type." + comp.type, lang, comp.type), fmt.percent(comp.weight * 100, 1, lang), fmt.euro(amount, 0, lang),
                           claims.component_text(comp, result, lang)])
     corridor = spec.corridor
     corridor_text = ""
@@ -388,10 +398,15 @@ def report_context(result, pub, lang: str = "de") -> dict:
         oe_stats = {"n": int(oe.notna().sum()), "n_above": int((oe > cfg.model.oe_high).sum()), "n_below": int((oe < cfg.model.oe_low).sum()),
                     "n_high": n_high, "n_low": n_low, "n_hidden": int(hidden.sum())}
 
-    notes = [n for n in result.notes]
+    from geoplan.report import vocabulary as voc
+
+    ind_names = {i.name: ((i.label_en or i.label) if lang == "en" else i.label) for i in result.catalogue.indicators}
+    base_dir = getattr(cfg, "base_dir", None)
+    notes = [voc.humanize_note(n, lang, base_dir, ind_names) for n in result.notes]
     catalogue_rows = [
-        [i.label, i.unit, i.direction, fmt.number(i.weight, 2, lang), i.source, i.reference_date,
-         ", ".join(i.base) if i.base else (i.column or "")]
+        [ind_names[i.name], voc.label("unit." + i.unit, lang, i.unit), voc.label("direction." + i.direction, lang, i.direction),
+         fmt.number(i.weight, 2, lang), i.source, i.reference_date,
+         ", ".join(voc.label(b, lang) for b in i.base) if i.base else voc.label(i.column or "", lang, i.column or "")]
         for i in result.catalogue.indicators
     ]
     sens = sensitivity_context(result, lang)
@@ -467,9 +482,9 @@ def report_context(result, pub, lang: str = "de") -> dict:
         "figs": figs,
         "k": pub.k,
         "n_suppressed": pub.n_suppressed,
-        "predictors": [next((i.label for i in result.catalogue.indicators if i.name == p), p) for p in cfg.model.predictors],
+        "predictors": [ind_names.get(p, voc.label(p, lang)) for p in cfg.model.predictors],
         "sources": cfg.sources,
-        "index_method": cfg.indicators.index_method,
+        "index_method": voc.label("method." + cfg.indicators.index_method, lang, cfg.indicators.index_method),
         "fmt": fmt,
         "num": lambda v, d=0: fmt.number(v, d, lang),
     }

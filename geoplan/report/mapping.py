@@ -15,6 +15,7 @@ import pandas as pd
 from geoplan.report.maps import MapLayer, change_layer, interactive_map, static_map_png_bytes
 from geoplan.report import figures
 from geoplan.report.i18n import gettext
+from geoplan.report.vocabulary import label as voc_label
 
 
 def _map_frame(result, pub) -> gpd.GeoDataFrame:
@@ -65,7 +66,7 @@ def _source_line(result, lang: str = "de") -> str:
 def write_karte(result, pub, path: Path, lang: str = "de") -> Path:
     g = _map_frame(result, pub)
     _ = gettext(lang)
-    tooltip = {"name": "Sozialraum", "key": _("Schlüssel")}
+    tooltip = {"name": voc_label("name", lang), "key": voc_label("key", lang)}
     layers = map_layers(g, lang, result.config.allocation.corridor)
     for layer in layers:
         tooltip[layer.column] = layer.label

@@ -18,31 +18,19 @@ from geoplan.privacy import protect_sozialraum_frame
 
 # (column, German label, English label, format)
 # formats: text, int, euro, pct (value already in %), num1, num2, index, count (may be suppressed)
-BASE_COLUMNS = [
-    ("key", "Schlüssel", "Key", "text"),
-    ("name", "Sozialraum", "Sozialraum", "text"),
-    ("bezirk", "Bezirk", "District", "text"),
-    ("pop_total", "Einwohner", "Residents", "int"),
-    ("pop_u21", "Einwohner unter 21", "Residents under 21", "int"),
-]
-MODEL_COLUMNS = [
-    ("need_index", "Bedarfsindex", "Need index", "index"),
-    ("hze_cases", "HzE-Fälle", "HzE cases", "count"),
-    ("hze_per_1000", "HzE-Fälle je 1.000 u. 21", "HzE cases per 1,000 under 21", "rate"),
-    ("expected_cases", "Erwartete Fälle", "Expected cases", "num1"),
-    ("expected_per_1000", "Erwartet je 1.000 u. 21", "Expected per 1,000 under 21", "num1"),
-    ("pi_low", "Prognoseintervall unten", "Prediction interval low", "num0"),
-    ("pi_high", "Prognoseintervall oben", "Prediction interval high", "num0"),
-    ("oe_ratio", "Beobachtet/erwartet", "Observed/expected", "ratio"),
-]
-MONEY_COLUMNS = [
-    ("hze_cost_prev_eur", "Kosten Vorjahr", "Prior-year costs", "euro"),
-    ("budget_eur", "Budget", "Budget", "euro"),
-    ("budget_per_u21", "Budget je Einwohner u. 21", "Budget per resident under 21", "euro2"),
-    ("change_eur", "Veränderung zum Vorjahr", "Change vs prior year", "euro"),
-    ("change_pct", "Veränderung in %", "Change in %", "pct"),
-]
+def _vocab(cols: list[tuple[str, str]]) -> list[tuple[str, str, str, str]]:
+    """(column, German, English, format) with the words from :mod:`geoplan.report.vocabulary`."""
+    from geoplan.report.vocabulary import TERMS
 
+    return [(c, TERMS[c].de, TERMS[c].en, f) for c, f in cols]
+
+
+BASE_COLUMNS = _vocab([("key", "text"), ("name", "text"), ("bezirk", "text"), ("pop_total", "int"), ("pop_u21", "int")])
+MODEL_COLUMNS = _vocab([("need_index", "index"), ("hze_cases", "count"), ("hze_per_1000", "rate"),
+                        ("expected_cases", "num1"), ("expected_per_1000", "num1"), ("pi_low", "num0"),
+                        ("pi_high", "num0"), ("oe_ratio", "ratio")])
+MONEY_COLUMNS = _vocab([("hze_cost_prev_eur", "euro"), ("budget_eur", "euro"), ("budget_per_u21", "euro2"),
+                        ("change_eur", "euro"), ("change_pct", "pct")])
 
 
 @dataclass
@@ -62,7 +50,19 @@ class Published:
         return col
 
 
+def _component_en(name: str, types: dict) -> str:
+    """English name of a formula component: the kind of share (the config's labels are German)."""
+    from geoplan.report.vocabulary import TERMS
+
+    kind = types.get(name)
+    t = TERMS.get(f"type.{kind}")
+    same = sum(1 for v in types.values() if v == kind)
+    base = t.en.lower() + " share" if t is not None else "component"
+    return base if same <= 1 else f"{base} {list(k for k, v in types.items() if v == kind).index(name) + 1}"
+
+
 def build_published(result, lang: str = "de") -> Published:
+    from geoplan.report.vocabulary import label
     from geoplan.report.i18n import set_labels
 
     set_labels(result)  # every writer starts here: labels of this result's config, not of an earlier one
@@ -92,16 +92,20 @@ def build_published(result, lang: str = "de") -> Published:
         if ind.name in areas.columns:
             lab = f"{ind.label} ({ind.unit})" if ind.unit not in ("Index", "Anzahl") else ind.label
             fmt = "pct" if ind.unit == "%" else "num1"
-            indicator_cols.append((ind.name, lab, getattr(ind, "label_en", None) or ind.name, fmt))
+            lab_en = getattr(ind, "label_en", None) or ind.label  # the catalogue's German label, never the code name
+            lab_en = f"{lab_en} ({label('unit.' + ind.unit, 'en', ind.unit)})" if ind.unit not in ("Index", "Anzahl") else lab_en
+            indicator_cols.append((ind.name, lab, lab_en, fmt))
     component_cols = []
     # every component, also those only a Teilbudget uses (Landkreis Tübingen: Gemeinwesenarbeit)
     alloc = result.allocation
     names = list(getattr(alloc, "components", None) or [c.name for c in result.allocation_spec.components])
     labels = getattr(alloc, "labels", None) or {c.name: c.label for c in result.allocation_spec.components}
+    types = {c.name: getattr(c, "type", None) for c in result.allocation_spec.components}
     for name in names:
         col = f"eur_{name}"
         if col in areas.columns:
-            component_cols.append((col, f"davon {labels.get(name) or name}", f"of which {name}", "euro"))
+            component_cols.append((col, f"davon {labels.get(name) or name}", f"of which: {_component_en(name, types)}",
+                                   "euro"))
     # budget = Σ components + corridor adjustment: the adjustment is a column wherever the components are
     if component_cols and "eur_korridor" in areas.columns and result.allocation_spec.corridor is not None:
         component_cols.append(("eur_korridor", "Korridor-Anpassung", "Corridor adjustment", "euro"))

@@ -23,7 +23,10 @@ from openpyxl.worksheet.properties import PageSetupProperties
 NUMBER_FORMATS = {
     "int": "#,##0", "count": "#,##0", "num0": "#,##0", "euro": '#,##0 "€"', "euro2": '#,##0.00 "€"',
     "pct": '0.0 "%"', "index": "0.00", "ratio": "0.00", "rate": "0.0", "num1": "#,##0.0",
+    "coef": "0.000", "p": "0.0000",
 }
+#: number format of an equity measure by its unit in the vocabulary
+_UNIT_FORMATS = {"Anzahl": "int", "Jahr": "text", "€": "euro", "%": "num1", "Index": "coef"}
 HEADER_FILL = PatternFill("solid", fgColor="DCE6F1")
 
 
@@ -87,94 +90,132 @@ def _sheet(wb: Workbook, title: str, header: list[str], rows: list[list], format
 
 
 def write_xlsx(result, pub, path: Path, lang: str = "de") -> Path:
+    from geoplan.report import vocabulary as voc
+
+    en = lang == "en"
+    W = lambda de, en_: en_ if en else de  # noqa: E731
+    sheet = lambda key: voc.label("sheet." + key, lang)  # noqa: E731
+    ind_names = {i.name: ((i.label_en or i.label) if en else i.label) for i in result.catalogue.indicators}
     wb = Workbook()
     wb.remove(wb.active)
     areas = pub.areas.sort_values("key")
     cols = pub.columns
     header = [c[1] if lang == "de" else c[2] for c in cols]
     if result.simulated:
-        header = [h + (" (simuliert)" if c[0] in ("hze_cases", "hze_per_1000", "oe_ratio", "hze_cost_prev_eur") else "")
+        header = [h + (W(" (simuliert)", " (simulated)") if c[0] in ("hze_cases", "hze_per_1000", "oe_ratio", "hze_cost_prev_eur") else "")
                   for h, c in zip(header, cols)]
     rows = [[row[c[0]] for c in cols] for _, row in areas.iterrows()]
-    ws = allocation_sheet(wb, "Verteilung", header, rows, cols, lang)
+    ws = allocation_sheet(wb, sheet("allocation"), header, rows, cols, lang)
 
     coefs = result.model.coefficients
-    ccols = [c for c in ["label", "term", "coef", "se", "z", "p_value", "ci_low", "ci_high", "irr", "irr_low", "irr_high"] if c in coefs.columns]
-    _sheet(wb, "Bedarfsmodell", ccols, coefs[ccols].values.tolist(), ["text", "text"] + ["index"] * (len(ccols) - 2), widths=[28, 20] + [12] * (len(ccols) - 2))
+    # the predictor in words (the model term is a code name and stays out); p-values with four decimals
+    ccols = [c for c in ["coef", "se", "z", "p_value", "ci_low", "ci_high", "irr", "irr_low", "irr_high"] if c in coefs.columns]
+    crows = []
+    for _i, r in coefs.iterrows():
+        term = str(r.get("term", ""))
+        name = W("Konstante", "Constant") if term in ("const", "Intercept") else (
+            ind_names.get(term.removeprefix("z_")) or str(r.get("label", term)))
+        crows.append([name] + [r[c] for c in ccols])
+    _sheet(wb, sheet("model"), [voc.label("coef.label", lang)] + [voc.label("coef." + c, lang) for c in ccols], crows,
+           ["text"] + ["p" if c == "p_value" else "coef" for c in ccols], widths=[40] + [14] * len(ccols))
 
     s = result.equity.summary
-    _sheet(wb, "Gerechtigkeit", ["Kennzahl", "Wert", "Schlüssel"] if lang == "de" else ["Measure", "Value", "Key"],
-           [[SUMMARY_LABELS.get(k, (k, k))[0 if lang == "de" else 1], _summary_value(v), k] for k, v in s.items()],
-           ["text", "index", "text"], widths=[52, 16, 30])
+    ws = _sheet(wb, sheet("equity"), [W("Kennzahl", "Measure"), W("Wert", "Value")],
+                [[voc.label(k, lang), _summary_value(v)] for k, v in s.items()], ["text", "text"], widths=[60, 18])
+    for r, k in enumerate(s, start=2):  # each measure in its unit: 58 Sozialräume, not 58,00
+        t = voc.term(k)
+        nf = NUMBER_FORMATS.get(_UNIT_FORMATS.get(t.unit if t else "", "coef"))
+        if nf and isinstance(ws.cell(row=r, column=2).value, (int, float)):
+            ws.cell(row=r, column=2).number_format = nf
     conv = getattr(result.equity, "convergence", None)
     if conv is not None:
         names = dict(zip(result.frame["key"], result.frame["name"]))
         p = conv.path.copy()
         years = [c for c in p.columns if c.startswith("jahr_")]
         target = result.frame.set_index("key")["budget_eur"] - result.frame.set_index("key")["eur_korridor"]
-        head = ["Schlüssel", "Sozialraum", "Zielwert (Formel)"] + [f"Jahr {c[5:]}" for c in years] + ["Jahre bis Ziel"]
+        head = ([voc.label("key", lang), voc.label("name", lang), voc.label("target_eur", lang)]
+                + [f"{W('Jahr', 'Year')} {c[5:]}" for c in years] + [voc.label("years_to_target", lang)])
         first = conv.first_year
         prow = [[k, names.get(k, ""), int(target[k])] + [int(v) for v in r[years]] +
-                [int(fy) if np.isfinite(fy) else "nie"] for (k, r), fy in zip(p.set_index("key").iterrows(), first)]
-        _sheet(wb, "Zielpfad", head, prow, ["text", "text"] + ["euro"] * (len(years) + 1) + ["int"],
+                [int(fy) if np.isfinite(fy) else W("nie", "never")] for (k, r), fy in zip(p.set_index("key").iterrows(), first)]
+        _sheet(wb, sheet("path"), head, prow, ["text", "text"] + ["euro"] * (len(years) + 1) + ["int"],
                widths=[10, 28] + [14] * (len(years) + 2))
 
     spec = result.allocation_spec
     comp_rows = []
     for comp in spec.components:
         col = f"eur_{comp.name}"
-        comp_rows.append([comp.name, comp.label, comp.type, float(comp.weight),
+        comp_rows.append([comp.label or comp.name, voc.label("type." + comp.type, lang, comp.type),
+                          voc.term("type." + comp.type).explanation(lang) if voc.term("type." + comp.type) else "",
+                          float(comp.weight),
                           int(result.frame[col].sum()) if col in result.frame.columns else None])
-    ws = _sheet(wb, "Formel", ["Bestandteil", "Bezeichnung", "Art", "Gewicht", "Betrag (€)"], comp_rows,
-                ["text", "text", "text", "index", "euro"], widths=[18, 36, 18, 10, 16])
-    _sum_row(ws, [4, 5], ["index", "euro"])
+    ws = _sheet(wb, sheet("formula"), [W("Bestandteil", "Component"), W("Art", "Type"), W("Verteilt nach", "Distributed by"),
+                                       W("Gewicht", "Weight"), W("Betrag (€)", "Amount (€)")], comp_rows,
+                ["text", "text", "text", "index", "euro"], widths=[40, 18, 40, 10, 16])
+    _sum_row(ws, [4, 5], ["index", "euro"], W("Summe", "Total"))
     r = ws.max_row + 2
+    from geoplan import fmt
+
+    total = fmt.euro(int(result.frame["budget_eur"].sum()), 0, lang)
     lines = [
-        "Budget je Sozialraum i = Σ_k Gewicht_k · Anteil_ik · Gesamtbudget (Anteile je Bestandteil summieren sich zu 1).",
-        "Rundung auf ganze Euro nach dem Verfahren der größten Reste (Hamilton): die Zeilen ergeben genau das Gesamtbudget.",
-        f"Gesamtbudget: {int(result.frame['budget_eur'].sum())} €; Haushaltsjahr {result.config.budget_year}.",
-        f"HzE-Fallzahlen von 1 bis {pub.k - 1} sind unterdrückt („< {pub.k}“).",
+        W("Budget je Sozialraum i = Σ_k Gewicht_k · Anteil_ik · Gesamtbudget (Anteile je Bestandteil summieren sich zu 1).",
+          "Budget of Sozialraum i = Σ_k weight_k · share_ik · total budget (the shares of each component add up to 1)."),
+        W("Rundung auf ganze Euro nach dem Verfahren der größten Reste (Hamilton): die Zeilen ergeben genau das Gesamtbudget.",
+          "Rounded to whole euros by the largest-remainder method (Hamilton): the rows add up exactly to the total budget."),
+        W(f"Gesamtbudget: {total}; Haushaltsjahr {result.config.budget_year}.",
+          f"Total budget: {total}; budget year {result.config.budget_year}."),
+        W(f"HzE-Fallzahlen von 1 bis {pub.k - 1} sind unterdrückt („< {pub.k}“).",
+          f"HzE case counts from 1 to {pub.k - 1} are suppressed (“< {pub.k}”)."),
     ]
     if result.simulated:
-        lines.append("HzE-Fallzahlen und Kosten sind simuliert (keine amtlichen Daten).")
+        lines.append(W("HzE-Fallzahlen und Kosten sind simuliert (keine amtlichen Daten).",
+                       "HzE case counts and costs are simulated (not official data)."))
     for i, line in enumerate(lines):
         ws.cell(row=r + i, column=1, value=line)
 
     tb = getattr(result.allocation, "teilbudgets", None)
     if tb is not None and len(tb):
         tcols = [c for c in ["id", "label", "rule", "amount_eur", "distributed"] if c in tb.columns]
-        head = {"id": "Teilbudget", "label": "Bezeichnung", "rule": "Regel", "amount_eur": "Betrag (€)",
-                "distributed": "an Sozialräume verteilt"}
-        trows = [[("ja" if v else "nein") if isinstance(v, (bool, np.bool_)) else v for v in r] for r in tb[tcols].values.tolist()]
-        ws = _sheet(wb, "Teilbudgets", [head[c] for c in tcols], trows, ["text", "text", "text", "euro", "text"][: len(tcols)],
+        head = {c: voc.label("teil." + c, lang) for c in tcols}
+        trows = [[W("ja" if v else "nein", "yes" if v else "no") if isinstance(v, (bool, np.bool_)) else v for v in r] for r in tb[tcols].values.tolist()]
+        ws = _sheet(wb, sheet("teilbudgets"), [head[c] for c in tcols], trows, ["text", "text", "text", "euro", "text"][: len(tcols)],
                     widths=[12, 30, 30, 16, 14])
         if "amount_eur" in tcols:
-            _sum_row(ws, [tcols.index("amount_eur") + 1], ["euro"])
+            _sum_row(ws, [tcols.index("amount_eur") + 1], ["euro"], W("Summe", "Total"))
 
     view = getattr(result, "settlement", None)
     if view is not None:
-        settlement_sheet(wb, view, lang)
+        settlement_sheet(wb, view, lang, result.config)
 
     sens = getattr(result, "sensitivity", None)
     if sens is not None:  # computed by the pipeline (geoplan.stages.sensitivity.weight_sensitivity)
-        scols = [("key", "Schlüssel", "text"), ("name", "Name", "text"), ("budget_eur", "Budget (€)", "euro"),
-                 ("p05_eur", "5-%-Quantil (€)", "euro"), ("p50_eur", "Median (€)", "euro"),
-                 ("p95_eur", "95-%-Quantil (€)", "euro"), ("range_pct", "Spanne 5–95 % (% des Budgets)", "rate"),
-                 ("rank", "Rang", "int"), ("rank_p05", "Rang 5 %", "int"), ("rank_p95", "Rang 95 %", "int"),
-                 ("rank_same_share", "Anteil Ziehungen mit gleichem Rang", "ratio")]
+        scols = [("key", voc.label("key", lang), "text"), ("name", voc.label("name", lang), "text"),
+                 ("budget_eur", W("Budget (€)", "Budget (€)"), "euro"),
+                 ("p05_eur", W("5-%-Quantil (€)", "5 % quantile (€)"), "euro"), ("p50_eur", W("Median (€)", "Median (€)"), "euro"),
+                 ("p95_eur", W("95-%-Quantil (€)", "95 % quantile (€)"), "euro"),
+                 ("range_pct", W("Spanne 5–95 % (% des Budgets)", "Range 5–95 % (% of the budget)"), "rate"),
+                 ("rank", W("Rang", "Rank"), "int"), ("rank_p05", W("Rang 5 %", "Rank 5 %"), "int"),
+                 ("rank_p95", W("Rang 95 %", "Rank 95 %"), "int"),
+                 ("rank_same_share", W("Anteil Ziehungen mit gleichem Rang", "Share of draws with the same rank"), "ratio")]
         scols = [c for c in scols if c[0] in sens.table.columns]
-        ws = _sheet(wb, "Sensitivität", [c[1] for c in scols], sens.table.sort_values("key")[[c[0] for c in scols]].values.tolist(),
+        ws = _sheet(wb, sheet("sensitivity"), [c[1] for c in scols], sens.table.sort_values("key")[[c[0] for c in scols]].values.tolist(),
                     [c[2] for c in scols], widths=[10, 28] + [14] * (len(scols) - 2))
         ws.cell(row=ws.max_row + 2, column=1,
-                value=f"{sens.n_draws} Monte-Carlo-Ziehungen der Gewichte (Dirichlet, Konzentration {sens.concentration:g}, "
-                      f"Startwert {sens.seed}); der Korridor gilt in jeder Ziehung.")
+                value=W(f"{sens.n_draws} Monte-Carlo-Ziehungen der Gewichte (Dirichlet, Konzentration {sens.concentration:g}, "
+                        f"Startwert {sens.seed}); der Korridor gilt in jeder Ziehung.",
+                        f"{sens.n_draws} Monte Carlo draws of the weights (Dirichlet, concentration {sens.concentration:g}, "
+                        f"seed {sens.seed}); the corridor holds in every draw."))
 
-    inp = [[i.role, i.label or i.name, i.source or "", i.licence or "", i.reference_date or "", i.rows, i.sha256, i.qa]
+    inp = [[voc.label("role." + i.role, lang, i.role), i.label or i.name, i.source or "", i.licence or "",
+            i.reference_date or "", i.rows, i.sha256, i.qa]
            for i in result.inputs]
-    _sheet(wb, "Datengrundlage", ["Rolle", "Datei", "Quelle", "Lizenz", "Stand", "Zeilen", "SHA-256", "Prüfung"], inp,
+    _sheet(wb, sheet("inputs"), [W("Rolle", "Role"), W("Datei", "File"), W("Quelle", "Source"), W("Lizenz", "Licence"),
+                                 W("Stand", "Date"), W("Zeilen", "Rows"), "SHA-256", W("Prüfung", "Check")], inp,
            ["text", "text", "text", "text", "text", "int", "text", "text"], widths=[18, 32, 30, 16, 12, 10, 20, 30])
-    _sheet(wb, "QA", ["Stufe", "Art", "Befund", "Stelle"],
-           [[n.stage, n.level, n.message, n.location or n.file or ""] for n in result.notes], widths=[14, 10, 90, 30])
+    base_dir = getattr(result.config, "base_dir", None)
+    notes = [voc.humanize_note(n, lang, base_dir, ind_names) for n in result.notes]
+    _sheet(wb, sheet("qa"), [W("Stufe", "Stage"), W("Art", "Level"), W("Befund", "Finding"), W("Stelle", "Location")],
+           [[n.stage, n.level, n.message, n.location or n.file or ""] for n in notes], widths=[22, 10, 90, 30])
     # fixed document properties keep the file byte-stable between runs
     from datetime import datetime
 
@@ -207,43 +248,6 @@ def _normalise_zip(path: Path) -> None:
             zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             zi.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(zi, content)
-
-
-SUMMARY_LABELS = {
-    "n_areas": ("Sozialräume", "Sozialräume"),
-    "total_budget_eur": ("Budget gesamt (€)", "Total budget (€)"),
-    "corridor_pct": ("Korridor ± %", "Corridor ± %"),
-    "n_winners": ("Sozialräume mit mehr Geld als im Vorjahr", "Sozialräume with more than last year"),
-    "n_losers": ("Sozialräume mit weniger Geld als im Vorjahr", "Sozialräume with less than last year"),
-    "n_unchanged": ("Sozialräume unverändert", "Sozialräume unchanged"),
-    "total_prior_eur": ("Kosten Vorjahr gesamt (€)", "Total prior-year costs (€)"),
-    "total_change_eur": ("Veränderung gesamt (€)", "Total change (€)"),
-    "total_distance_to_target_eur": ("Abstand Vorjahr–Zielwert netto (€)", "Net distance prior year to target (€)"),
-    "sum_abs_distance_to_target_eur": ("Abstand Vorjahr–Zielwert, Summe der Beträge (€)",
-                                       "Distance prior year to target, sum of absolute values (€)"),
-    "target_tolerance_pct": ("Toleranz am Zielwert ± %", "Tolerance at target ± %"),
-    "n_at_target_year1": ("Sozialräume am Zielwert im ersten Jahr", "Sozialräume at target in year 1"),
-    "years_until_all_at_target": ("Jahr, in dem der letzte Sozialraum den Zielwert erreicht",
-                                  "Year in which the last Sozialraum reaches its target"),
-    "n_never_at_target": ("Sozialräume, die den Zielwert nie erreichen", "Sozialräume that never reach their target"),
-    "never_at_target": ("Schlüssel dieser Sozialräume", "Keys of these Sozialräume"),
-    "never_at_target_names": ("Namen dieser Sozialräume", "Names of these Sozialräume"),
-    "convergence": ("Sozialräume am Zielwert je Jahr (Jahr: Anzahl)", "Sozialräume at target per year (year: count)"),
-    "concentration_index": ("Konzentrationsindex (Bedarf, je Einwohner u. 21)", "Concentration index (need, per resident u. 21)"),
-    "gini_budget_per_u21": ("Gini Budget je Einwohner u. 21", "Gini budget per resident u. 21"),
-    "gini_budget_per_u21_areas": ("Gini je Sozialraum (ungewichtet)", "Gini per Sozialraum (unweighted)"),
-    "theil": ("Theil gesamt", "Theil total"),
-    "theil_areas": ("Theil je Sozialraum (ungewichtet)", "Theil per Sozialraum (unweighted)"),
-    "theil_between": ("Theil zwischen Bezirken", "Theil between districts"),
-    "theil_within": ("Theil innerhalb der Bezirke", "Theil within districts"),
-    "theil_between_areas": ("Theil zwischen Bezirken (ungewichtet)", "Theil between districts (unweighted)"),
-    "theil_within_areas": ("Theil innerhalb der Bezirke (ungewichtet)", "Theil within districts (unweighted)"),
-    "corr_budget_per_u21_need": ("Korrelation Budget je Kopf – Bedarfsindex (Pearson)", "Correlation budget per head – need (Pearson)"),
-    "spearman_budget_per_u21_need": ("Rangkorrelation Budget je Kopf – Bedarfsindex (Spearman)",
-                                     "Rank correlation budget per head – need (Spearman)"),
-    "total_observed_cases": ("HzE-Fälle beobachtet gesamt", "Observed HzE cases, total"),
-    "observed_expected_total": ("Beobachtet/erwartet gesamt", "Observed/expected, total"),
-}
 
 
 def _summary_value(v):
@@ -312,15 +316,28 @@ def allocation_sheet(wb: Workbook, title: str, header: list[str], rows: list[lis
     return ws
 
 
-def settlement_sheet(wb: Workbook, view, lang: str = "de"):
+def settlement_sheet(wb: Workbook, view, lang: str = "de", config=None):
     """Abrechnung: the rules, then the payout per Sozialraum with =SUM totals, then the settlement if actual costs were given."""
-    ws = _sheet(wb, "Abrechnung", ["Regel", "Beschreibung"], view.rules.values.tolist(), ["text", "text"], widths=[18, 90])
+    from geoplan.report.vocabulary import label as voc_label
+
+    en = lang == "en"
+    W = lambda de, en_: en_ if en else de  # noqa: E731
+    rules = view.rules.values.tolist()
+    if en and config is not None and getattr(config, "settlement", None) is not None:
+        from geoplan.report.i18n import gettext
+        from geoplan.stages.settlement import describe_settlement
+
+        _ = gettext(lang)  # the rules in English, as the report writes them
+        rules = [[_(str(r["regel"])), str(r["beschreibung"])] for _i, r in describe_settlement(config.settlement, lang).iterrows()]
+    ws = _sheet(wb, voc_label("sheet.settlement", lang), [W("Regel", "Rule"), W("Beschreibung", "Description")],
+                rules, ["text", "text"], widths=[18, 90])
     if view.payout is not None and len(view.payout):
         p = view.payout
-        head = {"key": "Schlüssel", "name": "Sozialraum", "budget_eur": "Budget", "unconditional_eur": "in Raten (unbedingt)",
-                "rate_eur": "1. Rate", "bonus_max_eur": "Leistungsbonus höchstens"}
+        head = {"key": voc_label("key", lang), "name": voc_label("name", lang), "budget_eur": "Budget",
+                "unconditional_eur": W("in Raten (unbedingt)", "in instalments (unconditional)"),
+                "rate_eur": W("1. Rate", "1st instalment"), "bonus_max_eur": W("Leistungsbonus höchstens", "Performance bonus, at most")}
         for i, lab in enumerate(view.payout_labels, start=1):
-            head[f"cond_{i}_eur"] = f"bedingt: {lab}"
+            head[f"cond_{i}_eur"] = f"{W('bedingt', 'conditional')}: {lab}"
         start = ws.max_row + 2
         cols = list(p.columns)
         for j, c in enumerate(cols, start=1):
@@ -334,7 +351,7 @@ def settlement_sheet(wb: Workbook, view, lang: str = "de"):
                 if isinstance(cell.value, (int, float)):
                     cell.number_format = NUMBER_FORMATS["euro"]
         last = start + len(p)
-        ws.cell(row=last + 1, column=1, value="Summe").font = Font(bold=True)
+        ws.cell(row=last + 1, column=1, value=W("Summe", "Total")).font = Font(bold=True)
         for j, c in enumerate(cols, start=1):
             if c.endswith("_eur"):
                 col = get_column_letter(j)
@@ -345,13 +362,17 @@ def settlement_sheet(wb: Workbook, view, lang: str = "de"):
     if view.settled is not None:
         t = view.settled.table
         start = ws.max_row + 2
-        labels = {"budget_eur": "Budget", "actual_eur": "Ist-Kosten", "surplus_eur": "Einsparung", "provider_eur": "davon Träger",
-                  "public_eur": "davon öffentlicher Träger", "overspend_eur": "Überschreitung",
-                  "refinanced_eur": "davon nachfinanziert", "uncovered_eur": "davon ungedeckt",
-                  "adjusted_budget_eur": "angepasstes Budget", "next_budget_eur": "Budget nächste Periode"}
+        labels = {"budget_eur": "Budget", "actual_eur": W("Ist-Kosten", "Actual costs"), "surplus_eur": W("Einsparung", "Savings"),
+                  "provider_eur": W("davon Träger", "of which provider"),
+                  "public_eur": W("davon öffentlicher Träger", "of which public body"),
+                  "overspend_eur": W("Überschreitung", "Overspend"),
+                  "refinanced_eur": W("davon nachfinanziert", "of which refinanced"),
+                  "uncovered_eur": W("davon ungedeckt", "of which uncovered"),
+                  "adjusted_budget_eur": W("angepasstes Budget", "Adjusted budget"),
+                  "next_budget_eur": W("Budget nächste Periode", "Budget next period")}
         cols = list(t.columns)
         for j, c in enumerate(cols, start=1):
-            cell = ws.cell(row=start, column=j, value=labels.get(c, "Schlüssel" if j == 1 else c))
+            cell = ws.cell(row=start, column=j, value=labels.get(c, voc_label("key", lang) if j == 1 else voc_label(c, lang)))
             cell.font = Font(bold=True)
             cell.fill = HEADER_FILL
         for i, row in enumerate(t.itertuples(index=False), start=start + 1):
@@ -360,7 +381,7 @@ def settlement_sheet(wb: Workbook, view, lang: str = "de"):
                 if isinstance(cell.value, (int, float)):
                     cell.number_format = NUMBER_FORMATS["euro"]
         last = start + len(t)
-        ws.cell(row=last + 1, column=1, value="Summe").font = Font(bold=True)
+        ws.cell(row=last + 1, column=1, value=W("Summe", "Total")).font = Font(bold=True)
         for j, c in enumerate(cols, start=1):
             if c.endswith("_eur"):
                 col = get_column_letter(j)

@@ -758,10 +758,17 @@ class NeedModelResult:
 
 _CV_LABELS = {
     "model_kfold": "Modell, {k}-fache Kreuzvalidierung",
-    "model_blocked": "Modell, räumlich blockiert nach '{g}'",
+    "model_blocked": "Modell, räumlich blockiert nach {g}",
     "baseline_prev": "Vorjahresfälle",
     "baseline_rate": "Stadtweite Quote × Bevölkerung unter 21",
 }
+
+
+def _group_word(column: str) -> str:
+    """The reader's word for the grouping column (``bezirk`` -> Bezirk), never the code name."""
+    from geoplan.report.vocabulary import label
+
+    return label(column, "de", column.replace("_", " ").capitalize())
 
 
 def _oof(estimator, X, y, e, splits) -> np.ndarray:
@@ -1190,7 +1197,7 @@ def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, c
         else:
             try:
                 splits_g = list(GroupKFold(n_splits=min(k, n_g)).split(X, y, g))
-                add("model_blocked", _oof(template, X, y, e, splits_g), _CV_LABELS["model_blocked"].format(g=groups))
+                add("model_blocked", _oof(template, X, y, e, splits_g), _CV_LABELS["model_blocked"].format(g=_group_word(groups)))
             except GeoplanError as err:
                 notes.append(QANote(STAGE, f"Blockierte Kreuzvalidierung nicht möglich: {err.message}", level="warnung"))
     elif groups is not None:
