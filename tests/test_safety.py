@@ -29,7 +29,7 @@ import pytest
 
 from geoplan.cli import main
 from geoplan.report.outdir import MARKER, locked_target, lock_path, tmp_prefix, old_prefix, resolve_target
-from tests.bad_inputs import BOUNDARIES, Workspace
+from tests.bad_inputs import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 
