@@ -29,6 +29,7 @@ MODEL_COLUMNS = [
     ("need_index", "Bedarfsindex", "Need index", "index"),
     ("hze_cases", "HzE-Fälle", "HzE cases", "count"),
     ("hze_per_1000", "HzE-Fälle je 1.000 u. 21", "HzE cases per 1,000 under 21", "rate"),
+    ("hze_cases_forecast", "Fallprognose Haushaltsjahr", "Case forecast, budget year", "num1"),
     ("expected_cases", "Erwartete Fälle", "Expected cases", "num1"),
     ("expected_per_1000", "Erwartet je 1.000 u. 21", "Expected per 1,000 under 21", "num1"),
     ("pi_low", "Prognoseintervall unten", "Prediction interval low", "num0"),
@@ -62,6 +63,18 @@ class Published:
         return col
 
 
+def suppress_like(values: pd.Series, published_counts: pd.Series, suppressed: pd.Series,
+                  decimals: int = 1) -> pd.Series:
+    """A column derived from the HzE counts (the case forecast = count × a city-wide factor), made as safe as
+    the counts: where a count is suppressed, its marker (``< 3``, ``x``) instead of the value, which would
+    give the count back; elsewhere the value rounded to ``decimals``."""
+    out = pd.Series(np.round(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float), decimals),
+                    index=values.index, dtype=object)
+    hidden = suppressed.reindex(values.index).fillna(True).to_numpy(dtype=bool)
+    out[hidden] = published_counts.reindex(values.index)[hidden]
+    return out
+
+
 def build_published(result, lang: str = "de") -> Published:
     from geoplan.report.i18n import set_labels
 
@@ -76,6 +89,9 @@ def build_published(result, lang: str = "de") -> Published:
     # only the total HzE count of the budget year is published per area; counts by kind of help
     # and of the prior year stay internal (fewer published cells, fewer ways to recompute one)
     exposure = result.config.model.exposure
+    # the case forecast of a case list (hze_cases × a city-wide factor) is published, but only where
+    # hze_cases is: it is set aside here and gets the count's markers after the suppression below
+    forecast = df.pop("hze_cases_forecast") if "hze_cases_forecast" in df.columns else None
     internal = [c for c in df.columns if (c.startswith("hze_cases") and c != "hze_cases") or
                 (c.startswith("hze_cost_prev_") and c != "hze_cost_prev_eur")]
     df = df.drop(columns=internal)
@@ -86,6 +102,8 @@ def build_published(result, lang: str = "de") -> Published:
     }, rate_mode="range")
     mask = sup.mask
     areas = sup.frame
+    if forecast is not None:
+        areas["hze_cases_forecast"] = suppress_like(forecast, areas["hze_cases"], mask["hze_cases"])
 
     indicator_cols = []
     for ind in result.catalogue.indicators:
