@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from geoplan.errors import GeoplanError
-from geoplan.load.caselist import CaseListConfig, read_case_list, read_case_list_inputs
+from geoplan.load.caselist import CaseListConfig, read_case_list_inputs
 from geoplan.load.simulated_caselist import OUT, ROOT
 from geoplan.load.tables import read_table
 from geoplan.stages.caselist import case_counts

@@ -9,11 +9,8 @@ instead with GEOPLAN_REQUIRE_POSTGIS=1 (set by .ci/run).
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
-import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pytest
 import shapely

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import copy
-import json
-import shutil
 
 import geopandas as gpd
-from shapely.geometry import Polygon
 
 from tests.bad_inputs import BOUNDARIES, Workspace
 
