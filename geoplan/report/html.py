@@ -408,6 +408,7 @@ def report_context(result, pub, lang: str = "de") -> dict:
         "region": cfg.region,
         "budget_year": cfg.budget_year,
         "simulated": result.simulated,
+        "case_list": cfg.hze.case_list is not None,
         "n_areas": len(f),
         "total": total,
         "total_fmt": fmt.euro(total, 0, lang),
