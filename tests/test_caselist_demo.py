@@ -164,3 +164,43 @@ def test_report_methods_describe_the_case_list_not_the_area_simulator(demo_resul
         for text in present:
             assert text in html, (lang, text)
         assert absent not in html, lang
+
+
+def test_inputs_name_the_key_table_and_street_directory_of_a_case_list(demo_result, tmp_path):
+    """The manifest's input list (role, hash, rows; nothing of the rows) names every file a case list was
+    located with; the example's own key table (already listed by the indicators) is not listed twice."""
+    import hashlib
+
+    from geoplan.assemble import case_list_stage
+    from geoplan.load.caselist import CaseListConfig
+
+    keys = sorted(demo_result.frame["key"])[:2]
+    (tmp_path / "liste.csv").write_text(
+        "Fall;Art;Beginn;Ende;PLR;Strasse;Nr\n"
+        "A1;31;01.02.2024;;P1;;\n"
+        "B1;34;01.03.2024;30.06.2025;;Hauptstr.;12a\n"
+        "C1;30;01.04.2025;;P2;;\n", encoding="utf-8")
+    (tmp_path / "plr.csv").write_text(f"PLR;PGR\nP1;{keys[0]}\nP2;{keys[1]}\nP3;{keys[1]}\n", encoding="utf-8")
+    (tmp_path / "strassen.csv").write_text(f"Straße;von;bis;Seite;Schlüssel\nHauptstraße;1;99;gerade;{keys[0]}\n"
+                                           f"Hauptstraße;1;99;ungerade;{keys[1]}\n", encoding="utf-8")
+    cl = CaseListConfig(path=tmp_path / "liste.csv", columns=dict(case_id="Fall", kind="Art", start="Beginn", end="Ende",
+                                                                   subarea="PLR", street="Strasse", house_number="Nr"),
+                        subarea_key_table=tmp_path / "plr.csv", subarea_source_key="PLR", subarea_target_key="PGR",
+                        street_directory={"path": tmp_path / "strassen.csv"}, as_of="2025-12-31", years=2)
+    cfg = demo_result.config.model_copy(update={"hze": demo_result.config.hze.model_copy(update={"case_list": cl})})
+    inputs, notes = [], []
+    frame = case_list_stage(cfg, demo_result.frame[["key", "name", "geometry"]], inputs, notes)
+    roles = {i.role: i for i in inputs}
+    assert set(roles) == {"HzE-Fallliste", "Schlüsseltabelle der Fallliste", "Straßenverzeichnis"}
+    for role, name, rows in (("HzE-Fallliste", "liste.csv", 3), ("Schlüsseltabelle der Fallliste", "plr.csv", 3),
+                             ("Straßenverzeichnis", "strassen.csv", 2)):
+        i = roles[role]
+        assert i.path.name == name and i.rows == rows
+        assert i.sha256 == hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+    f = frame.set_index("key")
+    assert f.loc[keys[0], "hze_cases"] == 2 and f.loc[keys[1], "hze_cases"] == 1  # A1 (P1), B1 (12: even); C1 (P2)
+    # protected from being overwritten by an output folder, like every other input
+    assert {tmp_path / n for n in ("liste.csv", "plr.csv", "strassen.csv")} <= set(cfg.input_paths())
+    # the demo: its list is located through the indicators' key table, which is listed once
+    key_table = cfg.resolve(cfg.indicators.aggregate.key_table).resolve()
+    assert [i.role for i in demo_result.inputs if i.path.resolve() == key_table] == ["Schlüsseltabelle"]
