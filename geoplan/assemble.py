@@ -121,4 +121,28 @@ def case_list_stage(config: Config, frame, inputs: list[InputFile], notes: list[
     notes.extend(counts.notes)
     inputs.append(input_file("HzE-Fallliste", cl_path, label=cl_path.name, rows=cl.summary["rows"],
                              qa=f"{counts.qa['gezaehlt']} von {counts.qa['rows']} Zeilen gezählt"))
+    inputs.extend(case_list_aux_inputs(config, inputs, mapping=mapping, directory=directory))
     return attach(frame, counts.frame)
+
+
+def case_list_aux_inputs(config: Config, inputs: list[InputFile], *, mapping, directory) -> list[InputFile]:
+    """The files a case list was located with: its key table and street directory (hash and row count only).
+
+    The key table of ``indicators.aggregate`` is listed once: not again when the indicators already list it.
+    """
+    cl_cfg = config.hze.case_list
+    listed = {Path(i.path).resolve() for i in inputs}
+    out = []
+    key_path = None
+    if cl_cfg.subarea_key_table is not None:
+        key_path = config.resolve(cl_cfg.subarea_key_table)
+    elif mapping is not None and config.indicators.aggregate is not None and config.indicators.aggregate.key_table:
+        key_path = config.resolve(config.indicators.aggregate.key_table)
+    if key_path is not None and key_path.resolve() not in listed:
+        out.append(input_file("Schlüsseltabelle der Fallliste", key_path, label=key_path.name,
+                              rows=len(mapping) if mapping is not None else None))
+    if cl_cfg.street_directory is not None and directory is not None:
+        sd_path = config.resolve(cl_cfg.street_directory.path)
+        if sd_path.resolve() not in listed:
+            out.append(input_file("Straßenverzeichnis", sd_path, label=sd_path.name, rows=len(directory.sections)))
+    return out

@@ -152,7 +152,7 @@ def demo(
     preset: Optional[str] = typer.Option(None, "--preset", help="Budgetmodell einer Kommune verwenden (geoplan presets list)"),
     force: bool = typer.Option(False, "--force", help="bestehenden Ausgabeordner ersetzen"),
 ):
-    """Das eingebaute Berliner Beispiel (58 Prognoseräume, echte Indikatoren, simulierte HzE-Daten) rechnen."""
+    """Das eingebaute Berliner Beispiel (58 Prognoseräume, echte Indikatoren, simulierte HzE-Fallliste) rechnen."""
     _run_and_write(demo_config(preset), out_dir, force, config_file=EXAMPLE_CONFIG)
 
 

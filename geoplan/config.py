@@ -474,6 +474,13 @@ class Config(_Model):
                     paths.append(self.resolve(p))
         if self.hze.path:
             paths.append(self.resolve(self.hze.path))
+        cl = self.hze.case_list
+        if cl is not None:
+            paths.append(self.resolve(cl.path))
+            if cl.subarea_key_table is not None:
+                paths.append(self.resolve(cl.subarea_key_table))
+            if cl.street_directory is not None:
+                paths.append(self.resolve(cl.street_directory.path))
         return paths
 
 

@@ -91,7 +91,8 @@ def dry_run(config: Config) -> DryRun:
         stand_in = frame.copy()
         expo = stand_in[config.model.exposure].astype(float)
         stand_in["expected_cases"] = expo / expo.sum() * float(stand_in["hze_cases"].sum())
-        stand_in = hze.expected_cost(stand_in, config.hze.budget_kinds)
+        stand_in = hze.expected_cost(stand_in, config.hze.budget_kinds,
+                                     cases=hze.cost_year_cases(config.hze))
         attempt(allocate, pd.DataFrame(stand_in.drop(columns="geometry")), config.allocation, key="key")
     # a missing file is reported once, by the file check
     problems = [p for p in problems

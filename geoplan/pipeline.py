@@ -104,7 +104,7 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None, re
     with step("model", labels["model"]):
         frame, model_res = expected_demand(frame, config.model,
                                            labels={i.name: i.label for i in catalogue.indicators})
-        frame = hze.expected_cost(frame, h.budget_kinds)
+        frame = hze.expected_cost(frame, h.budget_kinds, cases=hze.cost_year_cases(h))
         notes.extend(model_res.notes)
 
     with step("allocation", labels["allocation"]):

@@ -423,6 +423,8 @@ def example_config() -> dict:
     for t in raw["indicators"]["tables"]:
         t["path"] = absolute(t["path"])
     raw["indicators"]["aggregate"]["key_table"] = absolute(raw["indicators"]["aggregate"]["key_table"])
+    if raw["hze"].get("case_list"):
+        raw["hze"]["case_list"]["path"] = absolute(raw["hze"]["case_list"]["path"])
     return raw
 
 

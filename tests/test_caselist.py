@@ -441,22 +441,3 @@ def test_excluded_kinds_are_not_counted(tmp_path):
     assert r.qa["nicht_gezaehlte_hilfeart"] == 1 and r.qa["gezaehlt"] == 4
     with pytest.raises(ValidationError, match="exclude_kinds"):
         _config(_write(tmp_path), exclude_kinds=["99"])
-
-
-def test_example_config_runs_from_the_case_list(berlin):
-    """geoplan/examples/berlin_fallliste.yaml: the whole pipeline reads the simulated list through the real
-    path; its per-area counts are the stage's (equal to a direct pandas count, test above)."""
-    from geoplan.config import load_config
-    from geoplan.load.simulated_caselist import ROOT
-    from geoplan.pipeline import run
-
-    cfg = load_config(ROOT / "geoplan" / "examples" / "berlin_fallliste.yaml")
-    cfg.model.n_boot = 200
-    cfg.sensitivity.n_draws = 0
-    result = run(cfg)
-    _, _, _, res = berlin
-    f = result.frame.set_index("key")
-    for col in ("hze_cases", "hze_cases_prev", "hze_cases_stationaer", "hze_cost_prev_ambulant_eur"):
-        assert (f[col] == res.frame[col].reindex(f.index)).all(), col
-    assert result.simulated and any(i.role == "HzE-Fallliste" for i in result.inputs)
-    assert int(f["budget_eur"].sum()) == int(cfg.allocation.total_eur)

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from geoplan.errors import GeoplanError
-from geoplan.load.caselist import CaseListConfig, read_case_list, read_case_list_inputs
+from geoplan.load.caselist import CaseListConfig, read_case_list_inputs
 from geoplan.load.simulated_caselist import OUT, ROOT
 from geoplan.load.tables import read_table
 from geoplan.stages.caselist import case_counts
@@ -118,7 +118,7 @@ def test_every_output_of_a_run_from_the_case_list_is_free_of_list_values(tmp_pat
     ws.raw["hze"] = {"case_list": {"path": f"daten/{OUT.name}", "columns": BERLIN_LIST, "cost_basis": "monat",
                                    "crs": "EPSG:25833", "as_of": "2025-12-31", "simulated": True},
                      "budget_kinds": ["ambulant", "teilstationaer"]}
-    ws.raw["allocation"]["total_eur"] = 200_000_000  # the list's prior-year costs (as in examples/berlin_fallliste.yaml)
+    ws.raw["allocation"]["total_eur"] = 200_000_000  # about the list's prior-year costs (as in the demo, examples/berlin.yaml)
     ws.raw["output"]["pdf"] = shutil.which("pdftotext") is not None
     result = run(config_from_dict(ws.raw, base_dir=ws.root))
     write_outputs(result, ws.out)

@@ -20,6 +20,8 @@ def _config_copy(tmp_path: Path, change=None) -> Path:
     raw["indicators"]["aggregate"]["key_table"] = str((base / raw["indicators"]["aggregate"]["key_table"]).resolve())
     for t in raw["indicators"]["tables"]:
         t["path"] = str((base / t["path"]).resolve())
+    if raw["hze"].get("case_list"):
+        raw["hze"]["case_list"]["path"] = str((base / raw["hze"]["case_list"]["path"]).resolve())
     raw["model"]["n_boot"] = 200
     raw["output"]["pdf"] = False
     if change:

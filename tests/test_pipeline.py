@@ -91,7 +91,8 @@ def test_all_outputs_written(demo_outputs):
 
 def test_manifest_hashes_inputs(demo_outputs, demo_result):
     m = json.loads((demo_outputs / "manifest.json").read_text(encoding="utf-8"))
-    assert m["totals"]["budget_eur"] == 120_000_000
+    assert m["totals"]["budget_eur"] == int(demo_result.config.allocation.total_eur) == \
+        int(demo_result.frame["budget_eur"].sum())
     assert m["simulated_hze"] is True
     assert len(m["inputs"]) >= 6
     base = Path(demo_result.config.base_dir)
@@ -101,13 +102,15 @@ def test_manifest_hashes_inputs(demo_outputs, demo_result):
     assert "pandas" in m["versions"] and m["config"]["region"] == "Berlin"
 
 
-def test_report_shows_tables_and_labels_simulation(demo_outputs):
+def test_report_shows_tables_and_labels_simulation(demo_outputs, demo_result):
+    from geoplan import fmt
+
     html = (demo_outputs / "bericht.html").read_text(encoding="utf-8")
     for heading in ["Zusammenfassung", "Datengrundlage", "Bedarfsmodell", "Verteilung", "Verteilungsgerechtigkeit",
                     "Methodik"]:
         assert heading in html
     assert "simuliert" in html
-    assert "120.000.000 €" in html
+    assert fmt.euro(int(demo_result.config.allocation.total_eur)) in html
     assert "Konzentrationsindex" in html
     assert html.count("data:image/png;base64,") >= 4
     assert not re.search(r"""(src|href)=["']https?://""", html)
@@ -124,7 +127,8 @@ def test_gpkg_and_xlsx_readable(demo_outputs, demo_result):
     from openpyxl import load_workbook
 
     g = gpd.read_file(demo_outputs / "ergebnis.gpkg", layer="sozialraeume")
-    assert len(g) == 58 and int(g["budget_eur"].sum()) == 120_000_000
+    total = int(demo_result.config.allocation.total_eur)
+    assert len(g) == 58 and int(g["budget_eur"].sum()) == total
     assert g.crs.to_epsg() == 25833
     wb = load_workbook(demo_outputs / "verteilung.xlsx")
     ws = wb["Verteilung"]
@@ -132,7 +136,7 @@ def test_gpkg_and_xlsx_readable(demo_outputs, demo_result):
     j = header.index("Budget") + 1
     values = [ws.cell(row=r, column=j).value for r in range(2, 60)]
     assert all(isinstance(v, int) for v in values)
-    assert sum(values) == 120_000_000
+    assert sum(values) == total
     assert ws.freeze_panes == "C2"  # header row and the key and name columns
 
 

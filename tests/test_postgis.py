@@ -240,7 +240,7 @@ def test_write_postgis_roundtrip_with_styles(pgenv, published, caplog, capsys):
     g = gdf.reset_index(drop=True)  # read back in the written order (primary key fid)
     assert back["key"].tolist() == g["key"].tolist()
     assert back["budget_eur"].astype("int64").tolist() == g["budget_eur"].tolist()
-    assert int(back["budget_eur"].sum()) == 120_000_000
+    assert int(back["budget_eur"].sum()) == int(g["budget_eur"].sum()) > 0
     # suppressed counts stay NULL, with their flag
     sup = g["hze_cases_unterdrueckt"].to_numpy(bool)
     assert sup.any() and back.loc[sup, "hze_cases"].isna().all()

@@ -198,7 +198,8 @@ def test_celle_worked_example(berlin):
     tb = res.teilbudgets.set_index("id")["amount_eur"]
     assert tb["A"] == 800_000 and tb["B"] == 200_000
     full = allocate(berlin, data["allocation"])
-    assert full.retained_eur == 36_000_000
+    c_share = next(t["share"] for t in data["allocation"]["teilbudgets"] if t["id"] == "C")
+    assert c_share == 0.3 and full.retained_eur == round(c_share * data["allocation"]["total_eur"])  # C retained
     leavers = pd.DataFrame({"case": ["F-1", "F-2"], "monthly_cost_eur": [5_200, 4_100.5]})
     r = first_year_refund(leavers, 2_000_000, months=data["settlement"]["refund"]["months"])
     assert list(r.table["refund_eur"]) == [62_400, 49_206] and r.c_after_eur == 2_000_000 - 111_606

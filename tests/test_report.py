@@ -8,6 +8,7 @@ from html import unescape
 import pandas as pd
 import pytest
 
+from geoplan import fmt
 from geoplan.report.html import render_report
 from geoplan.report.i18n import EN, gettext, missing
 from geoplan.report.published import build_published
@@ -29,7 +30,7 @@ def _headings(html: str, level: str = "h2") -> list[str]:
     return [unescape(re.sub(r"<[^>]+>", "", h)).strip() for h in re.findall(rf"<{level}[^>]*>(.*?)</{level}>", html, flags=re.S)]
 
 
-def test_english_report_has_english_headings_only(reports):
+def test_english_report_has_english_headings_only(reports, demo_result):
     h2 = _headings(reports["en"])
     assert any(h.endswith("Summary") for h in h2)
     assert any(h.endswith("Distribution") for h in h2)
@@ -38,15 +39,18 @@ def test_english_report_has_english_headings_only(reports):
         assert not any(h.split(" ", 1)[1] == german for h in h2), german
     assert '<html lang="en">' in reports["en"]
     # English number format in the totals
-    assert "€120,000,000" in reports["en"] and "120.000.000 €" not in reports["en"]
+    total = int(demo_result.config.allocation.total_eur)
+    assert fmt.euro(total, lang="en") in reports["en"] and fmt.euro(total) not in reports["en"]
+    assert fmt.euro(total, lang="en") == "€" + f"{total:,}"  # €200,000,000
     assert "Page" in reports["en"] and "Seite" not in _headings(reports["en"], "h3")
 
 
-def test_german_report_unchanged(reports):
+def test_german_report_unchanged(reports, demo_result):
     h2 = [h.split(" ", 1)[1] for h in _headings(reports["de"])]
     for german in GERMAN_HEADINGS:
         assert german in h2
-    assert "120.000.000 €" in reports["de"]
+    total = int(demo_result.config.allocation.total_eur)
+    assert fmt.euro(total) in reports["de"] and fmt.euro(total) == f"{total:,} €".replace(",", ".")
     assert "Summary" not in reports["de"]
 
 

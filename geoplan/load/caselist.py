@@ -345,11 +345,19 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """
     out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
     bad = np.zeros(len(values), dtype=bool)
+    seen: dict[str, object] = {}  # text -> datetime64 or None (unreadable); lists repeat their dates
     for i, v in enumerate(values.tolist()):
         if v is None or (isinstance(v, float) and np.isnan(v)):
             continue
         s = str(v).strip()
         if not s:
+            continue
+        if s in seen:
+            hit = seen[s]
+            if hit is None:
+                bad[i] = True
+            else:
+                out[i] = hit
             continue
         ts = None
         m = _RE_DE_DATE.match(s)
@@ -363,8 +371,9 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
             ts = _EXCEL_EPOCH + pd.Timedelta(days=int(float(s)))
         if ts is None:
             bad[i] = True
+            seen[s] = None
         else:
-            out[i] = np.datetime64(ts, "ns")
+            out[i] = seen[s] = np.datetime64(ts, "ns")
     return pd.Series(out, index=values.index), bad
 
 
@@ -431,8 +440,18 @@ def read_case_list(cfg: CaseListConfig, *, base_dir: Path | None = None) -> Case
     # Only the mapped columns leave the reader's frame.
     f = pd.DataFrame({"row": rows, "case_id": raw[cols.case_id].astype(str).to_numpy()})
     kinds_raw = raw[cols.kind]
-    f["kind"] = [normalize_kind(v, cfg.kind_map) for v in kinds_raw]
-    f["form"] = [form_of_kind(v) for v in kinds_raw]
+    # a list has few distinct spellings: each is normalised once
+    spellings: dict = {}
+
+    def kind_and_form(v):
+        memo = ("na",) if v is None or (isinstance(v, float) and np.isnan(v)) else (type(v).__name__, v)
+        if memo not in spellings:
+            spellings[memo] = (normalize_kind(v, cfg.kind_map), form_of_kind(v))
+        return spellings[memo]
+
+    pairs = [kind_and_form(v) for v in kinds_raw.tolist()]
+    f["kind"] = [a for a, _ in pairs]
+    f["form"] = [b for _, b in pairs]
     unknown = kinds_raw[f["kind"].isna().to_numpy() & kinds_raw.notna().to_numpy()].astype(str).str.strip()
     unknown_kinds = {str(k)[:40]: int(n) for k, n in unknown.value_counts().items()}
     n_kind_empty = int(kinds_raw.isna().sum())

@@ -21,7 +21,7 @@ from geoplan.stages.simulate_caselist import case_list_csv, simulate_case_list
 ROOT = Path(__file__).resolve().parents[2]
 BERLIN = ROOT / "indicators" / "berlin"
 OUT = BERLIN / "hze_fallliste_simuliert.csv"
-#: Same indicator effects as the per-area simulator of the example (berlin.yaml).
+#: Indicator effects (log rate ratio per SD), as the per-area simulator had them in earlier versions of berlin.yaml.
 EFFECTS = {"kinderarmut": 0.35, "alleinerziehende": 0.12, "arbeitslosigkeit": 0.05}
 SEED = 2026
 

@@ -49,7 +49,7 @@ def result_layer(result, pub) -> gpd.GeoDataFrame:
             m = pub.mask[col].to_numpy()
             areas[col] = pd.to_numeric(areas[col].where(~m), errors="coerce").astype("Int64")
             areas[f"{col}_unterdrueckt"] = m
-    for col in ("hze_per_1000", "oe_ratio"):
+    for col in ("hze_per_1000", "oe_ratio", "hze_cases_forecast"):
         if col in areas.columns:
             areas[col] = pd.to_numeric(areas[col], errors="coerce")
     g = result.frame[["key", "geometry"]].merge(areas, on="key", how="left", validate="one_to_one")

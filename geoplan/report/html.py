@@ -248,7 +248,8 @@ def report_context(result, pub, lang: str = "de") -> dict:
     expo = result.config.model.exposure
     alloc_cols = cols(["key", "name", "bezirk", expo, "need_index", "expected_cases"]) + \
         [c for c in pub.columns if c[0].startswith("eur_")] + cols(["budget_eur", "budget_per_u21", "hze_cost_prev_eur", "change_pct"])
-    need_cols = cols(["key", "name", expo, "hze_cases", "hze_per_1000", "expected_cases", "pi_low", "pi_high",
+    need_cols = cols(["key", "name", expo, "hze_cases", "hze_per_1000", "hze_cases_forecast", "expected_cases",
+                      "pi_low", "pi_high",
                       "expected_per_1000", "oe_ratio"])
     ind_cols = cols(["key", "name", "bezirk"]) + [c for c in pub.columns if c[0] in {i.name for i in result.catalogue.indicators}] \
         + cols(["need_index"])
@@ -422,6 +423,7 @@ def report_context(result, pub, lang: str = "de") -> dict:
         "region": cfg.region,
         "budget_year": cfg.budget_year,
         "simulated": result.simulated,
+        "case_list": cfg.hze.case_list is not None,
         "n_areas": len(f),
         "total": total,
         "total_fmt": fmt.euro(total, 0, lang),

@@ -27,7 +27,7 @@ def _vocab(cols: list[tuple[str, str]]) -> list[tuple[str, str, str, str]]:
 
 BASE_COLUMNS = _vocab([("key", "text"), ("name", "text"), ("bezirk", "text"), ("pop_total", "int"), ("pop_u21", "int")])
 MODEL_COLUMNS = _vocab([("need_index", "index"), ("hze_cases", "count"), ("hze_per_1000", "rate"),
-                        ("expected_cases", "num1"), ("expected_per_1000", "num1"), ("pi_low", "num0"),
+                        ("hze_cases_forecast", "num1"), ("expected_cases", "num1"), ("expected_per_1000", "num1"), ("pi_low", "num0"),
                         ("pi_high", "num0"), ("oe_ratio", "ratio")])
 MONEY_COLUMNS = _vocab([("hze_cost_prev_eur", "euro"), ("budget_eur", "euro"), ("budget_per_u21", "euro2"),
                         ("change_eur", "euro"), ("change_pct", "pct")])
@@ -61,6 +61,18 @@ def _component_en(name: str, types: dict) -> str:
     return base if same <= 1 else f"{base} {list(k for k, v in types.items() if v == kind).index(name) + 1}"
 
 
+def suppress_like(values: pd.Series, published_counts: pd.Series, suppressed: pd.Series,
+                  decimals: int = 1) -> pd.Series:
+    """A column derived from the HzE counts (the case forecast = count × a city-wide factor), made as safe as
+    the counts: where a count is suppressed, its marker (``< 3``, ``x``) instead of the value, which would
+    give the count back; elsewhere the value rounded to ``decimals``."""
+    out = pd.Series(np.round(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float), decimals),
+                    index=values.index, dtype=object)
+    hidden = suppressed.reindex(values.index).fillna(True).to_numpy(dtype=bool)
+    out[hidden] = published_counts.reindex(values.index)[hidden]
+    return out
+
+
 def build_published(result, lang: str = "de") -> Published:
     from geoplan.report.vocabulary import label
     from geoplan.report.i18n import set_labels
@@ -76,6 +88,9 @@ def build_published(result, lang: str = "de") -> Published:
     # only the total HzE count of the budget year is published per area; counts by kind of help
     # and of the prior year stay internal (fewer published cells, fewer ways to recompute one)
     exposure = result.config.model.exposure
+    # the case forecast of a case list (hze_cases × a city-wide factor) is published, but only where
+    # hze_cases is: it is set aside here and gets the count's markers after the suppression below
+    forecast = df.pop("hze_cases_forecast") if "hze_cases_forecast" in df.columns else None
     internal = [c for c in df.columns if (c.startswith("hze_cases") and c != "hze_cases") or
                 (c.startswith("hze_cost_prev_") and c != "hze_cost_prev_eur")]
     df = df.drop(columns=internal)
@@ -86,6 +101,8 @@ def build_published(result, lang: str = "de") -> Published:
     }, rate_mode="range")
     mask = sup.mask
     areas = sup.frame
+    if forecast is not None:
+        areas["hze_cases_forecast"] = suppress_like(forecast, areas["hze_cases"], mask["hze_cases"])
 
     indicator_cols = []
     for ind in result.catalogue.indicators:

@@ -102,7 +102,7 @@ def write_xlsx(result, pub, path: Path, lang: str = "de") -> Path:
     cols = pub.columns
     header = [c[1] if lang == "de" else c[2] for c in cols]
     if result.simulated:
-        header = [h + (W(" (simuliert)", " (simulated)") if c[0] in ("hze_cases", "hze_per_1000", "oe_ratio", "hze_cost_prev_eur") else "")
+        header = [h + (W(" (simuliert)", " (simulated)") if c[0] in ("hze_cases", "hze_per_1000", "hze_cases_forecast", "oe_ratio", "hze_cost_prev_eur") else "")
                   for h, c in zip(header, cols)]
     rows = [[row[c[0]] for c in cols] for _, row in areas.iterrows()]
     ws = allocation_sheet(wb, sheet("allocation"), header, rows, cols, lang)

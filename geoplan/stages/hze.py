@@ -130,13 +130,25 @@ def attach_hze(frame: gpd.GeoDataFrame, table: pd.DataFrame, *, frame_name: str,
     return gpd.GeoDataFrame(out, geometry="geometry", crs=frame.crs), j.notes
 
 
-def expected_cost(frame: gpd.GeoDataFrame, budget_kinds) -> gpd.GeoDataFrame:
-    """``expected_cost_eur`` = expected cases × city-wide prior-year cost per case of the budget's kinds of help."""
+def expected_cost(frame: gpd.GeoDataFrame, budget_kinds, *, cases: str = "hze_cases_prev") -> gpd.GeoDataFrame:
+    """``expected_cost_eur`` = expected cases × city-wide prior-year cost per case of the budget's kinds of help.
+
+    ``cases`` names the case counts of the same year as ``hze_cost_prev_eur`` (``<cases>`` and
+    ``<cases>_<kind>``), so cost per case and the budget kinds' share of the cases never mix years:
+    ``hze_cases_prev`` for the HzE table and the per-area simulator (cases and costs of the prior
+    year), ``hze_cases`` for a case list (costs and cases of its reference year, see
+    :mod:`geoplan.stages.caselist`).
+    """
     out = frame.copy()
-    if "hze_cost_prev_eur" in out.columns and "hze_cases_prev" in out.columns:
-        prev_cases = sum(out[f"hze_cases_prev_{k}"] for k in budget_kinds) if all(
-            f"hze_cases_prev_{k}" in out.columns for k in budget_kinds) else out["hze_cases_prev"]
+    if "hze_cost_prev_eur" in out.columns and cases in out.columns:
+        kind_cols = [f"{cases}_{k}" for k in budget_kinds]
+        prev_cases = sum(out[c] for c in kind_cols) if all(c in out.columns for c in kind_cols) else out[cases]
         cost_per_case = out["hze_cost_prev_eur"].sum() / max(prev_cases.sum(), 1)
-        share_kinds = prev_cases.sum() / max(out["hze_cases_prev"].sum(), 1)
+        share_kinds = prev_cases.sum() / max(out[cases].sum(), 1)
         out["expected_cost_eur"] = out["expected_cases"] * share_kinds * cost_per_case
     return out
+
+
+def cost_year_cases(hze_config) -> str:
+    """The case column of the year ``hze_cost_prev_eur`` belongs to (see :func:`expected_cost`)."""
+    return "hze_cases" if hze_config.case_list is not None else "hze_cases_prev"

@@ -43,6 +43,8 @@ class Workspace:
         raw["indicators"]["aggregate"]["key_table"] = "daten/lor_2021_plr_schluessel.csv"
         for t in raw["indicators"]["tables"]:
             t["path"] = "daten/" + Path(t["path"]).name
+        if raw["hze"].get("case_list"):  # the example's simulated case list (copied with the indicators)
+            raw["hze"]["case_list"]["path"] = "daten/" + Path(raw["hze"]["case_list"]["path"]).name
         raw["model"]["n_boot"] = 200
         raw["output"]["pdf"] = False
         return cls(root=root, raw=raw)

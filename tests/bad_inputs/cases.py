@@ -418,12 +418,24 @@ def case_config_duplicate_key(ws):
 
 
 def case_config_nan_total(ws):
-    text = _yaml_text(ws).replace("total_eur: 120000000", "total_eur: .nan", 1)
+    total = f"total_eur: {ws.raw['allocation']['total_eur']}"
+    assert total in _yaml_text(ws)
+    text = _yaml_text(ws).replace(total, "total_eur: .nan", 1)
     return _write_raw_config(ws, text), ["allocation.total_eur", "NaN", "config.yaml"]
 
 
+def _simulated_hze(ws) -> dict:
+    """The per-area simulator (hze.simulate) instead of the example's case list; returns its section."""
+    ws.raw["hze"] = {"simulate": {"seed": 2026, "rate_per_1000": 30,
+                                  "effects": {"kinderarmut": 0.35, "alleinerziehende": 0.12},
+                                  "kinds": {"ambulant": {"share": 0.7, "cost_per_case_eur": 7000},
+                                            "stationaer": {"share": 0.3, "cost_per_case_eur": 62000}}},
+                     "budget_kinds": ["ambulant"]}
+    return ws.raw["hze"]["simulate"]
+
+
 def case_config_inf_rate(ws):
-    ws.raw["hze"]["simulate"]["rate_per_1000"] = float("inf")
+    _simulated_hze(ws)["rate_per_1000"] = float("inf")
     return ws.run_args(), ["hze.simulate.rate_per_1000", "unendlich"]
 
 
@@ -438,7 +450,7 @@ def case_config_budget_1e20(ws):
 
 
 def case_simulate_seed_negative(ws):
-    ws.raw["hze"]["simulate"]["seed"] = -1
+    _simulated_hze(ws)["seed"] = -1
     return ws.run_args(), ["hze.simulate.seed", "mindestens 0"]
 
 
