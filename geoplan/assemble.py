@@ -6,6 +6,7 @@ shared by :func:`geoplan.pipeline.run` and :func:`geoplan.dryrun.dry_run`.
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
@@ -99,8 +100,8 @@ def hze_stage(config: Config, frame, inputs: list[InputFile], notes: list[QANote
 
 def case_list_stage(config: Config, frame, inputs: list[InputFile], notes: list[QANote], remote=None):
     """Count the Jugendamt's case list (one row per help) into per-area, per-year HzE figures."""
-    from geoplan.load import sources
     from geoplan.errors import config_field
+    from geoplan.load import sources
     from geoplan.load.caselist import read_case_list_inputs
     from geoplan.stages.caselist import case_counts
 
@@ -131,7 +132,7 @@ def case_list_aux_inputs(config: Config, inputs: list[InputFile], *, mapping, di
     The key table of ``indicators.aggregate`` is listed once: not again when the indicators already list it.
     """
     cl_cfg = config.hze.case_list
-    listed = {Path(i.path).resolve() for i in inputs}
+    listed = {Path(i.path).resolve() for i in inputs if i.path is not None}
     out = []
     key_path = None
     if cl_cfg.subarea_key_table is not None:
