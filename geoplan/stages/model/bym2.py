@@ -281,6 +281,21 @@ def adjacency_graph(adjacency, n: int, *, eigenvalues: bool = True, basis: bool 
 # ---------------------------------------------------------------------------
 # PC prior of the mixing parameter
 # ---------------------------------------------------------------------------
+def _t_minus_log1p(t, xp=np):
+    """t − log(1 + t), accurate for small |t| too.
+
+    For |t| < 1e-3 the difference of the two terms loses all digits (at ρ ≈ 1e-9
+    it is 0 in float64), which made the PC prior's density d′/d blow up at
+    ρ → 0 — a spurious mode the sampler could fall into. There the series
+    t²/2 − t³/3 + t⁴/4 − t⁵/5 (error < t⁶/6 ≈ 2e-19) is used.
+    """
+    small = xp.abs(t) < 1e-3
+    ts = xp.where(small, t, 0.0)
+    series = ts * ts * (0.5 - ts * (1.0 / 3.0 - ts * (0.25 - ts * 0.2)))
+    tl = xp.where(small, 0.0, t)
+    return xp.where(small, series, tl - xp.log1p(tl))
+
+
 def _kld(phi, gm1, xp=np):
     """KLD of the BYM2 effect with mixing ``phi`` from the iid base model (Riebler et al. 2016, eq. 8).
 
@@ -289,7 +304,7 @@ def _kld(phi, gm1, xp=np):
     contribution — for islands).
     """
     t = phi * gm1
-    return 0.5 * xp.sum(t - xp.log1p(t), axis=-1)
+    return 0.5 * xp.sum(_t_minus_log1p(t, xp), axis=-1)
 
 
 def _pc_rho_lambda(gm1: np.ndarray, u: float, alpha: float) -> float:
@@ -311,7 +326,7 @@ def pc_rho_log_density(rho, gamma: np.ndarray, u: float = 0.5, alpha: float = 2 
     g = xp.asarray(gm1)
     rho_ = xp.asarray(rho)[..., None]
     t = rho_ * g
-    kld = 0.5 * xp.sum(t - xp.log1p(t), axis=-1)
+    kld = 0.5 * xp.sum(_t_minus_log1p(t, xp), axis=-1)
     dkld = 0.5 * xp.sum(rho_ * g * g / (1.0 + t), axis=-1)
     # d = √(2 KLD); d′ = KLD′ / d. Both vanish at ρ → 0; their ratio tends to √(Σ(γ−1)²/2).
     kld = xp.maximum(kld, 1e-300)
@@ -413,7 +428,7 @@ def _numpyro_model(Z, log_e, y, arrays, *, static):
         rho = numpyro.sample("rho", dist.Uniform(0.0, 1.0))
         if rho_p[0] == "pc":
             t = rho * gm1
-            kld = jnp.maximum(0.5 * jnp.sum(t - jnp.log1p(t)), 1e-300)
+            kld = jnp.maximum(0.5 * jnp.sum(_t_minus_log1p(t, jnp)), 1e-300)
             dkld = 0.5 * jnp.sum(rho * gm1 * gm1 / (1.0 + t))
             d = jnp.sqrt(2.0 * kld)
             numpyro.factor("rho_pc_prior", jnp.log(pc_lam) - pc_lam * d + jnp.log(dkld) - jnp.log(d))
