@@ -6,6 +6,7 @@ the plumbing, not of the sampler: tests/test_bym2.py checks the model).
 
 from __future__ import annotations
 
+import html as htmllib
 import re
 
 import numpy as np
@@ -148,7 +149,7 @@ def test_report_xlsx_and_claims(bym2_result, bym2_outputs):
 def test_english_report(bym2_outputs):
     html = (bym2_outputs / "en" / "bericht.html").read_text(encoding="utf-8")
     a = html.index('<div id="bym2-text">')
-    part = html[a:html.index("<!-- /bym2-text -->", a)]
+    part = htmllib.unescape(html[a:html.index("<!-- /bym2-text -->", a)])
     assert "Spatial model (BYM2) and uncertainty in euros" in html
     assert "The spatially structured share of the area effect's variance (ρ)" in part
     assert "Probability that the budget lies below need" in part
