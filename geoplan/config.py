@@ -302,10 +302,10 @@ class BYM2Config(_Model):
     @field_validator("sigma_prior", "rho_prior")
     @classmethod
     def _prior(cls, v, info):
-        from geoplan.stages.model.bym2 import _RHO_PRIORS, _SIGMA_PRIORS, _prior_tuple
+        from geoplan.stages.bym2_priors import RHO_PRIORS, SIGMA_PRIORS, prior_tuple
 
         name = info.field_name[: -len("_prior")]
-        _prior_tuple(v, name, _SIGMA_PRIORS if name == "sigma" else _RHO_PRIORS)
+        prior_tuple(v, name, SIGMA_PRIORS if name == "sigma" else RHO_PRIORS)
         return v
 
 

@@ -59,6 +59,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from geoplan.errors import GeoplanError, QANote
 
+from geoplan.stages.bym2_priors import RHO_PRIORS as _RHO_PRIORS
+from geoplan.stages.bym2_priors import SIGMA_PRIORS as _SIGMA_PRIORS
+from geoplan.stages.bym2_priors import prior_tuple as _prior_tuple
 from geoplan.stages.model.glm import _check_counts, _check_exposure, _check_predictors
 
 __all__ = [
@@ -337,47 +340,6 @@ def pc_rho_log_density(rho, gamma: np.ndarray, u: float = 0.5, alpha: float = 2 
 # ---------------------------------------------------------------------------
 # priors
 # ---------------------------------------------------------------------------
-def _prior_tuple(value, name: str, allowed: dict) -> tuple:
-    if isinstance(value, str):
-        value = (value,)
-    if isinstance(value, dict):
-        value = (value.get("type"), *[v for k, v in value.items() if k != "type"])
-    value = tuple(value)
-    kind = value[0] if value else None
-    if kind not in allowed or len(value) - 1 != allowed[kind][0]:
-        raise GeoplanError(
-            f"Unbekannte oder unvollständige Prior-Angabe für {name}.",
-            location=f"model.bym2.{name}_prior",
-            expected=" | ".join(f"{k}: {v[1]}" for k, v in allowed.items()),
-            found=repr(value),
-        )
-    try:
-        params = tuple(float(v) for v in value[1:])
-    except (TypeError, ValueError):
-        raise GeoplanError(f"Die Prior-Parameter für {name} müssen Zahlen sein.", location=f"model.bym2.{name}_prior",
-                           found=repr(value)) from None
-    if any(not math.isfinite(p) or p <= 0 for p in params):
-        raise GeoplanError(f"Die Prior-Parameter für {name} müssen positive Zahlen sein.",
-                           location=f"model.bym2.{name}_prior", found=repr(value))
-    if kind == "pc" and name == "rho" and not (0 < params[0] < 1 and 0 < params[1] < 1):
-        raise GeoplanError("PC-Prior für ρ: u und alpha müssen zwischen 0 und 1 liegen.",
-                           location="model.bym2.rho_prior", expected="(\"pc\", u, alpha), z. B. (\"pc\", 0.5, 2/3)",
-                           found=repr(value))
-    if kind == "pc" and name == "sigma" and not params[1] < 1:
-        raise GeoplanError("PC-Prior für σ: alpha muss zwischen 0 und 1 liegen.",
-                           location="model.bym2.sigma_prior", expected="(\"pc\", u, alpha), z. B. (\"pc\", 1, 0.01)",
-                           found=repr(value))
-    return (kind, *params)
-
-
-_SIGMA_PRIORS = {"pc": (2, "(\"pc\", u, alpha): P(σ > u) = alpha"),
-                 "halfnormal": (1, "(\"halfnormal\", scale)"),
-                 "exponential": (1, "(\"exponential\", rate)")}
-_RHO_PRIORS = {"pc": (2, "(\"pc\", u, alpha): P(ρ < u) = alpha"),
-               "beta": (2, "(\"beta\", a, b)"),
-               "uniform": (0, "(\"uniform\",)")}
-
-
 def describe_priors(sigma_prior, rho_prior, intercept_prior, coef_prior_sd) -> dict:
     """Plain German description of the priors, for the report (key → text)."""
     s = _prior_tuple(sigma_prior, "sigma", _SIGMA_PRIORS)

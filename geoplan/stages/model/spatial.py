@@ -83,7 +83,7 @@ class SpatialNeed:
 
 def need_stage(frame, model_cfg, labels: dict[str, str] | None = None):
     """The model stage: ``(frame, NeedModelResult, SpatialNeed | None)``."""
-    from geoplan.stages.model.glm import expected_demand
+    from geoplan.stages.model import expected_demand
 
     if model_cfg.family != "bym2":
         out, res = expected_demand(frame, model_cfg, labels=labels)
