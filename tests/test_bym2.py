@@ -200,27 +200,36 @@ def test_coverage_of_relative_risks_on_berlin_adjacency():
     rng = np.random.default_rng(18)
     sigma, rho, beta0, beta1 = 0.45, 0.7, 0.0, 0.3
     x = rng.normal(size=n)
-    per_rep, widths, fits = [], [], []
+    per_rep, widths, fits, refits = [], [], [], []
     for rep in range(COVERAGE_REPS):
         e = rng.uniform(8, 60, n)  # expected cases of a Sozialraum: a few dozen
         theta = rng.normal(size=n)
         phi = g.basis @ rng.normal(size=g.basis.shape[1])  # scaled ICAR with sum-to-zero per component
         log_rr = beta0 + beta1 * x + sigma * (np.sqrt(1 - rho) * theta + np.sqrt(rho) * phi)
         y = rng.poisson(e * np.exp(log_rr))
-        m = BYM2Model(chains=2, warmup=400, draws=400, seed=rep)
-        m.fit(pd.DataFrame({"x": x}), y, exposure=e, adjacency=geometry)
-        rr = m.draws_["relative_risk"]
+        for warmup in (400, 1000):
+            # what the R̂ warning tells a user: more warm-up (with 400 the step size and mass matrix are
+            # sometimes adapted in a region of high ρ, and one chain stays there with divergences)
+            m = BYM2Model(chains=2, warmup=warmup, draws=400, seed=rep)
+            m.fit(pd.DataFrame({"x": x}), y, exposure=e, adjacency=geometry)
+            rr = m.draws_["relative_risk"]
+            # the chains agree on what is tested, the relative risks (θ and φ are only identified through
+            # their sum, ρ mixes slowly)
+            r_hat = np.nanmax(split_gelman_rubin(np.log(rr).reshape(2, 400, n)))
+            if r_hat < 1.05:
+                break
+            refits.append(rep)
+        assert r_hat < 1.05, (rep, r_hat)
         lo, hi = np.quantile(rr, [0.05, 0.95], axis=0)
         true = np.exp(log_rr)
         per_rep.append(np.mean((lo <= true) & (true <= hi)))
         widths.append(np.mean(np.log(hi / lo)))
-        # the chains agree on what is tested, the relative risks (ρ itself mixes slowly; θ and φ are only
-        # identified through their sum)
-        assert np.nanmax(split_gelman_rubin(np.log(rr).reshape(2, 400, n))) < 1.05, rep
         if rep == 0:
             fits.append((m, x, y, e))
+    assert len(refits) <= COVERAGE_REPS // 4, refits  # the short warm-up suffices as a rule
     per_rep = np.asarray(per_rep)
     coverage = per_rep.mean()
+    print(f"coverage {coverage:.3f} per replicate {np.round(per_rep, 3)} refitted {refits}")
     se = max(per_rep.std(ddof=1) / np.sqrt(COVERAGE_REPS), np.sqrt(0.9 * 0.1 / (COVERAGE_REPS * n)))
     assert se < 0.04, (per_rep, se)
     # the true coverage may lie anywhere in the accepted band 85–95 % (the PC prior of σ shrinks a little at
