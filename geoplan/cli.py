@@ -451,6 +451,37 @@ def _os_error(exc: OSError) -> GeoplanError:
 
 ABORTED = {"de": "Abgebrochen; es wurde nichts geschrieben.", "en": "Aborted; nothing was written."}
 
+HELP_WORDS = {  # typer's fixed help words, in the user's language (the rest of the help text is German)
+    "de": {"OPTIONS_PANEL_TITLE": "Optionen", "COMMANDS_PANEL_TITLE": "Befehle",
+           "ARGUMENTS_PANEL_TITLE": "Argumente", "ERRORS_PANEL_TITLE": "Fehler",
+           "DEFAULT_STRING": "[Vorgabe: {}]", "REQUIRED_LONG_STRING": "[Pflicht]",
+           "ABORTED_TEXT": "Abgebrochen.", "RICH_HELP": "Hilfe mit [blue]'{command_path} {help_option}'[/].",
+           "help": "Diese Hilfe zeigen und beenden."},
+}
+
+
+def _localize_help(lang: str) -> None:
+    """German words for typer's panels, defaults and the --help option (English stays typer's own)."""
+    import typer.rich_utils as ru
+    from typer._click import core as click_core
+
+    typer_words = HELP_WORDS.setdefault("_typer", {n: getattr(ru, n) for n in HELP_WORDS["de"] if hasattr(ru, n)})
+    for name, text in HELP_WORDS.get(lang, typer_words).items():
+        if hasattr(ru, name):
+            setattr(ru, name, text)
+    original = click_core.Command.get_help_option
+    if getattr(original, "_geoplan", False):
+        return
+
+    def get_help_option(self, ctx):
+        opt = original(self, ctx)
+        if opt is not None:
+            opt.help = HELP_WORDS.get(STATE.get("lang", "de"), {}).get("help", "Show this message and exit.")
+        return opt
+
+    get_help_option._geoplan = True
+    click_core.Command.get_help_option = get_help_option
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 user error, 130 Ctrl-C, 143 SIGTERM, 1 internal error)."""
@@ -461,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     lang = "en" if ("--lang=en" in args or any(a == "--lang" and b == "en" for a, b in zip(args, args[1:]))) else "de"
     STATE["lang"], STATE["debug"] = lang, debug
+    if "--help" in args or "-h" in args or len(args) <= 1:
+        _localize_help(lang)
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)

@@ -299,6 +299,15 @@ def test_no_arguments_shows_help(capsys):
     assert "Usage" in capsys.readouterr().out
 
 
+def test_help_speaks_the_users_language(capsys):
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Optionen" in out and "Diese Hilfe zeigen und beenden." in out and "Show this message" not in out
+    assert main(["--lang", "en", "run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Options" in out and "Show this message and exit." in out and "Optionen" not in out
+
+
 # --------------------------------------------------------------------------- browser
 
 def _need_browser():
