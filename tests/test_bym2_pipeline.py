@@ -170,3 +170,17 @@ def test_no_observed_count_can_be_recovered(bym2_result, bym2_outputs):
     assert not any(re.search(r"theta|phi|relative_risk|Gebietseffekt je", h) for h in heads)
     published = pd.read_excel(bym2_outputs / "de" / "verteilung.xlsx", sheet_name="Verteilung")
     assert not any(c.startswith("hze_cases_") for c in published.columns)
+
+
+def test_validate_names_the_missing_extra(monkeypatch):
+    """``geoplan validate`` with model.family: bym2 and no NumPyro: one problem with the install command."""
+    import sys
+
+    from geoplan.dryrun import dry_run
+
+    raw = berlin_raw(family="bym2")
+    assert not dry_run(berlin_config(raw)).problems  # installed: nothing to say
+    monkeypatch.setitem(sys.modules, "numpyro", None)
+    problems = dry_run(berlin_config(raw)).problems
+    assert len(problems) == 1 and "geoplan[bayes]" in problems[0].hint
+    assert problems[0].location == "model.family: bym2"
