@@ -357,7 +357,7 @@ PATTERNS = [
      rf"\(95-%-Intervall (?P<rlo>{NUM}) % bis (?P<rhi>{NUM}) %\); die Streuung des Gebietseffekts \(σ, log-Skala\) "
      rf"beträgt (?P<s>{NUM}) \(95-%-Intervall (?P<slo>{NUM}) bis (?P<shi>{NUM})\){END}", _check_bym2_rho),
     (rf"Geschätzt mit (?P<c>\d+) Kette\(n\) zu je (?P<n>[\d.]+) Ziehungen nach (?P<w>[\d.]+) Aufwärmschritten "
-     rf"\(Startwert (?P<seed>\d+)\): größtes R̂ (?P<rhat>{NUM}), kleinste effektive Stichprobengröße (?P<ess>[\d.]+), "
+     rf"\(Startwert (?P<seed>\d+)\): größtes R̂ \(Parameter und erwartete Fälle\) (?P<rhat>{NUM}), kleinste effektive Stichprobengröße (?P<ess>[\d.]+), "
      rf"(?P<div>\d+) divergente Übergänge{END}", _check_bym2_sampler),
     (rf"(?:(?P<ok>Die Ketten sind konvergiert \(R̂ höchstens 1,01, keine divergenten Übergänge\))|Achtung: R̂ über "
      rf"1,01 oder divergente Übergänge – die Ketten sind nicht sicher konvergiert.*?){END}", _check_bym2_converged),

@@ -455,10 +455,12 @@ def bym2_sentences(result, lang: str = "de") -> list[str]:
          f"area effect (σ, log scale) is {num(sig['mean'], 3)} (95 % interval {num(sig['q2.5'], 3)} to "
          f"{num(sig['q97.5'], 3)})."),
         (f"Geschätzt mit {d['chains']} Kette(n) zu je {num(d['draws'], 0)} Ziehungen nach {num(d['warmup'], 0)} "
-         f"Aufwärmschritten (Startwert {d['seed']}): größtes R̂ {num(d['max_r_hat'], 3)}, kleinste effektive "
+         f"Aufwärmschritten (Startwert {d['seed']}): größtes R̂ (Parameter und erwartete Fälle) {num(d['max_r_hat'], 3)}, "
+         f"kleinste effektive "
          f"Stichprobengröße {num(d['min_ess'], 0)}, {d['n_divergent']} divergente Übergänge." if de else
          f"Estimated with {d['chains']} chain(s) of {num(d['draws'], 0)} draws each after {num(d['warmup'], 0)} warm-up "
-         f"steps (seed {d['seed']}): largest R̂ {num(d['max_r_hat'], 3)}, smallest effective sample size "
+         f"steps (seed {d['seed']}): largest R̂ (parameters and expected cases) {num(d['max_r_hat'], 3)}, smallest "
+         f"effective sample size "
          f"{num(d['min_ess'], 0)}, {d['n_divergent']} divergent transitions."),
     ]
     if d["max_r_hat"] <= 1.01 and d["n_divergent"] == 0:

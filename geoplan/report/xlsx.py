@@ -320,7 +320,9 @@ def allocation_sheet(wb: Workbook, title: str, header: list[str], rows: list[lis
 BYM2_DIAGNOSTICS = {
     "chains": ("Ketten", "Chains"), "warmup": ("Aufwärmschritte je Kette", "Warm-up steps per chain"),
     "draws": ("Ziehungen je Kette", "Draws per chain"), "n_draws": ("Ziehungen zusammen", "Draws in total"),
-    "seed": ("Startwert", "Seed"), "max_r_hat": ("größtes R̂ (Parameter und Gebietseffekte)", "largest R̂ (parameters and area effects)"),
+    "seed": ("Startwert", "Seed"), "max_r_hat": ("größtes R̂ (Parameter und erwartete Fälle)", "largest R̂ (parameters and expected cases)"),
+    "max_r_hat_effects": ("größtes R̂ der einzelnen Gebietseffekte θ, φ (nur ihre Summe ist bestimmt)",
+                          "largest R̂ of the separate area effects θ, φ (only their sum is identified)"),
     "min_ess": ("kleinste effektive Stichprobengröße (Parameter)", "smallest effective sample size (parameters)"),
     "n_divergent": ("divergente Übergänge", "divergent transitions"),
     "n_components": ("zusammenhängende Teile der Nachbarschaft", "connected parts of the adjacency"),

@@ -131,18 +131,33 @@ def fit_bym2(frame, model_cfg) -> SpatialNeed:
                           "expected_cases": mu.mean(axis=0), "expected_q05": srt[k_lo], "expected_q95": srt[k_hi]})
     summ = est.summary_.copy()
     g = est.graph_
+    # convergence of what the budget uses: the parameters and the expected cases μ per area. θ and φ
+    # separately are only identified through their sum (their split follows ρ); their R̂ is kept apart.
+    from numpyro.diagnostics import split_gelman_rubin
+
+    per_chain = mu.shape[0] // int(b.chains)
+    r_mu = float(np.nanmax(split_gelman_rubin(np.log(mu).reshape(int(b.chains), per_chain, -1)))) \
+        if per_chain >= 4 else float("nan")
     diag = {
         "chains": int(b.chains), "warmup": int(b.warmup), "draws": int(b.draws), "n_draws": int(mu.shape[0]),
-        "seed": int(b.seed), "max_r_hat": float(est.max_r_hat_), "min_ess": float(summ["ess"].min()),
+        "seed": int(b.seed), "max_r_hat": float(np.nanmax([summ["r_hat"].max(), r_mu])),
+        "max_r_hat_effects": float(est.max_r_hat_), "min_ess": float(summ["ess"].min()),
         "n_divergent": int(est.n_divergent_), "n_components": int(g.n_components - g.n_islands),
         "n_islands": int(g.n_islands), "n_edges": int(len(g.edges)),
         "waic": float(est.waic_["waic"]), "waic_se": float(est.waic_["se"]), "p_waic": float(est.waic_["p_waic"]),
     }
     notes = [QANote(stage=STAGE, level="info", message=(
         f"BYM2: {diag['chains']} Kette(n) × {diag['draws']} Ziehungen nach {diag['warmup']} Aufwärmschritten "
-        f"(Startwert {diag['seed']}); größtes R̂ {diag['max_r_hat']:.3f} (Ziel < 1,01), kleinste effektive "
-        f"Stichprobengröße der Parameter {diag['min_ess']:.0f}, {diag['n_divergent']} divergente Übergänge."))]
-    notes += list(est.notes_)  # divergences, R̂ > 1.01 (warnings), islands, components
+        f"(Startwert {diag['seed']}); größtes R̂ der Parameter und erwarteten Fälle {diag['max_r_hat']:.3f} "
+        f"(Ziel ≤ 1,01), kleinste effektive Stichprobengröße der Parameter {diag['min_ess']:.0f}, "
+        f"{diag['n_divergent']} divergente Übergänge; größtes R̂ der einzelnen Gebietseffekte θ, φ "
+        f"{diag['max_r_hat_effects']:.3f} (nur ihre Summe ist bestimmt)."))]
+    # divergences, islands, components from the model; its R̂ note (over θ and φ too) is replaced by this one
+    notes += [n for n in est.notes_ if not n.message.startswith("BYM2: R̂")]
+    if diag["max_r_hat"] > 1.01:
+        notes.append(QANote(stage=STAGE, message=(
+            f"BYM2: R̂ = {diag['max_r_hat']:.3f} > 1,01 bei den Parametern oder erwarteten Fällen — die Ketten sind "
+            "nicht konvergiert, die Intervalle sind nicht belastbar (model.bym2.warmup und draws erhöhen).")))
     if diag["chains"] < 2:
         notes.append(QANote(stage=STAGE, level="info", message=(
             "BYM2 mit nur einer Kette: R̂ vergleicht nur die beiden Hälften dieser Kette; für eine Entscheidung "
