@@ -283,14 +283,14 @@ class HzEConfig(_Model):
 class BYM2Config(_Model):
     """Settings of the spatial need model (``model.family: bym2``, :class:`geoplan.stages.model.bym2.BYM2Model`).
 
-    The defaults (2 chains × (500 warm-up + 500 draws)) fit the 58 Berlin
+    The defaults (2 chains × (500 warm-up + 1000 draws)) fit the 58 Berlin
     Sozialräume in well under a minute on 2 CPU cores; for a budget decision
     4 chains × 1000 draws give steadier intervals.
     """
 
     chains: int = Field(2, ge=1, le=16, description="Markovketten (nacheinander gerechnet); ≥ 2 für ein belastbares R̂")
     warmup: int = Field(500, ge=10, description="Aufwärmschritte je Kette (werden verworfen)")
-    draws: int = Field(500, ge=10, description="Ziehungen je Kette nach dem Aufwärmen")
+    draws: int = Field(1000, ge=10, description="Ziehungen je Kette nach dem Aufwärmen")
     seed: int = Field(0, ge=0, description="Startwert: gleiche Konfiguration, gleiche Zahlen")
     target_accept: float = Field(0.9, ge=0.5, lt=1, description="Ziel-Akzeptanzrate von NUTS (höher = kleinere Schritte, weniger Divergenzen)")
     max_tree_depth: int = Field(10, ge=1, le=15, description="größte Baumtiefe von NUTS")

@@ -60,7 +60,7 @@ def bym2_outputs(bym2_result, tmp_path_factory):
 def test_config_accepts_bym2_and_names_bad_fields():
     cfg = berlin_config(berlin_raw(family="bym2"))
     b = cfg.model.bym2
-    assert cfg.model.family == "bym2" and (b.chains, b.warmup, b.draws, b.interval) == (2, 500, 500, 0.9)
+    assert cfg.model.family == "bym2" and (b.chains, b.warmup, b.draws, b.interval) == (2, 500, 1000, 0.9)
     assert berlin_config(berlin_raw()).model.family == "auto"  # the default stays
     raw = berlin_raw(family="bym2", bym2={"chains": 0, "draws": 5, "target_accept": 1.2, "warmup": 20,
                                           "rho_prior": ["beta", 1], "drawz": 3})
