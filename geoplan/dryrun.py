@@ -41,6 +41,10 @@ def _model_input_checks(frame, config: Config) -> None:
     named = pd.DataFrame(frame.drop(columns="geometry")).set_axis(frame["key"].astype(str).to_numpy())
     _check_counts(named["hze_cases"], "hze_cases")
     _check_exposure(named[m.exposure], m.exposure)
+    if m.family == "bym2":  # the optional extra is installed (numpyro, jax)
+        from geoplan.stages.model.bym2 import require_bayes
+
+        require_bayes()
 
 
 def dry_run(config: Config) -> DryRun:

@@ -49,6 +49,7 @@ class Result:
     settlement: Any = None                       # geoplan.stages.settlement.SettlementView (rules with this run's euros)
     equity: Any = None                           # geoplan.stages.equity.EquityResult
     sensitivity: Any = None                      # geoplan.stages.sensitivity.SensitivityResult (None: n_draws 0)
+    uncertainty: Any = None                      # geoplan.stages.model.spatial.SpatialNeed (model.family: bym2)
     explanations: dict = field(default_factory=dict)  # key -> waterfall table (sensitivity.explain), largest/smallest budgets
     inputs: list[InputFile] = field(default_factory=list)
     notes: list[QANote] = field(default_factory=list)
@@ -74,7 +75,7 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None, re
     from geoplan.stages import hze
     from geoplan.stages.allocate import allocate
     from geoplan.stages.equity import equity_measures
-    from geoplan.stages.model import expected_demand
+    from geoplan.stages.model.spatial import budget_intervals, need_stage
     from geoplan.stages.sensitivity import explain_extremes, weight_sensitivity
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -102,8 +103,7 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None, re
         frame = hze_stage(config, frame, inputs, notes, remote=remote)
 
     with step("model", labels["model"]):
-        frame, model_res = expected_demand(frame, config.model,
-                                           labels={i.name: i.label for i in catalogue.indicators})
+        frame, model_res, spatial = need_stage(frame, config.model, labels={i.name: i.label for i in catalogue.indicators})
         frame = hze.expected_cost(frame, h.budget_kinds, cases=hze.cost_year_cases(h))
         notes.extend(model_res.notes)
 
@@ -111,6 +111,7 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None, re
         alloc = allocate(pd.DataFrame(frame.drop(columns="geometry")), spec, key="key")
         frame = attach(frame, alloc.table.set_index("key"), replace=("budget_eur",))
         notes.extend(alloc.notes)
+        frame, spatial = budget_intervals(frame, spec, alloc, spatial, notes)  # BYM2: target intervals in euros
         settlement = None
         if config.settlement is not None:
             from geoplan.load.settlement import read_actual_costs
@@ -149,6 +150,6 @@ def run(config: Config, *, progress: Callable[[str, str], Any] | None = None, re
                                       concentration=s.concentration, seed=s.seed)
 
     return Result(config=config, frame=frame, boundaries=bres, catalogue=catalogue, need=nidx, model=model_res,
-                  allocation=alloc, settlement_rules=settlement_rules, settlement=settlement, equity=eq, sensitivity=sens, explanations=explanations,
-                  inputs=inputs, notes=notes, remote=remote,
+                  allocation=alloc, settlement_rules=settlement_rules, settlement=settlement, equity=eq, sensitivity=sens,
+                  uncertainty=spatial, explanations=explanations, inputs=inputs, notes=notes, remote=remote,
                   simulated=h.simulate is not None or bool(h.case_list and h.case_list.simulated), started=started)

@@ -50,7 +50,7 @@ def input_file(role: str, path: Path, **kw) -> InputFile:
 def package_versions() -> dict[str, str]:
     names = ["geoplan", "numpy", "pandas", "geopandas", "shapely", "pyogrio", "pyproj", "scikit-learn",
              "statsmodels", "libpysal", "esda", "mapclassify", "folium", "matplotlib", "openpyxl", "pydantic",
-             "jinja2", "weasyprint"]
+             "jinja2", "weasyprint", "numpyro", "jax", "jaxlib"]
     out = {"python": platform.python_version()}
     for n in names:
         try:

@@ -27,7 +27,7 @@ KINDS_DE = {"ambulant": "ambulante Hilfen (§§ 28–31, 35 SGB VIII)", "teilsta
 # fixed explanations that carry a digit but no claim of this run
 STATIC = ["Einwohner unter 21", "Einwohner u. 21", "(0 hieße gleiches Geld je Kopf unabhängig vom Bedarf, 1 alles beim höchsten Bedarf)",
           "(0 = überall gleich)", "mehr als 10 % mehr Fälle", "mehr als 10 % weniger",
-          "Abschnitt 5 zeigt diese Regeln mit den Beträgen dieses Laufs"]
+          "Abschnitt 5 zeigt diese Regeln mit den Beträgen dieses Laufs", "BYM2"]
 # a sentence ends at a full stop before a capital, a bracket or a digit; not after an abbreviation in a label
 END = r"(?<!mind)(?<!ca)(?<!max)(?<!min)(?<!inkl)(?<!bzw)(?<!ggf)(?<!Nr)(?<! B)(?<! a)\.(?=\s+[A-ZÄÖÜ(\d]|\s*$)"
 NUM = r"[−+-]?[\d.]+(?:,\d+)?"
@@ -55,7 +55,14 @@ def _sections(html: str) -> dict[str, str]:
 
     ends = re.findall(r'<h2 id="([a-z]+)"', html)
     after = ends[ends.index("gerechtigkeit") + 1]
-    return {"summary": section("zusammenfassung", "datengrundlage"), "equity": section("gerechtigkeit", after)}
+    out = {"summary": section("zusammenfassung", "datengrundlage"), "equity": section("gerechtigkeit", after)}
+    if '<div id="bym2-text">' in html:  # model.family: bym2 — the spatial model's sentences in section 4
+        a = html.index('<div id="bym2-text">')
+        part = html[a:html.index("<!-- /bym2-text -->", a)]
+        part = re.sub(r"<(table|figure|h2|h3)\b.*?</\1>", " ", part, flags=re.S)
+        part = re.sub(r"<[^>]+>", " ", part)
+        out["bym2"] = re.sub(r"\s+", " ", htmllib.unescape(part)).replace("\u00a0", " ").strip()
+    return out
 
 
 class Tables:
@@ -92,6 +99,16 @@ class Tables:
         if "Teilbudgets" in wb.sheetnames:
             r = [x for x in wb["Teilbudgets"].iter_rows(values_only=True)]
             self.tb = pd.DataFrame([x for x in r[1:] if x[0] != "Summe"], columns=r[0])
+        self.bym2 = self.bym2_diag = None
+        if "BYM2" in wb.sheetnames:
+            r = list(wb["BYM2"].iter_rows(values_only=True))
+            blank = next(i for i, x in enumerate(r) if x[0] is None)
+            self.bym2 = pd.DataFrame(r[1:blank], columns=r[0]).set_index("Parameter")
+            self.bym2_diag = {x[0]: x[2] for x in r[blank:] if x[0] is not None}
+            below = [h for h in head if h and str(h).startswith("Wahrscheinlichkeit Budget unter Bedarf")]
+            self.t["p_below"] = pd.to_numeric(df[below[0]])
+            qs = [h for h in head if h and str(h).startswith("Bedarfsgerechter Zielwert")]
+            self.t["tq_lo"], self.t["tq_hi"] = pd.to_numeric(df[qs[0]]), pd.to_numeric(df[qs[1]])
         self.path = None
         if "Zielpfad" in wb.sheetnames:
             r = [x for x in wb["Zielpfad"].iter_rows(values_only=True)]
@@ -301,7 +318,54 @@ def _check_funnel(m, T):
         assert int(m["hid"]) == T.hidden
 
 
+def _check_bym2_rho(m, T):
+    rho, sig = T.bym2.loc["rho"], T.bym2.loc["sigma"]
+    assert close(m["r"], 100 * rho["Mittelwert"]) and close(m["rlo"], 100 * rho["2,5-%-Quantil"])
+    assert close(m["rhi"], 100 * rho["97,5-%-Quantil"])
+    assert close(m["s"], sig["Mittelwert"]) and close(m["slo"], sig["2,5-%-Quantil"]) and close(m["shi"], sig["97,5-%-Quantil"])
+
+
+def _check_bym2_sampler(m, T):
+    d, cfg = T.bym2_diag, T.cfg["model"]["bym2"]
+    assert int(m["c"]) == d["chains"] == cfg["chains"] and int(num(m["n"])) == d["draws"] == cfg["draws"]
+    assert int(num(m["w"])) == d["warmup"] == cfg["warmup"] and int(m["seed"]) == d["seed"] == cfg["seed"]
+    assert close(m["rhat"], d["max_r_hat"]) and close(m["ess"], d["min_ess"]) and int(m["div"]) == d["n_divergent"]
+    assert close(m["ess"], T.bym2["ESS"].min()) and d["max_r_hat"] >= T.bym2["R̂"].max() - 1e-9
+
+
+def _check_bym2_converged(m, T):
+    d = T.bym2_diag
+    assert (m["ok"] is not None) == (d["max_r_hat"] <= 1.01 and d["n_divergent"] == 0), (m[0], d)
+
+
+def _check_bym2_euros(m, T):
+    d, t = T.bym2_diag, T.t
+    assert int(num(m["n"])) == d["n_draws"] == d["chains"] * d["draws"]
+    assert close(m["p"], 100 * d["interval"])
+    width = (t["tq_hi"] - t["tq_lo"]) / t["target"] * 100
+    assert close(m["med"], width.median()) and close(m["max"], width.max())
+
+
+def _check_bym2_below(m, T):
+    p = T.t["p_below"]
+    assert int(m["n"]) == len(T.t)
+    assert int(m["b"]) == int((p >= 0.8).sum()) and int(m["a"]) == int((p <= 0.2).sum())
+
+
 PATTERNS = [
+    (rf"Der räumlich strukturierte Anteil an der Varianz des Gebietseffekts \(ρ\) beträgt (?P<r>{NUM}) % "
+     rf"\(95-%-Intervall (?P<rlo>{NUM}) % bis (?P<rhi>{NUM}) %\); die Streuung des Gebietseffekts \(σ, log-Skala\) "
+     rf"beträgt (?P<s>{NUM}) \(95-%-Intervall (?P<slo>{NUM}) bis (?P<shi>{NUM})\){END}", _check_bym2_rho),
+    (rf"Geschätzt mit (?P<c>\d+) Kette\(n\) zu je (?P<n>[\d.]+) Ziehungen nach (?P<w>[\d.]+) Aufwärmschritten "
+     rf"\(Startwert (?P<seed>\d+)\): größtes R̂ \(Parameter und erwartete Fälle\) (?P<rhat>{NUM}), kleinste effektive Stichprobengröße (?P<ess>[\d.]+), "
+     rf"(?P<div>\d+) divergente Übergänge{END}", _check_bym2_sampler),
+    (rf"(?:(?P<ok>Die Ketten sind konvergiert \(R̂ höchstens 1,01, keine divergenten Übergänge\))|Achtung: R̂ über "
+     rf"1,01 oder divergente Übergänge – die Ketten sind nicht sicher konvergiert.*?){END}", _check_bym2_converged),
+    (rf"Jede der (?P<n>[\d.]+) Ziehungen der erwarteten Fälle wurde durch die Budgetformel gerechnet; das "
+     rf"(?P<p>\d+)-%-Intervall des bedarfsgerechten Zielwerts ist im Median (?P<med>{NUM}) % des Zielwerts breit, "
+     rf"höchstens (?P<max>{NUM}) %{END}", _check_bym2_euros),
+    (rf"Bei (?P<b>\d+) von (?P<n>\d+) Sozialräumen liegt das Budget mit mindestens 80 % Wahrscheinlichkeit unter dem "
+     rf"bedarfsgerechten Zielwert, bei (?P<a>\d+) mit mindestens 80 % Wahrscheinlichkeit darüber{END}", _check_bym2_below),
     (rf"Das Budget von (?P<total>[\d.]+) € wird auf (?P<n>\d+) Sozialräume nach dieser Formel verteilt: (?P<parts>.+?){END}",
      _check_formula),
     (rf"Das Budget von (?P<total>[\d.]+) € besteht aus den Teilbudgets (?P<items>.+?){END}", _check_tb_total),

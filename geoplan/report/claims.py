@@ -426,3 +426,74 @@ def settlement_sentences(result, lang: str = "de") -> list[str]:
                     f"(re-financed {_eur(t['davon nachfinanziert'], lang)}, uncovered "
                     f"{_eur(t['davon ungedeckt (Deckelung)'], lang)})."))
     return out
+
+
+def bym2_sentences(result, lang: str = "de") -> list[str]:
+    """The spatial model (``model.family: bym2``) in plain sentences: spatial share, convergence, euros.
+
+    Every number comes from ``result.uncertainty`` (:class:`geoplan.stages.model.spatial.SpatialNeed`);
+    ``tests/test_claims.py`` recomputes each from the sheets ``BYM2`` and ``Verteilung`` of verteilung.xlsx.
+    """
+    u = getattr(result, "uncertainty", None)
+    if u is None:
+        return []
+    de = lang == "de"
+    d, s = u.diagnostics, u.summary
+    rho, sig = s.loc["rho"], s.loc["sigma"]
+    n = len(u.areas)
+    num = lambda v, k: fmt.number(v, k, lang)  # noqa: E731
+    out = [
+        ("Die erwarteten Fälle, nach denen das Budget verteilt wird, stammen aus einem räumlichen BYM2-Modell: es "
+         "schätzt für jeden Sozialraum einen Gebietseffekt, der sich aus einem räumlich strukturierten Teil (Nachbarn "
+         "ähneln sich) und einem unstrukturierten Teil zusammensetzt, und leiht sich so Information von den "
+         "Nachbarräumen." if de else
+         "The expected cases the budget is distributed by come from a spatial BYM2 model: it estimates an area effect "
+         "for every Sozialraum, made of a spatially structured part (neighbours are alike) and an unstructured part, "
+         "and so borrows information from the neighbouring areas."),
+        (f"Der räumlich strukturierte Anteil an der Varianz des Gebietseffekts (ρ) beträgt {_pct(100 * rho['mean'], lang, 0)} "
+         f"(95-%-Intervall {_pct(100 * rho['q2.5'], lang, 0)} bis {_pct(100 * rho['q97.5'], lang, 0)}); die Streuung "
+         f"des Gebietseffekts (σ, log-Skala) beträgt {num(sig['mean'], 3)} (95-%-Intervall {num(sig['q2.5'], 3)} bis "
+         f"{num(sig['q97.5'], 3)})." if de else
+         f"The spatially structured share of the area effect's variance (ρ) is {_pct(100 * rho['mean'], lang, 0)} "
+         f"(95 % interval {_pct(100 * rho['q2.5'], lang, 0)} to {_pct(100 * rho['q97.5'], lang, 0)}); the spread of the "
+         f"area effect (σ, log scale) is {num(sig['mean'], 3)} (95 % interval {num(sig['q2.5'], 3)} to "
+         f"{num(sig['q97.5'], 3)})."),
+        (f"Geschätzt mit {d['chains']} Kette(n) zu je {num(d['draws'], 0)} Ziehungen nach {num(d['warmup'], 0)} "
+         f"Aufwärmschritten (Startwert {d['seed']}): größtes R̂ (Parameter und erwartete Fälle) {num(d['max_r_hat'], 3)}, "
+         f"kleinste effektive "
+         f"Stichprobengröße {num(d['min_ess'], 0)}, {d['n_divergent']} divergente Übergänge." if de else
+         f"Estimated with {d['chains']} chain(s) of {num(d['draws'], 0)} draws each after {num(d['warmup'], 0)} warm-up "
+         f"steps (seed {d['seed']}): largest R̂ (parameters and expected cases) {num(d['max_r_hat'], 3)}, smallest "
+         f"effective sample size "
+         f"{num(d['min_ess'], 0)}, {d['n_divergent']} divergent transitions."),
+    ]
+    if d["max_r_hat"] <= 1.01 and d["n_divergent"] == 0:
+        out.append("Die Ketten sind konvergiert (R̂ höchstens 1,01, keine divergenten Übergänge)." if de else
+                   "The chains have converged (R̂ at most 1.01, no divergent transitions).")
+    else:
+        out.append("Achtung: R̂ über 1,01 oder divergente Übergänge – die Ketten sind nicht sicher konvergiert, die "
+                   "Intervalle sind nicht belastbar; mehr Ziehungen und Aufwärmschritte einstellen (model.bym2)." if de else
+                   "Caution: R̂ above 1.01 or divergent transitions – the chains have not reliably converged and the "
+                   "intervals are not dependable; set more draws and warm-up steps (model.bym2).")
+    rng = u.areas["target_range_pct"].astype(float)
+    p = u.areas["p_budget_below_need"].astype(float)
+    prob = f"{fmt.number(100 * u.interval, 0, lang)}-%" if de else _pct(100 * u.interval, lang, 0)
+    out += [
+        (f"Jede der {num(d['n_draws'], 0)} Ziehungen der erwarteten Fälle wurde durch die Budgetformel gerechnet; das "
+         f"{prob}-Intervall des bedarfsgerechten Zielwerts ist im Median {_pct(float(rng.median()), lang)} des "
+         f"Zielwerts breit, höchstens {_pct(float(rng.max()), lang)}." if de else
+         f"Each of the {num(d['n_draws'], 0)} draws of the expected cases was put through the budget formula; the "
+         f"{prob} interval of the need-based target is {_pct(float(rng.median()), lang)} of the target wide in the "
+         f"median, at most {_pct(float(rng.max()), lang)}."),
+        (f"Bei {int((p >= 0.8).sum())} von {n} Sozialräumen liegt das Budget mit mindestens 80 % Wahrscheinlichkeit unter "
+         f"dem bedarfsgerechten Zielwert, bei {int((p <= 0.2).sum())} mit mindestens 80 % Wahrscheinlichkeit darüber."
+         if de else
+         f"In {int((p >= 0.8).sum())} of {n} Sozialräume the budget lies below the need-based target with at least 80 % "
+         f"probability, in {int((p <= 0.2).sum())} above it with at least 80 % probability."),
+        ("Wo das Budget allein der Formel folgt, liegt diese Wahrscheinlichkeit nahe der Hälfte – ebenso gut zu wenig wie "
+         "zu viel; weit davon weg rückt sie dort, wo der Korridor oder die übrigen Bestandteile das Budget vom Bedarf "
+         "wegziehen." if de else
+         "Where the budget follows the formula alone, this probability is near one half – as likely too little as too "
+         "much; it moves far from that where the corridor or the other components pull the budget away from need."),
+    ]
+    return out

@@ -39,7 +39,7 @@ def format_cell(value, kind: str, lang: str = "de") -> str:
 # display format -> (formatter, decimals)
 _CELL_FORMATS = {
     "int": (fmt.number, 0), "count": (fmt.number, 0), "num0": (fmt.number, 0),
-    "euro": (fmt.euro, 0), "euro2": (fmt.euro, 2), "pct": (fmt.percent, 1),
+    "euro": (fmt.euro, 0), "euroq": (fmt.euro, 0), "euro2": (fmt.euro, 2), "pct": (fmt.percent, 1),
     "index": (fmt.number, 2), "ratio": (fmt.number, 2), "rate": (fmt.number, 1),
 }
 
@@ -196,6 +196,61 @@ def moran_text(moran: dict | None, lang: str = "de") -> str:
                        "of the need index or district fixed effects are available as model options; otherwise the "
                        "standard errors are likely too small.")
     return base + "There is no sign of spatially clustered deviations here."
+
+
+def _prior_text(prior, param: str, lang: str) -> str:
+    """A configured prior (``model.bym2.sigma_prior``/``rho_prior``) in words."""
+    kind, *v = list(prior)
+    de = lang == "de"
+    n = lambda x: fmt.number(float(x), 3, lang).rstrip("0").rstrip(",.")  # noqa: E731
+    if kind == "pc":
+        rel = ">" if param == "σ" else "<"
+        return (f"PC-Prior: P({param} {rel} {n(v[0])}) = {n(v[1])}" if de else f"PC prior: P({param} {rel} {n(v[0])}) = {n(v[1])}")
+    if kind == "halfnormal":
+        return f"{'Halbnormal' if de else 'half-normal'}(0, {n(v[0])})"
+    if kind == "exponential":
+        return f"Exponential({'Rate' if de else 'rate'} {n(v[0])})"
+    if kind == "beta":
+        return f"Beta({n(v[0])}, {n(v[1])})"
+    return "Gleichverteilung auf (0, 1)" if de else "uniform on (0, 1)"
+
+
+def bym2_context(result, lang: str = "de") -> dict | None:
+    """The spatial model's part of the Bedarfsmodell section (``result.uncertainty``), formatted; None without BYM2."""
+    u = getattr(result, "uncertainty", None)
+    if u is None:
+        return None
+    de = lang == "de"
+    b = result.config.model.bym2
+    label_of = {i.name: i.label for i in result.catalogue.indicators}
+    priors = {"beta0": ("Normal(log(Σ Fälle / Σ Exposition), 5)" if de else "normal(log(Σ cases / Σ exposure), 5)"),
+              "sigma": _prior_text(b.sigma_prior, "σ", lang), "rho": _prior_text(b.rho_prior, "ρ", lang)}
+    names = {"beta0": "Achsenabschnitt (log Rate)" if de else "Intercept (log rate)",
+             "sigma": "σ: Streuung des Gebietseffekts" if de else "σ: spread of the area effect",
+             "rho": "ρ: räumlicher Anteil der Varianz" if de else "ρ: spatial share of the variance"}
+    param_rows = []
+    for name, r in u.summary.iterrows():
+        is_coef = name not in names
+        label = (f"{label_of.get(name, name)} ({'log Ratenverhältnis je SD' if de else 'log rate ratio per SD'})"
+                 if is_coef else names[name])
+        prior = f"Normal(0, {fmt.number(b.coef_prior_sd, 3, lang).rstrip('0').rstrip(',.')})" if is_coef else priors[name]
+        def show(v, rho=name == "rho"):  # ρ as a share in %, the others on the log scale
+            return fmt.percent(100 * v, 0, lang) if rho else fmt.number(v, 3, lang)
+
+        param_rows.append([label, prior, show(r["mean"]), show(r["sd"]), f"{show(r['q2.5'])} – {show(r['q97.5'])}",
+                           fmt.number(r["r_hat"], 3, lang), fmt.number(r["ess"], 0, lang)])
+    a = u.areas.sort_values("key")
+    area_rows = [[str(r["key"]), str(r["name"]), fmt.number(r["expected_cases"], 1, lang),
+                  f"{fmt.number(r['expected_q05'], 1, lang)} – {fmt.number(r['expected_q95'], 1, lang)}",
+                  fmt.euro(r["budget_eur"], 0, lang), fmt.euro(r["target_eur"], 0, lang),
+                  f"{fmt.euro(r['target_q05_eur'], 0, lang)} – {fmt.euro(r['target_q95_eur'], 0, lang)}",
+                  fmt.percent(100 * r["p_budget_below_need"], 0, lang)] for _i, r in a.iterrows()]
+    fam = {"negbin": "negatives Binomialmodell" if de else "negative binomial model",
+           "poisson": "Poisson-Modell" if de else "Poisson model"}.get(u.reference_family, u.reference_family)
+    return {"sentences": claims.bym2_sentences(result, lang), "param_rows": param_rows, "area_rows": area_rows,
+            "interval": (f"{fmt.number(100 * u.interval, 0, lang)}-%-Intervall" if de else
+                         f"{fmt.percent(100 * u.interval, 0, lang)} interval"), "reference": fam,
+            "lo": fmt.percent(50 * (1 - u.interval), 0, lang), "hi": fmt.percent(50 * (1 + u.interval), 0, lang)}
 
 
 def sensitivity_context(result, lang: str = "de") -> dict | None:
@@ -416,6 +471,7 @@ def report_context(result, pub, lang: str = "de") -> dict:
                  for y, n in (summary.get("convergence") or [])][:10]
     return {
         "claims": claims.report_claims(result, lang),
+        "bym2": bym2_context(result, lang),
         "settle_rules": _settle_rules(result, lang),
         "conv_rows": conv_rows,
         "lang": lang,

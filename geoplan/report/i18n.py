@@ -227,6 +227,17 @@ EN: dict[str, str] = {
     "Quelle: eigene Daten": "Source: own data",
     "; HzE-Werte simuliert": "; HzE values simulated",
     "Schlüssel": "Key",
+    # spatial model (model.family: bym2)
+    "Räumliches Modell (BYM2) und Unsicherheit in Euro": "Spatial model (BYM2) and uncertainty in euros",
+    "Parameter": "Parameter",
+    "Prior": "Prior",
+    "Mittelwert": "Mean",
+    "Std.-Abw.": "SD",
+    "95-%-Intervall": "95 % interval",
+    "Erwartete Fälle": "Expected cases",
+    "Bedarfsgerechter Zielwert": "Need-based target",
+    "Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt": "Probability that the budget lies below need",
+    "Unsicherheit in Euro": "Uncertainty in euros",
 }
 
 

@@ -33,6 +33,23 @@ MONEY_COLUMNS = _vocab([("hze_cost_prev_eur", "euro"), ("budget_eur", "euro"), (
                         ("change_eur", "euro"), ("change_pct", "pct")])
 
 
+def uncertainty_columns(interval: float) -> list[tuple[str, str, str, str]]:
+    """Columns of the BYM2 model (``model.family: bym2``): intervals of expected cases and of the need-based target.
+
+    Model output only (posterior quantiles, a probability); no observed count can be read from them. The
+    target's quantiles are not summed in the XLSX (format ``euroq``): a sum of quantiles is no quantile.
+    """
+    lo = f"{(1 - interval) / 2 * 100:g} %"
+    hi = f"{(1 + interval) / 2 * 100:g} %"
+    return [
+        ("expected_q05", f"Erwartete Fälle {lo}-Quantil", f"Expected cases {lo} quantile", "num1"),
+        ("expected_q95", f"Erwartete Fälle {hi}-Quantil", f"Expected cases {hi} quantile", "num1"),
+        ("target_q05_eur", f"Bedarfsgerechter Zielwert {lo}-Quantil", f"Need-based target {lo} quantile", "euroq"),
+        ("target_q95_eur", f"Bedarfsgerechter Zielwert {hi}-Quantil", f"Need-based target {hi} quantile", "euroq"),
+        ("p_budget_below_need", "Wahrscheinlichkeit Budget unter Bedarf", "Probability budget below need", "ratio"),
+    ]
+
+
 @dataclass
 class Published:
     areas: pd.DataFrame                     # one row per Sozialraum, suppressed
@@ -130,7 +147,10 @@ def build_published(result, lang: str = "de") -> Published:
     from geoplan.report.i18n import relabel
 
     base = [(exposure, *c[1:]) if c[0] == "pop_u21" and exposure != "pop_u21" else c for c in BASE_COLUMNS]
-    columns = [(c[0], relabel(c[1]), relabel(c[2], "en"), c[3]) for c in base + indicator_cols + MODEL_COLUMNS + MONEY_COLUMNS + component_cols
+    unc = getattr(result, "uncertainty", None)
+    unc_cols = uncertainty_columns(unc.interval) if unc is not None else []
+    columns = [(c[0], relabel(c[1]), relabel(c[2], "en"), c[3])
+               for c in base + indicator_cols + MODEL_COLUMNS + MONEY_COLUMNS + unc_cols + component_cols
                if c[0] in areas.columns]
     keep = list(dict.fromkeys([c[0] for c in columns] + ["need_class"]))
     areas = areas[[c for c in keep if c in areas.columns]]

@@ -21,7 +21,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 
 NUMBER_FORMATS = {
-    "int": "#,##0", "count": "#,##0", "num0": "#,##0", "euro": '#,##0 "€"', "euro2": '#,##0.00 "€"',
+    "int": "#,##0", "count": "#,##0", "num0": "#,##0", "euro": '#,##0 "€"', "euro2": '#,##0.00 "€"', "num3": "0.000",
+    "euroq": '#,##0" €"',  # a quantile (same look as euro): no =SUM total, a sum of quantiles is no quantile
     "pct": '0.0 "%"', "index": "0.00", "ratio": "0.00", "rate": "0.0", "num1": "#,##0.0",
     "coef": "0.000", "p": "0.0000",
 }
@@ -118,6 +119,9 @@ def write_xlsx(result, pub, path: Path, lang: str = "de") -> Path:
         crows.append([name] + [r[c] for c in ccols])
     _sheet(wb, sheet("model"), [voc.label("coef.label", lang)] + [voc.label("coef." + c, lang) for c in ccols], crows,
            ["text"] + ["p" if c == "p_value" else "coef" for c in ccols], widths=[40] + [14] * len(ccols))
+
+    if getattr(result, "uncertainty", None) is not None:  # model.family: bym2
+        bym2_sheet(wb, result.uncertainty, lang)
 
     s = result.equity.summary
     ws = _sheet(wb, sheet("equity"), [W("Kennzahl", "Measure"), W("Wert", "Value")],
@@ -313,6 +317,41 @@ def allocation_sheet(wb: Workbook, title: str, header: list[str], rows: list[lis
     for c in ws[total]:
         c.font = Font(bold=True)
     _print_setup(ws, freeze="C2", filter_rows=last)
+    return ws
+
+
+#: diagnostics of the BYM2 sheet: key -> (German, English)
+BYM2_DIAGNOSTICS = {
+    "chains": ("Ketten", "Chains"), "warmup": ("Aufwärmschritte je Kette", "Warm-up steps per chain"),
+    "draws": ("Ziehungen je Kette", "Draws per chain"), "n_draws": ("Ziehungen zusammen", "Draws in total"),
+    "seed": ("Startwert", "Seed"), "max_r_hat": ("größtes R̂ (Parameter und erwartete Fälle)", "largest R̂ (parameters and expected cases)"),
+    "max_r_hat_effects": ("größtes R̂ der einzelnen Gebietseffekte θ, φ (nur ihre Summe ist bestimmt)",
+                          "largest R̂ of the separate area effects θ, φ (only their sum is identified)"),
+    "min_ess": ("kleinste effektive Stichprobengröße (Parameter)", "smallest effective sample size (parameters)"),
+    "n_divergent": ("divergente Übergänge", "divergent transitions"),
+    "n_components": ("zusammenhängende Teile der Nachbarschaft", "connected parts of the adjacency"),
+    "n_islands": ("Sozialräume ohne Nachbarn", "Sozialräume without neighbours"),
+    "n_edges": ("Nachbarpaare (Queen-Kontiguität)", "neighbour pairs (queen contiguity)"),
+    "waic": ("WAIC", "WAIC"), "waic_se": ("Standardfehler des WAIC", "standard error of the WAIC"),
+    "p_waic": ("effektive Parameterzahl (WAIC)", "effective number of parameters (WAIC)"),
+}
+
+
+def bym2_sheet(wb: Workbook, u, lang: str = "de"):
+    """The spatial model: posterior summary of the parameters, then the sampler's diagnostics (key in column A)."""
+    de = lang == "de"
+    head = (["Parameter", "Bezeichnung", "Mittelwert", "Std.-Abw.", "2,5-%-Quantil", "97,5-%-Quantil", "R̂", "ESS"] if de else
+            ["Parameter", "Label", "Mean", "SD", "2.5 % quantile", "97.5 % quantile", "R̂", "ESS"])
+    rows = [[str(k), str(r["label"]), float(r["mean"]), float(r["sd"]), float(r["q2.5"]), float(r["q97.5"]),
+             float(r["r_hat"]), float(r["ess"])] for k, r in u.summary.iterrows()]
+    ws = _sheet(wb, "BYM2", head, rows, ["text", "text"] + ["num3"] * 4 + ["num3", "int"], widths=[18, 44] + [14] * 6)
+    r0 = ws.max_row + 2
+    extra = {**u.diagnostics, "interval": u.interval}
+    labels = {**BYM2_DIAGNOSTICS, "interval": ("Wahrscheinlichkeit der Intervalle des Zielwerts", "probability of the target's intervals")}
+    for i, (k, v) in enumerate(extra.items()):
+        ws.cell(row=r0 + i, column=1, value=k)
+        ws.cell(row=r0 + i, column=2, value=labels.get(k, (k, k))[0 if de else 1])
+        ws.cell(row=r0 + i, column=3, value=_cell_value(v))
     return ws
 
 

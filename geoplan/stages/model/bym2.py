@@ -59,6 +59,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from geoplan.errors import GeoplanError, QANote
 
+from geoplan.stages.bym2_priors import RHO_PRIORS as _RHO_PRIORS
+from geoplan.stages.bym2_priors import SIGMA_PRIORS as _SIGMA_PRIORS
+from geoplan.stages.bym2_priors import prior_tuple as _prior_tuple
 from geoplan.stages.model.glm import _check_counts, _check_exposure, _check_predictors
 
 __all__ = [
@@ -281,6 +284,21 @@ def adjacency_graph(adjacency, n: int, *, eigenvalues: bool = True, basis: bool 
 # ---------------------------------------------------------------------------
 # PC prior of the mixing parameter
 # ---------------------------------------------------------------------------
+def _t_minus_log1p(t, xp=np):
+    """t − log(1 + t), accurate for small |t| too.
+
+    For |t| < 1e-3 the difference of the two terms loses all digits (at ρ ≈ 1e-9
+    it is 0 in float64), which made the PC prior's density d′/d blow up at
+    ρ → 0 — a spurious mode the sampler could fall into. There the series
+    t²/2 − t³/3 + t⁴/4 − t⁵/5 (error < t⁶/6 ≈ 2e-19) is used.
+    """
+    small = xp.abs(t) < 1e-3
+    ts = xp.where(small, t, 0.0)
+    series = ts * ts * (0.5 - ts * (1.0 / 3.0 - ts * (0.25 - ts * 0.2)))
+    tl = xp.where(small, 0.0, t)
+    return xp.where(small, series, tl - xp.log1p(tl))
+
+
 def _kld(phi, gm1, xp=np):
     """KLD of the BYM2 effect with mixing ``phi`` from the iid base model (Riebler et al. 2016, eq. 8).
 
@@ -289,7 +307,7 @@ def _kld(phi, gm1, xp=np):
     contribution — for islands).
     """
     t = phi * gm1
-    return 0.5 * xp.sum(t - xp.log1p(t), axis=-1)
+    return 0.5 * xp.sum(_t_minus_log1p(t, xp), axis=-1)
 
 
 def _pc_rho_lambda(gm1: np.ndarray, u: float, alpha: float) -> float:
@@ -311,7 +329,7 @@ def pc_rho_log_density(rho, gamma: np.ndarray, u: float = 0.5, alpha: float = 2 
     g = xp.asarray(gm1)
     rho_ = xp.asarray(rho)[..., None]
     t = rho_ * g
-    kld = 0.5 * xp.sum(t - xp.log1p(t), axis=-1)
+    kld = 0.5 * xp.sum(_t_minus_log1p(t, xp), axis=-1)
     dkld = 0.5 * xp.sum(rho_ * g * g / (1.0 + t), axis=-1)
     # d = √(2 KLD); d′ = KLD′ / d. Both vanish at ρ → 0; their ratio tends to √(Σ(γ−1)²/2).
     kld = xp.maximum(kld, 1e-300)
@@ -322,47 +340,6 @@ def pc_rho_log_density(rho, gamma: np.ndarray, u: float = 0.5, alpha: float = 2 
 # ---------------------------------------------------------------------------
 # priors
 # ---------------------------------------------------------------------------
-def _prior_tuple(value, name: str, allowed: dict) -> tuple:
-    if isinstance(value, str):
-        value = (value,)
-    if isinstance(value, dict):
-        value = (value.get("type"), *[v for k, v in value.items() if k != "type"])
-    value = tuple(value)
-    kind = value[0] if value else None
-    if kind not in allowed or len(value) - 1 != allowed[kind][0]:
-        raise GeoplanError(
-            f"Unbekannte oder unvollständige Prior-Angabe für {name}.",
-            location=f"model.bym2.{name}_prior",
-            expected=" | ".join(f"{k}: {v[1]}" for k, v in allowed.items()),
-            found=repr(value),
-        )
-    try:
-        params = tuple(float(v) for v in value[1:])
-    except (TypeError, ValueError):
-        raise GeoplanError(f"Die Prior-Parameter für {name} müssen Zahlen sein.", location=f"model.bym2.{name}_prior",
-                           found=repr(value)) from None
-    if any(not math.isfinite(p) or p <= 0 for p in params):
-        raise GeoplanError(f"Die Prior-Parameter für {name} müssen positive Zahlen sein.",
-                           location=f"model.bym2.{name}_prior", found=repr(value))
-    if kind == "pc" and name == "rho" and not (0 < params[0] < 1 and 0 < params[1] < 1):
-        raise GeoplanError("PC-Prior für ρ: u und alpha müssen zwischen 0 und 1 liegen.",
-                           location="model.bym2.rho_prior", expected="(\"pc\", u, alpha), z. B. (\"pc\", 0.5, 2/3)",
-                           found=repr(value))
-    if kind == "pc" and name == "sigma" and not params[1] < 1:
-        raise GeoplanError("PC-Prior für σ: alpha muss zwischen 0 und 1 liegen.",
-                           location="model.bym2.sigma_prior", expected="(\"pc\", u, alpha), z. B. (\"pc\", 1, 0.01)",
-                           found=repr(value))
-    return (kind, *params)
-
-
-_SIGMA_PRIORS = {"pc": (2, "(\"pc\", u, alpha): P(σ > u) = alpha"),
-                 "halfnormal": (1, "(\"halfnormal\", scale)"),
-                 "exponential": (1, "(\"exponential\", rate)")}
-_RHO_PRIORS = {"pc": (2, "(\"pc\", u, alpha): P(ρ < u) = alpha"),
-               "beta": (2, "(\"beta\", a, b)"),
-               "uniform": (0, "(\"uniform\",)")}
-
-
 def describe_priors(sigma_prior, rho_prior, intercept_prior, coef_prior_sd) -> dict:
     """Plain German description of the priors, for the report (key → text)."""
     s = _prior_tuple(sigma_prior, "sigma", _SIGMA_PRIORS)
@@ -413,7 +390,7 @@ def _numpyro_model(Z, log_e, y, arrays, *, static):
         rho = numpyro.sample("rho", dist.Uniform(0.0, 1.0))
         if rho_p[0] == "pc":
             t = rho * gm1
-            kld = jnp.maximum(0.5 * jnp.sum(t - jnp.log1p(t)), 1e-300)
+            kld = jnp.maximum(0.5 * jnp.sum(_t_minus_log1p(t, jnp)), 1e-300)
             dkld = 0.5 * jnp.sum(rho * gm1 * gm1 / (1.0 + t))
             d = jnp.sqrt(2.0 * kld)
             numpyro.factor("rho_pc_prior", jnp.log(pc_lam) - pc_lam * d + jnp.log(dkld) - jnp.log(d))
