@@ -94,11 +94,7 @@ def _run_and_write(cfg, out_dir: Path, force: bool, config_file: Path | None = N
         with console.status("[bold blue]Bericht, Karte, Excel und GeoPackage schreiben …"):
             files = write_outputs(result, out_dir, force=force, lang=STATE["lang"])
     console.print("[green]✓[/green] Ausgaben schreiben")
-    warnings = [n for n in result.notes if n.level != "info"]
-    for n in warnings[:5]:
-        console.print(f"[yellow]Hinweis ({n.stage}):[/yellow] " + escape(n.message), soft_wrap=True)
-    if len(warnings) > 5:
-        console.print(f"[yellow]… und {len(warnings) - 5} weitere Hinweise[/yellow] (Bericht, Anhang: Qualitätssicherung)")
+    _print_notes(console, result.notes, 5, cfg, result.catalogue, " (Bericht, Anhang: Qualitätssicherung)")
     out.print(f"{t('done')} [bold]{out_dir}[/bold]:")
     for f in files:
         out.print(f"  {f.name}")
@@ -180,7 +176,6 @@ def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)
         raise GeoplanError(f"{n} Problem(e) in {config}:\n" + listing("de"),
                            message_en=f"{n} problem(s) in {config}:\n" + listing("en"))
     spec = cfg.allocation
-    warnings = [n for n in res.notes if n.level != "info"]
     out.print(f"[green]✓[/green] {t('valid')} {escape(str(config))}")
     secs = time.perf_counter() - t0
     if lang == "de":
@@ -193,10 +188,7 @@ def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)
                   + (f" ({res.n_excluded} excluded)" if res.n_excluded else "")
                   + f"; table levels: {', '.join(res.levels)}; {len(spec.components)} budget components, "
                   f"total {fmt.euro(spec.total_eur, lang='en')}; {fmt.number(secs, 1, lang='en')} s.")
-    for n in warnings[:10]:
-        out.print(f"[yellow]Hinweis ({escape(n.stage)}):[/yellow] " + escape(n.message), soft_wrap=True)
-    if len(warnings) > 10:
-        out.print(f"[yellow]… und {len(warnings) - 10} weitere Hinweise[/yellow]")
+    _print_notes(out, res.notes, 10, cfg, None, "")
 
 
 @app.command()
@@ -459,6 +451,27 @@ def _os_error(exc: OSError) -> GeoplanError:
                         hint="Pfad, Rechte und Datenträger prüfen.",
                         message_en=f"File access failed: {exc.strerror or exc}",
                         hint_en="Check path, permissions and drive.")
+
+
+def _print_notes(printer, notes, limit: int, cfg, catalogue, where: str) -> None:
+    """The warnings of a run as a reader sees them (column names in words, paths relative to the config),
+    each once, with its file; at most ``limit``, then how many more."""
+    from geoplan.report.vocabulary import humanize_note
+
+    names = {i.name: i.label for i in catalogue.indicators} if catalogue is not None else None
+    seen, shown = set(), []
+    for n in notes:
+        if n.level == "info":
+            continue
+        h = humanize_note(n, "de", getattr(cfg, "base_dir", None), names)
+        text = h.message + (f" (Datei: {h.file})" if h.file else "")
+        if (n.stage, text) not in seen:
+            seen.add((n.stage, text))
+            shown.append((h.stage, text))
+    for stage, text in shown[:limit]:
+        printer.print(f"[yellow]Hinweis ({escape(stage)}):[/yellow] " + escape(text), soft_wrap=True)
+    if len(shown) > limit:
+        printer.print(f"[yellow]… und {len(shown) - limit} weitere Hinweise[/yellow]{where}")
 
 
 ABORTED = {"de": "Abgebrochen; es wurde nichts geschrieben.", "en": "Aborted; nothing was written."}
