@@ -184,3 +184,64 @@ def test_validate_names_the_missing_extra(monkeypatch):
     problems = dry_run(berlin_config(raw)).problems
     assert len(problems) == 1 and "geoplan[bayes]" in problems[0].hint
     assert problems[0].location == "model.family: bym2"
+
+
+P_LABEL = {"de": "Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt",
+           "en": "Probability that the budget lies below need"}
+P_CLASSES = {"de": ("unter 20 %", "20 % bis unter 40 %", "40 % bis unter 60 %", "60 % bis unter 80 %", "80 % und mehr"),
+             "en": ("under 20%", "20% to under 40%", "40% to under 60%", "60% to under 80%", "80% or more")}
+
+
+def _plain(text: str) -> str:
+    return htmllib.unescape(text).replace("\u00a0", " ")
+
+
+def _legends(karte: str) -> str:
+    """The legends of karte.html (a JSON string in its script), as plain text."""
+    import json
+
+    return _plain("".join(json.loads(m) for m in re.findall(r'd\.innerHTML = ("(?:[^"\\]|\\.)*");', karte)))
+
+
+def test_probability_map_in_report_and_karte(bym2_result, bym2_outputs):
+    """The map of P(budget below need): a figure in section 4 and a layer of karte.html, in both languages."""
+    p = bym2_result.uncertainty.areas.set_index("key")["p_budget_below_need"]
+    for lang in ("de", "en"):
+        html = _plain((bym2_outputs / lang / "bericht.html").read_text(encoding="utf-8"))
+        a = html.index('<figure id="bym2-karte">')
+        fig = html[a:html.index("</figure>", a)]
+        assert 'src="data:image/png;base64,' in fig and P_LABEL[lang] in fig
+        assert html.index('<h2 id="bedarfsmodell">') < a < html.index("<!-- /bym2-text -->")
+        karte = _legends((bym2_outputs / lang / "karte.html").read_text(encoding="utf-8"))
+        assert 'data-column="p_budget_below_need_pct"' in karte and P_LABEL[lang] in karte
+        legend = karte[karte.index('data-column="p_budget_below_need_pct"'):]
+        legend = legend[:legend.index("</div></div>")]
+        for label in P_CLASSES[lang]:
+            assert label in legend, label
+        # the legend counts are the Result's probabilities in the fixed classes
+        counts = [int(c) for c in re.findall(r'class="n">\((\d+)\)', legend)]
+        expected = np.bincount(np.searchsorted([20, 40, 60, 80], 100 * p.to_numpy(float), side="right"), minlength=5)
+        assert counts == expected.tolist()
+
+
+def test_probability_map_absent_without_bym2(demo_outputs):
+    html = (demo_outputs / "bericht.html").read_text(encoding="utf-8")
+    assert 'id="bym2-karte"' not in html
+    karte = (demo_outputs / "karte.html").read_text(encoding="utf-8")
+    assert 'data-column="budget_per_u21"' in _legends(karte) and "p_budget_below_need" not in karte
+
+
+def test_probability_classes_are_fixed():
+    from geoplan.report.maps import classify, probability_layer
+
+    layer = probability_layer("p", "P")
+    c = classify([0.0, 19.9, 20.0, 50.0, 79.9, 80.0, 100.0, np.nan], layer)
+    assert c.classes.tolist() == [0, 0, 1, 2, 3, 4, 4, -1]
+    assert c.counts == [2, 1, 1, 1, 2]
+    assert [_plain(x) for x in c.labels] == list(P_CLASSES["de"])
+    # all five classes, also when the data fill only one: the same colour means the same probability in every run
+    one = classify([55.0, 45.0], layer, lang="en")
+    assert one.counts == [0, 0, 2, 0, 0] and one.colors == c.colors
+    assert [_plain(x) for x in one.labels] == list(P_CLASSES["en"])
+    # diverging and symmetric around the middle class: purple below, orange above
+    assert c.colors[0] != c.colors[4] and len(set(c.colors)) == 5

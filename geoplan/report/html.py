@@ -250,6 +250,7 @@ def bym2_context(result, lang: str = "de") -> dict | None:
     return {"sentences": claims.bym2_sentences(result, lang), "param_rows": param_rows, "area_rows": area_rows,
             "interval": (f"{fmt.number(100 * u.interval, 0, lang)}-%-Intervall" if de else
                          f"{fmt.percent(100 * u.interval, 0, lang)} interval"), "reference": fam,
+            "n_draws": fmt.number(u.diagnostics["n_draws"], 0, lang),
             "lo": fmt.percent(50 * (1 - u.interval), 0, lang), "hi": fmt.percent(50 * (1 + u.interval), 0, lang)}
 
 

@@ -12,10 +12,14 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from geoplan.report.maps import MapLayer, change_layer, interactive_map, static_map_png_bytes
+from geoplan.report.maps import MapLayer, change_layer, interactive_map, probability_layer, static_map_png_bytes
 from geoplan.report import figures
 from geoplan.report.i18n import gettext
 from geoplan.report.vocabulary import label as voc_label
+
+
+#: Map column of the BYM2 probability that the budget lies below the need-based target, in %.
+P_BELOW = "p_budget_below_need_pct"
 
 
 def _map_frame(result, pub) -> gpd.GeoDataFrame:
@@ -26,6 +30,8 @@ def _map_frame(result, pub) -> gpd.GeoDataFrame:
             g[col] = g["key"].map(areas[col])
     if "oe_ratio" in g.columns:
         g["oe_ratio"] = pd.to_numeric(g["oe_ratio"], errors="coerce")
+    if "p_budget_below_need" in areas.columns:  # model.family: bym2; a share 0–1, shown in % like the tables
+        g[P_BELOW] = 100 * pd.to_numeric(g["key"].map(areas["p_budget_below_need"]), errors="coerce")
     ex = getattr(result.boundaries, "excluded", None)
     if ex is not None and len(ex):  # boundaries.exclude: shown grey (no value), no budget
         ex = ex[["key", "name", "geometry"]].to_crs(g.crs).assign(name=ex["name"].astype(str) + " (ohne Budget)")
@@ -47,7 +53,12 @@ def map_layers(frame, lang: str = "de", corridor=None) -> list[MapLayer]:
     if "oe_ratio" in frame.columns and frame["oe_ratio"].notna().sum() >= 5:
         layers.append(MapLayer("oe_ratio", _("HzE beobachtet/erwartet"),
                                scheme="quantiles", k=5, palette="PuBu", fmt="index"))
+    if P_BELOW in frame.columns and frame[P_BELOW].notna().any():
+        layers.append(probability_layer(P_BELOW, _(P_BELOW_LABEL)))
     return layers
+
+
+P_BELOW_LABEL = "Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt"
 
 
 def residual_layer(lang: str = "de") -> MapLayer:
@@ -88,7 +99,8 @@ def report_maps(result, pub, lang: str = "de") -> dict[str, str]:
     g = _map_frame(result, pub)
     src = _source_line(result, lang)
     out = {}
-    names = {"budget_per_u21": "map_budget", "need_index": "map_need", "change_pct": "map_change"}
+    names = {"budget_per_u21": "map_budget", "need_index": "map_need", "change_pct": "map_change",
+             P_BELOW: "map_p_below"}
     for layer in map_layers(g, lang, result.config.allocation.corridor):
         if layer.column in names:
             png = static_map_png_bytes(g, layer, title=layer.label, source_line=src, lang=lang)

@@ -51,6 +51,7 @@ __all__ = [
     "classify",
     "change_bins",
     "change_layer",
+    "probability_layer",
     "interactive_map",
     "write_interactive_map",
     "static_map",
@@ -66,7 +67,9 @@ PALETTES = frozenset(
         "BrBG", "PuOr", "RdBu",
     }
 )
-SCHEMES = ("quantiles", "natural_breaks", "equal_interval", "std_mean", "user_defined", "change")
+SCHEMES = ("quantiles", "natural_breaks", "equal_interval", "std_mean", "user_defined", "change", "probability")
+#: Upper bounds (%, exclusive) of the fixed classes of a probability map; the last class is "80 % or more".
+PROBABILITY_BINS = (20.0, 40.0, 60.0, 80.0)
 
 #: Fill for areas without a value (suppressed for privacy or missing).
 NODATA_COLOR = "#d9d9d9"
@@ -89,6 +92,7 @@ TEXT = {
             "std_mean": "Standardabweichungen um den Mittelwert",
             "user_defined": "feste Klassengrenzen",
             "change": "feste Klassen um 0, am Korridor ausgerichtet",
+            "probability": "feste Klassen von 20 Prozentpunkten, Mitte 50 %",
         },
     },
     "en": {
@@ -107,6 +111,7 @@ TEXT = {
             "std_mean": "standard deviations around the mean",
             "user_defined": "fixed class bounds",
             "change": "fixed classes centred on 0, aligned to the corridor",
+            "probability": "fixed classes of 20 percentage points, centred on 50 %",
         },
     },
 }
@@ -287,6 +292,12 @@ def _check_layer(layer: MapLayer) -> None:
             expected="z. B. (-15, -5, 5, 15)",
             found=str(layer.bins),
         )
+    if layer.scheme == "probability" and (not layer.bins or list(layer.bins) != sorted(layer.bins)):
+        raise GeoplanError(
+            f"Kartenebene '{layer.label}': 'probability' braucht aufsteigende Klassengrenzen in %.",
+            expected="z. B. (20, 40, 60, 80)",
+            found=str(layer.bins),
+        )
     if layer.scheme == "user_defined" and not layer.bins:
         raise GeoplanError(
             f"Kartenebene '{layer.label}': 'user_defined' braucht Klassengrenzen (bins).",
@@ -375,6 +386,44 @@ def _classify_change(y: np.ndarray, ok: np.ndarray, layer: MapLayer, lang: str) 
                           labels=labels)
 
 
+def probability_layer(column: str, label: str) -> MapLayer:
+    """A probability layer (values in %, 0–100) with the five fixed classes of :data:`PROBABILITY_BINS`
+    and the colour-blind-safe diverging PuOr scheme: purple below 50 %, orange above, near-white around 50 %."""
+    return MapLayer(column, label, scheme="probability", bins=PROBABILITY_BINS, palette="PuOr_r", fmt="prozent",
+                    center=50.0)
+
+
+def _classify_probability(y: np.ndarray, ok: np.ndarray, layer: MapLayer, lang: str) -> Classification:
+    """Five fixed classes of a probability in %: < b1, [b1, b2), …, ≥ b_last (every class in the legend, also
+    when empty, so the same colour means the same probability in every run)."""
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    bounds = [float(b) for b in layer.bins]
+    classes = np.full(len(y), -1, dtype=int)
+    cls = np.searchsorted(np.asarray(bounds), y[ok], side="right")
+    classes[ok] = cls
+    k = len(bounds) + 1
+    counts = [int((cls == i).sum()) for i in range(k)]
+    d = 0 if all(b.is_integer() for b in bounds) else 1
+
+    def f(v):
+        return _by_kind(v, layer.fmt, d, lang)
+
+    if lang == "en":
+        labels = [f"under {f(bounds[0])}"] + [f"{f(a)} to under {f(b)}" for a, b in zip(bounds[:-1], bounds[1:])] \
+            + [f"{f(bounds[-1])} or more"]
+    else:
+        labels = [f"unter {f(bounds[0])}"] + [f"{f(a)} bis unter {f(b)}" for a, b in zip(bounds[:-1], bounds[1:])] \
+            + [f"{f(bounds[-1])} und mehr"]
+    cmap = matplotlib.colormaps[layer.palette]
+    # symmetric around the middle class: equal distance from 50 % gets equal intensity
+    colors = [to_hex(cmap(x)) for x in np.linspace(0.1, 0.9, k)]
+    top = max(100.0, float(y[ok].max())) if ok.any() else 100.0
+    return Classification(bins=[*bounds, top], lower=0.0, classes=classes, colors=colors, counts=counts,
+                          labels=labels)
+
+
 def classify(values, layer: MapLayer, lang: str = "de") -> Classification:
     """Classify ``values`` (array, NaN = no value) with the layer's mapclassify scheme.
 
@@ -394,6 +443,8 @@ def classify(values, layer: MapLayer, lang: str = "de") -> Classification:
         return Classification(bins=[], lower=float("nan"), classes=classes, colors=[], counts=[], labels=[])
     if layer.scheme == "change":
         return _classify_change(y, ok, layer, lang)
+    if layer.scheme == "probability":
+        return _classify_probability(y, ok, layer, lang)
     yy = y[ok]
     n_unique = len(np.unique(yy))
     k = max(1, min(int(layer.k), n_unique))
