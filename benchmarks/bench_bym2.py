@@ -74,6 +74,7 @@ def probe(frame, adjacency, cfg: BYM2Config, iters: int) -> dict:
     per100 = 100 * m.fit_seconds_ / (iters + 10)  # includes JIT compilation: an upper bound per iteration
     total = cfg.chains * (cfg.warmup + cfg.draws)
     return {"iters": iters + 10, "wall": wall, "per100": per100, "steps": m.mean_leapfrog_steps_,
+            "graph": m.graph_seconds_, "sampling": m.fit_seconds_,
             "extrapolated": m.graph_seconds_ + per100 * total / 100}
 
 
@@ -86,9 +87,10 @@ def run(n: int, cfg: BYM2Config, probe_iters: int) -> dict:
     if probe_iters:
         p = probe(frame, adjacency, cfg, probe_iters)
         print(f"<!-- {n} areas, probe: 1 chain × {p['iters']} iterations in {p['wall']:.0f} s "
-              f"({p['per100']:.1f} s per 100 iterations incl. compilation, {p['steps']:.0f} leapfrog steps each); "
-              f"EXTRAPOLATED full fit {cfg.chains}×({cfg.warmup}+{cfg.draws}): {p['extrapolated'] / 60:.0f} min -->",
-              flush=True)
+              f"(graph preparation {p['graph']:.0f} s, sampling {p['sampling']:.0f} s = {p['per100']:.1f} s per 100 "
+              f"iterations incl. compilation, {p['steps']:.0f} leapfrog steps each, the rest post-processing); "
+              f"EXTRAPOLATED graph + sampling of {cfg.chains}×({cfg.warmup}+{cfg.draws}): "
+              f"{p['extrapolated'] / 60:.0f} min, post-processing not included -->", flush=True)
     m = estimator(cfg)
     c0, t0 = time.process_time(), time.perf_counter()
     m.fit(frame[PREDICTORS], frame["hze_cases"], exposure=frame["pop_u21"], adjacency=adjacency)
