@@ -150,7 +150,12 @@ def test_connections_instead_of_paths():
     assert cfg.indicators.tables[0].display == "einwohner" and cfg.indicators.aggregate.has_key_table
     assert cfg.output.postgis.if_exists == "replace" and cfg.output.qgis_project is False
     # the files that remain are still the inputs the output folder must not hold
-    assert len(cfg.input_paths()) == 3 and all(p.is_file() for p in cfg.input_paths())
+    full = config_from_dict(copy.deepcopy(RAW), base_dir=EXAMPLE_CONFIG.parent).input_paths()
+    # the boundaries, the first table and the key table now come from connections: exactly they are gone
+    gone = {"prognoseraeume_2021.geojson", "einwohner_plr_2022-06.csv", "lor_2021_plr_schluessel.csv"}
+    assert gone <= {p.name for p in full}
+    assert [p.name for p in cfg.input_paths()] == [p.name for p in full if p.name not in gone]
+    assert all(p.is_file() for p in cfg.input_paths())
 
 
 def test_exactly_one_of_path_and_connection():
