@@ -226,7 +226,10 @@ def measure_sentences(result, lang: str = "de") -> list[str]:
                     f"The Gini coefficient of {n} means: two young people picked at random receive amounts that differ "
                     f"on average by {d} of the mean per head (0 = the same everywhere)."))
     t, tb, tw = s.get("theil"), s.get("theil_between"), s.get("theil_within")
-    if t is not None and tb is not None and t > 0:
+    from geoplan.report.i18n import labels_of
+
+    # without a group column (boundaries.group, key table group) there is nothing between "districts"
+    if t is not None and tb is not None and t > 0 and labels_of(result)["has_group"]:
         share = fmt.percent(100 * tb / t, 0, lang)
         out.append((f"Der Theil-Index von {fmt.number(t, 4, lang)} zerlegt die Ungleichheit: {share} liegen zwischen "
                     f"den Bezirken ({fmt.number(tb, 4, lang)}), der Rest innerhalb der Bezirke "

@@ -102,9 +102,14 @@ def write_xlsx(result, pub, path: Path, lang: str = "de") -> Path:
     ccols = [c for c in ["label", "term", "coef", "se", "z", "p_value", "ci_low", "ci_high", "irr", "irr_low", "irr_high"] if c in coefs.columns]
     _sheet(wb, "Bedarfsmodell", ccols, coefs[ccols].values.tolist(), ["text", "text"] + ["index"] * (len(ccols) - 2), widths=[28, 20] + [12] * (len(ccols) - 2))
 
+    from geoplan.report.i18n import labels_of, relabel
+
     s = result.equity.summary
+    if not labels_of(result)["has_group"]:  # no group column: no between/within-district parts
+        s = {k: v for k, v in s.items() if not k.startswith(("theil_between", "theil_within"))}
     _sheet(wb, "Gerechtigkeit", ["Kennzahl", "Wert", "Schlüssel"] if lang == "de" else ["Measure", "Value", "Key"],
-           [[SUMMARY_LABELS.get(k, (k, k))[0 if lang == "de" else 1], _summary_value(v), k] for k, v in s.items()],
+           [[relabel(SUMMARY_LABELS.get(k, (k, k))[0 if lang == "de" else 1], lang), _summary_value(v), k]
+            for k, v in s.items()],
            ["text", "index", "text"], widths=[52, 16, 30])
     conv = getattr(result.equity, "convergence", None)
     if conv is not None:
