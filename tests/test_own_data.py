@@ -77,6 +77,9 @@ def test_validate_then_run_with_config_only(city, capsys):
     wb = openpyxl.load_workbook(out / "verteilung.xlsx")
     header = [c.value for c in wb.worksheets[0][1]]
     assert "Einwohner unter 18" in header and not any("21" in str(h) for h in header)
+    for ws in wb.worksheets:  # every sheet: no label of the default exposure
+        cells = [str(c.value) for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+        assert not [c for c in cells if "unter 21" in c or "u. 21" in c], ws.title
     con = sqlite3.connect(out / "ergebnis.gpkg")
     styles = con.execute("select styleName, description from layer_styles").fetchall()
     con.close()
