@@ -124,6 +124,8 @@ def write_xlsx(result, pub, path: Path, lang: str = "de") -> Path:
         bym2_sheet(wb, result.uncertainty, lang)
 
     s = result.equity.summary
+    # without two groups (boundaries.group) there is nothing between or within districts: no rows for it
+    s = {k: v for k, v in s.items() if not (k.startswith(("theil_between", "theil_within")) and v is None)}
     ws = _sheet(wb, sheet("equity"), [W("Kennzahl", "Measure"), W("Wert", "Value")],
                 [[voc.label(k, lang), _summary_value(v)] for k, v in s.items()], ["text", "text"], widths=[60, 18])
     for r, k in enumerate(s, start=2):  # each measure in its unit: 58 Sozialräume, not 58,00
