@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BrowserResult", "chromium_available", "open_offline", "CHROMIUM", "CHROMEDRIVER"]
+__all__ = ["BrowserResult", "axe_violations", "chromium_available", "open_offline", "CHROMIUM", "CHROMEDRIVER"]
 
 CHROMIUM = os.environ.get("GEOPLAN_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("GEOPLAN_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -194,6 +194,55 @@ def open_offline(
         return BrowserResult(
             requests=requests, failed=failed, dom_counts=counts, console_errors=errors, screenshot=shot, title=title
         )
+    finally:
+        if driver is not None:
+            driver.quit()
+        shutil.rmtree(user_dir, ignore_errors=True)
+
+
+def axe_violations(
+    path: str | Path,
+    axe_js: str | Path,
+    *,
+    tags: tuple[str, ...] = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa"),
+    wait_js: str | None = None,
+    timeout: float = 30.0,
+    window_size: tuple[int, int] = (1024, 900),
+) -> list[dict]:
+    """Run axe-core (``axe_js``: the ``axe.min.js`` of the npm package) on ``path``; return its violations.
+
+    Each violation is axe's dict (``id``, ``impact``, ``help``, ``nodes`` with
+    ``target`` and ``failureSummary``). The page loads with the network blocked
+    as in :func:`open_offline`.
+    """
+    if not chromium_available():
+        raise RuntimeError(f"Chromium/chromedriver fehlen ({CHROMIUM}, {CHROMEDRIVER}) oder selenium ist nicht installiert.")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")
+    source = Path(axe_js).read_text(encoding="utf-8")
+    user_dir = tempfile.mkdtemp(prefix="geoplan-chromium-")
+    driver = None
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=_options(user_dir, window_size))
+        driver.set_page_load_timeout(timeout)
+        driver.set_script_timeout(timeout)
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": _BLOCK_PATTERNS})
+        driver.get(Path(path).resolve().as_uri())
+        if wait_js:
+            deadline = time.monotonic() + timeout
+            while not driver.execute_script(wait_js) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        driver.execute_script(source)
+        result = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['violations']})"
+            ".then(r => done(r.violations)).catch(e => done([{id: 'axe-error', help: String(e), nodes: []}]));",
+            list(tags),
+        )
+        return list(result)
     finally:
         if driver is not None:
             driver.quit()

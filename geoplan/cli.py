@@ -44,13 +44,24 @@ def t(key: str) -> str:
     return MSG[STATE["lang"]][key]
 
 
+def _version(value: bool):
+    if value:
+        from geoplan import __version__
+
+        out.print(f"geoplan {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _main(
-    lang: str = typer.Option("de", "--lang", help="Sprache der Ausgaben: de oder en"),
+    lang: str = typer.Option("de", "--lang", help="Sprache der Ausgaben: de oder en (an beliebiger Stelle)"),
     debug: bool = typer.Option(False, "--debug", help="bei Fehlern den vollständigen Traceback zeigen"),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                 help="Version zeigen und beenden"),
 ):
     if lang not in ("de", "en"):
-        raise GeoplanError("Unbekannte Sprache.", location="--lang", expected="de oder en", found=lang)
+        raise GeoplanError("Unbekannte Sprache.", location="--lang", expected="de oder en", found=lang,
+                           message_en="Unknown language.")
     STATE["lang"] = lang
     STATE["debug"] = debug
 
@@ -62,14 +73,16 @@ def _stage(stage: str, label: str):
     console.print(f"[green]✓[/green] {label}")
 
 
-def _run_and_write(cfg, out_dir: Path, force: bool) -> None:
+def _run_and_write(cfg, out_dir: Path, force: bool, config_file: Path | None = None) -> None:
     from geoplan.pipeline import run
-    from geoplan.report import prepare_out_dir, write_outputs
+    from geoplan.report import protected_paths, write_outputs
+    from geoplan.report.outdir import locked_target
 
-    prepare_out_dir(out_dir, force)  # refuse early, before any work
-    result = run(cfg, progress=_stage)
-    with console.status("[bold blue]Bericht, Karte, Excel und GeoPackage schreiben …"):
-        files = write_outputs(result, out_dir, force=force, lang=STATE["lang"])
+    # refuse early, before any work, and hold the folder's lock until the outputs are in place
+    with locked_target(out_dir, force, protected_paths(cfg), config=config_file):
+        result = run(cfg, progress=_stage)
+        with console.status("[bold blue]Bericht, Karte, Excel und GeoPackage schreiben …"):
+            files = write_outputs(result, out_dir, force=force, lang=STATE["lang"])
     console.print("[green]✓[/green] Ausgaben schreiben")
     warnings = [n for n in result.notes if n.level != "info"]
     for n in warnings[:5]:
@@ -95,7 +108,7 @@ def run(
 ):
     """Eine Konfiguration rechnen und Bericht, Karte, Excel, GeoPackage und Manifest schreiben."""
     cfg = _load(config)
-    _run_and_write(cfg, out_dir, force)
+    _run_and_write(cfg, out_dir, force, config_file=config)
 
 
 def demo_config(preset: str | None = None):
@@ -128,34 +141,95 @@ def demo(
     force: bool = typer.Option(False, "--force", help="bestehenden Ausgabeordner ersetzen"),
 ):
     """Das eingebaute Berliner Beispiel (58 Prognoseräume, echte Indikatoren, simulierte HzE-Daten) rechnen."""
-    _run_and_write(demo_config(preset), out_dir, force)
+    _run_and_write(demo_config(preset), out_dir, force, config_file=EXAMPLE_CONFIG)
 
 
 @app.command()
 def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)")):
-    """Konfiguration prüfen, ohne zu rechnen: Felder, Werte, Eingabedateien, Budgetformel."""
-    from geoplan.load.sources import check_inputs
+    """Probelauf ohne Modell: alle Dateien lesen, Spalten und Schlüssel auflösen, verknüpfen, interpolieren,
+    Budgetformel prüfen – und alle Probleme auf einmal melden."""
+    import time
 
+    from geoplan import fmt
+    from geoplan.pipeline import dry_run
+
+    t0 = time.perf_counter()
     cfg = _load(config)
-    check_inputs(cfg)
+    with console.status("[bold blue]Eingaben prüfen …"):
+        res = dry_run(cfg)
+    lang = STATE["lang"]
+    if res.problems:
+        n = len(res.problems)
+
+        def listing(lang: str) -> str:
+            return "\n".join(f"{i}. " + err.render(lang).replace("\n", "\n   ")
+                             for i, err in enumerate(res.problems, 1))
+
+        raise GeoplanError(f"{n} Problem(e) in {config}:\n" + listing("de"),
+                           message_en=f"{n} problem(s) in {config}:\n" + listing("en"))
     spec = cfg.allocation
-    out.print(f"[green]✓[/green] {t('valid')} {config}")
-    out.print(f"  {len(cfg.input_paths())} {t('files')}; {len(spec.components)} Bestandteile der Budgetformel, "
-              f"Gesamtbudget {spec.total_eur:,.0f} €".replace(",", "."))
+    warnings = [n for n in res.notes if n.level != "info"]
+    out.print(f"[green]✓[/green] {t('valid')} {escape(str(config))}")
+    secs = time.perf_counter() - t0
+    if lang == "de":
+        out.print(f"  {len(res.inputs)} Eingabedateien gelesen; {res.n_areas} Sozialräume"
+                  + (f" ({res.n_excluded} ausgeschlossen)" if res.n_excluded else "")
+                  + f"; Ebenen der Tabellen: {', '.join(res.levels)}; {len(spec.components)} Bestandteile der "
+                  f"Budgetformel, Gesamtbudget {fmt.euro(spec.total_eur)}; {fmt.number(secs, 1)} s.")
+    else:
+        out.print(f"  {len(res.inputs)} input files read; {res.n_areas} areas"
+                  + (f" ({res.n_excluded} excluded)" if res.n_excluded else "")
+                  + f"; table levels: {', '.join(res.levels)}; {len(spec.components)} budget components, "
+                  f"total {fmt.euro(spec.total_eur, lang='en')}; {fmt.number(secs, 1, lang='en')} s.")
+    for n in warnings[:10]:
+        out.print(f"[yellow]Hinweis ({escape(n.stage)}):[/yellow] " + escape(n.message), soft_wrap=True)
+    if len(warnings) > 10:
+        out.print(f"[yellow]… und {len(warnings) - 10} weitere Hinweise[/yellow]")
 
 
 @app.command()
 def init(
     path: Path = typer.Argument(Path("geoplan.yaml"), help="Zieldatei"),
     force: bool = typer.Option(False, "--force", help="bestehende Datei überschreiben"),
+    from_: Optional[Path] = typer.Option(None, "--from", help="eigene Sozialraum-Polygone (Shapefile, GeoPackage …): "
+                                         "Konfiguration und Katalog dazu vorschlagen"),
+    table: Optional[list[Path]] = typer.Option(None, "--table", help="eigene Tabelle (CSV/XLSX), mehrfach möglich"),
 ):
-    """Eine kommentierte Konfigurationsvorlage schreiben."""
-    if path.exists() and not force:
-        raise GeoplanError("Die Datei existiert schon; geoplan überschreibt nichts ungefragt.", file=path,
-                           hint="Anderen Namen wählen oder --force angeben.")
-    template = (Path(__file__).parent / "examples" / "vorlage.yaml").read_text(encoding="utf-8")
-    path.write_text(template, encoding="utf-8")
-    out.print(f"[green]✓[/green] Vorlage {t('written')}: {path}")
+    """Eine kommentierte Konfigurationsvorlage schreiben – mit --from für die eigenen Dateien samt Katalog."""
+    targets = [path]
+    if from_ is not None:
+        catalogue = path.with_name(path.stem + "_katalog.yaml")
+        targets.append(catalogue)
+    for p in targets:
+        if p.exists() and not force:
+            raise GeoplanError("Die Datei existiert schon; geoplan überschreibt nichts ungefragt.", file=p,
+                               hint="Anderen Namen wählen oder --force angeben.",
+                               message_en="The file exists already; geoplan does not overwrite without being asked.")
+    if from_ is None:
+        if table:
+            raise GeoplanError("--table gehört zu --from.", location="geoplan init",
+                               hint="geoplan init meine.yaml --from sozialraeume.shp --table bevoelkerung.csv")
+        template = (Path(__file__).parent / "examples" / "vorlage.yaml").read_text(encoding="utf-8")
+        path.write_text(template, encoding="utf-8")
+        out.print(f"[green]✓[/green] Vorlage {t('written')}: {escape(str(path))}")
+        return
+    from geoplan.load.propose import propose
+
+    if not from_.exists():
+        raise GeoplanError("Die Polygondatei wurde nicht gefunden.", file=from_, location="--from",
+                           message_en="The polygon file was not found.")
+    for tp in table or []:
+        if not tp.is_file():
+            raise GeoplanError("Die Tabelle wurde nicht gefunden.", file=tp, location="--table",
+                               message_en="The table was not found.")
+    prop = propose(from_, list(table or []), path)
+    path.write_text(prop.config, encoding="utf-8")
+    catalogue.write_text(prop.catalogue, encoding="utf-8")
+    out.print(f"[green]✓[/green] Konfiguration {t('written')}: {escape(str(path))}")
+    out.print(f"[green]✓[/green] Indikatorenkatalog {t('written')}: {escape(str(catalogue))}")
+    for n in prop.notes:
+        out.print("[yellow]Hinweis:[/yellow] " + escape(n), soft_wrap=True)
+    out.print(f"Nächster Schritt: geoplan validate {escape(str(path))}  (TODO-Kommentare in beiden Dateien prüfen)")
 
 
 @presets_app.command("list")
@@ -182,67 +256,259 @@ def presets_show(name: str = typer.Argument(..., help="Name aus 'geoplan presets
 
 @app.command()
 def compare(
-    configs: list[Path] = typer.Argument(..., help="zwei oder mehr Konfigurationen (YAML)"),
+    configs: Optional[list[Path]] = typer.Argument(None, help="Konfigurationen (YAML)"),
+    preset: Optional[list[str]] = typer.Option(None, "--preset", "-p",
+                                               help="Budgetmodell einer Kommune auf dem Beispiel (mehrfach möglich)"),
     out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Vergleich als Excel-Datei speichern"),
 ):
-    """Verteilungen mehrerer Konfigurationen nebeneinander: Differenzen, Gewinner und Verlierer."""
-    from rich.table import Table
-
-    from geoplan import fmt
+    """Verteilungen mehrerer Konfigurationen oder Presets nebeneinander: Differenzen, Gewinner und Verlierer."""
     from geoplan.pipeline import run as run_pipeline
     from geoplan.stages.sensitivity import compare_allocations
 
-    if len(configs) < 2:
-        raise GeoplanError("Zum Vergleichen mindestens zwei Konfigurationen angeben.", location="compare",
-                           hint="geoplan compare A.yaml B.yaml")
+    runs = [(c.stem, lambda c=c: _load(c)) for c in configs or []]
+    runs += [(p, lambda p=p: demo_config(p)) for p in preset or []]
+    if len(runs) < 2:
+        raise GeoplanError("Zum Vergleichen mindestens zwei Konfigurationen oder Presets angeben.", location="compare",
+                           hint="geoplan compare A.yaml B.yaml  oder  geoplan compare --preset stuttgart --preset isa")
+    names = [n for n, _ in runs]
+    if len(set(names)) != len(names):
+        raise GeoplanError("Jede Konfiguration und jedes Preset nur einmal angeben.", location="compare",
+                           found=", ".join(names))
+    if out_file is not None and out_file.exists() and out_file.suffix.lower() != ".xlsx":
+        raise GeoplanError("Der Vergleich wird als Excel-Datei (.xlsx) gespeichert.", file=out_file,
+                           expected="Dateiname auf .xlsx")
     results = {}
-    for c in configs:
-        cfg = _load(c)
-        console.print(f"Rechne {c} …")
-        results[c.stem] = run_pipeline(cfg).allocation
+    for name, load in runs:
+        cfg = load()
+        console.print(f"Rechne {name} …")
+        results[name] = run_pipeline(cfg).allocation
     table_df = compare_allocations(results)
-    table = Table(*[str(c) for c in table_df.columns])
-    for _, r in table_df.iterrows():
-        table.add_row(*[fmt.number(v) if isinstance(v, (int, float)) else str(v) for v in r])
-    out.print(table)
+    out.print(compare_text(table_df, names), markup=False, highlight=False, soft_wrap=True)
     if out_file:
-        table_df.to_excel(out_file, index=False)
+        write_compare_xlsx(table_df, names, out_file)
         out.print(f"[green]✓[/green] {out_file} {t('written')}")
 
 
+def _cut(text: str, width: int) -> str:
+    text = str(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def compare_text(df, names: list[str], width: int = 80) -> str:
+    """The comparison as a plain table of at most ``width`` columns: reference, last scenario, difference."""
+    from geoplan import fmt
+
+    ref, last = names[0], names[-1]
+    amount = 13
+    name_w = width - 6 - 2 * (amount + 1) - (amount + 1) - 8
+    head = f"{'Schl.':<5} {_cut('Sozialraum', name_w):<{name_w}} {_cut(ref, amount):>{amount}} {_cut(last, amount):>{amount}} " \
+           f"{'Differenz':>{amount}} {'%':>7}"
+    lines = [head, "─" * min(width, len(head))]
+    for _, r in df.iterrows():
+        pct = r.get(f"diff_{last}_pct")
+        lines.append(f"{_cut(r['key'], 5):<5} {_cut(r.get('name', ''), name_w):<{name_w}} "
+                     f"{fmt.number(r[ref], 0):>{amount}} {fmt.number(r[last], 0):>{amount}} "
+                     f"{fmt.number(r[f'diff_{last}'], 0):>{amount}} {fmt.number(pct, 1):>7}")
+    lines.append("─" * min(width, len(head)))
+    lines.append(f"{'':<5} {'Summe':<{name_w}} {fmt.number(df[ref].sum(), 0):>{amount}} {fmt.number(df[last].sum(), 0):>{amount}} "
+                 f"{fmt.number(df[f'diff_{last}'].sum(), 0):>{amount}} {'':>7}")
+    if len(names) > 2:
+        lines.append(f"Weitere Szenarien ({', '.join(names[1:-1])}) stehen in der Excel-Datei (--out).")
+    return "\n".join(lines)
+
+
+def write_compare_xlsx(df, names: list[str], path: Path) -> Path:
+    """Formatted comparison: German headers, number formats, one sheet per view, =SUM totals."""
+    from openpyxl import Workbook
+
+    from geoplan.report.xlsx import _sheet, _sum_row
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    ref = names[0]
+    cols = [("key", "Schlüssel", "text"), ("name", "Sozialraum", "text")]
+    cols += [(n, f"Budget {n} (€)", "euro") for n in names]
+    for n in names[1:]:
+        cols += [(f"diff_{n}", f"Differenz {n} zu {ref} (€)", "euro"), (f"diff_{n}_pct", f"Differenz {n} zu {ref} (%)", "pct")]
+    cols = [c for c in cols if c[0] in df.columns]
+    view = df.sort_values("key")
+    ws = _sheet(wb, "Budgets", [c[1] for c in cols], view[[c[0] for c in cols]].values.tolist(), [c[2] for c in cols],
+                widths=[10, 30] + [18] * (len(cols) - 2))
+    _sum_row(ws, [j for j, c in enumerate(cols, start=1) if c[2] == "euro"], ["euro"] * sum(c[2] == "euro" for c in cols))
+    ws.freeze_panes = "C2"
+    rank = [("key", "Schlüssel", "text"), ("name", "Sozialraum", "text")] + \
+        [(f"rank_{n}", f"Rang {n} (1 = größtes Budget)", "int") for n in names] + \
+        [("spanne_eur", "Spanne über die Szenarien (€)", "euro"), ("max_szenario", "meistes Geld in", "text"),
+         ("min_szenario", "wenigstes Geld in", "text"), ("ergebnis", f"{names[-1]} gegenüber {ref}", "text")]
+    rank = [c for c in rank if c[0] in df.columns]
+    ws = _sheet(wb, "Gewinner und Verlierer", [c[1] for c in rank], df[[c[0] for c in rank]].values.tolist(),
+                [c[2] for c in rank], widths=[10, 30] + [18] * (len(rank) - 2))
+    ws.freeze_panes = "C2"
+    summary = []
+    for n in names:
+        row = [n, int(df[n].sum())]
+        if n == ref:
+            row += [None, None, None, None]
+        else:
+            d = df[f"diff_{n}"]
+            row += [int((d > 0).sum()), int((d < 0).sum()), float(d.max()), float(d.min())]
+        summary.append(row)
+    _sheet(wb, "Szenarien", ["Szenario", "Budget gesamt (€)", f"Sozialräume mit mehr als in {ref}",
+                             f"Sozialräume mit weniger als in {ref}", "größte Zunahme (€)", "größte Abnahme (€)"],
+           summary, ["text", "euro", "int", "int", "euro", "euro"], widths=[24, 18, 18, 18, 18, 18])
+    wb.save(path)
+    return path
+
+
+GLOBAL_FLAGS = ("--debug", "--version")
+
+
+def _global_first(args: list[str]) -> list[str]:
+    """Move the global options (--lang X, --lang=X, --debug, --version) to the front, wherever they were given."""
+    front, rest, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest += args[i:]
+            break
+        if a in GLOBAL_FLAGS or a.startswith("--lang="):
+            front.append(a)
+        elif a == "--lang" and i + 1 < len(args):
+            front += [a, args[i + 1]]
+            i += 1
+        else:
+            rest.append(a)
+        i += 1
+    return front + rest
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``finally`` (temporary folders) runs."""
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised in a subprocess test
+    raise _Terminated()
+
+
+def _usage_error(exc) -> GeoplanError:
+    """click's usage errors (unknown option, missing argument …) as one German/English message."""
+    name = type(exc).__name__
+    param = getattr(exc, "param", None)
+    pname = None
+    if param is not None:
+        pname = (getattr(param, "opts", None) or [getattr(param, "name", "")])[0]
+        if getattr(param, "param_type_name", "") == "argument":
+            pname = str(getattr(param, "name", pname)).upper()
+    names, ctx = [], getattr(exc, "ctx", None)
+    while ctx is not None and ctx.parent is not None:
+        names.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    cmd = " ".join(["geoplan", *names])
+    hint, hint_en = f"'{cmd} --help' zeigt, was angegeben werden kann.", f"'{cmd} --help' shows what can be given."
+    if name == "NoSuchOption":
+        opt = getattr(exc, "option_name", "?")
+        poss = ", ".join(getattr(exc, "possibilities", None) or [])
+        return GeoplanError(f"Unbekannte Option '{opt}'.", location=cmd, expected=poss or None, hint=hint,
+                            message_en=f"Unknown option '{opt}'.", hint_en=hint_en)
+    if name == "MissingParameter":
+        return GeoplanError(f"Es fehlt die Angabe {pname or ''}.".replace("  ", " "), location=cmd, hint=hint,
+                            message_en=f"Missing {pname or 'argument'}.", hint_en=hint_en)
+    opt = getattr(exc, "option_name", None)
+    if opt and "requires an argument" in exc.format_message():
+        return GeoplanError(f"Die Option '{opt}' braucht einen Wert.", location=cmd, hint=hint,
+                            message_en=f"Option '{opt}' requires a value.", hint_en=hint_en)
+    pname = pname or opt
+    if name in ("BadParameter", "BadOptionUsage", "BadArgumentUsage"):
+        return GeoplanError(f"Ungültige Angabe {pname or ''}: {exc.format_message()}", location=cmd, hint=hint,
+                            message_en=f"Invalid value {pname or ''}: {exc.format_message()}", hint_en=hint_en)
+    return GeoplanError(f"Aufruf fehlerhaft: {exc.format_message()}", location=cmd, hint=hint,
+                        message_en=f"Invalid call: {exc.format_message()}", hint_en=hint_en)
+
+
+def _os_error(exc: OSError) -> GeoplanError:
+    import errno
+
+    from geoplan.report.outdir import os_error
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG, errno.EROFS):
+        return os_error(exc)
+    where = exc.filename
+    if exc.errno == errno.ENOENT:
+        return GeoplanError("Datei oder Ordner existiert nicht.", file=where,
+                            hint="Pfad prüfen; einen fehlenden Ordner zuerst anlegen.",
+                            message_en="File or folder does not exist.",
+                            hint_en="Check the path; create a missing folder first.")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return GeoplanError("Keine Berechtigung für diese Datei oder diesen Ordner.", file=where,
+                            hint="Rechte prüfen oder einen anderen Ort wählen.",
+                            message_en="No permission for this file or folder.",
+                            hint_en="Check the permissions or choose another place.")
+    return GeoplanError(f"Dateizugriff fehlgeschlagen: {exc.strerror or exc}", file=where,
+                        hint="Pfad, Rechte und Datenträger prüfen.",
+                        message_en=f"File access failed: {exc.strerror or exc}",
+                        hint_en="Check path, permissions and drive.")
+
+
+ABORTED = {"de": "Abgebrochen; es wurde nichts geschrieben.", "en": "Aborted; nothing was written."}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 2 user error, 1 internal error)."""
-    args = list(argv if argv is not None else sys.argv[1:])
+    """Entry point; returns the exit code (0 ok, 2 user error, 130 Ctrl-C, 143 SIGTERM, 1 internal error)."""
+    import signal
+    import threading
+
+    args = _global_first(list(argv if argv is not None else sys.argv[1:]))
     debug = "--debug" in args
     lang = "en" if ("--lang=en" in args or any(a == "--lang" and b == "en" for a, b in zip(args, args[1:]))) else "de"
-    try:
-        app(args=argv, standalone_mode=False)
-        return 0
-    except GeoplanError as err:
-        if debug:
-            raise
+    STATE["lang"], STATE["debug"] = lang, debug
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+
+    def report(err: GeoplanError) -> int:
         # soft_wrap: no line breaks inserted into file paths and keys
         console.print(f"[bold red]{MSG[lang]['error']}:[/bold red] " + escape(err.render(lang)), soft_wrap=True)
         return 2
-    except typer.Exit as e:
-        return e.exit_code
-    except (typer.Abort, KeyboardInterrupt):
-        console.print("Abgebrochen.")
-        return 130
-    except Exception as exc:  # click usage errors and internal errors
-        import click
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
+    try:
+        rc = app(args=args, standalone_mode=False)
+        if rc == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into exit code 130
+            console.print(ABORTED[lang])
+        return rc if isinstance(rc, int) else 0
+    except GeoplanError as err:
         if debug:
             raise
+        return report(err)
+    except typer.Exit as e:
+        if e.exit_code == 130:
+            console.print(ABORTED[lang])
+        return e.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        console.print(ABORTED[lang])
+        return 130
+    except _Terminated:
+        console.print(ABORTED[lang])
+        return 143
+    except Exception as exc:  # click usage errors and internal errors
+        if isinstance(exc, typer.exceptions.TyperException) and hasattr(exc, "format_message"):
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                return 0  # the help was shown
+            if type(exc).__name__ in ("Exit", "Abort"):
+                return getattr(exc, "exit_code", 130)
+            return report(_usage_error(exc))
+        if debug:
+            raise
+        if isinstance(exc, OSError):
+            return report(_os_error(exc))
         console.print(
             "[bold red]Interner Fehler:[/bold red] "
             + escape(f"{type(exc).__name__}: {exc}\n")
             + "Bitte mit --debug erneut ausführen und die Ausgabe an das geoplan-Team melden."
         )
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def entry() -> None:  # pragma: no cover

@@ -18,8 +18,20 @@ from geoplan.stages.allocate import AllocationSpec
 from geoplan.stages.settlement import SettlementSpec
 
 
+#: names of the Sozialraum level itself in ``indicators.tables[].level``
+SOZIALRAUM_LEVELS = ("sozialraum", "sozialraeume", "sozialräume")
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class MergeGroup(_Model):
+    """Polygons the statistics publish as one area (e.g. Hamburg's paired Stadtteile)."""
+
+    keys: list[str] = Field(min_length=2, description="Schlüssel der Polygone, die zusammengefasst werden")
+    key: str = Field(description="Schlüssel des zusammengefassten Gebiets (wie in den Tabellen)")
+    name: str | None = Field(None, description="Name des zusammengefassten Gebiets")
 
 
 class BoundariesConfig(_Model):
@@ -35,6 +47,93 @@ class BoundariesConfig(_Model):
     min_sliver_m2: float = Field(1.0, ge=0, description="Lücken/Überlappungen ab dieser Fläche melden (m²)")
     encoding: str | None = Field(None, description="Zeichenkodierung der DBF (leer = erkennen)")
     key_width: int | None = Field(None, ge=1, description="Schlüssel mit führenden Nullen auf diese Länge auffüllen")
+    group: str | None = Field(None, description="Feld der Polygone mit der übergeordneten Einheit (Bezirk)")
+    merge: list[MergeGroup] = Field(
+        default_factory=list,
+        description="Polygone, die die Statistik als ein Gebiet veröffentlicht: zu einem Sozialraum zusammenfassen")
+    exclude: list[str] = Field(
+        default_factory=list, description="Schlüssel unbewohnter Polygone: grau auf Karten, kein Budget")
+
+
+class DropRows(_Model):
+    """Rows of a table that are no areas: totals, sub-totals, notes."""
+
+    keys: list[str] = Field(default_factory=list, description="reguläre Ausdrücke für Schlüssel, z. B. '^99' oder 'insgesamt'")
+    labels: list[str] = Field(default_factory=list, description="Zeilen mit dieser Bezeichnung in einer Textspalte, z. B. 'Summe'")
+
+
+class WeightsConfig(_Model):
+    """Ancillary weights for dasymetric interpolation: a raster, a polygon layer, or a table on a polygon layer."""
+
+    raster: Path | None = Field(None, description="Bevölkerungsraster (GeoTIFF), z. B. Zensus-Gitter")
+    polygons: Path | None = Field(None, description="Polygonebene mit den Gewichten, z. B. Planungsräume")
+    layer: str | None = None
+    key: str | None = Field(None, description="Schlüsselfeld der Gewichtspolygone (nur mit 'table')")
+    column: str | None = Field(None, description="Gewichtsspalte (Polygonfeld oder Tabellenspalte), leer = Fläche")
+    table: Path | None = Field(None, description="Tabelle mit der Gewichtsspalte je Gewichtspolygon")
+    table_key: str | None = Field(None, description="Schlüsselspalte der Gewichtstabelle")
+    crs: str | None = None
+    encoding: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.raster is None) == (self.polygons is None):
+            raise ValueError("genau eines von 'raster' oder 'polygons' angeben")
+        if self.table is not None and not (self.key and self.table_key and self.column):
+            raise ValueError("zu 'table' gehören 'key' (Feld der Polygone), 'table_key' und 'column'")
+        return self
+
+
+class LevelConfig(_Model):
+    """A geography other than the Sozialräume, and how its values come onto them.
+
+    Either a key hierarchy (``key_table`` or ``prefix_len``: sum / weighted mean
+    by key) or another polygon layer (``polygons`` with ``method: area`` or
+    ``dasymetric`` and ``weights``).
+    """
+
+    key_table: Path | None = Field(None, description="Schlüsseltabelle Quellraum -> Sozialraum")
+    source_key: str | None = Field(None, description="Spalte der Schlüsseltabelle mit dem Quellschlüssel")
+    target_key: str | None = Field(None, description="Spalte der Schlüsseltabelle mit dem Sozialraum-Schlüssel")
+    group: str | None = Field(None, description="Spalte der Schlüsseltabelle mit der übergeordneten Einheit (Bezirk)")
+    prefix_len: int | None = Field(None, ge=1, description="Sozialraum = erste n Zeichen des Quellschlüssels")
+    key_table_encoding: str | None = None
+    polygons: Path | None = Field(None, description="Polygone der Quellgeografie (z. B. Postleitzahlgebiete)")
+    key: str | None = Field(None, description="Schlüsselfeld der Quellpolygone")
+    layer: str | None = None
+    crs: str | None = None
+    encoding: str | None = None
+    key_width: int | None = Field(None, ge=1)
+    method: Literal["area", "dasymetric"] | None = Field(
+        None, description="Flächeninterpolation: area (nach Fläche) oder dasymetric (nach Gewichten)")
+    weights: WeightsConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        ways = [self.key_table is not None, self.prefix_len is not None, self.polygons is not None]
+        if sum(ways) != 1:
+            raise ValueError("genau eines von 'key_table' (mit source_key/target_key), 'prefix_len' "
+                             "oder 'polygons' (mit key und method) angeben")
+        if self.key_table is not None and not (self.source_key and self.target_key):
+            raise ValueError("zu 'key_table' gehören 'source_key' und 'target_key'")
+        if self.polygons is not None:
+            if not self.key:
+                raise ValueError("zu 'polygons' gehört 'key' (Schlüsselfeld der Quellpolygone)")
+            if self.method is None:
+                raise ValueError("zu 'polygons' gehört 'method': area oder dasymetric")
+            if self.method == "dasymetric" and self.weights is None:
+                raise ValueError("method: dasymetric braucht 'weights' (raster oder polygons)")
+        elif self.method is not None or self.weights is not None:
+            raise ValueError("'method' und 'weights' gelten nur mit 'polygons'")
+        return self
+
+    def describe(self) -> str:
+        if self.key_table is not None:
+            return f"über die Schlüsseltabelle {Path(self.key_table).name}"
+        if self.prefix_len is not None:
+            return f"über die ersten {self.prefix_len} Zeichen des Schlüssels"
+        how = "nach Fläche" if self.method == "area" else "dasymetrisch"
+        return f"{how} von {Path(self.polygons).name} übertragen"
 
 
 class ValidRows(_Model):
@@ -63,12 +162,29 @@ class TableConfig(_Model):
     sentinels: list[float] = Field(default_factory=list, description="Zahlen, die 'kein Wert' bedeuten, z. B. -9999")
     valid: ValidRows | None = Field(None, description="Spalte/Werte, die gültige Zeilen kennzeichnen")
     period: PeriodCheck | None = Field(None, description="Prüfung, dass alle Zeilen zum erwarteten Stichtag gehören")
+    allow_mixed_key_lengths: bool = Field(False, description="Schlüssel verschiedener Länge zulassen (z. B. '05' und '0304')")
+    skip_rows: int = Field(0, ge=0, description="Zeilen direkt unter der Kopfzeile überspringen (z. B. Einheitenzeile)")
+    drop_rows: DropRows | None = Field(None, description="Zeilen, die keine Gebiete sind (Summen, Zwischensummen)")
+    na_markers: list[str] = Field(default_factory=list, description="weitere Zeichen für 'kein Wert', z. B. 'g'")
+    format: Literal["wide", "long"] = Field("wide", description="wide: eine Spalte je Merkmal; long: Schlüssel, Merkmal, Wert")
+    variable: str | None = Field(None, description="nur format long: Spalte mit dem Merkmalsnamen")
+    value: str | None = Field(None, description="nur format long: Spalte mit dem Wert")
+    level: str | None = Field(None, description="Geografie der Tabelle: Name aus indicators.levels; leer = Sozialräume "
+                                                "(bzw. indicators.aggregate, falls angegeben)")
     allow_missing: bool | list[str] = Field(
         False, description="Schlüssel, die in dieser oder den vorigen Tabellen fehlen dürfen (Liste oder true)")
     label: str | None = Field(None, description="Bezeichnung im Bericht")
     source: str | None = None
     licence: str | None = None
     reference_date: str | None = None
+
+    @model_validator(mode="after")
+    def _long(self):
+        if self.format == "long" and not (self.variable and self.value):
+            raise ValueError("zu format: long gehören 'variable' (Merkmalsspalte) und 'value' (Wertespalte)")
+        if self.format == "wide" and (self.variable or self.value):
+            raise ValueError("'variable' und 'value' gelten nur mit format: long")
+        return self
 
 
 class AggregateConfig(_Model):
@@ -94,11 +210,22 @@ class IndicatorsConfig(_Model):
     catalogue: Path = Field(description="Indikatorenkatalog (YAML)")
     tables: list[TableConfig] = Field(min_length=1)
     aggregate: AggregateConfig | None = Field(None, description="leer = Tabellen liegen schon auf Sozialraum-Ebene")
+    levels: dict[str, LevelConfig] = Field(
+        default_factory=dict, description="weitere Geografien der Tabellen (Name -> Schlüsseltabelle/Präfix/Polygone)")
     derived: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="abgeleitete Zählspalten als gewichtete Summe, z. B. pop_u21: {pop_u6: 1, pop_18_27: 0.333}",
     )
     index_method: Literal["gewichtet", "mss", "pca"] = "gewichtet"
+
+    @model_validator(mode="after")
+    def _levels_known(self):
+        for i, t in enumerate(self.tables):
+            if t.level is not None and t.level not in self.levels and t.level not in SOZIALRAUM_LEVELS:
+                known = ", ".join([*SOZIALRAUM_LEVELS[:1], *self.levels]) 
+                raise ValueError(f"tables[{i}].level '{t.level}' ist nicht unter indicators.levels definiert "
+                                 f"(bekannt: {known})")
+        return self
 
 
 class KindConfig(_Model):
@@ -109,7 +236,7 @@ class KindConfig(_Model):
 class SimulateConfig(_Model):
     """Seeded simulator for HzE cases/costs where no real data exist (see geoplan.stages.simulate)."""
 
-    seed: int = 2026
+    seed: int = Field(2026, ge=0, description="Startwert des Zufallsgenerators (ganze Zahl ≥ 0)")
     rate_per_1000: float = Field(30.0, gt=0, description="mittlere Fälle je 1.000 unter 21 (Eckwert)")
     effects: dict[str, float] = Field(description="log-Effekt je Standardabweichung des Indikators")
     alpha: float = Field(0.04, ge=0, description="Überdispersion (negativ-binomial), 0 = Poisson")
@@ -123,10 +250,23 @@ class HzEConfig(_Model):
     path: Path | None = Field(None, description="echte Falldaten je Sozialraum (CSV/XLSX) statt Simulation")
     key: str | None = None
     columns: dict[str, str] = Field(default_factory=dict, description="Quellspalte -> hze_cases, hze_cases_prev, hze_cost_prev_eur …")
+    sheet: str | int | None = None
+    header_row: int | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    decimal: str | None = None
+    thousands: str | None = None
+    key_width: int | None = Field(None, ge=1)
+    allow_mixed_key_lengths: bool = False
+    skip_rows: int = Field(0, ge=0)
+    drop_rows: DropRows | None = None
+    na_markers: list[str] = Field(default_factory=list)
     budget_kinds: list[Literal["ambulant", "teilstationaer", "stationaer"]] = Field(
         default_factory=lambda: ["ambulant", "teilstationaer", "stationaer"],
         description="Hilfearten, deren Kosten das Budget abdeckt",
     )
+    cost_per_case_range_eur: tuple[float, float] = Field(
+        (200.0, 400_000.0), description="plausible Vorjahreskosten je Fall und Jahr (EUR): [min, max]")
 
     @model_validator(mode="after")
     def _source(self):
@@ -140,10 +280,12 @@ class HzEConfig(_Model):
 class ModelConfig(_Model):
     predictors: list[str] = Field(min_length=1, description="Indikatoren (Namen aus dem Katalog) als Prädiktoren")
     family: Literal["auto", "poisson", "negbin"] = "auto"
-    exposure: str = "pop_u21"
+    exposure: str = Field("pop_u21", description="Bezugsbevölkerung (Offset), eine Zählspalte, z. B. pop_u18")
+    exposure_label: str | None = Field(
+        None, description="Bezeichnung der Bezugsbevölkerung im Bericht, z. B. 'Einwohner unter 18'; leer = aus dem Namen")
     cv_folds: int = Field(5, ge=2)
     n_boot: int = Field(1000, ge=100)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     oe_high: float = Field(1.1, gt=1, description="beobachtet/erwartet über diesem Wert gilt als 'mehr Fälle als erwartet'")
     oe_low: float = Field(0.9, gt=0, lt=1, description="beobachtet/erwartet unter diesem Wert gilt als 'weniger Fälle als erwartet'")
 
@@ -153,7 +295,7 @@ class SensitivityConfig(_Model):
 
     n_draws: int = Field(1000, ge=0, description="Ziehungen der Gewichte; 0 = keine Sensitivitätsanalyse")
     concentration: float = Field(100.0, gt=0, description="Dirichlet-Konzentration: je größer, desto näher an den Gewichten")
-    seed: int = 0
+    seed: int = Field(0, ge=0)
 
 
 class PrivacyConfig(_Model):
@@ -204,9 +346,55 @@ class Config(_Model):
         paths += [self.resolve(t.path) for t in self.indicators.tables]
         if self.indicators.aggregate and self.indicators.aggregate.key_table:
             paths.append(self.resolve(self.indicators.aggregate.key_table))
+        for lv in self.indicators.levels.values():
+            for p in (lv.key_table, lv.polygons, *((lv.weights.raster, lv.weights.polygons, lv.weights.table)
+                                                   if lv.weights else ())):
+                if p is not None:
+                    paths.append(self.resolve(p))
         if self.hze.path:
             paths.append(self.resolve(self.hze.path))
         return paths
+
+
+def exposure_label(config: "Config", lang: str = "de") -> str:
+    """The exposure's label for reports: ``model.exposure_label`` or one derived from its name."""
+    if config.model.exposure_label:
+        return config.model.exposure_label
+    return default_exposure_label(config.model.exposure, lang)
+
+
+def default_exposure_label(name: str, lang: str = "de") -> str:
+    import re
+
+    m = re.fullmatch(r"pop_u(\d+)", name)
+    if m:
+        return f"Einwohner unter {m.group(1)}" if lang == "de" else f"residents under {m.group(1)}"
+    m = re.fullmatch(r"pop_(\d+)_(\d+)", name)
+    if m:
+        return (f"Einwohner von {m.group(1)} bis unter {m.group(2)}" if lang == "de"
+                else f"residents aged {m.group(1)} to under {m.group(2)}")
+    if name == "pop_total":
+        return "Einwohner" if lang == "de" else "residents"
+    return name
+
+
+def exposure_definition(config: "Config", lang: str = "de") -> str | None:
+    """The derived-column formula of the exposure in words, e.g. 'pop_u6 + pop_6_15 + 1/3 · pop_18_27'; None if read as is."""
+    formula = config.indicators.derived.get(config.model.exposure)
+    if not formula:
+        return None
+    from fractions import Fraction
+
+    parts = []
+    for col, w in formula.items():
+        if w == 1:
+            parts.append(col)
+        else:
+            fr = Fraction(w).limit_denominator(12)
+            ws = f"{fr.numerator}/{fr.denominator}" if abs(float(fr) - w) < 1e-6 and fr.denominator > 1 else (
+                f"{w:g}".replace(".", ",") if lang == "de" else f"{w:g}")
+            parts.append(f"{ws} · {col}")
+    return " + ".join(parts)
 
 
 def _loc(loc: tuple) -> str:
@@ -242,6 +430,96 @@ def _unwrap_model(ann):
     return None
 
 
+# pydantic's error types in German ({...} from the error's ctx)
+_GERMAN = {
+    "greater_than": "muss größer als {gt} sein",
+    "greater_than_equal": "muss mindestens {ge} sein",
+    "less_than": "muss kleiner als {lt} sein",
+    "less_than_equal": "darf höchstens {le} sein",
+    "finite_number": "muss eine endliche Zahl sein (nicht NaN oder unendlich)",
+    "int_parsing": "muss eine ganze Zahl sein",
+    "int_from_float": "muss eine ganze Zahl sein",
+    "int_type": "muss eine ganze Zahl sein",
+    "float_parsing": "muss eine Zahl sein",
+    "float_type": "muss eine Zahl sein",
+    "decimal_parsing": "muss eine Zahl sein",
+    "decimal_type": "muss eine Zahl sein",
+    "bool_parsing": "muss true oder false sein",
+    "bool_type": "muss true oder false sein",
+    "string_type": "muss ein Text sein",
+    "list_type": "muss eine Liste sein",
+    "dict_type": "muss eine Zuordnung (Schlüssel: Wert) sein",
+    "model_type": "muss eine Zuordnung (Schlüssel: Wert) sein",
+    "literal_error": "erlaubt sind: {expected}",
+    "too_short": "braucht mindestens {min_length} Einträge",
+    "too_long": "darf höchstens {max_length} Einträge haben",
+    "string_pattern_mismatch": "hat nicht die erlaubte Form ({pattern})",
+    "union_tag_invalid": "unbekannter Typ {tag}; erlaubt sind: {expected_tags}",
+    "union_tag_not_found": "das Feld 'type' fehlt",
+}
+
+
+def _german_message(e: dict) -> str:
+    """One pydantic error in German (value errors are ours and German already)."""
+    msg = e.get("msg", "")
+    if msg.startswith("Value error, "):
+        return msg[len("Value error, "):]
+    template = _GERMAN.get(e.get("type", ""))
+    if template is None:
+        return msg
+    try:
+        return template.format(**(e.get("ctx") or {}))
+    except (KeyError, IndexError):
+        return msg
+
+
+def _non_finite(raw, where: str = "") -> list[str]:
+    """Config locations holding NaN or ±inf (YAML .nan/.inf): never a sensible value."""
+    import math
+
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return [where or "(oberste Ebene)"]
+    if isinstance(raw, dict):
+        return [w for k, v in raw.items() for w in _non_finite(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(raw, list):
+        return [w for i, v in enumerate(raw) for w in _non_finite(v, f"{where}[{i}]")]
+    return []
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last silently)."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = {}
+    for key_node, _value in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.get(key)
+        except TypeError:  # unhashable key: let PyYAML report it
+            first = None
+        if first is not None:
+            raise GeoplanError(
+                f"Der Schlüssel '{key}' steht zweimal in derselben Ebene der Konfiguration; "
+                "YAML würde stillschweigend den letzten Wert nehmen.",
+                location=f"Zeile {first.start_mark.line + 1} und Zeile {key_node.start_mark.line + 1}",
+                hint="Einen der beiden Einträge löschen.",
+                message_en=f"The key '{key}' appears twice at the same level of the configuration; "
+                           "YAML would silently keep the last value.",
+                hint_en="Delete one of the two entries.",
+            )
+        try:
+            seen[key] = key_node
+        except TypeError:
+            pass
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
 def validation_error_to_geoplan(err: ValidationError, model: type[BaseModel], file: str | Path) -> GeoplanError:
     """Turn pydantic's errors into one German message naming every bad field."""
     lines = []
@@ -267,9 +545,7 @@ def validation_error_to_geoplan(err: ValidationError, model: type[BaseModel], fi
             lines.append(f"- Feld '{where}': {cause.message}" + (f" ({details})" if details else ""))
             first_hint = first_hint or cause.hint or "Den Wert gemäß der Angabe korrigieren."
         else:
-            msg = e.get("msg", "")
-            if msg.startswith("Value error, "):
-                msg = msg[len("Value error, "):]
+            msg = _german_message(e)
             lines.append(f"- Feld '{where}': {msg} (gefunden: {e.get('input')!r})")
             first_hint = first_hint or "Den Wert gemäß der Angabe korrigieren."
     return GeoplanError(
@@ -278,6 +554,10 @@ def validation_error_to_geoplan(err: ValidationError, model: type[BaseModel], fi
         hint=first_hint,
         message_en="The configuration is invalid:\n" + "\n".join(lines),
     )
+
+
+#: Plausible upper limit of allocation.total_eur (1 trillion €; cents must still fit 64-bit integers)
+MAX_TOTAL_EUR = 1_000_000_000_000
 
 
 def load_config(path: str | Path) -> Config:
@@ -289,9 +569,13 @@ def load_config(path: str | Path) -> Config:
             file=path,
             hint="Pfad prüfen oder mit 'geoplan init' eine Vorlage erzeugen.",
             message_en="Configuration file not found.",
+            hint_en="Check the path or create a template with 'geoplan init'.",
         )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except GeoplanError as err:
+        err.file = str(path)
+        raise
     except UnicodeDecodeError as exc:
         raise GeoplanError(
             "Die Konfiguration ist nicht UTF-8-kodiert.",
@@ -315,7 +599,30 @@ def load_config(path: str | Path) -> Config:
             found=type(raw).__name__,
             hint="Mit 'geoplan init' eine Vorlage erzeugen.",
         )
-    return config_from_dict(raw, base_dir=path.parent, file=path)
+    bad = _non_finite(raw)
+    if bad:
+        raise GeoplanError(
+            "Die Konfiguration enthält Werte, die keine endlichen Zahlen sind (NaN oder unendlich).",
+            file=path,
+            location=", ".join(f"Feld '{w}'" for w in bad),
+            expected="eine endliche Zahl",
+            hint="Den Wert durch eine gewöhnliche Zahl ersetzen (z. B. 120000000).",
+            message_en="The configuration holds values that are not finite numbers (NaN or infinity).",
+            hint_en="Replace the value by an ordinary number (e.g. 120000000).",
+        )
+    cfg = config_from_dict(raw, base_dir=path.parent, file=path)
+    if cfg.allocation.total_eur > MAX_TOTAL_EUR:
+        raise GeoplanError(
+            "Das Gesamtbudget ist unrealistisch groß; so große Beträge lassen sich nicht centgenau verteilen.",
+            file=path, location="Feld 'allocation.total_eur'", expected=f"höchstens {MAX_TOTAL_EUR:,.0f} €".replace(",", "."),
+            found=f"{cfg.allocation.total_eur:g}",
+            hint="Den Betrag in Euro angeben (z. B. 120000000 für 120 Mio. €); Tippfehler bei den Nullen prüfen.",
+            message_en="The total budget is unrealistically large; such amounts cannot be distributed to the cent.",
+            hint_en="Give the amount in euros (e.g. 120000000 for 120 million €); check the zeros.")
+    from geoplan.privacy.components import check_no_observed_counts
+
+    check_no_observed_counts(cfg.allocation, k=cfg.privacy.k, file=path)
+    return cfg
 
 
 def config_from_dict(raw: dict, *, base_dir: Path, file: str | Path = "<config>") -> Config:

@@ -24,3 +24,13 @@ def demo_outputs(demo_result, tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "ausgabe"
     write_outputs(demo_result, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_outputs_en(demo_result, tmp_path_factory):
+    """The demo's outputs with ``--lang en`` (no PDF: the English PDF is the same layout)."""
+    from geoplan.report import write_outputs
+
+    out = tmp_path_factory.mktemp("demo_en") / "output"
+    write_outputs(demo_result, out, lang="en", pdf=False)
+    return out

@@ -420,3 +420,28 @@ def test_static_map_small_area_and_empty_layer():
     doc = interactive_map(g, [MapLayer("w", "Leer"), MapLayer("v", "Wert", scheme="std_mean")],
                           tooltip={"v": "Wert"}, title="T", attribution="")
     assert len(_map_data(doc)["features"]) == 6
+
+
+def test_static_maps_share_one_union_and_stay_identical():
+    # issue 15: the union of the areas is computed once for several maps of
+    # the same areas; a different set of areas gets its own union
+    import shapely
+
+    from geoplan.report import maps
+
+    gdf = gpd.GeoDataFrame(
+        {"v": [1.0, 2.0, 3.0, 4.0], "w": [4.0, 3.0, 2.0, 1.0]},
+        geometry=[shapely.box(i, j, i + 1, j + 1) for i in (0, 1) for j in (0, 1)],
+        crs=25833,
+    )
+    layers = [maps.MapLayer(column=c, label=c) for c in ("v", "w")]
+    maps._UNION_CACHE.clear()
+    first = maps.static_map_png_bytes(gdf, layers[0], title="t", source_line="s")
+    union = maps._UNION_CACHE[0][1]
+    maps.static_map_png_bytes(gdf.assign(x=1), layers[1], title="t", source_line="s")
+    assert maps._UNION_CACHE[0][1] is union  # reused for the same geometry objects
+    maps._UNION_CACHE.clear()
+    assert maps.static_map_png_bytes(gdf, layers[0], title="t", source_line="s") == first
+    moved = gdf.set_geometry(gdf.geometry.translate(5, 0))
+    maps.static_map_png_bytes(moved, layers[0], title="t", source_line="s")
+    assert shapely.equals(maps._UNION_CACHE[0][1], shapely.box(5, 0, 7, 2))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from html import unescape
 
 import pytest
+from openpyxl import load_workbook
 
 from geoplan.config import config_from_dict
 from geoplan.pipeline import run
@@ -65,3 +66,10 @@ def test_preset_runs_end_to_end_and_writes_a_report(name, example, tmp_path):
     assert "simuliert" in html and "Beispielstadt" in html
     for comp in preset.components:  # the report names every component of the preset's formula
         assert (comp.label or comp.name) in html, comp.name
+    # every number-bearing sentence of the summary and section 6 equals the tables of this output
+    from test_claims import check_report_claims, check_reconciliation
+
+    assert check_report_claims(tmp_path / "out") >= 10
+    check_reconciliation(tmp_path / "out", result)
+    if cfg.settlement is not None:  # the preset's own settlement rules with this run's euros
+        assert "Abrechnung und Auszahlung" in html and "Abrechnung" in load_workbook(tmp_path / "out" / "verteilung.xlsx").sheetnames

@@ -194,3 +194,70 @@ def test_sensitivity_applies_corridor_in_every_draw():
     srt = np.sort(ref, axis=0)
     assert np.all(np.abs(t["p50_eur"] - srt[74]) <= 4)
     assert np.all(np.abs(t["p95_eur"] - srt[142]) <= 4)
+
+
+# --------------------------------------------------------------------------
+# corridor factor (issue 15): Newton gives the root the bisection approaches
+# --------------------------------------------------------------------------
+def _bisection_factor(b, lo, hi, D):
+    """The earlier implementation: vectorised bisection on g(λ) = Σ clip(λ·b, lo, hi)."""
+    k = b.shape[0]
+    low, up = np.zeros(k), np.ones(k)
+
+    def g(lam):
+        return np.clip(lam[:, None] * b, lo[None, :], hi[None, :]).sum(axis=1)
+
+    for _ in range(200):
+        short = g(up) < D
+        if not short.any():
+            break
+        up[short] *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (low + up)
+        below = g(mid) < D
+        low = np.where(below, mid, low)
+        up = np.where(below, up, mid)
+    return up
+
+
+@pytest.mark.parametrize("case", ["pct", "floor_only", "cap_only", "tight", "zeros"])
+def test_corridor_factor_newton_equals_bisection(case):
+    from geoplan.stages.sensitivity import _corridor_factor
+
+    rng = np.random.default_rng(11)
+    n, k = 400, 60
+    prev = rng.integers(50_000, 3_000_000, n).astype(float)
+    D = float(prev.sum())
+    lo, hi = np.ceil(prev * 0.9), np.floor(prev * 1.1)
+    if case == "floor_only":
+        hi = np.full(n, np.inf)
+    elif case == "cap_only":
+        lo = np.zeros(n)
+    elif case == "tight":  # nearly every area bound
+        lo, hi = np.ceil(prev * 0.999), np.floor(prev * 1.001)
+    w = rng.dirichlet(np.ones(n) * 2, size=k)
+    b = (D * (0.5 * w + 0.5 * prev / D)).astype(np.float32)
+    if case == "zeros":
+        b[:, :20] = 0
+    lam = _corridor_factor(b, lo, hi, D)
+    ref = _bisection_factor(b, lo, hi, D)
+    # equal to float64 precision of g: where few areas are free, the slope of g
+    # is small and both methods only pin λ to ~1e-13 (the budgets still agree)
+    np.testing.assert_allclose(lam, ref, rtol=1e-15 if case == "pct" else 1e-12)
+    # the budgets, as used (float32), are the same
+    a = np.clip(lam[:, None] * b, lo, hi).astype(np.float32)
+    r = np.clip(ref[:, None] * b, lo, hi).astype(np.float32)
+    assert np.abs(a.astype(float) - r).max() <= 1.0  # at most one float32 step (0.25 € at 3 M€)
+    np.testing.assert_allclose(a.sum(axis=1, dtype=float), D, rtol=1e-6)
+
+
+def test_sensitivity_with_corridor_unchanged_by_newton(monkeypatch):
+    import geoplan.stages.sensitivity as sens
+
+    f = frame(300, seed=5)
+    prev = f["hze_cost_prev_eur"].to_numpy()
+    spec = {**SPEC, "total_eur": int(prev.sum()), "corridor": {"max_change_pct": 10}}
+    new = weight_sensitivity(f, spec, n_draws=400, concentration=20, seed=2)
+    monkeypatch.setattr(sens, "_corridor_factor", _bisection_factor)
+    old = weight_sensitivity(f, spec, n_draws=400, concentration=20, seed=2)
+    pd.testing.assert_frame_equal(new.table, old.table)

@@ -292,8 +292,13 @@ def _sniff_delimiter(text: str, path: str) -> str:
             "Das Trennzeichen der CSV-Datei ist nicht zu erkennen (nur eine Spalte gefunden).",
             file=path,
             expected="Spalten getrennt durch ';', ',', Tabulator oder '|'",
-            found=(lines[0][:80] if lines else "leere Datei"),
-            hint="Trennzeichen in der Konfiguration angeben ('delimiter') oder die Datei prüfen.",
+            # never echo the content: the path may point at a file that is no table at all (e.g. /etc/shadow)
+            found=(f"{len(lines)} Zeile(n) ohne Trennzeichen (Inhalt wird nicht angezeigt)" if lines else "leere Datei"),
+            hint="Prüfen, ob der Pfad auf die richtige Tabelle zeigt; sonst das Trennzeichen in der Konfiguration "
+                 "angeben ('delimiter').",
+            message_en="The CSV delimiter cannot be recognised (only one column found).",
+            hint_en="Check that the path points at the right table; otherwise give the delimiter in the "
+                    "configuration ('delimiter').",
         )
     return best[1]
 
@@ -335,6 +340,35 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
 
 # --------------------------------------------------------------------------
 # raw reading: XLSX
+
+
+def _check_uncached_formulas(path: str, sheet: str, values: list[list[Any]]) -> None:
+    """Formulas whose result was never saved (files written by scripts, not Excel) read as empty cells: stop."""
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    try:
+        ws = wb[sheet]
+        ws.reset_dimensions()
+        for i, row in enumerate(ws.iter_rows(values_only=True)):
+            for j, c in enumerate(row):
+                if isinstance(c, str) and c.startswith("=") and (
+                        i >= len(values) or j >= len(values[i]) or values[i][j] is None):
+                    raise GeoplanError(
+                        "Formeln ohne gespeicherte Werte: in Excel öffnen und speichern.",
+                        file=path,
+                        location=f"Blatt {sheet!r}, Zelle {get_column_letter(j + 1)}{i + 1}",
+                        expected="Zellen mit Werten (Excel speichert das Ergebnis jeder Formel mit)",
+                        found="Formel ohne Ergebnis",
+                        hint="Die Datei in Excel oder LibreOffice öffnen und speichern (dabei werden die Ergebnisse "
+                             "gespeichert) oder die Werte als Zahlen exportieren.",
+                        message_en="Formulas without stored values: open and save the file in Excel.",
+                        hint_en="Open and save the file in Excel or LibreOffice (this stores the results) or export "
+                                "the values as numbers.",
+                    )
+    finally:
+        wb.close()
 
 
 def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, list[QANote]]:
@@ -409,6 +443,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                 for r in ws.iter_rows(values_only=True)]
     finally:
         wb.close()
+    if any(c is None for r in rows for c in r):
+        _check_uncached_formulas(path, chosen, rows)
     dialect = {"encoding": None, "bom": False, "delimiter": None, "sheet": chosen}
     return rows, dialect, notes
 
@@ -439,6 +475,13 @@ def _num_core(token: str) -> str:
     t = token
     if t.endswith("%"):
         t = t[:-1].rstrip()
+    # currency as Excel formats it: "35.206,98 €", "€ 1,234.50", "1.234 EUR"
+    if t.endswith("€"):
+        t = t[:-1].rstrip()
+    elif t.startswith("€"):
+        t = t[1:].lstrip()
+    elif t.endswith(" EUR"):
+        t = t[:-4].rstrip()
     if "\u2212" in t:
         t = t.replace("\u2212", "-")
     if (" " in t or "\u2009" in t or "\u202f" in t) and _RE_SPACE_GROUPED.match(t):
@@ -700,7 +743,8 @@ def normalize_keys(
                 + ", ".join(f"{n}× {ln}-stellig" for ln, n in sorted(lengths.items())) + ")",
                 hint=("Die Spalte ist in Excel als Zahl formatiert. " if any(numeric) else "")
                 + f"In der Konfiguration key_width: {longest} setzen (füllt mit Nullen auf) oder die Spalte als Text "
-                "exportieren; sind die Schlüssel wirklich verschieden lang, allow_mixed_key_lengths: true setzen.",
+                "exportieren; sind die Schlüssel wirklich verschieden lang, sie in der Quelle auf eine einheitliche "
+                "Schreibweise bringen.",
             )
         if len(lengths) > 1 and notes is not None:
             notes.append(QANote(
@@ -775,6 +819,9 @@ def read_table(
     text_columns: Iterable[str] = (),
     allow_mixed_key_lengths: bool = False,
     numeric_columns: Iterable[str] | None = None,
+    skip_rows: int = 0,
+    drop_keys: Iterable[str] = (),
+    drop_labels: Iterable[str] = (),
 ) -> TableResult:
     """Read an indicator table (CSV or XLSX) keyed by Sozialraum.
 
@@ -815,6 +862,14 @@ def read_table(
         numbers only when all their cells are numbers, else stay text
         without complaint (a house-number column ``12a`` that nobody uses
         does not stop the run).
+    skip_rows : int
+        Non-empty rows directly under the header to skip (a units or
+        description row such as "Anzahl | % | Anzahl").
+    drop_keys, drop_labels : iterable of str
+        Rows that are no areas (totals, sub-totals): a row is dropped when its
+        key matches one of the regular expressions ``drop_keys`` (searched,
+        case-insensitive) or any of its text cells equals one of
+        ``drop_labels`` (case and surrounding blanks ignored). Noted.
 
     Without ``numeric_columns`` a column counts as numeric when most of its non-marker cells are
     numbers; then every other cell in it is an error. Columns of integers
@@ -918,6 +973,11 @@ def read_table(
                 hint=_did_you_mean(absent[0], names) + "Spaltennamen in der Konfiguration an die Tabelle anpassen.",
             )
     data = numbered[h + 1 :]
+    if skip_rows:
+        skipped = [n for n, _ in data[:skip_rows]]
+        data = data[skip_rows:]
+        notes.append(QANote(STAGE, f"{len(skipped)} Zeile(n) unter der Kopfzeile übersprungen (skip_rows).",
+                            level="info", file=path, location=_rows_text(skipped)))
 
     # Footnotes below the table ("Quelle: ...") have no key and one cell.
     footnotes = []
@@ -936,6 +996,32 @@ def read_table(
     if footnotes:
         notes.append(QANote(STAGE, f"{len(footnotes)} Fußnotenzeile(n) unter der Tabelle ignoriert.",
                             level="info", file=path, location=_rows_text(sorted(footnotes))))
+    drop_keys = list(drop_keys)
+    labels = {str(x).strip().casefold() for x in drop_labels}
+    if drop_keys or labels:
+        try:
+            patterns = [re.compile(p, re.IGNORECASE) for p in drop_keys]
+        except re.error as exc:
+            raise GeoplanError(
+                f"Ungültiges Muster in drop_rows.keys: {exc}.",
+                file=path, found=", ".join(drop_keys),
+                hint="Reguläre Ausdrücke prüfen, z. B. '^99' für Schlüssel, die mit 99 beginnen.",
+            ) from None
+        kept, dropped = [], []
+        for n, r in data:
+            kcell = r[kj] if kj < len(r) else None
+            ktext = "" if kcell is None else (str(int(kcell)) if isinstance(kcell, float) and kcell.is_integer()
+                                               else str(kcell))
+            hit = any(p.search(ktext) for p in patterns) if ktext else False
+            if not hit and labels:
+                hit = any(isinstance(c, str) and c.strip().casefold() in labels for c in r)
+            (dropped if hit else kept).append((n, r))
+        data = kept
+        if dropped:
+            notes.append(QANote(STAGE, f"{len(dropped)} Zeile(n) ohne Gebiet (Summen o. Ä., drop_rows) "
+                                "nicht gelesen.", level="info", file=path,
+                                location=_rows_text([n for n, _ in dropped]),
+                                details={"rows": [n for n, _ in dropped]}))
     if not data:
         raise GeoplanError(
             "Die Tabelle hat keine Datenzeilen (nur die Kopfzeile).",
@@ -1062,8 +1148,8 @@ def read_table(
                 + (f" (und {_rows_text([r for r, _ in bad[1:]])})" if len(bad) > 1 else ""),
                 expected="eine Zahl oder ein Sperrzeichen (–, -, ., x, /, k.A., leer)",
                 found=repr(v0),
-                hint="Wert in der Datei korrigieren; eigene Sperrzeichen in 'na_markers' angeben"
-                + ("." if numeric_set is not None else "; ist die Spalte Text, sie in 'text_columns' aufführen."),
+                hint="Wert in der Datei korrigieren; eine Zahl, die 'kein Wert' bedeutet, in 'sentinels' angeben"
+                + ("." if numeric_set is not None else "; ist die Spalte Text, sie nicht als Zahlenspalte unter 'columns' aufführen."),
             )
         other_style = [line_no[i] for i, c in enumerate(cells) if info[c][0] == "o"]
         if other_style:
@@ -1143,7 +1229,7 @@ def read_table(
                 f"Die Gültigkeitsspalte {valid_column!r} fehlt.",
                 file=path,
                 found="Spalten: " + ", ".join(repr(n) for n in names),
-                hint="'valid_column' prüfen oder weglassen.",
+                hint="In der Konfiguration 'valid' (column, values) prüfen oder weglassen.",
             )
         vc = vmatch[0]
         ok_values = {str(v).strip().casefold() for v in (valid_values if valid_values is not None else ["gültig"])}
@@ -1211,6 +1297,16 @@ def read_table(
 
 # --------------------------------------------------------------------------
 # joining
+
+
+def _key_columns_text(left_key: str, right_key: str) -> str | None:
+    """Where the keys come from, for messages; geoplan's internal key columns are not worth naming."""
+    internal = {"key", "_source_key"}
+    if left_key == right_key:
+        return None if left_key in internal else f"Schlüsselspalte {left_key!r}"
+    names = [repr(k) for k in (left_key, right_key) if k not in internal]
+    return ("Schlüsselspalten " + " ↔ ".join(names)) if len(names) == 2 else (
+        f"Schlüsselspalte {names[0]}" if names else None)
 
 
 def _as_frame(x) -> tuple[pd.DataFrame, str | None]:
@@ -1341,7 +1437,7 @@ def join_by_key(
         raise GeoplanError(
             f"Die Schlüssel von {left_name} und {right_name} passen nicht zusammen.",
             file=f"{left_name}, {right_name}",
-            location=f"Schlüssel {left_key!r} ↔ {right_key!r}",
+            location=_key_columns_text(left_key, right_key),
             found="; ".join(parts),
             hint="Schlüssel in den Dateien angleichen oder die hinnehmbaren Schlüssel in der Konfiguration unter "
             + " bzw. ".join(repr(f) for f in fields)

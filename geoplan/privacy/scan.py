@@ -309,6 +309,8 @@ def scan_output_dir(folder, values, *, row_label: str) -> dict[str, list[ScanHit
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = str(path.relative_to(folder))
         suffix = path.suffix.lower().lstrip(".")
+        if path.name == ".geoplan-ausgabe":  # geoplan's marker file (geoplan.report.outdir.MARKER)
+            continue
         if suffix not in SCANNABLE:
             skipped.append(rel)
             continue
@@ -316,4 +318,104 @@ def scan_output_dir(folder, values, *, row_label: str) -> dict[str, list[ScanHit
         if hits:
             out[rel] = hits
     out["__not_scanned__"] = skipped
+    return out
+
+
+# --------------------------------------------------------------------------
+# proportionality: a published column that is a linear function of counts
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProportionalHit:
+    """A published column from which small counts follow: ``value = offset + per_case × count``."""
+
+    source: str
+    column: str
+    per_case: float
+    offset: float
+    small_keys: tuple
+
+
+def _key_column(table, keys: set) -> str | None:
+    best, best_n = None, 0
+    for c in table.columns:
+        vals = table[c].astype(str).str.strip()
+        n = int(vals.isin(keys).sum())
+        if n > best_n:
+            best, best_n = c, n
+    return best if best_n >= 3 else None
+
+
+def proportional_columns(table, counts, *, k: int, source: str = "", tol: float = 1.0) -> list[ProportionalHit]:
+    """Columns of ``table`` that are ``a + b × count`` (up to rounding, ``tol``) with a count in 1..k-1.
+
+    ``counts``: observed counts per key (pandas Series indexed by key). The key
+    column of ``table`` is found by its values. Such a column gives every small
+    count back, however well the count column itself is suppressed.
+    """
+    import numpy as np
+    import pandas as pd
+
+    counts = pd.Series(counts)
+    counts.index = counts.index.astype(str)
+    keycol = _key_column(table, set(counts.index))
+    if keycol is None:
+        return []
+    keys = table[keycol].astype(str).str.strip()
+    c_all = pd.to_numeric(keys.map(counts), errors="coerce").to_numpy(dtype=float)
+    hits = []
+    for col in table.columns:
+        if col == keycol:
+            continue
+        v = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(v) & np.isfinite(c_all)
+        if ok.sum() < 3:
+            continue
+        c, y = c_all[ok], v[ok]
+        small = (c >= 1) & (c < k)
+        if not small.any() or len(np.unique(c)) < 2:
+            continue
+        X = np.column_stack([np.ones_like(c), c])
+        (a, b), *_ = np.linalg.lstsq(X, y, rcond=None)
+        if not np.isfinite(b) or abs(b) <= 1e-12:
+            continue
+        resid = np.abs(y - (a + b * c))
+        if resid.max() <= max(tol, 1e-9 * np.abs(y).max()) and abs(b) > 2 * tol:
+            small_keys = tuple(keys.to_numpy()[ok][small][:5])
+            hits.append(ProportionalHit(source, str(col), float(b), float(a), small_keys))
+    return hits
+
+
+def scan_output_proportional(folder, counts, *, k: int) -> dict[str, list[ProportionalHit]]:
+    """:func:`proportional_columns` on every table of an output folder (xlsx sheets, gpkg layers, csv)."""
+    import numpy as np
+    import pandas as pd
+
+    folder = Path(folder)
+    out: dict[str, list[ProportionalHit]] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = str(path.relative_to(folder))
+        suffix = path.suffix.lower()
+        tables = []
+        if suffix == ".xlsx":
+            for name, df in pd.read_excel(path, sheet_name=None, header=None).items():
+                if df.empty:
+                    continue
+                # the header may sit below title rows: the first row with the most text cells
+                texts = [sum(isinstance(c, str) and _as_number(c) is None for c in df.iloc[h])
+                         for h in range(min(8, len(df)))]
+                h = int(np.argmax(texts))
+                t = df.iloc[h + 1:].copy()
+                t.columns = [str(x) for x in df.iloc[h]]
+                tables.append((f"{rel}:{name}", t.loc[:, ~pd.Index(t.columns).duplicated()]))
+        elif suffix == ".gpkg":
+            import pyogrio
+
+            for layer, _ in pyogrio.list_layers(path):
+                tables.append((f"{rel}:{layer}", pyogrio.read_dataframe(path, layer=layer, read_geometry=False)))
+        elif suffix == ".csv":
+            tables.append((rel, pd.read_csv(path, sep=None, engine="python")))
+        hits = [h for src, t in tables for h in proportional_columns(t, counts, k=k, source=src)]
+        if hits:
+            out[rel] = list({(h.source.split(":")[0], h.column): h for h in hits}.values())
     return out

@@ -49,6 +49,8 @@ __all__ = [
     "Classification",
     "PALETTES",
     "classify",
+    "change_bins",
+    "change_layer",
     "interactive_map",
     "write_interactive_map",
     "static_map",
@@ -64,7 +66,7 @@ PALETTES = frozenset(
         "BrBG", "PuOr", "RdBu",
     }
 )
-SCHEMES = ("quantiles", "natural_breaks", "equal_interval", "std_mean", "user_defined")
+SCHEMES = ("quantiles", "natural_breaks", "equal_interval", "std_mean", "user_defined", "change")
 
 #: Fill for areas without a value (suppressed for privacy or missing).
 NODATA_COLOR = "#d9d9d9"
@@ -86,6 +88,7 @@ TEXT = {
             "equal_interval": "gleiche Intervalle",
             "std_mean": "Standardabweichungen um den Mittelwert",
             "user_defined": "feste Klassengrenzen",
+            "change": "feste Klassen um 0, am Korridor ausgerichtet",
         },
     },
     "en": {
@@ -103,6 +106,7 @@ TEXT = {
             "equal_interval": "equal intervals",
             "std_mean": "standard deviations around the mean",
             "user_defined": "fixed class bounds",
+            "change": "fixed classes centred on 0, aligned to the corridor",
         },
     },
 }
@@ -277,6 +281,12 @@ def _check_layer(layer: MapLayer) -> None:
             expected=", ".join(FORMATS),
             found=layer.fmt,
         )
+    if layer.scheme == "change" and (not layer.bins or len(layer.bins) != 4):
+        raise GeoplanError(
+            f"Kartenebene '{layer.label}': 'change' braucht vier Klassengrenzen (−außen, −innen, +innen, +außen).",
+            expected="z. B. (-15, -5, 5, 15)",
+            found=str(layer.bins),
+        )
     if layer.scheme == "user_defined" and not layer.bins:
         raise GeoplanError(
             f"Kartenebene '{layer.label}': 'user_defined' braucht Klassengrenzen (bins).",
@@ -320,6 +330,51 @@ def _palette_colors(palette: str, n: int) -> list[str]:
     return [to_hex(cmap(x)) for x in np.linspace(0.0, 1.0, n)]
 
 
+def change_bins(max_decrease_pct: float | None = None, max_increase_pct: float | None = None) -> tuple[float, ...]:
+    """Class edges of a change map (%): (−outer, −inner, +inner, +outer), outer = the corridor (default 15),
+    inner = a third of it (5 for ±15 %); rounded to one decimal, so no legend bound has more."""
+    lo = round(float(max_decrease_pct if max_decrease_pct is not None else 15.0), 1)
+    hi = round(float(max_increase_pct if max_increase_pct is not None else 15.0), 1)
+    inner = round(max(min(lo, hi) / 3.0, 0.1), 1)
+    return (-lo, -inner, inner, hi)
+
+
+def change_layer(label: str, corridor=None) -> MapLayer:
+    """The change-against-prior-year layer (%) with :func:`change_bins` for every map and style."""
+    c = corridor
+    bins = change_bins(getattr(c, "max_decrease_pct", None), getattr(c, "max_increase_pct", None))
+    return MapLayer("change_pct", label, scheme="change", bins=bins, palette="BrBG", fmt="prozent", center=0.0)
+
+
+def _classify_change(y: np.ndarray, ok: np.ndarray, layer: MapLayer, lang: str) -> Classification:
+    """Five fixed diverging classes on the change rounded to one decimal:
+    ≤ −outer, (−outer, −inner), [−inner, +inner], (+inner, +outer), ≥ +outer."""
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    olo, ilo, ihi, ohi = (float(b) for b in layer.bins)
+    classes = np.full(len(y), -1, dtype=int)
+    r = np.round(y[ok], 1)
+    cls = np.where(r <= olo, 0, np.where(r < ilo, 1, np.where(r <= ihi, 2, np.where(r < ohi, 3, 4))))
+    classes[ok] = cls
+    counts = [int((cls == i).sum()) for i in range(5)]
+    d = 0 if all(float(b).is_integer() for b in layer.bins) else 1
+
+    def f(v, sign=False):
+        t = _by_kind(v, layer.fmt, d, lang)
+        return ("+" + t) if sign and v > 0 else t
+
+    dash = " – "
+    labels = [f"≤ {f(olo)}", f"{f(olo)}{dash}{f(ilo)}", f"{f(ilo)}{dash}{f(ihi, True)}",
+              f"{f(ihi, True)}{dash}{f(ohi, True)}", f"≥ {f(ohi, True)}"]
+    cmap = matplotlib.colormaps[layer.palette]
+    colors = [to_hex(cmap(x)) for x in (0.1, 0.3, 0.5, 0.7, 0.9)]
+    top = max(ohi, float(r.max())) if r.size else ohi
+    low = min(olo, float(r.min())) if r.size else olo
+    return Classification(bins=[olo, ilo, ihi, ohi, top], lower=low, classes=classes, colors=colors, counts=counts,
+                          labels=labels)
+
+
 def classify(values, layer: MapLayer, lang: str = "de") -> Classification:
     """Classify ``values`` (array, NaN = no value) with the layer's mapclassify scheme.
 
@@ -337,6 +392,8 @@ def classify(values, layer: MapLayer, lang: str = "de") -> Classification:
     classes = np.full(len(y), -1, dtype=int)
     if not ok.any():
         return Classification(bins=[], lower=float("nan"), classes=classes, colors=[], counts=[], labels=[])
+    if layer.scheme == "change":
+        return _classify_change(y, ok, layer, lang)
     yy = y[ok]
     n_unique = len(np.unique(yy))
     k = max(1, min(int(layer.k), n_unique))
@@ -522,6 +579,27 @@ def _tooltip_value(value, fmt: str | None, lang: str = "de") -> str:
     return str(value)
 
 
+_SAFE_LINK = re.compile(r"""<a\s+href\s*=\s*["'](https?://[^"'<>\s]+)["']\s*>([^<>]*)</a\s*>""", re.IGNORECASE)
+
+
+def safe_attribution(text: str | None) -> str:
+    """Attribution HTML with only plain links kept: ``<a href="https://…">text</a>``; everything else escaped.
+
+    Leaflet inserts attributions as HTML; this keeps licence links working while a
+    source text from the config can neither run script nor load anything (no ``<img>``).
+    """
+    if not text:
+        return ""
+    text = str(text)
+    out, pos = [], 0
+    for m in _SAFE_LINK.finditer(text):
+        out.append(html.escape(text[pos : m.start()]))
+        out.append(f'<a href="{html.escape(m.group(1))}">{html.escape(html.unescape(m.group(2)))}</a>')
+        pos = m.end()
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
 def _check_tiles(tiles: str, tiles_attribution: str | None) -> None:
     if not isinstance(tiles, str) or not all(p in tiles for p in ("{z}", "{x}", "{y}")):
         raise GeoplanError(
@@ -569,7 +647,7 @@ def interactive_map(
     title : str
         Map title (German).
     attribution : str
-        Data sources shown in the attribution control (HTML allowed, e.g. an
+        Data sources shown in the attribution control (text; plain links, e.g. an
         ``<a href>`` to the licence, which does not load anything).
     tiles : str, optional
         Tile URL template with ``{z}``, ``{x}``, ``{y}`` (e.g. a relative
@@ -641,12 +719,12 @@ def interactive_map(
     root = m.get_root()
     root.header.add_child(Element(_inline_assets()), name="geoplan_leaflet")
     root.header.add_child(Element(_MAP_CSS), name="geoplan_css")
-    root.title = title
+    root.title = html.escape(title)  # branca writes <title>{{ title }}</title> without escaping
     root.html.add_child(Element(f'<header class="geoplan-title">{html.escape(title)}</header>'), name="geoplan_title")
 
     if tiles:
         folium.TileLayer(
-            tiles=tiles, attr=tiles_attribution, name=TEXT[lang]["background"], overlay=True, control=True, show=True
+            tiles=tiles, attr=safe_attribution(tiles_attribution), name=TEXT[lang]["background"], overlay=True, control=True, show=True
         ).add_to(m)
 
     # Without a background the fill is opaque so map colours equal the legend swatches.
@@ -675,18 +753,17 @@ def interactive_map(
 
         gj = folium.GeoJson(
             geojson,
-            name=ly.label,
+            name=html.escape(ly.label),  # Leaflet's layer control inserts names as HTML
             overlay=False,
             show=(i == shown),
             style_function=style,
             highlight_function=highlight,
             zoom_on_click=False,
-            tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True, localize=False),
             smooth_factor=0.5,
         ).add_to(m)
         geojson_layers.append(gj)
 
-    attribution_html = attribution
+    attribution_html = safe_attribution(attribution)
     controls = MacroElement()
     controls._template = Template(
         """
@@ -711,6 +788,21 @@ def interactive_map(
                 });
             }
             showLegend({{ this.shown }});
+            // Tooltips are built as DOM nodes with textContent: names and labels are never parsed as HTML.
+            var tipFields = {{ this.tip_fields|tojson }}, tipLabels = {{ this.tip_labels|tojson }};
+            function geoplanTip(layer) {
+                var p = (layer.feature && layer.feature.properties) || {};
+                var t = document.createElement('table');
+                tipFields.forEach(function(f, i) {
+                    var tr = t.insertRow(), th = document.createElement('th');
+                    th.textContent = tipLabels[i];
+                    tr.appendChild(th);
+                    tr.insertCell().textContent = (p[f] === null || p[f] === undefined) ? '' : String(p[f]);
+                });
+                return t;
+            }
+            [{% for gj in this.geojson_layers %}{{ gj.get_name() }}{{ "," if not loop.last }}{% endfor %}]
+                .forEach(function(gj) { gj.bindTooltip(geoplanTip, {sticky: true, className: 'foliumtooltip'}); });
             // The hovered area's outline on top of its neighbours.
             [{% for gj in this.geojson_layers %}{{ gj.get_name() }}{{ "," if not loop.last }}{% endfor %}]
                 .forEach(function(gj) { gj.on('mouseover', function(e) { e.layer.bringToFront(); }); });
@@ -725,7 +817,9 @@ def interactive_map(
     )
     controls.attribution = attribution_html
     controls.legends = "".join(legends)
-    controls.names = [ly.label for ly in layers]
+    controls.names = [html.escape(ly.label) for ly in layers]
+    controls.tip_fields = fields
+    controls.tip_labels = aliases
     controls.geojson_layers = geojson_layers
     controls.shown = shown
     controls.bounds = [[float(miny), float(minx)], [float(maxy), float(maxx)]]
@@ -739,6 +833,15 @@ def interactive_map(
 
 _ADD_CALL = re.compile(r"(geo_json_[0-9a-f]+_add)\(")
 _FOLIUM_ID = re.compile(r"(?<![0-9A-Za-z])([a-z][a-z_]*?)_([0-9a-f]{32})(?![0-9a-f])")
+
+
+_NO_ZOOM = re.compile(r'<meta name="viewport" content="width=device-width,\s*initial-scale=1\.0, maximum-scale=1\.0, user-scalable=no" />')
+
+
+def _script_json(data) -> str:
+    """JSON for a <script> block: <, > and & as \\u escapes, so no text can end or re-open the script."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _postprocess(doc: str) -> str:
@@ -760,7 +863,7 @@ def _postprocess(doc: str) -> str:
         data, end = decoder.raw_decode(doc, start)
         if doc[end] != ")":
             continue
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+        text = _script_json(data)
         if shared is None:
             shared = text
             call = f"var geoplan_sozialraeume = {text};\n            {m.group(1)}(geoplan_sozialraeume"
@@ -782,7 +885,9 @@ def _postprocess(doc: str) -> str:
             ids[hexid] = f"{len(ids) + 1:04d}"
         return f"{match.group(1)}_{ids[hexid]}"
 
-    return _FOLIUM_ID.sub(stable, doc)
+    doc = _FOLIUM_ID.sub(stable, doc)
+    # folium forbids zooming the page (maximum-scale=1, user-scalable=no); WCAG 1.4.4 needs it allowed
+    return _NO_ZOOM.sub('<meta name="viewport" content="width=device-width, initial-scale=1.0" />', doc)
 
 
 def write_interactive_map(path, gdf: gpd.GeoDataFrame, layers: list[MapLayer], **kwargs) -> Path:
@@ -913,6 +1018,26 @@ def _wrap(text: str, width_in: float, fontsize: float) -> str:
     return "\n".join(textwrap.wrap(text, chars)) if text else ""
 
 
+_UNION_CACHE: list = []  # [(geometries, union)] of the last call: several maps of one result share it
+
+
+def _union_once(geoms) -> object:
+    """``shapely.union_all(geoms)``, computed once for the same geometry objects.
+
+    The report draws several maps of the same areas; the union (used to place
+    legend, scale bar and north arrow) is the same for all of them. The cache
+    holds the geometry objects themselves, so an identity match is exact.
+    """
+    arr = np.asarray(geoms, dtype=object)
+    if _UNION_CACHE:
+        cached, union = _UNION_CACHE[0]
+        if len(cached) == len(arr) and all(a is b for a, b in zip(cached, arr)):
+            return union
+    union = shapely.union_all(arr)
+    _UNION_CACHE[:] = [(arr.copy(), union)]
+    return union
+
+
 def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, lang="de") -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -949,7 +1074,7 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, la
 
     # Put the legend in the corner where it covers the least of the map; if
     # every corner covers Sozialräume, make room below the map instead.
-    shape = shapely.union_all(geo.geometry.values)
+    shape = _union_once(geo.geometry.values)
     renderer = canvas.get_renderer()
     canvas.draw()
     best, best_overlap = None, None

@@ -138,6 +138,73 @@ def _blocks(frame: pd.DataFrame, spec: AllocationSpec):
     return blocks, distributed
 
 
+def _corridor_factor(b: np.ndarray, lo: np.ndarray, hi: np.ndarray, D: float) -> np.ndarray:
+    """λ per draw with Σ_i clip(λ·b_i, lo_i, hi_i) = D (safeguarded Newton, exact).
+
+    g(λ) = Σ_i clip(λ·b_i, lo_i, hi_i) is piecewise linear and
+    non-decreasing; on the piece through λ it is C + λ·B (C the bounds
+    that hold, B the sum of b over the free areas), so the Newton step
+    λ ← (D − C) / B lands on the root as soon as the set of bound areas
+    is right — usually after 3–6 steps. A step that leaves the bracket
+    [low, up] known from earlier evaluations (g(low) < D ≤ g(up)) is
+    replaced by bisection, so it always converges. A draw stops when a
+    step no longer moves λ: then the set of bound areas no longer changes
+    and λ is the same root the bisection of
+    :func:`geoplan.stages.allocate.solve_corridor` approaches (to float64
+    precision).
+    """
+    k = b.shape[0]
+    total_b = b.sum(axis=1, dtype=np.float64)
+    lam = np.where(total_b > 0, D / np.where(total_b > 0, total_b, 1.0), 1.0)
+    low = np.zeros(k)
+    up = np.full(k, np.inf)
+    todo = np.arange(k)
+    for it in range(200):
+        if todo.size == 0:
+            break
+        bt = b[todo]
+        lt = lam[todo]
+        t = bt * lt[:, None]  # float64 (k × n)
+        free = (t > lo[None, :]) & (t < hi[None, :])
+        np.clip(t, lo[None, :], hi[None, :], out=t)
+        g = t.sum(axis=1)
+        fb = np.where(free, bt, 0).sum(axis=1, dtype=np.float64)
+        fc = np.where(free, 0.0, t).sum(axis=1)  # C: the bounds that hold
+        below = g < D
+        low[todo] = np.where(below, lt, low[todo])
+        up[todo] = np.where(below, up[todo], lt)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = (D - fc) / fb
+        lo_t, up_t = low[todo], up[todo]
+        eps = 4 * np.finfo(float).eps
+        # converged: the step from λ's piece returns λ itself (the piece holds the root)
+        done = (fb > 0) & np.isfinite(newton) & (np.abs(newton - lt) <= eps * np.abs(lt))
+        ok = np.isfinite(newton) & (newton > lo_t) & (newton <= up_t) & (fb > 0)
+        if it >= 60:  # pragma: no cover - Newton with a bracket ends long before
+            ok[:] = False
+        fallback = np.where(np.isfinite(up_t), 0.5 * (lo_t + up_t), 2.0 * np.maximum(lt, 1e-300))
+        new = np.where(ok, newton, fallback)
+        collapsed = ~done & np.isfinite(up_t) & (up_t - lo_t <= eps * up_t)
+        lam[todo] = np.where(done, newton, np.where(collapsed, up_t, new))
+        done |= collapsed
+        todo = todo[~done]
+    return lam
+
+
+def _scale_clip_inplace(b: np.ndarray, lam: np.ndarray, lo: np.ndarray, hi: np.ndarray, rows: int = 16) -> None:
+    """``b[:] = clip(lam · b, lo, hi)`` for float32 ``b``, computed in float64 in small row blocks.
+
+    The same values as ``np.clip(lam * b, lo, hi).astype(np.float32)`` (the
+    product and clip in float64, one rounding to float32), without the
+    full-size float64 temporaries.
+    """
+    for r0 in range(0, b.shape[0], rows):
+        r1 = min(r0 + rows, b.shape[0])
+        tmp = b[r0:r1] * (lam[r0:r1] if lam.shape[0] > 1 else lam)
+        np.clip(tmp, lo[r0:r1] if lo.shape[0] > 1 else lo, hi[r0:r1] if hi.shape[0] > 1 else hi, out=tmp)
+        b[r0:r1] = tmp
+
+
 def weight_sensitivity(
     frame: pd.DataFrame,
     spec: AllocationSpec | dict,
@@ -164,8 +231,9 @@ def weight_sensitivity(
     The budget of Sozialraum i in draw d is
     ``D × Σ_c w_c(d) · s_ic(d)`` (D the distributed total, s the shares), i.e.
     the formula before rounding to whole euros; a configured corridor is
-    applied in every draw (``clip(λ_d · b_di, lo_i, hi_i)`` with λ_d found by
-    a vectorised bisection, as in :func:`geoplan.stages.allocate.solve_corridor`). This
+    applied in every draw (``clip(λ_d · b_di, lo_i, hi_i)`` with λ_d the root
+    that :func:`geoplan.stages.allocate.solve_corridor` bisects for, found here
+    by a vectorised safeguarded Newton iteration, see :func:`_corridor_factor`). This
     is computed as one matrix product per block of draws, so 10,000 draws
     over 10,000 Sozialräume take seconds (see benchmarks/bench_sensitivity.py).
     Budgets are computed in float32 (relative precision about 1e-7, i.e.
@@ -244,30 +312,10 @@ def weight_sensitivity(
         notes.append(QANote(stage="sensitivity", level="info",
                             message="Korridor in jeder Ziehung angewandt (Umverteilung unter den nicht gebundenen Sozialräumen)."))
 
-    def corridor_factor(b):
-        """λ per draw with Σ_i clip(λ·b_i, lo_i, hi_i) = D (vectorised bisection, see solve_corridor)."""
-        k = b.shape[0]
-        low, up = np.zeros(k), np.ones(k)
-
-        def g(lam):
-            return np.clip(lam[:, None] * b, lo[None, :], hi[None, :]).sum(axis=1)
-
-        for _ in range(200):
-            short = g(up) < D
-            if not short.any():
-                break
-            up[short] *= 2.0
-        for _ in range(60):
-            mid = 0.5 * (low + up)
-            below = g(mid) < D
-            low = np.where(below, mid, low)
-            up = np.where(below, up, mid)
-        return up
-
     # the configured allocation, continuous: the reference for ranks
     cont = D * (S @ np.array(weights))
     if lo is not None:
-        cont = np.clip(corridor_factor(cont[None, :])[0] * cont, lo, hi)
+        cont = np.clip(_corridor_factor(cont[None, :], lo, hi, D)[0] * cont, lo, hi)
     lam = np.ones(n_draws)
     base_rank = np.empty(n, dtype=np.int64)
     base_rank[np.argsort(-cont, kind="stable")] = np.arange(1, n + 1)
@@ -305,8 +353,8 @@ def weight_sensitivity(
         # ranks need every Sozialraum of a draw
         b = budgets_by_draw(d0, d1)
         if lo is not None:
-            lam[d0:d1] = corridor_factor(b)
-            b = np.clip(lam[d0:d1, None] * b, lo[None, :], hi[None, :]).astype(np.float32)
+            lam[d0:d1] = _corridor_factor(b, lo, hi, D)
+            _scale_clip_inplace(b, lam[d0:d1, None], lo[None, :], hi[None, :])
         np.maximum(b, 0, out=b)  # float error can give tiny negatives; budgets are ≥ 0
         b += np.float32(0.0)  # -0.0 -> +0.0 for the bit keys below
         # argsort by sorting 64-bit keys (descending budget bits, then position):
@@ -326,7 +374,7 @@ def weight_sensitivity(
         # (one small matrix product) instead of stored as n × draws floats
         blk = budgets_by_area(a0, a1)
         if lo is not None:
-            blk = np.clip(blk * lam[None, :], lo[a0:a1, None], hi[a0:a1, None]).astype(np.float32)
+            _scale_clip_inplace(blk, lam[None, :], lo[a0:a1, None], hi[a0:a1, None])
         mean[a0:a1] = blk.mean(axis=1, dtype=np.float64)
         # a full SIMD sort is faster here than np.partition with three kth
         blk.sort(axis=1)

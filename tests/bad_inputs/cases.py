@@ -402,4 +402,159 @@ def case_unknown_language(ws):
     return ["--lang", "fr", "validate", str(ws.write_config())], ["de", "en", "fr"]
 
 
+# ----------------------------------------------------------------- issue 12: hostile and implausible input
+
+def _yaml_text(ws) -> str:
+    import yaml
+
+    return yaml.safe_dump(ws.raw, allow_unicode=True, sort_keys=False)
+
+
+def _write_raw_config(ws, text: str) -> list[str]:
+    p = ws.root / "config.yaml"
+    p.write_text(text, encoding="utf-8")
+    return ["run", str(p), "--out", str(ws.out)]
+
+
+def case_config_duplicate_key(ws):
+    text = _yaml_text(ws).replace("budget_year: 2027\n", "budget_year: 2027\nbudget_year: 2028\n", 1)
+    return _write_raw_config(ws, text), ["budget_year", "zweimal", "config.yaml"]
+
+
+def case_config_nan_total(ws):
+    text = _yaml_text(ws).replace("total_eur: 120000000", "total_eur: .nan", 1)
+    return _write_raw_config(ws, text), ["allocation.total_eur", "NaN", "config.yaml"]
+
+
+def case_config_inf_rate(ws):
+    ws.raw["hze"]["simulate"]["rate_per_1000"] = float("inf")
+    return ws.run_args(), ["hze.simulate.rate_per_1000", "unendlich"]
+
+
+def case_config_negative_value_german(ws):
+    ws.raw["model"]["n_boot"] = -5
+    return ws.run_args(), ["model.n_boot", "mindestens 100", "-5"]
+
+
+def case_config_budget_1e20(ws):
+    ws.raw["allocation"]["total_eur"] = 1e20
+    return ws.run_args(), ["allocation.total_eur", "unrealistisch"]
+
+
+def case_simulate_seed_negative(ws):
+    ws.raw["hze"]["simulate"]["seed"] = -1
+    return ws.run_args(), ["hze.simulate.seed", "mindestens 0"]
+
+
+def _hze_prev_file(ws, cases, prev):
+    g = ws.geojson()
+    keys = [f["properties"]["id"] for f in g["features"]]
+    lines = ["SR;Faelle;Vorjahr;Kosten"] + [f"{k};{cases(i)};{prev(i)};{(prev(i) or 1) * 9000}"
+                                            for i, k in enumerate(keys)]
+    (ws.data / "hze.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ws.raw["hze"] = {"path": "daten/hze.csv", "key": "SR",
+                     "columns": {"Faelle": "hze_cases", "Vorjahr": "hze_cases_prev", "Kosten": "hze_cost_prev_eur"}}
+    return keys
+
+
+def case_privacy_component_on_observed_counts(ws):
+    """Issue 12: euros proportional to counts of 1-2 would give the counts back."""
+    _hze_prev_file(ws, lambda i: 1 + i % 2, lambda i: 1 + (i + 1) % 2)
+    ws.raw["allocation"]["components"][1] = {"name": "faelle", "type": "model", "weight": 0.5,
+                                             "column": "hze_cases_prev"}
+    return ws.run_args(), ["hze_cases_prev", "allocation.components[1].column", "zurückrechnen",
+                           "expected_cases", "Vorjahreskosten"]
+
+
+def case_privacy_component_on_observed_counts_validate(ws):
+    _hze_prev_file(ws, lambda i: 1 + i % 2, lambda i: 2)
+    ws.raw["allocation"]["components"][0] = {"name": "faelle", "type": "fachleistungsstunden", "weight": 0.3,
+                                             "column": "hze_cases", "hours_per_case": 100, "rate_eur_per_hour": 60}
+    return ["validate", str(ws.write_config())], ["hze_cases", "allocation.components[0].column", "expected_cases"]
+
+
+def case_hze_cases_exceed_population(ws):
+    keys = _hze_file(ws, lambda i: 500_000 if i == 3 else 300 + i)
+    return ws.run_args(), ["hze.csv", keys[3], "500000", "pop_u21"]
+
+
+def case_hze_all_zero(ws):
+    _hze_file(ws, lambda i: 0)
+    return ws.run_args(), ["hze.csv", "hze_cases", "alle", "0"]
+
+
+def case_hze_cost_per_case_implausible(ws):
+    keys = _hze_prev_file(ws, lambda i: 300 + i, lambda i: 290 + i)
+    # costs given in thousands of euros for one area
+    ws.edit_text("hze.csv", lambda t: t.replace(f"{keys[4]};304;294;{294 * 9000}", f"{keys[4]};304;294;2646"),
+                 encoding="utf-8")
+    return ws.run_args(), ["hze.csv", keys[4], "hze_cost_prev_eur", "je Fall", "cost_per_case_range_eur"]
+
+
+def case_table_path_is_not_a_table(ws):
+    """Like /etc/shadow: the message must not print the file's content."""
+    secret = "root:$6$geheimerHash0123456789:19000:0:99999:7:::"
+    (ws.data / "schatten").write_text(secret + "\n" + "daemon:*:19000:0:99999:7:::\n", encoding="utf-8")
+    ws.raw["indicators"]["tables"][0]["path"] = "daten/schatten"
+    return ws.run_args(), ["schatten", "Trennzeichen", "Inhalt wird nicht angezeigt"]
+
+
+def case_xlsx_formulas_without_cached_values(ws):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    sh = wb.active
+    sh.title = "Daten"
+    sh.append(["PLR-ID", "Gesamt", "unter6", "6-15", "15-18", "18-27", "27-45", "45-55", "55-65", "65undmehr"])
+    for line in ws.table(EW).read_text(encoding="utf-8-sig").splitlines()[1:6]:
+        cells = line.split(";")
+        sh.append([cells[-1], "=C{0}+D{0}".format(sh.max_row + 1)] + [1] * 8)
+    wb.save(ws.data / "einwohner.xlsx")
+    t = ws.raw["indicators"]["tables"][0]
+    t["path"] = "daten/einwohner.xlsx"
+    return ws.run_args(), ["einwohner.xlsx", "Formeln ohne gespeicherte Werte", "in Excel öffnen und speichern", "B2"]
+
+
+def case_output_is_config_folder_force(ws):
+    return ws.run_args() + ["--out", str(ws.root), "--force"], [str(ws.root), "nicht erlaubt", "config.yaml"]
+
+
+def case_output_is_input_folder_force(ws):
+    return ws.run_args() + ["--out", str(ws.data), "--force"], [str(ws.data), "nicht erlaubt", "Eingabedatei"]
+
+
+def case_output_is_input_file_force(ws):
+    return ws.run_args() + ["--out", str(ws.data / EW), "--force"], [EW, "nicht erlaubt"]
+
+
+def case_output_filesystem_root_force(ws):
+    return ws.run_args() + ["--out", "/", "--force"], ["Wurzelverzeichnis"]
+
+
+def case_output_foreign_folder_force(ws):
+    ws.out.mkdir()
+    (ws.out / "bericht_2025_final.docx").write_text("fremd")
+    return ws.run_args() + ["--force"], ["nicht von geoplan geschrieben", "bericht_2025_final.docx"]
+
+
+def case_output_name_too_long(ws):
+    return ws.run_args() + ["--out", str(ws.root / ("a" * 300))], ["zu lang"]
+
+
+def case_usage_unknown_option(ws):
+    return ws.run_args() + ["--schnell"], ["Unbekannte Option", "--schnell", "geoplan run --help"]
+
+
+def case_usage_missing_argument(ws):
+    return ["run", "--out", str(ws.out)], ["CONFIG", "geoplan run --help"]
+
+
+def case_usage_option_without_value(ws):
+    return ws.run_args() + ["--out"], ["--out", "braucht einen Wert"]
+
+
+def case_init_into_missing_folder(ws):
+    return ["init", str(ws.root / "gibtsnicht" / "geoplan.yaml")], ["gibtsnicht", "existiert nicht"]
+
+
 CASES = {name[len("case_"):]: fn for name, fn in sorted(globals().items()) if name.startswith("case_") and callable(fn)}

@@ -35,15 +35,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+from types import SimpleNamespace
+
 from scipy import stats
 from scipy.special import xlogy
 from numbers import Integral, Real
 
 from sklearn.base import BaseEstimator, RegressorMixin, clone
-from sklearn.model_selection import GroupKFold, KFold
 from sklearn.utils._param_validation import InvalidParameterError, Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import _check_y, check_is_fitted, validate_data
+from statsmodels.discrete.discrete_model import NegativeBinomial as _NegativeBinomial
+from statsmodels.genmod import families as _families
+from statsmodels.genmod.generalized_linear_model import GLM as _GLM
+from statsmodels.regression.linear_model import OLS as _OLS
+
+# the submodules used, not statsmodels.api (which imports all of statsmodels: about 4× the import time)
+sm = SimpleNamespace(OLS=_OLS, GLM=_GLM, families=_families, NegativeBinomial=_NegativeBinomial)
 
 from geoplan import fmt
 from geoplan.errors import GeoplanError, QANote
@@ -1013,8 +1020,9 @@ def fit_need_model(
                     STAGE,
                     f"Die Residuen des Bedarfsmodells sind räumlich autokorreliert (Moran's I = {fmt.number(moran['I'], 3)}, "
                     f"{fmt.pvalue(moran['p_value'])}): benachbarte Sozialräume weichen gemeinsam ab. Optionen: "
-                    "räumlichen Lag des Bedarfsindex aufnehmen (spatial_lag: need_index) oder feste Effekte je Bezirk "
-                    "(fixed_effects: bezirk).",
+                    "weitere räumlich gegliederte Indikatoren in model.predictors aufnehmen oder, nur in der "
+                    "Python-API, fit_need_model(…, spatial_lag=\"need_index\") bzw. fixed_effects=\"bezirk\" "
+                    "(keine Felder der Konfiguration).",
                     level="warnung",
                     details=moran,
                 )
@@ -1135,6 +1143,8 @@ def _spatial_lag(frame, column, geometry, target, panel, year, key) -> np.ndarra
 
 
 def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, cv_folds, seed, key, notes):
+    from sklearn.model_selection import GroupKFold, KFold  # only here: its import pulls in much of scipy
+
     # The family chosen on all data is kept in every fold, so folds do not switch between Poisson and NB2.
     template = clone(est).set_params(family=est.family_)
     n = len(y)
