@@ -38,9 +38,34 @@ def _spct(v, lang):
     return ("+" if round(v, 1) > 0 else "") + fmt.percent(v, 1, lang)
 
 
-def _component_words(comp, result, lang):
-    from geoplan.report.html import component_text
+def component_text(comp, result, lang: str = "de") -> str:
+    """What a formula component distributes by, in words."""
+    label_of = {i.name: i.label for i in result.catalogue.indicators}
+    de = lang == "de"
+    t = comp.type
+    if t == "fixed":
+        return (f"nach '{comp.column}'" if comp.column else "gleicher Betrag je Sozialraum") if de else \
+            (f"by '{comp.column}'" if comp.column else "equal amount per Sozialraum")
+    if t == "population":
+        cols = comp.columns or [comp.column]
+        return ("Anteil an " if de else "share of ") + " + ".join(cols)
+    if t == "model":
+        return ("Anteil an den erwarteten HzE-Fällen des Bedarfsmodells" if de else
+                "share of the need model's expected HzE cases") if comp.column == "expected_cases" else \
+            ("Anteil an " if de else "share of ") + comp.column
+    if t == "indicator":
+        ws = ", ".join(f"{label_of.get(k, k)} {fmt.number(v * 100 / sum(comp.indicators.values()), 0, lang)} %"
+                       for k, v in comp.indicators.items())
+        base = f" × {comp.base}" if comp.base else ""
+        return (f"gewichtete Indikatoren ({ws}){base}" if de else f"weighted indicators ({ws}){base}")
+    if t == "prior_year":
+        return ("Anteil an den Vorjahreskosten (" if de else "share of prior-year costs (") + ", ".join(comp.columns) + ")"
+    if t == "fachleistungsstunden":
+        return "Fachleistungsstunden × Stundensatz" if de else "specialist hours × hourly rate"
+    return ""
 
+
+def _component_words(comp, result, lang):
     return comp.label or component_text(comp, result, lang) or comp.name
 
 
