@@ -221,7 +221,7 @@ def write_example(folder, n: int = 40, seed: int = 0) -> dict:
         "title": "Sozialraumbudget (synthetisches Beispiel)",
         "region": "Beispielstadt",
         "budget_year": 2027,
-        "boundaries": {"path": "sozialraeume.gpkg", "key": "key", "name": "name"},
+        "boundaries": {"path": "sozialraeume.gpkg", "key": "key", "name": "name", "group": "bezirk"},
         "indicators": {
             "catalogue": "katalog.yaml",
             "tables": [{"path": "indikatoren.csv", "key": "key", "delimiter": ";", "columns": columns,
