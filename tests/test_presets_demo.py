@@ -67,7 +67,7 @@ def test_preset_runs_end_to_end_and_writes_a_report(name, example, tmp_path):
     for comp in preset.components:  # the report names every component of the preset's formula
         assert (comp.label or comp.name) in html, comp.name
     # every number-bearing sentence of the summary and section 6 equals the tables of this output
-    from test_claims import check_reconciliation, check_report_claims
+    from test_claims import check_report_claims, check_reconciliation
 
     assert check_report_claims(tmp_path / "out") >= 10
     check_reconciliation(tmp_path / "out", result)

@@ -73,7 +73,6 @@ __all__ = [
     "Corridor",
     "Teilbudget",
     "allocate",
-    "component_shares",
     "corridor_bounds",
     "corridor_exempt",
     "corridor_rule_text",
@@ -524,14 +523,6 @@ def component_raw(frame: pd.DataFrame, comp) -> np.ndarray:
         rate = _column(frame, comp.rate_column, comp.name) if comp.rate_column else comp.rate_eur_per_hour
         return hours * rate
     raise AssertionError(comp.type)  # pragma: no cover
-
-
-def component_shares(frame: pd.DataFrame, components, *, key: str = "key") -> pd.DataFrame:
-    """Shares (sum 1) per component: ``key`` plus one column per component name."""
-    out = {key: frame[key].to_numpy()}
-    for comp in components:
-        out[comp.name] = _normalise(component_raw(frame, comp), comp.name, "der Werte")
-    return pd.DataFrame(out)
 
 
 # --------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from numbers import Integral, Real
 
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils._param_validation import InvalidParameterError, Interval, StrOptions, validate_parameter_constraints
-from sklearn.utils.validation import _check_y, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 from statsmodels.discrete.discrete_model import NegativeBinomial as _NegativeBinomial
 from statsmodels.genmod import families as _families
 from statsmodels.genmod.generalized_linear_model import GLM as _GLM
@@ -398,7 +398,8 @@ class HzEDemandModel(RegressorMixin, BaseEstimator):
                 "Fallzahlen und Prädiktoren haben unterschiedlich viele Zeilen.",
                 expected=f"{Xv.shape[0]} Zeilen", found=f"{len(np.asarray(y).ravel())} Fallzahlen",
             )
-        yv = _check_target(_check_y(y, y_numeric=True), rows, getattr(y, "name", None) or "hze_cases")
+        y_checked = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True)
+        yv = _check_target(y_checked, rows, getattr(y, "name", None) or "hze_cases")
 
         self.terms_ = [str(c) for c in getattr(self, "feature_names_in_", [f"x{j}" for j in range(Xv.shape[1])])]
         mean = Xv.mean(axis=0)
