@@ -150,29 +150,90 @@ def demo(
 
 @app.command()
 def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)")):
-    """Konfiguration prüfen, ohne zu rechnen: Felder, Werte, Eingabedateien, Budgetformel."""
-    from geoplan.load.sources import check_inputs
+    """Probelauf ohne Modell: alle Dateien lesen, Spalten und Schlüssel auflösen, verknüpfen, interpolieren,
+    Budgetformel prüfen – und alle Probleme auf einmal melden."""
+    import time
 
+    from geoplan import fmt
+    from geoplan.pipeline import dry_run
+
+    t0 = time.perf_counter()
     cfg = _load(config)
-    check_inputs(cfg)
+    with console.status("[bold blue]Eingaben prüfen …"):
+        res = dry_run(cfg)
+    lang = STATE["lang"]
+    if res.problems:
+        n = len(res.problems)
+
+        def listing(lang: str) -> str:
+            return "\n".join(f"{i}. " + err.render(lang).replace("\n", "\n   ")
+                             for i, err in enumerate(res.problems, 1))
+
+        raise GeoplanError(f"{n} Problem(e) in {config}:\n" + listing("de"),
+                           message_en=f"{n} problem(s) in {config}:\n" + listing("en"))
     spec = cfg.allocation
-    out.print(f"[green]✓[/green] {t('valid')} {config}")
-    out.print(f"  {len(cfg.input_paths())} {t('files')}; {len(spec.components)} Bestandteile der Budgetformel, "
-              f"Gesamtbudget {spec.total_eur:,.0f} €".replace(",", "."))
+    warnings = [n for n in res.notes if n.level != "info"]
+    out.print(f"[green]✓[/green] {t('valid')} {escape(str(config))}")
+    secs = time.perf_counter() - t0
+    if lang == "de":
+        out.print(f"  {len(res.inputs)} Eingabedateien gelesen; {res.n_areas} Sozialräume"
+                  + (f" ({res.n_excluded} ausgeschlossen)" if res.n_excluded else "")
+                  + f"; Ebenen der Tabellen: {', '.join(res.levels)}; {len(spec.components)} Bestandteile der "
+                  f"Budgetformel, Gesamtbudget {fmt.euro(spec.total_eur)}; {fmt.number(secs, 1)} s.")
+    else:
+        out.print(f"  {len(res.inputs)} input files read; {res.n_areas} areas"
+                  + (f" ({res.n_excluded} excluded)" if res.n_excluded else "")
+                  + f"; table levels: {', '.join(res.levels)}; {len(spec.components)} budget components, "
+                  f"total {fmt.euro(spec.total_eur, lang='en')}; {fmt.number(secs, 1, lang='en')} s.")
+    for n in warnings[:10]:
+        out.print(f"[yellow]Hinweis ({escape(n.stage)}):[/yellow] " + escape(n.message), soft_wrap=True)
+    if len(warnings) > 10:
+        out.print(f"[yellow]… und {len(warnings) - 10} weitere Hinweise[/yellow]")
 
 
 @app.command()
 def init(
     path: Path = typer.Argument(Path("geoplan.yaml"), help="Zieldatei"),
     force: bool = typer.Option(False, "--force", help="bestehende Datei überschreiben"),
+    from_: Optional[Path] = typer.Option(None, "--from", help="eigene Sozialraum-Polygone (Shapefile, GeoPackage …): "
+                                         "Konfiguration und Katalog dazu vorschlagen"),
+    table: Optional[list[Path]] = typer.Option(None, "--table", help="eigene Tabelle (CSV/XLSX), mehrfach möglich"),
 ):
-    """Eine kommentierte Konfigurationsvorlage schreiben."""
-    if path.exists() and not force:
-        raise GeoplanError("Die Datei existiert schon; geoplan überschreibt nichts ungefragt.", file=path,
-                           hint="Anderen Namen wählen oder --force angeben.")
-    template = (Path(__file__).parent / "examples" / "vorlage.yaml").read_text(encoding="utf-8")
-    path.write_text(template, encoding="utf-8")
-    out.print(f"[green]✓[/green] Vorlage {t('written')}: {path}")
+    """Eine kommentierte Konfigurationsvorlage schreiben – mit --from für die eigenen Dateien samt Katalog."""
+    targets = [path]
+    if from_ is not None:
+        catalogue = path.with_name(path.stem + "_katalog.yaml")
+        targets.append(catalogue)
+    for p in targets:
+        if p.exists() and not force:
+            raise GeoplanError("Die Datei existiert schon; geoplan überschreibt nichts ungefragt.", file=p,
+                               hint="Anderen Namen wählen oder --force angeben.",
+                               message_en="The file exists already; geoplan does not overwrite without being asked.")
+    if from_ is None:
+        if table:
+            raise GeoplanError("--table gehört zu --from.", location="geoplan init",
+                               hint="geoplan init meine.yaml --from sozialraeume.shp --table bevoelkerung.csv")
+        template = (Path(__file__).parent / "examples" / "vorlage.yaml").read_text(encoding="utf-8")
+        path.write_text(template, encoding="utf-8")
+        out.print(f"[green]✓[/green] Vorlage {t('written')}: {escape(str(path))}")
+        return
+    from geoplan.load.propose import propose
+
+    if not from_.exists():
+        raise GeoplanError("Die Polygondatei wurde nicht gefunden.", file=from_, location="--from",
+                           message_en="The polygon file was not found.")
+    for tp in table or []:
+        if not tp.is_file():
+            raise GeoplanError("Die Tabelle wurde nicht gefunden.", file=tp, location="--table",
+                               message_en="The table was not found.")
+    prop = propose(from_, list(table or []), path)
+    path.write_text(prop.config, encoding="utf-8")
+    catalogue.write_text(prop.catalogue, encoding="utf-8")
+    out.print(f"[green]✓[/green] Konfiguration {t('written')}: {escape(str(path))}")
+    out.print(f"[green]✓[/green] Indikatorenkatalog {t('written')}: {escape(str(catalogue))}")
+    for n in prop.notes:
+        out.print("[yellow]Hinweis:[/yellow] " + escape(n), soft_wrap=True)
+    out.print(f"Nächster Schritt: geoplan validate {escape(str(path))}  (TODO-Kommentare in beiden Dateien prüfen)")
 
 
 @presets_app.command("list")
@@ -199,32 +260,108 @@ def presets_show(name: str = typer.Argument(..., help="Name aus 'geoplan presets
 
 @app.command()
 def compare(
-    configs: list[Path] = typer.Argument(..., help="zwei oder mehr Konfigurationen (YAML)"),
+    configs: Optional[list[Path]] = typer.Argument(None, help="Konfigurationen (YAML)"),
+    preset: Optional[list[str]] = typer.Option(None, "--preset", "-p",
+                                               help="Budgetmodell einer Kommune auf dem Beispiel (mehrfach möglich)"),
     out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Vergleich als Excel-Datei speichern"),
 ):
-    """Verteilungen mehrerer Konfigurationen nebeneinander: Differenzen, Gewinner und Verlierer."""
-    from rich.table import Table
-
-    from geoplan import fmt
+    """Verteilungen mehrerer Konfigurationen oder Presets nebeneinander: Differenzen, Gewinner und Verlierer."""
     from geoplan.pipeline import run as run_pipeline
     from geoplan.stages.sensitivity import compare_allocations
 
-    if len(configs) < 2:
-        raise GeoplanError("Zum Vergleichen mindestens zwei Konfigurationen angeben.", location="compare",
-                           hint="geoplan compare A.yaml B.yaml")
+    runs = [(c.stem, lambda c=c: _load(c)) for c in configs or []]
+    runs += [(p, lambda p=p: demo_config(p)) for p in preset or []]
+    if len(runs) < 2:
+        raise GeoplanError("Zum Vergleichen mindestens zwei Konfigurationen oder Presets angeben.", location="compare",
+                           hint="geoplan compare A.yaml B.yaml  oder  geoplan compare --preset stuttgart --preset isa")
+    names = [n for n, _ in runs]
+    if len(set(names)) != len(names):
+        raise GeoplanError("Jede Konfiguration und jedes Preset nur einmal angeben.", location="compare",
+                           found=", ".join(names))
+    if out_file is not None and out_file.exists() and out_file.suffix.lower() != ".xlsx":
+        raise GeoplanError("Der Vergleich wird als Excel-Datei (.xlsx) gespeichert.", file=out_file,
+                           expected="Dateiname auf .xlsx")
     results = {}
-    for c in configs:
-        cfg = _load(c)
-        console.print(f"Rechne {c} …")
-        results[c.stem] = run_pipeline(cfg).allocation
+    for name, load in runs:
+        cfg = load()
+        console.print(f"Rechne {name} …")
+        results[name] = run_pipeline(cfg).allocation
     table_df = compare_allocations(results)
-    table = Table(*[str(c) for c in table_df.columns])
-    for _, r in table_df.iterrows():
-        table.add_row(*[fmt.number(v) if isinstance(v, (int, float)) else str(v) for v in r])
-    out.print(table)
+    out.print(compare_text(table_df, names), markup=False, highlight=False, soft_wrap=True)
     if out_file:
-        table_df.to_excel(out_file, index=False)
+        write_compare_xlsx(table_df, names, out_file)
         out.print(f"[green]✓[/green] {out_file} {t('written')}")
+
+
+def _cut(text: str, width: int) -> str:
+    text = str(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def compare_text(df, names: list[str], width: int = 80) -> str:
+    """The comparison as a plain table of at most ``width`` columns: reference, last scenario, difference."""
+    from geoplan import fmt
+
+    ref, last = names[0], names[-1]
+    amount = 13
+    name_w = width - 6 - 2 * (amount + 1) - (amount + 1) - 8
+    head = f"{'Schl.':<5} {_cut('Sozialraum', name_w):<{name_w}} {_cut(ref, amount):>{amount}} {_cut(last, amount):>{amount}} " \
+           f"{'Differenz':>{amount}} {'%':>7}"
+    lines = [head, "─" * min(width, len(head))]
+    for _, r in df.iterrows():
+        pct = r.get(f"diff_{last}_pct")
+        lines.append(f"{_cut(r['key'], 5):<5} {_cut(r.get('name', ''), name_w):<{name_w}} "
+                     f"{fmt.number(r[ref], 0):>{amount}} {fmt.number(r[last], 0):>{amount}} "
+                     f"{fmt.number(r[f'diff_{last}'], 0):>{amount}} {fmt.number(pct, 1):>7}")
+    lines.append("─" * min(width, len(head)))
+    lines.append(f"{'':<5} {'Summe':<{name_w}} {fmt.number(df[ref].sum(), 0):>{amount}} {fmt.number(df[last].sum(), 0):>{amount}} "
+                 f"{fmt.number(df[f'diff_{last}'].sum(), 0):>{amount}} {'':>7}")
+    if len(names) > 2:
+        lines.append(f"Weitere Szenarien ({', '.join(names[1:-1])}) stehen in der Excel-Datei (--out).")
+    return "\n".join(lines)
+
+
+def write_compare_xlsx(df, names: list[str], path: Path) -> Path:
+    """Formatted comparison: German headers, number formats, one sheet per view, =SUM totals."""
+    from openpyxl import Workbook
+
+    from geoplan.report.xlsx import _sheet, _sum_row
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    ref = names[0]
+    cols = [("key", "Schlüssel", "text"), ("name", "Sozialraum", "text")]
+    cols += [(n, f"Budget {n} (€)", "euro") for n in names]
+    for n in names[1:]:
+        cols += [(f"diff_{n}", f"Differenz {n} zu {ref} (€)", "euro"), (f"diff_{n}_pct", f"Differenz {n} zu {ref} (%)", "pct")]
+    cols = [c for c in cols if c[0] in df.columns]
+    view = df.sort_values("key")
+    ws = _sheet(wb, "Budgets", [c[1] for c in cols], view[[c[0] for c in cols]].values.tolist(), [c[2] for c in cols],
+                widths=[10, 30] + [18] * (len(cols) - 2))
+    _sum_row(ws, [j for j, c in enumerate(cols, start=1) if c[2] == "euro"], ["euro"] * sum(c[2] == "euro" for c in cols))
+    ws.freeze_panes = "C2"
+    rank = [("key", "Schlüssel", "text"), ("name", "Sozialraum", "text")] + \
+        [(f"rank_{n}", f"Rang {n} (1 = größtes Budget)", "int") for n in names] + \
+        [("spanne_eur", "Spanne über die Szenarien (€)", "euro"), ("max_szenario", "meistes Geld in", "text"),
+         ("min_szenario", "wenigstes Geld in", "text"), ("ergebnis", f"{names[-1]} gegenüber {ref}", "text")]
+    rank = [c for c in rank if c[0] in df.columns]
+    ws = _sheet(wb, "Gewinner und Verlierer", [c[1] for c in rank], df[[c[0] for c in rank]].values.tolist(),
+                [c[2] for c in rank], widths=[10, 30] + [18] * (len(rank) - 2))
+    ws.freeze_panes = "C2"
+    summary = []
+    for n in names:
+        row = [n, int(df[n].sum())]
+        if n == ref:
+            row += [None, None, None, None]
+        else:
+            d = df[f"diff_{n}"]
+            row += [int((d > 0).sum()), int((d < 0).sum()), float(d.max()), float(d.min())]
+        summary.append(row)
+    _sheet(wb, "Szenarien", ["Szenario", "Budget gesamt (€)", f"Sozialräume mit mehr als in {ref}",
+                             f"Sozialräume mit weniger als in {ref}", "größte Zunahme (€)", "größte Abnahme (€)"],
+           summary, ["text", "euro", "int", "int", "euro", "euro"], widths=[24, 18, 18, 18, 18, 18])
+    wb.save(path)
+    return path
 
 
 GLOBAL_FLAGS = ("--debug", "--version")

@@ -18,8 +18,20 @@ from geoplan.stages.allocate import AllocationSpec
 from geoplan.stages.settlement import SettlementSpec
 
 
+#: names of the Sozialraum level itself in ``indicators.tables[].level``
+SOZIALRAUM_LEVELS = ("sozialraum", "sozialraeume", "sozialräume")
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class MergeGroup(_Model):
+    """Polygons the statistics publish as one area (e.g. Hamburg's paired Stadtteile)."""
+
+    keys: list[str] = Field(min_length=2, description="Schlüssel der Polygone, die zusammengefasst werden")
+    key: str = Field(description="Schlüssel des zusammengefassten Gebiets (wie in den Tabellen)")
+    name: str | None = Field(None, description="Name des zusammengefassten Gebiets")
 
 
 class BoundariesConfig(_Model):
@@ -35,6 +47,93 @@ class BoundariesConfig(_Model):
     min_sliver_m2: float = Field(1.0, ge=0, description="Lücken/Überlappungen ab dieser Fläche melden (m²)")
     encoding: str | None = Field(None, description="Zeichenkodierung der DBF (leer = erkennen)")
     key_width: int | None = Field(None, ge=1, description="Schlüssel mit führenden Nullen auf diese Länge auffüllen")
+    group: str | None = Field(None, description="Feld der Polygone mit der übergeordneten Einheit (Bezirk)")
+    merge: list[MergeGroup] = Field(
+        default_factory=list,
+        description="Polygone, die die Statistik als ein Gebiet veröffentlicht: zu einem Sozialraum zusammenfassen")
+    exclude: list[str] = Field(
+        default_factory=list, description="Schlüssel unbewohnter Polygone: grau auf Karten, kein Budget")
+
+
+class DropRows(_Model):
+    """Rows of a table that are no areas: totals, sub-totals, notes."""
+
+    keys: list[str] = Field(default_factory=list, description="reguläre Ausdrücke für Schlüssel, z. B. '^99' oder 'insgesamt'")
+    labels: list[str] = Field(default_factory=list, description="Zeilen mit dieser Bezeichnung in einer Textspalte, z. B. 'Summe'")
+
+
+class WeightsConfig(_Model):
+    """Ancillary weights for dasymetric interpolation: a raster, a polygon layer, or a table on a polygon layer."""
+
+    raster: Path | None = Field(None, description="Bevölkerungsraster (GeoTIFF), z. B. Zensus-Gitter")
+    polygons: Path | None = Field(None, description="Polygonebene mit den Gewichten, z. B. Planungsräume")
+    layer: str | None = None
+    key: str | None = Field(None, description="Schlüsselfeld der Gewichtspolygone (nur mit 'table')")
+    column: str | None = Field(None, description="Gewichtsspalte (Polygonfeld oder Tabellenspalte), leer = Fläche")
+    table: Path | None = Field(None, description="Tabelle mit der Gewichtsspalte je Gewichtspolygon")
+    table_key: str | None = Field(None, description="Schlüsselspalte der Gewichtstabelle")
+    crs: str | None = None
+    encoding: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.raster is None) == (self.polygons is None):
+            raise ValueError("genau eines von 'raster' oder 'polygons' angeben")
+        if self.table is not None and not (self.key and self.table_key and self.column):
+            raise ValueError("zu 'table' gehören 'key' (Feld der Polygone), 'table_key' und 'column'")
+        return self
+
+
+class LevelConfig(_Model):
+    """A geography other than the Sozialräume, and how its values come onto them.
+
+    Either a key hierarchy (``key_table`` or ``prefix_len``: sum / weighted mean
+    by key) or another polygon layer (``polygons`` with ``method: area`` or
+    ``dasymetric`` and ``weights``).
+    """
+
+    key_table: Path | None = Field(None, description="Schlüsseltabelle Quellraum -> Sozialraum")
+    source_key: str | None = Field(None, description="Spalte der Schlüsseltabelle mit dem Quellschlüssel")
+    target_key: str | None = Field(None, description="Spalte der Schlüsseltabelle mit dem Sozialraum-Schlüssel")
+    group: str | None = Field(None, description="Spalte der Schlüsseltabelle mit der übergeordneten Einheit (Bezirk)")
+    prefix_len: int | None = Field(None, ge=1, description="Sozialraum = erste n Zeichen des Quellschlüssels")
+    key_table_encoding: str | None = None
+    polygons: Path | None = Field(None, description="Polygone der Quellgeografie (z. B. Postleitzahlgebiete)")
+    key: str | None = Field(None, description="Schlüsselfeld der Quellpolygone")
+    layer: str | None = None
+    crs: str | None = None
+    encoding: str | None = None
+    key_width: int | None = Field(None, ge=1)
+    method: Literal["area", "dasymetric"] | None = Field(
+        None, description="Flächeninterpolation: area (nach Fläche) oder dasymetric (nach Gewichten)")
+    weights: WeightsConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        ways = [self.key_table is not None, self.prefix_len is not None, self.polygons is not None]
+        if sum(ways) != 1:
+            raise ValueError("genau eines von 'key_table' (mit source_key/target_key), 'prefix_len' "
+                             "oder 'polygons' (mit key und method) angeben")
+        if self.key_table is not None and not (self.source_key and self.target_key):
+            raise ValueError("zu 'key_table' gehören 'source_key' und 'target_key'")
+        if self.polygons is not None:
+            if not self.key:
+                raise ValueError("zu 'polygons' gehört 'key' (Schlüsselfeld der Quellpolygone)")
+            if self.method is None:
+                raise ValueError("zu 'polygons' gehört 'method': area oder dasymetric")
+            if self.method == "dasymetric" and self.weights is None:
+                raise ValueError("method: dasymetric braucht 'weights' (raster oder polygons)")
+        elif self.method is not None or self.weights is not None:
+            raise ValueError("'method' und 'weights' gelten nur mit 'polygons'")
+        return self
+
+    def describe(self) -> str:
+        if self.key_table is not None:
+            return f"über die Schlüsseltabelle {Path(self.key_table).name}"
+        if self.prefix_len is not None:
+            return f"über die ersten {self.prefix_len} Zeichen des Schlüssels"
+        how = "nach Fläche" if self.method == "area" else "dasymetrisch"
+        return f"{how} von {Path(self.polygons).name} übertragen"
 
 
 class ValidRows(_Model):
@@ -63,12 +162,29 @@ class TableConfig(_Model):
     sentinels: list[float] = Field(default_factory=list, description="Zahlen, die 'kein Wert' bedeuten, z. B. -9999")
     valid: ValidRows | None = Field(None, description="Spalte/Werte, die gültige Zeilen kennzeichnen")
     period: PeriodCheck | None = Field(None, description="Prüfung, dass alle Zeilen zum erwarteten Stichtag gehören")
+    allow_mixed_key_lengths: bool = Field(False, description="Schlüssel verschiedener Länge zulassen (z. B. '05' und '0304')")
+    skip_rows: int = Field(0, ge=0, description="Zeilen direkt unter der Kopfzeile überspringen (z. B. Einheitenzeile)")
+    drop_rows: DropRows | None = Field(None, description="Zeilen, die keine Gebiete sind (Summen, Zwischensummen)")
+    na_markers: list[str] = Field(default_factory=list, description="weitere Zeichen für 'kein Wert', z. B. 'g'")
+    format: Literal["wide", "long"] = Field("wide", description="wide: eine Spalte je Merkmal; long: Schlüssel, Merkmal, Wert")
+    variable: str | None = Field(None, description="nur format long: Spalte mit dem Merkmalsnamen")
+    value: str | None = Field(None, description="nur format long: Spalte mit dem Wert")
+    level: str | None = Field(None, description="Geografie der Tabelle: Name aus indicators.levels; leer = Sozialräume "
+                                                "(bzw. indicators.aggregate, falls angegeben)")
     allow_missing: bool | list[str] = Field(
         False, description="Schlüssel, die in dieser oder den vorigen Tabellen fehlen dürfen (Liste oder true)")
     label: str | None = Field(None, description="Bezeichnung im Bericht")
     source: str | None = None
     licence: str | None = None
     reference_date: str | None = None
+
+    @model_validator(mode="after")
+    def _long(self):
+        if self.format == "long" and not (self.variable and self.value):
+            raise ValueError("zu format: long gehören 'variable' (Merkmalsspalte) und 'value' (Wertespalte)")
+        if self.format == "wide" and (self.variable or self.value):
+            raise ValueError("'variable' und 'value' gelten nur mit format: long")
+        return self
 
 
 class AggregateConfig(_Model):
@@ -94,11 +210,22 @@ class IndicatorsConfig(_Model):
     catalogue: Path = Field(description="Indikatorenkatalog (YAML)")
     tables: list[TableConfig] = Field(min_length=1)
     aggregate: AggregateConfig | None = Field(None, description="leer = Tabellen liegen schon auf Sozialraum-Ebene")
+    levels: dict[str, LevelConfig] = Field(
+        default_factory=dict, description="weitere Geografien der Tabellen (Name -> Schlüsseltabelle/Präfix/Polygone)")
     derived: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="abgeleitete Zählspalten als gewichtete Summe, z. B. pop_u21: {pop_u6: 1, pop_18_27: 0.333}",
     )
     index_method: Literal["gewichtet", "mss", "pca"] = "gewichtet"
+
+    @model_validator(mode="after")
+    def _levels_known(self):
+        for i, t in enumerate(self.tables):
+            if t.level is not None and t.level not in self.levels and t.level not in SOZIALRAUM_LEVELS:
+                known = ", ".join([*SOZIALRAUM_LEVELS[:1], *self.levels]) 
+                raise ValueError(f"tables[{i}].level '{t.level}' ist nicht unter indicators.levels definiert "
+                                 f"(bekannt: {known})")
+        return self
 
 
 class KindConfig(_Model):
@@ -123,6 +250,17 @@ class HzEConfig(_Model):
     path: Path | None = Field(None, description="echte Falldaten je Sozialraum (CSV/XLSX) statt Simulation")
     key: str | None = None
     columns: dict[str, str] = Field(default_factory=dict, description="Quellspalte -> hze_cases, hze_cases_prev, hze_cost_prev_eur …")
+    sheet: str | int | None = None
+    header_row: int | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    decimal: str | None = None
+    thousands: str | None = None
+    key_width: int | None = Field(None, ge=1)
+    allow_mixed_key_lengths: bool = False
+    skip_rows: int = Field(0, ge=0)
+    drop_rows: DropRows | None = None
+    na_markers: list[str] = Field(default_factory=list)
     budget_kinds: list[Literal["ambulant", "teilstationaer", "stationaer"]] = Field(
         default_factory=lambda: ["ambulant", "teilstationaer", "stationaer"],
         description="Hilfearten, deren Kosten das Budget abdeckt",
@@ -142,7 +280,9 @@ class HzEConfig(_Model):
 class ModelConfig(_Model):
     predictors: list[str] = Field(min_length=1, description="Indikatoren (Namen aus dem Katalog) als Prädiktoren")
     family: Literal["auto", "poisson", "negbin"] = "auto"
-    exposure: str = "pop_u21"
+    exposure: str = Field("pop_u21", description="Bezugsbevölkerung (Offset), eine Zählspalte, z. B. pop_u18")
+    exposure_label: str | None = Field(
+        None, description="Bezeichnung der Bezugsbevölkerung im Bericht, z. B. 'Einwohner unter 18'; leer = aus dem Namen")
     cv_folds: int = Field(5, ge=2)
     n_boot: int = Field(1000, ge=100)
     seed: int = Field(0, ge=0)
@@ -206,9 +346,55 @@ class Config(_Model):
         paths += [self.resolve(t.path) for t in self.indicators.tables]
         if self.indicators.aggregate and self.indicators.aggregate.key_table:
             paths.append(self.resolve(self.indicators.aggregate.key_table))
+        for lv in self.indicators.levels.values():
+            for p in (lv.key_table, lv.polygons, *((lv.weights.raster, lv.weights.polygons, lv.weights.table)
+                                                   if lv.weights else ())):
+                if p is not None:
+                    paths.append(self.resolve(p))
         if self.hze.path:
             paths.append(self.resolve(self.hze.path))
         return paths
+
+
+def exposure_label(config: "Config", lang: str = "de") -> str:
+    """The exposure's label for reports: ``model.exposure_label`` or one derived from its name."""
+    if config.model.exposure_label:
+        return config.model.exposure_label
+    return default_exposure_label(config.model.exposure, lang)
+
+
+def default_exposure_label(name: str, lang: str = "de") -> str:
+    import re
+
+    m = re.fullmatch(r"pop_u(\d+)", name)
+    if m:
+        return f"Einwohner unter {m.group(1)}" if lang == "de" else f"residents under {m.group(1)}"
+    m = re.fullmatch(r"pop_(\d+)_(\d+)", name)
+    if m:
+        return (f"Einwohner von {m.group(1)} bis unter {m.group(2)}" if lang == "de"
+                else f"residents aged {m.group(1)} to under {m.group(2)}")
+    if name == "pop_total":
+        return "Einwohner" if lang == "de" else "residents"
+    return name
+
+
+def exposure_definition(config: "Config", lang: str = "de") -> str | None:
+    """The derived-column formula of the exposure in words, e.g. 'pop_u6 + pop_6_15 + 1/3 · pop_18_27'; None if read as is."""
+    formula = config.indicators.derived.get(config.model.exposure)
+    if not formula:
+        return None
+    from fractions import Fraction
+
+    parts = []
+    for col, w in formula.items():
+        if w == 1:
+            parts.append(col)
+        else:
+            fr = Fraction(w).limit_denominator(12)
+            ws = f"{fr.numerator}/{fr.denominator}" if abs(float(fr) - w) < 1e-6 and fr.denominator > 1 else (
+                f"{w:g}".replace(".", ",") if lang == "de" else f"{w:g}")
+            parts.append(f"{ws} · {col}")
+    return " + ".join(parts)
 
 
 def _loc(loc: tuple) -> str:

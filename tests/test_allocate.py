@@ -428,3 +428,25 @@ def test_property_floor_column_respected(case, floor_share):
     assert b.sum() == total and np.all(b >= floors)
     bound = set(r.binding["key"])
     assert bound <= set(f.loc[b == floors, "key"])
+
+
+def test_corridor_does_not_pin_an_empty_area_at_zero():
+    """An inhabited area with 0 € prior-year cost gets a positive budget; the rule is named."""
+    fr = corridor_frame().assign(hze_cost_prev_eur=[400_000, 300_000, 200_000, 0])
+    spec = {
+        "total_eur": 1_000_000,
+        "components": [{"name": "bev", "type": "population", "weight": 1}],
+        "corridor": {"max_change_pct": 10},
+    }
+    r = allocate(fr, spec)
+    t = r.table.set_index("key")
+    assert t.loc["d", "budget_eur"] > 0 and t["budget_eur"].sum() == 1_000_000
+    assert r.corridor_exempt == ["d"]
+    assert any("Formelwert" in n.message and "ohne Kosten im Vorjahr" in n.message for n in r.notes)
+    assert (t["eur_bev"] + t["eur_korridor"] == t["budget_eur"]).all()
+    # a configurable threshold catches tiny prior-year budgets too; 'held' keeps the old pinning
+    tiny = fr.assign(hze_cost_prev_eur=[400_000, 300_000, 200_000, 50])
+    r2 = allocate(tiny, {**spec, "corridor": {"max_change_pct": 10, "new_area_threshold_eur": 1000}})
+    assert r2.table.set_index("key").loc["d", "budget_eur"] > 1000
+    with pytest.raises(GeoplanError):  # held at 0 €, the other three cannot take 1 M€ within +10 %
+        allocate(fr, {**spec, "corridor": {"max_change_pct": 10, "new_areas": "held"}})

@@ -126,5 +126,13 @@ def test_compare_two_configs(tmp_path, capsys):
     import pandas as pd
 
     df = pd.read_excel(xlsx)
-    assert len(df) == 58
-    assert any("diff" in str(c) for c in df.columns)
+    assert len(df) == 59  # 58 Sozialräume and the total row
+    assert any(str(c).startswith("Differenz isa") for c in df.columns)
+    from openpyxl import load_workbook
+
+    wb = load_workbook(xlsx)
+    assert wb.sheetnames == ["Budgets", "Gewinner und Verlierer", "Szenarien"]
+    ws = wb["Budgets"]
+    assert str(ws.cell(row=60, column=3).value).startswith("=SUM(")
+    text = capsys.readouterr().out
+    assert max(len(line) for line in text.splitlines() if "│" not in line) <= 80

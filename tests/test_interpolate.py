@@ -300,8 +300,9 @@ def test_dasymetric_land_use_polygons(two_sources):
     # amounts per land-use polygon: 30 residents vs 10
     out = area_interpolate(src, tgt, extensive=["n"], intensive=["r"], weights=lu, weights_column="ew")
     np.testing.assert_allclose(out["n"], [75.0, 85.0])
-    # target 2: source 1 weight 10 residents, source 2 falls back to its area (2 · 100 m · 100 m)
-    np.testing.assert_allclose(out["r"], [10.0, (10 * 10 + 20 * 20000) / (10 + 20000)])
+    # target 2: source 1 weight 10 residents; source 2 falls back to its area (2 · 100 m · 100 m) in
+    # weight units: × the mean density of source 1 (40 residents / 20,000 m²) = 40 residents, not 20,000 m²
+    np.testing.assert_allclose(out["r"], [10.0, (10 * 10 + 20 * 40) / (10 + 40)])
     # allocate_total=False: a source's land use outside every target is lost
     small = gpd.GeoDataFrame(geometry=[_b(0, 1)], crs=CRS)
     lost = area_interpolate(src, small, extensive=["n"], weights=lu, weights_column="ew", allocate_total=False)

@@ -130,4 +130,4 @@ def test_gpkg_and_xlsx_readable(demo_outputs, demo_result):
     values = [ws.cell(row=r, column=j).value for r in range(2, 60)]
     assert all(isinstance(v, int) for v in values)
     assert sum(values) == 120_000_000
-    assert ws.freeze_panes == "A2"
+    assert ws.freeze_panes == "C2"  # header row and the key and name columns

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from openpyxl import load_workbook
 
 from geoplan.cli import demo_config
 from geoplan.pipeline import run
@@ -30,3 +31,10 @@ def test_demo_with_preset_writes_a_report(name, tmp_path):
     assert {"bericht.html", "karte.html", "verteilung.xlsx", "ergebnis.gpkg", "manifest.json"} <= files
     html = (tmp_path / "out" / "bericht.html").read_text(encoding="utf-8")
     assert "Modell" in html and "simuliert" in html
+    # every number-bearing sentence of the summary and section 6 equals the tables of this output
+    from test_claims import check_reconciliation, check_report_claims
+
+    assert check_report_claims(tmp_path / "out") >= 10
+    check_reconciliation(tmp_path / "out", result)
+    if cfg.settlement is not None:  # the preset's own settlement rules with this run's euros
+        assert "Abrechnung und Auszahlung" in html and "Abrechnung" in load_workbook(tmp_path / "out" / "verteilung.xlsx").sheetnames

@@ -188,3 +188,34 @@ def test_settle_allocation_missing_data_as_note():
     s = settle_allocation(res, actual, {"overspend": {"refinancing": "indicator"}}, missing="note")
     assert s.table["refinanced_eur"].sum() == 0 and s.table["uncovered_eur"].sum() == 21_000 + 52_500
     assert any("nicht geprüft" in n.message for n in s.notes)
+
+
+def test_settlement_view_applies_the_rules_to_an_allocation():
+    """Payout per Sozialraum adds up to each budget; worked examples; settlement against actual costs."""
+    import pandas as pd
+
+    from geoplan.stages.allocate import allocate
+    from geoplan.stages.settlement import settlement_view
+
+    fr = pd.DataFrame({"key": ["a", "b", "c"], "pop_u21": [1000, 2000, 3001]})
+    alloc = allocate(fr, {"total_eur": 1_000_003, "components": [{"name": "bev", "type": "population", "weight": 1}],
+                          "teilbudgets": [{"id": "A", "remainder": True}, {"id": "B", "percent_of": "A", "percent": 6}]})
+    spec = {"payout": {"instalments": 12, "unconditional_pct": 95, "bonus_max_pct": 1,
+                       "conditions": [{"label": "Berichte", "pct": 3}, {"label": "Abrechnung", "pct": 2}]},
+            "surplus": {"provider_pct": 40, "teilbudget": "B"}, "overspend": {"refinancing": "none"}}
+    v = settlement_view(alloc, spec, names={"a": "A-Dorf", "b": "B-Stadt", "c": "C-Heim"})
+    p = v.payout.set_index("key")
+    assert (p["unconditional_eur"] + p["cond_1_eur"] + p["cond_2_eur"] == p["budget_eur"]).all()
+    assert p["budget_eur"].sum() == 1_000_003 and v.payout_labels == ["Berichte", "Abrechnung"]
+    sur = v.examples[0]
+    assert sur["teilbudget"] == "B" and sur["name"] == "B-Stadt"  # the median budget, its Teilbudget B
+    assert sur["budget_eur"] == int(alloc.table.set_index("key").loc["b", "tb_B_eur"])
+    assert sur["provider_eur"] + sur["public_eur"] == sur["surplus_eur"] == sur["budget_eur"] - sur["actual_eur"]
+    assert v.examples[1]["overspend_eur"] == v.examples[1]["actual_eur"] - v.examples[1]["budget_eur"]
+    assert v.settled is None
+    actual = pd.Series({"a": 150_000.0, "b": 400_000.0, "c": 400_000.0})
+    s = settlement_view(alloc, spec, actual_eur=actual).settled
+    assert s is not None and int(s.table["actual_eur"].sum()) == 950_000
+    import json
+
+    json.dumps(settlement_view(alloc, spec, actual_eur=actual).manifest())

@@ -101,6 +101,8 @@ class BoundaryResult:
     path: str | None = None
     layer: str | None = None
     encoding: str | None = None
+    #: polygons left out of the budget (``boundaries.exclude``): grey on maps
+    excluded: gpd.GeoDataFrame | None = None
 
     def summary(self) -> dict:
         """One line of the report's Datengrundlage / manifest.json."""
@@ -619,6 +621,25 @@ def _polygonal(geom):
     return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
 
 
+def repair_polygons(geoms, what: str, stage: str = "indicators") -> tuple[np.ndarray, list[QANote]]:
+    """Invalid polygons (self-intersections, zero-width spikes, bowties) repaired with make_valid,
+    keeping the polygonal parts, with a note naming how many and which (positions, 1-based)."""
+    arr = np.asarray(geoms, dtype=object)
+    notes: list[QANote] = []
+    present = ~(shapely.is_missing(arr) | shapely.is_empty(arr))
+    invalid = present & ~shapely.is_valid(arr)
+    if invalid.any():
+        arr = arr.copy()
+        idx = np.flatnonzero(invalid)
+        for i in idx:
+            arr[i] = _polygonal(shapely.make_valid(arr[i]))
+        notes.append(QANote(stage, f"{len(idx)} ungültige Geometrie(n) der {what} repariert (make_valid: "
+                            "Selbstüberschneidungen, Spitzen ohne Breite).",
+                            location="Objekt " + ", ".join(str(i + 1) for i in idx[:10]),
+                            details={"rows": idx.tolist()}))
+    return arr, notes
+
+
 def _finding(kind, key, detail, area=np.nan):
     return {"kind": kind, "key": key, "detail": detail, "area_m2": float(area)}
 
@@ -848,3 +869,99 @@ def prepare_boundaries(path, *, key: str, name: str | None = None, layer=None, c
                         f"gerechnet in {tcrs.to_string()}).", level="info", file=path))
     return BoundaryResult(gdf=result, source_crs=source_crs, metric_crs=tcrs.to_string(), qa=qa, notes=notes,
                           path=path, layer=meta.get("layer"), encoding=meta.get("encoding"))
+
+
+# --------------------------------------------------------------------------
+# combined and excluded areas
+
+
+def apply_merge_exclude(bres: BoundaryResult, *, merge=(), exclude=(), group: str | None = None) -> BoundaryResult:
+    """Dissolve groups of polygons the statistics publish as one area, set aside uninhabited ones.
+
+    ``merge``: items with ``keys`` (polygon keys), ``key`` (the key of the
+    combined area, as in the tables) and optional ``name``; the polygons are
+    united, areas added. ``exclude``: keys of polygons that get no budget; they
+    are kept in ``excluded`` for the maps. ``group``: a field of the polygons
+    (kept by :func:`prepare_boundaries`) that becomes the column ``bezirk``.
+    Every change is noted.
+    """
+    gdf = bres.gdf.copy()
+    path = bres.path
+    notes = list(bres.notes)
+    keys = gdf["key"].tolist()
+    known = set(keys)
+    seen: dict[str, str] = {}
+    unknown: list[str] = []
+    for i, m in enumerate(merge):
+        for k in m.keys:
+            k = str(k)
+            if k not in known:
+                unknown.append(f"boundaries.merge[{i}]: {k}")
+            if k in seen:
+                raise GeoplanError(f"Der Schlüssel {k!r} steht in zwei Einträgen von boundaries.merge/exclude.",
+                                   file=path, location=f"{seen[k]} und boundaries.merge[{i}]",
+                                   hint="Jedes Polygon höchstens einmal zusammenfassen oder ausschließen.")
+            seen[k] = f"boundaries.merge[{i}]"
+        if str(m.key) in known and str(m.key) not in map(str, m.keys):
+            raise GeoplanError(f"Der neue Schlüssel {m.key!r} gibt es schon als eigenes Polygon.", file=path,
+                               location=f"Konfigurationsfeld 'boundaries.merge[{i}].key'",
+                               hint="Einen Schlüssel wählen, den kein anderes Polygon trägt "
+                                    "(so wie die Tabellen das zusammengefasste Gebiet nennen).")
+    for k in exclude:
+        k = str(k)
+        if k not in known:
+            unknown.append(f"boundaries.exclude: {k}")
+        if k in seen:
+            raise GeoplanError(f"Der Schlüssel {k!r} steht in boundaries.merge und boundaries.exclude.", file=path,
+                               location=f"{seen[k]} und boundaries.exclude",
+                               hint="Ein Polygon entweder zusammenfassen oder ausschließen.")
+        seen[k] = "boundaries.exclude"
+    if unknown:
+        sample = sorted(known)[:8]
+        raise GeoplanError(
+            "boundaries.merge/exclude nennen Schlüssel, die es in den Polygonen nicht gibt.",
+            file=path, location="; ".join(unknown[:10]),
+            expected="Schlüssel aus dem Feld boundaries.key, z. B. " + ", ".join(sample),
+            hint="Schlüssel so schreiben wie in der Polygondatei (als Text, mit führenden Nullen).",
+        )
+    for i, m in enumerate(merge):
+        parts = [str(k) for k in m.keys]
+        sel = gdf["key"].isin(parts)
+        sub = gdf[sel]
+        geom = shapely.union_all(np.asarray(sub.geometry.values, dtype=object))
+        row = {c: sub[c].iloc[0] for c in gdf.columns if c != "geometry"}
+        row["key"] = str(m.key)
+        row["name"] = m.name or " / ".join(sub["name"].astype(str))
+        row["area_km2"] = float(sub["area_km2"].sum())
+        if group and group in gdf.columns:
+            vals = list(dict.fromkeys(sub[group].astype(str)))
+            row[group] = vals[0] if len(vals) == 1 else " / ".join(vals)
+        first = int(np.flatnonzero(sel.to_numpy())[0])
+        new = gpd.GeoDataFrame([row], geometry=[geom], crs=gdf.crs)
+        gdf = pd.concat([gdf.iloc[:first][~sel.iloc[:first]], new, gdf.iloc[first:][~sel.iloc[first:]]],
+                        ignore_index=True)
+        gdf = gpd.GeoDataFrame(gdf, geometry="geometry", crs=bres.gdf.crs)
+        notes.append(QANote(STAGE, f"Polygone {', '.join(parts)} zu einem Sozialraum {m.key!r} "
+                            f"({row['name']}) zusammengefasst (boundaries.merge).", level="info", file=path))
+    excluded = None
+    if exclude:
+        ex = gdf["key"].isin([str(k) for k in exclude])
+        excluded = gdf[ex].reset_index(drop=True)
+        gdf = gdf[~ex].reset_index(drop=True)
+        notes.append(QANote(STAGE, f"{len(excluded)} Polygon(e) ohne Budget ausgeschlossen (boundaries.exclude): "
+                            + ", ".join(f"{k} ({n})" for k, n in zip(excluded['key'], excluded['name'])) + ".",
+                            level="info", file=path))
+    if group:
+        vals = gdf[group]
+        if vals.isna().any():
+            rows = gdf.loc[vals.isna(), "key"].tolist()
+            raise GeoplanError(f"Das Gruppenfeld {group!r} ist bei {len(rows)} Polygon(en) leer.", file=path,
+                               location="Schlüssel " + ", ".join(map(str, rows[:10])),
+                               hint="Feld füllen oder boundaries.group weglassen.")
+        gdf["bezirk"] = vals.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+        if group != "bezirk":
+            gdf = gdf.drop(columns=[group])
+            if excluded is not None and group in excluded.columns:
+                excluded = excluded.drop(columns=[group])
+    return BoundaryResult(gdf=gdf, source_crs=bres.source_crs, metric_crs=bres.metric_crs, qa=bres.qa,
+                          notes=notes, path=bres.path, layer=bres.layer, encoding=bres.encoding, excluded=excluded)

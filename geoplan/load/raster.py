@@ -391,7 +391,11 @@ def zonal_stats(
     try:
         if not 1 <= band <= src.count:
             raise GeoplanError("Band gibt es im Raster nicht.", file=src.name, expected=f"1 bis {src.count}", found=str(band))
-        geoms, notes = _to_raster_crs(np.asarray(zones.geometry.values, dtype=object), zones.crs, src)
+        from geoplan.load.boundaries import repair_polygons
+
+        fixed, repair_notes = repair_polygons(zones.geometry.values, "Zonen")
+        geoms, notes = _to_raster_crs(fixed, zones.crs, src)
+        notes = repair_notes + notes
         raw = _all_zones(src, geoms, band, partial, tuple(stats), n_threads(n_jobs))
         rows = [{k: r[k] for k in stats} for r in raw]
         name = src.name

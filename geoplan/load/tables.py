@@ -475,6 +475,13 @@ def _num_core(token: str) -> str:
     t = token
     if t.endswith("%"):
         t = t[:-1].rstrip()
+    # currency as Excel formats it: "35.206,98 €", "€ 1,234.50", "1.234 EUR"
+    if t.endswith("€"):
+        t = t[:-1].rstrip()
+    elif t.startswith("€"):
+        t = t[1:].lstrip()
+    elif t.endswith(" EUR"):
+        t = t[:-4].rstrip()
     if "\u2212" in t:
         t = t.replace("\u2212", "-")
     if (" " in t or "\u2009" in t or "\u202f" in t) and _RE_SPACE_GROUPED.match(t):
@@ -812,6 +819,9 @@ def read_table(
     text_columns: Iterable[str] = (),
     allow_mixed_key_lengths: bool = False,
     numeric_columns: Iterable[str] | None = None,
+    skip_rows: int = 0,
+    drop_keys: Iterable[str] = (),
+    drop_labels: Iterable[str] = (),
 ) -> TableResult:
     """Read an indicator table (CSV or XLSX) keyed by Sozialraum.
 
@@ -852,6 +862,14 @@ def read_table(
         numbers only when all their cells are numbers, else stay text
         without complaint (a house-number column ``12a`` that nobody uses
         does not stop the run).
+    skip_rows : int
+        Non-empty rows directly under the header to skip (a units or
+        description row such as "Anzahl | % | Anzahl").
+    drop_keys, drop_labels : iterable of str
+        Rows that are no areas (totals, sub-totals): a row is dropped when its
+        key matches one of the regular expressions ``drop_keys`` (searched,
+        case-insensitive) or any of its text cells equals one of
+        ``drop_labels`` (case and surrounding blanks ignored). Noted.
 
     Without ``numeric_columns`` a column counts as numeric when most of its non-marker cells are
     numbers; then every other cell in it is an error. Columns of integers
@@ -955,6 +973,11 @@ def read_table(
                 hint=_did_you_mean(absent[0], names) + "Spaltennamen in der Konfiguration an die Tabelle anpassen.",
             )
     data = numbered[h + 1 :]
+    if skip_rows:
+        skipped = [n for n, _ in data[:skip_rows]]
+        data = data[skip_rows:]
+        notes.append(QANote(STAGE, f"{len(skipped)} Zeile(n) unter der Kopfzeile übersprungen (skip_rows).",
+                            level="info", file=path, location=_rows_text(skipped)))
 
     # Footnotes below the table ("Quelle: ...") have no key and one cell.
     footnotes = []
@@ -973,6 +996,32 @@ def read_table(
     if footnotes:
         notes.append(QANote(STAGE, f"{len(footnotes)} Fußnotenzeile(n) unter der Tabelle ignoriert.",
                             level="info", file=path, location=_rows_text(sorted(footnotes))))
+    drop_keys = list(drop_keys)
+    labels = {str(x).strip().casefold() for x in drop_labels}
+    if drop_keys or labels:
+        try:
+            patterns = [re.compile(p, re.IGNORECASE) for p in drop_keys]
+        except re.error as exc:
+            raise GeoplanError(
+                f"Ungültiges Muster in drop_rows.keys: {exc}.",
+                file=path, found=", ".join(drop_keys),
+                hint="Reguläre Ausdrücke prüfen, z. B. '^99' für Schlüssel, die mit 99 beginnen.",
+            ) from None
+        kept, dropped = [], []
+        for n, r in data:
+            kcell = r[kj] if kj < len(r) else None
+            ktext = "" if kcell is None else (str(int(kcell)) if isinstance(kcell, float) and kcell.is_integer()
+                                               else str(kcell))
+            hit = any(p.search(ktext) for p in patterns) if ktext else False
+            if not hit and labels:
+                hit = any(isinstance(c, str) and c.strip().casefold() in labels for c in r)
+            (dropped if hit else kept).append((n, r))
+        data = kept
+        if dropped:
+            notes.append(QANote(STAGE, f"{len(dropped)} Zeile(n) ohne Gebiet (Summen o. Ä., drop_rows) "
+                                "nicht gelesen.", level="info", file=path,
+                                location=_rows_text([n for n, _ in dropped]),
+                                details={"rows": [n for n, _ in dropped]}))
     if not data:
         raise GeoplanError(
             "Die Tabelle hat keine Datenzeilen (nur die Kopfzeile).",
@@ -1250,6 +1299,16 @@ def read_table(
 # joining
 
 
+def _key_columns_text(left_key: str, right_key: str) -> str | None:
+    """Where the keys come from, for messages; geoplan's internal key columns are not worth naming."""
+    internal = {"key", "_source_key"}
+    if left_key == right_key:
+        return None if left_key in internal else f"Schlüsselspalte {left_key!r}"
+    names = [repr(k) for k in (left_key, right_key) if k not in internal]
+    return ("Schlüsselspalten " + " ↔ ".join(names)) if len(names) == 2 else (
+        f"Schlüsselspalte {names[0]}" if names else None)
+
+
 def _as_frame(x) -> tuple[pd.DataFrame, str | None]:
     if isinstance(x, TableResult):
         return x.frame, x.path
@@ -1378,7 +1437,7 @@ def join_by_key(
         raise GeoplanError(
             f"Die Schlüssel von {left_name} und {right_name} passen nicht zusammen.",
             file=f"{left_name}, {right_name}",
-            location=f"Schlüssel {left_key!r} ↔ {right_key!r}",
+            location=_key_columns_text(left_key, right_key),
             found="; ".join(parts),
             hint="Schlüssel in den Dateien angleichen oder die hinnehmbaren Schlüssel in der Konfiguration unter "
             + " bzw. ".join(repr(f) for f in fields)

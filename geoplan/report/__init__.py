@@ -32,11 +32,12 @@ def prepare_out_dir(out_dir: Path, force: bool, protected=()) -> Path:
 
 def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str = "de", pdf: bool | None = None) -> list[Path]:
     """Write all outputs of ``result`` into ``out_dir`` atomically; return the file paths."""
-    from geoplan.report import gpkg, html, xlsx
+    from geoplan.report import gpkg, html, i18n, xlsx
     from geoplan.report.published import build_published
     from geoplan.provenance import build_manifest, package_versions
 
     protected = protected_paths(result.config)
+    i18n.set_labels(result)  # exposure, its label and formula, group or none: from the config
     with locked_target(out_dir, force, protected) as target:
         tmp = new_tmp(target)
         try:
@@ -48,6 +49,8 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
             written.append(xlsx.write_xlsx(result, pub, tmp / "verteilung.xlsx", lang=lang))
             written.append(gpkg.write_gpkg(result, pub, tmp / "ergebnis.gpkg"))
             manifest = build_manifest(result, [p.name for p in written] + ["manifest.json"], package_versions())
+            if getattr(result, "settlement", None) is not None:
+                manifest["settlement"] = result.settlement.manifest()
             (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                                                encoding="utf-8")
             swap_in(tmp, target, force, protected)

@@ -262,9 +262,10 @@ def report_context(result, pub, lang: str = "de") -> dict:
     def header(columns):
         return [c[1] if lang == "de" else c[2] for c in columns]
 
-    alloc_cols = cols(["key", "name", "bezirk", "pop_u21", "need_index", "expected_cases"]) + \
+    expo = result.config.model.exposure
+    alloc_cols = cols(["key", "name", "bezirk", expo, "need_index", "expected_cases"]) + \
         [c for c in pub.columns if c[0].startswith("eur_")] + cols(["budget_eur", "budget_per_u21", "hze_cost_prev_eur", "change_pct"])
-    need_cols = cols(["key", "name", "pop_u21", "hze_cases", "hze_per_1000", "expected_cases", "pi_low", "pi_high",
+    need_cols = cols(["key", "name", expo, "hze_cases", "hze_per_1000", "expected_cases", "pi_low", "pi_high",
                       "expected_per_1000", "oe_ratio"])
     ind_cols = cols(["key", "name", "bezirk"]) + [c for c in pub.columns if c[0] in {i.name for i in result.catalogue.indicators}] \
         + cols(["need_index"])
@@ -381,20 +382,21 @@ def report_context(result, pub, lang: str = "de") -> dict:
     if "distance_to_target_eur" in per and per["distance_to_target_eur"].notna().any():
         d = per.sort_values("key")
         for _i, r in d.iterrows():
-            y = r.get("years_to_close", np.nan)
-            years = "–" if y is None or (isinstance(y, float) and np.isnan(y)) else ("∞" if not np.isfinite(y) else fmt.number(y, 0, lang))
+            y = r.get("years_to_target", np.nan)
+            years = "–" if y is None or not np.isfinite(y) else fmt.number(y, 0, lang)
+            if summary.get("never_at_target") and str(r["key"]) in summary["never_at_target"]:
+                years = _("nie")
             dist_rows.append([str(r["key"]), str(r.get("name", name_of.get(r["key"], ""))), fmt.euro(r["prior_eur"], 0, lang),
                               fmt.euro(r["target_eur"], 0, lang), fmt.euro(r["distance_to_target_eur"], 0, lang),
                               fmt.euro(r["budget_eur"], 0, lang), years])
+        until = summary.get("years_until_all_at_target")
         dist_total = {
             "prior": fmt.euro(summary.get("total_prior_eur"), 0, lang),
             "target": fmt.euro(float(per["target_eur"].sum()), 0, lang),
             "distance": fmt.euro(summary.get("total_distance_to_target_eur"), 0, lang),
             "abs": fmt.euro(summary.get("sum_abs_distance_to_target_eur"), 0, lang),
             "budget": fmt.euro(summary.get("total_budget_eur"), 0, lang),
-            "max_years": fmt.number(summary.get("max_years_to_close"), 0, lang) if summary.get("max_years_to_close") is not None else "–",
-            "corridor_pct": fmt.number(summary.get("corridor_pct"), 1, lang) if summary.get("corridor_pct") is not None else None,
-            "n_reached": int((per["years_to_close"] <= 1).sum()) if "years_to_close" in per else 0,
+            "max_years": fmt.number(until, 0, lang) if until is not None else ("–" if not summary.get("never_at_target") else _("nie")),
         }
         dd = per.assign(label=[f"{k} {n}" for k, n in zip(per["key"], per.get("name", per["key"]))])
         figs["distance"] = figures.data_uri(figures.distance_plot(dd, lang))
@@ -420,7 +422,14 @@ def report_context(result, pub, lang: str = "de") -> dict:
         for i in result.catalogue.indicators
     ]
     sens = sensitivity_context(result, lang)
+    from geoplan.report.claims import report_claims
+
+    conv_rows = [[fmt.number(y, 0, lang), fmt.number(n, 0, lang), fmt.percent(100 * n / max(len(f), 1), 0, lang)]
+                 for y, n in (summary.get("convergence") or [])][:10]
     return {
+        "claims": report_claims(result, lang),
+        "settle_rules": _settle_rules(result, lang),
+        "conv_rows": conv_rows,
         "lang": lang,
         "title": cfg.title,
         "region": cfg.region,
@@ -451,6 +460,8 @@ def report_context(result, pub, lang: str = "de") -> dict:
         "alloc_total": fmt.euro(total, 0, lang),
         "alloc_budget_col": [c[0] for c in alloc_cols].index("budget_eur") if "budget_eur" in col else -1,
         "alloc_ncols": len(alloc_cols),
+        # every money column (and the residents) totalled; per-head and % columns as ratios of the totals
+        "alloc_sums": [_column_total(sorted_areas, c, lang) for c in alloc_cols[3:]],
         "need_header": header(need_cols),
         "need_rows": table_rows(sorted_areas, need_cols, lang),
         "ind_header": header(ind_cols),
@@ -492,8 +503,32 @@ def report_context(result, pub, lang: str = "de") -> dict:
     }
 
 
+def _settle_rules(result, lang: str) -> list[list[str]]:
+    if getattr(result, "settlement", None) is None:
+        return []
+    from geoplan.stages.settlement import describe_settlement
+
+    _ = gettext(lang)
+    rules = result.settlement.rules if lang == "de" else describe_settlement(result.config.settlement, lang)
+    return [[_(str(r["regel"])), str(r["beschreibung"])] for _i, r in rules.iterrows()]
+
+
+def _column_total(areas: pd.DataFrame, c, lang: str) -> str:
+    name, kind = c[0], c[3]
+    if kind == "euro" or name in ("pop_u21", "pop_total"):
+        return format_cell(float(pd.to_numeric(areas[name], errors="coerce").sum()), kind, lang)
+    if name == "budget_per_u21" and "pop_u21" in areas:
+        return format_cell(float(areas["budget_eur"].sum() / areas["pop_u21"].sum()), kind, lang)
+    if name == "change_pct" and "hze_cost_prev_eur" in areas:
+        prior = float(areas["hze_cost_prev_eur"].sum())
+        return format_cell((float(areas["budget_eur"].sum()) - prior) / prior * 100 if prior else np.nan, kind, lang)
+    return ""
+
+
 def render_report(result, pub, lang: str = "de") -> str:
-    return _env(lang).get_template("bericht.html.j2").render(**report_context(result, pub, lang))
+    from geoplan.report.i18n import relabel_html
+
+    return relabel_html(_env(lang).get_template("bericht.html.j2").render(**report_context(result, pub, lang)), lang)
 
 
 @contextmanager

@@ -166,6 +166,19 @@ EN: dict[str, str] = {
     "Zielwert (Formel)": "Target (formula)",
     "Abstand": "Distance",
     "Jahre bis Ziel": "Years to target",
+    "nie": "never",
+    "Abrechnung und Auszahlung": "Settlement and payout",
+    "Überschuss": "Surplus",
+    "Überschreitung": "Overspend",
+    "Auszahlung": "Payout",
+    "Kopplung": "Coupling",
+    "Erstattung": "Refund",
+    "Umbuchung": "Transfer",
+    "Träger": "Provider",
+    "Verfügungsfonds": "Verfügungsfonds (local fund)",
+    "Jahr": "Year",
+    "Sozialräume am Zielwert": "Sozialräume at target",
+    "Anteil": "Share",
     "Gewinner": "Winners",
     "Verlierer": "Losers",
     "unverändert": "unchanged",
@@ -224,7 +237,7 @@ def gettext(lang: str = "de") -> Callable[[str], str]:
     table = EN if lang == "en" else {}
 
     def _(s: str):
-        out = table.get(s, s)
+        out = relabel(table.get(s, s), lang)
         return Markup(out) if "<" in out else out
 
     return _
@@ -233,3 +246,97 @@ def gettext(lang: str = "de") -> Callable[[str], str]:
 def missing(strings) -> list[str]:
     """German strings among ``strings`` that have no English entry."""
     return [s for s in strings if s not in EN]
+
+
+# --------------------------------------------------------------------------- names from the config
+# The report text is written for the default exposure (residents under 21, Berlin's derived formula) and a
+# group column (Bezirk). ``set_labels(result)`` (called by ``write_outputs``) makes ``gettext`` and
+# ``relabel_html`` use the config's exposure, its label and formula, and drop group-based claims when the
+# Sozialräume have no group.
+
+import contextvars
+import re
+
+_CTX: contextvars.ContextVar[dict | None] = contextvars.ContextVar("geoplan_report_labels", default=None)
+
+
+def labels_of(result) -> dict:
+    """Exposure name, labels (de/en), formula and whether a group column exists, from a run result."""
+    from geoplan.config import default_exposure_label, exposure_definition, exposure_label
+
+    cfg = result.config
+    frame = result.frame
+    has_group = "bezirk" in frame.columns and frame["bezirk"].astype(str).replace("", None).nunique() > 1
+    label_de = exposure_label(cfg, "de")
+    label_en = cfg.model.exposure_label or default_exposure_label(cfg.model.exposure, "en")
+    return {"exposure": cfg.model.exposure, "de": label_de, "en": label_en,
+            "definition": exposure_definition(cfg, "de"), "definition_en": exposure_definition(cfg, "en"),
+            "has_group": bool(has_group), "key_table": _uses_key_table(cfg)}
+
+
+def _uses_key_table(cfg) -> bool:
+    ind = cfg.indicators
+    return bool((ind.aggregate is not None and ind.aggregate.key_table is not None)
+                or any(lv.key_table is not None for lv in ind.levels.values()))
+
+
+def set_labels(result) -> None:
+    _CTX.set(labels_of(result))
+
+
+def _tail(label: str, word: str) -> str:
+    return label[len(word):] if label.startswith(word) else label
+
+
+def relabel(text: str, lang: str = "de") -> str:
+    """Replace the default exposure wording ('Einwohner unter 21', 'je 1.000 u. 21' …) by the config's."""
+    ctx = _CTX.get()
+    if not ctx or not isinstance(text, str):
+        return text
+    de, en = ctx["de"], ctx["en"]
+    if de != "Einwohner unter 21" or ctx["exposure"] != "pop_u21":
+        t_de, t_en = _tail(de, "Einwohner "), _tail(en, "residents ")
+        for old, new in (("Einwohnern unter 21", de), ("Einwohner unter 21", de), ("Einwohnerzahl unter 21", de),
+                         ("Personen unter 21", de), ("Bevölkerung unter 21", de), ("u. 21", t_de),
+                         ("unter 21", t_de), ("residents under 21", en), ("resident under 21", en),
+                         ("population under 21", en), ("under 21", t_en)):
+            text = text.replace(old, new)
+    return text
+
+
+def relabel_html(html: str, lang: str = "de") -> str:
+    """The rendered report with the config's exposure, its formula, and no group-based claims without a group."""
+    ctx = _CTX.get()
+    if not ctx:
+        return html
+    en = lang == "en"
+    label = ctx["en"] if en else ctx["de"]
+    definition = ctx["definition_en"] if en else ctx["definition"]
+    # Berlin's formula of the exposure
+    formula_de = re.compile(r"Einwohner unter 21 = unter 6 \+ 6–15 \+ 15–18 \+ ein Drittel der 18–27-Jährigen "
+                            r"\(Annahme gleich verteilter Jahrgänge\)\.")
+    formula_en = re.compile(r"Residents under 21 = under 6 \+ 6–15 \+ 15–18 \+ one third of the 18–27-year-olds "
+                            r"\(assuming evenly spread age cohorts\)\.")
+    if definition:
+        new = (f"{label} ({ctx['exposure']}) = {definition} (indicators.derived)." if not en
+               else f"{label} ({ctx['exposure']}) = {definition} (indicators.derived).")
+    else:
+        new = (f"{label}: Spalte {ctx['exposure']} der Tabellen." if not en
+               else f"{label}: column {ctx['exposure']} of the tables.")
+    berlin = ctx["exposure"] == "pop_u21" and ctx["definition"] == "pop_u6 + pop_6_15 + pop_15_18 + 1/3 · pop_18_27"
+    if not berlin:
+        html = (formula_en if en else formula_de).sub(lambda m: new, html)
+    if not ctx["key_table"]:
+        html = html.replace("Zählgrößen werden über die Schlüsseltabelle summiert",
+                            "Zählgrößen werden je Sozialraum summiert bzw. flächengewichtet übertragen")
+        html = html.replace("counts are summed through the key table",
+                            "counts are summed per Sozialraum or transferred by areal weighting")
+    if not ctx["has_group"]:
+        html = re.sub(r'\s*<div class="kpi">[^<]*(Theil zwischen Bezirken|Theil innerhalb der Bezirke|'
+                      r'Theil between districts|Theil within districts)<b>[^<]*</b></div>', "", html)
+        for old, new in (("k-fache und räumlich blockierte Kreuzvalidierung", "k-fache Kreuzvalidierung"),
+                         ("k-fold and spatially blocked cross-validation", "k-fold cross-validation"),
+                         ("; Theil zerlegt in Anteile zwischen und innerhalb der Bezirke", ""),
+                         ("; Theil decomposed into between- and within-district parts", "")):
+            html = html.replace(old, new)
+    return relabel(html, lang)

@@ -12,7 +12,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from geoplan.report.maps import MapLayer, interactive_map, static_map_png_bytes
+from geoplan.report.maps import MapLayer, change_layer, interactive_map, static_map_png_bytes
 from geoplan.report import figures
 from geoplan.report.i18n import gettext
 
@@ -28,7 +28,7 @@ def _map_frame(result, pub) -> gpd.GeoDataFrame:
     return g
 
 
-def map_layers(frame, lang: str = "de") -> list[MapLayer]:
+def map_layers(frame, lang: str = "de", corridor=None) -> list[MapLayer]:
     _ = gettext(lang)
     layers = [
         MapLayer("budget_per_u21", _("Budget je Einwohner unter 21 (€)"),
@@ -37,8 +37,8 @@ def map_layers(frame, lang: str = "de") -> list[MapLayer]:
                  palette="YlOrRd", fmt="index"),
     ]
     if "change_pct" in frame.columns and frame["change_pct"].notna().any():
-        layers.append(MapLayer("change_pct", _("Veränderung zum Vorjahr (%)"),
-                               scheme="quantiles", k=5, palette="BrBG", fmt="prozent"))
+        # fixed classes centred on 0 and aligned to the corridor, the same in every map and style
+        layers.append(change_layer(_("Veränderung zum Vorjahr (%)"), corridor))
     if "oe_ratio" in frame.columns and frame["oe_ratio"].notna().sum() >= 5:
         layers.append(MapLayer("oe_ratio", _("HzE beobachtet/erwartet"),
                                scheme="quantiles", k=5, palette="PuBu", fmt="index"))
@@ -62,7 +62,7 @@ def write_karte(result, pub, path: Path, lang: str = "de") -> Path:
     g = _map_frame(result, pub)
     _ = gettext(lang)
     tooltip = {"name": "Sozialraum", "key": _("Schlüssel")}
-    layers = map_layers(g, lang)
+    layers = map_layers(g, lang, result.config.allocation.corridor)
     for layer in layers:
         tooltip[layer.column] = layer.label
     html = interactive_map(
@@ -84,7 +84,7 @@ def report_maps(result, pub, lang: str = "de") -> dict[str, str]:
     src = _source_line(result, lang)
     out = {}
     names = {"budget_per_u21": "map_budget", "need_index": "map_need", "change_pct": "map_change"}
-    for layer in map_layers(g, lang):
+    for layer in map_layers(g, lang, result.config.allocation.corridor):
         if layer.column in names:
             png = static_map_png_bytes(g, layer, title=layer.label, source_line=src, lang=lang)
             out[names[layer.column]] = figures.data_uri(png)

@@ -49,6 +49,8 @@ __all__ = [
     "Classification",
     "PALETTES",
     "classify",
+    "change_bins",
+    "change_layer",
     "format_de",
     "interactive_map",
     "write_interactive_map",
@@ -65,7 +67,7 @@ PALETTES = frozenset(
         "BrBG", "PuOr", "RdBu",
     }
 )
-SCHEMES = ("quantiles", "natural_breaks", "equal_interval", "std_mean", "user_defined")
+SCHEMES = ("quantiles", "natural_breaks", "equal_interval", "std_mean", "user_defined", "change")
 FORMATS = ("euro", "prozent", "zahl", "index")
 
 #: Fill for areas without a value (suppressed for privacy or missing).
@@ -89,6 +91,7 @@ TEXT = {
             "equal_interval": "gleiche Intervalle",
             "std_mean": "Standardabweichungen um den Mittelwert",
             "user_defined": "feste Klassengrenzen",
+            "change": "feste Klassen um 0, am Korridor ausgerichtet",
         },
     },
     "en": {
@@ -106,6 +109,7 @@ TEXT = {
             "equal_interval": "equal intervals",
             "std_mean": "standard deviations around the mean",
             "user_defined": "fixed class bounds",
+            "change": "fixed classes centred on 0, aligned to the corridor",
         },
     },
 }
@@ -324,6 +328,12 @@ def _check_layer(layer: MapLayer) -> None:
             expected=", ".join(FORMATS),
             found=layer.fmt,
         )
+    if layer.scheme == "change" and (not layer.bins or len(layer.bins) != 4):
+        raise GeoplanError(
+            f"Kartenebene '{layer.label}': 'change' braucht vier Klassengrenzen (−außen, −innen, +innen, +außen).",
+            expected="z. B. (-15, -5, 5, 15)",
+            found=str(layer.bins),
+        )
     if layer.scheme == "user_defined" and not layer.bins:
         raise GeoplanError(
             f"Kartenebene '{layer.label}': 'user_defined' braucht Klassengrenzen (bins).",
@@ -367,6 +377,51 @@ def _palette_colors(palette: str, n: int) -> list[str]:
     return [to_hex(cmap(x)) for x in np.linspace(0.0, 1.0, n)]
 
 
+def change_bins(max_decrease_pct: float | None = None, max_increase_pct: float | None = None) -> tuple[float, ...]:
+    """Class edges of a change map (%): (−outer, −inner, +inner, +outer), outer = the corridor (default 15),
+    inner = a third of it (5 for ±15 %); rounded to one decimal, so no legend bound has more."""
+    lo = round(float(max_decrease_pct if max_decrease_pct is not None else 15.0), 1)
+    hi = round(float(max_increase_pct if max_increase_pct is not None else 15.0), 1)
+    inner = round(max(min(lo, hi) / 3.0, 0.1), 1)
+    return (-lo, -inner, inner, hi)
+
+
+def change_layer(label: str, corridor=None) -> MapLayer:
+    """The change-against-prior-year layer (%) with :func:`change_bins` for every map and style."""
+    c = corridor
+    bins = change_bins(getattr(c, "max_decrease_pct", None), getattr(c, "max_increase_pct", None))
+    return MapLayer("change_pct", label, scheme="change", bins=bins, palette="BrBG", fmt="prozent", center=0.0)
+
+
+def _classify_change(y: np.ndarray, ok: np.ndarray, layer: MapLayer, lang: str) -> Classification:
+    """Five fixed diverging classes on the change rounded to one decimal:
+    ≤ −outer, (−outer, −inner), [−inner, +inner], (+inner, +outer), ≥ +outer."""
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    olo, ilo, ihi, ohi = (float(b) for b in layer.bins)
+    classes = np.full(len(y), -1, dtype=int)
+    r = np.round(y[ok], 1)
+    cls = np.where(r <= olo, 0, np.where(r < ilo, 1, np.where(r <= ihi, 2, np.where(r < ohi, 3, 4))))
+    classes[ok] = cls
+    counts = [int((cls == i).sum()) for i in range(5)]
+    d = 0 if all(float(b).is_integer() for b in layer.bins) else 1
+
+    def f(v, sign=False):
+        t = format_de(v, layer.fmt, d, lang)
+        return ("+" + t) if sign and v > 0 else t
+
+    dash = " – "
+    labels = [f"≤ {f(olo)}", f"{f(olo)}{dash}{f(ilo)}", f"{f(ilo)}{dash}{f(ihi, True)}",
+              f"{f(ihi, True)}{dash}{f(ohi, True)}", f"≥ {f(ohi, True)}"]
+    cmap = matplotlib.colormaps[layer.palette]
+    colors = [to_hex(cmap(x)) for x in (0.1, 0.3, 0.5, 0.7, 0.9)]
+    top = max(ohi, float(r.max())) if r.size else ohi
+    low = min(olo, float(r.min())) if r.size else olo
+    return Classification(bins=[olo, ilo, ihi, ohi, top], lower=low, classes=classes, colors=colors, counts=counts,
+                          labels=labels)
+
+
 def classify(values, layer: MapLayer, lang: str = "de") -> Classification:
     """Classify ``values`` (array, NaN = no value) with the layer's mapclassify scheme.
 
@@ -384,6 +439,8 @@ def classify(values, layer: MapLayer, lang: str = "de") -> Classification:
     classes = np.full(len(y), -1, dtype=int)
     if not ok.any():
         return Classification(bins=[], lower=float("nan"), classes=classes, colors=[], counts=[], labels=[])
+    if layer.scheme == "change":
+        return _classify_change(y, ok, layer, lang)
     yy = y[ok]
     n_unique = len(np.unique(yy))
     k = max(1, min(int(layer.k), n_unique))

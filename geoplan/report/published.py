@@ -95,8 +95,15 @@ def build_published(result, lang: str = "de") -> Published:
         col = f"eur_{comp.name}"
         if col in areas.columns:
             component_cols.append((col, f"davon {comp.label}", f"of which {comp.name}", "euro"))
+    # budget = Σ components + corridor adjustment: the adjustment is a column wherever the components are
+    if component_cols and "eur_korridor" in areas.columns and result.allocation_spec.corridor is not None:
+        component_cols.append(("eur_korridor", "Korridor-Anpassung", "Corridor adjustment", "euro"))
 
-    columns = [c for c in BASE_COLUMNS + indicator_cols + MODEL_COLUMNS + MONEY_COLUMNS + component_cols if c[0] in areas.columns]
+    from geoplan.report.i18n import relabel
+
+    base = [(exposure, *c[1:]) if c[0] == "pop_u21" and exposure != "pop_u21" else c for c in BASE_COLUMNS]
+    columns = [(c[0], relabel(c[1]), relabel(c[2], "en"), c[3]) for c in base + indicator_cols + MODEL_COLUMNS + MONEY_COLUMNS + component_cols
+               if c[0] in areas.columns]
     keep = list(dict.fromkeys([c[0] for c in columns] + ["need_class"]))
     areas = areas[[c for c in keep if c in areas.columns]]
     return Published(

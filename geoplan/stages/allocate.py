@@ -74,6 +74,8 @@ __all__ = [
     "allocate",
     "component_shares",
     "corridor_bounds",
+    "corridor_exempt",
+    "corridor_rule_text",
     "hamilton",
     "parse_spec",
     "resolve_teilbudgets",
@@ -242,6 +244,14 @@ class Corridor(BaseModel):
     ``reference_column`` (prior-year costs by default); ``floor_column``
     gives a minimum per area (e.g. the start budget: never below it);
     ``cap_column`` a maximum; ``floor_eur`` / ``cap_eur`` the same as constants.
+
+    New or empty areas: a corridor relative to a reference of 0 € would pin
+    the area at 0 € forever. An area whose reference is at most
+    ``new_area_threshold_eur`` (0 by default: only areas without prior-year
+    costs) is therefore *not* held by the change limits when ``new_areas`` is
+    ``formula`` (default): it gets its formula amount, scaled like every
+    unbound area; floors and caps still apply. ``held`` keeps the old
+    behaviour (the area stays at its reference).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -254,6 +264,9 @@ class Corridor(BaseModel):
     cap_column: str | None = None
     floor_eur: float | None = Field(None, ge=0.0)
     cap_eur: float | None = Field(None, ge=0.0)
+    new_areas: Literal["formula", "held"] = "formula"
+    new_area_threshold_eur: float = Field(0.0, ge=0.0)
+    target_tolerance_pct: float = Field(1.0, gt=0.0, le=50.0, description="at target = within ± this % of it")
 
     @model_validator(mode="after")
     def _symmetric(self):
@@ -396,6 +409,7 @@ class AllocationResult:
     notes: list[QANote] = field(default_factory=list)
     spec: AllocationSpec | None = None
     key: str = "key"
+    corridor_exempt: list[str] = field(default_factory=list)   # keys of new/empty areas the corridor does not hold
 
 
 # --------------------------------------------------------------------------
@@ -643,10 +657,11 @@ def corridor_bounds(frame: pd.DataFrame, corridor: Corridor, scale: int):
 
     if corridor.max_decrease_pct is not None or corridor.max_increase_pct is not None:
         ref = _column(frame, corridor.reference_column, "Korridor") * scale
+        held = ~corridor_exempt(frame, corridor, scale)
         if corridor.max_decrease_pct is not None:
-            raise_lo(ref * (1 - corridor.max_decrease_pct / 100.0), "Korridor")
+            raise_lo(np.where(held, ref * (1 - corridor.max_decrease_pct / 100.0), 0.0), "Korridor")
         if corridor.max_increase_pct is not None:
-            lower_hi(ref * (1 + corridor.max_increase_pct / 100.0), "Korridor")
+            lower_hi(np.where(held, ref * (1 + corridor.max_increase_pct / 100.0), np.inf), "Korridor")
     if corridor.floor_column:
         raise_lo(_column(frame, corridor.floor_column, "Korridor") * scale, "Untergrenze")
     if corridor.floor_eur is not None:
@@ -659,6 +674,29 @@ def corridor_bounds(frame: pd.DataFrame, corridor: Corridor, scale: int):
     lo_i = np.ceil(lo - 1e-9)
     hi_i = np.floor(hi + 1e-9)
     return lo_i, hi_i, lo_src, hi_src
+
+
+def corridor_exempt(frame: pd.DataFrame, corridor: Corridor, scale: int = 1) -> np.ndarray:
+    """True for new or empty areas (reference ≤ ``new_area_threshold_eur``) that the change limits do not hold."""
+    if corridor.new_areas == "held" or (corridor.max_decrease_pct is None and corridor.max_increase_pct is None):
+        return np.zeros(len(frame), dtype=bool)
+    ref = _column(frame, corridor.reference_column, "Korridor") * scale
+    return ref <= corridor.new_area_threshold_eur * scale + 1e-9
+
+
+def corridor_rule_text(corridor: Corridor, lang: str = "de") -> str:
+    """The rule for new or empty areas in one sentence (for the report)."""
+    t = corridor.new_area_threshold_eur
+    if lang == "de":
+        who = ("Sozialräume ohne Kosten im Vorjahr" if t <= 0 else
+               f"Sozialräume mit Vorjahreskosten bis {fmt_eur(t)} €")
+        if corridor.new_areas == "held":
+            return f"{who} bleiben beim Vorjahreswert (Regel 'held')."
+        return f"{who} werden nicht vom Korridor gehalten, sondern erhalten ihren Formelwert (Regel 'formula')."
+    who = "Sozialräume without prior-year costs" if t <= 0 else f"Sozialräume with prior-year costs up to €{t:,.0f}"
+    if corridor.new_areas == "held":
+        return f"{who} stay at their prior-year value (rule 'held')."
+    return f"{who} are not held by the corridor but get their formula amount (rule 'formula')."
 
 
 def solve_corridor(formula: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: int, order=None) -> np.ndarray:
@@ -860,6 +898,17 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
         at_lo = raw < lo - tol
         at_hi = (raw > hi + tol) & ~at_lo
         rows = np.flatnonzero(at_lo | at_hi)
+        exempt = corridor_exempt(frame, spec.corridor, scale)
+        if exempt.any():
+            notes.append(
+                QANote(
+                    stage="allocation",
+                    level="info",
+                    message=f"{int(exempt.sum())} Sozialräume ohne nennenswerte Vorjahreskosten: "
+                    + corridor_rule_text(spec.corridor),
+                    details={"keys": [str(k) for k in keys[exempt]]},
+                )
+            )
         binding = pd.DataFrame(
             {
                 key: keys[rows],
@@ -924,4 +973,5 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
         notes=notes,
         spec=spec,
         key=key,
+        corridor_exempt=[str(k) for k in keys[exempt]] if spec.corridor is not None else [],
     )

@@ -49,6 +49,8 @@ __all__ = [
     "theil",
     "theil_decomposition",
     "years_to_close",
+    "ConvergencePath",
+    "convergence_path",
 ]
 
 # Changes smaller than half a euro are rounding, not a decision.
@@ -361,6 +363,86 @@ def years_to_close(current, target, corridor_pct: float) -> float:
     return float(max(1, math.ceil(n - 1e-9)))
 
 
+@dataclass
+class ConvergencePath:
+    """The allocation year after year under the real corridor (constant target and total).
+
+    path : ``key`` plus ``jahr_<n>`` (budget of year n, in the allocation's unit); year 1 is this
+        run's allocation, year n+1 the corridor solver applied with year n as the reference.
+    within : one row per year: ``year``, ``n_within`` (areas within ``tolerance_pct`` % of their
+        target), ``share_within``.
+    first_year : per area (input order) the first year it is within the tolerance; NaN = never
+        within ``max_years`` (the rules hold it away from its target).
+    never : keys of the areas that never get there.
+    years_until_all : the year in which the last area gets there (None if some never do).
+    """
+
+    path: pd.DataFrame
+    within: pd.DataFrame
+    first_year: np.ndarray
+    never: list[str]
+    years_until_all: int | None
+    tolerance_pct: float
+    max_years: int
+
+
+def _within(budget: np.ndarray, target: np.ndarray, tolerance_pct: float) -> np.ndarray:
+    return np.abs(budget - target) <= tolerance_pct / 100.0 * np.abs(target) + _UNCHANGED_EUR
+
+
+def convergence_path(
+    frame: pd.DataFrame,
+    corridor,
+    *,
+    target,
+    first_year,
+    tolerance_pct: float = 1.0,
+    max_years: int = 30,
+    key: str = "key",
+) -> ConvergencePath:
+    """Apply the corridor solver of :mod:`geoplan.stages.allocate` year after year.
+
+    ``corridor`` is the :class:`~geoplan.stages.allocate.Corridor` of the run; ``frame`` holds its
+    reference, floor and cap columns. ``target`` is the formula amount per area (before the
+    corridor), ``first_year`` this year's allocation (which the same solver produced from the
+    prior-year reference). Each later year the corridor's reference is the previous year's budget,
+    the target and the total stay the same (the NHS way of reading "distance from target" and "pace
+    of change"). The path stops when every area is within ``tolerance_pct`` % of its target, when it
+    no longer moves, or after ``max_years``.
+    """
+    from geoplan.stages.allocate import corridor_bounds, solve_corridor
+
+    tgt = np.asarray(target, dtype=float)
+    b = np.asarray(first_year, dtype=np.int64)
+    total = int(b.sum())
+    keys = frame[key].astype(str).to_numpy() if key in frame.columns else np.arange(len(b)).astype(str)
+    work = frame.reset_index(drop=True).copy()
+    years = {1: b}
+    first = np.where(_within(b, tgt, tolerance_pct), 1.0, np.nan)
+    for year in range(2, max_years + 1):
+        if np.isfinite(first).all():
+            break
+        work[corridor.reference_column] = years[year - 1].astype(float)
+        lo, hi, _, _ = corridor_bounds(work, corridor, 1)
+        try:
+            nxt = solve_corridor(tgt, lo, hi, total)
+        except GeoplanError:  # the rules cannot be met any more: the path ends here
+            break
+        if np.array_equal(nxt, years[year - 1]):
+            break
+        years[year] = nxt
+        newly = np.isnan(first) & _within(nxt, tgt, tolerance_pct)
+        first[newly] = year
+    path = pd.DataFrame({key: keys, **{f"jahr_{y}": v for y, v in years.items()}})
+    ys = sorted(years)
+    within = pd.DataFrame({"year": ys, "n_within": [int((first <= y).sum()) for y in ys]})
+    within["share_within"] = within["n_within"] / max(len(b), 1)
+    never = [str(k) for k in keys[np.isnan(first)]]
+    return ConvergencePath(path=path, within=within, first_year=first, never=never,
+                           years_until_all=None if never else int(np.nanmax(first)) if len(first) else 0,
+                           tolerance_pct=float(tolerance_pct), max_years=int(max_years))
+
+
 # --------------------------------------------------------------------------
 # all measures for a Sozialraum frame
 # --------------------------------------------------------------------------
@@ -381,8 +463,8 @@ class EquityResult:
         ``direction`` ("Gewinn"/"Verlust"/"unverändert"),
         ``target_eur`` (formula target, EUR), ``distance_to_target_eur``
         (target − prior, EUR; positive = the area is below its target),
-        ``years_to_close`` (budget years with ``corridor_pct``; NaN without
-        corridor, inf if unreachable), and with observed cases
+        ``years_to_target`` (first year of the convergence path within
+        ``tolerance_pct`` % of the target; NaN without corridor or never), and with observed cases
         ``observed_cases`` (cases), ``observed_per_1000`` and
         ``observed_expected_ratio``. Observed cases are small counts: pass
         the frame through :func:`geoplan.privacy.suppress_counts` before
@@ -397,9 +479,10 @@ class EquityResult:
         ``total_prior_eur``, ``total_change_eur``,
         ``total_distance_to_target_eur`` (Σ target − Σ prior),
         ``sum_abs_distance_to_target_eur`` (Σ |target − prior|, EUR that would
-        have to move), ``max_years_to_close`` (over areas that can reach
-        their target), ``n_unreachable`` (areas that never reach it with a
-        multiplicative corridor: prior or target 0), ``corridor_pct``,
+        have to move), ``target_tolerance_pct``, ``n_at_target_year1``,
+        ``years_until_all_at_target`` (None if some never get there),
+        ``n_never_at_target``, ``never_at_target`` (keys),
+        ``convergence`` ([year, areas within the tolerance] pairs), ``corridor_pct``,
         ``corr_budget_per_u21_need`` (Pearson), ``spearman_budget_per_u21_need``,
         and with observed cases ``total_observed_cases`` and
         ``observed_expected_total`` (Σ observed / Σ expected). All values
@@ -416,6 +499,7 @@ class EquityResult:
     curve: pd.DataFrame
     theil_groups: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[QANote] = field(default_factory=list)
+    convergence: ConvergencePath | None = None
 
 
 def _require(frame: pd.DataFrame, column: str, what: str, *, signed: bool = False) -> pd.Series:
@@ -461,6 +545,8 @@ def equity_measures(
     corridor_pct: float | None = None,
     target: str | None = None,
     observed: str | None = "hze_cases",
+    corridor=None,
+    tolerance_pct: float = 1.0,
 ) -> EquityResult:
     """Verteilungsgerechtigkeit measures for one allocation.
 
@@ -476,7 +562,10 @@ def equity_measures(
         skips winners/losers and distance to target (with a QA note).
     group : higher-level district for the Theil decomposition (``bezirk``);
         ``None`` or a missing column skips it.
-    corridor_pct : ±x % per year allowed change; gives ``years_to_close``.
+    corridor_pct : ±x % per year allowed change (shorthand for ``corridor``).
+    corridor : the run's :class:`~geoplan.stages.allocate.Corridor`; gives the convergence path
+        (:func:`convergence_path`): ``years_to_target`` per area and the ``convergence`` counts.
+    tolerance_pct : an area counts as at its target within ± this % of the target.
     target : the formula's target per area (EUR) before any corridor. By
         default the ``budget`` column; if the frame holds ``eur_korridor``
         (the corridor's change from ``geoplan.stages.allocate``) the target is
@@ -574,29 +663,43 @@ def equity_measures(
         out["direction"] = direction
         dist = tgt - pr
         out["distance_to_target_eur"] = dist.to_numpy()
-        if corridor_pct is not None:
-            years = [years_to_close(c, t, corridor_pct) for c, t in zip(pr.to_numpy(), tgt.to_numpy())]
-            out["years_to_close"] = years
-            finite = [y for y in years if math.isfinite(y)]
-            # inf is not JSON: the maximum is over reachable areas, the rest are counted
-            summary["max_years_to_close"] = max(finite) if finite else None
-            summary["n_unreachable"] = len(years) - len(finite)
-            if len(finite) < len(years):
-                unreachable = [k for k, y in zip(keys, years) if not math.isfinite(y)]
+        if corridor is None and corridor_pct is not None:
+            from geoplan.stages.allocate import Corridor
+
+            corridor = Corridor(max_change_pct=corridor_pct, reference_column=prior)
+        if corridor is not None:
+            conv = convergence_path(
+                frame.assign(**{corridor.reference_column: pr.to_numpy()}) if corridor.reference_column == prior else frame,
+                corridor, target=tgt.to_numpy(), first_year=np.floor(b.to_numpy() + 0.5),
+                tolerance_pct=tolerance_pct, key="key" if "key" in frame.columns else "__none__")
+            out["years_to_target"] = conv.first_year
+            summary.update(
+                target_tolerance_pct=float(tolerance_pct),
+                n_at_target_year1=int((conv.first_year == 1).sum()),
+                years_until_all_at_target=conv.years_until_all,
+                n_never_at_target=len(conv.never),
+                never_at_target=list(conv.never),
+                convergence=[[int(y), int(n)] for y, n in zip(conv.within["year"], conv.within["n_within"])],
+            )
+            if conv.never:
+                names = frame["name"].astype(str).to_numpy() if "name" in frame.columns else keys
+                never_names = [str(n) for k, n in zip(keys, names) if k in set(conv.never)]
+                summary["never_at_target_names"] = never_names
                 notes.append(
                     QANote(
                         stage="equity",
                         message=(
-                            f"{len(unreachable)} Sozialräume erreichen ihren Zielwert mit einem Korridor von "
-                            f"±{corridor_pct:g} % nie (Vorjahr 0 EUR oder Ziel 0 EUR)."
+                            f"{len(conv.never)} Sozialräume erreichen ihren Zielwert unter den Korridorregeln nie "
+                            f"(auch nach {conv.max_years} Jahren nicht auf ±{tolerance_pct:g} % genau)."
                         ),
-                        location=", ".join(unreachable[:20]),
+                        location=", ".join(never_names[:20]),
                     )
                 )
         else:
-            out["years_to_close"] = np.nan
-            summary["max_years_to_close"] = None
-            summary["n_unreachable"] = None
+            out["years_to_target"] = np.nan
+            conv = None
+            summary.update(target_tolerance_pct=None, n_at_target_year1=None, years_until_all_at_target=None,
+                           n_never_at_target=None, never_at_target=None, convergence=None)
         summary.update(
             n_winners=int((direction == "Gewinn").sum()),
             n_losers=int((direction == "Verlust").sum()),
@@ -615,7 +718,8 @@ def equity_measures(
                 location=f"Spalte '{prior}'" if prior else None,
             )
         )
-        for col in ("prior_eur", "change_eur", "change_pct", "distance_to_target_eur", "years_to_close"):
+        conv = None
+        for col in ("prior_eur", "change_eur", "change_pct", "distance_to_target_eur", "years_to_target"):
             out[col] = np.nan
         out["direction"] = None
         summary.update(
@@ -626,8 +730,12 @@ def equity_measures(
             total_change_eur=None,
             total_distance_to_target_eur=None,
             sum_abs_distance_to_target_eur=None,
-            max_years_to_close=None,
-            n_unreachable=None,
+            target_tolerance_pct=None,
+            n_at_target_year1=None,
+            years_until_all_at_target=None,
+            n_never_at_target=None,
+            never_at_target=None,
+            convergence=None,
         )
 
     if observed and observed in frame.columns:
@@ -677,4 +785,5 @@ def equity_measures(
     curve["need_share_cum"] = np.concatenate(
         [[0.0], np.cumsum(exp_sorted) / exp_sorted.sum() if exp_sorted.sum() > 0 else np.full(exp_sorted.size, np.nan)]
     )
-    return EquityResult(per_area=out, summary=summary, curve=curve, theil_groups=theil_groups, notes=notes)
+    return EquityResult(per_area=out, summary=summary, curve=curve, theil_groups=theil_groups, notes=notes,
+                        convergence=conv)

@@ -726,7 +726,7 @@ def classify(
     *,
     decimals: int = 1,
 ) -> Classification:
-    """Classes for choropleth maps through mapclassify.
+    """Classes for choropleth maps through :func:`geoplan.report.maps.classify` (mapclassify).
 
     Schemes: ``quantile`` (``Quantiles``), ``natural_breaks`` (``FisherJenks``:
     the exact, deterministic Jenks optimum; ``NaturalBreaks`` is k-means with a
@@ -735,18 +735,11 @@ def classify(
     of classes follows the data). Missing values get class −1 and no label.
     Labels use a decimal comma and ``decimals`` places.
     """
-    import mapclassify
-
     x = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float)
     ok = np.isfinite(x)
     if ok.sum() == 0:
         raise GeoplanError("Klassenbildung: keine gültigen Werte.", location="classify.values")
-    schemes = {
-        "quantile": lambda y: mapclassify.Quantiles(y, k=k),
-        "natural_breaks": lambda y: mapclassify.FisherJenks(y, k=k),
-        "equal_interval": lambda y: mapclassify.EqualInterval(y, k=k),
-        "std_mean": lambda y: mapclassify.StdMean(y),
-    }
+    schemes = ("quantile", "natural_breaks", "equal_interval", "std_mean")
     if scheme not in schemes:
         raise GeoplanError(
             "Unbekanntes Klassifikationsverfahren.", location="classify.scheme",
@@ -754,15 +747,15 @@ def classify(
         )
     if scheme != "std_mean" and (not isinstance(k, int) or k < 2):
         raise GeoplanError("Klassenzahl k muss mindestens 2 sein.", location="classify.k", found=str(k))
-    import warnings
+    # one classifier for every map, style and table: geoplan.report.maps.classify
+    from geoplan.report.maps import MapLayer
+    from geoplan.report.maps import classify as map_classify
 
-    with warnings.catch_warnings():
-        # mapclassify warns when there are fewer distinct values than classes; k is then reduced.
-        warnings.simplefilter("ignore", UserWarning)
-        mc = schemes[scheme](x[ok])
+    names = {"quantile": "quantiles", "natural_breaks": "natural_breaks", "equal_interval": "equal_interval",
+             "std_mean": "std_mean"}
+    mc = map_classify(x, MapLayer("wert", "Wert", scheme=names[scheme], k=k if scheme != "std_mean" else 5))
     bins = np.asarray(mc.bins, dtype=float)
-    yb = np.full(len(x), -1, dtype=int)
-    yb[ok] = np.asarray(mc.yb, dtype=int)
+    yb = np.asarray(mc.classes, dtype=int)
     lower = [float(x[ok].min())] + bins[:-1].tolist()
     labels = [f"{_fmt(lo, decimals)} bis {_fmt(hi, decimals)}" for lo, hi in zip(lower, bins)]
     if lower[0] > bins[0]:
@@ -869,37 +862,16 @@ def linear_combinations(df: pd.DataFrame, derived: dict[str, dict[str, float]]) 
     return out
 
 
-def sozialraum_indicators(
-    src: pd.DataFrame,
-    boundaries_gdf,
-    catalogue: Catalogue,
-    cfg,
-    *,
-    mapping: pd.DataFrame | None,
-    group_map: pd.Series | None,
-    expo: str,
-    boundaries_name: str,
-    key_table_path=None,
-):
-    """Source rows (``_source_key`` + geoplan columns) -> one row per Sozialraum with rates and the need index.
+def _count_and_share_columns(src: pd.DataFrame, catalogue: Catalogue, derived: dict) -> tuple[list[str], dict[str, str]]:
+    """Counts (``pop_*`` and derived columns: summed) and shares (column -> weight column) of a source frame.
 
-    ``cfg`` is the config's ``indicators`` section: counts (``pop_*`` and derived
-    columns) are summed, shares weighted by their base (catalogue) or by
-    residents; the result must cover exactly the polygons' keys.
-    Returns ``(GeoDataFrame, NeedIndex, AggregateResult | None)``.
+    Adds ``_basis_<indicator>`` weight columns to ``src`` (in place) for catalogue shares with a base.
     """
-    import geopandas as gpd
-
-    from geoplan.errors import config_field
-    from geoplan.load.tables import join_by_key
-    from geoplan.stages.interpolate import aggregate_by_key
-
-    notes = []
-    count_cols = [c for c in src.columns if c != "_source_key" and (c.startswith("pop_") or c in cfg.derived)]
+    count_cols = [c for c in src.columns if c != "_source_key" and (c.startswith("pop_") or c in derived)]
     shares: dict[str, str] = {}
     for ind in catalogue.indicators:
         if ind.column and ind.column in src.columns and ind.column not in count_cols:
-            if ind.base:
+            if ind.base and all(b in src.columns for b in ind.base):
                 bname = f"_basis_{ind.name}"
                 src[bname] = base_of(src, ind)
                 shares[ind.column] = bname
@@ -909,66 +881,243 @@ def sozialraum_indicators(
     for c in src.columns:
         if c == "_source_key" or c.startswith("_basis_") or c in count_cols or c in shares:
             continue
-        shares[c] = "pop_total" if "pop_total" in src.columns else count_cols[0]
+        shares[c] = "pop_total"
+    fallback = "pop_total" if "pop_total" in src.columns else (count_cols[0] if count_cols else None)
+    for c, w in list(shares.items()):
+        if w not in src.columns:
+            if fallback is None:
+                shares[c] = ""  # unweighted mean (no count column on this level)
+            else:
+                shares[c] = fallback
+    return count_cols, shares
 
-    agg_cfg = cfg.aggregate
-    aggregation = None
-    if agg_cfg is None:
-        frame = src.rename(columns={"_source_key": "key"})
-    else:
-        with config_field("indicators.aggregate", key_table_path):
-            aggregation = aggregate_by_key(
-                src,
-                source_key="_source_key",
-                counts=count_cols,
-                shares=shares,
-                mapping=mapping,
-                mapping_source=agg_cfg.source_key,
-                mapping_target=agg_cfg.target_key,
-                prefix_len=agg_cfg.prefix_len,
-                target_name="key",
+
+def _totals_note(level_name: str, how: str, source: pd.DataFrame, target: pd.DataFrame, count_cols: list[str],
+                 tolerance: float = 0.005) -> QANote | None:
+    """Source total, target total and difference of every count column after a step (QA section)."""
+    from geoplan import fmt
+
+    rows = []
+    worst = 0.0
+    for c in count_cols:
+        if c not in source.columns or c not in target.columns:
+            continue
+        s_tot = float(pd.to_numeric(source[c], errors="coerce").sum())
+        t_tot = float(pd.to_numeric(target[c], errors="coerce").sum())
+        diff = t_tot - s_tot
+        rel = abs(diff) / abs(s_tot) if s_tot else (0.0 if diff == 0 else 1.0)
+        worst = max(worst, rel)
+        rows.append({"column": c, "source_total": s_tot, "target_total": t_tot, "difference": diff})
+    if not rows:
+        return None
+    text = "; ".join(f"{r['column']}: Quelle {fmt.number(r['source_total'])}, Sozialräume "
+                     f"{fmt.number(r['target_total'])}, Differenz {fmt.signed(r['difference'], 0)}" for r in rows[:6])
+    more = f" (und {len(rows) - 6} weitere Spalten)" if len(rows) > 6 else ""
+    return QANote(STAGE, f"Summenprüfung Ebene '{level_name}' ({how}): {text}{more}.",
+                  level="info" if worst <= tolerance else "warnung",
+                  details={"level": level_name, "totals": rows})
+
+
+def _bring_onto(src: pd.DataFrame, level, targets, count_cols: list[str], shares: dict[str, str], notes: list):
+    """One level's source rows -> one row per Sozialraum key (``key`` column)."""
+    from geoplan.errors import config_field
+    from geoplan.load.tables import join_by_key
+    from geoplan.stages.interpolate import aggregate_by_key, area_interpolate
+
+    if level is None:
+        return src.rename(columns={"_source_key": "key"}), None
+    if level.polygons is None:
+        cfg = level.config
+        with config_field(level.field, level.key_table_path):
+            agg = aggregate_by_key(
+                src, source_key="_source_key", counts=count_cols,
+                shares={c: w for c, w in shares.items() if w},
+                mapping=level.mapping, mapping_source=cfg.source_key, mapping_target=cfg.target_key,
+                prefix_len=cfg.prefix_len, target_name="key",
             )
-        notes.extend(aggregation.notes)
-        frame = aggregation.frame.reset_index(drop="key" in aggregation.frame.columns)
-        frame = frame[[c for c in frame.columns if not c.startswith("_basis_")]]
-    frame["key"] = frame["key"].astype(str)
+        notes.extend(agg.notes)
+        frame = agg.frame.reset_index(drop="key" in agg.frame.columns)
+        unweighted = [c for c, w in shares.items() if not w]
+        if unweighted:
+            keys = (src["_source_key"].str.slice(0, cfg.prefix_len) if cfg.prefix_len else
+                    src["_source_key"].map(level.mapping.set_index(cfg.source_key)[cfg.target_key]))
+            means = src[unweighted].groupby(keys.to_numpy()).mean()
+            for c in unweighted:
+                frame[c] = frame["key"].map(means[c])
+        how = level.config.describe() if hasattr(level.config, "describe") else (
+            f"über die Schlüsseltabelle {level.source_name}" if level.mapping is not None
+            else f"über die ersten {cfg.prefix_len} Zeichen des Schlüssels")
+        note = _totals_note(level.name, how, src, frame, count_cols)
+        if note:
+            notes.append(note)
+        return frame[[c for c in frame.columns if not c.startswith("_basis_")]], agg
+    # another polygon layer: areal interpolation onto the Sozialräume
+    import geopandas as gpd
+
+    polys = level.polygons
+    with config_field(level.field):
+        j = join_by_key(polys, src, left_key="_source_key", right_key="_source_key",
+                        left_name=level.source_name, right_name=f"den Tabellen der Ebene '{level.name}'",
+                        allow_missing_right=True)
+    notes.extend(j.notes)
+    if j.missing_in_right:
+        notes.append(QANote(STAGE, f"Ebene '{level.name}': {len(j.missing_in_right)} Polygone ohne Tabellenzeile; "
+                            "sie tragen nichts bei.", location="Schlüssel " + ", ".join(j.missing_in_right[:10])))
+    source = gpd.GeoDataFrame(j.frame, geometry="geometry", crs=polys.crs)
+    intensive = [c for c in shares if c in source.columns]
+    with config_field(level.field):
+        res = area_interpolate(source, targets[["key", "geometry"]], extensive=count_cols, intensive=intensive,
+                               weights=level.weights, weights_column=level.weights_column)
+    notes.extend(res.attrs.get("notes", []))
+    frame = pd.DataFrame(res.drop(columns="geometry"))
+    frame.insert(0, "key", targets["key"].astype(str).to_numpy())
+    note = _totals_note(level.name, level.config.describe(), source, frame, count_cols)
+    if note:
+        notes.append(note)
+    return frame, None
+
+
+def sozialraum_indicators(
+    src,
+    boundaries_gdf,
+    catalogue: Catalogue,
+    cfg,
+    *,
+    levels: dict | None = None,
+    mapping: pd.DataFrame | None = None,
+    group_map: pd.Series | None = None,
+    expo: str,
+    boundaries_name: str,
+    key_table_path=None,
+    expo_label: str | None = None,
+    excluded=(),
+):
+    """Source rows per level -> one row per Sozialraum with rates and the need index.
+
+    ``src`` is ``{level name or None: frame}`` (``_source_key`` + geoplan
+    columns; None = already on the Sozialräume) as read by
+    :func:`geoplan.load.sources.read_indicator_tables`, ``levels`` the
+    :class:`~geoplan.load.sources.LevelData` of each named level. A single frame
+    with ``mapping``/``cfg.aggregate`` is the older form (one level for all).
+    Counts (``pop_*`` and derived columns) are summed or interpolated as
+    extensive, shares weighted by their base (catalogue) or by residents
+    (intensive in areal interpolation); totals are checked after every step
+    (QA note). Derived columns are formed on the level that has all their terms,
+    else on the Sozialräume. The result must cover exactly the polygons' keys;
+    rows of ``excluded`` keys (``boundaries.exclude``) are dropped with a note.
+    Returns ``(GeoDataFrame, NeedIndex, AggregateResult | None, notes)``.
+    """
+    import geopandas as gpd
+
+    from geoplan.load.tables import join_by_key
+
+    notes: list[QANote] = []
+    if isinstance(src, pd.DataFrame):  # older form: one frame, cfg.aggregate for all of it
+        src = {("aggregate" if cfg.aggregate is not None else None): src}
+        if cfg.aggregate is not None and (levels is None or "aggregate" not in levels):
+            from geoplan.load.sources import LevelData
+
+            levels = dict(levels or {})
+            levels["aggregate"] = LevelData(name="aggregate", field="indicators.aggregate", config=cfg.aggregate,
+                                            mapping=mapping, group_map=group_map, key_table_path=key_table_path,
+                                            source_name=getattr(key_table_path, "name", ""))
+    levels = levels or {}
+    derived = dict(cfg.derived)
+    pending = dict(derived)
+    frames = []
+    aggregation = None
+    for level_name, frame in src.items():
+        frame = frame.copy()
+        here = {n: t for n, t in pending.items() if all(c in frame.columns for c in t)}
+        if here:
+            frame = linear_combinations(frame, here)
+            for n in here:
+                pending.pop(n)
+        count_cols, shares = _count_and_share_columns(frame, catalogue, derived)
+        level = levels.get(level_name) if level_name is not None else None
+        if level_name is not None and level is None:
+            raise GeoplanError(f"Die Ebene '{level_name}' wurde nicht gelesen.", location="indicators.levels")
+        out, agg = _bring_onto(frame, level, boundaries_gdf, count_cols, shares, notes)
+        aggregation = aggregation or agg
+        out = out[[c for c in out.columns if not c.startswith("_basis_") and not (c == "n_sources" and frames)]]
+        out["key"] = out["key"].astype(str)
+        frames.append((level_name, out))
+    # one row per Sozialraum key from every level
+    frame = None
+    for level_name, out in frames:
+        if frame is None:
+            frame = out
+            continue
+        clash = [c for c in out.columns if c != "key" and c in frame.columns]
+        if clash:
+            raise GeoplanError(
+                f"Spalte(n) {', '.join(clash)} kommen aus Tabellen verschiedener Ebenen.",
+                location="indicators.tables[].columns",
+                hint="Jede geoplan-Spalte nur aus einer Tabelle lesen.",
+            )
+        frame = frame.merge(out, on="key", how="outer")
+    assert frame is not None
+    if pending:
+        frame = linear_combinations(frame, pending)
+    excluded_keys = {str(k) for k in excluded}
+    if excluded_keys:
+        drop = frame["key"].isin(excluded_keys)
+        if drop.any():
+            notes.append(QANote(STAGE, f"{int(drop.sum())} Tabellenzeile(n) ausgeschlossener Polygone "
+                                "(boundaries.exclude) nicht verwendet.", level="info",
+                                location="Schlüssel " + ", ".join(frame.loc[drop, "key"].tolist()[:10])))
+            frame = frame[~drop]
 
     # every Sozialraum must have indicators and every indicator row a Sozialraum
+    how = [levels[n].config.describe() if hasattr(levels[n].config, "describe") else
+           (f"über die Schlüsseltabelle {levels[n].source_name}" if levels[n].mapping is not None
+            else f"über die ersten {levels[n].config.prefix_len} Zeichen des Schlüssels")
+           for n, _ in frames if n is not None and n in levels]
+    right_name = f"den Indikatoren ({how[0]})" if len(frames) == 1 and how else "den Indikatortabellen"
     try:
-        j = join_by_key(
-            boundaries_gdf[["key"]],
-            frame,
-            left_key="key",
-            right_key="key",
-            left_name=boundaries_name,
-            right_name="den Indikatoren (über die Schlüsseltabelle zusammengefasst)",
-        )
+        j = join_by_key(boundaries_gdf[["key"]], frame, left_key="key", right_key="key",
+                        left_name=boundaries_name, right_name=right_name)
     except GeoplanError as err:
         # every Sozialraum needs indicators and every indicator row a polygon: no config switch for that
-        err.hint = ("Polygone und Indikatoren müssen dieselben Sozialräume enthalten: fehlende Polygone ergänzen, "
-                    "die Schlüsseltabelle (indicators.aggregate) korrigieren oder den Schlüssel in "
-                    "boundaries.key prüfen.")
+        err.hint = ("Polygone und Indikatoren müssen dieselben Sozialräume enthalten. Veröffentlicht die Statistik "
+                    "mehrere Polygone als ein Gebiet, sie mit boundaries.merge zusammenfassen (keys, key, name); "
+                    "unbewohnte Polygone ohne Tabellenzeile mit boundaries.exclude ausschließen; Summenzeilen "
+                    "(z. B. 'Stadt insgesamt') mit indicators.tables[].drop_rows überspringen. Sonst fehlende "
+                    "Polygone ergänzen, die Zuordnung der Ebenen (indicators.levels/aggregate) oder boundaries.key "
+                    "prüfen.")
         raise
     notes.extend(j.notes)
     joined = boundaries_gdf.merge(frame, on="key", how="left", validate="one_to_one")
-    if expo in joined.columns:
-        bad = joined[~(joined[expo] > 0)]
-        if len(bad):
-            raise GeoplanError(
-                f"{len(bad)} Sozialraum/Sozialräume ohne Einwohner unter 21 ({expo} ist 0 oder fehlt).",
-                location="Sozialräume " + ", ".join(bad["key"].astype(str).tolist()[:10]),
-                expected=f"{expo} > 0 für jeden Sozialraum",
-                hint="Bevölkerungstabelle prüfen; unbewohnte Flächen (Wald, Flughafen) nicht als Sozialraum führen "
-                     "oder einem Nachbarraum zuschlagen.",
-            )
-    if group_map is not None:
-        joined["bezirk"] = joined["key"].map(group_map).astype(str)
-    elif "bezirk" not in joined.columns:
-        joined["bezirk"] = ""
+    if expo not in joined.columns:
+        have = [c for c in joined.columns if c.startswith("pop_") or c in derived]
+        raise GeoplanError(
+            f"Die Bezugsbevölkerung '{expo}' (model.exposure) ist keine Spalte der Indikatoren.",
+            location="Konfigurationsfeld 'model.exposure'",
+            expected="eine Zählspalte aus indicators.tables[].columns oder indicators.derived",
+            found=", ".join(have) or "keine Zählspalten (pop_…)",
+            hint=f"In indicators.tables[].columns eine Spalte als {expo} benennen oder unter indicators.derived "
+                 f"bilden, z. B. {expo}: {{pop_u6: 1, pop_6_15: 1, pop_15_18: 1}}.",
+        )
+    bad = joined[~(joined[expo] > 0)]
+    if len(bad):
+        what = expo_label or expo
+        raise GeoplanError(
+            f"{len(bad)} Sozialraum/Sozialräume ohne {what} ({expo} ist 0 oder fehlt).",
+            location="Sozialräume " + ", ".join(bad["key"].astype(str).tolist()[:10]),
+            expected=f"{expo} > 0 für jeden Sozialraum",
+            hint="Bevölkerungstabelle prüfen; unbewohnte Flächen (Wald, Flughafen) mit boundaries.exclude "
+                 "ausschließen oder mit boundaries.merge einem Nachbarraum zuschlagen.",
+        )
+    if "bezirk" not in joined.columns or joined["bezirk"].isna().all():
+        gm = group_map
+        for lv in levels.values():
+            if gm is None and getattr(lv, "group_map", None) is not None:
+                gm = lv.group_map
+        joined["bezirk"] = joined["key"].map(gm).astype(str) if gm is not None else ""
 
-    derived = derive_indicators(pd.DataFrame(joined.drop(columns="geometry")), catalogue)
-    notes.extend(derived.notes)
-    nidx = need_index(derived.frame, catalogue, method=cfg.index_method)
+    derived_ind = derive_indicators(pd.DataFrame(joined.drop(columns="geometry")), catalogue)
+    notes.extend(derived_ind.notes)
+    nidx = need_index(derived_ind.frame, catalogue, method=cfg.index_method)
     notes.extend(nidx.notes)
     out = gpd.GeoDataFrame(nidx.frame, geometry=joined.geometry.values, crs=joined.crs)
     return out, nidx, aggregation, notes

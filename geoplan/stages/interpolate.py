@@ -644,24 +644,60 @@ def _weight_table(source, target, weights, weights_column, n_jobs=None):
             found=type(weights).__name__,
         )
 
-    # A source area without any ancillary weight (no residential land, empty
-    # pixels) would lose its value; it falls back to plain area weighting.
-    row_w = np.bincount(coo.row, weights=piece_w, minlength=len(src))
-    fallback = row_w <= 0
+    # A source area without any ancillary weight at all (no residential land,
+    # empty pixels) would lose its value; it falls back to area weighting. Its
+    # area is converted to weight units with the mean weight density of the
+    # sources that have weight, so intensive estimates do not mix m² with
+    # persons. A source whose weight lies outside every target is no fallback
+    # case: it contributes nothing there (as tobler).
+    src_total = np.asarray(src_total, dtype=float)
+    touches = np.bincount(coo.row, minlength=len(src)) > 0
+    fallback = (src_total <= 0) & touches
     if fallback.any():
+        src_area = shapely.area(np.asarray(src, dtype=object))
+        has_w = src_total > 0
+        density = src_total[has_w].sum() / src_area[has_w].sum() if has_w.any() and src_area[has_w].sum() > 0 else 1.0
         sel = fallback[coo.row]
-        piece_w = piece_w.copy()
-        piece_w[sel] = coo.data[sel]
-        src_total = np.where(fallback, shapely.area(np.asarray(src, dtype=object)), src_total)
+        piece_w = np.asarray(piece_w, dtype=float).copy()
+        piece_w[sel] = coo.data[sel] * density
+        src_total = np.where(fallback, src_area * density, src_total)
         notes.append(
             QANote(
                 _STAGE,
-                f"{int(fallback.sum())} Quellgebiete ohne Gewicht ({method}); dort wurde nach Fläche verteilt.",
-                details={"source_rows": np.flatnonzero(fallback).tolist()},
+                f"{int(fallback.sum())} Quellgebiete ohne Gewicht ({method}, auch außerhalb der Zielgebiete keines); "
+                "dort wurde nach Fläche verteilt "
+                "(mit der mittleren Gewichtsdichte, damit die Einheiten passen).",
+                details={"source_rows": np.flatnonzero(fallback).tolist(), "density_per_m2": float(density)},
             )
         )
     W = sparse.csr_matrix((piece_w, (coo.row, coo.col)), shape=A.shape)
     return W, np.asarray(src_total, dtype=float), notes
+
+
+def _dissolve_by_key(source: gpd.GeoDataFrame, key: str, extensive, intensive):
+    """One row per key: the parts of a multipart source united; their values must agree (same record)."""
+    if key not in source.columns:
+        raise GeoplanError(f"Schlüsselspalte '{key}' fehlt in der Quellebene.", location=f"Spalte '{key}'",
+                           found=", ".join(map(str, source.columns)))
+    counts = source[key].value_counts()
+    multi = counts[counts > 1]
+    if not len(multi):
+        return source, []
+    cols = [*extensive, *intensive]
+    parts = source[source[key].isin(multi.index)]
+    differ = [k for k, g in parts.groupby(key) if len(g[cols].drop_duplicates()) > 1]
+    if differ:
+        raise GeoplanError(
+            "Ein Schlüssel der Quellebene hat mehrere Polygone mit verschiedenen Werten.",
+            location="Schlüssel " + ", ".join(map(str, differ[:10])),
+            expected="gleiche Werte für alle Teile eines Gebiets (ein Datensatz, mehrere Flächen)",
+            hint="Werte je Gebiet vorher zusammenfassen oder die Teile verschieden schlüsseln.",
+        )
+    out = source.dissolve(by=key, as_index=False, sort=False, aggfunc="first")
+    note = QANote(_STAGE, f"{len(multi)} Quellgebiet(e) bestehen aus mehreren Polygonen; je Schlüssel vereinigt, "
+                  "damit ihr Wert nur einmal zählt.", location="Schlüssel " + ", ".join(map(str, multi.index[:10])),
+                  details={"keys": {str(k): int(v) for k, v in multi.items()}})
+    return out, [note]
 
 
 def area_interpolate(
@@ -674,6 +710,7 @@ def area_interpolate(
     weights_column: str | None = None,
     allocate_total: bool = True,
     n_jobs: int | None = None,
+    source_key: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Interpolate source-polygon values onto target polygons.
 
@@ -705,7 +742,14 @@ def area_interpolate(
       (e.g. residents or dwellings) spread evenly over the polygon's area. For
       a relative density class weight (Mennis 2003) pass ``density × area``.
 
-    Source areas with zero ancillary weight fall back to area weighting (note).
+    Source areas without any ancillary weight fall back to area weighting, in
+    weight units (area × the mean weight density of the other sources), with a
+    note counting only those sources; a source whose weight lies entirely
+    outside the targets contributes nothing (as tobler). Invalid polygons of
+    source or target (self-intersections, zero-width spikes, bowties) are
+    repaired with ``make_valid`` (note). With ``source_key``, rows of one key
+    (a source stored as several polygons) are dissolved first (note), so its
+    value counts once.
 
     Missing values (NaN) are unknown, not zero: an extensive estimate sums the
     sources with a value (NaN if none contributes); an intensive estimate
@@ -727,6 +771,8 @@ def area_interpolate(
     n_jobs : int, optional
         Threads for the polygon intersections (default: all CPUs; 1 = serial).
         Results are identical for any value.
+    source_key : str, optional
+        Key column of ``source``; parts with the same key are one source.
 
     Returns
     -------
@@ -745,6 +791,20 @@ def area_interpolate(
     _check_crs(source, target)
     extensive = list(extensive)
     intensive = list(intensive)
+    from geoplan.load.boundaries import repair_polygons
+
+    pre_notes: list[QANote] = []
+    fixed, n1 = repair_polygons(source.geometry.values, "Quellebene")
+    if n1:
+        source = source.set_geometry(gpd.GeoSeries(fixed, index=source.index, crs=source.crs))
+        pre_notes += n1
+    fixed, n2 = repair_polygons(target.geometry.values, "Zielebene")
+    if n2:
+        target = target.set_geometry(gpd.GeoSeries(fixed, index=target.index, crs=target.crs))
+        pre_notes += n2
+    if source_key is not None:
+        source, n3 = _dissolve_by_key(source, source_key, extensive, intensive)
+        pre_notes += n3
     for c in extensive + intensive:
         if c not in source.columns:
             raise GeoplanError(
@@ -753,6 +813,7 @@ def area_interpolate(
                 found=", ".join(map(str, source.columns)),
             )
     W, total, notes = _weight_table(source, target, weights, weights_column, n_jobs)
+    notes = pre_notes + notes
 
     columns: dict[str, np.ndarray] = {}
     if extensive:

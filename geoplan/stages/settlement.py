@@ -54,6 +54,8 @@ __all__ = [
     "dm_to_eur",
     "settle_allocation",
     "SettlementResult",
+    "SettlementView",
+    "settlement_view",
 ]
 
 #: irrevocable conversion rate fixed by the Council of the EU on 31.12.1998
@@ -174,8 +176,18 @@ class FondsRule(_M):
         return self
 
 
+class ActualCosts(_M):
+    """Settlement input: actual costs at period end, one row per Sozialraum (CSV/XLSX)."""
+
+    path: str
+    key: str
+    column: str
+
+
 class SettlementSpec(_M):
-    """The ``settlement:`` section: which end-of-period rules apply."""
+    """The ``settlement:`` section: which end-of-period rules apply (``actual_costs``: optional input table)."""
+
+    actual_costs: ActualCosts | None = None
 
     surplus: SurplusRule | None = None
     overspend: OverspendRule | None = None
@@ -205,8 +217,8 @@ def parse_settlement(data: dict | SettlementSpec | None, *, file=None) -> Settle
         ) from None
 
 
-def describe_settlement(spec: SettlementSpec | dict) -> pd.DataFrame:
-    """The rules in German, one row each (columns ``regel``, ``beschreibung``)."""
+def describe_settlement(spec: SettlementSpec | dict, lang: str = "de") -> pd.DataFrame:
+    """The rules in German (or English), one row each (columns ``regel``, ``beschreibung``)."""
     spec = parse_settlement(spec)
     rows = []
     if spec.surplus:
@@ -264,7 +276,7 @@ def describe_settlement(spec: SettlementSpec | dict) -> pd.DataFrame:
     if spec.providers:
         pr = spec.providers
         name = {"single": "ein Träger", "verbund": "Trägerverbund", "gewaehrleistung": "Gewährleistungsträger mit Subunternehmern"}[pr.model]
-        basis = {"agreed": "vereinbarte Anteile", "past_cases": "bisheriges Fallvolumen"}[pr.basis]
+        basis = {"agreed": "vereinbarten Anteilen", "past_cases": "bisherigem Fallvolumen"}[pr.basis]
         rows.append(("Träger", f"{name}; Aufteilung nach {basis}"))
     if spec.verfuegungsfonds:
         f = spec.verfuegungsfonds
@@ -273,7 +285,55 @@ def describe_settlement(spec: SettlementSpec | dict) -> pd.DataFrame:
         rows.append(("Verfügungsfonds", text))
     for n in spec.notes:
         rows.append(("Hinweis", n))
+    if lang == "en":
+        rows = [(r, _describe_en(spec, r, text)) for r, text in rows]
     return pd.DataFrame(rows, columns=["regel", "beschreibung"])
+
+
+def _describe_en(spec: SettlementSpec, rule: str, german: str) -> str:
+    """English text of one rule (user-written labels, uses and notes stay as written)."""
+    if rule == "Überschuss":
+        s = spec.surplus
+        tb = f" of Teilbudget {s.teilbudget}" if s.teilbudget else ""
+        text = f"{s.provider_pct:g} % of the surplus{tb} stays with the provider, {100 - s.provider_pct:g} % with the public body"
+        if s.carry_over:
+            text += "; the provider's share is carried into the next period"
+        return text + (f" (use: {s.use})" if s.use else "")
+    if rule == "Überschreitung":
+        o = spec.overspend
+        text = {"indicator": "re-financing when the social indicators change"
+                + (f" ({', '.join(o.indicators)})" if o.indicators else "")
+                + (f" from {o.threshold_pct:g} %" if o.threshold_pct else ""),
+                "case_costs": "re-financing after a detailed check of the individual case costs",
+                "none": "no re-financing: the budget is a cap"}[o.refinancing]
+        return text + ("; no increase if professional principles were broken" if o.not_if_principles_broken else "")
+    if rule == "Auszahlung":
+        p = spec.payout
+        text = f"{p.unconditional_pct:g} % in {p.instalments} instalments"
+        if p.conditions:
+            text += "; conditional: " + ", ".join(f"{c.pct:g} % {c.label}" for c in p.conditions)
+        return text + (f"; performance bonus up to {p.bonus_max_pct:g} %" if p.bonus_max_pct else "")
+    if rule == "Kopplung":
+        c = spec.coupling
+        return f"savings in Teilbudget {c.source} raise Teilbudget {c.target}" + (
+            f"; {c.target} never below its start budget" if c.floor_at_start else "")
+    if rule == "Erstattung":
+        return (f"when a young person leaves residential care: {spec.refund.months} months refunded from Teilbudget "
+                f"{spec.refund.from_teilbudget}")
+    if rule == "Umbuchung":
+        return (f"old cases move after review from Teilbudget {spec.transfer.from_teilbudget} to "
+                f"{spec.transfer.to_teilbudget}")
+    if rule == "Träger":
+        pr = spec.providers
+        name = {"single": "one provider", "verbund": "provider network",
+                "gewaehrleistung": "lead provider with sub-contractors"}[pr.model]
+        return f"{name}; split by " + {"agreed": "agreed shares", "past_cases": "past case volume"}[pr.basis]
+    if rule == "Verfügungsfonds":
+        f = spec.verfuegungsfonds
+        amount = f"EUR {f.amount_eur:,.0f}" if f.amount_eur else f"DM {f.amount_dm:,.0f}"
+        return f"{amount} per quarter and area" if f.mode == "per_quarter" else f"pot of {amount} over {f.years} year(s)"
+    return german
+
 
 
 # --------------------------------------------------------------------------
@@ -945,3 +1005,104 @@ def settle_allocation(
         providers = pd.concat(parts, ignore_index=True)
     return SettlementResult(table=table, totals=totals, payout=payout, providers=providers,
                             rules=describe_settlement(spec), notes=notes)
+
+
+# --------------------------------------------------------------------------
+# The settlement rules applied to this run's allocation (for report, XLSX, manifest)
+# --------------------------------------------------------------------------
+@dataclass
+class SettlementView:
+    """The configured rules with this run's euros.
+
+    rules : :func:`describe_settlement` (regel, beschreibung).
+    payout : per Sozialraum (key, name, budget_eur, unconditional_eur, rate_eur (first instalment),
+        one ``cond_<i>_eur`` per condition, bonus_max_eur) or None; ``payout_labels`` names the
+        conditions; ``instalments`` their number.
+    examples : worked rules on the median budget: list of dicts (rule, budget_eur, actual_eur and the result).
+    settled : :class:`SettlementResult` when actual costs per Sozialraum were given, else None.
+    fonds : Verfügungsfonds total (EUR) or None.
+    """
+
+    rules: pd.DataFrame
+    payout: pd.DataFrame | None = None
+    payout_labels: list[str] = field(default_factory=list)
+    instalments: int = 0
+    bonus_max_pct: float = 0.0
+    unconditional_pct: float = 0.0
+    examples: list[dict] = field(default_factory=list)
+    settled: SettlementResult | None = None
+    fonds_eur: int | None = None
+    notes: list[QANote] = field(default_factory=list)
+
+    def manifest(self) -> dict:
+        """JSON-ready summary for manifest.json."""
+        out = {"regeln": self.rules.to_dict(orient="records"), "beispiele": self.examples}
+        if self.payout is not None:
+            money = [c for c in self.payout.columns if c.endswith("_eur")]
+            out["auszahlung_summen_eur"] = {c: int(self.payout[c].sum()) for c in money}
+        if self.settled is not None:
+            out["abrechnung_summen_eur"] = dict(zip(self.settled.totals["position"],
+                                                    map(int, self.settled.totals["amount_eur"])))
+        if self.fonds_eur is not None:
+            out["verfuegungsfonds_eur"] = int(self.fonds_eur)
+        return out
+
+
+def settlement_view(alloc, spec: SettlementSpec | dict, *, names: dict | None = None, actual_eur=None) -> SettlementView:
+    """Apply the settlement rules to an allocation: payment schedule and conditional payout per Sozialraum,
+    the surplus/overspend rules worked on the median budget (±5 %), and, with actual costs per Sozialraum
+    (``actual_eur``: Series indexed by key), the settlement itself (:func:`settle_allocation`)."""
+    spec = parse_settlement(spec)
+    t = alloc.table
+    key = alloc.key
+    names = names or {}
+    view = SettlementView(rules=describe_settlement(spec))
+    if spec.payout:
+        p = spec.payout
+        rows = []
+        for k, b in zip(t[key].astype(str), t["budget_eur"].astype(int)):
+            r = conditional_payout(int(b), instalments=p.instalments, unconditional_pct=p.unconditional_pct,
+                                   conditions=[(c.label, c.pct) for c in p.conditions], bonus_max_pct=p.bonus_max_pct)
+            cond = r.conditions
+            row = {key: k, "name": names.get(k, ""), "budget_eur": int(b), "unconditional_eur": r.unconditional_eur,
+                   "rate_eur": int(r.schedule["amount_eur"].iloc[0])}
+            for i, (_, c) in enumerate(cond[cond["label"] != "Leistungsbonus"].iterrows()):
+                row[f"cond_{i + 1}_eur"] = int(c["amount_eur"])
+            row["bonus_max_eur"] = int(cond.loc[cond["label"] == "Leistungsbonus", "amount_eur"].iloc[0])
+            rows.append(row)
+        view.payout = pd.DataFrame(rows)
+        view.payout_labels = [c.label for c in p.conditions]
+        view.instalments = p.instalments
+        view.bonus_max_pct = p.bonus_max_pct
+        view.unconditional_pct = p.unconditional_pct
+    budgets = t["budget_eur"].astype(int).to_numpy()
+    if len(budgets):
+        i = int(np.argsort(budgets, kind="mergesort")[len(budgets) // 2])
+        k, b = str(t[key].iloc[i]), int(budgets[i])
+        if spec.surplus:
+            tb = spec.surplus.teilbudget
+            if tb and f"tb_{tb}_eur" in t.columns:  # the rule applies to one Teilbudget (Hannover, Siegen: B)
+                b = int(t[f"tb_{tb}_eur"].iloc[i])
+            else:
+                tb = None
+            s = share_surplus(b, int(round(b * 0.95)), spec.surplus.provider_pct, carry_over=spec.surplus.carry_over)
+            view.examples.append({"rule": "surplus", "teilbudget": tb, "key": k, "name": names.get(k, ""), "budget_eur": b,
+                                  "actual_eur": int(round(b * 0.95)), "surplus_eur": s.surplus_eur,
+                                  "provider_eur": s.provider_eur, "public_eur": s.public_eur,
+                                  "carry_over_eur": s.carry_over_eur})
+        if spec.overspend is not None or spec.surplus is not None:
+            b = int(view.examples[-1]["budget_eur"]) if view.examples else b
+            o = settle_overspend(b, int(round(b * 1.05)), refinancing="none")
+            rule = spec.overspend.refinancing if spec.overspend else "none"
+            view.examples.append({"rule": "overspend", "refinancing": rule, "key": k, "name": names.get(k, ""),
+                                  "budget_eur": b, "actual_eur": int(round(b * 1.05)), "overspend_eur": o.overspend_eur,
+                                  "uncovered_eur": o.uncovered_eur if rule == "none" else None})
+    if spec.verfuegungsfonds:
+        f = spec.verfuegungsfonds
+        fr = verfuegungsfonds(mode=f.mode, areas=f.areas or len(t), amount_eur=f.amount_eur, amount_dm=f.amount_dm,
+                              quarters=f.quarters, years=f.years)
+        view.fonds_eur = int(fr.total_eur)
+    if actual_eur is not None:
+        view.settled = settle_allocation(alloc, actual_eur, spec, missing="note")
+        view.notes.extend(view.settled.notes)
+    return view
