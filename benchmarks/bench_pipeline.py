@@ -211,7 +211,8 @@ def bench_sizes(sizes, repeat, demo_repeat, pdf, tmp: Path) -> dict:
             runs.append(run_cli(["run", str(cfg), "--out", str(out)], tmp))
         results[str(n)] = {"runs": runs, "outputs": output_sizes(out)}
         print(f"{n}: wall {[round(x['wall'], 1) for x in runs]} cpu {[round(x['cpu'], 1) for x in runs]} "
-              f"rss {[round(x['peak_rss_mb']) for x in runs]} MB", flush=True)
+              f"rss {[round(x['peak_rss_mb']) for x in runs]} MB; parts (wall/cpu s): "
+              + ", ".join(f"{p['part']} {p['wall']:.1f}/{p['cpu']:.1f}" for p in median_run(runs)["parts"]), flush=True)
     return results
 
 

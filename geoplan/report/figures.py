@@ -205,39 +205,61 @@ def waterfall_grid(explanations: list[tuple[str, pd.DataFrame]], lang: str = "de
     return png_bytes(fig)
 
 
-def distance_plot(frame: pd.DataFrame, lang: str = "de") -> bytes:
+# Above this many Sozialräume the per-area charts show only the smallest and
+# largest EXTREMES areas (a chart of 10,000 bars would be 240,000 pixels tall);
+# the full table is in verteilung.xlsx.
+MAX_AREAS_PER_CHART = 300
+EXTREMES = 25
+
+
+def _extremes(frame: pd.DataFrame, max_areas: int, lang: str) -> tuple[pd.DataFrame, str]:
+    """The sorted ``frame`` itself, or its first and last EXTREMES rows with a "…" row between."""
+    n = len(frame)
+    if n <= max_areas:
+        return frame, ""
+    gap = pd.DataFrame({c: [np.nan] for c in frame.columns}).assign(label="…")
+    out = pd.concat([frame.iloc[:EXTREMES], gap, frame.iloc[-EXTREMES:]], ignore_index=True)
+    note = (f"\n(die {EXTREMES} kleinsten und {EXTREMES} größten von {fmt.number(n, 0, lang)} Sozialräumen; "
+            "alle in verteilung.xlsx)" if lang == "de" else
+            f"\n(the {EXTREMES} smallest and {EXTREMES} largest of {fmt.number(n, 0, lang)} areas; all in verteilung.xlsx)")
+    return out, note
+
+
+def distance_plot(frame: pd.DataFrame, lang: str = "de", max_areas: int = MAX_AREAS_PER_CHART) -> bytes:
     """Distance from target per Sozialraum (target − prior-year allocation, EUR), sorted.
 
     ``frame`` has ``label`` and ``distance_to_target_eur``; bars right of zero are
-    areas below their formula target (they gain over the coming years)."""
+    areas below their formula target (they gain over the coming years). Above
+    ``max_areas`` areas only the smallest and largest 25 are drawn."""
     _ = gettext(lang)
-    d = frame.sort_values("distance_to_target_eur")
+    d, note = _extremes(frame.sort_values("distance_to_target_eur"), max_areas, lang)
     fig, ax = plt.subplots(figsize=(7.0, 0.16 * len(d) + 1.2))
     y = np.arange(len(d))
-    v = d["distance_to_target_eur"].to_numpy(float) / 1e6
+    v = np.nan_to_num(d["distance_to_target_eur"].to_numpy(float) / 1e6)  # the "…" row: no bar
     ax.barh(y, v, color=np.where(v >= 0, "#2166ac", "#b2182b"))
     ax.set_yticks(y, d["label"], fontsize=6)
     ax.axvline(0, color="#333", lw=0.8)
-    ax.set_xlabel("Zielwert − Vorjahr (Mio. €)" if lang == "de" else "target − prior year (€ million)")
+    ax.set_xlabel(("Zielwert − Vorjahr (Mio. €)" if lang == "de" else "target − prior year (€ million)") + note)
     ax.set_ylim(-0.7, len(d) - 0.3)
     _de_axis(ax, "x", 1, lang=lang)
     return png_bytes(fig)
 
 
-def sensitivity_plot(table: pd.DataFrame, lang: str = "de") -> bytes:
+def sensitivity_plot(table: pd.DataFrame, lang: str = "de", max_areas: int = MAX_AREAS_PER_CHART) -> bytes:
     """Budget per Sozialraum (EUR) with the 5–95 % range of the Monte Carlo draws,
     sorted by the configured budget. ``table`` has ``label``, ``budget_eur``,
-    ``p05_eur``, ``p50_eur``, ``p95_eur``."""
+    ``p05_eur``, ``p50_eur``, ``p95_eur``. Above ``max_areas`` areas only the
+    smallest and largest 25 are drawn."""
     _ = gettext(lang)
-    t = table.sort_values("budget_eur")
+    t, note = _extremes(table.sort_values("budget_eur"), max_areas, lang)
     fig, ax = plt.subplots(figsize=(7.0, 0.16 * len(t) + 1.2))
     y = np.arange(len(t))
     b = t["budget_eur"].to_numpy(float) / 1e6
     ax.hlines(y, t["p05_eur"].to_numpy(float) / 1e6, t["p95_eur"].to_numpy(float) / 1e6, color="#6baed6", lw=3)
     ax.plot(b, y, "|", color="#08306b", markersize=8)
     ax.set_yticks(y, t["label"], fontsize=6)
-    ax.set_xlabel("Budget, konfiguriert und 5–95-%-Spanne (Mio. €)" if lang == "de"
-                  else "Budget, configured and 5–95 % range (€ million)")
+    ax.set_xlabel(("Budget, konfiguriert und 5–95-%-Spanne (Mio. €)" if lang == "de"
+                   else "Budget, configured and 5–95 % range (€ million)") + note)
     ax.set_ylim(-0.7, len(t) - 0.3)
     _de_axis(ax, "x", 1, lang=lang)
     return png_bytes(fig)
