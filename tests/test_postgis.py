@@ -313,6 +313,7 @@ def test_geoplan_run_postgis_same_budgets(pgenv, tmp_path):
 
     env = {**os.environ, "PGPASSWORD": pgenv.password}
     files_cfg = example_config()
+    files_cfg["output"]["pdf"] = False  # only its budgets are compared (the PostGIS run keeps its PDF)
     (tmp_path / "dateien.yaml").write_text(yaml.safe_dump(files_cfg, allow_unicode=True), encoding="utf-8")
     r1 = geoplan_cli("run", str(tmp_path / "dateien.yaml"), "--out", str(tmp_path / "aus_dateien"), env=env)
     assert r1.returncode == 0, r1.stderr

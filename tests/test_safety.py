@@ -499,7 +499,7 @@ def _yaml_fields(text: str) -> list[str]:
 
 
 _DOTTED = re.compile(r"(?<![\w.])((?:boundaries|indicators|hze|model|allocation|settlement|privacy|output)"
-                     r"(?:\.[a-z_]+|\[[^\]]*\])+)")
+                     r"(?:\.[a-z_][a-z0-9_]*|\[[^\]]*\])+)")
 _QUOTED = re.compile(r"'([a-z][a-z0-9]*_[a-z0-9_]+)'")
 
 #: identifiers that appear in hints and are not config fields: column names of the data, types, values

@@ -205,10 +205,12 @@ def test_geoplan_run_wfs_same_budgets_and_offline(tmp_path):
 
     server = start_wfs(tmp_path / "wfs")
     files_cfg = example_config()
+    files_cfg["output"]["pdf"] = False  # budgets, manifest and requests are compared: no PDF needed (30 s each)
     (tmp_path / "dateien.yaml").write_text(yaml.safe_dump(files_cfg, allow_unicode=True), encoding="utf-8")
     r1 = geoplan_cli("run", str(tmp_path / "dateien.yaml"), "--out", str(tmp_path / "aus_dateien"))
     assert r1.returncode == 0, r1.stderr
     cfg = example_config()
+    cfg["output"]["pdf"] = False
     url = "WFS:" + server.url
     cfg["boundaries"] = {"connection": url, "layer": "prognoseraeume", "key": "id", "name": "name", "srs": "EPSG:25833"}
     for t in cfg["indicators"]["tables"]:

@@ -42,14 +42,17 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
     i18n.set_labels(result)  # exposure, its label and formula, group or none: from the config
     with locked_target(out_dir, force, protected) as target:
         tmp = new_tmp(target)
+        pending = None
         try:
             pub = build_published(result, lang=lang)
-            written = []
-            written += html.write_report(result, pub, tmp, lang=lang,
-                                         pdf=result.config.output.pdf if pdf is None else pdf)
+            # the PDF (the slowest writer) is laid out by a second process while this one writes the rest
+            written, pending = html.write_report(result, pub, tmp, lang=lang, background=True,
+                                                 pdf=result.config.output.pdf if pdf is None else pdf)
             written += html.write_map(result, pub, tmp, lang=lang)
             written.append(xlsx.write_xlsx(result, pub, tmp / "verteilung.xlsx", lang=lang))
             written.append(gpkg.write_gpkg(result, pub, tmp / "ergebnis.gpkg", lang=lang))
+            if pending is not None:  # the PostGIS table is written last: only when the PDF succeeded
+                pending, _ = None, pending.wait()
             extra, pg_info = _gis_outputs(result, pub, tmp, lang)
             manifest = build_manifest(result, [p.name for p in written] + extra + ["manifest.json"],
                                       package_versions())
@@ -63,6 +66,8 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
         except OSError as exc:
             raise os_error(exc, target) from None
         finally:
+            if pending is not None:  # an error or an interrupt before the PDF was waited for
+                pending.cancel()
             shutil.rmtree(tmp, ignore_errors=True)
     return sorted(p for p in target.iterdir() if p.name != MARKER)
 
