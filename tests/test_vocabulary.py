@@ -200,6 +200,16 @@ def test_scanners_catch_identifiers_paths_and_german():
 
 
 def test_humanize_names_columns_and_drops_machine_paths(tmp_path):
+    from geoplan.report import i18n
+
+    token = i18n._CTX.set(None)  # the default wording: no labels left by an earlier run in this process
+    try:
+        _humanize_checks(tmp_path)
+    finally:
+        i18n._CTX.reset(token)
+
+
+def _humanize_checks(tmp_path):
     base = tmp_path / "projekt"
     text = f"Spalte 'pop_u21': 5 von 542 Quellzeilen ohne Wert; Datei {base}/daten/einwohner.csv"
     out = voc.humanize(text, "de", base)

@@ -13,6 +13,7 @@ failing: :func:`missing` lists such strings for the tests.
 
 from __future__ import annotations
 
+from html import escape as html_escape
 from typing import Callable
 
 from markupsafe import Markup
@@ -249,8 +250,9 @@ def gettext(lang: str = "de") -> Callable[[str], str]:
     table = EN if lang == "en" else {}
 
     def _(s: str):
-        out = relabel(table.get(s, s), lang)
-        return Markup(out) if "<" in out else out
+        text = table.get(s, s)
+        # HTML from the template: the config's label goes in escaped; plain text is escaped by Jinja
+        return Markup(relabel(text, lang, escape=True)) if "<" in text else relabel(text, lang)
 
     return _
 
@@ -300,20 +302,27 @@ def _tail(label: str, word: str) -> str:
     return label[len(word):] if label.startswith(word) else label
 
 
-def relabel(text: str, lang: str = "de") -> str:
-    """Replace the default exposure wording ('Einwohner unter 21', 'je 1.000 u. 21' …) by the config's."""
+def relabel(text: str, lang: str = "de", *, escape: bool = False) -> str:
+    """Replace the default exposure wording ('Einwohner unter 21', 'je 1.000 u. 21' …) by the config's.
+
+    ``escape=True`` when ``text`` is HTML: the config's labels go in HTML-escaped.
+    """
     ctx = _CTX.get()
     if not ctx or not isinstance(text, str):
         return text
-    de, en = ctx["de"], ctx["en"]
-    if de != "Einwohner unter 21" or ctx["exposure"] != "pop_u21":
-        t_de, t_en = _tail(de, "Einwohner "), _tail(en, "residents ")
-        for old, new in (("Einwohnern unter 21", de), ("Einwohner unter 21", de), ("Einwohnerzahl unter 21", de),
-                         ("Personen unter 21", de), ("Bevölkerung unter 21", de), ("u. 21", t_de),
-                         ("unter 21", t_de), ("residents under 21", en), ("resident under 21", en),
-                         ("population under 21", en), ("under 21", t_en)):
-            text = text.replace(old, new)
-    return text
+    de, en = (html_escape(ctx["de"]), html_escape(ctx["en"])) if escape else (ctx["de"], ctx["en"])
+    if de == "Einwohner unter 21" and ctx["exposure"] == "pop_u21":
+        return text
+    t_de, t_en = _tail(de, "Einwohner "), _tail(en, "residents ")
+    new = {"Einwohnern unter 21": de, "Einwohner unter 21": de, "Einwohnerzahl unter 21": de,
+           "Personen unter 21": de, "Bevölkerung unter 21": de, "u. 21": t_de, "unter 21": t_de,
+           "residents under 21": en, "resident under 21": en, "population under 21": en, "under 21": t_en}
+    old = re.compile("|".join(re.escape(k) for k in sorted(new, key=len, reverse=True)))
+    # one pass, and the config's labels already in the text stay as they are ("Junge Menschen unter 21"
+    # must not become "Junge Menschen Junge Menschen unter 21" when the report is relabelled twice)
+    labels = sorted({de, en, t_de, t_en} - {""}, key=len, reverse=True)
+    parts = re.split("(" + "|".join(re.escape(x) for x in labels) + ")", text)
+    return "".join(part if i % 2 else old.sub(lambda m: new[m.group(0)], part) for i, part in enumerate(parts))
 
 
 def relabel_html(html: str, lang: str = "de") -> str:
@@ -322,19 +331,20 @@ def relabel_html(html: str, lang: str = "de") -> str:
     if not ctx:
         return html
     en = lang == "en"
-    label = ctx["en"] if en else ctx["de"]
-    definition = ctx["definition_en"] if en else ctx["definition"]
+    # every config value that goes into the rendered HTML is escaped
+    label = html_escape(ctx["en"] if en else ctx["de"])
+    definition = html_escape((ctx["definition_en"] if en else ctx["definition"]) or "")
+    exposure = html_escape(ctx["exposure"])
     # Berlin's formula of the exposure
     formula_de = re.compile(r"Einwohner unter 21 = unter 6 \+ 6–15 \+ 15–18 \+ ein Drittel der 18–27-Jährigen "
                             r"\(Annahme gleich verteilter Jahrgänge\)\.")
     formula_en = re.compile(r"Residents under 21 = under 6 \+ 6–15 \+ 15–18 \+ one third of the 18–27-year-olds "
                             r"\(assuming evenly spread age cohorts\)\.")
     if definition:
-        new = (f"{label} ({ctx['exposure']}) = {definition} (indicators.derived)." if not en
-               else f"{label} ({ctx['exposure']}) = {definition} (indicators.derived).")
+        new = f"{label} ({exposure}) = {definition} (indicators.derived)."
     else:
-        new = (f"{label}: Spalte {ctx['exposure']} der Tabellen." if not en
-               else f"{label}: column {ctx['exposure']} of the tables.")
+        new = (f"{label}: Spalte {exposure} der Tabellen." if not en
+               else f"{label}: column {exposure} of the tables.")
     berlin = ctx["exposure"] == "pop_u21" and ctx["definition"] == "pop_u6 + pop_6_15 + pop_15_18 + 1/3 · pop_18_27"
     if not berlin:
         html = (formula_en if en else formula_de).sub(lambda m: new, html)
@@ -351,4 +361,4 @@ def relabel_html(html: str, lang: str = "de") -> str:
                          ("; Theil zerlegt in Anteile zwischen und innerhalb der Bezirke", ""),
                          ("; Theil decomposed into between- and within-district parts", "")):
             html = html.replace(old, new)
-    return relabel(html, lang)
+    return relabel(html, lang, escape=True)
