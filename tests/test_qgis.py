@@ -47,6 +47,18 @@ def describe(layer):
             v = f[r.classAttribute()]
             if v is not None and v == v and not any(lo <= float(v) <= hi for lo, hi, _, _ in d["classes"]):
                 d["unclassified"] += 1
+    if r is not None and r.type() == "RuleRenderer":
+        from qgis.core import QgsExpression, QgsExpressionContext, QgsExpressionContextUtils
+
+        rules = r.rootRule().children()
+        d["rules"] = [(ru.label(), ru.filterExpression(), ru.symbol().color().name()) for ru in rules]
+        exprs = [QgsExpression(ru.filterExpression()) for ru in rules]
+        ctx = QgsExpressionContext(QgsExpressionContextUtils.globalProjectLayerScopes(layer))
+        # per feature, the label of every rule it meets (QGIS draws a feature once per matching rule)
+        d["matches"] = {}
+        for f in layer.getFeatures():
+            ctx.setFeature(f)
+            d["matches"][str(f["key"])] = [ru.label() for ru, e in zip(rules, exprs) if e.evaluate(ctx)]
     return d
 
 def render(layers, png, extent=None):
@@ -203,12 +215,25 @@ def test_qgis_opens_gpkg_and_project(outputs, tmp_path):
     from geoplan.report.qgis import class_breaks
 
     for layer, col in zip(proj["layers"][1:], ["budget_per_u21", "change_pct", "need_index", "expected_per_1000"]):
+        if col == "change_pct":
+            continue  # the report's fixed classes, below
         assert layer["renderer"] == "graduatedSymbol" and layer["attr"] == col and layer["labels"]
         assert layer["unclassified"] == 0, layer
         want = class_breaks(frame[col])
         assert len(layer["classes"]) == len(want) == 5
         assert np.allclose([c[1] for c in layer["classes"]], [hi for _, hi in want], atol=1e-5)
     assert "€" in proj["layers"][1]["classes"][0][2]
+    # the change layer: the report's five classes (labels, colours), every area in exactly the class the
+    # report's change map gives it
+    from geoplan.report.maps import change_layer, classify
+
+    change = proj["layers"][2]
+    assert change["renderer"] == "RuleRenderer" and change["labels"]
+    clf = classify(frame["change_pct"].to_numpy(float), change_layer("x"), "de")
+    assert [(lbl, col) for lbl, _, col in change["rules"]] == list(zip(clf.labels, clf.colors))
+    want = {str(k): [clf.labels[c]] for k, c in zip(frame["key"], clf.classes)}
+    assert change["matches"] == want
+    assert sum(1 for _, c in want.items() if c == [clf.labels[0]]) >= 1  # the corridor's lower edge is taken
     assert_not_blank(png_proj)
     keep(png_proj, png_gpkg)
 

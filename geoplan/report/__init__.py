@@ -93,7 +93,8 @@ def _gis_outputs(result, pub, tmp: Path, lang: str) -> tuple[list[str], dict | N
     if cfg.output.qgis_project:
         qgis_writer.write_bezirke_layer(tmp / "ergebnis.gpkg", layer, stamp=f"{cfg.budget_year}-01-01T00:00:00.000Z")
         qgz = qgis_writer.write_qgis_project(tmp / "ergebnis.qgz", tmp / "ergebnis.gpkg", frame=layer, title=title,
-                                             simulated=result.simulated, aliases=aliases, lang=lang)
+                                             simulated=result.simulated, aliases=aliases, lang=lang,
+                                             corridor=cfg.allocation.corridor)
         extra.append(qgz.name)
     remote = getattr(result, "remote", None)
     cache = getattr(remote, "cache_dir", None)
@@ -106,5 +107,6 @@ def _gis_outputs(result, pub, tmp: Path, lang: str) -> tuple[list[str], dict | N
 
         pg = cfg.output.postgis
         pg_info = write_postgis(layer, pg.connection, pg.table, pg.if_exists,
-                                qgis_writer.styles_for(layer, aliases=aliases, lang=lang), description=title)
+                                qgis_writer.styles_for(layer, aliases=aliases, lang=lang,
+                                                       corridor=cfg.allocation.corridor), description=title)
     return extra, pg_info

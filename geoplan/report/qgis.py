@@ -1,9 +1,11 @@
 """QGIS styles (QML) and the QGIS project ``ergebnis.qgz`` next to ``ergebnis.gpkg``.
 
 The styles use the report's classes: quantiles (mapclassify, k = 5, the lowest
-class starting at the minimum) of the budget per resident under 21, the
-change against the prior year, the need index and the expected demand, with
-the map's colour ramps. They are used three times: as the layers of the
+class starting at the minimum) of the budget per resident under 21, the need
+index and the expected demand, and for the change against the prior year the
+report's five fixed classes around the corridor (rules on the change rounded
+to one decimal, :func:`geoplan.report.maps.change_layer`), with the map's
+colour ramps. They are used three times: as the layers of the
 project, as the styles in a PostGIS ``layer_styles`` table
 (:mod:`geoplan.report.postgis`) and in the GeoPackage.
 
@@ -107,7 +109,32 @@ def _fill_symbol(name: str, color: str, outline: str = "255,255,255,255", width:
     )
 
 
-def _renderer(values, spec: StyleSpec, lang: str) -> str:
+def _rgba(hex_color: str) -> str:
+    h = hex_color.lstrip("#")
+    return ",".join(str(int(h[i:i + 2], 16)) for i in (0, 2, 4)) + ",255"
+
+
+def _change_renderer(values, spec: StyleSpec, lang: str, corridor) -> str:
+    """The change map's classes as QGIS rules: the same five classes, labels and colours as the report,
+    decided on the change rounded to one decimal (two areas with the same rounded change share a class)."""
+    from geoplan.report.maps import change_layer, classify
+
+    layer = change_layer(spec.title if lang == "de" else spec.title_en, corridor)
+    clf = classify(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float), layer, lang)
+    olo, ilo, ihi, ohi = (float(b) for b in layer.bins)
+    x = f'round("{spec.column}", 1)'
+    filters = [f"{x} <= {olo!r}", f"{x} > {olo!r} AND {x} < {ilo!r}", f"{x} >= {ilo!r} AND {x} <= {ihi!r}",
+               f"{x} > {ihi!r} AND {x} < {ohi!r}", f"{x} >= {ohi!r}"]
+    rules = "".join(f'<rule key="{{change-{i}}}" symbol="{i}" label={quoteattr(label)} filter={quoteattr(flt)}/>'
+                    for i, (label, flt) in enumerate(zip(clf.labels, filters)))
+    symbols = "".join(_fill_symbol(str(i), _rgba(c)) for i, c in enumerate(clf.colors))
+    return ('<renderer-v2 type="RuleRenderer" symbollevels="0" enableorderby="0" forceraster="0">'
+            f'<rules key="{{change-root}}">{rules}</rules><symbols>{symbols}</symbols></renderer-v2>')
+
+
+def _renderer(values, spec: StyleSpec, lang: str, corridor=None) -> str:
+    if spec.column == "change_pct":
+        return _change_renderer(values, spec, lang, corridor)
     ranges, symbols = [], []
     breaks = class_breaks(values, spec.k)
     for i, (lo, hi) in enumerate(breaks):
@@ -146,9 +173,10 @@ def _aliases(aliases: dict[str, str] | None, columns) -> str:
 
 
 def layer_qml(values, spec: StyleSpec, *, label_field: str | None = "name", aliases: dict[str, str] | None = None,
-              columns=(), lang: str = "de") -> str:
-    """A complete QML style (graduated colours, area labels, field aliases)."""
-    body = _renderer(values, spec, lang) + (_labeling(label_field) if label_field else "") + _aliases(aliases, columns)
+              columns=(), lang: str = "de", corridor=None) -> str:
+    """A complete QML style (graduated colours, area labels, field aliases); ``corridor`` (the config's
+    ``allocation.corridor``) places the change classes as in the report."""
+    body = _renderer(values, spec, lang, corridor) + (_labeling(label_field) if label_field else "") + _aliases(aliases, columns)
     return (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
         f'<qgis version="{QGIS_VERSION}" styleCategories="AllStyleCategories" '
@@ -157,14 +185,15 @@ def layer_qml(values, spec: StyleSpec, *, label_field: str | None = "name", alia
 
 
 def styles_for(gdf, specs=DEFAULT_STYLES, *, aliases: dict[str, str] | None = None, label_field: str = "name",
-               lang: str = "de") -> list[tuple[StyleSpec, str]]:
+               lang: str = "de", corridor=None) -> list[tuple[StyleSpec, str]]:
     """(spec, QML) for each style whose column exists and has values."""
     out = []
     cols = [c for c in gdf.columns if c != getattr(gdf, "geometry", pd.Series(name=None)).name]
     for spec in specs:
         if spec.column in gdf.columns and pd.to_numeric(gdf[spec.column], errors="coerce").notna().sum() >= 2:
             out.append((spec, layer_qml(gdf[spec.column], spec, label_field=label_field if label_field in gdf.columns
-                                        else None, aliases=aliases, columns=cols, lang=lang)))
+                                        else None, aliases=aliases, columns=cols, lang=lang,
+                                        corridor=corridor)))
     return out
 
 
@@ -208,7 +237,8 @@ def _maplayer(layer_id: str, name: str, source: str, crs: CRS, inner: str, label
 
 def write_qgis_project(path, gpkg_path, *, frame: gpd.GeoDataFrame, layer: str = "sozialraeume",
                        specs=DEFAULT_STYLES, title: str = "geoplan", simulated: bool = False,
-                       aliases: dict[str, str] | None = None, bezirke: bool = True, lang: str = "de") -> Path:
+                       aliases: dict[str, str] | None = None, bezirke: bool = True, lang: str = "de",
+                       corridor=None) -> Path:
     """Write ``ergebnis.qgz``: one layer per style in ``specs`` (first one
     visible), the Bezirk borders on top (layer ``bezirke`` of the GeoPackage,
     when present) and area labels, all sources relative to the project.
@@ -223,7 +253,7 @@ def write_qgis_project(path, gpkg_path, *, frame: gpd.GeoDataFrame, layer: str =
     crs = CRS.from_user_input(frame.crs)
     extent = tuple(float(v) for v in frame.total_bounds)
     note = (" (HzE simuliert)" if lang == "de" else " (HzE simulated)") if simulated else ""
-    styles = styles_for(frame, specs, aliases=aliases, lang=lang)
+    styles = styles_for(frame, specs, aliases=aliases, lang=lang, corridor=corridor)
     ns = uuid.UUID("6f1c2a52-5d9f-4b8e-9a55-0c9e1d7f3a10")  # stable ids: same result, same project
     maplayers, tree = [], []
     has_bezirke = bezirke and gpkg_path.exists() and BEZIRKE_LAYER in {str(r[0]) for r in pyogrio.list_layers(gpkg_path)}
