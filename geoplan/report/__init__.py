@@ -52,7 +52,8 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
             written.append(xlsx.write_xlsx(result, pub, tmp / "verteilung.xlsx", lang=lang))
             written.append(gpkg.write_gpkg(result, pub, tmp / "ergebnis.gpkg", lang=lang))
             if pending is not None:  # the PostGIS table is written last: only when the PDF succeeded
-                pending, _ = None, pending.wait()
+                pending.wait()
+                pending = None
             extra, pg_info = _gis_outputs(result, pub, tmp, lang)
             manifest = build_manifest(result, [p.name for p in written] + extra + ["manifest.json"],
                                       package_versions())

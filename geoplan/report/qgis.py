@@ -109,14 +109,10 @@ def _fill_symbol(name: str, color: str, outline: str = "255,255,255,255", width:
     )
 
 
-def _rgba(hex_color: str) -> str:
-    h = hex_color.lstrip("#")
-    return ",".join(str(int(h[i:i + 2], 16)) for i in (0, 2, 4)) + ",255"
-
-
 def _change_renderer(values, spec: StyleSpec, lang: str, corridor) -> str:
     """The change map's classes as QGIS rules: the same five classes, labels and colours as the report,
     decided on the change rounded to one decimal (two areas with the same rounded change share a class)."""
+    from geoplan.report.gpkg import _rgb
     from geoplan.report.maps import change_layer, classify
 
     layer = change_layer(spec.title if lang == "de" else spec.title_en, corridor)
@@ -127,7 +123,7 @@ def _change_renderer(values, spec: StyleSpec, lang: str, corridor) -> str:
                f"{x} > {ihi!r} AND {x} < {ohi!r}", f"{x} >= {ohi!r}"]
     rules = "".join(f'<rule key="{{change-{i}}}" symbol="{i}" label={quoteattr(label)} filter={quoteattr(flt)}/>'
                     for i, (label, flt) in enumerate(zip(clf.labels, filters)))
-    symbols = "".join(_fill_symbol(str(i), _rgba(c)) for i, c in enumerate(clf.colors))
+    symbols = "".join(_fill_symbol(str(i), _rgb(c) + ",255") for i, c in enumerate(clf.colors))
     return ('<renderer-v2 type="RuleRenderer" symbollevels="0" enableorderby="0" forceraster="0">'
             f'<rules key="{{change-root}}">{rules}</rules><symbols>{symbols}</symbols></renderer-v2>')
 
