@@ -38,10 +38,13 @@ Detection rules (for the methods section)
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import math
 import re
 from collections import Counter
+from itertools import chain
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -88,6 +91,28 @@ _RE_SCI = re.compile(r"^[+-]?(\d+[.,]?\d*|[.,]\d+)[eE][+-]?\d+$")
 _RE_DIGITS = re.compile(r"^\d+$")
 _RE_UTF8_UMLAUT = re.compile(rb"\xc3[\x84\x96\x9c\xa4\xb6\xbc\x9f]")  # ÄÖÜäöüß in UTF-8
 _RE_FLOAT_KEY = re.compile(r"^(\d+)[.,]0+$")  # 1100101.0: key went through a float
+
+#: Whole-column short cuts (one check over a column instead of one per cell; number shapes in one
+#: regular expression; values converted per shape). Each gives exactly what the per-cell code gives
+#: and leaves every cell it is not sure about to that code, so frames, notes and messages are the
+#: same. ``False`` runs the per-cell code only (tests/test_tables_fast.py compares the two).
+VECTORISED = True
+
+# Number tokens with nothing for _num_core to strip (no %, €, EUR, typographic minus, blanks):
+# their shape is the first of the shape patterns (in _classify's order) that matches the whole token.
+_RE_PLAIN_NUMBER = re.compile(r"[0-9.,+-]+")
+_RE_PLAIN_LINES = re.compile(r"[0-9.,+-]+(?:\n[0-9.,+-]+)*")
+_SHAPE_ORDER = (("int", _RE_PLAIN_INT), ("de_full", _RE_DE_FULL), ("en_full", _RE_EN_FULL),
+                ("dot_grouped", _RE_DOT_GROUPED), ("comma_grouped", _RE_COMMA_GROUPED),
+                ("dot_decimal", _RE_DOT_DECIMAL), ("comma_decimal", _RE_COMMA_DECIMAL), ("sci", _RE_SCI))
+_RE_SHAPE = re.compile("|".join(
+    f"(?P<{name}>" + re.sub(r"\((?!\?)", "(?:", rx.pattern.removeprefix("^").removesuffix("$")) + ")"
+    for name, rx in _SHAPE_ORDER))
+# the same over tokens joined by line breaks, one match per line ("none": no number)
+_RE_SHAPE_LINE = re.compile("^(?:" + _RE_SHAPE.pattern + "|(?P<none>.*))$", re.MULTILINE)
+# keys that normalize_keys takes as they are: no blanks, quotes, apostrophe, decimal separator
+_RE_PLAIN_KEYS = re.compile(r"[^\s\"'.,]+(?:\n[^\s\"'.,]+)*")
+_RE_SCI_KEY_LINE = re.compile(r"^[+-]?\d+[eE][+-]?\d+$", re.MULTILINE)
 
 
 @dataclass
@@ -327,7 +352,8 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
     except csv.Error as exc:  # pragma: no cover - csv is lenient with strict=False
         raise GeoplanError("Die CSV-Datei ist fehlerhaft.", file=path, found=str(exc)) from exc
     # A quote that is never closed swallows the rest of the file into one cell.
-    for i, r in enumerate(rows):
+    # (Only a quoted cell can hold a line break: without '"' there is nothing to look for.)
+    for i, r in enumerate(rows if '"' in text or not VECTORISED else ()):
         if any("\n" in c and c.count("\n") > 5 for c in r):
             raise GeoplanError(
                 "Ein Anführungszeichen wird nicht geschlossen; der Rest der Datei landet in einem Feld.",
@@ -572,6 +598,8 @@ def _cell_value(cell, markers, decimal, thousands) -> tuple[str, float | None]:
 
 
 def _text_cells(cells) -> list:
+    if VECTORISED and set(map(type, cells)) <= {str}:
+        return [c or None for c in cells]
     out = []
     for c in cells:
         if c is None or c == "":
@@ -607,6 +635,105 @@ def _to_float(token: str, decimal: str, thousands: str | None) -> float | None:
             return float(t.replace(",", ""))
         return None
     return None
+
+
+def _shape(token: str) -> str | None:
+    """:func:`_classify`, with one regular expression for tokens that have nothing to strip."""
+    if VECTORISED and _RE_PLAIN_NUMBER.fullmatch(token):
+        m = _RE_SHAPE.fullmatch(token)
+        return m.lastgroup if m else None
+    return _classify(token)
+
+
+def _token_shapes(tokens: set, markers) -> tuple[dict, bool]:
+    """Shape of each non-marker text token of a column, and whether the column is *plain*: text cells only,
+    every non-marker one made of digits, ``.``, ``,``, ``+``, ``-`` (then ``_num_core`` is the token itself)."""
+    cand = [t for t in tokens if isinstance(t, str) and t not in markers]
+    if VECTORISED and set(map(type, tokens)) <= {str}:
+        joined = "\n".join(cand)
+        if not cand or _RE_PLAIN_LINES.fullmatch(joined):
+            shapes = [m.lastgroup for m in _RE_SHAPE_LINE.finditer(joined)] if cand else []
+            if len(shapes) == len(cand):
+                return {t: (None if sh == "none" else sh) for t, sh in zip(cand, shapes)}, True
+    return {t: _shape(t) for t in cand}, False
+
+
+def _plain_transform(shape: str, decimal: str, thousands: str | None) -> tuple | None:
+    """What :func:`_to_float` does to a plain token of ``shape`` before ``float()``: the replacements, in
+    order, or None when the token is in the other decimal style."""
+    if shape == "int":
+        return ()
+    if decimal == ",":
+        if shape in ("comma_decimal", "comma_grouped"):
+            return ((",", "."),)
+        if shape in ("dot_grouped", "de_full"):
+            return ((".", ""), (",", "."))
+        return None
+    if shape == "dot_decimal":
+        return ()
+    if shape == "dot_grouped":
+        return ((".", ""),) if thousands == "." else ()
+    if shape == "comma_grouped":
+        return ((",", ""),) if thousands == "," else None
+    if shape == "en_full":
+        return ((",", ""),)
+    return None
+
+
+def _cell_values(tokens, markers, decimal, thousands, shapes: dict, plain: bool) -> dict:
+    """``{token: _cell_value(token, ...)}`` for the distinct cells of a column (:func:`_token_shapes` gave
+    ``shapes`` and ``plain``); a plain column is converted shape by shape, one ``replace`` per shape."""
+    if not (VECTORISED and plain):
+        return {tok: _cell_value(tok, markers, decimal, thousands) for tok in tokens}
+    out: dict = {}
+    groups: dict = {}
+    for tok in tokens:
+        if tok in markers:
+            out[tok] = _MARKER
+        else:
+            groups.setdefault(shapes[tok], []).append(tok)
+    for shape, toks in groups.items():
+        tr = None if shape in (None, "sci") else _plain_transform(shape, decimal, thousands)
+        if shape is None:
+            out.update(dict.fromkeys(toks, _BAD))
+        elif shape == "sci":
+            out.update((t, _cell_value(t, markers, decimal, thousands)) for t in toks)
+        elif tr is None:
+            out.update(dict.fromkeys(toks, _OTHER))
+        else:
+            joined = "\n".join(toks)
+            for a, b in tr:
+                joined = joined.replace(a, b)
+            out.update(zip(toks, [("n", v) for v in map(float, joined.split("\n"))]))
+    return out
+
+
+@contextmanager
+def gc_paused():
+    """No cyclic garbage collection while a table is parsed: the parse allocates a few hundred thousand
+    cells, rows and tuples and no reference cycle, and each collection would walk all of them again
+    (a third of the reading time of a 54,000-row case list). Reference counting frees as usual."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _strip_rows(rows: list[list[Any]]) -> list[tuple[int, list[Any]]]:
+    """(line, cells) of the non-empty rows, text cells stripped of blanks (no-break spaces count as blanks)."""
+    if VECTORISED and rows:
+        cells = list(chain.from_iterable(rows))
+        if set(map(type, cells)) <= {str} and "\u00a0" not in "".join(cells) and list(map(str.strip, cells)) == cells:
+            return [(i + 1, list(r)) for i, r in enumerate(rows) if any(r)]
+    numbered = []
+    for i, r in enumerate(rows):
+        r = [(c.replace("\u00a0", " ").strip() if isinstance(c, str) else c) for c in r]
+        if any(c is not None and c != "" for c in r):
+            numbered.append((i + 1, r))
+    return numbered
 
 
 # --------------------------------------------------------------------------
@@ -660,7 +787,15 @@ def normalize_keys(
     numeric = list(numeric_cells) if numeric_cells is not None else [False] * len(vals)
     keys: list[str] = []
     empty_rows, sci_rows, float_rows = [], [], []
-    for v, r, is_num in zip(vals, rows, numeric):
+    plain = False
+    if VECTORISED and vals and set(map(type, vals)) == {str}:
+        # text keys without blanks, quotes, apostrophe or decimal separator come out as they are,
+        # unless they look like scientific notation (1E5)
+        joined = "\n".join(vals)
+        plain = bool(_RE_PLAIN_KEYS.fullmatch(joined)) and not _RE_SCI_KEY_LINE.search(joined)
+    if plain:
+        keys = vals
+    for v, r, is_num in zip(() if plain else vals, rows, numeric):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             empty_rows.append(r)
             keys.append("")
@@ -876,6 +1011,18 @@ def read_table(
     numbers; then every other cell in it is an error. Columns of integers
     with leading zeros (codes such as ``BEZ_ID`` = ``01``) stay text.
     """
+    with gc_paused():
+        return _read_table(
+            path, key=key, sheet=sheet, header_row=header_row, encoding=encoding, delimiter=delimiter,
+            decimal=decimal, thousands=thousands, na_markers=na_markers, sentinels=sentinels, key_width=key_width,
+            valid_column=valid_column, valid_values=valid_values, allow_duplicates=allow_duplicates,
+            text_columns=text_columns, allow_mixed_key_lengths=allow_mixed_key_lengths,
+            numeric_columns=numeric_columns, skip_rows=skip_rows, drop_keys=drop_keys, drop_labels=drop_labels)
+
+
+def _read_table(path, *, key, sheet, header_row, encoding, delimiter, decimal, thousands, na_markers, sentinels,
+                key_width, valid_column, valid_values, allow_duplicates, text_columns, allow_mixed_key_lengths,
+                numeric_columns, skip_rows, drop_keys, drop_labels) -> TableResult:
     path = str(path)
     delimiter, decimal, thousands = _check_dialect_args(delimiter, decimal, thousands, path)
     p = Path(path)
@@ -949,11 +1096,7 @@ def table_from_rows(
     numeric_set = None if numeric_columns is None else {_norm_name(c) for c in numeric_columns}
 
     # Strip blanks (incl. no-break spaces from Excel) and drop empty rows.
-    numbered = []
-    for i, r in enumerate(rows):
-        r = [(c.replace("\u00a0", " ").strip() if isinstance(c, str) else c) for c in r]
-        if any(c is not None and c != "" for c in r):
-            numbered.append((i + 1, r))
+    numbered = _strip_rows(rows)
     if not numbered:
         raise GeoplanError("Die Tabelle ist leer.", file=path, expected="Kopfzeile und Datenzeilen")
     if header_row is None:
@@ -1103,26 +1246,29 @@ def table_from_rows(
             hint="Trennzeichen in Textfeldern (z. B. Namen mit Komma) in Anführungszeichen setzen oder 'delimiter' angeben.",
         )
     line_no = [n for n, _ in data]
-    cols = {names[j]: [r[j] for _, r in data] for j in range(ncol)}
+    if VECTORISED:  # every row has at least ncol cells now
+        cols = dict(zip(names, map(list, zip(*(r for _, r in data)))))
+    else:
+        cols = {names[j]: [r[j] for _, r in data] for j in range(ncol)}
 
     # The shapes of the distinct number-like texts decide decimal and
     # thousands separators: per column where the column itself is
     # unambiguous (``12,5``), else by the file's majority / convention.
     col_shapes: dict[str, Counter] = {}
+    token_shapes: dict[str, dict] = {}
     file_shapes: Counter = Counter()
     for j, name in enumerate(names):
         if j == kj or _norm_name(name) in text_cols:
             continue
         cs: Counter = Counter()
-        for tok in set(cols[name]):
-            if isinstance(tok, str) and tok not in markers:
-                shape = _classify(tok)
-                if shape:
-                    cs[shape] += 1
-                    if shape == "dot_grouped" and tok.count(".") > 1:
-                        cs["dot_grouped_multi"] += 1
-                    if shape == "comma_grouped" and tok.count(",") > 1:
-                        cs["comma_grouped_multi"] += 1
+        token_shapes[name] = (shapes, plain) = _token_shapes(set(cols[name]), markers)
+        for tok, shape in shapes.items():
+            if shape:
+                cs[shape] += 1
+                if shape == "dot_grouped" and tok.count(".") > 1:
+                    cs["dot_grouped_multi"] += 1
+                if shape == "comma_grouped" and tok.count(",") > 1:
+                    cs["comma_grouped_multi"] += 1
         col_shapes[name] = cs
         file_shapes.update(cs)
     det_dec, det_thou, ambiguity = _detect_separators(file_shapes, dialect["delimiter"])
@@ -1160,7 +1306,7 @@ def table_from_rows(
             elif cs["dot_grouped"] or cs["comma_grouped"]:
                 used_ambiguous = True
         counts = Counter(cells)
-        info = {tok: _cell_value(tok, markers, dec, thou) for tok in counts}
+        info = _cell_values(counts, markers, dec, thou, *token_shapes[name])
         n_marker_cells = sum(n for tok, n in counts.items() if info[tok][0] == "m")
         n_numberlike = sum(n for tok, n in counts.items() if info[tok][0] in ("n", "o"))
         n_non_marker = len(cells) - n_marker_cells
@@ -1179,7 +1325,7 @@ def table_from_rows(
             if (n_numberlike == 0 and n_non_marker > 0) or n_numberlike * 2 < n_non_marker or leading_zero_code:
                 frame_cols[name] = _text_cells(cells)
                 continue
-        bad = [(line_no[i], c) for i, c in enumerate(cells) if info[c][0] == "b"]
+        bad = [(line_no[i], c) for i, c in enumerate(cells) if info[c][0] == "b"] if has_bad else []
         if bad:
             r0, v0 = bad[0]
             raise GeoplanError(
@@ -1193,7 +1339,7 @@ def table_from_rows(
                 "(Zahlen wie -9999 in 'sentinels')"
                 + ("." if numeric_set is not None else "; ist die Spalte Text, sie nicht als Zahlenspalte unter 'columns' aufführen."),
             )
-        other_style = [line_no[i] for i, c in enumerate(cells) if info[c][0] == "o"]
+        other_style = [line_no[i] for i, c in enumerate(cells) if info[c][0] == "o"] if has_bad else []
         if other_style:
             same_style = [line_no[i] for i, c in enumerate(cells)
                           if info[c][0] == "n" and isinstance(c, str) and _classify(c) not in ("int", None)]
@@ -1209,7 +1355,7 @@ def table_from_rows(
                 hint="Zahlen in der Datei einheitlich schreiben oder 'decimal' und 'thousands' angeben.",
             )
         valmap = {tok: (v[1] if v[0] == "n" and v[1] not in sentinel_set else np.nan) for tok, v in info.items()}
-        values = np.fromiter((valmap[c] for c in cells), dtype=float, count=len(cells))
+        values = np.fromiter(map(valmap.__getitem__, cells), dtype=float, count=len(cells))
         frame_cols[name] = values
         n_suppressed = int(np.isnan(values).sum())
         if n_suppressed:
