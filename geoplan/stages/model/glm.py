@@ -652,15 +652,50 @@ def calibration_table(observed, expected, exposure, n_bins: int = 10) -> pd.Data
     return out
 
 
-def queen_weights(geometry):
-    """Row-standardised queen-contiguity weights (libpysal) in the row order of ``geometry``."""
+def queen_neighbours(geometry) -> dict[int, list[int]]:
+    """Queen contiguity as libpysal's ``Queen`` builds it, in the row order of ``geometry`` (0 … n-1):
+    two areas are neighbours when their boundaries (outer rings, holes, every part) share a vertex with
+    exactly the same coordinates. Vertices are matched by sorting all coordinates once instead of
+    libpysal's Python dictionary of vertex tuples; neighbour lists are ascending."""
     import geopandas as gpd
-    from libpysal.weights import Queen
+    import shapely
 
-    gdf = gpd.GeoDataFrame(geometry=gpd.GeoSeries(geometry).reset_index(drop=True))
+    geoms = np.asarray(gpd.GeoSeries(geometry).array, dtype=object)
+    n = len(geoms)
+    coords, owner = shapely.get_coordinates(shapely.boundary(geoms), return_index=True)
+    nbrs: list[set[int]] = [set() for _ in range(n)]
+    if len(coords):
+        x, y = coords[:, 0], coords[:, 1]
+        order = np.lexsort((owner, y, x))
+        x, y, owner = x[order], y[order], owner[order]
+        new_vertex = np.concatenate([[True], (x[1:] != x[:-1]) | (y[1:] != y[:-1])])
+        # one entry per (vertex, area)
+        keep = new_vertex | np.concatenate([[True], owner[1:] != owner[:-1]])
+        vertex = np.cumsum(new_vertex[keep]) - 1
+        owner = owner[keep]
+        size = np.bincount(vertex)
+        first = np.flatnonzero(np.concatenate([[True], vertex[1:] != vertex[:-1]]))
+        pairs = first[size[vertex[first]] == 2]
+        for a, b in zip(owner[pairs].tolist(), owner[pairs + 1].tolist()):
+            nbrs[a].add(b)
+            nbrs[b].add(a)
+        for start in first[size[vertex[first]] > 2].tolist():
+            areas = owner[start:start + size[vertex[start]]].tolist()
+            for a in areas:
+                nbrs[a].update(areas)
+                nbrs[a].discard(a)
+    return {i: sorted(s) for i, s in enumerate(nbrs)}
+
+
+def queen_weights(geometry):
+    """Row-standardised queen-contiguity weights (libpysal ``W``) in the row order of ``geometry``
+    (:func:`queen_neighbours`: the neighbours libpysal's ``Queen.from_dataframe`` finds)."""
+    from libpysal.weights import W
+
+    neighbours = queen_neighbours(geometry)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        w = Queen.from_dataframe(gdf, use_index=True)
+        w = W(neighbours, ids=list(neighbours), silence_warnings=True)
     w.transform = "r"
     return w
 
