@@ -1,0 +1,289 @@
+"""The whole-column short cuts of the table reader and the case list give what the per-cell code gives.
+
+``geoplan.load.tables.VECTORISED`` (and ``geoplan.stages.caselist.VECTORISED``) switch the short cuts
+off; every input here is read both ways and the frames, dialects, suppressed counts, QA notes and
+error messages must be equal -- on the demo's 53,882-row case list and on edgy small files (German
+numbers, markers, empty cells, leading zeros, BOM, delimiters, decorated numbers, dates in several
+formats, errors).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geoplan.errors import GeoplanError
+from geoplan.load import caselist as load_caselist
+from geoplan.load import tables
+from geoplan.stages import caselist as stage_caselist
+from tests.conftest import ROOT
+
+
+def _both(monkeypatch, fn):
+    """``fn()`` with the short cuts and with the per-cell code: (result or error, result or error)."""
+    out = []
+    for fast in (True, False):
+        monkeypatch.setattr(tables, "VECTORISED", fast)
+        monkeypatch.setattr(stage_caselist, "VECTORISED", fast)
+        try:
+            out.append(fn())
+        except GeoplanError as err:
+            out.append(err)
+    monkeypatch.setattr(tables, "VECTORISED", True)
+    monkeypatch.setattr(stage_caselist, "VECTORISED", True)
+    return out
+
+
+def _notes(notes):
+    return [(n.stage, n.message, n.level, n.file, n.location, n.details) for n in notes]
+
+
+def _same_table(a, b):
+    if isinstance(a, GeoplanError) or isinstance(b, GeoplanError):
+        assert isinstance(a, GeoplanError) and isinstance(b, GeoplanError), (a, b)
+        assert type(a) is type(b) and vars(a) == vars(b) and str(a) == str(b)
+        return
+    pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=True)
+    assert [str(t) for t in a.frame.dtypes] == [str(t) for t in b.frame.dtypes]
+    assert a.dialect == b.dialect and a.suppressed == b.suppressed and a.path == b.path
+    assert _notes(a.notes) == _notes(b.notes)
+
+
+EDGY = {
+    # German numbers, markers, empty cells, leading-zero keys, semicolons, BOM
+    "german_bom.csv": ("\ufeffSchlüssel;Name;Einwohner;Quote;Anteil\n"
+                       "01011;Mitte;1.234;12,5;3,0\n02022;Süd;987;–;.\n03033;Nord;12.345.678;0,25;\n"
+                       "04044;Ost;-;1.234,56;7\n05055;West;;-3,5;x\n", {}),
+    # English numbers in a comma file, quoted thousands
+    "english.csv": ('key,name,pop,rate\n1,"A, B","1,234",1.5\n2,C,"12,345,678",-0.25\n3,D,17,.5\n', {}),
+    # the ambiguous 1.234 in a semicolon file (German by convention, noted)
+    "ambiguous.csv": ("key;n\n11;1.234\n12;5.678\n13;9\n", {}),
+    # decorated numbers: percent, euro, typographic minus, thin-space groups, science notation
+    "decorated.csv": ("key;a;b;c;d\n1;12,5 %;1.234,50 €;\u22123,5;1\u202f234\n2;7 %;€ 99;4;2 345\n"
+                      "3;0,5%;5 EUR;\u22120,1;1,5e3\n", {}),
+    # blanks and no-break spaces around cells, empty lines, quotes, a footnote
+    "blanks.csv": ("key;v;t\n 0001 ;\u00a012,5\u00a0; x y \n\n0002;\"3,5\";\"a;b\"\n0003; - ;\n\nQuelle: Amt\n", {}),
+    # a units row skipped, title rows above the header, drop a totals row
+    "titles.csv": ("Bevölkerung 2024\n\nkey;v\nAnzahl;%\n1;2,5\n2;3,5\n99;6,0\n",
+                   {"skip_rows": 1, "drop_keys": ["^99$"]}),
+    # sentinels and a validity column
+    "sentinels.csv": ("key;v;w;KOM\n1;-9999;1,5;gültig\n2;2,5;-9999;ungültig\n3;3,5;4;gültig\n",
+                      {"sentinels": (-9999,), "valid_column": "KOM"}),
+    # key_width pads, numeric columns asked for
+    "key_width.csv": ("key;v;code\n1;1;01\n22;2;02\n333;3;03\n", {"key_width": 4, "numeric_columns": ["v"]}),
+    # tab and pipe delimiters, dot decimals
+    "tab.tsv": ("key\tv\n1\t1.5\n2\t2.25\n", {}),
+    "pipe.csv": ("key|v\n1|1,5\n2|2,25\n", {}),
+    # errors: text in a number column, mixed decimal styles, lost leading zeros, duplicates, floats as keys,
+    # science keys, short rows, missing key
+    "text_in_number.csv": ("key;v\n1;1,5\n2;abc\n3;2,5\n4;3,5\n", {"numeric_columns": ["v"]}),
+    "mixed_decimal.csv": ("key;v\n1;1,5\n2;2.5\n3;3,25\n4;4.75\n", {}),
+    "lost_zeros.csv": ("key;v\n01001;1\n1002;2\n01003;3\n", {}),
+    "duplicates.csv": ("key;v\nA1;1\nA1;2\nB2;3\n", {}),
+    "float_keys.csv": ("key;v\n1100101.0;1\n1100102.0;2\n", {}),
+    "sci_keys.csv": ("key;v\n1E5;1\n2E5;2\n", {}),
+    "short_rows.csv": ("key;v;w\n1;1;2\n2;3\n3;4;5\n", {}),
+    "missing_key.csv": ("Schluessel;v\n1;1\n", {}),
+    "cp1252.csv": ("key;name;v\n1;Gr\u00fcnau;1,5\n2;Wei\u00dfensee;2,5\n".encode("cp1252"), {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGY))
+def test_edgy_tables_equal(tmp_path, monkeypatch, name):
+    text, kw = EDGY[name]
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    key = "Schlüssel" if "Schlüssel" in str(text) else "key"
+    a, b = _both(monkeypatch, lambda: tables.read_table(path, key=key, **kw))
+    _same_table(a, b)
+
+
+def test_short_cuts_are_taken():
+    """The fast path really runs on plain columns (else the comparisons above would compare a path with itself)."""
+    markers = set(tables.DEFAULT_NA_MARKERS)
+    shapes, plain = tables._token_shapes({"1.234,5", "12", "-", "0,5", "1.234.567", "abc1"}, markers)
+    assert not plain  # 'abc1' is no plain token
+    shapes, plain = tables._token_shapes({"1.234,5", "12", "-", "0,5", "1.234.567", "1,234.5", "1,2,3"}, markers)
+    assert plain
+    assert shapes == {t: tables._classify(t) for t in shapes}
+    assert shapes["1.234,5"] == "de_full" and shapes["1,2,3"] is None and "-" not in shapes
+    values = tables._cell_values(set(shapes) | {"-"}, markers, ",", ".", shapes, plain)
+    assert values == {t: tables._cell_value(t, markers, ",", ".") for t in values}
+    assert values["1.234.567"] == ("n", 1234567.0) and values["1,234.5"][0] == "o" and values["-"][0] == "m"
+
+
+@pytest.mark.parametrize("decimal,thousands", [(",", "."), (",", None), (".", ","), (".", None), (".", ".")])
+def test_shape_and_value_of_every_plain_token(decimal, thousands):
+    """All short tokens over the plain alphabet: the one-regex shape and the per-shape conversion agree with
+    the per-cell functions (:func:`_classify`, :func:`_cell_value`)."""
+    import itertools
+
+    alphabet = "01.,+-9"
+    tokens = {"".join(p) for n in range(1, 6) for p in itertools.product(alphabet, repeat=n)}
+    tokens |= {"1.234", "1.234,5", "1,234.5", "12.345.678", "1,234,567", "-0,5", "+3.", ",5", "007"}
+    markers = set(tables.DEFAULT_NA_MARKERS)
+    shapes, plain = tables._token_shapes(tokens, markers)
+    assert plain
+    assert shapes == {t: tables._classify(t) for t in tokens if t not in markers}
+    slow, crash = {}, set()
+    for t in tokens:
+        try:
+            slow[t] = tables._cell_value(t, markers, decimal, thousands)
+        except ValueError:  # forced '.' decimal with '1.234.567': float() fails in the per-cell code too
+            crash.add(t)
+    assert tables._cell_values(set(slow), markers, decimal, thousands, shapes, plain) == slow
+    for t in crash:
+        with pytest.raises(ValueError):
+            tables._cell_values({t}, markers, decimal, thousands, shapes, plain)
+
+
+def test_key_short_cut_matches_per_key_code(monkeypatch):
+    cases = [["A1", "B2", "C3"], ["0101", "0102"], ["1E5", "2"], [" 1", "2"], ["'0101", "0102"], ["1.0", "2.0"],
+             ['"7"', "8"], ["12", "1"], ["001", "01", "1"], ["x", ""], ["Mitte-Süd", "Nord"]]
+    for keys in cases:
+        for kw in ({}, {"allow_mixed_lengths": True}, {"key_width": 4}):
+            a, b = _both(monkeypatch, lambda: tables.normalize_keys(keys, file="f.csv", **kw))
+            if isinstance(a, GeoplanError):
+                assert isinstance(b, GeoplanError) and vars(a) == vars(b)
+            else:
+                assert a == b, (keys, kw)
+
+
+# --------------------------------------------------------------------------
+# the case list
+
+
+LIST = ROOT / "indicators" / "berlin" / "hze_fallliste_simuliert.csv"
+
+
+def _caselist_cfg(path, **kw):
+    cols = kw.pop("columns", {"case_id": "Fallnummer", "kind": "Hilfeart", "start": "Beginn", "end": "Ende",
+                              "cost": "Kosten je Monat", "subarea": "Planungsraum", "x": "Rechtswert",
+                              "y": "Hochwert"})
+    return load_caselist.CaseListConfig(path=path, columns=cols, cost_basis="monat", crs="EPSG:25833", **kw)
+
+
+def _same_caselist(a, b):
+    pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=True)
+    assert a.unknown_kinds == b.unknown_kinds and a.bad_dates == b.bad_dates and a.summary == b.summary
+    assert a.as_of == b.as_of and _notes(a.notes) == _notes(b.notes)
+
+
+@pytest.fixture(scope="module")
+def demo_inputs():
+    from geoplan.cli import demo_config
+    from geoplan.load import sources
+
+    cfg = demo_config()
+    bres = sources.read_boundaries_config(cfg, [], [])
+    key_table, _ = sources.read_key_table(cfg, [])
+    return cfg, bres.gdf, key_table
+
+
+def test_demo_case_list_and_counts_equal(monkeypatch, demo_inputs):
+    cfg, polygons, key_table = demo_inputs
+    cl_cfg = cfg.hze.case_list
+    agg = cfg.indicators.aggregate
+
+    def run():
+        cl, mapping, directory = load_caselist.read_case_list_inputs(
+            cl_cfg, base_dir=cfg.base_dir, key_table=key_table, key_source=agg.source_key,
+            key_target=agg.target_key)
+        counts = stage_caselist.case_counts(
+            cl, cl_cfg, area_keys=polygons["key"].tolist(), budget_year=cfg.budget_year,
+            budget_kinds=cfg.hze.budget_kinds, mapping=mapping, polygons=polygons[["key", "geometry"]],
+            directory=directory)
+        return cl, counts
+
+    (cl_a, cc_a), (cl_b, cc_b) = _both(monkeypatch, run)
+    assert len(cl_a.frame) == 53882
+    _same_caselist(cl_a, cl_b)
+    pd.testing.assert_frame_equal(cc_a.frame, cc_b.frame, check_exact=True)
+    pd.testing.assert_frame_equal(cc_a.panel, cc_b.panel, check_exact=True)
+    assert cc_a.qa == cc_b.qa and cc_a.located == cc_b.located and _notes(cc_a.notes) == _notes(cc_b.notes)
+    # the list has what the short cuts must get right: points, finer keys, duplicates, unknown kinds
+    assert cc_a.located["punkt"] > 10000 and cc_a.located["subarea"] > 10000
+    assert cc_a.qa["doppelt_ueberlappend"] > 0 and cc_a.qa["hilfeart_unbekannt"] > 0
+
+
+def test_edgy_case_list_equal(tmp_path, monkeypatch):
+    """Dates in several formats and unreadable ones, kinds as words and codes, empty cells, area keys with
+    leading zeros padded by key_width, overlapping duplicates, a BOM and German costs."""
+    rows = [
+        "Fallnummer;Hilfeart;Beginn;Ende;Kosten je Monat;Sozialraum;Planungsraum",
+        "F1;§ 34 SGB VIII;01.01.2023;31.12.2024;1.234,56;0101;",
+        "F1;Heimerziehung;01.06.2024;;1.234,56;0101;",
+        "F2;27.2;1.3.24;2025-01-31;99,5;101;",
+        "F3;§ 41 i.V.m. § 34;2023-02-01 10:30:00;45657;;0202;",
+        "F4;Eingliederungshilfe § 35a;45000;32.13.2024;-;;03030303",
+        "F5;unbekannt;01.01.2024;;12;0303;",
+        "F6;;kein Datum;01.01.2025;12;;",
+        "F7;31;01.01.2024;01.01.2023;1.000;202;",
+        "F8; 30 ; 02.02.2024 ;;  5,5 ;0404;",
+    ]
+    path = tmp_path / "liste.csv"
+    path.write_text("\ufeff" + "\n".join(rows) + "\n", encoding="utf-8")
+    cfg = _caselist_cfg(path, key_width=4, as_of="2025-12-31", columns={
+        "case_id": "Fallnummer", "kind": "Hilfeart", "start": "Beginn", "end": "Ende", "cost": "Kosten je Monat",
+        "area": "Sozialraum", "subarea": "Planungsraum"}, subarea_prefix_len=4)
+    a, b = _both(monkeypatch, lambda: load_caselist.read_case_list(cfg))
+    _same_caselist(a, b)
+    assert a.bad_dates and a.unknown_kinds
+    assert a.frame["start"].notna().sum() >= 7
+    areas = ["0101", "0202", "0303", "0404"]
+    ca, cb = _both(monkeypatch, lambda: stage_caselist.case_counts(
+        a, cfg, area_keys=areas, budget_year=2026, budget_kinds=("ambulant", "teilstationaer")))
+    pd.testing.assert_frame_equal(ca.frame, cb.frame, check_exact=True)
+    pd.testing.assert_frame_equal(ca.panel, cb.panel, check_exact=True)
+    assert ca.qa == cb.qa and ca.located == cb.located
+    assert ca.qa["doppelt_ueberlappend"] == 1 and ca.located["area"] >= 5
+
+
+def test_parse_dates_short_cut(monkeypatch):
+    values = pd.Series(["31.12.2024", "1.3.24", "2024-12-31", "2024-12-31T08:00", "45657", "45657.0", None,
+                        "", " 31.12.2024 ", "30.02.2024", "x", np.nan, "31.12.2024"] * 3, dtype=object)
+    (pa, ba), (pb, bb) = _both(monkeypatch, lambda: load_caselist.parse_dates(values))
+    pd.testing.assert_series_equal(pa, pb, check_exact=True)
+    assert (ba == bb).all() and ba.sum() == 6
+
+
+def test_queen_weights_as_libpysal(demo_inputs):
+    """Queen neighbours from sorted boundary vertices equal libpysal's Queen; Moran's I and p unchanged."""
+    import warnings
+
+    import geopandas as gpd
+    from esda.moran import Moran
+    from libpysal.weights import Queen
+
+    from shapely.geometry import MultiPolygon, Polygon, box
+
+    from geoplan.stages.model import glm
+    from geoplan.synthetic import make_sozialraeume
+
+    _, polygons, _ = demo_inputs
+    # a square with a hole, the square in the hole, a two-part area touching at one corner only,
+    # an island, and a strip sharing an edge without a common vertex (not queen neighbours for libpysal)
+    odd = [Polygon(box(0, 0, 3, 3).exterior.coords, [box(1, 1, 2, 2).exterior.coords]), box(1, 1, 2, 2),
+           MultiPolygon([box(3, 3, 4, 4), box(5, 5, 6, 6)]), box(10, 10, 11, 11), box(-1, 0.5, 0, 2.5),
+           box(6, 6, 7, 7)]
+    grids = [polygons.geometry, make_sozialraeume(n=120, seed=3, geometry=True)[0].geometry,
+             gpd.GeoSeries(odd)]
+    for geometry in grids:
+        gdf = gpd.GeoDataFrame(geometry=gpd.GeoSeries(geometry).reset_index(drop=True))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = Queen.from_dataframe(gdf, use_index=True)
+        ref.transform = "r"
+        w = glm.queen_weights(geometry)
+        assert {k: sorted(v) for k, v in ref.neighbors.items()} == w.neighbors
+        v = np.random.default_rng(7).normal(size=len(gdf))
+        state = np.random.get_state()
+        np.random.seed(0)
+        expected = Moran(v, ref, permutations=999)
+        np.random.set_state(state)
+        got = glm.morans_i(v, geometry, seed=0)
+        assert abs(got["I"] - expected.I) < 1e-12 and abs(got["p_value"] - expected.p_sim) < 1e-12
