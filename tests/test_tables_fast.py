@@ -251,39 +251,43 @@ def test_parse_dates_short_cut(monkeypatch):
     assert (ba == bb).all() and ba.sum() == 6
 
 
-def test_queen_weights_as_libpysal(demo_inputs):
+def test_queen_weights_as_libpysal(demo_inputs, monkeypatch):
     """Queen neighbours from sorted boundary vertices equal libpysal's Queen; Moran's I and p unchanged."""
     import warnings
 
     import geopandas as gpd
-    from esda.moran import Moran
     from libpysal.weights import Queen
-
     from shapely.geometry import MultiPolygon, Polygon, box
 
     from geoplan.stages.model import glm
     from geoplan.synthetic import make_sozialraeume
 
-    _, polygons, _ = demo_inputs
-    # a square with a hole, the square in the hole, a two-part area touching at one corner only,
-    # an island, and a strip sharing an edge without a common vertex (not queen neighbours for libpysal)
-    odd = [Polygon(box(0, 0, 3, 3).exterior.coords, [box(1, 1, 2, 2).exterior.coords]), box(1, 1, 2, 2),
-           MultiPolygon([box(3, 3, 4, 4), box(5, 5, 6, 6)]), box(10, 10, 11, 11), box(-1, 0.5, 0, 2.5),
-           box(6, 6, 7, 7)]
-    grids = [polygons.geometry, make_sozialraeume(n=120, seed=3, geometry=True)[0].geometry,
-             gpd.GeoSeries(odd)]
-    for geometry in grids:
+    def libpysal_queen(geometry):  # queen_weights before: libpysal's Queen
         gdf = gpd.GeoDataFrame(geometry=gpd.GeoSeries(geometry).reset_index(drop=True))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ref = Queen.from_dataframe(gdf, use_index=True)
-        ref.transform = "r"
+            w = Queen.from_dataframe(gdf, use_index=True)
+        w.transform = "r"
+        return w
+
+    _, polygons, _ = demo_inputs
+    # a square with a hole, the square in the hole, a two-part area touching at one corner only,
+    # an island, a strip sharing an edge without a common vertex (no queen neighbour for libpysal)
+    odd = [Polygon(box(0, 0, 3, 3).exterior.coords, [box(1, 1, 2, 2).exterior.coords]), box(1, 1, 2, 2),
+           MultiPolygon([box(3, 3, 4, 4), box(5, 5, 6, 6)]), box(10, 10, 11, 11), box(-1, 0.5, 0, 2.5),
+           box(6, 6, 7, 7)]
+    grids = [polygons.geometry, make_sozialraeume(n=120, seed=3, geometry=True)[0].geometry, gpd.GeoSeries(odd)]
+    for geometry in grids:
+        ref = libpysal_queen(geometry)
         w = glm.queen_weights(geometry)
         assert {k: sorted(v) for k, v in ref.neighbors.items()} == w.neighbors
-        v = np.random.default_rng(7).normal(size=len(gdf))
-        state = np.random.get_state()
-        np.random.seed(0)
-        expected = Moran(v, ref, permutations=999)
-        np.random.set_state(state)
+        assert w.transform == "R" and list(w.islands) == list(ref.islands)
+        v = np.random.default_rng(7).normal(size=len(geometry))
         got = glm.morans_i(v, geometry, seed=0)
-        assert abs(got["I"] - expected.I) < 1e-12 and abs(got["p_value"] - expected.p_sim) < 1e-12
+        with monkeypatch.context() as m:
+            m.setattr(glm, "queen_weights", libpysal_queen)
+            expected = glm.morans_i(v, geometry, seed=0)
+        assert got.keys() == expected.keys()
+        assert abs(got["I"] - expected["I"]) < 1e-12 and abs(got["p_value"] - expected["p_value"]) < 1e-12
+        assert abs(got["z"] - expected["z"]) < 1e-9 and got["islands"] == expected["islands"]
+    assert glm.morans_i(np.arange(6.0), gpd.GeoSeries(odd))["islands"] == 2
