@@ -251,7 +251,7 @@ def test_parse_dates_short_cut(monkeypatch):
     assert (ba == bb).all() and ba.sum() == 6
 
 
-def test_queen_weights_as_libpysal(demo_inputs, monkeypatch):
+def test_queen_weights_as_libpysal(demo_inputs):
     """Queen neighbours from sorted boundary vertices equal libpysal's Queen; Moran's I and p unchanged."""
     import warnings
 
@@ -270,6 +270,25 @@ def test_queen_weights_as_libpysal(demo_inputs, monkeypatch):
         w.transform = "r"
         return w
 
+    def esda_moran(v, w, seed):  # morans_i before: esda.Moran on libpysal's weights, islands left out
+        from esda.moran import Moran
+        from libpysal.weights import w_subset
+
+        islands = list(w.islands)
+        if islands:
+            keep = [i for i in range(len(v)) if i not in set(islands)]
+            w = w_subset(w, keep)
+            w.transform = "r"
+            v = v[keep]
+        state = np.random.get_state()
+        np.random.seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mi = Moran(v, w, permutations=999)
+        np.random.set_state(state)
+        return {"I": mi.I, "expected_I": mi.EI, "z": mi.z_sim, "p_value": mi.p_sim, "islands": len(islands),
+                "n": len(v)}
+
     _, polygons, _ = demo_inputs
     # a square with a hole, the square in the hole, a two-part area touching at one corner only,
     # an island, a strip sharing an edge without a common vertex (no queen neighbour for libpysal)
@@ -282,12 +301,10 @@ def test_queen_weights_as_libpysal(demo_inputs, monkeypatch):
         w = glm.queen_weights(geometry)
         assert {k: sorted(v) for k, v in ref.neighbors.items()} == w.neighbors
         assert w.transform == "R" and list(w.islands) == list(ref.islands)
-        v = np.random.default_rng(7).normal(size=len(geometry))
-        got = glm.morans_i(v, geometry, seed=0)
-        with monkeypatch.context() as m:
-            m.setattr(glm, "queen_weights", libpysal_queen)
-            expected = glm.morans_i(v, geometry, seed=0)
-        assert got.keys() == expected.keys()
-        assert abs(got["I"] - expected["I"]) < 1e-12 and abs(got["p_value"] - expected["p_value"]) < 1e-12
-        assert abs(got["z"] - expected["z"]) < 1e-9 and got["islands"] == expected["islands"]
+        for v in (np.random.default_rng(7).normal(size=len(geometry)), np.arange(len(geometry), dtype=float)):
+            got = glm.morans_i(v, geometry, seed=0)
+            expected = esda_moran(v, ref, seed=0)
+            assert abs(got["I"] - expected["I"]) < 1e-12 and abs(got["p_value"] - expected["p_value"]) < 1e-12
+            assert abs(got["z"] - expected["z"]) < 1e-9 and abs(got["expected_I"] - expected["expected_I"]) < 1e-15
+            assert got["islands"] == expected["islands"] and got["n"] == expected["n"]
     assert glm.morans_i(np.arange(6.0), gpd.GeoSeries(odd))["islands"] == 2
