@@ -102,6 +102,7 @@ VECTORISED = True
 # their shape is the first of the shape patterns (in _classify's order) that matches the whole token.
 _RE_PLAIN_NUMBER = re.compile(r"[0-9.,+-]+")
 _RE_PLAIN_LINES = re.compile(r"[0-9.,+-]+(?:\n[0-9.,+-]+)*")
+_RE_LEADING_ZERO = re.compile(r"^[+-]?0\d", re.MULTILINE)
 _SHAPE_ORDER = (("int", _RE_PLAIN_INT), ("de_full", _RE_DE_FULL), ("en_full", _RE_EN_FULL),
                 ("dot_grouped", _RE_DOT_GROUPED), ("comma_grouped", _RE_COMMA_GROUPED),
                 ("dot_decimal", _RE_DOT_DECIMAL), ("comma_decimal", _RE_COMMA_DECIMAL), ("sci", _RE_SCI))
@@ -645,19 +646,6 @@ def _shape(token: str) -> str | None:
     return _classify(token)
 
 
-def _token_shapes(tokens: set, markers) -> tuple[dict, bool]:
-    """Shape of each non-marker text token of a column, and whether the column is *plain*: text cells only,
-    every non-marker one made of digits, ``.``, ``,``, ``+``, ``-`` (then ``_num_core`` is the token itself)."""
-    cand = [t for t in tokens if isinstance(t, str) and t not in markers]
-    if VECTORISED and set(map(type, tokens)) <= {str}:
-        joined = "\n".join(cand)
-        if not cand or _RE_PLAIN_LINES.fullmatch(joined):
-            shapes = [m.lastgroup for m in _RE_SHAPE_LINE.finditer(joined)] if cand else []
-            if len(shapes) == len(cand):
-                return {t: (None if sh == "none" else sh) for t, sh in zip(cand, shapes)}, True
-    return {t: _shape(t) for t in cand}, False
-
-
 def _plain_transform(shape: str, decimal: str, thousands: str | None) -> tuple | None:
     """What :func:`_to_float` does to a plain token of ``shape`` before ``float()``: the replacements, in
     order, or None when the token is in the other decimal style."""
@@ -680,32 +668,75 @@ def _plain_transform(shape: str, decimal: str, thousands: str | None) -> tuple |
     return None
 
 
-def _cell_values(tokens, markers, decimal, thousands, shapes: dict, plain: bool) -> dict:
-    """``{token: _cell_value(token, ...)}`` for the distinct cells of a column (:func:`_token_shapes` gave
-    ``shapes`` and ``plain``); a plain column is converted shape by shape, one ``replace`` per shape."""
-    if not (VECTORISED and plain):
-        return {tok: _cell_value(tok, markers, decimal, thousands) for tok in tokens}
-    out: dict = {}
-    groups: dict = {}
-    for tok in tokens:
-        if tok in markers:
-            out[tok] = _MARKER
-        else:
-            groups.setdefault(shapes[tok], []).append(tok)
-    for shape, toks in groups.items():
-        tr = None if shape in (None, "sci") else _plain_transform(shape, decimal, thousands)
-        if shape is None:
-            out.update(dict.fromkeys(toks, _BAD))
-        elif shape == "sci":
-            out.update((t, _cell_value(t, markers, decimal, thousands)) for t in toks)
-        elif tr is None:
-            out.update(dict.fromkeys(toks, _OTHER))
-        else:
-            joined = "\n".join(toks)
+class _PlainColumn:
+    """A column of text cells whose non-marker cells are all *plain* number tokens (digits, ``.``, ``,``,
+    ``+``, ``-``: nothing for ``_num_core`` to strip), held as one entry per distinct cell.
+
+    What the per-cell code computes per distinct cell (shape, kind, value) is computed here per shape:
+    the shapes with one regular expression over the tokens joined by line breaks, the values with one
+    ``replace`` per shape and ``float()``. :meth:`of` returns None for any other column.
+    """
+
+    def __init__(self, codes, uniques, is_marker, shapes):
+        self.codes = codes                    # cell -> distinct cell
+        self.uniques = uniques                # distinct cells (str)
+        self.is_marker = is_marker            # per distinct cell
+        self.counts = np.bincount(codes, minlength=len(uniques))
+        self.tokens = np.flatnonzero(~is_marker)  # distinct non-marker cells
+        self.shapes = shapes                  # their shapes ("none": no number)
+
+    @classmethod
+    def of(cls, cells: list, markers) -> "_PlainColumn | None":
+        if not VECTORISED or not cells or set(map(type, cells)) != {str}:
+            return None
+        codes, uniques = pd.factorize(np.asarray(cells, dtype=object))
+        uniques = uniques.tolist()
+        is_marker = np.fromiter((u in markers for u in uniques), dtype=bool, count=len(uniques))
+        cand = [u for u, m in zip(uniques, is_marker.tolist()) if not m]
+        joined = "\n".join(cand)
+        if cand and not _RE_PLAIN_LINES.fullmatch(joined):
+            return None
+        shapes = [m.lastgroup for m in _RE_SHAPE_LINE.finditer(joined)] if cand else []
+        if len(shapes) != len(cand):
+            return None
+        return cls(np.asarray(codes), uniques, is_marker, shapes)
+
+    def shape_counts(self) -> Counter:
+        """The column's Counter of shapes over its distinct tokens (as the per-cell loop counts them)."""
+        cs = Counter(self.shapes)
+        cs.pop("none", None)
+        for shape, sep in (("dot_grouped", "."), ("comma_grouped", ",")):
+            if cs[shape]:
+                n = sum(1 for i, sh in zip(self.tokens.tolist(), self.shapes)
+                        if sh == shape and self.uniques[i].count(sep) > 1)
+                if n:
+                    cs[shape + "_multi"] += n
+        return +cs
+
+    def convert(self, decimal: str, thousands: str | None):
+        """``(kind, value)`` per distinct cell (kind 0 marker, 1 number) in this decimal style, or None when
+        some cell is no number in it (the per-cell code then names the rows)."""
+        kind = np.zeros(len(self.uniques), dtype=np.int8)
+        value = np.full(len(self.uniques), np.nan)
+        by_shape: dict[str, list[int]] = {}
+        for i, sh in zip(self.tokens.tolist(), self.shapes):
+            by_shape.setdefault(sh, []).append(i)
+        for shape, idx in by_shape.items():
+            tr = None if shape in ("none", "sci") else _plain_transform(shape, decimal, thousands)
+            if tr is None:
+                return None
+            joined = "\n".join(self.uniques[i] for i in idx)
             for a, b in tr:
                 joined = joined.replace(a, b)
-            out.update(zip(toks, [("n", v) for v in map(float, joined.split("\n"))]))
-    return out
+            value[idx] = list(map(float, joined.split("\n")))
+            kind[idx] = 1
+        return kind, value
+
+    def leading_zero_code(self) -> bool:
+        """All non-marker cells integers and one of them with a leading zero (a code such as ``01``)."""
+        if not self.shapes or any(sh != "int" for sh in self.shapes):
+            return False
+        return bool(_RE_LEADING_ZERO.search("\n".join(self.uniques[i] for i in self.tokens.tolist())))
 
 
 @contextmanager
@@ -1255,14 +1286,20 @@ def table_from_rows(
     # thousands separators: per column where the column itself is
     # unambiguous (``12,5``), else by the file's majority / convention.
     col_shapes: dict[str, Counter] = {}
-    token_shapes: dict[str, dict] = {}
+    plain_cols: dict[str, _PlainColumn] = {}
     file_shapes: Counter = Counter()
     for j, name in enumerate(names):
         if j == kj or _norm_name(name) in text_cols:
             continue
+        pc = _PlainColumn.of(cols[name], markers)
+        if pc is not None:
+            plain_cols[name] = pc
+            col_shapes[name] = cs = pc.shape_counts()
+            file_shapes.update(cs)
+            continue
         cs: Counter = Counter()
-        token_shapes[name] = (shapes, plain) = _token_shapes(set(cols[name]), markers)
-        for tok, shape in shapes.items():
+        for tok in set(cols[name]):
+            shape = _shape(tok) if isinstance(tok, str) and tok not in markers else None
             if shape:
                 cs[shape] += 1
                 if shape == "dot_grouped" and tok.count(".") > 1:
@@ -1305,16 +1342,27 @@ def table_from_rows(
                 thou = None
             elif cs["dot_grouped"] or cs["comma_grouped"]:
                 used_ambiguous = True
-        counts = Counter(cells)
-        info = _cell_values(counts, markers, dec, thou, *token_shapes[name])
-        n_marker_cells = sum(n for tok, n in counts.items() if info[tok][0] == "m")
-        n_numberlike = sum(n for tok, n in counts.items() if info[tok][0] in ("n", "o"))
-        n_non_marker = len(cells) - n_marker_cells
-        leading_zero_code = False
-        str_tokens = [tok for tok in counts if isinstance(tok, str) and info[tok][0] != "m"]
-        if str_tokens and all(_RE_PLAIN_INT.match(t) for t in str_tokens):
-            leading_zero_code = any(len(t.lstrip("+-")) > 1 and t.lstrip("+-").startswith("0") for t in str_tokens)
-        has_bad = any(info[tok][0] in ("b", "o") for tok in counts)
+        plain = plain_cols[name].convert(dec, thou) if name in plain_cols else None
+        if plain is not None:  # every cell a marker or a number in this style: the counts per distinct cell
+            pc = plain_cols[name]
+            kind, uvalue = plain
+            n_marker_cells = int(pc.counts[kind == 0].sum())
+            n_numberlike = int(pc.counts[kind == 1].sum())
+            n_non_marker = len(cells) - n_marker_cells
+            leading_zero_code = pc.leading_zero_code()
+            has_bad = False
+        else:
+            counts = Counter(cells)
+            info = {tok: _cell_value(tok, markers, dec, thou) for tok in counts}
+            n_marker_cells = sum(n for tok, n in counts.items() if info[tok][0] == "m")
+            n_numberlike = sum(n for tok, n in counts.items() if info[tok][0] in ("n", "o"))
+            n_non_marker = len(cells) - n_marker_cells
+            leading_zero_code = False
+            str_tokens = [tok for tok in counts if isinstance(tok, str) and info[tok][0] != "m"]
+            if str_tokens and all(_RE_PLAIN_INT.match(t) for t in str_tokens):
+                leading_zero_code = any(len(t.lstrip("+-")) > 1 and t.lstrip("+-").startswith("0")
+                                        for t in str_tokens)
+            has_bad = any(info[tok][0] in ("b", "o") for tok in counts)
         if numeric_set is not None and _norm_name(name) not in numeric_set:
             # Not asked for: a number column only if every cell is one.
             if has_bad or leading_zero_code or (n_numberlike == 0 and n_non_marker > 0):
@@ -1354,8 +1402,14 @@ def table_from_rows(
                 expected=f"einheitlich Dezimal{'komma' if dec == ',' else 'punkt'} (überwiegt in der Spalte)",
                 hint="Zahlen in der Datei einheitlich schreiben oder 'decimal' und 'thousands' angeben.",
             )
-        valmap = {tok: (v[1] if v[0] == "n" and v[1] not in sentinel_set else np.nan) for tok, v in info.items()}
-        values = np.fromiter(map(valmap.__getitem__, cells), dtype=float, count=len(cells))
+        if plain is not None:
+            if sentinel_set:
+                uvalue = np.where(np.isin(uvalue, np.array(sorted(sentinel_set), dtype=float)), np.nan, uvalue)
+            values = uvalue[pc.codes]
+        else:
+            valmap = {tok: (v[1] if v[0] == "n" and v[1] not in sentinel_set else np.nan)
+                      for tok, v in info.items()}
+            values = np.fromiter(map(valmap.__getitem__, cells), dtype=float, count=len(cells))
         frame_cols[name] = values
         n_suppressed = int(np.isnan(values).sum())
         if n_suppressed:
