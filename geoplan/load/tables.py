@@ -758,7 +758,7 @@ def _strip_rows(rows: list[list[Any]]) -> list[tuple[int, list[Any]]]:
     if VECTORISED and rows:
         cells = list(chain.from_iterable(rows))
         if set(map(type, cells)) <= {str} and "\u00a0" not in "".join(cells) and list(map(str.strip, cells)) == cells:
-            return [(i + 1, list(r)) for i, r in enumerate(rows) if any(r)]
+            return [(i + 1, r) for i, r in enumerate(rows) if any(r)]  # the caller's lists: not changed below
     numbered = []
     for i, r in enumerate(rows):
         r = [(c.replace("\u00a0", " ").strip() if isinstance(c, str) else c) for c in r]
@@ -1142,6 +1142,7 @@ def table_from_rows(
             )
         h = idx[0]
     header_line, header = numbered[h]
+    header = list(header)
     # Trailing empty header cells come from Excel's used range.
     while header and header[-1] in (None, ""):
         header.pop()
@@ -1247,9 +1248,7 @@ def table_from_rows(
     # Row width: extra cells must be empty, short rows mean a broken CSV.
     # Excel rows simply end at their last filled cell.
     if dialect["delimiter"] is None:
-        for _, r in data:
-            if len(r) < ncol:
-                r.extend([None] * (ncol - len(r)))
+        data = [(n, r + [None] * (ncol - len(r)) if len(r) < ncol else r) for n, r in data]
     short, long_ = [], []
     for n, r in data:
         if len(r) < ncol:
