@@ -332,3 +332,38 @@ def test_queen_weights_as_libpysal(demo_inputs):
             assert abs(got["z"] - expected["z"]) < 1e-9 and abs(got["expected_I"] - expected["expected_I"]) < 1e-15
             assert got["islands"] == expected["islands"] and got["n"] == expected["n"]
     assert glm.morans_i(np.arange(6.0), gpd.GeoSeries(odd))["islands"] == 2
+
+
+def test_overlap_check_only_overlays_meeting_interiors(demo_inputs):
+    """check_boundaries skips the overlay for neighbours that only touch; its overlap findings are those of
+    intersecting every pair (reference computed here), on odd shapes and on the demo's polygons."""
+    import geopandas as gpd
+    import shapely
+    from shapely.geometry import box
+
+    from geoplan.load.boundaries import check_boundaries
+
+    def reference(geoms, labels, min_sliver):
+        out = []
+        for i in range(len(geoms)):
+            for j in range(i + 1, len(geoms)):
+                if shapely.intersects(geoms[i], geoms[j]):
+                    ar = shapely.area(shapely.intersection(geoms[i], geoms[j]))
+                    if ar > min_sliver:
+                        out.append((f"{labels[i]} / {labels[j]}", ar))
+        return sorted(out)
+
+    odd = gpd.GeoDataFrame(
+        {"key": ["a", "b", "c", "d", "e", "f", "g"]},
+        geometry=[box(0, 0, 100, 100), box(100, 0, 200, 100),       # touch along an edge
+                  box(199, 0, 300, 100),                            # overlaps b by 100 m²
+                  box(0, 100, 100, 200), box(10, 110, 20, 120),     # e inside d (contained)
+                  box(300, 0, 400, 100.005), box(300, 99.999, 400, 200)],  # sliver 0.6 m² below 1 m²
+        crs="EPSG:25833")
+    _, polygons, _ = demo_inputs
+    for gdf in (odd, polygons[["key", "geometry"]]):
+        for min_sliver in (1.0, 0.0):
+            qa = check_boundaries(gdf, key="key", min_sliver_m2=min_sliver, strict=False)
+            got = sorted((r.key, r.area_m2) for r in qa.findings.itertuples() if r.kind == "overlap")
+            assert got == reference(list(gdf.geometry), list(gdf["key"]), min_sliver)
+    assert len(got) == 3  # the demo's three overlaps (digitising noise of the open data)
