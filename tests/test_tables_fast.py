@@ -157,8 +157,8 @@ def test_shape_and_value_of_every_plain_token(decimal, thousands):
         if expected[0] == "m":
             assert got is not None and set(got[0].tolist()) == {0}
         elif expected[0] == "n":
-            assert got is not None and got[0][pc.uniques.index(tok)] == 1
-            assert got[1][pc.uniques.index(tok)] == expected[1], tok
+            assert got is not None and got[0][list(pc.uniques).index(tok)] == 1
+            assert got[1][list(pc.uniques).index(tok)] == expected[1], tok
         else:  # other style or no number: left to the per-cell code
             assert got is None, tok
         assert pc.leading_zero_code() == (shapes.get(tok) == "int" and tok.lstrip("+-").startswith("0")

@@ -109,8 +109,10 @@ _SHAPE_ORDER = (("int", _RE_PLAIN_INT), ("de_full", _RE_DE_FULL), ("en_full", _R
 _RE_SHAPE = re.compile("|".join(
     f"(?P<{name}>" + re.sub(r"\((?!\?)", "(?:", rx.pattern.removeprefix("^").removesuffix("$")) + ")"
     for name, rx in _SHAPE_ORDER))
-# the same over tokens joined by line breaks, one match per line ("none": no number)
-_RE_SHAPE_LINE = re.compile("^(?:" + _RE_SHAPE.pattern + "|(?P<none>.*))$", re.MULTILINE)
+# The shape of a plain token depends only on which characters are digits 1-9 (the patterns use \d and
+# [1-9]), zero, '.', ',', '+', '-': its skeleton with 1-9 written as 9 has the same shape, and a column
+# of thousands of amounts has a handful of skeletons.
+_SKELETON = str.maketrans("12345678", "99999999")
 # keys that normalize_keys takes as they are: no blanks, quotes, apostrophe, decimal separator
 _RE_PLAIN_KEYS = re.compile(r"[^\s\"'.,]+(?:\n[^\s\"'.,]+)*")
 _RE_SCI_KEY_LINE = re.compile(r"^[+-]?\d+[eE][+-]?\d+$", re.MULTILINE)
@@ -673,41 +675,43 @@ class _PlainColumn:
     ``+``, ``-``: nothing for ``_num_core`` to strip), held as one entry per distinct cell.
 
     What the per-cell code computes per distinct cell (shape, kind, value) is computed here per shape:
-    the shapes with one regular expression over the tokens joined by line breaks, the values with one
+    the shapes with :func:`_classify` once per skeleton (:data:`_SKELETON`), the values with one
     ``replace`` per shape and ``float()``. :meth:`of` returns None for any other column.
     """
 
     def __init__(self, codes, uniques, is_marker, shapes):
-        self.codes = codes                    # cell -> distinct cell
-        self.uniques = uniques                # distinct cells (str)
-        self.is_marker = is_marker            # per distinct cell
+        self.codes = codes                          # cell -> distinct cell
+        self.uniques = uniques                      # distinct cells (object array of str)
+        self.is_marker = is_marker                  # per distinct cell
         self.counts = np.bincount(codes, minlength=len(uniques))
-        self.tokens = np.flatnonzero(~is_marker)  # distinct non-marker cells
-        self.shapes = shapes                  # their shapes ("none": no number)
+        self.tokens = np.flatnonzero(~is_marker)    # distinct non-marker cells
+        self.shapes = shapes                        # their shapes ("none": no number)
 
     @classmethod
     def of(cls, cells: list, markers) -> "_PlainColumn | None":
         if not VECTORISED or not cells or set(map(type, cells)) != {str}:
             return None
         codes, uniques = pd.factorize(np.asarray(cells, dtype=object))
-        uniques = uniques.tolist()
-        is_marker = np.fromiter((u in markers for u in uniques), dtype=bool, count=len(uniques))
-        cand = [u for u, m in zip(uniques, is_marker.tolist()) if not m]
+        uniques = np.asarray(uniques, dtype=object)
+        is_marker = np.fromiter(map(markers.__contains__, uniques.tolist()), dtype=bool, count=len(uniques))
+        cand = uniques[~is_marker].tolist()
         joined = "\n".join(cand)
         if cand and not _RE_PLAIN_LINES.fullmatch(joined):
             return None
-        shapes = [m.lastgroup for m in _RE_SHAPE_LINE.finditer(joined)] if cand else []
-        if len(shapes) != len(cand):
-            return None
+        if cand:
+            skel, skeletons = pd.factorize(np.asarray(joined.translate(_SKELETON).split("\n"), dtype=object))
+            shapes = np.asarray([_classify(k) or "none" for k in skeletons.tolist()], dtype=object)[skel]
+        else:
+            shapes = np.asarray([], dtype=object)
         return cls(np.asarray(codes), uniques, is_marker, shapes)
 
     def shape_counts(self) -> Counter:
         """The column's Counter of shapes over its distinct tokens (as the per-cell loop counts them)."""
-        cs = Counter(self.shapes)
+        cs = Counter(self.shapes.tolist())
         cs.pop("none", None)
         for shape, sep in (("dot_grouped", "."), ("comma_grouped", ",")):
             if cs[shape]:
-                n = sum(1 for i, sh in zip(self.tokens.tolist(), self.shapes)
+                n = sum(1 for i, sh in zip(self.tokens.tolist(), self.shapes.tolist())
                         if sh == shape and self.uniques[i].count(sep) > 1)
                 if n:
                     cs[shape + "_multi"] += n
@@ -718,14 +722,13 @@ class _PlainColumn:
         some cell is no number in it (the per-cell code then names the rows)."""
         kind = np.zeros(len(self.uniques), dtype=np.int8)
         value = np.full(len(self.uniques), np.nan)
-        by_shape: dict[str, list[int]] = {}
-        for i, sh in zip(self.tokens.tolist(), self.shapes):
-            by_shape.setdefault(sh, []).append(i)
-        for shape, idx in by_shape.items():
+        shapes = self.shapes
+        for shape in dict.fromkeys(self.shapes.tolist()):
             tr = None if shape in ("none", "sci") else _plain_transform(shape, decimal, thousands)
             if tr is None:
                 return None
-            joined = "\n".join(self.uniques[i] for i in idx)
+            idx = self.tokens[shapes == shape]
+            joined = "\n".join(self.uniques[idx].tolist())
             for a, b in tr:
                 joined = joined.replace(a, b)
             value[idx] = list(map(float, joined.split("\n")))
@@ -734,9 +737,9 @@ class _PlainColumn:
 
     def leading_zero_code(self) -> bool:
         """All non-marker cells integers and one of them with a leading zero (a code such as ``01``)."""
-        if not self.shapes or any(sh != "int" for sh in self.shapes):
+        if not len(self.shapes) or (self.shapes != "int").any():
             return False
-        return bool(_RE_LEADING_ZERO.search("\n".join(self.uniques[i] for i in self.tokens.tolist())))
+        return bool(_RE_LEADING_ZERO.search("\n".join(self.uniques[self.tokens].tolist())))
 
 
 @contextmanager
