@@ -199,7 +199,7 @@ def test_tolerance_from_area_size_and_stated(berlin, monkeypatch):
     # a given tolerance is used and stated; coarser means fewer vertices
     coarse = _html(berlin, simplify_m=50)
     assert 'data-simplify-m="50"' in _legend_html(coarse)
-    n = lambda d: sum(len(r) for f in _map_data(d)["features"] for p in f["geometry"]["coordinates"] for r in p)  # noqa: E731
+    n = lambda d: sum(len(r) for f in _map_data(d)["features"] for p in f["geometry"]["coordinates"] for r in p)
     assert n(coarse) < n(doc) / 2
     # the same areas ten times smaller (1/√10 the side): a smaller tolerance
     small = berlin.set_geometry(berlin.geometry.scale(0.3, 0.3, origin=(390000, 5820000)))
