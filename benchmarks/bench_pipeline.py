@@ -7,7 +7,8 @@ Pipeline runs
     outputs (report HTML and PDF, map, XLSX, GeoPackage, manifest; ``--no-pdf``
     leaves the PDF out). Measured per run: wall time, CPU time (user + system
     of the process and everything it waited for, from ``wait4``), peak RSS
-    (``ru_maxrss`` of the run's process tree as reported by ``wait4``), and the
+    (``ru_maxrss`` as reported by ``wait4``: the largest single process of the
+    run's tree, e.g. the CLI or its PDF process, not their sum), and the
     wall and CPU time of every pipeline stage and every writer (the CLI's
     progress hook and the writer functions, timed inside the run's process).
 
