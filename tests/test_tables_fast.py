@@ -146,13 +146,7 @@ def test_shape_and_value_of_every_plain_token(decimal, thousands):
             if shapes.get(tok) == shape and tok.count(sep) > 1:
                 counts[shape + "_multi"] += 1
         assert pc.shape_counts() == counts, tok
-        try:
-            expected = tables._cell_value(tok, markers, decimal, thousands)
-        except ValueError:  # '1.234.567' read with decimal '.', '1,234,567' with decimal ',': float() fails
-            # in the per-cell code too (a traceback, not a GeoplanError; left as it is)
-            with pytest.raises(ValueError):
-                pc.convert(decimal, thousands)
-            continue
+        expected = tables._cell_value(tok, markers, decimal, thousands)
         got = pc.convert(decimal, thousands)
         if expected[0] == "m":
             assert got is not None and set(got[0].tolist()) == {0}
@@ -367,3 +361,22 @@ def test_overlap_check_only_overlays_meeting_interiors(demo_inputs):
             got = sorted((r.key, r.area_m2) for r in qa.findings.itertuples() if r.kind == "overlap")
             assert got == reference(list(gdf.geometry), list(gdf["key"]), min_sliver)
     assert len(got) == 3  # the demo's three overlaps (digitising noise of the open data)
+
+
+@pytest.mark.parametrize("vectorised", [True, False])
+@pytest.mark.parametrize("text, decimal, row", [
+    ("key;v\n1;1,5\n2;2,5\n3;1,234,567\n", None, 4),      # several commas in a decimal-comma column
+    ("key,v\n1,1.5\n2,2.5\n3,1.234.567\n", ".", 4),       # several dots with decimal '.'
+])
+def test_number_with_several_decimal_separators_is_a_clear_error(tmp_path, monkeypatch, vectorised, text,
+                                                                   decimal, row):
+    """'1,234,567' in a decimal-comma column (or '1.234.567' with decimal '.') was a ValueError traceback;
+    now both paths name the column and the row."""
+    monkeypatch.setattr(tables, "VECTORISED", vectorised)
+    path = tmp_path / "t.csv"
+    path.write_text(text, encoding="utf-8")
+    kw = {"decimal": decimal} if decimal else {}
+    with pytest.raises(GeoplanError) as err:
+        tables.read_table(path, key="key", **kw)
+    msg = str(err.value)
+    assert "Spalte 'v'" in msg and f"Zeile {row}" in msg and "t.csv" in msg

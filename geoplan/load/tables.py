@@ -625,14 +625,15 @@ def _to_float(token: str, decimal: str, thousands: str | None) -> float | None:
         return float(t.replace(",", ".")) if decimal == "," else (float(t) if "," not in t else None)
     if decimal == ",":
         if shape in ("comma_decimal", "comma_grouped"):
-            return float(t.replace(",", "."))
+            # '1,234,567' has no decimal comma: a number in the other style, not one value here
+            return float(t.replace(",", ".")) if t.count(",") == 1 else None
         if shape in ("dot_grouped", "de_full"):
             return float(t.replace(".", "").replace(",", "."))
         return None  # dot decimal or en_full in a comma-decimal column
     if shape in ("dot_decimal", "dot_grouped"):
         if shape == "dot_grouped" and thousands == ".":
             return float(t.replace(".", ""))
-        return float(t)
+        return float(t) if t.count(".") == 1 else None  # '1.234.567' read with decimal '.'
     if shape in ("comma_grouped", "en_full"):
         if thousands == "," or shape == "en_full":
             return float(t.replace(",", ""))
@@ -729,6 +730,9 @@ class _PlainColumn:
                 return None
             idx = self.tokens[shapes == shape]
             joined = "\n".join(self.uniques[idx].tolist())
+            sep = {"comma_grouped": ",", "dot_grouped": "."}.get(shape)
+            if sep == decimal and thousands != sep and any(self.uniques[i].count(sep) > 1 for i in idx.tolist()):
+                return None  # '1,234,567' with decimal ',': no number in this style, the per-cell code says where
             for a, b in tr:
                 joined = joined.replace(a, b)
             value[idx] = list(map(float, joined.split("\n")))
