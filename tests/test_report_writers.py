@@ -38,7 +38,7 @@ def test_column_widths_never_cut_a_number():
 
 
 def _table(doc: str, table_id: str) -> str:
-    return re.search(rf'<table id="{table_id}".*?</table>', doc, re.S).group(0)
+    return re.search(rf'<table id="{table_id}".*?</table>', doc, re.DOTALL).group(0)
 
 
 def test_report_shortens_per_area_tables_above_the_limit(demo_result):
@@ -46,7 +46,7 @@ def test_report_shortens_per_area_tables_above_the_limit(demo_result):
     n = len(demo_result.frame)
     full = html.render_report(demo_result, pub, "de", max_areas=n)
     short = html.render_report(demo_result, pub, "de", max_areas=n - 1)
-    rows = lambda doc: _table(doc, "verteilungstabelle").count("<tr")  # noqa: E731 - header, rows, sum
+    rows = lambda doc: _table(doc, "verteilungstabelle").count("<tr")  # header, rows, sum
     assert rows(full) == 1 + n + 1
     assert rows(short) == 1 + 2 * html.EXTREME_ROWS + 1 + 1  # the ten largest, "…", the ten smallest
     assert "Gezeigt sind" not in full and 'id="bezirkstabelle"' not in full
@@ -62,7 +62,7 @@ def test_report_shortens_per_area_tables_above_the_limit(demo_result):
     # one row per Bezirk, its budgets add up to the total
     groups = _table(short, "bezirkstabelle")
     assert groups.count("<tr") == 1 + demo_result.frame["bezirk"].nunique()
-    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", groups, re.S)]
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", groups, re.DOTALL)]
     budgets = [int(re.sub(r"\D", "", c[3])) for c in cells if c]
     assert len(budgets) == demo_result.frame["bezirk"].nunique()
     assert sum(budgets) == int(demo_result.frame["budget_eur"].sum())

@@ -18,6 +18,10 @@ from geoplan.report import claims, figures
 from geoplan.report.vocabulary import label as voc_label
 from geoplan.report.i18n import gettext
 
+# the PDF writer lives in geoplan.report.pdf (its second process imports only WeasyPrint); names kept here
+from geoplan.report.pdf import PdfWorker, PendingPdf, start_pdf  # noqa: F401
+from geoplan.report.pdf import pdf_from_html as _pdf_from_html
+
 SIM = "simuliert"
 
 
@@ -755,10 +759,6 @@ def render_report(result, pub, lang: str = "de", max_areas: int | None = None) -
     set_labels(result)
     ctx = report_context(result, pub, lang, max_areas=max_areas)
     return relabel_html(_env(lang).get_template("bericht.html.j2").render(**ctx), lang)
-
-
-# the PDF writer lives in geoplan.report.pdf (its second process imports only WeasyPrint); names kept here
-from geoplan.report.pdf import PdfWorker, PendingPdf, pdf_from_html as _pdf_from_html, start_pdf  # noqa: E402,F401
 
 
 def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = True, background: bool = False,

@@ -88,7 +88,7 @@ class PdfWorker:
                                      stdout=subprocess.DEVNULL, stderr=self._err)
         self.sent = False
 
-    def render(self, html_path: Path, out_dir: Path) -> "PendingPdf":
+    def render(self, html_path: Path, out_dir: Path) -> PendingPdf:
         pdf_path = Path(out_dir) / "bericht.pdf"
         job = json.dumps({"html": str(html_path), "out_dir": str(out_dir), "pdf": str(pdf_path)})
         try:
