@@ -21,7 +21,6 @@ row per problem (``kind``, ``key``, ``detail``, ``area_m2``):
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -621,12 +620,11 @@ def metric_crs_for(gdf: gpd.GeoDataFrame) -> str:
     geo = gdf.geometry[~(gdf.geometry.isna() | gdf.geometry.is_empty)]
     if len(geo) == 0:
         raise GeoplanError("Die Ebene enthält keine Geometrien.")
-    g4326 = geo.to_crs("EPSG:4326")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # centroid in degrees is fine for a zone choice
-        cent = g4326.centroid
-        w = g4326.area.to_numpy()
-    x = cent.x.to_numpy()
+    # centroid and area in degrees are fine for a zone choice; computed with shapely on the array (what
+    # GeoSeries.centroid/.area do), which skips geopandas' geographic-CRS warning and its stack inspection
+    g4326 = np.asarray(geo.to_crs("EPSG:4326").array, dtype=object)
+    w = shapely.area(g4326)
+    x = shapely.get_x(shapely.centroid(g4326))
     lon = float(np.average(x, weights=w)) if w.sum() > 0 else float(np.mean(x))
     return "EPSG:25832" if lon < 12.0 else "EPSG:25833"
 
@@ -790,6 +788,11 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
         a, b = tree.query(ug, predicate="intersects")
         sel = a < b
         a, b = a[sel], b[sel]
+        if len(a) and min_sliver_m2 >= 0:
+            # neighbours that only touch share a boundary and no area (their intersection is a line):
+            # the overlay is only needed where the interiors meet
+            inside = ~shapely.touches(ug[a], ug[b])
+            a, b = a[inside], b[inside]
         if len(a):
             inter = shapely.intersection(ug[a], ug[b])
             areas = shapely.area(inter)

@@ -32,6 +32,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from geoplan.errors import GeoplanError, QANote
+from geoplan.load import tables
 from geoplan.load.tables import read_table
 
 __all__ = [
@@ -343,10 +344,22 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     ``2024-12-31`` (also with a time, as XLSX date cells arrive), Excel serial
     day numbers (``45657``). Empty cells are NaT and not unreadable.
     """
+    distinct = _distinct_text(values)
+    if distinct is not None:  # each distinct text parsed once, then spread by position (code -1: missing)
+        codes, uniques = distinct
+        u_out, u_bad = _parse_date_cells(uniques.tolist())
+        u_out = np.append(u_out, np.datetime64("NaT", "ns"))
+        u_bad = np.append(u_bad, False)
+        return pd.Series(u_out[codes], index=values.index), u_bad[codes]
+    out, bad = _parse_date_cells(values.tolist())
+    return pd.Series(out, index=values.index), bad
+
+
+def _parse_date_cells(values: list) -> tuple[np.ndarray, np.ndarray]:
     out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
     bad = np.zeros(len(values), dtype=bool)
     seen: dict[str, object] = {}  # text -> datetime64 or None (unreadable); lists repeat their dates
-    for i, v in enumerate(values.tolist()):
+    for i, v in enumerate(values):
         if v is None or (isinstance(v, float) and np.isnan(v)):
             continue
         s = str(v).strip()
@@ -374,7 +387,29 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
             seen[s] = None
         else:
             out[i] = seen[s] = np.datetime64(ts, "ns")
-    return pd.Series(out, index=values.index), bad
+    return out, bad
+
+
+def _distinct_text(values: pd.Series):
+    """``(codes, distinct values)`` of a column of text cells and missing values (code -1), or None
+    when :data:`geoplan.load.tables.VECTORISED` is off or a cell is not text (XLSX dates, numbers)."""
+    if not tables.VECTORISED or len(values) < 2:
+        return None
+    arr = values.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(arr, skipna=True) not in ("string", "empty"):
+        return None
+    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _per_distinct(values: pd.Series, fn) -> list:
+    """``[fn(v) for v in values]``, computing ``fn`` once per distinct text (missing cells: ``fn(None)``)."""
+    distinct = _distinct_text(values)
+    if distinct is None:
+        return [fn(v) for v in values.tolist()]
+    codes, uniques = distinct
+    results = [fn(u) for u in uniques.tolist()] + [fn(None)]
+    return [results[c] for c in codes.tolist()]
 
 
 def _safe_ts(y: int, m: int, d: int):
@@ -449,7 +484,7 @@ def read_case_list(cfg: CaseListConfig, *, base_dir: Path | None = None) -> Case
             spellings[memo] = (normalize_kind(v, cfg.kind_map), form_of_kind(v))
         return spellings[memo]
 
-    pairs = [kind_and_form(v) for v in kinds_raw.tolist()]
+    pairs = _per_distinct(kinds_raw, kind_and_form)
     f["kind"] = [a for a, _ in pairs]
     f["form"] = [b for _, b in pairs]
     unknown = kinds_raw[f["kind"].isna().to_numpy() & kinds_raw.notna().to_numpy()].astype(str).str.strip()
@@ -474,7 +509,7 @@ def read_case_list(cfg: CaseListConfig, *, base_dir: Path | None = None) -> Case
             f[role] = raw[mapped[role]].to_numpy(dtype=float)
     for role in ("area", "subarea", "street", "house_number"):
         if role in mapped:
-            vals = [_text_or_none(v) for v in raw[mapped[role]].tolist()]
+            vals = _per_distinct(raw[mapped[role]], _text_or_none)
             if role in ("area", "subarea") and cfg.key_width:
                 vals = [v.zfill(cfg.key_width) if v and v.isdigit() else v for v in vals]
             f[role] = pd.Series(vals, index=f.index, dtype=object)

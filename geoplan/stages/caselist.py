@@ -70,6 +70,10 @@ __all__ = [
 
 STAGE = "hze"
 
+#: Whole-column versions of the per-row steps (locating by key, sorting the periods, point in polygon
+#: per polygon). Same result as the per-row code, which ``False`` runs (tests/test_caselist_fast.py).
+VECTORISED = True
+
 #: Config spelling -> column of :func:`count_years`.
 MEASURES = {
     "andauernd_und_beendet": "ongoing_or_ended",
@@ -115,6 +119,25 @@ def _points_in_polygons(x: np.ndarray, y: np.ndarray, crs, polygons, key: str) -
                            message_en="The Sozialräume have no CRS; points cannot be assigned.")
     pts = gpd.GeoDataFrame({"_i": np.arange(len(x))}, geometry=gpd.points_from_xy(x, y), crs=crs)
     pts = pts.to_crs(polygons.crs)
+    if VECTORISED:
+        import shapely
+
+        # polygon by polygon in key order (each prepared once): a point takes the first, i.e. smallest, key
+        # of the polygons it intersects -- what the spatial join below gives, without testing each point
+        # against unprepared polygons
+        px, py = pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy()
+        out: list[str | None] = [None] * len(x)
+        free = np.ones(len(x), dtype=bool)
+        order = polygons[[key, "geometry"]].dropna(subset=[key]).sort_values(key, kind="mergesort")
+        for k, geom in zip(order[key].tolist(), order.geometry.tolist()):
+            if geom is None or geom.is_empty or not free.any():
+                continue
+            shapely.prepare(geom)
+            hit = np.flatnonzero(free & shapely.intersects_xy(geom, px, py))
+            free[hit] = False
+            for i in hit.tolist():
+                out[i] = str(k)
+        return out
     poly = polygons[[key, "geometry"]].rename(columns={key: "_key"})
     # intersects: a point on a shared edge lies in both polygons; the
     # smallest key wins so the result does not depend on polygon order.
@@ -173,14 +196,30 @@ def locate(
         return False
 
     todo = np.ones(n, dtype=bool)
+
+    def by_key(column, to_area, ok, fail):
+        """Rows still to do with a key in ``column``: ``to_area(str(key))`` in the Sozialräume, else ``fail``."""
+        distinct = _distinct_text(cases[column])
+        if distinct is None:  # per row
+            for i, v in enumerate(cases[column].tolist()):
+                if todo[i] and v is not None and not (isinstance(v, float) and np.isnan(v)):
+                    todo[i] = not take(i, to_area(str(v)), ok, fail)
+            return
+        codes, uniques = distinct  # each distinct key looked up once
+        found = [to_area(str(u)) for u in uniques.tolist()]
+        hit_u = np.array([k is not None and k in area_set for k in found] + [False])
+        rows = todo & (codes >= 0)
+        hit = rows & hit_u[codes]
+        for i in np.flatnonzero(hit).tolist():
+            keys[i] = found[codes[i]]
+        method[hit] = ok
+        method[rows & ~hit & (method == "ohne_ort")] = fail
+        todo[hit] = False
+
     if "area" in cases.columns:
-        for i, v in enumerate(cases["area"].tolist()):
-            if v is not None and not (isinstance(v, float) and np.isnan(v)):
-                todo[i] = not take(i, str(v), "area", "area_unbekannt")
+        by_key("area", lambda k: k, "area", "area_unbekannt")
     if "subarea" in cases.columns and (mapping is not None or prefix_len is not None):
-        for i, v in enumerate(cases["subarea"].tolist()):
-            if todo[i] and v is not None and not (isinstance(v, float) and np.isnan(v)):
-                todo[i] = not take(i, fine_to_area(str(v)), "subarea", "subarea_unbekannt")
+        by_key("subarea", fine_to_area, "subarea", "subarea_unbekannt")
     if "x" in cases.columns and polygons is not None:
         x = cases["x"].to_numpy(float)
         y = cases["y"].to_numpy(float)
@@ -203,6 +242,18 @@ def locate(
                         method=pd.Series(method, index=cases.index))
 
 
+def _distinct_text(values: pd.Series):
+    """``(codes, distinct values)`` of a column of text keys and missing values (code -1), or None when
+    :data:`VECTORISED` is off or a cell is not text."""
+    if not VECTORISED:
+        return None
+    arr = values.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(arr, skipna=True) not in ("string", "empty"):
+        return None
+    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+    return codes, np.asarray(uniques, dtype=object)
+
+
 # --------------------------------------------------------------------------
 # 2. QA
 
@@ -219,6 +270,7 @@ def check_cases(
     strict: bool = False,
     file: str | None = None,
     k: int | None = None,
+    duplicates: np.ndarray | None = None,
 ) -> tuple[pd.Series, dict[str, int], list[QANote]]:
     """QA of the list: which rows count, the findings as counts, and QA notes.
 
@@ -228,7 +280,8 @@ def check_cases(
     that overlap) are merged into the first row with the union of the
     periods when ``merge_duplicates`` (the later rows do not count).
     ``strict`` raises :class:`GeoplanError` naming the findings and up to ten
-    rows of the file (row numbers, no values).
+    rows of the file (row numbers, no values). ``duplicates``: the overlapping
+    duplicates if the caller has them already (:func:`_overlapping_duplicates`).
     """
     n = len(cases)
     start, end = cases["start"], cases["end"]
@@ -244,7 +297,7 @@ def check_cases(
     if cost_mapped and "cost" in cases.columns:
         problems["kosten_fehlen"] = cases["cost"].isna().to_numpy()
         problems["kosten_negativ"] = (cases["cost"] < 0).to_numpy()
-    dup = _overlapping_duplicates(cases, _valid_period(cases))
+    dup = _overlapping_duplicates(cases, _valid_period(cases)) if duplicates is None else duplicates
     problems["doppelt_ueberlappend"] = dup
     for name, mask in problems.items():
         counts[name] = int(mask.sum())
@@ -287,29 +340,42 @@ def check_cases(
     return pd.Series(usable, index=cases.index), counts, notes
 
 
-def _overlapping_duplicates(cases: pd.DataFrame, valid: np.ndarray) -> np.ndarray:
-    """Rows whose period overlaps an earlier row (by start) of the same case id and kind."""
-    dup = np.zeros(len(cases), dtype=bool)
+def _period_order(cases: pd.DataFrame, valid: np.ndarray) -> np.ndarray:
+    """Positions of the ``valid`` rows sorted by case id, kind (missing: ``?``), start and position."""
+    pos = np.flatnonzero(valid)
+    if VECTORISED:  # the sort of the frame below on integer codes (sorted factorisation keeps the order)
+        cid = pd.factorize(cases["case_id"].to_numpy()[pos], sort=True)[0]
+        kind = pd.factorize(cases["kind"].fillna("?").to_numpy()[pos], sort=True)[0]
+        start = cases["start"].to_numpy("datetime64[ns]")[pos].view(np.int64)
+        return pos[np.lexsort((pos, start, kind, cid))]
     f = pd.DataFrame({
         "pos": np.arange(len(cases)),
         "case_id": cases["case_id"].to_numpy(),
         "kind": cases["kind"].fillna("?").to_numpy(),
         "start": cases["start"].to_numpy(),
-        "end": _end_or_far(cases),
     })[valid]
-    f = f.sort_values(["case_id", "kind", "start", "pos"], kind="mergesort")
-    same = (f["case_id"].to_numpy()[1:] == f["case_id"].to_numpy()[:-1]) & (
-        f["kind"].to_numpy()[1:] == f["kind"].to_numpy()[:-1])
+    return f.sort_values(["case_id", "kind", "start", "pos"], kind="mergesort")["pos"].to_numpy()
+
+
+def _overlapping_duplicates(cases: pd.DataFrame, valid: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """Rows whose period overlaps an earlier row (by start) of the same case id and kind.
+
+    ``order``: :func:`_period_order` of ``valid`` if already computed."""
+    dup = np.zeros(len(cases), dtype=bool)
+    order = _period_order(cases, valid) if order is None else order
+    case_id = cases["case_id"].to_numpy()[order]
+    kind = cases["kind"].fillna("?").to_numpy()[order]
+    same = (case_id[1:] == case_id[:-1]) & (kind[1:] == kind[:-1])
     if not same.any():
         return dup
     # running max of the end within a (case, kind) group: a row starting on
     # or before it overlaps an earlier row
     grp = np.concatenate([[0], np.cumsum(~same)])
-    ends = f["end"].to_numpy()
+    ends = _end_or_far(cases)[order]
     run_end = pd.Series(ends).groupby(grp).cummax().to_numpy()
-    starts = f["start"].to_numpy()
+    starts = cases["start"].to_numpy()[order]
     overl = np.concatenate([[False], same & (starts[1:] <= run_end[:-1])])
-    dup[f["pos"].to_numpy()[overl]] = True
+    dup[order[overl]] = True
     return dup
 
 
@@ -327,21 +393,21 @@ def _valid_period(cases: pd.DataFrame) -> np.ndarray:
     return (start.notna() & ~(end.notna() & (end < start))).to_numpy()
 
 
-def _merged_ends(cases: pd.DataFrame, dup: np.ndarray) -> pd.Series:
-    """End of each row, for the first of overlapping duplicates extended to the union of their periods."""
+def _merged_ends(cases: pd.DataFrame, dup: np.ndarray, order: np.ndarray | None = None) -> pd.Series:
+    """End of each row, for the first of overlapping duplicates extended to the union of their periods.
+
+    ``order``: :func:`_period_order` of the valid periods if already computed."""
     end = cases["end"].copy()
     if not dup.any():
         return end
-    f = pd.DataFrame({"pos": np.arange(len(cases)), "case_id": cases["case_id"].to_numpy(),
-                      "kind": cases["kind"].fillna("?").to_numpy(), "start": cases["start"].to_numpy(),
-                      "end": _end_or_far(cases), "dup": dup})
-    f = f[_valid_period(cases)].sort_values(["case_id", "kind", "start", "pos"], kind="mergesort")
-    head = (~f["dup"]).cumsum().to_numpy()
-    union = f.groupby(head)["end"].transform("max")
-    heads = ~f["dup"].to_numpy()
+    order = _period_order(cases, _valid_period(cases)) if order is None else order
+    d = dup[order]
+    head = np.cumsum(~d)
+    union = pd.Series(_end_or_far(cases)[order]).groupby(head).transform("max")
+    heads = ~d
     new = union.to_numpy()[heads]
     new = pd.Series(new).where(pd.Series(new) != _FAR)
-    end.iloc[f["pos"].to_numpy()[heads]] = new.to_numpy()
+    end.iloc[order[heads]] = new.to_numpy()
     return end
 
 
@@ -558,9 +624,11 @@ def case_counts(
                  polygons=polygons, polygon_key=polygon_key, crs=cfg.crs, directory=directory,
                  directory_level=cfg.street_directory.level if cfg.street_directory else "area")
     merge = cfg.duplicates == "zusammenfassen"
+    order = _period_order(cases, _valid_period(cases))
+    dup = _overlapping_duplicates(cases, _valid_period(cases), order)
     usable, qa, notes = check_cases(cases, as_of=as_of, located=loc, unknown_kinds=caselist.unknown_kinds,
                                     bad_dates=caselist.bad_dates, cost_mapped=cfg.columns.cost is not None,
-                                    merge_duplicates=merge, strict=cfg.strict, file=caselist.path)
+                                    merge_duplicates=merge, strict=cfg.strict, file=caselist.path, duplicates=dup)
     # a list date taken from the rows is a row's date: show its month only
     stand = f"{as_of:%m.%Y}" if getattr(caselist, "as_of_derived", False) else f"{as_of:%d.%m.%Y}"
     ref = cfg.reference_year if cfg.reference_year is not None else reference_year_of(as_of)
@@ -574,8 +642,7 @@ def case_counts(
     years = list(range(ref - cfg.years + 1, ref + 1))
     work = cases.loc[usable.to_numpy()].copy()
     if merge and qa.get("doppelt_ueberlappend"):
-        dup = _overlapping_duplicates(cases, _valid_period(cases))
-        work["end"] = _merged_ends(cases, dup).loc[work.index]
+        work["end"] = _merged_ends(cases, dup, order).loc[work.index]
     work["key"] = loc.key.loc[work.index].to_numpy()
     if cfg.exclude_kinds:
         excluded = work["kind"].isin(cfg.exclude_kinds).to_numpy()
