@@ -39,6 +39,24 @@ MSG = {
            "files": "input files present", "written": "written"},
 }
 
+#: English labels of the pipeline's stages (:data:`geoplan.pipeline.STAGES` are German)
+STAGES_EN = {
+    "boundaries": "Read and check the Sozialräume", "indicators": "Read, assign and derive the indicators",
+    "hze": "HzE case counts and costs", "model": "Estimate the need model", "allocation": "Distribute the budget",
+    "equity": "Measure distributional fairness", "sensitivity": "Check the sensitivity to the weights",
+}
+
+#: One line per writer of :func:`geoplan.report.write_outputs` (its progress keys), German and English
+WRITER_LABELS = {
+    "report": ("Bericht (bericht.html, Abbildungen und Karten)", "Report (bericht.html, figures and maps)"),
+    "map": ("Interaktive Karte (karte.html)", "Interactive map (karte.html)"),
+    "xlsx": ("Excel-Tabellen (verteilung.xlsx)", "Excel tables (verteilung.xlsx)"),
+    "gpkg": ("GeoPackage (ergebnis.gpkg)", "GeoPackage (ergebnis.gpkg)"),
+    "pdf_wait": ("PDF-Bericht (bericht.pdf, zweiter Prozess)", "PDF report (bericht.pdf, second process)"),
+    "gis": ("QGIS-Projekt, PostGIS, WFS-Antworten", "QGIS project, PostGIS, WFS answers"),
+    "manifest": ("Manifest (manifest.json) und Ordner übernehmen", "Manifest (manifest.json) and folder swap"),
+}
+
 
 def t(key: str) -> str:
     return MSG[STATE["lang"]][key]
@@ -68,9 +86,33 @@ def _main(
 
 @contextmanager
 def _stage(stage: str, label: str):
+    if STATE["lang"] == "en":
+        label = STAGES_EN.get(stage, label)
     with console.status(f"[bold blue]{label} …"):
         yield
     console.print(f"[green]✓[/green] {label}")
+
+
+class _WriterProgress:
+    """The progress hook of :func:`geoplan.report.write_outputs`: a spinner line per writer, ✓ when it is done."""
+
+    def __init__(self):
+        self.status = None
+        self.label = None
+
+    def __call__(self, key: str) -> None:
+        self.finish()
+        if key in WRITER_LABELS:
+            self.label = WRITER_LABELS[key][STATE["lang"] == "en"]
+            self.status = console.status(f"[bold blue]{self.label} …")
+            self.status.start()
+
+    def finish(self, ok: bool = True) -> None:
+        if self.status is not None:
+            self.status.stop()
+            if ok:
+                console.print(f"[green]✓[/green] {self.label}")
+        self.status = self.label = None
 
 
 def _run_and_write(cfg, out_dir: Path, force: bool, config_file: Path | None = None, offline: bool = False) -> None:
@@ -82,6 +124,7 @@ def _run_and_write(cfg, out_dir: Path, force: bool, config_file: Path | None = N
     from geoplan.pipeline import run
     from geoplan.report import protected_paths, write_outputs
     from geoplan.report.outdir import locked_target, resolve_target
+    from geoplan.report.pdf import PdfWorker
 
     # WFS answers: fetched into a temporary folder and copied into the outputs (provenienz/wfs);
     # --offline reads them only from there, in the existing output folder
@@ -90,10 +133,17 @@ def _run_and_write(cfg, out_dir: Path, force: bool, config_file: Path | None = N
     with locked_target(out_dir, force, protected_paths(cfg), config=config_file), \
             (tempfile.TemporaryDirectory(prefix="geoplan-wfs-") if fetch else nullcontext()) as fetched:
         cache = resolve_target(out_dir) / "provenienz" / "wfs" if offline else (Path(fetched) if fetch else None)
-        result = run(cfg, progress=_stage, remote=Remote(cache_dir=cache, offline=offline))
-        with console.status("[bold blue]Bericht, Karte, Excel und GeoPackage schreiben …"):
-            files = write_outputs(result, out_dir, force=force, lang=STATE["lang"])
-    console.print("[green]✓[/green] Ausgaben schreiben")
+        # the PDF process imports WeasyPrint on the other core while the pipeline runs; ended on any error
+        worker = PdfWorker() if cfg.output.pdf else None
+        progress = _WriterProgress()
+        try:
+            result = run(cfg, progress=_stage, remote=Remote(cache_dir=cache, offline=offline))
+            files = write_outputs(result, out_dir, force=force, lang=STATE["lang"], pdf_worker=worker,
+                                  progress=progress)
+        finally:
+            progress.finish(ok=False)
+            if worker is not None:
+                worker.cancel()
     _print_notes(console, result.notes, 5, cfg, result.catalogue, " (Bericht, Anhang: Qualitätssicherung)")
     out.print(f"{t('done')} [bold]{out_dir}[/bold]:")
     for f in files:

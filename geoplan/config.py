@@ -454,6 +454,12 @@ class OutputConfig(_Model):
     tiles: str | None = Field(None, description="Kachel-URL für einen Hintergrund (aus = keine Anfrage an Dritte)")
     tiles_attribution: str | None = None
     pdf: bool = True
+    max_areas_in_report: int = Field(
+        300, ge=1,
+        description="Höchstzahl der Sozialräume, die der Bericht (HTML/PDF) Zeile für Zeile bzw. Balken für Balken "
+                    "zeigt; darüber zeigen die Tabellen je Sozialraum Verteilungen, die kleinsten und größten Werte "
+                    "und Summen je Bezirk, und der Bericht nennt, wo die vollständige Tabelle steht "
+                    "(verteilung.xlsx, ergebnis.gpkg)")
     qgis_project: bool = Field(False, description="QGIS-Projekt ergebnis.qgz (mit Stilen und Bezirksgrenzen) "
                                                   "neben ergebnis.gpkg schreiben")
     postgis: PostgisOutputConfig | None = Field(None, description="Ergebnis zusätzlich in eine PostGIS-Tabelle "

@@ -32,8 +32,39 @@ def prepare_out_dir(out_dir: Path, force: bool, protected=()) -> Path:
     return check_target(out_dir, force, protected)
 
 
-def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str = "de", pdf: bool | None = None) -> list[Path]:
-    """Write all outputs of ``result`` into ``out_dir`` atomically; return the file paths."""
+def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str = "de", pdf: bool | None = None,
+                  pdf_worker=None, progress=None) -> list[Path]:
+    """Write all outputs of ``result`` into ``out_dir`` atomically; return the file paths.
+
+    ``pdf_worker``: a :class:`geoplan.report.pdf.PdfWorker` started earlier (the
+    CLI starts it before the pipeline, so WeasyPrint is imported meanwhile);
+    without one it is started here, first thing. It is ended on every error.
+    ``progress(key)``: called before each writer with one of :data:`WRITERS`'
+    keys (the CLI shows a line per writer) and with ``"done"`` at the end.
+    """
+    from geoplan.report import pdf as pdf_writer
+
+    cfg = result.config
+    want_pdf = cfg.output.pdf if pdf is None else pdf
+    worker = pdf_worker
+    if worker is not None and not want_pdf:
+        worker.cancel()
+        worker = None
+    try:
+        if want_pdf and worker is None:
+            worker = pdf_writer.PdfWorker()  # imports WeasyPrint while this process draws the figures
+        return _write_outputs(result, out_dir, force=force, lang=lang, want_pdf=want_pdf, worker=worker,
+                              progress=progress or (lambda key: None))
+    finally:
+        if worker is not None:
+            worker.cancel()  # no-op when the PDF was waited for; kills it after an error or an interrupt
+
+
+#: The writers in the order :func:`write_outputs` runs them (keys of the progress hook).
+WRITERS = ("report", "map", "xlsx", "gpkg", "pdf_wait", "gis", "manifest")
+
+
+def _write_outputs(result, out_dir, *, force, lang, want_pdf, worker, progress) -> list[Path]:
     from geoplan.report import gpkg, html, i18n, xlsx
     from geoplan.report.published import build_published
     from geoplan.provenance import build_manifest, package_versions
@@ -45,16 +76,23 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
         pending = None
         try:
             pub = build_published(result, lang=lang)
-            # the PDF (the slowest writer) is laid out by a second process while this one writes the rest
-            written, pending = html.write_report(result, pub, tmp, lang=lang, background=True,
-                                                 pdf=result.config.output.pdf if pdf is None else pdf)
+            # the PDF (the slowest writer) is laid out by the second process while this one writes the rest
+            progress("report")
+            written, pending = html.write_report(result, pub, tmp, lang=lang, background=True, pdf=want_pdf,
+                                                 worker=worker, max_areas=result.config.output.max_areas_in_report)
+            progress("map")
             written += html.write_map(result, pub, tmp, lang=lang)
+            progress("xlsx")
             written.append(xlsx.write_xlsx(result, pub, tmp / "verteilung.xlsx", lang=lang))
+            progress("gpkg")
             written.append(gpkg.write_gpkg(result, pub, tmp / "ergebnis.gpkg", lang=lang))
             if pending is not None:  # the PostGIS table is written last: only when the PDF succeeded
+                progress("pdf_wait")
                 pending.wait()
                 pending = None
+            progress("gis")
             extra, pg_info = _gis_outputs(result, pub, tmp, lang)
+            progress("manifest")
             manifest = build_manifest(result, [p.name for p in written] + extra + ["manifest.json"],
                                       package_versions())
             if pg_info is not None:
@@ -70,6 +108,7 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
             if pending is not None:  # an error or an interrupt before the PDF was waited for
                 pending.cancel()
             shutil.rmtree(tmp, ignore_errors=True)
+    progress("done")
     return sorted(p for p in target.iterdir() if p.name != MARKER)
 
 

@@ -7,9 +7,6 @@ WeasyPrint (A4, page numbers, table of contents).
 
 from __future__ import annotations
 
-import hashlib
-import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,10 @@ from geoplan import fmt
 from geoplan.report import claims, figures
 from geoplan.report.vocabulary import label as voc_label
 from geoplan.report.i18n import gettext
+
+# the PDF writer lives in geoplan.report.pdf (its second process imports only WeasyPrint); names kept here
+from geoplan.report.pdf import PdfWorker, PendingPdf, start_pdf  # noqa: F401
+from geoplan.report.pdf import pdf_from_html as _pdf_from_html
 
 SIM = "simuliert"
 
@@ -254,7 +255,7 @@ def bym2_context(result, lang: str = "de") -> dict | None:
             "lo": fmt.percent(50 * (1 - u.interval), 0, lang), "hi": fmt.percent(50 * (1 + u.interval), 0, lang)}
 
 
-def sensitivity_context(result, lang: str = "de") -> dict | None:
+def sensitivity_context(result, lang: str = "de", max_areas: int = figures.MAX_AREAS_PER_CHART) -> dict | None:
     """The run's weight-sensitivity Monte Carlo (``result.sensitivity``, computed by the pipeline), formatted.
 
     None when the run has none (``sensitivity.n_draws: 0``); the report then leaves the section out.
@@ -278,12 +279,131 @@ def sensitivity_context(result, lang: str = "de") -> dict | None:
         "concentration": fmt.number(conc, 0, lang) if conc is not None else "–",
         "max_range_pct": fmt.percent(float(t["range_pct"].max()), 1, lang) if "range_pct" in t else "–",
         "median_range_pct": fmt.percent(float(t["range_pct"].median()), 1, lang) if "range_pct" in t else "–",
-        "fig": figures.data_uri(figures.sensitivity_plot(t, lang)),
+        "fig": figures.data_uri(figures.sensitivity_plot(t, lang, max_areas=max_areas)),
+        "range_values": t.sort_values("key")["range_pct"].tolist() if "range_pct" in t else [np.nan] * len(t),
     }
 
 
-def report_context(result, pub, lang: str = "de") -> dict:
-    """Everything the template shows, already formatted in ``lang`` (de: 1.234,56 €; en: €1,234.56)."""
+
+#: Above ``output.max_areas_in_report`` Sozialräume a per-area table shows this many areas at each end.
+EXTREME_ROWS = 10
+
+
+def _extremes(rows: list[list[str]], values, n: int = EXTREME_ROWS) -> list[list[str]]:
+    """The ``n`` rows with the largest and the ``n`` with the smallest ``values`` (largest first), a "…" row between.
+
+    Rows without a value (NaN) are left out; the full table is in the XLSX.
+    """
+    v = pd.Series(pd.to_numeric(pd.Series(list(values)), errors="coerce").to_numpy(float))
+    order = [int(i) for i in v.dropna().sort_values(ascending=False, kind="stable").index]
+    if len(order) <= 2 * n:
+        return [rows[i] for i in order]
+    width = len(rows[0]) if rows else 1
+    return [rows[i] for i in order[:n]] + [["…"] + [""] * (width - 1)] + [rows[i] for i in order[-n:]]
+
+
+def _more_note(n_areas: int, what: str, sheet: str, lang: str, gpkg: bool = True, n: int = EXTREME_ROWS) -> str:
+    """The sentence under a shortened per-area table: what it shows and where all rows are."""
+    total = fmt.number(n_areas, 0, lang)
+    if lang == "de":
+        return (f"Gezeigt sind die {n} Sozialräume mit dem höchsten und die {n} mit dem niedrigsten Wert ({what}) "
+                f"von {total}. Die vollständige Tabelle mit allen {total} Sozialräumen steht in verteilung.xlsx, "
+                f"Blatt „{sheet}“" + (", und in ergebnis.gpkg." if gpkg else "."))
+    return (f"Shown are the {n} Sozialräume with the highest and the {n} with the lowest value ({what}) of {total}. "
+            f"The full table with all {total} Sozialräume is in verteilung.xlsx, sheet '{sheet}'"
+            + (", and in ergebnis.gpkg." if gpkg else "."))
+
+
+def _group_rows(areas: pd.DataFrame, group: str, expo: str, lang: str) -> list[list[str]]:
+    """One row per Bezirk (``boundaries.group``): areas, residents, budget, budget per head, prior year, change."""
+    a = areas.assign(_g=areas[group].astype(str))
+    rows = []
+    for g, d in a.groupby("_g", sort=True):
+        pop = float(pd.to_numeric(d[expo], errors="coerce").sum()) if expo in d else np.nan
+        budget = float(d["budget_eur"].sum())
+        prior = float(pd.to_numeric(d["hze_cost_prev_eur"], errors="coerce").sum()) if "hze_cost_prev_eur" in d else np.nan
+        rows.append([g, fmt.number(len(d), 0, lang), fmt.number(pop, 0, lang), fmt.euro(budget, 0, lang),
+                     fmt.euro(budget / pop, 2, lang) if pop else "–",
+                     fmt.euro(prior, 0, lang) if np.isfinite(prior) else "–",
+                     fmt.percent((budget - prior) / prior * 100, 1, lang) if np.isfinite(prior) and prior else "–"])
+    return rows
+
+
+_NARROW = set(".,:;'!|il ()[]/")
+
+
+def _text_em(text: str) -> float:
+    """Width of ``text`` in em of DejaVu Sans, estimated per character (digits 0.64, dots 0.32, letters 0.6)."""
+    w = 0.0
+    for ch in text:
+        if ch in _NARROW:
+            w += 0.32
+        elif ch.isdigit() or ch == "€":
+            w += 0.64
+        elif ch in "−–%mwMW":
+            w += 0.9
+        elif ch.isupper():
+            w += 0.7
+        else:
+            w += 0.6
+    return w
+
+
+#: Width of the tables with one row per Sozialraum, in em of their 7 pt text (A4 landscape less margins, 273 mm),
+#: and a cell's padding (2 × 3 px); headers are 6.5 pt bold.
+TABLE_EM, PAD_EM, HEAD_EM = 273 / 25.4 * 72 / 7, 6 * 0.75 / 7, 6.5 / 7 * 1.25
+
+
+def col_widths(rows: list[list[str]], header: list[str], left: int = 2, extra: list[list[str]] = ()) -> list[float]:
+    """Column widths in % for ``table-layout: fixed``, laid out like the browser's automatic layout.
+
+    Per column a minimum and a maximum (the whole text) from estimated
+    character widths; the table's width goes to the maxima if they fit, else
+    each column gets its minimum and the rest in proportion to what it lacks
+    (CSS 2.1 §17.5.2.2). The minimum is the first of these that lets the
+    table fit: the longest word of the header (headers wrap between words),
+    number or word of the first ``left`` text columns; then the text columns
+    give up their longest word (they wrap anywhere); then the headers; a
+    number is never cut. ``extra``: rows that count but are not shown in
+    ``rows`` (the bold sum row). The PDF then lays the table out without
+    measuring every cell twice, which is most of the cost of a table with one
+    row per Sozialraum.
+    """
+    levels: list[list[float]] = [[], [], []]
+    maxs = []
+    for j, head in enumerate(header):
+        cells = [_text_em(str(r[j])) for r in rows if j < len(r)]
+        cells += [1.1 * _text_em(str(r[j])) for r in extra if j < len(r)]
+        hmin = HEAD_EM * max((_text_em(w) for w in str(head).split()), default=0.0)
+        cmax = max(cells, default=0.0)
+        if j < left:
+            word = max((_text_em(w) for r in rows if j < len(r) for w in str(r[j]).split()), default=0.0)
+            lv = (max(hmin, word), hmin, 3.0)
+        else:
+            lv = (max(hmin, cmax), max(hmin, cmax), cmax)
+        for k in range(3):
+            levels[k].append(max(lv[k], 1.5) + PAD_EM)
+        maxs.append(max(levels[0][-1], cmax + PAD_EM))
+    mins = next((lv for lv in levels if sum(lv) <= TABLE_EM), levels[-1])
+    smin, smax = sum(mins), sum(maxs)
+    if smax <= TABLE_EM:
+        widths = maxs
+    elif smin < TABLE_EM:
+        widths = [lo + (hi - lo) * (TABLE_EM - smin) / (smax - smin) for lo, hi in zip(mins, maxs)]
+    else:
+        widths = mins
+    total = sum(widths) or 1.0
+    return [round(100.0 * w / total, 2) for w in widths]
+
+
+def report_context(result, pub, lang: str = "de", max_areas: int | None = None) -> dict:
+    """Everything the template shows, already formatted in ``lang`` (de: 1.234,56 €; en: €1,234.56).
+
+    Above ``max_areas`` Sozialräume (default ``output.max_areas_in_report``) the
+    per-area tables show the areas at both ends of their main value and the
+    allocation a summary per Bezirk, each with a sentence saying where the
+    full table is (verteilung.xlsx, ergebnis.gpkg).
+    """
     _ = gettext(lang)
     cfg = result.config
     f = result.frame
@@ -292,6 +412,9 @@ def report_context(result, pub, lang: str = "de") -> dict:
     model = result.model
     alloc = result.allocation
     name_of = dict(zip(f["key"], f["name"]))
+    if max_areas is None:
+        max_areas = cfg.output.max_areas_in_report
+    big = len(f) > max_areas
 
     col = {c[0]: c for c in pub.columns}
 
@@ -439,7 +562,7 @@ def report_context(result, pub, lang: str = "de") -> dict:
             "max_years": fmt.number(until, 0, lang) if until is not None else ("–" if not summary.get("never_at_target") else _("nie")),
         }
         dd = per.assign(label=[f"{k} {n}" for k, n in zip(per["key"], per.get("name", per["key"]))])
-        figs["distance"] = figures.data_uri(figures.distance_plot(dd, lang))
+        figs["distance"] = figures.data_uri(figures.distance_plot(dd, lang, max_areas=max_areas))
 
     # observed vs expected from the published (suppressed) ratio only
     oe = pd.to_numeric(areas["oe_ratio"], errors="coerce") if "oe_ratio" in areas else pd.Series(dtype=float)
@@ -466,13 +589,71 @@ def report_context(result, pub, lang: str = "de") -> dict:
          ", ".join(voc.label(b, lang) for b in i.base) if i.base else voc.label(i.column or "", lang, i.column or "")]
         for i in result.catalogue.indicators
     ]
-    sens = sensitivity_context(result, lang)
+    sens = sensitivity_context(result, lang, max_areas=max_areas)
+    bym2 = bym2_context(result, lang)
+
+    alloc_header, need_header, ind_header = header(alloc_cols), header(need_cols), header(ind_cols)
+    alloc_rows = table_rows(sorted_areas, alloc_cols, lang)
+    need_rows = table_rows(sorted_areas, need_cols, lang)
+    ind_rows = table_rows(sorted_areas, ind_cols, lang)
+    more = {}  # table -> the sentence under it when it is shortened
+    group_rows = []
+    if big:
+        sheet = lambda key: voc.label("sheet." + key, lang)  # noqa: E731
+        n = len(f)
+        alloc_rows = _extremes(alloc_rows, sorted_areas["budget_eur"])
+        more["alloc"] = _more_note(n, col["budget_eur"][1 if lang == "de" else 2], sheet("allocation"), lang)
+        group = "bezirk" if "bezirk" in sorted_areas.columns else None
+        if group is not None:
+            group_rows = _group_rows(sorted_areas, group, expo, lang)
+        if "need_index" in sorted_areas:
+            ind_rows = _extremes(ind_rows, sorted_areas["need_index"])
+            more["ind"] = _more_note(n, col["need_index"][1 if lang == "de" else 2], sheet("allocation"), lang)
+        else:
+            ind_rows = ind_rows[:0]
+        key_need = "expected_per_1000" if "expected_per_1000" in sorted_areas else "expected_cases"
+        need_rows = _extremes(need_rows, sorted_areas[key_need])
+        more["need"] = _more_note(n, col[key_need][1 if lang == "de" else 2] if key_need in col else key_need,
+                                  sheet("allocation"), lang)
+        if dist_rows:
+            dist_rows = _extremes(dist_rows, per.sort_values("key")["distance_to_target_eur"])
+            more["dist"] = _more_note(n, _("Abstand"), sheet("path") if getattr(eq, "convergence", None) is not None
+                                      else sheet("allocation"), lang, gpkg=False)
+        if sens:
+            sens["rows"] = _extremes(sens["rows"], sens["range_values"])
+            more["sens"] = _more_note(n, _("Spanne 5–95 %"), sheet("sensitivity"), lang, gpkg=False)
+        if bym2:
+            a = result.uncertainty.areas.sort_values("key")
+            bym2["area_rows"] = _extremes(bym2["area_rows"], a["p_budget_below_need"])
+            more["bym2"] = _more_note(n, _("Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt"), "BYM2", lang,
+                                      gpkg=False)
+    alloc_sums = [_column_total(sorted_areas, c, lang) for c in alloc_cols[3:]]
+    widths = {"alloc": col_widths(alloc_rows, alloc_header, 3, extra=[["", "", ""] + alloc_sums]),
+              "need": col_widths(need_rows, need_header),
+              "ind": col_widths(ind_rows, ind_header, 3)}
+    if dist_rows:
+        widths["dist"] = col_widths(dist_rows, [_("Schlüssel"), _("Sozialraum"), _("Vorjahr"), _("Zielwert (Formel)"),
+                                                _("Abstand"), _("Budget"), _("Jahre bis Ziel")],
+                                    extra=[["", ""] + [str(dist_total.get(k, "")) for k in
+                                                       ("prior", "target", "distance", "budget", "max_years")]])
+    if sens:
+        widths["sens"] = col_widths(sens["rows"], [_("Schlüssel"), _("Sozialraum"), _("Budget"), "5 %", "95 %",
+                                                   _("Spanne 5–95 %"), _("Rang"), _("Rangspanne 5–95 %"),
+                                                   "Ziehungen mit gleichem Rang"])
+    if bym2:
+        widths["bym2"] = col_widths(bym2["area_rows"], [_("Schlüssel"), _("Sozialraum"), _("Erwartete Fälle"),
+                                                        bym2.get("interval", ""), _("Budget"),
+                                                        _("Bedarfsgerechter Zielwert"), bym2.get("interval", ""),
+                                                        _("Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt")])
 
     conv_rows = [[fmt.number(y, 0, lang), fmt.number(n, 0, lang), fmt.percent(100 * n / max(len(f), 1), 0, lang)]
                  for y, n in (summary.get("convergence") or [])][:10]
     return {
         "claims": claims.report_claims(result, lang),
-        "bym2": bym2_context(result, lang),
+        "bym2": bym2,
+        "more": more,
+        "widths": widths,
+        "group_rows": group_rows,
         "settle_rules": _settle_rules(result, lang),
         "conv_rows": conv_rows,
         "lang": lang,
@@ -500,18 +681,18 @@ def report_context(result, pub, lang: str = "de") -> dict:
                     for _i, r in winners.iterrows()],
         "losers": [[name_of.get(r["key"], r["key"]), fmt.euro(r["change_eur"], 0, lang), fmt.percent(r.get("change_pct", np.nan), 1, lang)]
                    for _i, r in losers.iterrows()],
-        "alloc_header": header(alloc_cols),
-        "alloc_rows": table_rows(sorted_areas, alloc_cols, lang),
+        "alloc_header": alloc_header,
+        "alloc_rows": alloc_rows,
         "alloc_kinds": [c[3] for c in alloc_cols],
         "alloc_total": fmt.euro(total, 0, lang),
         "alloc_budget_col": [c[0] for c in alloc_cols].index("budget_eur") if "budget_eur" in col else -1,
         "alloc_ncols": len(alloc_cols),
         # every money column (and the residents) totalled; per-head and % columns as ratios of the totals
-        "alloc_sums": [_column_total(sorted_areas, c, lang) for c in alloc_cols[3:]],
-        "need_header": header(need_cols),
-        "need_rows": table_rows(sorted_areas, need_cols, lang),
-        "ind_header": header(ind_cols),
-        "ind_rows": table_rows(sorted_areas, ind_cols, lang),
+        "alloc_sums": alloc_sums,
+        "need_header": need_header,
+        "need_rows": need_rows,
+        "ind_header": ind_header,
+        "ind_rows": ind_rows,
         "coef_rows": coef_rows,
         "cv_rows": cv_rows,
         "cv_reading": cv_reading(cv, lang),
@@ -571,104 +752,27 @@ def _column_total(areas: pd.DataFrame, c, lang: str) -> str:
     return ""
 
 
-def render_report(result, pub, lang: str = "de") -> str:
+def render_report(result, pub, lang: str = "de", max_areas: int | None = None) -> str:
+    """bericht.html as text; ``max_areas``: see :func:`report_context`."""
     from geoplan.report.i18n import relabel_html, set_labels
 
     set_labels(result)
-    return relabel_html(_env(lang).get_template("bericht.html.j2").render(**report_context(result, pub, lang)), lang)
+    ctx = report_context(result, pub, lang, max_areas=max_areas)
+    return relabel_html(_env(lang).get_template("bericht.html.j2").render(**ctx), lang)
 
 
-@contextmanager
-def _fixed_font_timestamp():
-    """Set SOURCE_DATE_EPOCH for the PDF's font subsets (fixed bytes), unless the user set it."""
-    if "SOURCE_DATE_EPOCH" in os.environ:
-        yield
-        return
-    os.environ["SOURCE_DATE_EPOCH"] = "946684800"  # 2000-01-01: any constant will do
-    try:
-        yield
-    finally:
-        os.environ.pop("SOURCE_DATE_EPOCH", None)
-
-
-def _pdf_from_html(html: str, out_dir: Path, pdf_path: Path) -> None:
-    from weasyprint import HTML
-
-    # the PDF's file identifier is derived from the report text, so the same report gives the same bytes
-    ident = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
-    # fontTools stamps each embedded font subset with "now" unless SOURCE_DATE_EPOCH is set
-    with _fixed_font_timestamp():
-        # PDF/UA-1: tagged structure, document language and title for screen readers (BITV 2.0)
-        HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False, pdf_identifier=ident,
-                                                           pdf_variant="pdf/ua-1")
-
-
-def _pdf_child() -> None:  # pragma: no cover - runs in the second process (tested through finish_pdf)
-    """Entry point of the PDF process: argv = bericht.html, output folder, bericht.pdf."""
-    import sys
-
-    html_path, out_dir, pdf_path = sys.argv[1:4]
-    _pdf_from_html(Path(html_path).read_text(encoding="utf-8"), Path(out_dir), Path(pdf_path))
-
-
-class PendingPdf:
-    """A PDF being rendered by a second process; :meth:`wait` returns its path or raises."""
-
-    def __init__(self, proc, pdf_path: Path, err_path: Path):
-        self.proc, self.path, self._err = proc, pdf_path, err_path
-
-    def wait(self) -> Path:
-        code = self.proc.wait()
-        err = self._err.read_text(encoding="utf-8", errors="replace") if self._err.exists() else ""
-        self._err.unlink(missing_ok=True)
-        if code != 0:
-            from geoplan.errors import GeoplanError
-
-            self.path.unlink(missing_ok=True)
-            raise GeoplanError(
-                "Der PDF-Bericht konnte nicht erstellt werden.",
-                file=self.path,
-                found=err.strip().splitlines()[-1] if err.strip() else f"Exit-Code {code}",
-                hint="bericht.html enthält denselben Bericht; output.pdf: false schaltet das PDF ab.",
-                message_en="The PDF report could not be written.",
-            )
-        return self.path
-
-    def cancel(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._err.unlink(missing_ok=True)
-
-
-def start_pdf(html_path: Path, out_dir: Path) -> PendingPdf:
-    """Render ``bericht.pdf`` from the written ``bericht.html`` in a second process.
-
-    The writers after the report (map, XLSX, GeoPackage) run meanwhile on the
-    other core; the bytes are the same as with :func:`_pdf_from_html` in this
-    process (same HTML text, same base URL, same identifier).
-    """
-    import subprocess
-    import sys
-
-    pdf_path = out_dir / "bericht.pdf"
-    err_path = out_dir / ".bericht.pdf.log"
-    code = f"import sys; sys.path[:0] = {[p for p in sys.path if p]!r}; from geoplan.report.html import _pdf_child; _pdf_child()"
-    with open(err_path, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-c", code, str(html_path), str(out_dir), str(pdf_path)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-    return PendingPdf(proc, pdf_path, err_path)
-
-
-def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = True, background: bool = False):
+def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = True, background: bool = False,
+                 worker: PdfWorker | None = None, max_areas: int | None = None):
     """Write bericht.html and (``pdf``) bericht.pdf; return the paths.
 
     With ``background=True`` the PDF is rendered by a second process
-    (:func:`start_pdf`) and the return value is ``(paths, pending)``: the
-    caller writes the other outputs meanwhile and calls ``pending.wait()``
-    (or ``pending.cancel()`` on an error) before it uses the folder.
+    (:func:`start_pdf`; ``worker``: one started earlier, see
+    :class:`geoplan.report.pdf.PdfWorker`) and the return value is
+    ``(paths, pending)``: the caller writes the other outputs meanwhile and
+    calls ``pending.wait()`` (or ``pending.cancel()`` on an error) before it
+    uses the folder. ``max_areas``: see :func:`render_report`.
     """
-    html = render_report(result, pub, lang)
+    html = render_report(result, pub, lang, max_areas=max_areas)
     path = out_dir / "bericht.html"
     path.write_text(html, encoding="utf-8")
     written = [path]
@@ -676,7 +780,7 @@ def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = Tr
     if pdf:
         pdf_path = out_dir / "bericht.pdf"
         if background:
-            pending = start_pdf(path, out_dir)
+            pending = start_pdf(path, out_dir, worker)
         else:
             _pdf_from_html(html, out_dir, pdf_path)
         written.append(pdf_path)

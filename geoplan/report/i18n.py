@@ -164,6 +164,8 @@ EN: dict[str, str] = {
     "Gewinner und Verlierer": "Winners and losers",
     "Beobachteter und erwarteter Bedarf": "Observed and expected demand",
     "Vorjahr": "Prior year",
+    "Bezirk": "District",
+    "alle": "all",
     "Zielwert (Formel)": "Target (formula)",
     "Abstand": "Distance",
     "Jahre bis Ziel": "Years to target",

@@ -95,6 +95,10 @@ def write_karte(result, pub, path: Path, lang: str = "de") -> Path:
     return path
 
 
+#: The report's maps are 8 × 7 in and print at most 115 mm high (4.5 in): 100 dpi gives about 155 dpi on paper.
+MAP_DPI = 100
+
+
 def report_maps(result, pub, lang: str = "de") -> dict[str, str]:
     g = _map_frame(result, pub)
     src = _source_line(result, lang)
@@ -103,7 +107,7 @@ def report_maps(result, pub, lang: str = "de") -> dict[str, str]:
              P_BELOW: "map_p_below"}
     for layer in map_layers(g, lang, result.config.allocation.corridor):
         if layer.column in names:
-            png = static_map_png_bytes(g, layer, title=layer.label, source_line=src, lang=lang)
+            png = static_map_png_bytes(g, layer, title=layer.label, source_line=src, lang=lang, dpi=MAP_DPI)
             out[names[layer.column]] = figures.data_uri(png)
     res = getattr(result.model, "residuals", None)
     if res is not None and len(res) == len(g):
@@ -116,5 +120,5 @@ def report_maps(result, pub, lang: str = "de") -> dict[str, str]:
         layer = residual_layer(lang)
         out["map_residual"] = figures.data_uri(
             static_map_png_bytes(g, layer, title=gettext(lang)("Pearson-Residuen des Modells je Sozialraum"), source_line=src,
-                                  lang=lang))
+                                  lang=lang, dpi=MAP_DPI))
     return out

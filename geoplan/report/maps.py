@@ -1159,8 +1159,40 @@ def _union_once(geoms) -> object:
     return union
 
 
+_PATH_CACHE: list = []  # [(geometries, paths)] of the last call: the report's maps of one result share them
+
+
+def _paths_once(geoms) -> list:
+    """One matplotlib compound path per geometry (all parts, holes as inner rings), built once.
+
+    The report draws four or five maps of the same areas in different colours;
+    the paths are the same for all of them, only the fill changes. The cache
+    holds the geometry objects themselves, so an identity match is exact.
+    """
+    from matplotlib.path import Path as MplPath
+
+    arr = np.asarray(geoms, dtype=object)
+    if _PATH_CACHE:
+        cached, paths = _PATH_CACHE[0]
+        if len(cached) == len(arr) and all(a is b for a, b in zip(cached, arr)):
+            return paths
+    paths = []
+    for geom in arr:
+        parts = [] if geom is None or geom.is_empty else list(getattr(geom, "geoms", [geom]))
+        rings = []
+        for poly in parts:
+            if poly.geom_type != "Polygon":
+                continue
+            rings.append(MplPath(np.asarray(poly.exterior.coords)[:, :2]))
+            rings += [MplPath(np.asarray(r.coords)[:, :2]) for r in poly.interiors]
+        paths.append(MplPath.make_compound_path(*rings) if rings else MplPath(np.zeros((0, 2))))
+    _PATH_CACHE[:] = [(arr.copy(), paths)]
+    return paths
+
+
 def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, lang="de") -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import PathCollection
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
@@ -1180,7 +1212,9 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, la
     source_h = (0.14 * (source_text.count("\n") + 1) + 0.12) / figsize[1]
     ax = fig.add_axes([0.02, source_h, 0.96, 1 - title_h - source_h - 0.01])
     geo = gpd.GeoDataFrame(geometry=gdf.geometry.values, crs=gdf.crs)
-    geo.plot(ax=ax, color=fill, edgecolor="#333333", linewidth=0.4)
+    # the same paths for every map of these areas, recoloured (geometry converted once, see _paths_once)
+    ax.add_collection(PathCollection(_paths_once(geo.geometry.values), facecolors=fill, edgecolors="#333333",
+                                     linewidths=0.4, transform=ax.transData))
     minx, miny, maxx, maxy = geo.total_bounds
     padx, pady = 0.03 * (maxx - minx), 0.03 * (maxy - miny)
     _fit_limits(ax, (minx - padx, miny - pady, maxx + padx, maxy + pady))
@@ -1197,7 +1231,7 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, la
     # every corner covers Sozialräume, make room below the map instead.
     shape = _union_once(geo.geometry.values)
     renderer = canvas.get_renderer()
-    canvas.draw()
+    fig.draw_without_rendering()  # positions and aspect for the overlap tests; the pixels are drawn once, by savefig
     best, best_overlap = None, None
     for corner in _CORNERS:
         leg = ax.legend(loc=corner, **legend_kw)
@@ -1218,7 +1252,7 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, la
                 break
             bottom = ax.get_ylim()[0] - max(box.bounds[3] - miny, 0.0) - pady
             _fit_limits(ax, (minx - padx, bottom, maxx + padx, maxy + pady))
-            canvas.draw()
+            fig.draw_without_rendering()
     ax.legend(loc=best, **legend_kw)
     free = [c for c in _CORNERS if c != best]
     # Scale bar, then north arrow, each into the free corner they cover least (lower/left preferred on ties).

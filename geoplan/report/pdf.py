@@ -1,0 +1,147 @@
+"""bericht.pdf: WeasyPrint renders the written bericht.html, in this process or in a second one.
+
+The second process (:class:`PdfWorker`) is started before the report is
+ready — by the CLI before the pipeline runs, or at the start of
+:func:`geoplan.report.write_outputs` — so that importing WeasyPrint and
+loading its fonts overlaps the other work; it is sent the path of the HTML
+when that is written and renders the same bytes as :func:`pdf_from_html` in
+this process (same HTML text, base URL and identifier). This module imports
+nothing heavy: the worker loads only WeasyPrint, not pandas or matplotlib.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def _fixed_font_timestamp():
+    """Set SOURCE_DATE_EPOCH for the PDF's font subsets (fixed bytes), unless the user set it."""
+    if "SOURCE_DATE_EPOCH" in os.environ:
+        yield
+        return
+    os.environ["SOURCE_DATE_EPOCH"] = "946684800"  # 2000-01-01: any constant will do
+    try:
+        yield
+    finally:
+        os.environ.pop("SOURCE_DATE_EPOCH", None)
+
+
+def pdf_from_html(html: str, out_dir: Path, pdf_path: Path) -> None:
+    """Render ``html`` (the text of bericht.html in ``out_dir``) to ``pdf_path``."""
+    from weasyprint import HTML
+
+    # the PDF's file identifier is derived from the report text, so the same report gives the same bytes
+    ident = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
+    # fontTools stamps each embedded font subset with "now" unless SOURCE_DATE_EPOCH is set
+    with _fixed_font_timestamp():
+        # PDF/UA-1: tagged structure, document language and title for screen readers (BITV 2.0)
+        HTML(string=html, base_url=str(out_dir)).write_pdf(pdf_path, uncompressed_pdf=False, pdf_identifier=ident,
+                                                           pdf_variant="pdf/ua-1")
+
+
+_WARM_UP = ('<!DOCTYPE html><html lang="de"><head><meta charset="utf-8"><title>x</title><style>'
+            'body{font-family:"DejaVu Sans",sans-serif;font-size:10pt} th,td{padding:2px}</style></head><body>'
+            '<h1>Ä</h1><p>Text <b>fett</b> <i>kursiv</i> 1.234,5 €</p><table><thead><tr><th>a</th></tr></thead>'
+            '<tr><td>1</td></tr></table></body></html>')
+
+
+def _worker() -> None:  # pragma: no cover - runs in the second process (tested through PdfWorker)
+    """Entry point of the PDF process: import and warm up WeasyPrint, then render what stdin names.
+
+    stdin carries one JSON line ``{"html": …, "out_dir": …, "pdf": …}``; end of
+    input without a line (the parent gave up or died) ends the process quietly.
+    """
+    from weasyprint import HTML
+
+    # fonts, Pango and the user-agent stylesheet are loaded once per process: do it while the parent works
+    # (a throw-away document; the report's bytes are the same with or without it, tested)
+    HTML(string=_WARM_UP).render()
+    line = sys.stdin.readline()
+    if not line.strip():
+        return
+    job = json.loads(line)
+    html_path = Path(job["html"])
+    pdf_from_html(html_path.read_text(encoding="utf-8"), Path(job["out_dir"]), Path(job["pdf"]))
+
+
+class PdfWorker:
+    """A second process that has imported WeasyPrint and waits for the report.
+
+    :meth:`render` hands it bericht.html and returns a :class:`PendingPdf`;
+    :meth:`cancel` ends it (idempotent; also after :meth:`render`). Its error
+    output goes to an anonymous temporary file, so no log is left anywhere.
+    """
+
+    def __init__(self):
+        code = (f"import sys; sys.path[:0] = {[p for p in sys.path if p]!r}; "
+                "from geoplan.report.pdf import _worker; _worker()")
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=self._err)
+        self.sent = False
+
+    def render(self, html_path: Path, out_dir: Path) -> PendingPdf:
+        pdf_path = Path(out_dir) / "bericht.pdf"
+        job = json.dumps({"html": str(html_path), "out_dir": str(out_dir), "pdf": str(pdf_path)})
+        try:
+            self.proc.stdin.write((job + "\n").encode("utf-8"))
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass  # the process has ended already: wait() reports its error output
+        self.sent = True
+        return PendingPdf(self, pdf_path)
+
+    def error_text(self) -> str:
+        self._err.seek(0)
+        return self._err.read().decode("utf-8", errors="replace")
+
+    def cancel(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self._err):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+
+
+class PendingPdf:
+    """A PDF being rendered by a :class:`PdfWorker`; :meth:`wait` returns its path or raises."""
+
+    def __init__(self, worker: PdfWorker, pdf_path: Path):
+        self.worker, self.proc, self.path = worker, worker.proc, pdf_path
+
+    def wait(self) -> Path:
+        code = self.proc.wait()
+        err = self.worker.error_text()
+        self.worker.cancel()  # closes the error file
+        if code != 0 or not self.path.exists():
+            from geoplan.errors import GeoplanError
+
+            self.path.unlink(missing_ok=True)
+            raise GeoplanError(
+                "Der PDF-Bericht konnte nicht erstellt werden.",
+                file=self.path,
+                found=err.strip().splitlines()[-1] if err.strip() else f"Exit-Code {code}",
+                hint="bericht.html enthält denselben Bericht; output.pdf: false schaltet das PDF ab.",
+                message_en="The PDF report could not be written.",
+            )
+        return self.path
+
+    def cancel(self) -> None:
+        self.worker.cancel()
+        self.path.unlink(missing_ok=True)
+
+
+def start_pdf(html_path: Path, out_dir: Path, worker: PdfWorker | None = None) -> PendingPdf:
+    """Render ``bericht.pdf`` from the written ``bericht.html`` in a second process (started now if not given)."""
+    return (worker or PdfWorker()).render(html_path, out_dir)
