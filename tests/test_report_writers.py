@@ -107,3 +107,10 @@ def test_every_writer_has_a_progress_line_in_both_languages():
     assert WRITER_LABELS["report"] == ("Bericht (bericht.html, Abbildungen und Karten)",
                                        "Report (bericht.html, figures and maps)")
     assert {k for k, _ in STAGES} == set(STAGES_EN)
+
+
+def test_progress_shows_only_the_writers_of_the_run(demo_result, tmp_path):
+    """The demo writes no QGIS project, PostGIS table or WFS answers: no line claims it did."""
+    seen = []
+    write_outputs(demo_result, tmp_path / "aus", pdf=False, progress=seen.append)
+    assert seen == ["report", "map", "xlsx", "gpkg", "manifest", "done"]

@@ -90,7 +90,8 @@ def _write_outputs(result, out_dir, *, force, lang, want_pdf, worker, progress) 
                 progress("pdf_wait")
                 pending.wait()
                 pending = None
-            progress("gis")
+            if _has_gis_outputs(result):  # no line for outputs the config does not ask for
+                progress("gis")
             extra, pg_info = _gis_outputs(result, pub, tmp, lang)
             progress("manifest")
             manifest = build_manifest(result, [p.name for p in written] + extra + ["manifest.json"],
@@ -110,6 +111,14 @@ def _write_outputs(result, out_dir, *, force, lang, want_pdf, worker, progress) 
             shutil.rmtree(tmp, ignore_errors=True)
     progress("done")
     return sorted(p for p in target.iterdir() if p.name != MARKER)
+
+
+def _has_gis_outputs(result) -> bool:
+    """Whether :func:`_gis_outputs` writes anything for this run."""
+    cfg = result.config
+    cache = getattr(getattr(result, "remote", None), "cache_dir", None)
+    return bool(cfg.output.qgis_project or cfg.output.postgis is not None
+                or (cache is not None and Path(cache).is_dir() and any(Path(cache).iterdir())))
 
 
 def _gis_outputs(result, pub, tmp: Path, lang: str) -> tuple[list[str], dict | None]:
