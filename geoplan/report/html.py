@@ -7,6 +7,7 @@ WeasyPrint (A4, page numbers, table of contents).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -354,7 +355,13 @@ def _text_em(text: str) -> float:
 TABLE_EM, PAD_EM, HEAD_EM = 273 / 25.4 * 72 / 7, 6 * 0.75 / 7, 6.5 / 7 * 1.25
 
 
-def col_widths(rows: list[list[str]], header: list[str], left: int = 2, extra: list[list[str]] = ()) -> list[float]:
+def _words(text) -> list[str]:
+    """The pieces a line may break between: at blanks and after a hyphen ('Korridor-' 'Anpassung')."""
+    return re.findall(r"[^\s-]*-|[^\s-]+", str(text))
+
+
+def col_widths(rows: list[list[str]], header: list[str], left: int = 2, extra: list[list[str]] = (),
+               font_pt: float = 7.0) -> list[float]:
     """Column widths in % for ``table-layout: fixed``, laid out like the browser's automatic layout.
 
     Per column a minimum and a maximum (the whole text) from estimated
@@ -362,38 +369,78 @@ def col_widths(rows: list[list[str]], header: list[str], left: int = 2, extra: l
     each column gets its minimum and the rest in proportion to what it lacks
     (CSS 2.1 §17.5.2.2). The minimum is the first of these that lets the
     table fit: the longest word of the header (headers wrap between words),
-    number or word of the first ``left`` text columns; then the text columns
-    give up their longest word (they wrap anywhere); then the headers; a
+    number or word of the first ``left`` text columns (words end at blanks
+    and hyphens); then the headers of the number columns give up their
+    longest word (a long compound in a header breaks before a name in the
+    body does); then the text columns give up theirs (they wrap anywhere); a
     number is never cut. ``extra``: rows that count but are not shown in
     ``rows`` (the bold sum row). The PDF then lays the table out without
     measuring every cell twice, which is most of the cost of a table with one
-    row per Sozialraum.
+    row per Sozialraum. ``font_pt``: the table's font size (the width of the
+    page in em grows as the font shrinks).
     """
+    table_em = TABLE_EM * 7.0 / font_pt
     levels: list[list[float]] = [[], [], []]
     maxs = []
     for j, head in enumerate(header):
         cells = [_text_em(str(r[j])) for r in rows if j < len(r)]
         cells += [1.1 * _text_em(str(r[j])) for r in extra if j < len(r)]
-        hmin = HEAD_EM * max((_text_em(w) for w in str(head).split()), default=0.0)
+        hmin = HEAD_EM * max((_text_em(w) for w in _words(head)), default=0.0)
         cmax = max(cells, default=0.0)
         if j < left:
-            word = max((_text_em(w) for r in rows if j < len(r) for w in str(r[j]).split()), default=0.0)
-            lv = (max(hmin, word), hmin, 3.0)
+            word = max((_text_em(w) for r in rows if j < len(r) for w in _words(r[j])), default=0.0)
+            lv = (max(hmin, word), max(hmin, word), 3.0)
         else:
-            lv = (max(hmin, cmax), max(hmin, cmax), cmax)
+            lv = (max(hmin, cmax), cmax, cmax)
         for k in range(3):
             levels[k].append(max(lv[k], 1.5) + PAD_EM)
         maxs.append(max(levels[0][-1], cmax + PAD_EM))
-    mins = next((lv for lv in levels if sum(lv) <= TABLE_EM), levels[-1])
+    mins = next((lv for lv in levels if sum(lv) <= table_em), levels[-1])
+    if mins is levels[1]:  # number headers that can have their longest word whole get it, cheapest first
+        mins = list(mins)
+        for j in sorted(range(len(mins)), key=lambda j: levels[0][j] - mins[j]):
+            if sum(mins) + levels[0][j] - mins[j] <= table_em:
+                mins[j] = levels[0][j]
     smin, smax = sum(mins), sum(maxs)
-    if smax <= TABLE_EM:
+    if smax <= table_em:
         widths = maxs
-    elif smin < TABLE_EM:
-        widths = [lo + (hi - lo) * (TABLE_EM - smin) / (smax - smin) for lo, hi in zip(mins, maxs)]
+    elif smin < table_em:
+        widths = [lo + (hi - lo) * (table_em - smin) / (smax - smin) for lo, hi in zip(mins, maxs)]
     else:
         widths = mins
     total = sum(widths) or 1.0
     return [round(100.0 * w / total, 2) for w in widths]
+
+
+#: Smaller fonts (body, header pt and the class in the template) for a wide per-area table whose headers and
+#: words do not fit whole at 7 pt: a smaller font rather than words broken inside.
+SMALL_FONTS = ((6.5, "small"), (6.0, "smaller"))
+
+
+def fitted_widths(rows: list[list[str]], header: list[str], left: int = 2,
+                  extra: list[list[str]] = ()) -> tuple[list[float], str]:
+    """:func:`col_widths` at 7 pt, or at the largest of :data:`SMALL_FONTS` at which no header and no word
+    has to break inside (else the smallest); returns the widths and the table's extra class ("" at 7 pt)."""
+    need = _whole_words_em(rows, header, left, extra)
+    for pt, cls in ((7.0, ""),) + SMALL_FONTS:
+        if need <= TABLE_EM * 7.0 / pt:
+            return col_widths(rows, header, left, extra, font_pt=pt), cls
+    pt, cls = SMALL_FONTS[-1]  # even the smallest font breaks some word: it breaks the fewest
+    return col_widths(rows, header, left, extra, font_pt=pt), cls
+
+
+def _whole_words_em(rows, header, left, extra) -> float:
+    """Width in em the table needs with no word broken (the first level of :func:`col_widths`)."""
+    total = 0.0
+    for j, head in enumerate(header):
+        hmin = HEAD_EM * max((_text_em(w) for w in _words(head)), default=0.0)
+        if j < left:
+            need = max([hmin] + [_text_em(w) for r in rows if j < len(r) for w in _words(r[j])])
+        else:
+            need = max([hmin] + [_text_em(str(r[j])) for r in rows if j < len(r)]
+                       + [1.1 * _text_em(str(r[j])) for r in extra if j < len(r)])
+        total += max(need, 1.5) + PAD_EM
+    return total
 
 
 def report_context(result, pub, lang: str = "de", max_areas: int | None = None) -> dict:
@@ -628,23 +675,27 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None) 
             more["bym2"] = _more_note(n, _("Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt"), "BYM2", lang,
                                       gpkg=False)
     alloc_sums = [_column_total(sorted_areas, c, lang) for c in alloc_cols[3:]]
-    widths = {"alloc": col_widths(alloc_rows, alloc_header, 3, extra=[["", "", ""] + alloc_sums]),
-              "need": col_widths(need_rows, need_header),
-              "ind": col_widths(ind_rows, ind_header, 3)}
+    specs = {"alloc": (alloc_rows, alloc_header, 3, [["", "", ""] + alloc_sums]),
+             "need": (need_rows, need_header, 2, []),
+             "ind": (ind_rows, ind_header, 3, [])}
     if dist_rows:
-        widths["dist"] = col_widths(dist_rows, [_("Schlüssel"), _("Sozialraum"), _("Vorjahr"), _("Zielwert (Formel)"),
-                                                _("Abstand"), _("Budget"), _("Jahre bis Ziel")],
-                                    extra=[["", ""] + [str(dist_total.get(k, "")) for k in
-                                                       ("prior", "target", "distance", "budget", "max_years")]])
+        specs["dist"] = (dist_rows, [_("Schlüssel"), _("Sozialraum"), _("Vorjahr"), _("Zielwert (Formel)"),
+                                     _("Abstand"), _("Budget"), _("Jahre bis Ziel")], 2,
+                         [["", ""] + [str(dist_total.get(k, "")) for k in
+                                      ("prior", "target", "distance", "budget", "max_years")]])
     if sens:
-        widths["sens"] = col_widths(sens["rows"], [_("Schlüssel"), _("Sozialraum"), _("Budget"), "5 %", "95 %",
-                                                   _("Spanne 5–95 %"), _("Rang"), _("Rangspanne 5–95 %"),
-                                                   "Ziehungen mit gleichem Rang"])
+        specs["sens"] = (sens["rows"], [_("Schlüssel"), _("Sozialraum"), _("Budget"), "5 %", "95 %",
+                                        _("Spanne 5–95 %"), _("Rang"), _("Rangspanne 5–95 %"),
+                                        "draws with same rank" if lang == "en" else "Ziehungen mit gleichem Rang"],
+                         2, [])
     if bym2:
-        widths["bym2"] = col_widths(bym2["area_rows"], [_("Schlüssel"), _("Sozialraum"), _("Erwartete Fälle"),
-                                                        bym2.get("interval", ""), _("Budget"),
-                                                        _("Bedarfsgerechter Zielwert"), bym2.get("interval", ""),
-                                                        _("Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt")])
+        specs["bym2"] = (bym2["area_rows"], [_("Schlüssel"), _("Sozialraum"), _("Erwartete Fälle"),
+                                             bym2.get("interval", ""), _("Budget"), _("Bedarfsgerechter Zielwert"),
+                                             bym2.get("interval", ""),
+                                             _("Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt")], 2, [])
+    widths: dict = {}
+    for k, (rows_k, header_k, left_k, extra_k) in specs.items():  # widths in %, and the class of a smaller font
+        widths[k], widths[k + "_cls"] = fitted_widths(rows_k, header_k, left_k, extra_k)
 
     conv_rows = [[fmt.number(y, 0, lang), fmt.number(n, 0, lang), fmt.percent(100 * n / max(len(f), 1), 0, lang)]
                  for y, n in (summary.get("convergence") or [])][:10]
