@@ -171,3 +171,46 @@ def test_every_html_output_offline(demo_outputs):
         assert res.console_errors == [], page.name
         if is_map:
             assert res.dom_counts["path.leaflet-interactive"] == N_POLYGONS
+
+
+def test_thousands_of_polygons_drawn_and_recoloured(tmp_path):
+    """issue 15: 3,000 areas — all drawn from the one shared GeoJSON, nothing requested from outside;
+    switching the layer recolours the same polygons with the second layer's classes."""
+    import json
+
+    import shapely
+
+    from geoplan.report.maps import classify
+
+    n, side = 3000, 400.0
+    i = np.arange(n)
+    geom = shapely.box(370_000 + (i % 55) * side, 5_790_000 + (i // 55) * side,
+                       370_000 + (i % 55 + 1) * side, 5_790_000 + (i // 55 + 1) * side)
+    rng = np.random.default_rng(3)
+    g = gpd.GeoDataFrame({"key": [f"{k:05d}" for k in i], "name": [f"Gebiet {k}" for k in i],
+                          "budget_per_u21_eur": rng.gamma(4.0, 300.0, n), "need_index": rng.normal(0, 1, n),
+                          "change_pct": rng.normal(0, 8, n)}, geometry=geom, crs=25833)
+    g.loc[::50, "need_index"] = np.nan  # no value: the grey no-data fill
+    path = write_interactive_map(tmp_path / "karte.html", g, LAYERS, tooltip={"need_index": "Bedarfsindex"},
+                                 title="Viele Gebiete", attribution="Test")
+    clf = classify(g["need_index"].to_numpy(), LAYERS[1])
+    expected = {c: int((clf.classes == k).sum()) for k, c in enumerate(clf.colors)}
+    expected["#d9d9d9"] = int((clf.classes < 0).sum())
+    js = (
+        f"var p = document.querySelectorAll('path.leaflet-interactive'); if (p.length < {n}) return false;"
+        "if (!window.__switched) {"
+        "  var r = document.querySelectorAll('.leaflet-control-layers-base input');"
+        "  r[1].click(); window.__switched = true; return false; }"
+        "var counts = {}; p.forEach(function(e) { var f = e.getAttribute('fill'); counts[f] = (counts[f] || 0) + 1; });"
+        f"var want = {json.dumps(expected)};"
+        "var ok = Object.keys(want).length === Object.keys(counts).length"
+        "  && Object.keys(want).every(function(k) { return counts[k] === want[k]; });"
+        "document.body.setAttribute('data-recoloured', String(ok)); return ok;"
+    )
+    res = open_offline(path, wait_js=js, timeout=120,
+                       selectors=("path.leaflet-interactive", 'body[data-recoloured="true"]', ".geoplan-note"))
+    assert res.dom_counts["path.leaflet-interactive"] == n  # one set of polygons, all drawn
+    assert res.dom_counts['body[data-recoloured="true"]'] == 1, "the second layer's classes are not the fills"
+    assert res.dom_counts[".geoplan-note"] == 1  # the simplification tolerance is stated
+    assert res.external_requests(tmp_path) == []
+    assert res.failed == [] and res.console_errors == []

@@ -165,9 +165,53 @@ def test_map_data_has_all_features_in_wgs84(berlin):
     assert 13.0 < coords[:, 0].min() and coords[:, 0].max() < 13.8
     assert 52.3 < coords[:, 1].min() and coords[:, 1].max() < 52.7
     assert np.allclose(coords, np.round(coords, 5))
-    # one copy of the geometry for all layers, every layer adds it
+    # one copy of the geometry and one set of polygons for all layers; a layer is a colouring
     assert doc.count("var geoplan_sozialraeume") == 1
-    assert len(re.findall(r"geo_json_\d+_add\(geoplan_sozialraeume\)", doc)) == len(LAYERS)
+    assert doc.count("L.geoJson(") == 1 and "geo_json_" not in doc
+    assert all(len(f["properties"]["c"]) == len(LAYERS) for f in data["features"])
+
+
+def test_class_numbers_are_the_legend_classes(berlin):
+    """Each area's class per layer (drawn with the layer's palette) is the classification of the legend."""
+    g = berlin.copy()
+    g.loc[[4, 9], "need_index"] = np.nan
+    doc = _html(g)
+    by_key = {f["properties"]["key"]: f["properties"]["c"] for f in _map_data(doc)["features"]}
+    palettes = json.loads(re.search(r"var palettes = (\[\[.*?\]\]), current", doc).group(1))
+    assert len(palettes) == len(LAYERS)
+    for i, ly in enumerate(LAYERS):
+        clf = classify(g[ly.column].to_numpy(), ly)
+        assert [by_key[k][i] for k in g["key"]] == clf.classes.tolist()
+        assert palettes[i] == list(clf.colors)
+    assert by_key[g.loc[4, "key"]][1] == -1  # no value: the grey no-data fill
+
+
+def test_tolerance_from_area_size_and_stated(berlin, monkeypatch):
+    from geoplan.report.maps import display_tolerance
+
+    # Berlin's Prognoseräume (about 12 km² each): 5 m, stated in the legend (German and English)
+    assert display_tolerance(berlin) == 5.0
+    doc = _html(berlin)
+    assert 'data-simplify-m="5"' in _legend_html(doc)
+    assert "Grenzen für die Anzeige vereinfacht (Toleranz 5\u00a0m)" in _legend_html(doc)
+    en = _html(berlin, lang="en")
+    assert "Boundaries simplified for display (tolerance 5\u00a0m)" in _legend_html(en)
+    # a given tolerance is used and stated; coarser means fewer vertices
+    coarse = _html(berlin, simplify_m=50)
+    assert 'data-simplify-m="50"' in _legend_html(coarse)
+    n = lambda d: sum(len(r) for f in _map_data(d)["features"] for p in f["geometry"]["coordinates"] for r in p)
+    assert n(coarse) < n(doc) / 2
+    # the same areas ten times smaller (1/√10 the side): a smaller tolerance
+    small = berlin.set_geometry(berlin.geometry.scale(0.3, 0.3, origin=(390000, 5820000)))
+    assert display_tolerance(small) == 2.0
+    # more vertices than the budget: the next larger tolerance (Berlin: 17,235 vertices at 5 m, 11,718 at 10 m)
+    import shapely
+
+    from geoplan.report import maps
+
+    monkeypatch.setattr(maps, "SIMPLIFY_MAX_VERTICES", 15_000)
+    assert display_tolerance(berlin) == 10.0
+    assert shapely.get_num_coordinates(shapely.coverage_simplify(berlin.geometry.values, 10.0)).sum() <= 15_000
 
 
 def test_simplified_geometry_keeps_areas_and_topology(berlin):
@@ -193,8 +237,8 @@ def test_tooltip_fields_and_german_format(berlin):
     assert re.fullmatch(r"\u2212?\d{1,2},\d\u00a0%", first["t3"])
     for alias in ["Sozialraum", *TOOLTIP.values()]:
         assert json.dumps(alias) in doc
-    # only key, name and the formatted tooltip strings leave the frame
-    assert set(first) == {"key", "name", "t0", "t1", "t2", "t3"}
+    # only key, name, the formatted tooltip strings and the class numbers leave the frame
+    assert set(first) == {"key", "name", "t0", "t1", "t2", "t3", "c"}
     assert "7777777" not in doc and "7.777.777" not in doc
 
 
@@ -307,7 +351,9 @@ def test_tooltip_name_not_repeated(berlin):
                           title="T", attribution="")
     assert doc.count('"Sozialraum"') == 1
     feats = _map_data(doc)["features"]
-    assert feats[0]["properties"]["t1"] == feats[0]["properties"]["key"]
+    # name and key are shown from their own properties, not written twice
+    assert set(feats[0]["properties"]) == {"key", "name", "c"}
+    assert re.search(r'tipFields = \["name", ?"key"\]', doc)
 
 
 def test_classify_ties_give_fewer_classes():

@@ -253,3 +253,108 @@ def test_scale_and_offset_applied(tmp_path):
     res = zonal_stats(path, z, stats=("sum", "count", "max"))
     assert res["sum"].iloc[0] == pytest.approx(6 + 11 + 16)
     assert res["count"].iloc[0] == pytest.approx(3) and res["max"].iloc[0] == 16
+
+
+# ---------------------------------------------------------------- Zensus reader: vectorised = regex reference
+
+_REF_ID = __import__("re").compile(r"^CRS(?P<epsg>\d+)RES(?P<res>\d+)mN(?P<n>\d+)E(?P<e>\d+)$")
+
+
+def _reference_read(path, id_column, value_column):
+    """The reader before the national-grid change (whole file as text, regex extract): the reference."""
+    from geoplan.load.tables import DEFAULT_NA_MARKERS
+
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252")
+    import io
+
+    table = pd.read_csv(io.StringIO(text), sep=";", dtype=str, keep_default_na=False)
+    table.columns = [c.strip() for c in table.columns]
+    ids = table[id_column].str.strip()
+    parts = ids.str.extract(_REF_ID)
+    assert not parts["epsg"].isna().any()
+    val = table[value_column].str.strip()
+    missing = val.isin(DEFAULT_NA_MARKERS)
+    num = pd.to_numeric(val.mask(missing).str.replace(",", ".", regex=False), errors="coerce")
+    assert not (~missing & num.isna()).any()
+    out = pd.DataFrame({"n": parts["n"].astype(np.int64), "e": parts["e"].astype(np.int64), "value": num.astype(float)})
+    out.attrs["res"] = int(parts["res"].iloc[0])
+    out.attrs["n_missing"] = int(missing.sum())
+    return out
+
+
+EDGE_ROWS = [
+    "CRS3035RES100mN2691700E4341100;4341150;2691750;12",
+    "  CRS3035RES100mN2691700E4341200 ;4341250;2691750; 7 ",  # white space around id and value
+    "CRS3035RES100mN2691900E4341400;4341450;2691950;–",      # Zensus suppression dash
+    "CRS3035RES100mN2691800E4341100;4341150;2691850;-",
+    "CRS3035RES100mN2691800E4341300;4341350;2691850;",
+    "CRS3035RES100mN2691800E4341400;4341450;2691850;3,5",    # decimal comma
+    "CRS3035RES100mN0002691600E4341100;4341150;2691650;1.25",  # leading zeros, decimal point
+    '"CRS3035RES100mN2691600E4341200";4341250;2691650;"4"',    # quoted fields
+    "CRS3035RES100mN2691600E4341300;4341350;2691650;k. A.",
+    "CRS3035RES100mN2691600E4341400;4341450;2691650;1e3",
+]
+
+
+@pytest.mark.parametrize("chunk", [500_000, 3, 1])
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-8", "cp1252"])
+def test_zensus_reader_equals_regex_reference(tmp_path, monkeypatch, chunk, encoding):
+    """Chunked, vectorised reader = the whole-file regex reader: headers with spaces, ';', '–', '-', '', commas."""
+    import geoplan.load.raster as raster_mod
+
+    monkeypatch.setattr(raster_mod, "_CHUNK_ROWS", chunk)
+    header = " GITTER_ID_100m ;x_mp_100m;y_mp_100m; Einwohner "
+    csv = _zensus_csv(tmp_path / "edge.csv", EDGE_ROWS, header=header, encoding=encoding)
+    ours = raster_mod._read_grid_table(csv, "GITTER_ID_100m", "Einwohner")
+    ref = _reference_read(csv, "GITTER_ID_100m", "Einwohner")
+    pd.testing.assert_frame_equal(ours, ref)
+    assert ours.attrs == ref.attrs == {"res": 100, "n_missing": 4}
+    assert ours["value"].tolist()[:2] == [12.0, 7.0] and ours["value"].iloc[5] == 3.5
+
+
+@pytest.mark.parametrize("chunk", [500_000, 2])
+def test_zensus_reader_random_table_equals_reference(tmp_path, monkeypatch, chunk):
+    import geoplan.load.raster as raster_mod
+
+    monkeypatch.setattr(raster_mod, "_CHUNK_ROWS", chunk)
+    rng = np.random.default_rng(5)
+    cells = rng.choice(400 * 400, 700, replace=False)
+    vals = rng.integers(0, 90, 700).astype(object)
+    vals[rng.random(700) < 0.1] = "–"
+    rows = [_cell(2_600_000 + 1000 * (c // 400), 4_000_000 + 1000 * (c % 400), v, 1000) for c, v in zip(cells, vals)]
+    csv = _zensus_csv(tmp_path / "r.csv", rows, header="GITTER_ID_1km;x_mp_1km;y_mp_1km;Einwohner")
+    ours = raster_mod._read_grid_table(csv, "GITTER_ID_1km", "Einwohner")
+    pd.testing.assert_frame_equal(ours, _reference_read(csv, "GITTER_ID_1km", "Einwohner"))
+    assert ours.attrs["res"] == 1000
+
+
+@pytest.mark.parametrize("chunk", [500_000, 2])
+def test_zensus_reader_errors_name_the_row_across_chunks(tmp_path, monkeypatch, chunk):
+    import geoplan.load.raster as raster_mod
+
+    monkeypatch.setattr(raster_mod, "_CHUNK_ROWS", chunk)
+    good = [_cell(2691700 + 100 * i, 4341100, i) for i in range(4)]
+    cases = {
+        "CRS3035RES100mN26917OOE4341100;0;0;1": ("Ungültige", "Zeile 6"),  # letter O, not zero
+        "CRS3035RES100mN2691700E4341100x;0;0;1": ("Ungültige", "Zeile 6"),
+        "CRS3035RES100mN" + "9" * 80 + "E1;0;0;1": ("Ungültige", "Zeile 6"),  # far too long
+        "CRS3035RES1000mN2691000E4341000;0;0;1": ("Auflösung", "Zeile 6"),
+        "CRS3035RES100mN2691700E4341100;0;0;1": ("doppelt", "Zeile 6"),
+        "CRS3035RES100mN2699700E4341100;0;0;nan": ("keine Zahl", "Zeile 6"),
+        "CRS3035RES100mN2699700E4341100;0;0;1.000,5": ("keine Zahl", "Zeile 6"),
+    }
+    for row, (message, line) in cases.items():
+        csv = _zensus_csv(tmp_path / "e.csv", good + [row])
+        with pytest.raises(GeoplanError, match=message) as e:
+            raster_mod._read_grid_table(csv, "GITTER_ID_100m", "Einwohner")
+        assert e.value.location.startswith(line), (row, e.value.location)
+    wrong_crs = _zensus_csv(tmp_path / "c.csv", ["CRS25832RES100mN5800000E400000;0;0;1"])
+    with pytest.raises(GeoplanError, match="EPSG:3035"):
+        raster_mod._read_grid_table(wrong_crs, "GITTER_ID_100m", "Einwohner")
+    empty = _zensus_csv(tmp_path / "leer.csv", [])
+    with pytest.raises(GeoplanError, match="keine Zeilen"):
+        zensus_grid_to_geotiff(empty, tmp_path / "leer.tif", value_column="Einwohner")

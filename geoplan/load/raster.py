@@ -440,88 +440,182 @@ def _weighted_sums_crs(raster, geoms: np.ndarray, crs, n_jobs: int | None = None
 _GRID_ID = re.compile(r"^CRS(?P<epsg>\d+)RES(?P<res>\d+)mN(?P<n>\d+)E(?P<e>\d+)$")
 
 
-def _read_grid_table(csv_path, id_column: str, value_column: str) -> pd.DataFrame:
-    path = Path(csv_path)
-    if not path.exists():
-        raise GeoplanError("Zensus-Gittertabelle nicht gefunden.", file=path)
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252")
-    import io
+# rows read at once from a Zensus grid table: memory stays bounded for the national 100 m grid
+_CHUNK_ROWS = 500_000
+# longest grid id parsed (CRS + EPSG + RES + size + mN + northing + E + easting is about 30 characters)
+_MAX_ID_CHARS = 64
 
-    table = pd.read_csv(io.StringIO(text), sep=";", dtype=str, keep_default_na=False)
-    table.columns = [c.strip() for c in table.columns]
+
+def _grid_columns(path: Path, encoding: str, id_column: str, value_column: str) -> tuple[str, str]:
+    """The header names (as written, maybe with spaces) of the id and value columns."""
+    header = pd.read_csv(path, sep=";", nrows=0, dtype=str, keep_default_na=False, encoding=encoding).columns
+    stripped = {str(c).strip(): c for c in header}
     for col in (id_column, value_column):
-        if col not in table.columns:
+        if col not in stripped:
             raise GeoplanError(
                 f"Spalte '{col}' fehlt in der Zensus-Gittertabelle.",
                 file=path,
                 expected=col,
-                found=", ".join(table.columns),
+                found=", ".join(str(c).strip() for c in header),
                 hint="Name der Gitter-ID- bzw. Wertspalte angeben (z. B. GITTER_ID_100m, Einwohner).",
             )
-    ids = table[id_column].str.strip()
-    parts = ids.str.extract(_GRID_ID)
-    bad = parts["epsg"].isna()
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise GeoplanError(
-            "Ungültige Gitterzellen-ID in der Zensus-Tabelle.",
-            file=path,
-            location=f"Zeile {i + 2}, Spalte '{id_column}'",  # +2: header is line 1
-            expected="z. B. CRS3035RES100mN2691700E4341100",
-            found=repr(ids.iloc[i]),
-        )
-    for what in ("epsg", "res"):
-        uniq = parts[what].unique()
-        if len(uniq) > 1:
-            i = int(np.flatnonzero((parts[what] != parts[what].iloc[0]).to_numpy())[0])
-            raise GeoplanError(
-                "Gitterzellen verschiedener Auflösung oder Projektion in einer Tabelle.",
-                file=path,
-                location=f"Zeile {i + 2}, Spalte '{id_column}'",
-                expected=ids.iloc[0][: ids.iloc[0].index("N")],
-                found=ids.iloc[i][: ids.iloc[i].index("N")],
-            )
-    if parts["epsg"].iloc[0] != "3035":
-        raise GeoplanError(
-            "Zensus-Gitter müssen in EPSG:3035 (ETRS89-LAEA) vorliegen.",
-            file=path,
-            location=f"Zeile 2, Spalte '{id_column}'",
-            expected="CRS3035",
-            found="CRS" + parts["epsg"].iloc[0],
-        )
-    val = table[value_column].str.strip()
+    return stripped[id_column], stripped[value_column]
+
+
+def _parse_grid_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised parse of grid ids ``CRS<epsg>RES<res>mN<n>E<e>`` (a numpy str array).
+
+    Returns ``(ok, numbers)``: ``ok`` is False for ids that, stripped of
+    surrounding white space, do not match ``^CRS(\\d+)RES(\\d+)mN(\\d+)E(\\d+)$``
+    (ASCII digits); ``numbers`` is an ``(n, 4)`` int64 array of EPSG code,
+    cell size, northing and easting (0 where not ok).
+
+    The ids are viewed as a matrix of code points. Each row's layout (the id
+    with every digit replaced by ``9``) is matched against the pattern once per
+    distinct layout (a grid table has one or a few), and the digit runs of a
+    layout are turned into numbers for all its rows at once by a product with
+    powers of ten. No Python string is made per row.
+    """
+    n = len(ids)
+    ok = np.zeros(n, dtype=bool)
+    numbers = np.zeros((n, 4), dtype=np.int64)
+    width = ids.dtype.itemsize // 4
+    if n == 0 or width == 0:
+        return ok, numbers
+    codes = np.ascontiguousarray(ids).view(np.uint32).reshape(n, width)
+    digit = (codes >= 48) & (codes <= 57)
+    layout = np.where(digit, np.uint32(57), codes)  # every digit -> '9'
+    uniq, inverse = np.unique(layout.view(np.dtype((np.void, 4 * width))).ravel(), return_inverse=True)
+    inverse = inverse.ravel()
+    pattern = re.compile(_GRID_ID.pattern, re.ASCII)
+    for j, u in enumerate(uniq):
+        text = "".join(map(chr, np.trim_zeros(np.frombuffer(u.tobytes(), dtype=np.uint32), "b")))
+        stripped = text.strip()
+        m = pattern.match(stripped)
+        if m is None or any(m.end(k) - m.start(k) > 18 for k in range(1, 5)):  # more digits overflow int64
+            continue
+        shift = len(text) - len(text.lstrip())
+        rows = np.flatnonzero(inverse == j)
+        ok[rows] = True
+        for k in range(4):
+            s, e = m.start(k + 1) + shift, m.end(k + 1) + shift
+            weights = 10 ** np.arange(e - s - 1, -1, -1, dtype=np.int64)
+            numbers[rows, k] = (codes[rows, s:e].astype(np.int64) - 48) @ weights
+    return ok, numbers
+
+
+def _stripped(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _grid_values(col: pd.Series, path: Path, start: int, value_column: str) -> tuple[np.ndarray, int]:
+    """Values of a chunk read as text: markers are missing, a decimal comma is a point; else an error."""
+    val = col.astype(object).where(col.notna(), np.nan)
+    val = val.map(lambda v: v.strip() if isinstance(v, str) else v)
     missing = val.isin(DEFAULT_NA_MARKERS)
     # Zensus tables write decimals with a comma and no thousands separator
-    num = pd.to_numeric(val.mask(missing).str.replace(",", ".", regex=False), errors="coerce")
+    num = pd.to_numeric(val.mask(missing).map(lambda v: v.replace(",", ".") if isinstance(v, str) else v),
+                        errors="coerce")
     bad = ~missing & num.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise GeoplanError(
             f"Wert in Spalte '{value_column}' ist keine Zahl.",
             file=path,
-            location=f"Zeile {i + 2}, Spalte '{value_column}'",
+            location=f"Zeile {start + i + 2}, Spalte '{value_column}'",
             expected="Zahl, leer oder Sperrzeichen (–)",
             found=repr(val.iloc[i]),
         )
-    out = pd.DataFrame(
-        {
-            "n": parts["n"].astype(np.int64),
-            "e": parts["e"].astype(np.int64),
-            "value": num.astype(float),
-        }
-    )
+    return num.to_numpy(dtype=float), int(missing.sum())
+
+
+def _read_grid_table(csv_path, id_column: str, value_column: str) -> pd.DataFrame:
+    """Grid cells of a Zensus table: northing ``n``, easting ``e`` (int64) and ``value`` (float, NaN = missing).
+
+    Reads only the id and value columns, ``_CHUNK_ROWS`` rows at a time, and
+    keeps numbers only (three 8-byte columns per cell), so a national 100 m
+    table (3.1 million cells) needs a few hundred MB instead of Python strings
+    for every field. UTF-8 (with or without BOM), else Windows-1252.
+    """
+    path = Path(csv_path)
+    if not path.exists():
+        raise GeoplanError("Zensus-Gittertabelle nicht gefunden.", file=path)
+    try:
+        return _read_grid_chunks(path, "utf-8-sig", id_column, value_column)
+    except UnicodeDecodeError:
+        return _read_grid_chunks(path, "cp1252", id_column, value_column)
+
+
+def _read_grid_chunks(path: Path, encoding: str, id_column: str, value_column: str) -> pd.DataFrame:
+    raw_id, raw_value = _grid_columns(path, encoding, id_column, value_column)
+    ns, es, values = [], [], []
+    first_id = None  # (epsg, res, id text) of the first row
+    n_missing = 0
+    start = 0  # rows before this chunk
+    # The value column is left to the CSV parser's number inference: a chunk of plain numbers
+    # arrives as numbers; one with a marker, a decimal comma or anything else as text, which is
+    # then read cell by cell as before (strip, marker, comma).
+    reader = pd.read_csv(path, sep=";", usecols=[raw_id, raw_value], dtype={raw_id: str}, keep_default_na=False,
+                         encoding=encoding, chunksize=_CHUNK_ROWS)
+    with reader:
+        for chunk in reader:
+            ids = chunk[raw_id]
+            too_long = (ids.str.len() > _MAX_ID_CHARS).to_numpy()  # malformed; keeps the code point matrix small
+            ok, numbers = _parse_grid_ids(np.asarray(ids.mask(too_long, "") if too_long.any() else ids, dtype=str))
+            ok &= ~too_long
+            if not ok.all():
+                i = int(np.flatnonzero(~ok)[0])
+                raise GeoplanError(
+                    "Ungültige Gitterzellen-ID in der Zensus-Tabelle.",
+                    file=path,
+                    location=f"Zeile {start + i + 2}, Spalte '{id_column}'",  # +2: header is line 1
+                    expected="z. B. CRS3035RES100mN2691700E4341100",
+                    found=repr(_stripped(ids.iloc[i])),
+                )
+            if first_id is None and len(ids):
+                first_id = (int(numbers[0, 0]), int(numbers[0, 1]), _stripped(ids.iloc[0]))
+            if first_id is not None:
+                other = (numbers[:, 0] != first_id[0]) | (numbers[:, 1] != first_id[1])
+                if other.any():
+                    i = int(np.flatnonzero(other)[0])
+                    raise GeoplanError(
+                        "Gitterzellen verschiedener Auflösung oder Projektion in einer Tabelle.",
+                        file=path,
+                        location=f"Zeile {start + i + 2}, Spalte '{id_column}'",
+                        expected=first_id[2][: first_id[2].index("N")],
+                        found=_stripped(ids.iloc[i])[: _stripped(ids.iloc[i]).index("N")],
+                    )
+                if first_id[0] != 3035:
+                    raise GeoplanError(
+                        "Zensus-Gitter müssen in EPSG:3035 (ETRS89-LAEA) vorliegen.",
+                        file=path,
+                        location=f"Zeile 2, Spalte '{id_column}'",
+                        expected="CRS3035",
+                        found=f"CRS{first_id[0]}",
+                    )
+            col = chunk[raw_value]
+            if col.dtype.kind in "iuf" and not col.isna().any():
+                num, n_miss = col.to_numpy(dtype=float), 0  # numbers only (the common case)
+            else:
+                num, n_miss = _grid_values(col, path, start, value_column)
+            ns.append(numbers[:, 2].copy())
+            es.append(numbers[:, 3].copy())
+            values.append(num)
+            n_missing += n_miss
+            start += len(chunk)
+    out = pd.DataFrame({
+        "n": np.concatenate(ns) if ns else np.zeros(0, np.int64),
+        "e": np.concatenate(es) if es else np.zeros(0, np.int64),
+        "value": np.concatenate(values) if values else np.zeros(0, float),
+    })
     dup = out.duplicated(["n", "e"])
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise GeoplanError(
-            "Gitterzelle kommt doppelt vor.", file=path, location=f"Zeile {i + 2}", found=repr(ids.iloc[i])
+            "Gitterzelle kommt doppelt vor.", file=path, location=f"Zeile {i + 2}", found=repr(f"CRS{first_id[0]}RES{first_id[1]}mN{out['n'].iat[i]}E{out['e'].iat[i]}")
         )
-    out.attrs["res"] = int(parts["res"].iloc[0])
-    out.attrs["n_missing"] = int(missing.sum())
+    out.attrs["res"] = first_id[1] if first_id is not None else 0
+    out.attrs["n_missing"] = n_missing
     return out
 
 

@@ -83,6 +83,8 @@ TEXT = {
         "upto": "bis",
         "classes": "Klassen: {scheme}; in Klammern Anzahl Sozialräume",
         "background": "Hintergrundkarte",
+        "simplified": "Grenzen für die Anzeige vereinfacht (Toleranz {tol}); Nachbargebiete schließen lückenlos an.",
+        "simplified_each": "Grenzen für die Anzeige je Gebiet vereinfacht (Toleranz {tol}).",
         "yes": "ja",
         "no": "nein",
         "schemes": {
@@ -102,6 +104,8 @@ TEXT = {
         "upto": "up to",
         "classes": "Classes: {scheme}; number of areas in brackets",
         "background": "Background map",
+        "simplified": "Boundaries simplified for display (tolerance {tol}); neighbouring areas still meet.",
+        "simplified_each": "Boundaries simplified for display, each area on its own (tolerance {tol}).",
         "yes": "yes",
         "no": "no",
         "schemes": {
@@ -115,11 +119,17 @@ TEXT = {
         },
     },
 }
-#: Simplification tolerance (m, metric CRS) for the web map; well below the
-#: width of a line at city zoom, and applied to the whole coverage so that
-#: neighbouring Sozialräume keep their shared borders.
-SIMPLIFY_TOLERANCE_M = 5.0
-#: Decimal places of degrees kept in the web map (1e-5 deg ≈ 1 m).
+#: Tolerances (m, metric CRS) the web map's display geometry is simplified with; see
+#: :func:`display_tolerance`. Simplification runs on the whole coverage
+#: (``shapely.coverage_simplify``), so neighbouring Sozialräume keep their shared borders.
+SIMPLIFY_STEPS_M = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0)
+#: A typical area (square root of the median area) spans this many tolerances: about one
+#: screen pixel when the area is zoomed to 400 pixels across.
+SIMPLIFY_AREA_SPAN = 400
+#: At most about this many vertices in ``karte.html`` (≈ 20 bytes each): above it the next
+#: larger tolerance is taken, so 10,000 detailed areas still give a file of a few MB.
+SIMPLIFY_MAX_VERTICES = 500_000
+#: Decimal places of degrees kept in the web map (1e-5 deg ≈ 1 m; tolerances are ≥ 1 m).
 COORD_DECIMALS = 5
 
 @dataclass
@@ -554,6 +564,8 @@ html, body {margin:0; padding:0; font-family: "DejaVu Sans", Arial, Helvetica, s
   border: 1px solid #777; flex: none;}
 .geoplan-legend .n {color: #555; margin-left: 6px;}
 .geoplan-legend .scheme {color: #555; margin-top: 4px; font-size: 11px; white-space: normal;}
+.geoplan-legend .geoplan-note {color: #555; margin-top: 4px; font-size: 11px; white-space: normal;
+  border-top: 1px solid #ddd; padding-top: 3px; width: 0; min-width: 100%;}
 .leaflet-tooltip table td {padding: 1px 4px;}
 @media (max-width: 600px) {
   .geoplan-legend {font-size: 10.5px; max-width: 190px; padding: 5px 6px;}
@@ -592,19 +604,83 @@ def _legend_html(
     )
 
 
-def _web_geometry(gdf: gpd.GeoDataFrame) -> gpd.GeoSeries:
-    geom = gdf.geometry
+def _sample(geoms: np.ndarray, size: int) -> np.ndarray:
+    """Evenly spaced geometries (deterministic): all of them up to ``size``."""
+    if len(geoms) <= size:
+        return geoms
+    return geoms[np.linspace(0, len(geoms) - 1, size).round().astype(int)]
+
+
+def display_tolerance(gdf: gpd.GeoDataFrame) -> float:
+    """Simplification tolerance (m) for the web map's display geometry.
+
+    The largest of :data:`SIMPLIFY_STEPS_M` not above √(median area) / 400
+    (a typical area zoomed to 400 screen pixels across loses less than a
+    pixel); if the whole map would still have more than
+    :data:`SIMPLIFY_MAX_VERTICES` vertices (estimated from 300 evenly spaced
+    areas), the next larger step, and so on. Berlin's 58
+    Prognoseräume: 5 m; 10,000 areas of the same detail: 20–50 m.
+    """
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    area = shapely.area(geoms)
+    area = area[np.isfinite(area) & (area > 0)]
+    if not len(area):
+        return SIMPLIFY_STEPS_M[0]
+    side = math.sqrt(float(np.median(area)))
+    steps = [t for t in SIMPLIFY_STEPS_M if t <= side / SIMPLIFY_AREA_SPAN] or [SIMPLIFY_STEPS_M[0]]
+    i = SIMPLIFY_STEPS_M.index(steps[-1])
+    if shapely.get_num_coordinates(geoms).sum() <= SIMPLIFY_MAX_VERTICES:
+        return SIMPLIFY_STEPS_M[i]  # within the budget before any simplification
+    sample = _sample(geoms, 300)
+    scale = len(geoms) / len(sample)
+    while i < len(SIMPLIFY_STEPS_M) - 1:
+        try:
+            n = shapely.get_num_coordinates(shapely.coverage_simplify(sample, SIMPLIFY_STEPS_M[i])).sum()
+        except Exception:  # noqa: BLE001 - not polygons: per-area simplification below
+            n = shapely.get_num_coordinates(shapely.simplify(sample, SIMPLIFY_STEPS_M[i])).sum()
+        if n * scale <= SIMPLIFY_MAX_VERTICES:
+            break
+        i += 1
+    return SIMPLIFY_STEPS_M[i]
+
+
+def _web_geometry(gdf: gpd.GeoDataFrame, tolerance_m: float) -> tuple[np.ndarray, bool]:
+    """Display geometry in EPSG:4326, simplified with ``tolerance_m`` and rounded to :data:`COORD_DECIMALS`.
+
+    The areas are simplified as one coverage (``shapely.coverage_simplify``),
+    so shared borders stay shared; if that gives an invalid or empty polygon
+    (the areas are not a clean coverage), each area on its own
+    (topology-preserving per area). Returns the geometries and whether the
+    coverage was simplified as a whole.
+    """
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    whole = False
+    simplified = None
     try:
-        simplified = shapely.coverage_simplify(geom.values, SIMPLIFY_TOLERANCE_M)
-        if not shapely.is_valid(simplified).all() or shapely.is_empty(simplified).any():
-            raise ValueError("invalid coverage simplification")
-        geom = gpd.GeoSeries(simplified, index=gdf.index, crs=gdf.crs)
-    except Exception:  # noqa: BLE001 - not a clean coverage: keep full detail, only round
-        geom = gpd.GeoSeries(geom.values, index=gdf.index, crs=gdf.crs)
-    geom = geom.to_crs(4326)
+        simplified = shapely.coverage_simplify(geoms, tolerance_m)
+        whole = bool(shapely.is_valid(simplified).all() and not shapely.is_empty(simplified).any())
+    except Exception:  # noqa: BLE001 - e.g. lines or points among the areas
+        whole = False
+    if not whole:
+        simplified = shapely.simplify(geoms, tolerance_m, preserve_topology=True)
+        bad = ~shapely.is_valid(simplified) | shapely.is_empty(simplified)
+        simplified = np.where(bad & ~shapely.is_empty(geoms), geoms, simplified)
+    web = gpd.GeoSeries(simplified, crs=gdf.crs).to_crs(4326).values
     # Rounding each vertex on its own keeps shared vertices shared.
-    rounded = shapely.transform(geom.values, lambda c: np.round(c, COORD_DECIMALS))
-    return gpd.GeoSeries(rounded, index=gdf.index, crs=4326)
+    return shapely.transform(np.asarray(web, dtype=object), lambda c: np.round(c, COORD_DECIMALS)), whole
+
+
+def _feature_collection(geoms: np.ndarray, props: list[dict]) -> str:
+    """GeoJSON FeatureCollection text for a <script> block, written once for all layers.
+
+    Geometry by GEOS's GeoJSON writer (shortest round-trip numbers); properties
+    by :func:`_script_json`, so no text can end the script.
+    """
+    geo = shapely.to_geojson(geoms)
+    parts = []
+    for g, p in zip(geo.tolist(), props):
+        parts.append('{"type":"Feature","properties":' + _script_json(p) + ',"geometry":' + (g or "null") + "}")
+    return '{"type":"FeatureCollection","features":[' + ",".join(parts) + "]}"
 
 
 def _tooltip_spec(tooltip: dict, layers: list[MapLayer]) -> list[tuple[str, str, str | None]]:
@@ -682,6 +758,7 @@ def interactive_map(
     name: str = "name",
     tiles_attribution: str | None = None,
     lang: str = "de",
+    simplify_m: float | None = None,
 ) -> str:
     """Build ``karte.html`` as a full, self-contained HTML document.
 
@@ -711,9 +788,15 @@ def interactive_map(
         ``de`` (default) or ``en`` for the fixed texts and number format.
     key, name : str
         Key and name columns.
+    simplify_m : float, optional
+        Tolerance (m) for the display geometry; default :func:`display_tolerance`
+        (from the areas' size and number). Stated in the legend.
 
-    Only the key, the name and the pre-formatted tooltip strings are written
-    into the map data (no other column leaves the frame).
+    The geometry is written once, as one GeoJSON FeatureCollection, and drawn
+    as one set of polygons; switching the layer recolours them (the class of
+    each area per layer is a small integer in its properties). Only the key,
+    the name, the pre-formatted tooltip strings and the class numbers are
+    written into the map data (no other column leaves the frame).
     """
     import folium
     from branca.element import Element, MacroElement
@@ -731,7 +814,8 @@ def interactive_map(
     spec = _tooltip_spec(tooltip, layers)
     _check_frame(gdf, [ly.column for ly in layers] + [c for c, _, _ in spec], key, name)
 
-    geom = _web_geometry(gdf)
+    tol = float(simplify_m) if simplify_m is not None else display_tolerance(gdf)
+    geoms, whole = _web_geometry(gdf, tol)
     keys = gdf[key].astype(str).tolist()
     if len(set(keys)) != len(keys):
         dup = pd.Series(keys)[pd.Series(keys).duplicated()].iloc[0]
@@ -741,19 +825,39 @@ def interactive_map(
             expected="eindeutiger Schlüssel je Sozialraum",
             found="doppelt",
         )
-    props = pd.DataFrame({"key": keys, "name": gdf[name].astype(str).tolist()})
-    # The name leads the tooltip unless the caller lists it already.
+    names = gdf[name].astype(str).tolist()
+    columns: dict[str, list] = {"key": keys, "name": names}
+    # The name leads the tooltip unless the caller lists it already; key and name are not repeated.
     listed = {c for c, _, _ in spec}
     fields, aliases = ([], []) if name in listed else (["name"], [TEXT[lang]["area"]])
     for i, (col, label, fmt) in enumerate(spec):
-        prop = f"t{i}"
-        props[prop] = [_tooltip_value(v, fmt, lang) for v in gdf[col].tolist()]
+        if fmt is None and col in (key, name):
+            prop = "key" if col == key else "name"
+        else:
+            prop = f"t{i}"
+            columns[prop] = [_tooltip_value(v, fmt, lang) for v in gdf[col].tolist()]
         fields.append(prop)
         aliases.append(label)
-    web = gpd.GeoDataFrame(props, geometry=geom.values, crs=4326)
-    geojson = json.loads(web.to_json(drop_id=True))
 
-    minx, miny, maxx, maxy = web.total_bounds
+    # Without a background the fill is opaque so map colours equal the legend swatches.
+    fill_opacity = 0.75 if tiles else 1.0
+    shown = next((i for i, ly in enumerate(layers) if ly.show), 0)
+    legends, palettes, classes = [], [], []
+    for i, ly in enumerate(layers):
+        clf = classify(_numeric(gdf, ly), ly, lang)
+        legends.append(_legend_html(ly, clf, bool((clf.classes < 0).any()), i, fill_opacity, lang))
+        palettes.append(list(clf.colors))
+        classes.append(clf.classes.astype(int).tolist())
+    columns["c"] = [list(c) for c in zip(*classes)]  # class of each layer (-1: no value)
+    props = [dict(zip(columns, row)) for row in zip(*columns.values())]
+    data = _feature_collection(geoms, props)
+    tol_text = _by_kind(tol, "zahl", lang=lang) + "\u00a0m"
+    note = TEXT[lang]["simplified" if whole else "simplified_each"].format(tol=tol_text)
+    legends.append(f'<div class="geoplan-note" data-simplify-m="{tol:g}">{html.escape(note)}</div>')
+
+    bounds = shapely.bounds(geoms)
+    minx, miny = np.nanmin(bounds[:, 0]), np.nanmin(bounds[:, 1])
+    maxx, maxy = np.nanmax(bounds[:, 2]), np.nanmax(bounds[:, 3])
     m = folium.Map(
         location=[(miny + maxy) / 2, (minx + maxx) / 2],
         tiles=None,
@@ -773,52 +877,20 @@ def interactive_map(
     root.title = html.escape(title)  # branca writes <title>{{ title }}</title> without escaping
     root.html.add_child(Element(f'<header class="geoplan-title">{html.escape(title)}</header>'), name="geoplan_title")
 
+    tile_layer = None
     if tiles:
-        folium.TileLayer(
-            tiles=tiles, attr=safe_attribution(tiles_attribution), name=TEXT[lang]["background"], overlay=True, control=True, show=True
+        tile_layer = folium.TileLayer(
+            tiles=tiles, attr=safe_attribution(tiles_attribution), name=TEXT[lang]["background"], overlay=True,
+            control=True, show=True,
         ).add_to(m)
 
-    # Without a background the fill is opaque so map colours equal the legend swatches.
-    fill_opacity = 0.75 if tiles else 1.0
-    shown = next((i for i, ly in enumerate(layers) if ly.show), 0)
-    geojson_layers = []
-    legends = []
-    for i, ly in enumerate(layers):
-        values = _numeric(gdf, ly)
-        clf = classify(values, ly, lang)
-        colors = {
-            k: (clf.colors[c] if c >= 0 else NODATA_COLOR) for k, c in zip(keys, clf.classes.tolist())
-        }
-        legends.append(_legend_html(ly, clf, bool((clf.classes < 0).any()), i, fill_opacity, lang))
-
-        def style(feature, _colors=colors):
-            return {
-                "fillColor": _colors[feature["properties"]["key"]],
-                "color": "#333333",
-                "weight": 0.8,
-                "fillOpacity": fill_opacity,
-            }
-
-        def highlight(feature):
-            return {"weight": 3, "color": "#000000"}
-
-        gj = folium.GeoJson(
-            geojson,
-            name=html.escape(ly.label),  # Leaflet's layer control inserts names as HTML
-            overlay=False,
-            show=(i == shown),
-            style_function=style,
-            highlight_function=highlight,
-            zoom_on_click=False,
-            smooth_factor=0.5,
-        ).add_to(m)
-        geojson_layers.append(gj)
-
+    label_names = [html.escape(ly.label) for ly in layers]  # Leaflet's layer control inserts names as HTML
     attribution_html = safe_attribution(attribution)
     controls = MacroElement()
     controls._template = Template(
         """
         {% macro script(this, kwargs) %}
+        var geoplan_sozialraeume = <GEOPLAN_MAP_DATA>;
         (function(map) {
             map.attributionControl.setPrefix(false);
             {%- if this.attribution %}
@@ -839,6 +911,23 @@ def interactive_map(
                 });
             }
             showLegend({{ this.shown }});
+            // One set of polygons for all layers; a layer is a colouring: its palette and each area's class.
+            var palettes = {{ this.palettes|tojson }}, current = {{ this.shown }};
+            function style(feature) {
+                var c = feature.properties.c[current];
+                return {fillColor: c >= 0 ? palettes[current][c] : {{ this.nodata|tojson }}, color: '#333333',
+                        weight: 0.8, fillOpacity: {{ this.fill_opacity }}};
+            }
+            var areas = L.geoJson(geoplan_sozialraeume, {style: style, smoothFactor: 0.5}).addTo(map);
+            var bases = names.map(function(n, i) { return L.layerGroup(); });
+            bases[current].addTo(map);
+            L.control.layers({{ this.base_object }}, {{ this.overlay_object }},
+                             {collapsed: false, position: 'topright', autoZIndex: true}).addTo(map);
+            map.on('baselayerchange', function(e) {
+                current = names.indexOf(e.name);
+                areas.setStyle(style);
+                showLegend(current);
+            });
             // Tooltips are built as DOM nodes with textContent: names and labels are never parsed as HTML.
             var tipFields = {{ this.tip_fields|tojson }}, tipLabels = {{ this.tip_labels|tojson }};
             function geoplanTip(layer) {
@@ -852,12 +941,10 @@ def interactive_map(
                 });
                 return t;
             }
-            [{% for gj in this.geojson_layers %}{{ gj.get_name() }}{{ "," if not loop.last }}{% endfor %}]
-                .forEach(function(gj) { gj.bindTooltip(geoplanTip, {sticky: true, className: 'foliumtooltip'}); });
+            areas.bindTooltip(geoplanTip, {sticky: true, className: 'foliumtooltip'});
             // The hovered area's outline on top of its neighbours.
-            [{% for gj in this.geojson_layers %}{{ gj.get_name() }}{{ "," if not loop.last }}{% endfor %}]
-                .forEach(function(gj) { gj.on('mouseover', function(e) { e.layer.bringToFront(); }); });
-            map.on('baselayerchange', function(e) { showLegend(names.indexOf(e.name)); });
+            areas.on('mouseover', function(e) { e.layer.setStyle({weight: 3, color: '#000000'}); e.layer.bringToFront(); });
+            areas.on('mouseout', function(e) { areas.resetStyle(e.layer); });
             L.control.scale({imperial: false, position: 'bottomleft'}).addTo(map);
             // Keep the polygons clear of the legend (bottom right).
             var lw = legend.getContainer().offsetWidth || 0;
@@ -868,21 +955,30 @@ def interactive_map(
     )
     controls.attribution = attribution_html
     controls.legends = "".join(legends)
-    controls.names = [html.escape(ly.label) for ly in layers]
+    controls.names = label_names
     controls.tip_fields = fields
     controls.tip_labels = aliases
-    controls.geojson_layers = geojson_layers
     controls.shown = shown
+    controls.palettes = palettes
+    controls.nodata = NODATA_COLOR
+    controls.fill_opacity = f"{fill_opacity:g}"
+    controls.base_object = "{" + ", ".join(f"{_script_json(n)}: bases[{i}]" for i, n in enumerate(label_names)) + "}"
+    controls.overlay_object = (
+        "{" + f"{_script_json(TEXT[lang]['background'])}: {tile_layer.get_name()}" + "}" if tile_layer is not None else "{}"
+    )
     controls.bounds = [[float(miny), float(minx)], [float(maxy), float(maxx)]]
     m.add_child(controls, name="geoplan_controls")
-    folium.LayerControl(position="topright", collapsed=False).add_to(m)
 
     doc = root.render()
     doc = doc.replace("<html>", f'<html lang="{lang}">', 1)
-    return _postprocess(doc)
+    # The data goes in after the id clean-up (no regular expression runs over megabytes of GeoJSON).
+    # The placeholder has a '<', which every user text in the page has escaped: it occurs once.
+    doc = _postprocess(doc)
+    marker = "var geoplan_sozialraeume = <GEOPLAN_MAP_DATA>;"
+    assert doc.count(marker) == 1
+    return doc.replace(marker, f"var geoplan_sozialraeume = {data};", 1)
 
 
-_ADD_CALL = re.compile(r"(geo_json_[0-9a-f]+_add)\(")
 _FOLIUM_ID = re.compile(r"(?<![0-9A-Za-z])([a-z][a-z_]*?)_([0-9a-f]{32})(?![0-9a-f])")
 
 
@@ -896,38 +992,12 @@ def _script_json(data) -> str:
 
 
 def _postprocess(doc: str) -> str:
-    """Share the GeoJSON between layers and make folium's random ids stable.
+    """Make folium's random ids stable and allow zooming the page.
 
-    Every layer holds the same geometry; writing it once (compact JSON) keeps
-    ``karte.html`` about 1/len(layers) the size. folium names elements with
-    random hex ids; replacing them by counters makes the file byte-identical
-    for identical input (so its hash in ``manifest.json`` is reproducible).
+    folium names elements with random hex ids; replacing them by counters
+    makes the file byte-identical for identical input (so its hash in
+    ``manifest.json`` is reproducible).
     """
-    decoder = json.JSONDecoder()
-    out, pos, shared = [], 0, None
-    for m in _ADD_CALL.finditer(doc):
-        if m.start() < pos:
-            continue
-        start = m.end()
-        if doc[start] != "{":
-            continue
-        data, end = decoder.raw_decode(doc, start)
-        if doc[end] != ")":
-            continue
-        text = _script_json(data)
-        if shared is None:
-            shared = text
-            call = f"var geoplan_sozialraeume = {text};\n            {m.group(1)}(geoplan_sozialraeume"
-        elif text == shared:
-            call = f"{m.group(1)}(geoplan_sozialraeume"
-        else:  # pragma: no cover - layers always share their data
-            call = f"{m.group(1)}({text}"
-        out.append(doc[pos : m.start()])
-        out.append(call)
-        pos = end
-    out.append(doc[pos:])
-    doc = "".join(out)
-
     ids: dict[str, str] = {}
 
     def stable(match: re.Match) -> str:
