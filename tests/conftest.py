@@ -1,36 +1,121 @@
-"""Shared fixtures: one demo run per test session (it fits the model and writes all outputs)."""
+"""Shared fixtures: one demo run per test session (it fits the model and writes all outputs), shared by
+the xdist workers; the order in which the files are handed to the workers."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The files that take longest (seconds on one worker, measured with -n 0), in that order. pytest-xdist
+# (--dist loadfile --no-loadscope-reorder, pyproject.toml) hands whole files to the two workers in the
+# collection order: the long ones start first and the many short files fill the gaps at the end,
+# instead of a long file starting last and leaving one worker idle for minutes.
+LONGEST_FIRST = [
+    "test_bym2.py",  # the coverage study on the Berlin adjacency: 8 BYM2 fits
+    "test_presets_demo.py",  # 12 pipeline runs on the synthetic city
+    "test_notebooks.py",  # 5 notebooks in a kernel, each runs the pipeline
+    "test_postgis.py",  # a PostgreSQL cluster, two runs through the database
+    "test_wfs.py",  # MapServer, two runs through the WFS
+    "test_bym2_pipeline.py",  # the Berlin example with the BYM2 model, outputs in two languages
+    "test_safety.py",  # real signals to real runs, a hostile workspace
+    "test_report_pdf_process.py",  # two PDFs
+    "test_report_determinism.py",  # a second demo run with its PDF in a new process
+    "test_caselist_privacy.py",  # a run from the case list with its PDF
+    "test_privacy_outputs.py",  # a run with a planted small count, with its PDF
+    "test_qgis.py",  # headless QGIS
+]
+
+
+def pytest_configure(config):
+    """JAX's persistent compilation cache for the session (the workers and the geoplan processes the tests
+    start inherit it): every BYM2 fit of the same size compiles the same sampler (about 20 s CPU each),
+    which is then compiled once. Set JAX_COMPILATION_CACHE_DIR yourself to keep it between sessions."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="geoplan-test-jax-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+@contextlib.contextmanager
+def _once_per_session(tmp_path_factory, name):
+    """A folder that the first worker to ask for ``name`` fills, the other workers find filled.
+
+    Yields (folder, done): the caller builds into ``folder`` when ``done`` is False. With xdist the
+    folder lies in the temp directory the workers share and the build holds a file lock, so the demo
+    is computed and written once per session rather than once per worker."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: nothing to share
+        folder = tmp_path_factory.mktemp(name)
+        yield folder, False
+        return
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp().parent / "shared"
+    root.mkdir(exist_ok=True)
+    folder, marker = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            done = marker.exists()
+            if not done and folder.exists():  # left by a build that failed
+                shutil.rmtree(folder)
+            folder.mkdir(exist_ok=True)
+            yield folder, done
+            marker.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
 
 @pytest.fixture(scope="session")
-def demo_result():
-    from geoplan.cli import demo_config
-    from geoplan.pipeline import run
+def demo_result(tmp_path_factory):
+    """``geoplan demo``'s pipeline result (the Berlin example): computed once, shared by the workers."""
+    import pickle
 
-    return run(demo_config())
+    with _once_per_session(tmp_path_factory, "demo_result") as (folder, done):
+        if done:
+            return pickle.loads((folder / "result.pickle").read_bytes())
+        from geoplan.cli import demo_config
+        from geoplan.pipeline import run
+
+        result = run(demo_config())
+        (folder / "result.pickle").write_bytes(pickle.dumps(result))
+        return result
 
 
 @pytest.fixture(scope="session")
 def demo_outputs(demo_result, tmp_path_factory):
-    from geoplan.report import write_outputs
+    """The demo's outputs, with the PDF (read only: tests that change files copy the folder)."""
+    with _once_per_session(tmp_path_factory, "demo") as (folder, done):
+        out = folder / "ausgabe"
+        if not done:
+            from geoplan.report import write_outputs
 
-    out = tmp_path_factory.mktemp("demo") / "ausgabe"
-    write_outputs(demo_result, out)
-    return out
+            write_outputs(demo_result, out)
+        return out
 
 
 @pytest.fixture(scope="session")
 def demo_outputs_en(demo_result, tmp_path_factory):
     """The demo's outputs with ``--lang en`` (no PDF: the English PDF is the same layout)."""
-    from geoplan.report import write_outputs
+    with _once_per_session(tmp_path_factory, "demo_en") as (folder, done):
+        out = folder / "output"
+        if not done:
+            from geoplan.report import write_outputs
 
-    out = tmp_path_factory.mktemp("demo_en") / "output"
-    write_outputs(demo_result, out, lang="en", pdf=False)
-    return out
+            write_outputs(demo_result, out, lang="en", pdf=False)
+        return out

@@ -307,16 +307,14 @@ def test_write_postgis_errors(pgenv, published):
 # geoplan run against the database (input and output), compared with the files
 
 
-def test_geoplan_run_postgis_same_budgets(pgenv, tmp_path):
+def test_geoplan_run_postgis_same_budgets(pgenv, demo_outputs, tmp_path):
+    """The run from the files is the session's demo run (tests/conftest.py): examples/berlin.yaml."""
     import yaml
     from gis_services import budgets, example_config, geoplan_cli, grep_tree
 
     env = {**os.environ, "PGPASSWORD": pgenv.password}
-    files_cfg = example_config()
-    files_cfg["output"]["pdf"] = False  # only its budgets are compared (the PostGIS run keeps its PDF)
-    (tmp_path / "dateien.yaml").write_text(yaml.safe_dump(files_cfg, allow_unicode=True), encoding="utf-8")
-    r1 = geoplan_cli("run", str(tmp_path / "dateien.yaml"), "--out", str(tmp_path / "aus_dateien"), env=env)
-    assert r1.returncode == 0, r1.stderr
+    files = budgets(demo_outputs)
+    assert len(files) == 58
 
     dsn = pgenv.dsn()
     cfg = example_config()
@@ -334,10 +332,10 @@ def test_geoplan_run_postgis_same_budgets(pgenv, tmp_path):
     (tmp_path / "postgis.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     r2 = geoplan_cli("run", str(tmp_path / "postgis.yaml"), "--out", str(tmp_path / "aus_postgis"), env=env)
     assert r2.returncode == 0, r2.stderr
-    assert budgets(tmp_path / "aus_postgis") == budgets(tmp_path / "aus_dateien")
+    assert budgets(tmp_path / "aus_postgis") == files
     db = dict(line.split("|") for line in pgenv.psql(
         "geoplan", "SELECT key, budget_eur FROM public.sozialraumbudget_run").splitlines())
-    assert {k: int(float(v)) for k, v in db.items()} == budgets(tmp_path / "aus_dateien")
+    assert {k: int(float(v)) for k, v in db.items()} == files
     assert "layer_styles" in pgenv.psql("geoplan", "SELECT 'layer_styles' FROM layer_styles "
                                                    "WHERE f_table_name = 'sozialraumbudget_run' LIMIT 1")
     manifest = (tmp_path / "aus_postgis" / "manifest.json").read_text(encoding="utf-8")

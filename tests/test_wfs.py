@@ -199,16 +199,12 @@ def test_missing_key_field(fresh):
     assert "'PGR_ID'" in e.message and "'id'" in e.found
 
 
-def test_geoplan_run_wfs_same_budgets_and_offline(tmp_path):
+def test_geoplan_run_wfs_same_budgets_and_offline(demo_outputs, tmp_path):
+    """The run from the files is the session's demo run (tests/conftest.py): examples/berlin.yaml."""
     import yaml
     from gis_services import budgets, example_config, geoplan_cli
 
     server = start_wfs(tmp_path / "wfs")
-    files_cfg = example_config()
-    files_cfg["output"]["pdf"] = False  # budgets, manifest and requests are compared: no PDF needed (30 s each)
-    (tmp_path / "dateien.yaml").write_text(yaml.safe_dump(files_cfg, allow_unicode=True), encoding="utf-8")
-    r1 = geoplan_cli("run", str(tmp_path / "dateien.yaml"), "--out", str(tmp_path / "aus_dateien"))
-    assert r1.returncode == 0, r1.stderr
     cfg = example_config()
     cfg["output"]["pdf"] = False
     url = "WFS:" + server.url
@@ -230,7 +226,8 @@ def test_geoplan_run_wfs_same_budgets_and_offline(tmp_path):
     finally:
         server.stop()
     assert r2.returncode == 0, r2.stderr
-    want = budgets(tmp_path / "aus_dateien")
+    want = budgets(demo_outputs)
+    assert len(want) == 58
     assert budgets(out) == want
     n = len(server.requests)
     r3 = geoplan_cli("run", str(tmp_path / "wfs.yaml"), "--out", str(out), "--force", "--offline")

@@ -417,7 +417,11 @@ def _numpyro_model(Z, log_e, y, arrays, *, static):
 
 
 def _sampler(static, chains, warmup, draws, target_accept, max_tree_depth):
-    """A NumPyro MCMC object for the model structure ``static`` (chains run sequentially)."""
+    """A NumPyro MCMC object for the model structure ``static`` (chains run sequentially).
+
+    The data are arguments of the compiled sampler (``jit_model_args``), not constants in it: fits of
+    the same structure and size compile the same program, which JAX's persistent compilation cache
+    (``JAX_COMPILATION_CACHE_DIR``, used by the tests) then reuses instead of compiling again."""
     import functools
 
     from numpyro.infer import MCMC, NUTS
@@ -425,7 +429,7 @@ def _sampler(static, chains, warmup, draws, target_accept, max_tree_depth):
     kernel = NUTS(functools.partial(_numpyro_model, static=static), target_accept_prob=target_accept,
                   max_tree_depth=max_tree_depth)
     return MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method="sequential",
-                progress_bar=False)
+                progress_bar=False, jit_model_args=True)
 
 
 # ---------------------------------------------------------------------------
