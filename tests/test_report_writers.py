@@ -114,3 +114,29 @@ def test_progress_shows_only_the_writers_of_the_run(demo_result, tmp_path):
     seen = []
     write_outputs(demo_result, tmp_path / "aus", pdf=False, progress=seen.append)
     assert seen == ["report", "map", "xlsx", "gpkg", "manifest", "done"]
+
+
+def test_table_font_shrinks_before_a_word_breaks():
+    """A per-area table whose headers and words fit whole at 7 pt keeps 7 pt; one that only fits at a smaller
+    font gets it (class small/smaller), and then every column is at least as wide as its longest header word
+    (words end at blanks and after hyphens) and its longest number."""
+    def table(n):
+        header = ["Schlüssel", "Sozialraum", "Korridor-Anpassung"] + [f"Bestandteil{i} nach Einwohnern"
+                                                                       for i in range(n)]
+        return [["0110", "Charlottenburg-Wilmersdorf Nord", "−1.234.567 €"] + ["12.345.678 €"] * n] * 5, header
+
+    assert html.fitted_widths(*table(2))[1] == ""
+    n = next(n for n in range(2, 40) if html._whole_words_em(*table(n), 2, []) > html.TABLE_EM)
+    rows, header = table(n)  # the smallest table that does not fit whole at 7 pt
+    need = html._whole_words_em(rows, header, 2, [])
+    widths, cls = html.fitted_widths(rows, header)
+    pt = {"": 7.0, **{c: p for p, c in html.SMALL_FONTS}}[cls]
+    assert cls in ("small", "smaller") and need <= html.TABLE_EM * 7.0 / pt
+    table_em = html.TABLE_EM * 7.0 / pt
+    for j, w in enumerate(widths):
+        width_em = w / 100 * table_em
+        longest_head = html.HEAD_EM * max(html._text_em(x) for x in html._words(header[j]))
+        assert width_em >= longest_head, (header[j], width_em, longest_head)
+        if j >= 2:
+            assert width_em >= max(html._text_em(r[j]) for r in rows)
+    assert html._words("Korridor-Anpassung in %") == ["Korridor-", "Anpassung", "in", "%"]
