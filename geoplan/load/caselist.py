@@ -391,10 +391,15 @@ def _parse_date_cells(values: list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _distinct_text(values: pd.Series):
-    """``(codes, distinct values)`` of a column of text cells and missing values (code -1), or None
-    when :data:`geoplan.load.tables.VECTORISED` is off or a cell is not text (XLSX dates, numbers)."""
+    """:func:`distinct_text`, or None when :data:`geoplan.load.tables.VECTORISED` is off."""
     if not tables.VECTORISED or len(values) < 2:
         return None
+    return distinct_text(values)
+
+
+def distinct_text(values: pd.Series):
+    """``(codes, distinct values)`` of a column of text cells and missing values (code -1), or None
+    when a cell is not text (XLSX dates, numbers)."""
     arr = values.to_numpy(dtype=object)
     if pd.api.types.infer_dtype(arr, skipna=True) not in ("string", "empty"):
         return None

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from geoplan.errors import GeoplanError, QANote
-from geoplan.load.caselist import DEFAULT_GROUP_OF, GROUPS
+from geoplan.load.caselist import DEFAULT_GROUP_OF, GROUPS, distinct_text
 
 __all__ = [
     "MEASURES",
@@ -243,15 +243,9 @@ def locate(
 
 
 def _distinct_text(values: pd.Series):
-    """``(codes, distinct values)`` of a column of text keys and missing values (code -1), or None when
-    :data:`VECTORISED` is off or a cell is not text."""
-    if not VECTORISED:
-        return None
-    arr = values.to_numpy(dtype=object)
-    if pd.api.types.infer_dtype(arr, skipna=True) not in ("string", "empty"):
-        return None
-    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
-    return codes, np.asarray(uniques, dtype=object)
+    """``(codes, distinct values)`` of a column of text keys (:func:`geoplan.load.caselist.distinct_text`),
+    or None when :data:`VECTORISED` is off or a cell is not text."""
+    return distinct_text(values) if VECTORISED else None
 
 
 # --------------------------------------------------------------------------
