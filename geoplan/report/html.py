@@ -678,21 +678,22 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None) 
     specs = {"alloc": (alloc_rows, alloc_header, 3, [["", "", ""] + alloc_sums]),
              "need": (need_rows, need_header, 2, []),
              "ind": (ind_rows, ind_header, 3, [])}
+    dist_header = [_("Schlüssel"), _("Sozialraum"), _("Vorjahr"), _("Zielwert (Formel)"), _("Abstand"), _("Budget"),
+                   _("Jahre bis Ziel")]
+    sens_header = [_("Schlüssel"), _("Sozialraum"), _("Budget"), "5 %", "95 %", _("Spanne 5–95 %"), _("Rang"),
+                   _("Rangspanne 5–95 %"), "draws with same rank" if lang == "en" else "Ziehungen mit gleichem Rang"]
+    bym2_header = [_("Schlüssel"), _("Sozialraum"), _("Erwartete Fälle"), bym2.get("interval", ""), _("Budget"),
+                   _("Bedarfsgerechter Zielwert"),
+                   bym2.get("interval", "") + (" of the target" if lang == "en" else " des Zielwerts"),
+                   _("Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt")] if bym2 else []
     if dist_rows:
-        specs["dist"] = (dist_rows, [_("Schlüssel"), _("Sozialraum"), _("Vorjahr"), _("Zielwert (Formel)"),
-                                     _("Abstand"), _("Budget"), _("Jahre bis Ziel")], 2,
+        specs["dist"] = (dist_rows, dist_header, 2,
                          [["", ""] + [str(dist_total.get(k, "")) for k in
                                       ("prior", "target", "distance", "budget", "max_years")]])
     if sens:
-        specs["sens"] = (sens["rows"], [_("Schlüssel"), _("Sozialraum"), _("Budget"), "5 %", "95 %",
-                                        _("Spanne 5–95 %"), _("Rang"), _("Rangspanne 5–95 %"),
-                                        "draws with same rank" if lang == "en" else "Ziehungen mit gleichem Rang"],
-                         2, [])
+        specs["sens"] = (sens["rows"], sens_header, 2, [])
     if bym2:
-        specs["bym2"] = (bym2["area_rows"], [_("Schlüssel"), _("Sozialraum"), _("Erwartete Fälle"),
-                                             bym2.get("interval", ""), _("Budget"), _("Bedarfsgerechter Zielwert"),
-                                             bym2.get("interval", ""),
-                                             _("Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt")], 2, [])
+        specs["bym2"] = (bym2["area_rows"], bym2_header, 2, [])
     widths: dict = {}
     for k, (rows_k, header_k, left_k, extra_k) in specs.items():  # widths in %, and the class of a smaller font
         widths[k], widths[k + "_cls"] = fitted_widths(rows_k, header_k, left_k, extra_k)
@@ -704,6 +705,9 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None) 
         "bym2": bym2,
         "more": more,
         "widths": widths,
+        "dist_header": dist_header,
+        "sens_header": sens_header,
+        "bym2_header": bym2_header,
         "group_rows": group_rows,
         "settle_rules": _settle_rules(result, lang),
         "conv_rows": conv_rows,
