@@ -465,12 +465,12 @@ NATIONAL_CHILD = r"""
 import json, sys, time
 import geopandas as gpd
 from geoplan.load.raster import zensus_zonal_sum
-csv, areas_path, out = sys.argv[1:4]
+out, csv, areas_path = sys.argv[1:4]
 w, c = time.perf_counter(), time.process_time()
 areas = gpd.read_file(areas_path)
 t_read_areas = time.perf_counter() - w
 res = zensus_zonal_sum(csv, areas, value_column="Einwohner", zone_key="ags")
-info = {"wall": time.perf_counter() - w, "cpu": time.process_time() - c, "read_areas_wall": t_read_areas,
+info = {"stage_wall": time.perf_counter() - w, "stage_cpu": time.process_time() - c, "read_areas_wall": t_read_areas,
         "areas": len(res), "total": float(res["Einwohner"].sum()), "cells_counted": int(res["n_cells"].sum())}
 json.dump(info, open(out, "w"))
 """
@@ -522,20 +522,9 @@ def bench_national(cells: int, gemeinden: int, tmp: Path, repo: Path = REPO) -> 
         _ZENSUS[(cells, gemeinden, tmp)] = make_zensus(cells, gemeinden, tmp)
     csv, areas_path, total = _ZENSUS[(cells, gemeinden, tmp)]
     made = time.perf_counter() - t
-    out = tmp / "national.json"
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", NATIONAL_CHILD, str(csv), str(areas_path), str(out)],
-                            env={**os.environ, "PYTHONPATH": str(repo)}, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode("utf-8", "replace")
-    proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(err[-3000:])
-    info = json.loads(out.read_text())
+    info = run_child(NATIONAL_CHILD, [str(csv), str(areas_path)], repo, tmp)
     res = {"cells": cells, "gemeinden": gemeinden, "csv_mb": csv.stat().st_size / 1e6, "generate_s": made,
-           "process_wall": wall, "process_cpu": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024,
-           **info, "population_total": total}
+           "process_wall": info.pop("wall"), "process_cpu": info.pop("cpu"), **info, "population_total": total}
     print(json.dumps(res, indent=1), flush=True)
     return res
 
