@@ -1,4 +1,9 @@
-"""bericht.pdf: WeasyPrint renders the written bericht.html, in this process or in a second one.
+"""bericht.pdf: WeasyPrint renders the report's HTML, in this process or in a second one.
+
+The HTML is bericht.html, or — when the PDF leaves detail tables out
+(``output.pdf_detail_tables_max_areas``) — its PDF variant, written by
+:func:`geoplan.report.html.write_report` to a file in the output's temporary
+folder and removed when the PDF is done, failed or cancelled.
 
 The second process (:class:`PdfWorker`) is started before the report is
 ready — by the CLI before the pipeline runs, or at the start of
@@ -88,7 +93,8 @@ class PdfWorker:
                                      stdout=subprocess.DEVNULL, stderr=self._err)
         self.sent = False
 
-    def render(self, html_path: Path, out_dir: Path) -> PendingPdf:
+    def render(self, html_path: Path, out_dir: Path, remove_source: bool = False) -> PendingPdf:
+        """Send the job; ``remove_source``: ``html_path`` is a temporary file the :class:`PendingPdf` removes."""
         pdf_path = Path(out_dir) / "bericht.pdf"
         job = json.dumps({"html": str(html_path), "out_dir": str(out_dir), "pdf": str(pdf_path)})
         try:
@@ -97,7 +103,7 @@ class PdfWorker:
         except (BrokenPipeError, OSError):
             pass  # the process has ended already: wait() reports its error output
         self.sent = True
-        return PendingPdf(self, pdf_path)
+        return PendingPdf(self, pdf_path, Path(html_path) if remove_source else None)
 
     def error_text(self) -> str:
         self._err.seek(0)
@@ -117,13 +123,18 @@ class PdfWorker:
 class PendingPdf:
     """A PDF being rendered by a :class:`PdfWorker`; :meth:`wait` returns its path or raises."""
 
-    def __init__(self, worker: PdfWorker, pdf_path: Path):
-        self.worker, self.proc, self.path = worker, worker.proc, pdf_path
+    def __init__(self, worker: PdfWorker, pdf_path: Path, source: Path | None = None):
+        self.worker, self.proc, self.path, self.source = worker, worker.proc, pdf_path, source
+
+    def _remove_source(self) -> None:
+        if self.source is not None:
+            self.source.unlink(missing_ok=True)
 
     def wait(self) -> Path:
         code = self.proc.wait()
         err = self.worker.error_text()
         self.worker.cancel()  # closes the error file
+        self._remove_source()
         if code != 0 or not self.path.exists():
             from geoplan.errors import GeoplanError
 
@@ -139,9 +150,14 @@ class PendingPdf:
 
     def cancel(self) -> None:
         self.worker.cancel()
+        self._remove_source()
         self.path.unlink(missing_ok=True)
 
 
-def start_pdf(html_path: Path, out_dir: Path, worker: PdfWorker | None = None) -> PendingPdf:
-    """Render ``bericht.pdf`` from the written ``bericht.html`` in a second process (started now if not given)."""
-    return (worker or PdfWorker()).render(html_path, out_dir)
+def start_pdf(html_path: Path, out_dir: Path, worker: PdfWorker | None = None,
+              remove_source: bool = False) -> PendingPdf:
+    """Render ``bericht.pdf`` from the written HTML in a second process (started now if not given).
+
+    ``remove_source``: ``html_path`` is the PDF's own text in a temporary file, removed when the PDF is done.
+    """
+    return (worker or PdfWorker()).render(html_path, out_dir, remove_source)
