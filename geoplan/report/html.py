@@ -724,8 +724,10 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
         if bym2:
             a = result.uncertainty.areas.sort_values("key")
             bym2["area_rows"] = _extremes(bym2["area_rows"], a["p_budget_below_need"])
-            more["bym2"] = _more_note(n, _("Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt"), "BYM2", lang,
-                                      gpkg=False)
+            # the intervals per area are columns of the allocation sheet and the GeoPackage (the BYM2 sheet holds
+            # the model's parameters)
+            more["bym2"] = _more_note(n, _("Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt"),
+                                      sheet("allocation"), lang)
     alloc_sums = [_column_total(sorted_areas, c, lang) for c in alloc_cols[3:]]
     specs = {"alloc": (alloc_rows, alloc_header, 3, [["", "", ""] + alloc_sums]),
              "need": (need_rows, need_header, 2, []),
