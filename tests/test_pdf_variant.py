@@ -158,3 +158,52 @@ def test_demo_pdf_shows_the_sentences_and_the_allocation_table(demo_outputs, dem
     page = (demo_outputs / "bericht.html").read_text(encoding="utf-8")
     assert "bedarfstabelle" in _table_ids(page) and "pdf-ohne" not in page
     assert not (demo_outputs / html.PDF_SOURCE).exists()
+
+
+def _png(image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.skipif(not shutil.which("pdfimages"), reason="pdfimages (poppler-utils) fehlt")
+def test_png_figures_are_embedded_with_their_pixels(tmp_path):
+    """RGB and grey PNGs go into the PDF as they are, opaque RGBA ones without a mask, the rest through
+    WeasyPrint's own code: every image comes out of the PDF with the pixels it went in with."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from geoplan.report import pdf
+    from weasyprint.images import RasterImage
+
+    rng = np.random.default_rng(1)
+    rgb = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), "RGB")
+    rgba = rgb.convert("RGBA")  # alpha 255 everywhere, like matplotlib's figures
+    grey = Image.fromarray(rng.integers(0, 256, (21, 19), dtype=np.uint8), "L")
+    palette = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    masked = rgba.copy()
+    masked.putalpha(Image.fromarray(np.tile(np.arange(53, dtype=np.uint8) * 4, (37, 1)), "L"))
+    # (WeasyPrint turns a palette PNG into an RGB PNG when it reads it: that one goes in directly too)
+    cases = [("rgb", rgb, True), ("rgba", rgba, True), ("grey", grey, True), ("palette", palette, True),
+             ("masked", masked, False)]
+    for name, image, direct in cases:  # which images the direct way takes; the others keep WeasyPrint's
+        data = _png(image)
+        assert (pdf._png_x_object(RasterImage(Image.open(io.BytesIO(data)), name, data), True)
+                is not None) == direct, name
+    body = "".join(f'<p><img alt="{name}" src="data:image/png;base64,{base64.b64encode(_png(image)).decode()}"></p>'
+                   for name, image, _d in cases)
+    page = f'<!DOCTYPE html><html lang="de"><head><meta charset="utf-8"><title>t</title></head><body>{body}</body></html>'
+    target = tmp_path / "bilder.pdf"
+    pdf.pdf_from_html(page, tmp_path, target)
+    subprocess.run(["pdfimages", "-png", str(target), str(tmp_path / "x")], check=True)
+    out = sorted(tmp_path.glob("x-*.png"))
+    assert len(out) == len(cases) + 1  # the masked image's colour and its mask
+    for (name, image, _d), path in zip(cases, out):
+        expected = np.asarray(image.convert("L" if name == "grey" else "RGB"))
+        assert np.array_equal(np.asarray(Image.open(path)), expected), name
+    assert np.array_equal(np.asarray(Image.open(out[-1])), np.asarray(masked.getchannel("A")))
