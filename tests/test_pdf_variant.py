@@ -17,7 +17,7 @@ from geoplan.report.published import build_published
 
 #: table id in bericht.html -> key of the sentence that replaces it in the PDF
 DETAIL_IDS = {"indikatortabelle": "ind", "bedarfstabelle": "need", "bym2-intervalle": "bym2",
-              "abstandstabelle": "dist", "sensitivitaetstabelle": "sens"}
+              "korridortabelle": "binding", "abstandstabelle": "dist", "sensitivitaetstabelle": "sens"}
 
 
 def _table_ids(doc: str) -> list[str]:
@@ -51,13 +51,14 @@ def test_pdf_omits_exactly_the_detail_tables_above_the_limit(demo_result, pubs):
     page, pdf = html.render_reports(demo_result, pubs["de"], "de", pdf_max_areas=n - 1)
     ids = _table_ids(page)
     details = [i for i in ids if i in DETAIL_IDS]
-    assert {"indikatortabelle", "bedarfstabelle", "abstandstabelle", "sensitivitaetstabelle"} <= set(details)
+    assert {"indikatortabelle", "bedarfstabelle", "korridortabelle", "abstandstabelle",
+            "sensitivitaetstabelle"} <= set(details)
     # bericht.html keeps every table with one row per Sozialraum; the PDF keeps all but the detail tables
     assert _table_ids(pdf) == [i for i in ids if i not in DETAIL_IDS]
     assert page.count("<table") - pdf.count("<table") == len(details)
     assert _rows(pdf, "verteilungstabelle") == _rows(page, "verteilungstabelle") == 1 + n + 1
     for i in details:
-        assert _rows(page, i) >= 1 + n
+        assert _rows(page, i) >= 1 + (n if i != "korridortabelle" else demo_result.allocation.binding.shape[0])
     # the PDF is bericht.html with each detail block replaced by its sentence, nothing else changed
     sentences = dict(re.findall(r'<p class="note" id="pdf-ohne-(\w+)">(.*?)</p>', pdf))
     assert sorted(sentences) == sorted(DETAIL_IDS[i] for i in details)
@@ -67,6 +68,8 @@ def test_pdf_omits_exactly_the_detail_tables_above_the_limit(demo_result, pubs):
         if table_id in DETAIL_IDS:
             key = DETAIL_IDS[table_id]
             expected = expected.replace(block, f'<p class="note" id="pdf-ohne-{key}">{sentences[key]}</p>')
+    binding = re.search(r'<table id="korridortabelle".*?</table>\n', page, re.DOTALL).group(0)  # not in a wide block
+    expected = expected.replace(binding, f'<p class="note" id="pdf-ohne-binding">{sentences["binding"]}</p>')
     expected = expected.replace("Die Tabelle zeigt je Sozialraum", "Die Tabelle in bericht.html zeigt je Sozialraum")
     assert pdf == expected
     assert unescape(sentences["need"]) == (
@@ -75,6 +78,8 @@ def test_pdf_omits_exactly_the_detail_tables_above_the_limit(demo_result, pubs):
         f"Sozialraum stehen im PDF bis {n - 1} Sozialräume, output.pdf_detail_tables_max_areas).")
     assert "Abschnitt 3 „Indikatoren“" in unescape(sentences["ind"])
     assert "Abschnitt 6 „Verteilungsgerechtigkeit“" in unescape(sentences["dist"])
+    assert unescape(sentences["binding"]).startswith("Die Tabelle „Sozialräume an der Korridorgrenze“")
+    assert "Abschnitt 5 „Verteilung“, und in verteilung.xlsx, Blatt „Verteilung“" in unescape(sentences["binding"])
     assert "Abschnitt 7 „Sensitivität“, und in verteilung.xlsx, Blatt „Sensitivität“" in unescape(sentences["sens"])
 
 
@@ -134,6 +139,26 @@ def test_above_both_limits_the_pdf_names_the_shortened_html_and_the_full_sheet(d
     assert "bezirkstabelle" in _table_ids(pdf)
 
 
+def test_corridor_table_is_shortened_like_the_other_per_area_tables(demo_result, pubs):
+    """Above output.max_areas_in_report the table of the areas the corridor holds shows the ten largest and ten
+    smallest adjustments (it had one row per held area at any size); the sentence above it still counts all."""
+    n = len(demo_result.frame)
+    binding = demo_result.allocation.binding
+    assert len(binding) > 2 * html.EXTREME_ROWS
+    full = html.render_report(demo_result, pubs["de"], "de", max_areas=n)
+    short = html.render_report(demo_result, pubs["de"], "de", max_areas=n - 1)
+    assert _rows(full, "korridortabelle") == 1 + len(binding)
+    assert _rows(short, "korridortabelle") == 1 + 2 * html.EXTREME_ROWS + 1
+    for page in (full, short):
+        assert f"Der Korridor greift bei {len(binding)} von {n} Sozialräumen" in page
+    assert (f"Gezeigt sind die 10 Sozialräume mit dem höchsten und die 10 mit dem niedrigsten Wert "
+            f"(Korridor-Anpassung) von {n}.") in unescape(short)
+    adjustment = (binding["budget_eur"] - binding["formula_eur"]).to_numpy()
+    table = re.search(r'<table id="korridortabelle".*?</table>', short, re.DOTALL).group(0)
+    first = re.findall(r"<tr><td class=\"l\">([^<]+)</td>", table)[0]
+    assert first == str(binding["key"].to_numpy()[adjustment.argmax()])
+
+
 def test_sentences_are_escaped(demo_result, pubs, monkeypatch):
     """A sheet name from the vocabulary goes through Jinja's autoescape like every other text."""
     from geoplan.report import vocabulary
@@ -151,7 +176,7 @@ def test_demo_pdf_shows_the_sentences_and_the_allocation_table(demo_outputs, dem
                           check=True).stdout
     flat = re.sub(r"\s+", " ", text)
     assert len(demo_result.frame) > OutputConfig().pdf_detail_tables_max_areas
-    assert flat.count("steht nicht im PDF, sondern in bericht.html") == 4
+    assert flat.count("steht nicht im PDF, sondern in bericht.html") == 5
     assert "Budget je Sozialraum" in flat and "Summe" in flat
     for key in demo_result.frame["key"]:  # every row of the allocation table
         assert key in flat
@@ -177,9 +202,9 @@ def test_png_figures_are_embedded_with_their_pixels(tmp_path):
 
     import numpy as np
     from PIL import Image
+    from weasyprint.images import RasterImage
 
     from geoplan.report import pdf
-    from weasyprint.images import RasterImage
 
     rng = np.random.default_rng(1)
     rgb = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), "RGB")

@@ -37,7 +37,7 @@ def test_pdf_variant_file_is_removed_when_done_or_cancelled(demo_result, tmp_pat
     the output folder; it is gone when the PDF is done and when it is cancelled."""
     pub = build_published(demo_result, lang="de")
     assert len(demo_result.frame) > demo_result.config.output.pdf_detail_tables_max_areas  # the demo uses the variant
-    paths, pending = html.write_report(demo_result, pub, tmp_path, lang="de", pdf=True, background=True)
+    _paths, pending = html.write_report(demo_result, pub, tmp_path, lang="de", pdf=True, background=True)
     source = tmp_path / html.PDF_SOURCE
     assert source.read_text(encoding="utf-8") == html.render_report(demo_result, pub, "de", pdf=True)
     pending.cancel()

@@ -324,6 +324,8 @@ PDF_DETAIL_TABLES = {
     "ind": ("Indikatorwerte je Sozialraum", "Indicator values by Sozialraum"),
     "need": ("Erwarteter Bedarf je Sozialraum", "Expected demand by Sozialraum"),
     "bym2": ("Intervalle je Sozialraum (BYM2)", "Intervals by Sozialraum (BYM2)"),
+    # every number of it is in the allocation table too (formula value = budget − corridor adjustment)
+    "binding": ("Sozialräume an der Korridorgrenze", "Sozialräume held by the corridor"),
     "dist": ("Abstand zum Zielwert je Sozialraum", "Distance from target by Sozialraum"),
     "sens": ("Sensitivität je Sozialraum", "Sensitivity by Sozialraum"),
 }
@@ -620,6 +622,7 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
             binding_rows.append([str(r[kcol]), name_of.get(r[kcol], ""), _(str(r["bound"])), _(str(r["side"])),
                                  fmt.euro(r["formula_eur"], 0, lang), fmt.euro(r["budget_eur"], 0, lang),
                                  fmt.euro(r["budget_eur"] - r["formula_eur"], 0, lang)])
+    n_binding = len(binding_rows)  # the table may be shortened below (above output.max_areas_in_report)
     n_binding_up = int((binding["side"] == "oben").sum()) if binding is not None and len(binding) else 0
     n_binding_down = int((binding["side"] == "unten").sum()) if binding is not None and len(binding) else 0
 
@@ -721,6 +724,10 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
         if sens:
             sens["rows"] = _extremes(sens["rows"], sens["range_values"])
             more["sens"] = _more_note(n, _("Spanne 5–95 %"), sheet("sensitivity"), lang, gpkg=False)
+        if binding_rows:
+            adjustment = binding.sort_values("key" if "key" in binding.columns else binding.columns[0])
+            binding_rows = _extremes(binding_rows, adjustment["budget_eur"] - adjustment["formula_eur"])
+            more["binding"] = _more_note(n, _("Korridor-Anpassung"), sheet("allocation"), lang)
         if bym2:
             a = result.uncertainty.areas.sort_values("key")
             bym2["area_rows"] = _extremes(bym2["area_rows"], a["p_budget_below_need"])
@@ -758,12 +765,13 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
     if pdf_max_areas is not None and len(f) > pdf_max_areas:
         sheet = lambda key: voc.label("sheet." + key, lang)  # noqa: E731
         section = lambda num, head: f"{num} „{_(head)}“" if lang == "de" else f"{num} '{_(head)}'"  # noqa: E731
-        shown = {"ind": bool(ind_rows), "need": bool(need_rows), "bym2": bool(bym2), "dist": bool(dist_rows),
-                 "sens": bool(sens)}
+        shown = {"ind": bool(ind_rows), "need": bool(need_rows), "bym2": bool(bym2), "binding": bool(binding_rows),
+                 "dist": bool(dist_rows), "sens": bool(sens)}
         where = {"ind": (section(3, "Indikatoren"), sheet("allocation")),
                  "need": (section(4, "Bedarfsmodell"), sheet("allocation")),
                  # the BYM2 intervals per area are columns of the allocation sheet (the BYM2 sheet has the parameters)
                  "bym2": (section(4, "Bedarfsmodell"), sheet("allocation")),
+                 "binding": (section(5, "Verteilung"), sheet("allocation")),
                  "dist": (section(6, "Verteilungsgerechtigkeit"),
                           sheet("path") if getattr(eq, "convergence", None) is not None else sheet("allocation")),
                  "sens": (section(7, "Sensitivität"), sheet("sensitivity"))}
@@ -829,6 +837,7 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
         "comp_rows": comp_rows,
         "corridor_text": corridor_text,
         "binding_rows": binding_rows,
+        "n_binding": n_binding,
         "n_binding_up": n_binding_up,
         "n_binding_down": n_binding_down,
         "explain_rows": explain_rows,
