@@ -78,7 +78,9 @@ def test_pdf_omits_exactly_the_detail_tables_above_the_limit(demo_result, pubs):
         f"Sozialraum stehen im PDF bis {n - 1} Sozialräume, output.pdf_detail_tables_max_areas).")
     assert "Abschnitt 3 „Indikatoren“" in unescape(sentences["ind"])
     assert "Abschnitt 6 „Verteilungsgerechtigkeit“" in unescape(sentences["dist"])
-    assert unescape(sentences["binding"]).startswith("Die Tabelle „Sozialräume an der Korridorgrenze“")
+    n_held = len(demo_result.allocation.binding)
+    assert unescape(sentences["binding"]).startswith(f"Die Tabelle „Sozialräume an der Korridorgrenze“ ({n_held} "
+                                                     "Sozialräume) steht nicht im PDF")
     assert "Abschnitt 5 „Verteilung“, und in verteilung.xlsx, Blatt „Verteilung“" in unescape(sentences["binding"])
     assert "Abschnitt 7 „Sensitivität“, und in verteilung.xlsx, Blatt „Sensitivität“" in unescape(sentences["sens"])
 

@@ -334,15 +334,16 @@ _CONFIG = object()  # "take the limit from the config" (None is a value: no limi
 
 
 def _pdf_note(key: str, section: str, sheet: str, n_areas: int, limit: int, shortened: bool, lang: str,
-              n: int = EXTREME_ROWS) -> str:
+              n: int = EXTREME_ROWS, n_rows: int | None = None) -> str:
     """The sentence bericht.pdf shows in place of the detail table ``key``: where the table is instead.
 
     ``section``: number and heading of the report section in bericht.html; ``sheet``: the verteilung.xlsx
     sheet with all rows; ``shortened``: bericht.html itself shows only the ``n`` areas at each end
-    (above ``output.max_areas_in_report``).
+    (above ``output.max_areas_in_report``); ``n_rows``: the table's rows, if not one per Sozialraum.
     """
     de_title, en_title = PDF_DETAIL_TABLES[key]
     total = fmt.number(n_areas, 0, lang)
+    rows = fmt.number(n_areas if n_rows is None else n_rows, 0, lang)
     field = "output.pdf_detail_tables_max_areas"
     if lang == "de":
         rule = (f"Tabellen je Sozialraum stehen im PDF bis {fmt.number(limit, 0, lang)} Sozialräume, {field}" if limit
@@ -351,7 +352,7 @@ def _pdf_note(key: str, section: str, sheet: str, n_areas: int, limit: int, shor
             return (f"Die Tabelle „{de_title}“ steht nicht im PDF: bericht.html, Abschnitt {section}, zeigt die {n} "
                     f"Sozialräume mit dem höchsten und die {n} mit dem niedrigsten Wert, verteilung.xlsx, Blatt "
                     f"„{sheet}“, alle {total} ({rule}).")
-        return (f"Die Tabelle „{de_title}“ ({total} Sozialräume) steht nicht im PDF, sondern in bericht.html, "
+        return (f"Die Tabelle „{de_title}“ ({rows} Sozialräume) steht nicht im PDF, sondern in bericht.html, "
                 f"Abschnitt {section}, und in verteilung.xlsx, Blatt „{sheet}“ ({rule}).")
     rule = (f"the PDF holds tables by Sozialraum up to {fmt.number(limit, 0, lang)} Sozialräume, {field}" if limit
             else f"{field}: 0")
@@ -359,7 +360,7 @@ def _pdf_note(key: str, section: str, sheet: str, n_areas: int, limit: int, shor
         return (f"The table '{en_title}' is not in the PDF: bericht.html, section {section}, shows the {n} "
                 f"Sozialräume with the highest and the {n} with the lowest value, verteilung.xlsx, sheet "
                 f"'{sheet}', all {total} ({rule}).")
-    return (f"The table '{en_title}' ({total} Sozialräume) is not in the PDF but in bericht.html, section {section}, "
+    return (f"The table '{en_title}' ({rows} Sozialräume) is not in the PDF but in bericht.html, section {section}, "
             f"and in verteilung.xlsx, sheet '{sheet}' ({rule}).")
 
 
@@ -775,7 +776,8 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
                  "dist": (section(6, "Verteilungsgerechtigkeit"),
                           sheet("path") if getattr(eq, "convergence", None) is not None else sheet("allocation")),
                  "sens": (section(7, "Sensitivität"), sheet("sensitivity"))}
-        pdf_notes = {k: _pdf_note(k, *where[k], len(f), pdf_max_areas, big, lang) for k in PDF_DETAIL_TABLES if shown[k]}
+        pdf_notes = {k: _pdf_note(k, *where[k], len(f), pdf_max_areas, big, lang,
+                                  n_rows=n_binding if k == "binding" else None) for k in PDF_DETAIL_TABLES if shown[k]}
     return {
         "pdf_notes": pdf_notes,
         "claims": claims.report_claims(result, lang),
