@@ -934,7 +934,8 @@ def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = Tr
     when the PDF leaves tables out, its text goes to the worker in
     :data:`PDF_SOURCE`, which is removed when the PDF is done.
     """
-    html, pdf_html = render_reports(result, pub, lang, max_areas=max_areas, pdf_max_areas=pdf_max_areas)
+    html, pdf_html = render_reports(result, pub, lang, max_areas=max_areas,
+                                    pdf_max_areas=pdf_max_areas if pdf else None)  # no PDF: no variant
     path = out_dir / "bericht.html"
     path.write_text(html, encoding="utf-8")
     written = [path]
