@@ -245,6 +245,34 @@ def test_coverage_of_relative_risks_on_berlin_adjacency():
     assert np.array_equal(short[0].draws_["relative_risk"], short[1].draws_["relative_risk"])
 
 
+def test_a_second_fit_of_the_same_size_compiles_nothing():
+    """The sampler is compiled once per model structure, size and settings in a process: a fit with other
+    data and another seed runs the compiled program — no JAX compilation at all, not even a read from the
+    persistent compilation cache (NumPyro's MCMC compiled its loop again for every chain of every fit).
+    The settings are those of the coverage study's short fits, whose program this reuses when it ran."""
+    import jax.monitoring
+
+    geometry = berlin_geometry()
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=58)
+    data = [(x, rng.poisson(e), e) for e in (rng.uniform(8, 60, 58), rng.uniform(8, 60, 58))]
+
+    def fit(x, y, e, seed):
+        return BYM2Model(chains=1, warmup=30, draws=30, seed=seed).fit(pd.DataFrame({"x": x}), y, exposure=e,
+                                                                      adjacency=geometry)
+
+    first = fit(*data[0], seed=1)
+    events = []
+    listener = lambda name, secs, **kw: events.append(name) if "compil" in name else None  # noqa: E731
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        second = fit(*data[1], seed=2)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert events == []
+    assert not np.array_equal(first.draws_["relative_risk"], second.draws_["relative_risk"])
+
+
 # ---------------------------------------------------------------------------
 # uncertainty in euros: posterior draws → allocation draws
 # ---------------------------------------------------------------------------

@@ -44,6 +44,7 @@ NumPyro and JAX are an optional extra: ``pip install 'geoplan[bayes]'``.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -416,20 +417,77 @@ def _numpyro_model(Z, log_e, y, arrays, *, static):
     numpyro.sample("y", dist.Poisson(rate=jnp.exp(log_e + eta + sigma * re)), obs=y)
 
 
+@functools.lru_cache(maxsize=32)
 def _sampler(static, chains, warmup, draws, target_accept, max_tree_depth):
-    """A NumPyro MCMC object for the model structure ``static`` (chains run sequentially).
+    """NUTS for the model structure ``static`` and these settings, compiled once per process.
 
-    The data are arguments of the compiled sampler (``jit_model_args``), not constants in it: fits of
-    the same structure and size compile the same program, which JAX's persistent compilation cache
-    (``JAX_COMPILATION_CACHE_DIR``, used by the tests) then reuses instead of compiling again."""
-    import functools
+    Returns ``run(rng_key, args)`` (``args`` = the model's arguments ``(Z, log_e, y, arrays)``): per
+    chain the constrained draws, the divergence flags and the leapfrog steps of the ``draws``
+    iterations after ``warmup``, stacked along a first axis of length ``chains``.
 
-    from numpyro.infer import MCMC, NUTS
+    It computes what NumPyro's ``MCMC(chain_method="sequential", jit_model_args=True)`` computes, in
+    the same way, so a seed gives the same draws to the last bit: one key per chain
+    (``random.split``), ``NUTS.init`` outside of jit, then one jitted loop of ``warmup + draws`` calls
+    of ``NUTS.sample`` that keeps the last ``draws`` (the loop of ``numpyro.util.fori_collect``, same
+    operations in the same nesting, hence the same XLA program). The difference: ``fori_collect``
+    wraps its loop body in a new ``jax.jit`` object on every call, and that object is a static
+    argument of the compiled loop, so ``MCMC`` traces, lowers and compiles the loop again for every
+    chain of every fit (about 10 s CPU for the 58 Berlin areas; with JAX's persistent compilation
+    cache a cache read of about 1 s). Here the jitted loop is built once per structure and settings
+    and kept (``functools.lru_cache``): later chains and fits run the compiled program. The data are
+    arguments of the program, not constants in it, so fits of the same size with other data reuse
+    it too (and the persistent cache, if ``JAX_COMPILATION_CACHE_DIR`` is set, shares it between
+    processes)."""
+    import jax
+    import jax.numpy as jnp
+    from jax import random
+    from numpyro.infer import NUTS
+    from numpyro.util import cond, fori_loop, identity
 
-    kernel = NUTS(functools.partial(_numpyro_model, static=static), target_accept_prob=target_accept,
-                  max_tree_depth=max_tree_depth)
-    return MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method="sequential",
-                progress_bar=False, jit_model_args=True)
+    model = functools.partial(_numpyro_model, static=static)
+    kernels = []  # the kernel whose sample function the compiled loop calls (the first one initialised)
+
+    def sample(val):
+        state, args, kwargs = val
+        return kernels[0].sample(state, args, kwargs), args, kwargs
+
+    def collect(val):
+        state, args, kwargs = val
+        return [kernels[0].postprocess_fn(args, kwargs)(state.z), state.diverging, state.num_steps]
+
+    # numpyro.util.fori_collect with progbar=False, lower=warmup, upper=warmup + draws, thinning 1
+    @functools.partial(jax.jit, donate_argnums=2)
+    def body(i, val, collection, start_idx, thinning):
+        val = sample(val)
+        idx = (i - start_idx) // thinning
+
+        def update(collect_array, new_val):
+            return cond(idx >= 0, collect_array, lambda x: x.at[idx].set(new_val), collect_array, identity)
+
+        return val, jax.tree.map(update, collection, collect(val)), start_idx, thinning
+
+    @functools.partial(jax.jit, donate_argnums=1)
+    def loop(init_val, collection, start_idx, thinning):
+        # the whole loop state is returned, as in fori_collect: without it the unused parts of the state
+        # are pruned, XLA fuses another program, and the draws differ in the last bits (then beyond)
+        return fori_loop(0, warmup + draws, lambda i, vals: body(i, *vals),
+                         (init_val, collection, start_idx, thinning))
+
+    def run(rng_key, args):
+        keys = random.split(rng_key, chains) if chains > 1 else rng_key[None]
+        out = []
+        for c in range(chains):
+            kernel = NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth)
+            state = kernel.init(keys[c], warmup, None, model_args=args, model_kwargs={})
+            if not kernels:
+                kernels.append(kernel)
+            init_val = (state, args, {})
+            collection = jax.tree.map(lambda x: jnp.zeros((draws, *jnp.shape(x)), dtype=jnp.asarray(x).dtype)
+                                      * jnp.asarray(x)[None, ...], collect(init_val))
+            out.append(loop(init_val, collection, warmup, 1)[1])
+        return jax.tree.map(lambda *v: np.stack([np.asarray(x) for x in v]), *out)
+
+    return run
 
 
 # ---------------------------------------------------------------------------
@@ -624,18 +682,17 @@ class BYM2Model(BaseEstimator, RegressorMixin):
                           has_icar=jnp.asarray(sizes > 1), island=jnp.asarray(graph.island),
                           scale=jnp.asarray(graph.scale))
         static = (int(graph.n_components) if not whitened else 0, sig_p, rho_p, float(self.coef_prior_sd), whitened)
-        mcmc = _sampler(static, int(self.chains), int(self.warmup), int(self.draws), float(self.target_accept),
-                        int(self.max_tree_depth))
+        run = _sampler(static, int(self.chains), int(self.warmup), int(self.draws), float(self.target_accept),
+                       int(self.max_tree_depth))
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            mcmc.run(jax.random.PRNGKey(int(self.seed)), jnp.asarray(Z), jnp.asarray(np.log(ev)),
-                     jnp.asarray(yv), arrays, extra_fields=("diverging", "num_steps"))
+            samples, diverging, steps = run(jax.random.PRNGKey(int(self.seed)),
+                                            (jnp.asarray(Z), jnp.asarray(np.log(ev)), jnp.asarray(yv), arrays))
         self.fit_seconds_ = time.perf_counter() - t0
-        grouped = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-        extra = mcmc.get_extra_fields()
-        self.n_divergent_ = int(np.asarray(extra["diverging"]).sum())
-        self.mean_leapfrog_steps_ = float(np.asarray(extra["num_steps"]).mean())
+        grouped = {k: np.asarray(v) for k, v in samples.items()}
+        self.n_divergent_ = int(np.asarray(diverging).sum())
+        self.mean_leapfrog_steps_ = float(np.asarray(steps).mean())
         self._store(grouped, Z, np.log(ev), yv)
         return self
 
