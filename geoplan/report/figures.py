@@ -6,7 +6,6 @@ PNG metadata is fixed so the same result gives byte-identical files.
 from __future__ import annotations
 
 import base64
-import io
 
 import matplotlib
 
@@ -17,6 +16,7 @@ import pandas as pd  # noqa: E402
 
 from geoplan import fmt  # noqa: E402
 from geoplan.report.i18n import gettext  # noqa: E402
+from geoplan.report.png import figure_png  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "svg.hashsalt": "geoplan"})
 
@@ -36,11 +36,15 @@ def png_bytes(fig) -> bytes:
     w, h = fig.get_size_inches()
     dpi = DPI_SMALL if w <= 6.0 or h > 8.0 else DPI
     if not getattr(fig, "geoplan_fixed_layout", False):  # the waterfall grid sets its margins itself
+        # the layout alone, at the output's dpi; savefig with a layout engine would first draw every
+        # artist (rendering switched off) only to run the layout, then draw them all again
+        fig.set_dpi(dpi)
         fig.set_layout_engine("constrained")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+        fig.get_layout_engine().execute(fig)
+        fig.set_layout_engine("none")
+    png = figure_png(fig, dpi)
     plt.close(fig)
-    return buf.getvalue()
+    return png
 
 
 def data_uri(png: bytes) -> str:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import math
 import re
@@ -1265,9 +1264,10 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, la
              linespacing=1.25)
     fig.text(0.02, 0.5 * source_h, source_text, ha="left", va="center", fontsize=7, color="#333333")
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, facecolor="white")
-    return buf.getvalue()
+    from geoplan.report.png import figure_png
+
+    fig.set_facecolor("white")
+    return figure_png(fig, dpi)
 
 
 def static_map_png_bytes(
