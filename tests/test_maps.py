@@ -510,3 +510,26 @@ def test_coverage_equals_the_union_of_real_areas(berlin):
         box = shapely.box(x0 + fx * (x1 - x0), y0 + fy * (y1 - y0),
                           x0 + (fx + fw) * (x1 - x0), y0 + (fy + fh) * (y1 - y0))
         assert cov.covered(box) == pytest.approx(union.intersection(box).area, rel=1e-6, abs=1.0)
+
+
+def test_web_geometry_is_simplified_once_per_content(berlin, monkeypatch):
+    # issue 15: maps of the same areas in one process (two languages, several presets) simplify them once;
+    # the key is the geometry's content, CRS and tolerance, never the objects
+    import shapely
+
+    from geoplan.report import maps
+
+    maps._WEB_CACHE.clear()
+    calls = []
+    real = maps._simplified_web_geometry
+    monkeypatch.setattr(maps, "_simplified_web_geometry", lambda *a: calls.append(a[2]) or real(*a))
+    first, whole = maps._web_geometry(berlin, 5.0)
+    copy = berlin.copy()
+    copy["geometry"] = shapely.from_wkb(shapely.to_wkb(berlin.geometry.values))  # equal content, new objects
+    again, whole_again = maps._web_geometry(copy, 5.0)
+    assert calls == [5.0] and whole_again == whole
+    assert all(shapely.equals_exact(a, b, 0) for a, b in zip(first, again))
+    maps._web_geometry(berlin, 10.0)  # another tolerance
+    moved = berlin.set_geometry(berlin.geometry.translate(1.0, 0))
+    maps._web_geometry(moved, 5.0)  # other coordinates
+    assert calls == [5.0, 10.0, 5.0]

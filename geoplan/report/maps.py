@@ -27,6 +27,7 @@ metric CRS, EPSG:25832/25833); the interactive map reprojects to EPSG:4326.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import math
@@ -643,6 +644,11 @@ def display_tolerance(gdf: gpd.GeoDataFrame) -> float:
     return SIMPLIFY_STEPS_M[i]
 
 
+#: The last few display geometries by content (see :func:`_web_geometry`): key -> (geometries, whole).
+_WEB_CACHE: dict = {}
+_WEB_CACHE_SIZE = 4
+
+
 def _web_geometry(gdf: gpd.GeoDataFrame, tolerance_m: float) -> tuple[np.ndarray, bool]:
     """Display geometry in EPSG:4326, simplified with ``tolerance_m`` and rounded to :data:`COORD_DECIMALS`.
 
@@ -651,8 +657,32 @@ def _web_geometry(gdf: gpd.GeoDataFrame, tolerance_m: float) -> tuple[np.ndarray
     (the areas are not a clean coverage), each area on its own
     (topology-preserving per area). Returns the geometries and whether the
     coverage was simplified as a whole.
+
+    The result depends only on the coordinates, the CRS and the tolerance; it
+    is kept for the last few of them (keyed by a SHA-256 of the geometries'
+    WKB), so maps of the same areas in one process (both languages, several
+    presets or configurations on the same boundaries) simplify them once:
+    0.2 s CPU for Berlin's 58 Prognoseräume.
     """
+    import hashlib
+
     geoms = np.asarray(gdf.geometry.values, dtype=object)
+    digest = hashlib.sha256()
+    for wkb in shapely.to_wkb(geoms).tolist():
+        digest.update(b"\xff" * 8 if wkb is None else len(wkb).to_bytes(8, "little") + wkb)
+    key = (digest.hexdigest(), gdf.crs.to_wkt() if gdf.crs is not None else None, float(tolerance_m))
+    hit = _WEB_CACHE.get(key)
+    if hit is not None:
+        return hit[0].copy(), hit[1]
+    out = _simplified_web_geometry(gdf, geoms, tolerance_m)
+    _WEB_CACHE[key] = (out[0].copy(), out[1])
+    while len(_WEB_CACHE) > _WEB_CACHE_SIZE:
+        _WEB_CACHE.pop(next(iter(_WEB_CACHE)))
+    return out
+
+
+def _simplified_web_geometry(gdf, geoms: np.ndarray, tolerance_m: float) -> tuple[np.ndarray, bool]:
+    """:func:`_web_geometry` without the cache."""
     whole = False
     simplified = None
     try:
@@ -745,6 +775,89 @@ def _check_tiles(tiles: str, tiles_attribution: str | None) -> None:
         )
 
 
+@functools.lru_cache(maxsize=8)
+def _template(text: str):
+    """A Jinja template compiled once per text (Leaflet's 150 kB of script took 30 ms to lex each time)."""
+    from jinja2 import Template
+
+    return Template(text)
+
+
+def _element(text: str):
+    """A branca element whose template is ``text`` (what ``Element(text)`` is), its template compiled once."""
+    from branca.element import Element
+
+    element = Element()
+    element._template = _template(text)
+    return element
+
+
+_CONTROLS_TEMPLATE = """
+        {% macro script(this, kwargs) %}
+        var geoplan_sozialraeume = <GEOPLAN_MAP_DATA>;
+        (function(map) {
+            map.attributionControl.setPrefix(false);
+            {%- if this.attribution %}
+            map.attributionControl.addAttribution({{ this.attribution|tojson }});
+            {%- endif %}
+            var legend = L.control({position: 'bottomright'});
+            legend.onAdd = function() {
+                var d = L.DomUtil.create('div', 'geoplan-legend');
+                d.innerHTML = {{ this.legends|tojson }};
+                L.DomEvent.disableClickPropagation(d);
+                return d;
+            };
+            legend.addTo(map);
+            var names = {{ this.names|tojson }};
+            function showLegend(i) {
+                document.querySelectorAll('.geoplan-legend-layer').forEach(function(el) {
+                    el.style.display = (el.getAttribute('data-layer') === String(i)) ? 'block' : 'none';
+                });
+            }
+            showLegend({{ this.shown }});
+            // One set of polygons for all layers; a layer is a colouring: its palette and each area's class.
+            var palettes = {{ this.palettes|tojson }}, current = {{ this.shown }};
+            function style(feature) {
+                var c = feature.properties.c[current];
+                return {fillColor: c >= 0 ? palettes[current][c] : {{ this.nodata|tojson }}, color: '#333333',
+                        weight: 0.8, fillOpacity: {{ this.fill_opacity }}};
+            }
+            var areas = L.geoJson(geoplan_sozialraeume, {style: style, smoothFactor: 0.5}).addTo(map);
+            var bases = names.map(function(n, i) { return L.layerGroup(); });
+            bases[current].addTo(map);
+            L.control.layers({{ this.base_object }}, {{ this.overlay_object }},
+                             {collapsed: false, position: 'topright', autoZIndex: true}).addTo(map);
+            map.on('baselayerchange', function(e) {
+                current = names.indexOf(e.name);
+                areas.setStyle(style);
+                showLegend(current);
+            });
+            // Tooltips are built as DOM nodes with textContent: names and labels are never parsed as HTML.
+            var tipFields = {{ this.tip_fields|tojson }}, tipLabels = {{ this.tip_labels|tojson }};
+            function geoplanTip(layer) {
+                var p = (layer.feature && layer.feature.properties) || {};
+                var t = document.createElement('table');
+                tipFields.forEach(function(f, i) {
+                    var tr = t.insertRow(), th = document.createElement('th');
+                    th.textContent = tipLabels[i];
+                    tr.appendChild(th);
+                    tr.insertCell().textContent = (p[f] === null || p[f] === undefined) ? '' : String(p[f]);
+                });
+                return t;
+            }
+            areas.bindTooltip(geoplanTip, {sticky: true, className: 'foliumtooltip'});
+            // The hovered area's outline on top of its neighbours.
+            areas.on('mouseover', function(e) { e.layer.setStyle({weight: 3, color: '#000000'}); e.layer.bringToFront(); });
+            areas.on('mouseout', function(e) { areas.resetStyle(e.layer); });
+            L.control.scale({imperial: false, position: 'bottomleft'}).addTo(map);
+            // Keep the polygons clear of the legend (bottom right).
+            var lw = legend.getContainer().offsetWidth || 0;
+            map.fitBounds({{ this.bounds|tojson }}, {paddingTopLeft: [10, 10], paddingBottomRight: [lw + 20, 10]});
+        })({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+
+
 def interactive_map(
     gdf: gpd.GeoDataFrame,
     layers: list[MapLayer],
@@ -798,8 +911,7 @@ def interactive_map(
     written into the map data (no other column leaves the frame).
     """
     import folium
-    from branca.element import Element, MacroElement
-    from jinja2 import Template
+    from branca.element import MacroElement
 
     if not layers:
         raise GeoplanError("Die Karte braucht mindestens eine Kartenebene.", expected="mindestens 1 MapLayer")
@@ -871,10 +983,10 @@ def interactive_map(
     m.default_js = []
     m.default_css = []
     root = m.get_root()
-    root.header.add_child(Element(_inline_assets()), name="geoplan_leaflet")
-    root.header.add_child(Element(_MAP_CSS), name="geoplan_css")
+    root.header.add_child(_element(_inline_assets()), name="geoplan_leaflet")
+    root.header.add_child(_element(_MAP_CSS), name="geoplan_css")
     root.title = html.escape(title)  # branca writes <title>{{ title }}</title> without escaping
-    root.html.add_child(Element(f'<header class="geoplan-title">{html.escape(title)}</header>'), name="geoplan_title")
+    root.html.add_child(_element(f'<header class="geoplan-title">{html.escape(title)}</header>'), name="geoplan_title")
 
     tile_layer = None
     if tiles:
@@ -886,72 +998,7 @@ def interactive_map(
     label_names = [html.escape(ly.label) for ly in layers]  # Leaflet's layer control inserts names as HTML
     attribution_html = safe_attribution(attribution)
     controls = MacroElement()
-    controls._template = Template(
-        """
-        {% macro script(this, kwargs) %}
-        var geoplan_sozialraeume = <GEOPLAN_MAP_DATA>;
-        (function(map) {
-            map.attributionControl.setPrefix(false);
-            {%- if this.attribution %}
-            map.attributionControl.addAttribution({{ this.attribution|tojson }});
-            {%- endif %}
-            var legend = L.control({position: 'bottomright'});
-            legend.onAdd = function() {
-                var d = L.DomUtil.create('div', 'geoplan-legend');
-                d.innerHTML = {{ this.legends|tojson }};
-                L.DomEvent.disableClickPropagation(d);
-                return d;
-            };
-            legend.addTo(map);
-            var names = {{ this.names|tojson }};
-            function showLegend(i) {
-                document.querySelectorAll('.geoplan-legend-layer').forEach(function(el) {
-                    el.style.display = (el.getAttribute('data-layer') === String(i)) ? 'block' : 'none';
-                });
-            }
-            showLegend({{ this.shown }});
-            // One set of polygons for all layers; a layer is a colouring: its palette and each area's class.
-            var palettes = {{ this.palettes|tojson }}, current = {{ this.shown }};
-            function style(feature) {
-                var c = feature.properties.c[current];
-                return {fillColor: c >= 0 ? palettes[current][c] : {{ this.nodata|tojson }}, color: '#333333',
-                        weight: 0.8, fillOpacity: {{ this.fill_opacity }}};
-            }
-            var areas = L.geoJson(geoplan_sozialraeume, {style: style, smoothFactor: 0.5}).addTo(map);
-            var bases = names.map(function(n, i) { return L.layerGroup(); });
-            bases[current].addTo(map);
-            L.control.layers({{ this.base_object }}, {{ this.overlay_object }},
-                             {collapsed: false, position: 'topright', autoZIndex: true}).addTo(map);
-            map.on('baselayerchange', function(e) {
-                current = names.indexOf(e.name);
-                areas.setStyle(style);
-                showLegend(current);
-            });
-            // Tooltips are built as DOM nodes with textContent: names and labels are never parsed as HTML.
-            var tipFields = {{ this.tip_fields|tojson }}, tipLabels = {{ this.tip_labels|tojson }};
-            function geoplanTip(layer) {
-                var p = (layer.feature && layer.feature.properties) || {};
-                var t = document.createElement('table');
-                tipFields.forEach(function(f, i) {
-                    var tr = t.insertRow(), th = document.createElement('th');
-                    th.textContent = tipLabels[i];
-                    tr.appendChild(th);
-                    tr.insertCell().textContent = (p[f] === null || p[f] === undefined) ? '' : String(p[f]);
-                });
-                return t;
-            }
-            areas.bindTooltip(geoplanTip, {sticky: true, className: 'foliumtooltip'});
-            // The hovered area's outline on top of its neighbours.
-            areas.on('mouseover', function(e) { e.layer.setStyle({weight: 3, color: '#000000'}); e.layer.bringToFront(); });
-            areas.on('mouseout', function(e) { areas.resetStyle(e.layer); });
-            L.control.scale({imperial: false, position: 'bottomleft'}).addTo(map);
-            // Keep the polygons clear of the legend (bottom right).
-            var lw = legend.getContainer().offsetWidth || 0;
-            map.fitBounds({{ this.bounds|tojson }}, {paddingTopLeft: [10, 10], paddingBottomRight: [lw + 20, 10]});
-        })({{ this._parent.get_name() }});
-        {% endmacro %}
-        """
-    )
+    controls._template = _template(_CONTROLS_TEMPLATE)
     controls.attribution = attribution_html
     controls.legends = "".join(legends)
     controls.names = label_names
