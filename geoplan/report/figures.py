@@ -35,16 +35,14 @@ def png_bytes(fig) -> bytes:
     """
     w, h = fig.get_size_inches()
     dpi = DPI_SMALL if w <= 6.0 or h > 8.0 else DPI
-    if getattr(fig, "geoplan_one_pass", False):
-        fig.set_dpi(dpi)
-        _fit_one_pass(fig)
-    elif not getattr(fig, "geoplan_fixed_layout", False):  # the waterfall grid sets its margins itself
+    if not getattr(fig, "geoplan_fixed_layout", False):  # the waterfall grid sets its margins itself
         # the layout alone, at the output's dpi; savefig with a layout engine would first draw every
         # artist (rendering switched off) only to run the layout, then draw them all again
         fig.set_dpi(dpi)
-        fig.set_layout_engine("constrained")
-        fig.get_layout_engine().execute(fig)
-        fig.set_layout_engine("none")
+        if not (getattr(fig, "geoplan_one_pass", False) and _fit_one_pass(fig)):
+            fig.set_layout_engine("constrained")
+            fig.get_layout_engine().execute(fig)
+            fig.set_layout_engine("none")
     png = figure_png(fig, dpi)
     plt.close(fig)
     return png
@@ -54,22 +52,33 @@ def png_bytes(fig) -> bytes:
 PAD_IN = 3 / 72
 
 
-def _fit_one_pass(fig) -> None:
+def _fit_one_pass(fig) -> bool:
     """Place the figure's single axes so that it and its labels fill the figure with :data:`PAD_IN` around.
 
-    Constrained layout's result for one axes whose labels do not change size
-    with the axes (the per-area charts: one label per row), in one measurement
-    instead of its two passes over every label.
+    For the per-area charts (``fig.geoplan_one_pass``): their row labels sit on
+    fixed rows and decide the layout. Constrained layout measures every label,
+    places the axes, and measures again, because the new axes size may bring
+    other ticks; here the second measurement is skipped when the ticks are the
+    same after placing (only a tick label at the very end of the value axis
+    may then move by a pixel or two, well inside the padding). Returns False
+    (axes left where they were) when the ticks changed; the caller then runs
+    constrained layout.
     """
     (ax,) = fig.axes
     w, h = fig.get_size_inches() * fig.dpi
     renderer = fig.canvas.get_renderer()
+    ticks = [a.get_majorticklocs().tolist() for a in (ax.xaxis, ax.yaxis)]
     box = ax.get_window_extent(renderer)
     tight = ax.get_tightbbox(renderer, for_layout_only=True)
     pad = PAD_IN * fig.dpi
     left, right = box.x0 - tight.x0 + pad, tight.x1 - box.x1 + pad
     bottom, top = box.y0 - tight.y0 + pad, tight.y1 - box.y1 + pad
+    before = ax.get_position(original=True)
     ax.set_position([left / w, bottom / h, 1 - (left + right) / w, 1 - (bottom + top) / h])
+    if [a.get_majorticklocs().tolist() for a in (ax.xaxis, ax.yaxis)] == ticks:
+        return True
+    ax.set_position(before)
+    return False
 
 
 def _row_labels(ax, y: np.ndarray, labels, fontsize: float = 6) -> None:
