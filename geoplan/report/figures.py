@@ -30,15 +30,16 @@ def png_bytes(fig) -> bytes:
     """The figure as PNG, laid out by matplotlib's constrained layout and drawn once.
 
     (``bbox_inches="tight"`` drew every figure twice: once to find the
-    bounding box, once to save.) Figures up to 6 in wide (printed two side by
+    bounding box, once to save; ``savefig`` with a layout engine draws every
+    artist once more, rendering switched off, only to run the layout — so the
+    layout runs here alone.) The per-area charts are laid out in one pass
+    (:func:`_fit_one_pass`). Figures up to 6 in wide (printed two side by
     side) and the tall per-area charts get :data:`DPI_SMALL`.
     """
     w, h = fig.get_size_inches()
     dpi = DPI_SMALL if w <= 6.0 or h > 8.0 else DPI
     if not getattr(fig, "geoplan_fixed_layout", False):  # the waterfall grid sets its margins itself
-        # the layout alone, at the output's dpi; savefig with a layout engine would first draw every
-        # artist (rendering switched off) only to run the layout, then draw them all again
-        fig.set_dpi(dpi)
+        fig.set_dpi(dpi)  # the layout at the output's dpi
         if not (getattr(fig, "geoplan_one_pass", False) and _fit_one_pass(fig)):
             fig.set_layout_engine("constrained")
             fig.get_layout_engine().execute(fig)
@@ -81,41 +82,33 @@ def _fit_one_pass(fig) -> bool:
     return False
 
 
-def _row_labels(ax, y: np.ndarray, labels, fontsize: float = 6) -> None:
-    """One label per row left of the axes, looking like y tick labels with their tick marks.
+def _tick_labels(ax, axis: str, positions: np.ndarray, labels, fontsize: float, rotation: float = 0) -> None:
+    """One label per bar beside the ``axis`` ("x" below, "y" left), looking like tick labels with their marks.
 
     Plain texts and one line of tick markers: a chart of 58 areas otherwise
-    builds, lays out and draws 58 tick objects of five artists each.
+    builds, lays out and draws 58 tick objects of five artists each (the
+    pixels are the same).
     """
-    from matplotlib.markers import TICKLEFT
+    from matplotlib import markers
     from matplotlib.transforms import offset_copy
 
     rc = plt.rcParams
-    size, width = rc["ytick.major.size"], rc["ytick.major.width"]
-    ax.set_yticks([])
-    beside = ax.get_yaxis_transform()  # x in axes fractions, y in data
-    shifted = offset_copy(beside, fig=ax.figure, x=-(size + rc["ytick.major.pad"]), units="points")
-    for yi, text in zip(y, labels):
-        ax.text(0, yi, str(text), transform=shifted, ha="right", va="center_baseline", fontsize=fontsize)
-    ax.plot(np.zeros(len(y)), y, ls="none", marker=TICKLEFT, ms=size, mew=width, color=rc["ytick.color"],
-            transform=beside, clip_on=False)
-
-
-def _column_labels(ax, x: np.ndarray, labels, rotation: float = 0, fontsize: float = 7) -> None:
-    """One label per bar below the axes, looking like x tick labels (rotated, right-aligned) with their
-    tick marks: plain texts and one line of tick markers instead of a tick object (five artists) per bar."""
-    from matplotlib.markers import TICKDOWN
-    from matplotlib.transforms import offset_copy
-
-    rc = plt.rcParams
-    size, width = rc["xtick.major.size"], rc["xtick.major.width"]
-    ax.set_xticks([])
-    below = ax.get_xaxis_transform()  # x in data, y in axes fractions
-    shifted = offset_copy(below, fig=ax.figure, y=-(size + rc["xtick.major.pad"]), units="points")
-    for xi, text in zip(x, labels):
-        ax.text(xi, 0, str(text), transform=shifted, ha="right", va="top", rotation=rotation, fontsize=fontsize)
-    ax.plot(x, np.zeros(len(x)), ls="none", marker=TICKDOWN, ms=size, mew=width, color=rc["xtick.color"],
-            transform=below, clip_on=False)
+    size, width, pad = (rc[f"{axis}tick.major.{k}"] for k in ("size", "width", "pad"))
+    zeros = np.zeros(len(positions))
+    if axis == "y":
+        ax.set_yticks([])
+        beside = ax.get_yaxis_transform()  # x in axes fractions, y in data
+        shifted = offset_copy(beside, fig=ax.figure, x=-(size + pad), units="points")
+        xy, align, marker = list(zip(zeros, positions)), dict(ha="right", va="center_baseline"), markers.TICKLEFT
+    else:
+        ax.set_xticks([])
+        beside = ax.get_xaxis_transform()  # x in data, y in axes fractions
+        shifted = offset_copy(beside, fig=ax.figure, y=-(size + pad), units="points")
+        xy, align, marker = list(zip(positions, zeros)), dict(ha="right" if rotation else "center", va="top"), markers.TICKDOWN
+    for (x, y), text in zip(xy, labels):
+        ax.text(x, y, str(text), transform=shifted, rotation=rotation, fontsize=fontsize, **align)
+    ax.plot(*np.asarray(xy, float).reshape(-1, 2).T, ls="none", marker=marker, ms=size, mew=width,
+            color=rc[f"{axis}tick.color"], transform=beside, clip_on=False)
 
 
 def data_uri(png: bytes) -> str:
@@ -285,7 +278,7 @@ def waterfall_grid(explanations: list[tuple[str, pd.DataFrame]], lang: str = "de
         ax.bar(x, h / 1e6, bottom=lo / 1e6, color=list(colors), width=0.7)
         for xi, top, amount in zip(x, (lo + h) / 1e6, t["amount_eur"].to_numpy(float)):
             ax.text(xi, top, fmt.number(amount / 1e6, 2, lang), ha="center", va="bottom", fontsize=7)
-        _column_labels(ax, x, t["short"], rotation=30, fontsize=7)
+        _tick_labels(ax, "x", x, t["short"], fontsize=7, rotation=30)
         ax.set_title(title, fontsize=8.5)
         ax.set_ylabel(_("Budget") + " (Mio. €)" if lang == "de" else "Budget (€ million)", fontsize=8)
         ax.margins(y=0.12)
@@ -330,7 +323,7 @@ def distance_plot(frame: pd.DataFrame, lang: str = "de", max_areas: int = MAX_AR
     y = np.arange(len(d))
     v = np.nan_to_num(d["distance_to_target_eur"].to_numpy(float) / 1e6)  # the "…" row: no bar
     ax.barh(y, v, color=np.where(v >= 0, "#2166ac", "#b2182b"))
-    _row_labels(ax, y, d["label"])
+    _tick_labels(ax, "y", y, d["label"], fontsize=6)
     ax.axvline(0, color="#333", lw=0.8)
     ax.set_xlabel(("Zielwert − Vorjahr (Mio. €)" if lang == "de" else "target − prior year (€ million)") + note)
     ax.set_ylim(-0.7, len(d) - 0.3)
@@ -351,7 +344,7 @@ def sensitivity_plot(table: pd.DataFrame, lang: str = "de", max_areas: int = MAX
     b = t["budget_eur"].to_numpy(float) / 1e6
     ax.hlines(y, t["p05_eur"].to_numpy(float) / 1e6, t["p95_eur"].to_numpy(float) / 1e6, color="#6baed6", lw=3)
     ax.plot(b, y, "|", color="#08306b", markersize=8)
-    _row_labels(ax, y, t["label"])
+    _tick_labels(ax, "y", y, t["label"], fontsize=6)
     ax.set_xlabel(("Budget, konfiguriert und 5–95-%-Spanne (Mio. €)" if lang == "de"
                    else "Budget, configured and 5–95 % range (€ million)") + note)
     ax.set_ylim(-0.7, len(t) - 0.3)
