@@ -1334,7 +1334,7 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, la
     # every corner covers Sozialräume, make room below the map instead.
     shape = _coverage_once(geo.geometry.values)
     renderer = canvas.get_renderer()
-    fig.draw_without_rendering()  # positions and aspect for the overlap tests; the pixels are drawn once, by savefig
+    ax.apply_aspect()  # the axes box of the equal aspect, for the overlap tests (a full draw without rendering cost as much)
     best, best_overlap = None, None
     leg = ax.legend(loc=_CORNERS[0], **legend_kw)
     boxes = _legend_corner_boxes(ax, leg, renderer)  # the legend laid out once, its box moved to each corner
@@ -1356,7 +1356,7 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, la
                 break
             bottom = ax.get_ylim()[0] - max(box.bounds[3] - miny, 0.0) - pady
             _fit_limits(ax, (minx - padx, bottom, maxx + padx, maxy + pady))
-            fig.draw_without_rendering()
+            ax.apply_aspect()
     ax.legend(loc=best, **legend_kw)
     free = [c for c in _CORNERS if c != best]
     # Scale bar, then north arrow, each into the free corner they cover least (lower/left preferred on ties).
