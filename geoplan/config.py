@@ -460,6 +460,15 @@ class OutputConfig(_Model):
                     "zeigt; darüber zeigen die Tabellen je Sozialraum Verteilungen, die kleinsten und größten Werte "
                     "und Summen je Bezirk, und der Bericht nennt, wo die vollständige Tabelle steht "
                     "(verteilung.xlsx, ergebnis.gpkg)")
+    pdf_detail_tables_max_areas: int | None = Field(
+        30, ge=0,
+        description="Höchstzahl der Sozialräume, für die bericht.pdf die Detailtabellen je Sozialraum enthält "
+                    "(Indikatorwerte, erwarteter Bedarf, BYM2-Intervalle, Sozialräume an der Korridorgrenze, "
+                    "Abstand zum Zielwert, Sensitivität); darüber steht im PDF an ihrer Stelle ein Satz, wo die "
+                    "Tabelle steht (bericht.html, verteilung.xlsx). Die Tabelle „Budget je Sozialraum“ steht "
+                    "immer im PDF, bericht.html "
+                    "enthält immer alle Tabellen. Voreinstellung 30: so viele Sozialräume passen auf eine Seite im "
+                    "Querformat. 0 = nie im PDF, leer (null) = immer")
     qgis_project: bool = Field(False, description="QGIS-Projekt ergebnis.qgz (mit Stilen und Bezirksgrenzen) "
                                                   "neben ergebnis.gpkg schreiben")
     postgis: PostgisOutputConfig | None = Field(None, description="Ergebnis zusätzlich in eine PostGIS-Tabelle "

@@ -30,3 +30,15 @@ def test_background_pdf_failure_is_a_german_error(tmp_path):
     assert "FileNotFoundError" in err.value.render("de") or "fehlt.html" in err.value.render("de")
     assert not (tmp_path / "bericht.pdf").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pdf_variant_file_is_removed_when_done_or_cancelled(demo_result, tmp_path):
+    """Above output.pdf_detail_tables_max_areas the worker renders the PDF's own text from a temporary file in
+    the output folder; it is gone when the PDF is done and when it is cancelled."""
+    pub = build_published(demo_result, lang="de")
+    assert len(demo_result.frame) > demo_result.config.output.pdf_detail_tables_max_areas  # the demo uses the variant
+    _paths, pending = html.write_report(demo_result, pub, tmp_path, lang="de", pdf=True, background=True)
+    source = tmp_path / html.PDF_SOURCE
+    assert source.read_text(encoding="utf-8") == html.render_report(demo_result, pub, "de", pdf=True)
+    pending.cancel()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bericht.html"]

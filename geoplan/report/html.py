@@ -1,8 +1,10 @@
 """bericht.html / bericht.pdf and karte.html.
 
 The HTML report is self-contained: CSS inline, figures as data URIs, no
-script or font from any host. The PDF is rendered from the same HTML by
-WeasyPrint (A4, page numbers, table of contents).
+script or font from any host. The PDF is rendered by WeasyPrint (A4, page
+numbers, table of contents) from the same template and context, with the
+detail tables per Sozialraum replaced by a sentence saying where they are
+when there are more than ``output.pdf_detail_tables_max_areas`` Sozialräume.
 """
 
 from __future__ import annotations
@@ -315,6 +317,53 @@ def _more_note(n_areas: int, what: str, sheet: str, lang: str, gpkg: bool = True
             + (", and in ergebnis.gpkg." if gpkg else "."))
 
 
+#: The per-area detail tables bericht.pdf leaves out above ``output.pdf_detail_tables_max_areas`` Sozialräume:
+#: key -> (German title, English title). "Budget je Sozialraum" (``alloc``), the table the committee votes on,
+#: is no detail table: the PDF always has it.
+PDF_DETAIL_TABLES = {
+    "ind": ("Indikatorwerte je Sozialraum", "Indicator values by Sozialraum"),
+    "need": ("Erwarteter Bedarf je Sozialraum", "Expected demand by Sozialraum"),
+    "bym2": ("Intervalle je Sozialraum (BYM2)", "Intervals by Sozialraum (BYM2)"),
+    # every number of it is in the allocation table too (formula value = budget − corridor adjustment)
+    "binding": ("Sozialräume an der Korridorgrenze", "Sozialräume held by the corridor"),
+    "dist": ("Abstand zum Zielwert je Sozialraum", "Distance from target by Sozialraum"),
+    "sens": ("Sensitivität je Sozialraum", "Sensitivity by Sozialraum"),
+}
+
+_CONFIG = object()  # "take the limit from the config" (None is a value: no limit)
+
+
+def _pdf_note(key: str, section: str, sheet: str, n_areas: int, limit: int, shortened: bool, lang: str,
+              n: int = EXTREME_ROWS, n_rows: int | None = None) -> str:
+    """The sentence bericht.pdf shows in place of the detail table ``key``: where the table is instead.
+
+    ``section``: number and heading of the report section in bericht.html; ``sheet``: the verteilung.xlsx
+    sheet with all rows; ``shortened``: bericht.html itself shows only the ``n`` areas at each end
+    (above ``output.max_areas_in_report``); ``n_rows``: the table's rows, if not one per Sozialraum.
+    """
+    de_title, en_title = PDF_DETAIL_TABLES[key]
+    total = fmt.number(n_areas, 0, lang)
+    rows = fmt.number(n_areas if n_rows is None else n_rows, 0, lang)
+    field = "output.pdf_detail_tables_max_areas"
+    if lang == "de":
+        rule = (f"Tabellen je Sozialraum stehen im PDF bis {fmt.number(limit, 0, lang)} Sozialräume, {field}" if limit
+                else f"{field}: 0")
+        if shortened:
+            return (f"Die Tabelle „{de_title}“ steht nicht im PDF: bericht.html, Abschnitt {section}, zeigt die {n} "
+                    f"Sozialräume mit dem höchsten und die {n} mit dem niedrigsten Wert, verteilung.xlsx, Blatt "
+                    f"„{sheet}“, alle {total} ({rule}).")
+        return (f"Die Tabelle „{de_title}“ ({rows} Sozialräume) steht nicht im PDF, sondern in bericht.html, "
+                f"Abschnitt {section}, und in verteilung.xlsx, Blatt „{sheet}“ ({rule}).")
+    rule = (f"the PDF holds tables by Sozialraum up to {fmt.number(limit, 0, lang)} Sozialräume, {field}" if limit
+            else f"{field}: 0")
+    if shortened:
+        return (f"The table '{en_title}' is not in the PDF: bericht.html, section {section}, shows the {n} "
+                f"Sozialräume with the highest and the {n} with the lowest value, verteilung.xlsx, sheet "
+                f"'{sheet}', all {total} ({rule}).")
+    return (f"The table '{en_title}' ({rows} Sozialräume) is not in the PDF but in bericht.html, section {section}, "
+            f"and in verteilung.xlsx, sheet '{sheet}' ({rule}).")
+
+
 def _group_rows(areas: pd.DataFrame, group: str, expo: str, lang: str) -> list[list[str]]:
     """One row per Bezirk (``boundaries.group``): areas, residents, budget, budget per head, prior year, change."""
     a = areas.assign(_g=areas[group].astype(str))
@@ -443,13 +492,17 @@ def _whole_words_em(rows, header, left, extra) -> float:
     return total
 
 
-def report_context(result, pub, lang: str = "de", max_areas: int | None = None) -> dict:
+def report_context(result, pub, lang: str = "de", max_areas: int | None = None, pdf_max_areas=_CONFIG) -> dict:
     """Everything the template shows, already formatted in ``lang`` (de: 1.234,56 €; en: €1,234.56).
 
     Above ``max_areas`` Sozialräume (default ``output.max_areas_in_report``) the
     per-area tables show the areas at both ends of their main value and the
     allocation a summary per Bezirk, each with a sentence saying where the
-    full table is (verteilung.xlsx, ergebnis.gpkg).
+    full table is (verteilung.xlsx, ergebnis.gpkg). Above ``pdf_max_areas``
+    (default ``output.pdf_detail_tables_max_areas``; None: no limit) the PDF
+    variant of the report shows, in place of each detail table
+    (:data:`PDF_DETAIL_TABLES`), the sentence in ``pdf_notes`` saying where
+    it is (see :func:`render_report`).
     """
     _ = gettext(lang)
     cfg = result.config
@@ -462,6 +515,8 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None) 
     if max_areas is None:
         max_areas = cfg.output.max_areas_in_report
     big = len(f) > max_areas
+    if pdf_max_areas is _CONFIG:
+        pdf_max_areas = cfg.output.pdf_detail_tables_max_areas
 
     col = {c[0]: c for c in pub.columns}
 
@@ -568,6 +623,7 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None) 
             binding_rows.append([str(r[kcol]), name_of.get(r[kcol], ""), _(str(r["bound"])), _(str(r["side"])),
                                  fmt.euro(r["formula_eur"], 0, lang), fmt.euro(r["budget_eur"], 0, lang),
                                  fmt.euro(r["budget_eur"] - r["formula_eur"], 0, lang)])
+    n_binding = len(binding_rows)  # the table may be shortened below (above output.max_areas_in_report)
     n_binding_up = int((binding["side"] == "oben").sum()) if binding is not None and len(binding) else 0
     n_binding_down = int((binding["side"] == "unten").sum()) if binding is not None and len(binding) else 0
 
@@ -669,11 +725,17 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None) 
         if sens:
             sens["rows"] = _extremes(sens["rows"], sens["range_values"])
             more["sens"] = _more_note(n, _("Spanne 5–95 %"), sheet("sensitivity"), lang, gpkg=False)
+        if binding_rows:
+            adjustment = binding.sort_values("key" if "key" in binding.columns else binding.columns[0])
+            binding_rows = _extremes(binding_rows, adjustment["budget_eur"] - adjustment["formula_eur"])
+            more["binding"] = _more_note(n, _("Korridor-Anpassung"), sheet("allocation"), lang)
         if bym2:
             a = result.uncertainty.areas.sort_values("key")
             bym2["area_rows"] = _extremes(bym2["area_rows"], a["p_budget_below_need"])
-            more["bym2"] = _more_note(n, _("Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt"), "BYM2", lang,
-                                      gpkg=False)
+            # the intervals per area are columns of the allocation sheet and the GeoPackage (the BYM2 sheet holds
+            # the model's parameters)
+            more["bym2"] = _more_note(n, _("Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt"),
+                                      sheet("allocation"), lang)
     alloc_sums = [_column_total(sorted_areas, c, lang) for c in alloc_cols[3:]]
     specs = {"alloc": (alloc_rows, alloc_header, 3, [["", "", ""] + alloc_sums]),
              "need": (need_rows, need_header, 2, []),
@@ -700,7 +762,24 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None) 
 
     conv_rows = [[fmt.number(y, 0, lang), fmt.number(n, 0, lang), fmt.percent(100 * n / max(len(f), 1), 0, lang)]
                  for y, n in (summary.get("convergence") or [])][:10]
+    pdf_notes = {}  # detail table -> the sentence the PDF shows in its place
+    if pdf_max_areas is not None and len(f) > pdf_max_areas:
+        sheet = lambda key: voc.label("sheet." + key, lang)  # noqa: E731
+        section = lambda num, head: f"{num} „{_(head)}“" if lang == "de" else f"{num} '{_(head)}'"  # noqa: E731
+        shown = {"ind": bool(ind_rows), "need": bool(need_rows), "bym2": bool(bym2), "binding": bool(binding_rows),
+                 "dist": bool(dist_rows), "sens": bool(sens)}
+        where = {"ind": (section(3, "Indikatoren"), sheet("allocation")),
+                 "need": (section(4, "Bedarfsmodell"), sheet("allocation")),
+                 # the BYM2 intervals per area are columns of the allocation sheet (the BYM2 sheet has the parameters)
+                 "bym2": (section(4, "Bedarfsmodell"), sheet("allocation")),
+                 "binding": (section(5, "Verteilung"), sheet("allocation")),
+                 "dist": (section(6, "Verteilungsgerechtigkeit"),
+                          sheet("path") if getattr(eq, "convergence", None) is not None else sheet("allocation")),
+                 "sens": (section(7, "Sensitivität"), sheet("sensitivity"))}
+        pdf_notes = {k: _pdf_note(k, *where[k], len(f), pdf_max_areas, big, lang,
+                                  n_rows=n_binding if k == "binding" else None) for k in PDF_DETAIL_TABLES if shown[k]}
     return {
+        "pdf_notes": pdf_notes,
         "claims": claims.report_claims(result, lang),
         "bym2": bym2,
         "more": more,
@@ -760,6 +839,7 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None) 
         "comp_rows": comp_rows,
         "corridor_text": corridor_text,
         "binding_rows": binding_rows,
+        "n_binding": n_binding,
         "n_binding_up": n_binding_up,
         "n_binding_down": n_binding_down,
         "explain_rows": explain_rows,
@@ -807,17 +887,42 @@ def _column_total(areas: pd.DataFrame, c, lang: str) -> str:
     return ""
 
 
-def render_report(result, pub, lang: str = "de", max_areas: int | None = None) -> str:
-    """bericht.html as text; ``max_areas``: see :func:`report_context`."""
+def render_report(result, pub, lang: str = "de", max_areas: int | None = None, *, pdf: bool = False,
+                  pdf_max_areas=_CONFIG) -> str:
+    """bericht.html as text; ``max_areas``, ``pdf_max_areas``: see :func:`report_context`.
+
+    ``pdf=True``: the text bericht.pdf is rendered from — the same report, with
+    the detail tables above ``pdf_max_areas`` replaced by the sentence saying
+    where they are.
+    """
+    return render_reports(result, pub, lang, max_areas, pdf_max_areas=pdf_max_areas)[1 if pdf else 0]
+
+
+def render_reports(result, pub, lang: str = "de", max_areas: int | None = None, *,
+                   pdf_max_areas=_CONFIG) -> tuple[str, str]:
+    """bericht.html and the text of bericht.pdf, from one context (the figures are drawn once).
+
+    The PDF's text is the same string object as the HTML when the PDF leaves
+    no table out (at most ``pdf_max_areas`` Sozialräume).
+    """
     from geoplan.report.i18n import relabel_html, set_labels
 
     set_labels(result)
-    ctx = report_context(result, pub, lang, max_areas=max_areas)
-    return relabel_html(_env(lang).get_template("bericht.html.j2").render(**ctx), lang)
+    ctx = report_context(result, pub, lang, max_areas=max_areas, pdf_max_areas=pdf_max_areas)
+    template = _env(lang).get_template("bericht.html.j2")
+    html = relabel_html(template.render(**ctx, pdf=False), lang)
+    if not ctx["pdf_notes"]:
+        return html, html
+    return html, relabel_html(template.render(**ctx, pdf=True), lang)
+
+
+#: The PDF's text while the second process renders it, in the folder the outputs are written to (removed when
+#: the PDF is done, failed or cancelled; the outputs appear only after that, see geoplan.report.write_outputs).
+PDF_SOURCE = ".bericht-pdf.html"
 
 
 def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = True, background: bool = False,
-                 worker: PdfWorker | None = None, max_areas: int | None = None):
+                 worker: PdfWorker | None = None, max_areas: int | None = None, pdf_max_areas=_CONFIG):
     """Write bericht.html and (``pdf``) bericht.pdf; return the paths.
 
     With ``background=True`` the PDF is rendered by a second process
@@ -825,9 +930,12 @@ def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = Tr
     :class:`geoplan.report.pdf.PdfWorker`) and the return value is
     ``(paths, pending)``: the caller writes the other outputs meanwhile and
     calls ``pending.wait()`` (or ``pending.cancel()`` on an error) before it
-    uses the folder. ``max_areas``: see :func:`render_report`.
+    uses the folder. ``max_areas``, ``pdf_max_areas``: see :func:`render_report`;
+    when the PDF leaves tables out, its text goes to the worker in
+    :data:`PDF_SOURCE`, which is removed when the PDF is done.
     """
-    html = render_report(result, pub, lang, max_areas=max_areas)
+    html, pdf_html = render_reports(result, pub, lang, max_areas=max_areas,
+                                    pdf_max_areas=pdf_max_areas if pdf else None)  # no PDF: no variant
     path = out_dir / "bericht.html"
     path.write_text(html, encoding="utf-8")
     written = [path]
@@ -835,9 +943,17 @@ def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = Tr
     if pdf:
         pdf_path = out_dir / "bericht.pdf"
         if background:
-            pending = start_pdf(path, out_dir, worker)
+            source = path
+            if pdf_html is not html:
+                source = out_dir / PDF_SOURCE
+                try:
+                    source.write_text(pdf_html, encoding="utf-8")
+                except BaseException:
+                    source.unlink(missing_ok=True)
+                    raise
+            pending = start_pdf(source, out_dir, worker, remove_source=source != path)
         else:
-            _pdf_from_html(html, out_dir, pdf_path)
+            _pdf_from_html(pdf_html, out_dir, pdf_path)
         written.append(pdf_path)
     return (written, pending) if background else written
 
