@@ -468,9 +468,9 @@ def test_static_map_small_area_and_empty_layer():
     assert len(_map_data(doc)["features"]) == 6
 
 
-def test_static_maps_share_one_union_and_stay_identical():
-    # issue 15: the union of the areas is computed once for several maps of
-    # the same areas; a different set of areas gets its own union
+def test_static_maps_share_one_coverage_and_stay_identical():
+    # issue 15: the areas' coverage (for placing legend, scale bar and arrow) is built once for
+    # several maps of the same areas; a different set of areas gets its own
     import shapely
 
     from geoplan.report import maps
@@ -481,13 +481,55 @@ def test_static_maps_share_one_union_and_stay_identical():
         crs=25833,
     )
     layers = [maps.MapLayer(column=c, label=c) for c in ("v", "w")]
-    maps._UNION_CACHE.clear()
+    maps._COVERAGE_CACHE.clear()
     first = maps.static_map_png_bytes(gdf, layers[0], title="t", source_line="s")
-    union = maps._UNION_CACHE[0][1]
+    coverage = maps._COVERAGE_CACHE[0][1]
     maps.static_map_png_bytes(gdf.assign(x=1), layers[1], title="t", source_line="s")
-    assert maps._UNION_CACHE[0][1] is union  # reused for the same geometry objects
-    maps._UNION_CACHE.clear()
+    assert maps._COVERAGE_CACHE[0][1] is coverage  # reused for the same geometry objects
+    maps._COVERAGE_CACHE.clear()
     assert maps.static_map_png_bytes(gdf, layers[0], title="t", source_line="s") == first
     moved = gdf.set_geometry(gdf.geometry.translate(5, 0))
     maps.static_map_png_bytes(moved, layers[0], title="t", source_line="s")
-    assert shapely.equals(maps._UNION_CACHE[0][1], shapely.box(5, 0, 7, 2))
+    moved_cov = maps._COVERAGE_CACHE[0][1]
+    assert moved_cov is not coverage
+    assert moved_cov.covered(shapely.box(5, 0, 7, 2)) == pytest.approx(4.0)  # the moved areas, whole
+    assert moved_cov.covered(shapely.box(4.5, 0.5, 5.5, 1.5)) == pytest.approx(0.5)  # cut at their edge
+    assert moved_cov.covered(shapely.box(0, 0, 2, 2)) == 0.0  # where the areas were before
+
+
+def test_coverage_equals_the_union_of_real_areas(berlin):
+    # the covered area of a box is the area of the union's part in it (Sozialräume do not overlap)
+    import shapely
+
+    from geoplan.report.maps import _Coverage
+
+    geoms = np.asarray(berlin.geometry.values, dtype=object)
+    union, cov = shapely.union_all(geoms), _Coverage(geoms)
+    x0, y0, x1, y1 = union.bounds
+    for fx, fy, fw, fh in ((0, 0, 1, 1), (0, 0, 0.3, 0.2), (0.7, 0.8, 0.3, 0.2), (0.4, 0.4, 0.2, 0.1), (0, 0.9, 0.1, 0.1)):
+        box = shapely.box(x0 + fx * (x1 - x0), y0 + fy * (y1 - y0),
+                          x0 + (fx + fw) * (x1 - x0), y0 + (fy + fh) * (y1 - y0))
+        assert cov.covered(box) == pytest.approx(union.intersection(box).area, rel=1e-6, abs=1.0)
+
+
+def test_web_geometry_is_simplified_once_per_content(berlin, monkeypatch):
+    # issue 15: maps of the same areas in one process (two languages, several presets) simplify them once;
+    # the key is the geometry's content, CRS and tolerance, never the objects
+    import shapely
+
+    from geoplan.report import maps
+
+    maps._WEB_CACHE.clear()
+    calls = []
+    real = maps._simplified_web_geometry
+    monkeypatch.setattr(maps, "_simplified_web_geometry", lambda *a: calls.append(a[2]) or real(*a))
+    first, whole = maps._web_geometry(berlin, 5.0)
+    copy = berlin.copy()
+    copy["geometry"] = shapely.from_wkb(shapely.to_wkb(berlin.geometry.values))  # equal content, new objects
+    again, whole_again = maps._web_geometry(copy, 5.0)
+    assert calls == [5.0] and whole_again == whole
+    assert all(shapely.equals_exact(a, b, 0) for a, b in zip(first, again))
+    maps._web_geometry(berlin, 10.0)  # another tolerance
+    moved = berlin.set_geometry(berlin.geometry.translate(1.0, 0))
+    maps._web_geometry(moved, 5.0)  # other coordinates
+    assert calls == [5.0, 10.0, 5.0]

@@ -6,7 +6,6 @@ PNG metadata is fixed so the same result gives byte-identical files.
 from __future__ import annotations
 
 import base64
-import io
 
 import matplotlib
 
@@ -17,6 +16,7 @@ import pandas as pd  # noqa: E402
 
 from geoplan import fmt  # noqa: E402
 from geoplan.report.i18n import gettext  # noqa: E402
+from geoplan.report.png import figure_png  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "svg.hashsalt": "geoplan"})
 
@@ -30,17 +30,85 @@ def png_bytes(fig) -> bytes:
     """The figure as PNG, laid out by matplotlib's constrained layout and drawn once.
 
     (``bbox_inches="tight"`` drew every figure twice: once to find the
-    bounding box, once to save.) Figures up to 6 in wide (printed two side by
+    bounding box, once to save; ``savefig`` with a layout engine draws every
+    artist once more, rendering switched off, only to run the layout — so the
+    layout runs here alone.) The per-area charts are laid out in one pass
+    (:func:`_fit_one_pass`). Figures up to 6 in wide (printed two side by
     side) and the tall per-area charts get :data:`DPI_SMALL`.
     """
     w, h = fig.get_size_inches()
     dpi = DPI_SMALL if w <= 6.0 or h > 8.0 else DPI
     if not getattr(fig, "geoplan_fixed_layout", False):  # the waterfall grid sets its margins itself
-        fig.set_layout_engine("constrained")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+        fig.set_dpi(dpi)  # the layout at the output's dpi
+        if not (getattr(fig, "geoplan_one_pass", False) and _fit_one_pass(fig)):
+            fig.set_layout_engine("constrained")
+            fig.get_layout_engine().execute(fig)
+            fig.set_layout_engine("none")
+    png = figure_png(fig, dpi)
     plt.close(fig)
-    return buf.getvalue()
+    return png
+
+
+#: Padding (in) between the decorations of a one-pass layout and the figure edge (constrained layout's w_pad/h_pad).
+PAD_IN = 3 / 72
+
+
+def _fit_one_pass(fig) -> bool:
+    """Place the figure's single axes so that it and its labels fill the figure with :data:`PAD_IN` around.
+
+    For the per-area charts (``fig.geoplan_one_pass``): their row labels sit on
+    fixed rows and decide the layout. Constrained layout measures every label,
+    places the axes, and measures again, because the new axes size may bring
+    other ticks; here the second measurement is skipped when the ticks are the
+    same after placing (only a tick label at the very end of the value axis
+    may then move by a pixel or two, well inside the padding). Returns False
+    (axes left where they were) when the ticks changed; the caller then runs
+    constrained layout.
+    """
+    (ax,) = fig.axes
+    w, h = fig.get_size_inches() * fig.dpi
+    renderer = fig.canvas.get_renderer()
+    ticks = [a.get_majorticklocs().tolist() for a in (ax.xaxis, ax.yaxis)]
+    box = ax.get_window_extent(renderer)
+    tight = ax.get_tightbbox(renderer, for_layout_only=True)
+    pad = PAD_IN * fig.dpi
+    left, right = box.x0 - tight.x0 + pad, tight.x1 - box.x1 + pad
+    bottom, top = box.y0 - tight.y0 + pad, tight.y1 - box.y1 + pad
+    before = ax.get_position(original=True)
+    ax.set_position([left / w, bottom / h, 1 - (left + right) / w, 1 - (bottom + top) / h])
+    if [a.get_majorticklocs().tolist() for a in (ax.xaxis, ax.yaxis)] == ticks:
+        return True
+    ax.set_position(before)
+    return False
+
+
+def _tick_labels(ax, axis: str, positions: np.ndarray, labels, fontsize: float, rotation: float = 0) -> None:
+    """One label per bar beside the ``axis`` ("x" below, "y" left), looking like tick labels with their marks.
+
+    Plain texts and one line of tick markers: a chart of 58 areas otherwise
+    builds, lays out and draws 58 tick objects of five artists each (the
+    pixels are the same).
+    """
+    from matplotlib import markers
+    from matplotlib.transforms import offset_copy
+
+    rc = plt.rcParams
+    size, width, pad = (rc[f"{axis}tick.major.{k}"] for k in ("size", "width", "pad"))
+    zeros = np.zeros(len(positions))
+    if axis == "y":
+        ax.set_yticks([])
+        beside = ax.get_yaxis_transform()  # x in axes fractions, y in data
+        shifted = offset_copy(beside, fig=ax.figure, x=-(size + pad), units="points")
+        xy, align, marker = list(zip(zeros, positions)), dict(ha="right", va="center_baseline"), markers.TICKLEFT
+    else:
+        ax.set_xticks([])
+        beside = ax.get_xaxis_transform()  # x in data, y in axes fractions
+        shifted = offset_copy(beside, fig=ax.figure, y=-(size + pad), units="points")
+        xy, align, marker = list(zip(positions, zeros)), dict(ha="right" if rotation else "center", va="top"), markers.TICKDOWN
+    for (x, y), text in zip(xy, labels):
+        ax.text(x, y, str(text), transform=shifted, rotation=rotation, fontsize=fontsize, **align)
+    ax.plot(*np.asarray(xy, float).reshape(-1, 2).T, ls="none", marker=marker, ms=size, mew=width,
+            color=rc[f"{axis}tick.color"], transform=beside, clip_on=False)
 
 
 def data_uri(png: bytes) -> str:
@@ -210,7 +278,7 @@ def waterfall_grid(explanations: list[tuple[str, pd.DataFrame]], lang: str = "de
         ax.bar(x, h / 1e6, bottom=lo / 1e6, color=list(colors), width=0.7)
         for xi, top, amount in zip(x, (lo + h) / 1e6, t["amount_eur"].to_numpy(float)):
             ax.text(xi, top, fmt.number(amount / 1e6, 2, lang), ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(x, [str(v) for v in t["short"]], rotation=30, ha="right", fontsize=7)
+        _tick_labels(ax, "x", x, t["short"], fontsize=7, rotation=30)
         ax.set_title(title, fontsize=8.5)
         ax.set_ylabel(_("Budget") + " (Mio. €)" if lang == "de" else "Budget (€ million)", fontsize=8)
         ax.margins(y=0.12)
@@ -255,11 +323,12 @@ def distance_plot(frame: pd.DataFrame, lang: str = "de", max_areas: int = MAX_AR
     y = np.arange(len(d))
     v = np.nan_to_num(d["distance_to_target_eur"].to_numpy(float) / 1e6)  # the "…" row: no bar
     ax.barh(y, v, color=np.where(v >= 0, "#2166ac", "#b2182b"))
-    ax.set_yticks(y, d["label"], fontsize=6)
+    _tick_labels(ax, "y", y, d["label"], fontsize=6)
     ax.axvline(0, color="#333", lw=0.8)
     ax.set_xlabel(("Zielwert − Vorjahr (Mio. €)" if lang == "de" else "target − prior year (€ million)") + note)
     ax.set_ylim(-0.7, len(d) - 0.3)
     _de_axis(ax, "x", 1, lang=lang)
+    fig.geoplan_one_pass = True
     return png_bytes(fig)
 
 
@@ -275,9 +344,10 @@ def sensitivity_plot(table: pd.DataFrame, lang: str = "de", max_areas: int = MAX
     b = t["budget_eur"].to_numpy(float) / 1e6
     ax.hlines(y, t["p05_eur"].to_numpy(float) / 1e6, t["p95_eur"].to_numpy(float) / 1e6, color="#6baed6", lw=3)
     ax.plot(b, y, "|", color="#08306b", markersize=8)
-    ax.set_yticks(y, t["label"], fontsize=6)
+    _tick_labels(ax, "y", y, t["label"], fontsize=6)
     ax.set_xlabel(("Budget, konfiguriert und 5–95-%-Spanne (Mio. €)" if lang == "de"
                    else "Budget, configured and 5–95 % range (€ million)") + note)
     ax.set_ylim(-0.7, len(t) - 0.3)
     _de_axis(ax, "x", 1, lang=lang)
+    fig.geoplan_one_pass = True
     return png_bytes(fig)

@@ -105,7 +105,7 @@ def write_xlsx(result, pub, path: Path, lang: str = "de") -> Path:
     if result.simulated:
         header = [h + (W(" (simuliert)", " (simulated)") if c[0] in ("hze_cases", "hze_per_1000", "hze_cases_forecast", "oe_ratio", "hze_cost_prev_eur") else "")
                   for h, c in zip(header, cols)]
-    rows = [[row[c[0]] for c in cols] for _, row in areas.iterrows()]
+    rows = areas[[c[0] for c in cols]].astype(object).values.tolist()  # each value as the row iteration gave it
     ws = allocation_sheet(wb, sheet("allocation"), header, rows, cols, lang)
 
     coefs = result.model.coefficients
@@ -142,8 +142,9 @@ def write_xlsx(result, pub, path: Path, lang: str = "de") -> Path:
         head = ([voc.label("key", lang), voc.label("name", lang), voc.label("target_eur", lang)]
                 + [f"{W('Jahr', 'Year')} {c[5:]}" for c in years] + [voc.label("years_to_target", lang)])
         first = conv.first_year
-        prow = [[k, names.get(k, ""), int(target[k])] + [int(v) for v in r[years]] +
-                [int(fy) if np.isfinite(fy) else W("nie", "never")] for (k, r), fy in zip(p.set_index("key").iterrows(), first)]
+        prow = [[k, names.get(k, ""), int(target[k])] + [int(v) for v in r] +
+                [int(fy) if np.isfinite(fy) else W("nie", "never")]
+                for k, r, fy in zip(p["key"], p[years].to_numpy().tolist(), first)]
         _sheet(wb, sheet("path"), head, prow, ["text", "text"] + ["euro"] * (len(years) + 1) + ["int"],
                widths=[10, 28] + [14] * (len(years) + 2))
 
