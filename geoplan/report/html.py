@@ -9,6 +9,7 @@ when there are more than ``output.pdf_detail_tables_max_areas`` Sozialräume.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -52,7 +53,11 @@ def table_rows(df: pd.DataFrame, columns: list[tuple[str, str, str, str]], lang:
     return [[format_cell(row[c], kind, lang) for c, _, _, kind in columns] for _, row in df.iterrows()]
 
 
+@functools.lru_cache(maxsize=4)
 def _env(lang: str = "de") -> Environment:
+    """The report's Jinja environment for ``lang``, built once per process (compiling bericht.html.j2 costs
+    about 0.1 s; it is rendered twice per run when the PDF has its own text). The config's labels are read
+    at render time (:func:`geoplan.report.i18n.relabel`), not kept here."""
     env = Environment(loader=PackageLoader("geoplan", "report/templates"), autoescape=select_autoescape(["html", "j2"]))
     env.filters["euro"] = lambda v, d=0: fmt.euro(v, d, lang)
     env.filters["num"] = lambda v, d=0: fmt.number(v, d, lang)
