@@ -706,8 +706,9 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
     ind_rows = table_rows(sorted_areas, ind_cols, lang)
     more = {}  # table -> the sentence under it when it is shortened
     group_rows = []
+    sheet = lambda key: voc.label("sheet." + key, lang)  # noqa: E731  (verteilung.xlsx's sheet names)
+    dist_sheet = sheet("path") if getattr(eq, "convergence", None) is not None else sheet("allocation")
     if big:
-        sheet = lambda key: voc.label("sheet." + key, lang)  # noqa: E731
         n = len(f)
         alloc_rows = _extremes(alloc_rows, sorted_areas["budget_eur"])
         more["alloc"] = _more_note(n, col["budget_eur"][1 if lang == "de" else 2], sheet("allocation"), lang)
@@ -725,8 +726,7 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
                                   sheet("allocation"), lang)
         if dist_rows:
             dist_rows = _extremes(dist_rows, per.sort_values("key")["distance_to_target_eur"])
-            more["dist"] = _more_note(n, _("Abstand"), sheet("path") if getattr(eq, "convergence", None) is not None
-                                      else sheet("allocation"), lang, gpkg=False)
+            more["dist"] = _more_note(n, _("Abstand"), dist_sheet, lang, gpkg=False)
         if sens:
             sens["rows"] = _extremes(sens["rows"], sens["range_values"])
             more["sens"] = _more_note(n, _("Spanne 5–95 %"), sheet("sensitivity"), lang, gpkg=False)
@@ -769,7 +769,6 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
                  for y, n in (summary.get("convergence") or [])][:10]
     pdf_notes = {}  # detail table -> the sentence the PDF shows in its place
     if pdf_max_areas is not None and len(f) > pdf_max_areas:
-        sheet = lambda key: voc.label("sheet." + key, lang)  # noqa: E731
         section = lambda num, head: f"{num} „{_(head)}“" if lang == "de" else f"{num} '{_(head)}'"  # noqa: E731
         shown = {"ind": bool(ind_rows), "need": bool(need_rows), "bym2": bool(bym2), "binding": bool(binding_rows),
                  "dist": bool(dist_rows), "sens": bool(sens)}
@@ -778,8 +777,7 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
                  # the BYM2 intervals per area are columns of the allocation sheet (the BYM2 sheet has the parameters)
                  "bym2": (section(4, "Bedarfsmodell"), sheet("allocation")),
                  "binding": (section(5, "Verteilung"), sheet("allocation")),
-                 "dist": (section(6, "Verteilungsgerechtigkeit"),
-                          sheet("path") if getattr(eq, "convergence", None) is not None else sheet("allocation")),
+                 "dist": (section(6, "Verteilungsgerechtigkeit"), dist_sheet),
                  "sens": (section(7, "Sensitivität"), sheet("sensitivity"))}
         pdf_notes = {k: _pdf_note(k, *where[k], len(f), pdf_max_areas, big, lang,
                                   n_rows=n_binding if k == "binding" else None) for k in PDF_DETAIL_TABLES if shown[k]}
