@@ -144,7 +144,7 @@ def _run_and_write(cfg, out_dir: Path, force: bool, config_file: Path | None = N
             progress.finish(ok=False)
             if worker is not None:
                 worker.cancel()
-    _print_notes(console, result.notes, 5, cfg, result.catalogue, " (Bericht, Anhang: Qualitätssicherung)")
+    _print_notes(console, result.notes, 5, cfg, result.catalogue, in_report=True)
     out.print(f"{t('done')} [bold]{out_dir}[/bold]:")
     for f in files:
         out.print(f"  {f.name}")
@@ -238,7 +238,7 @@ def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)
                   + (f" ({res.n_excluded} excluded)" if res.n_excluded else "")
                   + f"; table levels: {', '.join(res.levels)}; {len(spec.components)} budget components, "
                   f"total {fmt.euro(spec.total_eur, lang='en')}; {fmt.number(secs, 1, lang='en')} s.")
-    _print_notes(out, res.notes, 10, cfg, None, "")
+    _print_notes(out, res.notes, 10, cfg, None, in_report=False)
 
 
 @app.command()
@@ -503,25 +503,39 @@ def _os_error(exc: OSError) -> GeoplanError:
                         hint_en="Check path, permissions and drive.")
 
 
-def _print_notes(printer, notes, limit: int, cfg, catalogue, where: str) -> None:
-    """The warnings of a run as a reader sees them (column names in words, paths relative to the config),
-    each once, with its file; at most ``limit``, then how many more."""
+def _print_notes(printer, notes, limit: int, cfg, catalogue, in_report: bool) -> None:
+    """The warnings of a run as a reader sees them (in the user's language, column names in words, paths
+    relative to the config), each once, with its file; at most ``limit``, then how many more (``in_report``:
+    and that the report's QA annex lists them all)."""
     from geoplan.report.vocabulary import humanize_note
 
-    names = {i.name: i.label for i in catalogue.indicators} if catalogue is not None else None
+    lang = STATE["lang"]
+    words = NOTE_WORDS[lang]
+    names = ({i.name: ((i.label_en or i.label) if lang == "en" else i.label) for i in catalogue.indicators}
+             if catalogue is not None else None)
     seen, shown = set(), []
     for n in notes:
         if n.level == "info":
             continue
-        h = humanize_note(n, "de", getattr(cfg, "base_dir", None), names)
-        text = h.message + (f" (Datei: {h.file})" if h.file else "")
+        h = humanize_note(n, lang, getattr(cfg, "base_dir", None), names)
+        text = h.message + (f" ({words['file']}: {h.file})" if h.file else "")
         if (n.stage, text) not in seen:
             seen.add((n.stage, text))
             shown.append((h.stage, text))
     for stage, text in shown[:limit]:
-        printer.print(f"[yellow]Hinweis ({escape(stage)}):[/yellow] " + escape(text), soft_wrap=True)
+        printer.print(f"[yellow]{words['note']} ({escape(stage)}):[/yellow] " + escape(text), soft_wrap=True)
     if len(shown) > limit:
-        printer.print(f"[yellow]… und {len(shown) - limit} weitere Hinweise[/yellow]{where}")
+        more = words["more"].format(n=len(shown) - limit)
+        printer.print(f"[yellow]{more}[/yellow]" + (words["where"] if in_report else ""))
+
+
+#: the fixed words of :func:`_print_notes`
+NOTE_WORDS = {
+    "de": {"note": "Hinweis", "file": "Datei", "more": "… und {n} weitere Hinweise",
+           "where": " (Bericht, Anhang: Qualitätssicherung)"},
+    "en": {"note": "Note", "file": "file", "more": "… and {n} more notes",
+           "where": " (report, appendix: quality assurance)"},
+}
 
 
 ABORTED = {"de": "Abgebrochen; es wurde nichts geschrieben.", "en": "Aborted; nothing was written."}

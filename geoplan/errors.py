@@ -7,7 +7,9 @@ by default; ``render("en")`` switches the labels (the message itself is written
 by the raiser, German first, an English version may be given as ``message_en``).
 
 Problems that do not stop the run are collected as :class:`QANote` and shown in
-the report's QA section and in ``manifest.json``.
+the report's QA section and in ``manifest.json``. Every note is written in German
+and English (``message_en``); :meth:`QANote.text` picks the reader's language,
+and every place that shows a note (CLI, report annex, XLSX) goes through it.
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ class GeoplanError(ValueError):
         self.message_en = message_en
         self.hint_en = hint_en
 
+    def text(self, lang: str = "de") -> str:
+        """The message in ``lang`` (German where no English was given)."""
+        return self.message_en if (lang == "en" and self.message_en) else self.message
+
     def render(self, lang: str = "de") -> str:
         labels = _LABELS.get(lang, _LABELS["de"])
         msg = self.message_en if (lang == "en" and self.message_en) else self.message
@@ -94,7 +100,9 @@ class GeoplanError(ValueError):
 class QANote:
     """A finding that does not stop the run (shown in report and manifest).
 
-    level: "info" | "warnung"; stage: pipeline stage name, e.g. "boundaries".
+    level: "info" | "warnung"; stage: pipeline stage name, e.g. "boundaries". ``message`` is German,
+    ``message_en`` the same facts in English (tests/test_english_messages.py requires it at every
+    construction); :meth:`text` returns the one for a language.
     """
 
     stage: str
@@ -103,6 +111,11 @@ class QANote:
     file: str | None = None
     location: str | None = None
     details: dict = field(default_factory=dict)
+    message_en: str | None = None
+
+    def text(self, lang: str = "de") -> str:
+        """The message in ``lang`` ("de" or "en"; German where no English was given)."""
+        return self.message_en if (lang == "en" and self.message_en) else self.message
 
     def to_dict(self) -> dict:
         return asdict(self)

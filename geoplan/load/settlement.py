@@ -34,5 +34,5 @@ def read_actual_costs(config, keys, inputs: list, notes: list) -> pd.Series | No
         raise GeoplanError(f"Ist-Kosten fehlen für {len(missing)} Sozialräume.", file=path,
                            location="Sozialräume " + ", ".join(missing[:10]),
                            hint="Für jeden Sozialraum eine Zeile mit den Ist-Kosten angeben.")
-    inputs.append(input_file("Ist-Kosten (Abrechnung)", path, label=path.name, rows=len(df), qa="ohne Befund"))
+    inputs.append(input_file("Ist-Kosten (Abrechnung)", path, label=path.name, rows=len(df), qa="ohne Befund", qa_en="no findings"))
     return s

@@ -282,11 +282,14 @@ def read_one_table(config: Config, i: int, t, percent_columns: set[str], inputs:
     if not long:
         check_values(df, t, path, i, percent_columns)
     sub = df[[t.key, *t.columns]].rename(columns={**t.columns, t.key: "_source_key"})
-    qa = []
+    qa, qa_en = [], []
     if res.suppressed:
-        qa.append("unterdrückt/leer: " + ", ".join(f"{c} {n}" for c, n in res.suppressed.items() if c in t.columns and n))
+        cols = ", ".join(f"{c} {n}" for c, n in res.suppressed.items() if c in t.columns and n)
+        qa.append("unterdrückt/leer: " + cols)
+        qa_en.append("suppressed/empty: " + cols)
     meta = dict(label=t.label or t.display, source=t.source, licence=t.licence, reference_date=t.reference_date,
-                rows=len(df), qa="; ".join(q for q in qa if q) or "ohne Befund")
+                rows=len(df), qa="; ".join(q for q in qa if q) or "ohne Befund",
+                qa_en="; ".join(q for q in qa_en if q) or "no findings")
     if t.connection is not None:
         inputs.append(remote_input("Indikatoren", res.dialect["provenance"], **meta))
     else:
@@ -408,9 +411,9 @@ def _read_key_table(config: Config, lv, field: str, inputs: list[InputFile],
     mapping = kres.frame
     if connection is not None:
         inputs.append(remote_input("Schlüsseltabelle", kres.dialect["provenance"], label=kpath, rows=len(mapping),
-                                   qa="ohne Befund"))
+                                   qa="ohne Befund", qa_en="no findings"))
     else:
-        inputs.append(input_file("Schlüsseltabelle", kpath, label=kpath.name, rows=len(mapping), qa="ohne Befund"))
+        inputs.append(input_file("Schlüsseltabelle", kpath, label=kpath.name, rows=len(mapping), qa="ohne Befund", qa_en="no findings"))
     group_map = None
     if lv.group:
         group_map = (mapping[[lv.target_key, lv.group]].drop_duplicates().set_index(lv.target_key)[lv.group])
@@ -509,7 +512,7 @@ def read_level(config: Config, name: str, lv, metric_crs: str, inputs: list[Inpu
     data.polygons = data.polygons.rename(columns={lv.key: "_source_key"})
     data.source_name = ppath.name
     inputs.append(input_file("Quellgeografie", ppath, label=f"{name}: {ppath.name}", rows=len(data.polygons),
-                             qa="ohne Befund"))
+                             qa="ohne Befund", qa_en="no findings"))
     w = lv.weights
     if lv.method == "dasymetric" and w is not None:
         wfield = f"{field}.weights"
@@ -517,14 +520,14 @@ def read_level(config: Config, name: str, lv, metric_crs: str, inputs: list[Inpu
             rpath = config.resolve(w.raster)
             require_file(rpath, f"{wfield}.raster")
             data.weights = rpath
-            inputs.append(input_file("Gewichte", rpath, label=rpath.name, qa="ohne Befund"))
+            inputs.append(input_file("Gewichte", rpath, label=rpath.name, qa="ohne Befund", qa_en="no findings"))
         else:
             wpath = config.resolve(w.polygons)
             with config_field(f"{wfield}.polygons", wpath):
                 wg = read_polygon_layer(wpath, key=w.key, layer=w.layer, crs=w.crs, encoding=w.encoding,
                                         key_width=None, metric_crs=metric_crs, what="Gewichtsebene", notes=notes)
             wkey = w.key
-            inputs.append(input_file("Gewichte", wpath, label=wpath.name, rows=len(wg), qa="ohne Befund"))
+            inputs.append(input_file("Gewichte", wpath, label=wpath.name, rows=len(wg), qa="ohne Befund", qa_en="no findings"))
             if w.table is not None:
                 tpath = config.resolve(w.table)
                 with config_field(f"{wfield}.table", tpath):
@@ -536,7 +539,7 @@ def read_level(config: Config, name: str, lv, metric_crs: str, inputs: list[Inpu
                     wg = gpd.GeoDataFrame(j.frame, geometry="geometry", crs=wg.crs)
                     if wg[w.column].isna().any():
                         wg[w.column] = wg[w.column].fillna(0.0)
-                inputs.append(input_file("Gewichte", tpath, label=tpath.name, rows=len(tres.frame), qa="ohne Befund"))
+                inputs.append(input_file("Gewichte", tpath, label=tpath.name, rows=len(tres.frame), qa="ohne Befund", qa_en="no findings"))
             if w.column is not None and w.column not in wg.columns:
                 raise GeoplanError(f"Gewichtsspalte '{w.column}' fehlt in der Gewichtsebene.", file=wpath,
                                    location=f"Konfigurationsfeld '{wfield}.column'",
@@ -605,7 +608,8 @@ def read_boundaries_config(config: Config, inputs: list[InputFile], notes: list[
     notes.extend(bres.notes)
     findings = getattr(bres.qa, "findings", None)
     n_findings = 0 if findings is None else len(findings)
-    meta = dict(label=b.display, rows=len(bres.gdf), qa=f"{n_findings} Befund(e)" if n_findings else "ohne Befund")
+    meta = dict(label=b.display, rows=len(bres.gdf), qa=f"{n_findings} Befund(e)" if n_findings else "ohne Befund",
+                qa_en=f"{n_findings} finding(s)" if n_findings else "no findings")
     if raw is not None:
         inputs.append(remote_input("Sozialräume", raw.attrs["geoplan"]["provenance"], **meta))
     else:
@@ -637,5 +641,5 @@ def read_hze_table(config: Config, inputs: list[InputFile], notes: list[QANote])
             location="Konfigurationsfeld 'hze.columns'",
             hint="z. B. columns: {Faelle_2025: hze_cases, Kosten_2024: hze_cost_prev_eur}",
         )
-    inputs.append(input_file("HzE-Daten", path, label=path.name, rows=len(df), qa="ohne Befund"))
+    inputs.append(input_file("HzE-Daten", path, label=path.name, rows=len(df), qa="ohne Befund", qa_en="no findings"))
     return df, path.name
