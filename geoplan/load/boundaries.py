@@ -31,6 +31,7 @@ import pyogrio
 import shapely
 from pyproj import CRS, Transformer
 
+from geoplan import fmt
 from geoplan.errors import GeoplanError, QANote
 from geoplan.load.tables import _did_you_mean, normalize_keys
 
@@ -303,6 +304,25 @@ def detect_dbf_encoding(dbf_path) -> tuple[str, str]:
         return "latin-1", "kein gültiges UTF-8 und kein cp1252; latin-1"
 
 
+#: the reasons of :func:`detect_dbf_encoding`, in English
+_ENCODING_REASON_EN = {
+    "nur ASCII-Zeichen": "ASCII characters only",
+    "gültiges UTF-8 mit Umlauten": "valid UTF-8 with umlauts",
+    "kein gültiges UTF-8; Windows-Kodierung cp1252": "not valid UTF-8; Windows encoding cp1252",
+    "kein gültiges UTF-8 und kein cp1252; latin-1": "neither valid UTF-8 nor cp1252; latin-1",
+}
+
+#: what a polygon layer is (the ``what`` of :func:`repair_polygons` and ``read_polygon_layer``), in English
+_WHAT_EN = {"Quellebene": "source layer", "Zielebene": "target layer", "Zonen": "zones",
+            "Gewichtsebene": "weights layer", "Quellgeografie": "source geography"}
+
+
+def what_en(what: str) -> str:
+    """A layer's German name (``"Quellgeografie 'plr'"``) in English (``"source geography 'plr'"``)."""
+    head, _, rest = what.partition(" ")
+    return (_WHAT_EN[head] + (" " + rest if rest else "")) if head in _WHAT_EN else what
+
+
 def _shapefile_encoding(src: _Source, layer: str, encoding: str | None, notes: list[QANote]) -> str | None:
     if encoding is not None:
         return encoding
@@ -317,15 +337,20 @@ def _shapefile_encoding(src: _Source, layer: str, encoding: str | None, notes: l
         declared_utf8 = norm in ("utf8", "65001")
         if declared_utf8 and detected != "utf-8":
             notes.append(QANote(STAGE, f".cpg nennt {declared!r}, die Attribute sind aber kein UTF-8; gelesen als "
-                                f"{detected} ({reason}).", file=src.display))
+                                f"{detected} ({reason}).", file=src.display,
+                                message_en=f"The .cpg names {declared!r}, but the attributes are not UTF-8; read as "
+                                f"{detected} ({_ENCODING_REASON_EN.get(reason, reason)})."))
             return detected
         if not declared_utf8 and detected == "utf-8" and reason.startswith("gültiges UTF-8"):
             notes.append(QANote(STAGE, f".cpg nennt {declared!r}, die Attribute sind aber UTF-8; gelesen als UTF-8.",
-                                file=src.display))
+                                file=src.display,
+                                message_en=f"The .cpg names {declared!r}, but the attributes are UTF-8; read as UTF-8."))
             return "utf-8"
         return None  # GDAL honours the .cpg
     notes.append(QANote(STAGE, f"Shapefile ohne .cpg; Kodierung der Attribute erkannt als {detected} ({reason}).",
-                        level="info", file=src.display, details={"encoding": detected}))
+                        level="info", file=src.display, details={"encoding": detected},
+                        message_en=f"Shapefile without a .cpg; attribute encoding detected as {detected} "
+                        f"({_ENCODING_REASON_EN.get(reason, reason)})."))
     return detected
 
 
@@ -424,7 +449,8 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             if len(same) == 1:
                 gdf = gdf.rename(columns={same[0]: col})
                 notes.append(QANote(STAGE, f"Feld {same[0]!r} als {col!r} verwendet (Groß-/Kleinschreibung).",
-                                    level="info", file=path))
+                                    level="info", file=path,
+                                    message_en=f"Field {same[0]!r} used as {col!r} (upper/lower case)."))
     for col, what in ((key, "Schlüsselfeld"), (name, "Namensfeld")):
         if col is not None and col not in gdf.columns:
             raise GeoplanError(
@@ -441,7 +467,9 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
         want = parse_crs(crs, field="crs")
         if source_crs is not None and not CRS.from_user_input(source_crs).equals(want):
             notes.append(QANote(STAGE, f"KBS der Datei ({crs_short(source_crs)}) durch die "
-                                f"Konfiguration ersetzt: {crs_short(want)}.", file=path))
+                                f"Konfiguration ersetzt: {crs_short(want)}.", file=path,
+                                message_en=f"The file's CRS ({crs_short(source_crs)}) replaced by the "
+                                f"configuration's: {crs_short(want)}."))
         gdf = gdf.set_crs(want, allow_override=True)
     elif source_crs is None:
         raise GeoplanError(
@@ -599,6 +627,9 @@ def _check_crs_plausible(gdf: gpd.GeoDataFrame, path: str, notes: list[QANote]) 
                 f"Die Koordinaten liegen außerhalb des Gültigkeitsbereichs von {label} ({aou.name}); "
                 "ist das KBS richtig angegeben?"
                 + (f" Die Koordinaten passen zu {', '.join(cands)} ('crs' in der Konfiguration)." if cands else ""),
+                message_en=f"The coordinates lie outside the area of use of {label} ({aou.name}); "
+                "is the CRS given correctly?"
+                + (f" The coordinates fit {', '.join(cands)} ('crs' in the configuration)." if cands else ""),
                 file=path,
                 details={"bounds": [float(minx), float(miny), float(maxx), float(maxy)]},
             ))
@@ -663,7 +694,9 @@ def repair_polygons(geoms, what: str, stage: str = "indicators") -> tuple[np.nda
         notes.append(QANote(stage, f"{len(idx)} ungültige Geometrie(n) der {what} repariert (make_valid: "
                             "Selbstüberschneidungen, Spitzen ohne Breite).",
                             location="Objekt " + ", ".join(str(i + 1) for i in idx[:10]),
-                            details={"rows": idx.tolist()}))
+                            details={"rows": idx.tolist()},
+                            message_en=f"{len(idx)} invalid geometr{'y' if len(idx) == 1 else 'ies'} of the "
+                            f"{what_en(what)} repaired (make_valid: self-intersections, zero-width spikes)."))
     return arr, notes
 
 
@@ -772,7 +805,9 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
         out = out.set_geometry(gpd.GeoSeries(repaired_geoms, index=out.index, crs=crs))
         notes.append(QANote(STAGE, f"{len(bad)} ungültige Geometrien mit make_valid repariert: "
                             + ", ".join(labels[i] for i in bad[:10]) + ("…" if len(bad) > 10 else "") + ".",
-                            file=file, details={"keys": [labels[i] for i in bad]}))
+                            file=file, details={"keys": [labels[i] for i in bad]},
+                            message_en=f"{len(bad)} invalid geometries repaired with make_valid: "
+                            + ", ".join(labels[i] for i in bad[:10]) + ("…" if len(bad) > 10 else "") + "."))
 
     usable = np.array([g is not None and not g.is_empty and g.geom_type in ("Polygon", "MultiPolygon")
                        and (repair or valid[i]) for i, g in enumerate(mgeoms)])
@@ -837,8 +872,16 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
                 "gap": f"{len(sub)} Lücken innerhalb des Gebiets (zusammen {_de(total)} m²) "
                        f"über der Toleranz von {_de(min_sliver_m2, 1 if min_sliver_m2 % 1 else 0)} m².",
             }[kind]
+            tol_en = fmt.number(min_sliver_m2, 1 if min_sliver_m2 % 1 else 0, lang="en")
+            msg_en = {
+                "multipart": f"{len(sub)} Sozialräume consist of several parts.",
+                "overlap": f"{len(sub)} overlaps between Sozialräume (together {fmt.number(total, lang='en')} m²) "
+                           f"above the tolerance of {tol_en} m².",
+                "gap": f"{len(sub)} gaps inside the area (together {fmt.number(total, lang='en')} m²) "
+                       f"above the tolerance of {tol_en} m².",
+            }[kind]
             notes.append(QANote(STAGE, msg, level=level, file=file,
-                                details={"keys": sub["key"].tolist()[:50]}))
+                                details={"keys": sub["key"].tolist()[:50]}, message_en=msg_en))
 
     errors = fdf[fdf["kind"].isin(["empty", "duplicate_key", "missing_key"])
                  | ((fdf["kind"] == "invalid") & (not repair))]
@@ -922,7 +965,9 @@ def prepare_boundaries(path, *, key: str, name: str | None = None, layer=None, c
     result = result.rename_geometry("geometry") if result.geometry.name != "geometry" else result
     notes.extend(qa.notes)
     notes.append(QANote(STAGE, f"{len(result)} Sozialräume gelesen (KBS der Datei {source_crs}, "
-                        f"gerechnet in {crs_short(tcrs)}).", level="info", file=path))
+                        f"gerechnet in {crs_short(tcrs)}).", level="info", file=path,
+                        message_en=f"{len(result)} Sozialräume read (file CRS {source_crs}, "
+                        f"computed in {crs_short(tcrs)})."))
     return BoundaryResult(gdf=result, source_crs=source_crs, metric_crs=tcrs.to_string(), qa=qa, notes=notes,
                           path=path, layer=meta.get("layer"), encoding=meta.get("encoding"))
 
@@ -998,7 +1043,9 @@ def apply_merge_exclude(bres: BoundaryResult, *, merge=(), exclude=(), group: st
                         ignore_index=True)
         gdf = gpd.GeoDataFrame(gdf, geometry="geometry", crs=bres.gdf.crs)
         notes.append(QANote(STAGE, f"Polygone {', '.join(parts)} zu einem Sozialraum {m.key!r} "
-                            f"({row['name']}) zusammengefasst (boundaries.merge).", level="info", file=path))
+                            f"({row['name']}) zusammengefasst (boundaries.merge).", level="info", file=path,
+                            message_en=f"Polygons {', '.join(parts)} merged into one Sozialraum {m.key!r} "
+                            f"({row['name']}) (boundaries.merge)."))
     excluded = None
     if exclude:
         ex = gdf["key"].isin([str(k) for k in exclude])
@@ -1006,7 +1053,9 @@ def apply_merge_exclude(bres: BoundaryResult, *, merge=(), exclude=(), group: st
         gdf = gdf[~ex].reset_index(drop=True)
         notes.append(QANote(STAGE, f"{len(excluded)} Polygon(e) ohne Budget ausgeschlossen (boundaries.exclude): "
                             + ", ".join(f"{k} ({n})" for k, n in zip(excluded['key'], excluded['name'])) + ".",
-                            level="info", file=path))
+                            level="info", file=path,
+                            message_en=f"{len(excluded)} polygon(s) excluded, no budget (boundaries.exclude): "
+                            + ", ".join(f"{k} ({n})" for k, n in zip(excluded['key'], excluded['name'])) + "."))
     if group:
         vals = gdf[group]
         if vals.isna().any():

@@ -489,7 +489,9 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
         want = parse_crs(crs, field="crs")
         if source_crs is not None and not source_crs.equals(want):
             notes.append(QANote(STAGE, f"KBS der Tabelle ({source_crs.to_string()}) durch die Konfiguration "
-                                f"ersetzt: {want.to_string()}.", file=f"{label} in {src.display}"))
+                                f"ersetzt: {want.to_string()}.", file=f"{label} in {src.display}",
+                                message_en=f"The table's CRS ({source_crs.to_string()}) replaced by the "
+                                f"configuration's: {want.to_string()}."))
         source_crs = want
     elif source_crs is None:
         raise GeoplanError(

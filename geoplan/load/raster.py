@@ -330,6 +330,8 @@ def _to_raster_crs(geoms: np.ndarray, crs, src) -> tuple[np.ndarray, list[QANote
         _STAGE,
         f"Zonen wurden für die Rasterstatistik von {gpd.GeoSeries(crs=crs).crs.to_string()} "
         f"in das Raster-CRS {src.crs.to_string()} umprojiziert.",
+        message_en=f"Zones reprojected for the raster statistics from {gpd.GeoSeries(crs=crs).crs.to_string()} "
+        f"to the raster CRS {src.crs.to_string()}.",
         level="info",
         file=getattr(src, "name", None),
     )
@@ -413,6 +415,7 @@ def zonal_stats(
             QANote(
                 _STAGE,
                 f"{len(empty)} Zonen ohne gültige Rasterzellen (außerhalb des Rasters oder nur Nodata).",
+                message_en=f"{len(empty)} zones without valid raster cells (outside the raster or nodata only).",
                 file=name,
                 details={"zones": list(map(str, empty))[:50]},
             )
@@ -695,6 +698,8 @@ def zensus_zonal_sum(csv_path, zones: gpd.GeoDataFrame, *, value_column: str, zo
             QANote(
                 _STAGE,
                 f"Zensus-Gitter '{value_column}': {n_missing} Zellen gesperrt oder leer; als fehlend (nicht 0) behandelt.",
+                message_en=f"Census grid '{value_column}': {n_missing} cells suppressed or empty; treated as missing "
+                "(not 0).",
                 file=str(csv_path),
                 details={"cells": n_missing},
             )

@@ -444,7 +444,7 @@ def read_polygon_layer(path: Path, *, key: str, layer, crs, encoding, key_width,
     import geopandas as gpd
     import shapely
 
-    from geoplan.load.boundaries import _polygonal, read_boundaries
+    from geoplan.load.boundaries import _polygonal, read_boundaries, what_en
     from geoplan.load.tables import normalize_keys
 
     raw = read_boundaries(path, key=key, layer=layer, crs=crs, encoding=encoding)
@@ -458,7 +458,9 @@ def read_polygon_layer(path: Path, *, key: str, layer, crs, encoding, key_width,
                                                   for g, bad in zip(gdf.geometry.values, invalid)],
                                                  crs=gdf.crs, index=gdf.index))
             notes.append(QANote("indicators", f"{int(invalid.sum())} ungültige Geometrie(n) der {what} repariert "
-                                "(make_valid).", file=str(path)))
+                                "(make_valid).", file=str(path),
+                                message_en=f"{int(invalid.sum())} invalid geometr{'y' if invalid.sum() == 1 else 'ies'} "
+                                f"of the {what_en(what)} repaired (make_valid)."))
         return gdf
     if gdf[key].isna().any():
         rows = [str(i + 1) for i in range(len(gdf)) if pd.isna(gdf[key].iloc[i])][:10]
@@ -473,6 +475,8 @@ def read_polygon_layer(path: Path, *, key: str, layer, crs, encoding, key_width,
         gdf = gdf.set_geometry(gpd.GeoSeries(fixed, crs=gdf.crs, index=gdf.index))
         notes.append(QANote("indicators", f"{int(invalid.sum())} ungültige Geometrie(n) der {what} repariert "
                             "(make_valid).", file=str(path),
+                            message_en=f"{int(invalid.sum())} invalid geometr{'y' if invalid.sum() == 1 else 'ies'} "
+                            f"of the {what_en(what)} repaired (make_valid).",
                             location="Schlüssel " + ", ".join(gdf.loc[invalid, key].astype(str).tolist()[:10])))
     counts = gdf[key].value_counts()
     multi = counts[counts > 1]
@@ -481,7 +485,9 @@ def read_polygon_layer(path: Path, *, key: str, layer, crs, encoding, key_width,
         notes.append(QANote("indicators", f"{len(multi)} Schlüssel der {what} bestehen aus mehreren Objekten; "
                             "je Schlüssel zu einer Fläche vereinigt, damit ihr Wert nur einmal zählt.",
                             file=str(path), location="Schlüssel " + ", ".join(map(str, multi.index[:10])),
-                            details={"keys": {str(k): int(v) for k, v in multi.items()}}))
+                            details={"keys": {str(k): int(v) for k, v in multi.items()}},
+                            message_en=f"{len(multi)} keys of the {what_en(what)} consist of several features; "
+                            "dissolved into one area per key so that their value counts once."))
     return gdf
 
 

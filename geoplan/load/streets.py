@@ -178,7 +178,9 @@ def directory_from_frame(frame: pd.DataFrame, *, street: str, number_from: str, 
         sections.loc[flipped, "lo"] = sections.loc[flipped, "hi"]
         sections.loc[flipped, "hi"] = lo
         notes.append(QANote("hze", f"{int(flipped.sum())} Abschnitte im Straßenverzeichnis mit 'von' > 'bis' "
-                            "als umgekehrt gelesen.", level="info", file=file))
+                            "als umgekehrt gelesen.", level="info", file=file,
+                            message_en=f"{int(flipped.sum())} sections of the street directory with 'from' > 'to' "
+                            "read the other way round."))
     return StreetDirectory(sections, notes)
 
 

@@ -189,11 +189,11 @@ class JoinResult:
 # small helpers
 
 
-def _fmt_list(items: Sequence[Any], limit: int = 10) -> str:
+def _fmt_list(items: Sequence[Any], limit: int = 10, lang: str = "de") -> str:
     items = [str(i) for i in items]
     if len(items) <= limit:
         return ", ".join(items)
-    return ", ".join(items[:limit]) + f" … (insgesamt {len(items)})"
+    return ", ".join(items[:limit]) + (f" … (insgesamt {len(items)})" if lang == "de" else f" … ({len(items)} in all)")
 
 
 def _rows_text(rows: Sequence[Any], limit: int = 10) -> str:
@@ -294,6 +294,7 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
             level="info",
             file=path,
             details={"encoding": enc},
+            message_en=f"The file is not UTF-8 encoded; read as {enc} (Windows encoding).",
         )
     )
     return text, enc, False, notes
@@ -443,7 +444,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                 chosen = hits[0]
                 notes.append(
                     QANote(STAGE, f"Tabellenblatt {chosen!r} gewählt (enthält die Schlüsselspalte {key!r}).",
-                           level="info", file=path)
+                           level="info", file=path,
+                           message_en=f"Sheet {chosen!r} chosen (it holds the key column {key!r}).")
                 )
         elif isinstance(sheet, int):
             if not 0 <= sheet < len(names):
@@ -544,7 +546,7 @@ def _classify(token: str) -> str | None:
 def _detect_separators(shapes: Counter, delimiter: str | None) -> tuple[str, str | None, str | None]:
     """Decide decimal and thousands separators from the token shapes of a file.
 
-    Returns (decimal, thousands, ambiguity note or None).
+    Returns (decimal, thousands, ambiguity note (German, English) or None).
     """
     de_evidence, en_evidence = _evidence(shapes)
     if de_evidence and not en_evidence:
@@ -559,15 +561,20 @@ def _detect_separators(shapes: Counter, delimiter: str | None) -> tuple[str, str
     # files the English one.
     if shapes["dot_grouped"] or shapes["comma_grouped"]:
         if delimiter != ",":
-            return ",", ".", (
-                "Zahlen wie '1.234' sind mehrdeutig; gelesen im deutschen Format "
-                "(Tausenderpunkt, Dezimalkomma: 1.234 = 1234)."
-            )
-        return ".", ",", (
-            "Zahlen wie '1.234' sind mehrdeutig; gelesen im englischen Format "
-            "(Dezimalpunkt: '1.234' = 1,234 in deutscher Schreibweise)."
-        )
+            return ",", ".", _AMBIGUOUS_DE
+        return ".", ",", _AMBIGUOUS_EN
     return ("," if delimiter == ";" else "."), None, None
+
+
+#: the ambiguity notes of :func:`_detect_separators` (German text, English text)
+_AMBIGUOUS_DE = ("Zahlen wie '1.234' sind mehrdeutig; gelesen im deutschen Format "
+                 "(Tausenderpunkt, Dezimalkomma: 1.234 = 1234).",
+                 "Numbers such as '1.234' are ambiguous; read in the German format "
+                 "(thousands point, decimal comma: 1.234 = 1234).")
+_AMBIGUOUS_EN = ("Zahlen wie '1.234' sind mehrdeutig; gelesen im englischen Format "
+                 "(Dezimalpunkt: '1.234' = 1,234 in deutscher Schreibweise).",
+                 "Numbers such as '1.234' are ambiguous; read in the English format "
+                 "(decimal point: '1.234' = one point two three four).")
 
 
 def _evidence(shapes: Counter) -> tuple[int, int]:
@@ -926,6 +933,8 @@ def normalize_keys(
                 f"Schlüssel in {column!r} sind Nummern verschiedener Länge ({min(lengths)}–{longest} Stellen); "
                 "sie werden ohne führende Nullen verglichen.",
                 level="info", file=file,
+                message_en=f"Keys in {column!r} are numbers of different lengths ({min(lengths)}–{longest} digits); "
+                "they are compared without leading zeros.",
             ))
     return keys
 
@@ -1200,7 +1209,8 @@ def table_from_rows(
         skipped = [n for n, _ in data[:skip_rows]]
         data = data[skip_rows:]
         notes.append(QANote(STAGE, f"{len(skipped)} Zeile(n) unter der Kopfzeile übersprungen (skip_rows).",
-                            level="info", file=path, location=_rows_text(skipped)))
+                            level="info", file=path, location=_rows_text(skipped),
+                            message_en=f"{len(skipped)} row(s) below the header skipped (skip_rows)."))
 
     # Footnotes below the table ("Quelle: ...") have no key and one cell.
     footnotes = []
@@ -1218,7 +1228,8 @@ def table_from_rows(
             break
     if footnotes:
         notes.append(QANote(STAGE, f"{len(footnotes)} Fußnotenzeile(n) unter der Tabelle ignoriert.",
-                            level="info", file=path, location=_rows_text(sorted(footnotes))))
+                            level="info", file=path, location=_rows_text(sorted(footnotes)),
+                            message_en=f"{len(footnotes)} footnote row(s) below the table ignored."))
     drop_keys = list(drop_keys)
     labels = {str(x).strip().casefold() for x in drop_labels}
     if drop_keys or labels:
@@ -1244,7 +1255,9 @@ def table_from_rows(
             notes.append(QANote(STAGE, f"{len(dropped)} Zeile(n) ohne Gebiet (Summen o. Ä., drop_rows) "
                                 "nicht gelesen.", level="info", file=path,
                                 location=_rows_text([n for n, _ in dropped]),
-                                details={"rows": [n for n, _ in dropped]}))
+                                details={"rows": [n for n, _ in dropped]},
+                                message_en=f"{len(dropped)} row(s) without an area (totals or similar, drop_rows) "
+                                "not read."))
     if not data:
         raise GeoplanError(
             "Die Tabelle hat keine Datenzeilen (nur die Kopfzeile).",
@@ -1423,14 +1436,16 @@ def table_from_rows(
         if (dec, thou) != (file_dec, file_thou):
             per_column[name] = {"decimal": dec, "thousands": thou}
     if ambiguity and used_ambiguous and decimal is None:
-        notes.append(QANote(STAGE, ambiguity, level="warnung", file=path,
-                            details={"decimal": file_dec, "thousands": file_thou}))
+        notes.append(QANote(STAGE, ambiguity[0], level="warnung", file=path,
+                            details={"decimal": file_dec, "thousands": file_thou}, message_en=ambiguity[1]))
     if per_column:
         notes.append(QANote(
             STAGE,
             "Spalten mit abweichendem Zahlenformat: "
             + ", ".join(f"{c} (Dezimal {d['decimal']!r})" for c, d in per_column.items()) + ".",
             level="info", file=path, details={"columns": per_column},
+            message_en="Columns with a different number format: "
+            + ", ".join(f"{c} (decimal {d['decimal']!r})" for c, d in per_column.items()) + ".",
         ))
 
     key_name = names[kj]
@@ -1447,7 +1462,8 @@ def table_from_rows(
     if key_width is not None and any(isinstance(c, (int, float)) or (isinstance(c, str) and len(c) < key_width)
                                      for c in cols[key_name]):
         notes.append(QANote(STAGE, f"Schlüssel mit führenden Nullen auf {key_width} Stellen aufgefüllt.",
-                            level="info", file=path))
+                            level="info", file=path,
+                            message_en=f"Keys padded with leading zeros to {key_width} digits."))
     dups = [k for k, n in Counter(keys).items() if n > 1]
     if dups and not allow_duplicates:
         rows_of = {k: [line_no[i] for i, kk in enumerate(keys) if kk == k] for k in dups}
@@ -1460,7 +1476,8 @@ def table_from_rows(
         )
     if dups:
         notes.append(QANote(STAGE, f"{len(dups)} Schlüssel kommen mehrfach vor: {_fmt_list(dups)}.",
-                            file=path, details={"duplicates": dups}))
+                            file=path, details={"duplicates": dups},
+                            message_en=f"{len(dups)} keys occur more than once: {_fmt_list(dups, lang='en')}."))
 
     frame = pd.DataFrame({key_name: pd.Series(keys, dtype=str)})
     for name in names:
@@ -1500,6 +1517,8 @@ def table_from_rows(
                     file=path,
                     location=f"Spalte {vc!r}",
                     details={"keys": bad_keys, "reasons": dict(reasons)},
+                    message_en=f"{len(bad_keys)} rows are marked invalid ({vc}); their values are not used: "
+                    + _fmt_list(bad_keys, lang="en") + ".",
                 )
             )
     if suppressed:
@@ -1513,6 +1532,9 @@ def table_from_rows(
                 level="info",
                 file=path,
                 details={"suppressed": dict(suppressed)},
+                message_en=f"{total} suppressed or missing values (suppression marks, empty cells"
+                + (", codes " + ", ".join(f"{s:g}" for s in sorted(sentinel_set)) if sentinel_set else "")
+                + f") in {len(suppressed)} columns read as missing.",
             )
         )
     # Names are matched ignoring case and blanks; callers then index the
@@ -1529,7 +1551,9 @@ def table_from_rows(
         per_column = {rename.get(k, k): v for k, v in per_column.items()}
         notes.append(QANote(STAGE, "Spalten unter dem Namen aus der Konfiguration geführt: "
                             + ", ".join(f"{a!r} → {b!r}" for a, b in rename.items()) + ".",
-                            level="info", file=path))
+                            level="info", file=path,
+                            message_en="Columns carried under the name the configuration gives: "
+                            + ", ".join(f"{a!r} → {b!r}" for a, b in rename.items()) + "."))
     dialect.update(
         {
             "key_in_file": key_name,
@@ -1655,7 +1679,9 @@ def join_by_key(
     if duplicates:
         notes.append(QANote(STAGE, "Doppelte Schlüssel; jeweils die erste Zeile verwendet: "
                             + "; ".join(f"{nm}: {_fmt_list(d)}" for nm, d in duplicates.items()),
-                            details={"duplicates": duplicates}))
+                            details={"duplicates": duplicates},
+                            message_en="Duplicate keys; the first row of each used: "
+                            + "; ".join(f"{nm}: {_fmt_list(d, lang='en')}" for nm, d in duplicates.items())))
     lset, rset = set(lk), set(rk)
     missing_in_right = [k for k in dict.fromkeys(lk) if k not in rset]
     missing_in_left = [k for k in dict.fromkeys(rk) if k not in lset]
@@ -1694,10 +1720,14 @@ def join_by_key(
         )
     if ok_r:
         notes.append(QANote(STAGE, f"{len(ok_r)} Schlüssel aus {left_name} fehlen in {right_name} (zugelassen); "
-                            f"Werte bleiben leer: {_fmt_list(ok_r)}.", file=right_name, details={"keys": ok_r}))
+                            f"Werte bleiben leer: {_fmt_list(ok_r)}.", file=right_name, details={"keys": ok_r},
+                            message_en=f"{len(ok_r)} keys of {left_name} are missing in {right_name} (allowed); "
+                            f"their values stay empty: {_fmt_list(ok_r, lang='en')}."))
     if ok_l:
         notes.append(QANote(STAGE, f"{len(ok_l)} Schlüssel aus {right_name} fehlen in {left_name} (zugelassen); "
-                            f"Zeilen nicht verwendet: {_fmt_list(ok_l)}.", file=right_name, details={"keys": ok_l}))
+                            f"Zeilen nicht verwendet: {_fmt_list(ok_l)}.", file=right_name, details={"keys": ok_l},
+                            message_en=f"{len(ok_l)} keys of {right_name} are missing in {left_name} (allowed); "
+                            f"those rows are not used: {_fmt_list(ok_l, lang='en')}."))
 
     lf2 = lf.copy()
     lf2[left_key] = lk.values
