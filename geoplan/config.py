@@ -181,7 +181,14 @@ class LevelConfig(_Model):
             raise ValueError("'method' und 'weights' gelten nur mit 'polygons'")
         return self
 
-    def describe(self) -> str:
+    def describe(self, lang: str = "de") -> str:
+        if lang == "en":
+            if self.key_table is not None:
+                return f"through the key table {Path(self.key_table).name}"
+            if self.prefix_len is not None:
+                return f"through the first {self.prefix_len} characters of the key"
+            how = "by area" if self.method == "area" else "dasymetrically"
+            return f"transferred {how} from {Path(self.polygons).name}"
         if self.key_table is not None:
             return f"über die Schlüsseltabelle {Path(self.key_table).name}"
         if self.prefix_len is not None:

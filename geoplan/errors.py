@@ -121,6 +121,26 @@ class QANote:
         return asdict(self)
 
 
+#: German phrases that code puts into messages as names (join sides, layers), in English; see :func:`english_words`
+_PHRASES_EN = (
+    ("den Tabellen der Ebene", "the tables of level"), ("den Indikatortabellen", "the indicator tables"),
+    ("den Indikatoren", "the indicators"), ("über die Schlüsseltabelle", "through the key table"),
+    ("über die ersten", "through the first"), ("Zeichen des Schlüssels", "characters of the key"),
+    ("den Sozialräumen", "the Sozialräume"), ("der HzE-Tabelle", "the HzE table"),
+    ("nach Fläche von", "transferred by area from"), ("dasymetrisch von", "transferred dasymetrically from"),
+    (" übertragen", ""),
+)
+
+
+def english_words(text: str | None) -> str | None:
+    """A name code built in German (``"den Tabellen der Ebene 'plr'"``) in English, for ``message_en``."""
+    if not text:
+        return text
+    for de, en in _PHRASES_EN:
+        text = text.replace(de, en)
+    return text
+
+
 @contextmanager
 def config_field(field: str, file: Path | None = None):
     """Name the config field (and file) in any GeoplanError raised inside, so the user knows what to edit."""

@@ -52,7 +52,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from geoplan.errors import GeoplanError, QANote
+from geoplan.errors import GeoplanError, QANote, english_words
 
 __all__ = [
     "DEFAULT_NA_MARKERS",
@@ -1721,12 +1721,14 @@ def join_by_key(
     if ok_r:
         notes.append(QANote(STAGE, f"{len(ok_r)} Schlüssel aus {left_name} fehlen in {right_name} (zugelassen); "
                             f"Werte bleiben leer: {_fmt_list(ok_r)}.", file=right_name, details={"keys": ok_r},
-                            message_en=f"{len(ok_r)} keys of {left_name} are missing in {right_name} (allowed); "
+                            message_en=f"{len(ok_r)} keys of {english_words(left_name)} are missing in "
+                            f"{english_words(right_name)} (allowed); "
                             f"their values stay empty: {_fmt_list(ok_r, lang='en')}."))
     if ok_l:
         notes.append(QANote(STAGE, f"{len(ok_l)} Schlüssel aus {right_name} fehlen in {left_name} (zugelassen); "
                             f"Zeilen nicht verwendet: {_fmt_list(ok_l)}.", file=right_name, details={"keys": ok_l},
-                            message_en=f"{len(ok_l)} keys of {right_name} are missing in {left_name} (allowed); "
+                            message_en=f"{len(ok_l)} keys of {english_words(right_name)} are missing in "
+                            f"{english_words(left_name)} (allowed); "
                             f"those rows are not used: {_fmt_list(ok_l, lang='en')}."))
 
     lf2 = lf.copy()

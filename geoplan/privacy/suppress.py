@@ -640,6 +640,10 @@ def suppress_counts(
                             "Eine kleine Fallzahl lässt sich trotz Sperrung aller Nachbarfelder eingrenzen; "
                             "bitte die Tabelle gröber zusammenfassen."
                         ),
+                        message_en=(
+                            "A small case count can be narrowed down although all neighbouring cells are "
+                            "suppressed; please aggregate the table more coarsely."
+                        ),
                         location=f"{label}, {'summe' if col == ROW_TOTAL else col}",
                     )
                 )
@@ -655,7 +659,8 @@ def suppress_counts(
         if not fixed_any:
             break
     if stuck:  # pragma: no cover - a line with one suppressed cell always has a non-zero partner
-        notes.append(QANote(stage="privacy", message=f"{len(stuck)} Zeilen/Spalten ließen sich nicht vollständig schützen."))
+        notes.append(QANote(stage="privacy", message=f"{len(stuck)} Zeilen/Spalten ließen sich nicht vollständig schützen.",
+                            message_en=f"{len(stuck)} rows/columns could not be fully protected."))
 
     pmark = primary_marker(k)
 
@@ -733,6 +738,11 @@ def suppress_counts(
                     "weitere Sperrungen ändern daran nichts. Wenn das nicht hinnehmbar ist: Tabelle gröber "
                     "zusammenfassen oder k erhöhen."
                 ),
+                message_en=(
+                    f"{len(inherent)} suppressed small case counts can be narrowed down to one value from the marks "
+                    f"'{pmark}' and the totals (e.g. a total '< 3' made of two cells '< 3'); more suppression does not "
+                    "change that. If that is not acceptable: aggregate the table more coarsely or raise k."
+                ),
                 location="; ".join(where[:20]),
                 details={"cells": where},
             )
@@ -746,6 +756,11 @@ def suppress_counts(
                     f"Geheimhaltung: {n_primary} Fallzahlen zwischen 1 und {k - 1} gesperrt ('{pmark}'), "
                     f"{n_secondary} weitere Felder gesperrt ('{SECONDARY_MARKER}'), damit sie nicht aus "
                     "Summen zurückgerechnet werden können."
+                ),
+                message_en=(
+                    f"Confidentiality: {n_primary} case counts between 1 and {k - 1} suppressed ('{pmark}'), "
+                    f"{n_secondary} further cells suppressed ('{SECONDARY_MARKER}') so that they cannot be "
+                    "recomputed from totals."
                 ),
                 details={"k": k, "primary": n_primary, "secondary": n_secondary},
             )
@@ -1078,6 +1093,8 @@ def protect_sozialraum_frame(
                     stage="privacy",
                     level="info",
                     message=f"Fälle ohne Hilfeart ({int(other.sum())}) als eigene Spalte in der Geheimhaltung berücksichtigt.",
+                    message_en=f"Cases without a kind of help ({int(other.sum())}) treated as a column of their own "
+                    "in the confidentiality check.",
                 )
             )
         columns.append(total_col)

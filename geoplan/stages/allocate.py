@@ -824,6 +824,7 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
                 stage="allocation",
                 level="info",
                 message=f"Gesamtbudget {spec.total_eur} auf ganze Einheiten ({spec.unit}) gerundet: {total_units}.",
+                message_en=f"Total budget {spec.total_eur} rounded to whole units ({spec.unit}): {total_units}.",
             )
         )
     order = _key_order(frame[key])
@@ -892,6 +893,8 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
                     level="info",
                     message=f"{int(exempt.sum())} Sozialräume ohne nennenswerte Vorjahreskosten: "
                     + corridor_rule_text(spec.corridor),
+                    message_en=f"{int(exempt.sum())} Sozialräume without notable prior-year costs: "
+                    + corridor_rule_text(spec.corridor, "en"),
                     details={"keys": [str(k) for k in keys[exempt]]},
                 )
             )
@@ -912,6 +915,8 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
                     stage="allocation",
                     level="info",
                     message=f"Korridor greift bei {len(binding)} Sozialräumen; der Rest wurde unter den übrigen umverteilt.",
+                    message_en=f"The corridor holds {len(binding)} Sozialräume; the rest was redistributed among "
+                    "the others.",
                     details={"keys": [str(k) for k in binding[key]]},
                 )
             )

@@ -599,6 +599,10 @@ def equity_measures(
                     f"{len(missing)} Sozialräume ohne Einwohner unter 21 gehen nicht in die "
                     "Maße je jungem Menschen ein."
                 ),
+                message_en=(
+                    f"{len(missing)} Sozialräume without residents under 21 are left out of the measures per "
+                    "young person."
+                ),
                 location=", ".join(missing[:20]),
             )
         )
@@ -641,6 +645,7 @@ def equity_measures(
                 stage="equity",
                 level="info",
                 message="Zielwert je Sozialraum = Budget − Korridor-Anpassung (Spalte 'eur_korridor').",
+                message_en="Target per Sozialraum = budget − corridor adjustment (column 'eur_korridor').",
             )
         )
     else:
@@ -692,6 +697,10 @@ def equity_measures(
                             f"{len(conv.never)} Sozialräume erreichen ihren Zielwert unter den Korridorregeln nie "
                             f"(auch nach {conv.max_years} Jahren nicht auf ±{tolerance_pct:g} % genau)."
                         ),
+                        message_en=(
+                            f"{len(conv.never)} Sozialräume never reach their target under the corridor rules "
+                            f"(not within ±{tolerance_pct:g}% even after {conv.max_years} years)."
+                        ),
                         location=", ".join(never_names[:20]),
                     )
                 )
@@ -715,6 +724,7 @@ def equity_measures(
                 stage="equity",
                 level="info",
                 message="Keine Vorjahreskosten: Gewinner/Verlierer und Abstand zum Zielwert entfallen.",
+                message_en="No prior-year costs: winners/losers and distance from target are left out.",
                 location=f"Spalte '{prior}'" if prior else None,
             )
         )

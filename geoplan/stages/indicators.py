@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from geoplan import fmt
-from geoplan.errors import GeoplanError, QANote
+from geoplan.errors import GeoplanError, QANote, english_words
 from geoplan.load.catalogue import RATE_SCALE, Catalogue, Indicator, catalogue_table, load_catalogue, parse_catalogue  # noqa: F401
 
 STAGE = "indicators"
@@ -285,6 +285,7 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                 QANote(
                     STAGE,
                     f"Indikator '{ind.name}': {len(missing)} Sozialraum/-räume ohne Wert.",
+                    message_en=f"Indicator '{ind.name}': {len(missing)} Sozialraum/Sozialräume without a value.",
                     location=", ".join(missing[:20]),
                     details={"indicator": ind.name, "keys": missing},
                 )
@@ -320,6 +321,8 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                             QANote(
                                 STAGE,
                                 f"Indikator '{ind.name}': Sozialräume ohne Nachbarn bleiben bei lokaler Glättung unverändert.",
+                                message_en=f"Indicator '{ind.name}': Sozialräume without neighbours stay unchanged by "
+                                "local smoothing.",
                                 location=", ".join(islands[:20]),
                                 details={"indicator": ind.name, "keys": islands},
                             )
@@ -348,6 +351,10 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                         f"Indikator '{ind.name}' empirisch-bayes-geglättet ({ind.smoothing}): "
                         f"größte Änderungen {top} {ind.unit}; mittlere absolute Änderung "
                         f"{np.abs(diff).mean():.3f}".replace(".", ",") + f" {ind.unit}.",
+                        message_en=f"Indicator '{ind.name}' smoothed by empirical Bayes ({ind.smoothing}): "
+                        f"largest changes "
+                        + ", ".join(f"{ok_keys[j]} ({diff[j]:+.2f})" for j in order[:5])
+                        + f" {ind.unit}; mean absolute change {np.abs(diff).mean():.3f} {ind.unit}.",
                         level="info",
                         details={
                             "indicator": ind.name,
@@ -364,6 +371,8 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                     QANote(
                         STAGE,
                         f"Indikator '{ind.name}': weniger als zwei Sozialräume mit Wert und Bezugsbevölkerung, nicht geglättet.",
+                        message_en=f"Indicator '{ind.name}': fewer than two Sozialräume with a value and a reference "
+                        "population; not smoothed.",
                         details={"indicator": ind.name},
                     )
                 )
@@ -373,6 +382,7 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                     QANote(
                         STAGE,
                         f"Indikator '{ind.name}': Sozialräume ohne Bezugsbevölkerung nicht geglättet.",
+                        message_en=f"Indicator '{ind.name}': Sozialräume without a reference population not smoothed.",
                         location=", ".join(unusable[:20]),
                         details={"indicator": ind.name, "keys": unusable},
                     )
@@ -449,6 +459,9 @@ def _value_column(frame: pd.DataFrame, ind: Indicator) -> pd.Series:
     )
 
 
+_INDEX_EN = {"Bedarfsindex": "Need index", "Dynamik-Index": "Dynamics index"}
+
+
 def _z_matrix(frame: pd.DataFrame, used: list[Indicator], out: pd.DataFrame, notes: list[QANote], what: str) -> np.ndarray:
     """Sign-adjusted z-scores of ``used`` (written to ``out`` as ``z_<name>``);
     missing values become 0 in the returned matrix and are named in ``notes``."""
@@ -469,12 +482,16 @@ def _z_matrix(frame: pd.DataFrame, used: list[Indicator], out: pd.DataFrame, not
                 QANote(
                     STAGE,
                     f"{what}: '{ind.name}' fehlt in {len(miss)} Sozialraum/-räumen; dort mit dem Mittelwert (z = 0) gerechnet.",
+                    message_en=f"{_INDEX_EN.get(what, what)}: '{ind.name}' is missing in {len(miss)} "
+                    "Sozialraum/Sozialräume; the mean (z = 0) is used there.",
                     location=", ".join(miss[:20]),
                     details={"indicator": ind.name, "keys": miss},
                 )
             )
         elif np.nanstd(x) == 0:
-            notes.append(QANote(STAGE, f"{what}: '{ind.name}' ist in allen Sozialräumen gleich (z = 0)."))
+            notes.append(QANote(STAGE, f"{what}: '{ind.name}' ist in allen Sozialräumen gleich (z = 0).",
+                                message_en=f"{_INDEX_EN.get(what, what)}: '{ind.name}' is the same in every "
+                                "Sozialraum (z = 0)."))
         out[f"z_{ind.name}"] = z
         cols.append(np.where(nan, 0.0, z))
     return np.column_stack(cols)
@@ -802,7 +819,7 @@ def _count_and_share_columns(src: pd.DataFrame, catalogue: Catalogue, derived: d
 
 
 def _totals_note(level_name: str, how: str, source: pd.DataFrame, target: pd.DataFrame, count_cols: list[str],
-                 tolerance: float = 0.005) -> QANote | None:
+                 tolerance: float = 0.005, how_en: str | None = None) -> QANote | None:
     """Source total, target total and difference of every count column after a step (QA section)."""
     from geoplan import fmt
 
@@ -822,9 +839,14 @@ def _totals_note(level_name: str, how: str, source: pd.DataFrame, target: pd.Dat
     text = "; ".join(f"{r['column']}: Quelle {fmt.number(r['source_total'])}, Sozialräume "
                      f"{fmt.number(r['target_total'])}, Differenz {fmt.signed(r['difference'], 0)}" for r in rows[:6])
     more = f" (und {len(rows) - 6} weitere Spalten)" if len(rows) > 6 else ""
+    text_en = "; ".join(f"{r['column']}: source {fmt.number(r['source_total'], lang='en')}, Sozialräume "
+                        f"{fmt.number(r['target_total'], lang='en')}, difference "
+                        f"{fmt.signed(r['difference'], 0, lang='en')}" for r in rows[:6])
+    more_en = f" (and {len(rows) - 6} more columns)" if len(rows) > 6 else ""
     return QANote(STAGE, f"Summenprüfung Ebene '{level_name}' ({how}): {text}{more}.",
                   level="info" if worst <= tolerance else "warnung",
-                  details={"level": level_name, "totals": rows})
+                  details={"level": level_name, "totals": rows},
+                  message_en=f"Total check, level '{level_name}' ({english_words(how_en or how)}): {text_en}{more_en}.")
 
 
 def _bring_onto(src: pd.DataFrame, level, targets, count_cols: list[str], shares: dict[str, str], notes: list,
@@ -867,7 +889,10 @@ def _bring_onto(src: pd.DataFrame, level, targets, count_cols: list[str], shares
         how = level.config.describe() if hasattr(level.config, "describe") else (
             f"über die Schlüsseltabelle {level.source_name}" if level.mapping is not None
             else f"über die ersten {cfg.prefix_len} Zeichen des Schlüssels")
-        note = _totals_note(level.name, how, src, frame, count_cols)
+        how_en = level.config.describe("en") if hasattr(level.config, "describe") else (
+            f"through the key table {level.source_name}" if level.mapping is not None
+            else f"through the first {cfg.prefix_len} characters of the key")
+        note = _totals_note(level.name, how, src, frame, count_cols, how_en=how_en)
         if note:
             notes.append(note)
         return frame[[c for c in frame.columns if not c.startswith("_basis_")]], agg
@@ -882,7 +907,9 @@ def _bring_onto(src: pd.DataFrame, level, targets, count_cols: list[str], shares
     notes.extend(j.notes)
     if j.missing_in_right:
         notes.append(QANote(STAGE, f"Ebene '{level.name}': {len(j.missing_in_right)} Polygone ohne Tabellenzeile; "
-                            "sie tragen nichts bei.", location="Schlüssel " + ", ".join(j.missing_in_right[:10])))
+                            "sie tragen nichts bei.",
+                            message_en=f"Level '{level.name}': {len(j.missing_in_right)} polygons without a table "
+                            "row; they contribute nothing.", location="Schlüssel " + ", ".join(j.missing_in_right[:10])))
     source = gpd.GeoDataFrame(j.frame, geometry="geometry", crs=polys.crs)
     intensive = [c for c in shares if c in source.columns]
     with config_field(level.field):
@@ -891,7 +918,8 @@ def _bring_onto(src: pd.DataFrame, level, targets, count_cols: list[str], shares
     notes.extend(res.attrs.get("notes", []))
     frame = pd.DataFrame(res.drop(columns="geometry"))
     frame.insert(0, "key", targets["key"].astype(str).to_numpy())
-    note = _totals_note(level.name, level.config.describe(), source, frame, count_cols)
+    note = _totals_note(level.name, level.config.describe(), source, frame, count_cols,
+                        how_en=level.config.describe("en"))
     if note:
         notes.append(note)
     return frame, None
@@ -988,6 +1016,8 @@ def sozialraum_indicators(
         if drop.any():
             notes.append(QANote(STAGE, f"{int(drop.sum())} Tabellenzeile(n) ausgeschlossener Polygone "
                                 "(boundaries.exclude) nicht verwendet.", level="info",
+                                message_en=f"{int(drop.sum())} table row(s) of excluded polygons "
+                                "(boundaries.exclude) not used.",
                                 location="Schlüssel " + ", ".join(frame.loc[drop, "key"].tolist()[:10])))
             frame = frame[~drop]
 
