@@ -261,6 +261,7 @@ def aggregate_by_key(
             QANote(
                 _STAGE,
                 f"{len(unmatched)} Schlüssel ohne Zielgebiet wurden nicht berücksichtigt.",
+                message_en=f"{len(unmatched)} keys without a target area were left out.",
                 location=f"Spalte '{source_key}'",
                 details={"unmatched": unmatched},
             )
@@ -298,6 +299,7 @@ def aggregate_by_key(
                 QANote(
                     _STAGE,
                     f"Anteil '{s}': {base_gap} Zeilen ohne Basiswert '{b}' wurden nicht gewichtet.",
+                    message_en=f"Share '{s}': {base_gap} rows without a base value '{b}' were not weighted.",
                     location=f"Spalte '{b}'",
                     details={"rows": base_gap},
                 )
@@ -312,6 +314,8 @@ def aggregate_by_key(
                 QANote(
                     _STAGE,
                     f"Spalte '{c}': {n} von {len(values)} Quellzeilen ohne Wert; {kind} aus den vorhandenen Zeilen.",
+                    message_en=f"Column '{c}': {n} of {len(values)} source rows without a value; "
+                    f"{'total' if c in counts else 'weighted mean'} from the rows that have one.",
                     location=f"Spalte '{c}'",
                     details={"missing_rows": n, "targets_affected": int((missing[c] > 0).sum())},
                 )
@@ -322,6 +326,7 @@ def aggregate_by_key(
             QANote(
                 _STAGE,
                 f"{len(empty)} Zielgebiete der Schlüsseltabelle haben keine Quellzeile.",
+                message_en=f"{len(empty)} target areas of the key table have no source row.",
                 details={"targets": list(map(str, empty))},
             )
         )
@@ -666,6 +671,8 @@ def _weight_table(source, target, weights, weights_column, n_jobs=None):
                 f"{int(fallback.sum())} Quellgebiete ohne Gewicht ({method}, auch außerhalb der Zielgebiete keines); "
                 "dort wurde nach Fläche verteilt "
                 "(mit der mittleren Gewichtsdichte, damit die Einheiten passen).",
+                message_en=f"{int(fallback.sum())} source areas without weight ({method}, none outside the target "
+                "areas either); distributed by area there (with the mean weight density, so that the units fit).",
                 details={"source_rows": np.flatnonzero(fallback).tolist(), "density_per_m2": float(density)},
             )
         )
@@ -695,6 +702,8 @@ def _dissolve_by_key(source: gpd.GeoDataFrame, key: str, extensive, intensive):
     out = source.dissolve(by=key, as_index=False, sort=False, aggfunc="first")
     note = QANote(_STAGE, f"{len(multi)} Quellgebiet(e) bestehen aus mehreren Polygonen; je Schlüssel vereinigt, "
                   "damit ihr Wert nur einmal zählt.", location="Schlüssel " + ", ".join(map(str, multi.index[:10])),
+                  message_en=f"{len(multi)} source area(s) consist of several polygons; dissolved per key so that "
+                  "their value counts once.",
                   details={"keys": {str(k): int(v) for k, v in multi.items()}})
     return out, [note]
 
@@ -830,7 +839,8 @@ def area_interpolate(
             columns[c] = est[:, k]
             n = int((~present[:, k]).sum())
             if n:
-                notes.append(QANote(_STAGE, f"Spalte '{c}': {n} Quellgebiete ohne Wert; Summe aus den vorhandenen.", location=f"Spalte '{c}'", details={"missing_rows": n}))
+                notes.append(QANote(_STAGE, f"Spalte '{c}': {n} Quellgebiete ohne Wert; Summe aus den vorhandenen.", location=f"Spalte '{c}'", details={"missing_rows": n},
+                                    message_en=f"Column '{c}': {n} source areas without a value; total of the others."))
     if intensive:
         V = source[intensive].to_numpy(dtype=float)
         present = np.isfinite(V)
@@ -847,7 +857,8 @@ def area_interpolate(
             columns[c] = est[:, k]
             n = int((~present[:, k]).sum())
             if n:
-                notes.append(QANote(_STAGE, f"Spalte '{c}': {n} Quellgebiete ohne Wert; gewichtet über die vorhandenen.", location=f"Spalte '{c}'", details={"missing_rows": n}))
+                notes.append(QANote(_STAGE, f"Spalte '{c}': {n} Quellgebiete ohne Wert; gewichtet über die vorhandenen.", location=f"Spalte '{c}'", details={"missing_rows": n},
+                                    message_en=f"Column '{c}': {n} source areas without a value; weighted over the others."))
 
     out = gpd.GeoDataFrame(columns, index=target.index, geometry=target.geometry.values, crs=target.crs)
     out.attrs["notes"] = notes

@@ -349,7 +349,8 @@ def weight_sensitivity(
             raise GeoplanError("coef_draws enthält negative oder nicht-endliche Werte.")
         if M.shape[0] != n_draws:
             notes.append(QANote(stage="sensitivity", level="info",
-                                message=f"{M.shape[0]} Modellziehungen für {n_draws} Gewichtsziehungen: zyklisch wiederverwendet."))
+                                message=f"{M.shape[0]} Modellziehungen für {n_draws} Gewichtsziehungen: zyklisch wiederverwendet.",
+                                message_en=f"{M.shape[0]} model draws for {n_draws} weight draws: reused cyclically."))
         sums = M.sum(axis=1, keepdims=True)
         if (sums <= 0).any():
             raise GeoplanError("Eine Modellziehung summiert sich auf 0.")
@@ -364,7 +365,9 @@ def weight_sensitivity(
     if spec.corridor is not None:
         lo, hi, _, _ = corridor_bounds(f, spec.corridor, 100 if spec.unit == "cent" else 1)
         notes.append(QANote(stage="sensitivity", level="info",
-                            message="Korridor in jeder Ziehung angewandt (Umverteilung unter den nicht gebundenen Sozialräumen)."))
+                            message="Korridor in jeder Ziehung angewandt (Umverteilung unter den nicht gebundenen Sozialräumen).",
+                            message_en="Corridor applied in every draw (redistribution among the Sozialräume it does "
+                            "not hold)."))
 
     # the configured allocation, continuous: the reference for ranks
     cont = D * (S @ np.array(weights))

@@ -35,6 +35,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from geoplan.stages.allocate import fmt_eur, hamilton
+from geoplan import fmt
 from geoplan.errors import GeoplanError, QANote
 
 __all__ = [
@@ -421,7 +422,8 @@ def share_surplus(
     notes = []
     if overspend:
         notes.append(
-            QANote(stage="settlement", message=f"Budget um {fmt_eur(overspend)} EUR überschritten; kein Überschuss zu teilen.")
+            QANote(stage="settlement", message=f"Budget um {fmt_eur(overspend)} EUR überschritten; kein Überschuss zu teilen.",
+                   message_en=f"Budget exceeded by {fmt.euro(overspend, lang='en')}; no surplus to share.")
         )
     return SurplusResult(
         budget_eur=budget,
@@ -524,7 +526,8 @@ def settle_overspend(
     uncovered = over - refin
     if uncovered:
         notes.append(
-            QANote(stage="settlement", message=f"Überschreitung von {fmt_eur(uncovered)} EUR nicht nachfinanziert (Deckelung).")
+            QANote(stage="settlement", message=f"Überschreitung von {fmt_eur(uncovered)} EUR nicht nachfinanziert (Deckelung).",
+                   message_en=f"Overspend of {fmt.euro(uncovered, lang='en')} not refinanced (cap).")
         )
     table = pd.DataFrame(
         [
@@ -700,7 +703,9 @@ def first_year_refund(leavers: pd.DataFrame, c_budget_eur, *, months: int = 12) 
     notes = []
     if claim.sum() > c:
         paid = hamilton(c, claim)
-        notes.append(QANote(stage="settlement", message=f"Teilbudget C reicht nicht für alle Erstattungen; gekürzt um {fmt_eur(claim.sum() - c)} EUR."))
+        notes.append(QANote(stage="settlement", message=f"Teilbudget C reicht nicht für alle Erstattungen; gekürzt um {fmt_eur(claim.sum() - c)} EUR.",
+                            message_en=f"Teilbudget C does not cover all refunds; cut by "
+                            f"{fmt.euro(claim.sum() - c, lang='en')}."))
     else:
         paid = claim
     table = pd.DataFrame({"case": leavers["case"].to_numpy(), "monthly_cost_eur": monthly, "months": months,
@@ -826,7 +831,9 @@ def verfuegungsfonds(
     if amount_dm is not None:
         eur = dm_to_eur(amount_dm)
         notes.append(QANote(stage="settlement", level="info",
-                            message=f"{fmt_eur(amount_dm)} DM zum festen Kurs 1 EUR = 1,95583 DM umgerechnet: {fmt_eur(eur, 2)} EUR."))
+                            message=f"{fmt_eur(amount_dm)} DM zum festen Kurs 1 EUR = 1,95583 DM umgerechnet: {fmt_eur(eur, 2)} EUR.",
+                            message_en=f"{fmt.number(amount_dm, lang='en')} DM converted at the fixed rate "
+                            f"EUR 1 = DM 1.95583: {fmt.euro(eur, 2, lang='en')}."))
         amount = int(math.floor(eur + 0.5))
     else:
         amount = _int(amount_eur, "Betrag")
@@ -943,10 +950,12 @@ def settle_allocation(
     notes: list[QANote] = []
     docs = None if documented_case_costs_eur is None else _aligned(documented_case_costs_eur, keys, "Einzelfallkosten")
     if rule == "indicator" and (indicator_before is None or indicator_after is None) and missing == "note":
-        notes.append(QANote(stage="settlement", message="Indikatorwerte vorher/nachher fehlen: Nachfinanzierung nicht geprüft."))
+        notes.append(QANote(stage="settlement", message="Indikatorwerte vorher/nachher fehlen: Nachfinanzierung nicht geprüft.",
+                            message_en="Indicator values before/after are missing: refinancing not checked."))
         rule = "none"
     if rule == "case_costs" and docs is None and missing == "note":
-        notes.append(QANote(stage="settlement", message="Einzelfallkosten fehlen: Nachfinanzierung nicht geprüft."))
+        notes.append(QANote(stage="settlement", message="Einzelfallkosten fehlen: Nachfinanzierung nicht geprüft.",
+                            message_en="Single-case costs are missing: refinancing not checked."))
         rule = "none"
     rows = []
     for i, k in enumerate(keys):
@@ -982,7 +991,9 @@ def settle_allocation(
     if uncovered:
         n_capped = int((table["uncovered_eur"] > 0).sum())
         notes.append(QANote(stage="settlement", message=f"In {n_capped} Sozialräumen bleiben {fmt_eur(uncovered)} EUR "
-                                                        "Überschreitung ungedeckt (Deckelung)."))
+                                                        "Überschreitung ungedeckt (Deckelung).",
+                            message_en=f"In {n_capped} Sozialräume {fmt.euro(uncovered, lang='en')} of overspend "
+                            "remain uncovered (cap)."))
     labels = {"budget_eur": "Budget", "actual_eur": "Ist-Kosten", "surplus_eur": "Einsparungen",
               "provider_eur": "davon Träger", "public_eur": "davon öffentlicher Träger",
               "overspend_eur": "Überschreitungen", "refinanced_eur": "davon nachfinanziert",

@@ -152,7 +152,10 @@ def budget_uncertainty(
         table.insert(1, "name", f["name"].to_numpy())
     notes = [QANote(stage=STAGE, level="info", message=(
         f"Unsicherheit in Euro: {M.shape[0]} Ziehungen der erwarteten Fälle durch die Budgetformel gerechnet "
-        f"(Modellspalte '{model_column}'); {prob:.0%}-Intervall des bedarfsgerechten Zielwerts je Sozialraum."))]
+        f"(Modellspalte '{model_column}'); {prob:.0%}-Intervall des bedarfsgerechten Zielwerts je Sozialraum."),
+        message_en=(
+            f"Uncertainty in euros: {M.shape[0]} draws of the expected cases put through the budget formula "
+            f"(model column '{model_column}'); {prob:.0%} interval of the need-based target per Sozialraum."))]
     summary = {
         "n_draws": int(M.shape[0]),
         "prob": float(prob),

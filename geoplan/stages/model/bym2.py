@@ -748,19 +748,27 @@ class BYM2Model(BaseEstimator, RegressorMixin):
         if g.n_islands:
             notes.append(QANote(stage=STAGE, level="info", message=(
                 f"{g.n_islands} Sozialraum/Sozialräume ohne Nachbarn: unstrukturierter Gebietseffekt "
+                "(Freni-Sterlich, Sørbye & Riebler 2018)."), message_en=(
+                f"{g.n_islands} Sozialraum/Sozialräume without neighbours: unstructured area effect "
                 "(Freni-Sterlich, Sørbye & Riebler 2018).")))
         if (g.n_components - g.n_islands) > 1:
             notes.append(QANote(stage=STAGE, level="info", message=(
                 f"Die Nachbarschaft zerfällt in {g.n_components - g.n_islands} zusammenhängende Teile; "
-                "jeder wird für sich skaliert und auf Summe 0 gesetzt.")))
+                "jeder wird für sich skaliert und auf Summe 0 gesetzt."), message_en=(
+                f"The neighbourhood graph falls into {g.n_components - g.n_islands} connected parts; "
+                "each is scaled on its own and set to sum 0.")))
         if self.n_divergent_:
             notes.append(QANote(stage=STAGE, message=(
                 f"BYM2: {self.n_divergent_} divergente Übergänge im Sampler; die Ergebnisse können verzerrt sein "
-                "(target_accept erhöhen).")))
+                "(target_accept erhöhen)."), message_en=(
+                f"BYM2: {self.n_divergent_} divergent transitions in the sampler; the results may be biased "
+                "(raise target_accept).")))
         if self.max_r_hat_ > 1.01:
             notes.append(QANote(stage=STAGE, message=(
                 f"BYM2: R̂ = {self.max_r_hat_:.3f} > 1,01 — die Ketten sind nicht konvergiert "
-                "(mehr Ziehungen oder Aufwärmschritte).")))
+                "(mehr Ziehungen oder Aufwärmschritte)."), message_en=(
+                f"BYM2: R̂ = {self.max_r_hat_:.3f} > 1.01 — the chains have not converged "
+                "(more draws or warm-up steps).")))
         self.notes_ = notes
 
     def _eta(self, flat: dict, Z: np.ndarray) -> np.ndarray:

@@ -427,9 +427,15 @@ class HzEDemandModel(RegressorMixin, BaseEstimator):
                 if family == "negbin"
                 else f"Keine Überdispersion nachweisbar (Cameron-Trivedi-Test, {fmt.pvalue(p)}): Poisson-Modell."
             )
+            self.family_reason_en_ = (
+                f"Overdispersion found (Cameron-Trivedi test, {fmt.pvalue(p, 'en')}): negative binomial model (NB2)."
+                if family == "negbin"
+                else f"No overdispersion found (Cameron-Trivedi test, {fmt.pvalue(p, 'en')}): Poisson model."
+            )
         else:
             family = self.family
             self.family_reason_ = f"Modellfamilie vorgegeben: {family}."
+            self.family_reason_en_ = f"Model family set in the configuration: {family}."
         self.family_ = family
 
         if family == "poisson":
@@ -1025,7 +1031,8 @@ def fit_need_model(
         "prediction_year": int(latest) if panel else None,
     }
     if est.family_ == "negbin" and family == "auto":
-        notes.append(QANote(STAGE, est.family_reason_, level="info", details={"overdispersion": od}))
+        notes.append(QANote(STAGE, est.family_reason_, level="info", details={"overdispersion": od},
+                            message_en=est.family_reason_en_))
     elif est.family_ == "poisson" and od["p_value"] < 0.05:
         notes.append(
             QANote(
@@ -1033,6 +1040,9 @@ def fit_need_model(
                 f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {fmt.pvalue(od['p_value'])}, Pearson χ²/df = "
                 f"{fmt.number(est.dispersion_, 2)}), aber Poisson-Modell vorgegeben: Standardfehler und Intervalle sind zu eng. "
                 "Empfehlung: family = 'auto' oder 'negbin'.",
+                message_en=f"Overdispersion found (Cameron-Trivedi test, {fmt.pvalue(od['p_value'], 'en')}, Pearson "
+                f"χ²/df = {fmt.number(est.dispersion_, 2, 'en')}), but a Poisson model was set: standard errors and "
+                "intervals are too narrow. Recommendation: family = 'auto' or 'negbin'.",
                 level="warnung",
                 details={"overdispersion": od},
             )
@@ -1051,6 +1061,10 @@ def fit_need_model(
             f"{n_high} Sozialräume mit auffällig hohem und {n_low} mit auffällig niedrigem Bedarf "
             "(außerhalb der exakten Poisson-Grenzen 99,8 % des Trichterdiagramms)."
         )
+        text_en = (
+            f"{n_high} Sozialräume with notably high and {n_low} with notably low need "
+            "(outside the exact Poisson limits 99.8% of the funnel plot)."
+        )
         flagged = funnel["flag"].to_numpy() != ""
         if "flag_nb" in funnel.columns:
             nb_flagged = funnel["flag_nb"].to_numpy() != ""
@@ -1063,11 +1077,20 @@ def fit_need_model(
                     else f"bleiben {n_nb} davon auffällig – nur diese weichen mehr als gewöhnlich ab."
                 )
             )
+            text_en += (
+                " The data are overdispersed; measured against the limits of the NB2 model "
+                + (
+                    "none of them lies outside the ordinary spread."
+                    if n_nb == 0
+                    else f"{n_nb} of them remain notable – only these deviate more than usual."
+                )
+            )
             flagged = nb_flagged
         notes.append(
             QANote(
                 STAGE,
                 text,
+                message_en=text_en,
                 level="info",
                 location=", ".join(row_names[target][flagged].astype(str).tolist()[:20]),
             )
@@ -1086,6 +1109,11 @@ def fit_need_model(
                     "weitere räumlich gegliederte Indikatoren in model.predictors aufnehmen oder, nur in der "
                     "Python-API, fit_need_model(…, spatial_lag=\"need_index\") bzw. fixed_effects=\"bezirk\" "
                     "(keine Felder der Konfiguration).",
+                    message_en=f"The residuals of the demand model are spatially autocorrelated (Moran's I = "
+                    f"{fmt.number(moran['I'], 3, 'en')}, {fmt.pvalue(moran['p_value'], 'en')}): neighbouring "
+                    "Sozialräume deviate together. Options: add further spatially structured indicators to "
+                    "model.predictors or, in the Python API only, fit_need_model(…, spatial_lag=\"need_index\") or "
+                    "fixed_effects=\"bezirk\" (not configuration fields).",
                     level="warnung",
                     details=moran,
                 )
@@ -1097,12 +1125,16 @@ def fit_need_model(
                     f"Auch mit {'räumlichem Lag' if spatial_lag else 'festen Effekten'} bleiben die Residuen räumlich "
                     f"autokorreliert (Moran's I = {fmt.number(moran['I'], 3)}, {fmt.pvalue(moran['p_value'])}); Standardfehler "
                     "können zu klein sein.",
+                    message_en=f"Even with {'a spatial lag' if spatial_lag else 'fixed effects'} the residuals stay "
+                    f"spatially autocorrelated (Moran's I = {fmt.number(moran['I'], 3, 'en')}, "
+                    f"{fmt.pvalue(moran['p_value'], 'en')}); standard errors may be too small.",
                     level="warnung",
                     details=moran,
                 )
             )
     else:
-        notes.append(QANote(STAGE, "Keine Geometrien übergeben: Moran's I der Residuen nicht berechnet.", level="info"))
+        notes.append(QANote(STAGE, "Keine Geometrien übergeben: Moran's I der Residuen nicht berechnet.", level="info",
+                            message_en="No geometries given: Moran's I of the residuals not computed."))
 
     return NeedModelResult(
         estimator=est,
@@ -1147,6 +1179,8 @@ def _fit_without_empty(frame, empty, args) -> NeedModelResult:
             STAGE,
             f"{int(empty.sum())} Sozialräume ohne Einwohner unter 21 und ohne Fälle sind nicht im Bedarfsmodell "
             "(erwartete Fälle 0).",
+            message_en=f"{int(empty.sum())} Sozialräume without residents under 21 and without cases are not in the "
+            "demand model (expected cases 0).",
             level="info",
             location=", ".join(names[empty].tolist()[:30]),
         ),
@@ -1234,7 +1268,8 @@ def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, c
         oof_k = _oof(template, X, y, e, splits)
     except GeoplanError as err:
         oof_k = np.full(n, np.nan)
-        notes.append(QANote(STAGE, f"Kreuzvalidierung nicht möglich: {err.message}", level="warnung"))
+        notes.append(QANote(STAGE, f"Kreuzvalidierung nicht möglich: {err.message}", level="warnung",
+                            message_en=f"Cross-validation not possible: {err.text('en')}"))
     add("model_kfold", oof_k, _CV_LABELS["model_kfold"].format(k=k))
     if groups is not None and groups in frame.columns:
         g = frame[groups].astype(str).to_numpy()
@@ -1245,19 +1280,24 @@ def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, c
                     STAGE,
                     f"Räumlich blockierte Kreuzvalidierung nach '{groups}' entfällt: das Modell hat feste Effekte "
                     "für dieselben Gruppen, ein ausgelassener Bezirk hätte keinen Schätzwert.",
+                    message_en=f"Spatially blocked cross-validation by '{groups}' left out: the model has fixed "
+                    "effects for the same groups, a district left out would have no estimate.",
                     level="info",
                 )
             )
         elif n_g < 2:
-            notes.append(QANote(STAGE, f"Nur eine Gruppe in '{groups}': keine räumlich blockierte Kreuzvalidierung.", level="info"))
+            notes.append(QANote(STAGE, f"Nur eine Gruppe in '{groups}': keine räumlich blockierte Kreuzvalidierung.", level="info",
+                                message_en=f"Only one group in '{groups}': no spatially blocked cross-validation."))
         else:
             try:
                 splits_g = list(GroupKFold(n_splits=min(k, n_g)).split(X, y, g))
                 add("model_blocked", _oof(template, X, y, e, splits_g), _CV_LABELS["model_blocked"].format(g=_group_word(groups)))
             except GeoplanError as err:
-                notes.append(QANote(STAGE, f"Blockierte Kreuzvalidierung nicht möglich: {err.message}", level="warnung"))
+                notes.append(QANote(STAGE, f"Blockierte Kreuzvalidierung nicht möglich: {err.message}", level="warnung",
+                                    message_en=f"Blocked cross-validation not possible: {err.text('en')}"))
     elif groups is not None:
-        notes.append(QANote(STAGE, f"Spalte '{groups}' fehlt: keine räumlich blockierte Kreuzvalidierung.", level="info"))
+        notes.append(QANote(STAGE, f"Spalte '{groups}' fehlt: keine räumlich blockierte Kreuzvalidierung.", level="info",
+                            message_en=f"Column '{groups}' is missing: no spatially blocked cross-validation."))
     prev = "hze_cases_prev"
     if prev in frame.columns:
         pv = pd.to_numeric(frame[prev], errors="coerce").to_numpy(dtype=float)
@@ -1266,7 +1306,8 @@ def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, c
             # but a floor of 0.5 cases keeps the deviance finite (documented in the report).
             add("baseline_prev", np.maximum(pv, 0.5), _CV_LABELS["baseline_prev"])
         else:
-            notes.append(QANote(STAGE, f"Spalte '{prev}' unvollständig: Vorjahres-Basislinie entfällt.", level="info"))
+            notes.append(QANote(STAGE, f"Spalte '{prev}' unvollständig: Vorjahres-Basislinie entfällt.", level="info",
+                                message_en=f"Column '{prev}' incomplete: no prior-year baseline."))
     add("baseline_rate", _rate_oof(y, e, splits), _CV_LABELS["baseline_rate"])
     return rows, oof_k
 
@@ -1277,6 +1318,7 @@ def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, c
 
 KINDS = ("ambulant", "teilstationaer", "stationaer")
 _KIND_LABELS = {"ambulant": "ambulant", "teilstationaer": "teilstationär", "stationaer": "stationär", "total": "insgesamt"}
+_KIND_LABELS_EN = {"ambulant": "ambulatory", "teilstationaer": "day-care", "stationaer": "residential", "total": "total"}
 
 
 @dataclass
@@ -1452,6 +1494,8 @@ def fit_cost_model(
                         STAGE,
                         f"{int(zero.sum())} Sozialräume mit Fällen, aber ohne Kosten in '{cost_col}': im Gamma-Modell "
                         "nicht verwendbar und ausgelassen.",
+                        message_en=f"{int(zero.sum())} Sozialräume with cases but without costs in '{cost_col}': not "
+                        "usable in the gamma model and left out.",
                         location=_rows(named.index, zero),
                     )
                 )
@@ -1463,6 +1507,8 @@ def fit_cost_model(
                     STAGE,
                     f"Kostenmodell '{_KIND_LABELS.get(part, part)}': nur {int(use.sum())} Sozialräume mit Fällen "
                     f"(nötig ≥ {5 * len(names)}); stattdessen stadtweite Kosten je Fall ({rate:,.0f} EUR).",
+                    message_en=f"Cost model '{_KIND_LABELS_EN.get(part, part)}': only {int(use.sum())} Sozialräume "
+                    f"with cases (≥ {5 * len(names)} needed); city-wide costs per case used instead (EUR {rate:,.0f}).",
                 )
             )
             return np.full(len(named), rate)
