@@ -14,6 +14,7 @@ and every place that shows a note (CLI, report annex, XLSX) goes through it.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +23,28 @@ _LABELS = {
     "de": {"file": "Datei", "location": "Stelle", "expected": "Erwartet", "found": "Gefunden", "hint": "Lösung"},
     "en": {"file": "File", "location": "Location", "expected": "Expected", "found": "Found", "hint": "Fix"},
 }
+
+
+#: the fixed words of locations, expected and found values (``"Zeile 17, Spalte 'EW'"``), in English; the rest
+#: of such a text is the user's own (keys, column names, values) and stays as it is
+_LOCATION_EN = (
+    ("Spalten ", "columns "), ("Spalte ", "column "), ("Zeilen ", "rows "), ("Zeile ", "row "),
+    ("Schlüssel ", "key "), ("Konfigurationsfeld ", "config field "), ("Datei ", "file "), ("Ebene ", "level "),
+    ("Objekte ", "features "), ("Objekt ", "feature "), ("Tabellenblatt ", "sheet "), ("Blätter:", "sheets:"),
+    ("Felder:", "fields:"), ("Kopfzeile in ", "header in "), ("Kopfzeile", "header"), ("Indikator ", "indicator "),
+    ("insgesamt (\\d+)", "\\1 in all"), ("summe(?!\\w)", "total"), ("Quellschlüssel", "source key"),
+    ("(?<= )oder(?= )", "or"), ("(?<= )und(?= )", "and"), ("keine(?!\\w)", "none"), ("leer(?!\\w)", "empty"),
+    ("Zahl(?!\\w)", "number"), ("Zahlen(?!\\w)", "numbers"),
+)
+
+
+def english_location(text: str | None) -> str | None:
+    """The fixed words of a location, expected or found text in English (see :data:`_LOCATION_EN`)."""
+    if not text:
+        return text
+    for de, en in _LOCATION_EN:
+        text = re.sub(r"(?<!\w)" + de, en, text)
+    return text
 
 
 class GeoplanError(ValueError):
@@ -81,11 +104,12 @@ class GeoplanError(ValueError):
         msg = self.message_en if (lang == "en" and self.message_en) else self.message
         hint = self.hint_en if (lang == "en" and self.hint_en) else self.hint
         lines = [msg]
+        words = english_location if lang == "en" else (lambda text: text)
         for key, value in (
             ("file", self.file),
-            ("location", self.location),
-            ("expected", self.expected),
-            ("found", self.found),
+            ("location", words(self.location)),
+            ("expected", words(self.expected)),
+            ("found", words(self.found)),
             ("hint", hint),
         ):
             if value:

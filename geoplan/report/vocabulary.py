@@ -293,8 +293,6 @@ def humanize(text, lang: str = "de", base_dir=None, names: dict[str, str] | None
     return out
 
 
-_LOCATION_EN = (("Spalte ", "column "), ("Spalten ", "columns "), ("Zeile ", "row "), ("Zeilen ", "rows "),
-                ("Schlüssel ", "key "), ("Konfigurationsfeld ", "config field "), ("Datei ", "file "), ("Ebene ", "level "))
 
 
 def indicator_names(result, lang: str = "de") -> dict[str, str]:
@@ -321,8 +319,6 @@ def humanize_note(note, lang: str = "de", base_dir=None, names: dict[str, str] |
 
 def _location(text: str, lang: str) -> str:
     """Where a finding is, in the reader's language (the words of a location are few and fixed)."""
-    if lang != "en":
-        return text
-    for de, en in _LOCATION_EN:
-        text = re.sub(r"(?<!\w)" + de, en, text)
-    return text
+    from geoplan.errors import english_location
+
+    return english_location(text) if lang == "en" else text
