@@ -31,7 +31,7 @@ _LOCATION_EN = (
     ("Spalten ", "columns "), ("Spalte ", "column "), ("Zeilen ", "rows "), ("Zeile ", "row "),
     ("Schlüssel ", "key "), ("Konfigurationsfeld ", "config field "), ("Datei ", "file "), ("Ebene ", "level "),
     ("Objekte ", "features "), ("Objekt ", "feature "), ("Tabellenblatt ", "sheet "), ("Blätter:", "sheets:"),
-    ("Felder:", "fields:"), ("Kopfzeile in ", "header in "), ("Kopfzeile", "header"), ("Indikator ", "indicator "),
+    ("Felder:", "fields:"), ("Spalten:", "columns:"), ("Felder(?!\\w)", "fields"), ("Kopfzeile in ", "header in "), ("Kopfzeile", "header"), ("Indikator ", "indicator "),
     ("insgesamt (\\d+)", "\\1 in all"), ("summe(?!\\w)", "total"), ("Quellschlüssel", "source key"),
     ("(?<= )oder(?= )", "or"), ("(?<= )und(?= )", "and"), ("keine(?!\\w)", "none"), ("leer(?!\\w)", "empty"),
     ("Zahl(?!\\w)", "number"), ("Zahlen(?!\\w)", "numbers"),
@@ -71,6 +71,9 @@ class GeoplanError(ValueError):
         What the user should do.
     message_en, hint_en : str, optional
         English versions for ``--lang en``.
+    expected_en, found_en : str, optional
+        English versions of ``expected``/``found`` where they are sentences; without them their fixed words
+        (row, column, or …) are translated by :func:`english_location`.
     """
 
     def __init__(
@@ -84,6 +87,8 @@ class GeoplanError(ValueError):
         hint: str | None = None,
         message_en: str | None = None,
         hint_en: str | None = None,
+        expected_en: str | None = None,
+        found_en: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -94,6 +99,8 @@ class GeoplanError(ValueError):
         self.hint = hint
         self.message_en = message_en
         self.hint_en = hint_en
+        self.expected_en = expected_en
+        self.found_en = found_en
 
     def text(self, lang: str = "de") -> str:
         """The message in ``lang`` (German where no English was given)."""
@@ -108,8 +115,8 @@ class GeoplanError(ValueError):
         for key, value in (
             ("file", self.file),
             ("location", words(self.location)),
-            ("expected", words(self.expected)),
-            ("found", words(self.found)),
+            ("expected", (self.expected_en if lang == "en" and self.expected_en else words(self.expected))),
+            ("found", (self.found_en if lang == "en" and self.found_en else words(self.found))),
             ("hint", hint),
         ):
             if value:

@@ -76,6 +76,7 @@ DEFAULT_NA_MARKERS: frozenset[str] = frozenset(
 
 _CANDIDATE_DELIMITERS = (";", ",", "\t", "|")
 _DELIM_NAMES = {";": "Semikolon", ",": "Komma", "\t": "Tabulator", "|": "senkrechter Strich"}
+_DELIM_NAMES_EN = {";": "semicolon", ",": "comma", "\t": "tab", "|": "vertical bar"}
 
 # Number shapes. "Grouped" tokens use a thousands separator in groups of three.
 _RE_PLAIN_INT = re.compile(r"^[+-]?\d+$")
@@ -203,14 +204,14 @@ def _rows_text(rows: Sequence[Any], limit: int = 10) -> str:
     return ("Zeile " if len(rows) == 1 else "Zeilen ") + _fmt_list(rows, limit)
 
 
-def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+def _did_you_mean(word: str, choices: Sequence[str], lang: str = "de") -> str:
     import difflib
 
     close = difflib.get_close_matches(_norm_name(word), [_norm_name(c) for c in choices], n=1, cutoff=0.6)
     if not close:
         return ""
     original = next(c for c in choices if _norm_name(c) == close[0])
-    return f"Gemeint ist vermutlich {original!r}. "
+    return f"Gemeint ist vermutlich {original!r}. " if lang == "de" else f"You probably mean {original!r}. "
 
 
 def _norm_name(name: str) -> str:
@@ -228,14 +229,15 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
         raise GeoplanError(
             "Die Datei ist eine Excel-Arbeitsmappe (.xlsx), trägt aber die Endung einer Textdatei.",
             file=path,
-            hint="Die Endung in .xlsx ändern (und den Pfad in der Konfiguration) oder in Excel als CSV speichern.",
+            hint="Die Endung in .xlsx ändern (und den Pfad in der Konfiguration) oder in Excel als CSV speichern.", message_en="The file is an Excel workbook (.xlsx) but has the extension of a text file.",
+            hint_en="Change the extension to .xlsx (and the path in the configuration) or save it as CSV in Excel.",
         )
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding is None:
         # Excel's "Unicode-Text" export: UTF-16 with BOM, tab-separated.
         try:
             return raw.decode("utf-16"), "utf-16", True, notes
         except UnicodeDecodeError as exc:
-            raise GeoplanError("Die UTF-16-Datei ist beschädigt.", file=path, found=str(exc)) from exc
+            raise GeoplanError("Die UTF-16-Datei ist beschädigt.", file=path, found=str(exc), message_en="The UTF-16 file is damaged.") from exc
     bom = raw.startswith(b"\xef\xbb\xbf")
     if encoding is not None:
         enc = "utf-8-sig" if (bom and encoding.lower().replace("_", "-") in ("utf-8", "utf8")) else encoding
@@ -250,7 +252,8 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
                 location=f"Zeile {line}",
                 expected=f"Text in {encoding}",
                 found=str(exc),
-                hint="Die Angabe 'encoding' weglassen (automatische Erkennung) oder richtig setzen, z. B. 'cp1252'.",
+                hint="Die Angabe 'encoding' weglassen (automatische Erkennung) oder richtig setzen, z. B. 'cp1252'.", message_en=f"The file cannot be read with the encoding {encoding!r}.", expected_en=f"text in {encoding}",
+                hint_en="Leave out 'encoding' (automatic detection) or set it correctly, e.g. 'cp1252'.",
             ) from exc
     if bom:
         try:
@@ -261,7 +264,8 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
                 "Die Datei beginnt mit einer UTF-8-Markierung (BOM), enthält aber Zeichen, die kein UTF-8 sind.",
                 file=path,
                 location=f"Zeile {line}",
-                hint="Datei in Excel oder einem Editor als 'CSV UTF-8' neu speichern.",
+                hint="Datei in Excel oder einem Editor als 'CSV UTF-8' neu speichern.", message_en="The file starts with a UTF-8 mark (BOM) but holds characters that are not UTF-8.",
+                hint_en="Save the file again as 'CSV UTF-8' in Excel or an editor.",
             ) from exc
     try:
         return raw.decode("utf-8"), "utf-8", False, notes
@@ -277,7 +281,9 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
             file=path,
             location=f"Zeile {line} (Windows-Zeichen), Zeile {utf8_line} (UTF-8-Umlaut)",
             hint="Datei in einem Editor öffnen und einheitlich als UTF-8 speichern; "
-            "meist wurden Zeilen aus zwei Exporten zusammenkopiert.",
+            "meist wurden Zeilen aus zwei Exporten zusammenkopiert.", message_en="The file mixes two character encodings (UTF-8 and Windows/cp1252).",
+            hint_en="Open the file in an editor and save it as UTF-8 throughout; usually rows of two exports were "
+            "copied together.",
         )
     # Windows files from Excel/SPSS are cp1252; its five undefined bytes
     # (0x81, 0x8D, 0x8F, 0x90, 0x9D) only occur in latin-1 text.
@@ -341,7 +347,9 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
             file=path,
             expected="Kopfzeile und mindestens eine Datenzeile",
             found=f"{len(raw)} Byte ohne Inhalt",
-            hint="Export wiederholen; die Datei wurde vermutlich unvollständig gespeichert.",
+            hint="Export wiederholen; die Datei wurde vermutlich unvollständig gespeichert.", message_en="The table is empty.", expected_en="a header and at least one data row",
+            found_en=f"{len(raw)} bytes without content",
+            hint_en="Repeat the export; the file was probably saved incompletely.",
         )
     text, enc, bom, notes = _decode(raw, path, encoding)
     # Excel's "sep=;" hint line: honour it, and blank it so that line
@@ -354,7 +362,7 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim, quotechar='"', strict=False))
     except csv.Error as exc:  # pragma: no cover - csv is lenient with strict=False
-        raise GeoplanError("Die CSV-Datei ist fehlerhaft.", file=path, found=str(exc)) from exc
+        raise GeoplanError("Die CSV-Datei ist fehlerhaft.", file=path, found=str(exc), message_en="The CSV file is malformed.") from exc
     # A quote that is never closed swallows the rest of the file into one cell.
     # (Only a quoted cell can hold a line break: without '"' there is nothing to look for.)
     for i, r in enumerate(rows if '"' in text or not VECTORISED else ()):
@@ -363,7 +371,8 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
                 "Ein Anführungszeichen wird nicht geschlossen; der Rest der Datei landet in einem Feld.",
                 file=path,
                 location=f"Zeile {i + 1}",
-                hint="Anführungszeichen in dieser Zeile prüfen oder Datei neu exportieren.",
+                hint="Anführungszeichen in dieser Zeile prüfen oder Datei neu exportieren.", message_en="A quotation mark is not closed; the rest of the file ends up in one field.",
+                hint_en="Check the quotation marks in this row or export the file again.",
             )
     dialect = {"encoding": enc, "bom": bom, "delimiter": delim, "sheet": None}
     return rows, dialect, notes
@@ -406,7 +415,7 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
     try:
         import openpyxl
     except ImportError as exc:  # pragma: no cover - declared dependency
-        raise GeoplanError("Zum Lesen von Excel-Dateien wird das Paket openpyxl benötigt.", file=path) from exc
+        raise GeoplanError("Zum Lesen von Excel-Dateien wird das Paket openpyxl benötigt.", file=path, message_en="Reading Excel files needs the package openpyxl.") from exc
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
@@ -414,7 +423,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
             "Die Excel-Datei lässt sich nicht öffnen (beschädigt oder kein .xlsx).",
             file=path,
             found=f"{type(exc).__name__}: {exc}",
-            hint="Datei in Excel öffnen und erneut als .xlsx speichern; alte .xls-Dateien vorher umwandeln.",
+            hint="Datei in Excel öffnen und erneut als .xlsx speichern; alte .xls-Dateien vorher umwandeln.", message_en="The Excel file cannot be opened (damaged or not .xlsx).",
+            hint_en="Open the file in Excel and save it again as .xlsx; convert old .xls files first.",
         ) from exc
     notes: list[QANote] = []
     try:
@@ -439,7 +449,11 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                         expected=f"ein Blatt mit der Schlüsselspalte {key!r}",
                         found="Blätter: " + ", ".join(repr(n) for n in names)
                         + (f"; Schlüsselspalte in: {', '.join(hits)}" if hits else "; Schlüsselspalte in keinem"),
-                        hint="In der Konfiguration 'sheet' auf eines dieser Blätter setzen.",
+                        hint="In der Konfiguration 'sheet' auf eines dieser Blätter setzen.", message_en="The Excel file has several sheets; which one to read is not clear.",
+                        expected_en=f"a sheet with the key column {key!r}",
+                        found_en="sheets: " + ", ".join(repr(n) for n in names)
+                        + (f"; key column in: {', '.join(hits)}" if hits else "; key column in none"),
+                        hint_en="Set 'sheet' in the configuration to one of these sheets.",
                     )
                 chosen = hits[0]
                 notes.append(
@@ -453,7 +467,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                     f"Tabellenblatt Nr. {sheet} gibt es nicht (Zählung ab 0).",
                     file=path,
                     found="Blätter: " + ", ".join(repr(n) for n in names),
-                    hint="'sheet' auf einen dieser Namen setzen.",
+                    hint="'sheet' auf einen dieser Namen setzen.", message_en=f"There is no sheet no. {sheet} (counting from 0).",
+                    hint_en="Set 'sheet' to one of these names.",
                 )
             chosen = names[sheet]
         else:
@@ -463,7 +478,7 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                     file=path,
                     expected=repr(sheet),
                     found="Blätter: " + ", ".join(repr(n) for n in names),
-                    hint="'sheet' auf einen dieser Namen setzen.",
+                    hint="'sheet' auf einen dieser Namen setzen.", message_en=f"There is no sheet {sheet!r}.", hint_en="Set 'sheet' to one of these names.",
                 )
             chosen = sheet
         ws = wb[chosen]
@@ -876,7 +891,8 @@ def normalize_keys(
             file=file,
             location=_rows_text(empty_rows),
             expected="in jeder Datenzeile ein Schlüssel",
-            hint="Zeilen ergänzen oder löschen; Fußnoten unter der Tabelle entfernen.",
+            hint="Zeilen ergänzen oder löschen; Fußnoten unter der Tabelle entfernen.", message_en=f"Empty keys in the column {column!r}.", expected_en="a key in every data row",
+            hint_en="Fill in or delete the rows; remove footnotes below the table.",
         )
     if sci_rows:
         bad = [keys[rows.index(r)] for r in sci_rows]
@@ -885,7 +901,8 @@ def normalize_keys(
             file=file,
             location=_rows_text(sci_rows),
             found=_fmt_list(bad),
-            hint="Die Spalte in Excel als Text formatieren und neu exportieren; die Originalschlüssel sind nicht rekonstruierbar.",
+            hint="Die Spalte in Excel als Text formatieren und neu exportieren; die Originalschlüssel sind nicht rekonstruierbar.", message_en=f"Keys in the column {column!r} are in scientific notation; digits are lost.",
+            hint_en="Format the column as text in Excel and export again; the original keys cannot be recovered.",
         )
     if float_rows:
         bad = [keys[rows.index(r)] for r in float_rows]
@@ -894,7 +911,9 @@ def normalize_keys(
             file=file,
             location=_rows_text(float_rows),
             found=_fmt_list(bad),
-            hint="Spalte als Text exportieren oder 'key_width' setzen (z. B. 8 für LOR-Planungsräume), dann wird mit Nullen aufgefüllt.",
+            hint="Spalte als Text exportieren oder 'key_width' setzen (z. B. 8 für LOR-Planungsräume), dann wird mit Nullen aufgefüllt.", message_en=f"Keys in the column {column!r} look like decimal numbers (e.g. '1100101.0'); the column was "
+            "saved as a number.",
+            hint_en="Export the column as text or set 'key_width' (e.g. 8 for LOR planning areas) to pad with zeros.",
         )
     all_digits = all(_RE_DIGITS.match(k) for k in keys)
     if key_width is not None:
@@ -906,7 +925,8 @@ def normalize_keys(
                 file=file,
                 location=_rows_text([r for r, _ in too_long]),
                 found=_fmt_list([k for _, k in too_long]),
-                hint="'key_width' prüfen.",
+                hint="'key_width' prüfen.", message_en=f"Keys in the column {column!r} are longer than key_width={key_width}.",
+                hint_en="Check 'key_width'.",
             )
         return [k.zfill(key_width) if _RE_DIGITS.match(k) else k for k in keys]
     if all_digits and keys:
@@ -925,7 +945,13 @@ def normalize_keys(
                 + ", ".join(f"{n}× {ln}-stellig" for ln, n in sorted(lengths.items())) + ")",
                 hint=("Die Spalte ist in Excel als Zahl formatiert. " if any(numeric) else "")
                 + f"In der Konfiguration key_width: {longest} setzen (füllt mit Nullen auf) oder die Spalte als Text "
-                "exportieren; sind die Schlüssel wirklich verschieden lang, allow_mixed_key_lengths: true setzen.",
+                "exportieren; sind die Schlüssel wirklich verschieden lang, allow_mixed_key_lengths: true setzen.", message_en=f"The keys in the column {column!r} differ in length; leading zeros were probably lost (Excel).",
+                expected_en=f"all keys with {longest} digits",
+                found_en=_fmt_list([k for _, k in short], lang="en") + " ("
+                + ", ".join(f"{n}× {ln} digits" for ln, n in sorted(lengths.items())) + ")",
+                hint_en=("The column is formatted as a number in Excel. " if any(numeric) else "")
+                + f"Set key_width: {longest} in the configuration (pads with zeros) or export the column as text; "
+                "if the keys really differ in length, set allow_mixed_key_lengths: true.",
             )
         if len(lengths) > 1 and notes is not None:
             notes.append(QANote(
@@ -955,7 +981,7 @@ def _check_dialect_args(delimiter, decimal, thousands, path):
                 file=path,
                 location="Konfigurationsfeld 'delimiter'",
                 expected="ein Zeichen: ';', ',', '|' oder 'tab'",
-                found=repr(delimiter),
+                found=repr(delimiter), message_en=f"Invalid delimiter {delimiter!r}.", expected_en="one character: ';', ',', '|' or 'tab'",
             )
     if decimal is not None and decimal not in (",", "."):
         raise GeoplanError(
@@ -963,7 +989,7 @@ def _check_dialect_args(delimiter, decimal, thousands, path):
             file=path,
             location="Konfigurationsfeld 'decimal'",
             expected="',' oder '.'",
-            found=repr(decimal),
+            found=repr(decimal), message_en=f"Invalid decimal separator {decimal!r}.",
         )
     if thousands is not None and thousands not in (",", ".", ""):
         raise GeoplanError(
@@ -971,14 +997,14 @@ def _check_dialect_args(delimiter, decimal, thousands, path):
             file=path,
             location="Konfigurationsfeld 'thousands'",
             expected="'.', ',' oder '' (keines)",
-            found=repr(thousands),
+            found=repr(thousands), message_en=f"Invalid thousands separator {thousands!r}.", expected_en="'.', ',' or '' (none)",
         )
     if decimal is not None and thousands == decimal:
         raise GeoplanError(
             "Dezimal- und Tausendertrennzeichen sind gleich.",
             file=path,
             location="Konfigurationsfelder 'decimal' und 'thousands'",
-            found=f"beide {decimal!r}",
+            found=f"beide {decimal!r}", message_en="Decimal and thousands separators are the same.", found_en=f"both {decimal!r}",
         )
     return delimiter, decimal, thousands
 
@@ -1077,10 +1103,11 @@ def _read_table(path, *, key, sheet, header_row, encoding, delimiter, decimal, t
         raise GeoplanError(
             "Die Tabelle wurde nicht gefunden.",
             file=path,
-            hint="Pfad in der Konfiguration prüfen (relativ zur Konfigurationsdatei).",
+            hint="Pfad in der Konfiguration prüfen (relativ zur Konfigurationsdatei).", message_en="The table was not found.",
+            hint_en="Check the path in the configuration (relative to the configuration file).",
         )
     if p.is_dir():
-        raise GeoplanError("Der Pfad ist ein Ordner, keine Tabelle.", file=path)
+        raise GeoplanError("Der Pfad ist ein Ordner, keine Tabelle.", file=path, message_en="The path is a folder, not a table.")
     suffix = p.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         rows, dialect, notes = _read_xlsx_rows(path, sheet, key)
@@ -1088,7 +1115,7 @@ def _read_table(path, *, key, sheet, header_row, encoding, delimiter, decimal, t
         raise GeoplanError(
             "Das alte Excel-Format .xls wird nicht gelesen.",
             file=path,
-            hint="Datei in Excel als .xlsx oder als CSV (UTF-8) speichern.",
+            hint="Datei in Excel als .xlsx oder als CSV (UTF-8) speichern.", message_en="The old Excel format .xls is not read.", hint_en="Save the file in Excel as .xlsx or as CSV (UTF-8).",
         )
     else:
         if suffix == ".tsv" and delimiter is None:
@@ -1145,7 +1172,7 @@ def table_from_rows(
     # Strip blanks (incl. no-break spaces from Excel) and drop empty rows.
     numbered = _strip_rows(rows)
     if not numbered:
-        raise GeoplanError("Die Tabelle ist leer.", file=path, expected="Kopfzeile und Datenzeilen")
+        raise GeoplanError("Die Tabelle ist leer.", file=path, expected="Kopfzeile und Datenzeilen", message_en="The table is empty.", expected_en="a header and data rows")
     if header_row is None:
         h = _find_header([r for _, r in numbered], key)
     else:
@@ -1154,7 +1181,8 @@ def table_from_rows(
             raise GeoplanError(
                 f"Kopfzeile {header_row} ist leer oder liegt außerhalb der Datei.",
                 file=path,
-                hint="'header_row' prüfen (Zählung ab 1, wie in Excel/Editor).",
+                hint="'header_row' prüfen (Zählung ab 1, wie in Excel/Editor).", message_en=f"Header row {header_row} is empty or outside the file.",
+                hint_en="Check 'header_row' (counting from 1, as in Excel or an editor).",
             )
         h = idx[0]
     header_line, header = numbered[h]
@@ -1176,7 +1204,7 @@ def table_from_rows(
             file=path,
             location=f"Kopfzeile (Zeile {header_line})",
             found=_fmt_list(dup_names),
-            hint="Spalten in der Datei eindeutig benennen.",
+            hint="Spalten in der Datei eindeutig benennen.", message_en="Column names occur more than once.", hint_en="Give the columns in the file unique names.",
         )
     want = _norm_name(key)
     key_idx = [j for j, n in enumerate(names) if _norm_name(n) == want]
@@ -1189,7 +1217,9 @@ def table_from_rows(
             found="Spalten: " + ", ".join(repr(n) for n in names),
             hint=_did_you_mean(key, names)
             + "In der Konfiguration 'key' auf einen dieser Spaltennamen setzen"
-            + (" oder 'header_row' angeben." if header_row is None else "."),
+            + (" oder 'header_row' angeben." if header_row is None else "."), message_en=f"The key column {key!r} is missing.",
+            hint_en=_did_you_mean(key, names, "en") + "Set 'key' in the configuration to one of these column names"
+            + (" or give 'header_row'." if header_row is None else "."),
         )
     kj = key_idx[0]
     ncol = len(names)
@@ -1202,7 +1232,8 @@ def table_from_rows(
                 file=path,
                 location=f"Kopfzeile (Zeile {header_line})",
                 found="Spalten: " + ", ".join(repr(n) for n in names),
-                hint=_did_you_mean(absent[0], names) + "Spaltennamen in der Konfiguration an die Tabelle anpassen.",
+                hint=_did_you_mean(absent[0], names) + "Spaltennamen in der Konfiguration an die Tabelle anpassen.", message_en="Column(s) " + ", ".join(repr(c) for c in absent) + " missing in the table.",
+                hint_en=_did_you_mean(absent[0], names, "en") + "Match the column names in the configuration to the table.",
             )
     data = numbered[h + 1 :]
     if skip_rows:
@@ -1239,7 +1270,8 @@ def table_from_rows(
             raise GeoplanError(
                 f"Ungültiges Muster in drop_rows.keys: {exc}.",
                 file=path, found=", ".join(drop_keys),
-                hint="Reguläre Ausdrücke prüfen, z. B. '^99' für Schlüssel, die mit 99 beginnen.",
+                hint="Reguläre Ausdrücke prüfen, z. B. '^99' für Schlüssel, die mit 99 beginnen.", message_en=f"Invalid pattern in drop_rows.keys: {exc}.",
+                hint_en="Check the regular expressions, e.g. '^99' for keys starting with 99.",
             ) from None
         kept, dropped = [], []
         for n, r in data:
@@ -1263,7 +1295,8 @@ def table_from_rows(
             "Die Tabelle hat keine Datenzeilen (nur die Kopfzeile).",
             file=path,
             location=f"Kopfzeile in Zeile {header_line}",
-            hint="Export wiederholen; die Datei ist vermutlich abgeschnitten.",
+            hint="Export wiederholen; die Datei ist vermutlich abgeschnitten.", message_en="The table has no data rows (only the header).",
+            hint_en="Repeat the export; the file is probably cut off.",
         )
     # Row width: extra cells must be empty, short rows mean a broken CSV.
     # Excel rows simply end at their last filled cell.
@@ -1285,7 +1318,11 @@ def table_from_rows(
             expected=f"{ncol} Felder je Zeile (Trennzeichen {_DELIM_NAMES.get(dialect['delimiter'], dialect['delimiter'])!s})",
             found=f"{min(len(r) for n, r in data if n in short)} Felder",
             hint="Export wiederholen." if truncated
-            else "Trennzeichen in Textfeldern in Anführungszeichen setzen oder 'delimiter' angeben.",
+            else "Trennzeichen in Textfeldern in Anführungszeichen setzen oder 'delimiter' angeben.", message_en="The file is cut off: the last row is incomplete." if truncated
+            else "Rows have fewer fields than the header.",
+            expected_en=f"{ncol} fields per row (delimiter {_DELIM_NAMES_EN.get(dialect['delimiter'], dialect['delimiter'])!s})",
+            hint_en="Repeat the export." if truncated
+            else "Put delimiters inside text fields in quotation marks or give 'delimiter'.",
         )
     if long_:
         raise GeoplanError(
@@ -1293,7 +1330,8 @@ def table_from_rows(
             file=path,
             location=_rows_text(long_),
             expected=f"{ncol} Felder je Zeile",
-            hint="Trennzeichen in Textfeldern (z. B. Namen mit Komma) in Anführungszeichen setzen oder 'delimiter' angeben.",
+            hint="Trennzeichen in Textfeldern (z. B. Namen mit Komma) in Anführungszeichen setzen oder 'delimiter' angeben.", message_en="Rows have more fields than the header.", expected_en=f"{ncol} fields per row",
+            hint_en="Put delimiters inside text fields (e.g. names with a comma) in quotation marks or give 'delimiter'.",
         )
     line_no = [n for n, _ in data]
     if VECTORISED:  # every row has at least ncol cells now
@@ -1404,7 +1442,11 @@ def table_from_rows(
                 found=repr(v0),
                 hint="Wert in der Datei korrigieren; eigene Zeichen für 'kein Wert' in 'na_markers' angeben "
                 "(Zahlen wie -9999 in 'sentinels')"
-                + ("." if numeric_set is not None else "; ist die Spalte Text, sie nicht als Zahlenspalte unter 'columns' aufführen."),
+                + ("." if numeric_set is not None else "; ist die Spalte Text, sie nicht als Zahlenspalte unter 'columns' aufführen."), message_en=f"Text in the numeric column {name!r}.",
+                expected_en="a number or a suppression mark (–, -, ., x, /, k.A., empty)",
+                hint_en="Correct the value in the file; give your own marks for 'no value' in 'na_markers' "
+                "(numbers such as -9999 in 'sentinels')"
+                + ("." if numeric_set is not None else "; if the column is text, do not list it as a numeric column under 'columns'."),
             )
         other_style = [line_no[i] for i, c in enumerate(cells) if info[c][0] == "o"] if has_bad else []
         if other_style:
@@ -1419,7 +1461,9 @@ def table_from_rows(
                 + (("; Dezimalkomma in " if dec == "," else "; Dezimalpunkt in ") + _rows_text(same_style)
                    if same_style else ""),
                 expected=f"einheitlich Dezimal{'komma' if dec == ',' else 'punkt'} (überwiegt in der Spalte)",
-                hint="Zahlen in der Datei einheitlich schreiben oder 'decimal' und 'thousands' angeben.",
+                hint="Zahlen in der Datei einheitlich schreiben oder 'decimal' und 'thousands' angeben.", message_en=f"The column {name!r} mixes decimal comma and decimal point.",
+                expected_en=f"decimal {'comma' if dec == ',' else 'point'} throughout (the majority in the column)",
+                hint_en="Write the numbers in the file uniformly or give 'decimal' and 'thousands'.",
             )
         if plain is not None:
             if sentinel_set:
@@ -1472,7 +1516,9 @@ def table_from_rows(
             file=path,
             location="; ".join(f"{k}: {_rows_text(r)}" for k, r in list(rows_of.items())[:10]),
             found=f"{len(dups)} doppelte Schlüssel: {_fmt_list(dups)}",
-            hint="Doppelte Zeilen entfernen oder zusammenfassen (z. B. Summen je Schlüssel).",
+            hint="Doppelte Zeilen entfernen oder zusammenfassen (z. B. Summen je Schlüssel).", message_en=f"Keys occur more than once in the column {key_name!r}.",
+            found_en=f"{len(dups)} duplicate keys: {_fmt_list(dups, lang='en')}",
+            hint_en="Remove or combine the duplicate rows (e.g. totals per key).",
         )
     if dups:
         notes.append(QANote(STAGE, f"{len(dups)} Schlüssel kommen mehrfach vor: {_fmt_list(dups)}.",
@@ -1494,7 +1540,8 @@ def table_from_rows(
                 f"Die Gültigkeitsspalte {valid_column!r} fehlt.",
                 file=path,
                 found="Spalten: " + ", ".join(repr(n) for n in names),
-                hint="In der Konfiguration 'valid' (column, values) prüfen oder weglassen.",
+                hint="In der Konfiguration 'valid' (column, values) prüfen oder weglassen.", message_en=f"The validity column {valid_column!r} is missing.",
+                hint_en="Check 'valid' (column, values) in the configuration or leave it out.",
             )
         vc = vmatch[0]
         ok_values = {str(v).strip().casefold() for v in (valid_values if valid_values is not None else ["gültig"])}
@@ -1647,7 +1694,7 @@ def join_by_key(
                 f"Schlüsselspalte {k!r} fehlt in {nm}.",
                 file=nm,
                 found="Spalten: " + ", ".join(repr(c) for c in frame.columns if c != "geometry"),
-                hint="Schlüsselspalte in der Konfiguration prüfen.",
+                hint="Schlüsselspalte in der Konfiguration prüfen.", message_en=f"Key column {k!r} is missing in {english_words(nm)}.", hint_en="Check the key column in the configuration.",
             )
     notes: list[QANote] = []
 
@@ -1658,7 +1705,7 @@ def join_by_key(
                 f"Leere Schlüssel in der Spalte {k!r}.",
                 file=nm,
                 location=f"{int(s.isna().sum())} Zeilen",
-                hint="Zeilen ohne Schlüssel ergänzen oder entfernen.",
+                hint="Zeilen ohne Schlüssel ergänzen oder entfernen.", message_en=f"Empty keys in the column {k!r}.", hint_en="Fill in or remove the rows without a key.",
             )
         return s.map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v).strip())
 
@@ -1674,7 +1721,7 @@ def join_by_key(
             "Schlüssel kommen beim Verknüpfen mehrfach vor.",
             file=", ".join(duplicates),
             found="; ".join(f"{nm}: {_fmt_list(d)}" for nm, d in duplicates.items()),
-            hint="Doppelte Zeilen entfernen oder zusammenfassen.",
+            hint="Doppelte Zeilen entfernen oder zusammenfassen.", message_en="Keys occur more than once in the join.", hint_en="Remove or combine the duplicate rows.",
         )
     if duplicates:
         notes.append(QANote(STAGE, "Doppelte Schlüssel; jeweils die erste Zeile verwendet: "
@@ -1686,10 +1733,13 @@ def join_by_key(
     missing_in_right = [k for k in dict.fromkeys(lk) if k not in rset]
     missing_in_left = [k for k in dict.fromkeys(rk) if k not in lset]
 
-    def zero_hint(missing, other):
+    def zero_hint(missing, other, lang="de"):
         # Keys that match after zero-padding mean lost leading zeros.
         other_stripped = {o.lstrip("0"): o for o in other if _RE_DIGITS.match(o)}
         hits = [m for m in missing if _RE_DIGITS.match(m) and m.lstrip("0") in other_stripped]
+        if hits and lang == "en":
+            return (f" Note: {len(hits)} keys match when leading zeros are ignored "
+                    f"(e.g. {hits[0]!r} ↔ {other_stripped[hits[0].lstrip('0')]!r}); set 'key_width'.")
         if hits:
             return (f" Achtung: {len(hits)} Schlüssel passen, wenn man führende Nullen ignoriert "
                     f"(z. B. {hits[0]!r} ↔ {other_stripped[hits[0].lstrip('0')]!r}); 'key_width' setzen.")
@@ -1703,6 +1753,13 @@ def join_by_key(
             parts.append(f"{len(bad_r)} Schlüssel aus {left_name} fehlen in {right_name}: {_fmt_list(bad_r)}")
         if bad_l:
             parts.append(f"{len(bad_l)} Schlüssel aus {right_name} fehlen in {left_name}: {_fmt_list(bad_l)}")
+        parts_en = []
+        if bad_r:
+            parts_en.append(f"{len(bad_r)} keys of {english_words(left_name)} are missing in "
+                            f"{english_words(right_name)}: {_fmt_list(bad_r, lang='en')}")
+        if bad_l:
+            parts_en.append(f"{len(bad_l)} keys of {english_words(right_name)} are missing in "
+                            f"{english_words(left_name)}: {_fmt_list(bad_l, lang='en')}")
         fields = []
         if bad_r:
             fields.append(config_fields[1])
@@ -1716,7 +1773,12 @@ def join_by_key(
             hint="Schlüssel in den Dateien angleichen oder die hinnehmbaren Schlüssel in der Konfiguration unter "
             + " bzw. ".join(repr(f) for f in fields)
             + " eintragen (Liste oder true)."
-            + zero_hint(bad_r, rset) + zero_hint(bad_l, lset),
+            + zero_hint(bad_r, rset) + zero_hint(bad_l, lset), message_en=f"The keys of {english_words(left_name)} and {english_words(right_name)} do not match.",
+            found_en="; ".join(parts_en),
+            hint_en="Align the keys in the files or enter the keys that may be missing in the configuration under "
+            + " or ".join(repr(f) for f in fields)
+            + " (a list or true)."
+            + zero_hint(bad_r, rset, "en") + zero_hint(bad_l, lset, "en"),
         )
     if ok_r:
         notes.append(QANote(STAGE, f"{len(ok_r)} Schlüssel aus {left_name} fehlen in {right_name} (zugelassen); "
