@@ -31,7 +31,10 @@ _LOCATION_EN = (
     ("Spalten ", "columns "), ("Spalte ", "column "), ("Zeilen ", "rows "), ("Zeile ", "row "),
     ("Schlüssel ", "key "), ("Konfigurationsfeld ", "config field "), ("Datei ", "file "), ("Ebene ", "level "),
     ("Objekte ", "features "), ("Objekt ", "feature "), ("Tabellenblatt ", "sheet "), ("Blätter:", "sheets:"),
-    ("Felder:", "fields:"), ("Spalten:", "columns:"), ("Felder(?!\\w)", "fields"), ("Kopfzeile in ", "header in "), ("Kopfzeile", "header"), ("Indikator ", "indicator "),
+    ("Felder:", "fields:"), ("Spalten:", "columns:"), ("Felder(?!\\w)", "fields"), ("Kopfzeile in ", "header in "),
+    ("Kopfzeile", "header"), ("Indikator ", "indicator "), ("Ebenen:", "layers:"), ("Inhalt:", "content:"),
+    ("fehlt:", "missing:"), ("Koordinaten x", "coordinates x"), ("Objekte(?!\\w)", "features"),
+    ("ohne Geometrie", "no geometry"),
     ("insgesamt (\\d+)", "\\1 in all"), ("summe(?!\\w)", "total"), ("Quellschlüssel", "source key"),
     ("(?<= )oder(?= )", "or"), ("(?<= )und(?= )", "and"), ("keine(?!\\w)", "none"), ("leer(?!\\w)", "empty"),
     ("Zahl(?!\\w)", "number"), ("Zahlen(?!\\w)", "numbers"),
@@ -71,9 +74,9 @@ class GeoplanError(ValueError):
         What the user should do.
     message_en, hint_en : str, optional
         English versions for ``--lang en``.
-    expected_en, found_en : str, optional
-        English versions of ``expected``/``found`` where they are sentences; without them their fixed words
-        (row, column, or …) are translated by :func:`english_location`.
+    location_en, expected_en, found_en : str, optional
+        English versions of ``location``/``expected``/``found`` where they are sentences; without them their
+        fixed words (row, column, or …) are translated by :func:`english_location`.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class GeoplanError(ValueError):
         hint: str | None = None,
         message_en: str | None = None,
         hint_en: str | None = None,
+        location_en: str | None = None,
         expected_en: str | None = None,
         found_en: str | None = None,
     ) -> None:
@@ -99,6 +103,7 @@ class GeoplanError(ValueError):
         self.hint = hint
         self.message_en = message_en
         self.hint_en = hint_en
+        self.location_en = location_en
         self.expected_en = expected_en
         self.found_en = found_en
 
@@ -114,7 +119,7 @@ class GeoplanError(ValueError):
         words = english_location if lang == "en" else (lambda text: text)
         for key, value in (
             ("file", self.file),
-            ("location", words(self.location)),
+            ("location", (self.location_en if lang == "en" and self.location_en else words(self.location))),
             ("expected", (self.expected_en if lang == "en" and self.expected_en else words(self.expected))),
             ("found", (self.found_en if lang == "en" and self.found_en else words(self.found))),
             ("hint", hint),
@@ -183,6 +188,8 @@ def config_field(field: str, file: Path | None = None):
         where = f"Konfigurationsfeld '{field}'"
         if field not in (err.location or "") and field not in err.message:
             err.location = f"{err.location}; {where}" if err.location else where
+            if err.location_en:
+                err.location_en = f"{err.location_en}; config field '{field}'"
         if err.file is None and file is not None:
             err.file = str(file)
         raise
