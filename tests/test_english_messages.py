@@ -24,9 +24,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geoplan"
 #: a module joins the list when its last German-only error got its English
 ENGLISH_ERRORS = [
     "cli.py", "config.py", "dryrun.py", "fmt.py",
-    "load/boundaries.py", "load/caselist.py", "load/catalogue.py", "load/postgis.py", "load/settlement.py",
-    "load/sources.py", "load/streets.py", "load/tables.py", "load/wfs.py",
-    "privacy/components.py", "report/outdir.py", "report/pdf.py", "report/postgis.py",
+    "load/boundaries.py", "load/caselist.py", "load/catalogue.py", "load/postgis.py", "load/propose.py",
+    "load/settlement.py", "load/sources.py", "load/streets.py", "load/tables.py", "load/wfs.py",
+    "privacy/components.py", "report/outdir.py", "report/postgis.py",
     "stages/caselist.py", "stages/hze.py", "stages/simulate_caselist.py",
 ]
 
