@@ -34,7 +34,7 @@ _LOCATION_EN = (
     ("Felder:", "fields:"), ("Spalten:", "columns:"), ("Felder(?!\\w)", "fields"), ("Kopfzeile in ", "header in "),
     ("Kopfzeile", "header"), ("Indikator ", "indicator "), ("Ebenen:", "layers:"), ("Inhalt:", "content:"),
     ("fehlt:", "missing:"), ("Koordinaten x", "coordinates x"), ("Objekte(?!\\w)", "features"),
-    ("ohne Geometrie", "no geometry"),
+    ("ohne Geometrie", "no geometry"), ("Komponente ", "component "), ("Summe ", "sum "),
     ("insgesamt (\\d+)", "\\1 in all"), ("summe(?!\\w)", "total"), ("Quellschlüssel", "source key"),
     ("(?<= )oder(?= )", "or"), ("(?<= )und(?= )", "and"), ("keine(?!\\w)", "none"), ("leer(?!\\w)", "empty"),
     ("Zahl(?!\\w)", "number"), ("Zahlen(?!\\w)", "numbers"),
