@@ -177,6 +177,17 @@ def english_words(text: str | None) -> str | None:
     return text
 
 
+#: what a polygon layer is (the ``what`` of ``boundaries.repair_polygons``, ``sources.read_polygon_layer``, ``interpolate._check_crs``), in English
+_WHAT_EN = {"Quellebene": "source layer", "Zielebene": "target layer", "Zonen": "zones",
+            "Gewichtsebene": "weights layer", "Quellgeografie": "source geography", "Ziel": "target"}
+
+
+def what_en(what: str) -> str:
+    """A layer's German name (``"Quellgeografie 'plr'"``) in English (``"source geography 'plr'"``)."""
+    head, _, rest = what.partition(" ")
+    return (_WHAT_EN[head] + (" " + rest if rest else "")) if head in _WHAT_EN else what
+
+
 @contextmanager
 def config_field(field: str, file: Path | None = None):
     """Name the config field (and file) in any GeoplanError raised inside, so the user knows what to edit."""

@@ -32,7 +32,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from geoplan import fmt
-from geoplan.errors import GeoplanError, QANote
+from geoplan.errors import GeoplanError, QANote, what_en
 from geoplan.load.tables import _did_you_mean, normalize_keys
 
 __all__ = [
@@ -323,17 +323,6 @@ _ENCODING_REASON_EN = {
     "kein gültiges UTF-8; Windows-Kodierung cp1252": "not valid UTF-8; Windows encoding cp1252",
     "kein gültiges UTF-8 und kein cp1252; latin-1": "neither valid UTF-8 nor cp1252; latin-1",
 }
-
-#: what a polygon layer is (the ``what`` of :func:`repair_polygons` and ``read_polygon_layer``), in English
-_WHAT_EN = {"Quellebene": "source layer", "Zielebene": "target layer", "Zonen": "zones",
-            "Gewichtsebene": "weights layer", "Quellgeografie": "source geography"}
-
-
-def what_en(what: str) -> str:
-    """A layer's German name (``"Quellgeografie 'plr'"``) in English (``"source geography 'plr'"``)."""
-    head, _, rest = what.partition(" ")
-    return (_WHAT_EN[head] + (" " + rest if rest else "")) if head in _WHAT_EN else what
-
 
 def _shapefile_encoding(src: _Source, layer: str, encoding: str | None, notes: list[QANote]) -> str | None:
     if encoding is not None:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from geoplan.config import Config
-from geoplan.errors import GeoplanError, QANote, config_field
+from geoplan.errors import GeoplanError, QANote, config_field, what_en
 from geoplan.load.tables import join_by_key, read_table
 from geoplan.provenance import InputFile, input_file
 
@@ -453,7 +453,7 @@ def read_polygon_layer(path: Path, *, key: str, layer, crs, encoding, key_width,
     import geopandas as gpd
     import shapely
 
-    from geoplan.load.boundaries import _polygonal, read_boundaries, what_en
+    from geoplan.load.boundaries import _polygonal, read_boundaries
     from geoplan.load.tables import normalize_keys
 
     raw = read_boundaries(path, key=key, layer=layer, crs=crs, encoding=encoding)
