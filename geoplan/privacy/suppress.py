@@ -488,7 +488,7 @@ def _count_matrix(frame: pd.DataFrame, columns: list) -> np.ndarray:
                 f"Spalte '{c}' für die Geheimhaltung fehlt.",
                 location=f"Spalte '{c}'",
                 expected="Fallzahl-Spalte",
-                found=", ".join(map(str, frame.columns[:20])),
+                found=", ".join(map(str, frame.columns[:20])), message_en=f"Column '{c}' for the confidentiality check is missing.", expected_en="a case-count column",
             )
     out = np.zeros((len(frame), len(columns)), dtype=np.int64)
     for j, c in enumerate(columns):
@@ -502,7 +502,9 @@ def _count_matrix(frame: pd.DataFrame, columns: list) -> np.ndarray:
                 location=f"Sozialraum {key}, Spalte '{c}'",
                 expected="ganze Zahl ≥ 0",
                 found=repr(frame[c].iloc[i]),
-                hint="Fallzahlen vor der Geheimhaltung nicht runden oder umrechnen.",
+                hint="Fallzahlen vor der Geheimhaltung nicht runden oder umrechnen.", message_en=f"The case count in '{c}' is not a whole number ≥ 0.",
+                location_en=f"Sozialraum {key}, column '{c}'", expected_en="whole number ≥ 0",
+                hint_en="Do not round or convert case counts before the confidentiality check.",
             )
         out[:, j] = s.to_numpy().astype(np.int64)
     return out
@@ -541,13 +543,14 @@ def suppress_counts(
         columns = [columns]
     columns = list(columns)
     if not columns:
-        raise GeoplanError("Keine Fallzahl-Spalten für die Geheimhaltung angegeben.", expected="mindestens eine Spalte")
+        raise GeoplanError("Keine Fallzahl-Spalten für die Geheimhaltung angegeben.", expected="mindestens eine Spalte", message_en="No case-count columns given for the confidentiality check.", expected_en="at least one column")
     if not isinstance(k, (int, np.integer)) or k < 2:
         raise GeoplanError(
             "Die Geheimhaltungsschwelle k muss eine ganze Zahl ≥ 2 sein.",
             location="privacy.k",
             expected="k ≥ 2 (Standard 3: Fallzahlen 1 und 2 werden gesperrt)",
-            found=repr(k),
+            found=repr(k), message_en="The confidentiality threshold k must be a whole number ≥ 2.",
+            expected_en="k ≥ 2 (default 3: case counts 1 and 2 are suppressed)",
         )
     k = int(k)
     counts_all = _count_matrix(frame, columns)
@@ -558,14 +561,15 @@ def suppress_counts(
                 f"Gruppenspalte '{group}' für die Geheimhaltung fehlt.",
                 location=f"Spalte '{group}'",
                 expected="z. B. 'bezirk'",
-                found=", ".join(map(str, frame.columns[:20])),
+                found=", ".join(map(str, frame.columns[:20])), message_en=f"Group column '{group}' for the confidentiality check is missing.", expected_en="e.g. 'bezirk'",
             )
         if frame[group].isna().any():
             raise GeoplanError(
                 f"Leere Einträge in der Gruppenspalte '{group}'.",
                 location=f"Spalte '{group}'",
                 expected="eine Gruppe je Sozialraum",
-                found="leerer Eintrag",
+                found="leerer Eintrag", message_en=f"Empty entries in the group column '{group}'.", expected_en="one group per Sozialraum",
+                found_en="empty entry",
             )
         groups = frame[group].to_numpy(dtype=object)
 
@@ -576,7 +580,7 @@ def suppress_counts(
                 f"Zeilensummen-Spalte '{row_total}' gehört nicht zu den Fallzahl-Spalten.",
                 location="row_total",
                 expected=", ".join(columns),
-                found=row_total,
+                found=row_total, message_en=f"Row-total column '{row_total}' is not one of the case-count columns.",
             )
         parts = [c for c in columns if c != row_total]
         j_tot = columns.index(row_total)
@@ -589,7 +593,7 @@ def suppress_counts(
                 f"Die Zeilensumme '{row_total}' ist nicht die Summe der Hilfearten.",
                 location=f"Sozialraum {key}",
                 expected=f"{row_total} = " + " + ".join(parts),
-                found=f"{counts_all[i, j_tot]} ≠ {counts_all[i, part_idx].sum()}",
+                found=f"{counts_all[i, j_tot]} ≠ {counts_all[i, part_idx].sum()}", message_en=f"The row total '{row_total}' is not the sum of the kinds of help.",
             )
         table_cols = parts
         counts = counts_all[:, part_idx]
@@ -894,7 +898,7 @@ def suppress_rates(
             "Unbekannte Darstellung für Raten gesperrter Fallzahlen.",
             location="mode",
             expected="'range' oder 'withhold'",
-            found=repr(mode),
+            found=repr(mode), message_en="Unknown presentation for rates of suppressed case counts.", expected_en="'range' or 'withhold'",
         )
     if isinstance(mask, SuppressionResult):
         kind = mask.kind
@@ -912,13 +916,13 @@ def suppress_rates(
                 raise GeoplanError(
                     f"Spalte '{col}' für die Raten-Geheimhaltung fehlt.",
                     location=f"Spalte '{col}'",
-                    found=", ".join(map(str, frame.columns[:20])),
+                    found=", ".join(map(str, frame.columns[:20])), message_en=f"Column '{col}' for the confidentiality check of rates is missing.",
                 )
         if count_col not in sup.columns:
             raise GeoplanError(
                 f"Zur Rate '{rate_col}' gehört die Fallzahl '{count_col}', die nicht geheim gehalten wurde.",
                 location=f"Spalte '{count_col}'",
-                expected=", ".join(map(str, sup.columns)),
+                expected=", ".join(map(str, sup.columns)), message_en=f"The rate '{rate_col}' belongs to the case count '{count_col}', which was not protected.",
             )
         values = out[rate_col].astype(object).copy()
         for ix in frame.index:
@@ -1069,7 +1073,8 @@ def protect_sozialraum_frame(
         raise GeoplanError(
             "Keine HzE-Fallzahlen für die Geheimhaltung gefunden.",
             expected="Spalten 'hze_cases' oder 'hze_cases_<Hilfeart>'",
-            found=", ".join(map(str, frame.columns[:20])),
+            found=", ".join(map(str, frame.columns[:20])), message_en="No HzE case counts found for the confidentiality check.",
+            expected_en="columns 'hze_cases' or 'hze_cases_<kind of help>'",
         )
     notes: list[QANote] = []
     if kinds and total_col is not None:
@@ -1082,7 +1087,7 @@ def protect_sozialraum_frame(
                 f"Die Fälle nach Hilfeart sind größer als '{total_col}'.",
                 location=f"Sozialraum {key}",
                 expected=f"{' + '.join(kinds)} ≤ {total_col}",
-                found=f"{counts[i, :-1].sum()} > {counts[i, -1]}",
+                found=f"{counts[i, :-1].sum()} > {counts[i, -1]}", message_en=f"The cases by kind of help are larger than '{total_col}'.",
             )
         columns = list(kinds)
         if np.any(other > 0):
