@@ -175,7 +175,8 @@ def demo_config(preset: str | None = None):
 
     if not EXAMPLE_CONFIG.is_file():
         raise GeoplanError("Die Beispielkonfiguration fehlt in der Installation.", file=EXAMPLE_CONFIG,
-                           hint="geoplan aus dem Repository installieren: pip install -e .", message_en="The example configuration is missing from the installation.",
+                           hint="geoplan aus dem Repository installieren: pip install -e .",
+                           message_en="The example configuration is missing from the installation.",
                            hint_en="Install geoplan from the repository: pip install -e .")
     raw = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     if preset:
@@ -188,7 +189,8 @@ def demo_config(preset: str | None = None):
         raise GeoplanError(
             "Die Berliner Beispieldaten wurden nicht gefunden.",
             file=data,
-            hint="geoplan aus dem Repository-Checkout installieren (pip install -e .), damit boundaries/ und indicators/ erreichbar sind.", message_en="The Berlin example data were not found.",
+            hint="geoplan aus dem Repository-Checkout installieren (pip install -e .), damit boundaries/ und indicators/ erreichbar sind.",
+            message_en="The Berlin example data were not found.",
             hint_en="Install geoplan from a checkout of the repository (pip install -e .) so that boundaries/ and "
             "indicators/ can be reached.",
         )
@@ -261,11 +263,13 @@ def init(
         if p.exists() and not force:
             raise GeoplanError("Die Datei existiert schon; geoplan überschreibt nichts ungefragt.", file=p,
                                hint="Anderen Namen wählen oder --force angeben.",
-                               message_en="The file exists already; geoplan does not overwrite without being asked.", hint_en="Choose another name or give --force.")
+                               message_en="The file exists already; geoplan does not overwrite without being asked.",
+                               hint_en="Choose another name or give --force.")
     if from_ is None:
         if table:
             raise GeoplanError("--table gehört zu --from.", location="geoplan init",
-                               hint="geoplan init meine.yaml --from sozialraeume.shp --table bevoelkerung.csv", message_en="--table belongs to --from.",
+                               hint="geoplan init meine.yaml --from sozialraeume.shp --table bevoelkerung.csv",
+                               message_en="--table belongs to --from.",
                                hint_en="geoplan init mine.yaml --from areas.shp --table population.csv")
         template = (Path(__file__).parent / "examples" / "vorlage.yaml").read_text(encoding="utf-8")
         path.write_text(template, encoding="utf-8")
@@ -327,7 +331,8 @@ def compare(
     runs += [(p, lambda p=p: demo_config(p)) for p in preset or []]
     if len(runs) < 2:
         raise GeoplanError("Zum Vergleichen mindestens zwei Konfigurationen oder Presets angeben.", location="compare",
-                           hint="geoplan compare A.yaml B.yaml  oder  geoplan compare --preset stuttgart --preset isa", message_en="Give at least two configurations or presets to compare.",
+                           hint="geoplan compare A.yaml B.yaml  oder  geoplan compare --preset stuttgart --preset isa",
+                           message_en="Give at least two configurations or presets to compare.",
                            hint_en="geoplan compare A.yaml B.yaml  or  geoplan compare --preset stuttgart --preset isa")
     names = [n for n, _ in runs]
     if len(set(names)) != len(names):
@@ -335,7 +340,9 @@ def compare(
                            found=", ".join(names), message_en="Give each configuration and each preset only once.")
     if out_file is not None and out_file.exists() and out_file.suffix.lower() != ".xlsx":
         raise GeoplanError("Der Vergleich wird als Excel-Datei (.xlsx) gespeichert.", file=out_file,
-                           expected="Dateiname auf .xlsx", message_en="The comparison is saved as an Excel file (.xlsx).", expected_en="a file name ending in .xlsx")
+                           expected="Dateiname auf .xlsx",
+                           message_en="The comparison is saved as an Excel file (.xlsx).",
+                           expected_en="a file name ending in .xlsx")
     results = {}
     for name, load in runs:
         cfg = load()

@@ -778,7 +778,8 @@ def load_config(path: str | Path) -> Config:
             "Die Konfiguration ist nicht UTF-8-kodiert.",
             file=path,
             location=f"Byte {exc.start}",
-            hint="Datei als UTF-8 speichern.", message_en="The configuration is not UTF-8 encoded.", hint_en="Save the file as UTF-8.",
+            hint="Datei als UTF-8 speichern.",
+            message_en="The configuration is not UTF-8 encoded.", hint_en="Save the file as UTF-8.",
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -787,7 +788,8 @@ def load_config(path: str | Path) -> Config:
             f"Die Konfiguration ist kein gültiges YAML: {getattr(exc, 'problem', exc)}",
             file=path,
             location=where,
-            hint="Einrückung (Leerzeichen, keine Tabs) und Doppelpunkte prüfen.", message_en=f"The configuration is not valid YAML: {getattr(exc, 'problem', exc)}",
+            hint="Einrückung (Leerzeichen, keine Tabs) und Doppelpunkte prüfen.",
+            message_en=f"The configuration is not valid YAML: {getattr(exc, 'problem', exc)}",
             hint_en="Check the indentation (spaces, no tabs) and the colons.",
         ) from None
     if not isinstance(raw, dict):
@@ -795,7 +797,8 @@ def load_config(path: str | Path) -> Config:
             "Die Konfiguration muss eine YAML-Zuordnung (Schlüssel: Wert) sein.",
             file=path,
             found=type(raw).__name__,
-            hint="Mit 'geoplan init' eine Vorlage erzeugen.", message_en="The configuration must be a YAML mapping (key: value).",
+            hint="Mit 'geoplan init' eine Vorlage erzeugen.",
+            message_en="The configuration must be a YAML mapping (key: value).",
             hint_en="Create a template with 'geoplan init'.",
         )
     bad = _non_finite(raw)

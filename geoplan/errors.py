@@ -177,7 +177,8 @@ def english_words(text: str | None) -> str | None:
     return text
 
 
-#: what a polygon layer is (the ``what`` of ``boundaries.repair_polygons``, ``sources.read_polygon_layer``, ``interpolate._check_crs``), in English
+#: what a polygon layer is (the ``what`` of ``boundaries.repair_polygons``, ``sources.read_polygon_layer``,
+#: ``interpolate._check_crs``), in English
 _WHAT_EN = {"Quellebene": "source layer", "Zielebene": "target layer", "Zonen": "zones",
             "Gewichtsebene": "weights layer", "Quellgeografie": "source geography", "Ziel": "target"}
 

@@ -164,7 +164,8 @@ def _open_source(path: str) -> _Source:
         raise GeoplanError(
             "Die Grenzdatei wurde nicht gefunden.",
             file=path,
-            hint="Pfad in der Konfiguration prüfen (relativ zur Konfigurationsdatei).", message_en="The boundary file was not found.",
+            hint="Pfad in der Konfiguration prüfen (relativ zur Konfigurationsdatei).",
+            message_en="The boundary file was not found.",
             hint_en="Check the path in the configuration (relative to the configuration file).",
         )
     suffix = p.suffix.lower()
@@ -175,7 +176,8 @@ def _open_source(path: str) -> _Source:
             with zipfile.ZipFile(p) as zf:
                 names = [n for n in zf.namelist() if not n.startswith("__MACOSX") and not n.endswith("/")]
         except zipfile.BadZipFile as exc:
-            raise GeoplanError("Die ZIP-Datei ist beschädigt.", file=path, found=str(exc), message_en="The ZIP file is damaged.") from exc
+            raise GeoplanError("Die ZIP-Datei ist beschädigt.", file=path, found=str(exc),
+                               message_en="The ZIP file is damaged.") from exc
         members = {n.lower(): n for n in names}
         vectors = [n for n in names if Path(n).suffix.lower() in _VECTOR_EXTS]
         shps = [n for n in vectors if n.lower().endswith(".shp")]
@@ -187,7 +189,8 @@ def _open_source(path: str) -> _Source:
                     "Die ZIP-Datei enthält Shapefiles in mehreren Ordnern.",
                     file=path,
                     found=", ".join(shps[:20]),
-                    hint="Das gewünschte Shapefile entpacken und direkt angeben.", message_en="The ZIP file holds shapefiles in several folders.",
+                    hint="Das gewünschte Shapefile entpacken und direkt angeben.",
+                    message_en="The ZIP file holds shapefiles in several folders.",
                     hint_en="Unpack the shapefile you want and give it directly.",
                 )
             inner = "" if dirs[0] == "." else "/" + dirs[0]
@@ -202,7 +205,8 @@ def _open_source(path: str) -> _Source:
                         file=path,
                         location=shp,
                         found="fehlt: " + ", ".join(missing),
-                        hint="Alle Dateien des Shapefiles (.shp, .shx, .dbf, .prj, .cpg) zusammen packen.", message_en="Files belonging to the shapefile are missing in the ZIP file.",
+                        hint="Alle Dateien des Shapefiles (.shp, .shx, .dbf, .prj, .cpg) zusammen packen.",
+                        message_en="Files belonging to the shapefile are missing in the ZIP file.",
                         hint_en="Pack all files of the shapefile (.shp, .shx, .dbf, .prj, .cpg) together.",
                     )
             return src
@@ -213,7 +217,8 @@ def _open_source(path: str) -> _Source:
             file=path,
             expected="ein GeoPackage, GeoJSON, FlatGeobuf oder Shapefile(s)",
             found="Inhalt: " + (", ".join(names[:20]) or "leer"),
-            hint="Die gewünschte Datei entpacken und direkt angeben.", message_en="The ZIP file holds no geodata file or several different ones.",
+            hint="Die gewünschte Datei entpacken und direkt angeben.",
+            message_en="The ZIP file holds no geodata file or several different ones.",
             expected_en="one GeoPackage, GeoJSON, FlatGeobuf or shapefile(s)",
             hint_en="Unpack the file you want and give it directly.",
         )
@@ -226,7 +231,8 @@ def _open_source(path: str) -> _Source:
                 file=path,
                 expected=".shp, .shx, .dbf (und .prj) mit gleichem Namen im selben Ordner",
                 found="fehlt: " + ", ".join(missing),
-                hint="Alle Dateien des Shapefiles kopieren, nicht nur die .shp.", message_en="Files belonging to the shapefile are missing.",
+                hint="Alle Dateien des Shapefiles kopieren, nicht nur die .shp.",
+                message_en="Files belonging to the shapefile are missing.",
                 expected_en=".shp, .shx, .dbf (and .prj) with the same name in the same folder",
                 hint_en="Copy all files of the shapefile, not only the .shp.",
             )
@@ -250,7 +256,8 @@ def _layers_of(src: _Source) -> list[str]:
             "Die Grenzdatei lässt sich nicht öffnen.",
             file=src.display,
             found=f"{type(exc).__name__}: {exc}",
-            hint="Format prüfen: Shapefile (auch als .zip), GeoPackage, GeoJSON oder FlatGeobuf.", message_en="The boundary file cannot be opened.",
+            hint="Format prüfen: Shapefile (auch als .zip), GeoPackage, GeoJSON oder FlatGeobuf.",
+            message_en="The boundary file cannot be opened.",
             hint_en="Check the format: shapefile (also as .zip), GeoPackage, GeoJSON or FlatGeobuf.",
         ) from exc
     return [str(row[0]) for row in layers]
@@ -391,7 +398,8 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
                 "Die Datei enthält mehrere Ebenen; welche die Sozialräume sind, ist nicht eindeutig.",
                 file=path,
                 found=_layer_listing(src),
-                hint="In der Konfiguration 'layer' auf eine dieser Ebenen setzen.", message_en="The file holds several layers; which one holds the Sozialräume is not clear.",
+                hint="In der Konfiguration 'layer' auf eine dieser Ebenen setzen.",
+                message_en="The file holds several layers; which one holds the Sozialräume is not clear.",
                 hint_en="Set 'layer' in the configuration to one of these layers.",
             )
         if not layers:
@@ -402,12 +410,14 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             f"Die Ebene {layer!r} gibt es nicht.",
             file=path,
             found=_layer_listing(src),
-            hint="'layer' auf eine dieser Ebenen setzen.", message_en=f"There is no layer {layer!r}.", hint_en="Set 'layer' to one of these layers.",
+            hint="'layer' auf eine dieser Ebenen setzen.",
+            message_en=f"There is no layer {layer!r}.", hint_en="Set 'layer' to one of these layers.",
         )
     elif isinstance(layer, int):
         if not 0 <= layer < len(layers):
             raise GeoplanError(f"Ebene Nr. {layer} gibt es nicht (Zählung ab 0).", file=path,
-                               found=_layer_listing(src), message_en=f"There is no layer no. {layer} (counting from 0).")
+                               found=_layer_listing(src),
+                               message_en=f"There is no layer no. {layer} (counting from 0).")
         layer = layers[layer]
     read_encoding = encoding
     if src.is_shapefile:
@@ -423,7 +433,8 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             file=path,
             location=f"Ebene {layer!r}",
             found=f"{type(exc).__name__}: {exc}",
-            hint="Datei in QGIS öffnen und als GeoPackage neu speichern.", message_en="The boundary file cannot be read.", location_en=f"layer {layer!r}",
+            hint="Datei in QGIS öffnen und als GeoPackage neu speichern.",
+            message_en="The boundary file cannot be read.", location_en=f"layer {layer!r}",
             hint_en="Open the file in QGIS and save it again as a GeoPackage.",
         ) from exc
     fields = [str(f) for f in info["fields"]]
@@ -433,7 +444,8 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             file=path,
             location=f"Ebene {layer!r}",
             found=_layer_listing(src),
-            hint="Die Ebene mit den Sozialraum-Polygonen wählen ('layer').", message_en="The layer has no geometry (attribute table only).", location_en=f"layer {layer!r}",
+            hint="Die Ebene mit den Sozialraum-Polygonen wählen ('layer').",
+            message_en="The layer has no geometry (attribute table only).", location_en=f"layer {layer!r}",
             hint_en="Choose the layer with the Sozialraum polygons ('layer').",
         )
     if len(gdf) == 0:
@@ -443,7 +455,8 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             location=f"Ebene {layer!r}",
             expected="ein Polygon je Sozialraum",
             found="0 Objekte",
-            hint="Richtige Ebene wählen ('layer') oder Export wiederholen.", message_en="The layer holds no features.", location_en=f"layer {layer!r}",
+            hint="Richtige Ebene wählen ('layer') oder Export wiederholen.",
+            message_en="The layer holds no features.", location_en=f"layer {layer!r}",
             expected_en="one polygon per Sozialraum", found_en="0 features",
             hint_en="Choose the right layer ('layer') or repeat the export.",
         )
@@ -466,7 +479,8 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
                 expected=repr(col),
                 found="Felder: " + ", ".join(repr(f) for f in fields),
                 hint=_did_you_mean(col, fields)
-                + f"In der Konfiguration {'key' if col == key else 'name'!r} auf eines dieser Felder setzen.", message_en=f"The {'key field' if what == 'Schlüsselfeld' else 'name field'} {col!r} is missing.",
+                + f"In der Konfiguration {'key' if col == key else 'name'!r} auf eines dieser Felder setzen.",
+                message_en=f"The {'key field' if what == 'Schlüsselfeld' else 'name field'} {col!r} is missing.",
                 location_en=f"layer {layer!r}",
                 hint_en=_did_you_mean(col, fields, "en")
                 + f"Set {'key' if col == key else 'name'!r} in the configuration to one of these fields.",
@@ -514,7 +528,8 @@ def parse_crs(value, *, field: str = "crs") -> CRS:
             location=f"Konfigurationsfeld {field!r}",
             expected="ein EPSG-Code, z. B. 'EPSG:25833' (UTM 33N), 'EPSG:25832' (UTM 32N) oder 'EPSG:4326'",
             found=str(value),
-            hint="Den EPSG-Code aus den Metadaten der Datei oder aus QGIS (Layer-Eigenschaften) übernehmen.", message_en=f"The coordinate reference system {value!r} is unknown.",
+            hint="Den EPSG-Code aus den Metadaten der Datei oder aus QGIS (Layer-Eigenschaften) übernehmen.",
+            message_en=f"The coordinate reference system {value!r} is unknown.",
             expected_en="an EPSG code, e.g. 'EPSG:25833' (UTM 33N), 'EPSG:25832' (UTM 32N) or 'EPSG:4326'",
             hint_en="Take the EPSG code from the file's metadata or from QGIS (layer properties).",
         ) from exc
@@ -625,7 +640,8 @@ def _check_crs_plausible(gdf: gpd.GeoDataFrame, path: str, notes: list[QANote]) 
                 file=path,
                 expected=f"Längen −180…180, Breiten −90…90 ({label})",
                 found=_suggestion_text((minx, miny, maxx, maxy)),
-                hint="Das richtige KBS in der Konfiguration angeben ('crs', z. B. 'EPSG:25833' oder 'EPSG:25832').", message_en="The coordinates are labelled as degrees (geographic) but are apparently metres.",
+                hint="Das richtige KBS in der Konfiguration angeben ('crs', z. B. 'EPSG:25833' oder 'EPSG:25832').",
+                message_en="The coordinates are labelled as degrees (geographic) but are apparently metres.",
                 expected_en=f"longitudes −180…180, latitudes −90…90 ({label})",
                 found_en=_suggestion_text((minx, miny, maxx, maxy), "en"),
                 hint_en="Give the right CRS in the configuration ('crs', e.g. 'EPSG:25833' or 'EPSG:25832').",
@@ -639,7 +655,8 @@ def _check_crs_plausible(gdf: gpd.GeoDataFrame, path: str, notes: list[QANote]) 
             found=_suggestion_text((minx, miny, maxx, maxy)),
             hint="In der Konfiguration crs: 'EPSG:4326' angeben; geoplan rechnet dann in das metrische KBS um."
             if "EPSG:4326" in suggest_crs((minx, miny, maxx, maxy))
-            else "Die Koordinaten liegen nicht in Deutschland: Export in QGIS prüfen und das KBS in 'crs' angeben.", message_en="The coordinates are labelled as metres but are apparently degrees (longitude/latitude).",
+            else "Die Koordinaten liegen nicht in Deutschland: Export in QGIS prüfen und das KBS in 'crs' angeben.",
+            message_en="The coordinates are labelled as metres but are apparently degrees (longitude/latitude).",
             expected_en=f"metre coordinates in {label}",
             found_en=_suggestion_text((minx, miny, maxx, maxy), "en"),
             hint_en="Give crs: 'EPSG:4326' in the configuration; geoplan then converts to the metric CRS."
@@ -683,7 +700,8 @@ def metric_crs_for(gdf: gpd.GeoDataFrame) -> str:
     """
     if gdf.crs is None:
         raise GeoplanError("Die Ebene hat kein KBS; das metrische KBS lässt sich nicht wählen.",
-                           hint="'crs' in der Konfiguration angeben.", message_en="The layer has no CRS; the metric CRS cannot be chosen.",
+                           hint="'crs' in der Konfiguration angeben.",
+                           message_en="The layer has no CRS; the metric CRS cannot be chosen.",
                            hint_en="Give 'crs' in the configuration.")
     geo = gdf.geometry[~(gdf.geometry.isna() | gdf.geometry.is_empty)]
     if len(geo) == 0:
@@ -789,7 +807,8 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
     """
     if key not in gdf.columns:
         raise GeoplanError(f"Das Schlüsselfeld {key!r} fehlt.", file=file,
-                           found="Felder: " + ", ".join(repr(c) for c in gdf.columns if c != gdf.geometry.name), message_en=f"The key field {key!r} is missing.")
+                           found="Felder: " + ", ".join(repr(c) for c in gdf.columns if c != gdf.geometry.name),
+                           message_en=f"The key field {key!r} is missing.")
     out = gdf.copy()
     findings: list[dict] = []
     notes: list[QANote] = []
@@ -958,7 +977,8 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
             f"Die Geometrieprüfung der Sozialräume hat {len(errors)} Fehler gefunden.",
             file=file,
             location="; ".join(lines[:10]) + (f" … (insgesamt {len(lines)})" if len(lines) > 10 else ""),
-            hint="; ".join(hint_parts) + ".", message_en=f"The geometry check of the Sozialräume found {len(errors)} errors.",
+            hint="; ".join(hint_parts) + ".",
+            message_en=f"The geometry check of the Sozialräume found {len(errors)} errors.",
             location_en="; ".join(lines_en[:10]) + (f" … ({len(lines_en)} in all)" if len(lines_en) > 10 else ""),
             hint_en="; ".join(hint_en).capitalize() + ".",
         )
@@ -994,13 +1014,16 @@ def prepare_boundaries(path, *, key: str, name: str | None = None, layer=None, c
     for col in keep_columns:
         if col not in raw.columns:
             raise GeoplanError(f"Das Feld {col!r} fehlt.", file=path,
-                               found="Felder: " + ", ".join(repr(c) for c in meta.get("fields", [])), message_en=f"The field {col!r} is missing.")
+                               found="Felder: " + ", ".join(repr(c) for c in meta.get("fields", [])),
+                               message_en=f"The field {col!r} is missing.")
     source_crs = meta.get("source_crs", crs_short(raw.crs))
     target = metric_crs or metric_crs_for(raw)
     tcrs = parse_crs(target, field="metric_crs")
     if not tcrs.is_projected:
         raise GeoplanError("Das metrische KBS muss projiziert sein (Meter).", found=str(target),
-                           hint="metric_crs: 'EPSG:25832' oder 'EPSG:25833'.", message_en="The metric CRS must be projected (metres).", hint_en="metric_crs: 'EPSG:25832' or 'EPSG:25833'.")
+                           hint="metric_crs: 'EPSG:25832' oder 'EPSG:25833'.",
+                           message_en="The metric CRS must be projected (metres).",
+                           hint_en="metric_crs: 'EPSG:25832' or 'EPSG:25833'.")
     gdf = raw.to_crs(tcrs)
     # Keys: text; lost leading zeros fail here like in the tables.
     nonnull = gdf[key].notna()
@@ -1057,7 +1080,8 @@ def apply_merge_exclude(bres: BoundaryResult, *, merge=(), exclude=(), group: st
             if k in seen:
                 raise GeoplanError(f"Der Schlüssel {k!r} steht in zwei Einträgen von boundaries.merge/exclude.",
                                    file=path, location=f"{seen[k]} und boundaries.merge[{i}]",
-                                   hint="Jedes Polygon höchstens einmal zusammenfassen oder ausschließen.", message_en=f"The key {k!r} is in two entries of boundaries.merge/exclude.",
+                                   hint="Jedes Polygon höchstens einmal zusammenfassen oder ausschließen.",
+                                   message_en=f"The key {k!r} is in two entries of boundaries.merge/exclude.",
                                    location_en=f"{seen[k]} and boundaries.merge[{i}]",
                                    hint_en="Merge or exclude each polygon at most once.")
             seen[k] = f"boundaries.merge[{i}]"
@@ -1065,7 +1089,8 @@ def apply_merge_exclude(bres: BoundaryResult, *, merge=(), exclude=(), group: st
             raise GeoplanError(f"Der neue Schlüssel {m.key!r} gibt es schon als eigenes Polygon.", file=path,
                                location=f"Konfigurationsfeld 'boundaries.merge[{i}].key'",
                                hint="Einen Schlüssel wählen, den kein anderes Polygon trägt "
-                                    "(so wie die Tabellen das zusammengefasste Gebiet nennen).", message_en=f"The new key {m.key!r} already exists as a polygon of its own.",
+                                    "(so wie die Tabellen das zusammengefasste Gebiet nennen).",
+                               message_en=f"The new key {m.key!r} already exists as a polygon of its own.",
                                hint_en="Choose a key no other polygon has (the one the tables use for the merged area).")
     for k in exclude:
         k = str(k)
@@ -1074,7 +1099,8 @@ def apply_merge_exclude(bres: BoundaryResult, *, merge=(), exclude=(), group: st
         if k in seen:
             raise GeoplanError(f"Der Schlüssel {k!r} steht in boundaries.merge und boundaries.exclude.", file=path,
                                location=f"{seen[k]} und boundaries.exclude",
-                               hint="Ein Polygon entweder zusammenfassen oder ausschließen.", message_en=f"The key {k!r} is in boundaries.merge and boundaries.exclude.",
+                               hint="Ein Polygon entweder zusammenfassen oder ausschließen.",
+                               message_en=f"The key {k!r} is in boundaries.merge and boundaries.exclude.",
                                location_en=f"{seen[k]} and boundaries.exclude",
                                hint_en="Either merge or exclude a polygon.")
         seen[k] = "boundaries.exclude"
@@ -1084,7 +1110,8 @@ def apply_merge_exclude(bres: BoundaryResult, *, merge=(), exclude=(), group: st
             "boundaries.merge/exclude nennen Schlüssel, die es in den Polygonen nicht gibt.",
             file=path, location="; ".join(unknown[:10]),
             expected="Schlüssel aus dem Feld boundaries.key, z. B. " + ", ".join(sample),
-            hint="Schlüssel so schreiben wie in der Polygondatei (als Text, mit führenden Nullen).", message_en="boundaries.merge/exclude name keys that the polygons do not have.",
+            hint="Schlüssel so schreiben wie in der Polygondatei (als Text, mit führenden Nullen).",
+            message_en="boundaries.merge/exclude name keys that the polygons do not have.",
             expected_en="keys of the field boundaries.key, e.g. " + ", ".join(sample),
             hint_en="Write the keys as in the polygon file (as text, with leading zeros).",
         )
@@ -1125,7 +1152,8 @@ def apply_merge_exclude(bres: BoundaryResult, *, merge=(), exclude=(), group: st
             rows = gdf.loc[vals.isna(), "key"].tolist()
             raise GeoplanError(f"Das Gruppenfeld {group!r} ist bei {len(rows)} Polygon(en) leer.", file=path,
                                location="Schlüssel " + ", ".join(map(str, rows[:10])),
-                               hint="Feld füllen oder boundaries.group weglassen.", message_en=f"The group field {group!r} is empty for {len(rows)} polygon(s).",
+                               hint="Feld füllen oder boundaries.group weglassen.",
+                               message_en=f"The group field {group!r} is empty for {len(rows)} polygon(s).",
                                hint_en="Fill the field or leave out boundaries.group.")
         gdf["bezirk"] = vals.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
         if group != "bezirk":

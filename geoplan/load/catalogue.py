@@ -200,7 +200,8 @@ def parse_catalogue(raw: object, *, file: str | Path | None = None) -> Catalogue
     if not isinstance(raw, dict):
         raise GeoplanError(
             "Indikatorenkatalog muss eine Zuordnung mit dem Schlüssel 'indicators' sein.",
-            file=file, expected="title:, notes:, indicators: [...]", found=type(raw).__name__, message_en="The indicator catalogue must be a mapping with the key 'indicators'.",
+            file=file, expected="title:, notes:, indicators: [...]", found=type(raw).__name__,
+            message_en="The indicator catalogue must be a mapping with the key 'indicators'.",
         )
     try:
         return Catalogue.model_validate(raw)
@@ -219,7 +220,8 @@ def parse_catalogue(raw: object, *, file: str | Path | None = None) -> Catalogue
             expected=_expected_for(first),
             found=None if isinstance(found, dict) else repr(found),
             hint="Feld im Katalog korrigieren (Schreibweise, erlaubte Werte)."
-            + (f" Weitere Fehler: {others}" if others else ""), message_en=f"Indicator catalogue invalid: {_english_msg(first)}{more_en}.", expected_en=_expected_en(first),
+            + (f" Weitere Fehler: {others}" if others else ""),
+            message_en=f"Indicator catalogue invalid: {_english_msg(first)}{more_en}.", expected_en=_expected_en(first),
             hint_en="Correct the field in the catalogue (spelling, allowed values)."
             + (f" Further errors: {others_en}" if others_en else ""),
         ) from None
@@ -239,12 +241,14 @@ def load_catalogue(path: str | Path) -> Catalogue:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise GeoplanError(
-            "Indikatorenkatalog nicht gefunden.", file=path, hint="Pfad in der Konfiguration prüfen.", message_en="Indicator catalogue not found.", hint_en="Check the path in the configuration."
+            "Indikatorenkatalog nicht gefunden.", file=path, hint="Pfad in der Konfiguration prüfen.",
+            message_en="Indicator catalogue not found.", hint_en="Check the path in the configuration."
         ) from None
     except UnicodeDecodeError as exc:
         raise GeoplanError(
             "Indikatorenkatalog ist nicht UTF-8-kodiert.", file=path, found=str(exc),
-            hint="Datei als UTF-8 speichern.", message_en="The indicator catalogue is not UTF-8 encoded.", hint_en="Save the file as UTF-8.",
+            hint="Datei als UTF-8 speichern.",
+            message_en="The indicator catalogue is not UTF-8 encoded.", hint_en="Save the file as UTF-8.",
         ) from None
     try:
         raw = yaml.safe_load(text)
@@ -255,7 +259,8 @@ def load_catalogue(path: str | Path) -> Catalogue:
             file=path,
             location=f"Zeile {mark.line + 1}, Spalte {mark.column + 1}" if mark else None,
             found=str(getattr(exc, "problem", exc)),
-            hint="Einrückung und Doppelpunkte prüfen; Texte mit ':' in Anführungszeichen setzen.", message_en="The indicator catalogue is not valid YAML.",
+            hint="Einrückung und Doppelpunkte prüfen; Texte mit ':' in Anführungszeichen setzen.",
+            message_en="The indicator catalogue is not valid YAML.",
             hint_en="Check the indentation and colons; put texts containing ':' in quotation marks.",
         ) from None
     return parse_catalogue(raw, file=path)

@@ -435,7 +435,8 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
                 location=f"{label} in {src.display}",
                 found="Spalten: " + ", ".join(names),
                 hint="Die Tabelle mit den Sozialraum-Polygonen angeben (oder in 'sql' die Geometrie auswählen).",
-                message_en="The table/query has no geometry column (attribute table only).", hint_en="Give the table with the Sozialraum polygons (or select the geometry in 'sql').",
+                message_en="The table/query has no geometry column (attribute table only).",
+                hint_en="Give the table with the Sozialraum polygons (or select the geometry in 'sql').",
             )
         else:
             raise GeoplanError(
@@ -443,7 +444,8 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
                 location=f"{label} in {src.display}",
                 found="Geometriespalten: " + ", ".join(geoms),
                 hint="In der Konfiguration 'geometry_column' angeben (boundaries.geometry_column).",
-                message_en="The table/query has several geometry columns.", hint_en="Give 'geometry_column' in the configuration (boundaries.geometry_column).",
+                message_en="The table/query has several geometry columns.",
+                hint_en="Give 'geometry_column' in the configuration (boundaries.geometry_column).",
             )
         for col, what in ((key, "Schlüsselfeld"), (name, "Namensfeld")):
             if col is not None and col not in names:
@@ -452,7 +454,8 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
                     location=f"{label} in {src.display}",
                     found="Spalten: " + ", ".join(repr(n) for n in names),
                     hint=f"In der Konfiguration {'key' if col == key else 'name'!r} auf eine dieser Spalten setzen.",
-                    message_en=f"The field {col!r} is missing.", hint_en=f"Set {'key' if col == key else 'name'!r} in the configuration to one of these columns.",
+                    message_en=f"The field {col!r} is missing.",
+                    hint_en=f"Set {'key' if col == key else 'name'!r} in the configuration to one of these columns.",
                 )
         attrs = [c for c in names if c not in geoms]
         select = psql.SQL("SELECT {attrs}, ST_AsBinary(ST_Force2D({g})), ST_SRID({g}) FROM ({base}) AS q").format(
@@ -482,7 +485,8 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
             location=f"{label} in {src.display}",
             found="SRID " + ", ".join(map(str, srids)),
             hint="In 'sql' mit ST_Transform auf ein KBS bringen.",
-            message_en="The geometries have different coordinate reference systems (SRID).", hint_en="Bring them to one CRS with ST_Transform in 'sql'.",
+            message_en="The geometries have different coordinate reference systems (SRID).",
+            hint_en="Bring them to one CRS with ST_Transform in 'sql'.",
         )
     source_crs = CRS.from_epsg(srids[0]) if srids and srids[0] > 0 else None
     if crs is not None:
@@ -499,7 +503,8 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
             location=f"{label} in {src.display}",
             hint="In der Konfiguration 'crs' angeben, z. B. 'EPSG:25833', oder in der Datenbank die SRID setzen "
                  "(UpdateGeometrySRID).",
-            message_en="The geometries have no coordinate reference system (SRID 0).", hint_en="Give 'crs' in the configuration, e.g. 'EPSG:25833', or set the SRID in the database "
+            message_en="The geometries have no coordinate reference system (SRID 0).",
+            hint_en="Give 'crs' in the configuration, e.g. 'EPSG:25833', or set the SRID in the database "
                  "(UpdateGeometrySRID).",
         )
     gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometry, crs=source_crs), crs=source_crs)

@@ -82,7 +82,8 @@ def _polygons(path: Path) -> tuple[pd.DataFrame, dict]:
             poly_layers.append((lay, int(info.get("features") or 0)))
     if not poly_layers:
         raise GeoplanError("Die Datei enthält keine Polygonebene.", file=path, found=", ".join(layers) or "keine Ebene",
-                           hint="Die Datei mit den Sozialraum-Polygonen angeben (Shapefile, GeoPackage, GeoJSON).", message_en="The file holds no polygon layer.",
+                           hint="Die Datei mit den Sozialraum-Polygonen angeben (Shapefile, GeoPackage, GeoJSON).",
+                           message_en="The file holds no polygon layer.",
                            hint_en="Give the file with the Sozialraum polygons (shapefile, GeoPackage, GeoJSON).")
     layer = max(poly_layers, key=lambda x: x[1])[0]
     gdf = gpd.read_file(src.gdal_path, layer=layer, engine="pyogrio")
@@ -151,7 +152,8 @@ def _table(path: Path, poly_keys: set[str]) -> dict:
         if best is None or score > best[0]:
             best = (score, name, exact, padded, prefix)
     if best is None:
-        raise GeoplanError("In der Tabelle wurde keine Spalte gefunden.", file=path, message_en="No column was found in the table.")
+        raise GeoplanError("In der Tabelle wurde keine Spalte gefunden.", file=path,
+                           message_en="No column was found in the table.")
     score, key, exact, padded, prefix = best
     info = {"path": path, "key": key, "score": score, "dialect": dialect}
     if padded > exact:
@@ -214,7 +216,8 @@ def propose(polygons: Path, tables: list[Path], config_path: Path) -> Proposal:
     if not keys:
         raise GeoplanError("Kein Feld der Polygone ist ein eindeutiger Schlüssel.", file=polygons,
                            found="Felder: " + ", ".join(map(str, df.columns)),
-                           hint="Ein Feld mit einer eindeutigen Nummer je Sozialraum ergänzen (z. B. in QGIS).", message_en="No field of the polygons is a unique key.",
+                           hint="Ein Feld mit einer eindeutigen Nummer je Sozialraum ergänzen (z. B. in QGIS).",
+                           message_en="No field of the polygons is a unique key.",
                            hint_en="Add a field with a unique number per Sozialraum (e.g. in QGIS).")
     key = keys[0]
     name = _name_candidate(df, key)

@@ -87,7 +87,8 @@ def coverage_fraction(geom, transform, height: int, width: int) -> np.ndarray:
             "Das Raster ist gedreht oder nicht nordorientiert.",
             expected="nordorientiertes Raster ohne Rotation",
             found=str(transform),
-            hint="Raster mit gdalwarp auf ein nordorientiertes Gitter umrechnen.", message_en="The raster is rotated or not north-up.", expected_en="a north-up raster without rotation",
+            hint="Raster mit gdalwarp auf ein nordorientiertes Gitter umrechnen.",
+            message_en="The raster is rotated or not north-up.", expected_en="a north-up raster without rotation",
             hint_en="Resample the raster to a north-up grid with gdalwarp.",
         )
     if shapely.is_empty(geom):
@@ -189,12 +190,14 @@ def _open(raster):
     if isinstance(raster, (str, Path)):
         path = Path(raster)
         if not path.exists():
-            raise GeoplanError("Rasterdatei nicht gefunden.", file=path, hint="Pfad in der Konfiguration prüfen.", message_en="Raster file not found.", hint_en="Check the path in the configuration.")
+            raise GeoplanError("Rasterdatei nicht gefunden.", file=path, hint="Pfad in der Konfiguration prüfen.",
+                               message_en="Raster file not found.", hint_en="Check the path in the configuration.")
         try:
             return rasterio.open(path), True
         except rasterio.errors.RasterioIOError as exc:
             raise GeoplanError(
-                "Rasterdatei kann nicht gelesen werden.", file=path, found=str(exc), expected="GeoTIFF o. ä. (GDAL-Format)", message_en="The raster file cannot be read.", expected_en="GeoTIFF or similar (GDAL format)"
+                "Rasterdatei kann nicht gelesen werden.", file=path, found=str(exc), expected="GeoTIFF o. ä. (GDAL-Format)",
+                message_en="The raster file cannot be read.", expected_en="GeoTIFF or similar (GDAL format)"
             ) from exc
     return raster, False
 
@@ -320,11 +323,14 @@ def _to_raster_crs(geoms: np.ndarray, crs, src) -> tuple[np.ndarray, list[QANote
         raise GeoplanError(
             "Das Raster hat kein Koordinatenbezugssystem.",
             file=getattr(src, "name", None),
-            hint="CRS setzen, z. B. gdal_edit.py -a_srs EPSG:3035.", message_en="The raster has no coordinate reference system.",
+            hint="CRS setzen, z. B. gdal_edit.py -a_srs EPSG:3035.",
+            message_en="The raster has no coordinate reference system.",
             hint_en="Set the CRS, e.g. gdal_edit.py -a_srs EPSG:3035.",
         )
     if crs is None:
-        raise GeoplanError("Die Zonen haben kein Koordinatenbezugssystem.", hint="CRS der Gebietsgrenzen setzen.", message_en="The zones have no coordinate reference system.", hint_en="Set the CRS of the area boundaries.")
+        raise GeoplanError("Die Zonen haben kein Koordinatenbezugssystem.", hint="CRS der Gebietsgrenzen setzen.",
+                           message_en="The zones have no coordinate reference system.",
+                           hint_en="Set the CRS of the area boundaries.")
     if gpd.GeoSeries(crs=crs).crs == src.crs:
         return geoms, []
     moved = gpd.GeoSeries(geoms, crs=crs).to_crs(src.crs).values
@@ -390,12 +396,14 @@ def zonal_stats(
     bad = [s for s in stats if s not in _STATS]
     if bad:
         raise GeoplanError(
-            "Unbekannte Rasterstatistik.", expected=", ".join(_STATS), found=", ".join(map(str, bad)), message_en="Unknown raster statistic."
+            "Unbekannte Rasterstatistik.", expected=", ".join(_STATS), found=", ".join(map(str, bad)),
+            message_en="Unknown raster statistic."
         )
     src, owned = _open(raster)
     try:
         if not 1 <= band <= src.count:
-            raise GeoplanError("Band gibt es im Raster nicht.", file=src.name, expected=f"1 bis {src.count}", found=str(band), message_en="The raster has no such band.", expected_en=f"1 to {src.count}")
+            raise GeoplanError("Band gibt es im Raster nicht.", file=src.name, expected=f"1 bis {src.count}", found=str(band),
+                               message_en="The raster has no such band.", expected_en=f"1 to {src.count}")
         from geoplan.load.boundaries import repair_polygons
 
         fixed, repair_notes = repair_polygons(zones.geometry.values, "Zonen")
@@ -462,7 +470,8 @@ def _grid_columns(path: Path, encoding: str, id_column: str, value_column: str) 
                 file=path,
                 expected=col,
                 found=", ".join(str(c).strip() for c in header),
-                hint="Name der Gitter-ID- bzw. Wertspalte angeben (z. B. GITTER_ID_100m, Einwohner).", message_en=f"Column '{col}' is missing in the census grid table.",
+                hint="Name der Gitter-ID- bzw. Wertspalte angeben (z. B. GITTER_ID_100m, Einwohner).",
+                message_en=f"Column '{col}' is missing in the census grid table.",
                 hint_en="Give the name of the grid-id or value column (e.g. GITTER_ID_100m, Einwohner).",
             )
     return stripped[id_column], stripped[value_column]
@@ -577,7 +586,9 @@ def _read_grid_chunks(path: Path, encoding: str, id_column: str, value_column: s
                     file=path,
                     location=f"Zeile {start + i + 2}, Spalte '{id_column}'",  # +2: header is line 1
                     expected="z. B. CRS3035RES100mN2691700E4341100",
-                    found=repr(_stripped(ids.iloc[i])), message_en="Invalid grid cell id in the census table.", expected_en="e.g. CRS3035RES100mN2691700E4341100",
+                    found=repr(_stripped(ids.iloc[i])),
+                    message_en="Invalid grid cell id in the census table.",
+                    expected_en="e.g. CRS3035RES100mN2691700E4341100",
                 )
             if first_id is None and len(ids):
                 first_id = (int(numbers[0, 0]), int(numbers[0, 1]), _stripped(ids.iloc[0]))
@@ -590,7 +601,8 @@ def _read_grid_chunks(path: Path, encoding: str, id_column: str, value_column: s
                         file=path,
                         location=f"Zeile {start + i + 2}, Spalte '{id_column}'",
                         expected=first_id[2][: first_id[2].index("N")],
-                        found=_stripped(ids.iloc[i])[: _stripped(ids.iloc[i]).index("N")], message_en="Grid cells of different resolution or projection in one table.",
+                        found=_stripped(ids.iloc[i])[: _stripped(ids.iloc[i]).index("N")],
+                        message_en="Grid cells of different resolution or projection in one table.",
                     )
                 if first_id[0] != 3035:
                     raise GeoplanError(
@@ -619,7 +631,8 @@ def _read_grid_chunks(path: Path, encoding: str, id_column: str, value_column: s
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise GeoplanError(
-            "Gitterzelle kommt doppelt vor.", file=path, location=f"Zeile {i + 2}", found=repr(f"CRS{first_id[0]}RES{first_id[1]}mN{out['n'].iat[i]}E{out['e'].iat[i]}"), message_en="A grid cell occurs twice."
+            "Gitterzelle kommt doppelt vor.", file=path, location=f"Zeile {i + 2}", found=repr(f"CRS{first_id[0]}RES{first_id[1]}mN{out['n'].iat[i]}E{out['e'].iat[i]}"),
+            message_en="A grid cell occurs twice."
         )
     out.attrs["res"] = first_id[1] if first_id is not None else 0
     out.attrs["n_missing"] = n_missing
@@ -645,7 +658,8 @@ def zensus_grid_to_geotiff(csv_path, out_path, *, value_column: str, id_column: 
 
 def _write_grid(cells: pd.DataFrame, out_path, csv_path) -> Path:
     if cells.empty:
-        raise GeoplanError("Die Zensus-Gittertabelle enthält keine Zeilen.", file=csv_path, message_en="The census grid table holds no rows.")
+        raise GeoplanError("Die Zensus-Gittertabelle enthält keine Zeilen.", file=csv_path,
+                           message_en="The census grid table holds no rows.")
     res = cells.attrs["res"]
     e0, n1 = int(cells["e"].min()), int(cells["n"].max()) + res
     width = (int(cells["e"].max()) - e0) // res + 1
@@ -654,7 +668,8 @@ def _write_grid(cells: pd.DataFrame, out_path, csv_path) -> Path:
     row = ((n1 - res - cells["n"]) // res).to_numpy()
     if np.any((cells["e"] - e0) % res) or np.any((n1 - cells["n"]) % res):
         raise GeoplanError(
-            "Gitterzellen liegen nicht auf einem gemeinsamen Raster.", file=csv_path, expected=f"Vielfache von {res} m", message_en="Grid cells do not lie on a common grid.", expected_en=f"multiples of {res} m"
+            "Gitterzellen liegen nicht auf einem gemeinsamen Raster.", file=csv_path, expected=f"Vielfache von {res} m",
+            message_en="Grid cells do not lie on a common grid.", expected_en=f"multiples of {res} m"
         )
     transform = rasterio.transform.from_origin(e0, n1, res, res)
     out_path = Path(out_path)

@@ -144,7 +144,8 @@ def directory_from_frame(frame: pd.DataFrame, *, street: str, number_from: str, 
                 file=file,
                 found="Spalten: " + ", ".join(repr(x) for x in frame.columns),
                 hint="Spaltennamen in hze.case_list.street_directory anpassen.",
-                message_en=f"Column {c!r} is missing in the street directory.", hint_en="Adjust the column names in hze.case_list.street_directory.",
+                message_en=f"Column {c!r} is missing in the street directory.",
+                hint_en="Adjust the column names in hze.case_list.street_directory.",
             )
     par = [(_parity(v) if parity else "alle") for v in (frame[parity] if parity else [None] * len(frame))]
     bad = [i for i, p in enumerate(par) if p is None]
@@ -156,7 +157,8 @@ def directory_from_frame(frame: pd.DataFrame, *, street: str, number_from: str, 
             expected="gerade / ungerade / alle (auch g, u, a, 2, 1, 0, leer)",
             found=repr(str(frame[parity].iloc[bad[0]])),
             hint="Werte der Spalte vereinheitlichen.",
-            message_en="Unknown side (odd/even/all) in the street directory.", expected_en="gerade / ungerade / alle (even / odd / all; also g, u, a, 2, 1, 0, empty)",
+            message_en="Unknown side (odd/even/all) in the street directory.",
+            expected_en="gerade / ungerade / alle (even / odd / all; also g, u, a, 2, 1, 0, empty)",
             hint_en="Make the values of the column uniform.",
         )
 

@@ -229,7 +229,8 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
         raise GeoplanError(
             "Die Datei ist eine Excel-Arbeitsmappe (.xlsx), trägt aber die Endung einer Textdatei.",
             file=path,
-            hint="Die Endung in .xlsx ändern (und den Pfad in der Konfiguration) oder in Excel als CSV speichern.", message_en="The file is an Excel workbook (.xlsx) but has the extension of a text file.",
+            hint="Die Endung in .xlsx ändern (und den Pfad in der Konfiguration) oder in Excel als CSV speichern.",
+            message_en="The file is an Excel workbook (.xlsx) but has the extension of a text file.",
             hint_en="Change the extension to .xlsx (and the path in the configuration) or save it as CSV in Excel.",
         )
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding is None:
@@ -237,7 +238,8 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
         try:
             return raw.decode("utf-16"), "utf-16", True, notes
         except UnicodeDecodeError as exc:
-            raise GeoplanError("Die UTF-16-Datei ist beschädigt.", file=path, found=str(exc), message_en="The UTF-16 file is damaged.") from exc
+            raise GeoplanError("Die UTF-16-Datei ist beschädigt.", file=path, found=str(exc),
+                               message_en="The UTF-16 file is damaged.") from exc
     bom = raw.startswith(b"\xef\xbb\xbf")
     if encoding is not None:
         enc = "utf-8-sig" if (bom and encoding.lower().replace("_", "-") in ("utf-8", "utf8")) else encoding
@@ -252,7 +254,9 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
                 location=f"Zeile {line}",
                 expected=f"Text in {encoding}",
                 found=str(exc),
-                hint="Die Angabe 'encoding' weglassen (automatische Erkennung) oder richtig setzen, z. B. 'cp1252'.", message_en=f"The file cannot be read with the encoding {encoding!r}.", expected_en=f"text in {encoding}",
+                hint="Die Angabe 'encoding' weglassen (automatische Erkennung) oder richtig setzen, z. B. 'cp1252'.",
+                message_en=f"The file cannot be read with the encoding {encoding!r}.",
+                expected_en=f"text in {encoding}",
                 hint_en="Leave out 'encoding' (automatic detection) or set it correctly, e.g. 'cp1252'.",
             ) from exc
     if bom:
@@ -264,7 +268,8 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
                 "Die Datei beginnt mit einer UTF-8-Markierung (BOM), enthält aber Zeichen, die kein UTF-8 sind.",
                 file=path,
                 location=f"Zeile {line}",
-                hint="Datei in Excel oder einem Editor als 'CSV UTF-8' neu speichern.", message_en="The file starts with a UTF-8 mark (BOM) but holds characters that are not UTF-8.",
+                hint="Datei in Excel oder einem Editor als 'CSV UTF-8' neu speichern.",
+                message_en="The file starts with a UTF-8 mark (BOM) but holds characters that are not UTF-8.",
                 hint_en="Save the file again as 'CSV UTF-8' in Excel or an editor.",
             ) from exc
     try:
@@ -281,7 +286,8 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
             file=path,
             location=f"Zeile {line} (Windows-Zeichen), Zeile {utf8_line} (UTF-8-Umlaut)",
             hint="Datei in einem Editor öffnen und einheitlich als UTF-8 speichern; "
-            "meist wurden Zeilen aus zwei Exporten zusammenkopiert.", message_en="The file mixes two character encodings (UTF-8 and Windows/cp1252).",
+            "meist wurden Zeilen aus zwei Exporten zusammenkopiert.",
+            message_en="The file mixes two character encodings (UTF-8 and Windows/cp1252).",
             hint_en="Open the file in an editor and save it as UTF-8 throughout; usually rows of two exports were "
             "copied together.",
         )
@@ -347,7 +353,8 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
             file=path,
             expected="Kopfzeile und mindestens eine Datenzeile",
             found=f"{len(raw)} Byte ohne Inhalt",
-            hint="Export wiederholen; die Datei wurde vermutlich unvollständig gespeichert.", message_en="The table is empty.", expected_en="a header and at least one data row",
+            hint="Export wiederholen; die Datei wurde vermutlich unvollständig gespeichert.",
+            message_en="The table is empty.", expected_en="a header and at least one data row",
             found_en=f"{len(raw)} bytes without content",
             hint_en="Repeat the export; the file was probably saved incompletely.",
         )
@@ -362,7 +369,8 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim, quotechar='"', strict=False))
     except csv.Error as exc:  # pragma: no cover - csv is lenient with strict=False
-        raise GeoplanError("Die CSV-Datei ist fehlerhaft.", file=path, found=str(exc), message_en="The CSV file is malformed.") from exc
+        raise GeoplanError("Die CSV-Datei ist fehlerhaft.", file=path, found=str(exc),
+                           message_en="The CSV file is malformed.") from exc
     # A quote that is never closed swallows the rest of the file into one cell.
     # (Only a quoted cell can hold a line break: without '"' there is nothing to look for.)
     for i, r in enumerate(rows if '"' in text or not VECTORISED else ()):
@@ -371,7 +379,8 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
                 "Ein Anführungszeichen wird nicht geschlossen; der Rest der Datei landet in einem Feld.",
                 file=path,
                 location=f"Zeile {i + 1}",
-                hint="Anführungszeichen in dieser Zeile prüfen oder Datei neu exportieren.", message_en="A quotation mark is not closed; the rest of the file ends up in one field.",
+                hint="Anführungszeichen in dieser Zeile prüfen oder Datei neu exportieren.",
+                message_en="A quotation mark is not closed; the rest of the file ends up in one field.",
                 hint_en="Check the quotation marks in this row or export the file again.",
             )
     dialect = {"encoding": enc, "bom": bom, "delimiter": delim, "sheet": None}
@@ -415,7 +424,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
     try:
         import openpyxl
     except ImportError as exc:  # pragma: no cover - declared dependency
-        raise GeoplanError("Zum Lesen von Excel-Dateien wird das Paket openpyxl benötigt.", file=path, message_en="Reading Excel files needs the package openpyxl.") from exc
+        raise GeoplanError("Zum Lesen von Excel-Dateien wird das Paket openpyxl benötigt.", file=path,
+                           message_en="Reading Excel files needs the package openpyxl.") from exc
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
@@ -423,7 +433,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
             "Die Excel-Datei lässt sich nicht öffnen (beschädigt oder kein .xlsx).",
             file=path,
             found=f"{type(exc).__name__}: {exc}",
-            hint="Datei in Excel öffnen und erneut als .xlsx speichern; alte .xls-Dateien vorher umwandeln.", message_en="The Excel file cannot be opened (damaged or not .xlsx).",
+            hint="Datei in Excel öffnen und erneut als .xlsx speichern; alte .xls-Dateien vorher umwandeln.",
+            message_en="The Excel file cannot be opened (damaged or not .xlsx).",
             hint_en="Open the file in Excel and save it again as .xlsx; convert old .xls files first.",
         ) from exc
     notes: list[QANote] = []
@@ -449,7 +460,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                         expected=f"ein Blatt mit der Schlüsselspalte {key!r}",
                         found="Blätter: " + ", ".join(repr(n) for n in names)
                         + (f"; Schlüsselspalte in: {', '.join(hits)}" if hits else "; Schlüsselspalte in keinem"),
-                        hint="In der Konfiguration 'sheet' auf eines dieser Blätter setzen.", message_en="The Excel file has several sheets; which one to read is not clear.",
+                        hint="In der Konfiguration 'sheet' auf eines dieser Blätter setzen.",
+                        message_en="The Excel file has several sheets; which one to read is not clear.",
                         expected_en=f"a sheet with the key column {key!r}",
                         found_en="sheets: " + ", ".join(repr(n) for n in names)
                         + (f"; key column in: {', '.join(hits)}" if hits else "; key column in none"),
@@ -467,7 +479,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                     f"Tabellenblatt Nr. {sheet} gibt es nicht (Zählung ab 0).",
                     file=path,
                     found="Blätter: " + ", ".join(repr(n) for n in names),
-                    hint="'sheet' auf einen dieser Namen setzen.", message_en=f"There is no sheet no. {sheet} (counting from 0).",
+                    hint="'sheet' auf einen dieser Namen setzen.",
+                    message_en=f"There is no sheet no. {sheet} (counting from 0).",
                     hint_en="Set 'sheet' to one of these names.",
                 )
             chosen = names[sheet]
@@ -478,7 +491,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                     file=path,
                     expected=repr(sheet),
                     found="Blätter: " + ", ".join(repr(n) for n in names),
-                    hint="'sheet' auf einen dieser Namen setzen.", message_en=f"There is no sheet {sheet!r}.", hint_en="Set 'sheet' to one of these names.",
+                    hint="'sheet' auf einen dieser Namen setzen.",
+                    message_en=f"There is no sheet {sheet!r}.", hint_en="Set 'sheet' to one of these names.",
                 )
             chosen = sheet
         ws = wb[chosen]
@@ -891,7 +905,8 @@ def normalize_keys(
             file=file,
             location=_rows_text(empty_rows),
             expected="in jeder Datenzeile ein Schlüssel",
-            hint="Zeilen ergänzen oder löschen; Fußnoten unter der Tabelle entfernen.", message_en=f"Empty keys in the column {column!r}.", expected_en="a key in every data row",
+            hint="Zeilen ergänzen oder löschen; Fußnoten unter der Tabelle entfernen.",
+            message_en=f"Empty keys in the column {column!r}.", expected_en="a key in every data row",
             hint_en="Fill in or delete the rows; remove footnotes below the table.",
         )
     if sci_rows:
@@ -901,7 +916,8 @@ def normalize_keys(
             file=file,
             location=_rows_text(sci_rows),
             found=_fmt_list(bad),
-            hint="Die Spalte in Excel als Text formatieren und neu exportieren; die Originalschlüssel sind nicht rekonstruierbar.", message_en=f"Keys in the column {column!r} are in scientific notation; digits are lost.",
+            hint="Die Spalte in Excel als Text formatieren und neu exportieren; die Originalschlüssel sind nicht rekonstruierbar.",
+            message_en=f"Keys in the column {column!r} are in scientific notation; digits are lost.",
             hint_en="Format the column as text in Excel and export again; the original keys cannot be recovered.",
         )
     if float_rows:
@@ -911,7 +927,8 @@ def normalize_keys(
             file=file,
             location=_rows_text(float_rows),
             found=_fmt_list(bad),
-            hint="Spalte als Text exportieren oder 'key_width' setzen (z. B. 8 für LOR-Planungsräume), dann wird mit Nullen aufgefüllt.", message_en=f"Keys in the column {column!r} look like decimal numbers (e.g. '1100101.0'); the column was "
+            hint="Spalte als Text exportieren oder 'key_width' setzen (z. B. 8 für LOR-Planungsräume), dann wird mit Nullen aufgefüllt.",
+            message_en=f"Keys in the column {column!r} look like decimal numbers (e.g. '1100101.0'); the column was "
             "saved as a number.",
             hint_en="Export the column as text or set 'key_width' (e.g. 8 for LOR planning areas) to pad with zeros.",
         )
@@ -925,7 +942,8 @@ def normalize_keys(
                 file=file,
                 location=_rows_text([r for r, _ in too_long]),
                 found=_fmt_list([k for _, k in too_long]),
-                hint="'key_width' prüfen.", message_en=f"Keys in the column {column!r} are longer than key_width={key_width}.",
+                hint="'key_width' prüfen.",
+                message_en=f"Keys in the column {column!r} are longer than key_width={key_width}.",
                 hint_en="Check 'key_width'.",
             )
         return [k.zfill(key_width) if _RE_DIGITS.match(k) else k for k in keys]
@@ -945,7 +963,8 @@ def normalize_keys(
                 + ", ".join(f"{n}× {ln}-stellig" for ln, n in sorted(lengths.items())) + ")",
                 hint=("Die Spalte ist in Excel als Zahl formatiert. " if any(numeric) else "")
                 + f"In der Konfiguration key_width: {longest} setzen (füllt mit Nullen auf) oder die Spalte als Text "
-                "exportieren; sind die Schlüssel wirklich verschieden lang, allow_mixed_key_lengths: true setzen.", message_en=f"The keys in the column {column!r} differ in length; leading zeros were probably lost (Excel).",
+                "exportieren; sind die Schlüssel wirklich verschieden lang, allow_mixed_key_lengths: true setzen.",
+                message_en=f"The keys in the column {column!r} differ in length; leading zeros were probably lost (Excel).",
                 expected_en=f"all keys with {longest} digits",
                 found_en=_fmt_list([k for _, k in short], lang="en") + " ("
                 + ", ".join(f"{n}× {ln} digits" for ln, n in sorted(lengths.items())) + ")",
@@ -981,7 +1000,8 @@ def _check_dialect_args(delimiter, decimal, thousands, path):
                 file=path,
                 location="Konfigurationsfeld 'delimiter'",
                 expected="ein Zeichen: ';', ',', '|' oder 'tab'",
-                found=repr(delimiter), message_en=f"Invalid delimiter {delimiter!r}.", expected_en="one character: ';', ',', '|' or 'tab'",
+                found=repr(delimiter),
+                message_en=f"Invalid delimiter {delimiter!r}.", expected_en="one character: ';', ',', '|' or 'tab'",
             )
     if decimal is not None and decimal not in (",", "."):
         raise GeoplanError(
@@ -997,14 +1017,16 @@ def _check_dialect_args(delimiter, decimal, thousands, path):
             file=path,
             location="Konfigurationsfeld 'thousands'",
             expected="'.', ',' oder '' (keines)",
-            found=repr(thousands), message_en=f"Invalid thousands separator {thousands!r}.", expected_en="'.', ',' or '' (none)",
+            found=repr(thousands),
+            message_en=f"Invalid thousands separator {thousands!r}.", expected_en="'.', ',' or '' (none)",
         )
     if decimal is not None and thousands == decimal:
         raise GeoplanError(
             "Dezimal- und Tausendertrennzeichen sind gleich.",
             file=path,
             location="Konfigurationsfelder 'decimal' und 'thousands'",
-            found=f"beide {decimal!r}", message_en="Decimal and thousands separators are the same.", found_en=f"both {decimal!r}",
+            found=f"beide {decimal!r}",
+            message_en="Decimal and thousands separators are the same.", found_en=f"both {decimal!r}",
         )
     return delimiter, decimal, thousands
 
@@ -1103,11 +1125,13 @@ def _read_table(path, *, key, sheet, header_row, encoding, delimiter, decimal, t
         raise GeoplanError(
             "Die Tabelle wurde nicht gefunden.",
             file=path,
-            hint="Pfad in der Konfiguration prüfen (relativ zur Konfigurationsdatei).", message_en="The table was not found.",
+            hint="Pfad in der Konfiguration prüfen (relativ zur Konfigurationsdatei).",
+            message_en="The table was not found.",
             hint_en="Check the path in the configuration (relative to the configuration file).",
         )
     if p.is_dir():
-        raise GeoplanError("Der Pfad ist ein Ordner, keine Tabelle.", file=path, message_en="The path is a folder, not a table.")
+        raise GeoplanError("Der Pfad ist ein Ordner, keine Tabelle.", file=path,
+                           message_en="The path is a folder, not a table.")
     suffix = p.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         rows, dialect, notes = _read_xlsx_rows(path, sheet, key)
@@ -1115,7 +1139,9 @@ def _read_table(path, *, key, sheet, header_row, encoding, delimiter, decimal, t
         raise GeoplanError(
             "Das alte Excel-Format .xls wird nicht gelesen.",
             file=path,
-            hint="Datei in Excel als .xlsx oder als CSV (UTF-8) speichern.", message_en="The old Excel format .xls is not read.", hint_en="Save the file in Excel as .xlsx or as CSV (UTF-8).",
+            hint="Datei in Excel als .xlsx oder als CSV (UTF-8) speichern.",
+            message_en="The old Excel format .xls is not read.",
+            hint_en="Save the file in Excel as .xlsx or as CSV (UTF-8).",
         )
     else:
         if suffix == ".tsv" and delimiter is None:
@@ -1172,7 +1198,8 @@ def table_from_rows(
     # Strip blanks (incl. no-break spaces from Excel) and drop empty rows.
     numbered = _strip_rows(rows)
     if not numbered:
-        raise GeoplanError("Die Tabelle ist leer.", file=path, expected="Kopfzeile und Datenzeilen", message_en="The table is empty.", expected_en="a header and data rows")
+        raise GeoplanError("Die Tabelle ist leer.", file=path, expected="Kopfzeile und Datenzeilen",
+                           message_en="The table is empty.", expected_en="a header and data rows")
     if header_row is None:
         h = _find_header([r for _, r in numbered], key)
     else:
@@ -1181,7 +1208,8 @@ def table_from_rows(
             raise GeoplanError(
                 f"Kopfzeile {header_row} ist leer oder liegt außerhalb der Datei.",
                 file=path,
-                hint="'header_row' prüfen (Zählung ab 1, wie in Excel/Editor).", message_en=f"Header row {header_row} is empty or outside the file.",
+                hint="'header_row' prüfen (Zählung ab 1, wie in Excel/Editor).",
+                message_en=f"Header row {header_row} is empty or outside the file.",
                 hint_en="Check 'header_row' (counting from 1, as in Excel or an editor).",
             )
         h = idx[0]
@@ -1204,7 +1232,8 @@ def table_from_rows(
             file=path,
             location=f"Kopfzeile (Zeile {header_line})",
             found=_fmt_list(dup_names),
-            hint="Spalten in der Datei eindeutig benennen.", message_en="Column names occur more than once.", hint_en="Give the columns in the file unique names.",
+            hint="Spalten in der Datei eindeutig benennen.",
+            message_en="Column names occur more than once.", hint_en="Give the columns in the file unique names.",
         )
     want = _norm_name(key)
     key_idx = [j for j, n in enumerate(names) if _norm_name(n) == want]
@@ -1217,7 +1246,8 @@ def table_from_rows(
             found="Spalten: " + ", ".join(repr(n) for n in names),
             hint=_did_you_mean(key, names)
             + "In der Konfiguration 'key' auf einen dieser Spaltennamen setzen"
-            + (" oder 'header_row' angeben." if header_row is None else "."), message_en=f"The key column {key!r} is missing.",
+            + (" oder 'header_row' angeben." if header_row is None else "."),
+            message_en=f"The key column {key!r} is missing.",
             hint_en=_did_you_mean(key, names, "en") + "Set 'key' in the configuration to one of these column names"
             + (" or give 'header_row'." if header_row is None else "."),
         )
@@ -1232,7 +1262,8 @@ def table_from_rows(
                 file=path,
                 location=f"Kopfzeile (Zeile {header_line})",
                 found="Spalten: " + ", ".join(repr(n) for n in names),
-                hint=_did_you_mean(absent[0], names) + "Spaltennamen in der Konfiguration an die Tabelle anpassen.", message_en="Column(s) " + ", ".join(repr(c) for c in absent) + " missing in the table.",
+                hint=_did_you_mean(absent[0], names) + "Spaltennamen in der Konfiguration an die Tabelle anpassen.",
+                message_en="Column(s) " + ", ".join(repr(c) for c in absent) + " missing in the table.",
                 hint_en=_did_you_mean(absent[0], names, "en") + "Match the column names in the configuration to the table.",
             )
     data = numbered[h + 1 :]
@@ -1270,7 +1301,8 @@ def table_from_rows(
             raise GeoplanError(
                 f"Ungültiges Muster in drop_rows.keys: {exc}.",
                 file=path, found=", ".join(drop_keys),
-                hint="Reguläre Ausdrücke prüfen, z. B. '^99' für Schlüssel, die mit 99 beginnen.", message_en=f"Invalid pattern in drop_rows.keys: {exc}.",
+                hint="Reguläre Ausdrücke prüfen, z. B. '^99' für Schlüssel, die mit 99 beginnen.",
+                message_en=f"Invalid pattern in drop_rows.keys: {exc}.",
                 hint_en="Check the regular expressions, e.g. '^99' for keys starting with 99.",
             ) from None
         kept, dropped = [], []
@@ -1295,7 +1327,8 @@ def table_from_rows(
             "Die Tabelle hat keine Datenzeilen (nur die Kopfzeile).",
             file=path,
             location=f"Kopfzeile in Zeile {header_line}",
-            hint="Export wiederholen; die Datei ist vermutlich abgeschnitten.", message_en="The table has no data rows (only the header).",
+            hint="Export wiederholen; die Datei ist vermutlich abgeschnitten.",
+            message_en="The table has no data rows (only the header).",
             hint_en="Repeat the export; the file is probably cut off.",
         )
     # Row width: extra cells must be empty, short rows mean a broken CSV.
@@ -1318,7 +1351,8 @@ def table_from_rows(
             expected=f"{ncol} Felder je Zeile (Trennzeichen {_DELIM_NAMES.get(dialect['delimiter'], dialect['delimiter'])!s})",
             found=f"{min(len(r) for n, r in data if n in short)} Felder",
             hint="Export wiederholen." if truncated
-            else "Trennzeichen in Textfeldern in Anführungszeichen setzen oder 'delimiter' angeben.", message_en="The file is cut off: the last row is incomplete." if truncated
+            else "Trennzeichen in Textfeldern in Anführungszeichen setzen oder 'delimiter' angeben.",
+            message_en="The file is cut off: the last row is incomplete." if truncated
             else "Rows have fewer fields than the header.",
             expected_en=f"{ncol} fields per row (delimiter {_DELIM_NAMES_EN.get(dialect['delimiter'], dialect['delimiter'])!s})",
             hint_en="Repeat the export." if truncated
@@ -1330,7 +1364,8 @@ def table_from_rows(
             file=path,
             location=_rows_text(long_),
             expected=f"{ncol} Felder je Zeile",
-            hint="Trennzeichen in Textfeldern (z. B. Namen mit Komma) in Anführungszeichen setzen oder 'delimiter' angeben.", message_en="Rows have more fields than the header.", expected_en=f"{ncol} fields per row",
+            hint="Trennzeichen in Textfeldern (z. B. Namen mit Komma) in Anführungszeichen setzen oder 'delimiter' angeben.",
+            message_en="Rows have more fields than the header.", expected_en=f"{ncol} fields per row",
             hint_en="Put delimiters inside text fields (e.g. names with a comma) in quotation marks or give 'delimiter'.",
         )
     line_no = [n for n, _ in data]
@@ -1442,7 +1477,8 @@ def table_from_rows(
                 found=repr(v0),
                 hint="Wert in der Datei korrigieren; eigene Zeichen für 'kein Wert' in 'na_markers' angeben "
                 "(Zahlen wie -9999 in 'sentinels')"
-                + ("." if numeric_set is not None else "; ist die Spalte Text, sie nicht als Zahlenspalte unter 'columns' aufführen."), message_en=f"Text in the numeric column {name!r}.",
+                + ("." if numeric_set is not None else "; ist die Spalte Text, sie nicht als Zahlenspalte unter 'columns' aufführen."),
+                message_en=f"Text in the numeric column {name!r}.",
                 expected_en="a number or a suppression mark (–, -, ., x, /, k.A., empty)",
                 hint_en="Correct the value in the file; give your own marks for 'no value' in 'na_markers' "
                 "(numbers such as -9999 in 'sentinels')"
@@ -1461,7 +1497,8 @@ def table_from_rows(
                 + (("; Dezimalkomma in " if dec == "," else "; Dezimalpunkt in ") + _rows_text(same_style)
                    if same_style else ""),
                 expected=f"einheitlich Dezimal{'komma' if dec == ',' else 'punkt'} (überwiegt in der Spalte)",
-                hint="Zahlen in der Datei einheitlich schreiben oder 'decimal' und 'thousands' angeben.", message_en=f"The column {name!r} mixes decimal comma and decimal point.",
+                hint="Zahlen in der Datei einheitlich schreiben oder 'decimal' und 'thousands' angeben.",
+                message_en=f"The column {name!r} mixes decimal comma and decimal point.",
                 expected_en=f"decimal {'comma' if dec == ',' else 'point'} throughout (the majority in the column)",
                 hint_en="Write the numbers in the file uniformly or give 'decimal' and 'thousands'.",
             )
@@ -1516,7 +1553,8 @@ def table_from_rows(
             file=path,
             location="; ".join(f"{k}: {_rows_text(r)}" for k, r in list(rows_of.items())[:10]),
             found=f"{len(dups)} doppelte Schlüssel: {_fmt_list(dups)}",
-            hint="Doppelte Zeilen entfernen oder zusammenfassen (z. B. Summen je Schlüssel).", message_en=f"Keys occur more than once in the column {key_name!r}.",
+            hint="Doppelte Zeilen entfernen oder zusammenfassen (z. B. Summen je Schlüssel).",
+            message_en=f"Keys occur more than once in the column {key_name!r}.",
             found_en=f"{len(dups)} duplicate keys: {_fmt_list(dups, lang='en')}",
             hint_en="Remove or combine the duplicate rows (e.g. totals per key).",
         )
@@ -1540,7 +1578,8 @@ def table_from_rows(
                 f"Die Gültigkeitsspalte {valid_column!r} fehlt.",
                 file=path,
                 found="Spalten: " + ", ".join(repr(n) for n in names),
-                hint="In der Konfiguration 'valid' (column, values) prüfen oder weglassen.", message_en=f"The validity column {valid_column!r} is missing.",
+                hint="In der Konfiguration 'valid' (column, values) prüfen oder weglassen.",
+                message_en=f"The validity column {valid_column!r} is missing.",
                 hint_en="Check 'valid' (column, values) in the configuration or leave it out.",
             )
         vc = vmatch[0]
@@ -1694,7 +1733,9 @@ def join_by_key(
                 f"Schlüsselspalte {k!r} fehlt in {nm}.",
                 file=nm,
                 found="Spalten: " + ", ".join(repr(c) for c in frame.columns if c != "geometry"),
-                hint="Schlüsselspalte in der Konfiguration prüfen.", message_en=f"Key column {k!r} is missing in {english_words(nm)}.", hint_en="Check the key column in the configuration.",
+                hint="Schlüsselspalte in der Konfiguration prüfen.",
+                message_en=f"Key column {k!r} is missing in {english_words(nm)}.",
+                hint_en="Check the key column in the configuration.",
             )
     notes: list[QANote] = []
 
@@ -1705,7 +1746,8 @@ def join_by_key(
                 f"Leere Schlüssel in der Spalte {k!r}.",
                 file=nm,
                 location=f"{int(s.isna().sum())} Zeilen",
-                hint="Zeilen ohne Schlüssel ergänzen oder entfernen.", message_en=f"Empty keys in the column {k!r}.", hint_en="Fill in or remove the rows without a key.",
+                hint="Zeilen ohne Schlüssel ergänzen oder entfernen.",
+                message_en=f"Empty keys in the column {k!r}.", hint_en="Fill in or remove the rows without a key.",
             )
         return s.map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v).strip())
 
@@ -1721,7 +1763,8 @@ def join_by_key(
             "Schlüssel kommen beim Verknüpfen mehrfach vor.",
             file=", ".join(duplicates),
             found="; ".join(f"{nm}: {_fmt_list(d)}" for nm, d in duplicates.items()),
-            hint="Doppelte Zeilen entfernen oder zusammenfassen.", message_en="Keys occur more than once in the join.", hint_en="Remove or combine the duplicate rows.",
+            hint="Doppelte Zeilen entfernen oder zusammenfassen.",
+            message_en="Keys occur more than once in the join.", hint_en="Remove or combine the duplicate rows.",
         )
     if duplicates:
         notes.append(QANote(STAGE, "Doppelte Schlüssel; jeweils die erste Zeile verwendet: "
@@ -1773,7 +1816,8 @@ def join_by_key(
             hint="Schlüssel in den Dateien angleichen oder die hinnehmbaren Schlüssel in der Konfiguration unter "
             + " bzw. ".join(repr(f) for f in fields)
             + " eintragen (Liste oder true)."
-            + zero_hint(bad_r, rset) + zero_hint(bad_l, lset), message_en=f"The keys of {english_words(left_name)} and {english_words(right_name)} do not match.",
+            + zero_hint(bad_r, rset) + zero_hint(bad_l, lset),
+            message_en=f"The keys of {english_words(left_name)} and {english_words(right_name)} do not match.",
             found_en="; ".join(parts_en),
             hint_en="Align the keys in the files or enter the keys that may be missing in the configuration under "
             + " or ".join(repr(f) for f in fields)

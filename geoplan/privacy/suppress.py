@@ -488,7 +488,8 @@ def _count_matrix(frame: pd.DataFrame, columns: list) -> np.ndarray:
                 f"Spalte '{c}' für die Geheimhaltung fehlt.",
                 location=f"Spalte '{c}'",
                 expected="Fallzahl-Spalte",
-                found=", ".join(map(str, frame.columns[:20])), message_en=f"Column '{c}' for the confidentiality check is missing.", expected_en="a case-count column",
+                found=", ".join(map(str, frame.columns[:20])),
+                message_en=f"Column '{c}' for the confidentiality check is missing.", expected_en="a case-count column",
             )
     out = np.zeros((len(frame), len(columns)), dtype=np.int64)
     for j, c in enumerate(columns):
@@ -502,7 +503,8 @@ def _count_matrix(frame: pd.DataFrame, columns: list) -> np.ndarray:
                 location=f"Sozialraum {key}, Spalte '{c}'",
                 expected="ganze Zahl ≥ 0",
                 found=repr(frame[c].iloc[i]),
-                hint="Fallzahlen vor der Geheimhaltung nicht runden oder umrechnen.", message_en=f"The case count in '{c}' is not a whole number ≥ 0.",
+                hint="Fallzahlen vor der Geheimhaltung nicht runden oder umrechnen.",
+                message_en=f"The case count in '{c}' is not a whole number ≥ 0.",
                 location_en=f"Sozialraum {key}, column '{c}'", expected_en="whole number ≥ 0",
                 hint_en="Do not round or convert case counts before the confidentiality check.",
             )
@@ -543,7 +545,9 @@ def suppress_counts(
         columns = [columns]
     columns = list(columns)
     if not columns:
-        raise GeoplanError("Keine Fallzahl-Spalten für die Geheimhaltung angegeben.", expected="mindestens eine Spalte", message_en="No case-count columns given for the confidentiality check.", expected_en="at least one column")
+        raise GeoplanError("Keine Fallzahl-Spalten für die Geheimhaltung angegeben.", expected="mindestens eine Spalte",
+                           message_en="No case-count columns given for the confidentiality check.",
+                           expected_en="at least one column")
     if not isinstance(k, (int, np.integer)) or k < 2:
         raise GeoplanError(
             "Die Geheimhaltungsschwelle k muss eine ganze Zahl ≥ 2 sein.",
@@ -561,14 +565,17 @@ def suppress_counts(
                 f"Gruppenspalte '{group}' für die Geheimhaltung fehlt.",
                 location=f"Spalte '{group}'",
                 expected="z. B. 'bezirk'",
-                found=", ".join(map(str, frame.columns[:20])), message_en=f"Group column '{group}' for the confidentiality check is missing.", expected_en="e.g. 'bezirk'",
+                found=", ".join(map(str, frame.columns[:20])),
+                message_en=f"Group column '{group}' for the confidentiality check is missing.",
+                expected_en="e.g. 'bezirk'",
             )
         if frame[group].isna().any():
             raise GeoplanError(
                 f"Leere Einträge in der Gruppenspalte '{group}'.",
                 location=f"Spalte '{group}'",
                 expected="eine Gruppe je Sozialraum",
-                found="leerer Eintrag", message_en=f"Empty entries in the group column '{group}'.", expected_en="one group per Sozialraum",
+                found="leerer Eintrag",
+                message_en=f"Empty entries in the group column '{group}'.", expected_en="one group per Sozialraum",
                 found_en="empty entry",
             )
         groups = frame[group].to_numpy(dtype=object)
@@ -593,7 +600,8 @@ def suppress_counts(
                 f"Die Zeilensumme '{row_total}' ist nicht die Summe der Hilfearten.",
                 location=f"Sozialraum {key}",
                 expected=f"{row_total} = " + " + ".join(parts),
-                found=f"{counts_all[i, j_tot]} ≠ {counts_all[i, part_idx].sum()}", message_en=f"The row total '{row_total}' is not the sum of the kinds of help.",
+                found=f"{counts_all[i, j_tot]} ≠ {counts_all[i, part_idx].sum()}",
+                message_en=f"The row total '{row_total}' is not the sum of the kinds of help.",
             )
         table_cols = parts
         counts = counts_all[:, part_idx]
@@ -898,7 +906,8 @@ def suppress_rates(
             "Unbekannte Darstellung für Raten gesperrter Fallzahlen.",
             location="mode",
             expected="'range' oder 'withhold'",
-            found=repr(mode), message_en="Unknown presentation for rates of suppressed case counts.", expected_en="'range' or 'withhold'",
+            found=repr(mode),
+            message_en="Unknown presentation for rates of suppressed case counts.", expected_en="'range' or 'withhold'",
         )
     if isinstance(mask, SuppressionResult):
         kind = mask.kind
@@ -916,13 +925,15 @@ def suppress_rates(
                 raise GeoplanError(
                     f"Spalte '{col}' für die Raten-Geheimhaltung fehlt.",
                     location=f"Spalte '{col}'",
-                    found=", ".join(map(str, frame.columns[:20])), message_en=f"Column '{col}' for the confidentiality check of rates is missing.",
+                    found=", ".join(map(str, frame.columns[:20])),
+                    message_en=f"Column '{col}' for the confidentiality check of rates is missing.",
                 )
         if count_col not in sup.columns:
             raise GeoplanError(
                 f"Zur Rate '{rate_col}' gehört die Fallzahl '{count_col}', die nicht geheim gehalten wurde.",
                 location=f"Spalte '{count_col}'",
-                expected=", ".join(map(str, sup.columns)), message_en=f"The rate '{rate_col}' belongs to the case count '{count_col}', which was not protected.",
+                expected=", ".join(map(str, sup.columns)),
+                message_en=f"The rate '{rate_col}' belongs to the case count '{count_col}', which was not protected.",
             )
         values = out[rate_col].astype(object).copy()
         for ix in frame.index:
@@ -1073,7 +1084,8 @@ def protect_sozialraum_frame(
         raise GeoplanError(
             "Keine HzE-Fallzahlen für die Geheimhaltung gefunden.",
             expected="Spalten 'hze_cases' oder 'hze_cases_<Hilfeart>'",
-            found=", ".join(map(str, frame.columns[:20])), message_en="No HzE case counts found for the confidentiality check.",
+            found=", ".join(map(str, frame.columns[:20])),
+            message_en="No HzE case counts found for the confidentiality check.",
             expected_en="columns 'hze_cases' or 'hze_cases_<kind of help>'",
         )
     notes: list[QANote] = []
@@ -1087,7 +1099,8 @@ def protect_sozialraum_frame(
                 f"Die Fälle nach Hilfeart sind größer als '{total_col}'.",
                 location=f"Sozialraum {key}",
                 expected=f"{' + '.join(kinds)} ≤ {total_col}",
-                found=f"{counts[i, :-1].sum()} > {counts[i, -1]}", message_en=f"The cases by kind of help are larger than '{total_col}'.",
+                found=f"{counts[i, :-1].sum()} > {counts[i, -1]}",
+                message_en=f"The cases by kind of help are larger than '{total_col}'.",
             )
         columns = list(kinds)
         if np.any(other > 0):

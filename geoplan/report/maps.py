@@ -227,7 +227,8 @@ def _check_frame(gdf, columns: list[str], key: str, name: str) -> None:
             "Die Geometrien haben kein Koordinatenreferenzsystem (CRS).",
             expected="metrisches CRS, z. B. EPSG:25833",
             found="kein CRS",
-            hint="CRS beim Einlesen der Sozialraumgrenzen setzen (Konfiguration 'crs').", message_en="The geometries have no coordinate reference system (CRS).",
+            hint="CRS beim Einlesen der Sozialraumgrenzen setzen (Konfiguration 'crs').",
+            message_en="The geometries have no coordinate reference system (CRS).",
             expected_en="a metric CRS, e.g. EPSG:25833", found_en="no CRS",
             hint_en="Set the CRS when reading the Sozialraum boundaries (configuration 'crs').",
         )
@@ -237,12 +238,14 @@ def _check_frame(gdf, columns: list[str], key: str, name: str) -> None:
             "Die Karte erwartet Geometrien in einem metrischen, projizierten CRS.",
             expected="projiziertes CRS in Metern, z. B. EPSG:25832 oder EPSG:25833",
             found=gdf.crs.to_string(),
-            hint="Sozialraumgrenzen vorher in das Projekt-CRS umprojizieren.", message_en="The map expects geometries in a metric, projected CRS.",
+            hint="Sozialraumgrenzen vorher in das Projekt-CRS umprojizieren.",
+            message_en="The map expects geometries in a metric, projected CRS.",
             expected_en="a projected CRS in metres, e.g. EPSG:25832 or EPSG:25833",
             hint_en="Reproject the Sozialraum boundaries into the project CRS first.",
         )
     if len(gdf) == 0:
-        raise GeoplanError("Die Karte hat keine Sozialräume (0 Zeilen).", expected="mindestens 1 Sozialraum", message_en="The map has no Sozialräume (0 rows).", expected_en="at least 1 Sozialraum")
+        raise GeoplanError("Die Karte hat keine Sozialräume (0 Zeilen).", expected="mindestens 1 Sozialraum",
+                           message_en="The map has no Sozialräume (0 rows).", expected_en="at least 1 Sozialraum")
     needed = list(dict.fromkeys(c for c in [key, name, *columns] if c is not None))
     missing = [c for c in needed if c not in gdf.columns]
     if missing:
@@ -251,7 +254,8 @@ def _check_frame(gdf, columns: list[str], key: str, name: str) -> None:
             location="Spalte " + ", ".join(missing),
             expected="Spalten " + ", ".join(needed),
             found="vorhanden: " + ", ".join(map(str, gdf.columns)),
-            hint="Kartenebene oder Tooltip auf eine vorhandene Spalte der Ergebnistabelle setzen.", message_en="Column for the map missing: " + ", ".join(f"'{c}'" for c in missing),
+            hint="Kartenebene oder Tooltip auf eine vorhandene Spalte der Ergebnistabelle setzen.",
+            message_en="Column for the map missing: " + ", ".join(f"'{c}'" for c in missing),
             found_en="present: " + ", ".join(map(str, gdf.columns)),
             hint_en="Set the map layer or tooltip to a column of the result table that exists.",
         )
@@ -263,7 +267,8 @@ def _check_frame(gdf, columns: list[str], key: str, name: str) -> None:
             "Sozialräume ohne Geometrie können nicht kartiert werden.",
             location=("Schlüssel " if key is not None else "Zeile ") + ", ".join(bad[:10]),
             expected="Polygon je Sozialraum",
-            found="leere Geometrie", message_en="Sozialräume without geometry cannot be mapped.", expected_en="one polygon per Sozialraum",
+            found="leere Geometrie",
+            message_en="Sozialräume without geometry cannot be mapped.", expected_en="one polygon per Sozialraum",
             found_en="empty geometry",
         )
 
@@ -278,7 +283,8 @@ def _numeric(gdf, layer: MapLayer) -> np.ndarray:
             f"Kartenebene '{layer.label}': Spalte '{layer.column}' enthält keine Zahl.",
             location=f"Zeile {i + 1}, Spalte '{layer.column}'",
             expected="Zahl oder leer (nicht veröffentlicht)",
-            found=repr(col.iloc[i]), message_en=f"Map layer '{layer.label}': column '{layer.column}' holds something that is not a number.",
+            found=repr(col.iloc[i]),
+            message_en=f"Map layer '{layer.label}': column '{layer.column}' holds something that is not a number.",
             expected_en="a number or empty (not published)",
         )
     return values.to_numpy(dtype=float)
@@ -296,7 +302,8 @@ def _check_layer(layer: MapLayer) -> None:
             f"Kartenebene '{layer.label}': Farbpalette '{layer.palette}' ist nicht zugelassen.",
             expected="farbfehlsichtigkeitssicher: " + ", ".join(sorted(PALETTES)),
             found=layer.palette,
-            hint="Sequenziell: viridis, cividis, YlOrRd, PuBu; Veränderung (divergierend): BrBG, PuOr, RdBu.", message_en=f"Map layer '{layer.label}': colour palette '{layer.palette}' is not allowed.",
+            hint="Sequenziell: viridis, cividis, YlOrRd, PuBu; Veränderung (divergierend): BrBG, PuOr, RdBu.",
+            message_en=f"Map layer '{layer.label}': colour palette '{layer.palette}' is not allowed.",
             expected_en="safe for colour-vision deficiency: " + ", ".join(sorted(PALETTES)),
             hint_en="Sequential: viridis, cividis, YlOrRd, PuBu; change (diverging): BrBG, PuOr, RdBu.",
         )
@@ -310,14 +317,16 @@ def _check_layer(layer: MapLayer) -> None:
         raise GeoplanError(
             f"Kartenebene '{layer.label}': 'change' braucht vier Klassengrenzen (−außen, −innen, +innen, +außen).",
             expected="z. B. (-15, -5, 5, 15)",
-            found=str(layer.bins), message_en=f"Map layer '{layer.label}': 'change' needs four class limits (−outer, −inner, +inner, +outer).",
+            found=str(layer.bins),
+            message_en=f"Map layer '{layer.label}': 'change' needs four class limits (−outer, −inner, +inner, +outer).",
             expected_en="e.g. (-15, -5, 5, 15)",
         )
     if layer.scheme == "probability" and (not layer.bins or list(layer.bins) != sorted(layer.bins)):
         raise GeoplanError(
             f"Kartenebene '{layer.label}': 'probability' braucht aufsteigende Klassengrenzen in %.",
             expected="z. B. (20, 40, 60, 80)",
-            found=str(layer.bins), message_en=f"Map layer '{layer.label}': 'probability' needs ascending class limits in %.",
+            found=str(layer.bins),
+            message_en=f"Map layer '{layer.label}': 'probability' needs ascending class limits in %.",
             expected_en="e.g. (20, 40, 60, 80)",
         )
     if layer.scheme == "user_defined" and not layer.bins:
@@ -331,7 +340,8 @@ def _check_layer(layer: MapLayer) -> None:
         raise GeoplanError(
             f"Kartenebene '{layer.label}': Klassenanzahl k muss zwischen 1 und 12 liegen.",
             expected="1–12",
-            found=str(layer.k), message_en=f"Map layer '{layer.label}': the number of classes k must lie between 1 and 12.",
+            found=str(layer.k),
+            message_en=f"Map layer '{layer.label}': the number of classes k must lie between 1 and 12.",
         )
 
 
@@ -776,7 +786,8 @@ def _check_tiles(tiles: str, tiles_attribution: str | None) -> None:
             location="output.tiles",
             expected="z. B. kacheln/{z}/{x}/{y}.png (im Ausgabeordner) oder https://…/{z}/{x}/{y}.png",
             found=repr(tiles),
-            hint="Kachel-URL korrigieren oder 'tiles' weglassen (kein Hintergrund, keine Anfrage an Dritte).", message_en="The tile URL for the map background is not a template with {z}/{x}/{y}.",
+            hint="Kachel-URL korrigieren oder 'tiles' weglassen (kein Hintergrund, keine Anfrage an Dritte).",
+            message_en="The tile URL for the map background is not a template with {z}/{x}/{y}.",
             expected_en="e.g. tiles/{z}/{x}/{y}.png (in the output folder) or https://…/{z}/{x}/{y}.png",
             hint_en="Correct the tile URL or leave out 'tiles' (no background, no request to third parties).",
         )
@@ -786,7 +797,8 @@ def _check_tiles(tiles: str, tiles_attribution: str | None) -> None:
             location="output.tiles_attribution",
             expected="Quellenangabe, z. B. '© OpenStreetMap-Mitwirkende'",
             found="leer",
-            hint="'tiles_attribution' in der Konfiguration setzen (Lizenzpflicht der Kachelanbieter).", message_en="The attribution of the tile provider is missing for background tiles.",
+            hint="'tiles_attribution' in der Konfiguration setzen (Lizenzpflicht der Kachelanbieter).",
+            message_en="The attribution of the tile provider is missing for background tiles.",
             expected_en="an attribution, e.g. '© OpenStreetMap contributors'", found_en="empty",
             hint_en="Set 'tiles_attribution' in the configuration (the tile providers' licences require it).",
         )
@@ -931,12 +943,14 @@ def interactive_map(
     from branca.element import MacroElement
 
     if not layers:
-        raise GeoplanError("Die Karte braucht mindestens eine Kartenebene.", expected="mindestens 1 MapLayer", message_en="The map needs at least one map layer.", expected_en="at least 1 MapLayer")
+        raise GeoplanError("Die Karte braucht mindestens eine Kartenebene.", expected="mindestens 1 MapLayer",
+                           message_en="The map needs at least one map layer.", expected_en="at least 1 MapLayer")
     for ly in layers:
         _check_layer(ly)
     tiles = tiles or None
     if lang not in LANGS:
-        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang), message_en=f"Unknown language '{lang}'.")
+        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang),
+                           message_en=f"Unknown language '{lang}'.")
     if tiles is not None:
         _check_tiles(tiles, tiles_attribution)
     spec = _tooltip_spec(tooltip, layers)
@@ -951,7 +965,9 @@ def interactive_map(
             "Sozialraum-Schlüssel sind nicht eindeutig.",
             location=f"Schlüssel {dup}",
             expected="eindeutiger Schlüssel je Sozialraum",
-            found="doppelt", message_en="Sozialraum keys are not unique.", expected_en="a unique key per Sozialraum", found_en="duplicate",
+            found="doppelt",
+            message_en="Sozialraum keys are not unique.",
+            expected_en="a unique key per Sozialraum", found_en="duplicate",
         )
     names = gdf[name].astype(str).tolist()
     columns: dict[str, list] = {"key": keys, "name": names}
@@ -1320,7 +1336,8 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, la
     _check_frame(gdf, [layer.column], None, None)
     values = _numeric(gdf, layer)
     if lang not in LANGS:
-        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang), message_en=f"Unknown language '{lang}'.")
+        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang),
+                           message_en=f"Unknown language '{lang}'.")
     clf = classify(values, layer, lang)
     fill = [clf.colors[c] if c >= 0 else NODATA_COLOR for c in clf.classes]
 

@@ -35,7 +35,8 @@ def prior_tuple(value, name: str, allowed: dict) -> tuple:
                            found=repr(value), message_en=f"The prior parameters for {name} must be numbers.") from None
     if any(not math.isfinite(p) or p <= 0 for p in params):
         raise GeoplanError(f"Die Prior-Parameter für {name} müssen positive Zahlen sein.",
-                           location=f"model.bym2.{name}_prior", found=repr(value), message_en=f"The prior parameters for {name} must be positive numbers.")
+                           location=f"model.bym2.{name}_prior", found=repr(value),
+                           message_en=f"The prior parameters for {name} must be positive numbers.")
     if kind == "pc" and name == "rho" and not (0 < params[0] < 1 and 0 < params[1] < 1):
         raise GeoplanError("PC-Prior für ρ: u und alpha müssen zwischen 0 und 1 liegen.",
                            location="model.bym2.rho_prior", expected="(\"pc\", u, alpha), z. B. (\"pc\", 0.5, 2/3)",

@@ -116,7 +116,8 @@ def _points_in_polygons(x: np.ndarray, y: np.ndarray, crs, polygons, key: str) -
     if polygons.crs is None:
         raise GeoplanError("Die Sozialräume haben keinen Koordinatenbezug; Punkte lassen sich nicht zuordnen.",
                            hint="Koordinatenbezug der Grenzen angeben (boundaries.crs).",
-                           message_en="The Sozialräume have no CRS; points cannot be assigned.", hint_en="Give the CRS of the boundaries (boundaries.crs).")
+                           message_en="The Sozialräume have no CRS; points cannot be assigned.",
+                           hint_en="Give the CRS of the boundaries (boundaries.crs).")
     pts = gpd.GeoDataFrame({"_i": np.arange(len(x))}, geometry=gpd.points_from_xy(x, y), crs=crs)
     pts = pts.to_crs(polygons.crs)
     if VECTORISED:
@@ -643,7 +644,8 @@ def case_counts(
             f"Das Berichtsjahr {ref} ist in der Fallliste nicht vollständig (Stand {stand}).",
             file=caselist.path, location="hze.case_list.reference_year",
             hint="Ein früheres Berichtsjahr wählen oder 'as_of' (Stand der Liste) angeben.",
-            message_en=f"The reference year {ref} is not complete in the case list (as of {stand}).", hint_en="Choose an earlier reference year or give 'as_of' (the list's reference date).",
+            message_en=f"The reference year {ref} is not complete in the case list (as of {stand}).",
+            hint_en="Choose an earlier reference year or give 'as_of' (the list's reference date).",
         )
     years = list(range(ref - cfg.years + 1, ref + 1))
     work = cases.loc[usable.to_numpy()].copy()

@@ -67,7 +67,8 @@ def _vector(x, name: str) -> np.ndarray:
             f"Keine Werte für '{name}'.",
             location=name,
             expected="mindestens ein Sozialraum",
-            found="0 Werte", message_en=f"No values for '{name}'.", expected_en="at least one Sozialraum", found_en="0 values",
+            found="0 Werte",
+            message_en=f"No values for '{name}'.", expected_en="at least one Sozialraum", found_en="0 values",
         )
     if not np.all(np.isfinite(arr)):
         bad = int(np.flatnonzero(~np.isfinite(arr))[0])
@@ -76,7 +77,8 @@ def _vector(x, name: str) -> np.ndarray:
             location=f"{name}, Position {bad}",
             expected="endliche Zahl",
             found=str(arr[bad]),
-            hint="Fehlende Werte in den Eingangsdaten ergänzen.", message_en=f"Missing or invalid value in '{name}'.", location_en=f"{name}, position {bad}",
+            hint="Fehlende Werte in den Eingangsdaten ergänzen.",
+            message_en=f"Missing or invalid value in '{name}'.", location_en=f"{name}, position {bad}",
             expected_en="a finite number", hint_en="Fill in the missing values in the input data.",
         )
     return arr
@@ -91,7 +93,8 @@ def _weights(weights, n: int, name: str = "weights") -> np.ndarray:
             f"'{name}' hat eine andere Länge als die Werte.",
             location=name,
             expected=f"{n} Gewichte",
-            found=f"{w.size} Gewichte", message_en=f"'{name}' has a different length than the values.", expected_en=f"{n} weights",
+            found=f"{w.size} Gewichte",
+            message_en=f"'{name}' has a different length than the values.", expected_en=f"{n} weights",
             found_en=f"{w.size} weights",
         )
     if np.any(w < 0) or w.sum() <= 0:
@@ -99,7 +102,8 @@ def _weights(weights, n: int, name: str = "weights") -> np.ndarray:
             f"Gewichte in '{name}' müssen ≥ 0 sein und eine positive Summe haben.",
             location=name,
             expected="Einwohnerzahlen ≥ 0",
-            found=f"Minimum {w.min():g}, Summe {w.sum():g}", message_en=f"Weights in '{name}' must be ≥ 0 with a positive sum.", expected_en="population counts ≥ 0",
+            found=f"Minimum {w.min():g}, Summe {w.sum():g}",
+            message_en=f"Weights in '{name}' must be ≥ 0 with a positive sum.", expected_en="population counts ≥ 0",
             found_en=f"minimum {w.min():g}, sum {w.sum():g}",
         )
     return w
@@ -111,7 +115,8 @@ def _nonnegative(x: np.ndarray, name: str) -> None:
             f"Ungleichheitsmaße brauchen Werte ≥ 0 mit positiver Summe ('{name}').",
             location=name,
             expected="Werte ≥ 0, Summe > 0",
-            found=f"Minimum {x.min():g}, Summe {x.sum():g}", message_en=f"Inequality measures need values ≥ 0 with a positive sum ('{name}').",
+            found=f"Minimum {x.min():g}, Summe {x.sum():g}",
+            message_en=f"Inequality measures need values ≥ 0 with a positive sum ('{name}').",
             expected_en="values ≥ 0, sum > 0", found_en=f"minimum {x.min():g}, sum {x.sum():g}",
         )
 
@@ -163,7 +168,8 @@ def concentration_index(values, rank_by, weights=None) -> float:
             "'rank_by' hat eine andere Länge als die Werte.",
             location="rank_by",
             expected=f"{y.size} Werte",
-            found=f"{np.asarray(rank_by).size} Werte", message_en="'rank_by' has a different length than the values.", expected_en=f"{y.size} values",
+            found=f"{np.asarray(rank_by).size} Werte",
+            message_en="'rank_by' has a different length than the values.", expected_en=f"{y.size} values",
             found_en=f"{np.asarray(rank_by).size} values",
         )
     _nonnegative(y * (w > 0), "values")
@@ -195,7 +201,8 @@ def concentration_curve(values, rank_by, weights=None, *, keys=None) -> pd.DataF
             "'rank_by' hat eine andere Länge als die Werte.",
             location="rank_by",
             expected=f"{y.size} Werte",
-            found=f"{r.size} Werte", message_en="'rank_by' has a different length than the values.", expected_en=f"{y.size} values",
+            found=f"{r.size} Werte",
+            message_en="'rank_by' has a different length than the values.", expected_en=f"{y.size} values",
             found_en=f"{r.size} values",
         )
     keys_arr = np.arange(y.size) if keys is None else np.asarray(list(keys), dtype=object)
@@ -280,7 +287,9 @@ def theil_decomposition(x, groups, weights=None) -> dict:
             "Die Gruppen (Bezirke) haben eine andere Länge als die Werte.",
             location="groups",
             expected=f"{v.size} Einträge",
-            found=f"{g.size} Einträge", message_en="The groups (districts) have a different length than the values.", expected_en=f"{v.size} entries",
+            found=f"{g.size} Einträge",
+            message_en="The groups (districts) have a different length than the values.",
+            expected_en=f"{v.size} entries",
             found_en=f"{g.size} entries",
         )
     if pd.isna(pd.Series(g)).any():
@@ -289,7 +298,8 @@ def theil_decomposition(x, groups, weights=None) -> dict:
             location="groups",
             expected="ein Bezirk für jeden Sozialraum",
             found="leerer Eintrag",
-            hint="Spalte 'bezirk' vollständig füllen.", message_en="Missing group (district) for the Theil decomposition.",
+            hint="Spalte 'bezirk' vollständig füllen.",
+            message_en="Missing group (district) for the Theil decomposition.",
             expected_en="a district for every Sozialraum", found_en="empty entry",
             hint_en="Fill the column 'bezirk' completely.",
         )
@@ -347,7 +357,8 @@ def years_to_close(current, target, corridor_pct: float) -> float:
             "Ist- und Zielwert für den Korridor müssen Beträge ≥ 0 sein.",
             location="years_to_close",
             expected="EUR ≥ 0",
-            found=f"Ist {current}, Ziel {target}", message_en="Current and target amount for the corridor must be amounts ≥ 0.",
+            found=f"Ist {current}, Ziel {target}",
+            message_en="Current and target amount for the corridor must be amounts ≥ 0.",
             found_en=f"current {current}, target {target}",
         )
     if corridor_pct is None or not math.isfinite(corridor_pct) or corridor_pct < 0:
@@ -355,7 +366,8 @@ def years_to_close(current, target, corridor_pct: float) -> float:
             "Der Korridor muss ein Prozentwert ≥ 0 sein.",
             location="corridor_pct",
             expected="z. B. 5 für ±5 % je Jahr",
-            found=str(corridor_pct), message_en="The corridor must be a percentage ≥ 0.", expected_en="e.g. 5 for ±5% per year",
+            found=str(corridor_pct),
+            message_en="The corridor must be a percentage ≥ 0.", expected_en="e.g. 5 for ±5% per year",
         )
     if abs(target - current) < _UNCHANGED_EUR:
         return 0.0
@@ -525,7 +537,8 @@ def _require(frame: pd.DataFrame, column: str, what: str, *, signed: bool = Fals
             location=f"Spalte '{column}'",
             expected=f"Spalte '{column}'",
             found=", ".join(map(str, frame.columns[:20])),
-            hint="Spaltennamen in der Konfiguration prüfen (siehe docs/architecture.md).", message_en=f"Column '{column}' ({_WHAT_EN.get(what, what)}) is missing in the Sozialraum data.",
+            hint="Spaltennamen in der Konfiguration prüfen (siehe docs/architecture.md).",
+            message_en=f"Column '{column}' ({_WHAT_EN.get(what, what)}) is missing in the Sozialraum data.",
             expected_en=f"column '{column}'",
             hint_en="Check the column names in the configuration (see docs/architecture.md).",
         )
@@ -537,7 +550,8 @@ def _require(frame: pd.DataFrame, column: str, what: str, *, signed: bool = Fals
             f"Fehlender oder nicht numerischer Wert in '{column}' ({what}).",
             location=f"Sozialraum {key}, Spalte '{column}'",
             expected="Zahl",
-            found=repr(frame[column].iloc[i]), message_en=f"Missing or non-numeric value in '{column}' ({_WHAT_EN.get(what, what)}).",
+            found=repr(frame[column].iloc[i]),
+            message_en=f"Missing or non-numeric value in '{column}' ({_WHAT_EN.get(what, what)}).",
             location_en=f"Sozialraum {key}, column '{column}'", expected_en="a number",
         )
     if not signed and (s < 0).any():
@@ -632,7 +646,8 @@ def equity_measures(
             "Kein Sozialraum hat Einwohner unter 21.",
             location=f"Spalte '{population}'",
             expected="Einwohnerzahlen > 0",
-            found="alle 0", message_en="No Sozialraum has residents under 21.", expected_en="population counts > 0", found_en="all 0",
+            found="alle 0",
+            message_en="No Sozialraum has residents under 21.", expected_en="population counts > 0", found_en="all 0",
         )
     with np.errstate(divide="ignore", invalid="ignore"):
         per_u21 = np.where(has_pop, b.to_numpy() / pop.to_numpy(), np.nan)

@@ -85,7 +85,8 @@ def _require_columns(frame: pd.DataFrame, indicator: Indicator, columns: list[st
             location=f"Indikator '{indicator.name}'",
             expected=", ".join(columns),
             found="vorhandene Spalten: " + ", ".join(map(str, frame.columns)),
-            hint="Spaltenzuordnung (rename) in der Konfiguration oder 'column'/'numerator'/'base' im Katalog prüfen.", message_en=f"Column(s) {', '.join(repr(c) for c in missing)} for indicator '{indicator.name}' missing in the table.",
+            hint="Spaltenzuordnung (rename) in der Konfiguration oder 'column'/'numerator'/'base' im Katalog prüfen.",
+            message_en=f"Column(s) {', '.join(repr(c) for c in missing)} for indicator '{indicator.name}' missing in the table.",
             found_en="columns present: " + ", ".join(map(str, frame.columns)),
             hint_en="Check the column mapping (rename) in the configuration or 'column'/'numerator'/'base' in the catalogue.",
         )
@@ -112,7 +113,8 @@ def validate_frame(frame: pd.DataFrame, catalogue: Catalogue) -> None:
                     expected="Anteil in % zwischen 0 und 100" if hi == 100.0 else "Anzahl >= 0",
                     found=", ".join(f"{x[i]:g}" for i in bad[:10]),
                     hint="Fehlwertkennungen (z. B. -9999) beim Einlesen als fehlend markieren "
-                    "(na_values) oder die Einheit im Katalog prüfen.", message_en=f"Implausible values in column '{col}' (indicator '{ind.name}').",
+                    "(na_values) oder die Einheit im Katalog prüfen.",
+                    message_en=f"Implausible values in column '{col}' (indicator '{ind.name}').",
                     expected_en="share in % between 0 and 100" if hi == 100.0 else "count >= 0",
                     hint_en="Mark missing-value codes (e.g. -9999) as missing when reading (na_values) or check the "
                     "unit in the catalogue.",
@@ -194,7 +196,8 @@ def _neighbour_sets(w, keys: list[str]) -> list[np.ndarray]:
         location="neighbours",
         expected=f"{len(keys)} ids = Sozialraum-Schlüssel (z. B. {keys[:3]}) oder 0…{len(keys) - 1}",
         found=f"{len(ids)} ids (z. B. {ids[:3]})",
-        hint="libpysal.weights.Queen.from_dataframe(gdf, ids=gdf['key'].tolist()) verwenden.", message_en="The neighbourhood matrix does not fit the Sozialräume.",
+        hint="libpysal.weights.Queen.from_dataframe(gdf, ids=gdf['key'].tolist()) verwenden.",
+        message_en="The neighbourhood matrix does not fit the Sozialräume.",
         expected_en=f"{len(keys)} ids = Sozialraum keys (e.g. {keys[:3]}) or 0…{len(keys) - 1}",
         found_en=f"{len(ids)} ids (e.g. {ids[:3]})",
         hint_en="Use libpysal.weights.Queen.from_dataframe(gdf, ids=gdf['key'].tolist()).",
@@ -307,7 +310,8 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                     location=f"Indikator '{ind.name}', smoothing",
                     expected="neighbours = libpysal-Gewichte (z. B. Queen-Nachbarschaft)",
                     found="keine",
-                    hint="smoothing: eb_global verwenden oder Grenzen (Polygone) mitgeben.", message_en=f"Indicator '{ind.name}' asks for local EB smoothing, but no neighbourhood was given.",
+                    hint="smoothing: eb_global verwenden oder Grenzen (Polygone) mitgeben.",
+                    message_en=f"Indicator '{ind.name}' asks for local EB smoothing, but no neighbourhood was given.",
                     expected_en="neighbours = libpysal weights (e.g. queen contiguity)", found_en="none",
                     hint_en="Use smoothing: eb_global or pass the boundaries (polygons).",
                 )
@@ -465,7 +469,8 @@ def _value_column(frame: pd.DataFrame, ind: Indicator) -> pd.Series:
         location=f"Indikator '{ind.name}'",
         expected=ind.name,
         found="vorhandene Spalten: " + ", ".join(map(str, frame.columns)),
-        hint="Zuerst derive_indicators() aufrufen.", message_en=f"The column for indicator '{ind.name}' is missing in the table.",
+        hint="Zuerst derive_indicators() aufrufen.",
+        message_en=f"The column for indicator '{ind.name}' is missing in the table.",
         found_en="columns present: " + ", ".join(map(str, frame.columns)),
         hint_en="Call derive_indicators() first.",
     )
@@ -486,7 +491,9 @@ def _z_matrix(frame: pd.DataFrame, used: list[Indicator], out: pd.DataFrame, not
         if nan.all():
             raise GeoplanError(
                 f"Indikator '{ind.name}' hat in keinem Sozialraum einen Wert.",
-                location=f"Indikator '{ind.name}'", hint="Daten oder Spaltenzuordnung prüfen.", message_en=f"Indicator '{ind.name}' has a value in no Sozialraum.", hint_en="Check the data or the column mapping.",
+                location=f"Indikator '{ind.name}'", hint="Daten oder Spaltenzuordnung prüfen.",
+                message_en=f"Indicator '{ind.name}' has a value in no Sozialraum.",
+                hint_en="Check the data or the column mapping.",
             )
         if nan.any():
             miss = [k for k, n in zip(keys, nan) if n]
@@ -540,7 +547,8 @@ def need_index(
     if method not in ("gewichtet", "mss", "pca"):
         raise GeoplanError(
             "Unbekannte Methode für den Bedarfsindex.", location="need_index.method",
-            expected="gewichtet, mss, pca", found=str(method), message_en="Unknown method for the need index.", expected_en="gewichtet (weighted), mss, pca",
+            expected="gewichtet, mss, pca", found=str(method),
+            message_en="Unknown method for the need index.", expected_en="gewichtet (weighted), mss, pca",
         )
     if method == "mss":
         used = [i for i in catalogue.indicators if i.group == "status"] or catalogue.index_indicators
@@ -549,7 +557,8 @@ def need_index(
     if not used:
         raise GeoplanError(
             "Kein Indikator für den Bedarfsindex: alle Gewichte sind 0.",
-            location="Katalog, weight", expected="mindestens ein Indikator mit weight > 0", found="0", message_en="No indicator for the need index: all weights are 0.", location_en="catalogue, weight",
+            location="Katalog, weight", expected="mindestens ein Indikator mit weight > 0", found="0",
+            message_en="No indicator for the need index: all weights are 0.", location_en="catalogue, weight",
             expected_en="at least one indicator with weight > 0",
         )
     out = frame.copy()
@@ -571,7 +580,8 @@ def need_index(
             raise GeoplanError(
                 "PCA-Index braucht mindestens 2 Indikatoren und 3 Sozialräume.",
                 location="indicators.index_method", found=f"{Z.shape[1]} Indikatoren, {Z.shape[0]} Sozialräume",
-                hint="index_method: gewichtet verwenden.", message_en="A PCA index needs at least 2 indicators and 3 Sozialräume.",
+                hint="index_method: gewichtet verwenden.",
+                message_en="A PCA index needs at least 2 indicators and 3 Sozialräume.",
                 found_en=f"{Z.shape[1]} indicators, {Z.shape[0]} Sozialräume", hint_en="Use index_method: gewichtet.",
             )
         # Re-standardise after mean-imputation so PCA works on a correlation matrix.
@@ -632,7 +642,8 @@ def dynamik_index(frame: pd.DataFrame, catalogue: Catalogue) -> DynamikIndex:
     if not used:
         raise GeoplanError(
             "Kein Dynamik-Indikator im Katalog.", location="Katalog, group",
-            expected="mindestens ein Indikator mit group: dynamik", found="keiner", message_en="No dynamics indicator in the catalogue.", location_en="catalogue, group",
+            expected="mindestens ein Indikator mit group: dynamik", found="keiner",
+            message_en="No dynamics indicator in the catalogue.", location_en="catalogue, group",
             expected_en="at least one indicator with group: dynamik", found_en="none",
         )
     out = frame.copy()
@@ -679,7 +690,8 @@ def classify(
     x = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float)
     ok = np.isfinite(x)
     if ok.sum() == 0:
-        raise GeoplanError("Klassenbildung: keine gültigen Werte.", location="classify.values", message_en="Classification: no valid values.")
+        raise GeoplanError("Klassenbildung: keine gültigen Werte.", location="classify.values",
+                           message_en="Classification: no valid values.")
     schemes = ("quantile", "natural_breaks", "equal_interval", "std_mean")
     if scheme not in schemes:
         raise GeoplanError(
@@ -687,7 +699,8 @@ def classify(
             expected=", ".join(schemes), found=str(scheme), message_en="Unknown classification scheme.",
         )
     if scheme != "std_mean" and (not isinstance(k, int) or k < 2):
-        raise GeoplanError("Klassenzahl k muss mindestens 2 sein.", location="classify.k", found=str(k), message_en="The number of classes k must be at least 2.")
+        raise GeoplanError("Klassenzahl k muss mindestens 2 sein.", location="classify.k", found=str(k),
+                           message_en="The number of classes k must be at least 2.")
     # one classifier for every map, style and table: geoplan.report.maps.classify
     from geoplan.report.maps import MapLayer
     from geoplan.report.maps import classify as map_classify
@@ -732,13 +745,15 @@ def dynamik(
         if key not in f.columns:
             raise GeoplanError(
                 f"Schlüsselspalte '{key}' fehlt in der Tabelle zum Stichtag {label}.",
-                location=label, expected=key, found=", ".join(map(str, f.columns)), message_en=f"Key column '{key}' is missing in the table of reference date {label}.",
+                location=label, expected=key, found=", ".join(map(str, f.columns)),
+                message_en=f"Key column '{key}' is missing in the table of reference date {label}.",
             )
         dup = f[key].astype(str)[f[key].astype(str).duplicated()].unique().tolist()
         if dup:
             raise GeoplanError(
                 f"Doppelte Schlüssel in der Tabelle zum Stichtag {label}.",
-                location=label, found=", ".join(dup[:20]), message_en=f"Duplicate keys in the table of reference date {label}.",
+                location=label, found=", ".join(dup[:20]),
+                message_en=f"Duplicate keys in the table of reference date {label}.",
             )
     k0 = frame_t0[key].astype(str)
     k1 = frame_t1[key].astype(str)
@@ -750,7 +765,8 @@ def dynamik(
             location=key,
             expected="dieselben Schlüssel zu beiden Stichtagen",
             found=f"nur t0: {', '.join(only0[:10]) or '–'}; nur t1: {', '.join(only1[:10]) or '–'}",
-            hint="Gebietsstand angleichen (Schlüsseltabelle/Umschlüsselung) bevor die Veränderung berechnet wird.", message_en="The Sozialräume of the two reference dates do not match.",
+            hint="Gebietsstand angleichen (Schlüsseltabelle/Umschlüsselung) bevor die Veränderung berechnet wird.",
+            message_en="The Sozialräume of the two reference dates do not match.",
             expected_en="the same keys at both reference dates",
             found_en=f"only t0: {', '.join(only0[:10]) or '–'}; only t1: {', '.join(only1[:10]) or '–'}",
             hint_en="Align the area boundaries (key table/re-keying) before the change is computed.",
@@ -778,7 +794,8 @@ def dynamik(
     if not zs:
         raise GeoplanError(
             "Keine Indikatorspalten in beiden Tabellen gefunden; Veränderung nicht berechenbar.",
-            expected=", ".join(i.column or i.numerator or i.name for i in catalogue.indicators), message_en="No indicator columns found in both tables; the change cannot be computed.",
+            expected=", ".join(i.column or i.numerator or i.name for i in catalogue.indicators),
+            message_en="No indicator columns found in both tables; the change cannot be computed.",
         )
     idx = zscore(np.sum(zs, axis=0))
     out["dynamik_index"] = idx
@@ -799,7 +816,8 @@ def linear_combinations(df: pd.DataFrame, derived: dict[str, dict[str, float]]) 
                 f"Abgeleitete Spalte '{name}': Spalte(n) {', '.join(missing)} unbekannt.",
                 location=f"Konfigurationsfeld 'indicators.derived.{name}'",
                 expected=", ".join(c for c in out.columns if not c.startswith("_")),
-                hint="Nur Spalten verwenden, die in indicators.tables[].columns benannt sind.", message_en=f"Derived column '{name}': column(s) {', '.join(missing)} unknown.",
+                hint="Nur Spalten verwenden, die in indicators.tables[].columns benannt sind.",
+                message_en=f"Derived column '{name}': column(s) {', '.join(missing)} unknown.",
                 hint_en="Use only columns named in indicators.tables[].columns.",
             )
         # a term that is missing in a row makes the derived value missing (no silent zero)
@@ -1006,7 +1024,8 @@ def sozialraum_indicators(
         count_cols, shares = _count_and_share_columns(frame, catalogue, derived)
         level = levels.get(level_name) if level_name is not None else None
         if level_name is not None and level is None:
-            raise GeoplanError(f"Die Ebene '{level_name}' wurde nicht gelesen.", location="indicators.levels", message_en=f"The level '{level_name}' was not read.")
+            raise GeoplanError(f"Die Ebene '{level_name}' wurde nicht gelesen.", location="indicators.levels",
+                               message_en=f"The level '{level_name}' was not read.")
         out, agg = _bring_onto(frame, level, boundaries_gdf, count_cols, shares, notes, merge_map=merge_map)
         aggregation = aggregation or agg
         out = out[[c for c in out.columns if not c.startswith("_basis_") and not (c == "n_sources" and frames)]]
@@ -1023,7 +1042,8 @@ def sozialraum_indicators(
             raise GeoplanError(
                 f"Spalte(n) {', '.join(clash)} kommen aus Tabellen verschiedener Ebenen.",
                 location="indicators.tables[].columns",
-                hint="Jede geoplan-Spalte nur aus einer Tabelle lesen.", message_en=f"Column(s) {', '.join(clash)} come from tables of different levels.",
+                hint="Jede geoplan-Spalte nur aus einer Tabelle lesen.",
+                message_en=f"Column(s) {', '.join(clash)} come from tables of different levels.",
                 hint_en="Read each geoplan column from one table only.",
             )
         frame = frame.merge(out, on="key", how="outer")
@@ -1069,7 +1089,8 @@ def sozialraum_indicators(
             expected="eine Zählspalte aus indicators.tables[].columns oder indicators.derived",
             found=", ".join(have) or "keine Zählspalten (pop_…)",
             hint=f"In indicators.tables[].columns eine Spalte als {expo} benennen oder unter indicators.derived "
-                 f"bilden, z. B. {expo}: {{pop_u6: 1, pop_6_15: 1, pop_15_18: 1}}.", message_en=f"The reference population '{expo}' (model.exposure) is not a column of the indicators.",
+                 f"bilden, z. B. {expo}: {{pop_u6: 1, pop_6_15: 1, pop_15_18: 1}}.",
+            message_en=f"The reference population '{expo}' (model.exposure) is not a column of the indicators.",
             expected_en="a count column from indicators.tables[].columns or indicators.derived",
             found_en=", ".join(have) or "no count columns (pop_…)",
             hint_en=f"Name a column {expo} in indicators.tables[].columns or build it under indicators.derived, "
@@ -1083,7 +1104,8 @@ def sozialraum_indicators(
             location="Sozialräume " + ", ".join(bad["key"].astype(str).tolist()[:10]),
             expected=f"{expo} > 0 für jeden Sozialraum",
             hint="Bevölkerungstabelle prüfen; unbewohnte Flächen (Wald, Flughafen) mit boundaries.exclude "
-                 "ausschließen oder mit boundaries.merge einem Nachbarraum zuschlagen.", message_en=f"{len(bad)} Sozialraum/Sozialräume without a reference population ({expo} is 0 or missing).",
+                 "ausschließen oder mit boundaries.merge einem Nachbarraum zuschlagen.",
+            message_en=f"{len(bad)} Sozialraum/Sozialräume without a reference population ({expo} is 0 or missing).",
             expected_en=f"{expo} > 0 for every Sozialraum",
             hint_en="Check the population table; exclude uninhabited areas (forest, airport) with boundaries.exclude "
                     "or add them to a neighbouring area with boundaries.merge.",

@@ -82,7 +82,8 @@ def _as_key(series: pd.Series) -> pd.Series:
             location=f"Spalte '{series.name}'",
             expected="Schlüssel als Text (führende Nullen bleiben erhalten)",
             found=f"Datentyp {series.dtype}",
-            hint="Tabelle mit dtype=str bzw. über geoplan.load.tables einlesen.", message_en=f"Key column '{series.name}' was not read as text.",
+            hint="Tabelle mit dtype=str bzw. über geoplan.load.tables einlesen.",
+            message_en=f"Key column '{series.name}' was not read as text.",
             expected_en="keys as text (leading zeros are kept)", found_en=f"data type {series.dtype}",
             hint_en="Read the table with dtype=str or through geoplan.load.tables.",
         )
@@ -96,7 +97,8 @@ def _numeric(table: pd.DataFrame, column: str) -> pd.Series:
             location=f"Spalte '{column}'",
             expected=f"Spalte '{column}'",
             found=", ".join(map(str, table.columns)),
-            hint="Spaltennamen in der Konfiguration prüfen.", message_en=f"Column '{column}' is missing in the indicator table.", expected_en=f"column '{column}'",
+            hint="Spaltennamen in der Konfiguration prüfen.",
+            message_en=f"Column '{column}' is missing in the indicator table.", expected_en=f"column '{column}'",
             hint_en="Check the column names in the configuration.",
         )
     col = table[column]
@@ -113,7 +115,8 @@ def _numeric(table: pd.DataFrame, column: str) -> pd.Series:
             location=f"Zeile {pos + 1}, Spalte '{column}'",
             expected="Zahl oder leer",
             found=repr(str(text.iloc[pos])),
-            hint="Unterdrückte Werte als leer lesen (geoplan.load.tables erkennt –, x, / usw.).", message_en=f"Column '{column}' holds text that is not a number.",
+            hint="Unterdrückte Werte als leer lesen (geoplan.load.tables erkennt –, x, / usw.).",
+            message_en=f"Column '{column}' holds text that is not a number.",
             hint_en="Read suppressed values as empty (geoplan.load.tables recognises –, x, / etc.).",
         )
     return values.astype(float)
@@ -181,7 +184,8 @@ def aggregate_by_key(
             "Für die Aggregation muss genau eines angegeben sein: Schlüsseltabelle oder Präfixlänge.",
             expected="mapping=… oder prefix_len=…",
             found="beides" if mapping is not None else "keines",
-            hint="In der Konfiguration entweder die Schlüsseltabelle oder die Präfixlänge setzen.", message_en="Aggregation needs exactly one of: a key table or a prefix length.",
+            hint="In der Konfiguration entweder die Schlüsseltabelle oder die Präfixlänge setzen.",
+            message_en="Aggregation needs exactly one of: a key table or a prefix length.",
             expected_en="mapping=… or prefix_len=…", found_en="both" if mapping is not None else "neither",
             hint_en="Set either the key table or the prefix length in the configuration.",
         )
@@ -190,7 +194,9 @@ def aggregate_by_key(
             f"Schlüsselspalte '{source_key}' fehlt in der Indikatorentabelle.",
             location=f"Spalte '{source_key}'",
             expected=f"Spalte '{source_key}'",
-            found=", ".join(map(str, table.columns)), message_en=f"Key column '{source_key}' is missing in the indicator table.", expected_en=f"column '{source_key}'",
+            found=", ".join(map(str, table.columns)),
+            message_en=f"Key column '{source_key}' is missing in the indicator table.",
+            expected_en=f"column '{source_key}'",
         )
     src = _as_key(table[source_key])
     notes: list[QANote] = []
@@ -201,7 +207,8 @@ def aggregate_by_key(
             "Leerer Schlüssel in der Indikatorentabelle.",
             location=f"Zeile {pos + 1}, Spalte '{source_key}'",
             expected="ein Schlüssel je Zeile",
-            found="leer", message_en="Empty key in the indicator table.", expected_en="one key per row", found_en="empty",
+            found="leer",
+            message_en="Empty key in the indicator table.", expected_en="one key per row", found_en="empty",
         )
     dup = src[src.duplicated(keep=False)]
     if len(dup):
@@ -210,14 +217,16 @@ def aggregate_by_key(
             location=f"Spalte '{source_key}'",
             expected="jeder Schlüssel einmal",
             found=", ".join(sorted(set(dup.astype(str)))[:10]),
-            hint="Doppelte Zeilen entfernen oder vorher zusammenfassen.", message_en="Duplicate keys in the indicator table; totals would be counted twice.",
+            hint="Doppelte Zeilen entfernen oder vorher zusammenfassen.",
+            message_en="Duplicate keys in the indicator table; totals would be counted twice.",
             expected_en="every key once", hint_en="Remove duplicate rows or combine them beforehand.",
         )
 
     all_targets: pd.Index | None = None
     if prefix_len is not None:
         if prefix_len < 1:
-            raise GeoplanError("Präfixlänge muss mindestens 1 sein.", found=str(prefix_len), message_en="The prefix length must be at least 1.")
+            raise GeoplanError("Präfixlänge muss mindestens 1 sein.", found=str(prefix_len),
+                               message_en="The prefix length must be at least 1.")
         short = src.str.len() < prefix_len
         if short.any():
             pos = int(np.flatnonzero(short.to_numpy())[0])
@@ -226,7 +235,9 @@ def aggregate_by_key(
                 location=f"Zeile {pos + 1}, Spalte '{source_key}'",
                 expected=f"mindestens {prefix_len} Zeichen",
                 found=repr(str(src.iloc[pos])),
-                hint="Führende Nullen verloren? Schlüssel als Text einlesen.", message_en=f"Key shorter than the prefix length {prefix_len}.", expected_en=f"at least {prefix_len} characters",
+                hint="Führende Nullen verloren? Schlüssel als Text einlesen.",
+                message_en=f"Key shorter than the prefix length {prefix_len}.",
+                expected_en=f"at least {prefix_len} characters",
                 hint_en="Leading zeros lost? Read the keys as text.",
             )
         tgt = src.str.slice(0, prefix_len)
@@ -249,7 +260,8 @@ def aggregate_by_key(
                 "Die Schlüsseltabelle ordnet einen Schlüssel mehreren Zielen zu.",
                 location=f"Spalte '{mapping_source}'",
                 expected="jeder Quellschlüssel genau einem Ziel zugeordnet",
-                found=", ".join(sorted(set(conflict.astype(str)))[:10]), message_en="The key table assigns one key to several targets.",
+                found=", ".join(sorted(set(conflict.astype(str)))[:10]),
+                message_en="The key table assigns one key to several targets.",
                 expected_en="every source key assigned to exactly one target",
             )
         lookup = pd.Series(pairs["t"].to_numpy(), index=pairs["s"].to_numpy())
@@ -265,7 +277,8 @@ def aggregate_by_key(
                 location=f"Spalte '{source_key}'",
                 expected="jeder Schlüssel in der Schlüsseltabelle",
                 found=", ".join(unmatched[:10]) + (" …" if len(unmatched) > 10 else ""),
-                hint="Schlüsseltabelle und Gebietsstand prüfen oder fehlende Schlüssel ausdrücklich zulassen.", message_en=f"{len(unmatched)} keys of the indicator table are missing in the key table.",
+                hint="Schlüsseltabelle und Gebietsstand prüfen oder fehlende Schlüssel ausdrücklich zulassen.",
+                message_en=f"{len(unmatched)} keys of the indicator table are missing in the key table.",
                 expected_en="every key in the key table",
                 hint_en="Check the key table and the boundary version, or allow the missing keys explicitly.",
             )
@@ -368,7 +381,8 @@ def _check_crs(source: gpd.GeoDataFrame, target: gpd.GeoDataFrame, what: str = "
             "Für die Flächeninterpolation fehlt ein Koordinatenbezugssystem.",
             expected="beide Ebenen mit CRS (metrisch, z. B. EPSG:25833)",
             found=f"Quelle: {source.crs}, {what}: {target.crs}",
-            hint="CRS setzen bzw. die .prj-Datei mitliefern.", message_en="A coordinate reference system is missing for the areal interpolation.",
+            hint="CRS setzen bzw. die .prj-Datei mitliefern.",
+            message_en="A coordinate reference system is missing for the areal interpolation.",
             expected_en="both layers with a CRS (metric, e.g. EPSG:25833)",
             found_en=f"source: {source.crs}, {what_en(what)}: {target.crs}",
             hint_en="Set the CRS or supply the .prj file.",
@@ -378,7 +392,8 @@ def _check_crs(source: gpd.GeoDataFrame, target: gpd.GeoDataFrame, what: str = "
             "Quell- und Zielebene haben verschiedene Koordinatenbezugssysteme.",
             expected="dasselbe metrische CRS",
             found=f"Quelle: {source.crs.to_string()}, {what}: {target.crs.to_string()}",
-            hint="Beide Ebenen vorher mit to_crs() in das Projekt-CRS (EPSG:25832/25833) bringen.", message_en="Source and target layer have different coordinate reference systems.",
+            hint="Beide Ebenen vorher mit to_crs() in das Projekt-CRS (EPSG:25832/25833) bringen.",
+            message_en="Source and target layer have different coordinate reference systems.",
             expected_en="the same metric CRS",
             found_en=f"source: {source.crs.to_string()}, {what_en(what)}: {target.crs.to_string()}",
             hint_en="Bring both layers into the project CRS (EPSG:25832/25833) with to_crs() first.",
@@ -388,7 +403,8 @@ def _check_crs(source: gpd.GeoDataFrame, target: gpd.GeoDataFrame, what: str = "
             "Flächen können nur in einem projizierten (metrischen) CRS berechnet werden.",
             expected="projiziertes CRS, z. B. EPSG:25833",
             found=source.crs.to_string(),
-            hint="Mit to_crs('EPSG:25833') umprojizieren.", message_en="Areas can only be computed in a projected (metric) CRS.",
+            hint="Mit to_crs('EPSG:25833') umprojizieren.",
+            message_en="Areas can only be computed in a projected (metric) CRS.",
             expected_en="a projected CRS, e.g. EPSG:25833", hint_en="Reproject with to_crs('EPSG:25833').",
         )
 
@@ -646,14 +662,17 @@ def _weight_table(source, target, weights, weights_column, n_jobs=None):
                 raise GeoplanError(
                     f"Gewichtsspalte '{weights_column}' fehlt in der Gewichtsebene.",
                     location=f"Spalte '{weights_column}'",
-                    found=", ".join(map(str, weights.columns)), message_en=f"Weight column '{weights_column}' is missing in the weights layer.",
+                    found=", ".join(map(str, weights.columns)),
+                    message_en=f"Weight column '{weights_column}' is missing in the weights layer.",
                 )
             amount = pd.to_numeric(weights[weights_column], errors="coerce").to_numpy(dtype=float)
             if np.any(~np.isfinite(amount)) or np.any(amount < 0):
                 raise GeoplanError(
                     f"Gewichtsspalte '{weights_column}' enthält fehlende oder negative Werte.",
                     location=f"Spalte '{weights_column}'",
-                    expected="Zahlen ≥ 0", message_en=f"Weight column '{weights_column}' holds missing or negative values.", expected_en="numbers ≥ 0",
+                    expected="Zahlen ≥ 0",
+                    message_en=f"Weight column '{weights_column}' holds missing or negative values.",
+                    expected_en="numbers ≥ 0",
                 )
             lu_area = shapely.area(lu)
             density = np.divide(amount, lu_area, out=np.zeros_like(amount), where=lu_area > 0)
@@ -704,7 +723,8 @@ def _dissolve_by_key(source: gpd.GeoDataFrame, key: str, extensive, intensive):
     """One row per key: the parts of a multipart source united; their values must agree (same record)."""
     if key not in source.columns:
         raise GeoplanError(f"Schlüsselspalte '{key}' fehlt in der Quellebene.", location=f"Spalte '{key}'",
-                           found=", ".join(map(str, source.columns)), message_en=f"Key column '{key}' is missing in the source layer.")
+                           found=", ".join(map(str, source.columns)),
+                           message_en=f"Key column '{key}' is missing in the source layer.")
     counts = source[key].value_counts()
     multi = counts[counts > 1]
     if not len(multi):
@@ -717,7 +737,8 @@ def _dissolve_by_key(source: gpd.GeoDataFrame, key: str, extensive, intensive):
             "Ein Schlüssel der Quellebene hat mehrere Polygone mit verschiedenen Werten.",
             location="Schlüssel " + ", ".join(map(str, differ[:10])),
             expected="gleiche Werte für alle Teile eines Gebiets (ein Datensatz, mehrere Flächen)",
-            hint="Werte je Gebiet vorher zusammenfassen oder die Teile verschieden schlüsseln.", message_en="A key of the source layer has several polygons with different values.",
+            hint="Werte je Gebiet vorher zusammenfassen oder die Teile verschieden schlüsseln.",
+            message_en="A key of the source layer has several polygons with different values.",
             expected_en="the same values for all parts of an area (one record, several polygons)",
             hint_en="Combine the values per area first or give the parts different keys.",
         )

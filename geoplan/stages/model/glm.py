@@ -117,7 +117,8 @@ def _check_counts(y: pd.Series, column: str) -> np.ndarray:
             location=f"Spalte '{column}', Sozialräume {_rows(y.index, raw_missing | bad_text)}",
             expected="ganze Zahl ≥ 0 in jeder Zeile",
             found="leer oder Text",
-            hint="Fehlende Fallzahlen ergänzen oder die Sozialräume aus dem Modell nehmen.", message_en=f"Case counts in column '{column}' are missing or not numbers.",
+            hint="Fehlende Fallzahlen ergänzen oder die Sozialräume aus dem Modell nehmen.",
+            message_en=f"Case counts in column '{column}' are missing or not numbers.",
             location_en=f"column '{column}', Sozialräume {_rows(y.index, raw_missing | bad_text)}",
             expected_en="whole number ≥ 0 in every row", found_en="empty or text",
             hint_en="Fill in the missing case counts or take the Sozialräume out of the model.",
@@ -160,7 +161,8 @@ def _check_exposure(e: pd.Series, column: str) -> np.ndarray:
             location=f"Spalte '{column}', Sozialräume {_rows(e.index, bad)}",
             expected=f"Bezugsbevölkerung > 0 ({column})",
             found=found,
-            hint="Sozialräume ohne junge Einwohner aus dem Modell nehmen oder die Einwohnerzahl ergänzen.", message_en=f"The exposure in column '{column}' is zero, negative or missing.",
+            hint="Sozialräume ohne junge Einwohner aus dem Modell nehmen oder die Einwohnerzahl ergänzen.",
+            message_en=f"The exposure in column '{column}' is zero, negative or missing.",
             location_en=f"column '{column}', Sozialräume {_rows(e.index, bad)}",
             expected_en=f"reference population > 0 ({column})",
             hint_en="Take Sozialräume without young residents out of the model or fill in the population.",
@@ -173,7 +175,8 @@ def _check_predictors(X: pd.DataFrame, require_variation: bool = True) -> np.nda
         raise GeoplanError(
             "Das Bedarfsmodell hat keine Prädiktoren.",
             expected="mindestens eine Indikatorspalte",
-            hint="In der Konfiguration die Indikatoren des Bedarfsmodells angeben.", message_en="The demand model has no predictors.", expected_en="at least one indicator column",
+            hint="In der Konfiguration die Indikatoren des Bedarfsmodells angeben.",
+            message_en="The demand model has no predictors.", expected_en="at least one indicator column",
             hint_en="Give the indicators of the demand model in the configuration.",
         )
     out = np.empty(X.shape, dtype=float)
@@ -186,7 +189,8 @@ def _check_predictors(X: pd.DataFrame, require_variation: bool = True) -> np.nda
                 location=f"Spalte '{col}', Sozialräume {_rows(X.index, nan)}",
                 expected="eine Zahl in jeder Zeile",
                 found="leer, Text oder unendlich",
-                hint="Werte ergänzen (z. B. über die Flächeninterpolation) oder den Indikator weglassen.", message_en=f"Predictor '{col}' has missing or invalid values.",
+                hint="Werte ergänzen (z. B. über die Flächeninterpolation) oder den Indikator weglassen.",
+                message_en=f"Predictor '{col}' has missing or invalid values.",
                 location_en=f"column '{col}', Sozialräume {_rows(X.index, nan)}",
                 expected_en="a number in every row", found_en="empty, text or infinite",
                 hint_en="Fill in the values (e.g. through the areal interpolation) or leave the indicator out.",
@@ -197,7 +201,8 @@ def _check_predictors(X: pd.DataFrame, require_variation: bool = True) -> np.nda
                 location=f"Spalte '{col}'",
                 expected="unterschiedliche Werte zwischen den Sozialräumen",
                 found=f"überall {v[0]:g}",
-                hint="Indikator aus dem Bedarfsmodell nehmen.", message_en=f"Predictor '{col}' is constant and carries no information.",
+                hint="Indikator aus dem Bedarfsmodell nehmen.",
+                message_en=f"Predictor '{col}' is constant and carries no information.",
                 expected_en="different values between the Sozialräume", found_en=f"{v[0]:g} everywhere",
                 hint_en="Take the indicator out of the demand model.",
             )
@@ -212,7 +217,8 @@ def _check_size(n: int, k: int) -> None:
             location="Bedarfsmodell",
             expected=f"mindestens 5 Sozialräume je Parameter, also ≥ {5 * k} für {k} Parameter",
             found=f"{n} Sozialräume",
-            hint="Weniger Indikatoren verwenden oder Sozialräume zusammenfassen.", message_en="Too few Sozialräume for the number of model parameters.", location_en="demand model",
+            hint="Weniger Indikatoren verwenden oder Sozialräume zusammenfassen.",
+            message_en="Too few Sozialräume for the number of model parameters.", location_en="demand model",
             expected_en=f"at least 5 Sozialräume per parameter, i.e. ≥ {5 * k} for {k} parameters",
             found_en=f"{n} Sozialräume", hint_en="Use fewer indicators or merge Sozialräume.",
         )
@@ -274,7 +280,8 @@ def _check_target(y, rows, column: str) -> np.ndarray:
             expected="Zahl ≥ 0",
             found=", ".join(f"{x:g}" for x in v[neg][:5]),
             hint="Fallzahlen prüfen; negative Werte sind keine Fälle.",
-            message_en="Negative values in data passed to HzEDemandModel: counts must be ≥ 0.", hint_en="Check the case counts; negative values are not cases.",
+            message_en="Negative values in data passed to HzEDemandModel: counts must be ≥ 0.",
+            hint_en="Check the case counts; negative values are not cases.",
         )
     return v
 
@@ -379,7 +386,8 @@ class HzEDemandModel(RegressorMixin, BaseEstimator):
                         "Für die Vorhersage fehlen Prädiktoren, mit denen das Modell geschätzt wurde.",
                         location=", ".join(f"'{c}'" for c in missing),
                         expected=", ".join(map(str, self.feature_names_in_)),
-                        found=", ".join(map(str, X.columns)), message_en="Predictors the model was fitted with are missing for the prediction.",
+                        found=", ".join(map(str, X.columns)),
+                        message_en="Predictors the model was fitted with are missing for the prediction.",
                     )
                 X = X[list(self.feature_names_in_)]
             if X.shape[1]:
@@ -396,7 +404,9 @@ class HzEDemandModel(RegressorMixin, BaseEstimator):
             if len(exposure) != Xv.shape[0]:
                 raise GeoplanError(
                     "Exposition und Prädiktoren haben unterschiedlich viele Zeilen.",
-                    expected=f"{Xv.shape[0]} Zeilen", found=f"{len(exposure)} Expositionen", message_en="Exposure and predictors have different numbers of rows.", expected_en=f"{Xv.shape[0]} rows",
+                    expected=f"{Xv.shape[0]} Zeilen", found=f"{len(exposure)} Expositionen",
+                    message_en="Exposure and predictors have different numbers of rows.",
+                    expected_en=f"{Xv.shape[0]} rows",
                     found_en=f"{len(exposure)} exposures",
                 )
             ev = _check_exposure(exposure, getattr(exposure, "name", None) or "pop_u21")
@@ -417,7 +427,9 @@ class HzEDemandModel(RegressorMixin, BaseEstimator):
         if len(np.asarray(y).ravel()) != Xv.shape[0]:
             raise GeoplanError(
                 "Fallzahlen und Prädiktoren haben unterschiedlich viele Zeilen.",
-                expected=f"{Xv.shape[0]} Zeilen", found=f"{len(np.asarray(y).ravel())} Fallzahlen", message_en="Case counts and predictors have different numbers of rows.", expected_en=f"{Xv.shape[0]} rows",
+                expected=f"{Xv.shape[0]} Zeilen", found=f"{len(np.asarray(y).ravel())} Fallzahlen",
+                message_en="Case counts and predictors have different numbers of rows.",
+                expected_en=f"{Xv.shape[0]} rows",
                 found_en=f"{len(np.asarray(y).ravel())} case counts",
             )
         y_checked = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True)
@@ -954,7 +966,8 @@ def fit_need_model(
             location=", ".join(f"'{c}'" for c in missing),
             expected="Fallzahl, Einwohner unter 21 und alle Prädiktoren als Spalten",
             found=", ".join(map(str, frame.columns[:20])),
-            hint="Spaltennamen in der Konfiguration prüfen (Standardnamen: docs/architecture.md).", message_en="Columns for the demand model are missing in the Sozialraum table.",
+            hint="Spaltennamen in der Konfiguration prüfen (Standardnamen: docs/architecture.md).",
+            message_en="Columns for the demand model are missing in the Sozialraum table.",
             expected_en="case count, residents under 21 and all predictors as columns",
             hint_en="Check the column names in the configuration (standard names: docs/architecture.md).",
         )
@@ -986,20 +999,23 @@ def fit_need_model(
             raise GeoplanError(
                 "Der räumliche Lag braucht Geometrien der Sozialräume.",
                 location=f"spatial_lag = '{spatial_lag}'",
-                hint="Eine GeoDataFrame übergeben oder spatial_lag weglassen.", message_en="The spatial lag needs the geometries of the Sozialräume.",
+                hint="Eine GeoDataFrame übergeben oder spatial_lag weglassen.",
+                message_en="The spatial lag needs the geometries of the Sozialräume.",
                 hint_en="Pass a GeoDataFrame or leave out spatial_lag.",
             )
         if spatial_lag not in frame.columns:
             raise GeoplanError(
                 f"Spalte '{spatial_lag}' für den räumlichen Lag fehlt.",
-                location=f"spatial_lag = '{spatial_lag}'", message_en=f"Column '{spatial_lag}' for the spatial lag is missing.",
+                location=f"spatial_lag = '{spatial_lag}'",
+                message_en=f"Column '{spatial_lag}' for the spatial lag is missing.",
             )
         lag_name = f"lag_{spatial_lag}"
         X[lag_name] = _spatial_lag(frame, spatial_lag, geometry, target, panel, year, key)
         labels.setdefault(lag_name, f"Räumlicher Lag: {labels.get(spatial_lag, spatial_lag)}")
     if fixed_effects is not None:
         if fixed_effects not in frame.columns:
-            raise GeoplanError(f"Spalte '{fixed_effects}' für feste Effekte fehlt.", location=f"fixed_effects = '{fixed_effects}'", message_en=f"Column '{fixed_effects}' for fixed effects is missing.")
+            raise GeoplanError(f"Spalte '{fixed_effects}' für feste Effekte fehlt.", location=f"fixed_effects = '{fixed_effects}'",
+                               message_en=f"Column '{fixed_effects}' for fixed effects is missing.")
         levels = sorted(frame[fixed_effects].astype(str).unique())
         for lev in levels[1:]:
             name = f"fe_{fixed_effects}_{lev}"
@@ -1240,7 +1256,8 @@ def _align_geometry(geometry, frame):
             "Für einige Sozialräume fehlt die Geometrie.",
             location=f"Zeilen {_rows(frame.index, missing)}",
             expected="eine Geometrie je Zeile der Sozialraumtabelle (gleicher Index)",
-            hint="Geometrien mit demselben Index wie die Tabelle übergeben.", message_en="The geometry is missing for some Sozialräume.",
+            hint="Geometrien mit demselben Index wie die Tabelle übergeben.",
+            message_en="The geometry is missing for some Sozialräume.",
             expected_en="one geometry per row of the Sozialraum table (same index)",
             hint_en="Pass geometries with the same index as the table.",
         )
@@ -1478,7 +1495,8 @@ def fit_cost_model(
             "Spalten für das Kostenmodell fehlen in der Sozialraumtabelle.",
             location=", ".join(f"'{c}'" for c in missing),
             expected="Kosten (EUR), Fallzahl und alle Prädiktoren als Spalten",
-            hint="Spaltennamen in der Konfiguration prüfen (Standardnamen: docs/architecture.md).", message_en="Columns for the cost model are missing in the Sozialraum table.",
+            hint="Spaltennamen in der Konfiguration prüfen (Standardnamen: docs/architecture.md).",
+            message_en="Columns for the cost model are missing in the Sozialraum table.",
             expected_en="costs (EUR), case count and all predictors as columns",
             hint_en="Check the column names in the configuration (standard names: docs/architecture.md).",
         )
@@ -1493,7 +1511,8 @@ def fit_cost_model(
         raise GeoplanError(
             "Spalten für die Hilfearten fehlen.",
             location=", ".join(f"'{c}'" for c in absent if c) or ", ".join(kinds),
-            expected=f"Hilfearten aus {', '.join(KINDS)} mit Spalten <Fälle>_<art> und <Kosten>_<art>_eur", message_en="Columns for the kinds of help are missing.",
+            expected=f"Hilfearten aus {', '.join(KINDS)} mit Spalten <Fälle>_<art> und <Kosten>_<art>_eur",
+            message_en="Columns for the kinds of help are missing.",
             expected_en=f"kinds of help from {', '.join(KINDS)} with columns <cases>_<kind> and <costs>_<kind>_eur",
         )
     named = frame.set_axis(frame["key"].astype(str).to_numpy()) if "key" in frame.columns else frame
@@ -1624,7 +1643,9 @@ def expected_demand(frame, model_cfg, labels: dict[str, str] | None = None):
             f"Prädiktor(en) {', '.join(unknown)} gibt es nicht.",
             location="Konfigurationsfeld 'model.predictors'",
             expected=", ".join(c for c in frame.columns if c not in ("geometry", "key", "name", "bezirk")),
-            hint="Namen aus dem Indikatorenkatalog verwenden.", message_en=f"Predictor(s) {', '.join(unknown)} do not exist.", hint_en="Use names from the indicator catalogue.",
+            hint="Namen aus dem Indikatorenkatalog verwenden.",
+            message_en=f"Predictor(s) {', '.join(unknown)} do not exist.",
+            hint_en="Use names from the indicator catalogue.",
         )
     res = fit_need_model(
         pd.DataFrame(frame.drop(columns="geometry")),

@@ -162,7 +162,8 @@ def fit_bym2(frame, model_cfg) -> SpatialNeed:
     if diag["max_r_hat"] > 1.01:
         notes.append(QANote(stage=STAGE, message=(
             f"BYM2: R̂ = {diag['max_r_hat']:.3f} > 1,01 bei den Parametern oder erwarteten Fällen — die Ketten sind "
-            "nicht konvergiert, die Intervalle sind nicht belastbar (model.bym2.warmup und draws erhöhen)."), message_en=(
+            "nicht konvergiert, die Intervalle sind nicht belastbar (model.bym2.warmup und draws erhöhen)."),
+                            message_en=(
             f"BYM2: R̂ = {diag['max_r_hat']:.3f} > 1.01 for the parameters or expected cases — the chains have "
             "not converged, the intervals are not reliable (raise model.bym2.warmup and draws).")))
     if diag["chains"] < 2:
