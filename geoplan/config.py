@@ -182,19 +182,21 @@ class LevelConfig(_Model):
         return self
 
     def describe(self, lang: str = "de") -> str:
-        if lang == "en":
-            if self.key_table is not None:
-                return f"through the key table {Path(self.key_table).name}"
-            if self.prefix_len is not None:
-                return f"through the first {self.prefix_len} characters of the key"
-            how = "by area" if self.method == "area" else "dasymetrically"
-            return f"transferred {how} from {Path(self.polygons).name}"
+        """How the level reaches the Sozialräume, in words (German, or English with ``lang="en"``)."""
+        words = _DESCRIBE_WORDS["en" if lang == "en" else "de"]
         if self.key_table is not None:
-            return f"über die Schlüsseltabelle {Path(self.key_table).name}"
+            return words["key_table"].format(Path(self.key_table).name)
         if self.prefix_len is not None:
-            return f"über die ersten {self.prefix_len} Zeichen des Schlüssels"
-        how = "nach Fläche" if self.method == "area" else "dasymetrisch"
-        return f"{how} von {Path(self.polygons).name} übertragen"
+            return words["prefix"].format(self.prefix_len)
+        return words["area" if self.method == "area" else "dasymetric"].format(Path(self.polygons).name)
+
+
+_DESCRIBE_WORDS = {
+    "de": {"key_table": "über die Schlüsseltabelle {}", "prefix": "über die ersten {} Zeichen des Schlüssels",
+           "area": "nach Fläche von {} übertragen", "dasymetric": "dasymetrisch von {} übertragen"},
+    "en": {"key_table": "through the key table {}", "prefix": "through the first {} characters of the key",
+           "area": "transferred by area from {}", "dasymetric": "transferred dasymetrically from {}"},
+}
 
 
 class ValidRows(_Model):

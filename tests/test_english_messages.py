@@ -14,7 +14,6 @@ import io
 import re
 from pathlib import Path
 
-import pytest
 
 from geoplan.errors import GeoplanError, QANote
 
@@ -23,15 +22,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geoplan"
 SUMMARY_CALLS = {"input_file", "remote_input", "InputFile", "dict"}
 
 
-def _calls(name_set):
+def _sources():
     for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(PACKAGE).as_posix()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-            if isinstance(node, ast.Call):
-                f = node.func
-                name = f.id if isinstance(f, ast.Name) else (f.attr if isinstance(f, ast.Attribute) else None)
-                if name in name_set:
-                    yield rel, node, name, {k.arg: k.value for k in node.keywords if k.arg}
+        yield path.relative_to(PACKAGE).as_posix(), path.read_text(encoding="utf-8")
 
 
 def _given(kw: dict, key: str) -> bool:
@@ -39,49 +32,59 @@ def _given(kw: dict, key: str) -> bool:
     return v is not None and not (isinstance(v, ast.Constant) and v.value in (None, ""))
 
 
-def test_every_qa_note_has_english():
+def _german_only(names: set[str], rules, only_with: str | None = None, sources=None) -> tuple[int, list[str]]:
+    """Calls of ``names`` (only those with keyword ``only_with``) and, for each rule (english, german), where the
+    English keyword is missing although the German one is given (``german`` None: always required)."""
     found, missing = 0, []
-    for rel, node, _, kw in _calls({"QANote"}):
-        found += 1
-        if not _given(kw, "message_en"):
-            missing.append(f"{rel}:{node.lineno}")
+    for rel, text in (sources if sources is not None else _sources()):
+        for node in ast.walk(ast.parse(text, filename=rel)):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            if (f.id if isinstance(f, ast.Name) else getattr(f, "attr", None)) not in names:
+                continue
+            kw = {k.arg: k.value for k in node.keywords if k.arg}
+            if only_with is not None and only_with not in kw:
+                continue
+            found += 1
+            missing += [f"{rel}:{node.lineno} {en}" for en, de in rules
+                        if (de is None or _given(kw, de)) and not _given(kw, en)]
+    return found, missing
+
+
+NOTE_RULES = [("message_en", None)]
+SUMMARY_RULES = [("qa_en", "qa")]
+ERROR_RULES = [("message_en", None), ("hint_en", "hint")]
+
+
+def test_every_qa_note_has_english():
+    found, missing = _german_only({"QANote"}, NOTE_RULES)
     assert found >= 100, f"only {found} QANote constructions found; has the walk broken?"
-    assert missing == [], "QANote without message_en:\n" + "\n".join(missing)
+    assert missing == [], "QANote without English:\n" + "\n".join(missing)
 
 
 def test_every_input_summary_has_english():
-    found, missing = 0, []
-    for rel, node, _, kw in _calls(SUMMARY_CALLS):
-        if "qa" not in kw:
-            continue
-        found += 1
-        if not _given(kw, "qa_en"):
-            missing.append(f"{rel}:{node.lineno}")
+    found, missing = _german_only(SUMMARY_CALLS, SUMMARY_RULES, only_with="qa")
     assert found >= 10, f"only {found} input summaries found; has the walk broken?"
     assert missing == [], "qa= without qa_en:\n" + "\n".join(missing)
 
 
 def test_every_error_has_english():
-    found, missing = 0, []
-    for rel, node, _, kw in _calls({"GeoplanError"}):
-        found += 1
-        if not _given(kw, "message_en"):
-            missing.append(f"{rel}:{node.lineno} message_en")
-        if _given(kw, "hint") and not _given(kw, "hint_en"):
-            missing.append(f"{rel}:{node.lineno} hint_en")
+    found, missing = _german_only({"GeoplanError"}, ERROR_RULES)
     assert found >= 400, f"only {found} GeoplanError constructions found; has the walk broken?"
     assert missing == [], "German-only GeoplanError:\n" + "\n".join(missing)
 
 
-def test_the_walk_sees_a_german_only_message(tmp_path):
-    """The checks above can fail: a German-only note and error are found."""
-    src = ("from geoplan.errors import QANote, GeoplanError\n"
-           "n = QANote('x', 'nur deutsch')\n"
-           "e = GeoplanError('nur deutsch', hint='so', message_en='English only')\n")
-    calls = [n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
-    kws = [{k.arg: k.value for k in c.keywords} for c in calls if c.func.id in ("QANote", "GeoplanError")]
-    assert not _given(kws[0], "message_en")
-    assert _given(kws[1], "message_en") and not _given(kws[1], "hint_en")
+def test_the_walk_sees_a_german_only_message():
+    """The checks above can fail: German-only notes, summaries and errors are found."""
+    src = [("x.py", "from geoplan.errors import QANote, GeoplanError\n"
+                    "n = QANote('x', 'nur deutsch')\n"
+                    "m = QANote('x', 'deutsch', message_en='English')\n"
+                    "e = GeoplanError('nur deutsch', hint='so', message_en='English only')\n"
+                    "i = input_file('Rolle', p, qa='ohne Befund')\n")]
+    assert _german_only({"QANote"}, NOTE_RULES, sources=src) == (2, ["x.py:2 message_en"])
+    assert _german_only({"GeoplanError"}, ERROR_RULES, sources=src) == (1, ["x.py:4 hint_en"])
+    assert _german_only(SUMMARY_CALLS, SUMMARY_RULES, only_with="qa", sources=src) == (1, ["x.py:5 qa_en"])
 
 
 def test_text_picks_the_language():

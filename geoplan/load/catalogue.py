@@ -138,15 +138,16 @@ def _loc(error: dict, raw: object) -> str:
     return ".".join(parts) if parts else "Katalog"
 
 
-def _expected_for(error: dict) -> str | None:
+def _expected_for(error: dict, lang: str = "de") -> str | None:
+    en = lang == "en"
     ctx = error.get("ctx") or {}
     if "expected" in ctx:
-        return str(ctx["expected"]).replace(" or ", " oder ")
+        return str(ctx["expected"]) if en else str(ctx["expected"]).replace(" or ", " oder ")
     if error.get("type") == "extra_forbidden":
         fields = sorted(Indicator.model_fields) if "indicators" in error.get("loc", ()) else sorted(Catalogue.model_fields)
-        return "eines der Felder: " + ", ".join(fields)
+        return ("one of the fields: " if en else "eines der Felder: ") + ", ".join(fields)
     if error.get("type") == "missing":
-        return "Pflichtfeld"
+        return "required field" if en else "Pflichtfeld"
     return None
 
 
@@ -169,18 +170,6 @@ def _english_msg(error: dict) -> str:
     if isinstance(cause, GeoplanError):
         return cause.text("en")
     return str(error.get("msg", error.get("type", ""))).removeprefix("Value error, ")
-
-
-def _expected_en(error: dict) -> str | None:
-    ctx = error.get("ctx") or {}
-    if "expected" in ctx:
-        return str(ctx["expected"])
-    if error.get("type") == "extra_forbidden":
-        fields = sorted(Indicator.model_fields) if "indicators" in error.get("loc", ()) else sorted(Catalogue.model_fields)
-        return "one of the fields: " + ", ".join(fields)
-    if error.get("type") == "missing":
-        return "required field"
-    return None
 
 
 def _german_msg(error: dict) -> str:
@@ -221,7 +210,7 @@ def parse_catalogue(raw: object, *, file: str | Path | None = None) -> Catalogue
             found=None if isinstance(found, dict) else repr(found),
             hint="Feld im Katalog korrigieren (Schreibweise, erlaubte Werte)."
             + (f" Weitere Fehler: {others}" if others else ""),
-            message_en=f"Indicator catalogue invalid: {_english_msg(first)}{more_en}.", expected_en=_expected_en(first),
+            message_en=f"Indicator catalogue invalid: {_english_msg(first)}{more_en}.", expected_en=_expected_for(first, 'en'),
             hint_en="Correct the field in the catalogue (spelling, allowed values)."
             + (f" Further errors: {others_en}" if others_en else ""),
         ) from None
