@@ -91,6 +91,8 @@ TERMS: dict[str, Term] = {
     "simuliert": T("simuliert", "simulated", "", "HzE-Werte sind simuliert, keine amtlichen Daten",
                    "HzE values are simulated, not official data"),
     "veraenderung_klasse": T("Klasse der Veränderung", "Class of change"),
+    "unter_bedarf_klasse": T("Klasse der Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt",
+                             "Class of the probability that the budget lies below need"),
     # ---- measures of the equity sheet
     "n_areas": T("Sozialräume", "Sozialräume", "Anzahl"),
     "total_budget_eur": T("Budget gesamt (€)", "Total budget (€)", "€"),
