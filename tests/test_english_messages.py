@@ -14,7 +14,6 @@ import io
 import re
 from pathlib import Path
 
-
 from geoplan.errors import GeoplanError, QANote
 
 PACKAGE = Path(__file__).resolve().parents[1] / "geoplan"
