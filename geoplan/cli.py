@@ -34,9 +34,15 @@ EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "berlin.yaml"
 
 MSG = {
     "de": {"done": "Fertig. Ausgaben in", "error": "Fehler", "valid": "Konfiguration ist gültig:",
-           "files": "Eingabedateien vorhanden", "written": "geschrieben"},
+           "files": "Eingabedateien vorhanden", "written": "geschrieben", "checking": "Eingaben prüfen",
+           "template": "Vorlage", "config": "Konfiguration", "catalogue": "Indikatorenkatalog", "note": "Hinweis",
+           "next": "Nächster Schritt: geoplan validate {}  (TODO-Kommentare in beiden Dateien prüfen)",
+           "computing": "Rechne {} …"},
     "en": {"done": "Done. Outputs in", "error": "Error", "valid": "Configuration is valid:",
-           "files": "input files present", "written": "written"},
+           "files": "input files present", "written": "written", "checking": "Checking the inputs",
+           "template": "Template", "config": "Configuration", "catalogue": "Indicator catalogue", "note": "Note",
+           "next": "Next step: geoplan validate {}  (check the TODO comments in both files)",
+           "computing": "Computing {} …"},
 }
 
 #: English labels of the pipeline's stages (:data:`geoplan.pipeline.STAGES` are German)
@@ -218,7 +224,7 @@ def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)
 
     t0 = time.perf_counter()
     cfg = _load(config)
-    with console.status("[bold blue]Eingaben prüfen …"):
+    with console.status(f"[bold blue]{t('checking')} …"):
         res = dry_run(cfg)
     lang = STATE["lang"]
     if res.problems:
@@ -273,7 +279,7 @@ def init(
                                hint_en="geoplan init mine.yaml --from areas.shp --table population.csv")
         template = (Path(__file__).parent / "examples" / "vorlage.yaml").read_text(encoding="utf-8")
         path.write_text(template, encoding="utf-8")
-        out.print(f"[green]✓[/green] Vorlage {t('written')}: {escape(str(path))}")
+        out.print(f"[green]✓[/green] {t('template')} {t('written')}: {escape(str(path))}")
         return
     from geoplan.load.propose import propose
 
@@ -287,11 +293,11 @@ def init(
     prop = propose(from_, list(table or []), path)
     path.write_text(prop.config, encoding="utf-8")
     catalogue.write_text(prop.catalogue, encoding="utf-8")
-    out.print(f"[green]✓[/green] Konfiguration {t('written')}: {escape(str(path))}")
-    out.print(f"[green]✓[/green] Indikatorenkatalog {t('written')}: {escape(str(catalogue))}")
-    for n in prop.notes:
-        out.print("[yellow]Hinweis:[/yellow] " + escape(n), soft_wrap=True)
-    out.print(f"Nächster Schritt: geoplan validate {escape(str(path))}  (TODO-Kommentare in beiden Dateien prüfen)")
+    out.print(f"[green]✓[/green] {t('config')} {t('written')}: {escape(str(path))}")
+    out.print(f"[green]✓[/green] {t('catalogue')} {t('written')}: {escape(str(catalogue))}")
+    for n in (prop.notes_en if STATE["lang"] == "en" else prop.notes):
+        out.print(f"[yellow]{t('note')}:[/yellow] " + escape(n), soft_wrap=True)
+    out.print(t("next").format(escape(str(path))))
 
 
 @presets_app.command("list")
@@ -301,7 +307,8 @@ def presets_list():
 
     from geoplan.presets import list_presets
 
-    table = Table("Name", "Modell", "Beschreibung", show_lines=False)
+    table = Table(*(("Name", "Model", "Description") if STATE["lang"] == "en" else ("Name", "Modell", "Beschreibung")),
+                  show_lines=False)
     for p in list_presets():
         table.add_row(p.name, p.title, p.description.strip().splitlines()[0] if p.description else "")
     out.print(table)
@@ -346,10 +353,10 @@ def compare(
     results = {}
     for name, load in runs:
         cfg = load()
-        console.print(f"Rechne {name} …")
+        console.print(t("computing").format(name))
         results[name] = run_pipeline(cfg).allocation
     table_df = compare_allocations(results)
-    out.print(compare_text(table_df, names), markup=False, highlight=False, soft_wrap=True)
+    out.print(compare_text(table_df, names, lang=STATE["lang"]), markup=False, highlight=False, soft_wrap=True)
     if out_file:
         write_compare_xlsx(table_df, names, out_file)
         out.print(f"[green]✓[/green] {out_file} {t('written')}")
@@ -360,26 +367,29 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def compare_text(df, names: list[str], width: int = 80) -> str:
+def compare_text(df, names: list[str], width: int = 80, lang: str = "de") -> str:
     """The comparison as a plain table of at most ``width`` columns: reference, last scenario, difference."""
     from geoplan import fmt
 
+    en = lang == "en"
+    num = lambda x, d=0: fmt.number(x, d, lang)  # noqa: E731
     ref, last = names[0], names[-1]
     amount = 13
     name_w = width - 6 - 2 * (amount + 1) - (amount + 1) - 8
-    head = f"{'Schl.':<5} {_cut('Sozialraum', name_w):<{name_w}} {_cut(ref, amount):>{amount}} {_cut(last, amount):>{amount}} " \
-           f"{'Differenz':>{amount}} {'%':>7}"
+    head = f"{'Key' if en else 'Schl.':<5} {_cut('Sozialraum', name_w):<{name_w}} {_cut(ref, amount):>{amount}} " \
+           f"{_cut(last, amount):>{amount}} {'Difference' if en else 'Differenz':>{amount}} {'%':>7}"
     lines = [head, "─" * min(width, len(head))]
     for _, r in df.iterrows():
         pct = r.get(f"diff_{last}_pct")
         lines.append(f"{_cut(r['key'], 5):<5} {_cut(r.get('name', ''), name_w):<{name_w}} "
-                     f"{fmt.number(r[ref], 0):>{amount}} {fmt.number(r[last], 0):>{amount}} "
-                     f"{fmt.number(r[f'diff_{last}'], 0):>{amount}} {fmt.number(pct, 1):>7}")
+                     f"{num(r[ref]):>{amount}} {num(r[last]):>{amount}} "
+                     f"{num(r[f'diff_{last}']):>{amount}} {num(pct, 1):>7}")
     lines.append("─" * min(width, len(head)))
-    lines.append(f"{'':<5} {'Summe':<{name_w}} {fmt.number(df[ref].sum(), 0):>{amount}} {fmt.number(df[last].sum(), 0):>{amount}} "
-                 f"{fmt.number(df[f'diff_{last}'].sum(), 0):>{amount}} {'':>7}")
+    lines.append(f"{'':<5} {'Total' if en else 'Summe':<{name_w}} {num(df[ref].sum()):>{amount}} "
+                 f"{num(df[last].sum()):>{amount}} {num(df[f'diff_{last}'].sum()):>{amount}} {'':>7}")
     if len(names) > 2:
-        lines.append(f"Weitere Szenarien ({', '.join(names[1:-1])}) stehen in der Excel-Datei (--out).")
+        lines.append(f"Further scenarios ({', '.join(names[1:-1])}) are in the Excel file (--out)." if en else
+                     f"Weitere Szenarien ({', '.join(names[1:-1])}) stehen in der Excel-Datei (--out).")
     return "\n".join(lines)
 
 

@@ -38,6 +38,7 @@ class Proposal:
     config: str
     catalogue: str
     notes: list[str] = field(default_factory=list)
+    notes_en: list[str] = field(default_factory=list)   # the same notes in English (``geoplan --lang en init``)
 
 
 def _slug(text: str) -> str:
@@ -224,6 +225,7 @@ def propose(polygons: Path, tables: list[Path], config_path: Path) -> Proposal:
     group = _group_candidate(df, key, name)
     poly_keys = set(_as_text(df[key]))
     notes: list[str] = []
+    notes_en: list[str] = []
 
     tinfo = [_table(Path(t), poly_keys) for t in tables]
     columns_by_table: list[dict[str, str]] = []
@@ -262,10 +264,12 @@ def propose(polygons: Path, tables: list[Path], config_path: Path) -> Proposal:
     elif "pop_total" in pops:
         exposure = "pop_total"
         notes.append("Keine Altersgruppen erkannt: Bezugsbevölkerung ist vorläufig pop_total (alle Einwohner).")
+        notes_en.append("No age groups recognised: the reference population is pop_total (all residents) for now.")
     else:
         exposure = "pop_total"
         notes.append("Keine Einwohnerspalte erkannt: in indicators.tables[].columns eine Spalte als pop_total "
                      "benennen.")
+        notes_en.append("No population column recognised: name a column pop_total in indicators.tables[].columns.")
     shares = [i for i in indicators if i["share"]]
     predictors = [i["name"] for i in (shares or indicators)[:3]]
     base_col = exposure if exposure in used or derived else None
@@ -402,4 +406,4 @@ def propose(polygons: Path, tables: list[Path], config_path: Path) -> Proposal:
         C.append("    smoothing: keine")
         C.append("    source: TODO Quelle")
         C.append("    reference_date: TODO Stichtag")
-    return Proposal(config="\n".join(L) + "\n", catalogue="\n".join(C) + "\n", notes=notes)
+    return Proposal(config="\n".join(L) + "\n", catalogue="\n".join(C) + "\n", notes=notes, notes_en=notes_en)
