@@ -91,9 +91,9 @@ def _public_note(d: dict, base) -> dict:
 
     if d.get("file"):
         d["file"] = public_path(d["file"], base)
-    for k in ("message", "location"):
+    for k, lang in (("message", "de"), ("message_en", "en"), ("location", "de")):
         if isinstance(d.get(k), str):
-            d[k] = humanize(d[k], "de", base, names={})  # paths only need it; labels make it plainer too
+            d[k] = humanize(d[k], lang, base, names={})  # paths only need it; labels make it plainer too
     return d
 
 
