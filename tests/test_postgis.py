@@ -211,7 +211,7 @@ def test_missing_database(pgenv):
 @pytest.fixture(scope="module")
 def published(demo_result):
     from geoplan.report.published import build_published
-    from geoplan.report.styles import styled_layer
+    from geoplan.report.gpkg import styled_layer
 
     pub = build_published(demo_result)
     return styled_layer(demo_result, pub)[0], pub

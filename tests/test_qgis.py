@@ -157,10 +157,10 @@ def keep(*pngs):
 @pytest.fixture(scope="module")
 def outputs(demo_result, demo_outputs, tmp_path_factory):
     """A copy of the demo output folder with the Bezirk layer and ergebnis.qgz."""
-    from geoplan.report.gpkg import layer_aliases
+    from geoplan.report.gpkg import layer_aliases, styled_layer
     from geoplan.report.published import build_published
     from geoplan.report.qgis import write_bezirke_layer, write_qgis_project
-    from geoplan.report.styles import layer_styles, styled_layer
+    from geoplan.report.styles import layer_styles
 
     out = tmp_path_factory.mktemp("qgis") / "ausgabe"
     shutil.copytree(demo_outputs, out)

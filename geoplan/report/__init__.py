@@ -136,8 +136,8 @@ def _gis_outputs(result, pub, tmp: Path, lang: str) -> tuple[list[str], dict | N
     user, no password) or None.
     """
     from geoplan.report import qgis as qgis_writer
-    from geoplan.report.gpkg import layer_aliases
-    from geoplan.report.styles import layer_styles, styled_layer
+    from geoplan.report.gpkg import layer_aliases, styled_layer
+    from geoplan.report.styles import layer_styles
 
     cfg = result.config
     extra: list[str] = []

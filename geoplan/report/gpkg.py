@@ -173,6 +173,22 @@ def data_date(result) -> str:
     return f"{result.config.budget_year}-01-01T00:00:00.000Z"
 
 
+def styled_layer(result, pub, lang: str = "de"):
+    """The result layer as geoplan writes it (GeoPackage, PostGIS) and its styled measures
+    (:func:`geoplan.report.styles.style_layers`; :func:`geoplan.report.styles.layer_styles` makes the styles
+    once the field aliases are known).
+
+    The budget per head is named after the config's exposure (``budget_per_u18``
+    for ``pop_u18``); the class columns of the fixed-class measures are added.
+    """
+    from geoplan.report.styles import add_class_columns, style_column, style_layers
+
+    g = result_layer(result, pub).rename(columns={STYLE_COLUMN: style_column(result)})
+    layers = style_layers(g, lang, result.config.allocation.corridor, style_column=style_column(result))
+    g = add_class_columns(g, layers, lang)
+    return g, layers
+
+
 def layer_aliases(result, pub, g, lang: str = "de") -> tuple[dict[str, tuple[str, str, str]], dict[str, str]]:
     """:func:`field_words` of the written layer ``g`` (the budget per head under its exposure's name) and the
     field aliases in ``lang`` (the styles' aliases, the same in the GeoPackage, ergebnis.qgz and PostGIS)."""
@@ -186,7 +202,7 @@ def layer_aliases(result, pub, g, lang: str = "de") -> tuple[dict[str, tuple[str
 
 
 def write_gpkg(result, pub, path: Path, lang: str = "de") -> Path:
-    from geoplan.report.styles import layer_styles, styled_layer
+    from geoplan.report.styles import layer_styles
 
     g, layers = styled_layer(result, pub, lang)
     stamp = data_date(result)

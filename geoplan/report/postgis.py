@@ -151,6 +151,7 @@ def write_postgis(published: gpd.GeoDataFrame, dsn: str, table: str, if_exists: 
                 location=f"Konfigurationsfeld '{field_name}.table'",
                 hint="Ein vorhandenes Schema angeben oder es anlegen lassen (CREATE SCHEMA).",
                 message_en=f"The schema {schema!r} does not exist in the database {src.display}.",
+                hint_en="Give an existing schema or have it created (CREATE SCHEMA).",
             )
         if existing is not None:
             if if_exists == "fail":

@@ -16,8 +16,9 @@ classes, colours and legend labels of bericht.html and karte.html:
   category: QGIS's graduated ranges include the upper bound, so a value on a
   bound would otherwise land in the neighbouring class.
 
-:func:`styled_layer` returns the layer as written (the budget-per-head column
-named after the config's exposure, the class columns added) with its styles.
+:func:`geoplan.report.gpkg.styled_layer` returns the layer as written (the
+budget-per-head column named after the config's exposure, the class columns
+added) with its styled measures.
 Each :class:`Style` holds a complete QML document, the same classes as SLD,
 and the part of the QML a QGIS project embeds in its ``<maplayer>``.
 """
@@ -29,7 +30,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pandas as pd
 
-__all__ = ["Style", "StyleLayer", "style_layers", "add_class_columns", "layer_styles", "styled_layer",
+__all__ = ["Style", "StyleLayer", "style_layers", "add_class_columns", "layer_styles",
            "style_column", "CHANGE_CLASS_COLUMN", "PROBABILITY_CLASS_COLUMN", "QGIS_VERSION"]
 
 QGIS_VERSION = "3.22.16-Białowieża"
@@ -285,19 +286,3 @@ def layer_styles(g: pd.DataFrame, layers: list[StyleLayer], *, lang: str = "de",
 def style_column(result) -> str:
     """The layer's column of the budget per head of the config's exposure (``budget_per_u18`` for ``pop_u18``)."""
     return "budget_per_" + result.config.model.exposure.removeprefix("pop_")
-
-
-def styled_layer(result, pub, lang: str = "de"):
-    """The result layer as geoplan writes it (GeoPackage, PostGIS) and its styled measures (:func:`style_layers`;
-    :func:`layer_styles` makes the styles once the field aliases are known).
-
-    The budget per head is named after the config's exposure (``budget_per_u18``
-    for ``pop_u18``); the class columns of the fixed-class measures are added.
-    """
-    from geoplan.report.gpkg import STYLE_COLUMN, result_layer
-
-    g = result_layer(result, pub).rename(columns={STYLE_COLUMN: style_column(result)})
-    layers = style_layers(g, lang, result.config.allocation.corridor, style_column=style_column(result))
-    g = add_class_columns(g, layers, lang)
-    return g, layers
-
