@@ -435,6 +435,19 @@ def geoplan_cli(*args: str, env: dict | None = None, timeout: int = 900) -> subp
                           timeout=timeout, check=False)
 
 
+def geoplan_main(capfd, *args: str) -> subprocess.CompletedProcess:
+    """``geoplan ARGS`` in this process: the CLI's ``main()`` as the console script calls it (the test worker has
+    imported geoplan already, a new interpreter would spend some 3 s importing it again). Everything written to
+    file descriptors 1 and 2, by this process and the PDF process it starts, is captured, as ``geoplan_cli``
+    captures a process's output. Tests of the process itself (signals, exit status) use ``geoplan_cli``."""
+    from geoplan.cli import main
+
+    capfd.readouterr()  # what earlier code of the test printed is not this run's output
+    code = main(list(args))
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(["geoplan", *args], code, out, err)
+
+
 def budgets(out_dir: Path) -> dict:
     import pyogrio
 

@@ -150,17 +150,16 @@ def test_case_forecast_is_published_only_where_the_count_is(demo_result):
             assert value == pytest.approx(round(float(expected), 1))
 
 
-def test_report_methods_describe_the_case_list_not_the_area_simulator(demo_result):
-    from geoplan.report.html import render_report
-    from geoplan.report.published import build_published
-
-    for lang, present, absent in (
+def test_report_methods_describe_the_case_list_not_the_area_simulator(demo_outputs, demo_outputs_en):
+    """bericht.html of the session's demo run (tests/conftest.py), German and English."""
+    for out, (lang, present, absent) in zip((demo_outputs, demo_outputs_en), (
         ("de", ["<b>HzE-Fallliste:</b>", "Die Fallliste ist mit festem Zufallsstartwert", "Fallprognose Haushaltsjahr"],
          "negativ-binomial um eine Rate"),
         ("en", ["<b>HzE case list:</b>", "the case list is simulated with a fixed random seed",
                 "Case forecast, budget year"], "negative binomial around a rate"),
-    ):
-        html = render_report(demo_result, build_published(demo_result, lang=lang), lang)
+    )):
+        html = (out / "bericht.html").read_text(encoding="utf-8")
+        assert f'<html lang="{lang}">' in html
         for text in present:
             assert text in html, (lang, text)
         assert absent not in html, lang

@@ -107,24 +107,24 @@ def test_strict_error_names_rows_not_values(tmp_path):
     assert "Geheimart" in text
 
 
-def test_every_output_of_a_run_from_the_case_list_is_free_of_list_values(tmp_path):
-    from geoplan.config import config_from_dict
-    from geoplan.pipeline import run
-    from geoplan.report import write_outputs
-    from tests.bad_inputs import Workspace
+def test_every_output_of_a_run_from_the_case_list_is_free_of_list_values(demo_result, demo_outputs):
+    """The session's demo run (tests/conftest.py) is a run from the case list: examples/berlin.yaml reads the
+    simulated list with these columns, as_of 31.12.2025, a budget of ambulant and teilstationär help, and
+    writes every output, the PDF included."""
+    from geoplan.cli import EXAMPLE_CONFIG
+    from tests.bad_inputs import BOUNDARIES, IND
 
-    ws = Workspace.create(tmp_path / "ws")
-    shutil.copy(OUT, ws.data / OUT.name)
-    ws.raw["hze"] = {"case_list": {"path": f"daten/{OUT.name}", "columns": BERLIN_LIST, "cost_basis": "monat",
-                                   "crs": "EPSG:25833", "as_of": "2025-12-31", "simulated": True},
-                     "budget_kinds": ["ambulant", "teilstationaer"]}
-    ws.raw["allocation"]["total_eur"] = 200_000_000  # about the list's prior-year costs (as in the demo, examples/berlin.yaml)
-    ws.raw["output"]["pdf"] = shutil.which("pdftotext") is not None
-    result = run(config_from_dict(ws.raw, base_dir=ws.root))
-    write_outputs(result, ws.out)
+    cfg = demo_result.config
+    cl = cfg.hze.case_list
+    assert cl is not None and cfg.resolve(cl.path).resolve() == OUT.resolve()
+    assert cl.columns.model_dump(exclude_none=True) == BERLIN_LIST and cl.simulated and str(cl.as_of) == "2025-12-31"
+    assert list(cfg.hze.budget_kinds) == ["ambulant", "teilstationaer"] and int(cfg.allocation.total_eur) == 200_000_000
+    assert demo_result.frame["hze_cases"].sum() > 0
+    out = demo_outputs
+    assert (out / "bericht.pdf").is_file()
     ids, dates = _secrets(OUT)
     texts = {}
-    for f in ws.out.rglob("*"):
+    for f in out.rglob("*"):
         if f.suffix == ".xlsx":
             with zipfile.ZipFile(f) as z:
                 texts[f.name] = "\n".join(z.read(n).decode("utf-8", "replace") for n in z.namelist())
@@ -132,7 +132,9 @@ def test_every_output_of_a_run_from_the_case_list_is_free_of_list_values(tmp_pat
             with sqlite3.connect(f) as con:
                 texts[f.name] = "\n".join(con.iterdump())
         elif f.suffix == ".pdf":
-            texts[f.name] = subprocess.run(["pdftotext", str(f), "-"], capture_output=True, text=True).stdout
+            if shutil.which("pdftotext"):  # (without it the PDF's text cannot be read; the other outputs are)
+                texts[f.name] = subprocess.run(["pdftotext", str(f), "-"], capture_output=True, text=True,
+                                               check=True).stdout
         elif f.is_file():
             texts[f.name] = f.read_text(encoding="utf-8", errors="replace")
     assert texts
@@ -141,11 +143,9 @@ def test_every_output_of_a_run_from_the_case_list_is_free_of_list_values(tmp_pat
     # the configuration (as_of) and the day of the run.
     import datetime as _dt
 
-    import yaml
-
-    other = [f.read_text(encoding="utf-8", errors="replace") for f in ws.data.iterdir()
-             if f.is_file() and f.name != OUT.name]
-    other.append(yaml.safe_dump(ws.raw, allow_unicode=True))
+    inputs = [BOUNDARIES, *(f for f in IND.iterdir() if f.suffix in (".csv", ".yaml") and f.name != OUT.name)]
+    other = [f.read_text(encoding="utf-8", errors="replace") for f in inputs]
+    other.append(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     today = _dt.date.today()
     other.append(f"{today:%d.%m.%Y} {today:%Y-%m-%d} 31.12.2025 2025-12-31")
     allowed = set(re.findall(r"\b\d{2}\.\d{2}\.\d{4}\b|\b\d{4}-\d{2}-\d{2}\b", "\n".join(other)))

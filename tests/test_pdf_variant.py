@@ -38,6 +38,15 @@ def pubs(demo_result):
     return {lang: build_published(demo_result, lang=lang) for lang in ("de", "en")}
 
 
+@pytest.fixture(scope="module")
+def variant(demo_result, pubs):
+    """``html.render_reports(demo_result, pubs[lang], lang, pdf_max_areas=len(frame) - 1)`` (bericht.html and the
+    PDF's text just below the limit), rendered once per language for the tests that read it: the same call
+    gives the same text (tests/test_report_determinism.py checks the outputs byte by byte)."""
+    n = len(demo_result.frame)
+    return {lang: html.render_reports(demo_result, pubs[lang], lang, pdf_max_areas=n - 1) for lang in ("de", "en")}
+
+
 def test_default_limit_and_its_values():
     assert OutputConfig().pdf_detail_tables_max_areas == 30  # one landscape page of rows
     assert OutputConfig(pdf_detail_tables_max_areas=0).pdf_detail_tables_max_areas == 0
@@ -46,9 +55,9 @@ def test_default_limit_and_its_values():
         OutputConfig(pdf_detail_tables_max_areas=-1)
 
 
-def test_pdf_omits_exactly_the_detail_tables_above_the_limit(demo_result, pubs):
+def test_pdf_omits_exactly_the_detail_tables_above_the_limit(demo_result, variant):
     n = len(demo_result.frame)
-    page, pdf = html.render_reports(demo_result, pubs["de"], "de", pdf_max_areas=n - 1)
+    page, pdf = variant["de"]
     ids = _table_ids(page)
     details = [i for i in ids if i in DETAIL_IDS]
     assert {"indikatortabelle", "bedarfstabelle", "korridortabelle", "abstandstabelle",
@@ -85,23 +94,22 @@ def test_pdf_omits_exactly_the_detail_tables_above_the_limit(demo_result, pubs):
     assert "Abschnitt 7 „Sensitivität“, und in verteilung.xlsx, Blatt „Sensitivität“" in unescape(sentences["sens"])
 
 
-def test_sheets_named_in_the_pdf_exist(demo_result, pubs, tmp_path):
+def test_sheets_named_in_the_pdf_exist(demo_result, pubs, variant, tmp_path):
     """Every sheet a sentence names is a sheet of verteilung.xlsx (de and en)."""
     from openpyxl import load_workbook
 
     from geoplan.report import xlsx
 
-    n = len(demo_result.frame)
     for lang, pattern in (("de", r"Blatt „([^“]+)“"), ("en", r"sheet '([^']+)'")):
-        pdf = html.render_reports(demo_result, pubs[lang], lang, pdf_max_areas=n - 1)[1]
+        pdf = variant[lang][1]
         named = set(re.findall(pattern, unescape(" ".join(re.findall(r'id="pdf-ohne-\w+">(.*?)</p>', pdf)))))
         path = xlsx.write_xlsx(demo_result, pubs[lang], tmp_path / f"verteilung_{lang}.xlsx", lang=lang)
         assert named and named <= set(load_workbook(path, read_only=True).sheetnames)
 
 
-def test_english_pdf_says_where_the_tables_are(demo_result, pubs):
+def test_english_pdf_says_where_the_tables_are(demo_result, variant):
     n = len(demo_result.frame)
-    page, pdf = html.render_reports(demo_result, pubs["en"], "en", pdf_max_areas=n - 1)
+    page, pdf = variant["en"]
     sentences = {k: unescape(v) for k, v in re.findall(r'<p class="note" id="pdf-ohne-(\w+)">(.*?)</p>', pdf)}
     assert sentences["sens"] == (
         f"The table 'Sensitivity by Sozialraum' ({n} Sozialräume) is not in the PDF but in bericht.html, section "

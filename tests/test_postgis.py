@@ -8,7 +8,6 @@ instead with GEOPLAN_REQUIRE_POSTGIS=1 (set by .ci/run).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -311,12 +310,13 @@ def test_write_postgis_errors(pgenv, published):
 # geoplan run against the database (input and output), compared with the files
 
 
-def test_geoplan_run_postgis_same_budgets(pgenv, demo_outputs, tmp_path):
-    """The run from the files is the session's demo run (tests/conftest.py): examples/berlin.yaml."""
+def test_geoplan_run_postgis_same_budgets(pgenv, demo_outputs, tmp_path, monkeypatch, capfd):
+    """The run from the files is the session's demo run (tests/conftest.py): examples/berlin.yaml. The runs
+    through the database are ``geoplan run`` in this process (``main()``, its output captured from the file
+    descriptors); the password is only in PGPASSWORD (fixture pgenv)."""
     import yaml
-    from gis_services import budgets, example_config, geoplan_cli, grep_tree
+    from gis_services import budgets, example_config, geoplan_main, grep_tree
 
-    env = {**os.environ, "PGPASSWORD": pgenv.password}
     files = budgets(demo_outputs)
     assert len(files) == 58
 
@@ -334,7 +334,7 @@ def test_geoplan_run_postgis_same_budgets(pgenv, demo_outputs, tmp_path):
     agg["key_table_layer"] = "berlin.lor_schluessel"
     cfg["output"]["postgis"] = {"connection": f"PG:{dsn}", "table": "public.sozialraumbudget_run", "if_exists": "replace"}
     (tmp_path / "postgis.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    r2 = geoplan_cli("run", str(tmp_path / "postgis.yaml"), "--out", str(tmp_path / "aus_postgis"), env=env)
+    r2 = geoplan_main(capfd, "run", str(tmp_path / "postgis.yaml"), "--out", str(tmp_path / "aus_postgis"))
     assert r2.returncode == 0, r2.stderr
     assert budgets(tmp_path / "aus_postgis") == files
     db = dict(line.split("|") for line in pgenv.psql(
@@ -348,8 +348,9 @@ def test_geoplan_run_postgis_same_budgets(pgenv, demo_outputs, tmp_path):
     assert grep_tree(tmp_path / "aus_postgis", pgenv.password) == []
     assert pgenv.password not in r2.stdout + r2.stderr
     # a wrong password stops with exit 2, a German message, and is not echoed
-    r3 = geoplan_cli("run", str(tmp_path / "postgis.yaml"), "--out", str(tmp_path / "aus_falsch"),
-                     env={**env, "PGPASSWORD": "Falsch-Passwort-555", "PGPASSFILE": "/nonexistent"})
+    monkeypatch.setenv("PGPASSWORD", "Falsch-Passwort-555")
+    monkeypatch.setenv("PGPASSFILE", "/nonexistent")
+    r3 = geoplan_main(capfd, "run", str(tmp_path / "postgis.yaml"), "--out", str(tmp_path / "aus_falsch"))
     assert r3.returncode == 2 and "Passwort falsch" in r3.stderr + r3.stdout
     assert "Falsch-Passwort-555" not in r3.stderr + r3.stdout and "Traceback" not in r3.stderr
 

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from geoplan import fmt
-from geoplan.report.html import render_report
 from geoplan.report.i18n import EN, gettext, missing
 from geoplan.report.published import build_published
 
@@ -18,12 +17,12 @@ GERMAN_HEADINGS = ["Zusammenfassung", "Datengrundlage", "Indikatoren", "Bedarfsm
 
 
 @pytest.fixture(scope="module")
-def reports(demo_result):
-    out = {}
-    for lang in ("de", "en"):
-        pub = build_published(demo_result, lang=lang)
-        out[lang] = render_report(demo_result, pub, lang)
-    return out
+def reports(demo_outputs, demo_outputs_en):
+    """bericht.html of the session's demo run in German and English (tests/conftest.py): the text
+    ``render_report(demo_result, build_published(demo_result, lang=lang), lang)`` gives, as written by
+    ``write_outputs`` (the demo's report is rendered once per session and language, not again here)."""
+    return {"de": (demo_outputs / "bericht.html").read_text(encoding="utf-8"),
+            "en": (demo_outputs_en / "bericht.html").read_text(encoding="utf-8")}
 
 
 def _headings(html: str, level: str = "h2") -> list[str]:

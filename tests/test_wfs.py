@@ -199,10 +199,11 @@ def test_missing_key_field(fresh):
     assert "'PGR_ID'" in e.message and "'id'" in e.found
 
 
-def test_geoplan_run_wfs_same_budgets_and_offline(demo_outputs, tmp_path):
-    """The run from the files is the session's demo run (tests/conftest.py): examples/berlin.yaml."""
+def test_geoplan_run_wfs_same_budgets_and_offline(demo_outputs, tmp_path, capfd):
+    """The run from the files is the session's demo run (tests/conftest.py): examples/berlin.yaml. The runs
+    through the WFS are ``geoplan run`` in this process (``main()``, its output captured)."""
     import yaml
-    from gis_services import budgets, example_config, geoplan_cli
+    from gis_services import budgets, example_config, geoplan_main
 
     server = start_wfs(tmp_path / "wfs")
     cfg = example_config()
@@ -222,7 +223,7 @@ def test_geoplan_run_wfs_same_budgets_and_offline(demo_outputs, tmp_path):
     (tmp_path / "wfs.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     out = tmp_path / "aus_wfs"
     try:
-        r2 = geoplan_cli("run", str(tmp_path / "wfs.yaml"), "--out", str(out))
+        r2 = geoplan_main(capfd, "run", str(tmp_path / "wfs.yaml"), "--out", str(out))
     finally:
         server.stop()
     assert r2.returncode == 0, r2.stderr
@@ -230,7 +231,7 @@ def test_geoplan_run_wfs_same_budgets_and_offline(demo_outputs, tmp_path):
     assert len(want) == 58
     assert budgets(out) == want
     n = len(server.requests)
-    r3 = geoplan_cli("run", str(tmp_path / "wfs.yaml"), "--out", str(out), "--force", "--offline")
+    r3 = geoplan_main(capfd, "run", str(tmp_path / "wfs.yaml"), "--out", str(out), "--force", "--offline")
     assert r3.returncode == 0, r3.stderr
     assert len(server.requests) == n and budgets(out) == want
     manifest = (out / "manifest.json").read_text(encoding="utf-8")

@@ -427,16 +427,15 @@ def _numpyro_model(Z, log_e, y, arrays, *, static):
 
 
 @functools.lru_cache(maxsize=32)
-def _sampler(static, chains, warmup, draws, target_accept, max_tree_depth):
+def _sampler(static, warmup, draws, target_accept, max_tree_depth):
     """NUTS for the model structure ``static`` and these settings, compiled once per process.
 
-    Returns ``run(rng_key, args)`` (``args`` = the model's arguments ``(Z, log_e, y, arrays)``): per
-    chain the constrained draws, the divergence flags and the leapfrog steps of the ``draws``
+    Returns ``run(rng_key, args, chains)`` (``args`` = the model's arguments ``(Z, log_e, y, arrays)``):
+    per chain the constrained draws, the divergence flags and the leapfrog steps of the ``draws``
     iterations after ``warmup``, stacked along a first axis of length ``chains``.
 
     It computes what NumPyro's ``MCMC(chain_method="sequential", jit_model_args=True)`` computes, in
-    the same way, so a seed gives the same draws to the last bit: one key per chain
-    (``random.split``), ``NUTS.init`` outside of jit, then one jitted loop of ``warmup + draws`` calls
+    the same way: one key per chain (``random.split``), ``NUTS.init``, then one jitted loop of ``warmup + draws`` calls
     of ``NUTS.sample`` that keeps the last ``draws`` (the loop of ``numpyro.util.fori_collect``, same
     operations in the same nesting, hence the same XLA program). The difference: ``fori_collect``
     wraps its loop body in a new ``jax.jit`` object on every call, and that object is a static
@@ -446,7 +445,13 @@ def _sampler(static, chains, warmup, draws, target_accept, max_tree_depth):
     and kept (``functools.lru_cache``): later chains and fits run the compiled program. The data are
     arguments of the program, not constants in it, so fits of the same size with other data reuse
     it too (and the persistent cache, if ``JAX_COMPILATION_CACHE_DIR`` is set, shares it between
-    processes)."""
+    processes). The number of chains is not part of the programs (chains run one after another), so
+    fits with 1 and with 2 chains share them.
+
+    ``NUTS.init`` runs as one jitted program too (MCMC runs it op by op: some 230 small programs
+    compiled in a process's first fit, about 15 s CPU, and 1–3 s of dispatch in every later fit). It
+    computes the same operations; XLA may fuse them differently, so a seed's draws can differ in the
+    last bits from those of an op-by-op initialisation (then beyond, as MCMC amplifies them)."""
     import jax
     import jax.numpy as jnp
     from jax import random
@@ -454,7 +459,7 @@ def _sampler(static, chains, warmup, draws, target_accept, max_tree_depth):
     from numpyro.util import cond, fori_loop, identity
 
     model = functools.partial(_numpyro_model, static=static)
-    kernels = []  # the kernel whose sample function the compiled loop calls (the first one initialised)
+    kernels = []  # the kernel whose sample function the compiled loop calls
 
     def sample(val):
         state, args, kwargs = val
@@ -482,14 +487,16 @@ def _sampler(static, chains, warmup, draws, target_accept, max_tree_depth):
         return fori_loop(0, warmup + draws, lambda i, vals: body(i, *vals),
                          (init_val, collection, start_idx, thinning))
 
-    def run(rng_key, args):
+    # NUTS.init as one program (see above). Traced once, it sets up the kernel whose sample function the loop
+    # calls; the kernel's functions depend on the structure and settings only, the data are arguments.
+    kernels.append(NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth))
+    init = jax.jit(lambda key, args: kernels[0].init(key, warmup, None, model_args=args, model_kwargs={}))
+
+    def run(rng_key, args, chains):
         keys = random.split(rng_key, chains) if chains > 1 else rng_key[None]
         out = []
         for c in range(chains):
-            kernel = NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth)
-            state = kernel.init(keys[c], warmup, None, model_args=args, model_kwargs={})
-            if not kernels:
-                kernels.append(kernel)
+            state = init(keys[c], args)
             init_val = (state, args, {})
             collection = jax.tree.map(lambda x: jnp.zeros((draws, *jnp.shape(x)), dtype=jnp.asarray(x).dtype)
                                       * jnp.asarray(x)[None, ...], collect(init_val))
@@ -703,13 +710,14 @@ class BYM2Model(BaseEstimator, RegressorMixin):
                           has_icar=jnp.asarray(sizes > 1), island=jnp.asarray(graph.island),
                           scale=jnp.asarray(graph.scale))
         static = (int(graph.n_components) if not whitened else 0, sig_p, rho_p, float(self.coef_prior_sd), whitened)
-        run = _sampler(static, int(self.chains), int(self.warmup), int(self.draws), float(self.target_accept),
+        run = _sampler(static, int(self.warmup), int(self.draws), float(self.target_accept),
                        int(self.max_tree_depth))
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             samples, diverging, steps = run(jax.random.PRNGKey(int(self.seed)),
-                                            (jnp.asarray(Z), jnp.asarray(np.log(ev)), jnp.asarray(yv), arrays))
+                                            (jnp.asarray(Z), jnp.asarray(np.log(ev)), jnp.asarray(yv), arrays),
+                                            int(self.chains))
         self.fit_seconds_ = time.perf_counter() - t0
         grouped = {k: np.asarray(v) for k, v in samples.items()}
         self.n_divergent_ = int(np.asarray(diverging).sum())
