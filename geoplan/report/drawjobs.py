@@ -51,18 +51,6 @@ def _draw_with_labels(labels: dict | None, func: Callable[..., bytes], args: tup
     return func(*args, **kwargs)
 
 
-def warm_up() -> None:
-    """In the worker, before it is ready: import the figure and map modules and draw a throw-away figure
-    (matplotlib's fonts and the Agg renderer are loaded once per process)."""
-    from geoplan.report import figures, mapping  # noqa: F401 - mapping imports maps (geopandas, shapely)
-
-    fig, ax = figures.plt.subplots(figsize=(1.0, 1.0))
-    ax.set_title("Ä 1,5", fontweight="bold")
-    ax.set_xlabel("x")
-    ax.plot([0, 1], [0, 1])
-    figures.png_bytes(fig)
-
-
 class Figures:
     """The figure jobs of one report: :meth:`add` them, then :meth:`draw` (or :meth:`close` on an error).
 
