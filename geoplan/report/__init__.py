@@ -38,7 +38,8 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
     """Write all outputs of ``result`` into ``out_dir`` atomically; return the file paths.
 
     ``pdf_worker``: a :class:`geoplan.report.pdf.PdfWorker` started earlier (the
-    CLI starts it before the pipeline, so WeasyPrint is imported meanwhile);
+    CLI starts it before the pipeline, so WeasyPrint is imported meanwhile; with
+    ``figures=True`` it also draws some of the report's figures);
     without one it is started here, first thing. It is ended on every error.
     ``progress(key)``: called before each writer with one of :data:`WRITERS`'
     keys (the CLI shows a line per writer) and with ``"done"`` at the end.
