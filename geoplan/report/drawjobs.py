@@ -8,12 +8,15 @@ context and the report are the same bytes as when each figure is drawn in
 place.
 
 With a :class:`geoplan.report.pdf.PdfWorker` started with ``figures=True``
-(the CLI starts one before the pipeline; it imports matplotlib and these
-modules while the pipeline runs and sits idle until the PDF), a feeder
-thread sends jobs from the back of the queue to the worker as soon as they
-are added and it is ready, each one after the answer to the last (waiting on
-the pipe releases the GIL); this process draws from the front of the queue
-once all are added. A job the worker fails (its error, a worker that ended
+(the CLI starts one before the pipeline; it imports matplotlib, the figure
+and map modules and mapclassify while the pipeline runs and sits idle until
+the PDF), a feeder thread sends jobs from one end of the queue to the worker
+as soon as they are added and it is ready, each one after the answer to the
+last (waiting on the pipe releases the GIL); this process draws from the
+other end once all are added. The static maps are queued at the worker's
+end (:meth:`Figures.add_for_worker`): this process then needs neither
+mapclassify nor the maps' first-call costs before the report is written
+(karte.html, written while the PDF is laid out, loads them). A job the worker fails (its error, a worker that ended
 or was killed, arguments that cannot be pickled) is drawn here, so a worker
 problem never loses a figure; a figure that fails here raises as before.
 Without a worker everything is drawn here, in the order added.
@@ -75,19 +78,32 @@ class Figures:
 
     def add(self, key: str, func: Callable[..., bytes], *args: Any, **kwargs: Any) -> None:
         """A figure ``func(*args, **kwargs)`` (PNG bytes) under ``key``; ``func`` a module-level function."""
-        if any(job.key == key for job in self.jobs):
-            raise ValueError(f"figure {key!r} added twice")
-        job = Job(key, func, args, kwargs)
+        self._add(Job(key, func, args, kwargs), worker_first=False)
+
+    def add_for_worker(self, key: str, func: Callable[..., bytes], *args: Any, **kwargs: Any) -> None:
+        """Like :meth:`add`, for a figure the worker takes before the others (the static maps: the worker
+        loaded their libraries while the pipeline ran); this process draws it only when nothing else is left."""
+        self._add(Job(key, func, args, kwargs), worker_first=True)
+
+    def _add(self, job: Job, worker_first: bool) -> None:
+        if any(other.key == job.key for other in self.jobs):
+            raise ValueError(f"figure {job.key!r} added twice")
         self.jobs.append(job)
         with self._cond:
-            self._queue.append(job)
+            # the feeder takes from the right end, this process from the left: the worker's own jobs go right,
+            # the others left, so this process starts with the latest (the large per-area charts) and the
+            # worker, after its own, with the earliest
+            if worker_first:
+                self._queue.append(job)
+            else:
+                self._queue.appendleft(job)
             self._cond.notify_all()
         if self._worker is not None and self._feeder is None:
             self._feeder = threading.Thread(target=self._feed, name="geoplan-figures", daemon=True)
             self._feeder.start()
 
     def _feed(self) -> None:
-        """The feeder thread: once the worker is ready, send it jobs from the back of the queue, one at a time."""
+        """The feeder thread: once the worker is ready, send it jobs from the right end of the queue, one at a time."""
         from geoplan.report.pdf import WorkerCallError, WorkerGone
 
         worker = self._worker
@@ -127,7 +143,8 @@ class Figures:
             self._cond.notify_all()
 
     def draw(self) -> dict[str, bytes]:
-        """Draw what the worker has not taken, wait for what it draws; the PNGs by key, in the order added."""
+        """Draw what the worker has not taken (from the left end of the queue), wait for what it draws; the
+        PNGs by key, in the order added."""
         self.close()
         while True:
             with self._cond:

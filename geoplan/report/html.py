@@ -610,7 +610,7 @@ def _report_context(result, pub, lang, max_areas, pdf_max_areas, jobs: drawjobs.
     from geoplan.report.mapping import map_jobs
 
     for key, func, args, kwargs in map_jobs(result, pub, lang):
-        jobs.add(key, func, *args, **kwargs)
+        jobs.add_for_worker(key, func, *args, **kwargs)
 
     # --- Verteilung ----------------------------------------------------------------------------
     teil_rows = []

@@ -183,8 +183,11 @@ READY = ("ready",)
 
 
 def _warm_up_figures() -> None:  # pragma: no cover - runs in the second process
-    """Import the figure and map modules and draw a throw-away figure (matplotlib's fonts and the Agg
-    renderer are loaded once per process; the figures' bytes are the same with or without it, tested)."""
+    """Import the figure and map modules and mapclassify (the maps' classes; it loads scipy.stats and
+    sklearn.cluster) and draw a throw-away figure (matplotlib's fonts and the Agg renderer are loaded once
+    per process; the figures' bytes are the same with or without it, tested)."""
+    import mapclassify  # noqa: F401
+
     from geoplan.report import figures, mapping  # noqa: F401 - mapping imports maps (geopandas, shapely)
 
     fig, ax = figures.plt.subplots(figsize=(1.0, 1.0))
