@@ -12,6 +12,7 @@ import geopandas as gpd
 import pandas as pd
 
 from geoplan.config import Config
+from geoplan import fmt
 from geoplan.errors import QANote
 from geoplan.provenance import InputFile, input_file
 
@@ -121,7 +122,9 @@ def case_list_stage(config: Config, frame, inputs: list[InputFile], notes: list[
                              directory=directory)
     notes.extend(counts.notes)
     inputs.append(input_file("HzE-Fallliste", cl_path, label=cl_path.name, rows=cl.summary["rows"],
-                             qa=f"{counts.qa['gezaehlt']} von {counts.qa['rows']} Zeilen gezählt"))
+                             qa=f"{counts.qa['gezaehlt']} von {counts.qa['rows']} Zeilen gezählt",
+                             qa_en=f"{fmt.number(counts.qa['gezaehlt'], lang='en')} of "
+                                   f"{fmt.number(counts.qa['rows'], lang='en')} rows counted"))
     inputs.extend(case_list_aux_inputs(config, inputs, mapping=mapping, directory=directory))
     return attach(frame, counts.frame)
 

@@ -34,9 +34,15 @@ EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "berlin.yaml"
 
 MSG = {
     "de": {"done": "Fertig. Ausgaben in", "error": "Fehler", "valid": "Konfiguration ist gültig:",
-           "files": "Eingabedateien vorhanden", "written": "geschrieben"},
+           "files": "Eingabedateien vorhanden", "written": "geschrieben", "checking": "Eingaben prüfen",
+           "template": "Vorlage", "config": "Konfiguration", "catalogue": "Indikatorenkatalog", "note": "Hinweis",
+           "next": "Nächster Schritt: geoplan validate {}  (TODO-Kommentare in beiden Dateien prüfen)",
+           "computing": "Rechne {} …"},
     "en": {"done": "Done. Outputs in", "error": "Error", "valid": "Configuration is valid:",
-           "files": "input files present", "written": "written"},
+           "files": "input files present", "written": "written", "checking": "Checking the inputs",
+           "template": "Template", "config": "Configuration", "catalogue": "Indicator catalogue", "note": "Note",
+           "next": "Next step: geoplan validate {}  (check the TODO comments in both files)",
+           "computing": "Computing {} …"},
 }
 
 #: English labels of the pipeline's stages (:data:`geoplan.pipeline.STAGES` are German)
@@ -144,7 +150,7 @@ def _run_and_write(cfg, out_dir: Path, force: bool, config_file: Path | None = N
             progress.finish(ok=False)
             if worker is not None:
                 worker.cancel()
-    _print_notes(console, result.notes, 5, cfg, result.catalogue, " (Bericht, Anhang: Qualitätssicherung)")
+    _print_notes(console, result.notes, 5, cfg, result.catalogue, in_report=True)
     out.print(f"{t('done')} [bold]{out_dir}[/bold]:")
     for f in files:
         out.print(f"  {f.name}")
@@ -175,7 +181,9 @@ def demo_config(preset: str | None = None):
 
     if not EXAMPLE_CONFIG.is_file():
         raise GeoplanError("Die Beispielkonfiguration fehlt in der Installation.", file=EXAMPLE_CONFIG,
-                           hint="geoplan aus dem Repository installieren: pip install -e .")
+                           hint="geoplan aus dem Repository installieren: pip install -e .",
+                           message_en="The example configuration is missing from the installation.",
+                           hint_en="Install geoplan from the repository: pip install -e .")
     raw = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     if preset:
         from geoplan.presets import apply_preset
@@ -188,6 +196,9 @@ def demo_config(preset: str | None = None):
             "Die Berliner Beispieldaten wurden nicht gefunden.",
             file=data,
             hint="geoplan aus dem Repository-Checkout installieren (pip install -e .), damit boundaries/ und indicators/ erreichbar sind.",
+            message_en="The Berlin example data were not found.",
+            hint_en="Install geoplan from a checkout of the repository (pip install -e .) so that boundaries/ and "
+            "indicators/ can be reached.",
         )
     return cfg
 
@@ -213,7 +224,7 @@ def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)
 
     t0 = time.perf_counter()
     cfg = _load(config)
-    with console.status("[bold blue]Eingaben prüfen …"):
+    with console.status(f"[bold blue]{t('checking')} …"):
         res = dry_run(cfg)
     lang = STATE["lang"]
     if res.problems:
@@ -238,7 +249,7 @@ def validate(config: Path = typer.Argument(..., help="Konfigurationsdatei (YAML)
                   + (f" ({res.n_excluded} excluded)" if res.n_excluded else "")
                   + f"; table levels: {', '.join(res.levels)}; {len(spec.components)} budget components, "
                   f"total {fmt.euro(spec.total_eur, lang='en')}; {fmt.number(secs, 1, lang='en')} s.")
-    _print_notes(out, res.notes, 10, cfg, None, "")
+    _print_notes(out, res.notes, 10, cfg, None, in_report=False)
 
 
 @app.command()
@@ -258,14 +269,17 @@ def init(
         if p.exists() and not force:
             raise GeoplanError("Die Datei existiert schon; geoplan überschreibt nichts ungefragt.", file=p,
                                hint="Anderen Namen wählen oder --force angeben.",
-                               message_en="The file exists already; geoplan does not overwrite without being asked.")
+                               message_en="The file exists already; geoplan does not overwrite without being asked.",
+                               hint_en="Choose another name or give --force.")
     if from_ is None:
         if table:
             raise GeoplanError("--table gehört zu --from.", location="geoplan init",
-                               hint="geoplan init meine.yaml --from sozialraeume.shp --table bevoelkerung.csv")
+                               hint="geoplan init meine.yaml --from sozialraeume.shp --table bevoelkerung.csv",
+                               message_en="--table belongs to --from.",
+                               hint_en="geoplan init mine.yaml --from areas.shp --table population.csv")
         template = (Path(__file__).parent / "examples" / "vorlage.yaml").read_text(encoding="utf-8")
         path.write_text(template, encoding="utf-8")
-        out.print(f"[green]✓[/green] Vorlage {t('written')}: {escape(str(path))}")
+        out.print(f"[green]✓[/green] {t('template')} {t('written')}: {escape(str(path))}")
         return
     from geoplan.load.propose import propose
 
@@ -279,11 +293,11 @@ def init(
     prop = propose(from_, list(table or []), path)
     path.write_text(prop.config, encoding="utf-8")
     catalogue.write_text(prop.catalogue, encoding="utf-8")
-    out.print(f"[green]✓[/green] Konfiguration {t('written')}: {escape(str(path))}")
-    out.print(f"[green]✓[/green] Indikatorenkatalog {t('written')}: {escape(str(catalogue))}")
-    for n in prop.notes:
-        out.print("[yellow]Hinweis:[/yellow] " + escape(n), soft_wrap=True)
-    out.print(f"Nächster Schritt: geoplan validate {escape(str(path))}  (TODO-Kommentare in beiden Dateien prüfen)")
+    out.print(f"[green]✓[/green] {t('config')} {t('written')}: {escape(str(path))}")
+    out.print(f"[green]✓[/green] {t('catalogue')} {t('written')}: {escape(str(catalogue))}")
+    for n in (prop.notes_en if STATE["lang"] == "en" else prop.notes):
+        out.print(f"[yellow]{t('note')}:[/yellow] " + escape(n), soft_wrap=True)
+    out.print(t("next").format(escape(str(path))))
 
 
 @presets_app.command("list")
@@ -293,7 +307,8 @@ def presets_list():
 
     from geoplan.presets import list_presets
 
-    table = Table("Name", "Modell", "Beschreibung", show_lines=False)
+    table = Table(*(("Name", "Model", "Description") if STATE["lang"] == "en" else ("Name", "Modell", "Beschreibung")),
+                  show_lines=False)
     for p in list_presets():
         table.add_row(p.name, p.title, p.description.strip().splitlines()[0] if p.description else "")
     out.print(table)
@@ -323,21 +338,25 @@ def compare(
     runs += [(p, lambda p=p: demo_config(p)) for p in preset or []]
     if len(runs) < 2:
         raise GeoplanError("Zum Vergleichen mindestens zwei Konfigurationen oder Presets angeben.", location="compare",
-                           hint="geoplan compare A.yaml B.yaml  oder  geoplan compare --preset stuttgart --preset isa")
+                           hint="geoplan compare A.yaml B.yaml  oder  geoplan compare --preset stuttgart --preset isa",
+                           message_en="Give at least two configurations or presets to compare.",
+                           hint_en="geoplan compare A.yaml B.yaml  or  geoplan compare --preset stuttgart --preset isa")
     names = [n for n, _ in runs]
     if len(set(names)) != len(names):
         raise GeoplanError("Jede Konfiguration und jedes Preset nur einmal angeben.", location="compare",
-                           found=", ".join(names))
+                           found=", ".join(names), message_en="Give each configuration and each preset only once.")
     if out_file is not None and out_file.exists() and out_file.suffix.lower() != ".xlsx":
         raise GeoplanError("Der Vergleich wird als Excel-Datei (.xlsx) gespeichert.", file=out_file,
-                           expected="Dateiname auf .xlsx")
+                           expected="Dateiname auf .xlsx",
+                           message_en="The comparison is saved as an Excel file (.xlsx).",
+                           expected_en="a file name ending in .xlsx")
     results = {}
     for name, load in runs:
         cfg = load()
-        console.print(f"Rechne {name} …")
+        console.print(t("computing").format(name))
         results[name] = run_pipeline(cfg).allocation
     table_df = compare_allocations(results)
-    out.print(compare_text(table_df, names), markup=False, highlight=False, soft_wrap=True)
+    out.print(compare_text(table_df, names, lang=STATE["lang"]), markup=False, highlight=False, soft_wrap=True)
     if out_file:
         write_compare_xlsx(table_df, names, out_file)
         out.print(f"[green]✓[/green] {out_file} {t('written')}")
@@ -348,26 +367,29 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def compare_text(df, names: list[str], width: int = 80) -> str:
+def compare_text(df, names: list[str], width: int = 80, lang: str = "de") -> str:
     """The comparison as a plain table of at most ``width`` columns: reference, last scenario, difference."""
     from geoplan import fmt
 
+    en = lang == "en"
+    num = lambda x, d=0: fmt.number(x, d, lang)  # noqa: E731
     ref, last = names[0], names[-1]
     amount = 13
     name_w = width - 6 - 2 * (amount + 1) - (amount + 1) - 8
-    head = f"{'Schl.':<5} {_cut('Sozialraum', name_w):<{name_w}} {_cut(ref, amount):>{amount}} {_cut(last, amount):>{amount}} " \
-           f"{'Differenz':>{amount}} {'%':>7}"
+    head = f"{'Key' if en else 'Schl.':<5} {_cut('Sozialraum', name_w):<{name_w}} {_cut(ref, amount):>{amount}} " \
+           f"{_cut(last, amount):>{amount}} {'Difference' if en else 'Differenz':>{amount}} {'%':>7}"
     lines = [head, "─" * min(width, len(head))]
     for _, r in df.iterrows():
         pct = r.get(f"diff_{last}_pct")
         lines.append(f"{_cut(r['key'], 5):<5} {_cut(r.get('name', ''), name_w):<{name_w}} "
-                     f"{fmt.number(r[ref], 0):>{amount}} {fmt.number(r[last], 0):>{amount}} "
-                     f"{fmt.number(r[f'diff_{last}'], 0):>{amount}} {fmt.number(pct, 1):>7}")
+                     f"{num(r[ref]):>{amount}} {num(r[last]):>{amount}} "
+                     f"{num(r[f'diff_{last}']):>{amount}} {num(pct, 1):>7}")
     lines.append("─" * min(width, len(head)))
-    lines.append(f"{'':<5} {'Summe':<{name_w}} {fmt.number(df[ref].sum(), 0):>{amount}} {fmt.number(df[last].sum(), 0):>{amount}} "
-                 f"{fmt.number(df[f'diff_{last}'].sum(), 0):>{amount}} {'':>7}")
+    lines.append(f"{'':<5} {'Total' if en else 'Summe':<{name_w}} {num(df[ref].sum()):>{amount}} "
+                 f"{num(df[last].sum()):>{amount}} {num(df[f'diff_{last}'].sum()):>{amount}} {'':>7}")
     if len(names) > 2:
-        lines.append(f"Weitere Szenarien ({', '.join(names[1:-1])}) stehen in der Excel-Datei (--out).")
+        lines.append(f"Further scenarios ({', '.join(names[1:-1])}) are in the Excel file (--out)." if en else
+                     f"Weitere Szenarien ({', '.join(names[1:-1])}) stehen in der Excel-Datei (--out).")
     return "\n".join(lines)
 
 
@@ -503,25 +525,39 @@ def _os_error(exc: OSError) -> GeoplanError:
                         hint_en="Check path, permissions and drive.")
 
 
-def _print_notes(printer, notes, limit: int, cfg, catalogue, where: str) -> None:
-    """The warnings of a run as a reader sees them (column names in words, paths relative to the config),
-    each once, with its file; at most ``limit``, then how many more."""
+def _print_notes(printer, notes, limit: int, cfg, catalogue, in_report: bool) -> None:
+    """The warnings of a run as a reader sees them (in the user's language, column names in words, paths
+    relative to the config), each once, with its file; at most ``limit``, then how many more (``in_report``:
+    and that the report's QA annex lists them all)."""
     from geoplan.report.vocabulary import humanize_note
 
-    names = {i.name: i.label for i in catalogue.indicators} if catalogue is not None else None
+    lang = STATE["lang"]
+    words = NOTE_WORDS[lang]
+    names = ({i.name: ((i.label_en or i.label) if lang == "en" else i.label) for i in catalogue.indicators}
+             if catalogue is not None else None)
     seen, shown = set(), []
     for n in notes:
         if n.level == "info":
             continue
-        h = humanize_note(n, "de", getattr(cfg, "base_dir", None), names)
-        text = h.message + (f" (Datei: {h.file})" if h.file else "")
+        h = humanize_note(n, lang, getattr(cfg, "base_dir", None), names)
+        text = h.message + (f" ({words['file']}: {h.file})" if h.file else "")
         if (n.stage, text) not in seen:
             seen.add((n.stage, text))
             shown.append((h.stage, text))
     for stage, text in shown[:limit]:
-        printer.print(f"[yellow]Hinweis ({escape(stage)}):[/yellow] " + escape(text), soft_wrap=True)
+        printer.print(f"[yellow]{words['note']} ({escape(stage)}):[/yellow] " + escape(text), soft_wrap=True)
     if len(shown) > limit:
-        printer.print(f"[yellow]… und {len(shown) - limit} weitere Hinweise[/yellow]{where}")
+        more = words["more"].format(n=len(shown) - limit)
+        printer.print(f"[yellow]{more}[/yellow]" + (words["where"] if in_report else ""))
+
+
+#: the fixed words of :func:`_print_notes`
+NOTE_WORDS = {
+    "de": {"note": "Hinweis", "file": "Datei", "more": "… und {n} weitere Hinweise",
+           "where": " (Bericht, Anhang: Qualitätssicherung)"},
+    "en": {"note": "Note", "file": "file", "more": "… and {n} more notes",
+           "where": " (report, appendix: quality assurance)"},
+}
 
 
 ABORTED = {"de": "Abgebrochen; es wurde nichts geschrieben.", "en": "Aborted; nothing was written."}

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from geoplan.errors import GeoplanError
+from geoplan.errors import GeoplanError, english_location
 from geoplan.load.caselist import CaseListConfig
 from geoplan.stages.allocate import AllocationSpec
 from geoplan.stages.settlement import SettlementSpec
@@ -181,13 +181,22 @@ class LevelConfig(_Model):
             raise ValueError("'method' und 'weights' gelten nur mit 'polygons'")
         return self
 
-    def describe(self) -> str:
+    def describe(self, lang: str = "de") -> str:
+        """How the level reaches the Sozialräume, in words (German, or English with ``lang="en"``)."""
+        words = _DESCRIBE_WORDS["en" if lang == "en" else "de"]
         if self.key_table is not None:
-            return f"über die Schlüsseltabelle {Path(self.key_table).name}"
+            return words["key_table"].format(Path(self.key_table).name)
         if self.prefix_len is not None:
-            return f"über die ersten {self.prefix_len} Zeichen des Schlüssels"
-        how = "nach Fläche" if self.method == "area" else "dasymetrisch"
-        return f"{how} von {Path(self.polygons).name} übertragen"
+            return words["prefix"].format(self.prefix_len)
+        return words["area" if self.method == "area" else "dasymetric"].format(Path(self.polygons).name)
+
+
+_DESCRIBE_WORDS = {
+    "de": {"key_table": "über die Schlüsseltabelle {}", "prefix": "über die ersten {} Zeichen des Schlüssels",
+           "area": "nach Fläche von {} übertragen", "dasymetric": "dasymetrisch von {} übertragen"},
+    "en": {"key_table": "through the key table {}", "prefix": "through the first {} characters of the key",
+           "area": "transferred by area from {}", "dasymetric": "transferred dasymetrically from {}"},
+}
 
 
 class ValidRows(_Model):
@@ -696,19 +705,24 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 
 def validation_error_to_geoplan(err: ValidationError, model: type[BaseModel], file: str | Path) -> GeoplanError:
-    """Turn pydantic's errors into one German message naming every bad field."""
-    lines = []
-    first_hint = None
+    """Turn pydantic's errors into one message (German, and English for ``--lang en``) naming every bad field."""
+    lines, lines_en = [], []
+    first_hint = first_hint_en = None
     for e in err.errors():
         loc = tuple(e["loc"])
         where = _loc(loc) or "(oberste Ebene)"
+        where_en = _loc(loc) or "(top level)"
         if e["type"] == "extra_forbidden":
             allowed = _allowed_fields(model, loc)
             lines.append(f"- unbekanntes Feld '{where}'" + (f"; erlaubt sind: {', '.join(allowed)}" if allowed else ""))
+            lines_en.append(f"- unknown field '{where_en}'" + (f"; allowed are: {', '.join(allowed)}" if allowed else ""))
             first_hint = first_hint or "Tippfehler im Feldnamen korrigieren oder das Feld entfernen."
+            first_hint_en = first_hint_en or "Correct the typo in the field name or remove the field."
         elif e["type"] == "missing":
             lines.append(f"- Pflichtfeld '{where}' fehlt")
+            lines_en.append(f"- required field '{where_en}' is missing")
             first_hint = first_hint or "Das Feld ergänzen (siehe 'geoplan init' für eine kommentierte Vorlage)."
+            first_hint_en = first_hint_en or "Add the field (see 'geoplan init' for a commented template)."
         elif isinstance(e.get("ctx", {}).get("error"), GeoplanError):
             # raised by a validator: keep its own location, expected value and fix
             cause = e["ctx"]["error"]
@@ -718,16 +732,26 @@ def validation_error_to_geoplan(err: ValidationError, model: type[BaseModel], fi
                                                                  ("erwartet:", cause.expected),
                                                                  ("gefunden:", cause.found)) if v)
             lines.append(f"- Feld '{where}': {cause.message}" + (f" ({details})" if details else ""))
+            expected_en = cause.expected_en or english_location(cause.expected)
+            found_en = cause.found_en or english_location(cause.found)
+            inner_en = (cause.location_en or english_location(inner)) if inner != where else None
+            details_en = "; ".join(f"{label} {v}" for label, v in (("location:", inner_en), ("expected:", expected_en),
+                                                                    ("found:", found_en)) if v)
+            lines_en.append(f"- field '{where}': {cause.text('en')}" + (f" ({details_en})" if details_en else ""))
             first_hint = first_hint or cause.hint or "Den Wert gemäß der Angabe korrigieren."
+            first_hint_en = first_hint_en or cause.hint_en or cause.hint or "Correct the value as stated."
         else:
             msg = _german_message(e)
             lines.append(f"- Feld '{where}': {msg} (gefunden: {e.get('input')!r})")
+            lines_en.append(f"- field '{where_en}': {e.get('msg', msg)} (found: {e.get('input')!r})")
             first_hint = first_hint or "Den Wert gemäß der Angabe korrigieren."
+            first_hint_en = first_hint_en or "Correct the value as stated."
     return GeoplanError(
         "Die Konfiguration ist ungültig:\n" + "\n".join(lines),
         file=file,
         hint=first_hint,
-        message_en="The configuration is invalid:\n" + "\n".join(lines),
+        message_en="The configuration is invalid:\n" + "\n".join(lines_en),
+        hint_en=first_hint_en,
     )
 
 
@@ -757,6 +781,7 @@ def load_config(path: str | Path) -> Config:
             file=path,
             location=f"Byte {exc.start}",
             hint="Datei als UTF-8 speichern.",
+            message_en="The configuration is not UTF-8 encoded.", hint_en="Save the file as UTF-8.",
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -766,6 +791,8 @@ def load_config(path: str | Path) -> Config:
             file=path,
             location=where,
             hint="Einrückung (Leerzeichen, keine Tabs) und Doppelpunkte prüfen.",
+            message_en=f"The configuration is not valid YAML: {getattr(exc, 'problem', exc)}",
+            hint_en="Check the indentation (spaces, no tabs) and the colons.",
         ) from None
     if not isinstance(raw, dict):
         raise GeoplanError(
@@ -773,6 +800,8 @@ def load_config(path: str | Path) -> Config:
             file=path,
             found=type(raw).__name__,
             hint="Mit 'geoplan init' eine Vorlage erzeugen.",
+            message_en="The configuration must be a YAML mapping (key: value).",
+            hint_en="Create a template with 'geoplan init'.",
         )
     bad = _non_finite(raw)
     if bad:

@@ -37,6 +37,8 @@ def _model_input_checks(frame, config: Config) -> None:
             location="Konfigurationsfeld 'model.predictors'",
             expected=", ".join(c for c in frame.columns if c not in ("geometry", "key", "name", "bezirk")),
             hint="Namen aus dem Indikatorenkatalog verwenden.",
+            message_en=f"Predictor(s) {', '.join(unknown)} do not exist.",
+            hint_en="Use names from the indicator catalogue.",
         )
     named = pd.DataFrame(frame.drop(columns="geometry")).set_axis(frame["key"].astype(str).to_numpy())
     _check_counts(named["hze_cases"], "hze_cases")

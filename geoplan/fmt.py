@@ -69,9 +69,11 @@ def by_kind(x, kind: str = "zahl", decimals: int | None = None, lang: str = "de"
     from geoplan.errors import GeoplanError
 
     if lang not in LANGS:
-        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang))
+        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang),
+                           message_en=f"Unknown language '{lang}'.")
     if kind not in KINDS:
-        raise GeoplanError(f"Unbekanntes Zahlenformat '{kind}'.", expected=", ".join(KINDS), found=str(kind))
+        raise GeoplanError(f"Unbekanntes Zahlenformat '{kind}'.", expected=", ".join(KINDS), found=str(kind),
+                           message_en=f"Unknown number format '{kind}'.")
     if _is_missing(x):
         return _DASH
     if decimals is None:

@@ -25,8 +25,19 @@ class InputFile:
     licence: str | None = None
     reference_date: str | None = None
     rows: int | None = None
-    qa: str = ""
+    qa: str = ""                      # what reading it found, German ("ohne Befund", "53840 von 53882 Zeilen gezählt")
     location: str | None = None       # PostGIS/WFS: 'host:port/db schema.table' or 'URL typename'; no user/password
+    qa_en: str = ""                   # the same in English (every input_file/remote_input with qa= gives it)
+
+    def role_text(self, lang: str = "de") -> str:
+        """The role in ``lang`` (the vocabulary's ``role.*`` terms)."""
+        from geoplan.report.vocabulary import label
+
+        return label("role." + self.role, lang, self.role)
+
+    def qa_text(self, lang: str = "de") -> str:
+        """What reading the input found, in ``lang`` (German where no English was given)."""
+        return self.qa_en if (lang == "en" and self.qa_en) else self.qa
 
     @property
     def name(self) -> str:
@@ -80,9 +91,9 @@ def _public_note(d: dict, base) -> dict:
 
     if d.get("file"):
         d["file"] = public_path(d["file"], base)
-    for k in ("message", "location"):
+    for k, lang in (("message", "de"), ("message_en", "en"), ("location", "de")):
         if isinstance(d.get(k), str):
-            d[k] = humanize(d[k], "de", base, names={})  # paths only need it; labels make it plainer too
+            d[k] = humanize(d[k], lang, base, names={})  # paths only need it; labels make it plainer too
     return d
 
 
@@ -100,7 +111,8 @@ def build_manifest(result, files: list[str], versions: dict) -> dict:
         # paths relative to the config's folder: no machine path in a published file
         "inputs": [
             {"role": i.role, "path": public_path(i.path, base) if i.path is not None else None, "sha256": i.sha256,
-             "rows": i.rows, "qa": i.qa, **({"location": i.location} if i.location else {})}
+             "rows": i.rows, "qa": i.qa, **({"qa_en": i.qa_en} if i.qa_en else {}),
+             **({"location": i.location} if i.location else {})}
             for i in result.inputs
         ],
         "outputs": sorted(files),

@@ -245,3 +245,25 @@ def test_probability_classes_are_fixed():
     assert [_plain(x) for x in one.labels] == list(P_CLASSES["en"])
     # diverging and symmetric around the middle class: purple below, orange above
     assert c.colors[0] != c.colors[4] and len(set(c.colors)) == 5
+
+
+def test_probability_style_in_the_geopackage(bym2_result, bym2_outputs):
+    """ergebnis.gpkg styles P(budget below need) like the report's map: the fixed classes by category on the
+    class column, each area in the class of its probability (a value on a bound, e.g. exactly 20 %, included)."""
+    import sqlite3
+
+    p = bym2_result.uncertainty.areas.set_index("key")["p_budget_below_need"]
+    for lang in ("de", "en"):
+        con = sqlite3.connect(bym2_outputs / lang / "ergebnis.gpkg")
+        try:
+            styles = con.execute("SELECT styleName, styleQML, styleSLD FROM layer_styles ORDER BY id").fetchall()
+            rows = con.execute("SELECT key, p_budget_below_need, unter_bedarf_klasse FROM sozialraeume").fetchall()
+        finally:
+            con.close()
+        (name, qml, sld), = [s for s in styles if 'attr="unter_bedarf_klasse"' in s[1]]
+        assert name == P_LABEL[lang] and 'type="categorizedSymbol"' in qml
+        cats = [_plain(c) for c in re.findall(r'<category [^>]*value="([^"]*)"', qml)]
+        assert cats == list(P_CLASSES[lang]) and all(c in _plain(sld) for c in cats)
+        for key, share, klass in rows:
+            assert share == pytest.approx(p[key])
+            assert _plain(klass) == cats[int(np.searchsorted([20, 40, 60, 80], 100 * p[key], side="right"))], (key, share)

@@ -62,8 +62,9 @@ def _data_date(result) -> str:
 def test_gpkg_has_one_style_per_measure_with_the_maps_classes(demo_outputs, demo_result):
     g = _styles(demo_outputs)
     names = [s[0] for s in g["styles"]]
-    assert names == ["Budget je Einwohner unter 21", "Budget je Sozialraum", "Veränderung zum Vorjahr (%)", "Bedarfsindex"]
-    assert [s[4] for s in g["styles"]] == [1, 0, 0, 0]  # the budget per head opens by default
+    assert names == ["Budget je Einwohner unter 21 (€)", "Budget je Sozialraum (€)", "Veränderung zum Vorjahr (%)",
+                     "Bedarfsindex", "Erwartete HzE-Fälle je 1.000 unter 21", "HzE beobachtet/erwartet"]
+    assert [s[4] for s in g["styles"]] == [1, 0, 0, 0, 0, 0]  # the budget per head opens by default
     assert all(s[6] == "sozialraeume" for s in g["styles"])
     legends = _map_legends(demo_outputs)
     by_attr = {}
@@ -124,7 +125,8 @@ def test_gpkg_field_aliases_in_german_and_english(demo_outputs, demo_outputs_en,
             assert aliases["bezirk"] == ("Bezirk" if lang == "de" else "District")
             assert aliases["change_pct"] == ("Veränderung in %" if lang == "de" else "Change in %")
     en_names = [s[0] for s in _styles(demo_outputs_en)["styles"]]
-    assert en_names == ["Budget per resident under 21", "Budget by Sozialraum", "Change vs prior year (%)", "Need index"]
+    assert en_names == ["Budget per resident under 21 (€)", "Budget per Sozialraum (€)", "Change vs prior year (%)",
+                        "Need index", "Expected HzE cases per 1,000 under 21", "HzE observed/expected"]
 
 
 def test_gpkg_dates_are_the_date_of_the_data(demo_outputs, demo_result):

@@ -211,17 +211,17 @@ def test_missing_database(pgenv):
 
 @pytest.fixture(scope="module")
 def published(demo_result):
-    from geoplan.report.gpkg import result_layer
     from geoplan.report.published import build_published
+    from geoplan.report.gpkg import styled_layer
 
     pub = build_published(demo_result)
-    return result_layer(demo_result, pub), pub
+    return styled_layer(demo_result, pub)[0], pub
 
 
 def _styles(gdf):
-    from geoplan.report.qgis import styles_for
+    from geoplan.report.styles import layer_styles, style_layers
 
-    return styles_for(gdf)
+    return layer_styles(gdf, style_layers(gdf))
 
 
 def test_write_postgis_roundtrip_with_styles(pgenv, published, caplog, capsys):
@@ -233,9 +233,10 @@ def test_write_postgis_roundtrip_with_styles(pgenv, published, caplog, capsys):
     gdf.loc[gdf.index[:2], "hze_cases"] = pd.NA
     gdf.loc[gdf.index[:2], "hze_cases_unterdrueckt"] = True
     styles = _styles(gdf)
-    assert [s.column for s, _ in styles] == ["budget_per_u21", "change_pct", "need_index", "expected_per_1000"]
+    assert [s.column for s in styles] == ["budget_per_u21", "budget_eur", "veraenderung_klasse", "need_index",
+                                          "expected_per_1000", "oe_ratio"]
     info = write_postgis(gdf, pgenv.dsn(), "public.sozialraumbudget", "fail", styles, description="Berlin 2027")
-    assert info["rows"] == 58 and info["table"] == "public.sozialraumbudget" and info["styles"] == 4
+    assert info["rows"] == 58 and info["table"] == "public.sozialraumbudget" and info["styles"] == 6
     back = read_postgis_boundaries(pgenv.dsn(), layer="public.sozialraumbudget", key="key", name="name")
     g = gdf.reset_index(drop=True)  # read back in the written order (primary key fid)
     assert back["key"].tolist() == g["key"].tolist()
@@ -249,7 +250,10 @@ def test_write_postgis_roundtrip_with_styles(pgenv, published, caplog, capsys):
     assert back.crs.to_epsg() == 25833
     rows = pgenv.psql("geoplan", "SELECT stylename, useasdefault, f_geometry_column FROM layer_styles "
                                  "WHERE f_table_name = 'sozialraumbudget' ORDER BY id").splitlines()
-    assert rows[0] == "Budget je Einwohner unter 21 (€)|t|geom" and len(rows) == 4
+    assert rows[0] == "Budget je Einwohner unter 21 (€)|t|geom" and len(rows) == 6
+    # each style with its SLD (the same classes, for other GIS)
+    assert pgenv.psql("geoplan", "SELECT count(*) FROM layer_styles WHERE f_table_name = 'sozialraumbudget' "
+                                 "AND stylesld::text LIKE '%StyledLayerDescriptor%'").strip() == "6"
     assert sum(r.split("|")[1] == "t" for r in rows) == 1
     assert pgenv.psql("geoplan", "SELECT obj_description('public.sozialraumbudget'::regclass)").startswith("geoplan:")
     # nothing anywhere holds the password
@@ -285,7 +289,7 @@ def test_write_postgis_one_transaction(pgenv, published):
     e = _err(lambda: write_postgis(gdf.iloc[:5], pgenv.dsn(), "ergebnis_t", "replace", [("kaputt", "<qgis><nicht")]))
     assert "nichts wurde geändert" in e.message
     assert pgenv.psql("geoplan", "SELECT count(*), sum(budget_eur) FROM public.ergebnis_t") == before
-    assert pgenv.psql("geoplan", "SELECT count(*) FROM layer_styles WHERE f_table_name = 'ergebnis_t'").strip() == "4"
+    assert pgenv.psql("geoplan", "SELECT count(*) FROM layer_styles WHERE f_table_name = 'ergebnis_t'").strip() == "6"
     assert pgenv.psql("geoplan", "SELECT to_regclass('public.ergebnis_t__geoplan_neu')").strip() == ""
 
 

@@ -47,6 +47,11 @@ def describe(layer):
             v = f[r.classAttribute()]
             if v is not None and v == v and not any(lo <= float(v) <= hi for lo, hi, _, _ in d["classes"]):
                 d["unclassified"] += 1
+    if r is not None and r.type() == "categorizedSymbol":
+        d["attr"] = r.classAttribute()
+        d["categories"] = [(c.value(), c.label(), c.symbol().color().name()) for c in r.categories()]
+        # per feature, its value of the class attribute (QGIS draws it with the category of that value)
+        d["values"] = {str(f["key"]): f[r.classAttribute()] for f in layer.getFeatures()}
     if r is not None and r.type() == "RuleRenderer":
         from qgis.core import QgsExpression, QgsExpressionContext, QgsExpressionContextUtils
 
@@ -152,25 +157,26 @@ def keep(*pngs):
 @pytest.fixture(scope="module")
 def outputs(demo_result, demo_outputs, tmp_path_factory):
     """A copy of the demo output folder with the Bezirk layer and ergebnis.qgz."""
-    from geoplan.report.gpkg import result_layer
+    from geoplan.report.gpkg import layer_aliases, styled_layer
     from geoplan.report.published import build_published
     from geoplan.report.qgis import write_bezirke_layer, write_qgis_project
+    from geoplan.report.styles import layer_styles
 
     out = tmp_path_factory.mktemp("qgis") / "ausgabe"
     shutil.copytree(demo_outputs, out)
     pub = build_published(demo_result)
-    frame = result_layer(demo_result, pub)
+    frame, layers = styled_layer(demo_result, pub)
     assert write_bezirke_layer(out / "ergebnis.gpkg", frame)
-    aliases = {c: de for c, de, _, _ in pub.columns}
-    write_qgis_project(out / "ergebnis.qgz", out / "ergebnis.gpkg", frame=frame, title="Sozialraumbudget Berlin 2027",
-                       simulated=demo_result.simulated, aliases=aliases)
-    return out, frame
+    styles = layer_styles(frame, layers, aliases=layer_aliases(demo_result, pub, frame)[1])
+    write_qgis_project(out / "ergebnis.qgz", out / "ergebnis.gpkg", frame=frame, styles=styles,
+                       title="Sozialraumbudget Berlin 2027", simulated=demo_result.simulated)
+    return out, frame, styles
 
 
 def test_qgz_is_relative_and_deterministic(outputs, tmp_path):
     from geoplan.report.qgis import write_qgis_project
 
-    out, frame = outputs
+    out, frame, styles = outputs
     with zipfile.ZipFile(out / "ergebnis.qgz") as z:
         assert z.namelist() == ["ergebnis.qgs"]
         qgs = z.read("ergebnis.qgs").decode()
@@ -178,15 +184,15 @@ def test_qgz_is_relative_and_deterministic(outputs, tmp_path):
     assert "(HzE simuliert)" in qgs
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    a = write_qgis_project(tmp_path / "a" / "ergebnis.qgz", out / "ergebnis.gpkg", frame=frame, title="T",
-                           simulated=True)
-    b = write_qgis_project(tmp_path / "b" / "ergebnis.qgz", out / "ergebnis.gpkg", frame=frame, title="T",
-                           simulated=True)
+    a = write_qgis_project(tmp_path / "a" / "ergebnis.qgz", out / "ergebnis.gpkg", frame=frame, styles=styles,
+                           title="T", simulated=True)
+    b = write_qgis_project(tmp_path / "b" / "ergebnis.qgz", out / "ergebnis.gpkg", frame=frame, styles=styles,
+                           title="T", simulated=True)
     assert a.read_bytes() == b.read_bytes()
 
 
 def test_qgis_opens_gpkg_and_project(outputs, tmp_path):
-    out, frame = outputs
+    out, frame, _styles = outputs
     moved = tmp_path / "woanders" / "ergebnis"  # relative paths: the folder can be moved
     shutil.copytree(out, moved)
     png_gpkg, png_proj = tmp_path / "gpkg.png", tmp_path / "projekt.png"
@@ -205,46 +211,53 @@ def test_qgis_opens_gpkg_and_project(outputs, tmp_path):
     assert proj["read"] and proj["absolute_paths"] is False and "simuliert" in proj["title"]
     names = [layer["name"] for layer in proj["layers"]]
     assert names == ["Bezirke", "Budget je Einwohner unter 21 (€) (HzE simuliert)",
-                     "Veränderung zum Vorjahr (%) (HzE simuliert)", "Bedarfsindex (HzE simuliert)",
-                     "Erwartete HzE-Fälle je 1.000 unter 21 (HzE simuliert)"]
+                     "Budget je Sozialraum (€) (HzE simuliert)", "Veränderung zum Vorjahr (%) (HzE simuliert)",
+                     "Bedarfsindex (HzE simuliert)", "Erwartete HzE-Fälle je 1.000 unter 21 (HzE simuliert)",
+                     "HzE beobachtet/erwartet (HzE simuliert)"]
     assert proj["visible"] == names[:2]
     for layer in proj["layers"]:
         assert layer["valid"], layer
         assert str(moved) in layer["source"]  # resolved against the moved folder
     assert proj["layers"][0]["features"] == 12  # Berlin's 12 Bezirke
-    from geoplan.report.qgis import class_breaks
+    # every layer has the classes, colours and legend labels of the report's maps (geoplan.report.maps.classify
+    # on the layers of geoplan.report.mapping.map_layers), not classes of its own
+    from geoplan.report.mapping import map_layers
+    from geoplan.report.maps import MapLayer, change_layer, classify
 
-    for layer, col in zip(proj["layers"][1:], ["budget_per_u21", "change_pct", "need_index", "expected_per_1000"]):
+    report = {ly.column: ly for ly in map_layers(frame, "de")}
+    report["budget_eur"] = MapLayer("budget_eur", "x", scheme="quantiles", k=5, palette="viridis", fmt="euro")
+    report["expected_per_1000"] = MapLayer("expected_per_1000", "x", scheme="quantiles", k=5, palette="PuBu")
+    for layer, col in zip(proj["layers"][1:], ["budget_per_u21", "budget_eur", "change_pct", "need_index",
+                                                "expected_per_1000", "oe_ratio"]):
         if col == "change_pct":
             continue  # the report's fixed classes, below
         assert layer["renderer"] == "graduatedSymbol" and layer["attr"] == col and layer["labels"]
         assert layer["unclassified"] == 0, layer
-        want = class_breaks(frame[col])
-        assert len(layer["classes"]) == len(want) == 5
-        assert np.allclose([c[1] for c in layer["classes"]], [hi for _, hi in want], atol=1e-5)
+        want = classify(frame[col].to_numpy(float), report[col], "de")
+        assert len(layer["classes"]) == len(want.bins) == 5
+        assert np.allclose([c[1] for c in layer["classes"]], want.bins, atol=1e-5)
+        assert [(c[2], c[3]) for c in layer["classes"]] == list(zip(want.labels, want.colors)), col
     assert "€" in proj["layers"][1]["classes"][0][2]
     # the change layer: the report's five classes (labels, colours), every area in exactly the class the
-    # report's change map gives it
-    from geoplan.report.maps import change_layer, classify
-
-    change = proj["layers"][2]
-    assert change["renderer"] == "RuleRenderer" and change["labels"]
+    # report's change map gives it (by category on the class column: a change on a class bound is not moved)
+    change = proj["layers"][3]
+    assert change["renderer"] == "categorizedSymbol" and change["attr"] == "veraenderung_klasse" and change["labels"]
     clf = classify(frame["change_pct"].to_numpy(float), change_layer("x"), "de")
-    assert [(lbl, col) for lbl, _, col in change["rules"]] == list(zip(clf.labels, clf.colors))
-    want = {str(k): [clf.labels[c]] for k, c in zip(frame["key"], clf.classes)}
-    assert change["matches"] == want
-    assert sum(1 for _, c in want.items() if c == [clf.labels[0]]) >= 1  # the corridor's lower edge is taken
+    assert [(lbl, col) for _, lbl, col in change["categories"]] == list(zip(clf.labels, clf.colors))
+    assert [v for v, _, _ in change["categories"]] == clf.labels
+    want = {str(k): clf.labels[c] for k, c in zip(frame["key"], clf.classes)}
+    assert change["values"] == want
+    assert sum(1 for c in want.values() if c == clf.labels[0]) >= 1  # the corridor's lower edge is taken
     assert_not_blank(png_proj)
     keep(png_proj, png_gpkg)
 
 
 def test_qgis_opens_postgis_layer_with_style(postgis_server, outputs, tmp_path, monkeypatch):
     from geoplan.report.postgis import write_postgis
-    from geoplan.report.qgis import styles_for
 
-    out, frame = outputs
+    out, frame, styles = outputs
     monkeypatch.setenv("PGPASSWORD", postgis_server.password)
-    write_postgis(frame, postgis_server.dsn(), "public.qgis_ergebnis", "replace", styles_for(frame))
+    write_postgis(frame, postgis_server.dsn(), "public.qgis_ergebnis", "replace", styles)
     png = tmp_path / "postgis.png"
     uri = (f"host=127.0.0.1 port={postgis_server.port} dbname=geoplan user={postgis_server.user} "
            "key='fid' srid=25833 type=MultiPolygon table=\"public\".\"qgis_ergebnis\" (geom)")
@@ -291,14 +304,15 @@ def test_write_outputs_with_qgis_project(demo_result, outputs, tmp_path):
 
 
 def test_qgis_reads_every_gpkg_style_with_aliases(demo_outputs, demo_outputs_en):
-    """The four styles of ergebnis.gpkg (one per published measure) load in QGIS with their classes and aliases."""
+    """The six styles of ergebnis.gpkg (one per published measure) load in QGIS with their classes and aliases."""
     res = qgis([{"kind": "styles", "name": lang, "uri": f"{folder}/ergebnis.gpkg|layername=sozialraeume"}
                 for folder, lang in ((demo_outputs, "de"), (demo_outputs_en, "en"))])
     for r, lang in zip(res, ("de", "en")):
         assert r["valid"]
         got = [(s["renderer"], s["attr"], s["n"]) for s in r["styles"]]
         assert got == [("graduatedSymbol", "budget_per_u21", 5), ("graduatedSymbol", "budget_eur", 5),
-                       ("categorizedSymbol", "veraenderung_klasse", 5), ("graduatedSymbol", "need_index", 5)], r
+                       ("categorizedSymbol", "veraenderung_klasse", 5), ("graduatedSymbol", "need_index", 5),
+                       ("graduatedSymbol", "expected_per_1000", 5), ("graduatedSymbol", "oe_ratio", 5)], r
         assert all(s["ok"] for s in r["styles"])
         assert {s["alias_bezirk"] for s in r["styles"]} == {"Bezirk" if lang == "de" else "District"}
         assert {s["alias_budget"] for s in r["styles"]} == {"Budget (€)"}

@@ -7,7 +7,7 @@ or report terms, except in proper names, which are taken from the run: names of 
 config gives (title, region, sources, licences, formula components, Teilbudgets), the catalogue's sources and the
 input files. Two German terms are kept on purpose and explained in the English report: "Sozialraum"/"Sozialräume"
 ("Sozialräume (social areas)") and "HzE"/"Hilfen zur Erziehung" ("educational support for families"). The QA
-findings are recorded in German (the English report says so); their texts are the one part not scanned in English.
+findings carry their English text (QANote.message_en) and are scanned like the rest.
 """
 
 from __future__ import annotations
@@ -165,9 +165,6 @@ def proper_names(result) -> list[str]:
         names |= {str(i.label or ""), i.path.name, str(i.source or ""), str(i.licence or ""), str(i.qa or "")}
     for i in result.catalogue.indicators:
         names |= {str(i.source or ""), str(i.reference_date or "")}
-    ind = voc.indicator_names(result, "en")
-    for n in result.notes:  # the QA findings are recorded in German (said in the English report)
-        names.add(voc.humanize_note(n, "en", cfg.base_dir, ind).message)
     return sorted((n for n in names if n and len(n) > 1), key=len, reverse=True)
 
 
@@ -247,7 +244,7 @@ def test_english_outputs_have_no_german_words(part, demo_outputs_en, demo_result
     assert hits == [], "\n".join(hits[:40])
     if part == "report":
         assert "Sozialräume (social areas)" in text  # the kept term is explained
-        assert "QA findings are recorded in German" in text
+        assert "QA findings are recorded in German" not in text  # they are in English (QANote.message_en)
 
 
 def test_english_outputs_show_no_code_names(demo_outputs_en, demo_result):

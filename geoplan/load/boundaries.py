@@ -31,7 +31,8 @@ import pyogrio
 import shapely
 from pyproj import CRS, Transformer
 
-from geoplan.errors import GeoplanError, QANote
+from geoplan import fmt
+from geoplan.errors import GeoplanError, QANote, what_en
 from geoplan.load.tables import _did_you_mean, normalize_keys
 
 __all__ = [
@@ -50,6 +51,10 @@ __all__ = [
 STAGE = "boundaries"
 FINDING_COLUMNS = ["kind", "key", "detail", "area_m2"]
 ERROR_KINDS = ("invalid", "empty", "duplicate_key", "missing_key")
+_KIND_EN = {
+    "invalid": "invalid geometry", "repaired": "repaired", "empty": "empty geometry", "multipart": "multipart",
+    "overlap": "overlap", "gap": "gap", "duplicate_key": "duplicate key", "missing_key": "missing key",
+}
 _KIND_DE = {
     "invalid": "ungültige Geometrie",
     "repaired": "repariert",
@@ -160,6 +165,8 @@ def _open_source(path: str) -> _Source:
             "Die Grenzdatei wurde nicht gefunden.",
             file=path,
             hint="Pfad in der Konfiguration prüfen (relativ zur Konfigurationsdatei).",
+            message_en="The boundary file was not found.",
+            hint_en="Check the path in the configuration (relative to the configuration file).",
         )
     suffix = p.suffix.lower()
     if suffix == ".zip":
@@ -169,7 +176,8 @@ def _open_source(path: str) -> _Source:
             with zipfile.ZipFile(p) as zf:
                 names = [n for n in zf.namelist() if not n.startswith("__MACOSX") and not n.endswith("/")]
         except zipfile.BadZipFile as exc:
-            raise GeoplanError("Die ZIP-Datei ist beschädigt.", file=path, found=str(exc)) from exc
+            raise GeoplanError("Die ZIP-Datei ist beschädigt.", file=path, found=str(exc),
+                               message_en="The ZIP file is damaged.") from exc
         members = {n.lower(): n for n in names}
         vectors = [n for n in names if Path(n).suffix.lower() in _VECTOR_EXTS]
         shps = [n for n in vectors if n.lower().endswith(".shp")]
@@ -182,6 +190,8 @@ def _open_source(path: str) -> _Source:
                     file=path,
                     found=", ".join(shps[:20]),
                     hint="Das gewünschte Shapefile entpacken und direkt angeben.",
+                    message_en="The ZIP file holds shapefiles in several folders.",
+                    hint_en="Unpack the shapefile you want and give it directly.",
                 )
             inner = "" if dirs[0] == "." else "/" + dirs[0]
             src = _Source(path, f"/vsizip/{p.resolve()}{inner}", True, p, members)
@@ -196,6 +206,8 @@ def _open_source(path: str) -> _Source:
                         location=shp,
                         found="fehlt: " + ", ".join(missing),
                         hint="Alle Dateien des Shapefiles (.shp, .shx, .dbf, .prj, .cpg) zusammen packen.",
+                        message_en="Files belonging to the shapefile are missing in the ZIP file.",
+                        hint_en="Pack all files of the shapefile (.shp, .shx, .dbf, .prj, .cpg) together.",
                     )
             return src
         if len(others) == 1 and not shps:
@@ -206,6 +218,9 @@ def _open_source(path: str) -> _Source:
             expected="ein GeoPackage, GeoJSON, FlatGeobuf oder Shapefile(s)",
             found="Inhalt: " + (", ".join(names[:20]) or "leer"),
             hint="Die gewünschte Datei entpacken und direkt angeben.",
+            message_en="The ZIP file holds no geodata file or several different ones.",
+            expected_en="one GeoPackage, GeoJSON, FlatGeobuf or shapefile(s)",
+            hint_en="Unpack the file you want and give it directly.",
         )
     src = _Source(path, path, suffix == ".shp")
     if src.is_shapefile:
@@ -217,6 +232,9 @@ def _open_source(path: str) -> _Source:
                 expected=".shp, .shx, .dbf (und .prj) mit gleichem Namen im selben Ordner",
                 found="fehlt: " + ", ".join(missing),
                 hint="Alle Dateien des Shapefiles kopieren, nicht nur die .shp.",
+                message_en="Files belonging to the shapefile are missing.",
+                expected_en=".shp, .shx, .dbf (and .prj) with the same name in the same folder",
+                hint_en="Copy all files of the shapefile, not only the .shp.",
             )
     return src
 
@@ -239,6 +257,8 @@ def _layers_of(src: _Source) -> list[str]:
             file=src.display,
             found=f"{type(exc).__name__}: {exc}",
             hint="Format prüfen: Shapefile (auch als .zip), GeoPackage, GeoJSON oder FlatGeobuf.",
+            message_en="The boundary file cannot be opened.",
+            hint_en="Check the format: shapefile (also as .zip), GeoPackage, GeoJSON or FlatGeobuf.",
         ) from exc
     return [str(row[0]) for row in layers]
 
@@ -303,6 +323,14 @@ def detect_dbf_encoding(dbf_path) -> tuple[str, str]:
         return "latin-1", "kein gültiges UTF-8 und kein cp1252; latin-1"
 
 
+#: the reasons of :func:`detect_dbf_encoding`, in English
+_ENCODING_REASON_EN = {
+    "nur ASCII-Zeichen": "ASCII characters only",
+    "gültiges UTF-8 mit Umlauten": "valid UTF-8 with umlauts",
+    "kein gültiges UTF-8; Windows-Kodierung cp1252": "not valid UTF-8; Windows encoding cp1252",
+    "kein gültiges UTF-8 und kein cp1252; latin-1": "neither valid UTF-8 nor cp1252; latin-1",
+}
+
 def _shapefile_encoding(src: _Source, layer: str, encoding: str | None, notes: list[QANote]) -> str | None:
     if encoding is not None:
         return encoding
@@ -317,15 +345,20 @@ def _shapefile_encoding(src: _Source, layer: str, encoding: str | None, notes: l
         declared_utf8 = norm in ("utf8", "65001")
         if declared_utf8 and detected != "utf-8":
             notes.append(QANote(STAGE, f".cpg nennt {declared!r}, die Attribute sind aber kein UTF-8; gelesen als "
-                                f"{detected} ({reason}).", file=src.display))
+                                f"{detected} ({reason}).", file=src.display,
+                                message_en=f"The .cpg names {declared!r}, but the attributes are not UTF-8; read as "
+                                f"{detected} ({_ENCODING_REASON_EN.get(reason, reason)})."))
             return detected
         if not declared_utf8 and detected == "utf-8" and reason.startswith("gültiges UTF-8"):
             notes.append(QANote(STAGE, f".cpg nennt {declared!r}, die Attribute sind aber UTF-8; gelesen als UTF-8.",
-                                file=src.display))
+                                file=src.display,
+                                message_en=f"The .cpg names {declared!r}, but the attributes are UTF-8; read as UTF-8."))
             return "utf-8"
         return None  # GDAL honours the .cpg
     notes.append(QANote(STAGE, f"Shapefile ohne .cpg; Kodierung der Attribute erkannt als {detected} ({reason}).",
-                        level="info", file=src.display, details={"encoding": detected}))
+                        level="info", file=src.display, details={"encoding": detected},
+                        message_en=f"Shapefile without a .cpg; attribute encoding detected as {detected} "
+                        f"({_ENCODING_REASON_EN.get(reason, reason)})."))
     return detected
 
 
@@ -366,9 +399,11 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
                 file=path,
                 found=_layer_listing(src),
                 hint="In der Konfiguration 'layer' auf eine dieser Ebenen setzen.",
+                message_en="The file holds several layers; which one holds the Sozialräume is not clear.",
+                hint_en="Set 'layer' in the configuration to one of these layers.",
             )
         if not layers:
-            raise GeoplanError("Die Datei enthält keine Ebene.", file=path)
+            raise GeoplanError("Die Datei enthält keine Ebene.", file=path, message_en="The file holds no layer.")
         layer = layers[0]
     elif isinstance(layer, str) and layer not in layers:
         raise GeoplanError(
@@ -376,11 +411,13 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             file=path,
             found=_layer_listing(src),
             hint="'layer' auf eine dieser Ebenen setzen.",
+            message_en=f"There is no layer {layer!r}.", hint_en="Set 'layer' to one of these layers.",
         )
     elif isinstance(layer, int):
         if not 0 <= layer < len(layers):
             raise GeoplanError(f"Ebene Nr. {layer} gibt es nicht (Zählung ab 0).", file=path,
-                               found=_layer_listing(src))
+                               found=_layer_listing(src),
+                               message_en=f"There is no layer no. {layer} (counting from 0).")
         layer = layers[layer]
     read_encoding = encoding
     if src.is_shapefile:
@@ -397,6 +434,8 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             location=f"Ebene {layer!r}",
             found=f"{type(exc).__name__}: {exc}",
             hint="Datei in QGIS öffnen und als GeoPackage neu speichern.",
+            message_en="The boundary file cannot be read.", location_en=f"layer {layer!r}",
+            hint_en="Open the file in QGIS and save it again as a GeoPackage.",
         ) from exc
     fields = [str(f) for f in info["fields"]]
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns or not info.get("geometry_type"):
@@ -406,6 +445,8 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             location=f"Ebene {layer!r}",
             found=_layer_listing(src),
             hint="Die Ebene mit den Sozialraum-Polygonen wählen ('layer').",
+            message_en="The layer has no geometry (attribute table only).", location_en=f"layer {layer!r}",
+            hint_en="Choose the layer with the Sozialraum polygons ('layer').",
         )
     if len(gdf) == 0:
         raise GeoplanError(
@@ -415,6 +456,9 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             expected="ein Polygon je Sozialraum",
             found="0 Objekte",
             hint="Richtige Ebene wählen ('layer') oder Export wiederholen.",
+            message_en="The layer holds no features.", location_en=f"layer {layer!r}",
+            expected_en="one polygon per Sozialraum", found_en="0 features",
+            hint_en="Choose the right layer ('layer') or repeat the export.",
         )
     for col in (key, name):
         if col is not None and col not in gdf.columns:
@@ -424,7 +468,8 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             if len(same) == 1:
                 gdf = gdf.rename(columns={same[0]: col})
                 notes.append(QANote(STAGE, f"Feld {same[0]!r} als {col!r} verwendet (Groß-/Kleinschreibung).",
-                                    level="info", file=path))
+                                    level="info", file=path,
+                                    message_en=f"Field {same[0]!r} used as {col!r} (upper/lower case)."))
     for col, what in ((key, "Schlüsselfeld"), (name, "Namensfeld")):
         if col is not None and col not in gdf.columns:
             raise GeoplanError(
@@ -435,13 +480,19 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
                 found="Felder: " + ", ".join(repr(f) for f in fields),
                 hint=_did_you_mean(col, fields)
                 + f"In der Konfiguration {'key' if col == key else 'name'!r} auf eines dieser Felder setzen.",
+                message_en=f"The {'key field' if what == 'Schlüsselfeld' else 'name field'} {col!r} is missing.",
+                location_en=f"layer {layer!r}",
+                hint_en=_did_you_mean(col, fields, "en")
+                + f"Set {'key' if col == key else 'name'!r} in the configuration to one of these fields.",
             )
     source_crs = gdf.crs
     if crs is not None:
         want = parse_crs(crs, field="crs")
         if source_crs is not None and not CRS.from_user_input(source_crs).equals(want):
             notes.append(QANote(STAGE, f"KBS der Datei ({crs_short(source_crs)}) durch die "
-                                f"Konfiguration ersetzt: {crs_short(want)}.", file=path))
+                                f"Konfiguration ersetzt: {crs_short(want)}.", file=path,
+                                message_en=f"The file's CRS ({crs_short(source_crs)}) replaced by the "
+                                f"configuration's: {crs_short(want)}."))
         gdf = gdf.set_crs(want, allow_override=True)
     elif source_crs is None:
         raise GeoplanError(
@@ -450,7 +501,11 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
             file=path,
             expected="KBS in der Datei (.prj) oder in der Konfiguration",
             found=_suggestion_text(gdf.total_bounds),
-            hint=_crs_hint(gdf.total_bounds),
+            hint=_crs_hint(gdf.total_bounds), message_en="The boundary file has no coordinate reference system (CRS)"
+            + (" – the .prj file is missing." if src.is_shapefile else "."),
+            expected_en="a CRS in the file (.prj) or in the configuration",
+            found_en=_suggestion_text(gdf.total_bounds, "en"),
+            hint_en=_crs_hint(gdf.total_bounds, "en"),
         )
     _check_crs_plausible(gdf, path, notes)
     gdf.attrs["geoplan"] = {
@@ -474,6 +529,9 @@ def parse_crs(value, *, field: str = "crs") -> CRS:
             expected="ein EPSG-Code, z. B. 'EPSG:25833' (UTM 33N), 'EPSG:25832' (UTM 32N) oder 'EPSG:4326'",
             found=str(value),
             hint="Den EPSG-Code aus den Metadaten der Datei oder aus QGIS (Layer-Eigenschaften) übernehmen.",
+            message_en=f"The coordinate reference system {value!r} is unknown.",
+            expected_en="an EPSG code, e.g. 'EPSG:25833' (UTM 33N), 'EPSG:25832' (UTM 32N) or 'EPSG:4326'",
+            hint_en="Take the EPSG code from the file's metadata or from QGIS (layer properties).",
         ) from exc
 
 
@@ -532,8 +590,15 @@ def suggest_crs(bounds) -> list[str]:
     return out
 
 
-def _suggestion_text(bounds) -> str:
+def _suggestion_text(bounds, lang: str = "de") -> str:
     minx, miny, maxx, maxy = (float(v) for v in bounds)
+    if lang == "en":
+        n = lambda v: fmt.number(v, 2, lang="en")  # noqa: E731
+        ext = f"coordinates x {n(minx)} … {n(maxx)}, y {n(miny)} … {n(maxy)}"
+        cands = suggest_crs(bounds)
+        if not cands:
+            return ext + " (fit no usual CRS in Germany)"
+        return ext + "; fit: " + ", ".join(f"{c} ({CRS.from_user_input(c).name})" for c in cands)
     ext = f"Koordinaten x {_de(minx, 2)} … {_de(maxx, 2)}, y {_de(miny, 2)} … {_de(maxy, 2)}"
     cands = suggest_crs(bounds)
     if not cands:
@@ -542,9 +607,15 @@ def _suggestion_text(bounds) -> str:
     return ext + "; passen zu: " + ", ".join(names)
 
 
-def _crs_hint(bounds) -> str:
+def _crs_hint(bounds, lang: str = "de") -> str:
     """The fix for a missing CRS, naming the same candidate the message found (not a fixed default)."""
     cands = [c for c in suggest_crs(bounds) if c != "EPSG:4326"] or suggest_crs(bounds)
+    if lang == "en":
+        if cands:
+            others = (" (or " + ", ".join(cands[1:3]) + ")") if len(cands) > 1 else ""
+            return (f"Give 'crs' in the configuration, probably crs: '{cands[0]}' "
+                    f"({CRS.from_user_input(cands[0]).name}){others}; if in doubt, ask the sender for the .prj.")
+        return "Give 'crs' in the configuration (ask the sender of the file for the CRS)."
     if cands:
         first = cands[0]
         others = (" (oder " + ", ".join(cands[1:3]) + ")") if len(cands) > 1 else ""
@@ -570,6 +641,10 @@ def _check_crs_plausible(gdf: gpd.GeoDataFrame, path: str, notes: list[QANote]) 
                 expected=f"Längen −180…180, Breiten −90…90 ({label})",
                 found=_suggestion_text((minx, miny, maxx, maxy)),
                 hint="Das richtige KBS in der Konfiguration angeben ('crs', z. B. 'EPSG:25833' oder 'EPSG:25832').",
+                message_en="The coordinates are labelled as degrees (geographic) but are apparently metres.",
+                expected_en=f"longitudes −180…180, latitudes −90…90 ({label})",
+                found_en=_suggestion_text((minx, miny, maxx, maxy), "en"),
+                hint_en="Give the right CRS in the configuration ('crs', e.g. 'EPSG:25833' or 'EPSG:25832').",
             )
         return
     if c.is_projected and looks_degrees:
@@ -581,6 +656,12 @@ def _check_crs_plausible(gdf: gpd.GeoDataFrame, path: str, notes: list[QANote]) 
             hint="In der Konfiguration crs: 'EPSG:4326' angeben; geoplan rechnet dann in das metrische KBS um."
             if "EPSG:4326" in suggest_crs((minx, miny, maxx, maxy))
             else "Die Koordinaten liegen nicht in Deutschland: Export in QGIS prüfen und das KBS in 'crs' angeben.",
+            message_en="The coordinates are labelled as metres but are apparently degrees (longitude/latitude).",
+            expected_en=f"metre coordinates in {label}",
+            found_en=_suggestion_text((minx, miny, maxx, maxy), "en"),
+            hint_en="Give crs: 'EPSG:4326' in the configuration; geoplan then converts to the metric CRS."
+            if "EPSG:4326" in suggest_crs((minx, miny, maxx, maxy))
+            else "The coordinates do not lie in Germany: check the export in QGIS and give the CRS in 'crs'.",
         )
     aou = c.area_of_use
     if c.is_projected and aou is not None:
@@ -599,6 +680,9 @@ def _check_crs_plausible(gdf: gpd.GeoDataFrame, path: str, notes: list[QANote]) 
                 f"Die Koordinaten liegen außerhalb des Gültigkeitsbereichs von {label} ({aou.name}); "
                 "ist das KBS richtig angegeben?"
                 + (f" Die Koordinaten passen zu {', '.join(cands)} ('crs' in der Konfiguration)." if cands else ""),
+                message_en=f"The coordinates lie outside the area of use of {label} ({aou.name}); "
+                "is the CRS given correctly?"
+                + (f" The coordinates fit {', '.join(cands)} ('crs' in the configuration)." if cands else ""),
                 file=path,
                 details={"bounds": [float(minx), float(miny), float(maxx), float(maxy)]},
             ))
@@ -616,10 +700,12 @@ def metric_crs_for(gdf: gpd.GeoDataFrame) -> str:
     """
     if gdf.crs is None:
         raise GeoplanError("Die Ebene hat kein KBS; das metrische KBS lässt sich nicht wählen.",
-                           hint="'crs' in der Konfiguration angeben.")
+                           hint="'crs' in der Konfiguration angeben.",
+                           message_en="The layer has no CRS; the metric CRS cannot be chosen.",
+                           hint_en="Give 'crs' in the configuration.")
     geo = gdf.geometry[~(gdf.geometry.isna() | gdf.geometry.is_empty)]
     if len(geo) == 0:
-        raise GeoplanError("Die Ebene enthält keine Geometrien.")
+        raise GeoplanError("Die Ebene enthält keine Geometrien.", message_en="The layer holds no geometries.")
     # centroid and area in degrees are fine for a zone choice; computed with shapely on the array (what
     # GeoSeries.centroid/.area do), which skips geopandas' geographic-CRS warning and its stack inspection
     g4326 = np.asarray(geo.to_crs("EPSG:4326").array, dtype=object)
@@ -663,7 +749,9 @@ def repair_polygons(geoms, what: str, stage: str = "indicators") -> tuple[np.nda
         notes.append(QANote(stage, f"{len(idx)} ungültige Geometrie(n) der {what} repariert (make_valid: "
                             "Selbstüberschneidungen, Spitzen ohne Breite).",
                             location="Objekt " + ", ".join(str(i + 1) for i in idx[:10]),
-                            details={"rows": idx.tolist()}))
+                            details={"rows": idx.tolist()},
+                            message_en=f"{len(idx)} invalid geometr{'y' if len(idx) == 1 else 'ies'} of the "
+                            f"{what_en(what)} repaired (make_valid: self-intersections, zero-width spikes)."))
     return arr, notes
 
 
@@ -719,7 +807,8 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
     """
     if key not in gdf.columns:
         raise GeoplanError(f"Das Schlüsselfeld {key!r} fehlt.", file=file,
-                           found="Felder: " + ", ".join(repr(c) for c in gdf.columns if c != gdf.geometry.name))
+                           found="Felder: " + ", ".join(repr(c) for c in gdf.columns if c != gdf.geometry.name),
+                           message_en=f"The key field {key!r} is missing.")
     out = gdf.copy()
     findings: list[dict] = []
     notes: list[QANote] = []
@@ -772,7 +861,9 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
         out = out.set_geometry(gpd.GeoSeries(repaired_geoms, index=out.index, crs=crs))
         notes.append(QANote(STAGE, f"{len(bad)} ungültige Geometrien mit make_valid repariert: "
                             + ", ".join(labels[i] for i in bad[:10]) + ("…" if len(bad) > 10 else "") + ".",
-                            file=file, details={"keys": [labels[i] for i in bad]}))
+                            file=file, details={"keys": [labels[i] for i in bad]},
+                            message_en=f"{len(bad)} invalid geometries repaired with make_valid: "
+                            + ", ".join(labels[i] for i in bad[:10]) + ("…" if len(bad) > 10 else "") + "."))
 
     usable = np.array([g is not None and not g.is_empty and g.geom_type in ("Polygon", "MultiPolygon")
                        and (repair or valid[i]) for i, g in enumerate(mgeoms)])
@@ -837,8 +928,16 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
                 "gap": f"{len(sub)} Lücken innerhalb des Gebiets (zusammen {_de(total)} m²) "
                        f"über der Toleranz von {_de(min_sliver_m2, 1 if min_sliver_m2 % 1 else 0)} m².",
             }[kind]
+            tol_en = fmt.number(min_sliver_m2, 1 if min_sliver_m2 % 1 else 0, lang="en")
+            msg_en = {
+                "multipart": f"{len(sub)} Sozialräume consist of several parts.",
+                "overlap": f"{len(sub)} overlaps between Sozialräume (together {fmt.number(total, lang='en')} m²) "
+                           f"above the tolerance of {tol_en} m².",
+                "gap": f"{len(sub)} gaps inside the area (together {fmt.number(total, lang='en')} m²) "
+                       f"above the tolerance of {tol_en} m².",
+            }[kind]
             notes.append(QANote(STAGE, msg, level=level, file=file,
-                                details={"keys": sub["key"].tolist()[:50]}))
+                                details={"keys": sub["key"].tolist()[:50]}, message_en=msg_en))
 
     errors = fdf[fdf["kind"].isin(["empty", "duplicate_key", "missing_key"])
                  | ((fdf["kind"] == "invalid") & (not repair))]
@@ -857,11 +956,31 @@ def check_boundaries(gdf: gpd.GeoDataFrame, *, key: str, repair: bool = False, m
         if kinds & {"duplicate_key", "missing_key"}:
             hint_parts.append(f"Schlüsselfeld {key!r} eindeutig und vollständig befüllen "
                               "(mehrteilige Sozialräume zu einem Objekt zusammenfassen)")
+        _DETAIL_EN = (("Objekt ", "feature "), ("ohne Schlüssel", "without a key"), ("× vergeben", "× used"),
+                      ("leere oder fehlende Geometrie", "empty or missing geometry"), ("keine Fläche", "no area"),
+                      ("nach Reparatur keine Fläche übrig", "no area left after repair"))
+        lines_en = []
+        for r in errors.itertuples():
+            detail = str(r.detail)
+            for de, en in _DETAIL_EN:
+                detail = detail.replace(de, en)
+            lines_en.append(f"{_KIND_EN[r.kind]}: {r.key} ({detail})")
+        hint_en = []
+        if "invalid" in kinds:
+            hint_en.append("repair invalid geometries in QGIS (Fix geometries) or set repair: true in the configuration")
+        if "empty" in kinds:
+            hint_en.append("delete features without geometry")
+        if kinds & {"duplicate_key", "missing_key"}:
+            hint_en.append(f"fill the key field {key!r} uniquely and completely (merge multipart Sozialräume into "
+                           "one feature)")
         exc = GeoplanError(
             f"Die Geometrieprüfung der Sozialräume hat {len(errors)} Fehler gefunden.",
             file=file,
             location="; ".join(lines[:10]) + (f" … (insgesamt {len(lines)})" if len(lines) > 10 else ""),
             hint="; ".join(hint_parts) + ".",
+            message_en=f"The geometry check of the Sozialräume found {len(errors)} errors.",
+            location_en="; ".join(lines_en[:10]) + (f" … ({len(lines_en)} in all)" if len(lines_en) > 10 else ""),
+            hint_en="; ".join(hint_en).capitalize() + ".",
         )
         exc.findings = fdf
         raise exc
@@ -895,13 +1014,16 @@ def prepare_boundaries(path, *, key: str, name: str | None = None, layer=None, c
     for col in keep_columns:
         if col not in raw.columns:
             raise GeoplanError(f"Das Feld {col!r} fehlt.", file=path,
-                               found="Felder: " + ", ".join(repr(c) for c in meta.get("fields", [])))
+                               found="Felder: " + ", ".join(repr(c) for c in meta.get("fields", [])),
+                               message_en=f"The field {col!r} is missing.")
     source_crs = meta.get("source_crs", crs_short(raw.crs))
     target = metric_crs or metric_crs_for(raw)
     tcrs = parse_crs(target, field="metric_crs")
     if not tcrs.is_projected:
         raise GeoplanError("Das metrische KBS muss projiziert sein (Meter).", found=str(target),
-                           hint="metric_crs: 'EPSG:25832' oder 'EPSG:25833'.")
+                           hint="metric_crs: 'EPSG:25832' oder 'EPSG:25833'.",
+                           message_en="The metric CRS must be projected (metres).",
+                           hint_en="metric_crs: 'EPSG:25832' or 'EPSG:25833'.")
     gdf = raw.to_crs(tcrs)
     # Keys: text; lost leading zeros fail here like in the tables.
     nonnull = gdf[key].notna()
@@ -922,7 +1044,9 @@ def prepare_boundaries(path, *, key: str, name: str | None = None, layer=None, c
     result = result.rename_geometry("geometry") if result.geometry.name != "geometry" else result
     notes.extend(qa.notes)
     notes.append(QANote(STAGE, f"{len(result)} Sozialräume gelesen (KBS der Datei {source_crs}, "
-                        f"gerechnet in {crs_short(tcrs)}).", level="info", file=path))
+                        f"gerechnet in {crs_short(tcrs)}).", level="info", file=path,
+                        message_en=f"{len(result)} Sozialräume read (file CRS {source_crs}, "
+                        f"computed in {crs_short(tcrs)})."))
     return BoundaryResult(gdf=result, source_crs=source_crs, metric_crs=tcrs.to_string(), qa=qa, notes=notes,
                           path=path, layer=meta.get("layer"), encoding=meta.get("encoding"))
 
@@ -956,13 +1080,18 @@ def apply_merge_exclude(bres: BoundaryResult, *, merge=(), exclude=(), group: st
             if k in seen:
                 raise GeoplanError(f"Der Schlüssel {k!r} steht in zwei Einträgen von boundaries.merge/exclude.",
                                    file=path, location=f"{seen[k]} und boundaries.merge[{i}]",
-                                   hint="Jedes Polygon höchstens einmal zusammenfassen oder ausschließen.")
+                                   hint="Jedes Polygon höchstens einmal zusammenfassen oder ausschließen.",
+                                   message_en=f"The key {k!r} is in two entries of boundaries.merge/exclude.",
+                                   location_en=f"{seen[k]} and boundaries.merge[{i}]",
+                                   hint_en="Merge or exclude each polygon at most once.")
             seen[k] = f"boundaries.merge[{i}]"
         if str(m.key) in known and str(m.key) not in map(str, m.keys):
             raise GeoplanError(f"Der neue Schlüssel {m.key!r} gibt es schon als eigenes Polygon.", file=path,
                                location=f"Konfigurationsfeld 'boundaries.merge[{i}].key'",
                                hint="Einen Schlüssel wählen, den kein anderes Polygon trägt "
-                                    "(so wie die Tabellen das zusammengefasste Gebiet nennen).")
+                                    "(so wie die Tabellen das zusammengefasste Gebiet nennen).",
+                               message_en=f"The new key {m.key!r} already exists as a polygon of its own.",
+                               hint_en="Choose a key no other polygon has (the one the tables use for the merged area).")
     for k in exclude:
         k = str(k)
         if k not in known:
@@ -970,7 +1099,10 @@ def apply_merge_exclude(bres: BoundaryResult, *, merge=(), exclude=(), group: st
         if k in seen:
             raise GeoplanError(f"Der Schlüssel {k!r} steht in boundaries.merge und boundaries.exclude.", file=path,
                                location=f"{seen[k]} und boundaries.exclude",
-                               hint="Ein Polygon entweder zusammenfassen oder ausschließen.")
+                               hint="Ein Polygon entweder zusammenfassen oder ausschließen.",
+                               message_en=f"The key {k!r} is in boundaries.merge and boundaries.exclude.",
+                               location_en=f"{seen[k]} and boundaries.exclude",
+                               hint_en="Either merge or exclude a polygon.")
         seen[k] = "boundaries.exclude"
     if unknown:
         sample = sorted(known)[:8]
@@ -979,6 +1111,9 @@ def apply_merge_exclude(bres: BoundaryResult, *, merge=(), exclude=(), group: st
             file=path, location="; ".join(unknown[:10]),
             expected="Schlüssel aus dem Feld boundaries.key, z. B. " + ", ".join(sample),
             hint="Schlüssel so schreiben wie in der Polygondatei (als Text, mit führenden Nullen).",
+            message_en="boundaries.merge/exclude name keys that the polygons do not have.",
+            expected_en="keys of the field boundaries.key, e.g. " + ", ".join(sample),
+            hint_en="Write the keys as in the polygon file (as text, with leading zeros).",
         )
     for i, m in enumerate(merge):
         parts = [str(k) for k in m.keys]
@@ -998,7 +1133,9 @@ def apply_merge_exclude(bres: BoundaryResult, *, merge=(), exclude=(), group: st
                         ignore_index=True)
         gdf = gpd.GeoDataFrame(gdf, geometry="geometry", crs=bres.gdf.crs)
         notes.append(QANote(STAGE, f"Polygone {', '.join(parts)} zu einem Sozialraum {m.key!r} "
-                            f"({row['name']}) zusammengefasst (boundaries.merge).", level="info", file=path))
+                            f"({row['name']}) zusammengefasst (boundaries.merge).", level="info", file=path,
+                            message_en=f"Polygons {', '.join(parts)} merged into one Sozialraum {m.key!r} "
+                            f"({row['name']}) (boundaries.merge)."))
     excluded = None
     if exclude:
         ex = gdf["key"].isin([str(k) for k in exclude])
@@ -1006,14 +1143,18 @@ def apply_merge_exclude(bres: BoundaryResult, *, merge=(), exclude=(), group: st
         gdf = gdf[~ex].reset_index(drop=True)
         notes.append(QANote(STAGE, f"{len(excluded)} Polygon(e) ohne Budget ausgeschlossen (boundaries.exclude): "
                             + ", ".join(f"{k} ({n})" for k, n in zip(excluded['key'], excluded['name'])) + ".",
-                            level="info", file=path))
+                            level="info", file=path,
+                            message_en=f"{len(excluded)} polygon(s) excluded, no budget (boundaries.exclude): "
+                            + ", ".join(f"{k} ({n})" for k, n in zip(excluded['key'], excluded['name'])) + "."))
     if group:
         vals = gdf[group]
         if vals.isna().any():
             rows = gdf.loc[vals.isna(), "key"].tolist()
             raise GeoplanError(f"Das Gruppenfeld {group!r} ist bei {len(rows)} Polygon(en) leer.", file=path,
                                location="Schlüssel " + ", ".join(map(str, rows[:10])),
-                               hint="Feld füllen oder boundaries.group weglassen.")
+                               hint="Feld füllen oder boundaries.group weglassen.",
+                               message_en=f"The group field {group!r} is empty for {len(rows)} polygon(s).",
+                               hint_en="Fill the field or leave out boundaries.group.")
         gdf["bezirk"] = vals.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
         if group != "bezirk":
             gdf = gdf.drop(columns=[group])

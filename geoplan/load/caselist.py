@@ -472,6 +472,7 @@ def read_case_list(cfg: CaseListConfig, *, base_dir: Path | None = None) -> Case
             location="hze.case_list.columns",
             hint="Spaltennamen der Zuordnung an die Kopfzeile der Datei anpassen.",
             message_en="Column(s) of the case list are missing: " + ", ".join(repr(c) for c in missing) + ".",
+            hint_en="Match the column names of the mapping to the file's header.",
         )
     header_line = int(res.dialect.get("header_row") or 1)
     # Rows of the file as the user sees them (empty rows are dropped by the
@@ -531,6 +532,7 @@ def read_case_list(cfg: CaseListConfig, *, base_dir: Path | None = None) -> Case
                 expected="Datum wie 31.12.2024 oder 2024-12-31",
                 hint="Datumsspalten der Zuordnung prüfen.",
                 message_en="The case list holds no readable date.",
+                expected_en="a date such as 31.12.2024 or 2024-12-31", hint_en="Check the date columns of the mapping.",
             )
         as_of = latest
     # Notes of the reader that do not carry cell values (dialect, encoding).
@@ -578,6 +580,7 @@ def read_case_list_inputs(
                 location="hze.case_list.subarea_source_key / subarea_target_key",
                 hint="Beide Spalten angeben: feiner Schlüssel und Sozialraum-Schlüssel.",
                 message_en="The case list's key table needs subarea_source_key and subarea_target_key.",
+                hint_en="Give both columns: the finer key and the Sozialraum key.",
             )
         kt = read_table(resolve(cfg.subarea_key_table), key=cfg.subarea_source_key,
                         text_columns=[cfg.subarea_target_key]).frame

@@ -113,7 +113,7 @@ class Catalogue(pydantic.BaseModel, extra="forbid"):
         raise GeoplanError(
             f"Indikator '{name}' steht nicht im Katalog.",
             expected=", ".join(i.name for i in self.indicators),
-            found=name,
+            found=name, message_en=f"Indicator '{name}' is not in the catalogue.",
         )
 
     @property
@@ -138,15 +138,16 @@ def _loc(error: dict, raw: object) -> str:
     return ".".join(parts) if parts else "Katalog"
 
 
-def _expected_for(error: dict) -> str | None:
+def _expected_for(error: dict, lang: str = "de") -> str | None:
+    en = lang == "en"
     ctx = error.get("ctx") or {}
     if "expected" in ctx:
-        return str(ctx["expected"]).replace(" or ", " oder ")
+        return str(ctx["expected"]) if en else str(ctx["expected"]).replace(" or ", " oder ")
     if error.get("type") == "extra_forbidden":
         fields = sorted(Indicator.model_fields) if "indicators" in error.get("loc", ()) else sorted(Catalogue.model_fields)
-        return "eines der Felder: " + ", ".join(fields)
+        return ("one of the fields: " if en else "eines der Felder: ") + ", ".join(fields)
     if error.get("type") == "missing":
-        return "Pflichtfeld"
+        return "required field" if en else "Pflichtfeld"
     return None
 
 
@@ -161,6 +162,14 @@ _PYDANTIC_DE = {
     "model_type": "Zuordnung (Feld: Wert) erwartet",
     "dict_type": "Zuordnung (Feld: Wert) erwartet",
 }
+
+
+def _english_msg(error: dict) -> str:
+    """pydantic's own (English) text for an error, or the English of a GeoplanError a validator raised."""
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, GeoplanError):
+        return cause.text("en")
+    return str(error.get("msg", error.get("type", ""))).removeprefix("Value error, ")
 
 
 def _german_msg(error: dict) -> str:
@@ -181,6 +190,7 @@ def parse_catalogue(raw: object, *, file: str | Path | None = None) -> Catalogue
         raise GeoplanError(
             "Indikatorenkatalog muss eine Zuordnung mit dem Schlüssel 'indicators' sein.",
             file=file, expected="title:, notes:, indicators: [...]", found=type(raw).__name__,
+            message_en="The indicator catalogue must be a mapping with the key 'indicators'.",
         )
     try:
         return Catalogue.model_validate(raw)
@@ -190,6 +200,8 @@ def parse_catalogue(raw: object, *, file: str | Path | None = None) -> Catalogue
         found = first.get("input")
         more = f" (und {len(errors) - 1} weitere)" if len(errors) > 1 else ""
         others = "; ".join(f"{_loc(e, raw)}: {_german_msg(e)}" for e in errors[1:6])
+        others_en = "; ".join(f"{_loc(e, raw)}: {_english_msg(e)}" for e in errors[1:6])
+        more_en = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise GeoplanError(
             f"Indikatorenkatalog ungültig: {_german_msg(first)}{more}.",
             file=file,
@@ -198,6 +210,9 @@ def parse_catalogue(raw: object, *, file: str | Path | None = None) -> Catalogue
             found=None if isinstance(found, dict) else repr(found),
             hint="Feld im Katalog korrigieren (Schreibweise, erlaubte Werte)."
             + (f" Weitere Fehler: {others}" if others else ""),
+            message_en=f"Indicator catalogue invalid: {_english_msg(first)}{more_en}.", expected_en=_expected_for(first, 'en'),
+            hint_en="Correct the field in the catalogue (spelling, allowed values)."
+            + (f" Further errors: {others_en}" if others_en else ""),
         ) from None
 
 
@@ -215,12 +230,14 @@ def load_catalogue(path: str | Path) -> Catalogue:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise GeoplanError(
-            "Indikatorenkatalog nicht gefunden.", file=path, hint="Pfad in der Konfiguration prüfen."
+            "Indikatorenkatalog nicht gefunden.", file=path, hint="Pfad in der Konfiguration prüfen.",
+            message_en="Indicator catalogue not found.", hint_en="Check the path in the configuration."
         ) from None
     except UnicodeDecodeError as exc:
         raise GeoplanError(
             "Indikatorenkatalog ist nicht UTF-8-kodiert.", file=path, found=str(exc),
             hint="Datei als UTF-8 speichern.",
+            message_en="The indicator catalogue is not UTF-8 encoded.", hint_en="Save the file as UTF-8.",
         ) from None
     try:
         raw = yaml.safe_load(text)
@@ -232,6 +249,8 @@ def load_catalogue(path: str | Path) -> Catalogue:
             location=f"Zeile {mark.line + 1}, Spalte {mark.column + 1}" if mark else None,
             found=str(getattr(exc, "problem", exc)),
             hint="Einrückung und Doppelpunkte prüfen; Texte mit ':' in Anführungszeichen setzen.",
+            message_en="The indicator catalogue is not valid YAML.",
+            hint_en="Check the indentation and colons; put texts containing ':' in quotation marks.",
         ) from None
     return parse_catalogue(raw, file=path)
 

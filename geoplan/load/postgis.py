@@ -436,6 +436,7 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
                 found="Spalten: " + ", ".join(names),
                 hint="Die Tabelle mit den Sozialraum-Polygonen angeben (oder in 'sql' die Geometrie auswählen).",
                 message_en="The table/query has no geometry column (attribute table only).",
+                hint_en="Give the table with the Sozialraum polygons (or select the geometry in 'sql').",
             )
         else:
             raise GeoplanError(
@@ -444,6 +445,7 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
                 found="Geometriespalten: " + ", ".join(geoms),
                 hint="In der Konfiguration 'geometry_column' angeben (boundaries.geometry_column).",
                 message_en="The table/query has several geometry columns.",
+                hint_en="Give 'geometry_column' in the configuration (boundaries.geometry_column).",
             )
         for col, what in ((key, "Schlüsselfeld"), (name, "Namensfeld")):
             if col is not None and col not in names:
@@ -453,6 +455,7 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
                     found="Spalten: " + ", ".join(repr(n) for n in names),
                     hint=f"In der Konfiguration {'key' if col == key else 'name'!r} auf eine dieser Spalten setzen.",
                     message_en=f"The field {col!r} is missing.",
+                    hint_en=f"Set {'key' if col == key else 'name'!r} in the configuration to one of these columns.",
                 )
         attrs = [c for c in names if c not in geoms]
         select = psql.SQL("SELECT {attrs}, ST_AsBinary(ST_Force2D({g})), ST_SRID({g}) FROM ({base}) AS q").format(
@@ -483,13 +486,16 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
             found="SRID " + ", ".join(map(str, srids)),
             hint="In 'sql' mit ST_Transform auf ein KBS bringen.",
             message_en="The geometries have different coordinate reference systems (SRID).",
+            hint_en="Bring them to one CRS with ST_Transform in 'sql'.",
         )
     source_crs = CRS.from_epsg(srids[0]) if srids and srids[0] > 0 else None
     if crs is not None:
         want = parse_crs(crs, field="crs")
         if source_crs is not None and not source_crs.equals(want):
             notes.append(QANote(STAGE, f"KBS der Tabelle ({source_crs.to_string()}) durch die Konfiguration "
-                                f"ersetzt: {want.to_string()}.", file=f"{label} in {src.display}"))
+                                f"ersetzt: {want.to_string()}.", file=f"{label} in {src.display}",
+                                message_en=f"The table's CRS ({source_crs.to_string()}) replaced by the "
+                                f"configuration's: {want.to_string()}."))
         source_crs = want
     elif source_crs is None:
         raise GeoplanError(
@@ -498,6 +504,8 @@ def read_postgis_boundaries(dsn: str, *, key: str, name: str | None = None, laye
             hint="In der Konfiguration 'crs' angeben, z. B. 'EPSG:25833', oder in der Datenbank die SRID setzen "
                  "(UpdateGeometrySRID).",
             message_en="The geometries have no coordinate reference system (SRID 0).",
+            hint_en="Give 'crs' in the configuration, e.g. 'EPSG:25833', or set the SRID in the database "
+                 "(UpdateGeometrySRID).",
         )
     gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometry, crs=source_crs), crs=source_crs)
     if key in gdf.columns:

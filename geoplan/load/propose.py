@@ -38,6 +38,7 @@ class Proposal:
     config: str
     catalogue: str
     notes: list[str] = field(default_factory=list)
+    notes_en: list[str] = field(default_factory=list)   # the same notes in English (``geoplan --lang en init``)
 
 
 def _slug(text: str) -> str:
@@ -82,7 +83,9 @@ def _polygons(path: Path) -> tuple[pd.DataFrame, dict]:
             poly_layers.append((lay, int(info.get("features") or 0)))
     if not poly_layers:
         raise GeoplanError("Die Datei enthält keine Polygonebene.", file=path, found=", ".join(layers) or "keine Ebene",
-                           hint="Die Datei mit den Sozialraum-Polygonen angeben (Shapefile, GeoPackage, GeoJSON).")
+                           hint="Die Datei mit den Sozialraum-Polygonen angeben (Shapefile, GeoPackage, GeoJSON).",
+                           message_en="The file holds no polygon layer.",
+                           hint_en="Give the file with the Sozialraum polygons (shapefile, GeoPackage, GeoJSON).")
     layer = max(poly_layers, key=lambda x: x[1])[0]
     gdf = gpd.read_file(src.gdal_path, layer=layer, engine="pyogrio")
     meta = {"layer": layer if len(layers) > 1 else None, "layers": [lay for lay, _ in poly_layers],
@@ -150,7 +153,8 @@ def _table(path: Path, poly_keys: set[str]) -> dict:
         if best is None or score > best[0]:
             best = (score, name, exact, padded, prefix)
     if best is None:
-        raise GeoplanError("In der Tabelle wurde keine Spalte gefunden.", file=path)
+        raise GeoplanError("In der Tabelle wurde keine Spalte gefunden.", file=path,
+                           message_en="No column was found in the table.")
     score, key, exact, padded, prefix = best
     info = {"path": path, "key": key, "score": score, "dialect": dialect}
     if padded > exact:
@@ -213,12 +217,15 @@ def propose(polygons: Path, tables: list[Path], config_path: Path) -> Proposal:
     if not keys:
         raise GeoplanError("Kein Feld der Polygone ist ein eindeutiger Schlüssel.", file=polygons,
                            found="Felder: " + ", ".join(map(str, df.columns)),
-                           hint="Ein Feld mit einer eindeutigen Nummer je Sozialraum ergänzen (z. B. in QGIS).")
+                           hint="Ein Feld mit einer eindeutigen Nummer je Sozialraum ergänzen (z. B. in QGIS).",
+                           message_en="No field of the polygons is a unique key.",
+                           hint_en="Add a field with a unique number per Sozialraum (e.g. in QGIS).")
     key = keys[0]
     name = _name_candidate(df, key)
     group = _group_candidate(df, key, name)
     poly_keys = set(_as_text(df[key]))
     notes: list[str] = []
+    notes_en: list[str] = []
 
     tinfo = [_table(Path(t), poly_keys) for t in tables]
     columns_by_table: list[dict[str, str]] = []
@@ -257,10 +264,12 @@ def propose(polygons: Path, tables: list[Path], config_path: Path) -> Proposal:
     elif "pop_total" in pops:
         exposure = "pop_total"
         notes.append("Keine Altersgruppen erkannt: Bezugsbevölkerung ist vorläufig pop_total (alle Einwohner).")
+        notes_en.append("No age groups recognised: the reference population is pop_total (all residents) for now.")
     else:
         exposure = "pop_total"
         notes.append("Keine Einwohnerspalte erkannt: in indicators.tables[].columns eine Spalte als pop_total "
                      "benennen.")
+        notes_en.append("No population column recognised: name a column pop_total in indicators.tables[].columns.")
     shares = [i for i in indicators if i["share"]]
     predictors = [i["name"] for i in (shares or indicators)[:3]]
     base_col = exposure if exposure in used or derived else None
@@ -397,4 +406,4 @@ def propose(polygons: Path, tables: list[Path], config_path: Path) -> Proposal:
         C.append("    smoothing: keine")
         C.append("    source: TODO Quelle")
         C.append("    reference_date: TODO Stichtag")
-    return Proposal(config="\n".join(L) + "\n", catalogue="\n".join(C) + "\n", notes=notes)
+    return Proposal(config="\n".join(L) + "\n", catalogue="\n".join(C) + "\n", notes=notes, notes_en=notes_en)

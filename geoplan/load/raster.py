@@ -88,6 +88,8 @@ def coverage_fraction(geom, transform, height: int, width: int) -> np.ndarray:
             expected="nordorientiertes Raster ohne Rotation",
             found=str(transform),
             hint="Raster mit gdalwarp auf ein nordorientiertes Gitter umrechnen.",
+            message_en="The raster is rotated or not north-up.", expected_en="a north-up raster without rotation",
+            hint_en="Resample the raster to a north-up grid with gdalwarp.",
         )
     if shapely.is_empty(geom):
         return np.zeros((height, width))
@@ -188,12 +190,14 @@ def _open(raster):
     if isinstance(raster, (str, Path)):
         path = Path(raster)
         if not path.exists():
-            raise GeoplanError("Rasterdatei nicht gefunden.", file=path, hint="Pfad in der Konfiguration prüfen.")
+            raise GeoplanError("Rasterdatei nicht gefunden.", file=path, hint="Pfad in der Konfiguration prüfen.",
+                               message_en="Raster file not found.", hint_en="Check the path in the configuration.")
         try:
             return rasterio.open(path), True
         except rasterio.errors.RasterioIOError as exc:
             raise GeoplanError(
-                "Rasterdatei kann nicht gelesen werden.", file=path, found=str(exc), expected="GeoTIFF o. ä. (GDAL-Format)"
+                "Rasterdatei kann nicht gelesen werden.", file=path, found=str(exc), expected="GeoTIFF o. ä. (GDAL-Format)",
+                message_en="The raster file cannot be read.", expected_en="GeoTIFF or similar (GDAL format)"
             ) from exc
     return raster, False
 
@@ -320,9 +324,13 @@ def _to_raster_crs(geoms: np.ndarray, crs, src) -> tuple[np.ndarray, list[QANote
             "Das Raster hat kein Koordinatenbezugssystem.",
             file=getattr(src, "name", None),
             hint="CRS setzen, z. B. gdal_edit.py -a_srs EPSG:3035.",
+            message_en="The raster has no coordinate reference system.",
+            hint_en="Set the CRS, e.g. gdal_edit.py -a_srs EPSG:3035.",
         )
     if crs is None:
-        raise GeoplanError("Die Zonen haben kein Koordinatenbezugssystem.", hint="CRS der Gebietsgrenzen setzen.")
+        raise GeoplanError("Die Zonen haben kein Koordinatenbezugssystem.", hint="CRS der Gebietsgrenzen setzen.",
+                           message_en="The zones have no coordinate reference system.",
+                           hint_en="Set the CRS of the area boundaries.")
     if gpd.GeoSeries(crs=crs).crs == src.crs:
         return geoms, []
     moved = gpd.GeoSeries(geoms, crs=crs).to_crs(src.crs).values
@@ -330,6 +338,8 @@ def _to_raster_crs(geoms: np.ndarray, crs, src) -> tuple[np.ndarray, list[QANote
         _STAGE,
         f"Zonen wurden für die Rasterstatistik von {gpd.GeoSeries(crs=crs).crs.to_string()} "
         f"in das Raster-CRS {src.crs.to_string()} umprojiziert.",
+        message_en=f"Zones reprojected for the raster statistics from {gpd.GeoSeries(crs=crs).crs.to_string()} "
+        f"to the raster CRS {src.crs.to_string()}.",
         level="info",
         file=getattr(src, "name", None),
     )
@@ -386,12 +396,14 @@ def zonal_stats(
     bad = [s for s in stats if s not in _STATS]
     if bad:
         raise GeoplanError(
-            "Unbekannte Rasterstatistik.", expected=", ".join(_STATS), found=", ".join(map(str, bad))
+            "Unbekannte Rasterstatistik.", expected=", ".join(_STATS), found=", ".join(map(str, bad)),
+            message_en="Unknown raster statistic."
         )
     src, owned = _open(raster)
     try:
         if not 1 <= band <= src.count:
-            raise GeoplanError("Band gibt es im Raster nicht.", file=src.name, expected=f"1 bis {src.count}", found=str(band))
+            raise GeoplanError("Band gibt es im Raster nicht.", file=src.name, expected=f"1 bis {src.count}", found=str(band),
+                               message_en="The raster has no such band.", expected_en=f"1 to {src.count}")
         from geoplan.load.boundaries import repair_polygons
 
         fixed, repair_notes = repair_polygons(zones.geometry.values, "Zonen")
@@ -413,6 +425,7 @@ def zonal_stats(
             QANote(
                 _STAGE,
                 f"{len(empty)} Zonen ohne gültige Rasterzellen (außerhalb des Rasters oder nur Nodata).",
+                message_en=f"{len(empty)} zones without valid raster cells (outside the raster or nodata only).",
                 file=name,
                 details={"zones": list(map(str, empty))[:50]},
             )
@@ -458,6 +471,8 @@ def _grid_columns(path: Path, encoding: str, id_column: str, value_column: str) 
                 expected=col,
                 found=", ".join(str(c).strip() for c in header),
                 hint="Name der Gitter-ID- bzw. Wertspalte angeben (z. B. GITTER_ID_100m, Einwohner).",
+                message_en=f"Column '{col}' is missing in the census grid table.",
+                hint_en="Give the name of the grid-id or value column (e.g. GITTER_ID_100m, Einwohner).",
             )
     return stripped[id_column], stripped[value_column]
 
@@ -524,7 +539,8 @@ def _grid_values(col: pd.Series, path: Path, start: int, value_column: str) -> t
             file=path,
             location=f"Zeile {start + i + 2}, Spalte '{value_column}'",
             expected="Zahl, leer oder Sperrzeichen (–)",
-            found=repr(val.iloc[i]),
+            found=repr(val.iloc[i]), message_en=f"Value in column '{value_column}' is not a number.",
+            expected_en="a number, empty or a suppression mark (–)",
         )
     return num.to_numpy(dtype=float), int(missing.sum())
 
@@ -539,7 +555,7 @@ def _read_grid_table(csv_path, id_column: str, value_column: str) -> pd.DataFram
     """
     path = Path(csv_path)
     if not path.exists():
-        raise GeoplanError("Zensus-Gittertabelle nicht gefunden.", file=path)
+        raise GeoplanError("Zensus-Gittertabelle nicht gefunden.", file=path, message_en="Census grid table not found.")
     try:
         return _read_grid_chunks(path, "utf-8-sig", id_column, value_column)
     except UnicodeDecodeError:
@@ -571,6 +587,8 @@ def _read_grid_chunks(path: Path, encoding: str, id_column: str, value_column: s
                     location=f"Zeile {start + i + 2}, Spalte '{id_column}'",  # +2: header is line 1
                     expected="z. B. CRS3035RES100mN2691700E4341100",
                     found=repr(_stripped(ids.iloc[i])),
+                    message_en="Invalid grid cell id in the census table.",
+                    expected_en="e.g. CRS3035RES100mN2691700E4341100",
                 )
             if first_id is None and len(ids):
                 first_id = (int(numbers[0, 0]), int(numbers[0, 1]), _stripped(ids.iloc[0]))
@@ -584,6 +602,7 @@ def _read_grid_chunks(path: Path, encoding: str, id_column: str, value_column: s
                         location=f"Zeile {start + i + 2}, Spalte '{id_column}'",
                         expected=first_id[2][: first_id[2].index("N")],
                         found=_stripped(ids.iloc[i])[: _stripped(ids.iloc[i]).index("N")],
+                        message_en="Grid cells of different resolution or projection in one table.",
                     )
                 if first_id[0] != 3035:
                     raise GeoplanError(
@@ -591,7 +610,7 @@ def _read_grid_chunks(path: Path, encoding: str, id_column: str, value_column: s
                         file=path,
                         location=f"Zeile 2, Spalte '{id_column}'",
                         expected="CRS3035",
-                        found=f"CRS{first_id[0]}",
+                        found=f"CRS{first_id[0]}", message_en="Census grids must be in EPSG:3035 (ETRS89-LAEA).",
                     )
             col = chunk[raw_value]
             if col.dtype.kind in "iuf" and not col.isna().any():
@@ -612,7 +631,8 @@ def _read_grid_chunks(path: Path, encoding: str, id_column: str, value_column: s
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise GeoplanError(
-            "Gitterzelle kommt doppelt vor.", file=path, location=f"Zeile {i + 2}", found=repr(f"CRS{first_id[0]}RES{first_id[1]}mN{out['n'].iat[i]}E{out['e'].iat[i]}")
+            "Gitterzelle kommt doppelt vor.", file=path, location=f"Zeile {i + 2}", found=repr(f"CRS{first_id[0]}RES{first_id[1]}mN{out['n'].iat[i]}E{out['e'].iat[i]}"),
+            message_en="A grid cell occurs twice."
         )
     out.attrs["res"] = first_id[1] if first_id is not None else 0
     out.attrs["n_missing"] = n_missing
@@ -638,7 +658,8 @@ def zensus_grid_to_geotiff(csv_path, out_path, *, value_column: str, id_column: 
 
 def _write_grid(cells: pd.DataFrame, out_path, csv_path) -> Path:
     if cells.empty:
-        raise GeoplanError("Die Zensus-Gittertabelle enthält keine Zeilen.", file=csv_path)
+        raise GeoplanError("Die Zensus-Gittertabelle enthält keine Zeilen.", file=csv_path,
+                           message_en="The census grid table holds no rows.")
     res = cells.attrs["res"]
     e0, n1 = int(cells["e"].min()), int(cells["n"].max()) + res
     width = (int(cells["e"].max()) - e0) // res + 1
@@ -647,7 +668,8 @@ def _write_grid(cells: pd.DataFrame, out_path, csv_path) -> Path:
     row = ((n1 - res - cells["n"]) // res).to_numpy()
     if np.any((cells["e"] - e0) % res) or np.any((n1 - cells["n"]) % res):
         raise GeoplanError(
-            "Gitterzellen liegen nicht auf einem gemeinsamen Raster.", file=csv_path, expected=f"Vielfache von {res} m"
+            "Gitterzellen liegen nicht auf einem gemeinsamen Raster.", file=csv_path, expected=f"Vielfache von {res} m",
+            message_en="Grid cells do not lie on a common grid.", expected_en=f"multiples of {res} m"
         )
     transform = rasterio.transform.from_origin(e0, n1, res, res)
     out_path = Path(out_path)
@@ -695,6 +717,8 @@ def zensus_zonal_sum(csv_path, zones: gpd.GeoDataFrame, *, value_column: str, zo
             QANote(
                 _STAGE,
                 f"Zensus-Gitter '{value_column}': {n_missing} Zellen gesperrt oder leer; als fehlend (nicht 0) behandelt.",
+                message_en=f"Census grid '{value_column}': {n_missing} cells suppressed or empty; treated as missing "
+                "(not 0).",
                 file=str(csv_path),
                 details={"cells": n_missing},
             )

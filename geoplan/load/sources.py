@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from geoplan.config import Config
-from geoplan.errors import GeoplanError, QANote, config_field
+from geoplan.errors import GeoplanError, QANote, config_field, what_en
 from geoplan.load.tables import join_by_key, read_table
 from geoplan.provenance import InputFile, input_file
 
@@ -29,6 +29,7 @@ def require_file(path: Path, field_name: str) -> None:
             location=f"Konfigurationsfeld '{field_name}'",
             hint="Pfad prüfen; relative Pfade gelten ab dem Ordner der Konfigurationsdatei.",
             message_en="Input file not found.",
+            hint_en="Check the path; relative paths start from the folder of the configuration file.",
         )
 
 
@@ -150,6 +151,7 @@ def check_values(df: pd.DataFrame, t, path: Path, i: int, percent_columns: set[s
                 f"Spalte '{col}' für die Stichtagsprüfung fehlt.",
                 file=path, location=f"Konfigurationsfeld 'indicators.tables[{i}].period.column'",
                 expected=", ".join(map(str, df.columns)),
+                message_en=f"Column '{col}' for the reference-date check is missing.",
             )
         vals = df[col].map(lambda v: str(int(v)) if isinstance(v, float) and v == int(v) else str(v))
         bad = vals != t.period.value
@@ -160,6 +162,8 @@ def check_values(df: pd.DataFrame, t, path: Path, i: int, percent_columns: set[s
                 file=path, location=f"Schlüssel {rows_of(bad)}", expected=f"{col} = {t.period.value}",
                 found=found,
                 hint="Die Tabelle des richtigen Jahres verwenden oder indicators.tables[].period anpassen.",
+                message_en=f"The table belongs (partly) to another reference date: column '{col}' has {found}.",
+                hint_en="Use the table of the right year or adjust indicators.tables[].period.",
             )
     for src, dst in t.columns.items():
         v = df[src]
@@ -168,6 +172,8 @@ def check_values(df: pd.DataFrame, t, path: Path, i: int, percent_columns: set[s
                 f"Spalte '{src}' enthält negative Einwohnerzahlen.",
                 file=path, location=f"Schlüssel {rows_of(v < 0)}", expected="Zahlen ≥ 0",
                 hint="Die Quelldatei korrigieren (Zählgrößen können nicht negativ sein).",
+                message_en=f"Column '{src}' holds negative population counts.", expected_en="numbers ≥ 0",
+                hint_en="Correct the source file (counts cannot be negative).",
             )
         if dst in percent_columns and ((v < 0) | (v > 100)).any():
             bad = (v < 0) | (v > 100)
@@ -176,6 +182,9 @@ def check_values(df: pd.DataFrame, t, path: Path, i: int, percent_columns: set[s
                 file=path, location=f"Schlüssel {rows_of(bad)}", expected="0 ≤ Wert ≤ 100",
                 found=", ".join(str(x) for x in v[bad].head(5)),
                 hint="Prüfen, ob die Spalte wirklich Prozentwerte enthält (nicht Promille oder absolute Zahlen).",
+                message_en=f"Column '{src}' ({dst}) is a share in % but holds values outside 0 to 100.",
+                expected_en="0 ≤ value ≤ 100",
+                hint_en="Check that the column really holds percentages (not per mille or absolute numbers).",
             )
 
 
@@ -214,6 +223,8 @@ def _long_to_wide(res, t, path: Path) -> pd.DataFrame:
             expected=", ".join(repr(c) for c in wanted),
             found=", ".join(repr(c) for c in have[:20]) + (" …" if len(have) > 20 else ""),
             hint="Die Merkmalsnamen unter 'columns' so schreiben wie in der Tabelle.",
+            message_en=f"Item(s) {', '.join(repr(c) for c in absent)} do not occur in the column '{var}'.",
+            hint_en="Write the item names under 'columns' as in the table.",
         )
     sub = df[names.isin(wanted)].assign(**{var: names[names.isin(wanted)]})
     dup = sub.duplicated([t.key, var], keep=False)
@@ -223,6 +234,8 @@ def _long_to_wide(res, t, path: Path) -> pd.DataFrame:
             "Ein Merkmal kommt für denselben Schlüssel mehrfach vor.",
             file=path, location="; ".join(f"{k} / {v}" for k, v in pairs.itertuples(index=False)),
             hint="Je Schlüssel und Merkmal nur eine Zeile; sonst die Tabelle mit drop_rows oder valid filtern.",
+            message_en="An item occurs more than once for the same key.",
+            hint_en="One row per key and item; otherwise filter the table with drop_rows or valid.",
         )
     wide = sub.pivot(index=t.key, columns=var, values=val)
     wide = wide.reindex(columns=wanted)
@@ -269,6 +282,8 @@ def read_one_table(config: Config, i: int, t, percent_columns: set[str], inputs:
             location=f"Konfigurationsfeld 'indicators.tables[{i}].columns'",
             expected=", ".join(map(str, df.columns)),
             hint="Spaltennamen in der Konfiguration an die Tabelle anpassen.",
+            message_en=f"Column(s) {', '.join(repr(c) for c in missing)} missing in the indicator table.",
+            hint_en="Match the column names in the configuration to the table.",
         )
     for src in t.columns:
         if not pd.api.types.is_numeric_dtype(df[src]):
@@ -278,15 +293,20 @@ def read_one_table(config: Config, i: int, t, percent_columns: set[str], inputs:
                 location=f"Spalte '{src}'",
                 found=str(df[src].dropna().astype(str).head(3).tolist()),
                 hint="Nur Zahlenspalten als Indikatoren verwenden.",
+                message_en=f"Column '{src}' is not a numeric column.",
+                hint_en="Use only numeric columns as indicators.",
             )
     if not long:
         check_values(df, t, path, i, percent_columns)
     sub = df[[t.key, *t.columns]].rename(columns={**t.columns, t.key: "_source_key"})
-    qa = []
+    qa, qa_en = [], []
     if res.suppressed:
-        qa.append("unterdrückt/leer: " + ", ".join(f"{c} {n}" for c, n in res.suppressed.items() if c in t.columns and n))
+        cols = ", ".join(f"{c} {n}" for c, n in res.suppressed.items() if c in t.columns and n)
+        qa.append("unterdrückt/leer: " + cols)
+        qa_en.append("suppressed/empty: " + cols)
     meta = dict(label=t.label or t.display, source=t.source, licence=t.licence, reference_date=t.reference_date,
-                rows=len(df), qa="; ".join(q for q in qa if q) or "ohne Befund")
+                rows=len(df), qa="; ".join(q for q in qa if q) or "ohne Befund",
+                qa_en="; ".join(q for q in qa_en if q) or "no findings")
     if t.connection is not None:
         inputs.append(remote_input("Indikatoren", res.dialect["provenance"], **meta))
     else:
@@ -404,13 +424,16 @@ def _read_key_table(config: Config, lv, field: str, inputs: list[InputFile],
                 location=f"Konfigurationsfeld '{field}'",
                 expected=", ".join(map(str, kres.frame.columns)),
                 hint="Spaltennamen in der Konfiguration anpassen.",
+                message_en=f"Column '{col}' is missing in the key table.",
+                hint_en="Adjust the column names in the configuration.",
             )
     mapping = kres.frame
     if connection is not None:
         inputs.append(remote_input("Schlüsseltabelle", kres.dialect["provenance"], label=kpath, rows=len(mapping),
-                                   qa="ohne Befund"))
+                                   qa="ohne Befund", qa_en="no findings"))
     else:
-        inputs.append(input_file("Schlüsseltabelle", kpath, label=kpath.name, rows=len(mapping), qa="ohne Befund"))
+        inputs.append(input_file("Schlüsseltabelle", kpath, label=kpath.name, rows=len(mapping),
+                                 qa="ohne Befund", qa_en="no findings"))
     group_map = None
     if lv.group:
         group_map = (mapping[[lv.target_key, lv.group]].drop_duplicates().set_index(lv.target_key)[lv.group])
@@ -421,6 +444,9 @@ def _read_key_table(config: Config, lv, field: str, inputs: list[InputFile],
                 file=kpath,
                 location=f"Sozialraum {', '.join(dup[:10])}",
                 hint="Schlüsseltabelle prüfen (eine Zeile je Quellraum, eindeutige Zuordnung).",
+                message_en="According to the key table a Sozialraum lies in several higher-level units.",
+                location_en=f"Sozialraum {', '.join(dup[:10])}",
+                hint_en="Check the key table (one row per source area, a unique assignment).",
             )
     return mapping, group_map
 
@@ -455,12 +481,16 @@ def read_polygon_layer(path: Path, *, key: str, layer, crs, encoding, key_width,
                                                   for g, bad in zip(gdf.geometry.values, invalid)],
                                                  crs=gdf.crs, index=gdf.index))
             notes.append(QANote("indicators", f"{int(invalid.sum())} ungültige Geometrie(n) der {what} repariert "
-                                "(make_valid).", file=str(path)))
+                                "(make_valid).", file=str(path),
+                                message_en=f"{int(invalid.sum())} invalid geometr{'y' if invalid.sum() == 1 else 'ies'} "
+                                f"of the {what_en(what)} repaired (make_valid)."))
         return gdf
     if gdf[key].isna().any():
         rows = [str(i + 1) for i in range(len(gdf)) if pd.isna(gdf[key].iloc[i])][:10]
         raise GeoplanError(f"Objekte ohne Schlüssel in der {what}.", file=path, location="Objekt " + ", ".join(rows),
-                           hint="Schlüsselfeld füllen oder die Objekte entfernen.")
+                           hint="Schlüsselfeld füllen oder die Objekte entfernen.",
+                           message_en=f"Features without a key in the {what_en(what)}.",
+                           hint_en="Fill the key field or remove the features.")
     gdf[key] = normalize_keys(gdf[key].tolist(), key_width=key_width, file=str(path), column=key,
                               row_numbers=[f"Objekt {i + 1}" for i in range(len(gdf))])
     geoms = gdf.geometry.values
@@ -470,6 +500,8 @@ def read_polygon_layer(path: Path, *, key: str, layer, crs, encoding, key_width,
         gdf = gdf.set_geometry(gpd.GeoSeries(fixed, crs=gdf.crs, index=gdf.index))
         notes.append(QANote("indicators", f"{int(invalid.sum())} ungültige Geometrie(n) der {what} repariert "
                             "(make_valid).", file=str(path),
+                            message_en=f"{int(invalid.sum())} invalid geometr{'y' if invalid.sum() == 1 else 'ies'} "
+                            f"of the {what_en(what)} repaired (make_valid).",
                             location="Schlüssel " + ", ".join(gdf.loc[invalid, key].astype(str).tolist()[:10])))
     counts = gdf[key].value_counts()
     multi = counts[counts > 1]
@@ -478,7 +510,9 @@ def read_polygon_layer(path: Path, *, key: str, layer, crs, encoding, key_width,
         notes.append(QANote("indicators", f"{len(multi)} Schlüssel der {what} bestehen aus mehreren Objekten; "
                             "je Schlüssel zu einer Fläche vereinigt, damit ihr Wert nur einmal zählt.",
                             file=str(path), location="Schlüssel " + ", ".join(map(str, multi.index[:10])),
-                            details={"keys": {str(k): int(v) for k, v in multi.items()}}))
+                            details={"keys": {str(k): int(v) for k, v in multi.items()}},
+                            message_en=f"{len(multi)} keys of the {what_en(what)} consist of several features; "
+                            "dissolved into one area per key so that their value counts once."))
     return gdf
 
 
@@ -509,7 +543,7 @@ def read_level(config: Config, name: str, lv, metric_crs: str, inputs: list[Inpu
     data.polygons = data.polygons.rename(columns={lv.key: "_source_key"})
     data.source_name = ppath.name
     inputs.append(input_file("Quellgeografie", ppath, label=f"{name}: {ppath.name}", rows=len(data.polygons),
-                             qa="ohne Befund"))
+                             qa="ohne Befund", qa_en="no findings"))
     w = lv.weights
     if lv.method == "dasymetric" and w is not None:
         wfield = f"{field}.weights"
@@ -517,14 +551,15 @@ def read_level(config: Config, name: str, lv, metric_crs: str, inputs: list[Inpu
             rpath = config.resolve(w.raster)
             require_file(rpath, f"{wfield}.raster")
             data.weights = rpath
-            inputs.append(input_file("Gewichte", rpath, label=rpath.name, qa="ohne Befund"))
+            inputs.append(input_file("Gewichte", rpath, label=rpath.name, qa="ohne Befund", qa_en="no findings"))
         else:
             wpath = config.resolve(w.polygons)
             with config_field(f"{wfield}.polygons", wpath):
                 wg = read_polygon_layer(wpath, key=w.key, layer=w.layer, crs=w.crs, encoding=w.encoding,
                                         key_width=None, metric_crs=metric_crs, what="Gewichtsebene", notes=notes)
             wkey = w.key
-            inputs.append(input_file("Gewichte", wpath, label=wpath.name, rows=len(wg), qa="ohne Befund"))
+            inputs.append(input_file("Gewichte", wpath, label=wpath.name, rows=len(wg),
+                                     qa="ohne Befund", qa_en="no findings"))
             if w.table is not None:
                 tpath = config.resolve(w.table)
                 with config_field(f"{wfield}.table", tpath):
@@ -536,11 +571,13 @@ def read_level(config: Config, name: str, lv, metric_crs: str, inputs: list[Inpu
                     wg = gpd.GeoDataFrame(j.frame, geometry="geometry", crs=wg.crs)
                     if wg[w.column].isna().any():
                         wg[w.column] = wg[w.column].fillna(0.0)
-                inputs.append(input_file("Gewichte", tpath, label=tpath.name, rows=len(tres.frame), qa="ohne Befund"))
+                inputs.append(input_file("Gewichte", tpath, label=tpath.name, rows=len(tres.frame),
+                                         qa="ohne Befund", qa_en="no findings"))
             if w.column is not None and w.column not in wg.columns:
                 raise GeoplanError(f"Gewichtsspalte '{w.column}' fehlt in der Gewichtsebene.", file=wpath,
                                    location=f"Konfigurationsfeld '{wfield}.column'",
-                                   found="Felder: " + ", ".join(repr(c) for c in wg.columns if c != "geometry"))
+                                   found="Felder: " + ", ".join(repr(c) for c in wg.columns if c != "geometry"),
+                                   message_en=f"Weight column '{w.column}' is missing in the weights layer.")
             data.weights = wg
             data.weights_column = w.column
     return data
@@ -605,7 +642,8 @@ def read_boundaries_config(config: Config, inputs: list[InputFile], notes: list[
     notes.extend(bres.notes)
     findings = getattr(bres.qa, "findings", None)
     n_findings = 0 if findings is None else len(findings)
-    meta = dict(label=b.display, rows=len(bres.gdf), qa=f"{n_findings} Befund(e)" if n_findings else "ohne Befund")
+    meta = dict(label=b.display, rows=len(bres.gdf), qa=f"{n_findings} Befund(e)" if n_findings else "ohne Befund",
+                qa_en=f"{n_findings} finding(s)" if n_findings else "no findings")
     if raw is not None:
         inputs.append(remote_input("Sozialräume", raw.attrs["geoplan"]["provenance"], **meta))
     else:
@@ -628,6 +666,7 @@ def read_hze_table(config: Config, inputs: list[InputFile], notes: list[QANote])
             file=path,
             location="Konfigurationsfeld 'hze.columns'",
             expected=", ".join(map(str, df.columns)),
+            message_en=f"Column(s) {', '.join(missing)} missing in the HzE table.",
         )
     df = df[[h.key, *h.columns]].rename(columns={**h.columns, h.key: "key"})
     if "hze_cases" not in df.columns:
@@ -636,6 +675,8 @@ def read_hze_table(config: Config, inputs: list[InputFile], notes: list[QANote])
             file=path,
             location="Konfigurationsfeld 'hze.columns'",
             hint="z. B. columns: {Faelle_2025: hze_cases, Kosten_2024: hze_cost_prev_eur}",
+            message_en="The HzE table needs a column for the case count (target 'hze_cases').",
+            hint_en="e.g. columns: {Faelle_2025: hze_cases, Kosten_2024: hze_cost_prev_eur}",
         )
-    inputs.append(input_file("HzE-Daten", path, label=path.name, rows=len(df), qa="ohne Befund"))
+    inputs.append(input_file("HzE-Daten", path, label=path.name, rows=len(df), qa="ohne Befund", qa_en="no findings"))
     return df, path.name

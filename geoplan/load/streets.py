@@ -145,6 +145,7 @@ def directory_from_frame(frame: pd.DataFrame, *, street: str, number_from: str, 
                 found="Spalten: " + ", ".join(repr(x) for x in frame.columns),
                 hint="Spaltennamen in hze.case_list.street_directory anpassen.",
                 message_en=f"Column {c!r} is missing in the street directory.",
+                hint_en="Adjust the column names in hze.case_list.street_directory.",
             )
     par = [(_parity(v) if parity else "alle") for v in (frame[parity] if parity else [None] * len(frame))]
     bad = [i for i, p in enumerate(par) if p is None]
@@ -157,6 +158,8 @@ def directory_from_frame(frame: pd.DataFrame, *, street: str, number_from: str, 
             found=repr(str(frame[parity].iloc[bad[0]])),
             hint="Werte der Spalte vereinheitlichen.",
             message_en="Unknown side (odd/even/all) in the street directory.",
+            expected_en="gerade / ungerade / alle (even / odd / all; also g, u, a, 2, 1, 0, empty)",
+            hint_en="Make the values of the column uniform.",
         )
 
     def num(v):
@@ -178,7 +181,9 @@ def directory_from_frame(frame: pd.DataFrame, *, street: str, number_from: str, 
         sections.loc[flipped, "lo"] = sections.loc[flipped, "hi"]
         sections.loc[flipped, "hi"] = lo
         notes.append(QANote("hze", f"{int(flipped.sum())} Abschnitte im Straßenverzeichnis mit 'von' > 'bis' "
-                            "als umgekehrt gelesen.", level="info", file=file))
+                            "als umgekehrt gelesen.", level="info", file=file,
+                            message_en=f"{int(flipped.sum())} sections of the street directory with 'from' > 'to' "
+                            "read the other way round."))
     return StreetDirectory(sections, notes)
 
 

@@ -52,7 +52,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from geoplan.errors import GeoplanError, QANote
+from geoplan.errors import GeoplanError, QANote, english_words
 
 __all__ = [
     "DEFAULT_NA_MARKERS",
@@ -76,6 +76,7 @@ DEFAULT_NA_MARKERS: frozenset[str] = frozenset(
 
 _CANDIDATE_DELIMITERS = (";", ",", "\t", "|")
 _DELIM_NAMES = {";": "Semikolon", ",": "Komma", "\t": "Tabulator", "|": "senkrechter Strich"}
+_DELIM_NAMES_EN = {";": "semicolon", ",": "comma", "\t": "tab", "|": "vertical bar"}
 
 # Number shapes. "Grouped" tokens use a thousands separator in groups of three.
 _RE_PLAIN_INT = re.compile(r"^[+-]?\d+$")
@@ -189,11 +190,11 @@ class JoinResult:
 # small helpers
 
 
-def _fmt_list(items: Sequence[Any], limit: int = 10) -> str:
+def _fmt_list(items: Sequence[Any], limit: int = 10, lang: str = "de") -> str:
     items = [str(i) for i in items]
     if len(items) <= limit:
         return ", ".join(items)
-    return ", ".join(items[:limit]) + f" … (insgesamt {len(items)})"
+    return ", ".join(items[:limit]) + (f" … (insgesamt {len(items)})" if lang == "de" else f" … ({len(items)} in all)")
 
 
 def _rows_text(rows: Sequence[Any], limit: int = 10) -> str:
@@ -203,14 +204,14 @@ def _rows_text(rows: Sequence[Any], limit: int = 10) -> str:
     return ("Zeile " if len(rows) == 1 else "Zeilen ") + _fmt_list(rows, limit)
 
 
-def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+def _did_you_mean(word: str, choices: Sequence[str], lang: str = "de") -> str:
     import difflib
 
     close = difflib.get_close_matches(_norm_name(word), [_norm_name(c) for c in choices], n=1, cutoff=0.6)
     if not close:
         return ""
     original = next(c for c in choices if _norm_name(c) == close[0])
-    return f"Gemeint ist vermutlich {original!r}. "
+    return f"Gemeint ist vermutlich {original!r}. " if lang == "de" else f"You probably mean {original!r}. "
 
 
 def _norm_name(name: str) -> str:
@@ -229,13 +230,16 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
             "Die Datei ist eine Excel-Arbeitsmappe (.xlsx), trägt aber die Endung einer Textdatei.",
             file=path,
             hint="Die Endung in .xlsx ändern (und den Pfad in der Konfiguration) oder in Excel als CSV speichern.",
+            message_en="The file is an Excel workbook (.xlsx) but has the extension of a text file.",
+            hint_en="Change the extension to .xlsx (and the path in the configuration) or save it as CSV in Excel.",
         )
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding is None:
         # Excel's "Unicode-Text" export: UTF-16 with BOM, tab-separated.
         try:
             return raw.decode("utf-16"), "utf-16", True, notes
         except UnicodeDecodeError as exc:
-            raise GeoplanError("Die UTF-16-Datei ist beschädigt.", file=path, found=str(exc)) from exc
+            raise GeoplanError("Die UTF-16-Datei ist beschädigt.", file=path, found=str(exc),
+                               message_en="The UTF-16 file is damaged.") from exc
     bom = raw.startswith(b"\xef\xbb\xbf")
     if encoding is not None:
         enc = "utf-8-sig" if (bom and encoding.lower().replace("_", "-") in ("utf-8", "utf8")) else encoding
@@ -251,6 +255,9 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
                 expected=f"Text in {encoding}",
                 found=str(exc),
                 hint="Die Angabe 'encoding' weglassen (automatische Erkennung) oder richtig setzen, z. B. 'cp1252'.",
+                message_en=f"The file cannot be read with the encoding {encoding!r}.",
+                expected_en=f"text in {encoding}",
+                hint_en="Leave out 'encoding' (automatic detection) or set it correctly, e.g. 'cp1252'.",
             ) from exc
     if bom:
         try:
@@ -262,6 +269,8 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
                 file=path,
                 location=f"Zeile {line}",
                 hint="Datei in Excel oder einem Editor als 'CSV UTF-8' neu speichern.",
+                message_en="The file starts with a UTF-8 mark (BOM) but holds characters that are not UTF-8.",
+                hint_en="Save the file again as 'CSV UTF-8' in Excel or an editor.",
             ) from exc
     try:
         return raw.decode("utf-8"), "utf-8", False, notes
@@ -278,6 +287,9 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
             location=f"Zeile {line} (Windows-Zeichen), Zeile {utf8_line} (UTF-8-Umlaut)",
             hint="Datei in einem Editor öffnen und einheitlich als UTF-8 speichern; "
             "meist wurden Zeilen aus zwei Exporten zusammenkopiert.",
+            message_en="The file mixes two character encodings (UTF-8 and Windows/cp1252).",
+            hint_en="Open the file in an editor and save it as UTF-8 throughout; usually rows of two exports were "
+            "copied together.",
         )
     # Windows files from Excel/SPSS are cp1252; its five undefined bytes
     # (0x81, 0x8D, 0x8F, 0x90, 0x9D) only occur in latin-1 text.
@@ -294,6 +306,7 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
             level="info",
             file=path,
             details={"encoding": enc},
+            message_en=f"The file is not UTF-8 encoded; read as {enc} (Windows encoding).",
         )
     )
     return text, enc, False, notes
@@ -341,6 +354,9 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
             expected="Kopfzeile und mindestens eine Datenzeile",
             found=f"{len(raw)} Byte ohne Inhalt",
             hint="Export wiederholen; die Datei wurde vermutlich unvollständig gespeichert.",
+            message_en="The table is empty.", expected_en="a header and at least one data row",
+            found_en=f"{len(raw)} bytes without content",
+            hint_en="Repeat the export; the file was probably saved incompletely.",
         )
     text, enc, bom, notes = _decode(raw, path, encoding)
     # Excel's "sep=;" hint line: honour it, and blank it so that line
@@ -353,7 +369,8 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim, quotechar='"', strict=False))
     except csv.Error as exc:  # pragma: no cover - csv is lenient with strict=False
-        raise GeoplanError("Die CSV-Datei ist fehlerhaft.", file=path, found=str(exc)) from exc
+        raise GeoplanError("Die CSV-Datei ist fehlerhaft.", file=path, found=str(exc),
+                           message_en="The CSV file is malformed.") from exc
     # A quote that is never closed swallows the rest of the file into one cell.
     # (Only a quoted cell can hold a line break: without '"' there is nothing to look for.)
     for i, r in enumerate(rows if '"' in text or not VECTORISED else ()):
@@ -363,6 +380,8 @@ def _read_csv_rows(path: str, encoding, delimiter) -> tuple[list[list[Any]], dic
                 file=path,
                 location=f"Zeile {i + 1}",
                 hint="Anführungszeichen in dieser Zeile prüfen oder Datei neu exportieren.",
+                message_en="A quotation mark is not closed; the rest of the file ends up in one field.",
+                hint_en="Check the quotation marks in this row or export the file again.",
             )
     dialect = {"encoding": enc, "bom": bom, "delimiter": delim, "sheet": None}
     return rows, dialect, notes
@@ -405,7 +424,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
     try:
         import openpyxl
     except ImportError as exc:  # pragma: no cover - declared dependency
-        raise GeoplanError("Zum Lesen von Excel-Dateien wird das Paket openpyxl benötigt.", file=path) from exc
+        raise GeoplanError("Zum Lesen von Excel-Dateien wird das Paket openpyxl benötigt.", file=path,
+                           message_en="Reading Excel files needs the package openpyxl.") from exc
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
@@ -414,6 +434,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
             file=path,
             found=f"{type(exc).__name__}: {exc}",
             hint="Datei in Excel öffnen und erneut als .xlsx speichern; alte .xls-Dateien vorher umwandeln.",
+            message_en="The Excel file cannot be opened (damaged or not .xlsx).",
+            hint_en="Open the file in Excel and save it again as .xlsx; convert old .xls files first.",
         ) from exc
     notes: list[QANote] = []
     try:
@@ -439,11 +461,17 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                         found="Blätter: " + ", ".join(repr(n) for n in names)
                         + (f"; Schlüsselspalte in: {', '.join(hits)}" if hits else "; Schlüsselspalte in keinem"),
                         hint="In der Konfiguration 'sheet' auf eines dieser Blätter setzen.",
+                        message_en="The Excel file has several sheets; which one to read is not clear.",
+                        expected_en=f"a sheet with the key column {key!r}",
+                        found_en="sheets: " + ", ".join(repr(n) for n in names)
+                        + (f"; key column in: {', '.join(hits)}" if hits else "; key column in none"),
+                        hint_en="Set 'sheet' in the configuration to one of these sheets.",
                     )
                 chosen = hits[0]
                 notes.append(
                     QANote(STAGE, f"Tabellenblatt {chosen!r} gewählt (enthält die Schlüsselspalte {key!r}).",
-                           level="info", file=path)
+                           level="info", file=path,
+                           message_en=f"Sheet {chosen!r} chosen (it holds the key column {key!r}).")
                 )
         elif isinstance(sheet, int):
             if not 0 <= sheet < len(names):
@@ -452,6 +480,8 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                     file=path,
                     found="Blätter: " + ", ".join(repr(n) for n in names),
                     hint="'sheet' auf einen dieser Namen setzen.",
+                    message_en=f"There is no sheet no. {sheet} (counting from 0).",
+                    hint_en="Set 'sheet' to one of these names.",
                 )
             chosen = names[sheet]
         else:
@@ -462,6 +492,7 @@ def _read_xlsx_rows(path: str, sheet, key: str) -> tuple[list[list[Any]], dict, 
                     expected=repr(sheet),
                     found="Blätter: " + ", ".join(repr(n) for n in names),
                     hint="'sheet' auf einen dieser Namen setzen.",
+                    message_en=f"There is no sheet {sheet!r}.", hint_en="Set 'sheet' to one of these names.",
                 )
             chosen = sheet
         ws = wb[chosen]
@@ -544,7 +575,7 @@ def _classify(token: str) -> str | None:
 def _detect_separators(shapes: Counter, delimiter: str | None) -> tuple[str, str | None, str | None]:
     """Decide decimal and thousands separators from the token shapes of a file.
 
-    Returns (decimal, thousands, ambiguity note or None).
+    Returns (decimal, thousands, ambiguity note (German, English) or None).
     """
     de_evidence, en_evidence = _evidence(shapes)
     if de_evidence and not en_evidence:
@@ -559,15 +590,20 @@ def _detect_separators(shapes: Counter, delimiter: str | None) -> tuple[str, str
     # files the English one.
     if shapes["dot_grouped"] or shapes["comma_grouped"]:
         if delimiter != ",":
-            return ",", ".", (
-                "Zahlen wie '1.234' sind mehrdeutig; gelesen im deutschen Format "
-                "(Tausenderpunkt, Dezimalkomma: 1.234 = 1234)."
-            )
-        return ".", ",", (
-            "Zahlen wie '1.234' sind mehrdeutig; gelesen im englischen Format "
-            "(Dezimalpunkt: '1.234' = 1,234 in deutscher Schreibweise)."
-        )
+            return ",", ".", _AMBIGUOUS_DE
+        return ".", ",", _AMBIGUOUS_EN
     return ("," if delimiter == ";" else "."), None, None
+
+
+#: the ambiguity notes of :func:`_detect_separators` (German text, English text)
+_AMBIGUOUS_DE = ("Zahlen wie '1.234' sind mehrdeutig; gelesen im deutschen Format "
+                 "(Tausenderpunkt, Dezimalkomma: 1.234 = 1234).",
+                 "Numbers such as '1.234' are ambiguous; read in the German format "
+                 "(thousands point, decimal comma: 1.234 = 1234).")
+_AMBIGUOUS_EN = ("Zahlen wie '1.234' sind mehrdeutig; gelesen im englischen Format "
+                 "(Dezimalpunkt: '1.234' = 1,234 in deutscher Schreibweise).",
+                 "Numbers such as '1.234' are ambiguous; read in the English format "
+                 "(decimal point: '1.234' = one point two three four).")
 
 
 def _evidence(shapes: Counter) -> tuple[int, int]:
@@ -870,6 +906,8 @@ def normalize_keys(
             location=_rows_text(empty_rows),
             expected="in jeder Datenzeile ein Schlüssel",
             hint="Zeilen ergänzen oder löschen; Fußnoten unter der Tabelle entfernen.",
+            message_en=f"Empty keys in the column {column!r}.", expected_en="a key in every data row",
+            hint_en="Fill in or delete the rows; remove footnotes below the table.",
         )
     if sci_rows:
         bad = [keys[rows.index(r)] for r in sci_rows]
@@ -879,6 +917,8 @@ def normalize_keys(
             location=_rows_text(sci_rows),
             found=_fmt_list(bad),
             hint="Die Spalte in Excel als Text formatieren und neu exportieren; die Originalschlüssel sind nicht rekonstruierbar.",
+            message_en=f"Keys in the column {column!r} are in scientific notation; digits are lost.",
+            hint_en="Format the column as text in Excel and export again; the original keys cannot be recovered.",
         )
     if float_rows:
         bad = [keys[rows.index(r)] for r in float_rows]
@@ -888,6 +928,9 @@ def normalize_keys(
             location=_rows_text(float_rows),
             found=_fmt_list(bad),
             hint="Spalte als Text exportieren oder 'key_width' setzen (z. B. 8 für LOR-Planungsräume), dann wird mit Nullen aufgefüllt.",
+            message_en=f"Keys in the column {column!r} look like decimal numbers (e.g. '1100101.0'); the column was "
+            "saved as a number.",
+            hint_en="Export the column as text or set 'key_width' (e.g. 8 for LOR planning areas) to pad with zeros.",
         )
     all_digits = all(_RE_DIGITS.match(k) for k in keys)
     if key_width is not None:
@@ -900,6 +943,8 @@ def normalize_keys(
                 location=_rows_text([r for r, _ in too_long]),
                 found=_fmt_list([k for _, k in too_long]),
                 hint="'key_width' prüfen.",
+                message_en=f"Keys in the column {column!r} are longer than key_width={key_width}.",
+                hint_en="Check 'key_width'.",
             )
         return [k.zfill(key_width) if _RE_DIGITS.match(k) else k for k in keys]
     if all_digits and keys:
@@ -919,6 +964,13 @@ def normalize_keys(
                 hint=("Die Spalte ist in Excel als Zahl formatiert. " if any(numeric) else "")
                 + f"In der Konfiguration key_width: {longest} setzen (füllt mit Nullen auf) oder die Spalte als Text "
                 "exportieren; sind die Schlüssel wirklich verschieden lang, allow_mixed_key_lengths: true setzen.",
+                message_en=f"The keys in the column {column!r} differ in length; leading zeros were probably lost (Excel).",
+                expected_en=f"all keys with {longest} digits",
+                found_en=_fmt_list([k for _, k in short], lang="en") + " ("
+                + ", ".join(f"{n}× {ln} digits" for ln, n in sorted(lengths.items())) + ")",
+                hint_en=("The column is formatted as a number in Excel. " if any(numeric) else "")
+                + f"Set key_width: {longest} in the configuration (pads with zeros) or export the column as text; "
+                "if the keys really differ in length, set allow_mixed_key_lengths: true.",
             )
         if len(lengths) > 1 and notes is not None:
             notes.append(QANote(
@@ -926,6 +978,8 @@ def normalize_keys(
                 f"Schlüssel in {column!r} sind Nummern verschiedener Länge ({min(lengths)}–{longest} Stellen); "
                 "sie werden ohne führende Nullen verglichen.",
                 level="info", file=file,
+                message_en=f"Keys in {column!r} are numbers of different lengths ({min(lengths)}–{longest} digits); "
+                "they are compared without leading zeros.",
             ))
     return keys
 
@@ -947,6 +1001,7 @@ def _check_dialect_args(delimiter, decimal, thousands, path):
                 location="Konfigurationsfeld 'delimiter'",
                 expected="ein Zeichen: ';', ',', '|' oder 'tab'",
                 found=repr(delimiter),
+                message_en=f"Invalid delimiter {delimiter!r}.", expected_en="one character: ';', ',', '|' or 'tab'",
             )
     if decimal is not None and decimal not in (",", "."):
         raise GeoplanError(
@@ -954,7 +1009,7 @@ def _check_dialect_args(delimiter, decimal, thousands, path):
             file=path,
             location="Konfigurationsfeld 'decimal'",
             expected="',' oder '.'",
-            found=repr(decimal),
+            found=repr(decimal), message_en=f"Invalid decimal separator {decimal!r}.",
         )
     if thousands is not None and thousands not in (",", ".", ""):
         raise GeoplanError(
@@ -963,6 +1018,7 @@ def _check_dialect_args(delimiter, decimal, thousands, path):
             location="Konfigurationsfeld 'thousands'",
             expected="'.', ',' oder '' (keines)",
             found=repr(thousands),
+            message_en=f"Invalid thousands separator {thousands!r}.", expected_en="'.', ',' or '' (none)",
         )
     if decimal is not None and thousands == decimal:
         raise GeoplanError(
@@ -970,6 +1026,7 @@ def _check_dialect_args(delimiter, decimal, thousands, path):
             file=path,
             location="Konfigurationsfelder 'decimal' und 'thousands'",
             found=f"beide {decimal!r}",
+            message_en="Decimal and thousands separators are the same.", found_en=f"both {decimal!r}",
         )
     return delimiter, decimal, thousands
 
@@ -1069,9 +1126,12 @@ def _read_table(path, *, key, sheet, header_row, encoding, delimiter, decimal, t
             "Die Tabelle wurde nicht gefunden.",
             file=path,
             hint="Pfad in der Konfiguration prüfen (relativ zur Konfigurationsdatei).",
+            message_en="The table was not found.",
+            hint_en="Check the path in the configuration (relative to the configuration file).",
         )
     if p.is_dir():
-        raise GeoplanError("Der Pfad ist ein Ordner, keine Tabelle.", file=path)
+        raise GeoplanError("Der Pfad ist ein Ordner, keine Tabelle.", file=path,
+                           message_en="The path is a folder, not a table.")
     suffix = p.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         rows, dialect, notes = _read_xlsx_rows(path, sheet, key)
@@ -1080,6 +1140,8 @@ def _read_table(path, *, key, sheet, header_row, encoding, delimiter, decimal, t
             "Das alte Excel-Format .xls wird nicht gelesen.",
             file=path,
             hint="Datei in Excel als .xlsx oder als CSV (UTF-8) speichern.",
+            message_en="The old Excel format .xls is not read.",
+            hint_en="Save the file in Excel as .xlsx or as CSV (UTF-8).",
         )
     else:
         if suffix == ".tsv" and delimiter is None:
@@ -1136,7 +1198,8 @@ def table_from_rows(
     # Strip blanks (incl. no-break spaces from Excel) and drop empty rows.
     numbered = _strip_rows(rows)
     if not numbered:
-        raise GeoplanError("Die Tabelle ist leer.", file=path, expected="Kopfzeile und Datenzeilen")
+        raise GeoplanError("Die Tabelle ist leer.", file=path, expected="Kopfzeile und Datenzeilen",
+                           message_en="The table is empty.", expected_en="a header and data rows")
     if header_row is None:
         h = _find_header([r for _, r in numbered], key)
     else:
@@ -1146,6 +1209,8 @@ def table_from_rows(
                 f"Kopfzeile {header_row} ist leer oder liegt außerhalb der Datei.",
                 file=path,
                 hint="'header_row' prüfen (Zählung ab 1, wie in Excel/Editor).",
+                message_en=f"Header row {header_row} is empty or outside the file.",
+                hint_en="Check 'header_row' (counting from 1, as in Excel or an editor).",
             )
         h = idx[0]
     header_line, header = numbered[h]
@@ -1168,6 +1233,7 @@ def table_from_rows(
             location=f"Kopfzeile (Zeile {header_line})",
             found=_fmt_list(dup_names),
             hint="Spalten in der Datei eindeutig benennen.",
+            message_en="Column names occur more than once.", hint_en="Give the columns in the file unique names.",
         )
     want = _norm_name(key)
     key_idx = [j for j, n in enumerate(names) if _norm_name(n) == want]
@@ -1181,6 +1247,9 @@ def table_from_rows(
             hint=_did_you_mean(key, names)
             + "In der Konfiguration 'key' auf einen dieser Spaltennamen setzen"
             + (" oder 'header_row' angeben." if header_row is None else "."),
+            message_en=f"The key column {key!r} is missing.",
+            hint_en=_did_you_mean(key, names, "en") + "Set 'key' in the configuration to one of these column names"
+            + (" or give 'header_row'." if header_row is None else "."),
         )
     kj = key_idx[0]
     ncol = len(names)
@@ -1194,13 +1263,16 @@ def table_from_rows(
                 location=f"Kopfzeile (Zeile {header_line})",
                 found="Spalten: " + ", ".join(repr(n) for n in names),
                 hint=_did_you_mean(absent[0], names) + "Spaltennamen in der Konfiguration an die Tabelle anpassen.",
+                message_en="Column(s) " + ", ".join(repr(c) for c in absent) + " missing in the table.",
+                hint_en=_did_you_mean(absent[0], names, "en") + "Match the column names in the configuration to the table.",
             )
     data = numbered[h + 1 :]
     if skip_rows:
         skipped = [n for n, _ in data[:skip_rows]]
         data = data[skip_rows:]
         notes.append(QANote(STAGE, f"{len(skipped)} Zeile(n) unter der Kopfzeile übersprungen (skip_rows).",
-                            level="info", file=path, location=_rows_text(skipped)))
+                            level="info", file=path, location=_rows_text(skipped),
+                            message_en=f"{len(skipped)} row(s) below the header skipped (skip_rows)."))
 
     # Footnotes below the table ("Quelle: ...") have no key and one cell.
     footnotes = []
@@ -1218,7 +1290,8 @@ def table_from_rows(
             break
     if footnotes:
         notes.append(QANote(STAGE, f"{len(footnotes)} Fußnotenzeile(n) unter der Tabelle ignoriert.",
-                            level="info", file=path, location=_rows_text(sorted(footnotes))))
+                            level="info", file=path, location=_rows_text(sorted(footnotes)),
+                            message_en=f"{len(footnotes)} footnote row(s) below the table ignored."))
     drop_keys = list(drop_keys)
     labels = {str(x).strip().casefold() for x in drop_labels}
     if drop_keys or labels:
@@ -1229,6 +1302,8 @@ def table_from_rows(
                 f"Ungültiges Muster in drop_rows.keys: {exc}.",
                 file=path, found=", ".join(drop_keys),
                 hint="Reguläre Ausdrücke prüfen, z. B. '^99' für Schlüssel, die mit 99 beginnen.",
+                message_en=f"Invalid pattern in drop_rows.keys: {exc}.",
+                hint_en="Check the regular expressions, e.g. '^99' for keys starting with 99.",
             ) from None
         kept, dropped = [], []
         for n, r in data:
@@ -1244,13 +1319,17 @@ def table_from_rows(
             notes.append(QANote(STAGE, f"{len(dropped)} Zeile(n) ohne Gebiet (Summen o. Ä., drop_rows) "
                                 "nicht gelesen.", level="info", file=path,
                                 location=_rows_text([n for n, _ in dropped]),
-                                details={"rows": [n for n, _ in dropped]}))
+                                details={"rows": [n for n, _ in dropped]},
+                                message_en=f"{len(dropped)} row(s) without an area (totals or similar, drop_rows) "
+                                "not read."))
     if not data:
         raise GeoplanError(
             "Die Tabelle hat keine Datenzeilen (nur die Kopfzeile).",
             file=path,
             location=f"Kopfzeile in Zeile {header_line}",
             hint="Export wiederholen; die Datei ist vermutlich abgeschnitten.",
+            message_en="The table has no data rows (only the header).",
+            hint_en="Repeat the export; the file is probably cut off.",
         )
     # Row width: extra cells must be empty, short rows mean a broken CSV.
     # Excel rows simply end at their last filled cell.
@@ -1273,6 +1352,11 @@ def table_from_rows(
             found=f"{min(len(r) for n, r in data if n in short)} Felder",
             hint="Export wiederholen." if truncated
             else "Trennzeichen in Textfeldern in Anführungszeichen setzen oder 'delimiter' angeben.",
+            message_en="The file is cut off: the last row is incomplete." if truncated
+            else "Rows have fewer fields than the header.",
+            expected_en=f"{ncol} fields per row (delimiter {_DELIM_NAMES_EN.get(dialect['delimiter'], dialect['delimiter'])!s})",
+            hint_en="Repeat the export." if truncated
+            else "Put delimiters inside text fields in quotation marks or give 'delimiter'.",
         )
     if long_:
         raise GeoplanError(
@@ -1281,6 +1365,8 @@ def table_from_rows(
             location=_rows_text(long_),
             expected=f"{ncol} Felder je Zeile",
             hint="Trennzeichen in Textfeldern (z. B. Namen mit Komma) in Anführungszeichen setzen oder 'delimiter' angeben.",
+            message_en="Rows have more fields than the header.", expected_en=f"{ncol} fields per row",
+            hint_en="Put delimiters inside text fields (e.g. names with a comma) in quotation marks or give 'delimiter'.",
         )
     line_no = [n for n, _ in data]
     if VECTORISED:  # every row has at least ncol cells now
@@ -1392,6 +1478,11 @@ def table_from_rows(
                 hint="Wert in der Datei korrigieren; eigene Zeichen für 'kein Wert' in 'na_markers' angeben "
                 "(Zahlen wie -9999 in 'sentinels')"
                 + ("." if numeric_set is not None else "; ist die Spalte Text, sie nicht als Zahlenspalte unter 'columns' aufführen."),
+                message_en=f"Text in the numeric column {name!r}.",
+                expected_en="a number or a suppression mark (–, -, ., x, /, k.A., empty)",
+                hint_en="Correct the value in the file; give your own marks for 'no value' in 'na_markers' "
+                "(numbers such as -9999 in 'sentinels')"
+                + ("." if numeric_set is not None else "; if the column is text, do not list it as a numeric column under 'columns'."),
             )
         other_style = [line_no[i] for i, c in enumerate(cells) if info[c][0] == "o"] if has_bad else []
         if other_style:
@@ -1407,6 +1498,9 @@ def table_from_rows(
                    if same_style else ""),
                 expected=f"einheitlich Dezimal{'komma' if dec == ',' else 'punkt'} (überwiegt in der Spalte)",
                 hint="Zahlen in der Datei einheitlich schreiben oder 'decimal' und 'thousands' angeben.",
+                message_en=f"The column {name!r} mixes decimal comma and decimal point.",
+                expected_en=f"decimal {'comma' if dec == ',' else 'point'} throughout (the majority in the column)",
+                hint_en="Write the numbers in the file uniformly or give 'decimal' and 'thousands'.",
             )
         if plain is not None:
             if sentinel_set:
@@ -1423,14 +1517,16 @@ def table_from_rows(
         if (dec, thou) != (file_dec, file_thou):
             per_column[name] = {"decimal": dec, "thousands": thou}
     if ambiguity and used_ambiguous and decimal is None:
-        notes.append(QANote(STAGE, ambiguity, level="warnung", file=path,
-                            details={"decimal": file_dec, "thousands": file_thou}))
+        notes.append(QANote(STAGE, ambiguity[0], level="warnung", file=path,
+                            details={"decimal": file_dec, "thousands": file_thou}, message_en=ambiguity[1]))
     if per_column:
         notes.append(QANote(
             STAGE,
             "Spalten mit abweichendem Zahlenformat: "
             + ", ".join(f"{c} (Dezimal {d['decimal']!r})" for c, d in per_column.items()) + ".",
             level="info", file=path, details={"columns": per_column},
+            message_en="Columns with a different number format: "
+            + ", ".join(f"{c} (decimal {d['decimal']!r})" for c, d in per_column.items()) + ".",
         ))
 
     key_name = names[kj]
@@ -1447,7 +1543,8 @@ def table_from_rows(
     if key_width is not None and any(isinstance(c, (int, float)) or (isinstance(c, str) and len(c) < key_width)
                                      for c in cols[key_name]):
         notes.append(QANote(STAGE, f"Schlüssel mit führenden Nullen auf {key_width} Stellen aufgefüllt.",
-                            level="info", file=path))
+                            level="info", file=path,
+                            message_en=f"Keys padded with leading zeros to {key_width} digits."))
     dups = [k for k, n in Counter(keys).items() if n > 1]
     if dups and not allow_duplicates:
         rows_of = {k: [line_no[i] for i, kk in enumerate(keys) if kk == k] for k in dups}
@@ -1457,10 +1554,14 @@ def table_from_rows(
             location="; ".join(f"{k}: {_rows_text(r)}" for k, r in list(rows_of.items())[:10]),
             found=f"{len(dups)} doppelte Schlüssel: {_fmt_list(dups)}",
             hint="Doppelte Zeilen entfernen oder zusammenfassen (z. B. Summen je Schlüssel).",
+            message_en=f"Keys occur more than once in the column {key_name!r}.",
+            found_en=f"{len(dups)} duplicate keys: {_fmt_list(dups, lang='en')}",
+            hint_en="Remove or combine the duplicate rows (e.g. totals per key).",
         )
     if dups:
         notes.append(QANote(STAGE, f"{len(dups)} Schlüssel kommen mehrfach vor: {_fmt_list(dups)}.",
-                            file=path, details={"duplicates": dups}))
+                            file=path, details={"duplicates": dups},
+                            message_en=f"{len(dups)} keys occur more than once: {_fmt_list(dups, lang='en')}."))
 
     frame = pd.DataFrame({key_name: pd.Series(keys, dtype=str)})
     for name in names:
@@ -1478,6 +1579,8 @@ def table_from_rows(
                 file=path,
                 found="Spalten: " + ", ".join(repr(n) for n in names),
                 hint="In der Konfiguration 'valid' (column, values) prüfen oder weglassen.",
+                message_en=f"The validity column {valid_column!r} is missing.",
+                hint_en="Check 'valid' (column, values) in the configuration or leave it out.",
             )
         vc = vmatch[0]
         ok_values = {str(v).strip().casefold() for v in (valid_values if valid_values is not None else ["gültig"])}
@@ -1500,6 +1603,8 @@ def table_from_rows(
                     file=path,
                     location=f"Spalte {vc!r}",
                     details={"keys": bad_keys, "reasons": dict(reasons)},
+                    message_en=f"{len(bad_keys)} rows are marked invalid ({vc}); their values are not used: "
+                    + _fmt_list(bad_keys, lang="en") + ".",
                 )
             )
     if suppressed:
@@ -1513,6 +1618,9 @@ def table_from_rows(
                 level="info",
                 file=path,
                 details={"suppressed": dict(suppressed)},
+                message_en=f"{total} suppressed or missing values (suppression marks, empty cells"
+                + (", codes " + ", ".join(f"{s:g}" for s in sorted(sentinel_set)) if sentinel_set else "")
+                + f") in {len(suppressed)} columns read as missing.",
             )
         )
     # Names are matched ignoring case and blanks; callers then index the
@@ -1529,7 +1637,9 @@ def table_from_rows(
         per_column = {rename.get(k, k): v for k, v in per_column.items()}
         notes.append(QANote(STAGE, "Spalten unter dem Namen aus der Konfiguration geführt: "
                             + ", ".join(f"{a!r} → {b!r}" for a, b in rename.items()) + ".",
-                            level="info", file=path))
+                            level="info", file=path,
+                            message_en="Columns carried under the name the configuration gives: "
+                            + ", ".join(f"{a!r} → {b!r}" for a, b in rename.items()) + "."))
     dialect.update(
         {
             "key_in_file": key_name,
@@ -1624,6 +1734,8 @@ def join_by_key(
                 file=nm,
                 found="Spalten: " + ", ".join(repr(c) for c in frame.columns if c != "geometry"),
                 hint="Schlüsselspalte in der Konfiguration prüfen.",
+                message_en=f"Key column {k!r} is missing in {english_words(nm)}.",
+                hint_en="Check the key column in the configuration.",
             )
     notes: list[QANote] = []
 
@@ -1635,6 +1747,7 @@ def join_by_key(
                 file=nm,
                 location=f"{int(s.isna().sum())} Zeilen",
                 hint="Zeilen ohne Schlüssel ergänzen oder entfernen.",
+                message_en=f"Empty keys in the column {k!r}.", hint_en="Fill in or remove the rows without a key.",
             )
         return s.map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v).strip())
 
@@ -1651,19 +1764,25 @@ def join_by_key(
             file=", ".join(duplicates),
             found="; ".join(f"{nm}: {_fmt_list(d)}" for nm, d in duplicates.items()),
             hint="Doppelte Zeilen entfernen oder zusammenfassen.",
+            message_en="Keys occur more than once in the join.", hint_en="Remove or combine the duplicate rows.",
         )
     if duplicates:
         notes.append(QANote(STAGE, "Doppelte Schlüssel; jeweils die erste Zeile verwendet: "
                             + "; ".join(f"{nm}: {_fmt_list(d)}" for nm, d in duplicates.items()),
-                            details={"duplicates": duplicates}))
+                            details={"duplicates": duplicates},
+                            message_en="Duplicate keys; the first row of each used: "
+                            + "; ".join(f"{nm}: {_fmt_list(d, lang='en')}" for nm, d in duplicates.items())))
     lset, rset = set(lk), set(rk)
     missing_in_right = [k for k in dict.fromkeys(lk) if k not in rset]
     missing_in_left = [k for k in dict.fromkeys(rk) if k not in lset]
 
-    def zero_hint(missing, other):
+    def zero_hint(missing, other, lang="de"):
         # Keys that match after zero-padding mean lost leading zeros.
         other_stripped = {o.lstrip("0"): o for o in other if _RE_DIGITS.match(o)}
         hits = [m for m in missing if _RE_DIGITS.match(m) and m.lstrip("0") in other_stripped]
+        if hits and lang == "en":
+            return (f" Note: {len(hits)} keys match when leading zeros are ignored "
+                    f"(e.g. {hits[0]!r} ↔ {other_stripped[hits[0].lstrip('0')]!r}); set 'key_width'.")
         if hits:
             return (f" Achtung: {len(hits)} Schlüssel passen, wenn man führende Nullen ignoriert "
                     f"(z. B. {hits[0]!r} ↔ {other_stripped[hits[0].lstrip('0')]!r}); 'key_width' setzen.")
@@ -1677,6 +1796,13 @@ def join_by_key(
             parts.append(f"{len(bad_r)} Schlüssel aus {left_name} fehlen in {right_name}: {_fmt_list(bad_r)}")
         if bad_l:
             parts.append(f"{len(bad_l)} Schlüssel aus {right_name} fehlen in {left_name}: {_fmt_list(bad_l)}")
+        parts_en = []
+        if bad_r:
+            parts_en.append(f"{len(bad_r)} keys of {english_words(left_name)} are missing in "
+                            f"{english_words(right_name)}: {_fmt_list(bad_r, lang='en')}")
+        if bad_l:
+            parts_en.append(f"{len(bad_l)} keys of {english_words(right_name)} are missing in "
+                            f"{english_words(left_name)}: {_fmt_list(bad_l, lang='en')}")
         fields = []
         if bad_r:
             fields.append(config_fields[1])
@@ -1691,13 +1817,25 @@ def join_by_key(
             + " bzw. ".join(repr(f) for f in fields)
             + " eintragen (Liste oder true)."
             + zero_hint(bad_r, rset) + zero_hint(bad_l, lset),
+            message_en=f"The keys of {english_words(left_name)} and {english_words(right_name)} do not match.",
+            found_en="; ".join(parts_en),
+            hint_en="Align the keys in the files or enter the keys that may be missing in the configuration under "
+            + " or ".join(repr(f) for f in fields)
+            + " (a list or true)."
+            + zero_hint(bad_r, rset, "en") + zero_hint(bad_l, lset, "en"),
         )
     if ok_r:
         notes.append(QANote(STAGE, f"{len(ok_r)} Schlüssel aus {left_name} fehlen in {right_name} (zugelassen); "
-                            f"Werte bleiben leer: {_fmt_list(ok_r)}.", file=right_name, details={"keys": ok_r}))
+                            f"Werte bleiben leer: {_fmt_list(ok_r)}.", file=right_name, details={"keys": ok_r},
+                            message_en=f"{len(ok_r)} keys of {english_words(left_name)} are missing in "
+                            f"{english_words(right_name)} (allowed); "
+                            f"their values stay empty: {_fmt_list(ok_r, lang='en')}."))
     if ok_l:
         notes.append(QANote(STAGE, f"{len(ok_l)} Schlüssel aus {right_name} fehlen in {left_name} (zugelassen); "
-                            f"Zeilen nicht verwendet: {_fmt_list(ok_l)}.", file=right_name, details={"keys": ok_l}))
+                            f"Zeilen nicht verwendet: {_fmt_list(ok_l)}.", file=right_name, details={"keys": ok_l},
+                            message_en=f"{len(ok_l)} keys of {english_words(right_name)} are missing in "
+                            f"{english_words(left_name)} (allowed); "
+                            f"those rows are not used: {_fmt_list(ok_l, lang='en')}."))
 
     lf2 = lf.copy()
     lf2[left_key] = lk.values

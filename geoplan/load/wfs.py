@@ -77,6 +77,8 @@ def _base_url(source: str, field_name: str) -> str:
             found="Benutzer/Passwort in der URL (hier nicht wiedergegeben)",
             hint="Zugangsdaten aus der URL entfernen; geschützte Dienste über einen Export nutzen.",
             message_en="The WFS address contains credentials. Passwords do not belong in the configuration file.",
+            found_en="user/password in the URL (not repeated here)",
+            hint_en="Remove the credentials from the URL; use protected services through an export.",
         )
     # keep the server's own parameters (e.g. MAP=…), drop the WFS request ones we set ourselves
     ours = {"service", "version", "request", "typename", "typenames", "count", "maxfeatures", "startindex",
@@ -355,6 +357,7 @@ def _parse(dl: WFSDownload, *, geometry: bool) -> gpd.GeoDataFrame | pd.DataFram
             found=f"{type(exc).__name__}: {str(exc)[:300]}",
             hint="Mit wfs_version: 1.1.0 versuchen oder den Dienst in QGIS öffnen.",
             message_en=f"The WFS server's answer for {dl.typename!r} cannot be read.",
+            hint_en="Try wfs_version: 1.1.0 or open the service in QGIS.",
         ) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -412,6 +415,7 @@ def read_wfs_boundaries(source: str, typename: str, *, key: str, name: str | Non
             found=f"EPSG:{code}",
             hint="Ein KBS aus der Liste des Dienstes (GetCapabilities) als 'srs' angeben.",
             message_en="The WFS server delivers another coordinate reference system than requested.",
+            hint_en="Give a CRS from the service's list (GetCapabilities) as 'srs'.",
         )
     if crs is not None:
         source_crs = parse_crs(crs, field="crs")
@@ -421,6 +425,7 @@ def read_wfs_boundaries(source: str, typename: str, *, key: str, name: str | Non
             location=where,
             hint="In der Konfiguration 'srs' angeben, z. B. 'EPSG:25833'.",
             message_en="The WFS answer names no coordinate reference system.",
+            hint_en="Give 'srs' in the configuration, e.g. 'EPSG:25833'.",
         )
     gdf = gdf.set_crs(source_crs, allow_override=True)
     # single polygons and multipolygons as the files have them

@@ -50,6 +50,8 @@ def preset_path(name: str) -> Path:
             expected=", ".join(_names()),
             found=str(name),
             hint="Verfügbare Modelle mit 'geoplan presets list' anzeigen.",
+            message_en=f"Unknown budget model '{name}'.",
+            hint_en="List the available models with 'geoplan presets list'.",
         )
     return path
 
@@ -68,13 +70,16 @@ def load_preset(name: str) -> dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise GeoplanError("Budgetmodell ist kein gültiges YAML.", file=path, found=str(exc)[:300]) from None
+        raise GeoplanError("Budgetmodell ist kein gültiges YAML.", file=path, found=str(exc)[:300],
+                           message_en="The budget model is not valid YAML.") from None
     if not isinstance(data, dict):
-        raise GeoplanError("Budgetmodell muss ein YAML-Mapping sein.", file=path)
+        raise GeoplanError("Budgetmodell muss ein YAML-Mapping sein.", file=path,
+                           message_en="A budget model must be a YAML mapping.")
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise GeoplanError(
-            "Budgetmodell unvollständig.", file=path, expected=", ".join(_REQUIRED), found=", ".join(missing) + " fehlt"
+            "Budgetmodell unvollständig.", file=path, expected=", ".join(_REQUIRED), found=", ".join(missing) + " fehlt",
+            message_en="The budget model is incomplete.", found_en=", ".join(missing) + " missing"
         )
     parse_spec(data["allocation"], file=path)
     parse_settlement(data["settlement"], file=path)

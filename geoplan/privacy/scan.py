@@ -241,6 +241,7 @@ def scan_for_values(text_or_path, values, *, row_label: str | None = None, kind:
                 file=path,
                 found=res.stderr.strip()[:200],
                 hint="poppler-utils installieren.",
+                message_en="The PDF text could not be read (pdftotext).", hint_en="Install poppler-utils.",
             )
         text = res.stdout
     elif path is not None:

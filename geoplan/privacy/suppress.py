@@ -489,6 +489,7 @@ def _count_matrix(frame: pd.DataFrame, columns: list) -> np.ndarray:
                 location=f"Spalte '{c}'",
                 expected="Fallzahl-Spalte",
                 found=", ".join(map(str, frame.columns[:20])),
+                message_en=f"Column '{c}' for the confidentiality check is missing.", expected_en="a case-count column",
             )
     out = np.zeros((len(frame), len(columns)), dtype=np.int64)
     for j, c in enumerate(columns):
@@ -503,6 +504,9 @@ def _count_matrix(frame: pd.DataFrame, columns: list) -> np.ndarray:
                 expected="ganze Zahl ≥ 0",
                 found=repr(frame[c].iloc[i]),
                 hint="Fallzahlen vor der Geheimhaltung nicht runden oder umrechnen.",
+                message_en=f"The case count in '{c}' is not a whole number ≥ 0.",
+                location_en=f"Sozialraum {key}, column '{c}'", expected_en="whole number ≥ 0",
+                hint_en="Do not round or convert case counts before the confidentiality check.",
             )
         out[:, j] = s.to_numpy().astype(np.int64)
     return out
@@ -541,13 +545,16 @@ def suppress_counts(
         columns = [columns]
     columns = list(columns)
     if not columns:
-        raise GeoplanError("Keine Fallzahl-Spalten für die Geheimhaltung angegeben.", expected="mindestens eine Spalte")
+        raise GeoplanError("Keine Fallzahl-Spalten für die Geheimhaltung angegeben.", expected="mindestens eine Spalte",
+                           message_en="No case-count columns given for the confidentiality check.",
+                           expected_en="at least one column")
     if not isinstance(k, (int, np.integer)) or k < 2:
         raise GeoplanError(
             "Die Geheimhaltungsschwelle k muss eine ganze Zahl ≥ 2 sein.",
             location="privacy.k",
             expected="k ≥ 2 (Standard 3: Fallzahlen 1 und 2 werden gesperrt)",
-            found=repr(k),
+            found=repr(k), message_en="The confidentiality threshold k must be a whole number ≥ 2.",
+            expected_en="k ≥ 2 (default 3: case counts 1 and 2 are suppressed)",
         )
     k = int(k)
     counts_all = _count_matrix(frame, columns)
@@ -559,6 +566,8 @@ def suppress_counts(
                 location=f"Spalte '{group}'",
                 expected="z. B. 'bezirk'",
                 found=", ".join(map(str, frame.columns[:20])),
+                message_en=f"Group column '{group}' for the confidentiality check is missing.",
+                expected_en="e.g. 'bezirk'",
             )
         if frame[group].isna().any():
             raise GeoplanError(
@@ -566,6 +575,8 @@ def suppress_counts(
                 location=f"Spalte '{group}'",
                 expected="eine Gruppe je Sozialraum",
                 found="leerer Eintrag",
+                message_en=f"Empty entries in the group column '{group}'.", expected_en="one group per Sozialraum",
+                found_en="empty entry",
             )
         groups = frame[group].to_numpy(dtype=object)
 
@@ -576,7 +587,7 @@ def suppress_counts(
                 f"Zeilensummen-Spalte '{row_total}' gehört nicht zu den Fallzahl-Spalten.",
                 location="row_total",
                 expected=", ".join(columns),
-                found=row_total,
+                found=row_total, message_en=f"Row-total column '{row_total}' is not one of the case-count columns.",
             )
         parts = [c for c in columns if c != row_total]
         j_tot = columns.index(row_total)
@@ -590,6 +601,7 @@ def suppress_counts(
                 location=f"Sozialraum {key}",
                 expected=f"{row_total} = " + " + ".join(parts),
                 found=f"{counts_all[i, j_tot]} ≠ {counts_all[i, part_idx].sum()}",
+                message_en=f"The row total '{row_total}' is not the sum of the kinds of help.",
             )
         table_cols = parts
         counts = counts_all[:, part_idx]
@@ -640,6 +652,10 @@ def suppress_counts(
                             "Eine kleine Fallzahl lässt sich trotz Sperrung aller Nachbarfelder eingrenzen; "
                             "bitte die Tabelle gröber zusammenfassen."
                         ),
+                        message_en=(
+                            "A small case count can be narrowed down although all neighbouring cells are "
+                            "suppressed; please aggregate the table more coarsely."
+                        ),
                         location=f"{label}, {'summe' if col == ROW_TOTAL else col}",
                     )
                 )
@@ -655,7 +671,8 @@ def suppress_counts(
         if not fixed_any:
             break
     if stuck:  # pragma: no cover - a line with one suppressed cell always has a non-zero partner
-        notes.append(QANote(stage="privacy", message=f"{len(stuck)} Zeilen/Spalten ließen sich nicht vollständig schützen."))
+        notes.append(QANote(stage="privacy", message=f"{len(stuck)} Zeilen/Spalten ließen sich nicht vollständig schützen.",
+                            message_en=f"{len(stuck)} rows/columns could not be fully protected."))
 
     pmark = primary_marker(k)
 
@@ -733,6 +750,11 @@ def suppress_counts(
                     "weitere Sperrungen ändern daran nichts. Wenn das nicht hinnehmbar ist: Tabelle gröber "
                     "zusammenfassen oder k erhöhen."
                 ),
+                message_en=(
+                    f"{len(inherent)} suppressed small case counts can be narrowed down to one value from the marks "
+                    f"'{pmark}' and the totals (e.g. a total '< 3' made of two cells '< 3'); more suppression does not "
+                    "change that. If that is not acceptable: aggregate the table more coarsely or raise k."
+                ),
                 location="; ".join(where[:20]),
                 details={"cells": where},
             )
@@ -746,6 +768,11 @@ def suppress_counts(
                     f"Geheimhaltung: {n_primary} Fallzahlen zwischen 1 und {k - 1} gesperrt ('{pmark}'), "
                     f"{n_secondary} weitere Felder gesperrt ('{SECONDARY_MARKER}'), damit sie nicht aus "
                     "Summen zurückgerechnet werden können."
+                ),
+                message_en=(
+                    f"Confidentiality: {n_primary} case counts between 1 and {k - 1} suppressed ('{pmark}'), "
+                    f"{n_secondary} further cells suppressed ('{SECONDARY_MARKER}') so that they cannot be "
+                    "recomputed from totals."
                 ),
                 details={"k": k, "primary": n_primary, "secondary": n_secondary},
             )
@@ -880,6 +907,7 @@ def suppress_rates(
             location="mode",
             expected="'range' oder 'withhold'",
             found=repr(mode),
+            message_en="Unknown presentation for rates of suppressed case counts.", expected_en="'range' or 'withhold'",
         )
     if isinstance(mask, SuppressionResult):
         kind = mask.kind
@@ -898,12 +926,14 @@ def suppress_rates(
                     f"Spalte '{col}' für die Raten-Geheimhaltung fehlt.",
                     location=f"Spalte '{col}'",
                     found=", ".join(map(str, frame.columns[:20])),
+                    message_en=f"Column '{col}' for the confidentiality check of rates is missing.",
                 )
         if count_col not in sup.columns:
             raise GeoplanError(
                 f"Zur Rate '{rate_col}' gehört die Fallzahl '{count_col}', die nicht geheim gehalten wurde.",
                 location=f"Spalte '{count_col}'",
                 expected=", ".join(map(str, sup.columns)),
+                message_en=f"The rate '{rate_col}' belongs to the case count '{count_col}', which was not protected.",
             )
         values = out[rate_col].astype(object).copy()
         for ix in frame.index:
@@ -1055,6 +1085,8 @@ def protect_sozialraum_frame(
             "Keine HzE-Fallzahlen für die Geheimhaltung gefunden.",
             expected="Spalten 'hze_cases' oder 'hze_cases_<Hilfeart>'",
             found=", ".join(map(str, frame.columns[:20])),
+            message_en="No HzE case counts found for the confidentiality check.",
+            expected_en="columns 'hze_cases' or 'hze_cases_<kind of help>'",
         )
     notes: list[QANote] = []
     if kinds and total_col is not None:
@@ -1068,6 +1100,7 @@ def protect_sozialraum_frame(
                 location=f"Sozialraum {key}",
                 expected=f"{' + '.join(kinds)} ≤ {total_col}",
                 found=f"{counts[i, :-1].sum()} > {counts[i, -1]}",
+                message_en=f"The cases by kind of help are larger than '{total_col}'.",
             )
         columns = list(kinds)
         if np.any(other > 0):
@@ -1078,6 +1111,8 @@ def protect_sozialraum_frame(
                     stage="privacy",
                     level="info",
                     message=f"Fälle ohne Hilfeart ({int(other.sum())}) als eigene Spalte in der Geheimhaltung berücksichtigt.",
+                    message_en=f"Cases without a kind of help ({int(other.sum())}) treated as a column of their own "
+                    "in the confidentiality check.",
                 )
             )
         columns.append(total_col)

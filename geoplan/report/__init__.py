@@ -138,20 +138,23 @@ def _gis_outputs(result, pub, tmp: Path, lang: str) -> tuple[list[str], dict | N
     entry of the PostGIS table (server, database, table, rows, SHA-256; no
     user, no password) or None.
     """
-    from geoplan.report import gpkg
     from geoplan.report import qgis as qgis_writer
+    from geoplan.report.gpkg import layer_aliases, styled_layer
+    from geoplan.report.styles import layer_styles
 
     cfg = result.config
     extra: list[str] = []
     need_layer = cfg.output.qgis_project or cfg.output.postgis is not None
-    layer = gpkg.result_layer(result, pub) if need_layer else None
-    aliases = {c: (de if lang == "de" else en) for c, de, en, _ in pub.columns}
+    layer, styles = None, []
+    if need_layer:  # the GeoPackage's layer and styles (the same classes as the report's maps)
+        layer, layers = styled_layer(result, pub, lang)
+        _words, aliases = layer_aliases(result, pub, layer, lang)
+        styles = layer_styles(layer, layers, lang=lang, aliases=aliases)
     title = f"{cfg.title} – {cfg.region} {cfg.budget_year}"
     if cfg.output.qgis_project:
         qgis_writer.write_bezirke_layer(tmp / "ergebnis.gpkg", layer, stamp=f"{cfg.budget_year}-01-01T00:00:00.000Z")
-        qgz = qgis_writer.write_qgis_project(tmp / "ergebnis.qgz", tmp / "ergebnis.gpkg", frame=layer, title=title,
-                                             simulated=result.simulated, aliases=aliases, lang=lang,
-                                             corridor=cfg.allocation.corridor)
+        qgz = qgis_writer.write_qgis_project(tmp / "ergebnis.qgz", tmp / "ergebnis.gpkg", frame=layer, styles=styles,
+                                             title=title, simulated=result.simulated, lang=lang)
         extra.append(qgz.name)
     remote = getattr(result, "remote", None)
     cache = getattr(remote, "cache_dir", None)
@@ -163,7 +166,5 @@ def _gis_outputs(result, pub, tmp: Path, lang: str) -> tuple[list[str], dict | N
         from geoplan.report.postgis import write_postgis
 
         pg = cfg.output.postgis
-        pg_info = write_postgis(layer, pg.connection, pg.table, pg.if_exists,
-                                qgis_writer.styles_for(layer, aliases=aliases, lang=lang,
-                                                       corridor=cfg.allocation.corridor), description=title)
+        pg_info = write_postgis(layer, pg.connection, pg.table, pg.if_exists, styles, description=title)
     return extra, pg_info

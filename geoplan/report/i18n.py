@@ -224,6 +224,7 @@ EN: dict[str, str] = {
     "Budget, Median und 5–95-%-Spanne (€)": "Budget, median and 5–95 % range (€)",
     # map layers
     "Bedarfsindex": "Need index",
+    "Erwartete HzE-Fälle je 1.000 unter 21": "Expected HzE cases per 1,000 under 21",
     "Veränderung zum Vorjahr (%)": "Change vs prior year (%)",
     "HzE beobachtet/erwartet": "HzE observed/expected",
     "Quelle: ": "Source: ",

@@ -220,7 +220,7 @@ def _check_frame(gdf, columns: list[str], key: str, name: str) -> None:
         raise GeoplanError(
             "Für die Karte wird ein GeoDataFrame mit Geometrien benötigt.",
             expected="geopandas.GeoDataFrame",
-            found=type(gdf).__name__,
+            found=type(gdf).__name__, message_en="The map needs a GeoDataFrame with geometries.",
         )
     if gdf.crs is None:
         raise GeoplanError(
@@ -228,6 +228,9 @@ def _check_frame(gdf, columns: list[str], key: str, name: str) -> None:
             expected="metrisches CRS, z. B. EPSG:25833",
             found="kein CRS",
             hint="CRS beim Einlesen der Sozialraumgrenzen setzen (Konfiguration 'crs').",
+            message_en="The geometries have no coordinate reference system (CRS).",
+            expected_en="a metric CRS, e.g. EPSG:25833", found_en="no CRS",
+            hint_en="Set the CRS when reading the Sozialraum boundaries (configuration 'crs').",
         )
     unit = (gdf.crs.axis_info[0].unit_name or "").lower() if gdf.crs.axis_info else ""
     if not gdf.crs.is_projected or unit not in ("metre", "meter", "m"):
@@ -236,9 +239,13 @@ def _check_frame(gdf, columns: list[str], key: str, name: str) -> None:
             expected="projiziertes CRS in Metern, z. B. EPSG:25832 oder EPSG:25833",
             found=gdf.crs.to_string(),
             hint="Sozialraumgrenzen vorher in das Projekt-CRS umprojizieren.",
+            message_en="The map expects geometries in a metric, projected CRS.",
+            expected_en="a projected CRS in metres, e.g. EPSG:25832 or EPSG:25833",
+            hint_en="Reproject the Sozialraum boundaries into the project CRS first.",
         )
     if len(gdf) == 0:
-        raise GeoplanError("Die Karte hat keine Sozialräume (0 Zeilen).", expected="mindestens 1 Sozialraum")
+        raise GeoplanError("Die Karte hat keine Sozialräume (0 Zeilen).", expected="mindestens 1 Sozialraum",
+                           message_en="The map has no Sozialräume (0 rows).", expected_en="at least 1 Sozialraum")
     needed = list(dict.fromkeys(c for c in [key, name, *columns] if c is not None))
     missing = [c for c in needed if c not in gdf.columns]
     if missing:
@@ -248,6 +255,9 @@ def _check_frame(gdf, columns: list[str], key: str, name: str) -> None:
             expected="Spalten " + ", ".join(needed),
             found="vorhanden: " + ", ".join(map(str, gdf.columns)),
             hint="Kartenebene oder Tooltip auf eine vorhandene Spalte der Ergebnistabelle setzen.",
+            message_en="Column for the map missing: " + ", ".join(f"'{c}'" for c in missing),
+            found_en="present: " + ", ".join(map(str, gdf.columns)),
+            hint_en="Set the map layer or tooltip to a column of the result table that exists.",
         )
     if gdf.geometry.isna().any() or gdf.geometry.is_empty.any():
         mask = (gdf.geometry.isna() | gdf.geometry.is_empty).to_numpy()
@@ -258,6 +268,8 @@ def _check_frame(gdf, columns: list[str], key: str, name: str) -> None:
             location=("Schlüssel " if key is not None else "Zeile ") + ", ".join(bad[:10]),
             expected="Polygon je Sozialraum",
             found="leere Geometrie",
+            message_en="Sozialräume without geometry cannot be mapped.", expected_en="one polygon per Sozialraum",
+            found_en="empty geometry",
         )
 
 
@@ -272,6 +284,8 @@ def _numeric(gdf, layer: MapLayer) -> np.ndarray:
             location=f"Zeile {i + 1}, Spalte '{layer.column}'",
             expected="Zahl oder leer (nicht veröffentlicht)",
             found=repr(col.iloc[i]),
+            message_en=f"Map layer '{layer.label}': column '{layer.column}' holds something that is not a number.",
+            expected_en="a number or empty (not published)",
         )
     return values.to_numpy(dtype=float)
 
@@ -281,7 +295,7 @@ def _check_layer(layer: MapLayer) -> None:
         raise GeoplanError(
             f"Kartenebene '{layer.label}': unbekannte Klassifikation '{layer.scheme}'.",
             expected=", ".join(SCHEMES),
-            found=layer.scheme,
+            found=layer.scheme, message_en=f"Map layer '{layer.label}': unknown classification '{layer.scheme}'.",
         )
     if layer.palette.removesuffix("_r") not in PALETTES:
         raise GeoplanError(
@@ -289,36 +303,45 @@ def _check_layer(layer: MapLayer) -> None:
             expected="farbfehlsichtigkeitssicher: " + ", ".join(sorted(PALETTES)),
             found=layer.palette,
             hint="Sequenziell: viridis, cividis, YlOrRd, PuBu; Veränderung (divergierend): BrBG, PuOr, RdBu.",
+            message_en=f"Map layer '{layer.label}': colour palette '{layer.palette}' is not allowed.",
+            expected_en="safe for colour-vision deficiency: " + ", ".join(sorted(PALETTES)),
+            hint_en="Sequential: viridis, cividis, YlOrRd, PuBu; change (diverging): BrBG, PuOr, RdBu.",
         )
     if layer.fmt not in FORMATS:
         raise GeoplanError(
             f"Kartenebene '{layer.label}': unbekanntes Zahlenformat '{layer.fmt}'.",
             expected=", ".join(FORMATS),
-            found=layer.fmt,
+            found=layer.fmt, message_en=f"Map layer '{layer.label}': unknown number format '{layer.fmt}'.",
         )
     if layer.scheme == "change" and (not layer.bins or len(layer.bins) != 4):
         raise GeoplanError(
             f"Kartenebene '{layer.label}': 'change' braucht vier Klassengrenzen (−außen, −innen, +innen, +außen).",
             expected="z. B. (-15, -5, 5, 15)",
             found=str(layer.bins),
+            message_en=f"Map layer '{layer.label}': 'change' needs four class limits (−outer, −inner, +inner, +outer).",
+            expected_en="e.g. (-15, -5, 5, 15)",
         )
     if layer.scheme == "probability" and (not layer.bins or list(layer.bins) != sorted(layer.bins)):
         raise GeoplanError(
             f"Kartenebene '{layer.label}': 'probability' braucht aufsteigende Klassengrenzen in %.",
             expected="z. B. (20, 40, 60, 80)",
             found=str(layer.bins),
+            message_en=f"Map layer '{layer.label}': 'probability' needs ascending class limits in %.",
+            expected_en="e.g. (20, 40, 60, 80)",
         )
     if layer.scheme == "user_defined" and not layer.bins:
         raise GeoplanError(
             f"Kartenebene '{layer.label}': 'user_defined' braucht Klassengrenzen (bins).",
             expected="aufsteigende Obergrenzen, z. B. (-10, 0, 10, 1e9)",
-            found="keine",
+            found="keine", message_en=f"Map layer '{layer.label}': 'user_defined' needs class limits (bins).",
+            expected_en="ascending upper limits, e.g. (-10, 0, 10, 1e9)", found_en="none",
         )
     if layer.scheme not in ("std_mean", "user_defined") and not (1 <= int(layer.k) <= 12):
         raise GeoplanError(
             f"Kartenebene '{layer.label}': Klassenanzahl k muss zwischen 1 und 12 liegen.",
             expected="1–12",
             found=str(layer.k),
+            message_en=f"Map layer '{layer.label}': the number of classes k must lie between 1 and 12.",
         )
 
 
@@ -764,6 +787,9 @@ def _check_tiles(tiles: str, tiles_attribution: str | None) -> None:
             expected="z. B. kacheln/{z}/{x}/{y}.png (im Ausgabeordner) oder https://…/{z}/{x}/{y}.png",
             found=repr(tiles),
             hint="Kachel-URL korrigieren oder 'tiles' weglassen (kein Hintergrund, keine Anfrage an Dritte).",
+            message_en="The tile URL for the map background is not a template with {z}/{x}/{y}.",
+            expected_en="e.g. tiles/{z}/{x}/{y}.png (in the output folder) or https://…/{z}/{x}/{y}.png",
+            hint_en="Correct the tile URL or leave out 'tiles' (no background, no request to third parties).",
         )
     if not tiles_attribution or not str(tiles_attribution).strip():
         raise GeoplanError(
@@ -772,6 +798,9 @@ def _check_tiles(tiles: str, tiles_attribution: str | None) -> None:
             expected="Quellenangabe, z. B. '© OpenStreetMap-Mitwirkende'",
             found="leer",
             hint="'tiles_attribution' in der Konfiguration setzen (Lizenzpflicht der Kachelanbieter).",
+            message_en="The attribution of the tile provider is missing for background tiles.",
+            expected_en="an attribution, e.g. '© OpenStreetMap contributors'", found_en="empty",
+            hint_en="Set 'tiles_attribution' in the configuration (the tile providers' licences require it).",
         )
 
 
@@ -914,12 +943,14 @@ def interactive_map(
     from branca.element import MacroElement
 
     if not layers:
-        raise GeoplanError("Die Karte braucht mindestens eine Kartenebene.", expected="mindestens 1 MapLayer")
+        raise GeoplanError("Die Karte braucht mindestens eine Kartenebene.", expected="mindestens 1 MapLayer",
+                           message_en="The map needs at least one map layer.", expected_en="at least 1 MapLayer")
     for ly in layers:
         _check_layer(ly)
     tiles = tiles or None
     if lang not in LANGS:
-        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang))
+        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang),
+                           message_en=f"Unknown language '{lang}'.")
     if tiles is not None:
         _check_tiles(tiles, tiles_attribution)
     spec = _tooltip_spec(tooltip, layers)
@@ -935,6 +966,8 @@ def interactive_map(
             location=f"Schlüssel {dup}",
             expected="eindeutiger Schlüssel je Sozialraum",
             found="doppelt",
+            message_en="Sozialraum keys are not unique.",
+            expected_en="a unique key per Sozialraum", found_en="duplicate",
         )
     names = gdf[name].astype(str).tolist()
     columns: dict[str, list] = {"key": keys, "name": names}
@@ -1303,7 +1336,8 @@ def _render_static(gdf, layer: MapLayer, *, title, source_line, figsize, dpi, la
     _check_frame(gdf, [layer.column], None, None)
     values = _numeric(gdf, layer)
     if lang not in LANGS:
-        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang))
+        raise GeoplanError(f"Unbekannte Sprache '{lang}'.", expected="de oder en", found=str(lang),
+                           message_en=f"Unknown language '{lang}'.")
     clf = classify(values, layer, lang)
     fill = [clf.colors[c] if c >= 0 else NODATA_COLOR for c in clf.classes]
 

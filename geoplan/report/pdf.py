@@ -361,6 +361,7 @@ class PendingPdf:
                 found=err.strip().splitlines()[-1] if err.strip() else f"Exit-Code {code}",
                 hint="bericht.html enthält denselben Bericht; output.pdf: false schaltet das PDF ab.",
                 message_en="The PDF report could not be written.",
+                hint_en="bericht.html holds the same report; output.pdf: false switches the PDF off.",
             )
         return self.path
 

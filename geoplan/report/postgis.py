@@ -4,7 +4,7 @@ One transaction: the rows go into a new table under a temporary name, then
 (``if_exists: replace``) the old table is dropped and the new one renamed, so
 readers see either the old or the new table, never a half-written one. A table
 geoplan did not write (no ``geoplan:`` comment) is never replaced. The styles
-(:mod:`geoplan.report.qgis`) go into the database's ``layer_styles`` table,
+(:mod:`geoplan.report.styles`) go into the database's ``layer_styles`` table,
 the one QGIS reads when the layer is added, the first as default style.
 
 The password comes from PGPASSWORD, ~/.pgpass or the service file, as for
@@ -92,8 +92,9 @@ def write_postgis(published: gpd.GeoDataFrame, dsn: str, table: str, if_exists: 
     columns) to ``table`` (``schema.table``; schema default ``public``).
 
     ``if_exists``: ``fail`` (default) stops when the table exists;
-    ``replace`` replaces a table geoplan wrote before. ``styles``: list of
-    ``(name, qml)`` or ``(StyleSpec, qml)``, the first is QGIS's default.
+    ``replace`` replaces a table geoplan wrote before. ``styles``: the
+    :class:`geoplan.report.styles.Style` list of the layer (QML and SLD) or
+    ``(name, qml)`` pairs; the first is QGIS's default.
     Returns the manifest entry (server, database, table, rows, sha256; no
     user, no password).
     """
@@ -150,6 +151,7 @@ def write_postgis(published: gpd.GeoDataFrame, dsn: str, table: str, if_exists: 
                 location=f"Konfigurationsfeld '{field_name}.table'",
                 hint="Ein vorhandenes Schema angeben oder es anlegen lassen (CREATE SCHEMA).",
                 message_en=f"The schema {schema!r} does not exist in the database {src.display}.",
+                hint_en="Give an existing schema or have it created (CREATE SCHEMA).",
             )
         if existing is not None:
             if if_exists == "fail":
@@ -194,15 +196,16 @@ def write_postgis(published: gpd.GeoDataFrame, dsn: str, table: str, if_exists: 
                 cur.execute(_LAYER_STYLES_DDL)
                 cur.execute("DELETE FROM public.layer_styles WHERE f_table_catalog = current_database() "
                             "AND f_table_schema = %s AND f_table_name = %s", (schema, name))
-                for i, (spec, qml) in enumerate(styles):
-                    title = getattr(spec, "title", spec)
+                for i, style in enumerate(styles):
+                    title, qml, sld = ((style.name, style.qml, style.sld) if hasattr(style, "qml")
+                                       else (*style, None))
                     cur.execute(
                         "INSERT INTO public.layer_styles (f_table_catalog, f_table_schema, f_table_name, "
                         "f_geometry_column, stylename, styleqml, stylesld, useasdefault, description, type) "
-                        "VALUES (current_database(), %s, %s, 'geom', %s, XMLPARSE(DOCUMENT %s), NULL, %s, %s, "
-                        "'Polygon')",
+                        "VALUES (current_database(), %s, %s, 'geom', %s, XMLPARSE(DOCUMENT %s), "
+                        "XMLPARSE(DOCUMENT %s), %s, %s, 'Polygon')",
                         (schema, name, str(title)[:60], qml.split("\n", 1)[1] if qml.startswith("<!DOCTYPE") else qml,
-                         i == 0, f"geoplan: {title}"))
+                         sld, i == 0, f"geoplan: {title}"))
         conn.commit()
     except GeoplanError:
         conn.rollback()

@@ -8,8 +8,8 @@ types and QA stages from :data:`TERMS`; no code identifier (``budget_eur``, ``po
 Terms kept in German in English outputs, on purpose: "Sozialraum"/"Sozialräume" (the planning unit of § 80 SGB
 VIII; the English report introduces it as "Sozialräume (social areas)") and "HzE" (Hilfen zur Erziehung, explained
 as "educational support for families"). Names the config gives (title, region, sources, component and Teilbudget
-labels) are the city's own names and stay as written; the QA findings' messages are recorded in German (the
-English report says so), their stage, level and location are translated.
+labels) are the city's own names and stay as written. QA findings carry their English text
+(``QANote.message_en``, picked by ``QANote.text(lang)``); their stage, level and location words are translated here.
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ TERMS: dict[str, Term] = {
     "simuliert": T("simuliert", "simulated", "", "HzE-Werte sind simuliert, keine amtlichen Daten",
                    "HzE values are simulated, not official data"),
     "veraenderung_klasse": T("Klasse der Veränderung", "Class of change"),
+    "unter_bedarf_klasse": T("Klasse der Wahrscheinlichkeit, dass das Budget unter dem Bedarf liegt",
+                             "Class of the probability that the budget lies below need"),
     # ---- measures of the equity sheet
     "n_areas": T("Sozialräume", "Sozialräume", "Anzahl"),
     "total_budget_eur": T("Budget gesamt (€)", "Total budget (€)", "€"),
@@ -196,6 +198,8 @@ TERMS: dict[str, Term] = {
     "role.HzE-Daten": T("HzE-Daten", "HzE data"),
     "role.HzE-Fallliste": T("HzE-Fallliste", "HzE case list"),
     "role.Ist-Kosten (Abrechnung)": T("Ist-Kosten (Abrechnung)", "Actual costs (settlement)"),
+    "role.Schlüsseltabelle der Fallliste": T("Schlüsseltabelle der Fallliste", "Key table of the case list"),
+    "role.Straßenverzeichnis": T("Straßenverzeichnis", "Street directory"),
     # ---- XLSX sheets
     "sheet.allocation": T("Verteilung", "Distribution"),
     "sheet.model": T("Bedarfsmodell", "Demand model"),
@@ -291,8 +295,6 @@ def humanize(text, lang: str = "de", base_dir=None, names: dict[str, str] | None
     return out
 
 
-_LOCATION_EN = (("Spalte ", "column "), ("Spalten ", "columns "), ("Zeile ", "row "), ("Zeilen ", "rows "),
-                ("Schlüssel ", "key "), ("Konfigurationsfeld ", "config field "), ("Datei ", "file "), ("Ebene ", "level "))
 
 
 def indicator_names(result, lang: str = "de") -> dict[str, str]:
@@ -301,15 +303,17 @@ def indicator_names(result, lang: str = "de") -> dict[str, str]:
 
 
 def humanize_note(note, lang: str = "de", base_dir=None, names: dict[str, str] | None = None):
-    """A QA note (:class:`geoplan.errors.QANote`) as a reader sees it: stage and level in words, message and
-    location through :func:`humanize`, the file relative to the config folder."""
+    """A QA note (:class:`geoplan.errors.QANote`) as a reader sees it: stage and level in words, the message in
+    ``lang`` (``QANote.text``) and the location through :func:`humanize`, the file relative to the config folder."""
     import dataclasses
 
+    message = humanize(note.text(lang), lang, base_dir, names)
     return dataclasses.replace(
         note,
         stage=label("stage." + note.stage, lang, note.stage),
         level=label("level." + note.level, lang, note.level),
-        message=humanize(note.message, lang, base_dir, names),
+        message=message,
+        message_en=message if lang == "en" else note.message_en,
         location=_location(humanize(note.location, lang, base_dir, names), lang) if note.location else note.location,
         file=public_path(note.file, base_dir) if note.file else note.file,
     )
@@ -317,8 +321,6 @@ def humanize_note(note, lang: str = "de", base_dir=None, names: dict[str, str] |
 
 def _location(text: str, lang: str) -> str:
     """Where a finding is, in the reader's language (the words of a location are few and fixed)."""
-    if lang != "en":
-        return text
-    for de, en in _LOCATION_EN:
-        text = re.sub(r"(?<!\w)" + de, en, text)
-    return text
+    from geoplan.errors import english_location
+
+    return english_location(text) if lang == "en" else text

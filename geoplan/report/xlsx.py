@@ -214,7 +214,7 @@ def write_xlsx(result, pub, path: Path, lang: str = "de") -> Path:
                         f"seed {sens.seed}); the corridor holds in every draw."))
 
     inp = [[voc.label("role." + i.role, lang, i.role), i.label or i.name, i.source or "", i.licence or "",
-            i.reference_date or "", i.rows, i.sha256, i.qa]
+            i.reference_date or "", i.rows, i.sha256, i.qa_text(lang)]
            for i in result.inputs]
     _sheet(wb, sheet("inputs"), [W("Rolle", "Role"), W("Datei", "File"), W("Quelle", "Source"), W("Lizenz", "Licence"),
                                  W("Stand", "Date"), W("Zeilen", "Rows"), "SHA-256", W("Prüfung", "Check")], inp,

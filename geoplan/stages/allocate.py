@@ -63,6 +63,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, model_validator
 
+from geoplan import fmt
 from geoplan.errors import GeoplanError, QANote
 from geoplan.fmt import number as fmt_eur  # German grouping (1.060.000 / 1.234,50): the one formatter
 
@@ -309,6 +310,7 @@ class AllocationSpec(BaseModel):
                 "Höchstens ein Teilbudget darf den Rest erhalten (remainder: true).",
                 location="allocation.teilbudgets",
                 found=", ".join(t.id for t in self.teilbudgets if t.remainder),
+                message_en="At most one Teilbudget may receive the remainder (remainder: true).",
             )
         return self
 
@@ -320,7 +322,8 @@ def _check_unique(names, what):
             dup.append(n)
         seen.add(n)
     if dup:
-        raise GeoplanError(f"{what} müssen eindeutig sein.", found=", ".join(dup))
+        raise GeoplanError(f"{what} müssen eindeutig sein.", found=", ".join(dup),
+                           message_en=f"{ {'Komponentennamen': 'Component names', 'Teilbudget-IDs': 'Teilbudget ids'}.get(what, what)} must be unique.")
 
 
 def _check_weights(components, where):
@@ -333,6 +336,8 @@ def _check_weights(components, where):
             expected="Summe der Gewichte = 1",
             found=listing,
             hint="Gewichte anpassen, z. B. als Anteile von 1 (0.5, 0.3, 0.2).",
+            message_en=f"The weights of the components must add up to 1; their sum is {total:.12g}.",
+            expected_en="sum of the weights = 1", hint_en="Adjust the weights, e.g. as shares of 1 (0.5, 0.3, 0.2).",
         )
 
 
@@ -362,6 +367,8 @@ def parse_spec(data: dict | AllocationSpec, *, file=None) -> AllocationSpec:
             found=str(first.get("input"))[:200],
             expected=first["msg"],
             hint="Feldnamen und Werte mit der Dokumentation der Budgetformel vergleichen.",
+            message_en="Invalid section 'allocation' in the configuration.",
+            hint_en="Compare field names and values with the documentation of the budget formula.",
         ) from None
 
 
@@ -422,17 +429,21 @@ def hamilton(total: int, weights, order=None) -> np.ndarray:
     n = w.size
     if n == 0:
         if total:
-            raise GeoplanError("Betrag kann nicht auf null Einheiten verteilt werden.", found=str(total))
+            raise GeoplanError("Betrag kann nicht auf null Einheiten verteilt werden.", found=str(total),
+                               message_en="An amount cannot be distributed over zero units.")
         return np.zeros(0, dtype=np.int64)
     if total < 0:
-        raise GeoplanError("Negativer Betrag kann nicht verteilt werden.", found=str(total))
+        raise GeoplanError("Negativer Betrag kann nicht verteilt werden.", found=str(total),
+                           message_en="A negative amount cannot be distributed.")
     if np.any(~np.isfinite(w)) or np.any(w < 0):
-        raise GeoplanError("Gewichte für die Rundung müssen endlich und ≥ 0 sein.")
+        raise GeoplanError("Gewichte für die Rundung müssen endlich und ≥ 0 sein.",
+                           message_en="Weights for the rounding must be finite and ≥ 0.")
     s = w.sum()
     if s <= 0:
         if total == 0:
             return np.zeros(n, dtype=np.int64)
-        raise GeoplanError("Alle Gewichte sind null; der Betrag kann nicht verteilt werden.", found=str(total))
+        raise GeoplanError("Alle Gewichte sind null; der Betrag kann nicht verteilt werden.", found=str(total),
+                           message_en="All weights are zero; the amount cannot be distributed.")
     quota = w / s * total
     base = np.floor(quota).astype(np.int64)
     # floating error can push a floor one too high when quotas are integral
@@ -466,6 +477,8 @@ def _column(frame: pd.DataFrame, col: str, comp: str, *, allow_negative=False) -
             expected=col,
             found=", ".join(map(str, frame.columns[:30])),
             hint="Spalte im Sozialraum-Datensatz bereitstellen oder den Spaltennamen in der Konfiguration korrigieren.",
+            message_en=f"Column '{col}' is missing for the component '{comp}'.",
+            hint_en="Provide the column in the Sozialraum data or correct the column name in the configuration.",
         )
     values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(values)
@@ -475,6 +488,8 @@ def _column(frame: pd.DataFrame, col: str, comp: str, *, allow_negative=False) -
             f"Spalte '{col}' enthält {int(bad.sum())} fehlende oder nicht-numerische Werte (Komponente '{comp}').",
             location=f"Zeile {first}, Spalte '{col}'",
             hint="Fehlende Werte ergänzen oder imputieren, bevor das Budget verteilt wird.",
+            message_en=f"Column '{col}' holds {int(bad.sum())} missing or non-numeric values (component '{comp}').",
+            hint_en="Fill in or impute the missing values before the budget is distributed.",
         )
     if not allow_negative and (values < 0).any():
         first = frame.index[np.flatnonzero(values < 0)[0]]
@@ -483,6 +498,8 @@ def _column(frame: pd.DataFrame, col: str, comp: str, *, allow_negative=False) -
             location=f"Zeile {first}, Spalte '{col}'",
             found=f"{values.min():g}",
             hint="Für z-standardisierte Indizes (need_index) die Modellkomponente oder Prozent-Indikatoren verwenden.",
+            message_en=f"Column '{col}' holds negative values; shares need values ≥ 0 (component '{comp}').",
+            hint_en="For z-standardised indices (need_index) use the model component or percentage indicators.",
         )
     return values
 
@@ -494,6 +511,8 @@ def _normalise(raw: np.ndarray, comp: str, what: str) -> np.ndarray:
             f"Komponente '{comp}': die Summe von {what} ist 0, Anteile sind nicht bestimmbar.",
             location=f"Komponente {comp}",
             hint="Komponente entfernen oder Daten prüfen.",
+            message_en=f"Component '{comp}': the sum of {'the values' if what == 'der Werte' else what} is 0, shares "
+            "cannot be determined.", hint_en="Remove the component or check the data.",
         )
     return raw / s
 
@@ -547,7 +566,7 @@ def resolve_teilbudgets(spec: AllocationSpec, total_units: int) -> pd.DataFrame:
                 f"Teilbudget {t.id} verweist auf das unbekannte Teilbudget '{t.percent_of}'.",
                 location=f"allocation.teilbudgets[{t.id}].percent_of",
                 expected=", ".join(ids),
-                found=t.percent_of,
+                found=t.percent_of, message_en=f"Teilbudget {t.id} refers to the unknown Teilbudget '{t.percent_of}'.",
             )
     for t in tbs:
         chain, cur = [t.id], t
@@ -559,6 +578,8 @@ def resolve_teilbudgets(spec: AllocationSpec, total_units: int) -> pd.DataFrame:
                     "Zirkelbezug zwischen Teilbudgets: " + " → ".join(chain),
                     location=f"allocation.teilbudgets[{t.id}].percent_of",
                     hint="Ein Teilbudget darf sich nicht (über andere) auf sich selbst beziehen.",
+                    message_en="Circular reference between Teilbudgets: " + " → ".join(chain),
+                    hint_en="A Teilbudget must not refer to itself (through others).",
                 )
             chain.append(nxt)
             cur = tbs[index[nxt]]
@@ -583,6 +604,8 @@ def resolve_teilbudgets(spec: AllocationSpec, total_units: int) -> pd.DataFrame:
             "Die Teilbudget-Regeln sind nicht eindeutig lösbar.",
             location="allocation.teilbudgets",
             hint="Regeln prüfen (Rest-Teilbudget und Prozentbezüge).",
+            message_en="The Teilbudget rules have no unique solution.",
+            hint_en="Check the rules (remainder Teilbudget and percentage references).",
         ) from None
     if (x < -1e-6 * max(total, 1)).any():
         neg = [f"{ids[i]}={fmt_eur(x[i] / scale, 2)} EUR" for i in np.flatnonzero(x < 0)]
@@ -591,6 +614,8 @@ def resolve_teilbudgets(spec: AllocationSpec, total_units: int) -> pd.DataFrame:
             location="allocation.teilbudgets",
             found=", ".join(neg),
             expected=f"Summe ≤ {fmt_eur(total / scale, 2)} EUR",
+            message_en="The Teilbudgets exceed the total budget; a Teilbudget would be negative.",
+            expected_en=f"sum ≤ {fmt.euro(total / scale, 2, lang='en')}",
         )
     if not any(t.remainder for t in tbs):
         s = x.sum()
@@ -601,6 +626,10 @@ def resolve_teilbudgets(spec: AllocationSpec, total_units: int) -> pd.DataFrame:
                 expected="Summe der Teilbudgets = total_eur",
                 found=", ".join(f"{ids[i]}={fmt_eur(x[i] / scale, 2)}" for i in range(n)),
                 hint="Ein Teilbudget mit 'remainder: true' anlegen oder die Anteile anpassen.",
+                message_en=f"The Teilbudgets add up to {fmt.euro(s / scale, 2, lang='en')}, the total budget is "
+                f"{fmt.euro(total / scale, 2, lang='en')}.",
+                expected_en="sum of the Teilbudgets = total_eur",
+                hint_en="Create a Teilbudget with 'remainder: true' or adjust the shares.",
             )
     amounts = hamilton(total_units, np.clip(x, 0, None))
     return pd.DataFrame(
@@ -714,6 +743,8 @@ def _solve_corridor(formula, lo, hi, total: int, order=None) -> tuple[np.ndarray
             f"Korridor widersprüchlich: bei {bad.size} Sozialräumen liegt die Untergrenze über der Obergrenze.",
             location=f"Zeile {int(bad[0])}",
             found=f"Untergrenze {fmt_eur(lo[bad[0]])} > Obergrenze {fmt_eur(hi[bad[0]])}",
+            message_en=f"Contradictory corridor: for {bad.size} Sozialräume the lower bound lies above the upper bound.",
+            found_en=f"lower bound {fmt.euro(lo[bad[0]], lang='en')} > upper bound {fmt.euro(hi[bad[0]], lang='en')}",
         )
     slo, shi = lo.sum(), hi.sum()
     if slo > total:
@@ -722,6 +753,9 @@ def _solve_corridor(formula, lo, hi, total: int, order=None) -> tuple[np.ndarray
             f"das sind {fmt_eur(slo - total)} mehr als das zu verteilende Budget ({fmt_eur(total)}).",
             location="allocation.corridor",
             hint="Budget erhöhen oder die Untergrenzen (max_decrease_pct, floor_*) lockern.",
+            message_en=f"The corridor cannot be met: the lower bounds add up to {fmt.euro(slo, lang='en')}, "
+            f"{fmt.euro(slo - total, lang='en')} more than the budget to distribute ({fmt.euro(total, lang='en')}).",
+            hint_en="Raise the budget or loosen the lower bounds (max_decrease_pct, floor_*).",
         )
     if shi < total:
         raise GeoplanError(
@@ -729,6 +763,9 @@ def _solve_corridor(formula, lo, hi, total: int, order=None) -> tuple[np.ndarray
             f"das sind {fmt_eur(total - shi)} weniger als das zu verteilende Budget ({fmt_eur(total)}).",
             location="allocation.corridor",
             hint="Obergrenzen (max_increase_pct, cap_*) lockern.",
+            message_en=f"The corridor cannot be met: the upper bounds add up to {fmt.euro(shi, lang='en')}, "
+            f"{fmt.euro(total - shi, lang='en')} less than the budget to distribute ({fmt.euro(total, lang='en')}).",
+            hint_en="Loosen the upper bounds (max_increase_pct, cap_*).",
         )
 
     def g(lam):
@@ -766,7 +803,8 @@ def _solve_corridor(formula, lo, hi, total: int, order=None) -> tuple[np.ndarray
     while left != 0:
         cand = np.flatnonzero(base < hi) if left > 0 else np.flatnonzero(base > lo)
         if cand.size == 0:  # pragma: no cover - excluded by the feasibility checks above
-            raise GeoplanError("Korridor: Rundung innerhalb der Grenzen nicht möglich.")
+            raise GeoplanError("Korridor: Rundung innerhalb der Grenzen nicht möglich.",
+                               message_en="Corridor: rounding within the bounds is not possible.")
         rem = (x - base)[cand]
         pick = cand[np.lexsort((tie[cand], -rem if left > 0 else rem))][: abs(left)]
         step = 1 if left > 0 else -1
@@ -804,15 +842,18 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
             f"Schlüsselspalte '{key}' fehlt im Sozialraum-Datensatz.",
             expected=key,
             found=", ".join(map(str, frame.columns[:30])),
+            message_en=f"Key column '{key}' is missing in the Sozialraum data.",
         )
     if len(frame) == 0:
-        raise GeoplanError("Keine Sozialräume: der Datensatz ist leer.")
+        raise GeoplanError("Keine Sozialräume: der Datensatz ist leer.",
+                           message_en="No Sozialräume: the data set is empty.")
     dup = frame[key].astype(str).duplicated()
     if dup.any():
         raise GeoplanError(
             "Sozialraum-Schlüssel sind nicht eindeutig.",
             location=f"Spalte '{key}'",
             found=", ".join(frame.loc[dup.to_numpy(), key].astype(str).unique()[:10]),
+            message_en="Sozialraum keys are not unique.",
         )
     frame = frame.reset_index(drop=True)
     notes: list[QANote] = []
@@ -824,6 +865,7 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
                 stage="allocation",
                 level="info",
                 message=f"Gesamtbudget {spec.total_eur} auf ganze Einheiten ({spec.unit}) gerundet: {total_units}.",
+                message_en=f"Total budget {spec.total_eur} rounded to whole units ({spec.unit}): {total_units}.",
             )
         )
     order = _key_order(frame[key])
@@ -838,6 +880,8 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
                     f"Komponente '{c.name}' ist in Teilbudget {tb.id} anders definiert als anderswo.",
                     location=f"allocation.teilbudgets[{tb.id}].components",
                     hint="Jede Komponente braucht einen eindeutigen Namen.",
+                    message_en=f"Component '{c.name}' is defined differently in Teilbudget {tb.id} than elsewhere.",
+                    hint_en="Every component needs a unique name.",
                 )
             all_components[c.name] = c
     shares = {name: _normalise(component_raw(frame, c), name, "der Werte") for name, c in all_components.items()}
@@ -892,6 +936,8 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
                     level="info",
                     message=f"{int(exempt.sum())} Sozialräume ohne nennenswerte Vorjahreskosten: "
                     + corridor_rule_text(spec.corridor),
+                    message_en=f"{int(exempt.sum())} Sozialräume without notable prior-year costs: "
+                    + corridor_rule_text(spec.corridor, "en"),
                     details={"keys": [str(k) for k in keys[exempt]]},
                 )
             )
@@ -912,6 +958,8 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
                     stage="allocation",
                     level="info",
                     message=f"Korridor greift bei {len(binding)} Sozialräumen; der Rest wurde unter den übrigen umverteilt.",
+                    message_en=f"The corridor holds {len(binding)} Sozialräume; the rest was redistributed among "
+                    "the others.",
                     details={"keys": [str(k) for k in binding[key]]},
                 )
             )

@@ -26,24 +26,27 @@ def prior_tuple(value, name: str, allowed: dict) -> tuple:
             f"Unbekannte oder unvollständige Prior-Angabe für {name}.",
             location=f"model.bym2.{name}_prior",
             expected=" | ".join(f"{k}: {v[1]}" for k, v in allowed.items()),
-            found=repr(value),
+            found=repr(value), message_en=f"Unknown or incomplete prior for {name}.",
         )
     try:
         params = tuple(float(v) for v in value[1:])
     except (TypeError, ValueError):
         raise GeoplanError(f"Die Prior-Parameter für {name} müssen Zahlen sein.", location=f"model.bym2.{name}_prior",
-                           found=repr(value)) from None
+                           found=repr(value), message_en=f"The prior parameters for {name} must be numbers.") from None
     if any(not math.isfinite(p) or p <= 0 for p in params):
         raise GeoplanError(f"Die Prior-Parameter für {name} müssen positive Zahlen sein.",
-                           location=f"model.bym2.{name}_prior", found=repr(value))
+                           location=f"model.bym2.{name}_prior", found=repr(value),
+                           message_en=f"The prior parameters for {name} must be positive numbers.")
     if kind == "pc" and name == "rho" and not (0 < params[0] < 1 and 0 < params[1] < 1):
         raise GeoplanError("PC-Prior für ρ: u und alpha müssen zwischen 0 und 1 liegen.",
                            location="model.bym2.rho_prior", expected="(\"pc\", u, alpha), z. B. (\"pc\", 0.5, 2/3)",
-                           found=repr(value))
+                           found=repr(value), message_en="PC prior for ρ: u and alpha must lie between 0 and 1.",
+                           expected_en="(\"pc\", u, alpha), e.g. (\"pc\", 0.5, 2/3)")
     if kind == "pc" and name == "sigma" and not params[1] < 1:
         raise GeoplanError("PC-Prior für σ: alpha muss zwischen 0 und 1 liegen.",
                            location="model.bym2.sigma_prior", expected="(\"pc\", u, alpha), z. B. (\"pc\", 1, 0.01)",
-                           found=repr(value))
+                           found=repr(value), message_en="PC prior for σ: alpha must lie between 0 and 1.",
+                           expected_en="(\"pc\", u, alpha), e.g. (\"pc\", 1, 0.01)")
     return (kind, *params)
 
 

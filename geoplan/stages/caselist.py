@@ -116,7 +116,8 @@ def _points_in_polygons(x: np.ndarray, y: np.ndarray, crs, polygons, key: str) -
     if polygons.crs is None:
         raise GeoplanError("Die Sozialräume haben keinen Koordinatenbezug; Punkte lassen sich nicht zuordnen.",
                            hint="Koordinatenbezug der Grenzen angeben (boundaries.crs).",
-                           message_en="The Sozialräume have no CRS; points cannot be assigned.")
+                           message_en="The Sozialräume have no CRS; points cannot be assigned.",
+                           hint_en="Give the CRS of the boundaries (boundaries.crs).")
     pts = gpd.GeoDataFrame({"_i": np.arange(len(x))}, geometry=gpd.points_from_xy(x, y), crs=crs)
     pts = pts.to_crs(polygons.crs)
     if VECTORISED:
@@ -409,35 +410,47 @@ def _qa_notes(counts, located, unknown_kinds, file, merge) -> list[QANote]:
     notes: list[QANote] = []
     n = counts["rows"]
 
-    def add(key, text, level="warnung"):
+    def add(key, text, text_en, level="warnung"):
         v = counts.get(key, 0)
         if v:
             notes.append(QANote(STAGE, f"Fallliste: {v} von {n} Zeilen {text}.", level=level, file=file,
-                                details={"finding": key, "rows": v}))
+                                details={"finding": key, "rows": v},
+                                message_en=f"Case list: {v} of {n} rows {text_en}."))
 
     if located is not None and counts.get("ohne_ort"):
         by = located.counts()
         parts = [f"{_OUTCOME_TEXT[m][0]}: {c}" for m, c in by.items() if m in _OUTCOME_TEXT and c]
+        parts_en = [f"{_OUTCOME_TEXT[m][1]}: {c}" for m, c in by.items() if m in _OUTCOME_TEXT and c]
         notes.append(QANote(STAGE, f"Fallliste: {counts['ohne_ort']} von {n} Zeilen ohne Zuordnung zu einem "
                             "Sozialraum (" + "; ".join(parts) + "); sie werden nicht gezählt.",
                             file=file, details={"finding": "ohne_ort", "rows": counts["ohne_ort"],
-                                                "by_reason": {m: c for m, c in by.items() if m in _OUTCOME_TEXT}}))
+                                                "by_reason": {m: c for m, c in by.items() if m in _OUTCOME_TEXT}},
+                            message_en=f"Case list: {counts['ohne_ort']} of {n} rows not assigned to a Sozialraum ("
+                            + "; ".join(parts_en) + "); they are not counted."))
     if counts.get("hilfeart_unbekannt"):
         notes.append(QANote(STAGE, f"Fallliste: {counts['hilfeart_unbekannt']} von {n} Zeilen mit unbekannter "
                             f"Hilfeart ({len(unknown_kinds)} " + ("Schreibweise" if len(unknown_kinds) == 1 else "verschiedene Schreibweisen")
                             + "); sie werden nicht gezählt. "
                             "Örtliche Bezeichnungen in hze.case_list.kind_map zuordnen.",
                             file=file, details={"finding": "hilfeart_unbekannt",
-                                                "rows": counts["hilfeart_unbekannt"]}))
-    add("beginn_fehlt", "ohne Beginn; sie werden nicht gezählt")
-    for role, word in (("start", "Beginn"), ("end", "Ende")):
-        add(f"datum_unlesbar_{role}", f"mit unlesbarem Datum ({word}); als fehlend gelesen")
-    add("ende_vor_beginn", "mit Ende vor Beginn; sie werden nicht gezählt")
-    add("beginn_nach_stand", "mit Beginn nach dem Stand der Liste; sie werden nicht gezählt")
+                                                "rows": counts["hilfeart_unbekannt"]},
+                            message_en=f"Case list: {counts['hilfeart_unbekannt']} of {n} rows with an unknown kind "
+                            f"of help ({len(unknown_kinds)} " + ("spelling" if len(unknown_kinds) == 1 else "different spellings")
+                            + "); they are not counted. Map the local names in hze.case_list.kind_map."))
+    add("beginn_fehlt", "ohne Beginn; sie werden nicht gezählt", "without a start date; they are not counted")
+    for role, word, word_en in (("start", "Beginn", "start"), ("end", "Ende", "end")):
+        add(f"datum_unlesbar_{role}", f"mit unlesbarem Datum ({word}); als fehlend gelesen",
+            f"with an unreadable date ({word_en}); read as missing")
+    add("ende_vor_beginn", "mit Ende vor Beginn; sie werden nicht gezählt", "ending before they start; they are not counted")
+    add("beginn_nach_stand", "mit Beginn nach dem Stand der Liste; sie werden nicht gezählt",
+        "starting after the list's reference date; they are not counted")
     add("doppelt_ueberlappend", "überschneiden sich mit einer anderen Zeile desselben Falls und derselben Hilfeart"
-        + ("; sie werden mit ihr zu einer Hilfe zusammengefasst" if merge else "; beide werden gezählt"))
-    add("kosten_fehlen", "ohne Kosten; als 0 EUR gezählt")
-    add("kosten_negativ", "mit negativen Kosten (Erstattungen?); so übernommen", level="info")
+        + ("; sie werden mit ihr zu einer Hilfe zusammengefasst" if merge else "; beide werden gezählt"),
+        "overlap another row of the same case and the same kind of help"
+        + ("; they are merged with it into one help" if merge else "; both are counted"))
+    add("kosten_fehlen", "ohne Kosten; als 0 EUR gezählt", "without costs; counted as EUR 0")
+    add("kosten_negativ", "mit negativen Kosten (Erstattungen?); so übernommen",
+        "with negative costs (refunds?); taken as they are", level="info")
     return notes
 
 
@@ -632,6 +645,7 @@ def case_counts(
             file=caselist.path, location="hze.case_list.reference_year",
             hint="Ein früheres Berichtsjahr wählen oder 'as_of' (Stand der Liste) angeben.",
             message_en=f"The reference year {ref} is not complete in the case list (as of {stand}).",
+            hint_en="Choose an earlier reference year or give 'as_of' (the list's reference date).",
         )
     years = list(range(ref - cfg.years + 1, ref + 1))
     work = cases.loc[usable.to_numpy()].copy()
@@ -645,7 +659,10 @@ def case_counts(
         work = work.loc[~excluded]
         notes.append(QANote(STAGE, f"Fallliste: {int(excluded.sum())} Zeilen der Hilfearten "
                             + ", ".join(f"§ {k.replace('_2', ' Abs. 2')}" for k in cfg.exclude_kinds)
-                            + " nicht gezählt (hze.case_list.exclude_kinds).", level="info", file=caselist.path))
+                            + " nicht gezählt (hze.case_list.exclude_kinds).", level="info", file=caselist.path,
+                            message_en=f"Case list: {int(excluded.sum())} rows of the kinds of help "
+                            + ", ".join(f"§ {k.replace('_2', '(2)')}" for k in cfg.exclude_kinds)
+                            + " not counted (hze.case_list.exclude_kinds)."))
     panel = count_years(work, years, as_of=as_of, cost_basis=caselist.cost_basis, group_of=cfg.groups)
     frame, factor = _area_columns(panel, [str(k) for k in area_keys], years, MEASURES[cfg.measure],
                                   budget_kinds, budget_year, cfg.forecast)
@@ -657,6 +674,9 @@ def case_counts(
         f"({_MEASURE_TEXT[cfg.measure]}), Jahre {years[0]}–{years[-1]}, Stand {stand}"
         + ("; die Liste ist simuliert." if cfg.simulated else "."),
         level="info", file=caselist.path, details={"rows": qa["rows"], "counted": qa["gezaehlt"]},
+        message_en=f"HzE case list: {qa['gezaehlt']} of {qa['rows']} rows counted; {ref}: {qa_total} helps "
+        f"({_MEASURE_TEXT_EN[cfg.measure]}), years {years[0]}–{years[-1]}, as of {stand}"
+        + ("; the list is simulated." if cfg.simulated else "."),
     ))
     return CaseCountResult(frame=frame, panel=panel, years=years, reference_year=ref, as_of=as_of, stand=stand,
                            measure=cfg.measure, forecast_factor=factor, qa=qa, located=loc.counts(), notes=notes)
@@ -667,6 +687,12 @@ _MEASURE_TEXT = {
     "andauernd": "am 31.12. andauernd",
     "begonnen": "im Jahr begonnen",
     "beendet": "im Jahr beendet",
+}
+_MEASURE_TEXT_EN = {
+    "andauernd_und_beendet": "ongoing on 31 Dec + ended in the year",
+    "andauernd": "ongoing on 31 Dec",
+    "begonnen": "begun in the year",
+    "beendet": "ended in the year",
 }
 
 

@@ -68,6 +68,7 @@ def _vector(x, name: str) -> np.ndarray:
             location=name,
             expected="mindestens ein Sozialraum",
             found="0 Werte",
+            message_en=f"No values for '{name}'.", expected_en="at least one Sozialraum", found_en="0 values",
         )
     if not np.all(np.isfinite(arr)):
         bad = int(np.flatnonzero(~np.isfinite(arr))[0])
@@ -77,6 +78,8 @@ def _vector(x, name: str) -> np.ndarray:
             expected="endliche Zahl",
             found=str(arr[bad]),
             hint="Fehlende Werte in den Eingangsdaten ergänzen.",
+            message_en=f"Missing or invalid value in '{name}'.", location_en=f"{name}, position {bad}",
+            expected_en="a finite number", hint_en="Fill in the missing values in the input data.",
         )
     return arr
 
@@ -91,6 +94,8 @@ def _weights(weights, n: int, name: str = "weights") -> np.ndarray:
             location=name,
             expected=f"{n} Gewichte",
             found=f"{w.size} Gewichte",
+            message_en=f"'{name}' has a different length than the values.", expected_en=f"{n} weights",
+            found_en=f"{w.size} weights",
         )
     if np.any(w < 0) or w.sum() <= 0:
         raise GeoplanError(
@@ -98,6 +103,8 @@ def _weights(weights, n: int, name: str = "weights") -> np.ndarray:
             location=name,
             expected="Einwohnerzahlen ≥ 0",
             found=f"Minimum {w.min():g}, Summe {w.sum():g}",
+            message_en=f"Weights in '{name}' must be ≥ 0 with a positive sum.", expected_en="population counts ≥ 0",
+            found_en=f"minimum {w.min():g}, sum {w.sum():g}",
         )
     return w
 
@@ -109,6 +116,8 @@ def _nonnegative(x: np.ndarray, name: str) -> None:
             location=name,
             expected="Werte ≥ 0, Summe > 0",
             found=f"Minimum {x.min():g}, Summe {x.sum():g}",
+            message_en=f"Inequality measures need values ≥ 0 with a positive sum ('{name}').",
+            expected_en="values ≥ 0, sum > 0", found_en=f"minimum {x.min():g}, sum {x.sum():g}",
         )
 
 
@@ -160,6 +169,8 @@ def concentration_index(values, rank_by, weights=None) -> float:
             location="rank_by",
             expected=f"{y.size} Werte",
             found=f"{np.asarray(rank_by).size} Werte",
+            message_en="'rank_by' has a different length than the values.", expected_en=f"{y.size} values",
+            found_en=f"{np.asarray(rank_by).size} values",
         )
     _nonnegative(y * (w > 0), "values")
     rank = fractional_rank(rank_by, w)
@@ -191,6 +202,8 @@ def concentration_curve(values, rank_by, weights=None, *, keys=None) -> pd.DataF
             location="rank_by",
             expected=f"{y.size} Werte",
             found=f"{r.size} Werte",
+            message_en="'rank_by' has a different length than the values.", expected_en=f"{y.size} values",
+            found_en=f"{r.size} values",
         )
     keys_arr = np.arange(y.size) if keys is None else np.asarray(list(keys), dtype=object)
     tiebreak = pd.Series(keys_arr).astype(str).to_numpy()
@@ -275,6 +288,9 @@ def theil_decomposition(x, groups, weights=None) -> dict:
             location="groups",
             expected=f"{v.size} Einträge",
             found=f"{g.size} Einträge",
+            message_en="The groups (districts) have a different length than the values.",
+            expected_en=f"{v.size} entries",
+            found_en=f"{g.size} entries",
         )
     if pd.isna(pd.Series(g)).any():
         raise GeoplanError(
@@ -283,6 +299,9 @@ def theil_decomposition(x, groups, weights=None) -> dict:
             expected="ein Bezirk für jeden Sozialraum",
             found="leerer Eintrag",
             hint="Spalte 'bezirk' vollständig füllen.",
+            message_en="Missing group (district) for the Theil decomposition.",
+            expected_en="a district for every Sozialraum", found_en="empty entry",
+            hint_en="Fill the column 'bezirk' completely.",
         )
     total_w = w.sum()
     mu = (w * v).sum() / total_w
@@ -339,6 +358,8 @@ def years_to_close(current, target, corridor_pct: float) -> float:
             location="years_to_close",
             expected="EUR ≥ 0",
             found=f"Ist {current}, Ziel {target}",
+            message_en="Current and target amount for the corridor must be amounts ≥ 0.",
+            found_en=f"current {current}, target {target}",
         )
     if corridor_pct is None or not math.isfinite(corridor_pct) or corridor_pct < 0:
         raise GeoplanError(
@@ -346,6 +367,7 @@ def years_to_close(current, target, corridor_pct: float) -> float:
             location="corridor_pct",
             expected="z. B. 5 für ±5 % je Jahr",
             found=str(corridor_pct),
+            message_en="The corridor must be a percentage ≥ 0.", expected_en="e.g. 5 for ±5% per year",
         )
     if abs(target - current) < _UNCHANGED_EUR:
         return 0.0
@@ -502,6 +524,12 @@ class EquityResult:
     convergence: ConvergencePath | None = None
 
 
+_WHAT_EN = {"Budget": "budget", "Einwohner unter 21": "residents under 21", "Bedarfsindex": "need index",
+            "erwartete Fälle": "expected cases", "Zielwert der Formel": "target of the formula",
+            "Korridor-Anpassung": "corridor adjustment", "Vorjahreskosten": "prior-year costs",
+            "beobachtete Fälle": "observed cases"}
+
+
 def _require(frame: pd.DataFrame, column: str, what: str, *, signed: bool = False) -> pd.Series:
     if column not in frame.columns:
         raise GeoplanError(
@@ -510,6 +538,9 @@ def _require(frame: pd.DataFrame, column: str, what: str, *, signed: bool = Fals
             expected=f"Spalte '{column}'",
             found=", ".join(map(str, frame.columns[:20])),
             hint="Spaltennamen in der Konfiguration prüfen (siehe docs/architecture.md).",
+            message_en=f"Column '{column}' ({_WHAT_EN.get(what, what)}) is missing in the Sozialraum data.",
+            expected_en=f"column '{column}'",
+            hint_en="Check the column names in the configuration (see docs/architecture.md).",
         )
     s = pd.to_numeric(frame[column], errors="coerce")
     if s.isna().any():
@@ -520,6 +551,8 @@ def _require(frame: pd.DataFrame, column: str, what: str, *, signed: bool = Fals
             location=f"Sozialraum {key}, Spalte '{column}'",
             expected="Zahl",
             found=repr(frame[column].iloc[i]),
+            message_en=f"Missing or non-numeric value in '{column}' ({_WHAT_EN.get(what, what)}).",
+            location_en=f"Sozialraum {key}, column '{column}'", expected_en="a number",
         )
     if not signed and (s < 0).any():
         i = int(np.flatnonzero((s < 0).to_numpy())[0])
@@ -528,7 +561,8 @@ def _require(frame: pd.DataFrame, column: str, what: str, *, signed: bool = Fals
             f"Negativer Wert in '{column}' ({what}).",
             location=f"Sozialraum {key}, Spalte '{column}'",
             expected="Wert ≥ 0",
-            found=str(s.iloc[i]),
+            found=str(s.iloc[i]), message_en=f"Negative value in '{column}' ({_WHAT_EN.get(what, what)}).",
+            location_en=f"Sozialraum {key}, column '{column}'", expected_en="value ≥ 0",
         )
     return s.astype(float)
 
@@ -579,7 +613,8 @@ def equity_measures(
         raise GeoplanError(
             "Leerer Sozialraum-Datensatz für die Verteilungsgerechtigkeit.",
             expected="mindestens ein Sozialraum",
-            found="keine Zeilen",
+            found="keine Zeilen", message_en="Empty Sozialraum data for the distributive-fairness measures.",
+            expected_en="at least one Sozialraum", found_en="no rows",
         )
     notes: list[QANote] = []
     b = _require(frame, budget, "Budget")
@@ -599,6 +634,10 @@ def equity_measures(
                     f"{len(missing)} Sozialräume ohne Einwohner unter 21 gehen nicht in die "
                     "Maße je jungem Menschen ein."
                 ),
+                message_en=(
+                    f"{len(missing)} Sozialräume without residents under 21 are left out of the measures per "
+                    "young person."
+                ),
                 location=", ".join(missing[:20]),
             )
         )
@@ -608,6 +647,7 @@ def equity_measures(
             location=f"Spalte '{population}'",
             expected="Einwohnerzahlen > 0",
             found="alle 0",
+            message_en="No Sozialraum has residents under 21.", expected_en="population counts > 0", found_en="all 0",
         )
     with np.errstate(divide="ignore", invalid="ignore"):
         per_u21 = np.where(has_pop, b.to_numpy() / pop.to_numpy(), np.nan)
@@ -641,6 +681,7 @@ def equity_measures(
                 stage="equity",
                 level="info",
                 message="Zielwert je Sozialraum = Budget − Korridor-Anpassung (Spalte 'eur_korridor').",
+                message_en="Target per Sozialraum = budget − corridor adjustment (column 'eur_korridor').",
             )
         )
     else:
@@ -692,6 +733,10 @@ def equity_measures(
                             f"{len(conv.never)} Sozialräume erreichen ihren Zielwert unter den Korridorregeln nie "
                             f"(auch nach {conv.max_years} Jahren nicht auf ±{tolerance_pct:g} % genau)."
                         ),
+                        message_en=(
+                            f"{len(conv.never)} Sozialräume never reach their target under the corridor rules "
+                            f"(not within ±{tolerance_pct:g}% even after {conv.max_years} years)."
+                        ),
                         location=", ".join(never_names[:20]),
                     )
                 )
@@ -715,6 +760,7 @@ def equity_measures(
                 stage="equity",
                 level="info",
                 message="Keine Vorjahreskosten: Gewinner/Verlierer und Abstand zum Zielwert entfallen.",
+                message_en="No prior-year costs: winners/losers and distance from target are left out.",
                 location=f"Spalte '{prior}'" if prior else None,
             )
         )

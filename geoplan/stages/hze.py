@@ -35,6 +35,8 @@ def simulated_hze(frame: gpd.GeoDataFrame, sim_cfg, *, budget_kinds, exposure: s
         "hze",
         f"HzE-Fallzahlen und -Kosten sind simuliert (Seed {s.seed}, {s.rate_per_1000:g} Fälle je 1.000 unter 21); "
         "sie sind keine amtlichen Daten.",
+        message_en=f"HzE case counts and costs are simulated (seed {s.seed}, {s.rate_per_1000:g} cases per 1,000 "
+        "under 21); they are not official data.",
         level="info",
     )
     out = frame.copy()

@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from geoplan import fmt
-from geoplan.errors import GeoplanError, QANote
+from geoplan.errors import GeoplanError, QANote, english_words
 from geoplan.load.catalogue import RATE_SCALE, Catalogue, Indicator, catalogue_table, load_catalogue, parse_catalogue  # noqa: F401
 
 STAGE = "indicators"
@@ -86,6 +86,9 @@ def _require_columns(frame: pd.DataFrame, indicator: Indicator, columns: list[st
             expected=", ".join(columns),
             found="vorhandene Spalten: " + ", ".join(map(str, frame.columns)),
             hint="Spaltenzuordnung (rename) in der Konfiguration oder 'column'/'numerator'/'base' im Katalog prüfen.",
+            message_en=f"Column(s) {', '.join(repr(c) for c in missing)} for indicator '{indicator.name}' missing in the table.",
+            found_en="columns present: " + ", ".join(map(str, frame.columns)),
+            hint_en="Check the column mapping (rename) in the configuration or 'column'/'numerator'/'base' in the catalogue.",
         )
 
 
@@ -111,6 +114,10 @@ def validate_frame(frame: pd.DataFrame, catalogue: Catalogue) -> None:
                     found=", ".join(f"{x[i]:g}" for i in bad[:10]),
                     hint="Fehlwertkennungen (z. B. -9999) beim Einlesen als fehlend markieren "
                     "(na_values) oder die Einheit im Katalog prüfen.",
+                    message_en=f"Implausible values in column '{col}' (indicator '{ind.name}').",
+                    expected_en="share in % between 0 and 100" if hi == 100.0 else "count >= 0",
+                    hint_en="Mark missing-value codes (e.g. -9999) as missing when reading (na_values) or check the "
+                    "unit in the catalogue.",
                 )
 
 
@@ -190,6 +197,10 @@ def _neighbour_sets(w, keys: list[str]) -> list[np.ndarray]:
         expected=f"{len(keys)} ids = Sozialraum-Schlüssel (z. B. {keys[:3]}) oder 0…{len(keys) - 1}",
         found=f"{len(ids)} ids (z. B. {ids[:3]})",
         hint="libpysal.weights.Queen.from_dataframe(gdf, ids=gdf['key'].tolist()) verwenden.",
+        message_en="The neighbourhood matrix does not fit the Sozialräume.",
+        expected_en=f"{len(keys)} ids = Sozialraum keys (e.g. {keys[:3]}) or 0…{len(keys) - 1}",
+        found_en=f"{len(ids)} ids (e.g. {ids[:3]})",
+        hint_en="Use libpysal.weights.Queen.from_dataframe(gdf, ids=gdf['key'].tolist()).",
     )
 
 
@@ -285,6 +296,7 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                 QANote(
                     STAGE,
                     f"Indikator '{ind.name}': {len(missing)} Sozialraum/-räume ohne Wert.",
+                    message_en=f"Indicator '{ind.name}': {len(missing)} Sozialraum/Sozialräume without a value.",
                     location=", ".join(missing[:20]),
                     details={"indicator": ind.name, "keys": missing},
                 )
@@ -299,6 +311,9 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                     expected="neighbours = libpysal-Gewichte (z. B. Queen-Nachbarschaft)",
                     found="keine",
                     hint="smoothing: eb_global verwenden oder Grenzen (Polygone) mitgeben.",
+                    message_en=f"Indicator '{ind.name}' asks for local EB smoothing, but no neighbourhood was given.",
+                    expected_en="neighbours = libpysal weights (e.g. queen contiguity)", found_en="none",
+                    hint_en="Use smoothing: eb_global or pass the boundaries (polygons).",
                 )
             if ok.sum() >= 2:
                 b = base.to_numpy()[ok]
@@ -320,6 +335,8 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                             QANote(
                                 STAGE,
                                 f"Indikator '{ind.name}': Sozialräume ohne Nachbarn bleiben bei lokaler Glättung unverändert.",
+                                message_en=f"Indicator '{ind.name}': Sozialräume without neighbours stay unchanged by "
+                                "local smoothing.",
                                 location=", ".join(islands[:20]),
                                 details={"indicator": ind.name, "keys": islands},
                             )
@@ -348,6 +365,10 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                         f"Indikator '{ind.name}' empirisch-bayes-geglättet ({ind.smoothing}): "
                         f"größte Änderungen {top} {ind.unit}; mittlere absolute Änderung "
                         f"{np.abs(diff).mean():.3f}".replace(".", ",") + f" {ind.unit}.",
+                        message_en=f"Indicator '{ind.name}' smoothed by empirical Bayes ({ind.smoothing}): "
+                        f"largest changes "
+                        + ", ".join(f"{ok_keys[j]} ({diff[j]:+.2f})" for j in order[:5])
+                        + f" {ind.unit}; mean absolute change {np.abs(diff).mean():.3f} {ind.unit}.",
                         level="info",
                         details={
                             "indicator": ind.name,
@@ -364,6 +385,8 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                     QANote(
                         STAGE,
                         f"Indikator '{ind.name}': weniger als zwei Sozialräume mit Wert und Bezugsbevölkerung, nicht geglättet.",
+                        message_en=f"Indicator '{ind.name}': fewer than two Sozialräume with a value and a reference "
+                        "population; not smoothed.",
                         details={"indicator": ind.name},
                     )
                 )
@@ -373,6 +396,7 @@ def derive_indicators(frame: pd.DataFrame, catalogue: Catalogue, *, neighbours=N
                     QANote(
                         STAGE,
                         f"Indikator '{ind.name}': Sozialräume ohne Bezugsbevölkerung nicht geglättet.",
+                        message_en=f"Indicator '{ind.name}': Sozialräume without a reference population not smoothed.",
                         location=", ".join(unusable[:20]),
                         details={"indicator": ind.name, "keys": unusable},
                     )
@@ -446,7 +470,13 @@ def _value_column(frame: pd.DataFrame, ind: Indicator) -> pd.Series:
         expected=ind.name,
         found="vorhandene Spalten: " + ", ".join(map(str, frame.columns)),
         hint="Zuerst derive_indicators() aufrufen.",
+        message_en=f"The column for indicator '{ind.name}' is missing in the table.",
+        found_en="columns present: " + ", ".join(map(str, frame.columns)),
+        hint_en="Call derive_indicators() first.",
     )
+
+
+_INDEX_EN = {"Bedarfsindex": "Need index", "Dynamik-Index": "Dynamics index"}
 
 
 def _z_matrix(frame: pd.DataFrame, used: list[Indicator], out: pd.DataFrame, notes: list[QANote], what: str) -> np.ndarray:
@@ -462,6 +492,8 @@ def _z_matrix(frame: pd.DataFrame, used: list[Indicator], out: pd.DataFrame, not
             raise GeoplanError(
                 f"Indikator '{ind.name}' hat in keinem Sozialraum einen Wert.",
                 location=f"Indikator '{ind.name}'", hint="Daten oder Spaltenzuordnung prüfen.",
+                message_en=f"Indicator '{ind.name}' has a value in no Sozialraum.",
+                hint_en="Check the data or the column mapping.",
             )
         if nan.any():
             miss = [k for k, n in zip(keys, nan) if n]
@@ -469,12 +501,16 @@ def _z_matrix(frame: pd.DataFrame, used: list[Indicator], out: pd.DataFrame, not
                 QANote(
                     STAGE,
                     f"{what}: '{ind.name}' fehlt in {len(miss)} Sozialraum/-räumen; dort mit dem Mittelwert (z = 0) gerechnet.",
+                    message_en=f"{_INDEX_EN.get(what, what)}: '{ind.name}' is missing in {len(miss)} "
+                    "Sozialraum/Sozialräume; the mean (z = 0) is used there.",
                     location=", ".join(miss[:20]),
                     details={"indicator": ind.name, "keys": miss},
                 )
             )
         elif np.nanstd(x) == 0:
-            notes.append(QANote(STAGE, f"{what}: '{ind.name}' ist in allen Sozialräumen gleich (z = 0)."))
+            notes.append(QANote(STAGE, f"{what}: '{ind.name}' ist in allen Sozialräumen gleich (z = 0).",
+                                message_en=f"{_INDEX_EN.get(what, what)}: '{ind.name}' is the same in every "
+                                "Sozialraum (z = 0)."))
         out[f"z_{ind.name}"] = z
         cols.append(np.where(nan, 0.0, z))
     return np.column_stack(cols)
@@ -512,6 +548,7 @@ def need_index(
         raise GeoplanError(
             "Unbekannte Methode für den Bedarfsindex.", location="need_index.method",
             expected="gewichtet, mss, pca", found=str(method),
+            message_en="Unknown method for the need index.", expected_en="gewichtet (weighted), mss, pca",
         )
     if method == "mss":
         used = [i for i in catalogue.indicators if i.group == "status"] or catalogue.index_indicators
@@ -521,6 +558,8 @@ def need_index(
         raise GeoplanError(
             "Kein Indikator für den Bedarfsindex: alle Gewichte sind 0.",
             location="Katalog, weight", expected="mindestens ein Indikator mit weight > 0", found="0",
+            message_en="No indicator for the need index: all weights are 0.", location_en="catalogue, weight",
+            expected_en="at least one indicator with weight > 0",
         )
     out = frame.copy()
     notes: list[QANote] = []
@@ -542,6 +581,8 @@ def need_index(
                 "PCA-Index braucht mindestens 2 Indikatoren und 3 Sozialräume.",
                 location="indicators.index_method", found=f"{Z.shape[1]} Indikatoren, {Z.shape[0]} Sozialräume",
                 hint="index_method: gewichtet verwenden.",
+                message_en="A PCA index needs at least 2 indicators and 3 Sozialräume.",
+                found_en=f"{Z.shape[1]} indicators, {Z.shape[0]} Sozialräume", hint_en="Use index_method: gewichtet.",
             )
         # Re-standardise after mean-imputation so PCA works on a correlation matrix.
         Zs = np.column_stack([zscore(c) for c in Z.T])
@@ -602,6 +643,8 @@ def dynamik_index(frame: pd.DataFrame, catalogue: Catalogue) -> DynamikIndex:
         raise GeoplanError(
             "Kein Dynamik-Indikator im Katalog.", location="Katalog, group",
             expected="mindestens ein Indikator mit group: dynamik", found="keiner",
+            message_en="No dynamics indicator in the catalogue.", location_en="catalogue, group",
+            expected_en="at least one indicator with group: dynamik", found_en="none",
         )
     out = frame.copy()
     notes: list[QANote] = []
@@ -647,15 +690,17 @@ def classify(
     x = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float)
     ok = np.isfinite(x)
     if ok.sum() == 0:
-        raise GeoplanError("Klassenbildung: keine gültigen Werte.", location="classify.values")
+        raise GeoplanError("Klassenbildung: keine gültigen Werte.", location="classify.values",
+                           message_en="Classification: no valid values.")
     schemes = ("quantile", "natural_breaks", "equal_interval", "std_mean")
     if scheme not in schemes:
         raise GeoplanError(
             "Unbekanntes Klassifikationsverfahren.", location="classify.scheme",
-            expected=", ".join(schemes), found=str(scheme),
+            expected=", ".join(schemes), found=str(scheme), message_en="Unknown classification scheme.",
         )
     if scheme != "std_mean" and (not isinstance(k, int) or k < 2):
-        raise GeoplanError("Klassenzahl k muss mindestens 2 sein.", location="classify.k", found=str(k))
+        raise GeoplanError("Klassenzahl k muss mindestens 2 sein.", location="classify.k", found=str(k),
+                           message_en="The number of classes k must be at least 2.")
     # one classifier for every map, style and table: geoplan.report.maps.classify
     from geoplan.report.maps import MapLayer
     from geoplan.report.maps import classify as map_classify
@@ -701,12 +746,14 @@ def dynamik(
             raise GeoplanError(
                 f"Schlüsselspalte '{key}' fehlt in der Tabelle zum Stichtag {label}.",
                 location=label, expected=key, found=", ".join(map(str, f.columns)),
+                message_en=f"Key column '{key}' is missing in the table of reference date {label}.",
             )
         dup = f[key].astype(str)[f[key].astype(str).duplicated()].unique().tolist()
         if dup:
             raise GeoplanError(
                 f"Doppelte Schlüssel in der Tabelle zum Stichtag {label}.",
                 location=label, found=", ".join(dup[:20]),
+                message_en=f"Duplicate keys in the table of reference date {label}.",
             )
     k0 = frame_t0[key].astype(str)
     k1 = frame_t1[key].astype(str)
@@ -719,6 +766,10 @@ def dynamik(
             expected="dieselben Schlüssel zu beiden Stichtagen",
             found=f"nur t0: {', '.join(only0[:10]) or '–'}; nur t1: {', '.join(only1[:10]) or '–'}",
             hint="Gebietsstand angleichen (Schlüsseltabelle/Umschlüsselung) bevor die Veränderung berechnet wird.",
+            message_en="The Sozialräume of the two reference dates do not match.",
+            expected_en="the same keys at both reference dates",
+            found_en=f"only t0: {', '.join(only0[:10]) or '–'}; only t1: {', '.join(only1[:10]) or '–'}",
+            hint_en="Align the area boundaries (key table/re-keying) before the change is computed.",
         )
     a = frame_t0.assign(**{key: k0}).set_index(key)
     b = frame_t1.assign(**{key: k1}).set_index(key)
@@ -744,6 +795,7 @@ def dynamik(
         raise GeoplanError(
             "Keine Indikatorspalten in beiden Tabellen gefunden; Veränderung nicht berechenbar.",
             expected=", ".join(i.column or i.numerator or i.name for i in catalogue.indicators),
+            message_en="No indicator columns found in both tables; the change cannot be computed.",
         )
     idx = zscore(np.sum(zs, axis=0))
     out["dynamik_index"] = idx
@@ -765,6 +817,8 @@ def linear_combinations(df: pd.DataFrame, derived: dict[str, dict[str, float]]) 
                 location=f"Konfigurationsfeld 'indicators.derived.{name}'",
                 expected=", ".join(c for c in out.columns if not c.startswith("_")),
                 hint="Nur Spalten verwenden, die in indicators.tables[].columns benannt sind.",
+                message_en=f"Derived column '{name}': column(s) {', '.join(missing)} unknown.",
+                hint_en="Use only columns named in indicators.tables[].columns.",
             )
         # a term that is missing in a row makes the derived value missing (no silent zero)
         out[name] = sum(out[c] * f for c, f in terms.items())
@@ -802,7 +856,7 @@ def _count_and_share_columns(src: pd.DataFrame, catalogue: Catalogue, derived: d
 
 
 def _totals_note(level_name: str, how: str, source: pd.DataFrame, target: pd.DataFrame, count_cols: list[str],
-                 tolerance: float = 0.005) -> QANote | None:
+                 tolerance: float = 0.005, how_en: str | None = None) -> QANote | None:
     """Source total, target total and difference of every count column after a step (QA section)."""
     from geoplan import fmt
 
@@ -822,9 +876,14 @@ def _totals_note(level_name: str, how: str, source: pd.DataFrame, target: pd.Dat
     text = "; ".join(f"{r['column']}: Quelle {fmt.number(r['source_total'])}, Sozialräume "
                      f"{fmt.number(r['target_total'])}, Differenz {fmt.signed(r['difference'], 0)}" for r in rows[:6])
     more = f" (und {len(rows) - 6} weitere Spalten)" if len(rows) > 6 else ""
+    text_en = "; ".join(f"{r['column']}: source {fmt.number(r['source_total'], lang='en')}, Sozialräume "
+                        f"{fmt.number(r['target_total'], lang='en')}, difference "
+                        f"{fmt.signed(r['difference'], 0, lang='en')}" for r in rows[:6])
+    more_en = f" (and {len(rows) - 6} more columns)" if len(rows) > 6 else ""
     return QANote(STAGE, f"Summenprüfung Ebene '{level_name}' ({how}): {text}{more}.",
                   level="info" if worst <= tolerance else "warnung",
-                  details={"level": level_name, "totals": rows})
+                  details={"level": level_name, "totals": rows},
+                  message_en=f"Total check, level '{level_name}' ({english_words(how_en or how)}): {text_en}{more_en}.")
 
 
 def _bring_onto(src: pd.DataFrame, level, targets, count_cols: list[str], shares: dict[str, str], notes: list,
@@ -867,7 +926,10 @@ def _bring_onto(src: pd.DataFrame, level, targets, count_cols: list[str], shares
         how = level.config.describe() if hasattr(level.config, "describe") else (
             f"über die Schlüsseltabelle {level.source_name}" if level.mapping is not None
             else f"über die ersten {cfg.prefix_len} Zeichen des Schlüssels")
-        note = _totals_note(level.name, how, src, frame, count_cols)
+        how_en = level.config.describe("en") if hasattr(level.config, "describe") else (
+            f"through the key table {level.source_name}" if level.mapping is not None
+            else f"through the first {cfg.prefix_len} characters of the key")
+        note = _totals_note(level.name, how, src, frame, count_cols, how_en=how_en)
         if note:
             notes.append(note)
         return frame[[c for c in frame.columns if not c.startswith("_basis_")]], agg
@@ -882,7 +944,9 @@ def _bring_onto(src: pd.DataFrame, level, targets, count_cols: list[str], shares
     notes.extend(j.notes)
     if j.missing_in_right:
         notes.append(QANote(STAGE, f"Ebene '{level.name}': {len(j.missing_in_right)} Polygone ohne Tabellenzeile; "
-                            "sie tragen nichts bei.", location="Schlüssel " + ", ".join(j.missing_in_right[:10])))
+                            "sie tragen nichts bei.",
+                            message_en=f"Level '{level.name}': {len(j.missing_in_right)} polygons without a table "
+                            "row; they contribute nothing.", location="Schlüssel " + ", ".join(j.missing_in_right[:10])))
     source = gpd.GeoDataFrame(j.frame, geometry="geometry", crs=polys.crs)
     intensive = [c for c in shares if c in source.columns]
     with config_field(level.field):
@@ -891,7 +955,8 @@ def _bring_onto(src: pd.DataFrame, level, targets, count_cols: list[str], shares
     notes.extend(res.attrs.get("notes", []))
     frame = pd.DataFrame(res.drop(columns="geometry"))
     frame.insert(0, "key", targets["key"].astype(str).to_numpy())
-    note = _totals_note(level.name, level.config.describe(), source, frame, count_cols)
+    note = _totals_note(level.name, level.config.describe(), source, frame, count_cols,
+                        how_en=level.config.describe("en"))
     if note:
         notes.append(note)
     return frame, None
@@ -959,7 +1024,8 @@ def sozialraum_indicators(
         count_cols, shares = _count_and_share_columns(frame, catalogue, derived)
         level = levels.get(level_name) if level_name is not None else None
         if level_name is not None and level is None:
-            raise GeoplanError(f"Die Ebene '{level_name}' wurde nicht gelesen.", location="indicators.levels")
+            raise GeoplanError(f"Die Ebene '{level_name}' wurde nicht gelesen.", location="indicators.levels",
+                               message_en=f"The level '{level_name}' was not read.")
         out, agg = _bring_onto(frame, level, boundaries_gdf, count_cols, shares, notes, merge_map=merge_map)
         aggregation = aggregation or agg
         out = out[[c for c in out.columns if not c.startswith("_basis_") and not (c == "n_sources" and frames)]]
@@ -977,6 +1043,8 @@ def sozialraum_indicators(
                 f"Spalte(n) {', '.join(clash)} kommen aus Tabellen verschiedener Ebenen.",
                 location="indicators.tables[].columns",
                 hint="Jede geoplan-Spalte nur aus einer Tabelle lesen.",
+                message_en=f"Column(s) {', '.join(clash)} come from tables of different levels.",
+                hint_en="Read each geoplan column from one table only.",
             )
         frame = frame.merge(out, on="key", how="outer")
     assert frame is not None
@@ -988,6 +1056,8 @@ def sozialraum_indicators(
         if drop.any():
             notes.append(QANote(STAGE, f"{int(drop.sum())} Tabellenzeile(n) ausgeschlossener Polygone "
                                 "(boundaries.exclude) nicht verwendet.", level="info",
+                                message_en=f"{int(drop.sum())} table row(s) of excluded polygons "
+                                "(boundaries.exclude) not used.",
                                 location="Schlüssel " + ", ".join(frame.loc[drop, "key"].tolist()[:10])))
             frame = frame[~drop]
 
@@ -1020,6 +1090,11 @@ def sozialraum_indicators(
             found=", ".join(have) or "keine Zählspalten (pop_…)",
             hint=f"In indicators.tables[].columns eine Spalte als {expo} benennen oder unter indicators.derived "
                  f"bilden, z. B. {expo}: {{pop_u6: 1, pop_6_15: 1, pop_15_18: 1}}.",
+            message_en=f"The reference population '{expo}' (model.exposure) is not a column of the indicators.",
+            expected_en="a count column from indicators.tables[].columns or indicators.derived",
+            found_en=", ".join(have) or "no count columns (pop_…)",
+            hint_en=f"Name a column {expo} in indicators.tables[].columns or build it under indicators.derived, "
+                    f"e.g. {expo}: {{pop_u6: 1, pop_6_15: 1, pop_15_18: 1}}.",
         )
     bad = joined[~(joined[expo] > 0)]
     if len(bad):
@@ -1030,6 +1105,10 @@ def sozialraum_indicators(
             expected=f"{expo} > 0 für jeden Sozialraum",
             hint="Bevölkerungstabelle prüfen; unbewohnte Flächen (Wald, Flughafen) mit boundaries.exclude "
                  "ausschließen oder mit boundaries.merge einem Nachbarraum zuschlagen.",
+            message_en=f"{len(bad)} Sozialraum/Sozialräume without a reference population ({expo} is 0 or missing).",
+            expected_en=f"{expo} > 0 for every Sozialraum",
+            hint_en="Check the population table; exclude uninhabited areas (forest, airport) with boundaries.exclude "
+                    "or add them to a neighbouring area with boundaries.merge.",
         )
     if "bezirk" not in joined.columns or joined["bezirk"].isna().all():
         gm = group_map

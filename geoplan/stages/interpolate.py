@@ -26,7 +26,7 @@ import pandas as pd
 import shapely
 from scipy import sparse
 
-from geoplan.errors import GeoplanError, QANote
+from geoplan.errors import GeoplanError, QANote, what_en
 from geoplan.load.tables import DEFAULT_NA_MARKERS  # the one list of missing-value markers
 from geoplan.parallel import n_threads
 
@@ -83,6 +83,9 @@ def _as_key(series: pd.Series) -> pd.Series:
             expected="Schlüssel als Text (führende Nullen bleiben erhalten)",
             found=f"Datentyp {series.dtype}",
             hint="Tabelle mit dtype=str bzw. über geoplan.load.tables einlesen.",
+            message_en=f"Key column '{series.name}' was not read as text.",
+            expected_en="keys as text (leading zeros are kept)", found_en=f"data type {series.dtype}",
+            hint_en="Read the table with dtype=str or through geoplan.load.tables.",
         )
     return series.astype("string").str.strip()
 
@@ -95,6 +98,8 @@ def _numeric(table: pd.DataFrame, column: str) -> pd.Series:
             expected=f"Spalte '{column}'",
             found=", ".join(map(str, table.columns)),
             hint="Spaltennamen in der Konfiguration prüfen.",
+            message_en=f"Column '{column}' is missing in the indicator table.", expected_en=f"column '{column}'",
+            hint_en="Check the column names in the configuration.",
         )
     col = table[column]
     if pd.api.types.is_numeric_dtype(col):
@@ -111,6 +116,8 @@ def _numeric(table: pd.DataFrame, column: str) -> pd.Series:
             expected="Zahl oder leer",
             found=repr(str(text.iloc[pos])),
             hint="Unterdrückte Werte als leer lesen (geoplan.load.tables erkennt –, x, / usw.).",
+            message_en=f"Column '{column}' holds text that is not a number.",
+            hint_en="Read suppressed values as empty (geoplan.load.tables recognises –, x, / etc.).",
         )
     return values.astype(float)
 
@@ -178,6 +185,9 @@ def aggregate_by_key(
             expected="mapping=… oder prefix_len=…",
             found="beides" if mapping is not None else "keines",
             hint="In der Konfiguration entweder die Schlüsseltabelle oder die Präfixlänge setzen.",
+            message_en="Aggregation needs exactly one of: a key table or a prefix length.",
+            expected_en="mapping=… or prefix_len=…", found_en="both" if mapping is not None else "neither",
+            hint_en="Set either the key table or the prefix length in the configuration.",
         )
     if source_key not in table.columns:
         raise GeoplanError(
@@ -185,6 +195,8 @@ def aggregate_by_key(
             location=f"Spalte '{source_key}'",
             expected=f"Spalte '{source_key}'",
             found=", ".join(map(str, table.columns)),
+            message_en=f"Key column '{source_key}' is missing in the indicator table.",
+            expected_en=f"column '{source_key}'",
         )
     src = _as_key(table[source_key])
     notes: list[QANote] = []
@@ -196,6 +208,7 @@ def aggregate_by_key(
             location=f"Zeile {pos + 1}, Spalte '{source_key}'",
             expected="ein Schlüssel je Zeile",
             found="leer",
+            message_en="Empty key in the indicator table.", expected_en="one key per row", found_en="empty",
         )
     dup = src[src.duplicated(keep=False)]
     if len(dup):
@@ -205,12 +218,15 @@ def aggregate_by_key(
             expected="jeder Schlüssel einmal",
             found=", ".join(sorted(set(dup.astype(str)))[:10]),
             hint="Doppelte Zeilen entfernen oder vorher zusammenfassen.",
+            message_en="Duplicate keys in the indicator table; totals would be counted twice.",
+            expected_en="every key once", hint_en="Remove duplicate rows or combine them beforehand.",
         )
 
     all_targets: pd.Index | None = None
     if prefix_len is not None:
         if prefix_len < 1:
-            raise GeoplanError("Präfixlänge muss mindestens 1 sein.", found=str(prefix_len))
+            raise GeoplanError("Präfixlänge muss mindestens 1 sein.", found=str(prefix_len),
+                               message_en="The prefix length must be at least 1.")
         short = src.str.len() < prefix_len
         if short.any():
             pos = int(np.flatnonzero(short.to_numpy())[0])
@@ -220,6 +236,9 @@ def aggregate_by_key(
                 expected=f"mindestens {prefix_len} Zeichen",
                 found=repr(str(src.iloc[pos])),
                 hint="Führende Nullen verloren? Schlüssel als Text einlesen.",
+                message_en=f"Key shorter than the prefix length {prefix_len}.",
+                expected_en=f"at least {prefix_len} characters",
+                hint_en="Leading zeros lost? Read the keys as text.",
             )
         tgt = src.str.slice(0, prefix_len)
     else:
@@ -229,7 +248,8 @@ def aggregate_by_key(
                     "Spalte der Schlüsseltabelle fehlt.",
                     location=f"Spalte '{col}'",
                     expected="mapping_source und mapping_target als Spalten der Schlüsseltabelle",
-                    found=", ".join(map(str, mapping.columns)),
+                    found=", ".join(map(str, mapping.columns)), message_en="A column of the key table is missing.",
+                    expected_en="mapping_source and mapping_target as columns of the key table",
                 )
         m_src = _as_key(mapping[mapping_source])
         m_tgt = _as_key(mapping[mapping_target])
@@ -241,6 +261,8 @@ def aggregate_by_key(
                 location=f"Spalte '{mapping_source}'",
                 expected="jeder Quellschlüssel genau einem Ziel zugeordnet",
                 found=", ".join(sorted(set(conflict.astype(str)))[:10]),
+                message_en="The key table assigns one key to several targets.",
+                expected_en="every source key assigned to exactly one target",
             )
         lookup = pd.Series(pairs["t"].to_numpy(), index=pairs["s"].to_numpy())
         tgt = pd.Series(src.map(lookup).to_numpy(), index=src.index, dtype="string")
@@ -256,11 +278,15 @@ def aggregate_by_key(
                 expected="jeder Schlüssel in der Schlüsseltabelle",
                 found=", ".join(unmatched[:10]) + (" …" if len(unmatched) > 10 else ""),
                 hint="Schlüsseltabelle und Gebietsstand prüfen oder fehlende Schlüssel ausdrücklich zulassen.",
+                message_en=f"{len(unmatched)} keys of the indicator table are missing in the key table.",
+                expected_en="every key in the key table",
+                hint_en="Check the key table and the boundary version, or allow the missing keys explicitly.",
             )
         notes.append(
             QANote(
                 _STAGE,
                 f"{len(unmatched)} Schlüssel ohne Zielgebiet wurden nicht berücksichtigt.",
+                message_en=f"{len(unmatched)} keys without a target area were left out.",
                 location=f"Spalte '{source_key}'",
                 details={"unmatched": unmatched},
             )
@@ -298,6 +324,7 @@ def aggregate_by_key(
                 QANote(
                     _STAGE,
                     f"Anteil '{s}': {base_gap} Zeilen ohne Basiswert '{b}' wurden nicht gewichtet.",
+                    message_en=f"Share '{s}': {base_gap} rows without a base value '{b}' were not weighted.",
                     location=f"Spalte '{b}'",
                     details={"rows": base_gap},
                 )
@@ -312,6 +339,8 @@ def aggregate_by_key(
                 QANote(
                     _STAGE,
                     f"Spalte '{c}': {n} von {len(values)} Quellzeilen ohne Wert; {kind} aus den vorhandenen Zeilen.",
+                    message_en=f"Column '{c}': {n} of {len(values)} source rows without a value; "
+                    f"{'total' if c in counts else 'weighted mean'} from the rows that have one.",
                     location=f"Spalte '{c}'",
                     details={"missing_rows": n, "targets_affected": int((missing[c] > 0).sum())},
                 )
@@ -322,6 +351,7 @@ def aggregate_by_key(
             QANote(
                 _STAGE,
                 f"{len(empty)} Zielgebiete der Schlüsseltabelle haben keine Quellzeile.",
+                message_en=f"{len(empty)} target areas of the key table have no source row.",
                 details={"targets": list(map(str, empty))},
             )
         )
@@ -352,6 +382,10 @@ def _check_crs(source: gpd.GeoDataFrame, target: gpd.GeoDataFrame, what: str = "
             expected="beide Ebenen mit CRS (metrisch, z. B. EPSG:25833)",
             found=f"Quelle: {source.crs}, {what}: {target.crs}",
             hint="CRS setzen bzw. die .prj-Datei mitliefern.",
+            message_en="A coordinate reference system is missing for the areal interpolation.",
+            expected_en="both layers with a CRS (metric, e.g. EPSG:25833)",
+            found_en=f"source: {source.crs}, {what_en(what)}: {target.crs}",
+            hint_en="Set the CRS or supply the .prj file.",
         )
     if source.crs != target.crs:
         raise GeoplanError(
@@ -359,6 +393,10 @@ def _check_crs(source: gpd.GeoDataFrame, target: gpd.GeoDataFrame, what: str = "
             expected="dasselbe metrische CRS",
             found=f"Quelle: {source.crs.to_string()}, {what}: {target.crs.to_string()}",
             hint="Beide Ebenen vorher mit to_crs() in das Projekt-CRS (EPSG:25832/25833) bringen.",
+            message_en="Source and target layer have different coordinate reference systems.",
+            expected_en="the same metric CRS",
+            found_en=f"source: {source.crs.to_string()}, {what_en(what)}: {target.crs.to_string()}",
+            hint_en="Bring both layers into the project CRS (EPSG:25832/25833) with to_crs() first.",
         )
     if not source.crs.is_projected:
         raise GeoplanError(
@@ -366,6 +404,8 @@ def _check_crs(source: gpd.GeoDataFrame, target: gpd.GeoDataFrame, what: str = "
             expected="projiziertes CRS, z. B. EPSG:25833",
             found=source.crs.to_string(),
             hint="Mit to_crs('EPSG:25833') umprojizieren.",
+            message_en="Areas can only be computed in a projected (metric) CRS.",
+            expected_en="a projected CRS, e.g. EPSG:25833", hint_en="Reproject with to_crs('EPSG:25833').",
         )
 
 
@@ -623,6 +663,7 @@ def _weight_table(source, target, weights, weights_column, n_jobs=None):
                     f"Gewichtsspalte '{weights_column}' fehlt in der Gewichtsebene.",
                     location=f"Spalte '{weights_column}'",
                     found=", ".join(map(str, weights.columns)),
+                    message_en=f"Weight column '{weights_column}' is missing in the weights layer.",
                 )
             amount = pd.to_numeric(weights[weights_column], errors="coerce").to_numpy(dtype=float)
             if np.any(~np.isfinite(amount)) or np.any(amount < 0):
@@ -630,6 +671,8 @@ def _weight_table(source, target, weights, weights_column, n_jobs=None):
                     f"Gewichtsspalte '{weights_column}' enthält fehlende oder negative Werte.",
                     location=f"Spalte '{weights_column}'",
                     expected="Zahlen ≥ 0",
+                    message_en=f"Weight column '{weights_column}' holds missing or negative values.",
+                    expected_en="numbers ≥ 0",
                 )
             lu_area = shapely.area(lu)
             density = np.divide(amount, lu_area, out=np.zeros_like(amount), where=lu_area > 0)
@@ -640,7 +683,8 @@ def _weight_table(source, target, weights, weights_column, n_jobs=None):
         raise GeoplanError(
             "Unbekannte Gewichte für die dasymetrische Interpolation.",
             expected="Pfad zu einem Bevölkerungsraster oder GeoDataFrame mit Nutzungsflächen",
-            found=type(weights).__name__,
+            found=type(weights).__name__, message_en="Unknown weights for the dasymetric interpolation.",
+            expected_en="path to a population raster or a GeoDataFrame of land-use areas",
         )
 
     # A source area without any ancillary weight at all (no residential land,
@@ -666,6 +710,8 @@ def _weight_table(source, target, weights, weights_column, n_jobs=None):
                 f"{int(fallback.sum())} Quellgebiete ohne Gewicht ({method}, auch außerhalb der Zielgebiete keines); "
                 "dort wurde nach Fläche verteilt "
                 "(mit der mittleren Gewichtsdichte, damit die Einheiten passen).",
+                message_en=f"{int(fallback.sum())} source areas without weight ({method}, none outside the target "
+                "areas either); distributed by area there (with the mean weight density, so that the units fit).",
                 details={"source_rows": np.flatnonzero(fallback).tolist(), "density_per_m2": float(density)},
             )
         )
@@ -677,7 +723,8 @@ def _dissolve_by_key(source: gpd.GeoDataFrame, key: str, extensive, intensive):
     """One row per key: the parts of a multipart source united; their values must agree (same record)."""
     if key not in source.columns:
         raise GeoplanError(f"Schlüsselspalte '{key}' fehlt in der Quellebene.", location=f"Spalte '{key}'",
-                           found=", ".join(map(str, source.columns)))
+                           found=", ".join(map(str, source.columns)),
+                           message_en=f"Key column '{key}' is missing in the source layer.")
     counts = source[key].value_counts()
     multi = counts[counts > 1]
     if not len(multi):
@@ -691,10 +738,15 @@ def _dissolve_by_key(source: gpd.GeoDataFrame, key: str, extensive, intensive):
             location="Schlüssel " + ", ".join(map(str, differ[:10])),
             expected="gleiche Werte für alle Teile eines Gebiets (ein Datensatz, mehrere Flächen)",
             hint="Werte je Gebiet vorher zusammenfassen oder die Teile verschieden schlüsseln.",
+            message_en="A key of the source layer has several polygons with different values.",
+            expected_en="the same values for all parts of an area (one record, several polygons)",
+            hint_en="Combine the values per area first or give the parts different keys.",
         )
     out = source.dissolve(by=key, as_index=False, sort=False, aggfunc="first")
     note = QANote(_STAGE, f"{len(multi)} Quellgebiet(e) bestehen aus mehreren Polygonen; je Schlüssel vereinigt, "
                   "damit ihr Wert nur einmal zählt.", location="Schlüssel " + ", ".join(map(str, multi.index[:10])),
+                  message_en=f"{len(multi)} source area(s) consist of several polygons; dissolved per key so that "
+                  "their value counts once.",
                   details={"keys": {str(k): int(v) for k, v in multi.items()}})
     return out, [note]
 
@@ -809,7 +861,7 @@ def area_interpolate(
             raise GeoplanError(
                 f"Spalte '{c}' fehlt in der Quellebene.",
                 location=f"Spalte '{c}'",
-                found=", ".join(map(str, source.columns)),
+                found=", ".join(map(str, source.columns)), message_en=f"Column '{c}' is missing in the source layer.",
             )
     W, total, notes = _weight_table(source, target, weights, weights_column, n_jobs)
     notes = pre_notes + notes
@@ -830,7 +882,8 @@ def area_interpolate(
             columns[c] = est[:, k]
             n = int((~present[:, k]).sum())
             if n:
-                notes.append(QANote(_STAGE, f"Spalte '{c}': {n} Quellgebiete ohne Wert; Summe aus den vorhandenen.", location=f"Spalte '{c}'", details={"missing_rows": n}))
+                notes.append(QANote(_STAGE, f"Spalte '{c}': {n} Quellgebiete ohne Wert; Summe aus den vorhandenen.", location=f"Spalte '{c}'", details={"missing_rows": n},
+                                    message_en=f"Column '{c}': {n} source areas without a value; total of the others."))
     if intensive:
         V = source[intensive].to_numpy(dtype=float)
         present = np.isfinite(V)
@@ -847,7 +900,8 @@ def area_interpolate(
             columns[c] = est[:, k]
             n = int((~present[:, k]).sum())
             if n:
-                notes.append(QANote(_STAGE, f"Spalte '{c}': {n} Quellgebiete ohne Wert; gewichtet über die vorhandenen.", location=f"Spalte '{c}'", details={"missing_rows": n}))
+                notes.append(QANote(_STAGE, f"Spalte '{c}': {n} Quellgebiete ohne Wert; gewichtet über die vorhandenen.", location=f"Spalte '{c}'", details={"missing_rows": n},
+                                    message_en=f"Column '{c}': {n} source areas without a value; weighted over the others."))
 
     out = gpd.GeoDataFrame(columns, index=target.index, geometry=target.geometry.values, crs=target.crs)
     out.attrs["notes"] = notes

@@ -55,11 +55,12 @@ def compare_allocations(results: dict[str, AllocationResult], names=None) -> pd.
     Amounts in cents are converted to EUR.
     """
     if not isinstance(results, dict) or len(results) < 2:
-        raise GeoplanError("Zum Vergleichen mindestens zwei Verteilungen angeben.", found=str(len(results or {})))
+        raise GeoplanError("Zum Vergleichen mindestens zwei Verteilungen angeben.", found=str(len(results or {})),
+                           message_en="Give at least two allocations to compare.")
     labels = list(results) if names is None else [str(n) for n in names]
     if len(labels) != len(results) or len(set(labels)) != len(labels):
         raise GeoplanError("Szenarionamen müssen eindeutig sein und zu den Ergebnissen passen.",
-                           found=", ".join(labels))
+                           found=", ".join(labels), message_en="Scenario names must be unique and match the results.")
     merged = None
     name_col = None
     for label, res in zip(labels, results.values()):
@@ -76,6 +77,8 @@ def compare_allocations(results: dict[str, AllocationResult], names=None) -> pd.
             "Die Szenarien enthalten verschiedene Sozialräume; ein Vergleich braucht dieselben Schlüssel.",
             location="Sozialräume " + ", ".join(missing["key"].astype(str).head(10)),
             hint="Dieselbe Gebietsgliederung in allen Konfigurationen verwenden.",
+            message_en="The scenarios hold different Sozialräume; a comparison needs the same keys.",
+            hint_en="Use the same area division in all configurations.",
         )
     out = merged
     if name_col is not None:
@@ -248,13 +251,17 @@ def formula_draws(frame: pd.DataFrame, spec: AllocationSpec | dict, model_draws,
     if not model_idx:
         raise GeoplanError("Die Budgetformel hat keine Modellkomponente (type: model); Modellziehungen ändern nichts.",
                            location="allocation.components",
-                           hint="Eine Komponente vom Typ 'model' aufnehmen oder die Unsicherheit des Modells nicht in Euro umrechnen.")
+                           hint="Eine Komponente vom Typ 'model' aufnehmen oder die Unsicherheit des Modells nicht in Euro umrechnen.",
+                           message_en="The budget formula has no model component (type: model); model draws change nothing.",
+                           hint_en="Add a component of type 'model' or do not convert the model's uncertainty into euros.")
     M = np.asarray(model_draws, dtype=float)
     if M.ndim != 2 or M.shape[1] != n:
         raise GeoplanError("Die Modellziehungen müssen die Form (Ziehungen × Sozialräume) haben.",
-                           expected=f"(…, {n})", found=str(M.shape))
+                           expected=f"(…, {n})", found=str(M.shape),
+                           message_en="The model draws must have the shape (draws × Sozialräume).")
     if (M < 0).any() or not np.isfinite(M).all() or (M.sum(axis=1) <= 0).any():
-        raise GeoplanError("Die Modellziehungen enthalten negative, nicht-endliche Werte oder Ziehungen mit Summe 0.")
+        raise GeoplanError("Die Modellziehungen enthalten negative, nicht-endliche Werte oder Ziehungen mit Summe 0.",
+                           message_en="The model draws hold negative or non-finite values or draws with sum 0.")
     model_cols = np.array(model_idx, dtype=int)
     fixed_cols = np.setdiff1d(np.arange(S.shape[1]), model_cols)
     D = float(distributed)
@@ -313,9 +320,11 @@ def weight_sensitivity(
     """
     spec = parse_spec(spec)
     if n_draws < 1:
-        raise GeoplanError("n_draws muss mindestens 1 sein.", found=str(n_draws))
+        raise GeoplanError("n_draws muss mindestens 1 sein.", found=str(n_draws),
+                           message_en="n_draws must be at least 1.")
     if not concentration > 0:
-        raise GeoplanError("concentration muss > 0 sein.", found=str(concentration))
+        raise GeoplanError("concentration muss > 0 sein.", found=str(concentration),
+                           message_en="concentration must be > 0.")
     n = len(frame)
     base = allocate(frame, spec, key=key)
     notes: list[QANote] = []
@@ -342,17 +351,21 @@ def weight_sensitivity(
         M = np.asarray(coef_draws, dtype=float)
         if M.ndim != 2 or M.shape[1] != n:
             raise GeoplanError("coef_draws muss die Form (Ziehungen × Sozialräume) haben.",
-                               expected=f"(…, {n})", found=str(M.shape))
+                               expected=f"(…, {n})", found=str(M.shape),
+                               message_en="coef_draws must have the shape (draws × Sozialräume).")
         if not model_idx:
-            raise GeoplanError("coef_draws angegeben, aber die Formel hat keine Modellkomponente (type: model).")
+            raise GeoplanError("coef_draws angegeben, aber die Formel hat keine Modellkomponente (type: model).",
+                               message_en="coef_draws given, but the formula has no model component (type: model).")
         if (M < 0).any() or not np.isfinite(M).all():
-            raise GeoplanError("coef_draws enthält negative oder nicht-endliche Werte.")
+            raise GeoplanError("coef_draws enthält negative oder nicht-endliche Werte.",
+                               message_en="coef_draws holds negative or non-finite values.")
         if M.shape[0] != n_draws:
             notes.append(QANote(stage="sensitivity", level="info",
-                                message=f"{M.shape[0]} Modellziehungen für {n_draws} Gewichtsziehungen: zyklisch wiederverwendet."))
+                                message=f"{M.shape[0]} Modellziehungen für {n_draws} Gewichtsziehungen: zyklisch wiederverwendet.",
+                                message_en=f"{M.shape[0]} model draws for {n_draws} weight draws: reused cyclically."))
         sums = M.sum(axis=1, keepdims=True)
         if (sums <= 0).any():
-            raise GeoplanError("Eine Modellziehung summiert sich auf 0.")
+            raise GeoplanError("Eine Modellziehung summiert sich auf 0.", message_en="A model draw sums to 0.")
         M = M / sums  # shares per model draw
 
     D = float(distributed)
@@ -364,7 +377,9 @@ def weight_sensitivity(
     if spec.corridor is not None:
         lo, hi, _, _ = corridor_bounds(f, spec.corridor, 100 if spec.unit == "cent" else 1)
         notes.append(QANote(stage="sensitivity", level="info",
-                            message="Korridor in jeder Ziehung angewandt (Umverteilung unter den nicht gebundenen Sozialräumen)."))
+                            message="Korridor in jeder Ziehung angewandt (Umverteilung unter den nicht gebundenen Sozialräumen).",
+                            message_en="Corridor applied in every draw (redistribution among the Sozialräume it does "
+                            "not hold)."))
 
     # the configured allocation, continuous: the reference for ranks
     cont = D * (S @ np.array(weights))
@@ -491,6 +506,7 @@ def explain(result: AllocationResult, key) -> pd.DataFrame:
             f"Sozialraum '{key}' ist nicht in der Verteilung enthalten.",
             location=f"Schlüssel {key}",
             expected=", ".join(t[k].astype(str).head(10)) + (" …" if len(t) > 10 else ""),
+            message_en=f"Sozialraum '{key}' is not in the allocation.",
         )
     row = match.iloc[0]
     rows = []

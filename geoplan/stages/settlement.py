@@ -35,6 +35,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from geoplan.stages.allocate import fmt_eur, hamilton
+from geoplan import fmt
 from geoplan.errors import GeoplanError, QANote
 
 __all__ = [
@@ -62,20 +63,31 @@ __all__ = [
 DM_PER_EUR = 1.95583
 
 
+#: the names of amounts in the settlement's messages, in English
+_WHAT_EN = {"Budget": "Budget", "Ist-Ausgaben": "Actual spending", "Trägeranteil": "Provider share",
+            "Budget der nächsten Periode": "Budget of the next period", "Gesamtbudget": "Total budget",
+            "Startbudget B": "Starting budget B", "Teilbudget C": "Teilbudget C", "Budget A": "Budget A",
+            "Budget B": "Budget B", "Betrag": "Amount", "Ist-Kosten": "Actual costs",
+            "Einzelfallkosten": "Single-case costs"}
+
+
 def _int(x, what: str) -> int:
     try:
         v = float(x)
     except (TypeError, ValueError):
-        raise GeoplanError(f"{what} muss eine Zahl sein.", found=repr(x)) from None
+        raise GeoplanError(f"{what} muss eine Zahl sein.", found=repr(x),
+                           message_en=f"{_WHAT_EN.get(what, what)} must be a number.") from None
     if not math.isfinite(v):
-        raise GeoplanError(f"{what} muss endlich sein.", found=repr(x))
+        raise GeoplanError(f"{what} muss endlich sein.", found=repr(x),
+                           message_en=f"{_WHAT_EN.get(what, what)} must be finite.")
     return int(round(v))
 
 
 def _pct(p, what: str) -> float:
     p = float(p)
     if not 0.0 <= p <= 100.0:
-        raise GeoplanError(f"{what} muss zwischen 0 und 100 % liegen.", found=f"{p:g} %")
+        raise GeoplanError(f"{what} muss zwischen 0 und 100 % liegen.", found=f"{p:g} %",
+                           message_en=f"{_WHAT_EN.get(what, what)} must lie between 0 and 100%.")
     return p
 
 
@@ -213,7 +225,7 @@ def parse_settlement(data: dict | SettlementSpec | None, *, file=None) -> Settle
             file=file,
             location="settlement." + ".".join(str(p) for p in first["loc"]),
             expected=first["msg"],
-            found=str(first.get("input"))[:200],
+            found=str(first.get("input"))[:200], message_en="Invalid section 'settlement' (settlement rules).",
         ) from None
 
 
@@ -357,7 +369,8 @@ def base_total(
     """
     costs = np.atleast_1d(np.asarray(prior_costs_eur, dtype=float))
     if costs.size == 0 or not np.all(np.isfinite(costs)) or (costs < 0).any():
-        raise GeoplanError("Vorjahreskosten müssen endliche Beträge ≥ 0 sein.", found=str(list(costs)))
+        raise GeoplanError("Vorjahreskosten müssen endliche Beträge ≥ 0 sein.", found=str(list(costs)),
+                           message_en="Prior-year costs must be finite amounts ≥ 0.")
     base = {"last": costs[-1], "mean": costs.mean(), "sum": costs.sum()}[combine]
     return int(math.floor(base * (1 + case_forecast_pct / 100.0) + float(lump_sum_eur) + 0.5))
 
@@ -421,7 +434,8 @@ def share_surplus(
     notes = []
     if overspend:
         notes.append(
-            QANote(stage="settlement", message=f"Budget um {fmt_eur(overspend)} EUR überschritten; kein Überschuss zu teilen.")
+            QANote(stage="settlement", message=f"Budget um {fmt_eur(overspend)} EUR überschritten; kein Überschuss zu teilen.",
+                   message_en=f"Budget exceeded by {fmt.euro(overspend, lang='en')}; no surplus to share.")
         )
     return SurplusResult(
         budget_eur=budget,
@@ -494,6 +508,8 @@ def settle_overspend(
                     "Nachfinanzierung nach Indikatoren braucht Indikatorwerte vorher und nachher.",
                     location="settlement.overspend",
                     hint="indicator_before und indicator_after angeben.",
+                    message_en="Refinancing by indicators needs indicator values before and after.",
+                    hint_en="Give indicator_before and indicator_after.",
                 )
             before = np.atleast_1d(np.asarray(indicator_before, dtype=float))
             after = np.atleast_1d(np.asarray(indicator_after, dtype=float))
@@ -501,6 +517,7 @@ def settle_overspend(
                 raise GeoplanError(
                     "Indikatorwerte vorher/nachher müssen gleich viele und positive Werte sein.",
                     found=f"{before.tolist()} / {after.tolist()}",
+                    message_en="Indicator values before/after must be equally many and positive.",
                 )
             w = np.ones_like(before) if indicator_weights is None else np.asarray(indicator_weights, dtype=float)
             change = float(np.sum(w * (after / before - 1.0)) / np.sum(w))
@@ -514,17 +531,19 @@ def settle_overspend(
                 raise GeoplanError(
                     "Nachfinanzierung nach Einzelfallkosten braucht die dokumentierten Fallkosten.",
                     location="settlement.overspend",
+                    message_en="Refinancing by single-case costs needs the documented case costs.",
                 )
             doc = int(np.sum(np.asarray(documented_case_costs_eur, dtype=float)).round())
             refin = min(over, max(doc - budget, 0))
             reason = f"dokumentierte Einzelfallkosten {fmt_eur(doc)} EUR"
         else:
             raise GeoplanError("Unbekannte Nachfinanzierungsregel.", found=str(refinancing),
-                               expected="indicator, case_costs, none")
+                               expected="indicator, case_costs, none", message_en="Unknown refinancing rule.")
     uncovered = over - refin
     if uncovered:
         notes.append(
-            QANote(stage="settlement", message=f"Überschreitung von {fmt_eur(uncovered)} EUR nicht nachfinanziert (Deckelung).")
+            QANote(stage="settlement", message=f"Überschreitung von {fmt_eur(uncovered)} EUR nicht nachfinanziert (Deckelung).",
+                   message_en=f"Overspend of {fmt.euro(uncovered, lang='en')} not refinanced (cap).")
         )
     table = pd.DataFrame(
         [
@@ -603,12 +622,13 @@ def conditional_payout(
         raise GeoplanError(
             "Unbedingter Anteil und Bedingungen müssen zusammen 100 % ergeben.",
             found=f"{sum(pcts):g} %",
-            expected="100 %",
+            expected="100 %", message_en="The unconditional share and the conditions must add up to 100%.",
         )
     parts = hamilton(total, pcts) if total > 0 else np.zeros(len(pcts), dtype=np.int64)
     uncond = int(parts[0])
     if not 0 <= bonus_achieved <= 1:
-        raise GeoplanError("Bonus-Erfüllungsgrad muss zwischen 0 und 1 liegen.", found=f"{bonus_achieved:g}")
+        raise GeoplanError("Bonus-Erfüllungsgrad muss zwischen 0 und 1 liegen.", found=f"{bonus_achieved:g}",
+                           message_en="The bonus achievement level must lie between 0 and 1.")
     bonus = int(math.floor(total * bonus_max_pct / 100.0 * bonus_achieved + 0.5))
     rates = hamilton(uncond, np.ones(instalments)) if uncond else np.zeros(instalments, dtype=np.int64)
     schedule = pd.DataFrame({"rate": np.arange(1, instalments + 1), "amount_eur": rates.astype(np.int64)})
@@ -653,7 +673,9 @@ def dynamic_coupling(a_budget_eur, a_actual_eur, b_start_eur, *, floor_at_start:
         budgets = np.repeat(budgets, len(actual))
     if budgets.size != len(actual):
         raise GeoplanError("Teilbudget A: ein Budget je Jahr oder ein Wert für alle Jahre.",
-                           found=f"{budgets.size} Budgets, {len(actual)} Jahre")
+                           found=f"{budgets.size} Budgets, {len(actual)} Jahre",
+                           message_en="Teilbudget A: one budget per year or one value for all years.",
+                           found_en=f"{budgets.size} budgets, {len(actual)} years")
     b_start = _int(b_start_eur, "Startbudget B")
     b = b_start
     rows = []
@@ -691,16 +713,20 @@ def first_year_refund(leavers: pd.DataFrame, c_budget_eur, *, months: int = 12) 
     need = {"case", "monthly_cost_eur"}
     if not need.issubset(leavers.columns):
         raise GeoplanError("Tabelle der Verselbständigungen unvollständig.", expected="case, monthly_cost_eur",
-                           found=", ".join(map(str, leavers.columns)))
+                           found=", ".join(map(str, leavers.columns)),
+                           message_en="The table of young people leaving care is incomplete.")
     monthly = pd.to_numeric(leavers["monthly_cost_eur"], errors="coerce").to_numpy(float)
     if not np.all(np.isfinite(monthly)) or (monthly < 0).any():
-        raise GeoplanError("Monatskosten müssen Beträge ≥ 0 sein.", location="monthly_cost_eur")
+        raise GeoplanError("Monatskosten müssen Beträge ≥ 0 sein.", location="monthly_cost_eur",
+                           message_en="Monthly costs must be amounts ≥ 0.")
     claim = np.floor(monthly * months + 0.5).astype(np.int64)
     c = _int(c_budget_eur, "Teilbudget C")
     notes = []
     if claim.sum() > c:
         paid = hamilton(c, claim)
-        notes.append(QANote(stage="settlement", message=f"Teilbudget C reicht nicht für alle Erstattungen; gekürzt um {fmt_eur(claim.sum() - c)} EUR."))
+        notes.append(QANote(stage="settlement", message=f"Teilbudget C reicht nicht für alle Erstattungen; gekürzt um {fmt_eur(claim.sum() - c)} EUR.",
+                            message_en=f"Teilbudget C does not cover all refunds; cut by "
+                            f"{fmt.euro(claim.sum() - c, lang='en')}."))
     else:
         paid = claim
     table = pd.DataFrame({"case": leavers["case"].to_numpy(), "monthly_cost_eur": monthly, "months": months,
@@ -719,7 +745,8 @@ def transfer_old_cases(a_budget_eur, b_budget_eur, cases: pd.DataFrame) -> tuple
     for col in ("case", "annual_cost_eur", "reviewed"):
         if col not in cases.columns:
             raise GeoplanError("Tabelle der Altfälle unvollständig.", expected="case, annual_cost_eur, reviewed",
-                               found=", ".join(map(str, cases.columns)))
+                               found=", ".join(map(str, cases.columns)),
+                               message_en="The table of existing cases is incomplete.")
     a = _int(a_budget_eur, "Budget A")
     b = _int(b_budget_eur, "Budget B")
     moved = cases.loc[cases["reviewed"].astype(bool)].copy()
@@ -728,6 +755,8 @@ def transfer_old_cases(a_budget_eur, b_budget_eur, cases: pd.DataFrame) -> tuple
         raise GeoplanError(
             f"Die umzubuchenden Altfälle ({fmt_eur(amount)} EUR) übersteigen Budget A ({fmt_eur(a)} EUR).",
             hint="Altfälle und Budget A prüfen.",
+            message_en=f"The existing cases to be rebooked ({fmt.euro(amount, lang='en')}) exceed budget A "
+            f"({fmt.euro(a, lang='en')}).", hint_en="Check the existing cases and budget A.",
         )
     moved["from"] = "A"
     moved["to"] = "B"
@@ -751,10 +780,13 @@ def provider_split(amount_eur, model: Literal["single", "verbund", "gewaehrleist
     amount = _int(amount_eur, "Budget")
     ms = [m if isinstance(m, ProviderMember) else ProviderMember.model_validate(m) for m in members]
     if not ms:
-        raise GeoplanError("Mindestens ein Träger muss angegeben sein.", location="settlement.providers.members")
+        raise GeoplanError("Mindestens ein Träger muss angegeben sein.", location="settlement.providers.members",
+                           message_en="At least one provider must be given.")
     if model == "single":
         if len(ms) != 1:
-            raise GeoplanError("Das Modell 'single' hat genau einen Träger.", found=f"{len(ms)} Träger")
+            raise GeoplanError("Das Modell 'single' hat genau einen Träger.", found=f"{len(ms)} Träger",
+                               message_en="The model 'single' has exactly one provider.",
+                               found_en=f"{len(ms)} providers")
         return pd.DataFrame({"provider": [ms[0].name], "role": ["alleiniger Träger"], "basis": ["100 %"],
                              "amount_eur": [amount]})
     if model == "verbund":
@@ -763,7 +795,8 @@ def provider_split(amount_eur, model: Literal["single", "verbund", "gewaehrleist
                       for m in ms], dtype=float)
         if np.isnan(w).any() or w.sum() <= 0:
             raise GeoplanError("Trägerverbund: jeder Träger braucht 'share' (vereinbart) oder 'cases' (Fallvolumen).",
-                               location="settlement.providers.members")
+                               location="settlement.providers.members",
+                               message_en="Provider network: every provider needs 'share' (agreed) or 'cases' (case volume).")
         amounts = hamilton(amount, w)
         basis = [f"{c:g} Fälle" if use_cases else f"{s / w.sum() * 100:.1f} %" for c, s in zip(w, w)]
         return pd.DataFrame({"provider": [m.name for m in ms], "role": ["Verbundmitglied"] * len(ms),
@@ -773,7 +806,9 @@ def provider_split(amount_eur, model: Literal["single", "verbund", "gewaehrleist
         shares = np.array([m.share or 0.0 for m in subs], dtype=float)
         if shares.sum() > 1 + 1e-12:
             raise GeoplanError("Subunternehmer erhalten zusammen mehr als das Budget.",
-                               found=f"Summe der Anteile {shares.sum():g}", expected="≤ 1")
+                               found=f"Summe der Anteile {shares.sum():g}", expected="≤ 1",
+                               message_en="Subcontractors get more than the budget together.",
+                               found_en=f"sum of the shares {shares.sum():g}")
         amounts = hamilton(amount, np.concatenate([[1.0 - shares.sum()], shares]))
         return pd.DataFrame({
             "provider": [m.name for m in ms],
@@ -781,7 +816,8 @@ def provider_split(amount_eur, model: Literal["single", "verbund", "gewaehrleist
             "basis": ["Rest"] + [f"{s * 100:g} %" for s in shares],
             "amount_eur": amounts.astype(np.int64),
         })
-    raise GeoplanError("Unbekanntes Trägermodell.", found=str(model), expected="single, verbund, gewaehrleistung")
+    raise GeoplanError("Unbekanntes Trägermodell.", found=str(model), expected="single, verbund, gewaehrleistung",
+                       message_en="Unknown provider model.")
 
 
 def dm_to_eur(amount_dm: float) -> float:
@@ -822,27 +858,33 @@ def verfuegungsfonds(
     """
     notes: list[QANote] = []
     if (amount_eur is None) == (amount_dm is None):
-        raise GeoplanError("Verfügungsfonds: genau einen Betrag in EUR oder DM angeben.")
+        raise GeoplanError("Verfügungsfonds: genau einen Betrag in EUR oder DM angeben.",
+                           message_en="Verfügungsfonds: give exactly one amount in EUR or DM.")
     if amount_dm is not None:
         eur = dm_to_eur(amount_dm)
         notes.append(QANote(stage="settlement", level="info",
-                            message=f"{fmt_eur(amount_dm)} DM zum festen Kurs 1 EUR = 1,95583 DM umgerechnet: {fmt_eur(eur, 2)} EUR."))
+                            message=f"{fmt_eur(amount_dm)} DM zum festen Kurs 1 EUR = 1,95583 DM umgerechnet: {fmt_eur(eur, 2)} EUR.",
+                            message_en=f"{fmt.number(amount_dm, lang='en')} DM converted at the fixed rate "
+                            f"EUR 1 = DM 1.95583: {fmt.euro(eur, 2, lang='en')}."))
         amount = int(math.floor(eur + 0.5))
     else:
         amount = _int(amount_eur, "Betrag")
     if areas is None:
-        raise GeoplanError("Verfügungsfonds: Gebiete (Anzahl oder Namen) angeben.")
+        raise GeoplanError("Verfügungsfonds: Gebiete (Anzahl oder Namen) angeben.",
+                           message_en="Verfügungsfonds: give the areas (number or names).")
     names = [f"Gebiet {i + 1}" for i in range(int(areas))] if isinstance(areas, (int, np.integer)) else [str(a) for a in areas]
     n = len(names)
     if n == 0:
-        raise GeoplanError("Verfügungsfonds: keine Gebiete.")
+        raise GeoplanError("Verfügungsfonds: keine Gebiete.", message_en="Verfügungsfonds: no areas.")
     if mode == "per_quarter":
         rows = [(a, q, amount) for a in names for q in range(1, quarters + 1)]
         table = pd.DataFrame(rows, columns=["area", "quarter", "amount_eur"])
     elif mode == "pot":
         w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
         if w.shape != (n,):
-            raise GeoplanError("Verfügungsfonds: ein Gewicht je Gebiet.", found=f"{w.size} Gewichte, {n} Gebiete")
+            raise GeoplanError("Verfügungsfonds: ein Gewicht je Gebiet.", found=f"{w.size} Gewichte, {n} Gebiete",
+                               message_en="Verfügungsfonds: one weight per area.",
+                               found_en=f"{w.size} weights, {n} areas")
         per_area = hamilton(amount, w)
         rows = []
         for a, v in zip(names, per_area):
@@ -850,7 +892,8 @@ def verfuegungsfonds(
                 rows.append((a, y, int(part)))
         table = pd.DataFrame(rows, columns=["area", "year", "amount_eur"])
     else:
-        raise GeoplanError("Unbekannter Modus für Verfügungsfonds.", found=str(mode), expected="per_quarter, pot")
+        raise GeoplanError("Unbekannter Modus für Verfügungsfonds.", found=str(mode), expected="per_quarter, pot",
+                           message_en="Unknown mode for the Verfügungsfonds.")
     table["amount_eur"] = table["amount_eur"].astype(np.int64)
     per_area = table.groupby("area", sort=False)["amount_eur"].sum()
     return FondsResult(table=table, total_eur=int(table["amount_eur"].sum()), per_area_eur=per_area, notes=notes)
@@ -887,11 +930,13 @@ def _aligned(values, keys: pd.Series, what: str) -> np.ndarray:
         missing = set(keys.astype(str)) - set(idx)
         if missing:
             raise GeoplanError(f"{what}: Werte für {len(missing)} Sozialräume fehlen.",
-                               location="Sozialräume " + ", ".join(sorted(missing)[:10]))
+                               location="Sozialräume " + ", ".join(sorted(missing)[:10]),
+                               message_en=f"{_WHAT_EN.get(what, what)}: values for {len(missing)} Sozialräume are missing.")
         return pd.Series(values.to_numpy(), index=idx).loc[keys.astype(str)].to_numpy(dtype=float)
     arr = np.asarray(values, dtype=float)
     if arr.shape[0] != len(keys):
-        raise GeoplanError(f"{what}: ein Wert je Sozialraum erwartet.", expected=str(len(keys)), found=str(arr.shape[0]))
+        raise GeoplanError(f"{what}: ein Wert je Sozialraum erwartet.", expected=str(len(keys)), found=str(arr.shape[0]),
+                           message_en=f"{_WHAT_EN.get(what, what)}: one value per Sozialraum expected.")
     return arr
 
 
@@ -926,7 +971,8 @@ def settle_allocation(
     """
     spec = parse_settlement(spec)
     if getattr(result, "unit", "euro") == "cent":
-        raise GeoplanError("Abrechnung erwartet Beträge in Euro (unit: euro).", found="cent")
+        raise GeoplanError("Abrechnung erwartet Beträge in Euro (unit: euro).", found="cent",
+                           message_en="The settlement expects amounts in euros (unit: euro).")
     t = result.table
     key = result.key
     keys = t[key].astype(str)
@@ -943,10 +989,12 @@ def settle_allocation(
     notes: list[QANote] = []
     docs = None if documented_case_costs_eur is None else _aligned(documented_case_costs_eur, keys, "Einzelfallkosten")
     if rule == "indicator" and (indicator_before is None or indicator_after is None) and missing == "note":
-        notes.append(QANote(stage="settlement", message="Indikatorwerte vorher/nachher fehlen: Nachfinanzierung nicht geprüft."))
+        notes.append(QANote(stage="settlement", message="Indikatorwerte vorher/nachher fehlen: Nachfinanzierung nicht geprüft.",
+                            message_en="Indicator values before/after are missing: refinancing not checked."))
         rule = "none"
     if rule == "case_costs" and docs is None and missing == "note":
-        notes.append(QANote(stage="settlement", message="Einzelfallkosten fehlen: Nachfinanzierung nicht geprüft."))
+        notes.append(QANote(stage="settlement", message="Einzelfallkosten fehlen: Nachfinanzierung nicht geprüft.",
+                            message_en="Single-case costs are missing: refinancing not checked."))
         rule = "none"
     rows = []
     for i, k in enumerate(keys):
@@ -956,7 +1004,9 @@ def settle_allocation(
             cols = spec.overspend.indicators
             if indicator_before is None or indicator_after is None:
                 raise GeoplanError("Nachfinanzierung nach Indikatoren braucht Indikatorwerte vorher und nachher.",
-                                   location="settlement.overspend", hint="indicator_before/indicator_after angeben.")
+                                   location="settlement.overspend", hint="indicator_before/indicator_after angeben.",
+                                   message_en="Refinancing by indicators needs indicator values before and after.",
+                                   hint_en="Give indicator_before/indicator_after.")
             kwargs = {"indicator_before": indicator_before.loc[k, cols].to_numpy(float) if cols else
                       indicator_before.loc[k].to_numpy(float),
                       "indicator_after": indicator_after.loc[k, cols].to_numpy(float) if cols else
@@ -964,7 +1014,8 @@ def settle_allocation(
         if rule == "case_costs" and s.overspend_eur:
             if docs is None:
                 raise GeoplanError("Nachfinanzierung nach Einzelfallkosten braucht die dokumentierten Fallkosten.",
-                                   location="settlement.overspend")
+                                   location="settlement.overspend",
+                                   message_en="Refinancing by single-case costs needs the documented case costs.")
             kwargs = {"documented_case_costs_eur": [docs[i]]}
         o = settle_overspend(
             int(budget[i]), int(actual[i]), refinancing=rule,
@@ -982,7 +1033,9 @@ def settle_allocation(
     if uncovered:
         n_capped = int((table["uncovered_eur"] > 0).sum())
         notes.append(QANote(stage="settlement", message=f"In {n_capped} Sozialräumen bleiben {fmt_eur(uncovered)} EUR "
-                                                        "Überschreitung ungedeckt (Deckelung)."))
+                                                        "Überschreitung ungedeckt (Deckelung).",
+                            message_en=f"In {n_capped} Sozialräume {fmt.euro(uncovered, lang='en')} of overspend "
+                            "remain uncovered (cap)."))
     labels = {"budget_eur": "Budget", "actual_eur": "Ist-Kosten", "surplus_eur": "Einsparungen",
               "provider_eur": "davon Träger", "public_eur": "davon öffentlicher Träger",
               "overspend_eur": "Überschreitungen", "refinanced_eur": "davon nachfinanziert",

@@ -73,6 +73,8 @@ def simulate_hze(
                 location="hze.simulate.effects",
                 expected=", ".join(sorted(c for c in frame.columns if c not in ("geometry",))),
                 hint="Einen Indikator aus dem Katalog verwenden.",
+                message_en=f"Simulation of the HzE cases: column '{col}' is missing in the Sozialraum data.",
+                hint_en="Use an indicator from the catalogue.",
             )
         if frame[col].isna().any():
             bad = frame.loc[frame[col].isna(), "key"].tolist()
@@ -80,6 +82,8 @@ def simulate_hze(
                 f"Simulation der HzE-Fälle: Spalte '{col}' hat fehlende Werte.",
                 location=f"Sozialräume {', '.join(map(str, bad))}",
                 hint="Fehlende Indikatorwerte ergänzen oder den Indikator aus hze.simulate.effects nehmen.",
+                message_en=f"Simulation of the HzE cases: column '{col}' has missing values.",
+                hint_en="Fill in the missing indicator values or take the indicator out of hze.simulate.effects.",
             )
     pop = frame[exposure].to_numpy(float)
     if (pop <= 0).any():
@@ -88,6 +92,8 @@ def simulate_hze(
             "Simulation der HzE-Fälle: Bevölkerung unter 21 ist 0 oder negativ.",
             location=f"Sozialräume {', '.join(map(str, bad))}",
             hint="Bevölkerungsdaten prüfen.",
+            message_en="Simulation of the HzE cases: the population under 21 is 0 or negative.",
+            hint_en="Check the population data.",
         )
     eta = np.zeros(len(frame))
     for col, b in effects.items():

@@ -104,9 +104,12 @@ def budget_uncertainty(
     M = np.asarray(expected_draws, dtype=float)
     if M.ndim != 2 or M.shape[1] != n or M.shape[0] < 2:
         raise GeoplanError("Die Ziehungen der erwarteten Fälle passen nicht zu den Sozialräumen.",
-                           expected=f"(Ziehungen ≥ 2) × {n}", found=str(M.shape))
+                           expected=f"(Ziehungen ≥ 2) × {n}", found=str(M.shape),
+                           message_en="The draws of the expected cases do not fit the Sozialräume.",
+                           expected_en=f"(draws ≥ 2) × {n}")
     if not 0 < prob < 1:
-        raise GeoplanError("prob muss zwischen 0 und 1 liegen.", found=str(prob))
+        raise GeoplanError("prob muss zwischen 0 und 1 liegen.", found=str(prob),
+                           message_en="prob must lie between 0 and 1.")
     scale = 100 if spec.unit == "cent" else 1
     draws = formula_draws(f, spec, M) / scale  # S × n, EUR, before the corridor
     if model_column is None:
@@ -119,14 +122,18 @@ def budget_uncertainty(
             t = allocation.table
             if len(t) != n or list(t[allocation.key].astype(str)) != list(f[key].astype(str)):
                 raise GeoplanError("Die Verteilung und die Sozialräume der Ziehungen passen nicht zusammen.",
-                                   hint="Dieselbe Tabelle (gleiche Reihenfolge) für Verteilung und Unsicherheit verwenden.")
+                                   hint="Dieselbe Tabelle (gleiche Reihenfolge) für Verteilung und Unsicherheit verwenden.",
+                                   message_en="The allocation and the Sozialräume of the draws do not match.",
+                                   hint_en="Use the same table (same order) for allocation and uncertainty.")
             budget = t["budget_eur"].to_numpy(dtype=float) / (100 if allocation.unit == "cent" else 1)
         else:
             budget = target
     b = np.asarray(budget, dtype=float).ravel()
     if b.size != n or not np.isfinite(b).all():
         raise GeoplanError("Das Vergleichsbudget passt nicht zu den Sozialräumen oder enthält ungültige Werte.",
-                           expected=f"{n} Beträge", found=str(b.size))
+                           expected=f"{n} Beträge", found=str(b.size),
+                           message_en="The comparison budget does not fit the Sozialräume or holds invalid values.",
+                           expected_en=f"{n} amounts")
     srt = np.sort(draws, axis=0)
     lo_p, hi_p = (1 - prob) / 2, 1 - (1 - prob) / 2
     q05, q50, q95 = (_order_stat(srt, p) for p in (lo_p, 0.5, hi_p))
@@ -152,7 +159,10 @@ def budget_uncertainty(
         table.insert(1, "name", f["name"].to_numpy())
     notes = [QANote(stage=STAGE, level="info", message=(
         f"Unsicherheit in Euro: {M.shape[0]} Ziehungen der erwarteten Fälle durch die Budgetformel gerechnet "
-        f"(Modellspalte '{model_column}'); {prob:.0%}-Intervall des bedarfsgerechten Zielwerts je Sozialraum."))]
+        f"(Modellspalte '{model_column}'); {prob:.0%}-Intervall des bedarfsgerechten Zielwerts je Sozialraum."),
+        message_en=(
+            f"Uncertainty in euros: {M.shape[0]} draws of the expected cases put through the budget formula "
+            f"(model column '{model_column}'); {prob:.0%} interval of the need-based target per Sozialraum."))]
     summary = {
         "n_draws": int(M.shape[0]),
         "prob": float(prob),

@@ -133,6 +133,9 @@ def _edges(adjacency, n: int) -> np.ndarray:
             location="BYM2Model.fit(adjacency=…)",
             expected="Geometrien, eine n×n-Nachbarschaftsmatrix oder eine Liste von Nachbarpaaren",
             hint="Die Gebietsgrenzen mitgeben (Queen-Kontiguität wird daraus berechnet).",
+            message_en="The BYM2 model needs the neighbourhood of the Sozialräume.",
+            expected_en="geometries, an n×n neighbourhood matrix or a list of neighbour pairs",
+            hint_en="Pass the area boundaries (queen contiguity is computed from them).",
         )
     if hasattr(adjacency, "geom_type") or hasattr(adjacency, "geometry") and hasattr(adjacency, "crs"):
         adjacency = queen_adjacency(adjacency.geometry if hasattr(adjacency, "geometry") else adjacency)
@@ -146,6 +149,7 @@ def _edges(adjacency, n: int) -> np.ndarray:
             raise GeoplanError(
                 "Die Nachbarschaftsmatrix passt nicht zur Zahl der Sozialräume.",
                 location="adjacency", expected=f"{n}×{n}", found="×".join(map(str, m.shape)),
+                message_en="The neighbourhood matrix does not fit the number of Sozialräume.",
             )
         pairs = np.column_stack([m.row, m.col])[m.data != 0]
     else:
@@ -161,12 +165,16 @@ def _edges(adjacency, n: int) -> np.ndarray:
                 location="adjacency",
                 expected=f"{n}×{n}-Matrix oder (Paare × 2)-Tabelle mit Zeilennummern 0…{n - 1}",
                 found=str(getattr(a, "shape", type(adjacency).__name__)),
+                message_en="The neighbourhood has an unknown form.",
+                expected_en=f"{n}×{n} matrix or (pairs × 2) table with row numbers 0…{n - 1}",
             )
     if len(pairs) and (pairs.min() < 0 or pairs.max() >= n):
         raise GeoplanError(
             "Die Nachbarpaare verweisen auf Sozialräume, die es nicht gibt.",
             location="adjacency", expected=f"Zeilennummern 0…{n - 1}",
             found=f"{int(pairs.min())}…{int(pairs.max())}",
+            message_en="The neighbour pairs refer to Sozialräume that do not exist.",
+            expected_en=f"row numbers 0…{n - 1}",
         )
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     pairs = np.sort(pairs, axis=1)
@@ -186,7 +194,8 @@ def _constrained_icar_variances(laplacian: np.ndarray) -> np.ndarray:
     a = np.asfortranarray(laplacian + 1.0 / n)
     c, info = lapack.dpotrf(a, lower=1, overwrite_a=1)
     if info != 0:  # pragma: no cover - a connected Laplacian + J/n is positive definite
-        raise GeoplanError("Die ICAR-Skalierung ist numerisch fehlgeschlagen (Matrix nicht positiv definit).")
+        raise GeoplanError("Die ICAR-Skalierung ist numerisch fehlgeschlagen (Matrix nicht positiv definit).",
+                           message_en="The ICAR scaling failed numerically (matrix not positive definite).")
     inv, info = lapack.dpotri(c, lower=1, overwrite_c=1)
     return np.diag(inv) - 1.0 / n
 
@@ -595,13 +604,15 @@ class BYM2Model(BaseEstimator, RegressorMixin):
         for name, value, low in (("chains", self.chains, 1), ("warmup", self.warmup, 10), ("draws", self.draws, 10)):
             if not isinstance(value, (int, np.integer)) or value < low:
                 raise GeoplanError(f"BYM2-Einstellung {name} muss eine ganze Zahl ≥ {low} sein.",
-                                   location=f"model.bym2.{name}", found=repr(value))
+                                   location=f"model.bym2.{name}", found=repr(value),
+                                   message_en=f"BYM2 setting {name} must be a whole number ≥ {low}.")
         if not 0.5 <= float(self.target_accept) < 1:
             raise GeoplanError("BYM2-Einstellung target_accept muss zwischen 0,5 und 1 liegen.",
-                               location="model.bym2.target_accept", found=repr(self.target_accept))
+                               location="model.bym2.target_accept", found=repr(self.target_accept),
+                               message_en="BYM2 setting target_accept must lie between 0.5 and 1.")
         if not float(self.coef_prior_sd) > 0:
             raise GeoplanError("coef_prior_sd muss > 0 sein.", location="model.bym2.coef_prior_sd",
-                               found=repr(self.coef_prior_sd))
+                               found=repr(self.coef_prior_sd), message_en="coef_prior_sd must be > 0.")
 
     # -- sklearn API ----------------------------------------------------------
     def fit(self, X, y, exposure=None, adjacency=None):
@@ -616,21 +627,28 @@ class BYM2Model(BaseEstimator, RegressorMixin):
         Xf = self._frame(X, n)
         if len(Xf) != n:
             raise GeoplanError("Fallzahlen und Prädiktoren haben unterschiedlich viele Zeilen.",
-                               expected=f"{n} Zeilen", found=f"{len(Xf)} Zeilen Prädiktoren")
+                               expected=f"{n} Zeilen", found=f"{len(Xf)} Zeilen Prädiktoren",
+                               message_en="Case counts and predictors have different numbers of rows.",
+                               expected_en=f"{n} rows",
+                               found_en=f"{len(Xf)} rows of predictors")
         y_s = y_arr if isinstance(y_arr, pd.Series) else pd.Series(y_arr, index=Xf.index)
         yv = _check_counts(y_s, getattr(y_s, "name", None) or "hze_cases")
         e = np.ones(n) if exposure is None else exposure
         e_s = e if isinstance(e, pd.Series) else pd.Series(np.asarray(e, dtype=float).ravel(), index=Xf.index)
         if len(e_s) != n:
             raise GeoplanError("Exposition und Fallzahlen haben unterschiedlich viele Zeilen.",
-                               expected=f"{n} Zeilen", found=f"{len(e_s)} Expositionen")
+                               expected=f"{n} Zeilen", found=f"{len(e_s)} Expositionen",
+                               message_en="Exposure and case counts have different numbers of rows.",
+                               expected_en=f"{n} rows",
+                               found_en=f"{len(e_s)} exposures")
         ev = _check_exposure(e_s, getattr(e_s, "name", None) or "pop_u21")
         if Xf.shape[1]:
             Xv = _check_predictors(Xf)
         else:
             Xv = np.zeros((n, 0))
         if n < 3:
-            raise GeoplanError("Für das BYM2-Modell braucht es mindestens 3 Sozialräume.", found=f"{n}")
+            raise GeoplanError("Für das BYM2-Modell braucht es mindestens 3 Sozialräume.", found=f"{n}",
+                               message_en="The BYM2 model needs at least 3 Sozialräume.")
         jax, numpyro = require_bayes()
 
         self.feature_names_in_ = np.asarray([str(c) for c in Xf.columns], dtype=object)
@@ -648,7 +666,8 @@ class BYM2Model(BaseEstimator, RegressorMixin):
 
         if self.icar not in ("auto", "eigen", "pairwise"):
             raise GeoplanError("Unbekannte ICAR-Variante.", location="model.bym2.icar",
-                               expected="auto | eigen | pairwise", found=repr(self.icar))
+                               expected="auto | eigen | pairwise", found=repr(self.icar),
+                               message_en="Unknown ICAR variant.")
         use_basis = self.icar == "eigen" or (self.icar == "auto" and n <= EIGEN_MAX_AREAS)
         t_graph = time.perf_counter()
         graph = adjacency_graph(adjacency, n, eigenvalues=rho_p[0] == "pc", basis=use_basis)
@@ -668,7 +687,9 @@ class BYM2Model(BaseEstimator, RegressorMixin):
             if gm1.size == 0:
                 raise GeoplanError(
                     "Kein Sozialraum hat Nachbarn: ein räumliches Modell ist nicht möglich.",
-                    location="adjacency", hint="Nachbarschaft prüfen oder model.family: negbin verwenden.")
+                    location="adjacency", hint="Nachbarschaft prüfen oder model.family: negbin verwenden.",
+                    message_en="No Sozialraum has neighbours: a spatial model is not possible.",
+                    hint_en="Check the neighbourhood or use model.family: negbin.")
             pc_lam = _pc_rho_lambda(gm1, rho_p[1], rho_p[2])
         else:
             gm1, pc_lam = np.zeros(1), 1.0
@@ -748,19 +769,27 @@ class BYM2Model(BaseEstimator, RegressorMixin):
         if g.n_islands:
             notes.append(QANote(stage=STAGE, level="info", message=(
                 f"{g.n_islands} Sozialraum/Sozialräume ohne Nachbarn: unstrukturierter Gebietseffekt "
+                "(Freni-Sterlich, Sørbye & Riebler 2018)."), message_en=(
+                f"{g.n_islands} Sozialraum/Sozialräume without neighbours: unstructured area effect "
                 "(Freni-Sterlich, Sørbye & Riebler 2018).")))
         if (g.n_components - g.n_islands) > 1:
             notes.append(QANote(stage=STAGE, level="info", message=(
                 f"Die Nachbarschaft zerfällt in {g.n_components - g.n_islands} zusammenhängende Teile; "
-                "jeder wird für sich skaliert und auf Summe 0 gesetzt.")))
+                "jeder wird für sich skaliert und auf Summe 0 gesetzt."), message_en=(
+                f"The neighbourhood graph falls into {g.n_components - g.n_islands} connected parts; "
+                "each is scaled on its own and set to sum 0.")))
         if self.n_divergent_:
             notes.append(QANote(stage=STAGE, message=(
                 f"BYM2: {self.n_divergent_} divergente Übergänge im Sampler; die Ergebnisse können verzerrt sein "
-                "(target_accept erhöhen).")))
+                "(target_accept erhöhen)."), message_en=(
+                f"BYM2: {self.n_divergent_} divergent transitions in the sampler; the results may be biased "
+                "(raise target_accept).")))
         if self.max_r_hat_ > 1.01:
             notes.append(QANote(stage=STAGE, message=(
                 f"BYM2: R̂ = {self.max_r_hat_:.3f} > 1,01 — die Ketten sind nicht konvergiert "
-                "(mehr Ziehungen oder Aufwärmschritte).")))
+                "(mehr Ziehungen oder Aufwärmschritte)."), message_en=(
+                f"BYM2: R̂ = {self.max_r_hat_:.3f} > 1.01 — the chains have not converged "
+                "(more draws or warm-up steps).")))
         self.notes_ = notes
 
     def _eta(self, flat: dict, Z: np.ndarray) -> np.ndarray:
@@ -784,7 +813,9 @@ class BYM2Model(BaseEstimator, RegressorMixin):
         if Xf is not None and len(Xf) != n:
             raise GeoplanError(
                 "BYM2 sagt nur für die angepassten Sozialräume voraus (die Gebietseffekte gehören zu ihnen).",
-                expected=f"{n} Zeilen in derselben Reihenfolge", found=f"{len(Xf)} Zeilen")
+                expected=f"{n} Zeilen in derselben Reihenfolge", found=f"{len(Xf)} Zeilen",
+                message_en="BYM2 predicts only for the fitted Sozialräume (the area effects belong to them).",
+                expected_en=f"{n} rows in the same order", found_en=f"{len(Xf)} rows")
         if Xf is not None and self.n_features_in_ and list(Xf.columns) != list(self.feature_names_in_):
             Xf = Xf[list(self.feature_names_in_)] if set(self.feature_names_in_) <= set(map(str, Xf.columns)) else Xf
         if exposure is None:
@@ -793,7 +824,8 @@ class BYM2Model(BaseEstimator, RegressorMixin):
             e_s = exposure if isinstance(exposure, pd.Series) else pd.Series(np.asarray(exposure, dtype=float).ravel())
             if len(e_s) != n:
                 raise GeoplanError("Die Exposition passt nicht zur Zahl der Sozialräume.",
-                                   expected=f"{n}", found=f"{len(e_s)}")
+                                   expected=f"{n}", found=f"{len(e_s)}",
+                                   message_en="The exposure does not fit the number of Sozialräume.")
             log_e = np.log(_check_exposure(e_s, getattr(e_s, "name", None) or "pop_u21"))
         if Xf is None:
             rr = self.draws_["relative_risk"]

@@ -118,16 +118,24 @@ def _check_counts(y: pd.Series, column: str) -> np.ndarray:
             expected="ganze Zahl ≥ 0 in jeder Zeile",
             found="leer oder Text",
             hint="Fehlende Fallzahlen ergänzen oder die Sozialräume aus dem Modell nehmen.",
+            message_en=f"Case counts in column '{column}' are missing or not numbers.",
+            location_en=f"column '{column}', Sozialräume {_rows(y.index, raw_missing | bad_text)}",
+            expected_en="whole number ≥ 0 in every row", found_en="empty or text",
+            hint_en="Fill in the missing case counts or take the Sozialräume out of the model.",
         )
     v = values.to_numpy()
     frac = np.abs(v - np.round(v)) > 1e-9
-    for bad, message, expected, hint in (
-        (v < 0, "Negative Fallzahlen", "ganze Zahl ≥ 0", "Fallzahlen prüfen; negative Werte sind keine Fälle."),
+    for bad, message, expected, hint, message_en, expected_en, hint_en in (
+        (v < 0, "Negative Fallzahlen", "ganze Zahl ≥ 0", "Fallzahlen prüfen; negative Werte sind keine Fälle.",
+         "Negative case counts", "whole number ≥ 0", "Check the case counts; negative values are not cases."),
         (
             frac,
             "Nicht ganzzahlige Fallzahlen",
             "ganze Zahl ≥ 0 (Fälle, keine Quoten)",
             "Fälle als Anzahl liefern; Quoten je 1.000 gehören nicht in die Fallspalte.",
+            "Case counts that are not whole numbers",
+            "whole number ≥ 0 (cases, not rates)",
+            "Give cases as counts; rates per 1,000 do not belong in the case column.",
         ),
     ):
         if bad.any():
@@ -136,7 +144,9 @@ def _check_counts(y: pd.Series, column: str) -> np.ndarray:
                 location=f"Spalte '{column}', Sozialräume {_rows(y.index, bad)}",
                 expected=expected,
                 found=", ".join(f"{x:g}" for x in v[bad][:5]),
-                hint=hint,
+                hint=hint, message_en=f"{message_en} in column '{column}'.",
+                location_en=f"column '{column}', Sozialräume {_rows(y.index, bad)}",
+                expected_en=expected_en, hint_en=hint_en,
             )
     return np.round(v)
 
@@ -152,6 +162,10 @@ def _check_exposure(e: pd.Series, column: str) -> np.ndarray:
             expected=f"Bezugsbevölkerung > 0 ({column})",
             found=found,
             hint="Sozialräume ohne junge Einwohner aus dem Modell nehmen oder die Einwohnerzahl ergänzen.",
+            message_en=f"The exposure in column '{column}' is zero, negative or missing.",
+            location_en=f"column '{column}', Sozialräume {_rows(e.index, bad)}",
+            expected_en=f"reference population > 0 ({column})",
+            hint_en="Take Sozialräume without young residents out of the model or fill in the population.",
         )
     return v
 
@@ -162,6 +176,8 @@ def _check_predictors(X: pd.DataFrame, require_variation: bool = True) -> np.nda
             "Das Bedarfsmodell hat keine Prädiktoren.",
             expected="mindestens eine Indikatorspalte",
             hint="In der Konfiguration die Indikatoren des Bedarfsmodells angeben.",
+            message_en="The demand model has no predictors.", expected_en="at least one indicator column",
+            hint_en="Give the indicators of the demand model in the configuration.",
         )
     out = np.empty(X.shape, dtype=float)
     for j, col in enumerate(X.columns):
@@ -174,6 +190,10 @@ def _check_predictors(X: pd.DataFrame, require_variation: bool = True) -> np.nda
                 expected="eine Zahl in jeder Zeile",
                 found="leer, Text oder unendlich",
                 hint="Werte ergänzen (z. B. über die Flächeninterpolation) oder den Indikator weglassen.",
+                message_en=f"Predictor '{col}' has missing or invalid values.",
+                location_en=f"column '{col}', Sozialräume {_rows(X.index, nan)}",
+                expected_en="a number in every row", found_en="empty, text or infinite",
+                hint_en="Fill in the values (e.g. through the areal interpolation) or leave the indicator out.",
             )
         if require_variation and np.ptp(v) == 0:
             raise GeoplanError(
@@ -182,6 +202,9 @@ def _check_predictors(X: pd.DataFrame, require_variation: bool = True) -> np.nda
                 expected="unterschiedliche Werte zwischen den Sozialräumen",
                 found=f"überall {v[0]:g}",
                 hint="Indikator aus dem Bedarfsmodell nehmen.",
+                message_en=f"Predictor '{col}' is constant and carries no information.",
+                expected_en="different values between the Sozialräume", found_en=f"{v[0]:g} everywhere",
+                hint_en="Take the indicator out of the demand model.",
             )
         out[:, j] = v
     return out
@@ -195,6 +218,9 @@ def _check_size(n: int, k: int) -> None:
             expected=f"mindestens 5 Sozialräume je Parameter, also ≥ {5 * k} für {k} Parameter",
             found=f"{n} Sozialräume",
             hint="Weniger Indikatoren verwenden oder Sozialräume zusammenfassen.",
+            message_en="Too few Sozialräume for the number of model parameters.", location_en="demand model",
+            expected_en=f"at least 5 Sozialräume per parameter, i.e. ≥ {5 * k} for {k} parameters",
+            found_en=f"{n} Sozialräume", hint_en="Use fewer indicators or merge Sozialräume.",
         )
 
 
@@ -255,6 +281,7 @@ def _check_target(y, rows, column: str) -> np.ndarray:
             found=", ".join(f"{x:g}" for x in v[neg][:5]),
             hint="Fallzahlen prüfen; negative Werte sind keine Fälle.",
             message_en="Negative values in data passed to HzEDemandModel: counts must be ≥ 0.",
+            hint_en="Check the case counts; negative values are not cases.",
         )
     return v
 
@@ -360,6 +387,7 @@ class HzEDemandModel(RegressorMixin, BaseEstimator):
                         location=", ".join(f"'{c}'" for c in missing),
                         expected=", ".join(map(str, self.feature_names_in_)),
                         found=", ".join(map(str, X.columns)),
+                        message_en="Predictors the model was fitted with are missing for the prediction.",
                     )
                 X = X[list(self.feature_names_in_)]
             if X.shape[1]:
@@ -377,6 +405,9 @@ class HzEDemandModel(RegressorMixin, BaseEstimator):
                 raise GeoplanError(
                     "Exposition und Prädiktoren haben unterschiedlich viele Zeilen.",
                     expected=f"{Xv.shape[0]} Zeilen", found=f"{len(exposure)} Expositionen",
+                    message_en="Exposure and predictors have different numbers of rows.",
+                    expected_en=f"{Xv.shape[0]} rows",
+                    found_en=f"{len(exposure)} exposures",
                 )
             ev = _check_exposure(exposure, getattr(exposure, "name", None) or "pop_u21")
         return Xv, ev, rows
@@ -397,6 +428,9 @@ class HzEDemandModel(RegressorMixin, BaseEstimator):
             raise GeoplanError(
                 "Fallzahlen und Prädiktoren haben unterschiedlich viele Zeilen.",
                 expected=f"{Xv.shape[0]} Zeilen", found=f"{len(np.asarray(y).ravel())} Fallzahlen",
+                message_en="Case counts and predictors have different numbers of rows.",
+                expected_en=f"{Xv.shape[0]} rows",
+                found_en=f"{len(np.asarray(y).ravel())} case counts",
             )
         y_checked = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True)
         yv = _check_target(y_checked, rows, getattr(y, "name", None) or "hze_cases")
@@ -427,9 +461,15 @@ class HzEDemandModel(RegressorMixin, BaseEstimator):
                 if family == "negbin"
                 else f"Keine Überdispersion nachweisbar (Cameron-Trivedi-Test, {fmt.pvalue(p)}): Poisson-Modell."
             )
+            self.family_reason_en_ = (
+                f"Overdispersion found (Cameron-Trivedi test, {fmt.pvalue(p, 'en')}): negative binomial model (NB2)."
+                if family == "negbin"
+                else f"No overdispersion found (Cameron-Trivedi test, {fmt.pvalue(p, 'en')}): Poisson model."
+            )
         else:
             family = self.family
             self.family_reason_ = f"Modellfamilie vorgegeben: {family}."
+            self.family_reason_en_ = f"Model family set in the configuration: {family}."
         self.family_ = family
 
         if family == "poisson":
@@ -927,6 +967,9 @@ def fit_need_model(
             expected="Fallzahl, Einwohner unter 21 und alle Prädiktoren als Spalten",
             found=", ".join(map(str, frame.columns[:20])),
             hint="Spaltennamen in der Konfiguration prüfen (Standardnamen: docs/architecture.md).",
+            message_en="Columns for the demand model are missing in the Sozialraum table.",
+            expected_en="case count, residents under 21 and all predictors as columns",
+            hint_en="Check the column names in the configuration (standard names: docs/architecture.md).",
         )
     if geometry is None and _has_geometry(frame):
         geometry = frame.geometry
@@ -957,18 +1000,22 @@ def fit_need_model(
                 "Der räumliche Lag braucht Geometrien der Sozialräume.",
                 location=f"spatial_lag = '{spatial_lag}'",
                 hint="Eine GeoDataFrame übergeben oder spatial_lag weglassen.",
+                message_en="The spatial lag needs the geometries of the Sozialräume.",
+                hint_en="Pass a GeoDataFrame or leave out spatial_lag.",
             )
         if spatial_lag not in frame.columns:
             raise GeoplanError(
                 f"Spalte '{spatial_lag}' für den räumlichen Lag fehlt.",
                 location=f"spatial_lag = '{spatial_lag}'",
+                message_en=f"Column '{spatial_lag}' for the spatial lag is missing.",
             )
         lag_name = f"lag_{spatial_lag}"
         X[lag_name] = _spatial_lag(frame, spatial_lag, geometry, target, panel, year, key)
         labels.setdefault(lag_name, f"Räumlicher Lag: {labels.get(spatial_lag, spatial_lag)}")
     if fixed_effects is not None:
         if fixed_effects not in frame.columns:
-            raise GeoplanError(f"Spalte '{fixed_effects}' für feste Effekte fehlt.", location=f"fixed_effects = '{fixed_effects}'")
+            raise GeoplanError(f"Spalte '{fixed_effects}' für feste Effekte fehlt.", location=f"fixed_effects = '{fixed_effects}'",
+                               message_en=f"Column '{fixed_effects}' for fixed effects is missing.")
         levels = sorted(frame[fixed_effects].astype(str).unique())
         for lev in levels[1:]:
             name = f"fe_{fixed_effects}_{lev}"
@@ -1025,7 +1072,8 @@ def fit_need_model(
         "prediction_year": int(latest) if panel else None,
     }
     if est.family_ == "negbin" and family == "auto":
-        notes.append(QANote(STAGE, est.family_reason_, level="info", details={"overdispersion": od}))
+        notes.append(QANote(STAGE, est.family_reason_, level="info", details={"overdispersion": od},
+                            message_en=est.family_reason_en_))
     elif est.family_ == "poisson" and od["p_value"] < 0.05:
         notes.append(
             QANote(
@@ -1033,6 +1081,9 @@ def fit_need_model(
                 f"Überdispersion nachgewiesen (Cameron-Trivedi-Test, {fmt.pvalue(od['p_value'])}, Pearson χ²/df = "
                 f"{fmt.number(est.dispersion_, 2)}), aber Poisson-Modell vorgegeben: Standardfehler und Intervalle sind zu eng. "
                 "Empfehlung: family = 'auto' oder 'negbin'.",
+                message_en=f"Overdispersion found (Cameron-Trivedi test, {fmt.pvalue(od['p_value'], 'en')}, Pearson "
+                f"χ²/df = {fmt.number(est.dispersion_, 2, 'en')}), but a Poisson model was set: standard errors and "
+                "intervals are too narrow. Recommendation: family = 'auto' or 'negbin'.",
                 level="warnung",
                 details={"overdispersion": od},
             )
@@ -1051,6 +1102,10 @@ def fit_need_model(
             f"{n_high} Sozialräume mit auffällig hohem und {n_low} mit auffällig niedrigem Bedarf "
             "(außerhalb der exakten Poisson-Grenzen 99,8 % des Trichterdiagramms)."
         )
+        text_en = (
+            f"{n_high} Sozialräume with notably high and {n_low} with notably low need "
+            "(outside the exact Poisson limits 99.8% of the funnel plot)."
+        )
         flagged = funnel["flag"].to_numpy() != ""
         if "flag_nb" in funnel.columns:
             nb_flagged = funnel["flag_nb"].to_numpy() != ""
@@ -1063,11 +1118,20 @@ def fit_need_model(
                     else f"bleiben {n_nb} davon auffällig – nur diese weichen mehr als gewöhnlich ab."
                 )
             )
+            text_en += (
+                " The data are overdispersed; measured against the limits of the NB2 model "
+                + (
+                    "none of them lies outside the ordinary spread."
+                    if n_nb == 0
+                    else f"{n_nb} of them remain notable – only these deviate more than usual."
+                )
+            )
             flagged = nb_flagged
         notes.append(
             QANote(
                 STAGE,
                 text,
+                message_en=text_en,
                 level="info",
                 location=", ".join(row_names[target][flagged].astype(str).tolist()[:20]),
             )
@@ -1086,6 +1150,11 @@ def fit_need_model(
                     "weitere räumlich gegliederte Indikatoren in model.predictors aufnehmen oder, nur in der "
                     "Python-API, fit_need_model(…, spatial_lag=\"need_index\") bzw. fixed_effects=\"bezirk\" "
                     "(keine Felder der Konfiguration).",
+                    message_en=f"The residuals of the demand model are spatially autocorrelated (Moran's I = "
+                    f"{fmt.number(moran['I'], 3, 'en')}, {fmt.pvalue(moran['p_value'], 'en')}): neighbouring "
+                    "Sozialräume deviate together. Options: add further spatially structured indicators to "
+                    "model.predictors or, in the Python API only, fit_need_model(…, spatial_lag=\"need_index\") or "
+                    "fixed_effects=\"bezirk\" (not configuration fields).",
                     level="warnung",
                     details=moran,
                 )
@@ -1097,12 +1166,16 @@ def fit_need_model(
                     f"Auch mit {'räumlichem Lag' if spatial_lag else 'festen Effekten'} bleiben die Residuen räumlich "
                     f"autokorreliert (Moran's I = {fmt.number(moran['I'], 3)}, {fmt.pvalue(moran['p_value'])}); Standardfehler "
                     "können zu klein sein.",
+                    message_en=f"Even with {'a spatial lag' if spatial_lag else 'fixed effects'} the residuals stay "
+                    f"spatially autocorrelated (Moran's I = {fmt.number(moran['I'], 3, 'en')}, "
+                    f"{fmt.pvalue(moran['p_value'], 'en')}); standard errors may be too small.",
                     level="warnung",
                     details=moran,
                 )
             )
     else:
-        notes.append(QANote(STAGE, "Keine Geometrien übergeben: Moran's I der Residuen nicht berechnet.", level="info"))
+        notes.append(QANote(STAGE, "Keine Geometrien übergeben: Moran's I der Residuen nicht berechnet.", level="info",
+                            message_en="No geometries given: Moran's I of the residuals not computed."))
 
     return NeedModelResult(
         estimator=est,
@@ -1147,6 +1220,8 @@ def _fit_without_empty(frame, empty, args) -> NeedModelResult:
             STAGE,
             f"{int(empty.sum())} Sozialräume ohne Einwohner unter 21 und ohne Fälle sind nicht im Bedarfsmodell "
             "(erwartete Fälle 0).",
+            message_en=f"{int(empty.sum())} Sozialräume without residents under 21 and without cases are not in the "
+            "demand model (expected cases 0).",
             level="info",
             location=", ".join(names[empty].tolist()[:30]),
         ),
@@ -1182,6 +1257,9 @@ def _align_geometry(geometry, frame):
             location=f"Zeilen {_rows(frame.index, missing)}",
             expected="eine Geometrie je Zeile der Sozialraumtabelle (gleicher Index)",
             hint="Geometrien mit demselben Index wie die Tabelle übergeben.",
+            message_en="The geometry is missing for some Sozialräume.",
+            expected_en="one geometry per row of the Sozialraum table (same index)",
+            hint_en="Pass geometries with the same index as the table.",
         )
     return geometry.reindex(frame.index)
 
@@ -1234,7 +1312,8 @@ def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, c
         oof_k = _oof(template, X, y, e, splits)
     except GeoplanError as err:
         oof_k = np.full(n, np.nan)
-        notes.append(QANote(STAGE, f"Kreuzvalidierung nicht möglich: {err.message}", level="warnung"))
+        notes.append(QANote(STAGE, f"Kreuzvalidierung nicht möglich: {err.message}", level="warnung",
+                            message_en=f"Cross-validation not possible: {err.text('en')}"))
     add("model_kfold", oof_k, _CV_LABELS["model_kfold"].format(k=k))
     if groups is not None and groups in frame.columns:
         g = frame[groups].astype(str).to_numpy()
@@ -1245,19 +1324,24 @@ def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, c
                     STAGE,
                     f"Räumlich blockierte Kreuzvalidierung nach '{groups}' entfällt: das Modell hat feste Effekte "
                     "für dieselben Gruppen, ein ausgelassener Bezirk hätte keinen Schätzwert.",
+                    message_en=f"Spatially blocked cross-validation by '{groups}' left out: the model has fixed "
+                    "effects for the same groups, a district left out would have no estimate.",
                     level="info",
                 )
             )
         elif n_g < 2:
-            notes.append(QANote(STAGE, f"Nur eine Gruppe in '{groups}': keine räumlich blockierte Kreuzvalidierung.", level="info"))
+            notes.append(QANote(STAGE, f"Nur eine Gruppe in '{groups}': keine räumlich blockierte Kreuzvalidierung.", level="info",
+                                message_en=f"Only one group in '{groups}': no spatially blocked cross-validation."))
         else:
             try:
                 splits_g = list(GroupKFold(n_splits=min(k, n_g)).split(X, y, g))
                 add("model_blocked", _oof(template, X, y, e, splits_g), _CV_LABELS["model_blocked"].format(g=_group_word(groups)))
             except GeoplanError as err:
-                notes.append(QANote(STAGE, f"Blockierte Kreuzvalidierung nicht möglich: {err.message}", level="warnung"))
+                notes.append(QANote(STAGE, f"Blockierte Kreuzvalidierung nicht möglich: {err.message}", level="warnung",
+                                    message_en=f"Blocked cross-validation not possible: {err.text('en')}"))
     elif groups is not None:
-        notes.append(QANote(STAGE, f"Spalte '{groups}' fehlt: keine räumlich blockierte Kreuzvalidierung.", level="info"))
+        notes.append(QANote(STAGE, f"Spalte '{groups}' fehlt: keine räumlich blockierte Kreuzvalidierung.", level="info",
+                            message_en=f"Column '{groups}' is missing: no spatially blocked cross-validation."))
     prev = "hze_cases_prev"
     if prev in frame.columns:
         pv = pd.to_numeric(frame[prev], errors="coerce").to_numpy(dtype=float)
@@ -1266,7 +1350,8 @@ def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, c
             # but a floor of 0.5 cases keeps the deviance finite (documented in the report).
             add("baseline_prev", np.maximum(pv, 0.5), _CV_LABELS["baseline_prev"])
         else:
-            notes.append(QANote(STAGE, f"Spalte '{prev}' unvollständig: Vorjahres-Basislinie entfällt.", level="info"))
+            notes.append(QANote(STAGE, f"Spalte '{prev}' unvollständig: Vorjahres-Basislinie entfällt.", level="info",
+                                message_en=f"Column '{prev}' incomplete: no prior-year baseline."))
     add("baseline_rate", _rate_oof(y, e, splits), _CV_LABELS["baseline_rate"])
     return rows, oof_k
 
@@ -1277,6 +1362,7 @@ def _cross_validate(frame, X, y, e, est, target, panel, groups, fixed_effects, c
 
 KINDS = ("ambulant", "teilstationaer", "stationaer")
 _KIND_LABELS = {"ambulant": "ambulant", "teilstationaer": "teilstationär", "stationaer": "stationär", "total": "insgesamt"}
+_KIND_LABELS_EN = {"ambulant": "ambulatory", "teilstationaer": "day-care", "stationaer": "residential", "total": "total"}
 
 
 @dataclass
@@ -1398,7 +1484,7 @@ def fit_cost_model(
             f"Unbekannte Familie des Kostenmodells '{family}'.",
             location="kostenmodell.family",
             expected="gamma | tweedie",
-            found=str(family),
+            found=str(family), message_en=f"Unknown family of the cost model '{family}'.",
         )
     labels = dict(labels or {})
     labels["const"] = "Konstante"
@@ -1410,6 +1496,9 @@ def fit_cost_model(
             location=", ".join(f"'{c}'" for c in missing),
             expected="Kosten (EUR), Fallzahl und alle Prädiktoren als Spalten",
             hint="Spaltennamen in der Konfiguration prüfen (Standardnamen: docs/architecture.md).",
+            message_en="Columns for the cost model are missing in the Sozialraum table.",
+            expected_en="costs (EUR), case count and all predictors as columns",
+            hint_en="Check the column names in the configuration (standard names: docs/architecture.md).",
         )
     stem = cost[: -len("_eur")] if cost.endswith("_eur") else cost
     case_col = {k: f"{cases}_{k}" for k in KINDS}
@@ -1423,6 +1512,8 @@ def fit_cost_model(
             "Spalten für die Hilfearten fehlen.",
             location=", ".join(f"'{c}'" for c in absent if c) or ", ".join(kinds),
             expected=f"Hilfearten aus {', '.join(KINDS)} mit Spalten <Fälle>_<art> und <Kosten>_<art>_eur",
+            message_en="Columns for the kinds of help are missing.",
+            expected_en=f"kinds of help from {', '.join(KINDS)} with columns <cases>_<kind> and <costs>_<kind>_eur",
         )
     named = frame.set_axis(frame["key"].astype(str).to_numpy()) if "key" in frame.columns else frame
     Xv = _check_predictors(named[predictors])
@@ -1441,7 +1532,9 @@ def fit_cost_model(
             raise GeoplanError(
                 f"Kosten in Spalte '{cost_col}' fehlen oder sind negativ.",
                 location=f"Spalte '{cost_col}', Sozialräume {_rows(named.index, bad)}",
-                expected="Betrag in EUR ≥ 0",
+                expected="Betrag in EUR ≥ 0", message_en=f"Costs in column '{cost_col}' are missing or negative.",
+                location_en=f"column '{cost_col}', Sozialräume {_rows(named.index, bad)}",
+                expected_en="amount in EUR ≥ 0",
             )
         use = n_cases > 0
         if family == "gamma":
@@ -1452,6 +1545,8 @@ def fit_cost_model(
                         STAGE,
                         f"{int(zero.sum())} Sozialräume mit Fällen, aber ohne Kosten in '{cost_col}': im Gamma-Modell "
                         "nicht verwendbar und ausgelassen.",
+                        message_en=f"{int(zero.sum())} Sozialräume with cases but without costs in '{cost_col}': not "
+                        "usable in the gamma model and left out.",
                         location=_rows(named.index, zero),
                     )
                 )
@@ -1463,6 +1558,8 @@ def fit_cost_model(
                     STAGE,
                     f"Kostenmodell '{_KIND_LABELS.get(part, part)}': nur {int(use.sum())} Sozialräume mit Fällen "
                     f"(nötig ≥ {5 * len(names)}); stattdessen stadtweite Kosten je Fall ({rate:,.0f} EUR).",
+                    message_en=f"Cost model '{_KIND_LABELS_EN.get(part, part)}': only {int(use.sum())} Sozialräume "
+                    f"with cases (≥ {5 * len(names)} needed); city-wide costs per case used instead (EUR {rate:,.0f}).",
                 )
             )
             return np.full(len(named), rate)
@@ -1547,6 +1644,8 @@ def expected_demand(frame, model_cfg, labels: dict[str, str] | None = None):
             location="Konfigurationsfeld 'model.predictors'",
             expected=", ".join(c for c in frame.columns if c not in ("geometry", "key", "name", "bezirk")),
             hint="Namen aus dem Indikatorenkatalog verwenden.",
+            message_en=f"Predictor(s) {', '.join(unknown)} do not exist.",
+            hint_en="Use names from the indicator catalogue.",
         )
     res = fit_need_model(
         pd.DataFrame(frame.drop(columns="geometry")),

@@ -151,17 +151,27 @@ def fit_bym2(frame, model_cfg) -> SpatialNeed:
         f"(Startwert {diag['seed']}); größtes R̂ der Parameter und erwarteten Fälle {diag['max_r_hat']:.3f} "
         f"(Ziel ≤ 1,01), kleinste effektive Stichprobengröße der Parameter {diag['min_ess']:.0f}, "
         f"{diag['n_divergent']} divergente Übergänge; größtes R̂ der einzelnen Gebietseffekte θ, φ "
-        f"{diag['max_r_hat_effects']:.3f} (nur ihre Summe ist bestimmt)."))]
+        f"{diag['max_r_hat_effects']:.3f} (nur ihre Summe ist bestimmt)."), message_en=(
+        f"BYM2: {diag['chains']} chain(s) × {diag['draws']} draws after {diag['warmup']} warm-up steps "
+        f"(seed {diag['seed']}); largest R̂ of the parameters and expected cases {diag['max_r_hat']:.3f} "
+        f"(target ≤ 1.01), smallest effective sample size of the parameters {diag['min_ess']:.0f}, "
+        f"{diag['n_divergent']} divergent transitions; largest R̂ of the single area effects θ, φ "
+        f"{diag['max_r_hat_effects']:.3f} (only their sum is identified)."))]
     # divergences, islands, components from the model; its R̂ note (over θ and φ too) is replaced by this one
     notes += [n for n in est.notes_ if not n.message.startswith("BYM2: R̂")]
     if diag["max_r_hat"] > 1.01:
         notes.append(QANote(stage=STAGE, message=(
             f"BYM2: R̂ = {diag['max_r_hat']:.3f} > 1,01 bei den Parametern oder erwarteten Fällen — die Ketten sind "
-            "nicht konvergiert, die Intervalle sind nicht belastbar (model.bym2.warmup und draws erhöhen).")))
+            "nicht konvergiert, die Intervalle sind nicht belastbar (model.bym2.warmup und draws erhöhen)."),
+                            message_en=(
+            f"BYM2: R̂ = {diag['max_r_hat']:.3f} > 1.01 for the parameters or expected cases — the chains have "
+            "not converged, the intervals are not reliable (raise model.bym2.warmup and draws).")))
     if diag["chains"] < 2:
         notes.append(QANote(stage=STAGE, level="info", message=(
             "BYM2 mit nur einer Kette: R̂ vergleicht nur die beiden Hälften dieser Kette; für eine Entscheidung "
-            "model.bym2.chains ≥ 2 setzen.")))
+            "model.bym2.chains ≥ 2 setzen."), message_en=(
+            "BYM2 with a single chain: R̂ only compares the two halves of this chain; for a decision set "
+            "model.bym2.chains ≥ 2.")))
     return SpatialNeed(summary=summ, areas=areas, diagnostics=diag, priors=dict(est.priors_), interval=float(b.interval),
                        reference_family="", expected_draws=mu, notes=notes)
 
