@@ -26,20 +26,10 @@ class DryRun:
 
 def _model_input_checks(frame, config: Config) -> None:
     """The input checks of the model stage, without fitting: predictors exist, counts and exposure are valid."""
-    from geoplan.errors import GeoplanError
-    from geoplan.stages.model.glm import _check_counts, _check_exposure
+    from geoplan.stages.model.glm import _check_counts, _check_exposure, check_predictors_exist
 
     m = config.model
-    unknown = [p for p in m.predictors if p not in frame.columns]
-    if unknown:
-        raise GeoplanError(
-            f"Prädiktor(en) {', '.join(unknown)} gibt es nicht.",
-            location="Konfigurationsfeld 'model.predictors'",
-            expected=", ".join(c for c in frame.columns if c not in ("geometry", "key", "name", "bezirk")),
-            hint="Namen aus dem Indikatorenkatalog verwenden.",
-            message_en=f"Predictor(s) {', '.join(unknown)} do not exist.",
-            hint_en="Use names from the indicator catalogue.",
-        )
+    check_predictors_exist(frame, m)
     named = pd.DataFrame(frame.drop(columns="geometry")).set_axis(frame["key"].astype(str).to_numpy())
     _check_counts(named["hze_cases"], "hze_cases")
     _check_exposure(named[m.exposure], m.exposure)

@@ -1630,14 +1630,10 @@ def fit_cost_model(
 # ---------------------------------------------------------------------------
 
 
-def expected_demand(frame, model_cfg, labels: dict[str, str] | None = None):
-    """The need-model stage: fit on the Sozialraum frame, add expected cases and prediction intervals.
-
-    ``model_cfg`` is the config's ``model`` section. Returns ``(frame, NeedModelResult)``;
-    new columns ``expected_cases``, ``expected_per_1000`` (per 1,000 of the exposure), ``pi_low``, ``pi_high``.
-    """
-    m = model_cfg
-    unknown = [p for p in m.predictors if p not in frame.columns]
+def check_predictors_exist(frame, model_cfg) -> None:
+    """Every predictor of ``model.predictors`` is a column of the Sozialraum frame, or a GeoplanError naming
+    the ones that are not and the columns there are (shared by :func:`expected_demand` and ``geoplan validate``)."""
+    unknown = [p for p in model_cfg.predictors if p not in frame.columns]
     if unknown:
         raise GeoplanError(
             f"Prädiktor(en) {', '.join(unknown)} gibt es nicht.",
@@ -1647,6 +1643,16 @@ def expected_demand(frame, model_cfg, labels: dict[str, str] | None = None):
             message_en=f"Predictor(s) {', '.join(unknown)} do not exist.",
             hint_en="Use names from the indicator catalogue.",
         )
+
+
+def expected_demand(frame, model_cfg, labels: dict[str, str] | None = None):
+    """The need-model stage: fit on the Sozialraum frame, add expected cases and prediction intervals.
+
+    ``model_cfg`` is the config's ``model`` section. Returns ``(frame, NeedModelResult)``;
+    new columns ``expected_cases``, ``expected_per_1000`` (per 1,000 of the exposure), ``pi_low``, ``pi_high``.
+    """
+    m = model_cfg
+    check_predictors_exist(frame, m)
     res = fit_need_model(
         pd.DataFrame(frame.drop(columns="geometry")),
         cases="hze_cases",
