@@ -38,7 +38,8 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
     """Write all outputs of ``result`` into ``out_dir`` atomically; return the file paths.
 
     ``pdf_worker``: a :class:`geoplan.report.pdf.PdfWorker` started earlier (the
-    CLI starts it before the pipeline, so WeasyPrint is imported meanwhile);
+    CLI starts it before the pipeline, so WeasyPrint is imported meanwhile; with
+    ``figures=True`` it also draws some of the report's figures);
     without one it is started here, first thing. It is ended on every error.
     ``progress(key)``: called before each writer with one of :data:`WRITERS`'
     keys (the CLI shows a line per writer) and with ``"done"`` at the end.
@@ -53,7 +54,9 @@ def write_outputs(result, out_dir: str | Path, *, force: bool = False, lang: str
         worker = None
     try:
         if want_pdf and worker is None:
-            worker = pdf_writer.PdfWorker()  # imports WeasyPrint while this process draws the figures
+            # imports WeasyPrint while this process draws the figures; started this late it would be ready to draw
+            # figures only when most are drawn, so it loads no matplotlib (the CLI's worker does, see pdf.PdfWorker)
+            worker = pdf_writer.PdfWorker(figures=False)
         # the objects alive now (the result, the loaded libraries) outlive the writers: the garbage collector
         # leaves them out of its full collections meanwhile (0.3 s of a Berlin write went to scanning them)
         gc.freeze()

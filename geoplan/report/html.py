@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from geoplan import fmt
-from geoplan.report import claims, figures
+from geoplan.report import claims, drawjobs, figures
 from geoplan.report.vocabulary import label as voc_label
 from geoplan.report.i18n import gettext
 
@@ -263,10 +264,12 @@ def bym2_context(result, lang: str = "de") -> dict | None:
             "lo": fmt.percent(50 * (1 - u.interval), 0, lang), "hi": fmt.percent(50 * (1 + u.interval), 0, lang)}
 
 
-def sensitivity_context(result, lang: str = "de", max_areas: int = figures.MAX_AREAS_PER_CHART) -> dict | None:
+def sensitivity_context(result, lang: str = "de", max_areas: int = figures.MAX_AREAS_PER_CHART,
+                        jobs: drawjobs.Figures | None = None) -> dict | None:
     """The run's weight-sensitivity Monte Carlo (``result.sensitivity``, computed by the pipeline), formatted.
 
     None when the run has none (``sensitivity.n_draws: 0``); the report then leaves the section out.
+    ``jobs``: the figure goes there (key ``sensitivity``) and ``fig`` is None until the caller fills it in.
     """
     sens = getattr(result, "sensitivity", None)
     if sens is None:
@@ -281,13 +284,18 @@ def sensitivity_context(result, lang: str = "de", max_areas: int = figures.MAX_A
                      fmt.number(r["rank"], 0, lang), f"{fmt.number(r['rank_p05'], 0, lang)}–{fmt.number(r['rank_p95'], 0, lang)}",
                      fmt.percent(100 * r.get("rank_same_share", np.nan), 0, lang)])
     conc = getattr(sens, "concentration", None)
+    if jobs is None:
+        fig = figures.data_uri(figures.sensitivity_plot(t, lang, max_areas=max_areas))
+    else:
+        jobs.add("sensitivity", figures.sensitivity_plot, t, lang, max_areas=max_areas)
+        fig = None
     return {
         "rows": rows,
         "n_draws": sens.n_draws,
         "concentration": fmt.number(conc, 0, lang) if conc is not None else "–",
         "max_range_pct": fmt.percent(float(t["range_pct"].max()), 1, lang) if "range_pct" in t else "–",
         "median_range_pct": fmt.percent(float(t["range_pct"].median()), 1, lang) if "range_pct" in t else "–",
-        "fig": figures.data_uri(figures.sensitivity_plot(t, lang, max_areas=max_areas)),
+        "fig": fig,
         "range_values": t.sort_values("key")["range_pct"].tolist() if "range_pct" in t else [np.nan] * len(t),
     }
 
@@ -497,7 +505,8 @@ def _whole_words_em(rows, header, left, extra) -> float:
     return total
 
 
-def report_context(result, pub, lang: str = "de", max_areas: int | None = None, pdf_max_areas=_CONFIG) -> dict:
+def report_context(result, pub, lang: str = "de", max_areas: int | None = None, pdf_max_areas=_CONFIG,
+                   worker=None) -> dict:
     """Everything the template shows, already formatted in ``lang`` (de: 1.234,56 €; en: €1,234.56).
 
     Above ``max_areas`` Sozialräume (default ``output.max_areas_in_report``) the
@@ -508,7 +517,19 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
     variant of the report shows, in place of each detail table
     (:data:`PDF_DETAIL_TABLES`), the sentence in ``pdf_notes`` saying where
     it is (see :func:`render_report`).
+
+    ``worker``: a :class:`geoplan.report.pdf.PdfWorker` (``figures=True``) that
+    draws some of the figures meanwhile (:mod:`geoplan.report.drawjobs`; the
+    same PNGs); without one all are drawn here.
     """
+    jobs = drawjobs.Figures(worker)
+    try:
+        return _report_context(result, pub, lang, max_areas, pdf_max_areas, jobs)
+    finally:
+        jobs.close()
+
+
+def _report_context(result, pub, lang, max_areas, pdf_max_areas, jobs: drawjobs.Figures) -> dict:
     _ = gettext(lang)
     cfg = result.config
     f = result.frame
@@ -572,20 +593,24 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
                             fmt.number(r.get("mae_per_1000", np.nan), 2, lang)])
     mtext = model_text(result, lang)
 
-    figs = {"coefficients": figures.data_uri(figures.coefficient_plot(coefs, lang))}
+    # the figures are drawn at the end (jobs.draw), some by the PDF worker meanwhile
+    jobs.add("coefficients", figures.coefficient_plot, coefs, lang)
     if cv is not None and len(cv):
-        figs["cv"] = figures.data_uri(figures.cv_plot(cv, lang))
+        jobs.add("cv", figures.cv_plot, cv, lang)
     if getattr(model, "calibration", None) is not None and len(model.calibration):
-        figs["calibration"] = figures.data_uri(figures.calibration_png(model, lang))
+        # calibration_png reads only the model's calibration table: the worker is sent that, not the model
+        jobs.add("calibration", figures.calibration_png, SimpleNamespace(calibration=model.calibration), lang)
     if eq is not None and getattr(eq, "curve", None) is not None:
-        figs["concentration"] = figures.data_uri(figures.concentration_curve_plot(eq.curve, summary.get("concentration_index", np.nan), lang))
-    figs["budget_need"] = figures.data_uri(figures.budget_vs_need_plot(pd.DataFrame(f.drop(columns="geometry")), lang))
+        jobs.add("concentration", figures.concentration_curve_plot, eq.curve, summary.get("concentration_index", np.nan),
+                 lang)
+    jobs.add("budget_need", figures.budget_vs_need_plot, pd.DataFrame(f.drop(columns="geometry")), lang)
     if getattr(model, "funnel", None) is not None:
         mask = pub.mask["hze_cases"].to_numpy() if "hze_cases" in pub.mask else None
-        figs["funnel"] = figures.data_uri(figures.funnel_plot_png(model.funnel, mask, lang))
-    from geoplan.report.mapping import report_maps
+        jobs.add("funnel", figures.funnel_plot_png, model.funnel, mask, lang)
+    from geoplan.report.mapping import map_jobs
 
-    figs.update(report_maps(result, pub, lang))
+    for key, func, args, kwargs in map_jobs(result, pub, lang):
+        jobs.add_for_worker(key, func, *args, **kwargs)
 
     # --- Verteilung ----------------------------------------------------------------------------
     teil_rows = []
@@ -639,8 +664,7 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
         t["short"] = [short.get(p, _("Korridor") if p == "korridor" else _("Budget")) for p in t["position"]]
         explanations.append((f"{k} {name_of.get(k, '')}", t))
     if explanations:
-        figs["waterfall"] = figures.waterfall_grid(explanations, lang)
-        figs["waterfall"] = figures.data_uri(figs["waterfall"])
+        jobs.add("waterfall", figures.waterfall_grid, explanations, lang)
     explain_rows = []
     for title, t in explanations:
         explain_rows.append([title] + [fmt.euro(a, 0, lang) for a in t["amount_eur"]])
@@ -670,7 +694,7 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
             "max_years": fmt.number(until, 0, lang) if until is not None else ("–" if not summary.get("never_at_target") else _("nie")),
         }
         dd = per.assign(label=[f"{k} {n}" for k, n in zip(per["key"], per.get("name", per["key"]))])
-        figs["distance"] = figures.data_uri(figures.distance_plot(dd, lang, max_areas=max_areas))
+        jobs.add("distance", figures.distance_plot, dd, lang, max_areas=max_areas)
 
     # observed vs expected from the published (suppressed) ratio only
     oe = pd.to_numeric(areas["oe_ratio"], errors="coerce") if "oe_ratio" in areas else pd.Series(dtype=float)
@@ -697,7 +721,7 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
          ", ".join(voc.label(b, lang) for b in i.base) if i.base else voc.label(i.column or "", lang, i.column or "")]
         for i in result.catalogue.indicators
     ]
-    sens = sensitivity_context(result, lang, max_areas=max_areas)
+    sens = sensitivity_context(result, lang, max_areas=max_areas, jobs=jobs)
     bym2 = bym2_context(result, lang)
 
     alloc_header, need_header, ind_header = header(alloc_cols), header(need_cols), header(ind_cols)
@@ -781,6 +805,9 @@ def report_context(result, pub, lang: str = "de", max_areas: int | None = None, 
                  "sens": (section(7, "Sensitivität"), sheet("sensitivity"))}
         pdf_notes = {k: _pdf_note(k, *where[k], len(f), pdf_max_areas, big, lang,
                                   n_rows=n_binding if k == "binding" else None) for k in PDF_DETAIL_TABLES if shown[k]}
+    figs = {key: figures.data_uri(png) for key, png in jobs.draw().items()}
+    if sens:
+        sens["fig"] = figs.pop("sensitivity")
     return {
         "pdf_notes": pdf_notes,
         "claims": claims.report_claims(result, lang),
@@ -902,16 +929,17 @@ def render_report(result, pub, lang: str = "de", max_areas: int | None = None, *
 
 
 def render_reports(result, pub, lang: str = "de", max_areas: int | None = None, *,
-                   pdf_max_areas=_CONFIG) -> tuple[str, str]:
+                   pdf_max_areas=_CONFIG, worker=None) -> tuple[str, str]:
     """bericht.html and the text of bericht.pdf, from one context (the figures are drawn once).
 
     The PDF's text is the same string object as the HTML when the PDF leaves
-    no table out (at most ``pdf_max_areas`` Sozialräume).
+    no table out (at most ``pdf_max_areas`` Sozialräume). ``worker``: the PDF
+    worker, which draws some of the figures (see :func:`report_context`).
     """
     from geoplan.report.i18n import relabel_html, set_labels
 
     set_labels(result)
-    ctx = report_context(result, pub, lang, max_areas=max_areas, pdf_max_areas=pdf_max_areas)
+    ctx = report_context(result, pub, lang, max_areas=max_areas, pdf_max_areas=pdf_max_areas, worker=worker)
     template = _env(lang).get_template("bericht.html.j2")
     html = relabel_html(template.render(**ctx, pdf=False), lang)
     if not ctx["pdf_notes"]:
@@ -935,10 +963,12 @@ def write_report(result, pub, out_dir: Path, *, lang: str = "de", pdf: bool = Tr
     calls ``pending.wait()`` (or ``pending.cancel()`` on an error) before it
     uses the folder. ``max_areas``, ``pdf_max_areas``: see :func:`render_report`;
     when the PDF leaves tables out, its text goes to the worker in
-    :data:`PDF_SOURCE`, which is removed when the PDF is done.
+    :data:`PDF_SOURCE`, which is removed when the PDF is done. A worker
+    started with ``figures=True`` draws some of the figures first.
     """
     html, pdf_html = render_reports(result, pub, lang, max_areas=max_areas,
-                                    pdf_max_areas=pdf_max_areas if pdf else None)  # no PDF: no variant
+                                    pdf_max_areas=pdf_max_areas if pdf else None,  # no PDF: no variant
+                                    worker=worker if pdf and background else None)
     path = out_dir / "bericht.html"
     path.write_text(html, encoding="utf-8")
     written = [path]

@@ -8,6 +8,7 @@ year and, where no count is suppressed, the observed/expected ratio.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import geopandas as gpd
 import pandas as pd
@@ -99,16 +100,21 @@ def write_karte(result, pub, path: Path, lang: str = "de") -> Path:
 MAP_DPI = 100
 
 
-def report_maps(result, pub, lang: str = "de") -> dict[str, str]:
+def map_jobs(result, pub, lang: str = "de") -> list[tuple[str, Callable[..., bytes], tuple, dict]]:
+    """The report's static maps as ``(key, function, args, kwargs)``, the function returning PNG bytes.
+
+    The arguments hold the map frame, a layer and texts, not the whole
+    ``result``: :mod:`geoplan.report.drawjobs` may send them to the PDF worker.
+    """
     g = _map_frame(result, pub)
     src = _source_line(result, lang)
-    out = {}
+    jobs = []
     names = {"budget_per_u21": "map_budget", "need_index": "map_need", "change_pct": "map_change",
              P_BELOW: "map_p_below"}
     for layer in map_layers(g, lang, result.config.allocation.corridor):
         if layer.column in names:
-            png = static_map_png_bytes(g, layer, title=layer.label, source_line=src, lang=lang, dpi=MAP_DPI)
-            out[names[layer.column]] = figures.data_uri(png)
+            jobs.append((names[layer.column], static_map_png_bytes, (g, layer),
+                         dict(title=layer.label, source_line=src, lang=lang, dpi=MAP_DPI)))
     res = getattr(result.model, "residuals", None)
     if res is not None and len(res) == len(g):
         # the residual, the published expected value and alpha together give the count back:
@@ -116,9 +122,12 @@ def report_maps(result, pub, lang: str = "de") -> dict[str, str]:
         r = pd.Series(res.to_numpy(float), index=g.index)
         if "hze_cases" in pub.mask.columns:
             r[pub.mask["hze_cases"].to_numpy(bool)] = float("nan")
-        g = g.assign(residual=r)
-        layer = residual_layer(lang)
-        out["map_residual"] = figures.data_uri(
-            static_map_png_bytes(g, layer, title=gettext(lang)("Pearson-Residuen des Modells je Sozialraum"), source_line=src,
-                                  lang=lang, dpi=MAP_DPI))
-    return out
+        jobs.append(("map_residual", static_map_png_bytes, (g.assign(residual=r), residual_layer(lang)),
+                     dict(title=gettext(lang)("Pearson-Residuen des Modells je Sozialraum"), source_line=src,
+                          lang=lang, dpi=MAP_DPI)))
+    return jobs
+
+
+def report_maps(result, pub, lang: str = "de") -> dict[str, str]:
+    """The report's static maps drawn here, as data URIs by key (see :func:`map_jobs`)."""
+    return {key: figures.data_uri(func(*args, **kwargs)) for key, func, args, kwargs in map_jobs(result, pub, lang)}

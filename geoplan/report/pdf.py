@@ -10,20 +10,25 @@ ready — by the CLI before the pipeline runs, or at the start of
 :func:`geoplan.report.write_outputs` — so that importing WeasyPrint and
 loading its fonts overlaps the other work; it is sent the path of the HTML
 when that is written and renders the same bytes as :func:`pdf_from_html` in
-this process (same HTML text, base URL and identifier). This module imports
-nothing heavy: the worker loads only WeasyPrint, not pandas or matplotlib.
+this process (same HTML text, base URL and identifier). A worker started with
+``figures=True`` (the CLI's) also imports matplotlib and the report's figure
+and map modules meanwhile, and before the PDF it draws figures for
+:mod:`geoplan.report.drawjobs` (:meth:`PdfWorker.call`), side by side with
+this process. This module imports nothing heavy itself.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
-import json
 import os
+import pickle
 import struct
 import subprocess
 import sys
 import tempfile
+import traceback
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -145,52 +150,173 @@ _WARM_UP = ('<!DOCTYPE html><html lang="de"><head><meta charset="utf-8"><title>x
             '<tr><td>1</td></tr></table></body></html>')
 
 
-def _worker() -> None:  # pragma: no cover - runs in the second process (tested through PdfWorker)
-    """Entry point of the PDF process: import and warm up WeasyPrint, then render what stdin names.
+# The pipes between this process and the worker carry frames: an 8-byte big-endian length, then a pickle.
+# Pickle is acceptable here because both ends are geoplan's own processes: the parent writes the jobs into
+# the worker's stdin and the worker writes the answers into a pipe only the parent reads; no frame is ever
+# read from a file, a socket or any other program.
+_LENGTH = struct.Struct(">Q")
 
-    stdin carries one JSON line ``{"html": …, "out_dir": …, "pdf": …}``; end of
-    input without a line (the parent gave up or died) ends the process quietly.
+
+def _send_bytes(stream, data: bytes) -> None:
+    stream.write(_LENGTH.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _receive_bytes(stream) -> bytes:
+    """One frame's pickle; EOFError when the other end has closed the pipe (before or inside the frame)."""
+    head = stream.read(_LENGTH.size)
+    if head is None or len(head) < _LENGTH.size:
+        raise EOFError
+    (size,) = _LENGTH.unpack(head)
+    data = stream.read(size)
+    if data is None or len(data) < size:
+        raise EOFError
+    return data
+
+
+def _dumps(obj) -> bytes:
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+READY = ("ready",)
+
+
+def _warm_up_figures() -> None:  # pragma: no cover - runs in the second process
+    """Import the figure and map modules and mapclassify (the maps' classes; it loads scipy.stats and
+    sklearn.cluster) and draw a throw-away figure (matplotlib's fonts and the Agg renderer are loaded once
+    per process; the figures' bytes are the same with or without it, tested)."""
+    import mapclassify  # noqa: F401
+
+    from geoplan.report import figures, mapping  # noqa: F401 - mapping imports maps (geopandas, shapely)
+
+    fig, ax = figures.plt.subplots(figsize=(1.0, 1.0))
+    ax.set_title("Ä 1,5", fontweight="bold")
+    ax.set_xlabel("x")
+    ax.plot([0, 1], [0, 1])
+    figures.png_bytes(fig)
+
+
+def _worker(figures: bool = False) -> None:  # pragma: no cover - runs in the second process (tested through PdfWorker)
+    """Entry point of the second process: import and warm up, then do what stdin's frames ask.
+
+    ``figures``: also import the figure modules (:func:`_warm_up_figures`)
+    and answer ``("ready",)`` on stdout when everything is loaded. Frames on
+    stdin: ``("call", function, args, kwargs)``, answered by ``(True, return
+    value)`` or ``(False, traceback text)``; then ``("pdf", {"html": …,
+    "out_dir": …, "pdf": …})``, rendered, and the process ends (an error
+    there: traceback on stderr, exit code 1). End of input without a PDF job
+    (the parent gave up or died) ends the process quietly.
     """
+    # the answers go out on a private copy of stdout; whatever a library prints lands in the error file
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    jobs = sys.stdin.buffer
+    if figures:  # first: the figures are asked for before the PDF
+        _warm_up_figures()
     from weasyprint import HTML
 
     # fonts, Pango and the user-agent stylesheet are loaded once per process: do it while the parent works
     # (a throw-away document; the report's bytes are the same with or without it, tested)
     HTML(string=_WARM_UP).render()
     _embed_png_directly()
-    line = sys.stdin.readline()
-    if not line.strip():
-        return
-    job = json.loads(line)
-    html_path = Path(job["html"])
-    pdf_from_html(html_path.read_text(encoding="utf-8"), Path(job["out_dir"]), Path(job["pdf"]))
+    # what is loaded now lives as long as the process: the garbage collector leaves it out of its full
+    # collections, which the PDF's layout sets off often (with matplotlib and pandas loaded: 0.2–0.6 s CPU)
+    gc.freeze()
+    if figures:
+        _send_bytes(answers, _dumps(READY))
+    while True:
+        try:
+            data = _receive_bytes(jobs)
+        except EOFError:
+            return
+        kind = None
+        try:
+            kind, *body = pickle.loads(data)
+            if kind == "pdf":
+                job = body[0]
+                pdf_from_html(Path(job["html"]).read_text(encoding="utf-8"), Path(job["out_dir"]), Path(job["pdf"]))
+                return
+            func, args, kwargs = body
+            answer = _dumps((True, func(*args, **kwargs)))
+        except Exception:  # noqa: BLE001 - a call's error goes back (the parent draws the figure itself)
+            if kind == "pdf":
+                raise  # traceback on stderr, exit code 1: PendingPdf.wait reports it
+            answer = _dumps((False, traceback.format_exc()))
+        _send_bytes(answers, answer)
+
+
+class WorkerCallError(Exception):
+    """A call raised in the worker (or its arguments could not be sent): the text of the error."""
+
+
+class WorkerGone(Exception):
+    """The worker cannot take calls: it has ended, was cancelled, has the PDF job already or draws no figures."""
 
 
 class PdfWorker:
-    """A second process that has imported WeasyPrint and waits for the report.
+    """A second process that has imported WeasyPrint (and, ``figures=True``, matplotlib) and waits for the report.
 
-    :meth:`render` hands it bericht.html and returns a :class:`PendingPdf`;
-    :meth:`cancel` ends it (idempotent; also after :meth:`render`). Its error
-    output goes to an anonymous temporary file, so no log is left anywhere.
+    :meth:`call` has it run a function (the report's figures, see
+    :mod:`geoplan.report.drawjobs`) before the PDF; :meth:`render` hands it
+    bericht.html and returns a :class:`PendingPdf`; :meth:`cancel` ends it
+    (idempotent; also after :meth:`render`). Its error output goes to an
+    anonymous temporary file, so no log is left anywhere. :meth:`call` and
+    :meth:`render` are not to be used by two threads at once.
     """
 
-    def __init__(self):
+    def __init__(self, figures: bool = True):
         code = (f"import sys; sys.path[:0] = {[p for p in sys.path if p]!r}; "
-                "from geoplan.report.pdf import _worker; _worker()")
+                f"from geoplan.report.pdf import _worker; _worker(figures={bool(figures)!r})")
         self._err = tempfile.TemporaryFile()
+        self.figures = bool(figures)
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, stderr=self._err)
+                                     stdout=subprocess.PIPE if figures else subprocess.DEVNULL, stderr=self._err)
         self.sent = False
+        self._ready = False
+        self._gone = not figures
+
+    def wait_ready(self) -> bool:
+        """Wait until the worker has loaded everything; False when it takes no calls (see :class:`WorkerGone`)."""
+        if self._ready or self._gone or self.sent:
+            return self._ready and not self._gone and not self.sent
+        try:
+            self._ready = pickle.loads(_receive_bytes(self.proc.stdout)) == READY
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+            pass
+        self._gone = not self._ready
+        return self._ready
+
+    def call(self, func, *args, **kwargs):
+        """``func(*args, **kwargs)`` run in the worker (``func`` a module-level function; it and the arguments
+        picklable), its return value. Raises :class:`WorkerCallError` when it raised there or could not be
+        sent, :class:`WorkerGone` when the worker cannot answer (then every later call raises it too)."""
+        try:
+            data = _dumps(("call", func, args, kwargs))
+        except Exception as exc:  # noqa: BLE001 - not picklable: the caller runs it itself
+            raise WorkerCallError(f"{type(exc).__name__}: {exc}") from None
+        if not self.wait_ready():
+            raise WorkerGone
+        try:
+            _send_bytes(self.proc.stdin, data)
+            ok, value = pickle.loads(_receive_bytes(self.proc.stdout))
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError):  # ended, killed, or cancelled meanwhile
+            self._gone = True
+            raise WorkerGone from None
+        if not ok:
+            raise WorkerCallError(value)
+        return value
 
     def render(self, html_path: Path, out_dir: Path, remove_source: bool = False) -> PendingPdf:
         """Send the job; ``remove_source``: ``html_path`` is a temporary file the :class:`PendingPdf` removes."""
         pdf_path = Path(out_dir) / "bericht.pdf"
-        job = json.dumps({"html": str(html_path), "out_dir": str(out_dir), "pdf": str(pdf_path)})
-        try:
-            self.proc.stdin.write((job + "\n").encode("utf-8"))
-            self.proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass  # the process has ended already: wait() reports its error output
+        job = {"html": str(html_path), "out_dir": str(out_dir), "pdf": str(pdf_path)}
         self.sent = True
+        try:
+            _send_bytes(self.proc.stdin, _dumps(("pdf", job)))
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # the process has ended already: wait() reports its error output
         return PendingPdf(self, pdf_path, Path(html_path) if remove_source else None)
 
     def error_text(self) -> str:
@@ -201,9 +327,11 @@ class PdfWorker:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
-        for stream in (self.proc.stdin, self._err):
+        self._gone = True
+        for stream in (self.proc.stdin, self.proc.stdout, self._err):
             try:
-                stream.close()
+                if stream is not None:
+                    stream.close()
             except (OSError, ValueError):
                 pass
 
@@ -249,4 +377,4 @@ def start_pdf(html_path: Path, out_dir: Path, worker: PdfWorker | None = None,
 
     ``remove_source``: ``html_path`` is the PDF's own text in a temporary file, removed when the PDF is done.
     """
-    return (worker or PdfWorker()).render(html_path, out_dir, remove_source)
+    return (worker or PdfWorker(figures=False)).render(html_path, out_dir, remove_source)
