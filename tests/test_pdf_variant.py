@@ -94,6 +94,29 @@ def test_pdf_omits_exactly_the_detail_tables_above_the_limit(demo_result, varian
     assert "Abschnitt 7 „Sensitivität“, und in verteilung.xlsx, Blatt „Sensitivität“" in unescape(sentences["sens"])
 
 
+def test_each_sentence_names_the_section_the_report_shows(variant):
+    """The section a PDF sentence names is the heading of bericht.html with that number and title
+    (html.section_numbers gives both), in German and English."""
+    for lang, quote in (("de", ("„", "“")), ("en", ("'", "'"))):
+        page, pdf = variant[lang]
+        headings = {f"{num} {quote[0]}{title}{quote[1]}" for num, title in
+                    re.findall(r'<h2 id="\w+"(?: class="first")?>(\d+) ([^<]+)</h2>', unescape(page))}
+        assert len(headings) >= 8
+        sentences = dict(re.findall(r'<p class="note" id="pdf-ohne-(\w+)">(.*?)</p>', pdf))
+        assert len(sentences) >= 5
+        word = "Abschnitt" if lang == "de" else "section"
+        for key, text in sentences.items():
+            named = re.search(word + r" (\d+ " + quote[0] + ".*?" + quote[1] + ")", unescape(text)).group(1)
+            assert named in headings, (lang, key, named)
+
+
+def test_section_numbers_follow_the_sections_present():
+    assert html.section_numbers(True)["methodik"] == 8 and html.section_numbers(True)["sensitivitaet"] == 7
+    without = html.section_numbers(False)
+    assert "sensitivitaet" not in without and without["methodik"] == 7 and without["anhang"] == 8
+    assert list(without.values()) == list(range(1, 9))
+
+
 def test_sheets_named_in_the_pdf_exist(demo_result, pubs, variant, tmp_path):
     """Every sheet a sentence names is a sheet of verteilung.xlsx (de and en)."""
     from openpyxl import load_workbook

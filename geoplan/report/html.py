@@ -346,6 +346,20 @@ PDF_DETAIL_TABLES = {
 _CONFIG = object()  # "take the limit from the config" (None is a value: no limit)
 
 
+#: The report's sections in order: anchor (the heading's id in bericht.html) and German heading.
+SECTIONS = (("zusammenfassung", "Zusammenfassung"), ("datengrundlage", "Datengrundlage"),
+            ("indikatoren", "Indikatoren"), ("bedarfsmodell", "Bedarfsmodell"), ("verteilung", "Verteilung"),
+            ("gerechtigkeit", "Verteilungsgerechtigkeit"), ("sensitivitaet", "Sensitivität"),
+            ("methodik", "Methodik"), ("anhang", "Anhang: Qualitätssicherung"))
+
+
+def section_numbers(has_sensitivity: bool) -> dict[str, int]:
+    """Anchor -> the number of each section the report has (the sensitivity section only with its table),
+    used by the headings and by every sentence that names a section (the PDF's notes, the closing note)."""
+    present = [a for a, _ in SECTIONS if has_sensitivity or a != "sensitivitaet"]
+    return {anchor: i for i, anchor in enumerate(present, start=1)}
+
+
 def _pdf_note(key: str, section: str, sheet: str, n_areas: int, limit: int, shortened: bool, lang: str,
               n: int = EXTREME_ROWS, n_rows: int | None = None) -> str:
     """The sentence bericht.pdf shows in place of the detail table ``key``: where the table is instead.
@@ -791,24 +805,29 @@ def _report_context(result, pub, lang, max_areas, pdf_max_areas, jobs: drawjobs.
 
     conv_rows = [[fmt.number(y, 0, lang), fmt.number(n, 0, lang), fmt.percent(100 * n / max(len(f), 1), 0, lang)]
                  for y, n in (summary.get("convergence") or [])][:10]
+    sections = section_numbers(bool(sens))
     pdf_notes = {}  # detail table -> the sentence the PDF shows in its place
     if pdf_max_areas is not None and len(f) > pdf_max_areas:
-        section = lambda num, head: f"{num} „{_(head)}“" if lang == "de" else f"{num} '{_(head)}'"  # noqa: E731
+        def section(anchor):  # number and heading, as the report's heading shows them
+            num, head = sections[anchor], dict(SECTIONS)[anchor]
+            return f"{num} „{_(head)}“" if lang == "de" else f"{num} '{_(head)}'"
+
         shown = {"ind": bool(ind_rows), "need": bool(need_rows), "bym2": bool(bym2), "binding": bool(binding_rows),
                  "dist": bool(dist_rows), "sens": bool(sens)}
-        where = {"ind": (section(3, "Indikatoren"), sheet("allocation")),
-                 "need": (section(4, "Bedarfsmodell"), sheet("allocation")),
+        where = {"ind": (section("indikatoren"), sheet("allocation")),
+                 "need": (section("bedarfsmodell"), sheet("allocation")),
                  # the BYM2 intervals per area are columns of the allocation sheet (the BYM2 sheet has the parameters)
-                 "bym2": (section(4, "Bedarfsmodell"), sheet("allocation")),
-                 "binding": (section(5, "Verteilung"), sheet("allocation")),
-                 "dist": (section(6, "Verteilungsgerechtigkeit"), dist_sheet),
-                 "sens": (section(7, "Sensitivität"), sheet("sensitivity"))}
+                 "bym2": (section("bedarfsmodell"), sheet("allocation")),
+                 "binding": (section("verteilung"), sheet("allocation")),
+                 "dist": (section("gerechtigkeit"), dist_sheet),
+                 "sens": (section("sensitivitaet") if sens else "", sheet("sensitivity"))}
         pdf_notes = {k: _pdf_note(k, *where[k], len(f), pdf_max_areas, big, lang,
                                   n_rows=n_binding if k == "binding" else None) for k in PDF_DETAIL_TABLES if shown[k]}
     figs = {key: figures.data_uri(png) for key, png in jobs.draw().items()}
     if sens:
         sens["fig"] = figs.pop("sensitivity")
     return {
+        "sections": sections,
         "pdf_notes": pdf_notes,
         "claims": claims.report_claims(result, lang),
         "bym2": bym2,
