@@ -751,7 +751,7 @@ def repair_polygons(geoms, what: str, stage: str = "indicators") -> tuple[np.nda
                             location="Objekt " + ", ".join(str(i + 1) for i in idx[:10]),
                             details={"rows": idx.tolist()},
                             message_en=f"{len(idx)} invalid geometr{'y' if len(idx) == 1 else 'ies'} of the "
-                            f"{what_en(what)} repaired (make_valid: self-intersections, zero-width spikes)."))
+                            f"{what_en(what)} repaired by make_valid (self-intersections, zero-width spikes)."))
     return arr, notes
 
 
