@@ -14,7 +14,7 @@ import geopandas as gpd
 import pandas as pd
 
 from geoplan.report.maps import MapLayer, change_layer, interactive_map, probability_layer, static_map_png_bytes
-from geoplan.report import figures
+from geoplan.report import figures  # noqa: F401 - sets the report's matplotlib settings (rcParams) the maps are drawn with
 from geoplan.report.i18n import gettext
 from geoplan.report.vocabulary import label as voc_label
 
@@ -126,8 +126,3 @@ def map_jobs(result, pub, lang: str = "de") -> list[tuple[str, Callable[..., byt
                      dict(title=gettext(lang)("Pearson-Residuen des Modells je Sozialraum"), source_line=src,
                           lang=lang, dpi=MAP_DPI)))
     return jobs
-
-
-def report_maps(result, pub, lang: str = "de") -> dict[str, str]:
-    """The report's static maps drawn here, as data URIs by key (see :func:`map_jobs`)."""
-    return {key: figures.data_uri(func(*args, **kwargs)) for key, func, args, kwargs in map_jobs(result, pub, lang)}
