@@ -67,10 +67,6 @@ class Style:
     sld: str                      # the same classes as OGC SLD 1.1
     body: str                     # renderer, labels and field aliases: the QML a QGIS project embeds
 
-    @property
-    def title(self) -> str:       # the style name (PostGIS layer_styles.stylename)
-        return self.name
-
 
 def style_layers(frame: pd.DataFrame, lang: str = "de", corridor=None,
                  style_column: str = "budget_per_u21") -> list[StyleLayer]:
