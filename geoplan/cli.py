@@ -655,9 +655,12 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def entry() -> None:  # pragma: no cover
-    sys.exit(main())
+def entry() -> None:  # pragma: no cover - the console script (tests run it as a subprocess)
+    """The ``geoplan`` command: :func:`main`, then :func:`geoplan.parallel.leave` (no interpreter teardown)."""
+    from geoplan.parallel import leave
+
+    leave(main())
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

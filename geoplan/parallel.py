@@ -1,8 +1,10 @@
-"""How many worker threads a call may use (shared by interpolation, zonal statistics and sensitivity)."""
+"""Threads and processes: how many worker threads a call may use (shared by interpolation, zonal statistics
+and sensitivity), and how geoplan's processes end (:func:`leave`)."""
 
 from __future__ import annotations
 
 import os
+import sys
 
 
 def n_threads(n_jobs: int | None) -> int:
@@ -13,3 +15,26 @@ def n_threads(n_jobs: int | None) -> int:
         except AttributeError:  # not on Linux
             return os.cpu_count() or 1
     return n_jobs
+
+
+def leave(code: int) -> None:  # pragma: no cover - ends the process (tests run the CLI and the PDF worker as processes)
+    """End the process with ``code`` without the interpreter's teardown.
+
+    Used where a process's work is done: the ``geoplan`` command (:func:`geoplan.cli.entry`) and the PDF
+    process once bericht.pdf is written (the parent waits for it to end). Freeing the objects of
+    the loaded libraries one by one took about 0.6–0.7 s at the end of each. What a normal exit
+    does first still runs: the ``atexit`` functions (temporary folders, logging) and flushing the
+    standard streams; every output file is closed by then.
+    """
+    import atexit
+
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if run_exitfuncs is None:  # not CPython: the normal exit
+        sys.exit(code)
+    run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

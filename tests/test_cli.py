@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -79,6 +81,26 @@ def test_key_in_table_but_not_in_polygons(tmp_path, capsys):
     assert "0110" in err
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_console_script_exit_code_and_output_survive_the_fast_exit(tmp_path):
+    """The ``geoplan`` command ends without the interpreter's teardown (geoplan.parallel.leave): its exit
+    code, its buffered output and what an atexit function does must still come through."""
+    cfg = _config_copy(tmp_path, lambda r: r["boundaries"].update(path=str(tmp_path / "fehlt.geojson")))
+    code = ("import atexit, pathlib, sys; "
+            f"atexit.register(pathlib.Path({str(tmp_path / 'atexit-ran')!r}).touch); "
+            "from geoplan.cli import entry; entry()")
+    proc = subprocess.run([sys.executable, "-c", code, "validate", str(cfg)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "fehlt.geojson" in proc.stdout + proc.stderr
+    assert (tmp_path / "atexit-ran").exists()
+    ok = subprocess.run([sys.executable, "-c", "from geoplan.cli import entry; entry()", "presets", "list"],
+                        capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert ok.returncode == 0 and "stuttgart" in ok.stdout.lower()
+    # the installed command is this function
+    scripts = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'geoplan = "geoplan.cli:entry"' in scripts
 
 
 def test_refuses_non_empty_output_without_force(tmp_path, capsys):

@@ -208,6 +208,8 @@ def _worker(figures: bool = False) -> None:  # pragma: no cover - runs in the se
     there: traceback on stderr, exit code 1). End of input without a PDF job
     (the parent gave up or died) ends the process quietly.
     """
+    from geoplan.parallel import leave
+
     # the answers go out on a private copy of stdout; whatever a library prints lands in the error file
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
@@ -236,7 +238,9 @@ def _worker(figures: bool = False) -> None:  # pragma: no cover - runs in the se
             if kind == "pdf":
                 job = body[0]
                 pdf_from_html(Path(job["html"]).read_text(encoding="utf-8"), Path(job["out_dir"]), Path(job["pdf"]))
-                return
+                # the PDF is written and closed; the parent waits for this process to end: leave without the
+                # interpreter's teardown (freeing WeasyPrint's, matplotlib's and pandas' objects one by one)
+                leave(0)
             func, args, kwargs = body
             answer = _dumps((True, func(*args, **kwargs)))
         except Exception:  # noqa: BLE001 - a call's error goes back (the parent draws the figure itself)
