@@ -112,17 +112,17 @@ def require_bayes():
 # graph: adjacency, components, scaling
 # ---------------------------------------------------------------------------
 def queen_adjacency(geometry) -> sparse.csr_matrix:
-    """Binary queen-contiguity adjacency (libpysal) in the row order of ``geometry``."""
-    import geopandas as gpd
-    from libpysal.weights import Queen
+    """Binary queen-contiguity adjacency in the row order of ``geometry``: the neighbours libpysal's
+    ``Queen.from_dataframe`` finds (:func:`geoplan.stages.model.glm.queen_neighbours`, shared vertices
+    matched by sorting the coordinates once; libpysal's Python loop over vertex tuples took about 0.5 s
+    CPU for the 58 Berlin areas, in every fit)."""
+    from geoplan.stages.model.glm import queen_neighbours
 
-    gdf = gpd.GeoDataFrame(geometry=gpd.GeoSeries(geometry).reset_index(drop=True))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        w = Queen.from_dataframe(gdf, use_index=True)
-    order = list(range(len(gdf)))
-    w.transform = "b"
-    return sparse.csr_matrix(w.sparse[np.ix_(order, order)] if list(w.id_order) != order else w.sparse)
+    neighbours = queen_neighbours(geometry)
+    n = len(neighbours)
+    row = np.repeat(np.arange(n), [len(neighbours[i]) for i in range(n)])
+    col = np.array([j for i in range(n) for j in neighbours[i]], dtype=np.int64)
+    return sparse.csr_matrix((np.ones(len(col)), (row, col)), shape=(n, n))
 
 
 def _edges(adjacency, n: int) -> np.ndarray:
@@ -453,7 +453,6 @@ def _sampler(static, warmup, draws, target_accept, max_tree_depth):
     computes the same operations; XLA may fuse them differently, so a seed's draws can differ in the
     last bits from those of an op-by-op initialisation (then beyond, as MCMC amplifies them)."""
     import jax
-    import jax.numpy as jnp
     from jax import random
     from numpyro.infer import NUTS
     from numpyro.util import cond, fori_loop, identity
@@ -498,8 +497,12 @@ def _sampler(static, warmup, draws, target_accept, max_tree_depth):
         for c in range(chains):
             state = init(keys[c], args)
             init_val = (state, args, {})
-            collection = jax.tree.map(lambda x: jnp.zeros((draws, *jnp.shape(x)), dtype=jnp.asarray(x).dtype)
-                                      * jnp.asarray(x)[None, ...], collect(init_val))
+            # the arrays the loop fills, one row per draw (every row is written: their start values never
+            # reach a result). fori_collect starts from zeros × the first state's draws, computed op by op:
+            # some 20 small programs compiled in a process's first fit (about 1 s); their shapes and types
+            # come from an abstract evaluation here and the zeros from NumPy, nothing is compiled
+            collection = jax.tree.map(lambda x: np.zeros((draws, *x.shape), dtype=x.dtype),
+                                      jax.eval_shape(collect, init_val))
             out.append(loop(init_val, collection, warmup, 1)[1])
         return jax.tree.map(lambda *v: np.stack([np.asarray(x) for x in v]), *out)
 
