@@ -491,8 +491,11 @@ def _sampler(static, warmup, draws, target_accept, max_tree_depth):
     kernels.append(NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth))
     init = jax.jit(lambda key, args: kernels[0].init(key, warmup, None, model_args=args, model_kwargs={}))
 
+    collected = jax.jit(collect)  # only for the shapes: a jitted function's eval_shape is traced once per shapes
+
     def run(rng_key, args, chains):
-        keys = random.split(rng_key, chains) if chains > 1 else rng_key[None]
+        # the chains' keys as MCMC makes them, indexed in NumPy (indexing the JAX array compiled small programs)
+        keys = np.asarray(random.split(rng_key, chains)) if chains > 1 else np.asarray(rng_key)[None]
         out = []
         for c in range(chains):
             state = init(keys[c], args)
@@ -500,9 +503,9 @@ def _sampler(static, warmup, draws, target_accept, max_tree_depth):
             # the arrays the loop fills, one row per draw (every row is written: their start values never
             # reach a result). fori_collect starts from zeros × the first state's draws, computed op by op:
             # some 20 small programs compiled in a process's first fit (about 1 s); their shapes and types
-            # come from an abstract evaluation here and the zeros from NumPy, nothing is compiled
+            # come from an abstract evaluation here (traced once) and the zeros from NumPy, nothing is compiled
             collection = jax.tree.map(lambda x: np.zeros((draws, *x.shape), dtype=x.dtype),
-                                      jax.eval_shape(collect, init_val))
+                                      collected.eval_shape(init_val))
             out.append(loop(init_val, collection, warmup, 1)[1])
         return jax.tree.map(lambda *v: np.stack([np.asarray(x) for x in v]), *out)
 
