@@ -79,6 +79,7 @@ def _fit_one_pass(fig) -> bool:
     if [a.get_majorticklocs().tolist() for a in (ax.xaxis, ax.yaxis)] == ticks:
         return True
     ax.set_position(before)
+    ax.set_in_layout(True)  # set_position took the axes out of constrained layout, which now places it
     return False
 
 
@@ -109,6 +110,23 @@ def _tick_labels(ax, axis: str, positions: np.ndarray, labels, fontsize: float, 
         ax.text(x, y, str(text), transform=shifted, rotation=rotation, fontsize=fontsize, **align)
     ax.plot(*np.asarray(xy, float).reshape(-1, 2).T, ls="none", marker=marker, ms=size, mew=width,
             color=rc[f"{axis}tick.color"], transform=beside, clip_on=False)
+
+
+def _bars(ax, y: np.ndarray, width: np.ndarray, colors, height: float = 0.8) -> None:
+    """Horizontal bars from 0 to ``width`` centred on ``y``, like ``ax.barh``, as one collection.
+
+    ``barh`` makes one patch per bar (and updates the data limits per bar); a
+    chart of 58 areas spent 70 ms on it, one collection 6 ms. Same look: no
+    edges, the value axis sticks to 0 as with ``barh``.
+    """
+    from matplotlib.collections import PolyCollection
+
+    y0, y1 = y - height / 2, y + height / 2
+    zeros = np.zeros(len(y))
+    verts = np.stack([np.column_stack(c) for c in ((zeros, y0), (width, y0), (width, y1), (zeros, y1))], axis=1)
+    bars = PolyCollection(verts, facecolors=colors, edgecolors="none", linewidths=0)
+    bars.sticky_edges.x.append(0.0)
+    ax.add_collection(bars)
 
 
 def data_uri(png: bytes) -> str:
@@ -279,7 +297,7 @@ def waterfall_grid(explanations: list[tuple[str, pd.DataFrame]], lang: str = "de
         for xi, top, amount in zip(x, (lo + h) / 1e6, t["amount_eur"].to_numpy(float)):
             ax.text(xi, top, fmt.number(amount / 1e6, 2, lang), ha="center", va="bottom", fontsize=7)
         _tick_labels(ax, "x", x, t["short"], fontsize=7, rotation=30)
-        ax.set_title(title, fontsize=8.5)
+        ax.set_title(title, fontsize=8.5, y=1.0)  # y given: no search for ticks above the axes (it measured the y axis)
         ax.set_ylabel(_("Budget") + " (Mio. €)" if lang == "de" else "Budget (€ million)", fontsize=8)
         ax.margins(y=0.12)
         _de_axis(ax, "y", 1, lang=lang)
@@ -322,7 +340,7 @@ def distance_plot(frame: pd.DataFrame, lang: str = "de", max_areas: int = MAX_AR
     fig, ax = plt.subplots(figsize=(7.0, 0.16 * len(d) + 1.2))
     y = np.arange(len(d))
     v = np.nan_to_num(d["distance_to_target_eur"].to_numpy(float) / 1e6)  # the "…" row: no bar
-    ax.barh(y, v, color=np.where(v >= 0, "#2166ac", "#b2182b"))
+    _bars(ax, y, v, np.where(v >= 0, "#2166ac", "#b2182b"))
     _tick_labels(ax, "y", y, d["label"], fontsize=6)
     ax.axvline(0, color="#333", lw=0.8)
     ax.set_xlabel(("Zielwert − Vorjahr (Mio. €)" if lang == "de" else "target − prior year (€ million)") + note)
