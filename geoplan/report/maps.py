@@ -1287,24 +1287,35 @@ def _cached(cache: list, geoms: np.ndarray, extra, build):
     The report draws four or five maps of the same areas, in this process or
     in the PDF worker, which gets each map's areas as new objects (pickled per
     job): the key is the geometry objects themselves (an identity match is
-    exact and costs nothing) or else their content (:func:`_geometry_digest`, 3 ms for Berlin).
+    exact and costs nothing) or else their content (:func:`_geometry_digest`,
+    3 ms for Berlin, computed once per set of objects for both caches).
     """
     if cache:
         (objects, digest, other), value = cache[0]
-        if other == extra and len(objects) == len(geoms):
-            if all(a is b for a, b in zip(objects, geoms)):
-                return value
-            key_digest = _geometry_digest(geoms)
-            if key_digest == digest:
-                cache[:] = [((geoms.copy(), digest, extra), value)]
-                return value
-        else:
-            key_digest = _geometry_digest(geoms)
+        if other == extra and _same_objects(objects, geoms):
+            return value
+    digest_now = _digest_once(geoms)
+    if cache and cache[0][0][2] == extra and cache[0][0][1] == digest_now:
+        value = cache[0][1]
     else:
-        key_digest = _geometry_digest(geoms)
-    value = build()
-    cache[:] = [((geoms.copy(), key_digest, extra), value)]
+        value = build()
+    cache[:] = [((geoms.copy(), digest_now, extra), value)]
     return value
+
+
+def _same_objects(a: np.ndarray, b: np.ndarray) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+_DIGEST_MEMO: list = []  # [(geometries, digest)] of the last digest computed for the map caches
+
+
+def _digest_once(geoms: np.ndarray) -> str:
+    if _DIGEST_MEMO and _same_objects(_DIGEST_MEMO[0][0], geoms):
+        return _DIGEST_MEMO[0][1]
+    digest = _geometry_digest(geoms)
+    _DIGEST_MEMO[:] = [(geoms.copy(), digest)]
+    return digest
 
 
 _COVERAGE_CACHE: list = []  # [(key, coverage)] of the last call: several maps of one result share it
