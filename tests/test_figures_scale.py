@@ -125,3 +125,29 @@ def test_one_pass_layout_falls_back_to_constrained_layout(monkeypatch):
     monkeypatch.setattr(figures, "_fit_one_pass", failing_fit)
     figures.distance_plot(f)
     assert np.allclose(seen[0], seen[1], atol=1e-3)  # constrained layout's place, not where the one pass left it
+
+
+def test_tick_labels_show_their_ticks_exactly():
+    # the cross-validation chart's error axis (0 decimals, 0–15) had ticks every 2.5 labelled "0, 2, 5, 8, 10, 12, 15"
+    from matplotlib.ticker import AutoLocator
+
+    import matplotlib.pyplot as plt
+
+    for decimals, (lo, hi) in ((0, (0, 15.5)), (0, (0, 3.2)), (1, (0, 0.6)), (0, (-8, 104)), (2, (0.8, 1.7))):
+        fig, ax = plt.subplots(figsize=(3.5, 2.0))
+        ax.set_xlim(lo, hi)
+        figures._de_axis(ax, "x", decimals)
+        ticks = ax.xaxis.get_majorticklocs()
+        assert np.allclose(np.round(ticks, decimals), ticks)
+        default = AutoLocator()
+        default.set_axis(ax.xaxis)
+        auto = default()
+        if np.allclose(np.round(auto, decimals), auto):
+            assert np.array_equal(ticks, auto)  # where the default ticks are shown exactly, they stay
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(3.5, 2.0))
+    ax.set_xlim(0, 15.5)
+    auto = AutoLocator()
+    auto.set_axis(ax.xaxis)
+    assert not np.allclose(np.round(auto(), 0), auto())  # the case above is a real one
+    plt.close(fig)

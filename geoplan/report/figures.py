@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -134,10 +135,31 @@ def data_uri(png: bytes) -> str:
 
 
 def _de_axis(ax, axis="y", decimals=0, unit="", lang="de"):
-    from matplotlib.ticker import FuncFormatter
-
+    """Tick labels with ``decimals`` decimals (German or English separators), at ticks they can show exactly."""
     f = FuncFormatter(lambda v, _: fmt.number(v, decimals, lang) + unit)
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(f)
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(f)
+    target.set_major_locator(ShownLocator(decimals))
+
+
+class ShownLocator(MaxNLocator):
+    """matplotlib's default ticks (those of AutoLocator), unless labels with ``decimals`` decimals would round
+    them (steps of 2.5 at 0 decimals were labelled "0, 2, 5, 8, 10, 12, 15"): then steps of 1, 2 or 5 only,
+    and whole numbers at 0 decimals."""
+
+    def __init__(self, decimals: int):
+        super().__init__(nbins="auto", steps=[1, 2, 2.5, 5, 10])
+        self.decimals = decimals
+
+    def tick_values(self, vmin, vmax):
+        ticks = super().tick_values(vmin, vmax)
+        if np.allclose(np.round(ticks, self.decimals), ticks, rtol=0, atol=1e-9 * max(1.0, np.abs(ticks).max())):
+            return ticks
+        self.set_params(steps=[1, 2, 5, 10], integer=self.decimals == 0)
+        try:
+            return super().tick_values(vmin, vmax)
+        finally:
+            self.set_params(steps=[1, 2, 2.5, 5, 10], integer=False)
 
 
 def coefficient_plot(coefs: pd.DataFrame, lang: str = "de") -> bytes:
