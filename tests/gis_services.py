@@ -15,6 +15,7 @@ set (``.ci/run`` sets them) they fail instead.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import pwd
@@ -386,8 +387,9 @@ def start_wfs(folder: Path, max_features: int = 10000, data: Path | None = None)
 # QGIS
 
 
+@functools.cache
 def qgis_python() -> str | None:
-    """The system Python that has Debian's python3-qgis (the venv does not see it)."""
+    """The system Python that has Debian's python3-qgis (the venv does not see it); asked once per process."""
     for py in ("/usr/bin/python3",):
         if Path(py).exists() and subprocess.run([py, "-c", "import qgis.core"], capture_output=True,
                                                 env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
