@@ -6,6 +6,7 @@ is not set; CI sets it, so there a missing browser fails the test.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def browser(_need_browser):
         yield b
 
 
-def _berlin() -> gpd.GeoDataFrame:
+@functools.cache
+def _berlin_once() -> gpd.GeoDataFrame:
     g = gpd.read_file(BERLIN)
     assert len(g) == N_POLYGONS
     rng = np.random.default_rng(7)
@@ -47,6 +49,11 @@ def _berlin() -> gpd.GeoDataFrame:
     g["need_index"] = rng.normal(0.0, 1.0, len(g))
     g["change_pct"] = rng.normal(0.0, 8.0, len(g))
     return g
+
+
+def _berlin() -> gpd.GeoDataFrame:
+    """The Berlin Prognoseräume with random test values (read once; each caller gets its own copy)."""
+    return _berlin_once().copy()
 
 
 LAYERS = [
