@@ -17,6 +17,22 @@ def n_threads(n_jobs: int | None) -> int:
     return n_jobs
 
 
+def second_core_idle() -> bool:
+    """Whether a second CPU is free for the PDF process to draw figures too (:class:`geoplan.report.pdf.PdfWorker`).
+
+    That process then imports matplotlib, geopandas and mapclassify a second time (about 3–4 s CPU) to
+    draw half of the figures on the other core: on an idle machine the report is ready sooner; on a busy
+    one (load average of the last minute above the CPUs minus one, e.g. a test suite on every core) it
+    only takes CPU from other programs, so it draws none. The outputs are the same either way.
+    """
+    cpus = n_threads(None)
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available here: judge by the CPUs alone
+        load = 0.0
+    return cpus >= 2 and load <= cpus - 1
+
+
 def leave(code: int) -> None:  # pragma: no cover - ends the process (tests run the CLI and the PDF worker as processes)
     """End the process with ``code`` without the interpreter's teardown.
 
