@@ -170,12 +170,19 @@ def test_figures_go_to_the_pdf_process_only_when_a_second_core_is_idle(monkeypat
     import geoplan.report.pdf
     from geoplan import parallel
 
+    now = parallel.runnable_now()
+    assert now is None or now >= 1  # this thread wants a CPU while it reads the figure
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(parallel, "runnable_now", lambda: 1)  # only this process
+    assert parallel.second_core_idle()
+    monkeypatch.setattr(parallel, "runnable_now", lambda: 2)  # e.g. a test suite on both cores
+    assert not parallel.second_core_idle()
+    monkeypatch.setattr(parallel, "runnable_now", lambda: None)  # no /proc/loadavg: the load average
     monkeypatch.setattr(os, "getloadavg", lambda: (0.4, 0.5, 0.6))
     assert parallel.second_core_idle()
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.5, 1.0))  # e.g. a test suite on both cores
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.5, 1.0))
     assert not parallel.second_core_idle()
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(parallel, "runnable_now", lambda: 1)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     assert not parallel.second_core_idle()
 
@@ -198,6 +205,7 @@ def test_figures_go_to_the_pdf_process_only_when_a_second_core_is_idle(monkeypat
     monkeypatch.setattr(geoplan.report.pdf, "PdfWorker", Recorder)
     monkeypatch.setattr(geoplan.pipeline, "run", stop)
     cfg = _config_copy(tmp_path, lambda r: r["output"].update(pdf=True))
+    monkeypatch.setattr(parallel, "runnable_now", lambda: 1)
     for cpus, want in (({0, 1}, True), ({0}, False)):
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid, c=cpus: c)
         with pytest.raises(Stop):
