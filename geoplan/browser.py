@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BrowserResult", "axe_violations", "chromium_available", "open_offline", "CHROMIUM", "CHROMEDRIVER"]
+__all__ = ["Browser", "BrowserResult", "axe_violations", "chromium_available", "open_offline", "CHROMIUM",
+           "CHROMEDRIVER"]
 
 CHROMIUM = os.environ.get("GEOPLAN_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("GEOPLAN_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -134,6 +135,76 @@ def _collect(driver) -> tuple[list[str], list[str]]:
     return requests, sorted(failed)
 
 
+class Browser:
+    """One headless Chromium (with chromedriver) for several pages, the network blocked as in
+    :func:`open_offline`.
+
+    Starting Chromium costs seconds of CPU; checking many pages, pass one ``Browser`` to
+    :func:`open_offline` / :func:`axe_violations` (``browser=``) instead of a new browser per page.
+    Each page still loads in a new tab (the previous tab is closed, its logs dropped), with the cache
+    disabled and external URLs blocked in that tab. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, window_size: tuple[int, int] = (1200, 900)):
+        if not chromium_available():
+            raise RuntimeError(
+                f"Chromium/chromedriver fehlen ({CHROMIUM}, {CHROMEDRIVER}) oder selenium ist nicht installiert.")
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        # Selenium Manager must not try to download a driver or browser.
+        os.environ.setdefault("SE_OFFLINE", "true")
+        self.window_size = tuple(window_size)
+        self._user_dir = tempfile.mkdtemp(prefix="geoplan-chromium-")
+        self.driver = None
+        self._pages = 0
+        try:
+            self.driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER),
+                                           options=_options(self._user_dir, self.window_size))
+        except BaseException:
+            self.close()
+            raise
+
+    def new_page(self, window_size: tuple[int, int], timeout: float):
+        """A fresh blank tab (the previous one closed), logs drained, the network blocked; returns the driver."""
+        driver = self.driver
+        if driver is None:
+            raise RuntimeError("Der Browser ist schon geschlossen.")
+        if self._pages:
+            old = driver.current_window_handle
+            driver.switch_to.new_window("tab")
+            new = driver.current_window_handle
+            driver.switch_to.window(old)
+            driver.close()
+            driver.switch_to.window(new)
+        self._pages += 1
+        if tuple(window_size) != self.window_size:
+            driver.set_window_size(*window_size)
+            self.window_size = tuple(window_size)
+        driver.set_page_load_timeout(timeout)
+        driver.set_script_timeout(timeout)
+        # Start from a blank page and drop what earlier pages and the browser's own start page logged.
+        driver.get("about:blank")
+        driver.get_log("performance")
+        driver.get_log("browser")
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": _BLOCK_PATTERNS})
+        driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
+        return driver
+
+    def close(self) -> None:
+        if self.driver is not None:
+            self.driver.quit()
+            self.driver = None
+        shutil.rmtree(self._user_dir, ignore_errors=True)
+
+    def __enter__(self) -> "Browser":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def open_offline(
     path: str | Path,
     screenshot: str | Path | None = None,
@@ -143,6 +214,7 @@ def open_offline(
     timeout: float = 20.0,
     settle: float = 0.5,
     window_size: tuple[int, int] = (1200, 900),
+    browser: Browser | None = None,
 ) -> BrowserResult:
     """Load ``path`` in headless Chromium with the network blocked.
 
@@ -150,54 +222,38 @@ def open_offline(
     (at most ``timeout`` s) before counting; after it, the page gets ``settle``
     seconds for late requests. ``selectors`` are counted with
     ``querySelectorAll``. A screenshot is saved when ``screenshot`` is given.
+    ``browser``: a running :class:`Browser` to use (a new tab); without it a
+    Chromium is started for this page and ended after it.
     """
-    if not chromium_available():
-        raise RuntimeError(f"Chromium/chromedriver fehlen ({CHROMIUM}, {CHROMEDRIVER}) oder selenium ist nicht installiert.")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    # Selenium Manager must not try to download a driver or browser.
-    os.environ.setdefault("SE_OFFLINE", "true")
+    if browser is None:
+        with Browser(window_size) as own:
+            return open_offline(path, screenshot, wait_js, selectors=selectors, timeout=timeout, settle=settle,
+                                window_size=window_size, browser=own)
     path = Path(path).resolve()
-    user_dir = tempfile.mkdtemp(prefix="geoplan-chromium-")
-    driver = None
-    try:
-        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=_options(user_dir, window_size))
-        driver.set_page_load_timeout(timeout)
-        # Start from a blank page and drop what the browser's own start page logged.
-        driver.get("about:blank")
-        driver.get_log("performance")
-        driver.get_log("browser")
-        driver.execute_cdp_cmd("Network.enable", {})
-        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": _BLOCK_PATTERNS})
-        driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
-        driver.get(path.as_uri())
-        if wait_js:
-            deadline = time.monotonic() + timeout
-            while not driver.execute_script(wait_js):
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-        time.sleep(settle)
-        counts = {
-            sel: int(driver.execute_script("return document.querySelectorAll(arguments[0]).length;", sel))
-            for sel in selectors
-        }
-        shot = None
-        if screenshot is not None:
-            shot = Path(screenshot)
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            shot.write_bytes(driver.get_screenshot_as_png())
-        title = driver.title
-        requests, failed = _collect(driver)
-        errors = [e.get("message", "") for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
-        return BrowserResult(
-            requests=requests, failed=failed, dom_counts=counts, console_errors=errors, screenshot=shot, title=title
-        )
-    finally:
-        if driver is not None:
-            driver.quit()
-        shutil.rmtree(user_dir, ignore_errors=True)
+    driver = browser.new_page(window_size, timeout)
+    driver.get(path.as_uri())
+    if wait_js:
+        deadline = time.monotonic() + timeout
+        while not driver.execute_script(wait_js):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    time.sleep(settle)
+    counts = {
+        sel: int(driver.execute_script("return document.querySelectorAll(arguments[0]).length;", sel))
+        for sel in selectors
+    }
+    shot = None
+    if screenshot is not None:
+        shot = Path(screenshot)
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        shot.write_bytes(driver.get_screenshot_as_png())
+    title = driver.title
+    requests, failed = _collect(driver)
+    errors = [e.get("message", "") for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    return BrowserResult(
+        requests=requests, failed=failed, dom_counts=counts, console_errors=errors, screenshot=shot, title=title
+    )
 
 
 def axe_violations(
@@ -208,42 +264,30 @@ def axe_violations(
     wait_js: str | None = None,
     timeout: float = 30.0,
     window_size: tuple[int, int] = (1024, 900),
+    browser: Browser | None = None,
 ) -> list[dict]:
     """Run axe-core (``axe_js``: the ``axe.min.js`` of the npm package) on ``path``; return its violations.
 
     Each violation is axe's dict (``id``, ``impact``, ``help``, ``nodes`` with
     ``target`` and ``failureSummary``). The page loads with the network blocked
-    as in :func:`open_offline`.
+    as in :func:`open_offline`; ``browser`` as there.
     """
-    if not chromium_available():
-        raise RuntimeError(f"Chromium/chromedriver fehlen ({CHROMIUM}, {CHROMEDRIVER}) oder selenium ist nicht installiert.")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")
+    if browser is None:
+        with Browser(window_size) as own:
+            return axe_violations(path, axe_js, tags=tags, wait_js=wait_js, timeout=timeout,
+                                  window_size=window_size, browser=own)
     source = Path(axe_js).read_text(encoding="utf-8")
-    user_dir = tempfile.mkdtemp(prefix="geoplan-chromium-")
-    driver = None
-    try:
-        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=_options(user_dir, window_size))
-        driver.set_page_load_timeout(timeout)
-        driver.set_script_timeout(timeout)
-        driver.execute_cdp_cmd("Network.enable", {})
-        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": _BLOCK_PATTERNS})
-        driver.get(Path(path).resolve().as_uri())
-        if wait_js:
-            deadline = time.monotonic() + timeout
-            while not driver.execute_script(wait_js) and time.monotonic() < deadline:
-                time.sleep(0.1)
-        driver.execute_script(source)
-        result = driver.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            "axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['violations']})"
-            ".then(r => done(r.violations)).catch(e => done([{id: 'axe-error', help: String(e), nodes: []}]));",
-            list(tags),
-        )
-        return list(result)
-    finally:
-        if driver is not None:
-            driver.quit()
-        shutil.rmtree(user_dir, ignore_errors=True)
+    driver = browser.new_page(window_size, timeout)
+    driver.get(Path(path).resolve().as_uri())
+    if wait_js:
+        deadline = time.monotonic() + timeout
+        while not driver.execute_script(wait_js) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    driver.execute_script(source)
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['violations']})"
+        ".then(r => done(r.violations)).catch(e => done([{id: 'axe-error', help: String(e), nodes: []}]));",
+        list(tags),
+    )
+    return list(result)

@@ -130,6 +130,7 @@ def _run_and_write(cfg, out_dir: Path, force: bool, config_file: Path | None = N
     from geoplan.pipeline import run
     from geoplan.report import protected_paths, write_outputs
     from geoplan.report.outdir import locked_target, resolve_target
+    from geoplan.parallel import second_core_idle
     from geoplan.report.pdf import PdfWorker
 
     # WFS answers: fetched into a temporary folder and copied into the outputs (provenienz/wfs);
@@ -139,8 +140,9 @@ def _run_and_write(cfg, out_dir: Path, force: bool, config_file: Path | None = N
     with locked_target(out_dir, force, protected_paths(cfg), config=config_file), \
             (tempfile.TemporaryDirectory(prefix="geoplan-wfs-") if fetch else nullcontext()) as fetched:
         cache = resolve_target(out_dir) / "provenienz" / "wfs" if offline else (Path(fetched) if fetch else None)
-        # the PDF process imports WeasyPrint on the other core while the pipeline runs; ended on any error
-        worker = PdfWorker() if cfg.output.pdf else None
+        # the PDF process imports WeasyPrint on the other core while the pipeline runs (and, when that core is
+        # idle, matplotlib, to draw half of the figures); ended on any error
+        worker = PdfWorker(figures=second_core_idle()) if cfg.output.pdf else None
         progress = _WriterProgress()
         try:
             result = run(cfg, progress=_stage, remote=Remote(cache_dir=cache, offline=offline))

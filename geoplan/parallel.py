@@ -17,6 +17,46 @@ def n_threads(n_jobs: int | None) -> int:
     return n_jobs
 
 
+def runnable_now(samples: int = 5) -> int | None:
+    """How many threads on this machine want a CPU now, this one included (Linux: the fourth field of
+    /proc/loadavg, the least of a few samples 2 ms apart, so that a program waiting briefly is not
+    counted as idle and a short burst of another is); None where there is no /proc/loadavg."""
+    import time
+
+    seen = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg", encoding="ascii") as f:
+                seen.append(int(f.read().split()[3].split("/")[0]))
+        except (OSError, ValueError, IndexError):
+            return None
+        if i + 1 < samples:
+            time.sleep(0.002)
+    return min(seen)
+
+
+def second_core_idle() -> bool:
+    """Whether a second CPU is free for the PDF process to draw figures too (:class:`geoplan.report.pdf.PdfWorker`).
+
+    That process then imports matplotlib, geopandas and mapclassify a second time (about 3–4 s CPU) to
+    draw half of the figures on the other core: on an idle machine the report is ready sooner; on a busy
+    one (every CPU wanted now, e.g. by a test suite on every core) it only takes CPU from other programs,
+    so it draws none. The outputs are the same either way. Judged by the threads that want a CPU now
+    (:func:`runnable_now`), not by the load average, which still counts the last run a minute later;
+    without /proc/loadavg by the load average of the last minute (at most CPUs − 1).
+    """
+    cpus = n_threads(None)
+    if cpus < 2:
+        return False
+    now = runnable_now()
+    if now is not None:
+        return now <= cpus - 1  # this thread and at most CPUs − 2 others
+    try:
+        return os.getloadavg()[0] <= cpus - 1
+    except (AttributeError, OSError):  # no load figures at all: judge by the CPUs alone
+        return True
+
+
 def leave(code: int) -> None:  # pragma: no cover - ends the process (tests run the CLI and the PDF worker as processes)
     """End the process with ``code`` without the interpreter's teardown.
 

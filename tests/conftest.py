@@ -1,5 +1,6 @@
 """Shared fixtures: one demo run per test session (it fits the model and writes all outputs), shared by
-the xdist workers; the order in which the files are handed to the workers."""
+the xdist workers; each report figure drawn once per input and worker; the order in which the files are
+handed to the workers."""
 
 from __future__ import annotations
 
@@ -118,3 +119,49 @@ def demo_outputs_en(demo_result, tmp_path_factory):
 
             write_outputs(demo_result, out, lang="en", pdf=False)
         return out
+
+
+#: Test files whose reports draw every figure: they test how this process and the PDF process share the
+#: drawing, which depends on how long this process takes for its figures.
+DRAW_EVERY_FIGURE = ("test_figure_worker.py",)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _each_figure_drawn_once_per_worker():
+    """A report figure whose job (function, arguments, report labels) was drawn before in this test process
+    is taken from then, not drawn again.
+
+    A figure job fully determines its PNG — the contract on which the PDF process draws figures for
+    the report (geoplan/report/drawjobs.py; tests/test_figure_worker.py holds it to that) — and many
+    tests write the report of the same result (the demo's, the hostile workspace's) again; each time
+    the same 13 figures took about 3 s. Only this process's drawing (``Job.draw``) is shared: what the
+    PDF process draws is always drawn, and a job whose arguments cannot be pickled is drawn each time.
+    Drawing itself is deterministic across processes (tests/test_report_determinism.py runs the demo
+    twice in new processes, which do not load this file)."""
+    import hashlib
+    import pickle
+
+    from geoplan.report import drawjobs, i18n
+
+    drawn: dict[bytes, bytes] = {}
+    original = drawjobs.Job.draw
+
+    def draw(job):
+        test = os.environ.get("PYTEST_CURRENT_TEST", "")
+        if any(test.startswith(f"tests/{name}::") for name in DRAW_EVERY_FIGURE):
+            return original(job)
+        try:
+            key = hashlib.sha256(pickle.dumps(
+                (job.func.__module__, job.func.__qualname__, job.args, job.kwargs, i18n._CTX.get()),
+                protocol=pickle.HIGHEST_PROTOCOL)).digest()
+        except Exception:  # noqa: BLE001 - not picklable: drawn as usual
+            return original(job)
+        if key not in drawn:
+            if len(drawn) >= 400:  # about 40 reports' figures; the oldest go first
+                drawn.pop(next(iter(drawn)))
+            drawn[key] = original(job)
+        return drawn[key]
+
+    drawjobs.Job.draw = draw
+    yield
+    drawjobs.Job.draw = original

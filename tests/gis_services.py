@@ -15,6 +15,7 @@ set (``.ci/run`` sets them) they fail instead.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import pwd
@@ -353,16 +354,24 @@ END
 '''
 
 
-def start_wfs(folder: Path, max_features: int = 10000) -> WFSServer:
-    """MapServer (Debian's mapserv CGI) serving the Berlin data on 127.0.0.1, at most ``max_features``
-    features per answer (the server's own limit, whatever a client asks for)."""
+def require_wfs() -> str:
+    """The mapserv binary; skips (or fails, with GEOPLAN_REQUIRE_WFS) without MapServer or ogr2ogr."""
     binary = mapserv_binary()
     if binary is None:
         missing("GEOPLAN_REQUIRE_WFS", "MapServer fehlt (Debian: apt install cgi-mapserver mapserver-bin)")
     if shutil.which("ogr2ogr") is None:
         missing("GEOPLAN_REQUIRE_WFS", "ogr2ogr fehlt (Debian: apt install gdal-bin)")
+    return binary
+
+
+def start_wfs(folder: Path, max_features: int = 10000, data: Path | None = None) -> WFSServer:
+    """MapServer (Debian's mapserv CGI) serving the Berlin data on 127.0.0.1, at most ``max_features``
+    features per answer (the server's own limit, whatever a client asks for). ``data``: a GeoPackage
+    :func:`berlin_wfs_data` wrote before (MapServer only reads it, so servers can share one); without
+    it the GeoPackage is written into ``folder``."""
+    binary = require_wfs()
     folder.mkdir(parents=True, exist_ok=True)
-    gpkg = berlin_wfs_data(folder)
+    gpkg = berlin_wfs_data(folder) if data is None else Path(data)
     conf = folder / "mapserver.conf"
     handler = type("Handler", (_CGIHandler,), {"mapserv": binary, "config": str(conf), "requests": []})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -378,8 +387,9 @@ def start_wfs(folder: Path, max_features: int = 10000) -> WFSServer:
 # QGIS
 
 
+@functools.cache
 def qgis_python() -> str | None:
-    """The system Python that has Debian's python3-qgis (the venv does not see it)."""
+    """The system Python that has Debian's python3-qgis (the venv does not see it); asked once per process."""
     for py in ("/usr/bin/python3",):
         if Path(py).exists() and subprocess.run([py, "-c", "import qgis.core"], capture_output=True,
                                                 env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
@@ -398,7 +408,7 @@ def run_qgis(script: str, *args: str, timeout: int = 300) -> subprocess.Complete
                           check=False)
 
 
-__all__ = ["missing", "postgis_server", "start_postgis", "start_wfs", "run_qgis", "qgis_python", "PostGIS",
+__all__ = ["missing", "postgis_server", "start_postgis", "require_wfs", "start_wfs", "run_qgis", "qgis_python", "PostGIS",
            "WFSServer", "free_port", "sys"]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from geoplan.browser import axe_violations, chromium_available
+from geoplan.browser import Browser, axe_violations, chromium_available
 
 AXE = Path(__file__).parent / "assets" / "axe" / "axe.min.js"
 READY = "return document.readyState === 'complete';"
@@ -35,13 +35,21 @@ def _summary(violations: list[dict]) -> str:
     )
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module's pages (each page in a new tab), in axe_violations' window size."""
+    _need_browser()
+    with Browser((1024, 900)) as b:
+        yield b
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("name", ["bericht.html", "karte.html"])
 @pytest.mark.parametrize("lang", ["de", "en"])
-def test_axe_finds_no_wcag_violation(name, lang, demo_outputs, demo_outputs_en):
+def test_axe_finds_no_wcag_violation(name, lang, demo_outputs, demo_outputs_en, browser):
     _need_browser()
     folder = demo_outputs if lang == "de" else demo_outputs_en
-    violations = axe_violations(folder / name, AXE, wait_js=READY, timeout=300)
+    violations = axe_violations(folder / name, AXE, wait_js=READY, timeout=300, browser=browser)
     assert violations == [], _summary(violations)
 
 

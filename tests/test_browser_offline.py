@@ -6,6 +6,7 @@ is not set; CI sets it, so there a missing browser fails the test.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 
-from geoplan.browser import chromium_available, open_offline
+from geoplan.browser import Browser, chromium_available, open_offline
 from geoplan.report.maps import MapLayer, write_interactive_map
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,15 @@ def _need_browser():
         pytest.skip("Chromium/chromedriver nicht installiert (Debian: apt install chromium chromium-driver)")
 
 
-def _berlin() -> gpd.GeoDataFrame:
+@pytest.fixture(scope="module")
+def browser(_need_browser):
+    """One Chromium for the module's pages (each page in a new tab, the network blocked there)."""
+    with Browser() as b:
+        yield b
+
+
+@functools.cache
+def _berlin_once() -> gpd.GeoDataFrame:
     g = gpd.read_file(BERLIN)
     assert len(g) == N_POLYGONS
     rng = np.random.default_rng(7)
@@ -40,6 +49,11 @@ def _berlin() -> gpd.GeoDataFrame:
     g["need_index"] = rng.normal(0.0, 1.0, len(g))
     g["change_pct"] = rng.normal(0.0, 8.0, len(g))
     return g
+
+
+def _berlin() -> gpd.GeoDataFrame:
+    """The Berlin Prognoseräume with random test values (read once; each caller gets its own copy)."""
+    return _berlin_once().copy()
 
 
 LAYERS = [
@@ -71,9 +85,9 @@ def _non_blank(png: Path) -> tuple[int, float]:
     return colours, not_white
 
 
-def test_map_loads_offline_and_draws_polygons(karte):
+def test_map_loads_offline_and_draws_polygons(karte, browser):
     shot = karte.parent / "karte.png"
-    res = open_offline(karte, screenshot=shot, wait_js=WAIT_POLYGONS)
+    res = open_offline(karte, screenshot=shot, wait_js=WAIT_POLYGONS, browser=browser)
     assert res.requests, "the performance log recorded nothing"
     assert res.requests[0] == karte.resolve().as_uri()
     assert res.external_requests(karte.parent) == []
@@ -97,7 +111,7 @@ def test_map_loads_offline_and_draws_polygons(karte):
         assert int((img == rgb).all(axis=1).sum()) > 2000, hexcol
 
 
-def test_layer_switch_changes_legend(karte):
+def test_layer_switch_changes_legend(karte, browser):
     # Click the second base layer's radio button, then report which legend is visible.
     js = (
         "if (!window.__switched) {"
@@ -108,13 +122,14 @@ def test_layer_switch_changes_legend(karte):
         "return v.length === 1 && v[0].getAttribute('data-column') === 'need_index'"
         "  && document.querySelectorAll('path.leaflet-interactive').length === 58;"
     )
-    res = open_offline(karte, wait_js=js, selectors=("path.leaflet-interactive", ".geoplan-legend-layer"))
+    res = open_offline(karte, wait_js=js, selectors=("path.leaflet-interactive", ".geoplan-legend-layer"),
+                       browser=browser)
     assert res.dom_counts["path.leaflet-interactive"] == N_POLYGONS  # one layer at a time
     assert res.dom_counts[".geoplan-legend-layer"] == 3
     assert res.external_requests(karte.parent) == []
 
 
-def test_blocked_external_request_is_recorded(tmp_path):
+def test_blocked_external_request_is_recorded(tmp_path, browser):
     """Negative control: a page with CDN links is caught (recorded and blocked)."""
     page = tmp_path / "cdn.html"
     page.write_text(
@@ -123,7 +138,7 @@ def test_blocked_external_request_is_recorded(tmp_path):
         '<body><img src="https://tile.openstreetmap.org/1/1/1.png"><img src="local.png"></body></html>',
         encoding="utf-8",
     )
-    res = open_offline(page, selectors=("img",))
+    res = open_offline(page, selectors=("img",), browser=browser)
     ext = res.external_requests(tmp_path)
     assert any("cdn.jsdelivr.net" in u for u in ext)
     assert any("example.org" in u for u in ext)
@@ -132,13 +147,13 @@ def test_blocked_external_request_is_recorded(tmp_path):
     assert set(ext) <= set(res.failed)  # nothing got through
 
 
-def test_tiles_from_output_folder_stay_local(tmp_path):
+def test_tiles_from_output_folder_stay_local(tmp_path, browser):
     """Tiles on: a relative tile URL is requested from the output folder only."""
     path = write_interactive_map(
         tmp_path / "karte.html", _berlin(), LAYERS[:1], tooltip={}, title="Mit Kacheln", attribution="Test",
         key="id", tiles="kacheln/{z}/{x}/{y}.png", tiles_attribution="eigene Kacheln",
     )
-    res = open_offline(path, wait_js=WAIT_POLYGONS)
+    res = open_offline(path, wait_js=WAIT_POLYGONS, browser=browser)
     tiles = [u for u in res.requests if "/kacheln/" in u]
     assert tiles, "Leaflet requested no tiles"
     assert all(u.startswith((tmp_path.resolve() / "kacheln").as_uri()) for u in tiles)
@@ -146,26 +161,26 @@ def test_tiles_from_output_folder_stay_local(tmp_path):
     assert res.dom_counts["path.leaflet-interactive"] == N_POLYGONS
 
 
-def test_remote_tiles_are_recorded_and_blocked(tmp_path):
+def test_remote_tiles_are_recorded_and_blocked(tmp_path, browser):
     path = write_interactive_map(
         tmp_path / "karte.html", _berlin(), LAYERS[:1], tooltip={}, title="Fremde Kacheln", attribution="Test",
         key="id", tiles="https://tiles.example.org/{z}/{x}/{y}.png", tiles_attribution="Beispiel",
     )
-    res = open_offline(path, wait_js=WAIT_POLYGONS)
+    res = open_offline(path, wait_js=WAIT_POLYGONS, browser=browser)
     ext = res.external_requests(tmp_path)
     assert ext and all(u.startswith("https://tiles.example.org/") for u in ext)
     assert set(ext) <= set(res.failed)
 
 
 @pytest.mark.slow
-def test_every_html_output_offline(demo_outputs):
+def test_every_html_output_offline(demo_outputs, browser):
     """All HTML outputs of the demo run (karte.html, bericht.html, …) load nothing from outside the output folder."""
     out = Path(demo_outputs)
     pages = sorted(out.rglob("*.html"))
     assert {"karte.html", "bericht.html"} <= {p.name for p in pages}
     for page in pages:
         is_map = page.name == "karte.html"
-        res = open_offline(page, wait_js=WAIT_POLYGONS if is_map else None)
+        res = open_offline(page, wait_js=WAIT_POLYGONS if is_map else None, browser=browser)
         assert res.requests and res.requests[0] == page.resolve().as_uri(), page.name
         assert res.external_requests(out) == [], page.name
         assert res.console_errors == [], page.name
@@ -173,7 +188,7 @@ def test_every_html_output_offline(demo_outputs):
             assert res.dom_counts["path.leaflet-interactive"] == N_POLYGONS
 
 
-def test_thousands_of_polygons_drawn_and_recoloured(tmp_path):
+def test_thousands_of_polygons_drawn_and_recoloured(tmp_path, browser):
     """issue 15: 3,000 areas — all drawn from the one shared GeoJSON, nothing requested from outside;
     switching the layer recolours the same polygons with the second layer's classes."""
     import json
@@ -207,7 +222,7 @@ def test_thousands_of_polygons_drawn_and_recoloured(tmp_path):
         "  && Object.keys(want).every(function(k) { return counts[k] === want[k]; });"
         "document.body.setAttribute('data-recoloured', String(ok)); return ok;"
     )
-    res = open_offline(path, wait_js=js, timeout=120,
+    res = open_offline(path, wait_js=js, timeout=120, browser=browser,
                        selectors=("path.leaflet-interactive", 'body[data-recoloured="true"]', ".geoplan-note"))
     assert res.dom_counts["path.leaflet-interactive"] == n  # one set of polygons, all drawn
     assert res.dom_counts['body[data-recoloured="true"]'] == 1, "the second layer's classes are not the fills"

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from geoplan.cli import EXAMPLE_CONFIG, main
@@ -158,3 +159,55 @@ def test_compare_two_configs(tmp_path, capsys):
     assert str(ws.cell(row=60, column=3).value).startswith("=SUM(")
     text = capsys.readouterr().out
     assert max(len(line) for line in text.splitlines() if "│" not in line) <= 80
+
+
+def test_figures_go_to_the_pdf_process_only_when_a_second_core_is_idle(monkeypatch, tmp_path):
+    """The CLI's PDF process draws figures (and imports matplotlib for it) only on an idle second CPU."""
+    import os
+
+    import geoplan.cli
+    import geoplan.pipeline
+    import geoplan.report.pdf
+    from geoplan import parallel
+
+    now = parallel.runnable_now()
+    assert now is None or now >= 1  # this thread wants a CPU while it reads the figure
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(parallel, "runnable_now", lambda: 1)  # only this process
+    assert parallel.second_core_idle()
+    monkeypatch.setattr(parallel, "runnable_now", lambda: 2)  # e.g. a test suite on both cores
+    assert not parallel.second_core_idle()
+    monkeypatch.setattr(parallel, "runnable_now", lambda: None)  # no /proc/loadavg: the load average
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.4, 0.5, 0.6))
+    assert parallel.second_core_idle()
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.5, 1.0))
+    assert not parallel.second_core_idle()
+    monkeypatch.setattr(parallel, "runnable_now", lambda: 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert not parallel.second_core_idle()
+
+    # and the CLI asks for what the rule says
+    made = []
+
+    class Recorder:
+        def __init__(self, figures=True):
+            made.append(figures)
+
+        def cancel(self):
+            pass
+
+    class Stop(Exception):
+        pass
+
+    def stop(*a, **k):
+        raise Stop
+
+    monkeypatch.setattr(geoplan.report.pdf, "PdfWorker", Recorder)
+    monkeypatch.setattr(geoplan.pipeline, "run", stop)
+    cfg = _config_copy(tmp_path, lambda r: r["output"].update(pdf=True))
+    monkeypatch.setattr(parallel, "runnable_now", lambda: 1)
+    for cpus, want in (({0, 1}, True), ({0}, False)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, c=cpus: c)
+        with pytest.raises(Stop):
+            geoplan.cli._run_and_write(geoplan.cli._load(cfg), tmp_path / f"out{len(cpus)}", False)
+    assert made == [True, False]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 import pandas as pd
 from PIL import Image
 
@@ -65,3 +66,88 @@ def test_per_area_charts_lay_out_like_constrained_layout(monkeypatch):
         assert np.allclose(one, constrained, atol=1e-3)
         assert sorted(labels) == sorted(f["label"]) and labels == labels_cl
         assert inside and inside_cl
+
+
+def test_png_has_the_figures_pixels_and_resolution():
+    # issue 10/15: the PNG is written by geoplan.report.png (rows unfiltered) — the same pixels as Agg's buffer
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from geoplan.report import png
+
+    fig, ax = plt.subplots(figsize=(3.0, 2.0))
+    ax.plot([0, 1, 2], [1, 0, 2], lw=2)
+    ax.set_title("Ä 1,5")
+    data = png.figure_png(fig, 110)
+    assert isinstance(fig.canvas, FigureCanvasAgg)
+    rgba = np.asarray(fig.canvas.buffer_rgba()).copy()
+    plt.close(fig)
+    img = Image.open(io.BytesIO(data))
+    assert img.mode == "RGB" and img.size == (330, 220)
+    assert img.info["dpi"] == pytest.approx((110, 110), abs=0.01)
+    assert np.array_equal(np.asarray(img), rgba[..., :3])
+    assert data == png.encode_png(rgba[..., :3], 110)  # deterministic
+    translucent = rgba.copy()
+    translucent[0, 0, 3] = 10
+    back = Image.open(io.BytesIO(png.encode_png(translucent, 72)))
+    assert back.mode == "RGBA" and np.array_equal(np.asarray(back), translucent)
+    with pytest.raises(ValueError):
+        png.encode_png(rgba[..., 0], 72)
+
+
+def test_one_pass_layout_falls_back_to_constrained_layout(monkeypatch):
+    # when the ticks change after placing, the axes is put back and constrained layout places it (set_position
+    # takes an axes out of constrained layout: it must be put back in)
+    import matplotlib.axis
+
+    seen = []
+    monkeypatch.setattr(figures, "figure_png", lambda fig, dpi: seen.append(fig.axes[0].get_position().bounds) or b"")
+    f = _frame(58)
+    with monkeypatch.context() as m:
+        m.setattr(figures, "_fit_one_pass", lambda fig: False)
+        figures.distance_plot(f)  # constrained layout
+    calls = iter(range(10**6))
+    with monkeypatch.context() as m:  # every tick query gives other ticks: the one-pass layout gives up
+        m.setattr(matplotlib.axis.Axis, "get_majorticklocs", lambda self: np.array([next(calls)]))
+        fig, ax = figures.plt.subplots()
+        ax.set_position([0.2, 0.2, 0.5, 0.5])
+        ax.set_in_layout(True)
+        assert figures._fit_one_pass(fig) is False
+        assert ax.get_in_layout() and np.allclose(ax.get_position(original=True).bounds, (0.2, 0.2, 0.5, 0.5))
+        figures.plt.close(fig)
+    real_fit = figures._fit_one_pass
+
+    def failing_fit(fig):
+        with monkeypatch.context() as m:
+            m.setattr(matplotlib.axis.Axis, "get_majorticklocs", lambda self: np.array([next(calls)]))
+            return real_fit(fig)
+
+    monkeypatch.setattr(figures, "_fit_one_pass", failing_fit)
+    figures.distance_plot(f)
+    assert np.allclose(seen[0], seen[1], atol=1e-3)  # constrained layout's place, not where the one pass left it
+
+
+def test_tick_labels_show_their_ticks_exactly():
+    # the cross-validation chart's error axis (0 decimals, 0–15) had ticks every 2.5 labelled "0, 2, 5, 8, 10, 12, 15"
+    from matplotlib.ticker import AutoLocator
+
+    import matplotlib.pyplot as plt
+
+    for decimals, (lo, hi) in ((0, (0, 15.5)), (0, (0, 3.2)), (1, (0, 0.6)), (0, (-8, 104)), (2, (0.8, 1.7))):
+        fig, ax = plt.subplots(figsize=(3.5, 2.0))
+        ax.set_xlim(lo, hi)
+        figures._de_axis(ax, "x", decimals)
+        ticks = ax.xaxis.get_majorticklocs()
+        assert np.allclose(np.round(ticks, decimals), ticks)
+        default = AutoLocator()
+        default.set_axis(ax.xaxis)
+        auto = default()
+        if np.allclose(np.round(auto, decimals), auto):
+            assert np.array_equal(ticks, auto)  # where the default ticks are shown exactly, they stay
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(3.5, 2.0))
+    ax.set_xlim(0, 15.5)
+    auto = AutoLocator()
+    auto.set_axis(ax.xaxis)
+    assert not np.allclose(np.round(auto(), 0), auto())  # the case above is a real one
+    plt.close(fig)

@@ -533,3 +533,35 @@ def test_web_geometry_is_simplified_once_per_content(berlin, monkeypatch):
     moved = berlin.set_geometry(berlin.geometry.translate(1.0, 0))
     maps._web_geometry(moved, 5.0)  # other coordinates
     assert calls == [5.0, 10.0, 5.0]
+
+
+def test_static_map_paths_are_built_once_per_content_and_tolerance(berlin, monkeypatch):
+    # issue 15: the PDF worker gets each map's areas as new objects (pickled per job): the outlines are
+    # simplified and converted once per content; maps drawn from a copy are the same bytes
+    import shapely
+
+    from geoplan.report import maps
+
+    maps._PATH_CACHE.clear()
+    maps._COVERAGE_CACHE.clear()
+    built = []
+    real = maps._build_paths
+    monkeypatch.setattr(maps, "_build_paths", lambda arr, tol: built.append(tol) or real(arr, tol))
+    kw = dict(title="T", source_line="Q", figsize=(6, 5), dpi=60)
+    first = static_map_png_bytes(berlin, LAYERS[0], **kw)
+    copy = berlin.copy()
+    copy["geometry"] = shapely.from_wkb(shapely.to_wkb(berlin.geometry.values))  # equal content, new objects
+    coverage = maps._COVERAGE_CACHE[0][1]
+    assert static_map_png_bytes(copy, LAYERS[0], **kw) == first
+    assert len(built) == 1 and maps._COVERAGE_CACHE[0][1] is coverage
+    # a tenth of a pixel: 6 in at 60 dpi over Berlin's ~47 km is about 0.13 km per pixel -> 10 m
+    assert built[0] == 10.0
+    static_map_png_bytes(berlin, LAYERS[0], **dict(kw, dpi=120))  # another size: another tolerance
+    assert built == [10.0, 5.0]
+    # the drawn outlines are within the tolerance of the areas and have fewer vertices
+    paths = maps._paths_once(berlin.geometry.values, 5.0)
+    whole = shapely.get_num_coordinates(berlin.geometry.values).sum()
+    assert sum(len(p.vertices) for p in paths) < whole / 2
+    for geom, path in zip(berlin.geometry.values, paths):
+        drawn = shapely.points(path.vertices)
+        assert shapely.distance(shapely.boundary(geom), drawn).max() < 1e-6  # every drawn vertex lies on the area's outline

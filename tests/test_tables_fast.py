@@ -127,18 +127,23 @@ def test_short_cuts_are_taken():
     assert not pc.leading_zero_code() and tables._PlainColumn.of(["01", "2", "-"], markers).leading_zero_code()
 
 
-@pytest.mark.parametrize("decimal,thousands", [(",", "."), (",", None), (".", ","), (".", None), (".", ".")])
-def test_shape_and_value_of_every_plain_token(decimal, thousands):
-    """All short tokens over the plain alphabet, one column each: the one-regex shapes and the per-shape
-    conversion agree with the per-cell functions (:func:`_classify`, :func:`_cell_value`)."""
+@pytest.fixture(scope="module")
+def plain_token_columns():
+    """All short tokens over the plain alphabet, each as a column ``[tok, "-", tok]`` of its own:
+    {token: :class:`tables._PlainColumn`} (built once; :meth:`convert` does not change the column)."""
     import itertools
 
     alphabet = "01.,+-9"
     tokens = {"".join(p) for n in range(1, 6) for p in itertools.product(alphabet, repeat=n)}
     tokens |= {"1.234", "1.234,5", "1,234.5", "12.345.678", "1,234,567", "-0,5", "+3.", ",5", "007"}
     markers = set(tables.DEFAULT_NA_MARKERS)
-    for tok in sorted(tokens):
-        pc = tables._PlainColumn.of([tok, "-", tok], markers)
+    return {tok: tables._PlainColumn.of([tok, "-", tok], markers) for tok in sorted(tokens)}
+
+
+def test_shape_of_every_plain_token(plain_token_columns):
+    """The one-regex shapes of every plain token agree with the per-cell function (:func:`_classify`)."""
+    markers = set(tables.DEFAULT_NA_MARKERS)
+    for tok, pc in plain_token_columns.items():
         assert pc is not None
         shapes = {t: tables._classify(t) for t in {tok} if t not in markers}
         counts = tables.Counter(s for s in shapes.values() if s)
@@ -146,6 +151,17 @@ def test_shape_and_value_of_every_plain_token(decimal, thousands):
             if shapes.get(tok) == shape and tok.count(sep) > 1:
                 counts[shape + "_multi"] += 1
         assert pc.shape_counts() == counts, tok
+        assert pc.leading_zero_code() == (shapes.get(tok) == "int" and tok.lstrip("+-").startswith("0")
+                                          and len(tok.lstrip("+-")) > 1)
+
+
+@pytest.mark.parametrize("decimal,thousands", [(",", "."), (",", None), (".", ","), (".", None), (".", ".")])
+def test_value_of_every_plain_token(plain_token_columns, decimal, thousands):
+    """The per-shape conversion of every plain token (one column each) agrees with the per-cell function
+    (:func:`_cell_value`) in each decimal style."""
+    markers = set(tables.DEFAULT_NA_MARKERS)
+    for tok, pc in plain_token_columns.items():
+        assert pc is not None
         expected = tables._cell_value(tok, markers, decimal, thousands)
         got = pc.convert(decimal, thousands)
         if expected[0] == "m":
@@ -155,8 +171,6 @@ def test_shape_and_value_of_every_plain_token(decimal, thousands):
             assert got[1][list(pc.uniques).index(tok)] == expected[1], tok
         else:  # other style or no number: left to the per-cell code
             assert got is None, tok
-        assert pc.leading_zero_code() == (shapes.get(tok) == "int" and tok.lstrip("+-").startswith("0")
-                                          and len(tok.lstrip("+-")) > 1)
 
 
 def test_key_short_cut_matches_per_key_code(monkeypatch):

@@ -263,6 +263,20 @@ def _layers_of(src: _Source) -> list[str]:
     return [str(row[0]) for row in layers]
 
 
+def _geojson_info(src: _Source, encoding: str | None) -> dict | None:
+    """``pyogrio.read_info`` of a GeoJSON file's layer, or None for any other file (or one GDAL cannot open).
+
+    A GeoJSON file holds exactly one layer, and GDAL parses the whole file on every open: its info names
+    that layer, so the file is not parsed once more just to list its layers."""
+    if src.is_shapefile or Path(src.gdal_path).suffix.lower() not in (".geojson", ".json"):
+        return None
+    try:
+        info = pyogrio.read_info(src.gdal_path, encoding=encoding)
+    except Exception:
+        return None  # listing the layers says why (the message of an unreadable file)
+    return info if info.get("driver") == "GeoJSON" and info.get("layer_name") else None
+
+
 def list_layers(path) -> list[str]:
     """Names of the layers in a vector file (GeoPackage or a .zip of
     Shapefiles may hold several)."""
@@ -391,7 +405,8 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
     path = str(path)
     src = _open_source(path)
     notes: list[QANote] = []
-    layers = _layers_of(src)
+    single = _geojson_info(src, encoding)
+    layers = [str(single["layer_name"])] if single is not None else _layers_of(src)
     if layer is None:
         if len(layers) > 1:
             raise GeoplanError(
@@ -423,7 +438,10 @@ def read_boundaries(path, *, key: str, name: str | None = None, layer=None, crs=
     if src.is_shapefile:
         read_encoding = _shapefile_encoding(src, layer, encoding, notes)
     try:
-        info = pyogrio.read_info(src.gdal_path, layer=layer, encoding=read_encoding)
+        if single is not None and layer == layers[0] and read_encoding == encoding:
+            info = single  # the only layer, read with the same encoding
+        else:
+            info = pyogrio.read_info(src.gdal_path, layer=layer, encoding=read_encoding)
         gdf = gpd.read_file(src.gdal_path, layer=layer, engine="pyogrio", encoding=read_encoding, force_2d=True)
     except GeoplanError:
         raise

@@ -44,6 +44,7 @@ import math
 import re
 from collections import Counter
 from itertools import chain
+from operator import itemgetter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -312,8 +313,19 @@ def _decode(raw: bytes, path: str, encoding: str | None) -> tuple[str, str, bool
     return text, enc, False, notes
 
 
+def _head_lines(text: str, n: int) -> list[str]:
+    """``[ln for ln in text.splitlines() if ln.strip()][:n]``, splitting only as much of ``text`` as needed."""
+    size = 1 << 16
+    while size < len(text):
+        lines = [ln for ln in text[:size].splitlines() if ln.strip()]
+        if len(lines) > n:  # the n-th line ends inside the head: the first n are whole
+            return lines[:n]
+        size *= 4
+    return [ln for ln in text.splitlines() if ln.strip()][:n]
+
+
 def _sniff_delimiter(text: str, path: str) -> str:
-    lines = [ln for ln in text.splitlines() if ln.strip()][:200]
+    lines = _head_lines(text, 200)
     best: tuple | None = None
     for cand in _CANDIDATE_DELIMITERS:
         try:
@@ -1336,7 +1348,9 @@ def table_from_rows(
     if dialect["delimiter"] is None:
         data = [(n, r + [None] * (ncol - len(r)) if len(r) < ncol else r) for n, r in data]
     short, long_ = [], []
-    for n, r in data:
+    # (rows all as wide as the header, as in nearly every file: nothing to look for row by row)
+    same_width = VECTORISED and set(map(len, map(itemgetter(1), data))) == {ncol}
+    for n, r in () if same_width else data:
         if len(r) < ncol:
             short.append(n)
         elif len(r) > ncol and any(c not in (None, "") for c in r[ncol:]):
@@ -1530,13 +1544,17 @@ def table_from_rows(
         ))
 
     key_name = names[kj]
+    key_cells = cols[key_name]
+    # text keys (every CSV): no cell stored as a number
+    numeric_cells = ([False] * len(key_cells) if VECTORISED and set(map(type, key_cells)) == {str}
+                     else [isinstance(c, (int, float)) for c in key_cells])
     keys = normalize_keys(
-        [c for c in cols[key_name]],
+        [c for c in key_cells],
         key_width=key_width,
         file=path,
         column=key_name,
         row_numbers=line_no,
-        numeric_cells=[isinstance(c, (int, float)) for c in cols[key_name]],
+        numeric_cells=numeric_cells,
         allow_mixed_lengths=allow_mixed_key_lengths,
         notes=notes,
     )

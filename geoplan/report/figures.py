@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -79,6 +80,7 @@ def _fit_one_pass(fig) -> bool:
     if [a.get_majorticklocs().tolist() for a in (ax.xaxis, ax.yaxis)] == ticks:
         return True
     ax.set_position(before)
+    ax.set_in_layout(True)  # set_position took the axes out of constrained layout, which now places it
     return False
 
 
@@ -111,15 +113,53 @@ def _tick_labels(ax, axis: str, positions: np.ndarray, labels, fontsize: float, 
             color=rc[f"{axis}tick.color"], transform=beside, clip_on=False)
 
 
+def _bars(ax, y: np.ndarray, width: np.ndarray, colors, height: float = 0.8) -> None:
+    """Horizontal bars from 0 to ``width`` centred on ``y``, like ``ax.barh``, as one collection.
+
+    ``barh`` makes one patch per bar (and updates the data limits per bar); a
+    chart of 58 areas spent 70 ms on it, one collection 6 ms. Same look: no
+    edges, the value axis sticks to 0 as with ``barh``.
+    """
+    from matplotlib.collections import PolyCollection
+
+    y0, y1 = y - height / 2, y + height / 2
+    zeros = np.zeros(len(y))
+    verts = np.stack([np.column_stack(c) for c in ((zeros, y0), (width, y0), (width, y1), (zeros, y1))], axis=1)
+    bars = PolyCollection(verts, facecolors=colors, edgecolors="none", linewidths=0)
+    bars.sticky_edges.x.append(0.0)
+    ax.add_collection(bars)
+
+
 def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _de_axis(ax, axis="y", decimals=0, unit="", lang="de"):
-    from matplotlib.ticker import FuncFormatter
-
+    """Tick labels with ``decimals`` decimals (German or English separators), at ticks they can show exactly."""
     f = FuncFormatter(lambda v, _: fmt.number(v, decimals, lang) + unit)
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(f)
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(f)
+    target.set_major_locator(ShownLocator(decimals))
+
+
+class ShownLocator(MaxNLocator):
+    """matplotlib's default ticks (those of AutoLocator), unless labels with ``decimals`` decimals would round
+    them (steps of 2.5 at 0 decimals were labelled "0, 2, 5, 8, 10, 12, 15"): then steps of 1, 2 or 5 only,
+    and whole numbers at 0 decimals."""
+
+    def __init__(self, decimals: int):
+        super().__init__(nbins="auto", steps=[1, 2, 2.5, 5, 10])
+        self.decimals = decimals
+
+    def tick_values(self, vmin, vmax):
+        ticks = super().tick_values(vmin, vmax)
+        if np.allclose(np.round(ticks, self.decimals), ticks, rtol=0, atol=1e-9 * max(1.0, np.abs(ticks).max())):
+            return ticks
+        self.set_params(steps=[1, 2, 5, 10], integer=self.decimals == 0)
+        try:
+            return super().tick_values(vmin, vmax)
+        finally:
+            self.set_params(steps=[1, 2, 2.5, 5, 10], integer=False)
 
 
 def coefficient_plot(coefs: pd.DataFrame, lang: str = "de") -> bytes:
@@ -245,7 +285,7 @@ def calibration_png(model_result, lang: str = "de") -> bytes:
     ax.set_ylim(lim)
     ax.set_xlabel(_("Erwartete Fälle je 1.000 unter 21"))
     ax.set_ylabel(_("Beobachtete Fälle je 1.000 unter 21"))
-    ax.set_title(_("Kalibrierung nach Dezilen des erwarteten Bedarfs"), fontsize=9)
+    ax.set_title(_("Kalibrierung nach Dezilen des erwarteten Bedarfs"), fontsize=9, y=1.0)  # y: see waterfall_grid
     ax.legend(fontsize=7, loc="upper left")
     _de_axis(ax, "x", 0, lang=lang)
     _de_axis(ax, "y", 0, lang=lang)
@@ -279,7 +319,9 @@ def waterfall_grid(explanations: list[tuple[str, pd.DataFrame]], lang: str = "de
         for xi, top, amount in zip(x, (lo + h) / 1e6, t["amount_eur"].to_numpy(float)):
             ax.text(xi, top, fmt.number(amount / 1e6, 2, lang), ha="center", va="bottom", fontsize=7)
         _tick_labels(ax, "x", x, t["short"], fontsize=7, rotation=30)
-        ax.set_title(title, fontsize=8.5)
+        # y given: matplotlib does not look for tick labels above the axes (it measured the whole y axis for that,
+        # 20 % of this figure's time); nothing is above the axes here, so the title sits where it did
+        ax.set_title(title, fontsize=8.5, y=1.0)
         ax.set_ylabel(_("Budget") + " (Mio. €)" if lang == "de" else "Budget (€ million)", fontsize=8)
         ax.margins(y=0.12)
         _de_axis(ax, "y", 1, lang=lang)
@@ -322,7 +364,7 @@ def distance_plot(frame: pd.DataFrame, lang: str = "de", max_areas: int = MAX_AR
     fig, ax = plt.subplots(figsize=(7.0, 0.16 * len(d) + 1.2))
     y = np.arange(len(d))
     v = np.nan_to_num(d["distance_to_target_eur"].to_numpy(float) / 1e6)  # the "…" row: no bar
-    ax.barh(y, v, color=np.where(v >= 0, "#2166ac", "#b2182b"))
+    _bars(ax, y, v, np.where(v >= 0, "#2166ac", "#b2182b"))
     _tick_labels(ax, "y", y, d["label"], fontsize=6)
     ax.axvline(0, color="#333", lw=0.8)
     ax.set_xlabel(("Zielwert − Vorjahr (Mio. €)" if lang == "de" else "target − prior year (€ million)") + note)

@@ -339,7 +339,7 @@ def _period_order(cases: pd.DataFrame, valid: np.ndarray) -> np.ndarray:
     """Positions of the ``valid`` rows sorted by case id, kind (missing: ``?``), start and position."""
     pos = np.flatnonzero(valid)
     if VECTORISED:  # the sort of the frame below on integer codes (sorted factorisation keeps the order)
-        cid = pd.factorize(cases["case_id"].to_numpy()[pos], sort=True)[0]
+        cid = _sorted_codes(cases["case_id"].to_numpy()[pos])
         kind = pd.factorize(cases["kind"].fillna("?").to_numpy()[pos], sort=True)[0]
         start = cases["start"].to_numpy("datetime64[ns]")[pos].view(np.int64)
         return pos[np.lexsort((pos, start, kind, cid))]
@@ -350,6 +350,18 @@ def _period_order(cases: pd.DataFrame, valid: np.ndarray) -> np.ndarray:
         "start": cases["start"].to_numpy(),
     })[valid]
     return f.sort_values(["case_id", "kind", "start", "pos"], kind="mergesort")["pos"].to_numpy()
+
+
+def _sorted_codes(values: np.ndarray) -> np.ndarray:
+    """``pd.factorize(values, sort=True)[0]``: for text, the distinct texts sorted by Python's ``sorted``
+    (the same order; faster than pandas' sort of an object array of tens of thousands of case ids)."""
+    codes, uniques = pd.factorize(values)
+    uniques = uniques.tolist() if hasattr(uniques, "tolist") else list(uniques)
+    if not all(type(u) is str for u in uniques):
+        return pd.factorize(values, sort=True)[0]
+    rank = np.empty(len(uniques), dtype=np.intp)
+    rank[sorted(range(len(uniques)), key=uniques.__getitem__)] = np.arange(len(uniques))
+    return np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
 
 
 def _overlapping_duplicates(cases: pd.DataFrame, valid: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
@@ -494,6 +506,7 @@ def count_years(
     kind = cases["kind"].astype(object).to_numpy()
     form = cases["form"].astype(object).to_numpy() if "form" in cases.columns else np.full(len(cases), None)
     group = np.array([group_of.get(f if isinstance(f, str) else k, None) for k, f in zip(kind, form)], dtype=object)
+    coded = _coded_columns(cases["key"].to_numpy(dtype=object), group, kind) if VECTORISED and years else None
     out = []
     for y in years:
         y0 = np.datetime64(f"{int(y)}-01-01", "D")
@@ -513,7 +526,8 @@ def count_years(
             c = np.zeros(len(cost))
         cents = np.rint(c * 100.0).astype(np.int64)
         part = pd.DataFrame({
-            "key": cases["key"].to_numpy(), "year": int(y), "group": group, "para": kind,
+            **({"key": cases["key"].to_numpy(), "group": group, "para": kind} if coded is None else coded[0]),
+            "year": int(y),
             "started": started.astype(np.int64), "ended": ended.astype(np.int64),
             "ongoing": ongoing.astype(np.int64), "ongoing_or_ended": (ongoing | ended).astype(np.int64),
             "days": days.astype(np.int64), "cents": cents,
@@ -522,6 +536,8 @@ def count_years(
     rows = pd.concat(out, ignore_index=True) if out else pd.DataFrame(
         columns=["key", "year", "group", "para", "started", "ended", "ongoing", "ongoing_or_ended", "days", "cents"])
     vals = ["started", "ended", "ongoing", "ongoing_or_ended", "days", "cents"]
+    if coded is not None:
+        return _count_coded(rows, coded[1], vals)
     by_group = rows.dropna(subset=["group"]).groupby(["key", "year", "group"], sort=True)[vals].sum()
     by_group = by_group.reset_index().rename(columns={"group": "kind"})
     by_para = rows.groupby(["key", "year", "para"], sort=True)[vals].sum().reset_index()
@@ -531,6 +547,42 @@ def count_years(
     panel = pd.concat([by_group, by_para, total], ignore_index=True)
     panel["cost_eur"] = _cents_to_eur(panel.pop("cents").to_numpy())
     return panel[["key", "year", "kind", *vals[:-1], "cost_eur"]].reset_index(drop=True)
+
+
+def _coded_columns(key: np.ndarray, group: np.ndarray, para: np.ndarray):
+    """The text columns ``key``, ``group``, ``para`` of :func:`count_years` as sorted integer codes (missing: -1),
+    factorised once for all years instead of grouped as text per year: ``(columns, distinct values)``, or None
+    when a column holds anything but text (then the rows are grouped as they are)."""
+    columns, values = {}, {}
+    for name, arr in (("key", key), ("group", group), ("para", para)):
+        codes, uniques = pd.factorize(arr, sort=True)
+        uniques = np.asarray(uniques, dtype=object)
+        if pd.api.types.infer_dtype(uniques, skipna=False) not in ("string", "empty"):
+            return None
+        columns[name], values[name] = codes, uniques
+    if not (columns["key"] >= 0).any():
+        return None
+    return columns, values
+
+
+def _count_coded(rows: pd.DataFrame, values: dict, vals: list[str]) -> pd.DataFrame:
+    """The sums of :func:`count_years` over rows whose text columns are sorted codes (:func:`_coded_columns`):
+    grouping by the codes gives the groups in the order of their texts; missing texts (-1) are left out, as
+    grouping by the texts leaves out missing ones."""
+    rows = rows[rows["key"].to_numpy() >= 0]
+    parts = []
+    for column, prefix in (("group", ""), ("para", "p")):
+        sub = rows[rows[column].to_numpy() >= 0]
+        g = sub.groupby(["key", "year", column], sort=True)[vals].sum().reset_index()
+        parts.append((g, np.asarray([prefix + str(v) for v in values[column]], dtype=object)[g.pop(column).to_numpy()]))
+    total = rows.groupby(["key", "year"], sort=True)[vals].sum().reset_index()
+    parts.append((total, np.full(len(total), "alle", dtype=object)))
+    panel = pd.concat([g for g, _ in parts], ignore_index=True)
+    kinds = np.concatenate([k for _, k in parts])
+    return pd.DataFrame({
+        "key": values["key"][panel["key"].to_numpy()], "year": panel["year"].to_numpy(), "kind": kinds,
+        **{v: panel[v].to_numpy() for v in vals[:-1]}, "cost_eur": _cents_to_eur(panel["cents"].to_numpy()),
+    })
 
 
 def _cents_to_eur(cents: np.ndarray) -> np.ndarray:
