@@ -19,15 +19,19 @@ ROOT = Path(__file__).resolve().parents[1]
 # instead of a long file starting last and leaving one worker idle for minutes.
 LONGEST_FIRST = [
     "test_bym2.py",  # the coverage study on the Berlin adjacency: 8 BYM2 fits (and refits)
-    "test_safety.py",  # real signals to real runs, a hostile workspace
-    "test_presets_demo.py",  # 12 pipeline runs on the synthetic city
-    "test_notebooks.py",  # 5 notebooks in a kernel, each runs the pipeline
+    "test_presets_demo.py",  # 12 pipeline runs and reports on the synthetic city
+    "test_validate_corpus.py",  # 69 broken inputs, each read and checked
     "test_postgis.py",  # a PostgreSQL cluster, two runs through the database
+    "test_safety.py",  # real signals to real runs, a hostile workspace
     "test_wfs.py",  # MapServer, two runs through the WFS
+    "test_bad_inputs.py",  # 84 broken inputs through the CLI
+    "test_notebooks.py",  # 5 notebooks in a kernel, each runs the pipeline
     "test_bym2_pipeline.py",  # the Berlin example with the BYM2 model, outputs in two languages
+    "test_privacy.py",  # suppression on random tables
+    "test_accessibility.py",  # axe in Chromium on every HTML output
+    "test_figure_worker.py",  # figures drawn by the PDF process, every figure drawn
     "test_report_pdf_process.py",  # two PDFs
     "test_report_determinism.py",  # a second demo run with its PDF in a new process
-    "test_privacy_outputs.py",  # a run with a planted small count, with its PDF
     "test_qgis.py",  # headless QGIS
 ]
 
