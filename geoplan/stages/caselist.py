@@ -339,7 +339,7 @@ def _period_order(cases: pd.DataFrame, valid: np.ndarray) -> np.ndarray:
     """Positions of the ``valid`` rows sorted by case id, kind (missing: ``?``), start and position."""
     pos = np.flatnonzero(valid)
     if VECTORISED:  # the sort of the frame below on integer codes (sorted factorisation keeps the order)
-        cid = _sorted_codes(cases["case_id"].to_numpy()[pos])
+        cid = _sorted_codes(cases["case_id"].to_numpy()[pos])[0]
         kind = pd.factorize(cases["kind"].fillna("?").to_numpy()[pos], sort=True)[0]
         start = cases["start"].to_numpy("datetime64[ns]")[pos].view(np.int64)
         return pos[np.lexsort((pos, start, kind, cid))]
@@ -352,16 +352,20 @@ def _period_order(cases: pd.DataFrame, valid: np.ndarray) -> np.ndarray:
     return f.sort_values(["case_id", "kind", "start", "pos"], kind="mergesort")["pos"].to_numpy()
 
 
-def _sorted_codes(values: np.ndarray) -> np.ndarray:
-    """``pd.factorize(values, sort=True)[0]``: for text, the distinct texts sorted by Python's ``sorted``
-    (the same order; faster than pandas' sort of an object array of tens of thousands of case ids)."""
+def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values, sort=True)`` (codes, missing -1; the distinct values as an object array): for text,
+    the distinct texts sorted by Python's ``sorted`` (the same order; faster than pandas' sort of an object
+    array of tens of thousands of case ids)."""
     codes, uniques = pd.factorize(values)
-    uniques = uniques.tolist() if hasattr(uniques, "tolist") else list(uniques)
+    uniques = list(uniques)
     if not all(type(u) is str for u in uniques):
-        return pd.factorize(values, sort=True)[0]
+        codes, uniques = pd.factorize(values, sort=True)
+        return codes, np.asarray(uniques, dtype=object)
+    order = sorted(range(len(uniques)), key=uniques.__getitem__)
     rank = np.empty(len(uniques), dtype=np.intp)
-    rank[sorted(range(len(uniques)), key=uniques.__getitem__)] = np.arange(len(uniques))
-    return np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
+    rank[order] = np.arange(len(uniques))
+    sorted_codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1) if uniques else codes
+    return sorted_codes, np.asarray([uniques[i] for i in order], dtype=object)
 
 
 def _overlapping_duplicates(cases: pd.DataFrame, valid: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
@@ -555,8 +559,7 @@ def _coded_columns(key: np.ndarray, group: np.ndarray, para: np.ndarray):
     when a column holds anything but text (then the rows are grouped as they are)."""
     columns, values = {}, {}
     for name, arr in (("key", key), ("group", group), ("para", para)):
-        codes, uniques = pd.factorize(arr, sort=True)
-        uniques = np.asarray(uniques, dtype=object)
+        codes, uniques = _sorted_codes(arr)
         if pd.api.types.infer_dtype(uniques, skipna=False) not in ("string", "empty"):
             return None
         columns[name], values[name] = codes, uniques
