@@ -465,8 +465,24 @@ def budgets(out_dir: Path) -> dict:
     return dict(zip(df["key"].astype(str), df["budget_eur"].astype(int)))
 
 
+def _pdf_streams(data: bytes) -> list[bytes]:
+    """The decompressed content of every Flate-encoded stream of a PDF (text, XMP metadata, fonts' names …):
+    a string in a compressed stream is not in the file's bytes."""
+    import re
+    import zlib
+
+    out = []
+    for m in re.finditer(rb"stream\r?\n", data):
+        try:
+            out.append(zlib.decompressobj().decompress(data[m.end():]))
+        except zlib.error:
+            continue  # not Flate (an image's DCT, an uncompressed stream: searched as the file's bytes)
+    return out
+
+
 def grep_tree(folder: Path, needle: str) -> list[str]:
-    """Files under ``folder`` (also inside .zip/.qgz/.xlsx members) that contain ``needle``."""
+    """Files under ``folder`` that contain ``needle``: in their bytes, inside .zip/.qgz/.xlsx members, and in a
+    PDF's decompressed streams and in the text ``pdftotext`` reads from it."""
     import zipfile
 
     hits = []
@@ -480,4 +496,10 @@ def grep_tree(folder: Path, needle: str) -> list[str]:
         if zipfile.is_zipfile(f):
             with zipfile.ZipFile(f) as z:
                 hits += [f"{f}!{n}" for n in z.namelist() if raw in z.read(n)]
+        if data.startswith(b"%PDF"):
+            if any(raw in s for s in _pdf_streams(data)):
+                hits.append(f"{f} (stream)")
+            text = subprocess.run(["pdftotext", str(f), "-"], capture_output=True, check=True).stdout
+            if raw in text:
+                hits.append(f"{f} (text)")
     return hits

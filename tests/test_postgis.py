@@ -8,6 +8,7 @@ instead with GEOPLAN_REQUIRE_POSTGIS=1 (set by .ci/run).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -388,3 +389,16 @@ def test_validate_reads_postgis(pgenv, tmp_path):
     assert len(bad.problems) == 1
     e = bad.problems[0]
     assert "'berlin.mss_indx'" in e.message and "indicators.tables[1]" in e.location and "berlin.mss_index" in e.found
+
+
+def test_password_search_reads_the_pdf(demo_outputs, tmp_path):
+    """The search of the run's outputs for the password (above) must see what a reader of bericht.pdf sees:
+    WeasyPrint compresses every page's text, so a string on a page is not in the file's bytes."""
+    from gis_services import grep_tree
+
+    shutil.copy(demo_outputs / "bericht.pdf", tmp_path / "bericht.pdf")
+    data = (tmp_path / "bericht.pdf").read_bytes()
+    assert b"Hilfen zur Erziehung" not in data  # only in compressed streams
+    pdf = tmp_path / "bericht.pdf"
+    assert grep_tree(tmp_path, "Hilfen zur Erziehung") == [f"{pdf} (stream)", f"{pdf} (text)"]
+    assert grep_tree(tmp_path, "Geheim-Passwort-0815") == []
