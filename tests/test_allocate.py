@@ -130,6 +130,19 @@ def test_missing_column_and_negative_values():
         allocate(g, MIXED)
 
 
+def test_missing_column_lists_every_column_of_the_frame():
+    """A misspelt model column: the message names all columns, the model's after 40 indicator columns too."""
+    f = frame(3)
+    f = pd.concat([f.drop(columns="expected_cases"),
+                   pd.DataFrame({f"ind_{i:02d}": 1.0 for i in range(40)}, index=f.index), f[["expected_cases"]]], axis=1)
+    spec = {**MIXED, "components": [c if c["name"] != "modell" else {**c, "column": "erwartet"}
+                                    for c in MIXED["components"]]}
+    with pytest.raises(GeoplanError) as exc:
+        allocate(f, spec)
+    assert exc.value.expected == "erwartet"
+    assert exc.value.found.split(", ") == [str(c) for c in f.columns]
+
+
 def test_unknown_field_rejected():
     with pytest.raises(GeoplanError) as exc:
         parse_spec({**MIXED, "totl": 5})

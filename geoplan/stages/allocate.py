@@ -475,7 +475,7 @@ def _column(frame: pd.DataFrame, col: str, comp: str, *, allow_negative=False) -
             f"Spalte '{col}' fehlt für die Komponente '{comp}'.",
             location=f"Komponente {comp}",
             expected=col,
-            found=", ".join(map(str, frame.columns[:30])),
+            found=", ".join(map(str, frame.columns)),  # all: a model column comes after the indicators
             hint="Spalte im Sozialraum-Datensatz bereitstellen oder den Spaltennamen in der Konfiguration korrigieren.",
             message_en=f"Column '{col}' is missing for the component '{comp}'.",
             hint_en="Provide the column in the Sozialraum data or correct the column name in the configuration.",
@@ -841,7 +841,7 @@ def allocate(frame: pd.DataFrame, spec: AllocationSpec | dict, *, key: str = "ke
         raise GeoplanError(
             f"Schlüsselspalte '{key}' fehlt im Sozialraum-Datensatz.",
             expected=key,
-            found=", ".join(map(str, frame.columns[:30])),
+            found=", ".join(map(str, frame.columns)),  # all: a model column comes after the indicators
             message_en=f"Key column '{key}' is missing in the Sozialraum data.",
         )
     if len(frame) == 0:
