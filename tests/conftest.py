@@ -125,9 +125,10 @@ def demo_outputs_en(demo_result, tmp_path_factory):
         return out
 
 
-#: Test files whose reports draw every figure: they test how this process and the PDF process share the
-#: drawing, which depends on how long this process takes for its figures.
-DRAW_EVERY_FIGURE = ("test_figure_worker.py",)
+#: Test files whose reports draw every figure: test_figure_worker tests how this process and the PDF process
+#: share the drawing, which depends on how long this process takes for its figures; test_figures_scale looks
+#: at the pixels of every figure the report draws.
+DRAW_EVERY_FIGURE = ("test_figure_worker.py", "test_figures_scale.py")
 
 
 @pytest.fixture(autouse=True, scope="session")

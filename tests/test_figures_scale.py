@@ -151,3 +151,30 @@ def test_tick_labels_show_their_ticks_exactly():
     auto.set_axis(ax.xaxis)
     assert not np.allclose(np.round(auto(), 0), auto())  # the case above is a real one
     plt.close(fig)
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_nothing_in_the_demo_figures_runs_over_their_edge(demo_result, monkeypatch, lang):
+    """Every chart and map of the report keeps a blank margin: nothing drawn touches the PNG's edge, where it
+    would be cut off (the coefficient plot's axis label, wider than its axes, ended in the last column)."""
+    from geoplan.report import drawjobs
+    from geoplan.report.html import report_context
+    from geoplan.report.i18n import set_labels
+    from geoplan.report.published import build_published
+
+    drawn = {}
+    original = drawjobs.Figures.draw
+
+    def keep(self):
+        pngs = original(self)
+        drawn.update(pngs)
+        return pngs
+
+    monkeypatch.setattr(drawjobs.Figures, "draw", keep)
+    set_labels(demo_result)
+    report_context(demo_result, build_published(demo_result, lang=lang), lang=lang)
+    assert len(drawn) >= 13
+    for key, png in drawn.items():
+        rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+        ink = np.abs(rgb - rgb[0, 0]).sum(axis=2) > 30  # differs from the background (the corner's colour)
+        assert not (ink[0].any() or ink[-1].any() or ink[:, 0].any() or ink[:, -1].any()), key

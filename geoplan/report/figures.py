@@ -174,7 +174,8 @@ def coefficient_plot(coefs: pd.DataFrame, lang: str = "de") -> bytes:
                 ecolor="#1f4e79", capsize=3)
     ax.axvline(1.0, color="#888", lw=1, ls="--")
     ax.set_yticks(y, labels)
-    ax.set_xlabel(_("Inzidenzratenverhältnis je Standardabweichung (95-%-KI)"))
+    # right-aligned: the label is wider than the axes, and constrained layout leaves a label's width to it
+    ax.set_xlabel(_("Inzidenzratenverhältnis je Standardabweichung (95-%-KI)"), loc="right")
     _de_axis(ax, "x", 2, lang=lang)
     return png_bytes(fig)
 
