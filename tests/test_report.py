@@ -125,3 +125,39 @@ def test_observed_expected_thresholds_come_from_the_config(demo_result):
     wide, _ = counts(dataclasses.replace(demo_result, config=cfg, sensitivity=None))
     assert (wide["n_above"], wide["n_below"]) == (int((oe > 1.3).sum()), int((oe < 0.6).sum()))
     assert (wide["n_above"], wide["n_below"]) != (stats["n_above"], stats["n_below"])
+
+
+def _explanation(components: dict[str, int], corridor: int) -> pd.DataFrame:
+    rows = [(name, label, amount) for name, (label, amount) in components.items()]
+    if corridor:
+        rows.append(("korridor", "Korridor (Begrenzung der Veränderung)", corridor))
+    rows.append(("budget", "Budget", sum(a for _l, a in components.values()) + corridor))
+    return pd.DataFrame(rows, columns=["position", "label", "amount_eur"])
+
+
+def test_explain_table_headings_and_alignment():
+    """The table beside the waterfalls: components headed by their configured label in both languages
+    (not the internal names 'grundanteil', 'korridor', 'budget'), and a budget the corridor does not
+    move keeps its budget in the budget column (0 € as its corridor adjustment)."""
+    from geoplan.report.html import explain_table
+
+    comps = {"grundanteil": ("Grundanteil nach Einwohnern unter 21", 600), "bedarf": ("Bedarfsanteil", 400)}
+    explanations = [("0110 Zentrum", _explanation(comps, 0)), ("0120 Moabit", _explanation(comps, -50))]
+    header, rows = explain_table(explanations, "en")
+    assert header == ["Sozialraum", "Grundanteil nach Einwohnern unter 21", "Bedarfsanteil",
+                      "Corridor (limit on the change)", "Budget"]
+    assert rows == [["0110 Zentrum", "€600", "€400", "€0", "€1,000"],
+                    ["0120 Moabit", "€600", "€400", "−€50", "€950"]]
+    header, rows = explain_table(explanations, "de")
+    assert header[1:] == ["Grundanteil nach Einwohnern unter 21", "Bedarfsanteil",
+                          "Korridor (Begrenzung der Veränderung)", "Budget"]
+    assert rows[0] == ["0110 Zentrum", "600 €", "400 €", "0 €", "1.000 €"]
+    assert explain_table([], "en") == ([], [])
+
+
+def test_english_report_explain_table_has_no_internal_names(reports):
+    sec = reports["en"].split('id="verteilung"', 1)[1].split('id="gerechtigkeit"', 1)[0]
+    heads = _headings(sec, "th")
+    assert "Corridor (limit on the change)" in heads and "Budget" in heads
+    for internal in ("grundanteil", "bedarf", "sozialindikatoren", "korridor", "budget"):
+        assert internal not in heads, internal

@@ -679,11 +679,7 @@ def _report_context(result, pub, lang, max_areas, pdf_max_areas, jobs: drawjobs.
         explanations.append((f"{k} {name_of.get(k, '')}", t))
     if explanations:
         jobs.add("waterfall", figures.waterfall_grid, explanations, lang)
-    explain_rows = []
-    for title, t in explanations:
-        explain_rows.append([title] + [fmt.euro(a, 0, lang) for a in t["amount_eur"]])
-    explain_header = [_("Sozialraum")] + [str(l) if lang == "de" else str(p) for p, l in
-                                          zip(explanations[0][1]["position"], explanations[0][1]["label"])] if explanations else []
+    explain_header, explain_rows = explain_table(explanations, lang)
 
     # --- Verteilungsgerechtigkeit: distance from target, winners/losers, observed vs expected -----
     dist_rows = []
@@ -912,6 +908,29 @@ def _report_context(result, pub, lang, max_areas, pdf_max_areas, jobs: drawjobs.
         "fmt": fmt,
         "num": lambda v, d=0: fmt.number(v, d, lang),
     }
+
+
+def explain_table(explanations: list[tuple[str, pd.DataFrame]], lang: str = "de") -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the table beside the waterfalls (``sensitivity.explain`` tables, one per area).
+
+    One column per position: the components (headed by their configured label, as in the
+    components table), the corridor adjustment and the budget. A budget the corridor does not
+    move has no ``korridor`` position; its cell there reads 0 € so the columns stay aligned.
+    """
+    if not explanations:
+        return [], []
+    _ = gettext(lang)
+    labels: dict[str, str] = {}
+    for _title, t in explanations:
+        for p, lab in zip(t["position"], t["label"]):
+            labels.setdefault(str(p), str(lab))
+    order = [p for p in labels if p not in ("korridor", "budget")] + [p for p in ("korridor", "budget") if p in labels]
+    header = [_("Sozialraum")] + [_(labels[p]) if p in ("korridor", "budget") else labels[p] for p in order]
+    rows = []
+    for title, t in explanations:
+        amount = dict(zip(t["position"].astype(str), t["amount_eur"]))
+        rows.append([title] + [fmt.euro(amount.get(p, 0), 0, lang) for p in order])
+    return header, rows
 
 
 def _settle_rules(result, lang: str) -> list[list[str]]:
