@@ -82,6 +82,26 @@ def test_demo_reads_the_simulated_case_list(demo_result):
     assert roles["HzE-Fallliste"].rows == len(pd.read_csv(LIST, sep=";", dtype=str))
 
 
+def test_case_list_counts_in_texts_have_thousands_separators(demo_result):
+    """The row counts of the case list in the Datengrundlage's check column and in the QA notes are grouped
+    like every other count of the report: "53.840 von 53.882" (German), "53,840 of 53,882" (English)."""
+    from geoplan import fmt
+
+    hze = {i.role: i for i in demo_result.inputs}["HzE-Fallliste"]
+    n = hze.rows
+    assert n > 9999
+    assert hze.qa.endswith(f" von {fmt.number(n)} Zeilen gezählt"), hze.qa
+    assert hze.qa_en.endswith(f" of {fmt.number(n, lang='en')} rows counted"), hze.qa_en
+    case_notes = [x for x in demo_result.notes if x.text("de").startswith(("Fallliste:", "HzE-Fallliste:"))]
+    assert len(case_notes) >= 2
+    for note in case_notes:
+        assert f" von {fmt.number(n)} Zeilen" in note.text("de"), note.text("de")
+        assert f" of {fmt.number(n, lang='en')} rows" in note.text("en"), note.text("en")
+    summary = next(x for x in case_notes if x.text("de").startswith("HzE-Fallliste:"))
+    assert re.search(r": \d{1,3}(\.\d{3})+ Hilfen", summary.text("de")), summary.text("de")
+    assert re.search(r": \d{1,3}(,\d{3})+ helps", summary.text("en")), summary.text("en")
+
+
 def test_demo_counts_equal_a_direct_pandas_count_of_the_list(demo_result, direct):
     f = demo_result.frame.set_index("key")
     as_of = pd.Timestamp(demo_result.config.hze.case_list.as_of)
