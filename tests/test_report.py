@@ -161,3 +161,12 @@ def test_english_report_explain_table_has_no_internal_names(reports):
     assert "Corridor (limit on the change)" in heads and "Budget" in heads
     for internal in ("grundanteil", "bedarf", "sozialindikatoren", "korridor", "budget"):
         assert internal not in heads, internal
+
+
+def test_winner_loser_kpi_labels_are_capitalised(reports, demo_result):
+    """The three count tiles under 'Gewinner und Verlierer' read alike: Gewinner, Verlierer, Unverändert."""
+    s = demo_result.equity.summary
+    for lang, labels in (("de", ("Gewinner", "Verlierer", "Unverändert")), ("en", ("Winners", "Losers", "Unchanged"))):
+        fair = reports[lang].split('id="gerechtigkeit"', 1)[1].split('id="methodik"', 1)[0]
+        for label, n in zip(labels, (s["n_winners"], s["n_losers"], s["n_unchanged"])):
+            assert re.search(rf'<div class="kpi">{label}<b>{n}</b></div>', fair), (lang, label)

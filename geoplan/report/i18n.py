@@ -186,7 +186,7 @@ EN: dict[str, str] = {
     "Anteil": "Share",
     "Gewinner": "Winners",
     "Verlierer": "Losers",
-    "unverändert": "unchanged",
+    "Unverändert": "Unchanged",
     # sensitivity
     "Spanne 5–95 %": "Range 5–95 %",
     "Rang": "Rank",
