@@ -9,6 +9,7 @@ beendet" as a date comparison).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -100,6 +101,14 @@ def test_case_list_counts_in_texts_have_thousands_separators(demo_result):
     summary = next(x for x in case_notes if x.text("de").startswith("HzE-Fallliste:"))
     assert re.search(r": \d{1,3}(\.\d{3})+ Hilfen", summary.text("de")), summary.text("de")
     assert re.search(r": \d{1,3}(,\d{3})+ helps", summary.text("en")), summary.text("en")
+
+
+def test_notes_on_the_case_list_file_stand_under_its_stage(demo_result):
+    """The reader's notes on the case list (e.g. its number format) are listed under 'HzE-Daten' in the
+    QA appendix, not under 'Indikatoren'."""
+    on_list = [x for x in demo_result.notes if x.file and Path(x.file).name == LIST.name]
+    assert any("Zahlenformat" in x.message for x in on_list)
+    assert {x.stage for x in on_list} == {"hze"}, [(x.stage, x.message) for x in on_list]
 
 
 def test_demo_counts_equal_a_direct_pandas_count_of_the_list(demo_result, direct):
