@@ -96,7 +96,7 @@ def test_verteilung_and_gerechtigkeit_sections(reports, demo_result):
     assert re.search(rf"Gewinner\s*(</[^>]+>\s*)?<b>{s['n_winners']}</b>", fair), fair[:2000]
     assert re.search(rf"Verlierer\s*(</[^>]+>\s*)?<b>{s['n_losers']}</b>", fair)
     from geoplan import fmt
-    assert fmt.euro(s["sum_abs_distance_to_target_eur"]) in fair
+    assert fmt.euro(s["sum_abs_distance_to_target_eur"], sep=fmt.NBSP) in fair  # a sentence: number and € kept together
     assert "Beobachteter und erwarteter Bedarf" in fair
 
 

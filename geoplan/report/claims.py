@@ -41,7 +41,7 @@ def component_text(comp, result, lang: str = "de") -> str:
                 "share of the need model's expected HzE cases") if comp.column == "expected_cases" else \
             ("Anteil an " if de else "share of ") + word(comp.column)
     if t == "indicator":
-        ws = ", ".join(f"{label_of.get(k, k)} {fmt.number(v * 100 / sum(comp.indicators.values()), 0, lang)} %"
+        ws = ", ".join(f"{label_of.get(k, k)} {_pct(v * 100 / sum(comp.indicators.values()), lang, 0)}"
                        for k, v in comp.indicators.items())
         base = f" × {word(comp.base)}" if comp.base else ""
         return (f"gewichtete Indikatoren ({ws}){base}" if de else f"weighted indicators ({ws}){base}")
@@ -53,20 +53,21 @@ def component_text(comp, result, lang: str = "de") -> str:
     return ""
 
 
+# In the sentences a no-break space keeps a number and its unit on one line ("100.000.000 €", "15,0 %").
 def _eur(v, lang):
-    return fmt.euro(v, 0, lang)
+    return fmt.euro(v, 0, lang, sep=fmt.NBSP)
 
 
 def _seur(v, lang):
-    return ("+" if v > 0.5 else "") + fmt.euro(v, 0, lang)
+    return ("+" if v > 0.5 else "") + fmt.euro(v, 0, lang, sep=fmt.NBSP)
 
 
 def _pct(v, lang, d=1):
-    return fmt.percent(v, d, lang)
+    return fmt.percent(v, d, lang, sep=fmt.NBSP)
 
 
 def _spct(v, lang):
-    return ("+" if round(v, 1) > 0 else "") + fmt.percent(v, 1, lang)
+    return ("+" if round(v, 1) > 0 else "") + fmt.percent(v, 1, lang, sep=fmt.NBSP)
 
 
 def _component_words(comp, result, lang):
@@ -297,14 +298,14 @@ def measure_sentences(result, lang: str = "de") -> list[str]:
                        "(0 would be the same money per head whatever the need, 1 everything at the highest need).")
     g = s.get("gini_budget_per_u21")
     if g is not None:
-        n, d = fmt.number(g, 3, lang), fmt.percent(200 * g, 0, lang)
+        n, d = fmt.number(g, 3, lang), _pct(200 * g, lang, 0)
         out.append((f"Der Gini-Koeffizient von {n} heißt: Zwei zufällig gewählte junge Menschen erhalten im Mittel "
                     f"Beträge, die sich um {d} des Durchschnitts je Kopf unterscheiden (0 = überall gleich)." if de else
                     f"The Gini coefficient of {n} means: two young people picked at random receive amounts that differ "
                     f"on average by {d} of the mean per head (0 = the same everywhere)."))
     t, tb, tw = s.get("theil"), s.get("theil_between"), s.get("theil_within")
     if t is not None and tb is not None and t > 0:
-        share = fmt.percent(100 * tb / t, 0, lang)
+        share = _pct(100 * tb / t, lang, 0)
         out.append((f"Der Theil-Index von {fmt.number(t, 4, lang)} zerlegt die Ungleichheit: {share} liegen zwischen "
                     f"den Bezirken ({fmt.number(tb, 4, lang)}), der Rest innerhalb der Bezirke "
                     f"({fmt.number(tw, 4, lang)})." if de else

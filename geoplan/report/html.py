@@ -432,8 +432,9 @@ TABLE_EM, PAD_EM, HEAD_EM = 273 / 25.4 * 72 / 7, 6 * 0.75 / 7, 6.5 / 7 * 1.25
 
 
 def _words(text) -> list[str]:
-    """The pieces a line may break between: at blanks and after a hyphen ('Korridor-' 'Anpassung')."""
-    return re.findall(r"[^\s-]*-|[^\s-]+", str(text))
+    """The pieces a line may break between: at blanks (not at a no-break space) and after a hyphen
+    ('Korridor-' 'Anpassung')."""
+    return re.findall(r"(?:[^\s-]|\u00a0)*-|(?:[^\s-]|\u00a0)+", str(text))
 
 
 def col_widths(rows: list[list[str]], header: list[str], left: int = 2, extra: list[list[str]] = (),
