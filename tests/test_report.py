@@ -170,3 +170,18 @@ def test_winner_loser_kpi_labels_are_capitalised(reports, demo_result):
         fair = reports[lang].split('id="gerechtigkeit"', 1)[1].split('id="methodik"', 1)[0]
         for label, n in zip(labels, (s["n_winners"], s["n_losers"], s["n_unchanged"])):
             assert re.search(rf'<div class="kpi">{label}<b>{n}</b></div>', fair), (lang, label)
+
+
+def test_percent_in_running_text(reports):
+    """Running text writes percentages as the tables beside it: English 94.9% (it had '94.9 %' under a
+    table with 94.9%), German 94,9 % with a no-break space, so the unit never starts a line."""
+    from geoplan.report.html import cv_reading
+
+    cv = pd.DataFrame({"deviance_explained": [0.949, 0.945, 0.987, -0.043]},
+                      index=["model_kfold", "model_blocked", "baseline_prev", "baseline_rate"])
+    en, de = cv_reading(cv, "en"), cv_reading(cv, "de")
+    assert "explains 94.9% of the deviance" in en and "explains −4.3%," in en and "(98.7%)" in en
+    assert "Stichprobe 94,9\u00a0% der Devianz" in de and "(98,7\u00a0%)" in de
+    paragraphs = [unescape(re.sub(r"<[^>]+>", "", p)) for p in re.findall(r"<p[^>]*>(.*?)</p>", reports["en"], re.S)]
+    bad = [m for p in paragraphs for m in re.findall(r".{0,30}\d %.{0,10}", p)]
+    assert bad == [], bad

@@ -122,7 +122,7 @@ def model_text(result, lang: str = "de") -> dict:
         family = f"Poisson model; Pearson χ²/df = {fmt.number(fit.get('dispersion', np.nan), 2, lang)}."
     labels_en = {"model_kfold": "Model, k-fold cross-validation", "model_blocked": "Model, spatially blocked cross-validation",
                  "baseline_prev": "Prior-year cases", "baseline_rate": "Citywide rate × population under 21"}
-    lines = [f"{labels_en.get(k, k)}: deviance explained {fmt.number(100 * r['deviance_explained'], 1, lang)} %, mean absolute "
+    lines = [f"{labels_en.get(k, k)}: deviance explained {fmt.percent(100 * r['deviance_explained'], 1, lang)}, mean absolute "
              f"error {fmt.number(r['mae_per_1000'], 2, lang)} cases per 1,000 under 21" for k, r in model.cv.iterrows()]
     limitations = [
         "The model describes relations between Sozialräume, not between families (ecological model); it supports no "
@@ -150,15 +150,15 @@ def cv_reading(cv: pd.DataFrame, lang: str = "de") -> str:
     best_model = float(d[model_rows].max()) if model_rows else np.nan
     prev = float(d["baseline_prev"]) if "baseline_prev" in d.index else np.nan
     rate = float(d["baseline_rate"]) if "baseline_rate" in d.index else np.nan
-    n = lambda v: fmt.number(100 * v, 1, lang)  # noqa: E731
+    n = lambda v: fmt.percent(100 * v, 1, lang, sep=fmt.NBSP)  # noqa: E731  (the number with its unit, kept together)
     if lang == "de":
-        parts = [f"Das Modell erklärt außerhalb der Stichprobe {n(best_model)} % der Devianz"]
+        parts = [f"Das Modell erklärt außerhalb der Stichprobe {n(best_model)} der Devianz"]
         if np.isfinite(rate):
-            parts.append(f"; die stadtweite Quote je Einwohner unter 21 erklärt {n(rate)} %, das Modell sagt also weit "
+            parts.append(f"; die stadtweite Quote je Einwohner unter 21 erklärt {n(rate)}, das Modell sagt also weit "
                          "besser voraus als eine Verteilung nur nach Köpfen")
         text = "".join(parts) + "."
         if np.isfinite(prev) and prev > best_model:
-            text += (f" Die Vorjahresfälle sagen noch besser voraus ({n(prev)} %): Fallzahlen ändern sich von Jahr zu Jahr "
+            text += (f" Die Vorjahresfälle sagen noch besser voraus ({n(prev)}): Fallzahlen ändern sich von Jahr zu Jahr "
                      "wenig. Trotzdem sollte eine Budgetformel nicht auf Vorjahresfällen beruhen: sie hängen von der "
                      "bisherigen Praxis ab – wie viele Hilfen ein Träger bewilligt bekam, wie das Angebot im Sozialraum "
                      "aussieht –, und diese Praxis beeinflussen die Leistungserbringer selbst. Wer mehr Fälle erzeugt, "
@@ -166,22 +166,22 @@ def cv_reading(cv: pd.DataFrame, lang: str = "de") -> str:
                      "auf Sozialstrukturindikatoren, die die Träger nicht beeinflussen können (so auch das ISA-Modell "
                      "für Sozialraumbudgets).")
         elif np.isfinite(prev):
-            text += f" Die Vorjahresfälle erklären {n(prev)} %."
+            text += f" Die Vorjahresfälle erklären {n(prev)}."
         return text
-    text = f"Out of sample, the model explains {n(best_model)} % of the deviance"
+    text = f"Out of sample, the model explains {n(best_model)} of the deviance"
     if np.isfinite(rate):
-        text += (f"; the citywide rate per resident under 21 explains {n(rate)} %, so the model predicts far better than a "
+        text += (f"; the citywide rate per resident under 21 explains {n(rate)}, so the model predicts far better than a "
                  "split by head count alone")
     text += "."
     if np.isfinite(prev) and prev > best_model:
-        text += (f" Prior-year cases predict even better ({n(prev)} %): case numbers change little from year to year. A "
+        text += (f" Prior-year cases predict even better ({n(prev)}): case numbers change little from year to year. A "
                  "budget formula should still not rest on prior-year cases: they depend on past practice – how many "
                  "cases a provider had approved, what services exist in the area – and providers influence that "
                  "practice themselves. Whoever produced more cases would get more money, and preventive work that "
                  "avoids cases would be penalised. The formula therefore uses social-structure indicators that "
                  "providers cannot influence (as in the ISA model for Sozialraum budgets).")
     elif np.isfinite(prev):
-        text += f" Prior-year cases explain {n(prev)} %."
+        text += f" Prior-year cases explain {n(prev)}."
     return text
 
 
