@@ -185,3 +185,36 @@ def test_percent_in_running_text(reports):
     paragraphs = [unescape(re.sub(r"<[^>]+>", "", p)) for p in re.findall(r"<p[^>]*>(.*?)</p>", reports["en"], re.S)]
     bad = [m for p in paragraphs for m in re.findall(r".{0,30}\d %.{0,10}", p)]
     assert bad == [], bad
+
+
+def test_teilbudget_rule_and_default_label_in_english(reports, demo_outputs_en, demo_result):
+    """The Teilbudgets table (report and workbook) in English: the rule of a configured Teilbudget in English,
+    and the single Teilbudget made when none is configured is 'Total budget', '100% of the total budget'
+    (it showed 'Gesamtbudget', '100 % des Gesamtbudgets')."""
+    from openpyxl import load_workbook
+
+    from geoplan.report.claims import teilbudget_texts
+    from geoplan.stages.allocate import AllocationSpec
+
+    spec = demo_result.allocation_spec
+    assert not spec.teilbudgets
+    row = demo_result.allocation.teilbudgets.iloc[0]
+    assert teilbudget_texts(row, spec, "de") == ("Gesamtbudget", "100 % des Gesamtbudgets")
+    assert teilbudget_texts(row, spec, "en") == ("Total budget", "100% of the total budget")
+    sec = unescape(reports["en"].split('id="verteilung"', 1)[1].split('id="gerechtigkeit"', 1)[0])
+    assert "100% of the total budget" in sec and "des Gesamtbudgets" not in sec and "Gesamtbudget" not in sec
+    ws = load_workbook(demo_outputs_en / "verteilung.xlsx")["Partial budgets"]
+    assert [c.value for c in ws[2]][:3] == ["gesamt", "Total budget", "100% of the total budget"]
+
+    configured = spec.model_copy(update={"teilbudgets": AllocationSpec.model_validate({
+        "total_eur": 100, "components": [c.model_dump() for c in spec.components],
+        "teilbudgets": [{"id": "A", "label": "Fallspezifische Leistungen", "remainder": True},
+                        {"id": "B", "label": "Ressourcenpool", "percent_of": "A", "percent": 25},
+                        {"id": "C", "label": "Stationär", "amount_eur": 1000000, "distributed": False}]}).teilbudgets})
+    rows = [{"id": "A", "label": "Fallspezifische Leistungen", "rule": "Rest"},
+            {"id": "B", "label": "Ressourcenpool", "rule": "25 % von Teilbudget A"},
+            {"id": "C", "label": "Stationär", "rule": "fester Betrag 1.000.000 EUR"}]
+    assert [teilbudget_texts(r, configured, "en") for r in rows] == [
+        ("Fallspezifische Leistungen", "remainder"), ("Ressourcenpool", "25% of Teilbudget A"),
+        ("Stationär", "fixed amount €1,000,000")]
+    assert [teilbudget_texts(r, configured, "de")[1] for r in rows] == [r["rule"] for r in rows]

@@ -77,12 +77,30 @@ def _component_words(comp, result, lang):
 
 def _rule_en(t) -> str:
     if t.share is not None:
-        return f"{t.share * 100:g} % of the total"
+        return f"{t.share * 100:g}% of the total budget"
     if t.percent_of is not None:
-        return f"{t.percent:g} % of Teilbudget {t.percent_of}"
+        return f"{t.percent:g}% of Teilbudget {t.percent_of}"
     if t.amount_eur is not None:
-        return "fixed amount"
+        return f"fixed amount {fmt.euro(t.amount_eur, 0, 'en')}"
     return "remainder"
+
+
+def teilbudget_texts(row, spec, lang: str = "de") -> tuple[str, str]:
+    """Label and rule of a row of ``AllocationResult.teilbudgets`` for the report and the workbook.
+
+    German: as the allocation wrote them. English: the rule of a configured Teilbudget in English, and for the
+    single Teilbudget the allocation makes when none is configured ("Gesamtbudget", "100 % des Gesamtbudgets")
+    both in English; a configured label is the user's own text and stays as written.
+    """
+    label, rule = str(row.get("label", "")), str(row.get("rule", ""))
+    if lang == "de":
+        return label, rule
+    configured = {t.id: t for t in spec.teilbudgets}
+    if str(row.get("id", "")) in configured:
+        return label, _rule_en(configured[str(row["id"])])
+    if not spec.teilbudgets:
+        return "Total budget", "100% of the total budget"
+    return label, rule
 
 
 def _past(c) -> bool:

@@ -632,7 +632,7 @@ def _report_context(result, pub, lang, max_areas, pdf_max_areas, jobs: drawjobs.
     tb = getattr(alloc, "teilbudgets", None)
     if tb is not None and len(tb):
         for _i, r in tb.iterrows():
-            teil_rows.append([str(r.get("id", "")), str(r.get("label", "")), str(r.get("rule", "")),
+            teil_rows.append([str(r.get("id", "")), *claims.teilbudget_texts(r, result.allocation_spec, lang),
                               fmt.euro(r.get("amount_eur", np.nan), 0, lang), _("ja") if r.get("distributed", True) else _("nein")])
 
     spec = result.allocation_spec
