@@ -218,3 +218,11 @@ def test_teilbudget_rule_and_default_label_in_english(reports, demo_outputs_en, 
         ("Fallspezifische Leistungen", "remainder"), ("Ressourcenpool", "25% of Teilbudget A"),
         ("Stationär", "fixed amount €1,000,000")]
     assert [teilbudget_texts(r, configured, "de")[1] for r in rows] == [r["rule"] for r in rows]
+
+
+def test_sensitivity_draw_count_is_grouped(reports, demo_result):
+    """The number of Monte Carlo draws in the sensitivity text is grouped like every count (1,000 / 1.000)."""
+    n = demo_result.config.sensitivity.n_draws
+    assert n >= 1000
+    assert f"In {fmt.number(n, lang='en')} Monte Carlo draws" in reports["en"]
+    assert f"In {fmt.number(n)} Monte-Carlo-Ziehungen" in reports["de"]

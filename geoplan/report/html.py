@@ -291,7 +291,7 @@ def sensitivity_context(result, lang: str = "de", max_areas: int = figures.MAX_A
         fig = None
     return {
         "rows": rows,
-        "n_draws": sens.n_draws,
+        "n_draws": fmt.number(sens.n_draws, 0, lang),
         "concentration": fmt.number(conc, 0, lang) if conc is not None else "–",
         "max_range_pct": fmt.percent(float(t["range_pct"].max()), 1, lang) if "range_pct" in t else "–",
         "median_range_pct": fmt.percent(float(t["range_pct"].median()), 1, lang) if "range_pct" in t else "–",
