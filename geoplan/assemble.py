@@ -122,7 +122,7 @@ def case_list_stage(config: Config, frame, inputs: list[InputFile], notes: list[
                              directory=directory)
     notes.extend(counts.notes)
     inputs.append(input_file("HzE-Fallliste", cl_path, label=cl_path.name, rows=cl.summary["rows"],
-                             qa=f"{counts.qa['gezaehlt']} von {counts.qa['rows']} Zeilen gezählt",
+                             qa=f"{fmt.number(counts.qa['gezaehlt'])} von {fmt.number(counts.qa['rows'])} Zeilen gezählt",
                              qa_en=f"{fmt.number(counts.qa['gezaehlt'], lang='en')} of "
                                    f"{fmt.number(counts.qa['rows'], lang='en')} rows counted"))
     inputs.extend(case_list_aux_inputs(config, inputs, mapping=mapping, directory=directory))

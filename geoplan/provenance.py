@@ -25,7 +25,7 @@ class InputFile:
     licence: str | None = None
     reference_date: str | None = None
     rows: int | None = None
-    qa: str = ""                      # what reading it found, German ("ohne Befund", "53840 von 53882 Zeilen gezählt")
+    qa: str = ""                      # what reading it found, German ("ohne Befund", "53.840 von 53.882 Zeilen gezählt")
     location: str | None = None       # PostGIS/WFS: 'host:port/db schema.table' or 'URL typename'; no user/password
     qa_en: str = ""                   # the same in English (every input_file/remote_input with qa= gives it)
 

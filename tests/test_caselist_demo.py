@@ -9,6 +9,7 @@ beendet" as a date comparison).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -80,6 +81,34 @@ def test_demo_reads_the_simulated_case_list(demo_result):
     assert demo_result.simulated
     roles = {i.role: i for i in demo_result.inputs}
     assert roles["HzE-Fallliste"].rows == len(pd.read_csv(LIST, sep=";", dtype=str))
+
+
+def test_case_list_counts_in_texts_have_thousands_separators(demo_result):
+    """The row counts of the case list in the Datengrundlage's check column and in the QA notes are grouped
+    like every other count of the report: "53.840 von 53.882" (German), "53,840 of 53,882" (English)."""
+    from geoplan import fmt
+
+    hze = {i.role: i for i in demo_result.inputs}["HzE-Fallliste"]
+    n = hze.rows
+    assert n > 9999
+    assert hze.qa.endswith(f" von {fmt.number(n)} Zeilen gezählt"), hze.qa
+    assert hze.qa_en.endswith(f" of {fmt.number(n, lang='en')} rows counted"), hze.qa_en
+    case_notes = [x for x in demo_result.notes if x.text("de").startswith(("Fallliste:", "HzE-Fallliste:"))]
+    assert len(case_notes) >= 2
+    for note in case_notes:
+        assert f" von {fmt.number(n)} Zeilen" in note.text("de"), note.text("de")
+        assert f" of {fmt.number(n, lang='en')} rows" in note.text("en"), note.text("en")
+    summary = next(x for x in case_notes if x.text("de").startswith("HzE-Fallliste:"))
+    assert re.search(r": \d{1,3}(\.\d{3})+ Hilfen", summary.text("de")), summary.text("de")
+    assert re.search(r": \d{1,3}(,\d{3})+ helps", summary.text("en")), summary.text("en")
+
+
+def test_notes_on_the_case_list_file_stand_under_its_stage(demo_result):
+    """The reader's notes on the case list (e.g. its number format) are listed under 'HzE-Daten' in the
+    QA appendix, not under 'Indikatoren'."""
+    on_list = [x for x in demo_result.notes if x.file and Path(x.file).name == LIST.name]
+    assert any("Zahlenformat" in x.message for x in on_list)
+    assert {x.stage for x in on_list} == {"hze"}, [(x.stage, x.message) for x in on_list]
 
 
 def test_demo_counts_equal_a_direct_pandas_count_of_the_list(demo_result, direct):

@@ -532,3 +532,21 @@ def test_change_legend_bounds_one_decimal_and_same_rounded_change_same_class():
         # centred on 0: the middle class holds 0 and is the palette's neutral colour
         assert clf.classes[5] == 2
 
+
+
+def test_sentences_keep_number_and_unit_together(demo_result):
+    """A line never breaks between a number and its unit in the computed sentences (the PDF had
+    "(100.000.000" at a line's end and "€)" on the next): German puts a no-break space before € and %,
+    English writes €1,234 and 12.3% (also in the indicator weights of the components table)."""
+    from geoplan.report import claims
+
+    for lang in ("de", "en"):
+        c = claims.report_claims(demo_result, lang)
+        texts = [s for _kind, p in c["summary"] for s in p] + c["measures"] + c["distance"] + c["convergence"]
+        texts += [claims.component_text(comp, demo_result, lang) for comp in demo_result.allocation_spec.components]
+        text = "\n".join(texts)
+        assert not re.search(r"\d[ \u202f](€|%)", text), re.findall(r".{30}\d (?:€|%).{10}", text)
+        if lang == "de":
+            assert re.search(r"\d\u00a0€", text) and re.search(r"\d\u00a0%", text)
+        else:
+            assert re.search(r"€\d", text) and re.search(r"\d%", text) and "\u00a0" not in text

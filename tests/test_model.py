@@ -579,3 +579,13 @@ def test_likelihood_ratio_overdispersion_test():
     calm, _ = make_sozialraeume(200, alpha=0.0, seed=34)
     m2 = HzEDemandModel(family="negbin").fit(calm[PRED], calm["hze_cases"], exposure=calm["pop_u21"])
     assert m2.overdispersion_test_["lr_p_value"] > 0.05
+
+
+def test_funnel_note_speaks_of_cases_not_need(demo_result):
+    """The QA note on the funnel plot counts areas with more or fewer cases than expected (observed against
+    expected counts); it said 'auffällig hohem ... Bedarf', which reads as a statement about need."""
+    notes = [n for n in demo_result.notes if "Poisson" in n.message and "Trichterdiagramm" in n.message]
+    assert len(notes) == 1
+    de, en = notes[0].text("de"), notes[0].text("en")
+    assert "Fällen als vom Modell erwartet" in de and "Bedarf" not in de, de
+    assert "cases than the model expects" in en and "need" not in en, en

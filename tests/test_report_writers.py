@@ -37,6 +37,11 @@ def test_column_widths_never_cut_a_number():
     assert w[1] > w[2] and sum(w) == pytest.approx(100, abs=0.1)
 
 
+def test_words_do_not_break_at_a_no_break_space():
+    assert html._words("Haushalte 40\u00a0%) × Korridor-Anpassung") == ["Haushalte", "40\u00a0%)", "×", "Korridor-",
+                                                                         "Anpassung"]
+
+
 def _table(doc: str, table_id: str) -> str:
     return re.search(rf'<table id="{table_id}".*?</table>', doc, re.DOTALL).group(0)
 

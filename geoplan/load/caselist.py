@@ -22,7 +22,7 @@ basis they were given in. Counting happens in :mod:`geoplan.stages.caselist`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -538,7 +538,9 @@ def read_case_list(cfg: CaseListConfig, *, base_dir: Path | None = None) -> Case
     # Notes of the reader that do not carry cell values (dialect, encoding).
     # (empty cells are normal in a case list: no end, no coordinates; the
     # reader's note on "suppressed" cells is left out)
-    notes = [n for n in res.notes if "Schlüssel" not in n.message and not n.details.get("keys")
+    # They are findings on the case list: its stage, not the table reader's ("indicators").
+    notes = [replace(n, stage=STAGE) for n in res.notes
+             if "Schlüssel" not in n.message and not n.details.get("keys")
              and not n.details.get("duplicates") and "suppressed" not in n.details]
     summary = {
         "file": str(path),

@@ -41,7 +41,7 @@ def component_text(comp, result, lang: str = "de") -> str:
                 "share of the need model's expected HzE cases") if comp.column == "expected_cases" else \
             ("Anteil an " if de else "share of ") + word(comp.column)
     if t == "indicator":
-        ws = ", ".join(f"{label_of.get(k, k)} {fmt.number(v * 100 / sum(comp.indicators.values()), 0, lang)} %"
+        ws = ", ".join(f"{label_of.get(k, k)} {_pct(v * 100 / sum(comp.indicators.values()), lang, 0)}"
                        for k, v in comp.indicators.items())
         base = f" × {word(comp.base)}" if comp.base else ""
         return (f"gewichtete Indikatoren ({ws}){base}" if de else f"weighted indicators ({ws}){base}")
@@ -53,20 +53,21 @@ def component_text(comp, result, lang: str = "de") -> str:
     return ""
 
 
+# In the sentences a no-break space keeps a number and its unit on one line ("100.000.000 €", "15,0 %").
 def _eur(v, lang):
-    return fmt.euro(v, 0, lang)
+    return fmt.euro(v, 0, lang, sep=fmt.NBSP)
 
 
 def _seur(v, lang):
-    return ("+" if v > 0.5 else "") + fmt.euro(v, 0, lang)
+    return ("+" if v > 0.5 else "") + fmt.euro(v, 0, lang, sep=fmt.NBSP)
 
 
 def _pct(v, lang, d=1):
-    return fmt.percent(v, d, lang)
+    return fmt.percent(v, d, lang, sep=fmt.NBSP)
 
 
 def _spct(v, lang):
-    return ("+" if round(v, 1) > 0 else "") + fmt.percent(v, 1, lang)
+    return ("+" if round(v, 1) > 0 else "") + fmt.percent(v, 1, lang, sep=fmt.NBSP)
 
 
 def _component_words(comp, result, lang):
@@ -76,12 +77,30 @@ def _component_words(comp, result, lang):
 
 def _rule_en(t) -> str:
     if t.share is not None:
-        return f"{t.share * 100:g} % of the total"
+        return f"{t.share * 100:g}% of the total budget"
     if t.percent_of is not None:
-        return f"{t.percent:g} % of Teilbudget {t.percent_of}"
+        return f"{t.percent:g}% of Teilbudget {t.percent_of}"
     if t.amount_eur is not None:
-        return "fixed amount"
+        return f"fixed amount {fmt.euro(t.amount_eur, 0, 'en')}"
     return "remainder"
+
+
+def teilbudget_texts(row, spec, lang: str = "de") -> tuple[str, str]:
+    """Label and rule of a row of ``AllocationResult.teilbudgets`` for the report and the workbook.
+
+    German: as the allocation wrote them. English: the rule of a configured Teilbudget in English, and for the
+    single Teilbudget the allocation makes when none is configured ("Gesamtbudget", "100 % des Gesamtbudgets")
+    both in English; a configured label is the user's own text and stays as written.
+    """
+    label, rule = str(row.get("label", "")), str(row.get("rule", ""))
+    if lang == "de":
+        return label, rule
+    configured = {t.id: t for t in spec.teilbudgets}
+    if str(row.get("id", "")) in configured:
+        return label, _rule_en(configured[str(row["id"])])
+    if not spec.teilbudgets:
+        return "Total budget", "100% of the total budget"
+    return label, rule
 
 
 def _past(c) -> bool:
@@ -297,14 +316,14 @@ def measure_sentences(result, lang: str = "de") -> list[str]:
                        "(0 would be the same money per head whatever the need, 1 everything at the highest need).")
     g = s.get("gini_budget_per_u21")
     if g is not None:
-        n, d = fmt.number(g, 3, lang), fmt.percent(200 * g, 0, lang)
+        n, d = fmt.number(g, 3, lang), _pct(200 * g, lang, 0)
         out.append((f"Der Gini-Koeffizient von {n} heißt: Zwei zufällig gewählte junge Menschen erhalten im Mittel "
                     f"Beträge, die sich um {d} des Durchschnitts je Kopf unterscheiden (0 = überall gleich)." if de else
                     f"The Gini coefficient of {n} means: two young people picked at random receive amounts that differ "
                     f"on average by {d} of the mean per head (0 = the same everywhere)."))
     t, tb, tw = s.get("theil"), s.get("theil_between"), s.get("theil_within")
     if t is not None and tb is not None and t > 0:
-        share = fmt.percent(100 * tb / t, 0, lang)
+        share = _pct(100 * tb / t, lang, 0)
         out.append((f"Der Theil-Index von {fmt.number(t, 4, lang)} zerlegt die Ungleichheit: {share} liegen zwischen "
                     f"den Bezirken ({fmt.number(tb, 4, lang)}), der Rest innerhalb der Bezirke "
                     f"({fmt.number(tw, 4, lang)})." if de else

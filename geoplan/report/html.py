@@ -122,7 +122,7 @@ def model_text(result, lang: str = "de") -> dict:
         family = f"Poisson model; Pearson χ²/df = {fmt.number(fit.get('dispersion', np.nan), 2, lang)}."
     labels_en = {"model_kfold": "Model, k-fold cross-validation", "model_blocked": "Model, spatially blocked cross-validation",
                  "baseline_prev": "Prior-year cases", "baseline_rate": "Citywide rate × population under 21"}
-    lines = [f"{labels_en.get(k, k)}: deviance explained {fmt.number(100 * r['deviance_explained'], 1, lang)} %, mean absolute "
+    lines = [f"{labels_en.get(k, k)}: deviance explained {fmt.percent(100 * r['deviance_explained'], 1, lang)}, mean absolute "
              f"error {fmt.number(r['mae_per_1000'], 2, lang)} cases per 1,000 under 21" for k, r in model.cv.iterrows()]
     limitations = [
         "The model describes relations between Sozialräume, not between families (ecological model); it supports no "
@@ -150,15 +150,15 @@ def cv_reading(cv: pd.DataFrame, lang: str = "de") -> str:
     best_model = float(d[model_rows].max()) if model_rows else np.nan
     prev = float(d["baseline_prev"]) if "baseline_prev" in d.index else np.nan
     rate = float(d["baseline_rate"]) if "baseline_rate" in d.index else np.nan
-    n = lambda v: fmt.number(100 * v, 1, lang)  # noqa: E731
+    n = lambda v: fmt.percent(100 * v, 1, lang, sep=fmt.NBSP)  # noqa: E731  (the number with its unit, kept together)
     if lang == "de":
-        parts = [f"Das Modell erklärt außerhalb der Stichprobe {n(best_model)} % der Devianz"]
+        parts = [f"Das Modell erklärt außerhalb der Stichprobe {n(best_model)} der Devianz"]
         if np.isfinite(rate):
-            parts.append(f"; die stadtweite Quote je Einwohner unter 21 erklärt {n(rate)} %, das Modell sagt also weit "
+            parts.append(f"; die stadtweite Quote je Einwohner unter 21 erklärt {n(rate)}, das Modell sagt also weit "
                          "besser voraus als eine Verteilung nur nach Köpfen")
         text = "".join(parts) + "."
         if np.isfinite(prev) and prev > best_model:
-            text += (f" Die Vorjahresfälle sagen noch besser voraus ({n(prev)} %): Fallzahlen ändern sich von Jahr zu Jahr "
+            text += (f" Die Vorjahresfälle sagen noch besser voraus ({n(prev)}): Fallzahlen ändern sich von Jahr zu Jahr "
                      "wenig. Trotzdem sollte eine Budgetformel nicht auf Vorjahresfällen beruhen: sie hängen von der "
                      "bisherigen Praxis ab – wie viele Hilfen ein Träger bewilligt bekam, wie das Angebot im Sozialraum "
                      "aussieht –, und diese Praxis beeinflussen die Leistungserbringer selbst. Wer mehr Fälle erzeugt, "
@@ -166,22 +166,22 @@ def cv_reading(cv: pd.DataFrame, lang: str = "de") -> str:
                      "auf Sozialstrukturindikatoren, die die Träger nicht beeinflussen können (so auch das ISA-Modell "
                      "für Sozialraumbudgets).")
         elif np.isfinite(prev):
-            text += f" Die Vorjahresfälle erklären {n(prev)} %."
+            text += f" Die Vorjahresfälle erklären {n(prev)}."
         return text
-    text = f"Out of sample, the model explains {n(best_model)} % of the deviance"
+    text = f"Out of sample, the model explains {n(best_model)} of the deviance"
     if np.isfinite(rate):
-        text += (f"; the citywide rate per resident under 21 explains {n(rate)} %, so the model predicts far better than a "
+        text += (f"; the citywide rate per resident under 21 explains {n(rate)}, so the model predicts far better than a "
                  "split by head count alone")
     text += "."
     if np.isfinite(prev) and prev > best_model:
-        text += (f" Prior-year cases predict even better ({n(prev)} %): case numbers change little from year to year. A "
+        text += (f" Prior-year cases predict even better ({n(prev)}): case numbers change little from year to year. A "
                  "budget formula should still not rest on prior-year cases: they depend on past practice – how many "
                  "cases a provider had approved, what services exist in the area – and providers influence that "
                  "practice themselves. Whoever produced more cases would get more money, and preventive work that "
                  "avoids cases would be penalised. The formula therefore uses social-structure indicators that "
                  "providers cannot influence (as in the ISA model for Sozialraum budgets).")
     elif np.isfinite(prev):
-        text += f" Prior-year cases explain {n(prev)} %."
+        text += f" Prior-year cases explain {n(prev)}."
     return text
 
 
@@ -291,7 +291,7 @@ def sensitivity_context(result, lang: str = "de", max_areas: int = figures.MAX_A
         fig = None
     return {
         "rows": rows,
-        "n_draws": sens.n_draws,
+        "n_draws": fmt.number(sens.n_draws, 0, lang),
         "concentration": fmt.number(conc, 0, lang) if conc is not None else "–",
         "max_range_pct": fmt.percent(float(t["range_pct"].max()), 1, lang) if "range_pct" in t else "–",
         "median_range_pct": fmt.percent(float(t["range_pct"].median()), 1, lang) if "range_pct" in t else "–",
@@ -432,8 +432,9 @@ TABLE_EM, PAD_EM, HEAD_EM = 273 / 25.4 * 72 / 7, 6 * 0.75 / 7, 6.5 / 7 * 1.25
 
 
 def _words(text) -> list[str]:
-    """The pieces a line may break between: at blanks and after a hyphen ('Korridor-' 'Anpassung')."""
-    return re.findall(r"[^\s-]*-|[^\s-]+", str(text))
+    """The pieces a line may break between: at blanks (not at a no-break space) and after a hyphen
+    ('Korridor-' 'Anpassung')."""
+    return re.findall(r"(?:[^\s-]|\u00a0)*-|(?:[^\s-]|\u00a0)+", str(text))
 
 
 def col_widths(rows: list[list[str]], header: list[str], left: int = 2, extra: list[list[str]] = (),
@@ -631,7 +632,7 @@ def _report_context(result, pub, lang, max_areas, pdf_max_areas, jobs: drawjobs.
     tb = getattr(alloc, "teilbudgets", None)
     if tb is not None and len(tb):
         for _i, r in tb.iterrows():
-            teil_rows.append([str(r.get("id", "")), str(r.get("label", "")), str(r.get("rule", "")),
+            teil_rows.append([str(r.get("id", "")), *claims.teilbudget_texts(r, result.allocation_spec, lang),
                               fmt.euro(r.get("amount_eur", np.nan), 0, lang), _("ja") if r.get("distributed", True) else _("nein")])
 
     spec = result.allocation_spec
@@ -679,11 +680,7 @@ def _report_context(result, pub, lang, max_areas, pdf_max_areas, jobs: drawjobs.
         explanations.append((f"{k} {name_of.get(k, '')}", t))
     if explanations:
         jobs.add("waterfall", figures.waterfall_grid, explanations, lang)
-    explain_rows = []
-    for title, t in explanations:
-        explain_rows.append([title] + [fmt.euro(a, 0, lang) for a in t["amount_eur"]])
-    explain_header = [_("Sozialraum")] + [str(l) if lang == "de" else str(p) for p, l in
-                                          zip(explanations[0][1]["position"], explanations[0][1]["label"])] if explanations else []
+    explain_header, explain_rows = explain_table(explanations, lang)
 
     # --- Verteilungsgerechtigkeit: distance from target, winners/losers, observed vs expected -----
     dist_rows = []
@@ -912,6 +909,29 @@ def _report_context(result, pub, lang, max_areas, pdf_max_areas, jobs: drawjobs.
         "fmt": fmt,
         "num": lambda v, d=0: fmt.number(v, d, lang),
     }
+
+
+def explain_table(explanations: list[tuple[str, pd.DataFrame]], lang: str = "de") -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the table beside the waterfalls (``sensitivity.explain`` tables, one per area).
+
+    One column per position: the components (headed by their configured label, as in the
+    components table), the corridor adjustment and the budget. A budget the corridor does not
+    move has no ``korridor`` position; its cell there reads 0 € so the columns stay aligned.
+    """
+    if not explanations:
+        return [], []
+    _ = gettext(lang)
+    labels: dict[str, str] = {}
+    for _title, t in explanations:
+        for p, lab in zip(t["position"], t["label"]):
+            labels.setdefault(str(p), str(lab))
+    order = [p for p in labels if p not in ("korridor", "budget")] + [p for p in ("korridor", "budget") if p in labels]
+    header = [_("Sozialraum")] + [_(labels[p]) if p in ("korridor", "budget") else labels[p] for p in order]
+    rows = []
+    for title, t in explanations:
+        amount = dict(zip(t["position"].astype(str), t["amount_eur"]))
+        rows.append([title] + [fmt.euro(amount.get(p, 0), 0, lang) for p in order])
+    return header, rows
 
 
 def _settle_rules(result, lang: str) -> list[list[str]]:

@@ -149,6 +149,7 @@ EN: dict[str, str] = {
     "Zusammensetzung einzelner Budgets": "How single budgets are made up",
     "Zusammensetzung des Budgets aus den Bestandteilen": "Budget made up of its components",
     "Korridor-Anpassung": "Corridor adjustment",
+    "Korridor (Begrenzung der Veränderung)": "Corridor (limit on the change)",
     "Budget": "Budget",
     # fairness
     "Konzentrationsindex": "Concentration index",
@@ -185,7 +186,7 @@ EN: dict[str, str] = {
     "Anteil": "Share",
     "Gewinner": "Winners",
     "Verlierer": "Losers",
-    "unverändert": "unchanged",
+    "Unverändert": "Unchanged",
     # sensitivity
     "Spanne 5–95 %": "Range 5–95 %",
     "Rang": "Rank",

@@ -184,7 +184,11 @@ def write_xlsx(result, pub, path: Path, lang: str = "de") -> Path:
     if tb is not None and len(tb):
         tcols = [c for c in ["id", "label", "rule", "amount_eur", "distributed"] if c in tb.columns]
         head = {c: voc.label("teil." + c, lang) for c in tcols}
-        trows = [[W("ja" if v else "nein", "yes" if v else "no") if isinstance(v, (bool, np.bool_)) else v for v in r] for r in tb[tcols].values.tolist()]
+        from geoplan.report.claims import teilbudget_texts
+
+        texts = [dict(zip(("label", "rule"), teilbudget_texts(r, result.allocation_spec, lang))) for _i, r in tb.iterrows()]
+        trows = [[W("ja" if v else "nein", "yes" if v else "no") if isinstance(v, (bool, np.bool_)) else texts[i].get(c, v)
+                  for c, v in zip(tcols, r)] for i, r in enumerate(tb[tcols].values.tolist())]
         ws = _sheet(wb, sheet("teilbudgets"), [head[c] for c in tcols], trows, ["text", "text", "text", "euro", "text"][: len(tcols)],
                     widths=[12, 30, 30, 16, 14])
         if "amount_eur" in tcols:

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from geoplan import fmt
 from geoplan.errors import GeoplanError, QANote
 from geoplan.load.caselist import DEFAULT_GROUP_OF, GROUPS, distinct_text
 
@@ -424,33 +425,33 @@ def _merged_ends(cases: pd.DataFrame, dup: np.ndarray, order: np.ndarray | None 
 
 def _qa_notes(counts, located, unknown_kinds, file, merge) -> list[QANote]:
     notes: list[QANote] = []
-    n = counts["rows"]
+    n, n_en = fmt.number(counts["rows"]), fmt.number(counts["rows"], lang="en")
 
     def add(key, text, text_en, level="warnung"):
         v = counts.get(key, 0)
         if v:
-            notes.append(QANote(STAGE, f"Fallliste: {v} von {n} Zeilen {text}.", level=level, file=file,
+            notes.append(QANote(STAGE, f"Fallliste: {fmt.number(v)} von {n} Zeilen {text}.", level=level, file=file,
                                 details={"finding": key, "rows": v},
-                                message_en=f"Case list: {v} of {n} rows {text_en}."))
+                                message_en=f"Case list: {fmt.number(v, lang='en')} of {n_en} rows {text_en}."))
 
     if located is not None and counts.get("ohne_ort"):
         by = located.counts()
         parts = [f"{_OUTCOME_TEXT[m][0]}: {c}" for m, c in by.items() if m in _OUTCOME_TEXT and c]
         parts_en = [f"{_OUTCOME_TEXT[m][1]}: {c}" for m, c in by.items() if m in _OUTCOME_TEXT and c]
-        notes.append(QANote(STAGE, f"Fallliste: {counts['ohne_ort']} von {n} Zeilen ohne Zuordnung zu einem "
+        notes.append(QANote(STAGE, f"Fallliste: {fmt.number(counts['ohne_ort'])} von {n} Zeilen ohne Zuordnung zu einem "
                             "Sozialraum (" + "; ".join(parts) + "); sie werden nicht gezählt.",
                             file=file, details={"finding": "ohne_ort", "rows": counts["ohne_ort"],
                                                 "by_reason": {m: c for m, c in by.items() if m in _OUTCOME_TEXT}},
-                            message_en=f"Case list: {counts['ohne_ort']} of {n} rows not assigned to a Sozialraum ("
+                            message_en=f"Case list: {fmt.number(counts['ohne_ort'], lang='en')} of {n_en} rows not assigned to a Sozialraum ("
                             + "; ".join(parts_en) + "); they are not counted."))
     if counts.get("hilfeart_unbekannt"):
-        notes.append(QANote(STAGE, f"Fallliste: {counts['hilfeart_unbekannt']} von {n} Zeilen mit unbekannter "
+        notes.append(QANote(STAGE, f"Fallliste: {fmt.number(counts['hilfeart_unbekannt'])} von {n} Zeilen mit unbekannter "
                             f"Hilfeart ({len(unknown_kinds)} " + ("Schreibweise" if len(unknown_kinds) == 1 else "verschiedene Schreibweisen")
                             + "); sie werden nicht gezählt. "
                             "Örtliche Bezeichnungen in hze.case_list.kind_map zuordnen.",
                             file=file, details={"finding": "hilfeart_unbekannt",
                                                 "rows": counts["hilfeart_unbekannt"]},
-                            message_en=f"Case list: {counts['hilfeart_unbekannt']} of {n} rows with an unknown kind "
+                            message_en=f"Case list: {fmt.number(counts['hilfeart_unbekannt'], lang='en')} of {n_en} rows with an unknown kind "
                             f"of help ({len(unknown_kinds)} " + ("spelling" if len(unknown_kinds) == 1 else "different spellings")
                             + "); they are not counted. Map the local names in hze.case_list.kind_map."))
     add("beginn_fehlt", "ohne Beginn; sie werden nicht gezählt", "without a start date; they are not counted")
@@ -725,11 +726,12 @@ def case_counts(
     notes = list(caselist.notes) + notes
     notes.append(QANote(
         STAGE,
-        f"HzE-Fallliste: {qa['gezaehlt']} von {qa['rows']} Zeilen gezählt; {ref}: {qa_total} Hilfen "
+        f"HzE-Fallliste: {fmt.number(qa['gezaehlt'])} von {fmt.number(qa['rows'])} Zeilen gezählt; {ref}: {fmt.number(qa_total)} Hilfen "
         f"({_MEASURE_TEXT[cfg.measure]}), Jahre {years[0]}–{years[-1]}, Stand {stand}"
         + ("; die Liste ist simuliert." if cfg.simulated else "."),
         level="info", file=caselist.path, details={"rows": qa["rows"], "counted": qa["gezaehlt"]},
-        message_en=f"HzE case list: {qa['gezaehlt']} of {qa['rows']} rows counted; {ref}: {qa_total} helps "
+        message_en=f"HzE case list: {fmt.number(qa['gezaehlt'], lang='en')} of {fmt.number(qa['rows'], lang='en')} rows counted; "
+        f"{ref}: {fmt.number(qa_total, lang='en')} helps "
         f"({_MEASURE_TEXT_EN[cfg.measure]}), years {years[0]}–{years[-1]}, as of {stand}"
         + ("; the list is simulated." if cfg.simulated else "."),
     ))

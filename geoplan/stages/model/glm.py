@@ -1098,13 +1098,14 @@ def fit_need_model(
     n_high = int((funnel["flag"] == "auffällig hoch").sum())
     n_low = int((funnel["flag"] == "auffällig niedrig").sum())
     if n_high or n_low:
+        # the funnel plot compares observed with expected case counts: a flag says nothing about need
         text = (
-            f"{n_high} Sozialräume mit auffällig hohem und {n_low} mit auffällig niedrigem Bedarf "
-            "(außerhalb der exakten Poisson-Grenzen 99,8 % des Trichterdiagramms)."
+            f"{n_high} {'Sozialraum' if n_high == 1 else 'Sozialräume'} mit auffällig mehr und {n_low} mit auffällig "
+            "weniger Fällen als vom Modell erwartet (außerhalb der exakten Poisson-Grenzen 99,8 % des Trichterdiagramms)."
         )
         text_en = (
-            f"{n_high} Sozialräume with notably high and {n_low} with notably low need "
-            "(outside the exact Poisson limits 99.8% of the funnel plot)."
+            f"{n_high} {'Sozialraum' if n_high == 1 else 'Sozialräume'} with notably more and {n_low} with notably "
+            "fewer cases than the model expects (outside the exact Poisson limits 99.8% of the funnel plot)."
         )
         flagged = funnel["flag"].to_numpy() != ""
         if "flag_nb" in funnel.columns:
